@@ -1,0 +1,92 @@
+# pdns-relay - see README.md. Targets: all test unit e2e bench fuzz run clean.
+# Switches: USE_WERROR=1 (CI), SANITIZE=address,undefined, O=2.
+
+CC       ?= cc
+O        ?= 2
+PKGS     := libsodium hiredis libwebsockets jansson libuv
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS   ?= -O$(O) -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wformat=2 \
+            -Wno-missing-field-initializers -MMD -MP -Irelay -Imixer -Ipolicy \
+            $(PKG_CFLAGS)
+ifeq ($(USE_WERROR),1)
+CFLAGS   += -Werror
+endif
+ifneq ($(SANITIZE),)
+CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS  += -fsanitize=$(SANITIZE)
+BUILD    ?= build-san
+endif
+BUILD    ?= build
+LDLIBS   += $(PKG_LIBS) -lssl -lcrypto -lm
+
+PY       := /usr/bin/python3
+
+CORE_SRC := $(filter-out relay/main.c,$(wildcard relay/*.c mixer/*.c policy/*.c))
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+BIN      := $(BUILD)/pdns-relay
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(wildcard tests/bench/bench_*.c)
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all test unit e2e bench fuzz run clean deps
+
+all: $(BIN) pdns-relay
+
+pdns-relay: $(BIN)
+	ln -sf $(BIN) $@
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libpdns.a: $(CORE_OBJ)
+	ar rcs $@ $^
+
+$(BIN): $(BUILD)/relay/main.o $(BUILD)/libpdns.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpdns.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libpdns.a $(LDFLAGS) $(LDLIBS) -lcmocka
+
+$(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libpdns.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libpdns.a $(LDFLAGS) $(LDLIBS)
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; (cd tests/unit && ../../$$t); done
+
+e2e: $(BIN)
+	PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) -m pytest -q -p no:cacheprovider tests/e2e
+
+test: unit e2e
+
+bench: $(BIN) $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do $$b tests/data; done
+	PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) tests/bench/ingest_bench.py
+
+# libFuzzer targets (clang). FUZZ_SECONDS bounds each run.
+FUZZ_SECONDS ?= 20
+FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Irelay $(PKG_CFLAGS) \
+               -fsanitize=fuzzer,address,undefined
+fuzz:
+	@mkdir -p build-fuzz
+	@set -e; for f in tests/fuzz/fuzz_*.c; do \
+	  n=$$(basename $$f .c); \
+	  clang $(FUZZ_CFLAGS) -o build-fuzz/$$n $$f $(CORE_SRC) $(PKG_LIBS) -lssl -lcrypto -lm; \
+	  mkdir -p build-fuzz/corpus-$$n; \
+	  build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	    build-fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>&1 | tail -n 3; \
+	done
+
+run: $(BIN)
+	./scripts/demo.sh
+
+clean:
+	rm -rf build build-san build-fuzz pdns-relay
+
+-include $(CORE_OBJ:.o=.d) $(BUILD)/relay/main.d

@@ -1,0 +1,47 @@
+/* buf.c - growable bounded byte buffer. */
+#include "buf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int pdns_buf_reserve(pdns_buf *b, size_t n) {
+    if (n <= b->cap - b->len)
+        return 0;
+    if (b->max && n > b->max - b->len)
+        return -1;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->len < n)
+        cap *= 2;
+    if (b->max && cap > b->max)
+        cap = b->max;
+    char *p = realloc(b->p, cap);
+    if (!p)
+        return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+int pdns_buf_append(pdns_buf *b, const void *p, size_t n) {
+    if (pdns_buf_reserve(b, n) < 0)
+        return -1;
+    if (n)
+        memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+void pdns_buf_consume(pdns_buf *b, size_t n) {
+    if (n >= b->len) {
+        b->len = 0;
+        return;
+    }
+    memmove(b->p, b->p + n, b->len - n);
+    b->len -= n;
+}
+
+void pdns_buf_free(pdns_buf *b) {
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}

@@ -1,0 +1,30 @@
+/* buf.h - a growable byte buffer with a hard upper bound.
+ *
+ * Every buffer that holds outside input has a cap: pdns_buf_reserve fails
+ * rather than grow past it, so a peer cannot make the relay allocate
+ * without limit. */
+#ifndef PDNS_BUF_H
+#define PDNS_BUF_H
+
+#include <stddef.h>
+
+typedef struct pdns_buf {
+    char *p;
+    size_t len;
+    size_t cap;
+    size_t max;  /* 0: no bound (for our own output only) */
+} pdns_buf;
+
+/* Makes room for n more bytes. Returns 0, or -1 (out of memory or over
+ * b->max), leaving b unchanged. */
+int pdns_buf_reserve(pdns_buf *b, size_t n);
+
+/* Appends n bytes. Returns 0 or -1 as pdns_buf_reserve. */
+int pdns_buf_append(pdns_buf *b, const void *p, size_t n);
+
+/* Drops the first n bytes, keeping the rest. */
+void pdns_buf_consume(pdns_buf *b, size_t n);
+
+void pdns_buf_free(pdns_buf *b);
+
+#endif

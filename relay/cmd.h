@@ -1,0 +1,16 @@
+/* cmd.h - the subcommands of the pdns-relay binary (git style). Each takes
+ * argc/argv after the command name and returns the process exit status. */
+#ifndef PDNS_CMD_H
+#define PDNS_CMD_H
+
+int cmd_run(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_send(int argc, char **argv);
+
+extern const char cmd_run_help[];
+extern const char cmd_convert_help[];
+extern const char cmd_send_help[];
+
+#define PDNS_RELAY_VERSION "0.1.0"
+
+#endif

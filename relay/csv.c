@@ -1,0 +1,348 @@
+/* csv.c - passivedns CSV line parser. See csv.h for the format. */
+#include "csv.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "rrtype.h"
+
+enum csv_field {
+    F_TS_H = 1u << 0, F_TS_S = 1u << 1, F_TS_M = 1u << 2, F_HOST = 1u << 3,
+    F_CLIENT = 1u << 4, F_CMAC = 1u << 5, F_SERVER = 1u << 6,
+    F_SMAC = 1u << 7, F_PROTO = 1u << 8, F_CLASS = 1u << 9,
+    F_QUERY = 1u << 10, F_QLEN = 1u << 11, F_TYPE = 1u << 12,
+    F_ANSWER = 1u << 13, F_ALEN = 1u << 14, F_TTL = 1u << 15,
+    F_COUNT = 1u << 16
+};
+
+static const struct {
+    char letter;
+    uint32_t bit;
+} letters[] = {
+    {'H', F_TS_H}, {'S', F_TS_S}, {'M', F_TS_M}, {'h', F_HOST},
+    {'c', F_CLIENT}, {'w', F_CMAC}, {'s', F_SERVER}, {'W', F_SMAC},
+    {'p', F_PROTO}, {'C', F_CLASS}, {'Q', F_QUERY}, {'L', F_QLEN},
+    {'T', F_TYPE}, {'A', F_ANSWER}, {'l', F_ALEN}, {'t', F_TTL},
+    {'n', F_COUNT},
+};
+
+/* Front fields in print order (the timestamp counts as one). */
+static const uint32_t front_order[] = {F_HOST, F_CLIENT, F_CMAC, F_SERVER,
+                                       F_SMAC, F_PROTO, F_CLASS};
+
+static const char *result_names[CSV_RESULT_COUNT] = {
+    "ok", "fields", "time", "class", "name", "type", "rdata", "number",
+    "binary", "too_long"};
+
+const char *csv_result_name(enum csv_result r) {
+    return (unsigned)r < CSV_RESULT_COUNT ? result_names[r] : "unknown";
+}
+
+int csv_layout_init(csv_layout *l, const char *f, const char *sep, char *err,
+                    size_t errlen) {
+    memset(l, 0, sizeof(*l));
+    if (!f)
+        f = CSV_DEFAULT_LAYOUT;
+    if (!sep)
+        sep = CSV_DEFAULT_SEPARATOR;
+    for (const char *c = f; *c; c++) {
+        size_t i;
+        for (i = 0; i < sizeof(letters) / sizeof(letters[0]); i++)
+            if (letters[i].letter == *c)
+                break;
+        if (i == sizeof(letters) / sizeof(letters[0])) {
+            snprintf(err, errlen, "layout '%s': unknown field letter '%c'", f,
+                     *c);
+            return -1;
+        }
+        l->fields |= letters[i].bit;
+    }
+    if (!(l->fields & (F_TS_H | F_TS_S))) {
+        snprintf(err, errlen, "layout '%s': needs a timestamp (S or H)", f);
+        return -1;
+    }
+    if ((l->fields & (F_QUERY | F_TYPE | F_ANSWER)) !=
+        (F_QUERY | F_TYPE | F_ANSWER)) {
+        snprintf(err, errlen, "layout '%s': needs query, type and answer "
+                 "(Q, T and A)", f);
+        return -1;
+    }
+    l->sep_len = strlen(sep);
+    if (l->sep_len == 0 || l->sep_len > CSV_SEP_MAX || strchr(sep, '\n')) {
+        snprintf(err, errlen, "separator must be 1 to %d bytes, no newline",
+                 CSV_SEP_MAX);
+        return -1;
+    }
+    memcpy(l->sep, sep, l->sep_len + 1);
+    l->n_front = 1;
+    for (size_t i = 0; i < sizeof(front_order) / sizeof(front_order[0]); i++)
+        if (l->fields & front_order[i])
+            l->n_front++;
+    snprintf(l->letters, sizeof(l->letters), "%s", f);
+    return 0;
+}
+
+/* ---- small scanners ---------------------------------------------------- */
+
+static const char *find_sep(const char *p, const char *end,
+                            const csv_layout *l) {
+    if (l->sep_len == 1)
+        return memchr(p, l->sep[0], (size_t)(end - p));
+    while (p + l->sep_len <= end) {
+        const char *q = memchr(p, l->sep[0], (size_t)(end - p));
+        if (!q || q + l->sep_len > end)
+            return NULL;
+        if (memcmp(q, l->sep, l->sep_len) == 0)
+            return q;
+        p = q + 1;
+    }
+    return NULL;
+}
+
+static const char *find_sep_back(const char *begin, const char *end,
+                                 const csv_layout *l) {
+    for (const char *q = end - l->sep_len; q >= begin; q--)
+        if (*q == l->sep[0] && memcmp(q, l->sep, l->sep_len) == 0)
+            return q;
+    return NULL;
+}
+
+static int parse_u64(const char *s, size_t len, uint64_t *v) {
+    uint64_t x = 0;
+    if (len == 0 || len > 20)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (d > 9 || x > (UINT64_MAX - d) / 10)
+            return -1;
+        x = x * 10 + d;
+    }
+    *v = x;
+    return 0;
+}
+
+/* Fraction digits after the dot -> milliseconds (truncated). */
+static int parse_frac_ms(const char *s, size_t len, int64_t *ms) {
+    uint64_t v;
+    if (len == 0 || len > 9 || parse_u64(s, len, &v) < 0)
+        return -1;
+    for (size_t i = len; i < 3; i++)
+        v *= 10;
+    for (size_t i = 3; i < len; i++)
+        v /= 10;
+    *ms = (int64_t)v;
+    return 0;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+/* "YYYY-MM-DD HH:MM:SS[.ffffff]", read as UTC. */
+static int parse_ymdhms(const char *s, size_t len, int64_t *sec,
+                        int64_t *ms) {
+    uint64_t Y, M, D, h, m, x;
+    if (len < 19 || s[4] != '-' || s[7] != '-' || s[10] != ' ' ||
+        s[13] != ':' || s[16] != ':' || parse_u64(s, 4, &Y) < 0 ||
+        parse_u64(s + 5, 2, &M) < 0 || parse_u64(s + 8, 2, &D) < 0 ||
+        parse_u64(s + 11, 2, &h) < 0 || parse_u64(s + 14, 2, &m) < 0 ||
+        parse_u64(s + 17, 2, &x) < 0 || M < 1 || M > 12 || D < 1 ||
+        D > 31 || h > 23 || m > 59 || x > 60)
+        return -1;
+    *ms = 0;
+    if (len > 19 && (s[19] != '.' || parse_frac_ms(s + 20, len - 20, ms) < 0))
+        return -1;
+    *sec = days_from_civil((int64_t)Y, (unsigned)M, (unsigned)D) * 86400 +
+           (int64_t)(h * 3600 + m * 60 + x);
+    return 0;
+}
+
+static int parse_time(const csv_layout *l, const char *s, size_t len,
+                      pdns_record *r) {
+    int64_t sec, ms = 0;
+    uint64_t v;
+    r->has_ms = 0;
+    if (l->fields & F_TS_H) {
+        if (parse_ymdhms(s, len, &sec, &ms) < 0)
+            return -1;
+        r->has_ms = 1;
+    } else {
+        const char *dot = memchr(s, '.', len);
+        size_t il = dot ? (size_t)(dot - s) : len;
+        if (parse_u64(s, il, &v) < 0 || v > (uint64_t)INT64_MAX / 1000)
+            return -1;
+        sec = (int64_t)v;
+        if (dot) {
+            if (parse_frac_ms(dot + 1, len - il - 1, &ms) < 0)
+                return -1;
+            r->has_ms = 1;
+        }
+    }
+    r->time_first = r->time_last = sec;
+    r->time_first_ms = r->time_last_ms = sec * 1000 + ms;
+    return 0;
+}
+
+static const char *const rcodes[] = {
+    "NXDOMAIN", "SERVFAIL", "REFUSED", "FORMERR", "NOTIMPL", "YXDOMAIN",
+    "YXRRSET", "NXRRSET", "NOTAUTH", "NOTZONE"};
+
+static int is_rcode(const char *s, size_t len) {
+    if (len > 14 && memcmp(s, "UNKNOWN-ERROR-", 14) == 0)
+        return 1;
+    for (size_t i = 0; i < sizeof(rcodes) / sizeof(rcodes[0]); i++)
+        if (strlen(rcodes[i]) == len && memcmp(rcodes[i], s, len) == 0)
+            return 1;
+    return 0;
+}
+
+/* Splits the middle "query[<sep>qlen]<sep>type<sep>answer". */
+static enum csv_result split_middle(const csv_layout *l, char *p, char *end,
+                                    pdns_record *r, char **ans,
+                                    const char **why) {
+    const char *s = p;
+    while ((s = find_sep(s, end, l)) != NULL) {
+        const char *t = s + l->sep_len;
+        if (l->fields & F_QLEN) { /* query is exactly qlen bytes */
+            const char *e = find_sep(t, end, l);
+            uint64_t ql;
+            if (e && parse_u64(t, (size_t)(e - t), &ql) == 0 &&
+                ql == (uint64_t)(s - p)) {
+                t = e + l->sep_len;
+                const char *te = find_sep(t, end, l);
+                if (!te || pdns_rrtype_parse(t, (size_t)(te - t),
+                                             &r->rrtype) < 0) {
+                    *why = "no known rrtype after the query length";
+                    return CSV_E_TYPE;
+                }
+                r->rrname.p = p;
+                r->rrname.len = (size_t)(s - p);
+                *ans = (char *)te + l->sep_len;
+                return CSV_OK;
+            }
+        } else {
+            const char *te = find_sep(t, end, l);
+            if (te && pdns_rrtype_parse(t, (size_t)(te - t), &r->rrtype) == 0) {
+                r->rrname.p = p;
+                r->rrname.len = (size_t)(s - p);
+                *ans = (char *)te + l->sep_len;
+                return CSV_OK;
+            }
+        }
+        s = s + 1;
+    }
+    *why = "no known rrtype between query and answer";
+    return CSV_E_TYPE;
+}
+
+enum csv_result csv_parse_line(const csv_layout *l, char *line, size_t len,
+                               pdns_record *r, const char **why) {
+    pdns_str front[8];
+    pdns_str back[3] = {{NULL, 0}, {NULL, 0}, {NULL, 0}};
+    char *p = line, *end;
+    uint64_t v;
+    enum csv_result res;
+
+    if (len && line[len - 1] == '\r')
+        len--;
+    end = line + len;
+    if (memchr(line, '\0', len)) {
+        *why = "NUL byte in line";
+        return CSV_E_BINARY;
+    }
+    for (int i = 0; i < l->n_front; i++) {
+        char *q = (char *)find_sep(p, end, l);
+        if (!q) {
+            *why = "too few fields for the layout";
+            return CSV_E_FIELDS;
+        }
+        front[i].p = p;
+        front[i].len = (size_t)(q - p);
+        p = q + l->sep_len;
+    }
+    /* back fields, right to left: count, ttl, alen */
+    static const uint32_t back_order[] = {F_COUNT, F_TTL, F_ALEN};
+    for (int i = 0; i < 3; i++) {
+        if (!(l->fields & back_order[i]))
+            continue;
+        const char *q = find_sep_back(p, end, l);
+        if (!q) {
+            *why = "too few fields for the layout";
+            return CSV_E_FIELDS;
+        }
+        back[i].p = q + l->sep_len;
+        back[i].len = (size_t)(end - back[i].p);
+        end = (char *)q;
+    }
+
+    if (parse_time(l, front[0].p, front[0].len, r) < 0) {
+        *why = "bad timestamp";
+        return CSV_E_TIME;
+    }
+    int fi = 1;
+    r->client.len = r->server.len = 0;
+    for (size_t i = 0; i < sizeof(front_order) / sizeof(front_order[0]); i++) {
+        if (!(l->fields & front_order[i]))
+            continue;
+        pdns_str *f = &front[fi++];
+        if (front_order[i] == F_CLASS &&
+            !(f->len == 2 && f->p[0] == 'I' && f->p[1] == 'N')) {
+            *why = "class is not IN";
+            return CSV_E_CLASS;
+        }
+        if (l->keep_addresses && front_order[i] == F_CLIENT)
+            r->client = *f;
+        if (l->keep_addresses && front_order[i] == F_SERVER)
+            r->server = *f;
+    }
+
+    char *ans;
+    if ((res = split_middle(l, p, end, r, &ans, why)) != CSV_OK)
+        return res;
+    r->rdata.p = ans;
+    r->rdata.len = (size_t)(end - ans);
+
+    r->count = 1;
+    if (back[0].p) {
+        if (parse_u64(back[0].p, back[0].len, &v) < 0) {
+            *why = "bad count";
+            return CSV_E_NUMBER;
+        }
+        r->count = v;
+    }
+    r->ttl = 0;
+    if (back[1].p) {
+        if (parse_u64(back[1].p, back[1].len, &v) < 0 || v > UINT32_MAX) {
+            *why = "bad ttl";
+            return CSV_E_NUMBER;
+        }
+        r->ttl = (uint32_t)v;
+    }
+    if (back[2].p && parse_u64(back[2].p, back[2].len, &v) < 0) {
+        *why = "bad answer length";
+        return CSV_E_NUMBER;
+    }
+
+    char *name = (char *)r->rrname.p;
+    r->rrname.len = pdns_name_normalize(name, r->rrname.len);
+    if (pdns_name_check(name, r->rrname.len, why) < 0)
+        return CSV_E_NAME;
+
+    if (r->rdata.len == 0) {
+        *why = "empty answer";
+        return CSV_E_RDATA;
+    }
+    r->is_error = (!back[1].p || r->ttl == 0) &&
+                  is_rcode(r->rdata.p, r->rdata.len);
+    if (r->is_error)
+        return CSV_OK;
+    if (pdns_rdata_normalize(r, (char *)r->rdata.p, why) < 0)
+        return CSV_E_RDATA;
+    return CSV_OK;
+}

@@ -1,0 +1,131 @@
+/* d4.c - D4 protocol v1 header codec, HMAC and frame reassembly. */
+#include "d4.h"
+
+#include <sodium.h>
+#include <string.h>
+
+static void put_le(uint8_t *p, uint64_t v, int n) {
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, int n) {
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+void d4_header_encode(const d4_header *h, uint8_t out[D4_HEADER_SIZE]) {
+    out[0] = h->version;
+    out[1] = h->type;
+    memcpy(out + 2, h->uuid, 16);
+    put_le(out + 18, h->timestamp, 8);
+    memcpy(out + 26, h->hmac, D4_HMAC_SIZE);
+    put_le(out + 58, h->size, 4);
+}
+
+void d4_header_decode(const uint8_t in[D4_HEADER_SIZE], d4_header *h) {
+    h->version = in[0];
+    h->type = in[1];
+    memcpy(h->uuid, in + 2, 16);
+    h->timestamp = get_le(in + 18, 8);
+    memcpy(h->hmac, in + 26, D4_HMAC_SIZE);
+    h->size = (uint32_t)get_le(in + 58, 4);
+}
+
+void d4_hmac_compute(const uint8_t *key, size_t keylen, const d4_header *h,
+                     const uint8_t *payload, size_t len,
+                     uint8_t out[D4_HMAC_SIZE]) {
+    crypto_auth_hmacsha256_state st;
+    uint8_t hdr[D4_HEADER_SIZE];
+    d4_header z = *h;
+    memset(z.hmac, 0, sizeof(z.hmac));
+    d4_header_encode(&z, hdr);
+    crypto_auth_hmacsha256_init(&st, key, keylen);
+    crypto_auth_hmacsha256_update(&st, hdr, sizeof(hdr));
+    if (len)
+        crypto_auth_hmacsha256_update(&st, payload, len);
+    crypto_auth_hmacsha256_final(&st, out);
+    sodium_memzero(&st, sizeof(st));
+}
+
+int d4_hmac_verify(const uint8_t *key, size_t keylen, const d4_header *h,
+                   const uint8_t *payload, size_t len) {
+    uint8_t mac[D4_HMAC_SIZE];
+    d4_hmac_compute(key, keylen, h, payload, len, mac);
+    int ok = sodium_memcmp(mac, h->hmac, D4_HMAC_SIZE) == 0;
+    sodium_memzero(mac, sizeof(mac));
+    return ok ? 0 : -1;
+}
+
+int d4_frame_encode(d4_header *h, const uint8_t *key, size_t keylen,
+                    const uint8_t *payload, size_t len, pdns_buf *out) {
+    if (len > UINT32_MAX || pdns_buf_reserve(out, D4_HEADER_SIZE + len) < 0)
+        return -1;
+    h->size = (uint32_t)len;
+    d4_hmac_compute(key, keylen, h, payload, len, h->hmac);
+    d4_header_encode(h, (uint8_t *)out->p + out->len);
+    out->len += D4_HEADER_SIZE;
+    if (len)
+        memcpy(out->p + out->len, payload, len);
+    out->len += len;
+    return 0;
+}
+
+void d4_reader_init(d4_reader *r, uint32_t max_payload) {
+    memset(r, 0, sizeof(*r));
+    r->max_payload = max_payload ? max_payload : D4_DEFAULT_MAX_PAYLOAD;
+    r->payload.max = r->max_payload;
+}
+
+void d4_reader_free(d4_reader *r) {
+    pdns_buf_free(&r->payload);
+}
+
+int d4_reader_partial(const d4_reader *r) {
+    return r->hdr_have > 0 || r->in_payload;
+}
+
+int d4_reader_feed(d4_reader *r, const uint8_t *data, size_t len,
+                   size_t *used, const d4_header **h,
+                   const uint8_t **payload, size_t *plen) {
+    size_t off = 0;
+    *used = 0;
+    if (!r->in_payload) {
+        size_t take = D4_HEADER_SIZE - r->hdr_have;
+        if (take > len)
+            take = len;
+        memcpy(r->hdr + r->hdr_have, data, take);
+        r->hdr_have += take;
+        off = take;
+        if (r->hdr_have < D4_HEADER_SIZE) {
+            *used = off;
+            return D4_NEED_MORE;
+        }
+        d4_header_decode(r->hdr, &r->h);
+        r->hdr_have = 0;
+        *used = off;
+        if (r->h.version != D4_VERSION)
+            return D4_E_VERSION;
+        if (r->h.size > r->max_payload)
+            return D4_E_SIZE;
+        r->payload.len = 0;
+        if (pdns_buf_reserve(&r->payload, r->h.size) < 0)
+            return D4_E_SIZE;
+        r->in_payload = 1;
+    }
+    size_t want = r->h.size - r->payload.len;
+    size_t take = len - off < want ? len - off : want;
+    if (take)
+        pdns_buf_append(&r->payload, data + off, take); /* reserved above */
+    off += take;
+    *used = off;
+    if (r->payload.len < r->h.size)
+        return D4_NEED_MORE;
+    r->in_payload = 0;
+    *h = &r->h;
+    *payload = (const uint8_t *)r->payload.p;
+    *plen = r->payload.len;
+    return D4_FRAME;
+}

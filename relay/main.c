@@ -1,0 +1,78 @@
+/* main.c - pdns-relay entry point: dispatches to a subcommand. */
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+
+static const struct command {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+    const char *summary;
+} commands[] = {
+    {"run", cmd_run, cmd_run_help, "run the relay daemon"},
+    {"convert", cmd_convert, cmd_convert_help,
+     "convert passivedns CSV to COF NDJSON"},
+    {"send", cmd_send, cmd_send_help,
+     "stream a CSV file to a D4 server as type-8 frames"},
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: pdns-relay <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "  %-10s %s\n  %-10s %s\n", "help CMD", "show a command's help",
+            "version", "print the version");
+}
+
+static const struct command *find(const char *name) {
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (sodium_init() < 0) {
+        fprintf(stderr, "pdns-relay: libsodium failed to initialise\n");
+        return 1;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 ||
+        strcmp(name, "-h") == 0) {
+        if (argc > 2) {
+            const struct command *c = find(argv[2]);
+            if (!c) {
+                fprintf(stderr, "pdns-relay: no command '%s'\n", argv[2]);
+                return 2;
+            }
+            fputs(c->help, stdout);
+            return 0;
+        }
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0) {
+        printf("pdns-relay %s\n", PDNS_RELAY_VERSION);
+        return 0;
+    }
+    const struct command *c = find(name);
+    if (!c) {
+        fprintf(stderr, "pdns-relay: no command '%s'\n\n", name);
+        usage(stderr);
+        return 2;
+    }
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(c->help, stdout);
+            return 0;
+        }
+    return c->fn(argc - 1, argv + 1);
+}

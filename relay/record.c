@@ -1,0 +1,162 @@
+/* record.c - helpers for the record model: names, uuids, copies. */
+#include "record.h"
+
+#include "rrtype.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *pdns_source_name(enum pdns_source s) {
+    static const char *names[PDNS_SRC_COUNT] = {"d4", "queue", "partner",
+                                                "file"};
+    return (unsigned)s < PDNS_SRC_COUNT ? names[s] : "unknown";
+}
+
+size_t pdns_name_normalize(char *s, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 'A' && c <= 'Z')
+            s[i] = (char)(c + 32);
+    }
+    /* "a.b." -> "a.b", but an escaped dot ("a\.") is part of the label */
+    if (len > 1 && s[len - 1] == '.' && s[len - 2] != '\\')
+        len--;
+    return len;
+}
+
+int pdns_name_check(const char *s, size_t len, const char **why) {
+    if (len == 0) {
+        *why = "empty name";
+        return -1;
+    }
+    if (len > 1024) {
+        *why = "name longer than 1024 bytes";
+        return -1;
+    }
+    if (len == 1 && s[0] == '.')
+        return 0;
+    if (s[0] == '.') {
+        *why = "name has an empty label";
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= ' ' || c == 0x7f) {
+            *why = "name has a control character or space";
+            return -1;
+        }
+        if (c == '\\') { /* an escape: skip the escaped byte */
+            i++;
+            continue;
+        }
+        if (c == '.' && i + 1 < len && s[i + 1] == '.') {
+            *why = "name has an empty label";
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static char *copy_str(char *dst, pdns_str *s) {
+    if (s->len)
+        memcpy(dst, s->p, s->len);
+    dst[s->len] = '\0';
+    s->p = dst;
+    return dst + s->len + 1;
+}
+
+pdns_record *pdns_record_dup(const pdns_record *r) {
+    size_t need = sizeof(*r) + r->rrname.len + r->rdata.len +
+                  r->bailiwick.len + r->client.len + r->server.len +
+                  r->sensor_id.len + r->origin.len + 7;
+    pdns_record *c = malloc(need);
+    if (!c)
+        return NULL;
+    *c = *r;
+    char *p = (char *)(c + 1);
+    p = copy_str(p, &c->rrname);
+    p = copy_str(p, &c->rdata);
+    p = copy_str(p, &c->bailiwick);
+    p = copy_str(p, &c->client);
+    p = copy_str(p, &c->server);
+    p = copy_str(p, &c->sensor_id);
+    copy_str(p, &c->origin);
+    return c;
+}
+
+void pdns_uuid_hex(const uint8_t uuid[16], char out[33]) {
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hex[uuid[i] >> 4];
+        out[2 * i + 1] = hex[uuid[i] & 15];
+    }
+    out[32] = '\0';
+}
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int pdns_uuid_parse(const char *s, uint8_t uuid[16]) {
+    int n = 0;
+    size_t len = strlen(s);
+    if (len != 32 && len != 36)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (len == 36 && (i == 8 || i == 13 || i == 18 || i == 23)) {
+            if (s[i] != '-')
+                return -1;
+            continue;
+        }
+        int hi = hexval(s[i]), lo = i + 1 < len ? hexval(s[i + 1]) : -1;
+        if (hi < 0 || lo < 0 || n >= 16)
+            return -1;
+        uuid[n++] = (uint8_t)(hi << 4 | lo);
+        i++;
+    }
+    return n == 16 ? 0 : -1;
+}
+
+/* A/AAAA: validated and rewritten in canonical text. */
+static int canon_addr(int af, pdns_record *r) {
+    char tmp[64];
+    unsigned char bin[16];
+    if (r->rdata.len == 0 || r->rdata.len >= sizeof(tmp))
+        return -1;
+    memcpy(tmp, r->rdata.p, r->rdata.len);
+    tmp[r->rdata.len] = '\0';
+    if (inet_pton(af, tmp, bin) != 1 ||
+        !inet_ntop(af, bin, r->addr_buf, sizeof(r->addr_buf)))
+        return -1;
+    r->rdata.p = r->addr_buf;
+    r->rdata.len = strlen(r->addr_buf);
+    return 0;
+}
+
+int pdns_rdata_normalize(pdns_record *r, char *rdata, const char **why) {
+    if (r->rdata.len == 0) {
+        *why = "empty answer";
+        return -1;
+    }
+    if (r->rrtype == PDNS_RR_A || r->rrtype == PDNS_RR_AAAA) {
+        if (canon_addr(r->rrtype == PDNS_RR_A ? AF_INET : AF_INET6, r) < 0) {
+            *why = r->rrtype == PDNS_RR_A ? "A answer is not an IPv4 address"
+                                          : "AAAA answer is not an IPv6 address";
+            return -1;
+        }
+    } else if (pdns_rrtype_rdata_is_name(r->rrtype)) {
+        r->rdata.len = pdns_name_normalize(rdata, r->rdata.len);
+        if (pdns_name_check(rdata, r->rdata.len, why) < 0) {
+            *why = "answer is not a domain name";
+            return -1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,81 @@
+/* record.h - the passive DNS record every module passes around.
+ *
+ * A record is a view: its strings point into a buffer someone else owns
+ * (the parser's line, the decoder's JSON), so parsing never allocates.
+ * A consumer that keeps a record past the call copies it
+ * (pdns_record_dup). Provenance (sensor, source kind) is what the privacy
+ * logic protects; client and server addresses are personal data and are
+ * empty unless the configuration keeps them. */
+#ifndef PDNS_RECORD_H
+#define PDNS_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct pdns_str {
+    const char *p;
+    size_t len;
+} pdns_str;
+
+enum pdns_source {
+    PDNS_SRC_D4 = 0,   /* a sensor over the D4 protocol */
+    PDNS_SRC_QUEUE,    /* a d4-core analyzer queue in Redis */
+    PDNS_SRC_PARTNER,  /* a partner relay's signed stream */
+    PDNS_SRC_FILE,     /* a file given on the command line */
+    PDNS_SRC_COUNT
+};
+
+typedef struct pdns_record {
+    pdns_str rrname;     /* lower case, no trailing dot ("." for the root) */
+    pdns_str rdata;      /* the answer; the rcode name for an error record */
+    pdns_str bailiwick;  /* empty when unknown */
+    uint16_t rrtype;
+    uint8_t is_error;    /* NXDOMAIN/SERVFAIL/REFUSED... line, not a triple */
+    uint8_t has_ms;      /* time_*_ms are known */
+    int64_t time_first;  /* Unix seconds */
+    int64_t time_last;
+    int64_t time_first_ms; /* Unix milliseconds, when has_ms */
+    int64_t time_last_ms;
+    uint64_t count;
+    uint32_t ttl;
+    pdns_str client;     /* empty unless the config keeps addresses */
+    pdns_str server;
+    /* provenance */
+    enum pdns_source source;
+    pdns_str sensor_id;  /* sensor name (or uuid in hex); empty if none */
+    pdns_str origin;     /* COF "origin": the relay or partner it came via */
+    uint8_t sensor_uuid[16];
+    uint8_t has_uuid;
+    char addr_buf[48];   /* canonical A/AAAA text that rdata may point to */
+} pdns_record;
+
+/* The source kind as a lower-case word ("d4", "queue", ...). */
+const char *pdns_source_name(enum pdns_source s);
+
+/* Lower-cases ASCII letters and removes one trailing dot (keeping "." for
+ * the root), in place. Returns the new length. */
+size_t pdns_name_normalize(char *s, size_t len);
+
+/* Checks that s looks like a domain name in presentation format as
+ * passivedns and ldns print it: 1..1024 bytes, no control characters, no
+ * raw space, no empty label. Returns 0, or -1 with *why set. */
+int pdns_name_check(const char *s, size_t len, const char **why);
+
+/* Normalises r->rdata, which points at the mutable buffer rdata: A and
+ * AAAA become canonical address text (RFC 5952 for IPv6) in r->addr_buf;
+ * name-valued rdata (see pdns_rrtype_rdata_is_name) is normalised as a
+ * name; other types are kept as printed. Returns 0, or -1 with *why. */
+int pdns_rdata_normalize(pdns_record *r, char *rdata, const char **why);
+
+/* Copies r and every string it points to into one allocation.
+ * Returns NULL when out of memory; free() the result. */
+pdns_record *pdns_record_dup(const pdns_record *r);
+
+/* Formats 16 uuid bytes as 32 lower-case hex characters and a NUL. */
+void pdns_uuid_hex(const uint8_t uuid[16], char out[33]);
+
+/* Parses 32 hex characters, with or without the four RFC 4122 dashes.
+ * Returns 0, or -1 when s is not a uuid. */
+int pdns_uuid_parse(const char *s, uint8_t uuid[16]);
+
+#endif

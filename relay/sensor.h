@@ -1,0 +1,30 @@
+/* sensor.h - a registered D4 sensor: identity, HMAC key, CSV layout and
+ * its counters. Filled by the config loader; read by the D4 sessions. */
+#ifndef PDNS_SENSOR_H
+#define PDNS_SENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "csv.h"
+
+typedef struct relay_sensor {
+    char name[64];
+    char uuid_hex[33];
+    uint8_t uuid[16];
+    uint8_t *key;        /* HMAC key (sodium_malloc'd), wiped on free */
+    size_t keylen;
+    char key_file[512];
+    char org[64];        /* organisation, "" when not declared */
+    csv_layout layout;
+    /* live state */
+    int active_csv;      /* sessions sending type 8 */
+    int active_ext;      /* sessions sending type 2 + 254 */
+    uint64_t records;    /* answers accepted */
+    uint64_t errors;     /* NXDOMAIN/SERVFAIL... lines accepted */
+    uint64_t rejected;   /* lines rejected */
+    uint64_t frames;
+    uint64_t bytes;
+} relay_sensor;
+
+#endif

@@ -1,0 +1,173 @@
+/* session.c - D4 session state machine. See session.h. */
+#include "session.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *reject_names[D4R_COUNT] = {
+    "none", "hmac", "unknown_uuid", "version", "oversize", "type",
+    "timeout", "uuid_change", "duplicate", "meta"};
+
+const char *d4_reject_name(enum d4_reject r) {
+    return (unsigned)r < D4R_COUNT ? reject_names[r] : "unknown";
+}
+
+void d4_session_init(d4_session *s, const d4_session_conf *conf) {
+    memset(s, 0, sizeof(*s));
+    s->conf = conf;
+    d4_reader_init(&s->rd, conf->max_payload);
+    s->carry.max = conf->max_line;
+}
+
+static int *slot(d4_session *s) {
+    return s->type == D4_TYPE_PASSIVEDNS ? &s->sensor->active_csv
+                                         : &s->sensor->active_ext;
+}
+
+void d4_session_free(d4_session *s) {
+    if (s->claimed)
+        (*slot(s))--;
+    s->claimed = 0;
+    d4_reader_free(&s->rd);
+    pdns_buf_free(&s->carry);
+}
+
+int d4_session_partial(const d4_session *s) {
+    return d4_reader_partial(&s->rd);
+}
+
+#define FAIL(code, ...)                                                      \
+    do {                                                                     \
+        *why = (code);                                                       \
+        snprintf(msg, msglen, __VA_ARGS__);                                  \
+        return -1;                                                           \
+    } while (0)
+
+/* Cuts a type-8 payload into lines, joining with the carried partial
+ * line. Lines are handed over in place (mutable). */
+static void split_lines(d4_session *s, const d4_session_ops *ops, void *ctx,
+                        char *p, size_t len) {
+    char *end = p + len;
+    while (p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        if (s->skipping) {
+            if (nl)
+                s->skipping = 0;
+        } else if (s->carry.len || !nl) {
+            if (pdns_buf_append(&s->carry, p, n) < 0) {
+                s->carry.len = 0;
+                s->skipping = nl == NULL;
+                ops->line_too_long(ctx, s->sensor);
+            } else if (nl) {
+                if (s->carry.len)
+                    ops->line(ctx, s->sensor, s->carry.p, s->carry.len);
+                s->carry.len = 0;
+            }
+        } else if (n > s->conf->max_line) {
+            ops->line_too_long(ctx, s->sensor);
+        } else if (n) {
+            ops->line(ctx, s->sensor, p, n);
+        }
+        p += n + (nl ? 1 : 0);
+    }
+}
+
+/* Type-2 meta header: a JSON object with a "type" string. */
+static int read_meta(d4_session *s, const uint8_t *p, size_t len) {
+    json_error_t e;
+    json_t *o = json_loadb((const char *)p, len, 0, &e);
+    json_t *t = o ? json_object_get(o, "type") : NULL;
+    int ok = t && json_is_string(t) &&
+             json_string_length(t) < sizeof(s->meta_type) &&
+             json_string_length(t) > 0;
+    if (ok)
+        snprintf(s->meta_type, sizeof(s->meta_type), "%s",
+                 json_string_value(t));
+    json_decref(o);
+    return ok ? 0 : -1;
+}
+
+static int on_frame(d4_session *s, const d4_session_ops *ops, void *ctx,
+                    const d4_header *h, uint8_t *payload, size_t plen,
+                    enum d4_reject *why, char *msg, size_t msglen) {
+    char hex[33];
+    relay_sensor *sn = s->sensor;
+    if (!sn || memcmp(sn->uuid, h->uuid, 16) != 0) {
+        sn = ops->lookup(ctx, h->uuid);
+        if (!sn) {
+            pdns_uuid_hex(h->uuid, hex);
+            FAIL(D4R_UNKNOWN_UUID, "unknown sensor uuid %s", hex);
+        }
+    }
+    if (d4_hmac_verify(sn->key, sn->keylen, h, payload, plen) != 0)
+        FAIL(D4R_HMAC, "bad HMAC from sensor %s", sn->name);
+    if (s->sensor && s->sensor != sn)
+        FAIL(D4R_UUID_CHANGE, "uuid changed from sensor %s to %s inside a "
+             "session", s->sensor->name, sn->name);
+
+    uint8_t stype = h->type == D4_TYPE_META ? D4_TYPE_EXTENDED : h->type;
+    if (!s->sensor) { /* the first frame pins uuid and type */
+        if (stype == D4_TYPE_PASSIVEDNS ? !s->conf->accept_csv
+            : stype == D4_TYPE_EXTENDED ? !s->conf->accept_extended : 1)
+            FAIL(D4R_TYPE, "type %u from sensor %s is not accepted", h->type,
+                 sn->name);
+        s->sensor = sn;
+        s->type = stype;
+        if (s->conf->exclusive && *slot(s) > 0) {
+            s->sensor = NULL;
+            FAIL(D4R_DUPLICATE, "sensor %s already has a type %u session",
+                 sn->name, stype);
+        }
+        (*slot(s))++;
+        s->claimed = 1;
+    } else if (stype != s->type) {
+        FAIL(D4R_TYPE, "type changed from %u to %u inside a session from "
+             "sensor %s", s->type, h->type, sn->name);
+    }
+    sn->frames++;
+    sn->bytes += D4_HEADER_SIZE + plen;
+    s->frames++;
+
+    switch (h->type) {
+    case D4_TYPE_PASSIVEDNS:
+        split_lines(s, ops, ctx, (char *)payload, plen);
+        return 0;
+    case D4_TYPE_META:
+        if (read_meta(s, payload, plen) < 0)
+            FAIL(D4R_META, "bad meta header from sensor %s: want a JSON "
+                 "object with a \"type\" string", sn->name);
+        return 0;
+    default: /* D4_TYPE_EXTENDED */
+        if (!s->meta_type[0])
+            FAIL(D4R_META, "type 254 from sensor %s without a type-2 meta "
+                 "header", sn->name);
+        FAIL(D4R_TYPE, "extended type \"%s\" from sensor %s is not accepted "
+             "(signed \"pdns-cof\" streams are taken only from registered "
+             "partner relays)", s->meta_type, sn->name);
+    }
+}
+
+int d4_session_feed(d4_session *s, const d4_session_ops *ops, void *ctx,
+                    const uint8_t *data, size_t len, enum d4_reject *why,
+                    char *msg, size_t msglen) {
+    while (len > 0) {
+        const d4_header *h;
+        const uint8_t *payload = NULL;
+        size_t used, plen = 0;
+        int st = d4_reader_feed(&s->rd, data, len, &used, &h, &payload, &plen);
+        data += used;
+        len -= used;
+        if (st == D4_E_VERSION)
+            FAIL(D4R_VERSION, "unsupported D4 version %u", s->rd.h.version);
+        if (st == D4_E_SIZE)
+            FAIL(D4R_OVERSIZE, "frame payload of %u bytes is over the "
+                 "maximum of %u", s->rd.h.size, s->rd.max_payload);
+        if (st == D4_FRAME &&
+            on_frame(s, ops, ctx, h, (uint8_t *)payload, plen, why, msg,
+                     msglen) < 0)
+            return -1;
+    }
+    return 0;
+}
