@@ -44,7 +44,7 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libpdns.a: $(CORE_OBJ)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 $(BIN): $(BUILD)/relay/main.o $(BUILD)/libpdns.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

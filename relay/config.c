@@ -1,0 +1,515 @@
+/* config.c - JSON configuration loader with positioned errors. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "jsonpos.h"
+
+typedef struct cfgctx {
+    const char *file;
+    char dir[CFG_PATH_MAX];
+    const char *text;
+    size_t len;
+    char *err;
+    size_t errlen;
+} cfgctx;
+
+/* Records "FILE:LINE:COL: key 'PATH': message" and returns -1. */
+__attribute__((format(printf, 3, 4))) static int fail(cfgctx *c,
+                                                      const char *path,
+                                                      const char *fmt, ...) {
+    char msg[512];
+    int line, col;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    jsonpos_find(c->text, c->len, path, &line, &col);
+    if (*path)
+        snprintf(c->err, c->errlen, "%s:%d:%d: key '%s': %s", c->file, line,
+                 col, path, msg);
+    else
+        snprintf(c->err, c->errlen, "%s:%d:%d: %s", c->file, line, col, msg);
+    return -1;
+}
+
+static void join(char *out, size_t n, const char *path, const char *key) {
+    snprintf(out, n, "%s%s%s", path, *path ? "." : "", key);
+}
+
+static int check_keys(cfgctx *c, json_t *o, const char *path,
+                      const char *const *allowed) {
+    const char *k;
+    json_t *v;
+    char p[256];
+    if (!json_is_object(o))
+        return fail(c, path, "must be an object");
+    json_object_foreach(o, k, v) {
+        int ok = 0;
+        for (const char *const *a = allowed; *a; a++)
+            if (strcmp(*a, k) == 0)
+                ok = 1;
+        if (!ok) {
+            join(p, sizeof(p), path, k);
+            return fail(c, p, "unknown key");
+        }
+    }
+    return 0;
+}
+
+static int get_str(cfgctx *c, json_t *o, const char *path, const char *key,
+                   char *out, size_t outlen) {
+    char p[256];
+    json_t *v = json_object_get(o, key);
+    if (!v)
+        return 0;
+    join(p, sizeof(p), path, key);
+    if (!json_is_string(v))
+        return fail(c, p, "must be a string");
+    if (json_string_length(v) >= outlen)
+        return fail(c, p, "longer than %zu bytes", outlen - 1);
+    memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    return 0;
+}
+
+static int get_int(cfgctx *c, json_t *o, const char *path, const char *key,
+                   long long *out, long long min, long long max) {
+    char p[256];
+    json_t *v = json_object_get(o, key);
+    if (!v)
+        return 0;
+    join(p, sizeof(p), path, key);
+    if (!json_is_integer(v))
+        return fail(c, p, "must be an integer");
+    if (json_integer_value(v) < min || json_integer_value(v) > max)
+        return fail(c, p, "must be between %lld and %lld", min, max);
+    *out = json_integer_value(v);
+    return 0;
+}
+
+static int get_bool(cfgctx *c, json_t *o, const char *path, const char *key,
+                    int *out) {
+    char p[256];
+    json_t *v = json_object_get(o, key);
+    if (!v)
+        return 0;
+    join(p, sizeof(p), path, key);
+    if (!json_is_boolean(v))
+        return fail(c, p, "must be true or false");
+    *out = json_is_true(v);
+    return 0;
+}
+
+/* A path from the file, made absolute against the config's directory. */
+static int get_path(cfgctx *c, json_t *o, const char *path, const char *key,
+                    char *out, size_t outlen) {
+    char tmp[CFG_PATH_MAX] = "";
+    if (get_str(c, o, path, key, tmp, sizeof(tmp)) < 0)
+        return -1;
+    if (!tmp[0])
+        return 0;
+    if (tmp[0] == '/')
+        snprintf(out, outlen, "%s", tmp);
+    else if ((size_t)snprintf(out, outlen, "%s/%s", c->dir, tmp) >= outlen) {
+        char p[256];
+        join(p, sizeof(p), path, key);
+        return fail(c, p, "path too long");
+    }
+    return 0;
+}
+
+int config_parse_addr(const char *s, cfg_addr *a) {
+    const char *colon;
+    char *end;
+    size_t hl;
+    if (s[0] == '[') {
+        const char *rb = strchr(s, ']');
+        if (!rb || rb[1] != ':')
+            return -1;
+        hl = (size_t)(rb - s - 1);
+        memcpy(a->host, s + 1, hl < CFG_HOST_MAX ? hl : 0);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return -1;
+        hl = (size_t)(colon - s);
+        memcpy(a->host, s, hl < CFG_HOST_MAX ? hl : 0);
+    }
+    if (hl == 0 || hl >= CFG_HOST_MAX)
+        return -1;
+    a->host[hl] = '\0';
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || end == colon + 1 || port < 0 || port > 65535)
+        return -1;
+    a->port = (int)port;
+    return 0;
+}
+
+int config_parse_redis_url(const char *s, cfg_addr *a, int *db) {
+    char hp[CFG_HOST_MAX + 8];
+    if (strncmp(s, "redis://", 8) != 0)
+        return -1;
+    s += 8;
+    const char *at = strchr(s, '@');
+    if (at)
+        s = at + 1;
+    size_t hl = strcspn(s, "/");
+    if (hl == 0 || hl >= sizeof(hp) - 8)
+        return -1;
+    memcpy(hp, s, hl);
+    hp[hl] = '\0';
+    if (!strchr(hp, ':') || (hp[0] == '[' && !strstr(hp, "]:")))
+        strcat(hp, ":6379");
+    if (config_parse_addr(hp, a) < 0)
+        return -1;
+    *db = 0;
+    if (s[hl] == '/' && s[hl + 1]) {
+        char *end;
+        long d = strtol(s + hl + 1, &end, 10);
+        if (*end || d < 0 || d > 255)
+            return -1;
+        *db = (int)d;
+    }
+    return 0;
+}
+
+int config_read_key_file(const char *path, uint8_t **key, size_t *keylen,
+                         char *err, size_t errlen) {
+    struct stat st;
+    uint8_t *k = NULL;
+    ssize_t n = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "key file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "key file %s: not a regular file", path);
+        goto out;
+    }
+    if (st.st_mode & 077) {
+        snprintf(err, errlen, "key file %s is accessible by group or others "
+                 "(mode %04o): chmod 600 it", path,
+                 (unsigned)(st.st_mode & 07777));
+        goto out;
+    }
+    if (st.st_size < 1 || st.st_size > 4096) {
+        snprintf(err, errlen, "key file %s: must hold 1 to 4096 bytes", path);
+        goto out;
+    }
+    k = sodium_malloc((size_t)st.st_size);
+    if (!k || (n = read(fd, k, (size_t)st.st_size)) != st.st_size) {
+        snprintf(err, errlen, "key file %s: cannot read", path);
+        n = -1;
+        goto out;
+    }
+    while (n > 0 && (k[n - 1] == '\n' || k[n - 1] == '\r'))
+        n--;
+    if (n == 0) {
+        snprintf(err, errlen, "key file %s: empty key", path);
+        n = -1;
+    }
+out:
+    close(fd);
+    if (n <= 0) {
+        sodium_free(k);
+        return -1;
+    }
+    *key = k;
+    *keylen = (size_t)n;
+    return 0;
+}
+
+static int load_layout(cfgctx *c, json_t *o, const char *path,
+                       csv_layout *l, int keep_addresses) {
+    char letters[32] = CSV_DEFAULT_LAYOUT, sep[16] = CSV_DEFAULT_SEPARATOR;
+    char msg[256], p[256];
+    if (get_str(c, o, path, "layout", letters, sizeof(letters)) < 0 ||
+        get_str(c, o, path, "separator", sep, sizeof(sep)) < 0)
+        return -1;
+    if (csv_layout_init(l, letters, sep, msg, sizeof(msg)) < 0) {
+        join(p, sizeof(p), path,
+             strstr(msg, "separator") ? "separator" : "layout");
+        return fail(c, p, "%s", msg);
+    }
+    l->keep_addresses = keep_addresses;
+    return 0;
+}
+
+static int load_sensors(cfgctx *c, relay_config *cfg, json_t *arr) {
+    static const char *const keys[] = {"uuid", "name", "key_file", "layout",
+                                       "separator", "organisation", NULL};
+    char path[64], p[96], msg[512];
+    if (!json_is_array(arr))
+        return fail(c, "sensors", "must be an array");
+    cfg->sensors = calloc(json_array_size(arr) + 1, sizeof(relay_sensor));
+    if (!cfg->sensors)
+        return fail(c, "sensors", "out of memory");
+    size_t i;
+    json_t *o;
+    json_array_foreach(arr, i, o) {
+        relay_sensor *s = &cfg->sensors[i];
+        char uuid[64] = "";
+        snprintf(path, sizeof(path), "sensors[%zu]", i);
+        if (check_keys(c, o, path, keys) < 0 ||
+            get_str(c, o, path, "uuid", uuid, sizeof(uuid)) < 0 ||
+            get_str(c, o, path, "name", s->name, sizeof(s->name)) < 0 ||
+            get_path(c, o, path, "key_file", s->key_file,
+                     sizeof(s->key_file)) < 0 ||
+            get_str(c, o, path, "organisation", s->org, sizeof(s->org)) < 0 ||
+            load_layout(c, o, path, &s->layout, cfg->keep_addresses) < 0)
+            return -1;
+        snprintf(p, sizeof(p), "%s.uuid", path);
+        if (!uuid[0] || pdns_uuid_parse(uuid, s->uuid) < 0)
+            return fail(c, *uuid ? p : path, "%s",
+                        *uuid ? "not a uuid (32 hex digits, dashes allowed)"
+                              : "missing \"uuid\"");
+        pdns_uuid_hex(s->uuid, s->uuid_hex);
+        if (!s->name[0])
+            snprintf(s->name, sizeof(s->name), "%s", s->uuid_hex);
+        for (size_t j = 0; j < i; j++) {
+            if (memcmp(cfg->sensors[j].uuid, s->uuid, 16) == 0)
+                return fail(c, p, "uuid %s is registered twice",
+                            s->uuid_hex);
+            if (strcmp(cfg->sensors[j].name, s->name) == 0)
+                return fail(c, path, "sensor name \"%s\" is used twice",
+                            s->name);
+        }
+        snprintf(p, sizeof(p), "%s.key_file", path);
+        if (!s->key_file[0])
+            return fail(c, path, "missing \"key_file\"");
+        if (config_read_key_file(s->key_file, &s->key, &s->keylen, msg,
+                                 sizeof(msg)) < 0)
+            return fail(c, p, "%s", msg);
+        cfg->n_sensors++;
+    }
+    return 0;
+}
+
+static int load_addr(cfgctx *c, json_t *o, const char *path, const char *key,
+                     cfg_addr *a) {
+    char s[CFG_HOST_MAX + 16] = "", p[128];
+    if (get_str(c, o, path, key, s, sizeof(s)) < 0)
+        return -1;
+    join(p, sizeof(p), path, key);
+    if (s[0] && config_parse_addr(s, a) < 0)
+        return fail(c, p, "want HOST:PORT or [IPV6]:PORT");
+    return 0;
+}
+
+static int load_d4(cfgctx *c, relay_config *cfg, json_t *o) {
+    static const char *const keys[] = {
+        "enabled", "listen", "tls_cert", "tls_key", "max_payload",
+        "max_line", "header_timeout", "exclusive_sessions", "accept_csv",
+        "accept_extended", NULL};
+    long long mp = cfg->max_payload, ml = (long long)cfg->max_line,
+              ht = cfg->header_timeout;
+    if (check_keys(c, o, "d4", keys) < 0 ||
+        get_bool(c, o, "d4", "enabled", &cfg->d4_enabled) < 0 ||
+        load_addr(c, o, "d4", "listen", &cfg->d4_listen) < 0 ||
+        get_path(c, o, "d4", "tls_cert", cfg->tls_cert,
+                 sizeof(cfg->tls_cert)) < 0 ||
+        get_path(c, o, "d4", "tls_key", cfg->tls_key, sizeof(cfg->tls_key)) < 0 ||
+        get_int(c, o, "d4", "max_payload", &mp, 1, 64 << 20) < 0 ||
+        get_int(c, o, "d4", "max_line", &ml, 256, 16 << 20) < 0 ||
+        get_int(c, o, "d4", "header_timeout", &ht, 1, 3600) < 0 ||
+        get_bool(c, o, "d4", "exclusive_sessions", &cfg->exclusive) < 0 ||
+        get_bool(c, o, "d4", "accept_csv", &cfg->accept_csv) < 0 ||
+        get_bool(c, o, "d4", "accept_extended", &cfg->accept_extended) < 0)
+        return -1;
+    cfg->max_payload = (uint32_t)mp;
+    cfg->max_line = (size_t)ml;
+    cfg->header_timeout = (int)ht;
+    return 0;
+}
+
+static int load_queues(cfgctx *c, relay_config *cfg, json_t *o) {
+    static const char *const keys[] = {"redis", "batch", "queues", NULL};
+    static const char *const qkeys[] = {"uuid", "sensor", "layout",
+                                        "separator", NULL};
+    long long batch = cfg->queue_batch;
+    char path[64], p[96];
+    if (check_keys(c, o, "d4core", keys) < 0 ||
+        get_str(c, o, "d4core", "redis", cfg->queue_redis_url,
+                sizeof(cfg->queue_redis_url)) < 0 ||
+        get_int(c, o, "d4core", "batch", &batch, 1, 100000) < 0)
+        return -1;
+    cfg->queue_batch = (int)batch;
+    if (cfg->queue_redis_url[0] &&
+        config_parse_redis_url(cfg->queue_redis_url, &cfg->queue_redis,
+                               &cfg->queue_redis_db) < 0)
+        return fail(c, "d4core.redis", "want redis://HOST[:PORT][/DB]");
+    json_t *arr = json_object_get(o, "queues");
+    if (!arr)
+        return 0;
+    if (!json_is_array(arr))
+        return fail(c, "d4core.queues", "must be an array");
+    cfg->queues = calloc(json_array_size(arr) + 1, sizeof(cfg_queue));
+    size_t i;
+    json_t *q;
+    json_array_foreach(arr, i, q) {
+        cfg_queue *cq = &cfg->queues[i];
+        uint8_t u[16];
+        snprintf(path, sizeof(path), "d4core.queues[%zu]", i);
+        snprintf(p, sizeof(p), "%s.uuid", path);
+        if (check_keys(c, q, path, qkeys) < 0 ||
+            get_str(c, q, path, "uuid", cq->uuid, sizeof(cq->uuid)) < 0 ||
+            get_str(c, q, path, "sensor", cq->sensor, sizeof(cq->sensor)) < 0 ||
+            load_layout(c, q, path, &cq->layout, cfg->keep_addresses) < 0)
+            return -1;
+        if (pdns_uuid_parse(cq->uuid, u) < 0)
+            return fail(c, cq->uuid[0] ? p : path, "%s",
+                        cq->uuid[0] ? "not a uuid" : "missing \"uuid\"");
+        if (!cq->sensor[0])
+            snprintf(cq->sensor, sizeof(cq->sensor), "d4core:%s", cq->uuid);
+        cfg->n_queues++;
+    }
+    if (cfg->n_queues && !cfg->queue_redis_url[0])
+        return fail(c, "d4core", "queues need \"redis\"");
+    return 0;
+}
+
+static void defaults(relay_config *cfg) {
+    memset(cfg, 0, sizeof(*cfg));
+    snprintf(cfg->relay_id, sizeof(cfg->relay_id), "pdns-relay");
+    cfg->log_level = LOG_INFO;
+    cfg->stats_interval = 60;
+    cfg->d4_enabled = 1;
+    config_parse_addr("0.0.0.0:4443", &cfg->d4_listen);
+    cfg->max_payload = 1000000;
+    cfg->max_line = 65536;
+    cfg->header_timeout = 30;
+    cfg->exclusive = 1;
+    cfg->accept_csv = 1;
+    cfg->accept_extended = 1;
+    cfg->http_enabled = 1;
+    config_parse_addr("127.0.0.1:8400", &cfg->http_listen);
+    snprintf(cfg->redis_url, sizeof(cfg->redis_url), "redis://127.0.0.1:6379/0");
+    config_parse_redis_url(cfg->redis_url, &cfg->redis, &cfg->redis_db);
+    cfg->queue_batch = 500;
+}
+
+int config_load(relay_config *cfg, const char *path, char *err,
+                size_t errlen) {
+    static const char *const keys[] = {
+        "relay_id", "log_level", "stats_interval", "d4", "http", "redis",
+        "sensors", "d4core", "ingest", NULL};
+    static const char *const http_keys[] = {"enabled", "listen", NULL};
+    static const char *const ingest_keys[] = {"keep_addresses",
+                                              "keep_errors", "output_file",
+                                              NULL};
+    cfgctx c = {.file = path, .err = err, .errlen = errlen};
+    json_error_t je;
+    json_t *root = NULL, *o;
+    char *text = NULL, level[16] = "info";
+    long long si;
+    int rc = -1;
+
+    defaults(cfg);
+    snprintf(cfg->path, sizeof(cfg->path), "%s", path);
+    snprintf(c.dir, sizeof(c.dir), "%s", path);
+    char *slash = strrchr(c.dir, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(c.dir, sizeof(c.dir), ".");
+
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    text = malloc(1 << 20);
+    c.len = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
+    fclose(f);
+    if (!text) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    c.text = text;
+    root = json_loadb(text, c.len, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        snprintf(err, errlen, "%s:%d:%d: %s", path, je.line, je.column,
+                 je.text);
+        goto out;
+    }
+    si = cfg->stats_interval;
+    if (check_keys(&c, root, "", keys) < 0 ||
+        get_str(&c, root, "", "relay_id", cfg->relay_id,
+                sizeof(cfg->relay_id)) < 0 ||
+        get_str(&c, root, "", "log_level", level, sizeof(level)) < 0 ||
+        get_int(&c, root, "", "stats_interval", &si, 0, 86400) < 0)
+        goto out;
+    cfg->stats_interval = (int)si;
+    if (log_level_parse(level, &cfg->log_level) < 0) {
+        fail(&c, "log_level", "want debug, info, warn or error");
+        goto out;
+    }
+    if ((o = json_object_get(root, "ingest")) &&
+        (check_keys(&c, o, "ingest", ingest_keys) < 0 ||
+         get_bool(&c, o, "ingest", "keep_addresses", &cfg->keep_addresses) < 0 ||
+         get_bool(&c, o, "ingest", "keep_errors", &cfg->keep_errors) < 0 ||
+         get_path(&c, o, "ingest", "output_file", cfg->output_file,
+                  sizeof(cfg->output_file)) < 0))
+        goto out;
+    if ((o = json_object_get(root, "d4")) && load_d4(&c, cfg, o) < 0)
+        goto out;
+    if ((o = json_object_get(root, "http")) &&
+        (check_keys(&c, o, "http", http_keys) < 0 ||
+         get_bool(&c, o, "http", "enabled", &cfg->http_enabled) < 0 ||
+         load_addr(&c, o, "http", "listen", &cfg->http_listen) < 0))
+        goto out;
+    if (get_str(&c, root, "", "redis", cfg->redis_url,
+                sizeof(cfg->redis_url)) < 0)
+        goto out;
+    if (config_parse_redis_url(cfg->redis_url, &cfg->redis, &cfg->redis_db) < 0) {
+        fail(&c, "redis", "want redis://HOST[:PORT][/DB]");
+        goto out;
+    }
+    if ((o = json_object_get(root, "sensors")) && load_sensors(&c, cfg, o) < 0)
+        goto out;
+    if ((o = json_object_get(root, "d4core")) && load_queues(&c, cfg, o) < 0)
+        goto out;
+    if (cfg->d4_enabled && (!cfg->tls_cert[0] || !cfg->tls_key[0])) {
+        fail(&c, "d4", "the D4 listener needs \"tls_cert\" and \"tls_key\"");
+        goto out;
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    free(text);
+    if (rc < 0)
+        config_free(cfg);
+    return rc;
+}
+
+relay_sensor *config_find_sensor(const relay_config *cfg,
+                                 const uint8_t uuid[16]) {
+    for (size_t i = 0; i < cfg->n_sensors; i++)
+        if (memcmp(cfg->sensors[i].uuid, uuid, 16) == 0)
+            return &cfg->sensors[i];
+    return NULL;
+}
+
+void config_free(relay_config *cfg) {
+    if (cfg->sensors) {
+        for (size_t i = 0; i < cfg->n_sensors; i++)
+            sodium_free(cfg->sensors[i].key);
+        free(cfg->sensors);
+    }
+    free(cfg->queues);
+    cfg->sensors = NULL;
+    cfg->queues = NULL;
+    cfg->n_sensors = cfg->n_queues = 0;
+}

@@ -1,0 +1,94 @@
+/* config.h - the relay configuration: one struct, filled by one parser.
+ *
+ * The file is JSON (conf/relay.example.json; every key is described in
+ * README.md). Unknown keys, wrong types and bad values are errors that
+ * name FILE:LINE:COLUMN and the key. Relative paths are taken from the
+ * configuration file's directory. */
+#ifndef PDNS_CONFIG_H
+#define PDNS_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "csv.h"
+#include "log.h"
+#include "sensor.h"
+
+#define CFG_PATH_MAX 512
+#define CFG_HOST_MAX 256
+
+typedef struct cfg_addr {
+    char host[CFG_HOST_MAX];
+    int port;
+} cfg_addr;
+
+typedef struct cfg_queue {
+    char uuid[64];         /* d4-core analyzer queue uuid */
+    char sensor[96];       /* sensor_id given to its records */
+    csv_layout layout;
+} cfg_queue;
+
+typedef struct relay_config {
+    char path[CFG_PATH_MAX];
+    char relay_id[64];
+    enum log_level log_level;
+    int stats_interval;            /* seconds between stats log lines; 0 off */
+
+    int d4_enabled;
+    cfg_addr d4_listen;
+    char tls_cert[CFG_PATH_MAX];
+    char tls_key[CFG_PATH_MAX];
+    uint32_t max_payload;
+    size_t max_line;
+    int header_timeout;            /* seconds for a frame to complete */
+    int exclusive;                 /* one session per (uuid, type) */
+    int accept_csv;
+    int accept_extended;
+
+    int http_enabled;
+    cfg_addr http_listen;
+
+    char redis_url[CFG_PATH_MAX];  /* the relay's own Redis */
+    cfg_addr redis;
+    int redis_db;
+
+    char queue_redis_url[CFG_PATH_MAX]; /* a d4-core server's Redis */
+    cfg_addr queue_redis;
+    int queue_redis_db;
+    int queue_batch;
+    cfg_queue *queues;
+    size_t n_queues;
+
+    int keep_addresses;            /* keep client/server IPs (personal data) */
+    int keep_errors;               /* hand error lines to the store */
+    char output_file[CFG_PATH_MAX];/* accepted records as COF NDJSON, or "" */
+
+    relay_sensor *sensors;
+    size_t n_sensors;
+} relay_config;
+
+/* Loads and validates path into cfg (zeroed first). Returns 0, or -1 with
+ * "FILE:LINE:COLUMN: message" in err. */
+int config_load(relay_config *cfg, const char *path, char *err,
+                size_t errlen);
+
+/* Parses "HOST:PORT" or "[V6]:PORT". Returns 0, or -1. */
+int config_parse_addr(const char *s, cfg_addr *a);
+
+/* Parses "redis://[:PASSWORD@]HOST[:PORT][/DB]" (password not kept).
+ * Returns 0, or -1. */
+int config_parse_redis_url(const char *s, cfg_addr *a, int *db);
+
+/* Reads a secret key file (trailing newline removed) into sodium-guarded
+ * memory. Refuses files readable or writable by group or others. Returns
+ * 0, or -1 with a message in err. */
+int config_read_key_file(const char *path, uint8_t **key, size_t *keylen,
+                         char *err, size_t errlen);
+
+relay_sensor *config_find_sensor(const relay_config *cfg,
+                                 const uint8_t uuid[16]);
+
+/* Wipes keys and frees everything config_load allocated. */
+void config_free(relay_config *cfg);
+
+#endif

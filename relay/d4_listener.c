@@ -1,0 +1,133 @@
+/* d4_listener.c - the D4 protocol listener: TLS raw sockets from lws, each
+ * driving a d4_session. Violations close the connection with a log line
+ * naming the peer and the reason, and a metric. Other connections are not
+ * affected: a session's state is its own. */
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "log.h"
+
+typedef struct d4_conn {
+    d4_session s;
+    struct lws *wsi;
+    struct d4_conn *next, **pprev;
+    uint64_t armed_ms;  /* when the current frame (or the session) began */
+    int dead;
+    char peer[64];
+} d4_conn;
+
+static relay *relay_of(struct lws *wsi) {
+    return lws_context_user(lws_get_context(wsi));
+}
+
+static relay_sensor *lookup(void *ctx, const uint8_t uuid[16]) {
+    return config_find_sensor(&((relay *)ctx)->cfg, uuid);
+}
+
+/* The context handed to the session callbacks. */
+struct feed_ctx {
+    relay *r;
+    d4_conn *c;
+};
+
+static void on_line(void *ctx, relay_sensor *s, char *line, size_t len) {
+    struct feed_ctx *f = ctx;
+    char where[160];
+    snprintf(where, sizeof(where), "sensor %s from %s", s->name, f->c->peer);
+    ingest_csv_line(&f->r->in, &s->layout, PDNS_SRC_D4, s, NULL, where, line,
+                    len);
+}
+
+static void on_too_long(void *ctx, relay_sensor *s) {
+    struct feed_ctx *f = ctx;
+    char where[160];
+    snprintf(where, sizeof(where), "sensor %s from %s", s->name, f->c->peer);
+    ingest_line_too_long(&f->r->in, PDNS_SRC_D4, s, where);
+}
+
+static relay_sensor *lookup_fc(void *ctx, const uint8_t uuid[16]) {
+    return lookup(((struct feed_ctx *)ctx)->r, uuid);
+}
+
+static const d4_session_ops ops = {lookup_fc, on_line, on_too_long};
+
+static void reject(relay *r, d4_conn *c, enum d4_reject why,
+                   const char *msg) {
+    r->in.m.d4_rejects[why]++;
+    log_warn("d4: closing %s: %s (%s)", c->peer, msg, d4_reject_name(why));
+    c->dead = 1;
+}
+
+static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+              void *in, size_t len) {
+    d4_conn *c = user;
+    relay *r;
+    switch (reason) {
+    case LWS_CALLBACK_RAW_ADOPT:
+        r = relay_of(wsi);
+        memset(c, 0, sizeof(*c));
+        d4_session_init(&c->s, &r->sconf);
+        c->wsi = wsi;
+        c->armed_ms = relay_now_ms();
+        lws_get_peer_simple(wsi, c->peer, sizeof(c->peer));
+        c->next = r->conns;
+        if (r->conns)
+            r->conns->pprev = &c->next;
+        c->pprev = &r->conns;
+        r->conns = c;
+        r->in.m.d4_sessions_total++;
+        r->in.m.d4_sessions_active++;
+        log_debug("d4: connection from %s", c->peer);
+        break;
+    case LWS_CALLBACK_RAW_RX: {
+        enum d4_reject why;
+        char msg[256];
+        r = relay_of(wsi);
+        if (c->dead)
+            return -1;
+        struct feed_ctx f = {r, c};
+        if (d4_session_feed(&c->s, &ops, &f, in, len, &why, msg,
+                            sizeof(msg)) < 0) {
+            reject(r, c, why, msg);
+            return -1;
+        }
+        if (!d4_session_partial(&c->s))
+            c->armed_ms = 0;
+        else if (!c->armed_ms)
+            c->armed_ms = relay_now_ms();
+        break;
+    }
+    case LWS_CALLBACK_RAW_CLOSE:
+        r = relay_of(wsi);
+        if (!c->wsi)
+            break;
+        log_debug("d4: %s closed after %llu frames", c->peer,
+                  (unsigned long long)c->s.frames);
+        d4_session_free(&c->s);
+        *c->pprev = c->next;
+        if (c->next)
+            c->next->pprev = c->pprev;
+        c->wsi = NULL;
+        r->in.m.d4_sessions_active--;
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+void d4_listener_sweep(relay *r) {
+    uint64_t now = relay_now_ms(), limit = (uint64_t)r->cfg.header_timeout * 1000;
+    for (d4_conn *c = r->conns; c; c = c->next) {
+        if (c->dead || !c->armed_ms || now - c->armed_ms < limit)
+            continue;
+        reject(r, c, D4R_TIMEOUT,
+               c->s.frames ? "frame not complete in time"
+                           : "no complete header in time");
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
+}
+
+const struct lws_protocols d4_listener_protocol = {
+    "d4", cb, sizeof(d4_conn), 65536, 0, NULL, 0};

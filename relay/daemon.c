@@ -1,0 +1,313 @@
+/* daemon.c - `pdns-relay run`: loads the configuration, puts lws, hiredis,
+ * timers and signals on one libuv loop, and runs until SIGTERM/SIGINT.
+ * SIGHUP re-reads the configuration and applies what can change live
+ * (log level, stats interval, sensor keys and CSV layouts). */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cmd.h"
+#include "daemon.h"
+#include "log.h"
+
+const char cmd_run_help[] =
+    "usage: pdns-relay run -c CONFIG [--d4-listen HOST:PORT]\n"
+    "                      [--http-listen HOST:PORT] [--redis URL]\n"
+    "                      [--output FILE] [--log-level LEVEL]\n"
+    "\n"
+    "Runs the relay: the D4/TLS listener for registered sensors, the d4-core\n"
+    "queue consumer, and the HTTP endpoints (/metrics, /stats, /healthz).\n"
+    "Accepted records are counted per sensor and, with --output (or\n"
+    "ingest.output_file), appended to FILE as COF NDJSON.\n"
+    "SIGTERM or SIGINT drain and exit; SIGHUP reloads the configuration.\n"
+    "\n"
+    "  -c, --config FILE       the relay configuration (JSON)\n"
+    "  --d4-listen HOST:PORT   override d4.listen\n"
+    "  --http-listen HOST:PORT override http.listen\n"
+    "  --redis URL             override redis (redis://HOST:PORT/DB)\n"
+    "  --output FILE           override ingest.output_file\n"
+    "  --log-level LEVEL       debug, info, warn or error\n";
+
+static uv_signal_t sig_term, sig_int, sig_hup;
+static uv_timer_t tick;
+static uint64_t last_stats_ms;
+static int stop_wait_ticks;
+
+uint64_t relay_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void log_stats(relay *r) {
+    const relay_metrics *m = &r->in.m;
+    uint64_t rej = 0;
+    for (int s = 0; s < PDNS_SRC_COUNT; s++)
+        for (int k = 1; k < CSV_RESULT_COUNT; k++)
+            rej += m->csv_rejects[s][k];
+    log_info("stats: records d4=%" PRIu64 " queue=%" PRIu64 " error_lines=%" PRIu64
+             " rejected_lines=%" PRIu64 " sessions=%" PRIu64 " suppressed_logs=%" PRIu64,
+             m->records[PDNS_SRC_D4], m->records[PDNS_SRC_QUEUE],
+             m->error_lines[PDNS_SRC_D4] + m->error_lines[PDNS_SRC_QUEUE], rej,
+             m->d4_sessions_active, m->log_suppressed);
+    for (size_t i = 0; i < r->cfg.n_sensors; i++) {
+        relay_sensor *s = &r->cfg.sensors[i];
+        if (s->frames)
+            log_info("stats: sensor %s records=%" PRIu64 " error_lines=%" PRIu64
+                     " rejected=%" PRIu64 " frames=%" PRIu64, s->name,
+                     s->records, s->errors, s->rejected, s->frames);
+    }
+}
+
+static void on_tick(uv_timer_t *t) {
+    relay *r = t->data;
+    uint64_t now = relay_now_ms();
+    if (r->stopping) {
+        /* drain: wait for an in-flight queue batch (at most 5 s) */
+        if (queue_idle(r) || ++stop_wait_ticks > 50)
+            uv_stop(r->loop);
+        return;
+    }
+    d4_listener_sweep(r);
+    ingest_commit(&r->in);
+    if (r->cfg.stats_interval &&
+        now - last_stats_ms >= (uint64_t)r->cfg.stats_interval * 1000) {
+        last_stats_ms = now;
+        log_stats(r);
+    }
+}
+
+static void reload(relay *r) {
+    relay_config nc;
+    char err[1024];
+    if (config_load(&nc, r->cfg.path, err, sizeof(err)) < 0) {
+        log_error("reload: %s; keeping the running configuration", err);
+        return;
+    }
+    r->cfg.log_level = nc.log_level;
+    log_set_level(nc.log_level);
+    r->cfg.stats_interval = nc.stats_interval;
+    size_t changed = 0, missing = 0;
+    for (size_t i = 0; i < nc.n_sensors; i++) {
+        relay_sensor *old = config_find_sensor(&r->cfg, nc.sensors[i].uuid);
+        if (!old) {
+            missing++;
+            continue;
+        }
+        uint8_t *k = old->key;
+        old->key = nc.sensors[i].key;
+        old->keylen = nc.sensors[i].keylen;
+        nc.sensors[i].key = k;
+        old->layout = nc.sensors[i].layout;
+        changed++;
+    }
+    if (missing || nc.n_sensors != r->cfg.n_sensors)
+        log_warn("reload: sensors were added or removed; that takes a restart");
+    log_info("reload: %s applied (log level, stats interval, keys and layouts "
+             "of %zu sensors)", r->cfg.path, changed);
+    config_free(&nc);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+    relay *r = h->data;
+    if (signum == SIGHUP) {
+        reload(r);
+        return;
+    }
+    if (r->stopping)
+        return;
+    log_info("signal %d: draining and stopping", signum);
+    r->stopping = 1;
+}
+
+static struct lws_vhost *make_vhost(relay *r, const struct lws_protocols *p,
+                                    const cfg_addr *a, int tls, int raw) {
+    struct lws_context_creation_info vi;
+    static const struct lws_protocols end = {NULL, NULL, 0, 0, 0, NULL, 0};
+    struct lws_protocols *list = calloc(2, sizeof(*list));
+    if (!list)
+        return NULL;
+    list[0] = *p;
+    list[1] = end;
+    memset(&vi, 0, sizeof(vi));
+    vi.vhost_name = p->name;
+    vi.port = a->port;
+    vi.iface = a->host;
+    vi.protocols = list;
+    if (strchr(a->host, ':') == NULL)
+        vi.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (tls) {
+        vi.ssl_cert_filepath = r->cfg.tls_cert;
+        vi.ssl_private_key_filepath = r->cfg.tls_key;
+        vi.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    }
+    if (raw) {
+        vi.options |= LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG;
+        vi.listen_accept_role = "raw-skt";
+        vi.listen_accept_protocol = p->name;
+    }
+    struct lws_vhost *vh = lws_create_vhost(r->lws, &vi);
+    if (!vh) {
+        free(list);
+        return NULL;
+    }
+    return vh;
+}
+
+static void lws_log_to_ours(int level, const char *line) {
+    size_t n = strlen(line);
+    while (n && line[n - 1] == '\n')
+        n--;
+    if (level & LLL_ERR)
+        log_error("lws: %.*s", (int)n, line);
+    else
+        log_debug("lws: %.*s", (int)n, line);
+}
+
+int cmd_run(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"d4-listen", required_argument, NULL, 'd'},
+        {"http-listen", required_argument, NULL, 'H'},
+        {"redis", required_argument, NULL, 'r'},
+        {"output", required_argument, NULL, 'o'},
+        {"log-level", required_argument, NULL, 'l'},
+        {NULL, 0, NULL, 0}};
+    const char *conf = NULL, *d4 = NULL, *http = NULL, *redis = NULL,
+               *output = NULL, *level = NULL;
+    static relay r;
+    char err[1024];
+    int opt, rc = 1;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': conf = optarg; break;
+        case 'd': d4 = optarg; break;
+        case 'H': http = optarg; break;
+        case 'r': redis = optarg; break;
+        case 'o': output = optarg; break;
+        case 'l': level = optarg; break;
+        default:
+            fputs(cmd_run_help, stderr);
+            return 2;
+        }
+    }
+    if (!conf) {
+        fprintf(stderr, "run: -c CONFIG is required\n\n%s", cmd_run_help);
+        return 2;
+    }
+    if (config_load(&r.cfg, conf, err, sizeof(err)) < 0) {
+        fprintf(stderr, "run: %s\n", err);
+        return 1;
+    }
+    if ((d4 && config_parse_addr(d4, &r.cfg.d4_listen) < 0) ||
+        (http && config_parse_addr(http, &r.cfg.http_listen) < 0)) {
+        fprintf(stderr, "run: listen addresses are HOST:PORT or [V6]:PORT\n");
+        goto out_cfg;
+    }
+    if (redis && config_parse_redis_url(redis, &r.cfg.redis, &r.cfg.redis_db) < 0) {
+        fprintf(stderr, "run: --redis wants redis://HOST[:PORT][/DB]\n");
+        goto out_cfg;
+    }
+    if (output)
+        snprintf(r.cfg.output_file, sizeof(r.cfg.output_file), "%s", output);
+    if (level && log_level_parse(level, &r.cfg.log_level) < 0) {
+        fprintf(stderr, "run: --log-level wants debug, info, warn or error\n");
+        goto out_cfg;
+    }
+    log_set_level(r.cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (ingest_init(&r.in, r.cfg.output_file, r.cfg.keep_errors) < 0) {
+        fprintf(stderr, "run: output file %s: %s\n", r.cfg.output_file,
+                strerror(errno));
+        goto out_cfg;
+    }
+    r.sconf.max_payload = r.cfg.max_payload;
+    r.sconf.max_line = r.cfg.max_line;
+    r.sconf.accept_csv = r.cfg.accept_csv;
+    r.sconf.accept_extended = r.cfg.accept_extended;
+    r.sconf.exclusive = r.cfg.exclusive;
+    r.started_ms = relay_now_ms();
+    last_stats_ms = r.started_ms;
+
+    r.loop = malloc(sizeof(uv_loop_t));
+    uv_loop_init(r.loop);
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_to_ours);
+    struct lws_context_creation_info info;
+    void *foreign[1] = {r.loop};
+    memset(&info, 0, sizeof(info));
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+                   LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.foreign_loops = foreign;
+    info.user = &r;
+    r.lws = lws_create_context(&info);
+    if (!r.lws) {
+        log_error("run: cannot create the lws context (is "
+                  "libwebsockets-evlib-uv installed?)");
+        goto out_loop;
+    }
+    if (r.cfg.d4_enabled &&
+        !make_vhost(&r, &d4_listener_protocol, &r.cfg.d4_listen, 1, 1)) {
+        log_error("run: cannot listen for D4 on %s:%d (TLS cert %s, key %s)",
+                  r.cfg.d4_listen.host, r.cfg.d4_listen.port, r.cfg.tls_cert,
+                  r.cfg.tls_key);
+        goto out_lws;
+    }
+    if (r.cfg.http_enabled &&
+        !make_vhost(&r, &http_api_protocol, &r.cfg.http_listen, 0, 0)) {
+        log_error("run: cannot listen for HTTP on %s:%d",
+                  r.cfg.http_listen.host, r.cfg.http_listen.port);
+        goto out_lws;
+    }
+    if (queue_start(&r) < 0) {
+        log_error("run: cannot start the queue consumer");
+        goto out_lws;
+    }
+    uv_signal_init(r.loop, &sig_term);
+    uv_signal_init(r.loop, &sig_int);
+    uv_signal_init(r.loop, &sig_hup);
+    sig_term.data = sig_int.data = sig_hup.data = &r;
+    uv_signal_start(&sig_term, on_signal, SIGTERM);
+    uv_signal_start(&sig_int, on_signal, SIGINT);
+    uv_signal_start(&sig_hup, on_signal, SIGHUP);
+    uv_timer_init(r.loop, &tick);
+    tick.data = &r;
+    uv_timer_start(&tick, on_tick, 100, 100);
+
+    log_info("pdns-relay %s up: relay_id %s, D4/TLS %s:%d, HTTP %s:%d, "
+             "%zu sensors, %zu d4-core queues", PDNS_RELAY_VERSION,
+             r.cfg.relay_id, r.cfg.d4_listen.host, r.cfg.d4_listen.port,
+             r.cfg.http_listen.host, r.cfg.http_listen.port, r.cfg.n_sensors,
+             r.cfg.n_queues);
+    uv_run(r.loop, UV_RUN_DEFAULT);
+    rc = 0;
+
+    log_stats(&r);
+    queue_stop(&r);
+    uv_close((uv_handle_t *)&sig_term, NULL);
+    uv_close((uv_handle_t *)&sig_int, NULL);
+    uv_close((uv_handle_t *)&sig_hup, NULL);
+    uv_close((uv_handle_t *)&tick, NULL);
+out_lws:
+    lws_context_destroy(r.lws);
+    uv_run(r.loop, UV_RUN_DEFAULT);
+out_loop:
+    uv_loop_close(r.loop);
+    free(r.loop);
+    ingest_close(&r.in);
+    if (rc == 0)
+        log_info("stopped");
+out_cfg:
+    config_free(&r.cfg);
+    return rc;
+}

@@ -1,0 +1,44 @@
+/* daemon.h - the running relay: one libuv loop shared by libwebsockets
+ * (D4 listener, HTTP), hiredis (d4-core queues) and the relay's timers and
+ * signals. The pieces below attach to it. */
+#ifndef PDNS_DAEMON_H
+#define PDNS_DAEMON_H
+
+#include <libwebsockets.h>
+#include <uv.h>
+
+#include "config.h"
+#include "ingest.h"
+#include "session.h"
+
+struct d4_conn;
+struct queue_consumer;
+
+typedef struct relay {
+    uv_loop_t *loop;
+    relay_config cfg;
+    ingest in;
+    d4_session_conf sconf;
+    struct lws_context *lws;
+    struct d4_conn *conns;       /* open D4 connections (list) */
+    struct queue_consumer *queue;
+    int stopping;
+    uint64_t started_ms;
+} relay;
+
+/* D4/TLS listener (d4_listener.c) and HTTP endpoints (http_api.c): the
+ * lws protocols of their vhosts. */
+extern const struct lws_protocols d4_listener_protocol;
+extern const struct lws_protocols http_api_protocol;
+
+/* Closes D4 connections whose frame has not completed in time. */
+void d4_listener_sweep(relay *r);
+
+/* d4-core analyzer queues (queue.c). */
+int queue_start(relay *r);
+int queue_idle(relay *r);   /* no batch in flight */
+void queue_stop(relay *r);
+
+uint64_t relay_now_ms(void);
+
+#endif

@@ -1,0 +1,213 @@
+/* ingest.c - the hand-off from sources to consumers, and its counters. */
+#include "ingest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cof.h"
+#include "config.h"
+#include "log.h"
+
+#define LOG_BURST 20.0
+
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int ingest_init(ingest *in, const char *output_path, int keep_errors) {
+    memset(in, 0, sizeof(*in));
+    in->out_fd = -1;
+    in->keep_errors = keep_errors;
+    in->log_tokens = LOG_BURST;
+    if (output_path && *output_path) {
+        in->out_fd = open(output_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                          0640);
+        if (in->out_fd < 0)
+            return -1;
+    }
+    return 0;
+}
+
+void ingest_close(ingest *in) {
+    ingest_commit(in);
+    if (in->out_fd >= 0)
+        close(in->out_fd);
+    in->out_fd = -1;
+    pdns_buf_free(&in->out);
+}
+
+/* A rejected line is logged with its reason, at most LOG_BURST at once
+ * and then one a second; the rest are counted as suppressed. */
+static int log_allowed(ingest *in) {
+    uint64_t t = now_ms();
+    in->log_tokens += (double)(t - in->log_last_ms) / 1000.0;
+    if (in->log_tokens > LOG_BURST)
+        in->log_tokens = LOG_BURST;
+    in->log_last_ms = t;
+    if (in->log_tokens < 1.0) {
+        in->m.log_suppressed++;
+        return 0;
+    }
+    in->log_tokens -= 1.0;
+    return 1;
+}
+
+static void emit(ingest *in, const pdns_record *r) {
+    if (in->out_fd < 0)
+        return;
+    if (cof_encode(r, COF_WITH_SENSOR, &in->out) < 0) {
+        in->m.output_write_errors++;
+        return;
+    }
+    if (in->out.len >= (1u << 16))
+        ingest_commit(in);
+}
+
+int ingest_csv_line(ingest *in, const csv_layout *layout,
+                    enum pdns_source src, relay_sensor *sensor,
+                    const char *sensor_name, const char *where, char *line,
+                    size_t len) {
+    pdns_record r;
+    const char *why;
+    r.source = src;
+    r.sensor_id.p = sensor ? sensor->name : sensor_name;
+    r.sensor_id.len = strlen(r.sensor_id.p);
+    r.origin.len = 0;
+    r.bailiwick.len = 0;
+    r.has_uuid = 0;
+    if (sensor) {
+        memcpy(r.sensor_uuid, sensor->uuid, 16);
+        r.has_uuid = 1;
+    }
+    enum csv_result res = csv_parse_line(layout, line, len, &r, &why);
+    if (res != CSV_OK) {
+        in->m.csv_rejects[src][res]++;
+        if (sensor)
+            sensor->rejected++;
+        if (log_allowed(in))
+            log_warn("ingest: %s: rejected line (%s): %.*s", where, why,
+                     (int)(len > 200 ? 200 : len), line);
+        return -1;
+    }
+    if (r.is_error) {
+        in->m.error_lines[src]++;
+        if (sensor)
+            sensor->errors++;
+        return 0;
+    }
+    in->m.records[src]++;
+    if (sensor)
+        sensor->records++;
+    emit(in, &r);
+    return 1;
+}
+
+void ingest_line_too_long(ingest *in, enum pdns_source src,
+                          relay_sensor *sensor, const char *where) {
+    in->m.csv_rejects[src][CSV_E_TOO_LONG]++;
+    if (sensor)
+        sensor->rejected++;
+    if (log_allowed(in))
+        log_warn("ingest: %s: rejected line (longer than the line bound)",
+                 where);
+}
+
+int ingest_commit(ingest *in) {
+    size_t off = 0;
+    while (off < in->out.len) {
+        ssize_t n = write(in->out_fd, in->out.p + off, in->out.len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            in->m.output_write_errors++;
+            log_error("ingest: writing the output file: %s", strerror(errno));
+            pdns_buf_consume(&in->out, off);
+            return -1;
+        }
+        off += (size_t)n;
+    }
+    in->out.len = 0;
+    return 0;
+}
+
+static int put(pdns_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int put(pdns_buf *b, const char *fmt, ...) {
+    va_list ap;
+    char tmp[512];
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    return pdns_buf_append(b, tmp, (size_t)(n < (int)sizeof(tmp) ? n : (int)sizeof(tmp) - 1));
+}
+
+int ingest_metrics_render(const ingest *in, const relay_config *cfg,
+                          pdns_buf *b) {
+    const relay_metrics *m = &in->m;
+    int rc = 0;
+    rc |= put(b, "# HELP pdns_relay_records_total Answer records accepted, by source.\n"
+                 "# TYPE pdns_relay_records_total counter\n");
+    for (int s = 0; s < PDNS_SRC_COUNT; s++)
+        rc |= put(b, "pdns_relay_records_total{source=\"%s\"} %" PRIu64 "\n",
+                  pdns_source_name((enum pdns_source)s), m->records[s]);
+    rc |= put(b, "# HELP pdns_relay_error_lines_total NXDOMAIN/SERVFAIL/... lines accepted, by source.\n"
+                 "# TYPE pdns_relay_error_lines_total counter\n");
+    for (int s = 0; s < PDNS_SRC_COUNT; s++)
+        rc |= put(b, "pdns_relay_error_lines_total{source=\"%s\"} %" PRIu64 "\n",
+                  pdns_source_name((enum pdns_source)s), m->error_lines[s]);
+    rc |= put(b, "# HELP pdns_relay_rejected_lines_total Lines rejected, by source and reason.\n"
+                 "# TYPE pdns_relay_rejected_lines_total counter\n");
+    for (int s = 0; s < PDNS_SRC_COUNT; s++)
+        for (int r = 1; r < CSV_RESULT_COUNT; r++)
+            rc |= put(b, "pdns_relay_rejected_lines_total{source=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
+                      pdns_source_name((enum pdns_source)s),
+                      csv_result_name((enum csv_result)r), m->csv_rejects[s][r]);
+    rc |= put(b, "# HELP pdns_relay_d4_sessions_total D4 connections accepted.\n"
+                 "# TYPE pdns_relay_d4_sessions_total counter\n"
+                 "pdns_relay_d4_sessions_total %" PRIu64 "\n"
+                 "# HELP pdns_relay_d4_sessions_active D4 connections open now.\n"
+                 "# TYPE pdns_relay_d4_sessions_active gauge\n"
+                 "pdns_relay_d4_sessions_active %" PRIu64 "\n",
+              m->d4_sessions_total, m->d4_sessions_active);
+    rc |= put(b, "# HELP pdns_relay_d4_rejected_sessions_total D4 sessions closed for a protocol violation, by reason.\n"
+                 "# TYPE pdns_relay_d4_rejected_sessions_total counter\n");
+    for (int r = 1; r < D4R_COUNT; r++)
+        rc |= put(b, "pdns_relay_d4_rejected_sessions_total{reason=\"%s\"} %" PRIu64 "\n",
+                  d4_reject_name((enum d4_reject)r), m->d4_rejects[r]);
+    rc |= put(b, "# HELP pdns_relay_sensor_records_total Answer records accepted, by sensor.\n"
+                 "# TYPE pdns_relay_sensor_records_total counter\n");
+    for (size_t i = 0; i < cfg->n_sensors; i++)
+        rc |= put(b, "pdns_relay_sensor_records_total{sensor=\"%s\"} %" PRIu64 "\n",
+                  cfg->sensors[i].name, cfg->sensors[i].records);
+    rc |= put(b, "# HELP pdns_relay_sensor_rejected_lines_total Lines rejected, by sensor.\n"
+                 "# TYPE pdns_relay_sensor_rejected_lines_total counter\n");
+    for (size_t i = 0; i < cfg->n_sensors; i++)
+        rc |= put(b, "pdns_relay_sensor_rejected_lines_total{sensor=\"%s\"} %" PRIu64 "\n",
+                  cfg->sensors[i].name, cfg->sensors[i].rejected);
+    rc |= put(b, "# HELP pdns_relay_sensor_frames_total D4 frames accepted, by sensor.\n"
+                 "# TYPE pdns_relay_sensor_frames_total counter\n");
+    for (size_t i = 0; i < cfg->n_sensors; i++)
+        rc |= put(b, "pdns_relay_sensor_frames_total{sensor=\"%s\"} %" PRIu64 "\n",
+                  cfg->sensors[i].name, cfg->sensors[i].frames);
+    rc |= put(b, "# TYPE pdns_relay_queue_batches_total counter\n"
+                 "pdns_relay_queue_batches_total %" PRIu64 "\n"
+                 "# TYPE pdns_relay_queue_recovered_lines_total counter\n"
+                 "pdns_relay_queue_recovered_lines_total %" PRIu64 "\n"
+                 "# TYPE pdns_relay_redis_disconnects_total counter\n"
+                 "pdns_relay_redis_disconnects_total %" PRIu64 "\n"
+                 "# TYPE pdns_relay_output_write_errors_total counter\n"
+                 "pdns_relay_output_write_errors_total %" PRIu64 "\n"
+                 "# TYPE pdns_relay_log_suppressed_total counter\n"
+                 "pdns_relay_log_suppressed_total %" PRIu64 "\n",
+              m->queue_batches, m->queue_recovered, m->redis_disconnects,
+              m->output_write_errors, m->log_suppressed);
+    return rc ? -1 : 0;
+}

@@ -1,0 +1,70 @@
+/* ingest.h - the hand-off every source feeds: parse a line (or take a
+ * decoded record), count it, and pass accepted records on.
+ *
+ * Today the consumers are the per-sensor counters, the metrics and an
+ * optional COF output file; the store and the mixer attach here. A source
+ * that must not lose records (the d4-core queue) calls ingest_commit
+ * before it acknowledges its input: after it returns 0, every record
+ * handed over so far has reached its consumers. */
+#ifndef PDNS_INGEST_H
+#define PDNS_INGEST_H
+
+#include <stdint.h>
+
+#include "buf.h"
+#include "csv.h"
+#include "record.h"
+#include "session.h"
+
+typedef struct relay_metrics {
+    uint64_t d4_sessions_total;
+    uint64_t d4_sessions_active;
+    uint64_t d4_rejects[D4R_COUNT];
+    uint64_t csv_rejects[PDNS_SRC_COUNT][CSV_RESULT_COUNT];
+    uint64_t records[PDNS_SRC_COUNT];
+    uint64_t error_lines[PDNS_SRC_COUNT];
+    uint64_t queue_batches;
+    uint64_t queue_recovered;
+    uint64_t redis_disconnects;
+    uint64_t output_write_errors;
+    uint64_t log_suppressed;
+} relay_metrics;
+
+typedef struct ingest {
+    relay_metrics m;
+    int out_fd;              /* COF output file, or -1 */
+    pdns_buf out;
+    int keep_errors;
+    /* reject log rate limit: a burst of lines, then one a second */
+    double log_tokens;
+    uint64_t log_last_ms;
+} ingest;
+
+/* Opens the output file (append) when path is not empty. Returns 0, or
+ * -1 with errno. */
+int ingest_init(ingest *in, const char *output_path, int keep_errors);
+void ingest_close(ingest *in);
+
+/* Parses one CSV line from a source and hands the record over. sensor may
+ * be NULL (then sensor_name names the provenance). where describes the
+ * source for the log ("sensor s1 from 10.0.0.1"). Returns 1 for a record,
+ * 0 for an error line, -1 for a rejected line. */
+int ingest_csv_line(ingest *in, const csv_layout *layout,
+                    enum pdns_source src, relay_sensor *sensor,
+                    const char *sensor_name, const char *where, char *line,
+                    size_t len);
+
+/* A line over the length bound. */
+void ingest_line_too_long(ingest *in, enum pdns_source src,
+                          relay_sensor *sensor, const char *where);
+
+/* Makes everything handed over durable in its consumers. Returns 0, or -1
+ * (the caller must not acknowledge its input). */
+int ingest_commit(ingest *in);
+
+/* Writes the Prometheus text exposition of the counters. */
+struct relay_config;
+int ingest_metrics_render(const ingest *in, const struct relay_config *cfg,
+                          pdns_buf *out);
+
+#endif

@@ -1,0 +1,293 @@
+/* queue.c - consumer of d4-core analyzer queues (Redis lists
+ * analyzer:8:<queue-uuid>, filled by d4-core with LPUSH).
+ *
+ * Reliable-queue pattern: a Lua script moves up to `batch` lines with
+ * RPOPLPUSH into this relay's processing list, the lines are ingested and
+ * committed (ingest_commit), and only then is the batch trimmed off the
+ * processing list. After a crash, whatever is left in the processing list
+ * is ingested first. Delivery is at least once: a crash between commit
+ * and trim hands the same batch over again.
+ *
+ * The processing list is "{analyzer:8:<uuid>}:pdns-relay:<relay_id>:
+ * processing": its hash tag is the source key's name, so both keys share
+ * a Redis Cluster slot and the script runs unchanged on a cluster. */
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "log.h"
+
+#define POLL_IDLE_MS 200
+#define BACKOFF_MAX_MS 30000
+
+static const char move_script[] =
+    "local out = {}\n"
+    "for i = 1, tonumber(ARGV[1]) do\n"
+    "  local v = redis.call('RPOPLPUSH', KEYS[1], KEYS[2])\n"
+    "  if not v then break end\n"
+    "  out[#out + 1] = v\n"
+    "end\n"
+    "return out\n";
+
+typedef struct queue_state {
+    cfg_queue *conf;
+    char src[128];
+    char proc[256];
+    char where[160];
+    int recovered;    /* the processing list was drained at start */
+} queue_state;
+
+typedef struct queue_consumer {
+    relay *r;
+    redisAsyncContext *ac;
+    uv_timer_t timer;
+    queue_state *q;
+    size_t n, cur;     /* queue being polled (round robin) */
+    int busy;          /* a command is in flight */
+    int connected;
+    int empty_round;   /* queues found empty since the last full batch */
+    uint64_t backoff_ms;
+    int logged_down;
+} queue_consumer;
+
+static void schedule(queue_consumer *qc, uint64_t ms);
+static void poll_next(queue_consumer *qc);
+
+static void on_trim(redisAsyncContext *ac, void *reply, void *priv) {
+    queue_consumer *qc = priv;
+    (void)ac;
+    qc->busy = 0;
+    if (!reply)
+        return;
+    poll_next(qc);
+}
+
+/* Ingests the lines of an array reply, then commits and trims them. */
+static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
+    queue_consumer *qc = priv;
+    queue_state *q = &qc->q[qc->cur];
+    redisReply *rep = reply;
+    relay *r = qc->r;
+    int recovering = !q->recovered;
+    if (!rep) { /* disconnected: the lines stay in the processing list */
+        qc->busy = 0;
+        return;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY) {
+        log_error("queue: %s: unexpected reply: %s", q->src,
+                  rep->type == REDIS_REPLY_ERROR ? rep->str : "not an array");
+        qc->busy = 0;
+        schedule(qc, 1000);
+        return;
+    }
+    size_t n = rep->elements;
+    for (size_t i = 0; i < n; i++) {
+        /* the processing list has the newest first: recover oldest first */
+        redisReply *e = rep->element[recovering ? n - 1 - i : i];
+        if (e->type != REDIS_REPLY_STRING)
+            continue;
+        size_t len = e->len;
+        while (len && (e->str[len - 1] == '\n' || e->str[len - 1] == '\r'))
+            len--;
+        if (len > r->cfg.max_line)
+            ingest_line_too_long(&r->in, PDNS_SRC_QUEUE, NULL, q->where);
+        else if (len)
+            ingest_csv_line(&r->in, &q->conf->layout, PDNS_SRC_QUEUE, NULL,
+                            q->conf->sensor, q->where, e->str, len);
+    }
+    if (recovering) {
+        q->recovered = 1;
+        r->in.m.queue_recovered += n;
+        if (n)
+            log_info("queue: %s: recovered %zu lines left by an earlier run",
+                     q->src, n);
+    }
+    if (!recovering) { /* a short batch means the queue is drained */
+        if (n == (size_t)r->cfg.queue_batch)
+            qc->empty_round = 0;
+        else
+            qc->empty_round++;
+    }
+    if (n == 0) {
+        qc->busy = 0;
+        poll_next(qc);
+        return;
+    }
+    if (ingest_commit(&r->in) < 0) { /* keep them; try again later */
+        qc->busy = 0;
+        schedule(qc, 1000);
+        return;
+    }
+    r->in.m.queue_batches++;
+    /* the batch is the n oldest (rightmost) entries of the list */
+    redisAsyncCommand(ac, on_trim, qc, "LTRIM %s 0 %lld", q->proc,
+                      -(long long)n - 1);
+}
+
+static void poll_next(queue_consumer *qc) {
+    relay *r = qc->r;
+    if (qc->busy || !qc->connected)
+        return;
+    if (r->stopping) {
+        return;
+    }
+    if (qc->empty_round >= (int)qc->n) { /* every queue empty: wait */
+        qc->empty_round = 0;
+        schedule(qc, POLL_IDLE_MS);
+        return;
+    }
+    qc->cur = (qc->cur + 1) % qc->n;
+    queue_state *q = &qc->q[qc->cur];
+    qc->busy = 1;
+    if (!q->recovered)
+        redisAsyncCommand(qc->ac, on_batch, qc, "LRANGE %s 0 -1", q->proc);
+    else
+        redisAsyncCommand(qc->ac, on_batch, qc, "EVAL %s 2 %s %s %d",
+                          move_script, q->src, q->proc, r->cfg.queue_batch);
+}
+
+static void connect_redis(queue_consumer *qc);
+
+static void on_timer(uv_timer_t *t) {
+    queue_consumer *qc = t->data;
+    if (!qc->ac)
+        connect_redis(qc);
+    else
+        poll_next(qc);
+}
+
+static void schedule(queue_consumer *qc, uint64_t ms) {
+    uv_timer_start(&qc->timer, on_timer, ms, 0);
+}
+
+static void on_select(redisAsyncContext *ac, void *reply, void *priv) {
+    queue_consumer *qc = priv;
+    redisReply *rep = reply;
+    (void)ac;
+    qc->busy = 0;
+    if (!rep || rep->type == REDIS_REPLY_ERROR) {
+        log_error("queue: SELECT failed: %s", rep ? rep->str : "no reply");
+        return;
+    }
+    qc->connected = 1;
+    qc->backoff_ms = 0;
+    if (qc->logged_down)
+        log_info("queue: connected to d4-core Redis again");
+    qc->logged_down = 0;
+    for (size_t i = 0; i < qc->n; i++)
+        qc->q[i].recovered = 0; /* re-read processing lists after a reconnect */
+    poll_next(qc);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status) {
+    queue_consumer *qc = ac->data;
+    if (status != REDIS_OK)
+        return; /* on_disconnect follows with the error */
+    qc->busy = 1;
+    redisAsyncCommand((redisAsyncContext *)ac, on_select, qc, "SELECT %d",
+                      qc->r->cfg.queue_redis_db);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status) {
+    queue_consumer *qc = ac->data;
+    qc->ac = NULL;
+    qc->connected = 0;
+    qc->busy = 0;
+    if (qc->r->stopping)
+        return;
+    qc->r->in.m.redis_disconnects++;
+    if (!qc->logged_down)
+        log_warn("queue: d4-core Redis %s:%d unavailable (%s); retrying with "
+                 "backoff", qc->r->cfg.queue_redis.host,
+                 qc->r->cfg.queue_redis.port,
+                 status == REDIS_OK ? "closed" : ac->errstr);
+    qc->logged_down = 1;
+    qc->backoff_ms = qc->backoff_ms ? qc->backoff_ms * 2 : 250;
+    if (qc->backoff_ms > BACKOFF_MAX_MS)
+        qc->backoff_ms = BACKOFF_MAX_MS;
+    schedule(qc, qc->backoff_ms);
+}
+
+static void on_connect_failed(queue_consumer *qc, const char *why) {
+    redisAsyncContext fake;
+    memset(&fake, 0, sizeof(fake));
+    fake.data = qc;
+    fake.errstr = (char *)why;
+    on_disconnect(&fake, REDIS_ERR);
+}
+
+static void connect_redis(queue_consumer *qc) {
+    relay *r = qc->r;
+    redisAsyncContext *ac = redisAsyncConnect(r->cfg.queue_redis.host,
+                                              r->cfg.queue_redis.port);
+    if (!ac || ac->err) {
+        char why[128];
+        snprintf(why, sizeof(why), "%s", ac ? ac->errstr : "out of memory");
+        if (ac)
+            redisAsyncFree(ac);
+        on_connect_failed(qc, why);
+        return;
+    }
+    ac->data = qc;
+    redisLibuvAttach(ac, r->loop);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    qc->ac = ac;
+}
+
+int queue_start(relay *r) {
+    if (!r->cfg.n_queues)
+        return 0;
+    queue_consumer *qc = calloc(1, sizeof(*qc));
+    if (!qc)
+        return -1;
+    qc->r = r;
+    qc->n = r->cfg.n_queues;
+    qc->q = calloc(qc->n, sizeof(queue_state));
+    if (!qc->q) {
+        free(qc);
+        return -1;
+    }
+    for (size_t i = 0; i < qc->n; i++) {
+        queue_state *q = &qc->q[i];
+        q->conf = &r->cfg.queues[i];
+        snprintf(q->src, sizeof(q->src), "analyzer:8:%s", q->conf->uuid);
+        snprintf(q->proc, sizeof(q->proc), "{%s}:pdns-relay:%s:processing",
+                 q->src, r->cfg.relay_id);
+        snprintf(q->where, sizeof(q->where), "queue %s", q->src);
+    }
+    qc->cur = qc->n - 1;
+    uv_timer_init(r->loop, &qc->timer);
+    qc->timer.data = qc;
+    r->queue = qc;
+    connect_redis(qc);
+    log_info("queue: consuming %zu d4-core queue(s) from %s:%d db %d", qc->n,
+             r->cfg.queue_redis.host, r->cfg.queue_redis.port,
+             r->cfg.queue_redis_db);
+    return 0;
+}
+
+int queue_idle(relay *r) {
+    return !r->queue || !r->queue->busy;
+}
+
+static void free_qc(uv_handle_t *h) {
+    queue_consumer *qc = h->data;
+    free(qc->q);
+    free(qc);
+}
+
+void queue_stop(relay *r) {
+    queue_consumer *qc = r->queue;
+    if (!qc)
+        return;
+    uv_timer_stop(&qc->timer);
+    if (qc->ac)
+        redisAsyncDisconnect(qc->ac);
+    uv_close((uv_handle_t *)&qc->timer, free_qc);
+    r->queue = NULL;
+}
