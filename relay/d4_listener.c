@@ -2,6 +2,7 @@
  * driving a d4_session. Violations close the connection with a log line
  * naming the peer and the reason, and a metric. Other connections are not
  * affected: a session's state is its own. */
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -98,6 +99,14 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             c->armed_ms = relay_now_ms();
         break;
     }
+    case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+        /* No session tickets: a sensor that writes and closes at once
+         * would leave them unread, and its close would become a RST that
+         * discards the frames we have not read yet. */
+        SSL_CTX_set_options((SSL_CTX *)user, SSL_OP_NO_TICKET);
+        SSL_CTX_set_num_tickets((SSL_CTX *)user, 0);
+        SSL_CTX_set_min_proto_version((SSL_CTX *)user, TLS1_2_VERSION);
+        break;
     case LWS_CALLBACK_RAW_CLOSE:
         r = relay_of(wsi);
         if (!c->wsi)
