@@ -99,6 +99,8 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             c->armed_ms = relay_now_ms();
         break;
     }
+    case LWS_CALLBACK_RAW_WRITEABLE:
+        return c->dead ? -1 : 0;
     case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
         /* No session tickets: a sensor that writes and closes at once
          * would leave them unread, and its close would become a RST that
@@ -134,7 +136,7 @@ void d4_listener_sweep(relay *r) {
         reject(r, c, D4R_TIMEOUT,
                c->s.frames ? "frame not complete in time"
                            : "no complete header in time");
-        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        lws_callback_on_writable(c->wsi); /* closes it from RAW_WRITEABLE */
     }
 }
 

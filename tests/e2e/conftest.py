@@ -1,0 +1,197 @@
+"""End-to-end fixtures: a real redis-server, a real pdns-relay process with
+a TLS certificate and sensor keys made for the test, all on loopback and
+on free ports, all torn down afterwards."""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+BIN = os.environ.get("PDNS_RELAY_BIN") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "pdns-relay")
+DATA = os.path.join(os.path.dirname(__file__), "..", "data")
+
+SENSORS = {
+    "sensor-a": ("3f2b9c1e7a444d2e9b1f0c5a8e6d2f10", b"key-of-sensor-a"),
+    "sensor-b": ("9c1d5e2f3a4b4c6d8e7f001122334455", b"key-of-sensor-b"),
+    "sensor-c": ("0a0b0c0d0e0f40118899aabbccddeeff", b"key-of-sensor-c"),
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc=None, timeout=10.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("process exited with %s" % proc.returncode)
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("port %d never opened" % port)
+
+
+@pytest.fixture(scope="session")
+def workdir():
+    d = tempfile.mkdtemp(prefix="pdns-e2e-")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-keyout", os.path.join(d, "tls.key"), "-out",
+                    os.path.join(d, "tls.crt"), "-days", "2", "-subj",
+                    "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    for name, (_, key) in SENSORS.items():
+        p = os.path.join(d, name + ".key")
+        with open(p, "wb") as f:
+            f.write(key + b"\n")
+        os.chmod(p, 0o600)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+class Redis:
+    def __init__(self, workdir):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(dir=workdir, prefix="redis-")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--dir", self.dir, "--save", "", "--appendonly", "yes"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port, self.proc)
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+    def client(self):
+        import redis
+        return redis.Redis(host="127.0.0.1", port=self.port)
+
+
+@pytest.fixture
+def redis_server(workdir):
+    r = Redis(workdir)
+    r.start()
+    yield r
+    r.stop()
+
+
+class Relay:
+    """A pdns-relay process with its own config in its own directory."""
+
+    def __init__(self, workdir, redis=None, extra=None, sensors=("sensor-a", "sensor-b")):
+        self.dir = tempfile.mkdtemp(dir=workdir, prefix="relay-")
+        self.d4_port = free_port()
+        self.http_port = free_port()
+        self.output = os.path.join(self.dir, "out.ndjson")
+        cfg = {
+            "relay_id": "e2e",
+            "stats_interval": 0,
+            "d4": {"listen": "127.0.0.1:%d" % self.d4_port,
+                   "tls_cert": os.path.join(workdir, "tls.crt"),
+                   "tls_key": os.path.join(workdir, "tls.key")},
+            "http": {"listen": "127.0.0.1:%d" % self.http_port},
+            "ingest": {"output_file": self.output},
+            "sensors": [{"uuid": SENSORS[n][0], "name": n,
+                         "key_file": os.path.join(workdir, n + ".key")}
+                        for n in sensors],
+        }
+        if redis is not None:
+            cfg["redis"] = "redis://127.0.0.1:%d/0" % redis.port
+        for k, v in (extra or {}).items():
+            if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+                cfg[k].update(v)
+            else:
+                cfg[k] = v
+        self.config = os.path.join(self.dir, "relay.json")
+        with open(self.config, "w") as f:
+            json.dump(cfg, f, indent=2)
+        self.log = os.path.join(self.dir, "relay.log")
+        self.proc = None
+
+    def start(self):
+        self.logf = open(self.log, "ab")
+        self.proc = subprocess.Popen([BIN, "run", "-c", self.config],
+                                     stdout=self.logf, stderr=self.logf)
+        wait_port(self.http_port, self.proc)
+        wait_port(self.d4_port, self.proc)
+        return self
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(15)
+        rc = self.proc.returncode if self.proc else None
+        self.proc = None
+        return rc
+
+    def metrics(self):
+        text = urllib.request.urlopen(
+            "http://127.0.0.1:%d/metrics" % self.http_port, timeout=5).read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.rsplit(" ", 1)
+                out[k] = float(v)
+        return out
+
+    def stats(self):
+        return json.loads(urllib.request.urlopen(
+            "http://127.0.0.1:%d/stats" % self.http_port, timeout=5).read())
+
+    def sensor_records(self, name):
+        return self.metrics().get('pdns_relay_sensor_records_total{sensor="%s"}' % name, 0)
+
+    def wait_for(self, pred, timeout=10.0):
+        end = time.time() + timeout
+        while time.time() < end:
+            if pred():
+                return True
+            time.sleep(0.05)
+        return pred()
+
+    def output_lines(self):
+        if not os.path.exists(self.output):
+            return []
+        with open(self.output) as f:
+            return [json.loads(l) for l in f if l.strip()]
+
+    def log_text(self):
+        with open(self.log, errors="replace") as f:
+            return f.read()
+
+
+@pytest.fixture
+def relay_factory(workdir):
+    made = []
+
+    def make(**kw):
+        r = Relay(workdir, **kw)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def relay(relay_factory):
+    return relay_factory().start()
