@@ -32,6 +32,17 @@ int ingest_init(ingest *in, const char *output_path, int keep_errors) {
                           0640);
         if (in->out_fd < 0)
             return -1;
+        /* a crash can tear the last line (SIGKILL interrupts a write):
+         * start on a fresh line so every later record parses */
+        char last;
+        off_t end = lseek(in->out_fd, 0, SEEK_END);
+        if (end > 0 && pread(in->out_fd, &last, 1, end - 1) == 1 &&
+            last != '\n') {
+            log_warn("ingest: %s ends in a partial line (an earlier crash); "
+                     "its batch is delivered again", output_path);
+            if (write(in->out_fd, "\n", 1) != 1)
+                return -1;
+        }
     }
     return 0;
 }

@@ -23,6 +23,7 @@
 
 #define POLL_IDLE_MS 200
 #define BACKOFF_MAX_MS 30000
+#define CONNECT_TIMEOUT_MS 2000
 
 static const char move_script[] =
     "local out = {}\n"
@@ -49,6 +50,7 @@ typedef struct queue_consumer {
     size_t n, cur;     /* queue being polled (round robin) */
     int busy;          /* a command is in flight */
     int connected;
+    int connecting;    /* redisAsyncConnect issued, no answer yet */
     int empty_round;   /* queues found empty since the last full batch */
     uint64_t backoff_ms;
     int logged_down;
@@ -152,8 +154,20 @@ static void poll_next(queue_consumer *qc) {
 
 static void connect_redis(queue_consumer *qc);
 
+static void retry_later(queue_consumer *qc, const char *why);
+
 static void on_timer(uv_timer_t *t) {
     queue_consumer *qc = t->data;
+    if (qc->connecting) {
+        /* hiredis 0.14's libuv adapter drops poll errors, so a refused
+         * connect never calls back: give up on it here */
+        redisAsyncContext *ac = qc->ac;
+        qc->connecting = 0;
+        qc->ac = NULL;
+        redisAsyncFree(ac);
+        retry_later(qc, "connection refused or timed out");
+        return;
+    }
     if (!qc->ac)
         connect_redis(qc);
     else
@@ -183,18 +197,11 @@ static void on_select(redisAsyncContext *ac, void *reply, void *priv) {
     poll_next(qc);
 }
 
-static void on_connect(const redisAsyncContext *ac, int status) {
-    queue_consumer *qc = ac->data;
-    if (status != REDIS_OK)
-        return; /* on_disconnect follows with the error */
-    qc->busy = 1;
-    redisAsyncCommand((redisAsyncContext *)ac, on_select, qc, "SELECT %d",
-                      qc->r->cfg.queue_redis_db);
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status) {
-    queue_consumer *qc = ac->data;
+/* The connection is gone (or never came): retry with exponential backoff,
+ * logging the outage once. hiredis frees the context itself. */
+static void retry_later(queue_consumer *qc, const char *why) {
     qc->ac = NULL;
+    qc->connecting = 0;
     qc->connected = 0;
     qc->busy = 0;
     if (qc->r->stopping)
@@ -203,8 +210,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
     if (!qc->logged_down)
         log_warn("queue: d4-core Redis %s:%d unavailable (%s); retrying with "
                  "backoff", qc->r->cfg.queue_redis.host,
-                 qc->r->cfg.queue_redis.port,
-                 status == REDIS_OK ? "closed" : ac->errstr);
+                 qc->r->cfg.queue_redis.port, why);
     qc->logged_down = 1;
     qc->backoff_ms = qc->backoff_ms ? qc->backoff_ms * 2 : 250;
     if (qc->backoff_ms > BACKOFF_MAX_MS)
@@ -212,12 +218,20 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
     schedule(qc, qc->backoff_ms);
 }
 
-static void on_connect_failed(queue_consumer *qc, const char *why) {
-    redisAsyncContext fake;
-    memset(&fake, 0, sizeof(fake));
-    fake.data = qc;
-    fake.errstr = (char *)why;
-    on_disconnect(&fake, REDIS_ERR);
+static void on_connect(const redisAsyncContext *ac, int status) {
+    queue_consumer *qc = ac->data;
+    qc->connecting = 0;
+    if (status != REDIS_OK) { /* hiredis 0.14: no disconnect callback now */
+        retry_later(qc, ac->errstr);
+        return;
+    }
+    qc->busy = 1;
+    redisAsyncCommand((redisAsyncContext *)ac, on_select, qc, "SELECT %d",
+                      qc->r->cfg.queue_redis_db);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status) {
+    retry_later(ac->data, status == REDIS_OK ? "closed" : ac->errstr);
 }
 
 static void connect_redis(queue_consumer *qc) {
@@ -229,7 +243,7 @@ static void connect_redis(queue_consumer *qc) {
         snprintf(why, sizeof(why), "%s", ac ? ac->errstr : "out of memory");
         if (ac)
             redisAsyncFree(ac);
-        on_connect_failed(qc, why);
+        retry_later(qc, why);
         return;
     }
     ac->data = qc;
@@ -237,6 +251,8 @@ static void connect_redis(queue_consumer *qc) {
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     qc->ac = ac;
+    qc->connecting = 1;
+    schedule(qc, CONNECT_TIMEOUT_MS);
 }
 
 int queue_start(relay *r) {
