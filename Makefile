@@ -76,7 +76,7 @@ FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Irelay $(PKG_CFLAGS) \
 fuzz:
 	@mkdir -p build-fuzz
 	@set -e; for f in tests/fuzz/fuzz_*.c; do \
-	  n=$$(basename $$f .c); \
+	  n=$$(basename $$f .c); echo "== $$n ($(FUZZ_SECONDS) s)"; \
 	  clang $(FUZZ_CFLAGS) -o build-fuzz/$$n $$f $(CORE_SRC) $(PKG_LIBS) -lssl -lcrypto -lm; \
 	  mkdir -p build-fuzz/corpus-$$n; \
 	  build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \

@@ -157,6 +157,7 @@ static struct lws_vhost *make_vhost(relay *r, const struct lws_protocols *p,
         free(list);
         return NULL;
     }
+    r->protocols[raw ? 0 : 1] = list;
     return vh;
 }
 
@@ -303,6 +304,8 @@ out_lws:
     uv_run(r.loop, UV_RUN_DEFAULT);
 out_loop:
     uv_loop_close(r.loop);
+    free(r.protocols[0]);
+    free(r.protocols[1]);
     free(r.loop);
     ingest_close(&r.in);
     if (rc == 0)

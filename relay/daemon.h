@@ -20,6 +20,7 @@ typedef struct relay {
     ingest in;
     d4_session_conf sconf;
     struct lws_context *lws;
+    struct lws_protocols *protocols[2]; /* per vhost, freed at exit */
     struct d4_conn *conns;       /* open D4 connections (list) */
     struct queue_consumer *queue;
     int stopping;

@@ -12,12 +12,16 @@
 #include "csv.h"
 
 static pdns_record got[8];
+static pdns_record *owned[8];
 static char gotbuf[8][4096];
 static int ngot;
 
+/* Records are views valid during the callback: keep deep copies. */
 static int keep(void *ctx, const pdns_record *r) {
     (void)ctx;
-    got[ngot] = *r;
+    free(owned[ngot]);
+    owned[ngot] = pdns_record_dup(r);
+    got[ngot] = *owned[ngot];
     snprintf(gotbuf[ngot], sizeof(gotbuf[0]), "%s|%u|%.*s|%.*s", "", r->rrtype,
              (int)r->rrname.len, r->rrname.p, (int)r->rdata.len, r->rdata.p);
     ngot++;
