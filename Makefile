@@ -65,9 +65,12 @@ e2e: $(BIN)
 
 test: unit e2e
 
+BENCH_RECORDS ?= 1000000
 bench: $(BIN) $(BENCH_BIN)
-	@for b in $(BENCH_BIN); do $$b tests/data; done
-	PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) tests/bench/ingest_bench.py
+	@mkdir -p $(BUILD)/bench
+	$(PY) tests/bench/gen_csv.py $(BENCH_RECORDS) > $(BUILD)/bench/bench.csv
+	@for b in $(BENCH_BIN); do $$b $(BUILD)/bench/bench.csv; done
+	BENCH_RECORDS=$(BENCH_RECORDS) PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) tests/bench/ingest_bench.py
 
 # libFuzzer targets (clang). FUZZ_SECONDS bounds each run.
 FUZZ_SECONDS ?= 20

@@ -100,10 +100,27 @@ static int put_lit(pdns_buf *b, const char *s) {
     return pdns_buf_append(b, s, strlen(s));
 }
 
+/* Appends ,"key":v (no printf: this runs for every field of every
+ * record). */
 static int put_i64(pdns_buf *b, const char *key, int64_t v) {
-    char tmp[64];
-    int n = snprintf(tmp, sizeof(tmp), ",\"%s\":%" PRId64, key, v);
-    return pdns_buf_append(b, tmp, (size_t)n);
+    char tmp[64], digits[24];
+    size_t kl = strlen(key), n = 0, d = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    tmp[n++] = ',';
+    tmp[n++] = '"';
+    memcpy(tmp + n, key, kl);
+    n += kl;
+    tmp[n++] = '"';
+    tmp[n++] = ':';
+    if (v < 0)
+        tmp[n++] = '-';
+    do {
+        digits[d++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    while (d)
+        tmp[n++] = digits[--d];
+    return pdns_buf_append(b, tmp, n);
 }
 
 int cof_encode(const pdns_record *r, unsigned flags, pdns_buf *out) {

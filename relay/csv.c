@@ -88,6 +88,14 @@ static const char *find_sep(const char *p, const char *end,
                             const csv_layout *l) {
     if (l->sep_len == 1)
         return memchr(p, l->sep[0], (size_t)(end - p));
+    if (l->sep_len == 2) { /* "||", the default: fields are short, a
+                              * plain loop beats a memchr call */
+        const char c0 = l->sep[0], c1 = l->sep[1];
+        for (; p + 1 < end; p++)
+            if (p[0] == c0 && p[1] == c1)
+                return p;
+        return NULL;
+    }
     while (p + l->sep_len <= end) {
         const char *q = memchr(p, l->sep[0], (size_t)(end - p));
         if (!q || q + l->sep_len > end)
@@ -102,7 +110,9 @@ static const char *find_sep(const char *p, const char *end,
 static const char *find_sep_back(const char *begin, const char *end,
                                  const csv_layout *l) {
     for (const char *q = end - l->sep_len; q >= begin; q--)
-        if (*q == l->sep[0] && memcmp(q, l->sep, l->sep_len) == 0)
+        if (*q == l->sep[0] &&
+            (l->sep_len == 1 || q[1] == l->sep[1]) &&
+            (l->sep_len <= 2 || memcmp(q, l->sep, l->sep_len) == 0))
             return q;
     return NULL;
 }
@@ -329,9 +339,7 @@ enum csv_result csv_parse_line(const csv_layout *l, char *line, size_t len,
         return CSV_E_NUMBER;
     }
 
-    char *name = (char *)r->rrname.p;
-    r->rrname.len = pdns_name_normalize(name, r->rrname.len);
-    if (pdns_name_check(name, r->rrname.len, why) < 0)
+    if (pdns_name_canon((char *)r->rrname.p, &r->rrname.len, why) < 0)
         return CSV_E_NAME;
 
     if (r->rdata.len == 0) {

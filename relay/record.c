@@ -58,6 +58,42 @@ int pdns_name_check(const char *s, size_t len, const char **why) {
     return 0;
 }
 
+int pdns_name_canon(char *s, size_t *lenp, const char **why) {
+    size_t len = *lenp;
+    if (len == 0) {
+        *why = "empty name";
+        return -1;
+    }
+    if (len > 1 && s[len - 1] == '.' && s[len - 2] != '\\')
+        len--;
+    if (len > 1024) {
+        *why = "name longer than 1024 bytes";
+        return -1;
+    }
+    *lenp = len;
+    if (len == 1 && s[0] == '.')
+        return 0;
+    if (s[0] == '.') {
+        *why = "name has an empty label";
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 'A' && c <= 'Z') {
+            s[i] = (char)(c + 32);
+        } else if (c <= ' ' || c == 0x7f) {
+            *why = "name has a control character or space";
+            return -1;
+        } else if (c == '\\') {
+            i++;
+        } else if (c == '.' && i + 1 < len && s[i + 1] == '.') {
+            *why = "name has an empty label";
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static char *copy_str(char *dst, pdns_str *s) {
     if (s->len)
         memcpy(dst, s->p, s->len);
@@ -124,6 +160,31 @@ int pdns_uuid_parse(const char *s, uint8_t uuid[16]) {
     return n == 16 ? 0 : -1;
 }
 
+/* Dotted-quad IPv4 in canonical form (no leading zeros, each octet
+ * 0-255): the common case, checked without a copy. Returns 1 when s is
+ * canonical, 0 when it is valid but not canonical, -1 when invalid. */
+static int ipv4_check(const char *s, size_t len) {
+    int octets = 0, canonical = 1;
+    size_t i = 0;
+    while (i < len && octets < 4) {
+        unsigned v = 0;
+        size_t start = i;
+        while (i < len && s[i] >= '0' && s[i] <= '9' && i - start < 4)
+            v = v * 10 + (unsigned)(s[i++] - '0');
+        if (i == start || i - start > 3 || v > 255)
+            return -1;
+        if (s[start] == '0' && i - start > 1)
+            canonical = 0;
+        octets++;
+        if (octets < 4) {
+            if (i >= len || s[i] != '.')
+                return -1;
+            i++;
+        }
+    }
+    return octets == 4 && i == len ? canonical : -1;
+}
+
 /* A/AAAA: validated and rewritten in canonical text. */
 static int canon_addr(int af, pdns_record *r) {
     char tmp[64];
@@ -145,6 +206,8 @@ int pdns_rdata_normalize(pdns_record *r, char *rdata, const char **why) {
         *why = "empty answer";
         return -1;
     }
+    if (r->rrtype == PDNS_RR_A && ipv4_check(rdata, r->rdata.len) == 1)
+        return 0;
     if (r->rrtype == PDNS_RR_A || r->rrtype == PDNS_RR_AAAA) {
         if (canon_addr(r->rrtype == PDNS_RR_A ? AF_INET : AF_INET6, r) < 0) {
             *why = r->rrtype == PDNS_RR_A ? "A answer is not an IPv4 address"
@@ -152,8 +215,7 @@ int pdns_rdata_normalize(pdns_record *r, char *rdata, const char **why) {
             return -1;
         }
     } else if (pdns_rrtype_rdata_is_name(r->rrtype)) {
-        r->rdata.len = pdns_name_normalize(rdata, r->rdata.len);
-        if (pdns_name_check(rdata, r->rdata.len, why) < 0) {
+        if (pdns_name_canon(rdata, &r->rdata.len, why) < 0) {
             *why = "answer is not a domain name";
             return -1;
         }

@@ -67,6 +67,10 @@ int pdns_name_check(const char *s, size_t len, const char **why);
  * name; other types are kept as printed. Returns 0, or -1 with *why. */
 int pdns_rdata_normalize(pdns_record *r, char *rdata, const char **why);
 
+/* pdns_name_normalize then pdns_name_check, in one pass over s; *len is
+ * updated. Returns 0, or -1 with *why. */
+int pdns_name_canon(char *s, size_t *len, const char **why);
+
 /* Copies r and every string it points to into one allocation.
  * Returns NULL when out of memory; free() the result. */
 pdns_record *pdns_record_dup(const pdns_record *r);

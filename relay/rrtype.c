@@ -75,7 +75,8 @@ int pdns_rrtype_parse(const char *s, size_t len, uint16_t *t) {
         return parse_u16(s, len, t);
     for (size_t i = 0; i < RRTYPES_N; i++) {
         const char *n = rrtypes[i].name;
-        if (strncasecmp(n, s, len) == 0 && n[len] == '\0') {
+        if ((n[0] | 0x20) == (s[0] | 0x20) && strncasecmp(n, s, len) == 0 &&
+            n[len] == '\0') {
             *t = rrtypes[i].num;
             return 0;
         }
@@ -87,7 +88,14 @@ int pdns_rrtype_parse(const char *s, size_t len, uint16_t *t) {
 
 size_t pdns_rrtype_format(uint16_t t, char *buf, size_t size) {
     const char *n = pdns_rrtype_name(t);
-    int w = n ? snprintf(buf, size, "%s", n) : snprintf(buf, size, "%u", t);
+    if (n) {
+        size_t l = strlen(n);
+        if (l >= size)
+            return 0;
+        memcpy(buf, n, l + 1);
+        return l;
+    }
+    int w = snprintf(buf, size, "%u", t);
     return w < 0 ? 0 : (size_t)w;
 }
 

@@ -1,0 +1,69 @@
+#!/usr/bin/python3
+"""D4/TLS ingest end to end on loopback: `pdns-relay send` processes (one
+per sensor) stream generated CSV to a running relay; records/s is counted
+from the relay's own /metrics, from the first frame to the last record.
+Printed as a table; compare the rows (one sensor vs several, with and
+without the COF output file) rather than with a fixed target."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
+import conftest  # noqa: E402  (fixtures' helpers, used directly)
+
+N = int(os.environ.get("BENCH_RECORDS", "1000000"))
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="pdns-bench-")
+    gen = os.path.join(os.path.dirname(__file__), "gen_csv.py")
+    csv = os.path.join(work, "bench.csv")
+    with open(csv, "w") as f:
+        subprocess.run([sys.executable, gen, str(N)], stdout=f, check=True)
+    size = os.path.getsize(csv)
+    d = tempfile.mkdtemp(dir=work)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    os.path.join(d, "tls.key"), "-out", os.path.join(d, "tls.crt"), "-days", "1",
+                    "-subj", "/CN=localhost"], check=True, capture_output=True)
+    for name, (_, key) in conftest.SENSORS.items():
+        p = os.path.join(d, name + ".key")
+        with open(p, "wb") as f:
+            f.write(key)
+        os.chmod(p, 0o600)
+    rows = []
+    for sensors, output in ((1, False), (1, True), (3, False)):
+        names = list(conftest.SENSORS)[:sensors]
+        relay = conftest.Relay(d, sensors=names)
+        if not output:
+            cfg = json.load(open(relay.config))
+            del cfg["ingest"]
+            json.dump(cfg, open(relay.config, "w"))
+        relay.start()
+        t0 = time.time()
+        procs = [subprocess.Popen([conftest.BIN, "send", "--host", "127.0.0.1", "--port",
+                                   str(relay.d4_port), "--uuid", conftest.SENSORS[n][0],
+                                   "--key-file", os.path.join(d, n + ".key"), "--insecure", csv],
+                                  stderr=subprocess.PIPE) for n in names]
+        for p in procs:
+            p.wait()
+        want = N * sensors
+        while True:
+            got = sum(relay.sensor_records(n) for n in names)
+            if got >= want or time.time() - t0 > 120:
+                break
+            time.sleep(0.01)
+        t = time.time() - t0
+        relay.stop()
+        rows.append((sensors, "COF file" if output else "count only", got, t, got / t,
+                     size * sensors / t / 1e6))
+    print("\nD4/TLS ingest on loopback, %d records per sensor (%.0f bytes/record)" % (N, size / N))
+    print("%-8s %-11s %10s %8s %12s %8s" % ("sensors", "sink", "records", "secs", "records/s", "MB/s"))
+    for r in rows:
+        print("%-8d %-11s %10d %8.2f %12.0f %8.1f" % r)
+
+
+if __name__ == "__main__":
+    main()
