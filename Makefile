@@ -86,7 +86,7 @@ fuzz:
 	    build-fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>&1 | tail -n 3; \
 	done
 
-run: $(BIN)
+run:
 	./scripts/demo.sh
 
 clean:

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# `make run`: the relay end to end on this machine, with nothing set up by
+# hand. Installs missing Debian packages (as root), builds, starts a
+# throwaway redis-server, makes a TLS certificate and sensor keys, starts
+# the relay with conf/relay.example.json, replays the sample sensor data
+# over real D4/TLS connections from three simulated sensors (and through a
+# d4-core analyzer queue), prints what arrived, and keeps running until
+# Ctrl-C. Everything lives in one temporary directory, removed at the end.
+# PDNS_DEMO_ONESHOT=1 exits after printing (used by the tests).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+PKGS="build-essential pkg-config libsodium-dev libhiredis-dev libwebsockets-dev
+  libwebsockets-evlib-uv libjansson-dev libuv1-dev libssl-dev libcmocka-dev
+  redis-server openssl python3 python3-pytest python3-redis python3-websocket
+  python3-nacl"
+missing=()
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "== installing: ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "missing Debian packages; run as root:"
+    echo "  apt-get update && apt-get install -y ${missing[*]}"
+    exit 1
+  fi
+fi
+make -s -j2 all
+BIN="$top/build/pdns-relay"
+PY=/usr/bin/python3
+
+tmp=$(mktemp -d /tmp/pdns-relay-demo.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+  echo "== cleaned up $tmp"
+}
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+
+freeport() { $PY -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+REDIS_PORT=$(freeport); D4_PORT=$(freeport); HTTP_PORT=$(freeport)
+
+echo "== throwaway redis-server on 127.0.0.1:$REDIS_PORT ($tmp)"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$tmp" --save "" >"$tmp/redis.log" 2>&1 &
+pids+=($!)
+
+echo "== self-signed TLS certificate and demo sensor keys"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/tls.key" -out "$tmp/tls.crt" \
+  -days 7 -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
+for s in sensor-a sensor-b sensor-c; do
+  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$tmp/$s.key"
+  chmod 600 "$tmp/$s.key"
+done
+
+# the shipped example, with this run's ports; paths resolve next to it
+$PY - "$top/conf/relay.example.json" "$tmp/relay.json" "$D4_PORT" "$HTTP_PORT" "$REDIS_PORT" <<'PYEOF'
+import json, sys
+src, dst, d4, http, redis = sys.argv[1:]
+c = json.load(open(src))
+c["d4"]["listen"] = "127.0.0.1:" + d4
+c["http"]["listen"] = "127.0.0.1:" + http
+c["redis"] = "redis://127.0.0.1:%s/0" % redis
+c["d4core"]["redis"] = "redis://127.0.0.1:%s/2" % redis
+c["stats_interval"] = 30
+json.dump(c, open(dst, "w"), indent=2)
+PYEOF
+
+echo "== starting: pdns-relay run -c $tmp/relay.json"
+"$BIN" run -c "$tmp/relay.json" 2>"$tmp/relay.log" &
+pids+=($!)
+for _ in $(seq 100); do
+  $PY -c "import socket;socket.create_connection(('127.0.0.1',$HTTP_PORT),0.1)" 2>/dev/null && break
+  sleep 0.1
+done
+
+uuid() { $PY -c "import json;print([s['uuid'] for s in json.load(open('$tmp/relay.json'))['sensors'] if s['name']=='$1'][0])"; }
+echo "== replaying sample sensor data over D4/TLS"
+$PY "$top/tests/bench/gen_csv.py" 20000 7 > "$tmp/sensor-c.csv"
+for pair in "sensor-a:tests/data/sensor-a.full.csv" "sensor-b:tests/data/sensor-b.full.csv" "sensor-c:$tmp/sensor-c.csv"; do
+  s=${pair%%:*}; f=${pair#*:}
+  "$BIN" send --host 127.0.0.1 --port "$D4_PORT" --uuid "$(uuid "$s")" \
+    --key-file "$tmp/$s.key" --ca "$tmp/tls.crt" "$f" 2>&1 | sed "s/^/   $s: /"
+done
+echo "== and 1000 lines through a d4-core analyzer queue (Redis list)"
+$PY - "$REDIS_PORT" <<'PYEOF'
+import sys, redis
+r = redis.Redis(port=int(sys.argv[1]), db=2)
+lines = open("tests/data/sensor-b.default.csv").read().splitlines()[:1000]
+r.lpush("analyzer:8:6d2b1f3c4a5e4f60a1b2c3d4e5f60718", *lines)
+PYEOF
+sleep 1.5
+
+echo
+echo "== what arrived (GET http://127.0.0.1:$HTTP_PORT/stats)"
+$PY - "$HTTP_PORT" "$tmp/records.ndjson" <<'PYEOF'
+import json, sys, urllib.request
+st = json.load(urllib.request.urlopen("http://127.0.0.1:%s/stats" % sys.argv[1]))
+print("   %-10s %9s %12s %9s %7s" % ("sensor", "records", "error lines", "rejected", "frames"))
+for s in st["sensors"]:
+    print("   %-10s %9d %12d %9d %7d" % (s["name"], s["records"], s["error_lines"], s["rejected"], s["frames"]))
+m = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1]).read().decode()
+q = [l for l in m.splitlines() if l.startswith('pdns_relay_records_total{source="queue"}')]
+print("   d4-core queue: %d records" % float(q[0].split()[-1]))
+print("\n== a few records as COF (%s)" % sys.argv[2])
+with open(sys.argv[2]) as f:
+    for i, line in enumerate(f):
+        if i % 4000 == 0:
+            print("   " + line.rstrip())
+PYEOF
+echo
+echo "The relay keeps running: D4/TLS on 127.0.0.1:$D4_PORT, HTTP on 127.0.0.1:$HTTP_PORT"
+echo "(/metrics, /stats, /healthz), log in $tmp/relay.log. Ctrl-C stops and cleans up."
+if [ "${PDNS_DEMO_ONESHOT:-0}" = 1 ]; then exit 0; fi
+wait "${pids[1]}"
