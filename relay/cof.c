@@ -274,8 +274,7 @@ int cof_decode(const char *line, size_t len, const pdns_record *r_init,
     r.rrname.len = json_string_length(jn);
     memcpy(name, json_string_value(jn), r.rrname.len);
     r.rrname.p = name;
-    r.rrname.len = pdns_name_normalize(name, r.rrname.len);
-    if (pdns_name_check(name, r.rrname.len, &why) < 0) {
+    if (pdns_name_canon(name, &r.rrname.len, &why) < 0) {
         snprintf(err, errlen, "rrname: %s", why);
         goto out;
     }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -160,6 +161,20 @@ static int put(pdns_buf *b, const char *fmt, ...) {
     return pdns_buf_append(b, tmp, (size_t)(n < (int)sizeof(tmp) ? n : (int)sizeof(tmp) - 1));
 }
 
+/* One per-sensor counter family: the uint64_t at offset in each sensor. */
+static int put_sensors(pdns_buf *b, const relay_config *cfg, const char *name,
+                       const char *help, size_t offset) {
+    int rc = put(b, "# HELP pdns_relay_sensor_%s %s, by sensor.\n"
+                    "# TYPE pdns_relay_sensor_%s counter\n", name, help, name);
+    for (size_t i = 0; i < cfg->n_sensors; i++) {
+        const relay_sensor *s = &cfg->sensors[i];
+        uint64_t v = *(const uint64_t *)((const char *)s + offset);
+        rc |= put(b, "pdns_relay_sensor_%s{sensor=\"%s\"} %" PRIu64 "\n", name,
+                  s->name, v);
+    }
+    return rc;
+}
+
 int ingest_metrics_render(const ingest *in, const relay_config *cfg,
                           pdns_buf *b) {
     const relay_metrics *m = &in->m;
@@ -193,21 +208,14 @@ int ingest_metrics_render(const ingest *in, const relay_config *cfg,
     for (int r = 1; r < D4R_COUNT; r++)
         rc |= put(b, "pdns_relay_d4_rejected_sessions_total{reason=\"%s\"} %" PRIu64 "\n",
                   d4_reject_name((enum d4_reject)r), m->d4_rejects[r]);
-    rc |= put(b, "# HELP pdns_relay_sensor_records_total Answer records accepted, by sensor.\n"
-                 "# TYPE pdns_relay_sensor_records_total counter\n");
-    for (size_t i = 0; i < cfg->n_sensors; i++)
-        rc |= put(b, "pdns_relay_sensor_records_total{sensor=\"%s\"} %" PRIu64 "\n",
-                  cfg->sensors[i].name, cfg->sensors[i].records);
-    rc |= put(b, "# HELP pdns_relay_sensor_rejected_lines_total Lines rejected, by sensor.\n"
-                 "# TYPE pdns_relay_sensor_rejected_lines_total counter\n");
-    for (size_t i = 0; i < cfg->n_sensors; i++)
-        rc |= put(b, "pdns_relay_sensor_rejected_lines_total{sensor=\"%s\"} %" PRIu64 "\n",
-                  cfg->sensors[i].name, cfg->sensors[i].rejected);
-    rc |= put(b, "# HELP pdns_relay_sensor_frames_total D4 frames accepted, by sensor.\n"
-                 "# TYPE pdns_relay_sensor_frames_total counter\n");
-    for (size_t i = 0; i < cfg->n_sensors; i++)
-        rc |= put(b, "pdns_relay_sensor_frames_total{sensor=\"%s\"} %" PRIu64 "\n",
-                  cfg->sensors[i].name, cfg->sensors[i].frames);
+    rc |= put_sensors(b, cfg, "records_total", "Answer records accepted",
+                      offsetof(relay_sensor, records));
+    rc |= put_sensors(b, cfg, "rejected_lines_total", "Lines rejected",
+                      offsetof(relay_sensor, rejected));
+    rc |= put_sensors(b, cfg, "error_lines_total", "Error lines accepted",
+                      offsetof(relay_sensor, errors));
+    rc |= put_sensors(b, cfg, "frames_total", "D4 frames accepted",
+                      offsetof(relay_sensor, frames));
     rc |= put(b, "# TYPE pdns_relay_queue_batches_total counter\n"
                  "pdns_relay_queue_batches_total %" PRIu64 "\n"
                  "# TYPE pdns_relay_queue_recovered_lines_total counter\n"

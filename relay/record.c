@@ -13,51 +13,6 @@ const char *pdns_source_name(enum pdns_source s) {
     return (unsigned)s < PDNS_SRC_COUNT ? names[s] : "unknown";
 }
 
-size_t pdns_name_normalize(char *s, size_t len) {
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 'A' && c <= 'Z')
-            s[i] = (char)(c + 32);
-    }
-    /* "a.b." -> "a.b", but an escaped dot ("a\.") is part of the label */
-    if (len > 1 && s[len - 1] == '.' && s[len - 2] != '\\')
-        len--;
-    return len;
-}
-
-int pdns_name_check(const char *s, size_t len, const char **why) {
-    if (len == 0) {
-        *why = "empty name";
-        return -1;
-    }
-    if (len > 1024) {
-        *why = "name longer than 1024 bytes";
-        return -1;
-    }
-    if (len == 1 && s[0] == '.')
-        return 0;
-    if (s[0] == '.') {
-        *why = "name has an empty label";
-        return -1;
-    }
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c <= ' ' || c == 0x7f) {
-            *why = "name has a control character or space";
-            return -1;
-        }
-        if (c == '\\') { /* an escape: skip the escaped byte */
-            i++;
-            continue;
-        }
-        if (c == '.' && i + 1 < len && s[i + 1] == '.') {
-            *why = "name has an empty label";
-            return -1;
-        }
-    }
-    return 0;
-}
-
 int pdns_name_canon(char *s, size_t *lenp, const char **why) {
     size_t len = *lenp;
     if (len == 0) {

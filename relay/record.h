@@ -52,24 +52,18 @@ typedef struct pdns_record {
 /* The source kind as a lower-case word ("d4", "queue", ...). */
 const char *pdns_source_name(enum pdns_source s);
 
-/* Lower-cases ASCII letters and removes one trailing dot (keeping "." for
- * the root), in place. Returns the new length. */
-size_t pdns_name_normalize(char *s, size_t len);
-
-/* Checks that s looks like a domain name in presentation format as
- * passivedns and ldns print it: 1..1024 bytes, no control characters, no
- * raw space, no empty label. Returns 0, or -1 with *why set. */
-int pdns_name_check(const char *s, size_t len, const char **why);
+/* Canonicalises a name in presentation format, in place: lower-cases
+ * ASCII letters and removes one trailing dot (keeping "." for the root),
+ * then checks it looks like a name as passivedns and ldns print it:
+ * 1..1024 bytes, no control characters, no raw space, no empty label.
+ * Updates *len. Returns 0, or -1 with *why. */
+int pdns_name_canon(char *s, size_t *len, const char **why);
 
 /* Normalises r->rdata, which points at the mutable buffer rdata: A and
  * AAAA become canonical address text (RFC 5952 for IPv6) in r->addr_buf;
- * name-valued rdata (see pdns_rrtype_rdata_is_name) is normalised as a
- * name; other types are kept as printed. Returns 0, or -1 with *why. */
+ * name-valued rdata (see pdns_rrtype_rdata_is_name) goes through
+ * pdns_name_canon; other types are kept as printed. Returns 0, or -1 with *why. */
 int pdns_rdata_normalize(pdns_record *r, char *rdata, const char **why);
-
-/* pdns_name_normalize then pdns_name_check, in one pass over s; *len is
- * updated. Returns 0, or -1 with *why. */
-int pdns_name_canon(char *s, size_t *len, const char **why);
 
 /* Copies r and every string it points to into one allocation.
  * Returns NULL when out of memory; free() the result. */
