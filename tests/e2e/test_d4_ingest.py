@@ -49,6 +49,8 @@ def test_good_frames_any_size(relay):
     batch = b"".join(d4sensor.frame(A_UUID, A_KEY, c) for c in chunks)
     s.sendall(batch)
     assert relay.wait_for(lambda: relay.sensor_records("sensor-a") == len(expected))
+    # the output file is flushed at least every 100 ms
+    assert relay.wait_for(lambda: len(relay.output_lines()) == len(expected))
     m = relay.metrics()
     assert m['pdns_relay_error_lines_total{source="d4"}'] == 56
     assert sum(v for k, v in m.items() if k.startswith("pdns_relay_rejected_lines_total")) == 0
@@ -181,3 +183,34 @@ def test_sigterm_drains_and_exits(relay):
     assert relay.stop() == 0
     assert len(relay.output_lines()) == 1184
     assert "stopped" in relay.log_text()
+
+
+def test_sighup_reloads_keys_and_keeps_config_on_error(relay, workdir):
+    import signal
+    keyfile = os.path.join(workdir, "sensor-a.key")
+    with open(keyfile, "rb") as f:
+        old = f.read()
+    try:
+        with open(keyfile, "wb") as f:
+            f.write(b"rotated-key-a\n")
+        relay.proc.send_signal(signal.SIGHUP)
+        assert relay.wait_for(lambda: "reload:" in relay.log_text())
+        s = d4sensor.connect(relay.d4_port)
+        s.sendall(d4sensor.frame(A_UUID, b"rotated-key-a", b"1.5||c||s||IN||r.test.||A||10.0.0.1||1||1\n"))
+        assert relay.wait_for(lambda: relay.sensor_records("sensor-a") == 1)
+        s.close()
+        s = d4sensor.connect(relay.d4_port)
+        s.sendall(d4sensor.frame(A_UUID, A_KEY, b"1.5||c||s||IN||r.test.||A||10.0.0.1||1||1\n"))
+        assert d4sensor.closed_by_peer(s)  # the old key no longer works
+        # a broken file is refused and the running configuration kept
+        with open(relay.config) as f:
+            good = f.read()
+        with open(relay.config, "w") as f:
+            f.write(good.replace('"relay_id"', '"relay_idd"'))
+        relay.proc.send_signal(signal.SIGHUP)
+        assert relay.wait_for(lambda: "keeping the running configuration" in relay.log_text())
+        assert "key 'relay_idd': unknown key" in relay.log_text()
+        assert relay.proc.poll() is None
+    finally:
+        with open(keyfile, "wb") as f:
+            f.write(old)
