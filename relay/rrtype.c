@@ -39,17 +39,36 @@ static const struct rrtype_entry rrtypes[] = {
 #define RRTYPES_N (sizeof(rrtypes) / sizeof(rrtypes[0]))
 
 static const char *by_num[65536];
-static int by_num_ready;
+/* Names of up to 8 bytes packed into an integer, upper case, so that the
+ * parser's lookup is integer compares (common types first). */
+static uint64_t packed[RRTYPES_N];
+static int tables_ready;
 
-static void by_num_init(void) {
-    for (size_t i = 0; i < RRTYPES_N; i++)
+/* Packs up to 8 bytes, upper-casing letters; 0 when s is longer. */
+static uint64_t pack(const char *s, size_t len) {
+    uint64_t v = 0;
+    if (len > 8)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 'a' && c <= 'z')
+            c -= 32;
+        v |= (uint64_t)c << (8 * i);
+    }
+    return v;
+}
+
+static void tables_init(void) {
+    for (size_t i = 0; i < RRTYPES_N; i++) {
         by_num[rrtypes[i].num] = rrtypes[i].name;
-    by_num_ready = 1;
+        packed[i] = pack(rrtypes[i].name, strlen(rrtypes[i].name));
+    }
+    tables_ready = 1;
 }
 
 const char *pdns_rrtype_name(uint16_t t) {
-    if (!by_num_ready)
-        by_num_init();
+    if (!tables_ready)
+        tables_init();
     return by_num[t];
 }
 
@@ -73,10 +92,13 @@ int pdns_rrtype_parse(const char *s, size_t len, uint16_t *t) {
         return -1;
     if (s[0] >= '0' && s[0] <= '9')
         return parse_u16(s, len, t);
+    if (!tables_ready)
+        tables_init();
+    uint64_t k = pack(s, len);
     for (size_t i = 0; i < RRTYPES_N; i++) {
-        const char *n = rrtypes[i].name;
-        if ((n[0] | 0x20) == (s[0] | 0x20) && strncasecmp(n, s, len) == 0 &&
-            n[len] == '\0') {
+        if (k ? packed[i] == k
+              : (strncasecmp(rrtypes[i].name, s, len) == 0 &&
+                 rrtypes[i].name[len] == '\0')) {
             *t = rrtypes[i].num;
             return 0;
         }
