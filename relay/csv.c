@@ -84,18 +84,40 @@ int csv_layout_init(csv_layout *l, const char *f, const char *sep, char *err,
 
 /* ---- small scanners ---------------------------------------------------- */
 
+/* First c0 c1 pair in [p, end). Fields are short, so instead of a memchr
+ * call per field this tests 8 bytes at a time for c0 (SWAR: a byte of
+ * x ^ pattern is zero where c0 is) and checks each candidate exactly. */
+static const char *find_sep2(const char *p, const char *end, char c0,
+                             char c1) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ULL;
+    const uint64_t pat = ones * (uint8_t)c0;
+    while (end - p > 8) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        x ^= pat;
+        uint64_t m = (x - ones) & ~x & (ones << 7);
+        while (m) {
+            int i = __builtin_ctzll(m) >> 3;
+            if (p[i] == c0 && p[i + 1] == c1)
+                return p + i;
+            m &= m - 1;
+        }
+        p += 8;
+    }
+#endif
+    for (; p + 1 < end; p++)
+        if (p[0] == c0 && p[1] == c1)
+            return p;
+    return NULL;
+}
+
 static const char *find_sep(const char *p, const char *end,
                             const csv_layout *l) {
     if (l->sep_len == 1)
         return memchr(p, l->sep[0], (size_t)(end - p));
-    if (l->sep_len == 2) { /* "||", the default: fields are short, a
-                              * plain loop beats a memchr call */
-        const char c0 = l->sep[0], c1 = l->sep[1];
-        for (; p + 1 < end; p++)
-            if (p[0] == c0 && p[1] == c1)
-                return p;
-        return NULL;
-    }
+    if (l->sep_len == 2) /* "||", the default */
+        return find_sep2(p, end, l->sep[0], l->sep[1]);
     while (p + l->sep_len <= end) {
         const char *q = memchr(p, l->sep[0], (size_t)(end - p));
         if (!q || q + l->sep_len > end)
