@@ -115,11 +115,10 @@ int pdns_uuid_parse(const char *s, uint8_t uuid[16]) {
     return n == 16 ? 0 : -1;
 }
 
-/* Dotted-quad IPv4 in canonical form (no leading zeros, each octet
- * 0-255): the common case, checked without a copy. Returns 1 when s is
- * canonical, 0 when it is valid but not canonical, -1 when invalid. */
+/* Dotted-quad IPv4, each octet 0-255 without leading zeros (inet_pton's
+ * rule: "010" could be octal), checked in place. Returns 0, or -1. */
 static int ipv4_check(const char *s, size_t len) {
-    int octets = 0, canonical = 1;
+    int octets = 0;
     size_t i = 0;
     while (i < len && octets < 4) {
         unsigned v = 0;
@@ -129,7 +128,7 @@ static int ipv4_check(const char *s, size_t len) {
         if (i == start || i - start > 3 || v > 255)
             return -1;
         if (s[start] == '0' && i - start > 1)
-            canonical = 0;
+            return -1;
         octets++;
         if (octets < 4) {
             if (i >= len || s[i] != '.')
@@ -137,22 +136,83 @@ static int ipv4_check(const char *s, size_t len) {
             i++;
         }
     }
-    return octets == 4 && i == len ? canonical : -1;
+    return octets == 4 && i == len ? 0 : -1;
 }
 
-/* A/AAAA: validated and rewritten in canonical text. */
-static int canon_addr(int af, pdns_record *r) {
+static char *fmt_u8(char *o, unsigned v) {
+    if (v >= 100)
+        *o++ = (char)('0' + v / 100);
+    if (v >= 10)
+        *o++ = (char)('0' + v / 10 % 10);
+    *o++ = (char)('0' + v % 10);
+    return o;
+}
+
+/* The text inet_ntop gives (RFC 5952: lower-case hex, no leading zeros,
+ * the first longest run of two or more zero groups as "::", the IPv4
+ * forms ::a.b.c.d and ::ffff:a.b.c.d), without its sprintf calls: this
+ * runs for every AAAA record. Returns the length written (at most 45). */
+static size_t fmt_ipv6(const unsigned char b[16], char *out) {
+    static const char hex[] = "0123456789abcdef";
+    unsigned w[8];
+    int best = -1, best_len = 0, cur = -1, cur_len = 0;
+    char *o = out;
+    for (int i = 0; i < 8; i++) {
+        w[i] = (unsigned)b[2 * i] << 8 | b[2 * i + 1];
+        if (w[i] == 0) {
+            if (cur < 0)
+                cur = i, cur_len = 0;
+            if (++cur_len > best_len)
+                best = cur, best_len = cur_len;
+        } else {
+            cur = -1;
+        }
+    }
+    if (best_len < 2)
+        best = -1;
+    for (int i = 0; i < 8; i++) {
+        if (best >= 0 && i >= best && i < best + best_len) {
+            if (i == best)
+                *o++ = ':';
+            continue;
+        }
+        if (i)
+            *o++ = ':';
+        if (i == 6 && best == 0 &&
+            (best_len == 6 || (best_len == 5 && w[5] == 0xffff))) {
+            for (int k = 12; k < 16; k++) {
+                o = fmt_u8(o, b[k]);
+                if (k < 15)
+                    *o++ = '.';
+            }
+            return (size_t)(o - out);
+        }
+        int started = 0;
+        for (int sh = 12; sh >= 0; sh -= 4) {
+            unsigned d = w[i] >> sh & 15;
+            if (d || started || sh == 0) {
+                *o++ = hex[d];
+                started = 1;
+            }
+        }
+    }
+    if (best >= 0 && best + best_len == 8)
+        *o++ = ':';
+    return (size_t)(o - out);
+}
+
+/* AAAA: validated and rewritten in canonical text. */
+static int canon_ipv6(pdns_record *r) {
     char tmp[64];
     unsigned char bin[16];
     if (r->rdata.len == 0 || r->rdata.len >= sizeof(tmp))
         return -1;
     memcpy(tmp, r->rdata.p, r->rdata.len);
     tmp[r->rdata.len] = '\0';
-    if (inet_pton(af, tmp, bin) != 1 ||
-        !inet_ntop(af, bin, r->addr_buf, sizeof(r->addr_buf)))
+    if (inet_pton(AF_INET6, tmp, bin) != 1)
         return -1;
+    r->rdata.len = fmt_ipv6(bin, r->addr_buf);
     r->rdata.p = r->addr_buf;
-    r->rdata.len = strlen(r->addr_buf);
     return 0;
 }
 
@@ -161,12 +221,14 @@ int pdns_rdata_normalize(pdns_record *r, char *rdata, const char **why) {
         *why = "empty answer";
         return -1;
     }
-    if (r->rrtype == PDNS_RR_A && ipv4_check(rdata, r->rdata.len) == 1)
-        return 0;
-    if (r->rrtype == PDNS_RR_A || r->rrtype == PDNS_RR_AAAA) {
-        if (canon_addr(r->rrtype == PDNS_RR_A ? AF_INET : AF_INET6, r) < 0) {
-            *why = r->rrtype == PDNS_RR_A ? "A answer is not an IPv4 address"
-                                          : "AAAA answer is not an IPv6 address";
+    if (r->rrtype == PDNS_RR_A) {
+        if (ipv4_check(rdata, r->rdata.len) < 0) {
+            *why = "A answer is not an IPv4 address";
+            return -1;
+        }
+    } else if (r->rrtype == PDNS_RR_AAAA) {
+        if (canon_ipv6(r) < 0) {
+            *why = "AAAA answer is not an IPv6 address";
             return -1;
         }
     } else if (pdns_rrtype_rdata_is_name(r->rrtype)) {

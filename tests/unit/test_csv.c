@@ -1,6 +1,7 @@
 /* test_csv.c - the passivedns CSV parser against real sensor output (and
  * the sensor's own JSON rendering of the same lines as the expectation),
  * every field layout, separators, and every reject reason. */
+#include <arpa/inet.h>
 #include <jansson.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -151,6 +152,47 @@ static void test_fields_and_normalisation(void **state) {
 }
 
 /* The separator is never escaped: TXT data and names can hold it. */
+/* AAAA text is canonical exactly as inet_ntop writes it, over many
+ * random addresses with runs of zero groups and the IPv4 forms. */
+static void test_ipv6_canonical_like_inet_ntop(void **state) {
+    (void)state;
+    csv_layout l;
+    char err[128], buf[512], line[512], want[64];
+    assert_int_equal(csv_layout_init(&l, "SQTA", "|", err, sizeof(err)), 0);
+    srandom(7);
+    for (int n = 0; n < 200000; n++) {
+        unsigned char b[16];
+        for (int i = 0; i < 16; i += 2) {
+            int z = random() % 3 == 0; /* plenty of zero groups */
+            b[i] = z ? 0 : (unsigned char)random();
+            b[i + 1] = z ? 0 : (unsigned char)random();
+        }
+        if (n % 50 == 0) { /* ::ffff:a.b.c.d and ::a.b.c.d */
+            memset(b, 0, 10);
+            b[10] = b[11] = (n % 100 == 0) ? 0xff : 0;
+        }
+        char in[64];
+        assert_non_null(inet_ntop(AF_INET6, b, want, sizeof(want)));
+        /* feed it in a non-canonical spelling: upper case, leading zeros */
+        snprintf(in, sizeof(in), "%X:%04X:%X:%X:%X:%X:%X:%X", b[0] << 8 | b[1], b[2] << 8 | b[3],
+                 b[4] << 8 | b[5], b[6] << 8 | b[7], b[8] << 8 | b[9], b[10] << 8 | b[11],
+                 b[12] << 8 | b[13], b[14] << 8 | b[15]);
+        snprintf(line, sizeof(line), "1|a.test.|AAAA|%s", in);
+        pdns_record r;
+        assert_int_equal(parse(&l, line, &r, buf), CSV_OK);
+        if (!streq(r.rdata, want))
+            fail_msg("%s: got %.*s, want %s", in, (int)r.rdata.len, r.rdata.p, want);
+    }
+    /* A: dotted quads only; leading zeros are refused as inet_pton does */
+    pdns_record r;
+    assert_int_equal(parse(&l, "1|a.test.|A|10.1.0.255", &r, buf), CSV_OK);
+    assert_true(streq(r.rdata, "10.1.0.255"));
+    assert_int_equal(parse(&l, "1|a.test.|A|010.001.0.255", &r, buf), CSV_E_RDATA);
+    assert_int_equal(parse(&l, "1|a.test.|A|1.2.3", &r, buf), CSV_E_RDATA);
+    assert_int_equal(parse(&l, "1|a.test.|A|1.2.3.4.5", &r, buf), CSV_E_RDATA);
+    assert_int_equal(parse(&l, "1|a.test.|A|1.2.3.256", &r, buf), CSV_E_RDATA);
+}
+
 static void test_unescaped_separator(void **state) {
     (void)state;
     csv_layout l;
@@ -255,6 +297,7 @@ int main(void) {
         cmocka_unit_test(test_all_real_files_parse),
         cmocka_unit_test(test_fields_and_normalisation),
         cmocka_unit_test(test_unescaped_separator),
+        cmocka_unit_test(test_ipv6_canonical_like_inet_ntop),
         cmocka_unit_test(test_layouts),
         cmocka_unit_test(test_rejects),
     };
