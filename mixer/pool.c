@@ -1,0 +1,655 @@
+/* pool.c - the mixing pool. See pool.h for the rules.
+ *
+ * A pooled triple is one allocation: the struct, then its key bytes
+ * (rrname, NUL, rrtype little-endian, rdata), which are also what the hash
+ * (SipHash-2-4 via crypto_shorthash, with a per-pool random key) covers,
+ * so a crafted name cannot predict buckets. Triples sit in a chained hash
+ * table and in a list in arrival order (the oldest first: expiry and the
+ * memory cap walk it from the front). */
+#include "pool.h"
+
+#include <math.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define INLINE_SENSORS 4
+#define MALLOC_OVERHEAD 16
+#define MAX_KEY (1100 + 2 + 65536)
+
+typedef struct triple {
+    struct triple *hnext;
+    struct triple *prev, *next;   /* arrival order */
+    uint16_t *sensors_ext;        /* when more than INLINE_SENSORS */
+    int64_t first_seen_ms;
+    int64_t eligible_ms;          /* first_seen + its hold time */
+    uint64_t count;
+    uint32_t time_first, time_last;
+    uint16_t sensors_in[INLINE_SENSORS];
+    uint16_t n_sensors, cap_sensors;
+    uint16_t rrtype, name_len;
+    uint32_t rdata_len;
+    char key[];                   /* rrname \0 rrtype(2) rdata */
+} triple;
+
+struct mixer_pool {
+    mixer_conf conf;
+    mixer_rng *rng;
+    mixer_batch_fn fn;
+    void *ctx;
+    uint8_t hkey[crypto_shorthash_KEYBYTES];
+    triple **buckets;
+    size_t nbuckets;              /* a power of two */
+    size_t n;
+    size_t bytes;
+    triple *oldest, *newest;
+    int64_t next_flush_ms;        /* 0 until the clock is first seen */
+    int64_t last_now_ms;
+    int64_t last_early_ms;
+    uint64_t seq;
+    uint64_t dropped_since_batch;
+    mixer_counters c;
+    double *contrib;              /* per sensor, for the quota (65536) */
+    uint8_t *scratch;             /* key composition */
+};
+
+static const char *drop_names[MIXER_DROP_COUNT] = {"threshold", "expired",
+                                                   "capacity"};
+
+const char *mixer_drop_name(enum mixer_drop d) {
+    return (unsigned)d < MIXER_DROP_COUNT ? drop_names[d] : "unknown";
+}
+
+void mixer_conf_defaults(mixer_conf *c) {
+    memset(c, 0, sizeof(*c));
+    c->interval_ms = 600000;       /* 10 minutes */
+    c->min_batch = 50;
+    c->send_fraction = 0.8;
+    c->pool_min = 10;
+    c->hold_min_ms = 30000;
+    c->hold_jitter_ms = 120000;
+    c->min_sensors = 2;
+    c->min_count = 1;
+    c->max_hold_ms = 6 * 3600000;  /* 6 hours */
+    c->sensor_quota = 0.5;
+    c->time_resolution = 3600;
+    c->count_buckets = 1;
+    c->max_triples = 2000000;
+    c->max_bytes = 512u << 20;
+}
+
+int mixer_conf_check(const mixer_conf *c, char *err, size_t errlen) {
+    const char *why = NULL;
+    if (c->interval_ms < 1)
+        why = "interval must be positive";
+    else if (c->send_fraction <= 0 || c->send_fraction > 1)
+        why = "send_fraction must be in (0, 1]";
+    else if (c->hold_min_ms < 0 || c->hold_jitter_ms < 0)
+        why = "hold times must not be negative";
+    else if (c->max_hold_ms <= c->interval_ms)
+        why = "max_hold must be longer than interval";
+    else if (c->max_hold_ms <= c->hold_min_ms)
+        why = "max_hold must be longer than hold_min";
+    else if (c->sensor_quota <= 0 || c->sensor_quota > 1)
+        why = "sensor_quota must be in (0, 1]";
+    else if (c->time_resolution < 1)
+        why = "time_resolution must be at least 1 second";
+    else if (c->max_triples < 1 || c->max_bytes < 4096)
+        why = "the memory caps are too small";
+    else if (c->n_sensors > 65536)
+        why = "at most 65536 sensors";
+    if (why)
+        snprintf(err, errlen, "%s", why);
+    return why ? -1 : 0;
+}
+
+/* ---- triples ------------------------------------------------------------- */
+
+static uint16_t *sensors_of(triple *t) {
+    return t->cap_sensors > INLINE_SENSORS ? t->sensors_ext : t->sensors_in;
+}
+
+static size_t key_len(const triple *t) {
+    return (size_t)t->name_len + 3 + t->rdata_len;
+}
+
+static size_t triple_bytes(const triple *t) {
+    size_t b = sizeof(triple) + key_len(t) + MALLOC_OVERHEAD;
+    if (t->cap_sensors > INLINE_SENSORS)
+        b += t->cap_sensors * sizeof(uint16_t) + MALLOC_OVERHEAD;
+    return b;
+}
+
+static uint64_t hash_key(const mixer_pool *p, const uint8_t *k, size_t len) {
+    uint64_t h;
+    crypto_shorthash((unsigned char *)&h, k, len, p->hkey);
+    return h;
+}
+
+/* Adds sensor s to t's sorted set. Returns 0, or -1 out of memory. */
+static int add_sensor(mixer_pool *p, triple *t, uint16_t s) {
+    uint16_t *v = sensors_of(t);
+    size_t lo = 0, hi = t->n_sensors;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (v[mid] < s)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < t->n_sensors && v[lo] == s)
+        return 0;
+    if (t->n_sensors == UINT16_MAX)
+        return 0; /* saturated: k can never be that high anyway */
+    if (t->n_sensors == t->cap_sensors) {
+        size_t cap = t->cap_sensors * 2u;
+        if (cap > UINT16_MAX)
+            cap = UINT16_MAX;
+        uint16_t *nv = malloc(cap * sizeof(uint16_t));
+        if (!nv)
+            return -1;
+        memcpy(nv, v, t->n_sensors * sizeof(uint16_t));
+        p->bytes -= triple_bytes(t);
+        if (t->cap_sensors > INLINE_SENSORS)
+            free(t->sensors_ext);
+        t->sensors_ext = nv;
+        t->cap_sensors = (uint16_t)cap;
+        p->bytes += triple_bytes(t);
+        v = nv;
+    }
+    memmove(v + lo + 1, v + lo, (t->n_sensors - lo) * sizeof(uint16_t));
+    v[lo] = s;
+    t->n_sensors++;
+    return 0;
+}
+
+static void list_unlink(mixer_pool *p, triple *t) {
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        p->oldest = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    else
+        p->newest = t->prev;
+}
+
+static void hash_unlink(mixer_pool *p, triple *t) {
+    triple **pp = &p->buckets[hash_key(p, (uint8_t *)t->key, key_len(t)) &
+                              (p->nbuckets - 1)];
+    while (*pp && *pp != t)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = t->hnext;
+}
+
+/* Takes t out of the pool (it is freed by the caller or a batch). */
+static void detach(mixer_pool *p, triple *t) {
+    hash_unlink(p, t);
+    list_unlink(p, t);
+    p->n--;
+    p->bytes -= triple_bytes(t);
+}
+
+static void triple_free(triple *t) {
+    if (t->cap_sensors > INLINE_SENSORS)
+        free(t->sensors_ext);
+    free(t);
+}
+
+static int meets_thresholds(const mixer_pool *p, const triple *t) {
+    return t->n_sensors >= p->conf.min_sensors &&
+           t->count >= p->conf.min_count;
+}
+
+static void drop(mixer_pool *p, triple *t, enum mixer_drop why) {
+    p->c.dropped[why]++;
+    p->c.dropped_count[why] += t->count;
+    p->dropped_since_batch++;
+    detach(p, t);
+    triple_free(t);
+}
+
+static int grow(mixer_pool *p) {
+    size_t nb = p->nbuckets * 2;
+    triple **b = calloc(nb, sizeof(*b));
+    if (!b)
+        return -1;
+    for (size_t i = 0; i < p->nbuckets; i++) {
+        triple *t = p->buckets[i];
+        while (t) {
+            triple *next = t->hnext;
+            size_t j = hash_key(p, (uint8_t *)t->key, key_len(t)) & (nb - 1);
+            t->hnext = b[j];
+            b[j] = t;
+            t = next;
+        }
+    }
+    p->bytes += (nb - p->nbuckets) * sizeof(*b);
+    free(p->buckets);
+    p->buckets = b;
+    p->nbuckets = nb;
+    return 0;
+}
+
+/* ---- pool ---------------------------------------------------------------- */
+
+mixer_pool *mixer_pool_new(const mixer_conf *conf, mixer_rng *rng,
+                           mixer_batch_fn fn, void *ctx) {
+    char err[128];
+    if (mixer_conf_check(conf, err, sizeof(err)) < 0)
+        return NULL;
+    mixer_pool *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->conf = *conf;
+    p->rng = rng;
+    p->fn = fn;
+    p->ctx = ctx;
+    p->nbuckets = 1024;
+    p->buckets = calloc(p->nbuckets, sizeof(*p->buckets));
+    p->contrib = calloc(65536, sizeof(double));
+    p->scratch = malloc(MAX_KEY);
+    if (!p->buckets || !p->contrib || !p->scratch) {
+        mixer_pool_free(p);
+        return NULL;
+    }
+    p->bytes = p->nbuckets * sizeof(*p->buckets);
+    for (size_t i = 0; i < sizeof(p->hkey); i += 8) {
+        uint64_t v = mixer_rng_u64(rng);
+        memcpy(p->hkey + i, &v, 8);
+    }
+    return p;
+}
+
+void mixer_pool_free(mixer_pool *p) {
+    if (!p)
+        return;
+    triple *t = p->oldest;
+    while (t) {
+        triple *next = t->next;
+        triple_free(t);
+        t = next;
+    }
+    free(p->buckets);
+    free(p->contrib);
+    free(p->scratch);
+    free(p);
+}
+
+size_t mixer_pool_triples(const mixer_pool *p) {
+    return p->n;
+}
+
+size_t mixer_pool_bytes(const mixer_pool *p) {
+    return p->bytes;
+}
+
+int64_t mixer_pool_next_flush(const mixer_pool *p) {
+    return p->next_flush_ms;
+}
+
+const mixer_counters *mixer_pool_counters(const mixer_pool *p) {
+    return &p->c;
+}
+
+static int64_t boundary_after(const mixer_pool *p, int64_t now) {
+    int64_t iv = p->conf.interval_ms;
+    int64_t q = now / iv;
+    if (now < 0 && now % iv)
+        q--;
+    return (q + 1) * iv;
+}
+
+/* The clock never runs backwards for the pool. */
+static int64_t clock_of(mixer_pool *p, int64_t now) {
+    if (now < p->last_now_ms)
+        now = p->last_now_ms;
+    p->last_now_ms = now;
+    if (!p->next_flush_ms)
+        p->next_flush_ms = boundary_after(p, now);
+    return now;
+}
+
+static uint32_t clamp_u32(int64_t v) {
+    return v < 0 ? 0 : v > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+static void flush(mixer_pool *p, int64_t now, int mode);
+static void enforce_cap(mixer_pool *p, int64_t now);
+
+enum { FLUSH_EPOCH, FLUSH_EARLY, FLUSH_ALL };
+
+int mixer_pool_insert(mixer_pool *p, const pdns_record *r, uint16_t sensor,
+                      int64_t now) {
+    size_t klen = r->rrname.len + 3 + r->rdata.len;
+    if (r->rrname.len > 1100 || r->rdata.len > 65535 || klen > MAX_KEY)
+        return -1;
+    now = clock_of(p, now);
+    uint8_t *k = p->scratch;
+    memcpy(k, r->rrname.p, r->rrname.len);
+    k[r->rrname.len] = 0;
+    k[r->rrname.len + 1] = (uint8_t)(r->rrtype & 0xff);
+    k[r->rrname.len + 2] = (uint8_t)(r->rrtype >> 8);
+    memcpy(k + r->rrname.len + 3, r->rdata.p, r->rdata.len);
+    uint64_t h = hash_key(p, k, klen);
+    triple **bucket = &p->buckets[h & (p->nbuckets - 1)];
+    uint32_t tf = clamp_u32(r->time_first), tl = clamp_u32(r->time_last);
+    uint64_t cnt = r->count ? r->count : 1;
+    p->c.inserted++;
+
+    for (triple *t = *bucket; t; t = t->hnext) {
+        if (key_len(t) != klen || memcmp(t->key, k, klen) != 0)
+            continue;
+        if (tf < t->time_first)
+            t->time_first = tf;
+        if (tl > t->time_last)
+            t->time_last = tl;
+        t->count = t->count > UINT64_MAX - cnt ? UINT64_MAX : t->count + cnt;
+        p->c.merged++;
+        return add_sensor(p, t, sensor);
+    }
+
+    triple *t = malloc(sizeof(triple) + klen);
+    if (!t)
+        return -1;
+    memset(t, 0, sizeof(*t));
+    memcpy(t->key, k, klen);
+    t->name_len = (uint16_t)r->rrname.len;
+    t->rdata_len = (uint32_t)r->rdata.len;
+    t->rrtype = r->rrtype;
+    t->time_first = tf;
+    t->time_last = tl < tf ? tf : tl;
+    t->count = cnt;
+    t->first_seen_ms = now;
+    t->eligible_ms = now + p->conf.hold_min_ms +
+                     (int64_t)mixer_rng_exp(p->rng, (double)p->conf.hold_jitter_ms);
+    t->cap_sensors = INLINE_SENSORS;
+    t->sensors_in[0] = sensor;
+    t->n_sensors = 1;
+    t->hnext = *bucket;
+    *bucket = t;
+    t->prev = p->newest;
+    if (p->newest)
+        p->newest->next = t;
+    else
+        p->oldest = t;
+    p->newest = t;
+    p->n++;
+    p->bytes += triple_bytes(t);
+    if (p->n > p->nbuckets && grow(p) < 0)
+        return -1;
+    if (p->n > p->conf.max_triples || p->bytes > p->conf.max_bytes)
+        enforce_cap(p, now);
+    return 0;
+}
+
+/* Drops what has passed max_hold (oldest first). */
+static void expire(mixer_pool *p, int64_t now) {
+    while (p->oldest && now - p->oldest->first_seen_ms >= p->conf.max_hold_ms) {
+        triple *t = p->oldest;
+        drop(p, t, meets_thresholds(p, t) ? MIXER_DROP_EXPIRED
+                                          : MIXER_DROP_THRESHOLD);
+    }
+}
+
+static void shuffle(mixer_pool *p, void **v, size_t n) {
+    for (size_t i = n; i > 1; i--) {
+        size_t j = mixer_rng_uniform(p->rng, (uint32_t)i);
+        void *tmp = v[i - 1];
+        v[i - 1] = v[j];
+        v[j] = tmp;
+    }
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+void mixer_batch_stats(const mixer_entry *e, size_t n, mixer_stats *s) {
+    memset(s, 0, sizeof(*s));
+    s->size = n;
+    if (!n)
+        return;
+    /* sensor shares: a sparse accumulation over the batch's sensors */
+    size_t cap = 64, used = 0;
+    uint16_t *ids = malloc(cap * sizeof(uint16_t));
+    double *w = malloc(cap * sizeof(double));
+    int64_t *lat = malloc(n * sizeof(int64_t));
+    if (!ids || !w || !lat)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        lat[i] = e[i].latency_ms;
+        for (size_t k = 0; k < e[i].n_sensors; k++) {
+            size_t j;
+            for (j = 0; j < used && ids[j] != e[i].sensors[k]; j++)
+                ;
+            if (j == used) {
+                if (used == cap) {
+                    cap *= 2;
+                    uint16_t *ni = realloc(ids, cap * sizeof(uint16_t));
+                    if (ni)
+                        ids = ni;
+                    double *nw = realloc(w, cap * sizeof(double));
+                    if (nw)
+                        w = nw;
+                    if (!ni || !nw)
+                        goto out;
+                }
+                ids[used] = e[i].sensors[k];
+                w[used++] = 0;
+            }
+            w[j] += 1.0 / e[i].n_sensors;
+        }
+    }
+    s->distinct_sensors = used;
+    for (size_t j = 0; j < used; j++) {
+        double ps = w[j] / (double)n;
+        if (ps > 0)
+            s->entropy -= ps * log2(ps);
+        if (ps > s->max_share)
+            s->max_share = ps;
+    }
+    s->anonymity_set = pow(2.0, s->entropy);
+    s->min_entropy = s->max_share > 0 ? -log2(s->max_share) : 0;
+    qsort(lat, n, sizeof(int64_t), cmp_i64);
+    s->latency_p50_ms = lat[(n - 1) * 50 / 100];
+    s->latency_p95_ms = lat[(n - 1) * 95 / 100];
+    s->latency_p99_ms = lat[(n - 1) * 99 / 100];
+out:
+    free(ids);
+    free(w);
+    free(lat);
+}
+
+static uint64_t bucket_count(uint64_t c) {
+    uint64_t b = 1;
+    while (b <= c / 2)
+        b *= 2;
+    return c ? b : 0;
+}
+
+/* Hands the chosen triples over as one shuffled, coarsened batch. */
+static void emit(mixer_pool *p, triple **chosen, size_t n, int64_t now,
+                 size_t held_back, int early) {
+    mixer_batch b;
+    memset(&b, 0, sizeof(b));
+    b.e = calloc(n, sizeof(mixer_entry));
+    if (!b.e) { /* cannot build the batch: they stay in the pool */
+        return;
+    }
+    shuffle(p, (void **)chosen, n);
+    int64_t res = p->conf.time_resolution;
+    for (size_t i = 0; i < n; i++) {
+        triple *t = chosen[i];
+        mixer_entry *e = &b.e[i];
+        detach(p, t);
+        t->hnext = NULL;
+        e->rec.rrname.p = t->key;
+        e->rec.rrname.len = t->name_len;
+        e->rec.rdata.p = t->key + t->name_len + 3;
+        e->rec.rdata.len = t->rdata_len;
+        e->rec.rrtype = t->rrtype;
+        e->rec.time_first = (int64_t)t->time_first / res * res;
+        e->rec.time_last = ((int64_t)t->time_last + res - 1) / res * res;
+        e->rec.has_ms = 0;
+        e->raw_count = t->count;
+        e->rec.count = p->conf.count_buckets ? bucket_count(t->count) : t->count;
+        e->sensors = sensors_of(t);
+        e->n_sensors = t->n_sensors;
+        e->first_seen_ms = t->first_seen_ms;
+        e->eligible_ms = t->eligible_ms;
+        e->latency_ms = now - t->first_seen_ms;
+        /* distinct organisations */
+        uint16_t orgs = 0;
+        for (size_t a = 0; a < t->n_sensors; a++) {
+            uint16_t oa = p->conf.sensor_org && e->sensors[a] < p->conf.n_sensors
+                              ? p->conf.sensor_org[e->sensors[a]] : e->sensors[a];
+            size_t c;
+            for (c = 0; c < a; c++) {
+                uint16_t oc = p->conf.sensor_org && e->sensors[c] < p->conf.n_sensors
+                                  ? p->conf.sensor_org[e->sensors[c]] : e->sensors[c];
+                if (oc == oa)
+                    break;
+            }
+            if (c == a)
+                orgs++;
+        }
+        e->n_orgs = orgs;
+    }
+    b.seq = ++p->seq;
+    b.time_ms = now;
+    b.early = early;
+    b.n = n;
+    mixer_batch_stats(b.e, n, &b.stats);
+    b.stats.held_back = held_back;
+    b.stats.dropped = p->dropped_since_batch;
+    p->dropped_since_batch = 0;
+    p->c.released += n;
+    p->c.batches++;
+    if (early)
+        p->c.early_flushes++;
+    p->fn(p->ctx, &b);
+    for (size_t i = 0; i < n; i++)
+        triple_free(chosen[i]);
+    free(b.e);
+}
+
+/* Greedy selection under the quota, then a repair pass so that the final
+ * batch meets it exactly: contrib[s] <= quota * |batch| for every s. */
+static size_t apply_quota(mixer_pool *p, triple **c, size_t n) {
+    double q = p->conf.sensor_quota;
+    if (q >= 1.0 || n == 0)
+        return n;
+    double *contrib = p->contrib;
+    double cap = q * (double)n;
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        triple *t = c[i];
+        uint16_t *s = sensors_of(t);
+        double w = 1.0 / t->n_sensors;
+        int ok = 1;
+        for (size_t k = 0; k < t->n_sensors && ok; k++)
+            ok = contrib[s[k]] + w <= cap + 1e-9;
+        if (!ok)
+            continue;
+        for (size_t k = 0; k < t->n_sensors; k++)
+            contrib[s[k]] += w;
+        c[kept++] = t;
+    }
+    /* repair: the batch may be smaller than planned */
+    for (;;) {
+        size_t worst_i = kept;
+        for (size_t i = kept; i-- > 0 && worst_i == kept;) {
+            uint16_t *s = sensors_of(c[i]);
+            for (size_t k = 0; k < c[i]->n_sensors; k++)
+                if (contrib[s[k]] > q * (double)kept + 1e-9) {
+                    worst_i = i;
+                    break;
+                }
+        }
+        if (worst_i == kept)
+            break;
+        triple *t = c[worst_i];
+        uint16_t *s = sensors_of(t);
+        for (size_t k = 0; k < t->n_sensors; k++)
+            contrib[s[k]] -= 1.0 / t->n_sensors;
+        memmove(c + worst_i, c + worst_i + 1, (kept - worst_i - 1) * sizeof(*c));
+        kept--;
+    }
+    /* reset what this batch touched */
+    for (size_t i = 0; i < n; i++) {
+        uint16_t *s = sensors_of(c[i]);
+        for (size_t k = 0; k < c[i]->n_sensors; k++)
+            contrib[s[k]] = 0;
+    }
+    return kept;
+}
+
+static void flush(mixer_pool *p, int64_t now, int mode) {
+    expire(p, now);
+    if (!p->n)
+        return;
+    triple **elig = malloc(p->n * sizeof(*elig));
+    if (!elig)
+        return;
+    size_t ndue = 0, nother = 0;
+    int64_t next = boundary_after(p, now);
+    /* due ones at the front, the others at the back, then joined */
+    for (triple *t = p->oldest; t; t = t->next) {
+        if (now < t->eligible_ms || !meets_thresholds(p, t))
+            continue;
+        if (next - t->first_seen_ms >= p->conf.max_hold_ms)
+            elig[ndue++] = t;
+        else
+            elig[p->n - ++nother] = t;
+    }
+    memmove(elig + ndue, elig + p->n - nother, nother * sizeof(*elig));
+    size_t ne = ndue + nother;
+    if (ne == 0 || (mode != FLUSH_ALL && ne < p->conf.min_batch)) {
+        free(elig);
+        return;
+    }
+    size_t others = ne - ndue, take = others;
+    if (mode == FLUSH_EPOCH) {
+        take = (size_t)floor(p->conf.send_fraction * (double)others);
+        if (others < p->conf.pool_min)
+            take = 0;
+        else if (others - take < p->conf.pool_min)
+            take = others - p->conf.pool_min;
+    }
+    shuffle(p, (void **)elig, ndue);
+    shuffle(p, (void **)(elig + ndue), others);
+    size_t n = apply_quota(p, elig, ndue + take);
+    if (n)
+        emit(p, elig, n, now, ne - n, mode == FLUSH_EARLY);
+    free(elig);
+}
+
+static void enforce_cap(mixer_pool *p, int64_t now) {
+    /* an early flush scans the pool: at most one a second */
+    if (!p->last_early_ms || now - p->last_early_ms >= 1000) {
+        p->last_early_ms = now;
+        flush(p, now, FLUSH_EARLY);
+    }
+    while (p->oldest &&
+           (p->n > p->conf.max_triples || p->bytes > p->conf.max_bytes))
+        drop(p, p->oldest, MIXER_DROP_CAPACITY);
+}
+
+void mixer_pool_tick(mixer_pool *p, int64_t now) {
+    now = clock_of(p, now);
+    if (now >= p->next_flush_ms) {
+        flush(p, now, FLUSH_EPOCH);
+        p->next_flush_ms = boundary_after(p, now);
+    } else {
+        expire(p, now);
+    }
+}
+
+void mixer_pool_flush_all(mixer_pool *p, int64_t now) {
+    now = clock_of(p, now);
+    flush(p, now, FLUSH_ALL);
+}
