@@ -30,6 +30,7 @@ typedef struct triple {
     uint16_t n_sensors, cap_sensors;
     uint16_t rrtype, name_len;
     uint32_t rdata_len;
+    uint32_t hash;                /* low bits of the key's hash (padding) */
     char key[];                   /* rrname \0 rrtype(2) rdata */
 } triple;
 
@@ -51,6 +52,10 @@ struct mixer_pool {
     uint64_t dropped_since_batch;
     mixer_counters c;
     double *contrib;              /* per sensor, for the quota (65536) */
+    triple **elig;                /* flush work arrays, kept between */
+    mixer_entry *entries;         /* flushes (no page faults each time) */
+    int64_t *lat;
+    size_t elig_cap, entries_cap, lat_cap;
     uint8_t *scratch;             /* key composition */
 };
 
@@ -176,8 +181,7 @@ static void list_unlink(mixer_pool *p, triple *t) {
 }
 
 static void hash_unlink(mixer_pool *p, triple *t) {
-    triple **pp = &p->buckets[hash_key(p, (uint8_t *)t->key, key_len(t)) &
-                              (p->nbuckets - 1)];
+    triple **pp = &p->buckets[t->hash & (p->nbuckets - 1)];
     while (*pp && *pp != t)
         pp = &(*pp)->hnext;
     if (*pp)
@@ -213,6 +217,8 @@ static void drop(mixer_pool *p, triple *t, enum mixer_drop why) {
 
 static int grow(mixer_pool *p) {
     size_t nb = p->nbuckets * 2;
+    if (nb > ((size_t)1 << 32)) /* the stored hash has 32 bits */
+        return 0;
     triple **b = calloc(nb, sizeof(*b));
     if (!b)
         return -1;
@@ -220,7 +226,7 @@ static int grow(mixer_pool *p) {
         triple *t = p->buckets[i];
         while (t) {
             triple *next = t->hnext;
-            size_t j = hash_key(p, (uint8_t *)t->key, key_len(t)) & (nb - 1);
+            size_t j = t->hash & (nb - 1);
             t->hnext = b[j];
             b[j] = t;
             t = next;
@@ -275,6 +281,9 @@ void mixer_pool_free(mixer_pool *p) {
     free(p->buckets);
     free(p->contrib);
     free(p->scratch);
+    free(p->elig);
+    free(p->entries);
+    free(p->lat);
     free(p);
 }
 
@@ -359,6 +368,7 @@ int mixer_pool_insert(mixer_pool *p, const pdns_record *r, uint16_t sensor,
     t->name_len = (uint16_t)r->rrname.len;
     t->rdata_len = (uint32_t)r->rdata.len;
     t->rrtype = r->rrtype;
+    t->hash = (uint32_t)h;
     t->time_first = tf;
     t->time_last = tl < tf ? tf : tl;
     t->count = cnt;
@@ -403,22 +413,48 @@ static void shuffle(mixer_pool *p, void **v, size_t n) {
     }
 }
 
-static int cmp_i64(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
+/* Selection of the k-th smallest (k < n), in place: average O(n). */
+static int64_t kth(int64_t *v, size_t n, size_t k) {
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        int64_t pivot = v[lo + (hi - lo) / 2];
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < pivot)
+                i++;
+            while (v[j] > pivot)
+                j--;
+            if (i <= j) {
+                int64_t t = v[i];
+                v[i] = v[j];
+                v[j] = t;
+                i++;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            return v[k];
+    }
+    return v[k];
 }
 
-void mixer_batch_stats(const mixer_entry *e, size_t n, mixer_stats *s) {
+static void batch_stats(const mixer_entry *e, size_t n, mixer_stats *s,
+                        int64_t *lat) {
     memset(s, 0, sizeof(*s));
     s->size = n;
-    if (!n)
+    if (!n || !lat)
         return;
     /* sensor shares: a sparse accumulation over the batch's sensors */
     size_t cap = 64, used = 0;
     uint16_t *ids = malloc(cap * sizeof(uint16_t));
     double *w = malloc(cap * sizeof(double));
-    int64_t *lat = malloc(n * sizeof(int64_t));
-    if (!ids || !w || !lat)
+    if (!ids || !w)
         goto out;
     for (size_t i = 0; i < n; i++) {
         lat[i] = e[i].latency_ms;
@@ -454,14 +490,31 @@ void mixer_batch_stats(const mixer_entry *e, size_t n, mixer_stats *s) {
     }
     s->anonymity_set = pow(2.0, s->entropy);
     s->min_entropy = s->max_share > 0 ? -log2(s->max_share) : 0;
-    qsort(lat, n, sizeof(int64_t), cmp_i64);
-    s->latency_p50_ms = lat[(n - 1) * 50 / 100];
-    s->latency_p95_ms = lat[(n - 1) * 95 / 100];
-    s->latency_p99_ms = lat[(n - 1) * 99 / 100];
+    s->latency_p99_ms = kth(lat, n, (n - 1) * 99 / 100);
+    s->latency_p95_ms = kth(lat, n, (n - 1) * 95 / 100);
+    s->latency_p50_ms = kth(lat, n, (n - 1) * 50 / 100);
 out:
     free(ids);
     free(w);
+}
+
+void mixer_batch_stats(const mixer_entry *e, size_t n, mixer_stats *s) {
+    int64_t *lat = malloc((n ? n : 1) * sizeof(int64_t));
+    batch_stats(e, n, s, lat);
     free(lat);
+}
+
+/* A latency scratch array of n, kept between flushes; NULL out of memory
+ * (then the batch has no latency figures). */
+static int64_t *lat_buf(mixer_pool *p, size_t n) {
+    if (n > p->lat_cap) {
+        int64_t *nl = realloc(p->lat, n * sizeof(int64_t));
+        if (!nl)
+            return NULL;
+        p->lat = nl;
+        p->lat_cap = n;
+    }
+    return p->lat;
 }
 
 static uint64_t bucket_count(uint64_t c) {
@@ -476,10 +529,15 @@ static void emit(mixer_pool *p, triple **chosen, size_t n, int64_t now,
                  size_t held_back, int early) {
     mixer_batch b;
     memset(&b, 0, sizeof(b));
-    b.e = calloc(n, sizeof(mixer_entry));
-    if (!b.e) { /* cannot build the batch: they stay in the pool */
-        return;
+    if (n > p->entries_cap) {
+        mixer_entry *ne = realloc(p->entries, n * sizeof(mixer_entry));
+        if (!ne) /* cannot build the batch: they stay in the pool */
+            return;
+        p->entries = ne;
+        p->entries_cap = n;
     }
+    b.e = p->entries;
+    memset(b.e, 0, n * sizeof(mixer_entry));
     shuffle(p, (void **)chosen, n);
     int64_t res = p->conf.time_resolution;
     for (size_t i = 0; i < n; i++) {
@@ -523,7 +581,7 @@ static void emit(mixer_pool *p, triple **chosen, size_t n, int64_t now,
     b.time_ms = now;
     b.early = early;
     b.n = n;
-    mixer_batch_stats(b.e, n, &b.stats);
+    batch_stats(b.e, n, &b.stats, lat_buf(p, n));
     b.stats.held_back = held_back;
     b.stats.dropped = p->dropped_since_batch;
     p->dropped_since_batch = 0;
@@ -534,7 +592,6 @@ static void emit(mixer_pool *p, triple **chosen, size_t n, int64_t now,
     p->fn(p->ctx, &b);
     for (size_t i = 0; i < n; i++)
         triple_free(chosen[i]);
-    free(b.e);
 }
 
 /* Greedy selection under the quota, then a repair pass so that the final
@@ -592,9 +649,14 @@ static void flush(mixer_pool *p, int64_t now, int mode) {
     expire(p, now);
     if (!p->n)
         return;
-    triple **elig = malloc(p->n * sizeof(*elig));
-    if (!elig)
-        return;
+    if (p->n > p->elig_cap) {
+        triple **ne = realloc(p->elig, p->n * sizeof(*ne));
+        if (!ne)
+            return;
+        p->elig = ne;
+        p->elig_cap = p->n;
+    }
+    triple **elig = p->elig;
     size_t ndue = 0, nother = 0;
     int64_t next = boundary_after(p, now);
     /* due ones at the front, the others at the back, then joined */
@@ -608,10 +670,8 @@ static void flush(mixer_pool *p, int64_t now, int mode) {
     }
     memmove(elig + ndue, elig + p->n - nother, nother * sizeof(*elig));
     size_t ne = ndue + nother;
-    if (ne == 0 || (mode != FLUSH_ALL && ne < p->conf.min_batch)) {
-        free(elig);
+    if (ne == 0 || (mode != FLUSH_ALL && ne < p->conf.min_batch))
         return;
-    }
     size_t others = ne - ndue, take = others;
     if (mode == FLUSH_EPOCH) {
         take = (size_t)floor(p->conf.send_fraction * (double)others);
@@ -620,12 +680,17 @@ static void flush(mixer_pool *p, int64_t now, int mode) {
         else if (others - take < p->conf.pool_min)
             take = others - p->conf.pool_min;
     }
-    shuffle(p, (void **)elig, ndue);
-    shuffle(p, (void **)(elig + ndue), others);
+    /* a uniform random subset of `take` others: a partial Fisher-Yates */
+    void **o = (void **)(elig + ndue);
+    for (size_t i = 0; i < take && take < others; i++) {
+        size_t j = i + mixer_rng_uniform(p->rng, (uint32_t)(others - i));
+        void *tmp = o[i];
+        o[i] = o[j];
+        o[j] = tmp;
+    }
     size_t n = apply_quota(p, elig, ndue + take);
     if (n)
         emit(p, elig, n, now, ne - n, mode == FLUSH_EARLY);
-    free(elig);
 }
 
 static void enforce_cap(mixer_pool *p, int64_t now) {

@@ -18,21 +18,23 @@ void mixer_rng_init_seeded(mixer_rng *r, uint64_t seed) {
 }
 
 static void refill(mixer_rng *r) {
+    if (!r->deterministic) { /* one getrandom() per buffer, not per draw */
+        randombytes_buf(r->buf, sizeof(r->buf));
+        r->used = 0;
+        return;
+    }
     uint8_t key[crypto_stream_chacha20_KEYBYTES] = {0};
     uint8_t nonce[crypto_stream_chacha20_NONCEBYTES] = {0};
     memcpy(key, &r->seed, sizeof(r->seed));
     memcpy(nonce, &r->block, sizeof(r->block));
     crypto_stream_chacha20(r->buf, sizeof(r->buf), nonce, key);
+    sodium_memzero(key, sizeof(key));
     r->block++;
     r->used = 0;
 }
 
 uint64_t mixer_rng_u64(mixer_rng *r) {
     uint64_t v;
-    if (!r->deterministic) {
-        randombytes_buf(&v, sizeof(v));
-        return v;
-    }
     if (r->used + sizeof(v) > sizeof(r->buf))
         refill(r);
     memcpy(&v, r->buf + r->used, sizeof(v));
@@ -43,8 +45,6 @@ uint64_t mixer_rng_u64(mixer_rng *r) {
 uint32_t mixer_rng_uniform(mixer_rng *r, uint32_t upper) {
     if (upper < 2)
         return 0;
-    if (!r->deterministic)
-        return randombytes_uniform(upper);
     /* rejection sampling, as randombytes_uniform does */
     uint32_t min = (uint32_t)(-upper) % upper, v;
     do {

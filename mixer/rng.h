@@ -1,6 +1,7 @@
 /* rng.h - the mixer's random source.
  *
- * In production it is libsodium's CSPRNG (randombytes_*). In test mode it
+ * In production it is libsodium's CSPRNG (randombytes_buf, read 4 KiB at a
+ * time so that a draw is not a system call). In test mode it
  * is a ChaCha20 keystream from a 64-bit seed: deterministic, so that tests
  * and the policy preview replay exactly, and still unpredictable to anyone
  * without the seed. The mixer draws every hold time, sample and shuffle
@@ -15,7 +16,7 @@ typedef struct mixer_rng {
     int deterministic;
     uint64_t seed;
     uint64_t block;          /* next keystream block */
-    uint8_t buf[256];
+    uint8_t buf[4096];
     size_t used;
 } mixer_rng;
 

@@ -366,6 +366,56 @@ static void test_memory_cap(void **state) {
     mixer_pool_free(p);
 }
 
+static int cmp64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Batch figures against a direct computation: percentiles by sorting,
+ * entropy from the shares. */
+static void test_batch_stats(void **state) {
+    (void)state;
+    static mixer_entry e[3000];
+    static int64_t lat[3000];
+    uint16_t sens[3][2] = {{0, 0}, {1, 0}, {0, 2}};
+    uint16_t nsens[3] = {1, 1, 2};
+    mixer_rng g;
+    mixer_rng_init_seeded(&g, 99);
+    for (int round = 0; round < 200; round++) {
+        size_t n = 1 + mixer_rng_uniform(&g, 3000);
+        double w[3] = {0, 0, 0};
+        for (size_t i = 0; i < n; i++) {
+            int k = (int)mixer_rng_uniform(&g, 3);
+            memset(&e[i], 0, sizeof(e[i]));
+            e[i].sensors = sens[k];
+            e[i].n_sensors = nsens[k];
+            for (int j = 0; j < nsens[k]; j++)
+                w[sens[k][j]] += 1.0 / nsens[k];
+            e[i].latency_ms = lat[i] = (int64_t)mixer_rng_uniform(&g, round % 2 ? 5 : 100000);
+        }
+        mixer_stats s;
+        mixer_batch_stats(e, n, &s);
+        qsort(lat, n, sizeof(int64_t), cmp64);
+        assert_int_equal(s.latency_p50_ms, lat[(n - 1) * 50 / 100]);
+        assert_int_equal(s.latency_p95_ms, lat[(n - 1) * 95 / 100]);
+        assert_int_equal(s.latency_p99_ms, lat[(n - 1) * 99 / 100]);
+        double h = 0, mx = 0;
+        size_t d = 0;
+        for (int j = 0; j < 3; j++) {
+            double ps = w[j] / (double)n;
+            if (ps > 0) {
+                h -= ps * log2(ps);
+                d++;
+            }
+            mx = ps > mx ? ps : mx;
+        }
+        assert_true(fabs(s.entropy - h) < 1e-9);
+        assert_true(fabs(s.max_share - mx) < 1e-9);
+        assert_true(fabs(s.min_entropy + log2(mx)) < 1e-9);
+        assert_int_equal(s.distinct_sensors, d);
+    }
+}
+
 static void test_conf_check(void **state) {
     (void)state;
     mixer_conf c;
@@ -529,6 +579,7 @@ int main(void) {
         cmocka_unit_test(test_shuffle_and_determinism),
         cmocka_unit_test(test_memory_cap),
         cmocka_unit_test(test_conf_check),
+        cmocka_unit_test(test_batch_stats),
         cmocka_unit_test(test_properties),
     };
     return cmocka_run_group_tests_name("mixer", tests, NULL, NULL);
