@@ -69,7 +69,9 @@ BENCH_RECORDS ?= 1000000
 bench: $(BIN) $(BENCH_BIN)
 	@mkdir -p $(BUILD)/bench
 	$(PY) tests/bench/gen_csv.py $(BENCH_RECORDS) > $(BUILD)/bench/bench.csv
-	@for b in $(BENCH_BIN); do $$b $(BUILD)/bench/bench.csv; done
+	$(BUILD)/bench/bench_csv $(BUILD)/bench/bench.csv
+	$(BUILD)/bench/bench_mixer $(BENCH_RECORDS)
+	$(BUILD)/bench/bench_privacy 24
 	BENCH_RECORDS=$(BENCH_RECORDS) PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) tests/bench/ingest_bench.py
 
 # libFuzzer targets (clang). FUZZ_SECONDS bounds each run.

@@ -24,6 +24,7 @@ typedef struct triple {
     uint16_t *sensors_ext;        /* when more than INLINE_SENSORS */
     int64_t first_seen_ms;
     int64_t eligible_ms;          /* first_seen + its hold time */
+    int64_t qualified_ms;         /* when it met min_sensors/min_count */
     uint64_t count;
     uint32_t time_first, time_last;
     uint16_t sensors_in[INLINE_SENSORS];
@@ -78,7 +79,7 @@ void mixer_conf_defaults(mixer_conf *c) {
     c->min_count = 1;
     c->max_hold_ms = 6 * 3600000;  /* 6 hours */
     c->sensor_quota = 0.5;
-    c->time_resolution = 3600;
+    c->time_resolution = 21600;    /* 6 h: see tests/bench/bench_privacy */
     c->count_buckets = 1;
     c->max_triples = 2000000;
     c->max_bytes = 512u << 20;
@@ -357,7 +358,10 @@ int mixer_pool_insert(mixer_pool *p, const pdns_record *r, uint16_t sensor,
             t->time_last = tl;
         t->count = t->count > UINT64_MAX - cnt ? UINT64_MAX : t->count + cnt;
         p->c.merged++;
-        return add_sensor(p, t, sensor);
+        int rc = add_sensor(p, t, sensor);
+        if (!t->qualified_ms && meets_thresholds(p, t))
+            t->qualified_ms = now;
+        return rc;
     }
 
     triple *t = malloc(sizeof(triple) + klen);
@@ -378,6 +382,7 @@ int mixer_pool_insert(mixer_pool *p, const pdns_record *r, uint16_t sensor,
     t->cap_sensors = INLINE_SENSORS;
     t->sensors_in[0] = sensor;
     t->n_sensors = 1;
+    t->qualified_ms = meets_thresholds(p, t) ? now : 0;
     t->hnext = *bucket;
     *bucket = t;
     t->prev = p->newest;
@@ -457,7 +462,7 @@ static void batch_stats(const mixer_entry *e, size_t n, mixer_stats *s,
     if (!ids || !w)
         goto out;
     for (size_t i = 0; i < n; i++) {
-        lat[i] = e[i].latency_ms;
+        lat[i] = e[i].mix_delay_ms;
         for (size_t k = 0; k < e[i].n_sensors; k++) {
             size_t j;
             for (j = 0; j < used && ids[j] != e[i].sensors[k]; j++)
@@ -560,6 +565,10 @@ static void emit(mixer_pool *p, triple **chosen, size_t n, int64_t now,
         e->first_seen_ms = t->first_seen_ms;
         e->eligible_ms = t->eligible_ms;
         e->latency_ms = now - t->first_seen_ms;
+        /* what the mixing itself added: from the later of the triple's
+         * qualification (k sensors, min_count) and now-eligibility */
+        e->mix_delay_ms = now - (t->qualified_ms > t->first_seen_ms ? t->qualified_ms
+                                                                     : t->first_seen_ms);
         /* distinct organisations */
         uint16_t orgs = 0;
         for (size_t a = 0; a < t->n_sensors; a++) {

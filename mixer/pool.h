@@ -60,8 +60,9 @@ typedef struct mixer_conf {
     size_t n_sensors;
 } mixer_conf;
 
-/* Safe defaults for an open stream: 10-minute epochs, k = 2, hourly
- * times. See README.md for what each knob does to privacy. */
+/* Safe defaults for an open stream: 10-minute epochs, k = 2,
+ * times rounded to 6 hours (the privacy benchmark shows why). See
+ * README.md for what each knob does to privacy. */
 void mixer_conf_defaults(mixer_conf *c);
 
 /* Checks a configuration. Returns 0, or -1 with a message in err. */
@@ -77,6 +78,8 @@ typedef struct mixer_entry {
     int64_t first_seen_ms;    /* when the pool first saw it */
     int64_t eligible_ms;      /* first_seen + its random hold time */
     int64_t latency_ms;       /* release time - first_seen_ms */
+    int64_t mix_delay_ms;     /* release time - when it met the thresholds:
+                               * the delay the mixing itself added */
 } mixer_entry;
 
 /* What a batch tells about anonymity (see mixer_batch_stats). */
@@ -89,7 +92,7 @@ typedef struct mixer_stats {
     double max_share;         /* the largest sensor share */
     size_t held_back;         /* eligible triples kept in the pool */
     size_t dropped;           /* triples dropped since the last batch */
-    int64_t latency_p50_ms, latency_p95_ms, latency_p99_ms;
+    int64_t latency_p50_ms, latency_p95_ms, latency_p99_ms; /* mix delay */
 } mixer_stats;
 
 typedef struct mixer_batch {

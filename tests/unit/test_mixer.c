@@ -391,7 +391,7 @@ static void test_batch_stats(void **state) {
             e[i].n_sensors = nsens[k];
             for (int j = 0; j < nsens[k]; j++)
                 w[sens[k][j]] += 1.0 / nsens[k];
-            e[i].latency_ms = lat[i] = (int64_t)mixer_rng_uniform(&g, round % 2 ? 5 : 100000);
+            e[i].mix_delay_ms = lat[i] = (int64_t)mixer_rng_uniform(&g, round % 2 ? 5 : 100000);
         }
         mixer_stats s;
         mixer_batch_stats(e, n, &s);
