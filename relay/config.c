@@ -97,6 +97,21 @@ static int get_int(cfgctx *c, json_t *o, const char *path, const char *key,
     return 0;
 }
 
+static int get_real(cfgctx *c, json_t *o, const char *path, const char *key,
+                    double *out, double min, double max) {
+    char p[256];
+    json_t *v = json_object_get(o, key);
+    if (!v)
+        return 0;
+    join(p, sizeof(p), path, key);
+    if (!json_is_number(v))
+        return fail(c, p, "must be a number");
+    if (json_number_value(v) < min || json_number_value(v) > max)
+        return fail(c, p, "must be between %g and %g", min, max);
+    *out = json_number_value(v);
+    return 0;
+}
+
 static int get_bool(cfgctx *c, json_t *o, const char *path, const char *key,
                     int *out) {
     char p[256];
@@ -380,6 +395,84 @@ static int load_queues(cfgctx *c, relay_config *cfg, json_t *o) {
     return 0;
 }
 
+static int load_mixer(cfgctx *c, relay_config *cfg, json_t *o) {
+    static const char *const keys[] = {
+        "enabled", "interval", "min_batch", "send_fraction", "pool_min",
+        "hold_min", "hold_jitter", "min_sensors", "min_count", "max_hold",
+        "sensor_quota", "time_resolution", "count_buckets", "max_triples",
+        "max_bytes", "output_file", NULL};
+    mixer_conf *m = &cfg->mixer;
+    long long iv = m->interval_ms / 1000, mb = m->min_batch, pm = m->pool_min,
+              hm = m->hold_min_ms / 1000, hj = m->hold_jitter_ms / 1000,
+              k = m->min_sensors, mc = (long long)m->min_count,
+              mh = m->max_hold_ms / 1000, tr = m->time_resolution,
+              mt = (long long)m->max_triples, mxb = (long long)m->max_bytes;
+    char err[256];
+    if (check_keys(c, o, "mixer", keys) < 0 ||
+        get_bool(c, o, "mixer", "enabled", &cfg->mixer_enabled) < 0 ||
+        get_int(c, o, "mixer", "interval", &iv, 1, 86400) < 0 ||
+        get_int(c, o, "mixer", "min_batch", &mb, 0, 10000000) < 0 ||
+        get_real(c, o, "mixer", "send_fraction", &m->send_fraction, 0.01, 1) < 0 ||
+        get_int(c, o, "mixer", "pool_min", &pm, 0, 10000000) < 0 ||
+        get_int(c, o, "mixer", "hold_min", &hm, 0, 7 * 86400) < 0 ||
+        get_int(c, o, "mixer", "hold_jitter", &hj, 0, 7 * 86400) < 0 ||
+        get_int(c, o, "mixer", "min_sensors", &k, 1, 65535) < 0 ||
+        get_int(c, o, "mixer", "min_count", &mc, 1, 1000000000) < 0 ||
+        get_int(c, o, "mixer", "max_hold", &mh, 2, 30 * 86400) < 0 ||
+        get_real(c, o, "mixer", "sensor_quota", &m->sensor_quota, 0.01, 1) < 0 ||
+        get_int(c, o, "mixer", "time_resolution", &tr, 1, 30 * 86400) < 0 ||
+        get_bool(c, o, "mixer", "count_buckets", &m->count_buckets) < 0 ||
+        get_int(c, o, "mixer", "max_triples", &mt, 1, 1000000000) < 0 ||
+        get_int(c, o, "mixer", "max_bytes", &mxb, 4096, (long long)1 << 40) < 0 ||
+        get_path(c, o, "mixer", "output_file", cfg->mixer_output,
+                 sizeof(cfg->mixer_output)) < 0)
+        return -1;
+    m->interval_ms = iv * 1000;
+    m->min_batch = (uint32_t)mb;
+    m->pool_min = (uint32_t)pm;
+    m->hold_min_ms = hm * 1000;
+    m->hold_jitter_ms = hj * 1000;
+    m->min_sensors = (uint32_t)k;
+    m->min_count = (uint64_t)mc;
+    m->max_hold_ms = mh * 1000;
+    m->time_resolution = tr;
+    m->max_triples = (size_t)mt;
+    m->max_bytes = (size_t)mxb;
+    if (mixer_conf_check(m, err, sizeof(err)) < 0)
+        return fail(c, "mixer", "%s", err);
+    if (m->min_sensors < 2)
+        log_warn("%s: mixer.min_sensors is 1: a released record can name the "
+                 "one sensor that saw it by its timing", c->file);
+    return 0;
+}
+
+/* Sensor numbers for the mixer: sensors first, then d4-core queues; and
+ * each one's organisation number (sensors without one are their own). */
+static int number_sources(cfgctx *c, relay_config *cfg) {
+    size_t n = cfg->n_sensors + cfg->n_queues;
+    if (n > 65536)
+        return fail(c, "sensors", "at most 65536 sensors and queues");
+    cfg->mixer_org = calloc(n ? n : 1, sizeof(uint16_t));
+    if (!cfg->mixer_org)
+        return fail(c, "", "out of memory");
+    uint16_t next_org = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *org = i < cfg->n_sensors ? cfg->sensors[i].org : "";
+        size_t j;
+        for (j = 0; *org && j < i; j++)
+            if (j < cfg->n_sensors && strcmp(cfg->sensors[j].org, org) == 0)
+                break;
+        cfg->mixer_org[i] = *org && j < i ? cfg->mixer_org[j] : next_org++;
+        if (i < cfg->n_sensors)
+            cfg->sensors[i].index = (uint16_t)i;
+        else
+            cfg->queues[i - cfg->n_sensors].index = (uint16_t)i;
+    }
+    cfg->mixer.sensor_org = cfg->mixer_org;
+    cfg->mixer.n_sensors = n;
+    return 0;
+}
+
 static void defaults(relay_config *cfg) {
     memset(cfg, 0, sizeof(*cfg));
     snprintf(cfg->relay_id, sizeof(cfg->relay_id), "pdns-relay");
@@ -398,13 +491,15 @@ static void defaults(relay_config *cfg) {
     snprintf(cfg->redis_url, sizeof(cfg->redis_url), "redis://127.0.0.1:6379/0");
     config_parse_redis_url(cfg->redis_url, &cfg->redis, &cfg->redis_db);
     cfg->queue_batch = 500;
+    cfg->mixer_enabled = 1;
+    mixer_conf_defaults(&cfg->mixer);
 }
 
 int config_load(relay_config *cfg, const char *path, char *err,
                 size_t errlen) {
     static const char *const keys[] = {
         "relay_id", "log_level", "stats_interval", "d4", "http", "redis",
-        "sensors", "d4core", "ingest", NULL};
+        "sensors", "d4core", "ingest", "mixer", NULL};
     static const char *const http_keys[] = {"enabled", "listen", NULL};
     static const char *const ingest_keys[] = {"keep_addresses",
                                               "keep_errors", "output_file",
@@ -481,6 +576,10 @@ int config_load(relay_config *cfg, const char *path, char *err,
         goto out;
     if ((o = json_object_get(root, "d4core")) && load_queues(&c, cfg, o) < 0)
         goto out;
+    if ((o = json_object_get(root, "mixer")) && load_mixer(&c, cfg, o) < 0)
+        goto out;
+    if (number_sources(&c, cfg) < 0)
+        goto out;
     if (cfg->d4_enabled && (!cfg->tls_cert[0] || !cfg->tls_key[0])) {
         fail(&c, "d4", "the D4 listener needs \"tls_cert\" and \"tls_key\"");
         goto out;
@@ -509,7 +608,9 @@ void config_free(relay_config *cfg) {
         free(cfg->sensors);
     }
     free(cfg->queues);
+    free(cfg->mixer_org);
     cfg->sensors = NULL;
     cfg->queues = NULL;
+    cfg->mixer_org = NULL;
     cfg->n_sensors = cfg->n_queues = 0;
 }

@@ -12,6 +12,7 @@
 
 #include "csv.h"
 #include "log.h"
+#include "pool.h"
 #include "sensor.h"
 
 #define CFG_PATH_MAX 512
@@ -26,6 +27,7 @@ typedef struct cfg_queue {
     char uuid[64];         /* d4-core analyzer queue uuid */
     char sensor[96];       /* sensor_id given to its records */
     csv_layout layout;
+    uint16_t index;        /* the mixer's sensor number */
 } cfg_queue;
 
 typedef struct relay_config {
@@ -65,6 +67,11 @@ typedef struct relay_config {
 
     relay_sensor *sensors;
     size_t n_sensors;
+
+    int mixer_enabled;
+    mixer_conf mixer;              /* sensor_org points at mixer_org */
+    uint16_t *mixer_org;           /* sensor index -> organisation index */
+    char mixer_output[CFG_PATH_MAX]; /* mixed batches as COF, or "" */
 } relay_config;
 
 /* Loads and validates path into cfg (zeroed first). Returns 0, or -1 with

@@ -32,19 +32,25 @@ struct feed_ctx {
     d4_conn *c;
 };
 
+static ingest_source source_of(relay_sensor *s) {
+    ingest_source src = {PDNS_SRC_D4, s, s->name, s->index, &s->layout};
+    return src;
+}
+
 static void on_line(void *ctx, relay_sensor *s, char *line, size_t len) {
     struct feed_ctx *f = ctx;
     char where[160];
+    ingest_source src = source_of(s);
     snprintf(where, sizeof(where), "sensor %s from %s", s->name, f->c->peer);
-    ingest_csv_line(&f->r->in, &s->layout, PDNS_SRC_D4, s, NULL, where, line,
-                    len);
+    ingest_csv_line(&f->r->in, &src, where, line, len);
 }
 
 static void on_too_long(void *ctx, relay_sensor *s) {
     struct feed_ctx *f = ctx;
     char where[160];
+    ingest_source src = source_of(s);
     snprintf(where, sizeof(where), "sensor %s from %s", s->name, f->c->peer);
-    ingest_line_too_long(&f->r->in, PDNS_SRC_D4, s, where);
+    ingest_line_too_long(&f->r->in, &src, where);
 }
 
 static relay_sensor *lookup_fc(void *ctx, const uint8_t uuid[16]) {

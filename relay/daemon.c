@@ -76,6 +76,10 @@ static void on_tick(uv_timer_t *t) {
     }
     d4_listener_sweep(r);
     ingest_commit(&r->in);
+    if (now - r->mix_tick_ms >= 1000) {
+        r->mix_tick_ms = now;
+        relay_mix_tick(r);
+    }
     if (r->cfg.stats_interval &&
         now - last_stats_ms >= (uint64_t)r->cfg.stats_interval * 1000) {
         last_stats_ms = now;
@@ -237,6 +241,7 @@ int cmd_run(int argc, char **argv) {
     r.sconf.accept_extended = r.cfg.accept_extended;
     r.sconf.exclusive = r.cfg.exclusive;
     r.started_ms = relay_now_ms();
+    r.mix_fd = -1;
     last_stats_ms = r.started_ms;
 
     r.loop = malloc(sizeof(uv_loop_t));
@@ -270,6 +275,10 @@ int cmd_run(int argc, char **argv) {
                   r.cfg.http_listen.host, r.cfg.http_listen.port);
         goto out_lws;
     }
+    if (relay_mix_start(&r) < 0) {
+        log_error("run: cannot start the mixer");
+        goto out_lws;
+    }
     if (queue_start(&r) < 0) {
         log_error("run: cannot start the queue consumer");
         goto out_lws;
@@ -295,11 +304,13 @@ int cmd_run(int argc, char **argv) {
 
     log_stats(&r);
     queue_stop(&r);
+    relay_mix_stop(&r);
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_hup, NULL);
     uv_close((uv_handle_t *)&tick, NULL);
 out_lws:
+    relay_mix_stop(&r);
     lws_context_destroy(r.lws);
     uv_run(r.loop, UV_RUN_DEFAULT);
 out_loop:

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "pool.h"
 #include "ingest.h"
 #include "session.h"
 
@@ -23,6 +24,13 @@ typedef struct relay {
     struct lws_protocols *protocols[2]; /* per vhost, freed at exit */
     struct d4_conn *conns;       /* open D4 connections (list) */
     struct queue_consumer *queue;
+    mixer_pool *mix;             /* NULL when mixer.enabled is false */
+    mixer_rng mix_rng;
+    mixer_stats mix_last;        /* the last batch's figures */
+    uint64_t mix_batches, mix_cap_logged;
+    uint64_t mix_cap_log_ms;
+    uint64_t mix_tick_ms;
+    int mix_fd;
     int stopping;
     uint64_t started_ms;
 } relay;
@@ -39,6 +47,12 @@ void d4_listener_sweep(relay *r);
 int queue_start(relay *r);
 int queue_idle(relay *r);   /* no batch in flight */
 void queue_stop(relay *r);
+
+/* The mixing stage (mix.c). */
+int relay_mix_start(relay *r);
+void relay_mix_tick(relay *r);
+void relay_mix_stop(relay *r);
+int relay_mix_metrics(const relay *r, pdns_buf *b);
 
 uint64_t relay_now_ms(void);
 

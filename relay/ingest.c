@@ -14,6 +14,7 @@
 #include "cof.h"
 #include "config.h"
 #include "log.h"
+#include "pool.h"
 
 #define LOG_BURST 20.0
 
@@ -72,7 +73,15 @@ static int log_allowed(ingest *in) {
     return 1;
 }
 
-static void emit(ingest *in, const pdns_record *r) {
+int64_t ingest_clock_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void emit(ingest *in, const pdns_record *r, uint16_t index) {
+    if (in->mix && mixer_pool_insert(in->mix, r, index, ingest_clock_ms()) < 0)
+        in->m.mixer_insert_errors++;
     if (in->out_fd < 0)
         return;
     if (cof_encode(r, COF_WITH_SENSOR, &in->out) < 0) {
@@ -83,14 +92,14 @@ static void emit(ingest *in, const pdns_record *r) {
         ingest_commit(in);
 }
 
-int ingest_csv_line(ingest *in, const csv_layout *layout,
-                    enum pdns_source src, relay_sensor *sensor,
-                    const char *sensor_name, const char *where, char *line,
-                    size_t len) {
+int ingest_csv_line(ingest *in, const ingest_source *s, const char *where,
+                    char *line, size_t len) {
     pdns_record r;
     const char *why;
+    relay_sensor *sensor = s->sensor;
+    enum pdns_source src = s->kind;
     r.source = src;
-    r.sensor_id.p = sensor ? sensor->name : sensor_name;
+    r.sensor_id.p = s->name;
     r.sensor_id.len = strlen(r.sensor_id.p);
     r.origin.len = 0;
     r.bailiwick.len = 0;
@@ -99,7 +108,7 @@ int ingest_csv_line(ingest *in, const csv_layout *layout,
         memcpy(r.sensor_uuid, sensor->uuid, 16);
         r.has_uuid = 1;
     }
-    enum csv_result res = csv_parse_line(layout, line, len, &r, &why);
+    enum csv_result res = csv_parse_line(s->layout, line, len, &r, &why);
     if (res != CSV_OK) {
         in->m.csv_rejects[src][res]++;
         if (sensor)
@@ -118,15 +127,15 @@ int ingest_csv_line(ingest *in, const csv_layout *layout,
     in->m.records[src]++;
     if (sensor)
         sensor->records++;
-    emit(in, &r);
+    emit(in, &r, s->index);
     return 1;
 }
 
-void ingest_line_too_long(ingest *in, enum pdns_source src,
-                          relay_sensor *sensor, const char *where) {
-    in->m.csv_rejects[src][CSV_E_TOO_LONG]++;
-    if (sensor)
-        sensor->rejected++;
+void ingest_line_too_long(ingest *in, const ingest_source *s,
+                          const char *where) {
+    in->m.csv_rejects[s->kind][CSV_E_TOO_LONG]++;
+    if (s->sensor)
+        s->sensor->rejected++;
     if (log_allowed(in))
         log_warn("ingest: %s: rejected line (longer than the line bound)",
                  where);

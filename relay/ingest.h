@@ -28,10 +28,23 @@ typedef struct relay_metrics {
     uint64_t redis_disconnects;
     uint64_t output_write_errors;
     uint64_t log_suppressed;
+    uint64_t mixer_insert_errors;
 } relay_metrics;
+
+/* Where a line came from: the provenance every record carries. */
+typedef struct ingest_source {
+    enum pdns_source kind;
+    relay_sensor *sensor;      /* a registered D4 sensor, or NULL */
+    const char *name;          /* the sensor_id of its records */
+    uint16_t index;            /* the mixer's sensor number */
+    const csv_layout *layout;
+} ingest_source;
+
+struct mixer_pool;
 
 typedef struct ingest {
     relay_metrics m;
+    struct mixer_pool *mix;    /* accepted answers go here too, if set */
     int out_fd;              /* COF output file, or -1 */
     pdns_buf out;
     int keep_errors;
@@ -45,18 +58,18 @@ typedef struct ingest {
 int ingest_init(ingest *in, const char *output_path, int keep_errors);
 void ingest_close(ingest *in);
 
-/* Parses one CSV line from a source and hands the record over. sensor may
- * be NULL (then sensor_name names the provenance). where describes the
- * source for the log ("sensor s1 from 10.0.0.1"). Returns 1 for a record,
- * 0 for an error line, -1 for a rejected line. */
-int ingest_csv_line(ingest *in, const csv_layout *layout,
-                    enum pdns_source src, relay_sensor *sensor,
-                    const char *sensor_name, const char *where, char *line,
-                    size_t len);
+/* Parses one CSV line from src and hands the record over. where describes
+ * the source for the log ("sensor s1 from 10.0.0.1"). Returns 1 for a
+ * record, 0 for an error line, -1 for a rejected line. */
+int ingest_csv_line(ingest *in, const ingest_source *src, const char *where,
+                    char *line, size_t len);
 
 /* A line over the length bound. */
-void ingest_line_too_long(ingest *in, enum pdns_source src,
-                          relay_sensor *sensor, const char *where);
+void ingest_line_too_long(ingest *in, const ingest_source *src,
+                          const char *where);
+
+/* Wall-clock milliseconds: the mixer's epochs are clock boundaries. */
+int64_t ingest_clock_ms(void);
 
 /* Makes everything handed over durable in its consumers. Returns 0, or -1
  * (the caller must not acknowledge its input). */

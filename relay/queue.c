@@ -87,6 +87,8 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
         return;
     }
     size_t n = rep->elements;
+    ingest_source src = {PDNS_SRC_QUEUE, NULL, q->conf->sensor,
+                         q->conf->index, &q->conf->layout};
     for (size_t i = 0; i < n; i++) {
         /* the processing list has the newest first: recover oldest first */
         redisReply *e = rep->element[recovering ? n - 1 - i : i];
@@ -96,10 +98,9 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
         while (len && (e->str[len - 1] == '\n' || e->str[len - 1] == '\r'))
             len--;
         if (len > r->cfg.max_line)
-            ingest_line_too_long(&r->in, PDNS_SRC_QUEUE, NULL, q->where);
+            ingest_line_too_long(&r->in, &src, q->where);
         else if (len)
-            ingest_csv_line(&r->in, &q->conf->layout, PDNS_SRC_QUEUE, NULL,
-                            q->conf->sensor, q->where, e->str, len);
+            ingest_csv_line(&r->in, &src, q->where, e->str, len);
     }
     if (recovering) {
         q->recovered = 1;

@@ -16,6 +16,7 @@ typedef struct relay_sensor {
     size_t keylen;
     char key_file[512];
     char org[64];        /* organisation, "" when not declared */
+    uint16_t index;      /* the mixer's sensor number */
     csv_layout layout;
     /* live state */
     int active_csv;      /* sessions sending type 8 */

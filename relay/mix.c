@@ -1,0 +1,171 @@
+/* mix.c - the relay's mixing stage: feeds the pool (mixer/pool.c) from
+ * ingest on the wall clock, ticks it once a second, and takes its batches:
+ * counts and logs their anonymity figures, and writes them (as COF, with
+ * no sensor identifiers) to mixer.output_file when one is set. The
+ * per-partner policy stage will take the batches from here.
+ *
+ * The pool lives in memory: a restart forgets what it held (those records
+ * stay in the local store; they are not shared). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cof.h"
+#include "daemon.h"
+#include "log.h"
+
+static void on_batch(void *ctx, const mixer_batch *b) {
+    relay *r = ctx;
+    const mixer_stats *s = &b->stats;
+    r->mix_last = *s;
+    r->mix_batches++;
+    log_info("mixer: batch %" PRIu64 "%s: %zu triples from %zu sensors, H %.2f "
+             "bits (anonymity set %.1f, min-entropy %.2f), %zu held back, %zu "
+             "dropped, mix delay p50 %" PRId64 " s p95 %" PRId64 " s p99 %" PRId64 " s",
+             b->seq, b->early ? " (early: memory cap)" : "", s->size,
+             s->distinct_sensors, s->entropy, s->anonymity_set, s->min_entropy,
+             s->held_back, s->dropped, s->latency_p50_ms / 1000,
+             s->latency_p95_ms / 1000, s->latency_p99_ms / 1000);
+    if (r->mix_fd < 0)
+        return;
+    pdns_buf out = {0};
+    for (size_t i = 0; i < b->n; i++)
+        if (cof_encode(&b->e[i].rec, 0, &out) < 0)
+            break;
+    size_t off = 0;
+    while (off < out.len) {
+        ssize_t w = write(r->mix_fd, out.p + off, out.len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            log_error("mixer: writing %s: %s", r->cfg.mixer_output,
+                      strerror(errno));
+            break;
+        }
+        off += (size_t)w;
+    }
+    pdns_buf_free(&out);
+}
+
+int relay_mix_start(relay *r) {
+    r->mix_fd = -1;
+    if (!r->cfg.mixer_enabled)
+        return 0;
+    mixer_rng_init_secure(&r->mix_rng);
+    r->mix = mixer_pool_new(&r->cfg.mixer, &r->mix_rng, on_batch, r);
+    if (!r->mix)
+        return -1;
+    if (r->cfg.mixer_output[0]) {
+        r->mix_fd = open(r->cfg.mixer_output,
+                         O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (r->mix_fd < 0) {
+            log_error("mixer: %s: %s", r->cfg.mixer_output, strerror(errno));
+            mixer_pool_free(r->mix);
+            r->mix = NULL;
+            return -1;
+        }
+    }
+    r->in.mix = r->mix;
+    const mixer_conf *c = &r->cfg.mixer;
+    log_info("mixer: %" PRId64 " s epochs, k=%u, min_count %" PRIu64 ", hold %"
+             PRId64 " s + exp(%" PRId64 " s), min_batch %u, send_fraction %.2f, "
+             "pool_min %u, sensor_quota %.2f, max_hold %" PRId64 " s, times to %"
+             PRId64 " s", c->interval_ms / 1000, c->min_sensors, c->min_count,
+             c->hold_min_ms / 1000, c->hold_jitter_ms / 1000, c->min_batch,
+             c->send_fraction, c->pool_min, c->sensor_quota,
+             c->max_hold_ms / 1000, c->time_resolution);
+    return 0;
+}
+
+void relay_mix_tick(relay *r) {
+    if (!r->mix)
+        return;
+    mixer_pool_tick(r->mix, ingest_clock_ms());
+    uint64_t cap = mixer_pool_counters(r->mix)->dropped[MIXER_DROP_CAPACITY];
+    if (cap > r->mix_cap_logged &&
+        relay_now_ms() - r->mix_cap_log_ms >= 60000) {
+        log_warn("mixer: at its memory cap (mixer.max_triples %zu, max_bytes "
+                 "%zu): %" PRIu64 " triples dropped so far", r->cfg.mixer.max_triples,
+                 r->cfg.mixer.max_bytes, cap);
+        r->mix_cap_logged = cap;
+        r->mix_cap_log_ms = relay_now_ms();
+    }
+}
+
+void relay_mix_stop(relay *r) {
+    if (r->mix) {
+        size_t left = mixer_pool_triples(r->mix);
+        if (left)
+            log_info("mixer: %zu pooled triples not shared (they were held "
+                     "for mixing; the pool is not kept across restarts)", left);
+        mixer_pool_free(r->mix);
+    }
+    r->mix = NULL;
+    r->in.mix = NULL;
+    if (r->mix_fd >= 0)
+        close(r->mix_fd);
+    r->mix_fd = -1;
+}
+
+static int put(pdns_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int put(pdns_buf *b, const char *fmt, ...) {
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0 || n >= (int)sizeof(tmp))
+        return -1;
+    return pdns_buf_append(b, tmp, (size_t)n);
+}
+
+int relay_mix_metrics(const relay *r, pdns_buf *b) {
+    if (!r->mix)
+        return 0;
+    const mixer_counters *c = mixer_pool_counters(r->mix);
+    const mixer_stats *s = &r->mix_last;
+    int rc = put(b, "# TYPE pdns_relay_mixer_inserted_total counter\n"
+                    "pdns_relay_mixer_inserted_total %" PRIu64 "\n"
+                    "# TYPE pdns_relay_mixer_merged_total counter\n"
+                    "pdns_relay_mixer_merged_total %" PRIu64 "\n"
+                    "# TYPE pdns_relay_mixer_released_total counter\n"
+                    "pdns_relay_mixer_released_total %" PRIu64 "\n"
+                    "# TYPE pdns_relay_mixer_batches_total counter\n"
+                    "pdns_relay_mixer_batches_total %" PRIu64 "\n"
+                    "# TYPE pdns_relay_mixer_early_flushes_total counter\n"
+                    "pdns_relay_mixer_early_flushes_total %" PRIu64 "\n",
+                 c->inserted, c->merged, c->released, c->batches,
+                 c->early_flushes);
+    rc |= put(b, "# HELP pdns_relay_mixer_dropped_total Triples dropped from the pool (kept in the store, not shared), by reason.\n"
+                 "# TYPE pdns_relay_mixer_dropped_total counter\n");
+    for (int d = 0; d < MIXER_DROP_COUNT; d++)
+        rc |= put(b, "pdns_relay_mixer_dropped_total{reason=\"%s\"} %" PRIu64 "\n",
+                  mixer_drop_name((enum mixer_drop)d), c->dropped[d]);
+    rc |= put(b, "# TYPE pdns_relay_mixer_pool_triples gauge\n"
+                 "pdns_relay_mixer_pool_triples %zu\n"
+                 "# TYPE pdns_relay_mixer_pool_bytes gauge\n"
+                 "pdns_relay_mixer_pool_bytes %zu\n",
+              mixer_pool_triples(r->mix), mixer_pool_bytes(r->mix));
+    rc |= put(b, "# HELP pdns_relay_mixer_last_batch Anonymity figures of the last batch.\n"
+                 "# TYPE pdns_relay_mixer_last_batch gauge\n"
+                 "pdns_relay_mixer_last_batch{figure=\"size\"} %zu\n"
+                 "pdns_relay_mixer_last_batch{figure=\"distinct_sensors\"} %zu\n"
+                 "pdns_relay_mixer_last_batch{figure=\"entropy_bits\"} %.4f\n"
+                 "pdns_relay_mixer_last_batch{figure=\"anonymity_set\"} %.4f\n"
+                 "pdns_relay_mixer_last_batch{figure=\"min_entropy_bits\"} %.4f\n"
+                 "pdns_relay_mixer_last_batch{figure=\"held_back\"} %zu\n"
+                 "pdns_relay_mixer_last_batch{figure=\"dropped\"} %zu\n",
+              s->size, s->distinct_sensors, s->entropy, s->anonymity_set,
+              s->min_entropy, s->held_back, s->dropped);
+    rc |= put(b, "pdns_relay_mixer_last_batch{figure=\"delay_p50_seconds\"} %.3f\n"
+                 "pdns_relay_mixer_last_batch{figure=\"delay_p95_seconds\"} %.3f\n"
+                 "pdns_relay_mixer_last_batch{figure=\"delay_p99_seconds\"} %.3f\n",
+              (double)s->latency_p50_ms / 1000, (double)s->latency_p95_ms / 1000,
+              (double)s->latency_p99_ms / 1000);
+    return rc ? -1 : 0;
+}
