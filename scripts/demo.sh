@@ -69,6 +69,9 @@ c["http"]["listen"] = "127.0.0.1:" + http
 c["redis"] = "redis://127.0.0.1:%s/0" % redis
 c["d4core"]["redis"] = "redis://127.0.0.1:%s/2" % redis
 c["stats_interval"] = 30
+# short epochs so that the demo shows a mixed batch within seconds
+c["mixer"].update({"interval": 5, "hold_min": 1, "hold_jitter": 2, "min_batch": 20,
+                   "max_hold": 3600, "time_resolution": 3600})
 json.dump(c, open(dst, "w"), indent=2)
 PYEOF
 
@@ -95,7 +98,9 @@ r = redis.Redis(port=int(sys.argv[1]), db=2)
 lines = open("tests/data/sensor-b.default.csv").read().splitlines()[:1000]
 r.lpush("analyzer:8:6d2b1f3c4a5e4f60a1b2c3d4e5f60718", *lines)
 PYEOF
-sleep 1.5
+echo "== waiting for the mixer's first batch (5 s epochs in the demo; 10 min by default)"
+for _ in $(seq 60); do [ -s "$tmp/mixed.ndjson" ] && break; sleep 0.5; done
+sleep 1
 
 echo
 echo "== what arrived (GET http://127.0.0.1:$HTTP_PORT/stats)"
@@ -111,8 +116,25 @@ print("   d4-core queue: %d records" % float(q[0].split()[-1]))
 print("\n== a few records as COF (%s)" % sys.argv[2])
 with open(sys.argv[2]) as f:
     for i, line in enumerate(f):
-        if i % 4000 == 0:
+        if i % 8000 == 0:
             print("   " + line.rstrip())
+fig = {}
+for l in m.splitlines():
+    if l.startswith("pdns_relay_mixer_last_batch{"):
+        fig[l.split('"')[1]] = float(l.split()[-1])
+    elif l.startswith("pdns_relay_mixer_released_total"):
+        fig["released"] = float(l.split()[-1])
+print("\n== the mixer: %d triples released so far (only triples k=2 sensors saw)" % fig.get("released", 0))
+print("   last batch: %d triples from %d sensors, entropy %.2f bits (anonymity set %.1f), min-entropy %.2f"
+      % (fig.get("size", 0), fig.get("distinct_sensors", 0), fig.get("entropy_bits", 0),
+         fig.get("anonymity_set", 0), fig.get("min_entropy_bits", 0)))
+mixed = sys.argv[2].replace("records.ndjson", "mixed.ndjson")
+try:
+    with open(mixed) as f:
+        first = f.readline().rstrip()
+    print("   a mixed record (times to the hour, no sensor): " + first)
+except OSError:
+    pass
 PYEOF
 echo
 echo "The relay keeps running: D4/TLS on 127.0.0.1:$D4_PORT, HTTP on 127.0.0.1:$HTTP_PORT"

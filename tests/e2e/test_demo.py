@@ -18,4 +18,6 @@ def test_make_run_oneshot():
     assert re.search(r"sensor-c\s+20000\s+0\s+0", out), out
     assert "d4-core queue: 1000 records" in out
     assert '"sensor_id":"sensor-a"' in out
+    assert re.search(r"the mixer: [1-9]\d* triples released", out), out
+    assert "a mixed record (times to the hour, no sensor)" in out
     assert "== cleaned up" in out
