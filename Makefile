@@ -76,7 +76,7 @@ bench: $(BIN) $(BENCH_BIN)
 
 # libFuzzer targets (clang). FUZZ_SECONDS bounds each run.
 FUZZ_SECONDS ?= 20
-FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Irelay $(PKG_CFLAGS) \
+FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Irelay -Imixer -Ipolicy $(PKG_CFLAGS) \
                -fsanitize=fuzzer,address,undefined
 fuzz:
 	@mkdir -p build-fuzz
