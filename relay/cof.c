@@ -138,7 +138,7 @@ int cof_encode(const pdns_record *r, unsigned flags, pdns_buf *out) {
          put_str(out, r->rdata.p, r->rdata.len) ||
          put_i64(out, "time_first", r->time_first) ||
          put_i64(out, "time_last", r->time_last) ||
-         put_i64(out, "count", (int64_t)r->count);
+         (!(flags & COF_NO_COUNT) && put_i64(out, "count", (int64_t)r->count));
     if (!rc && r->bailiwick.len)
         rc = put_lit(out, ",\"bailiwick\":") ||
              put_str(out, r->bailiwick.p, r->bailiwick.len);

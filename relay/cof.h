@@ -22,6 +22,7 @@ enum {
     COF_WITH_SENSOR = 1 << 0,  /* write sensor_id when the record has one */
     COF_WITH_MS = 1 << 1,      /* write time_first_ms/time_last_ms */
     COF_WITH_ORIGIN = 1 << 2,  /* write origin when the record has one */
+    COF_NO_COUNT = 1 << 3,     /* leave count out (a policy dropped it) */
 };
 
 /* Appends the COF line of r (with the newline) to out.
