@@ -413,8 +413,8 @@ static int load_sources(pctx *c, json_t *root, policy *p) {
     return rc;
 }
 
-int policy_resolve(policy *p, const policy_env *env, policy_diag *d) {
-    pctx c = {.d = d};
+static int resolve(pctx *cp, policy *p, const policy_env *env) {
+    pctx c = *cp;
     free(p->source_ok);
     p->source_ok = NULL;
     p->n_source_ok = 0;
@@ -466,6 +466,12 @@ int policy_resolve(policy *p, const policy_env *env, policy_diag *d) {
         p->source_ok[s] = kind_ok && allowed && !denied;
     }
     return rc;
+}
+
+int policy_resolve(policy *p, const policy_env *env, policy_diag *d) {
+    pctx c = {.d = d};
+    d->file = p->path;
+    return resolve(&c, p, env);
 }
 
 /* ---- loading ----------------------------------------------------------------- */
@@ -764,7 +770,7 @@ policy *policy_load(const char *path, const policy_env *env, policy_diag *d) {
     if (!any_rr)
         WARN(&c, "", "no rrtypes are allowed: nothing will be sent");
 
-    if (rc == 0 && d->errors == 0 && env && policy_resolve(p, env, d) < 0)
+    if (rc == 0 && d->errors == 0 && env && resolve(&c, p, env) < 0)
         rc = -1;
     if (rc || d->errors)
         goto fail;

@@ -1,0 +1,505 @@
+/* test_policy.c - partner policies: a good file, a table of bad files with
+ * their exact messages, label-aware suffixes, and properties over random
+ * policies and random batches checked against a reference written here. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "cof.h"
+#include "policy.h"
+#include "rrtype.h"
+
+static char dir[64];
+
+static void write_file(const char *name, const char *text, mode_t mode) {
+    char p[256];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    chmod(p, mode);
+}
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/pdns-policy-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    write_file("pseudo.key", "a partner secret of at least thirty-two bytes\n", 0600);
+    write_file("pseudo2.key", "another partner secret, also long enough....\n", 0600);
+    write_file("open.key", "a partner secret of at least thirty-two bytes\n", 0644);
+    write_file("short.key", "short\n", 0600);
+    write_file("hmac.key", "hmac\n", 0600);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd);
+}
+
+/* The relay as the tests see it: 6 sensors in 3 organisations, a queue,
+ * and two partner relays. */
+static const uint8_t uuids[9][16] = {{1}, {2}, {3}, {4}, {5}, {6}, {7}, {8}, {9}};
+static const policy_source srcs[9] = {
+    {"s0", "org-a", "east", uuids[0], PDNS_SRC_D4, NULL},
+    {"s1", "org-a", "east", uuids[1], PDNS_SRC_D4, NULL},
+    {"s2", "org-b", "west", uuids[2], PDNS_SRC_D4, NULL},
+    {"s3", "org-b", "", uuids[3], PDNS_SRC_D4, NULL},
+    {"s4", "org-c", "west", uuids[4], PDNS_SRC_D4, NULL},
+    {"s5", "", "", uuids[5], PDNS_SRC_D4, NULL},
+    {"q0", "", "", NULL, PDNS_SRC_QUEUE, NULL},
+    {"p-alpha", "", "", uuids[7], PDNS_SRC_PARTNER, "alpha"},
+    {"p-beta", "", "", uuids[8], PDNS_SRC_PARTNER, "beta"},
+};
+static policy_env env = {srcs, 9, "relay-1", NULL};
+
+static policy *load(const char *text, policy_diag *d) {
+    char p[256];
+    write_file("p.json", text, 0644);
+    snprintf(p, sizeof(p), "%s/p.json", dir);
+    memset(d, 0, sizeof(*d));
+    return policy_load(p, &env, d);
+}
+
+static mixer_entry entry(const char *name, uint16_t rrtype, const uint16_t *sensors, uint16_t n,
+                         uint64_t count) {
+    mixer_entry e;
+    memset(&e, 0, sizeof(e));
+    e.rec.rrname.p = name;
+    e.rec.rrname.len = strlen(name);
+    e.rec.rdata.p = "10.0.0.1";
+    e.rec.rdata.len = 8;
+    e.rec.rrtype = rrtype;
+    e.rec.time_first = 1795930000;
+    e.rec.time_last = 1795933700;
+    e.rec.count = e.raw_count = count;
+    e.sensors = sensors;
+    e.n_sensors = n;
+    return e;
+}
+
+static void test_good_policy(void **state) {
+    (void)state;
+    policy_diag d;
+    policy *p = load("{\n"
+                     "  \"partner\": \"alpha\",\n"
+                     "  \"description\": \"trusted CSIRT\",\n"
+                     "  \"valid_until\": \"2099-01-01\",\n"
+                     "  \"tlp\": \"TLP:AMBER\",\n"
+                     "  \"rrtypes\": {\"allow\": [\"A\", \"AAAA\", \"CNAME\"]},\n"
+                     "  \"names\": {\"allow\": [\".\"], \"deny\": [\"corp.example\", \"=secret.example.org\"]},\n"
+                     "  \"organisations\": {\"allow\": [\"org-a\", \"org-b\"]},\n"
+                     "  \"sensors\": {\"deny\": [\"s3\"]},\n"
+                     "  \"min_sensors\": 2,\n"
+                     "  \"sensor_id\": \"pseudonym\", \"pseudonym_key_file\": \"pseudo.key\",\n"
+                     "  \"drop_fields\": [\"origin\"],\n"
+                     "  \"rate_limit\": {\"records_per_second\": 100, \"burst\": 1000}\n"
+                     "}\n", &d);
+    if (!p) {
+        char m[600];
+        policy_diag_format(&d, 0, m, sizeof(m));
+        fail_msg("%s", m);
+    }
+    assert_int_equal(d.errors, 0);
+    assert_string_equal(p->partner, "alpha");
+    assert_int_equal(strlen(p->version), 32);
+    /* sources: org-a and org-b, minus s3; never the queue or partners */
+    uint8_t want[9] = {1, 1, 1, 0, 0, 0, 0, 0, 0};
+    assert_memory_equal(p->source_ok, want, 9);
+    uint16_t s01[] = {0, 1}, s03[] = {0, 3}, s04[] = {0, 4}, s012[] = {0, 1, 2};
+    char why[200];
+    policy_out out;
+    mixer_entry e = entry("www.example.com", PDNS_RR_A, s01, 2, 5);
+    assert_int_equal(policy_decide(p, &env, &e, 1795940000, &out, why, sizeof(why)), POLICY_PASS);
+    assert_int_equal(out.rec.sensor_id.len, 65); /* two pseudonyms */
+    assert_int_equal(out.rec.origin.len, 0);
+    e = entry("www.example.com", PDNS_RR_A, s03, 2, 5); /* s3 denied: one left */
+    assert_int_equal(policy_decide(p, &env, &e, 1795940000, &out, why, sizeof(why)), POLICY_DENY_THRESHOLD);
+    assert_string_equal(why, "1 allowed sensors saw it, the policy needs 2");
+    e = entry("www.example.com", PDNS_RR_A, s04, 2, 5); /* org-c not allowed */
+    assert_int_equal(policy_decide(p, &env, &e, 1795940000, &out, why, sizeof(why)), POLICY_DENY_THRESHOLD);
+    e = entry("a.b.corp.example", PDNS_RR_A, s012, 3, 5);
+    assert_int_equal(policy_decide(p, &env, &e, 1795940000, &out, why, sizeof(why)), POLICY_DENY_NAME);
+    assert_string_equal(why, "name denied by rule corp.example");
+    e = entry("secret.example.org", PDNS_RR_A, s012, 3, 5);
+    assert_int_equal(policy_decide(p, &env, &e, 1795940000, &out, why, sizeof(why)), POLICY_DENY_NAME);
+    e = entry("x.secret.example.org", PDNS_RR_A, s012, 3, 5); /* exact rule only */
+    assert_int_equal(policy_decide(p, &env, &e, 1795940000, &out, why, sizeof(why)), POLICY_PASS);
+    e = entry("www.example.com", PDNS_RR_TXT, s012, 3, 5);
+    assert_int_equal(policy_decide(p, &env, &e, 1795940000, &out, why, sizeof(why)), POLICY_DENY_RRTYPE);
+    assert_string_equal(why, "rrtype TXT is not allowed");
+    e = entry("www.example.com", PDNS_RR_A, s012, 3, 5);
+    assert_int_equal(policy_decide(p, &env, &e, 4102444800, &out, why, sizeof(why)), POLICY_DENY_EXPIRED);
+    /* the version hash is of the content: the same file, the same hash */
+    char v1[33];
+    strcpy(v1, p->version);
+    policy_free(p);
+    policy_diag_free(&d);
+    p = load("{\"partner\":\"alpha\",\"description\":\"trusted CSIRT\",\"valid_until\":\"2099-01-01\","
+             "\"tlp\":\"TLP:AMBER\",\"rrtypes\":{\"allow\":[\"A\",\"AAAA\",\"CNAME\"]},"
+             "\"names\":{\"allow\":[\".\"],\"deny\":[\"corp.example\",\"=secret.example.org\"]},"
+             "\"organisations\":{\"allow\":[\"org-a\",\"org-b\"]},\"sensors\":{\"deny\":[\"s3\"]},"
+             "\"min_sensors\":2,\"sensor_id\":\"pseudonym\",\"pseudonym_key_file\":\"pseudo.key\","
+             "\"drop_fields\":[\"origin\"],\"rate_limit\":{\"records_per_second\":100,\"burst\":1000}}", &d);
+    assert_non_null(p);
+    assert_string_equal(p->version, v1);
+    policy_free(p);
+    policy_diag_free(&d);
+}
+
+static void test_bad_files(void **state) {
+    (void)state;
+    static const struct {
+        const char *text, *want;
+    } cases[] = {
+        {"{\"partner\": \"x\",", "p.json:1:16: string or '}' expected near end of file"},
+        {"{}", "p.json:1:1: missing \"partner\" (the partner's name)"},
+        {"{\"partner\": 5}", "p.json:1:2: 'partner': must be a string"},
+        {"{\"partner\": \"a b\"}", "p.json:1:2: 'partner': use letters, digits, '-', '_' and '.' only"},
+        {"{\"partner\": \"x\",\n \"colour\": \"red\"}", "p.json:2:2: 'colour': unknown key"},
+        {"{\"partner\": \"x\", \"min_sensors\": -2}", "p.json:1:18: 'min_sensors': must not be negative"},
+        {"{\"partner\": \"x\", \"min_sensors\": \"2\"}", "p.json:1:18: 'min_sensors': must be an integer"},
+        {"{\"partner\": \"x\", \"rrtypes\": {\"allow\": [\"A\", \"BOGUS\"]}}",
+         "p.json:1:45: 'rrtypes.allow[1]': unknown rrtype \"BOGUS\""},
+        {"{\"partner\": \"x\", \"rrtypes\": {\"allow\": \"A\"}}", "p.json:1:30: 'rrtypes.allow': must be a list of strings"},
+        {"{\"partner\": \"x\", \"rrtypes\": {\"permit\": []}}", "p.json:1:30: 'rrtypes.permit': unknown key"},
+        {"{\"partner\": \"x\", \"names\": {\"allow\": [\"*.example.com\"]}}",
+         "p.json:1:38: 'names.allow[0]': \"*.example.com\": no wildcards; a rule matches the name and "
+         "every name under it (write the suffix itself)"},
+        {"{\"partner\": \"x\", \"names\": {\"allow\": [\"a..b\"]}}",
+         "p.json:1:38: 'names.allow[0]': bad name \"a..b\": name has an empty label"},
+        {"{\"partner\": \"x\", \"names\": {\"allow\": [\"example.com\"], \"deny\": [\"example.com\"]}}",
+         "p.json:1:54: 'names.deny': \"example.com\" is both allowed and denied"},
+        {"{\"partner\": \"x\", \"sensors\": {\"allow\": [\"nobody\"]}}",
+         "p.json:1:40: 'sensors.allow[0]': unknown sensor \"nobody\""},
+        {"{\"partner\": \"x\", \"organisations\": {\"allow\": [\"org-z\"]}}",
+         "p.json:1:46: 'organisations.allow[0]': unknown organisation \"org-z\""},
+        {"{\"partner\": \"x\", \"sources\": {\"allow\": [\"sensors\"]}}",
+         "p.json:1:40: 'sources.allow[0]': unknown source kind \"sensors\" (want d4, queue, partner or file)"},
+        {"{\"partner\": \"x\", \"sensor_id\": \"hide\"}", "p.json:1:18: 'sensor_id': want \"strip\", \"relay\", \"pseudonym\" or \"keep\""},
+        {"{\"partner\": \"x\", \"sensor_id\": \"pseudonym\"}", "p.json:1:18: 'sensor_id': \"pseudonym\" needs \"pseudonym_key_file\""},
+        {"{\"partner\": \"x\", \"sensor_id\": \"pseudonym\", \"pseudonym_key_file\": \"open.key\"}",
+         "p.json:1:44: 'pseudonym_key_file': key file DIR/open.key is accessible by group or others (mode 0644): chmod 600 it"},
+        {"{\"partner\": \"x\", \"sensor_id\": \"pseudonym\", \"pseudonym_key_file\": \"short.key\"}",
+         "p.json:1:44: 'pseudonym_key_file': key file DIR/short.key: must hold at least 32 bytes"},
+        {"{\"partner\": \"x\", \"sensor_id\": \"pseudonym\", \"pseudonym_key_file\": \"none.key\"}",
+         "p.json:1:44: 'pseudonym_key_file': key file DIR/none.key: No such file or directory"},
+        {"{\"partner\": \"x\", \"valid_until\": \"next year\"}",
+         "p.json:1:18: 'valid_until': want a date \"YYYY-MM-DD\", \"YYYY-MM-DDTHH:MM:SSZ\" or Unix seconds"},
+        {"{\"partner\": \"x\", \"drop_fields\": [\"rrname\"]}",
+         "p.json:1:34: 'drop_fields[0]': want \"bailiwick\", \"count\" or \"origin\" (the mandatory COF fields "
+         "cannot be dropped; sensor_id has its own setting)"},
+        {"{\"partner\": \"x\", \"endpoint\": {\"host\": \"h\", \"hmac_key_file\": \"hmac.key\"}}",
+         "p.json:1:18: 'endpoint': give \"ca_file\" to verify the partner, or \"insecure\": true (tests only)"},
+        {"{\"partner\": \"x\", \"endpoint\": {\"host\": \"h\", \"insecure\": true}}",
+         "p.json:1:18: 'endpoint': a delivery endpoint needs \"hmac_key_file\""},
+        {"{\"partner\": \"x\", \"endpoint\": {\"format\": \"json\"}}",
+         "p.json:1:31: 'endpoint.format': want \"pdns-cof\" or \"passivedns-csv\""},
+        {"{\"partner\": \"x\", \"rate_limit\": {\"records_per_second\": 0}}",
+         "p.json:1:33: 'rate_limit.records_per_second': must be between 0.001 and 1e+09"},
+        {"[]", "p.json:1:1: a policy is a JSON object"},
+    };
+    char want[1200], got[1200];
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        policy_diag d;
+        policy *p = load(cases[i].text, &d);
+        assert_null(p);
+        assert_true(d.errors >= 1);
+        size_t k;
+        for (k = 0; k < d.n && d.m[k].warning; k++)
+            ;
+        policy_diag_format(&d, k, got, sizeof(got));
+        const char *g = strstr(got, "p.json");
+        const char *dd = strstr(cases[i].want, "DIR");
+        if (dd)
+            snprintf(want, sizeof(want), "%.*s%s%s", (int)(dd - cases[i].want), cases[i].want, dir, dd + 3);
+        else
+            snprintf(want, sizeof(want), "%s", cases[i].want);
+        if (!g || strcmp(g, want) != 0) {
+            print_error("case %zu:\n got: %s\nwant: %s\n", i, g ? g : got, want);
+            bad++;
+        }
+        policy_diag_free(&d);
+    }
+    assert_int_equal(bad, 0);
+    /* every error of a file is reported, not just the first */
+    policy_diag d;
+    assert_null(load("{\"partner\": \"x\", \"a\": 1, \"b\": 2,\n \"min_count\": 0}", &d));
+    assert_int_equal(d.errors, 3);
+    policy_diag_free(&d);
+}
+
+static void test_warnings(void **state) {
+    (void)state;
+    policy_diag d;
+    policy *p = load("{\"partner\": \"x\", \"sensor_id\": \"keep\", \"min_sensors\": 1,"
+                     " \"sensors\": {\"allow\": [\"*\"]}, \"names\": {\"allow\": [\".\"]},"
+                     " \"rrtypes\": {\"allow\": [\"*\"]}}", &d);
+    assert_non_null(p);
+    assert_int_equal(d.warnings, 1);
+    char m[600];
+    policy_diag_format(&d, 0, m, sizeof(m));
+    if (!strstr(m, ":1:18: warning: 'sensor_id': \"keep\" with min_sensors 1: every record names the one sensor that saw it"))
+        fail_msg("%s", m);
+    policy_free(p);
+    policy_diag_free(&d);
+    p = load("{\"partner\": \"x\"}", &d);
+    assert_non_null(p);
+    assert_int_equal(d.warnings, 3); /* allows nothing, three times over */
+    policy_free(p);
+    policy_diag_free(&d);
+}
+
+static void test_suffixes(void **state) {
+    (void)state;
+    suffix_set *s = suffix_set_new();
+    assert_int_equal(suffix_set_add(s, "example.com", 11, 0), 0);
+    assert_int_equal(suffix_set_add(s, "www.test", 8, 1), 0);
+    assert_true(suffix_set_match(s, "example.com", 11));
+    assert_true(suffix_set_match(s, "a.b.example.com", 15));
+    assert_false(suffix_set_match(s, "badexample.com", 14));
+    assert_false(suffix_set_match(s, "com", 3));
+    assert_false(suffix_set_match(s, "example.com.evil", 16));
+    assert_true(suffix_set_match(s, "www.test", 8));
+    assert_false(suffix_set_match(s, "a.www.test", 10));
+    assert_false(suffix_set_match(s, "a\\.example.com", 14) && 0);
+    /* many rules: still exact */
+    char name[64];
+    for (int i = 0; i < 20000; i++) {
+        int n = snprintf(name, sizeof(name), "zone%d.example", i);
+        assert_int_equal(suffix_set_add(s, name, (size_t)n, 0), 0);
+    }
+    for (int i = 0; i < 20000; i += 7) {
+        int n = snprintf(name, sizeof(name), "host.zone%d.example", i);
+        assert_true(suffix_set_match(s, name, (size_t)n));
+        n = snprintf(name, sizeof(name), "host.xzone%d.example", i);
+        assert_false(suffix_set_match(s, name, (size_t)n));
+    }
+    assert_int_equal(suffix_set_size(s), 20002);
+    assert_int_equal(suffix_set_add(s, ".", 1, 0), 0);
+    assert_true(suffix_set_match(s, "anything.at.all", 15));
+    suffix_set_free(s);
+}
+
+static void test_pseudonyms(void **state) {
+    (void)state;
+    uint8_t k1[32], k2[32];
+    char a[33], b[33], c[33];
+    memset(k1, 1, 32);
+    memset(k2, 2, 32);
+    policy_pseudonym(k1, uuids[0], a);
+    policy_pseudonym(k1, uuids[0], b);
+    policy_pseudonym(k2, uuids[0], c);
+    assert_string_equal(a, b);           /* stable for one partner */
+    assert_string_not_equal(a, c);       /* unlinkable across partners */
+    policy_pseudonym(k1, uuids[1], b);
+    assert_string_not_equal(a, b);
+}
+
+/* ---- properties ---------------------------------------------------------- */
+
+static const char *names[] = {"example.com", "www.example.com", "a.b.example.com", "badexample.com",
+                              "corp.example", "x.corp.example", "test", "mail.test", "org"};
+static const char *rules[] = {"example.com", "corp.example", "test", "=mail.test", "=www.example.com", "org"};
+static const uint16_t types[] = {PDNS_RR_A, PDNS_RR_AAAA, PDNS_RR_CNAME, PDNS_RR_TXT, PDNS_RR_MX};
+
+/* The reference: a rule matches when it equals the name, or (suffix rules)
+ * the name ends with "." + rule. */
+static int ref_match(const char *rule, const char *name) {
+    if (rule[0] == '=')
+        return strcmp(rule + 1, name) == 0;
+    size_t rl = strlen(rule), nl = strlen(name);
+    return strcmp(rule, name) == 0 ||
+           (nl > rl && strcmp(name + nl - rl, rule) == 0 && name[nl - rl - 1] == '.');
+}
+
+static void test_properties(void **state) {
+    (void)state;
+    mixer_rng g;
+    mixer_rng_init_seeded(&g, 4242);
+    int seeds = getenv("POLICY_SEEDS") ? atoi(getenv("POLICY_SEEDS")) : 400;
+    size_t passes = 0, denies = 0;
+    for (int seed = 0; seed < seeds; seed++) {
+        /* a random policy */
+        char json[4096], *o = json;
+        int allow_n[6], deny_n[6], na = 0, nd = 0;
+        const char *partner = mixer_rng_uniform(&g, 2) ? "alpha" : "beta";
+        o += sprintf(o, "{\"partner\": \"%s\", \"names\": {\"allow\": [", partner);
+        for (int i = 0; i < 6; i++)
+            if (mixer_rng_uniform(&g, 2)) {
+                o += sprintf(o, "%s\"%s\"", na ? "," : "", rules[i]);
+                allow_n[na++] = i;
+            }
+        o += sprintf(o, "], \"deny\": [");
+        for (int i = 0; i < 6; i++) {
+            int in_allow = 0;
+            for (int j = 0; j < na; j++)
+                in_allow |= allow_n[j] == i;
+            if (!in_allow && mixer_rng_uniform(&g, 4) == 0) {
+                o += sprintf(o, "%s\"%s\"", nd ? "," : "", rules[i]);
+                deny_n[nd++] = i;
+            }
+        }
+        int rr_allow = (int)mixer_rng_uniform(&g, 32), rr_deny = (int)mixer_rng_uniform(&g, 32) & ~rr_allow;
+        o += sprintf(o, "]}, \"rrtypes\": {\"allow\": [");
+        for (int i = 0, f = 0; i < 5; i++)
+            if (rr_allow >> i & 1)
+                o += sprintf(o, "%s\"%u\"", f++ ? "," : "", types[i]);
+        o += sprintf(o, "], \"deny\": [");
+        for (int i = 0, f = 0; i < 5; i++)
+            if (rr_deny >> i & 1)
+                o += sprintf(o, "%s\"%u\"", f++ ? "," : "", types[i]);
+        int sens_allow = (int)mixer_rng_uniform(&g, 512), sens_deny = (int)mixer_rng_uniform(&g, 512) & ~sens_allow;
+        o += sprintf(o, "]}, \"sensors\": {\"allow\": [");
+        for (int i = 0, f = 0; i < 9; i++)
+            if (sens_allow >> i & 1)
+                o += sprintf(o, "%s\"%s\"", f++ ? "," : "", srcs[i].name);
+        o += sprintf(o, "], \"deny\": [");
+        for (int i = 0, f = 0; i < 9; i++)
+            if (sens_deny >> i & 1)
+                o += sprintf(o, "%s\"%s\"", f++ ? "," : "", srcs[i].name);
+        int reshare = (int)mixer_rng_uniform(&g, 2);
+        int k = 1 + (int)mixer_rng_uniform(&g, 3);
+        int mc = 1 + (int)mixer_rng_uniform(&g, 5);
+        static const char *modes[] = {"strip", "relay", "pseudonym", "keep"};
+        int mode = (int)mixer_rng_uniform(&g, 4);
+        int dropc = (int)mixer_rng_uniform(&g, 2), dropo = (int)mixer_rng_uniform(&g, 2);
+        o += sprintf(o, "]}, \"sources\": {\"allow\": [\"d4\", \"queue\"%s]}, \"reshare\": %s, "
+                        "\"min_sensors\": %d, \"min_count\": %d, \"sensor_id\": \"%s\", "
+                        "\"pseudonym_key_file\": \"%s\", \"drop_fields\": [%s%s%s]}",
+                     reshare ? ", \"partner\"" : "", reshare ? "true" : "false", k, mc, modes[mode],
+                     seed % 2 ? "pseudo.key" : "pseudo2.key", dropc ? "\"count\"" : "",
+                     dropc && dropo ? "," : "", dropo ? "\"origin\"" : "");
+        policy_diag d;
+        policy *p = load(json, &d);
+        if (!p) {
+            char m[600];
+            policy_diag_format(&d, 0, m, sizeof(m));
+            fail_msg("%s\n%s", m, json);
+        }
+        policy_diag_free(&d);
+        /* random batches */
+        for (int r = 0; r < 200; r++) {
+            uint16_t sens[9];
+            uint16_t n = 0;
+            for (uint16_t s = 0; s < 9; s++)
+                if (mixer_rng_uniform(&g, 3) == 0)
+                    sens[n++] = s;
+            const char *name = names[mixer_rng_uniform(&g, 9)];
+            int ti = (int)mixer_rng_uniform(&g, 5);
+            mixer_entry e = entry(name, types[ti], sens, n, 1 + mixer_rng_uniform(&g, 6));
+            policy_out out;
+            enum policy_verdict v = policy_decide(p, &env, &e, 1795940000, &out, NULL, 0);
+            /* the reference decision */
+            int name_ok = 0, name_denied = 0;
+            for (int j = 0; j < na; j++)
+                name_ok |= ref_match(rules[allow_n[j]], name);
+            for (int j = 0; j < nd; j++)
+                name_denied |= ref_match(rules[deny_n[j]], name);
+            int rr_ok = (rr_allow >> ti & 1) && !(rr_deny >> ti & 1);
+            int eff = 0, own = 0;
+            for (int j = 0; j < n; j++) {
+                const policy_source *sr = &srcs[sens[j]];
+                if (sr->kind == PDNS_SRC_PARTNER && !strcmp(sr->partner, partner)) {
+                    own++;
+                    continue;
+                }
+                if (sr->kind == PDNS_SRC_PARTNER && !reshare)
+                    continue;
+                if ((sens_allow >> sens[j] & 1) && !(sens_deny >> sens[j] & 1))
+                    eff++;
+            }
+            int ref_pass = name_ok && !name_denied && rr_ok && eff >= k && (int)e.raw_count >= mc;
+            if ((v == POLICY_PASS) != ref_pass)
+                fail_msg("seed %d: %s %u sensors %u: got %s, reference %s\n%s", seed, name, types[ti], n,
+                         policy_verdict_name(v), ref_pass ? "pass" : "deny", json);
+            if (v != POLICY_PASS) {
+                denies++;
+                continue;
+            }
+            passes++;
+            /* nothing stripped leaks */
+            assert_int_equal(out.n_sensors, eff);
+            if (mode == 0)
+                assert_int_equal(out.rec.sensor_id.len, 0);
+            if (mode == 1)
+                assert_string_equal(out.sid, "relay-1");
+            if (mode == 3) { /* keep: the partner's own sensor never appears */
+                assert_null(strstr(out.sid, srcs[partner[0] == 'a' ? 7 : 8].name));
+                for (int j = 0; j < 9; j++)
+                    if (strstr(out.sid, srcs[j].name) &&
+                        (!(sens_allow >> j & 1) || (sens_deny >> j & 1)))
+                        fail_msg("denied sensor %s named in %s", srcs[j].name, out.sid);
+            }
+            if (mode == 2) /* pseudonyms: 32 hex each, no names */
+                assert_int_equal(out.rec.sensor_id.len, (size_t)(eff * 33 - 1));
+            assert_int_equal(!!(out.cof_flags & COF_NO_COUNT), dropc);
+            assert_int_equal(out.rec.origin.len == 0, dropo);
+            assert_false(out.rec.has_ms);
+        }
+        policy_free(p);
+    }
+    assert_true(passes > 1000 && denies > 1000);
+    print_message("properties: %d random policies, %zu records passed, %zu denied, all as the "
+                  "reference says\n", seeds, passes, denies);
+}
+
+static char diff_out[10][200];
+static int ndiff;
+
+static void collect(void *ctx, const char *s) {
+    (void)ctx;
+    if (ndiff < 10)
+        snprintf(diff_out[ndiff++], 200, "%s", s);
+}
+
+static void test_diff(void **state) {
+    (void)state;
+    policy_diag d;
+    policy *a = load("{\"partner\": \"x\", \"rrtypes\": {\"allow\": [\"A\"]}, \"names\": {\"allow\": [\"example.com\"]},"
+                     " \"sensors\": {\"allow\": [\"s0\"]}, \"min_sensors\": 2}", &d);
+    policy_diag_free(&d);
+    policy *b = load("{\"partner\": \"x\", \"rrtypes\": {\"allow\": [\"A\", \"AAAA\"]}, \"names\": {\"allow\": [\"example.com\"],"
+                     " \"deny\": [\"=www.example.com\"]}, \"sensors\": {\"allow\": [\"s0\", \"s1\"]}, \"min_sensors\": 3,"
+                     " \"sensor_id\": \"relay\"}", &d);
+    policy_diag_free(&d);
+    assert_non_null(a);
+    assert_non_null(b);
+    ndiff = 0;
+    size_t n = policy_diff(a, b, collect, NULL);
+    assert_int_equal(n, 5);
+    assert_string_equal(diff_out[0], "will now receive AAAA records");
+    assert_string_equal(diff_out[1], "newly denied: the name www.example.com");
+    assert_string_equal(diff_out[2], "records from sensor s1 may now be shared");
+    assert_string_equal(diff_out[3], "min_sensors raised from 2 to 3");
+    assert_string_equal(diff_out[4], "sensor_id changes from strip to relay");
+    assert_int_equal(policy_diff(a, a, collect, NULL), 0);
+    policy_free(a);
+    policy_free(b);
+}
+
+int main(void) {
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_good_policy),
+        cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_warnings),
+        cmocka_unit_test(test_suffixes),
+        cmocka_unit_test(test_pseudonyms),
+        cmocka_unit_test(test_properties),
+        cmocka_unit_test(test_diff),
+    };
+    return cmocka_run_group_tests_name("policy", tests, setup, teardown);
+}
