@@ -40,6 +40,8 @@ struct mixer_pool {
     mixer_rng *rng;
     mixer_batch_fn fn;
     void *ctx;
+    mixer_drop_fn drop_fn;
+    void *drop_ctx;
     uint8_t hkey[crypto_shorthash_KEYBYTES];
     triple **buckets;
     size_t nbuckets;              /* a power of two */
@@ -208,7 +210,14 @@ static int meets_thresholds(const mixer_pool *p, const triple *t) {
            t->count >= p->conf.min_count;
 }
 
+static void entry_view(const triple *t, mixer_entry *e);
+
 static void drop(mixer_pool *p, triple *t, enum mixer_drop why) {
+    if (p->drop_fn) {
+        mixer_entry e;
+        entry_view(t, &e);
+        p->drop_fn(p->drop_ctx, &e, why);
+    }
     p->c.dropped[why]++;
     p->c.dropped_count[why] += t->count;
     p->dropped_since_batch++;
@@ -286,6 +295,28 @@ void mixer_pool_free(mixer_pool *p) {
     free(p->entries);
     free(p->lat);
     free(p);
+}
+
+void mixer_pool_on_drop(mixer_pool *p, mixer_drop_fn fn, void *ctx) {
+    p->drop_fn = fn;
+    p->drop_ctx = ctx;
+}
+
+/* The raw facts of a triple (uncoarsened), for drop reports. */
+static void entry_view(const triple *t, mixer_entry *e) {
+    memset(e, 0, sizeof(*e));
+    e->rec.rrname.p = t->key;
+    e->rec.rrname.len = t->name_len;
+    e->rec.rdata.p = t->key + t->name_len + 3;
+    e->rec.rdata.len = t->rdata_len;
+    e->rec.rrtype = t->rrtype;
+    e->rec.time_first = t->time_first;
+    e->rec.time_last = t->time_last;
+    e->rec.count = e->raw_count = t->count;
+    e->sensors = t->cap_sensors > INLINE_SENSORS ? t->sensors_ext : t->sensors_in;
+    e->n_sensors = t->n_sensors;
+    e->first_seen_ms = t->first_seen_ms;
+    e->eligible_ms = t->eligible_ms;
 }
 
 size_t mixer_pool_triples(const mixer_pool *p) {

@@ -139,6 +139,12 @@ void mixer_pool_free(mixer_pool *p);
 int mixer_pool_insert(mixer_pool *p, const pdns_record *r, uint16_t sensor,
                       int64_t now_ms);
 
+/* Called for each triple the pool drops, with a view of it as an entry
+ * (valid during the call) and the reason: for --explain and audits. */
+typedef void (*mixer_drop_fn)(void *ctx, const mixer_entry *e,
+                              enum mixer_drop why);
+void mixer_pool_on_drop(mixer_pool *p, mixer_drop_fn fn, void *ctx);
+
 /* Runs the flush due at now_ms, if an epoch boundary has passed, and
  * drops what has passed max_hold. Call it at least once per interval. */
 void mixer_pool_tick(mixer_pool *p, int64_t now_ms);

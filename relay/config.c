@@ -264,7 +264,8 @@ static int load_layout(cfgctx *c, json_t *o, const char *path,
 
 static int load_sensors(cfgctx *c, relay_config *cfg, json_t *arr) {
     static const char *const keys[] = {"uuid", "name", "key_file", "layout",
-                                       "separator", "organisation", NULL};
+                                       "separator", "organisation", "group",
+                                       NULL};
     char path[64], p[96], msg[512];
     if (!json_is_array(arr))
         return fail(c, "sensors", "must be an array");
@@ -283,6 +284,7 @@ static int load_sensors(cfgctx *c, relay_config *cfg, json_t *arr) {
             get_path(c, o, path, "key_file", s->key_file,
                      sizeof(s->key_file)) < 0 ||
             get_str(c, o, path, "organisation", s->org, sizeof(s->org)) < 0 ||
+            get_str(c, o, path, "group", s->group, sizeof(s->group)) < 0 ||
             load_layout(c, o, path, &s->layout, cfg->keep_addresses) < 0)
             return -1;
         snprintf(p, sizeof(p), "%s.uuid", path);
@@ -493,13 +495,16 @@ static void defaults(relay_config *cfg) {
     cfg->queue_batch = 500;
     cfg->mixer_enabled = 1;
     mixer_conf_defaults(&cfg->mixer);
+    cfg->max_delayed = 1000000;
 }
 
 int config_load(relay_config *cfg, const char *path, char *err,
                 size_t errlen) {
     static const char *const keys[] = {
         "relay_id", "log_level", "stats_interval", "d4", "http", "redis",
-        "sensors", "d4core", "ingest", "mixer", NULL};
+        "sensors", "d4core", "ingest", "mixer", "policies", NULL};
+    static const char *const policy_keys[] = {"dir", "outbox_dir",
+                                              "max_delayed", NULL};
     static const char *const http_keys[] = {"enabled", "listen", NULL};
     static const char *const ingest_keys[] = {"keep_addresses",
                                               "keep_errors", "output_file",
@@ -578,6 +583,21 @@ int config_load(relay_config *cfg, const char *path, char *err,
         goto out;
     if ((o = json_object_get(root, "mixer")) && load_mixer(&c, cfg, o) < 0)
         goto out;
+    long long md = (long long)cfg->max_delayed;
+    if ((o = json_object_get(root, "policies")) &&
+        (check_keys(&c, o, "policies", policy_keys) < 0 ||
+         get_path(&c, o, "policies", "dir", cfg->policy_dir,
+                  sizeof(cfg->policy_dir)) < 0 ||
+         get_path(&c, o, "policies", "outbox_dir", cfg->outbox_dir,
+                  sizeof(cfg->outbox_dir)) < 0 ||
+         get_int(&c, o, "policies", "max_delayed", &md, 1, 1000000000) < 0))
+        goto out;
+    cfg->max_delayed = (size_t)md;
+    if (cfg->policy_dir[0] && !cfg->outbox_dir[0]) {
+        fail(&c, "policies", "\"dir\" needs \"outbox_dir\" (where each "
+             "partner's records are written until signed delivery exists)");
+        goto out;
+    }
     if (number_sources(&c, cfg) < 0)
         goto out;
     if (cfg->d4_enabled && (!cfg->tls_cert[0] || !cfg->tls_key[0])) {

@@ -72,6 +72,10 @@ typedef struct relay_config {
     mixer_conf mixer;              /* sensor_org points at mixer_org */
     uint16_t *mixer_org;           /* sensor index -> organisation index */
     char mixer_output[CFG_PATH_MAX]; /* mixed batches as COF, or "" */
+
+    char policy_dir[CFG_PATH_MAX]; /* one JSON policy per partner, or "" */
+    char outbox_dir[CFG_PATH_MAX]; /* per-partner COF files (until delivery) */
+    size_t max_delayed;            /* records waiting in one delay line */
 } relay_config;
 
 /* Loads and validates path into cfg (zeroed first). Returns 0, or -1 with

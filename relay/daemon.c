@@ -79,6 +79,7 @@ static void on_tick(uv_timer_t *t) {
     if (now - r->mix_tick_ms >= 1000) {
         r->mix_tick_ms = now;
         relay_mix_tick(r);
+        share_tick(&r->sh, ingest_clock_ms());
     }
     if (r->cfg.stats_interval &&
         now - last_stats_ms >= (uint64_t)r->cfg.stats_interval * 1000) {
@@ -118,10 +119,26 @@ static void reload(relay *r) {
     config_free(&nc);
 }
 
+static void on_policy_debounce(uv_timer_t *t) {
+    share_reload(&((relay *)t->data)->sh);
+}
+
+/* A file in the policy directory changed: reload once things settle (an
+ * editor writes a file in several steps). */
+static void on_policy_change(uv_fs_event_t *h, const char *file, int events,
+                             int status) {
+    relay *r = h->data;
+    (void)file;
+    (void)events;
+    if (status == 0)
+        uv_timer_start(&r->policy_debounce, on_policy_debounce, 300, 0);
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
     relay *r = h->data;
     if (signum == SIGHUP) {
         reload(r);
+        share_reload(&r->sh);
         return;
     }
     if (r->stopping)
@@ -279,6 +296,22 @@ int cmd_run(int argc, char **argv) {
         log_error("run: cannot start the mixer");
         goto out_lws;
     }
+    if (share_start(&r.sh, &r.cfg) < 0) {
+        log_error("run: cannot start the policy stage");
+        goto out_lws;
+    }
+    uv_timer_init(r.loop, &r.policy_debounce);
+    r.policy_debounce.data = &r;
+    if (r.cfg.policy_dir[0]) {
+        uv_fs_event_init(r.loop, &r.policy_watch);
+        r.policy_watch.data = &r;
+        if (uv_fs_event_start(&r.policy_watch, on_policy_change,
+                              r.cfg.policy_dir, 0) == 0)
+            r.policy_watching = 1;
+        else
+            log_warn("policy: cannot watch %s; reload with SIGHUP",
+                     r.cfg.policy_dir);
+    }
     if (queue_start(&r) < 0) {
         log_error("run: cannot start the queue consumer");
         goto out_lws;
@@ -305,6 +338,10 @@ int cmd_run(int argc, char **argv) {
     log_stats(&r);
     queue_stop(&r);
     relay_mix_stop(&r);
+    share_stop(&r.sh);
+    if (r.policy_watching)
+        uv_close((uv_handle_t *)&r.policy_watch, NULL);
+    uv_close((uv_handle_t *)&r.policy_debounce, NULL);
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_hup, NULL);

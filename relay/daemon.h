@@ -11,6 +11,7 @@
 #include "pool.h"
 #include "ingest.h"
 #include "session.h"
+#include "share.h"
 
 struct d4_conn;
 struct queue_consumer;
@@ -31,6 +32,10 @@ typedef struct relay {
     uint64_t mix_cap_log_ms;
     uint64_t mix_tick_ms;
     int mix_fd;
+    share sh;                    /* per-partner policies */
+    uv_fs_event_t policy_watch;
+    uv_timer_t policy_debounce;
+    int policy_watching;
     int stopping;
     uint64_t started_ms;
 } relay;

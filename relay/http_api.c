@@ -66,7 +66,8 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         p->body.len = LWS_PRE;
         if (strcmp(path, "/metrics") == 0) {
             if (ingest_metrics_render(&r->in, &r->cfg, &p->body) < 0 ||
-                relay_mix_metrics(r, &p->body) < 0)
+                relay_mix_metrics(r, &p->body) < 0 ||
+                share_metrics(&r->sh, &p->body) < 0)
                 return -1;
             return respond(wsi, p, HTTP_STATUS_OK,
                            "text/plain; version=0.0.4");

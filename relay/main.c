@@ -16,6 +16,8 @@ static const struct command {
      "convert passivedns CSV to COF NDJSON"},
     {"send", cmd_send, cmd_send_help,
      "stream a CSV file to a D4 server as type-8 frames"},
+    {"policy", cmd_policy, cmd_policy_help,
+     "check, preview and diff partner policy files"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -30,6 +30,7 @@ static void on_batch(void *ctx, const mixer_batch *b) {
              s->distinct_sensors, s->entropy, s->anonymity_set, s->min_entropy,
              s->held_back, s->dropped, s->latency_p50_ms / 1000,
              s->latency_p95_ms / 1000, s->latency_p99_ms / 1000);
+    share_batch(&r->sh, b, ingest_clock_ms());
     if (r->mix_fd < 0)
         return;
     pdns_buf out = {0};

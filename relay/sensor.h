@@ -16,6 +16,7 @@ typedef struct relay_sensor {
     size_t keylen;
     char key_file[512];
     char org[64];        /* organisation, "" when not declared */
+    char group[64];      /* sensor group, "" when not declared */
     uint16_t index;      /* the mixer's sensor number */
     csv_layout layout;
     /* live state */

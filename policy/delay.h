@@ -1,0 +1,31 @@
+/* delay.h - a partner's delay line: records wait until their release time
+ * (the policy's delay_min plus a random jitter), then leave in time order.
+ * Bounded: a full line refuses new records (the caller counts them). Pure
+ * logic: times are passed in. */
+#ifndef PDNS_POLICY_DELAY_H
+#define PDNS_POLICY_DELAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "record.h"
+
+typedef struct delay_line delay_line;
+
+delay_line *delay_line_new(size_t max);
+void delay_line_free(delay_line *d);
+
+/* Copies r in. Returns 0, or -1 when the line is full or out of memory. */
+int delay_line_push(delay_line *d, const pdns_record *r, unsigned flags,
+                    int64_t release_ms);
+
+/* Hands over, oldest release first, every record due at now_ms. Returns
+ * how many left. */
+size_t delay_line_pop_due(delay_line *d, int64_t now_ms,
+                          void (*fn)(void *ctx, const pdns_record *r,
+                                     unsigned flags),
+                          void *ctx);
+
+size_t delay_line_size(const delay_line *d);
+
+#endif

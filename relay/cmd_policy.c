@@ -1,0 +1,501 @@
+/* cmd_policy.c - `pdns-relay policy check|preview|diff`: the sharing
+ * coordinator's tools. preview runs the real mixer and the real policy
+ * code in simulated time over the given input, so what it prints is what
+ * the partner would receive (with the relay's settings from -c). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "cof.h"
+#include "config.h"
+#include "csv.h"
+#include "lines.h"
+#include "policy.h"
+#include "rrtype.h"
+#include "share.h"
+
+const char cmd_policy_help[] =
+    "usage: pdns-relay policy check [-c CONFIG] FILE...\n"
+    "       pdns-relay policy preview --policy FILE [-c CONFIG] [--explain NAME]\n"
+    "                                 [--seed N] [--layout L] [--separator S]\n"
+    "                                 [SENSOR=]INPUT...\n"
+    "       pdns-relay policy diff [-c CONFIG] OLD NEW\n"
+    "\n"
+    "check    validates policy files: every error as FILE:LINE:COLUMN: message,\n"
+    "         and warnings for risky settings. Exit 0 when all are valid. With\n"
+    "         -c, sensor, organisation and group names are checked against the\n"
+    "         relay's configuration.\n"
+    "preview  runs the mixer (the relay's settings from -c, else the defaults)\n"
+    "         in simulated time over passivedns CSV or COF input and prints, as\n"
+    "         COF, exactly what this partner would receive; then a summary of\n"
+    "         what was dropped and why. INPUT records come from sensor SENSOR\n"
+    "         (a sensor of the configuration, or a new name); without SENSOR=\n"
+    "         each file is its own sensor, named after the file. COF lines\n"
+    "         with a sensor_id keep it. --explain NAME tells, for every triple\n"
+    "         of that name, what decided its fate. Same input, same output:\n"
+    "         the random source is seeded (--seed, default 1).\n"
+    "diff     says in words what changes for the partner from OLD to NEW.\n";
+
+/* ---- shared: the environment -------------------------------------------------- */
+
+typedef struct penv {
+    relay_config cfg;
+    int have_cfg;
+    policy_source *src;
+    size_t n, cap;
+    policy_env env;
+    uint8_t (*uuids)[16];
+    char **names;
+} penv;
+
+static int penv_init(penv *e, const char *conf) {
+    char err[1024];
+    memset(e, 0, sizeof(*e));
+    if (conf) {
+        if (config_load(&e->cfg, conf, err, sizeof(err)) < 0) {
+            fprintf(stderr, "policy: %s\n", err);
+            return -1;
+        }
+        e->have_cfg = 1;
+        if (share_env_build(&e->cfg, &e->src, &e->env) < 0)
+            return -1;
+        e->n = e->cap = e->env.n;
+    } else {
+        mixer_conf_defaults(&e->cfg.mixer);
+        snprintf(e->cfg.relay_id, sizeof(e->cfg.relay_id), "pdns-relay");
+        e->env.relay_id = e->cfg.relay_id;
+        e->env.mixer = &e->cfg.mixer;
+    }
+    return 0;
+}
+
+/* The number of sensor name, adding a sensor (uuid from its name) when
+ * the environment does not know it. */
+static int penv_sensor(penv *e, const char *name) {
+    for (size_t i = 0; i < e->n; i++)
+        if (strcmp(e->src[i].name, name) == 0)
+            return (int)i;
+    if (e->n >= 65535)
+        return -1;
+    if (e->n == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 16;
+        policy_source *ns = realloc(e->src, cap * sizeof(*ns));
+        uint8_t(*nu)[16] = realloc(e->uuids, cap * sizeof(*nu));
+        char **nn = realloc(e->names, cap * sizeof(*nn));
+        if (ns)
+            e->src = ns;
+        if (nu)
+            e->uuids = nu;
+        if (nn)
+            e->names = nn;
+        if (!ns || !nu || !nn)
+            return -1;
+        memset(e->names + e->cap, 0, (cap - e->cap) * sizeof(*nn));
+        e->cap = cap;
+        /* re-point the uuids of added sensors after a move */
+        for (size_t i = 0; i < e->n; i++)
+            if (e->names[i])
+                e->src[i].uuid = e->uuids[i];
+    }
+    size_t i = e->n++;
+    e->names[i] = strdup(name);
+    crypto_generichash(e->uuids[i], 16, (const uint8_t *)name, strlen(name), NULL, 0);
+    e->src[i] = (policy_source){e->names[i], "", "", e->uuids[i], PDNS_SRC_D4, NULL};
+    e->env.src = e->src;
+    e->env.n = e->n;
+    return (int)i;
+}
+
+static void penv_free(penv *e) {
+    for (size_t i = 0; i < e->n; i++)
+        if (e->names && e->names[i])
+            free(e->names[i]);
+    free(e->names);
+    free(e->uuids);
+    free(e->src);
+    if (e->have_cfg)
+        config_free(&e->cfg);
+}
+
+static void print_diag(const policy_diag *d) {
+    char m[1200];
+    for (size_t i = 0; i < d->n; i++) {
+        policy_diag_format(d, i, m, sizeof(m));
+        fprintf(stderr, "%s\n", m);
+    }
+}
+
+/* ---- check -------------------------------------------------------------------- */
+
+static int do_check(const char *conf, int argc, char **argv) {
+    penv e;
+    int bad = 0;
+    if (argc < 1) {
+        fputs(cmd_policy_help, stderr);
+        return 2;
+    }
+    if (penv_init(&e, conf) < 0)
+        return 1;
+    for (int i = 0; i < argc; i++) {
+        policy_diag d = {0};
+        policy *p = policy_load(argv[i], e.have_cfg ? &e.env : NULL, &d);
+        print_diag(&d);
+        if (p)
+            printf("%s: ok: partner %s, version %s%s\n", argv[i], p->partner,
+                   p->version, d.warnings ? " (with warnings)" : "");
+        else
+            bad++;
+        policy_free(p);
+        policy_diag_free(&d);
+    }
+    penv_free(&e);
+    return bad ? 1 : 0;
+}
+
+/* ---- diff ------------------------------------------------------------------------ */
+
+static void say_line(void *ctx, const char *s) {
+    (void)ctx;
+    printf("  - %s\n", s);
+}
+
+static int do_diff(const char *conf, int argc, char **argv) {
+    penv e;
+    policy *p[2] = {NULL, NULL};
+    int rc = 1;
+    if (argc != 2) {
+        fputs(cmd_policy_help, stderr);
+        return 2;
+    }
+    if (penv_init(&e, conf) < 0)
+        return 1;
+    for (int i = 0; i < 2; i++) {
+        policy_diag d = {0};
+        p[i] = policy_load(argv[i], e.have_cfg ? &e.env : NULL, &d);
+        if (!p[i])
+            print_diag(&d);
+        policy_diag_free(&d);
+        if (!p[i])
+            goto out;
+    }
+    printf("partner %s: %s -> %s\n", p[1]->partner, p[0]->version, p[1]->version);
+    if (strcmp(p[0]->partner, p[1]->partner))
+        printf("  - the partner's name changes from %s to %s\n", p[0]->partner,
+               p[1]->partner);
+    if (policy_diff(p[0], p[1], say_line, NULL) == 0 &&
+        !strcmp(p[0]->partner, p[1]->partner))
+        printf("  no change for the partner\n");
+    rc = 0;
+out:
+    policy_free(p[0]);
+    policy_free(p[1]);
+    penv_free(&e);
+    return rc;
+}
+
+/* ---- preview --------------------------------------------------------------------- */
+
+typedef struct prec {
+    int64_t ms;
+    uint16_t sensor;
+    pdns_record *r;
+} prec;
+
+typedef struct preview {
+    penv e;
+    policy *pol;
+    csv_layout layout;
+    const char *explain;
+    prec *v;
+    size_t n, cap;
+    uint16_t cur_sensor;
+    const char *cur_file;
+    int from_cof_sensor;
+    uint64_t lines, rejected, error_lines, sent, batches;
+    uint64_t verdicts[POLICY_VERDICT_COUNT];
+    uint64_t drops[MIXER_DROP_COUNT];
+    pdns_buf out;
+} preview;
+
+static int add_record(preview *pv, const pdns_record *r, uint16_t sensor) {
+    if (pv->n == pv->cap) {
+        size_t cap = pv->cap ? pv->cap * 2 : 4096;
+        prec *nv = realloc(pv->v, cap * sizeof(*nv));
+        if (!nv)
+            return -1;
+        pv->v = nv;
+        pv->cap = cap;
+    }
+    pdns_record *c = pdns_record_dup(r);
+    if (!c)
+        return -1;
+    pv->v[pv->n++] = (prec){r->has_ms ? r->time_first_ms : r->time_first * 1000,
+                            sensor, c};
+    return 0;
+}
+
+static int on_cof(void *ctx, const pdns_record *r) {
+    preview *pv = ctx;
+    uint16_t s = pv->cur_sensor;
+    if (pv->from_cof_sensor && r->sensor_id.len) {
+        char name[256];
+        snprintf(name, sizeof(name), "%.*s", (int)r->sensor_id.len, r->sensor_id.p);
+        int k = penv_sensor(&pv->e, name);
+        if (k >= 0)
+            s = (uint16_t)k;
+    }
+    return add_record(pv, r, s);
+}
+
+static int on_line(void *ctx, uint64_t lineno, char *line, size_t len) {
+    preview *pv = ctx;
+    char err[256];
+    const char *why = "line too long";
+    pdns_record r;
+    memset(&r, 0, sizeof(r));
+    pv->lines++;
+    if (line && len == 0)
+        return 0;
+    if (line && line[0] == '{') {
+        if (cof_decode(line, len, &r, on_cof, pv, err, sizeof(err)) >= 0)
+            return 0;
+        why = err;
+    } else if (line) {
+        enum csv_result res = csv_parse_line(&pv->layout, line, len, &r, &why);
+        if (res == CSV_OK) {
+            if (r.is_error) {
+                pv->error_lines++;
+                return 0;
+            }
+            return add_record(pv, &r, pv->cur_sensor) < 0 ? -1 : 0;
+        }
+    }
+    pv->rejected++;
+    fprintf(stderr, "%s:%" PRIu64 ": %s\n", pv->cur_file, lineno, why);
+    return 0;
+}
+
+static int cmp_prec(const void *a, const void *b) {
+    const prec *x = a, *y = b;
+    return x->ms < y->ms ? -1 : x->ms > y->ms;
+}
+
+static int is_explained(const preview *pv, const pdns_record *r) {
+    return pv->explain && strlen(pv->explain) == r->rrname.len &&
+           memcmp(pv->explain, r->rrname.p, r->rrname.len) == 0;
+}
+
+static void explain(const pdns_record *r, const char *what) {
+    char t[16];
+    pdns_rrtype_format(r->rrtype, t, sizeof(t));
+    fprintf(stderr, "explain: %.*s %s %.*s: %s\n", (int)r->rrname.len,
+            r->rrname.p, t, (int)r->rdata.len, r->rdata.p, what);
+}
+
+static void on_drop(void *ctx, const mixer_entry *e, enum mixer_drop why) {
+    preview *pv = ctx;
+    pv->drops[why]++;
+    if (is_explained(pv, &e->rec)) {
+        char m[300];
+        snprintf(m, sizeof(m), "dropped by the mixer (%s): %u sensors, count "
+                 "%" PRIu64 "; the relay needs %u sensors and count %" PRIu64,
+                 mixer_drop_name(why), e->n_sensors, e->raw_count,
+                 pv->e.cfg.mixer.min_sensors, pv->e.cfg.mixer.min_count);
+        explain(&e->rec, m);
+    }
+}
+
+static void on_batch(void *ctx, const mixer_batch *b) {
+    preview *pv = ctx;
+    pv->batches++;
+    for (size_t i = 0; i < b->n; i++) {
+        policy_out out;
+        char why[300];
+        enum policy_verdict v = policy_decide(pv->pol, &pv->e.env, &b->e[i],
+                                              b->time_ms / 1000, &out, why, sizeof(why));
+        pv->verdicts[v]++;
+        if (is_explained(pv, &b->e[i].rec)) {
+            char m[400];
+            snprintf(m, sizeof(m), "released by the mixer in batch %" PRIu64
+                     "; policy: %s (%s)", b->seq, policy_verdict_name(v), why);
+            explain(&b->e[i].rec, m);
+        }
+        if (v != POLICY_PASS)
+            continue;
+        pv->sent++;
+        cof_encode(&out.rec, out.cof_flags, &pv->out);
+        if (pv->out.len > 65536) {
+            fwrite(pv->out.p, 1, pv->out.len, stdout);
+            pv->out.len = 0;
+        }
+    }
+}
+
+static int do_preview(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"policy", required_argument, NULL, 'p'},
+        {"config", required_argument, NULL, 'c'},
+        {"explain", required_argument, NULL, 'e'},
+        {"seed", required_argument, NULL, 's'},
+        {"layout", required_argument, NULL, 'l'},
+        {"separator", required_argument, NULL, 'S'},
+        {NULL, 0, NULL, 0}};
+    const char *pol = NULL, *conf = NULL, *layout = NULL, *sep = NULL;
+    unsigned long long seed = 1;
+    preview pv;
+    char err[256];
+    int opt, rc = 1;
+    memset(&pv, 0, sizeof(pv));
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'p': pol = optarg; break;
+        case 'c': conf = optarg; break;
+        case 'e': pv.explain = optarg; break;
+        case 's': seed = strtoull(optarg, NULL, 10); break;
+        case 'l': layout = optarg; break;
+        case 'S': sep = optarg; break;
+        default:
+            fputs(cmd_policy_help, stderr);
+            return 2;
+        }
+    }
+    if (!pol || optind >= argc) {
+        fprintf(stderr, "policy preview: --policy FILE and at least one INPUT\n");
+        return 2;
+    }
+    if (csv_layout_init(&pv.layout, layout, sep, err, sizeof(err)) < 0) {
+        fprintf(stderr, "policy preview: %s\n", err);
+        return 2;
+    }
+    if (penv_init(&pv.e, conf) < 0)
+        return 1;
+    /* the inputs, each from its sensor */
+    for (int i = optind; i < argc; i++) {
+        char *spec = argv[i], *eq = strchr(spec, '=');
+        const char *file = eq ? eq + 1 : spec;
+        char name[256];
+        if (eq)
+            snprintf(name, sizeof(name), "%.*s", (int)(eq - spec), spec);
+        else
+            snprintf(name, sizeof(name), "%s", strrchr(file, '/') ? strrchr(file, '/') + 1 : file);
+        int k = penv_sensor(&pv.e, name);
+        int fd = strcmp(file, "-") ? open(file, O_RDONLY) : 0;
+        if (k < 0 || fd < 0) {
+            fprintf(stderr, "policy preview: %s: %s\n", file, strerror(errno));
+            goto out;
+        }
+        pv.cur_sensor = (uint16_t)k;
+        pv.cur_file = file;
+        pv.from_cof_sensor = !eq;
+        int r = lines_read_fd(fd, 1 << 20, on_line, &pv);
+        if (fd > 0)
+            close(fd);
+        if (r != 0) {
+            fprintf(stderr, "policy preview: %s: read failed\n", file);
+            goto out;
+        }
+    }
+    policy_diag d = {0};
+    pv.pol = policy_load(pol, &pv.e.env, &d);
+    print_diag(&d);
+    policy_diag_free(&d);
+    if (!pv.pol)
+        goto out;
+    /* the mixer, in simulated time along the records' own times */
+    mixer_conf mc = pv.e.cfg.mixer;
+    mixer_rng rng;
+    mixer_rng_init_seeded(&rng, seed);
+    uint16_t *orgs = calloc(pv.e.n ? pv.e.n : 1, sizeof(uint16_t));
+    for (size_t i = 0; i < pv.e.n && orgs; i++) {
+        size_t j;
+        for (j = 0; j < i && !(pv.e.src[i].org[0] && strcmp(pv.e.src[i].org, pv.e.src[j].org) == 0); j++)
+            ;
+        orgs[i] = j < i ? orgs[j] : (uint16_t)i;
+    }
+    mc.sensor_org = orgs;
+    mc.n_sensors = pv.e.n;
+    mixer_pool *pool = mixer_pool_new(&mc, &rng, on_batch, &pv);
+    if (!pool) {
+        fprintf(stderr, "policy preview: bad mixer settings\n");
+        free(orgs);
+        goto out;
+    }
+    mixer_pool_on_drop(pool, on_drop, &pv);
+    qsort(pv.v, pv.n, sizeof(*pv.v), cmp_prec);
+    int64_t now = pv.n ? pv.v[0].ms : 0, next = now;
+    for (size_t i = 0; i < pv.n; i++) {
+        while (next <= pv.v[i].ms) {
+            mixer_pool_tick(pool, next);
+            next += 1000;
+        }
+        now = pv.v[i].ms;
+        mixer_pool_insert(pool, pv.v[i].r, pv.v[i].sensor, now);
+    }
+    for (int64_t t = next; t <= now + mc.max_hold_ms + mc.interval_ms; t += 1000)
+        mixer_pool_tick(pool, t);
+    const mixer_counters *c = mixer_pool_counters(pool);
+    fwrite(pv.out.p, 1, pv.out.len, stdout);
+    fflush(stdout);
+    fprintf(stderr, "\npreview: partner %s, policy version %s\n", pv.pol->partner,
+            pv.pol->version);
+    fprintf(stderr, "  %-34s %10" PRIu64 "\n", "input lines", pv.lines);
+    fprintf(stderr, "  %-34s %10zu\n", "records in", pv.n);
+    fprintf(stderr, "  %-34s %10" PRIu64 "\n", "  error lines (not triples)", pv.error_lines);
+    fprintf(stderr, "  %-34s %10" PRIu64 "\n", "  rejected lines", pv.rejected);
+    fprintf(stderr, "  %-34s %10" PRIu64 "\n", "triples (after merging)", c->inserted - c->merged);
+    fprintf(stderr, "  %-34s %10" PRIu64 " in %" PRIu64 " batches\n", "released by the mixer",
+            c->released, pv.batches);
+    for (int k = 0; k < MIXER_DROP_COUNT; k++)
+        fprintf(stderr, "  %-34s %10" PRIu64 "\n",
+                k == MIXER_DROP_THRESHOLD ? "dropped: below the relay's k/count"
+                : k == MIXER_DROP_EXPIRED ? "dropped: held past max_hold"
+                                          : "dropped: memory cap",
+                pv.drops[k]);
+    static const char *labels[POLICY_VERDICT_COUNT] = {
+        "sent to the partner", "denied: policy disabled", "denied: agreement expired",
+        "denied: rrtype", "denied: name (suffix rules)", "denied: sensor",
+        "denied: partner's own records", "denied: reshare", "denied: threshold"};
+    for (int k = 0; k < POLICY_VERDICT_COUNT; k++)
+        fprintf(stderr, "  %-34s %10" PRIu64 "\n", labels[k], pv.verdicts[k]);
+    mixer_pool_free(pool);
+    free(orgs);
+    rc = 0;
+out:
+    for (size_t i = 0; i < pv.n; i++)
+        free(pv.v[i].r);
+    free(pv.v);
+    pdns_buf_free(&pv.out);
+    policy_free(pv.pol);
+    penv_free(&pv.e);
+    return rc;
+}
+
+int cmd_policy(int argc, char **argv) {
+    const char *conf = NULL;
+    if (argc < 2) {
+        fputs(cmd_policy_help, stderr);
+        return 2;
+    }
+    const char *sub = argv[1];
+    if (strcmp(sub, "preview") == 0)
+        return do_preview(argc - 1, argv + 1);
+    int i = 2;
+    if (i + 1 < argc && (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)) {
+        conf = argv[i + 1];
+        i += 2;
+    }
+    if (strcmp(sub, "check") == 0)
+        return do_check(conf, argc - i, argv + i);
+    if (strcmp(sub, "diff") == 0)
+        return do_diff(conf, argc - i, argv + i);
+    fprintf(stderr, "policy: no subcommand '%s'\n\n%s", sub, cmd_policy_help);
+    return 2;
+}

@@ -1,0 +1,323 @@
+/* share.c - per-partner policies applied to the mixer's batches, delay
+ * lines, outboxes and reloads. See share.h. */
+#include "share.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cof.h"
+#include "log.h"
+
+int share_env_build(const relay_config *cfg, policy_source **srcp,
+                    policy_env *env) {
+    size_t n = cfg->n_sensors + cfg->n_queues;
+    policy_source *src = calloc(n ? n : 1, sizeof(*src));
+    if (!src)
+        return -1;
+    for (size_t i = 0; i < cfg->n_sensors; i++) {
+        const relay_sensor *s = &cfg->sensors[i];
+        src[s->index] = (policy_source){s->name, s->org, s->group, s->uuid,
+                                        PDNS_SRC_D4, NULL};
+    }
+    for (size_t i = 0; i < cfg->n_queues; i++) {
+        const cfg_queue *q = &cfg->queues[i];
+        src[q->index] = (policy_source){q->sensor, "", "", NULL,
+                                        PDNS_SRC_QUEUE, NULL};
+    }
+    *srcp = src;
+    env->src = src;
+    env->n = n;
+    env->relay_id = cfg->relay_id;
+    env->mixer = cfg->mixer_enabled ? &cfg->mixer : NULL;
+    return 0;
+}
+
+static void log_diag(const policy_diag *d) {
+    char m[1200];
+    for (size_t i = 0; i < d->n; i++) {
+        policy_diag_format(d, i, m, sizeof(m));
+        if (d->m[i].warning)
+            log_warn("policy: %s", m);
+        else
+            log_error("policy: %s", m);
+    }
+}
+
+static partner *find_file(share *s, const char *file) {
+    for (size_t i = 0; i < s->np; i++)
+        if (strcmp(s->p[i].file, file) == 0)
+            return &s->p[i];
+    return NULL;
+}
+
+static int open_outbox(share *s, partner *pt) {
+    char path[1100];
+    snprintf(path, sizeof(path), "%s/%s.ndjson", s->cfg->outbox_dir,
+             pt->pol->partner);
+    pt->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (pt->fd < 0) {
+        log_error("policy: outbox %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void partner_drop(share *s, partner *pt) {
+    if (pt->delay && delay_line_size(pt->delay))
+        log_warn("policy: partner %s removed with %zu records still delayed "
+                 "(not sent)", pt->pol->partner, delay_line_size(pt->delay));
+    delay_line_free(pt->delay);
+    policy_free(pt->pol);
+    if (pt->fd >= 0)
+        close(pt->fd);
+    *pt = s->p[--s->np];
+}
+
+/* Loads or reloads one file. A broken file leaves the old version. */
+static void load_file(share *s, const char *file) {
+    policy_diag d = {0};
+    partner *old = find_file(s, file);
+    if (old)
+        old->seen = 1;
+    policy *p = policy_load(file, &s->env, &d);
+    log_diag(&d);
+    policy_diag_free(&d);
+    if (!p) {
+        s->reload_errors++;
+        log_error("policy: %s refused%s", file,
+                  old ? "; the partner keeps its previous policy" : "");
+        return;
+    }
+    for (size_t i = 0; i < s->np; i++)
+        if (&s->p[i] != old && strcmp(s->p[i].pol->partner, p->partner) == 0) {
+            log_error("policy: %s: partner \"%s\" already has a policy in %s; "
+                      "refused", file, p->partner, s->p[i].file);
+            policy_free(p);
+            s->reload_errors++;
+            return;
+        }
+    if (old) {
+        if (strcmp(old->pol->version, p->version) == 0) {
+            policy_free(p);
+            return;
+        }
+        log_info("policy: partner %s: %s -> %s (%s)", p->partner,
+                 old->pol->version, p->version, file);
+        if (strcmp(old->pol->partner, p->partner) != 0) {
+            close(old->fd);
+            policy *prev = old->pol;
+            old->pol = p;
+            if (open_outbox(s, old) < 0)
+                old->fd = -1;
+            policy_free(prev);
+        } else {
+            policy_free(old->pol);
+            old->pol = p;
+        }
+        return;
+    }
+    partner *np = realloc(s->p, (s->np + 1) * sizeof(*np));
+    if (!np) {
+        policy_free(p);
+        return;
+    }
+    s->p = np;
+    partner *pt = &s->p[s->np];
+    memset(pt, 0, sizeof(*pt));
+    pt->pol = p;
+    pt->seen = 1;
+    snprintf(pt->file, sizeof(pt->file), "%s", file);
+    pt->delay = delay_line_new(s->cfg->max_delayed);
+    if (!pt->delay || open_outbox(s, pt) < 0) {
+        delay_line_free(pt->delay);
+        policy_free(p);
+        return;
+    }
+    s->np++;
+    log_info("policy: partner %s: version %s loaded (%s)", p->partner,
+             p->version, file);
+}
+
+void share_reload(share *s) {
+    if (!s->cfg || !s->cfg->policy_dir[0])
+        return;
+    DIR *dir = opendir(s->cfg->policy_dir);
+    if (!dir) {
+        log_error("policy: %s: %s", s->cfg->policy_dir, strerror(errno));
+        return;
+    }
+    s->reloads++;
+    for (size_t i = 0; i < s->np; i++)
+        s->p[i].seen = 0;
+    struct dirent *de;
+    char **names = NULL;
+    size_t nn = 0;
+    while ((de = readdir(dir)) != NULL) {
+        size_t l = strlen(de->d_name);
+        if (l < 6 || strcmp(de->d_name + l - 5, ".json") != 0 ||
+            de->d_name[0] == '.')
+            continue;
+        char **nv = realloc(names, (nn + 1) * sizeof(*nv));
+        if (!nv)
+            break;
+        names = nv;
+        names[nn++] = strdup(de->d_name);
+    }
+    closedir(dir);
+    for (size_t i = 0; i < nn; i++) {
+        char file[1100];
+        snprintf(file, sizeof(file), "%s/%s", s->cfg->policy_dir, names[i]);
+        load_file(s, file);
+        free(names[i]);
+    }
+    free(names);
+    for (size_t i = 0; i < s->np;) {
+        if (!s->p[i].seen) {
+            log_info("policy: %s is gone: partner %s no longer receives "
+                     "anything", s->p[i].file, s->p[i].pol->partner);
+            partner_drop(s, &s->p[i]);
+        } else {
+            i++;
+        }
+    }
+}
+
+int share_start(share *s, const relay_config *cfg) {
+    memset(s, 0, sizeof(*s));
+    s->cfg = cfg;
+    if (!cfg->policy_dir[0])
+        return 0;
+    if (mkdir(cfg->outbox_dir, 0750) < 0 && errno != EEXIST) {
+        log_error("policy: outbox_dir %s: %s", cfg->outbox_dir, strerror(errno));
+        return -1;
+    }
+    if (share_env_build(cfg, &s->src, &s->env) < 0)
+        return -1;
+    mixer_rng_init_secure(&s->rng);
+    share_reload(s);
+    log_info("policy: %zu partner policies from %s", s->np, cfg->policy_dir);
+    return 0;
+}
+
+void share_batch(share *s, const mixer_batch *b, int64_t now_ms) {
+    int64_t now_s = now_ms / 1000;
+    for (size_t i = 0; i < s->np; i++) {
+        partner *pt = &s->p[i];
+        const policy *p = pt->pol;
+        for (size_t k = 0; k < b->n; k++) {
+            policy_out out;
+            enum policy_verdict v = policy_decide(p, &s->env, &b->e[k], now_s,
+                                                  &out, NULL, 0);
+            if (v != POLICY_PASS) {
+                pt->denied[v]++;
+                continue;
+            }
+            int64_t at = now_ms + p->delay_min_ms +
+                         (int64_t)mixer_rng_exp(&s->rng, (double)p->delay_jitter_ms);
+            if (delay_line_push(pt->delay, &out.rec, out.cof_flags, at) < 0) {
+                if (pt->delay_full++ % 10000 == 0)
+                    log_warn("policy: partner %s: delay line full (%zu "
+                             "records): records for this partner are dropped "
+                             "and counted", p->partner, s->cfg->max_delayed);
+            }
+        }
+    }
+}
+
+struct emit_ctx {
+    partner *pt;
+    pdns_buf out;
+};
+
+static void emit(void *vctx, const pdns_record *r, unsigned flags) {
+    struct emit_ctx *c = vctx;
+    cof_encode(r, flags, &c->out);
+    c->pt->sent++;
+}
+
+void share_tick(share *s, int64_t now_ms) {
+    for (size_t i = 0; i < s->np; i++) {
+        struct emit_ctx c = {&s->p[i], {0}};
+        if (!delay_line_pop_due(s->p[i].delay, now_ms, emit, &c))
+            continue;
+        size_t off = 0;
+        while (off < c.out.len && s->p[i].fd >= 0) {
+            ssize_t w = write(s->p[i].fd, c.out.p + off, c.out.len - off);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                log_error("policy: partner %s outbox: %s", s->p[i].pol->partner,
+                          strerror(errno));
+                break;
+            }
+            off += (size_t)w;
+        }
+        pdns_buf_free(&c.out);
+    }
+}
+
+void share_stop(share *s) {
+    while (s->np)
+        partner_drop(s, &s->p[s->np - 1]);
+    free(s->p);
+    free(s->src);
+    s->p = NULL;
+    s->src = NULL;
+}
+
+static int put(pdns_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int put(pdns_buf *b, const char *fmt, ...) {
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0 || n >= (int)sizeof(tmp))
+        return -1;
+    return pdns_buf_append(b, tmp, (size_t)n);
+}
+
+int share_metrics(const share *s, pdns_buf *b) {
+    int rc = 0;
+    if (!s->cfg || !s->cfg->policy_dir[0])
+        return 0;
+    rc |= put(b, "# TYPE pdns_relay_policy_reloads_total counter\n"
+                 "pdns_relay_policy_reloads_total %" PRIu64 "\n"
+                 "# TYPE pdns_relay_policy_refused_total counter\n"
+                 "pdns_relay_policy_refused_total %" PRIu64 "\n"
+                 "# HELP pdns_relay_partner_info The policy version in force, per partner.\n"
+                 "# TYPE pdns_relay_partner_info gauge\n",
+              s->reloads, s->reload_errors);
+    for (size_t i = 0; i < s->np; i++)
+        rc |= put(b, "pdns_relay_partner_info{partner=\"%s\",version=\"%s\"} 1\n",
+                  s->p[i].pol->partner, s->p[i].pol->version);
+    rc |= put(b, "# TYPE pdns_relay_partner_records_total counter\n");
+    for (size_t i = 0; i < s->np; i++)
+        rc |= put(b, "pdns_relay_partner_records_total{partner=\"%s\"} %" PRIu64 "\n",
+                  s->p[i].pol->partner, s->p[i].sent);
+    rc |= put(b, "# TYPE pdns_relay_partner_delayed gauge\n");
+    for (size_t i = 0; i < s->np; i++)
+        rc |= put(b, "pdns_relay_partner_delayed{partner=\"%s\"} %zu\n",
+                  s->p[i].pol->partner, delay_line_size(s->p[i].delay));
+    rc |= put(b, "# HELP pdns_relay_partner_denied_total Records a policy kept from its partner, by reason.\n"
+                 "# TYPE pdns_relay_partner_denied_total counter\n");
+    for (size_t i = 0; i < s->np; i++)
+        for (int v = 1; v < POLICY_VERDICT_COUNT; v++)
+            rc |= put(b, "pdns_relay_partner_denied_total{partner=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
+                      s->p[i].pol->partner, policy_verdict_name((enum policy_verdict)v),
+                      s->p[i].denied[v]);
+    rc |= put(b, "# TYPE pdns_relay_partner_delay_full_total counter\n");
+    for (size_t i = 0; i < s->np; i++)
+        rc |= put(b, "pdns_relay_partner_delay_full_total{partner=\"%s\"} %" PRIu64 "\n",
+                  s->p[i].pol->partner, s->p[i].delay_full);
+    return rc ? -1 : 0;
+}

@@ -1,0 +1,59 @@
+/* share.h - the per-partner stage: every mixer batch goes through each
+ * partner's policy; what passes waits in that partner's delay line and is
+ * then written to the partner's outbox (today a COF file per partner in
+ * policies.outbox_dir; the signed-delivery stage takes over from there).
+ * Policies are loaded from policies.dir and reloaded on SIGHUP and when a
+ * file there changes; a file that fails is refused and that partner keeps
+ * its old policy; a batch is always judged by one version, whole. */
+#ifndef PDNS_SHARE_H
+#define PDNS_SHARE_H
+
+#include "buf.h"
+#include "config.h"
+#include "delay.h"
+#include "policy.h"
+
+/* The policy environment of a configuration: its sensors and queues by
+ * mixer number. src is allocated; free() it. Returns 0, or -1. */
+int share_env_build(const relay_config *cfg, policy_source **src,
+                    policy_env *env);
+
+typedef struct partner {
+    policy *pol;
+    char file[1100];
+    delay_line *delay;
+    int fd;
+    uint64_t sent;
+    uint64_t denied[POLICY_VERDICT_COUNT];
+    uint64_t delay_full;
+    int seen;                 /* present in the last directory scan */
+} partner;
+
+typedef struct share {
+    const relay_config *cfg;
+    policy_source *src;
+    policy_env env;
+    partner *p;
+    size_t np;
+    mixer_rng rng;
+    uint64_t reloads, reload_errors;
+} share;
+
+/* Loads every *.json in cfg->policy_dir. Returns 0 (files that fail are
+ * logged and skipped), or -1 when the directories cannot be used. */
+int share_start(share *s, const relay_config *cfg);
+
+/* Judges a batch for every partner; passing records enter delay lines. */
+void share_batch(share *s, const mixer_batch *b, int64_t now_ms);
+
+/* Writes what is due to the outboxes. */
+void share_tick(share *s, int64_t now_ms);
+
+/* Re-reads the policy directory (SIGHUP, or a change in it). */
+void share_reload(share *s);
+
+void share_stop(share *s);
+
+int share_metrics(const share *s, pdns_buf *b);
+
+#endif
