@@ -1,0 +1,142 @@
+"""Partner policies end to end: the running relay applies each partner's
+policy to the mixer's batches and writes what passes to the partner's
+outbox; editing a policy while sensors stream changes the next batches; a
+broken edit leaves the old policy in force. And the coordinator's tools:
+policy check, preview, diff."""
+import json
+import os
+import subprocess
+import time
+
+from conftest import BIN, DATA, SENSORS
+import d4sensor
+
+FAST_MIXER = {"interval": 1, "hold_min": 0, "hold_jitter": 0, "min_batch": 1,
+              "send_fraction": 1.0, "pool_min": 0, "min_sensors": 2, "sensor_quota": 1.0,
+              "time_resolution": 3600, "max_hold": 60}
+
+
+def write_policy(path, **over):
+    pol = {"partner": "alpha", "rrtypes": {"allow": ["A"]}, "names": {"allow": ["."]},
+           "sensors": {"allow": ["*"]}, "sensor_id": "strip"}
+    pol.update(over)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(pol, f)
+    os.rename(tmp, path)  # as an editor's save would, atomically
+
+
+def stream(relay, name, lines):
+    s = d4sensor.connect(relay.d4_port)
+    s.sendall(d4sensor.frame(SENSORS[name][0], SENSORS[name][1], "".join(lines).encode()))
+    s.close()
+
+
+def outbox(relay):
+    p = os.path.join(relay.dir, "outbox", "alpha.ndjson")
+    if not os.path.exists(p):
+        return []
+    with open(p) as f:
+        return [json.loads(l) for l in f]
+
+
+def batch(tag, n, rrtype="A"):
+    out = []
+    for i in range(n):
+        ans = "10.7.%d.%d" % (i // 250, i % 250) if rrtype == "A" else "2001:db8::%x" % (i + 1)
+        out.append("1795930651.1||c||s||IN||h%d.%s.test.||%s||%s||60||1\n" % (i, tag, rrtype, ans))
+    return out
+
+
+def test_policy_applied_and_reloaded(relay_factory):
+    relay = relay_factory(extra={"mixer": FAST_MIXER,
+                                 "policies": {"dir": "partners", "outbox_dir": "outbox"}})
+    os.makedirs(os.path.join(relay.dir, "partners"))
+    pfile = os.path.join(relay.dir, "partners", "alpha.json")
+    write_policy(pfile)
+    relay.start()
+    log = relay.log_text
+    assert relay.wait_for(lambda: "partner alpha: version" in log())
+    # round 1: A and AAAA from both sensors; the policy allows A only
+    for name in ("sensor-a", "sensor-b"):
+        stream(relay, name, batch("r1", 50) + batch("r1", 20, "AAAA"))
+    assert relay.wait_for(lambda: len(outbox(relay)) >= 50)
+    time.sleep(1.5)
+    got = outbox(relay)
+    assert len(got) == 50 and {o["rrtype"] for o in got} == {"A"}
+    assert all("sensor_id" not in o for o in got)
+    m = relay.metrics()
+    assert m['pdns_relay_partner_denied_total{partner="alpha",reason="rrtype"}'] == 20
+    version1 = [k for k in m if k.startswith("pdns_relay_partner_info")][0]
+
+    # round 2: edit the policy while the relay runs: AAAA too, pseudonyms
+    with open(os.path.join(relay.dir, "alpha.key"), "w") as f:
+        f.write("a pseudonym secret for partner alpha, 32+ bytes\n")
+    os.chmod(os.path.join(relay.dir, "alpha.key"), 0o600)
+    write_policy(pfile, rrtypes={"allow": ["A", "AAAA"]}, sensor_id="pseudonym",
+                 pseudonym_key_file="../alpha.key")
+    assert relay.wait_for(lambda: "partner alpha: %s ->" % version1.split('"')[3] in log())
+    for name in ("sensor-a", "sensor-b"):
+        stream(relay, name, batch("r2", 30) + batch("r2", 10, "AAAA"))
+    assert relay.wait_for(lambda: len(outbox(relay)) >= 90)
+    time.sleep(1.5)
+    r2 = [o for o in outbox(relay) if ".r2." in o["rrname"]]
+    assert len(r2) == 40 and sum(o["rrtype"] == "AAAA" for o in r2) == 10
+    ids = {o["sensor_id"] for o in r2}
+    assert len(ids) == 1 and len(ids.pop()) == 65  # two pseudonyms, the same for every record
+
+    # round 3: a broken edit is refused; the last good policy stays in force
+    with open(pfile, "w") as f:
+        f.write('{"partner": "alpha", "rrtypes": {"allow": ["A", "BOGUS"]}')
+    assert relay.wait_for(lambda: "refused; the partner keeps its previous policy" in log())
+    assert "policy: %s:1:" % pfile in log()  # the reason, with its place
+    for name in ("sensor-a", "sensor-b"):
+        stream(relay, name, batch("r3", 10) + batch("r3", 5, "AAAA"))
+    assert relay.wait_for(lambda: len([o for o in outbox(relay) if ".r3." in o["rrname"]]) == 15)
+    assert relay.metrics()["pdns_relay_policy_refused_total"] >= 1
+
+
+def run(*args):
+    return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_policy_check_preview_diff(tmp_path):
+    good = tmp_path / "alpha.json"
+    good.write_text(json.dumps({"partner": "alpha", "rrtypes": {"allow": ["A", "CNAME"]},
+                                "names": {"allow": ["."], "deny": ["example-corp.test"]},
+                                "sensors": {"allow": ["*"]}}))
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"partner": "alpha",\n "rrtypes": {"allow": ["A", "BOGUS"]},\n "colour": 1}\n')
+    p = run("policy", "check", str(good), str(bad))
+    assert p.returncode == 1
+    assert "%s: ok: partner alpha, version" % good in p.stdout
+    assert "%s:2:29: 'rrtypes.allow[1]': unknown rrtype \"BOGUS\"" % bad in p.stderr
+    assert "%s:3:2: 'colour': unknown key" % bad in p.stderr
+    assert run("policy", "check", str(good)).returncode == 0
+
+    p = run("policy", "preview", "--policy", str(good), "--explain", "www.shop.example",
+            "sensor-a=" + os.path.join(DATA, "sensor-a.full.csv"),
+            "sensor-b=" + os.path.join(DATA, "sensor-b.full.csv"))
+    assert p.returncode == 0, p.stderr
+    out = [json.loads(l) for l in p.stdout.splitlines()]
+    assert out and all(o["rrtype"] in ("A", "CNAME") for o in out)
+    assert not any(o["rrname"].endswith("example-corp.test") for o in out)
+    assert "explain: www.shop.example CNAME shop.cdn.example: released by the mixer" in p.stderr
+    summary = dict((l[:36].strip(), l[36:].split()[0]) for l in p.stderr.splitlines()
+                   if l.startswith("  ") and len(l) > 36)
+    assert int(summary["sent to the partner"]) == len(out)
+    assert int(summary["denied: rrtype"]) > 0 and int(summary["denied: name (suffix rules)"]) > 0
+    # the same input gives the same output
+    assert run("policy", "preview", "--policy", str(good),
+               "sensor-a=" + os.path.join(DATA, "sensor-a.full.csv"),
+               "sensor-b=" + os.path.join(DATA, "sensor-b.full.csv")).stdout == p.stdout
+
+    new = tmp_path / "alpha2.json"
+    new.write_text(json.dumps({"partner": "alpha", "rrtypes": {"allow": ["A"]},
+                               "names": {"allow": ["."]}, "sensors": {"allow": ["*"]},
+                               "min_sensors": 3}))
+    p = run("policy", "diff", str(good), str(new))
+    assert p.returncode == 0
+    assert "will no longer receive CNAME records" in p.stdout
+    assert "no longer denied: names under example-corp.test" in p.stdout
+    assert "min_sensors raised from 2 to 3" in p.stdout
