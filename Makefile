@@ -72,6 +72,7 @@ bench: $(BIN) $(BENCH_BIN)
 	$(BUILD)/bench/bench_csv $(BUILD)/bench/bench.csv
 	$(BUILD)/bench/bench_mixer $(BENCH_RECORDS)
 	$(BUILD)/bench/bench_privacy 24
+	$(BUILD)/bench/bench_policy
 	BENCH_RECORDS=$(BENCH_RECORDS) PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) tests/bench/ingest_bench.py
 
 # libFuzzer targets (clang). FUZZ_SECONDS bounds each run.

@@ -17,6 +17,8 @@ struct suffix_set {
     rule *slots;
     size_t cap;        /* a power of two, load <= 1/2 */
     size_t n;
+    size_t n_exact;    /* exact rules: probe the whole name only if any */
+    int has_root;      /* the rule "." */
     uint64_t seed;
 };
 
@@ -119,6 +121,9 @@ int suffix_set_add(suffix_set *s, const char *name, size_t len, int exact) {
         i = (i + 1) & (s->cap - 1);
     s->slots[i] = (rule){h, copy, (uint32_t)len, (uint8_t)exact};
     s->n++;
+    s->n_exact += exact;
+    if (!exact && len == 1 && name[0] == '.')
+        s->has_root = 1;
     return 0;
 }
 
@@ -128,11 +133,12 @@ const char *suffix_set_which(const suffix_set *s, const char *name,
         return NULL;
     const rule *r;
     /* the root rule "." matches everything */
-    if ((r = find(s, hash_of(s, ".", 1, 0), ".", 1, 0)) != NULL) {
+    if (s->has_root) {
         *exact = 0;
-        return r->name;
+        return ".";
     }
-    if ((r = find(s, hash_of(s, name, len, 1), name, len, 1)) != NULL) {
+    if (s->n_exact &&
+        (r = find(s, hash_of(s, name, len, 1), name, len, 1)) != NULL) {
         *exact = 1;
         return r->name;
     }

@@ -140,3 +140,24 @@ def test_policy_check_preview_diff(tmp_path):
     assert "will no longer receive CNAME records" in p.stdout
     assert "no longer denied: names under example-corp.test" in p.stdout
     assert "min_sensors raised from 2 to 3" in p.stdout
+
+
+def test_shipped_examples_are_valid(tmp_path):
+    """conf/partners/*.json pass `policy check` against the example config,
+    once the key files they name exist (they are the operator's secrets)."""
+    import shutil
+    conf = os.path.join(os.path.dirname(__file__), "..", "..", "conf")
+    shutil.copytree(conf, tmp_path / "conf")
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for k in ("csirt-north.hmac.key", "csirt-north.pseudonym.key", "vendor-intel.hmac.key"):
+        (keys / k).write_text(os.urandom(32).hex())
+        (keys / k).chmod(0o600)
+    for s in ("sensor-a", "sensor-b", "sensor-c"):
+        (tmp_path / "conf" / (s + ".key")).write_text("secret\n")
+        (tmp_path / "conf" / (s + ".key")).chmod(0o600)
+    files = sorted(str(p) for p in (tmp_path / "conf" / "partners").glob("*.json"))
+    assert len(files) == 3
+    p = run("policy", "check", "-c", str(tmp_path / "conf" / "relay.example.json"), *files)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.count(": ok: partner") == 3
