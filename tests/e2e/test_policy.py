@@ -148,7 +148,7 @@ def test_shipped_examples_are_valid(tmp_path):
     import shutil
     conf = os.path.join(os.path.dirname(__file__), "..", "..", "conf")
     shutil.copytree(conf, tmp_path / "conf")
-    keys = tmp_path / "keys"
+    keys = tmp_path / "conf" / "keys"  # the examples name ../keys/
     keys.mkdir()
     for k in ("csirt-north.hmac.key", "csirt-north.pseudonym.key", "vendor-intel.hmac.key"):
         (keys / k).write_text(os.urandom(32).hex())
