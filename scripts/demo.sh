@@ -59,6 +59,23 @@ for s in sensor-a sensor-b sensor-c; do
   chmod 600 "$tmp/$s.key"
 done
 
+# the shipped partner policies, with their secrets made here and short
+# delays so that the demo shows deliveries within seconds
+mkdir -p "$tmp/keys"
+for k in csirt-north.hmac.key csirt-north.pseudonym.key vendor-intel.hmac.key; do
+  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$tmp/keys/$k"
+  chmod 600 "$tmp/keys/$k"
+done
+cp -r "$top/conf/partners" "$tmp/partners"
+$PY - "$tmp/partners" <<'PYEOF'
+import json, os, sys
+for f in os.listdir(sys.argv[1]):
+    p = os.path.join(sys.argv[1], f)
+    pol = json.load(open(p))
+    pol.update({"delay_min": 0, "delay_jitter": 1})
+    json.dump(pol, open(p, "w"), indent=2)
+PYEOF
+
 # the shipped example, with this run's ports; paths resolve next to it
 $PY - "$top/conf/relay.example.json" "$tmp/relay.json" "$D4_PORT" "$HTTP_PORT" "$REDIS_PORT" <<'PYEOF'
 import json, sys
@@ -100,12 +117,12 @@ r.lpush("analyzer:8:6d2b1f3c4a5e4f60a1b2c3d4e5f60718", *lines)
 PYEOF
 echo "== waiting for the mixer's first batch (5 s epochs in the demo; 10 min by default)"
 for _ in $(seq 60); do [ -s "$tmp/mixed.ndjson" ] && break; sleep 0.5; done
-sleep 1
+sleep 4  # the partners' delay lines
 
 echo
 echo "== what arrived (GET http://127.0.0.1:$HTTP_PORT/stats)"
 $PY - "$HTTP_PORT" "$tmp/records.ndjson" <<'PYEOF'
-import json, sys, urllib.request
+import json, os, sys, urllib.request
 st = json.load(urllib.request.urlopen("http://127.0.0.1:%s/stats" % sys.argv[1]))
 print("   %-10s %9s %12s %9s %7s" % ("sensor", "records", "error lines", "rejected", "frames"))
 for s in st["sensors"]:
@@ -135,6 +152,19 @@ try:
     print("   a mixed record (times to the hour, no sensor): " + first)
 except OSError:
     pass
+sent, denied = {}, {}
+for l in m.splitlines():
+    if l.startswith("pdns_relay_partner_records_total{"):
+        sent[l.split('"')[1]] = int(float(l.split()[-1]))
+    elif l.startswith("pdns_relay_partner_denied_total{") and float(l.split()[-1]) > 0:
+        part, why = l.split('"')[1], l.split('"')[3]
+        denied.setdefault(part, []).append("%s %d" % (why, float(l.split()[-1])))
+print("\n== partners (policies in conf/partners/; outboxes in %s/outbox)" % os.path.dirname(mixed))
+for part in sorted(sent):
+    print("   %-13s received %5d   denied: %s" % (part, sent[part], ", ".join(denied.get(part, [])) or "-"))
+box = os.path.join(os.path.dirname(mixed), "outbox", "csirt-north.ndjson")
+if os.path.exists(box) and os.path.getsize(box):
+    print("   csirt-north gets pseudonymous sensor ids: " + open(box).readline().rstrip())
 PYEOF
 echo
 echo "The relay keeps running: D4/TLS on 127.0.0.1:$D4_PORT, HTTP on 127.0.0.1:$HTTP_PORT"

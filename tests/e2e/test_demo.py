@@ -20,4 +20,6 @@ def test_make_run_oneshot():
     assert '"sensor_id":"sensor-a"' in out
     assert re.search(r"the mixer: [1-9]\d* triples released", out), out
     assert "a mixed record (times to the hour, no sensor)" in out
+    assert re.search(r"csirt-north\s+received\s+[1-9]", out), out
+    assert "csirt-north gets pseudonymous sensor ids" in out
     assert "== cleaned up" in out
