@@ -1,8 +1,12 @@
 /* buf.c - growable bounded byte buffer. */
 #include "buf.h"
 
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int pdns_buf_reserve(pdns_buf *b, size_t n) {
     if (n <= b->cap - b->len)
@@ -44,4 +48,34 @@ void pdns_buf_free(pdns_buf *b) {
     free(b->p);
     b->p = NULL;
     b->len = b->cap = 0;
+}
+
+int pdns_buf_printf(pdns_buf *b, const char *fmt, ...) {
+    char tmp[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0 || n >= (int)sizeof(tmp))
+        return -1;
+    return pdns_buf_append(b, tmp, (size_t)n);
+}
+
+int pdns_buf_write_fd(pdns_buf *b, int fd) {
+    size_t off = 0;
+    int rc = 0;
+    while (off < b->len) {
+        ssize_t n = write(fd, b->p + off, b->len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            rc = -1;
+            break;
+        }
+        off += (size_t)n;
+    }
+    pdns_buf_consume(b, off);
+    return rc;
 }

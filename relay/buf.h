@@ -25,6 +25,14 @@ int pdns_buf_append(pdns_buf *b, const void *p, size_t n);
 /* Drops the first n bytes, keeping the rest. */
 void pdns_buf_consume(pdns_buf *b, size_t n);
 
+/* Appends printf output (at most 4 KiB per call). Returns 0, or -1. */
+int pdns_buf_printf(pdns_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Writes all of b to fd (retrying short writes and EINTR) and empties it.
+ * Returns 0, or -1 with errno; what was not written stays in b. */
+int pdns_buf_write_fd(pdns_buf *b, int fd);
+
 void pdns_buf_free(pdns_buf *b);
 
 #endif

@@ -39,17 +39,7 @@ struct conv {
 };
 
 static int flush_out(struct conv *c) {
-    size_t off = 0;
-    while (off < c->out.len) {
-        ssize_t n = write(1, c->out.p + off, c->out.len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        off += (size_t)n;
-    }
-    c->out.len = 0;
-    return 0;
+    return pdns_buf_write_fd(&c->out, 1);
 }
 
 static int on_line(void *ctx, uint64_t lineno, char *line, size_t len) {

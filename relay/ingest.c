@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stddef.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -142,43 +141,22 @@ void ingest_line_too_long(ingest *in, const ingest_source *s,
 }
 
 int ingest_commit(ingest *in) {
-    size_t off = 0;
-    while (off < in->out.len) {
-        ssize_t n = write(in->out_fd, in->out.p + off, in->out.len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            in->m.output_write_errors++;
-            log_error("ingest: writing the output file: %s", strerror(errno));
-            pdns_buf_consume(&in->out, off);
-            return -1;
-        }
-        off += (size_t)n;
-    }
-    in->out.len = 0;
-    return 0;
-}
-
-static int put(pdns_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int put(pdns_buf *b, const char *fmt, ...) {
-    va_list ap;
-    char tmp[512];
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    return pdns_buf_append(b, tmp, (size_t)(n < (int)sizeof(tmp) ? n : (int)sizeof(tmp) - 1));
+    if (in->out_fd < 0 || pdns_buf_write_fd(&in->out, in->out_fd) == 0)
+        return 0;
+    in->m.output_write_errors++;
+    log_error("ingest: writing the output file: %s", strerror(errno));
+    return -1;
 }
 
 /* One per-sensor counter family: the uint64_t at offset in each sensor. */
 static int put_sensors(pdns_buf *b, const relay_config *cfg, const char *name,
                        const char *help, size_t offset) {
-    int rc = put(b, "# HELP pdns_relay_sensor_%s %s, by sensor.\n"
+    int rc = pdns_buf_printf(b, "# HELP pdns_relay_sensor_%s %s, by sensor.\n"
                     "# TYPE pdns_relay_sensor_%s counter\n", name, help, name);
     for (size_t i = 0; i < cfg->n_sensors; i++) {
         const relay_sensor *s = &cfg->sensors[i];
         uint64_t v = *(const uint64_t *)((const char *)s + offset);
-        rc |= put(b, "pdns_relay_sensor_%s{sensor=\"%s\"} %" PRIu64 "\n", name,
+        rc |= pdns_buf_printf(b, "pdns_relay_sensor_%s{sensor=\"%s\"} %" PRIu64 "\n", name,
                   s->name, v);
     }
     return rc;
@@ -188,34 +166,34 @@ int ingest_metrics_render(const ingest *in, const relay_config *cfg,
                           pdns_buf *b) {
     const relay_metrics *m = &in->m;
     int rc = 0;
-    rc |= put(b, "# HELP pdns_relay_records_total Answer records accepted, by source.\n"
+    rc |= pdns_buf_printf(b, "# HELP pdns_relay_records_total Answer records accepted, by source.\n"
                  "# TYPE pdns_relay_records_total counter\n");
     for (int s = 0; s < PDNS_SRC_COUNT; s++)
-        rc |= put(b, "pdns_relay_records_total{source=\"%s\"} %" PRIu64 "\n",
+        rc |= pdns_buf_printf(b, "pdns_relay_records_total{source=\"%s\"} %" PRIu64 "\n",
                   pdns_source_name((enum pdns_source)s), m->records[s]);
-    rc |= put(b, "# HELP pdns_relay_error_lines_total NXDOMAIN/SERVFAIL/... lines accepted, by source.\n"
+    rc |= pdns_buf_printf(b, "# HELP pdns_relay_error_lines_total NXDOMAIN/SERVFAIL/... lines accepted, by source.\n"
                  "# TYPE pdns_relay_error_lines_total counter\n");
     for (int s = 0; s < PDNS_SRC_COUNT; s++)
-        rc |= put(b, "pdns_relay_error_lines_total{source=\"%s\"} %" PRIu64 "\n",
+        rc |= pdns_buf_printf(b, "pdns_relay_error_lines_total{source=\"%s\"} %" PRIu64 "\n",
                   pdns_source_name((enum pdns_source)s), m->error_lines[s]);
-    rc |= put(b, "# HELP pdns_relay_rejected_lines_total Lines rejected, by source and reason.\n"
+    rc |= pdns_buf_printf(b, "# HELP pdns_relay_rejected_lines_total Lines rejected, by source and reason.\n"
                  "# TYPE pdns_relay_rejected_lines_total counter\n");
     for (int s = 0; s < PDNS_SRC_COUNT; s++)
         for (int r = 1; r < CSV_RESULT_COUNT; r++)
-            rc |= put(b, "pdns_relay_rejected_lines_total{source=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
+            rc |= pdns_buf_printf(b, "pdns_relay_rejected_lines_total{source=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
                       pdns_source_name((enum pdns_source)s),
                       csv_result_name((enum csv_result)r), m->csv_rejects[s][r]);
-    rc |= put(b, "# HELP pdns_relay_d4_sessions_total D4 connections accepted.\n"
+    rc |= pdns_buf_printf(b, "# HELP pdns_relay_d4_sessions_total D4 connections accepted.\n"
                  "# TYPE pdns_relay_d4_sessions_total counter\n"
                  "pdns_relay_d4_sessions_total %" PRIu64 "\n"
                  "# HELP pdns_relay_d4_sessions_active D4 connections open now.\n"
                  "# TYPE pdns_relay_d4_sessions_active gauge\n"
                  "pdns_relay_d4_sessions_active %" PRIu64 "\n",
               m->d4_sessions_total, m->d4_sessions_active);
-    rc |= put(b, "# HELP pdns_relay_d4_rejected_sessions_total D4 sessions closed for a protocol violation, by reason.\n"
+    rc |= pdns_buf_printf(b, "# HELP pdns_relay_d4_rejected_sessions_total D4 sessions closed for a protocol violation, by reason.\n"
                  "# TYPE pdns_relay_d4_rejected_sessions_total counter\n");
     for (int r = 1; r < D4R_COUNT; r++)
-        rc |= put(b, "pdns_relay_d4_rejected_sessions_total{reason=\"%s\"} %" PRIu64 "\n",
+        rc |= pdns_buf_printf(b, "pdns_relay_d4_rejected_sessions_total{reason=\"%s\"} %" PRIu64 "\n",
                   d4_reject_name((enum d4_reject)r), m->d4_rejects[r]);
     rc |= put_sensors(b, cfg, "records_total", "Answer records accepted",
                       offsetof(relay_sensor, records));
@@ -225,7 +203,7 @@ int ingest_metrics_render(const ingest *in, const relay_config *cfg,
                       offsetof(relay_sensor, errors));
     rc |= put_sensors(b, cfg, "frames_total", "D4 frames accepted",
                       offsetof(relay_sensor, frames));
-    rc |= put(b, "# TYPE pdns_relay_queue_batches_total counter\n"
+    rc |= pdns_buf_printf(b, "# TYPE pdns_relay_queue_batches_total counter\n"
                  "pdns_relay_queue_batches_total %" PRIu64 "\n"
                  "# TYPE pdns_relay_queue_recovered_lines_total counter\n"
                  "pdns_relay_queue_recovered_lines_total %" PRIu64 "\n"

@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -37,18 +36,8 @@ static void on_batch(void *ctx, const mixer_batch *b) {
     for (size_t i = 0; i < b->n; i++)
         if (cof_encode(&b->e[i].rec, 0, &out) < 0)
             break;
-    size_t off = 0;
-    while (off < out.len) {
-        ssize_t w = write(r->mix_fd, out.p + off, out.len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            log_error("mixer: writing %s: %s", r->cfg.mixer_output,
-                      strerror(errno));
-            break;
-        }
-        off += (size_t)w;
-    }
+    if (pdns_buf_write_fd(&out, r->mix_fd) < 0)
+        log_error("mixer: writing %s: %s", r->cfg.mixer_output, strerror(errno));
     pdns_buf_free(&out);
 }
 
@@ -112,25 +101,12 @@ void relay_mix_stop(relay *r) {
     r->mix_fd = -1;
 }
 
-static int put(pdns_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int put(pdns_buf *b, const char *fmt, ...) {
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0 || n >= (int)sizeof(tmp))
-        return -1;
-    return pdns_buf_append(b, tmp, (size_t)n);
-}
-
 int relay_mix_metrics(const relay *r, pdns_buf *b) {
     if (!r->mix)
         return 0;
     const mixer_counters *c = mixer_pool_counters(r->mix);
     const mixer_stats *s = &r->mix_last;
-    int rc = put(b, "# TYPE pdns_relay_mixer_inserted_total counter\n"
+    int rc = pdns_buf_printf(b, "# TYPE pdns_relay_mixer_inserted_total counter\n"
                     "pdns_relay_mixer_inserted_total %" PRIu64 "\n"
                     "# TYPE pdns_relay_mixer_merged_total counter\n"
                     "pdns_relay_mixer_merged_total %" PRIu64 "\n"
@@ -142,17 +118,17 @@ int relay_mix_metrics(const relay *r, pdns_buf *b) {
                     "pdns_relay_mixer_early_flushes_total %" PRIu64 "\n",
                  c->inserted, c->merged, c->released, c->batches,
                  c->early_flushes);
-    rc |= put(b, "# HELP pdns_relay_mixer_dropped_total Triples dropped from the pool (kept in the store, not shared), by reason.\n"
+    rc |= pdns_buf_printf(b, "# HELP pdns_relay_mixer_dropped_total Triples dropped from the pool (kept in the store, not shared), by reason.\n"
                  "# TYPE pdns_relay_mixer_dropped_total counter\n");
     for (int d = 0; d < MIXER_DROP_COUNT; d++)
-        rc |= put(b, "pdns_relay_mixer_dropped_total{reason=\"%s\"} %" PRIu64 "\n",
+        rc |= pdns_buf_printf(b, "pdns_relay_mixer_dropped_total{reason=\"%s\"} %" PRIu64 "\n",
                   mixer_drop_name((enum mixer_drop)d), c->dropped[d]);
-    rc |= put(b, "# TYPE pdns_relay_mixer_pool_triples gauge\n"
+    rc |= pdns_buf_printf(b, "# TYPE pdns_relay_mixer_pool_triples gauge\n"
                  "pdns_relay_mixer_pool_triples %zu\n"
                  "# TYPE pdns_relay_mixer_pool_bytes gauge\n"
                  "pdns_relay_mixer_pool_bytes %zu\n",
               mixer_pool_triples(r->mix), mixer_pool_bytes(r->mix));
-    rc |= put(b, "# HELP pdns_relay_mixer_last_batch Anonymity figures of the last batch.\n"
+    rc |= pdns_buf_printf(b, "# HELP pdns_relay_mixer_last_batch Anonymity figures of the last batch.\n"
                  "# TYPE pdns_relay_mixer_last_batch gauge\n"
                  "pdns_relay_mixer_last_batch{figure=\"size\"} %zu\n"
                  "pdns_relay_mixer_last_batch{figure=\"distinct_sensors\"} %zu\n"
@@ -163,7 +139,7 @@ int relay_mix_metrics(const relay *r, pdns_buf *b) {
                  "pdns_relay_mixer_last_batch{figure=\"dropped\"} %zu\n",
               s->size, s->distinct_sensors, s->entropy, s->anonymity_set,
               s->min_entropy, s->held_back, s->dropped);
-    rc |= put(b, "pdns_relay_mixer_last_batch{figure=\"delay_p50_seconds\"} %.3f\n"
+    rc |= pdns_buf_printf(b, "pdns_relay_mixer_last_batch{figure=\"delay_p50_seconds\"} %.3f\n"
                  "pdns_relay_mixer_last_batch{figure=\"delay_p95_seconds\"} %.3f\n"
                  "pdns_relay_mixer_last_batch{figure=\"delay_p99_seconds\"} %.3f\n",
               (double)s->latency_p50_ms / 1000, (double)s->latency_p95_ms / 1000,

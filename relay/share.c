@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,18 +247,9 @@ void share_tick(share *s, int64_t now_ms) {
         struct emit_ctx c = {&s->p[i], {0}};
         if (!delay_line_pop_due(s->p[i].delay, now_ms, emit, &c))
             continue;
-        size_t off = 0;
-        while (off < c.out.len && s->p[i].fd >= 0) {
-            ssize_t w = write(s->p[i].fd, c.out.p + off, c.out.len - off);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0) {
-                log_error("policy: partner %s outbox: %s", s->p[i].pol->partner,
-                          strerror(errno));
-                break;
-            }
-            off += (size_t)w;
-        }
+        if (s->p[i].fd >= 0 && pdns_buf_write_fd(&c.out, s->p[i].fd) < 0)
+            log_error("policy: partner %s outbox: %s", s->p[i].pol->partner,
+                      strerror(errno));
         pdns_buf_free(&c.out);
     }
 }
@@ -273,24 +263,11 @@ void share_stop(share *s) {
     s->src = NULL;
 }
 
-static int put(pdns_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int put(pdns_buf *b, const char *fmt, ...) {
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0 || n >= (int)sizeof(tmp))
-        return -1;
-    return pdns_buf_append(b, tmp, (size_t)n);
-}
-
 int share_metrics(const share *s, pdns_buf *b) {
     int rc = 0;
     if (!s->cfg || !s->cfg->policy_dir[0])
         return 0;
-    rc |= put(b, "# TYPE pdns_relay_policy_reloads_total counter\n"
+    rc |= pdns_buf_printf(b, "# TYPE pdns_relay_policy_reloads_total counter\n"
                  "pdns_relay_policy_reloads_total %" PRIu64 "\n"
                  "# TYPE pdns_relay_policy_refused_total counter\n"
                  "pdns_relay_policy_refused_total %" PRIu64 "\n"
@@ -298,26 +275,26 @@ int share_metrics(const share *s, pdns_buf *b) {
                  "# TYPE pdns_relay_partner_info gauge\n",
               s->reloads, s->reload_errors);
     for (size_t i = 0; i < s->np; i++)
-        rc |= put(b, "pdns_relay_partner_info{partner=\"%s\",version=\"%s\"} 1\n",
+        rc |= pdns_buf_printf(b, "pdns_relay_partner_info{partner=\"%s\",version=\"%s\"} 1\n",
                   s->p[i].pol->partner, s->p[i].pol->version);
-    rc |= put(b, "# TYPE pdns_relay_partner_records_total counter\n");
+    rc |= pdns_buf_printf(b, "# TYPE pdns_relay_partner_records_total counter\n");
     for (size_t i = 0; i < s->np; i++)
-        rc |= put(b, "pdns_relay_partner_records_total{partner=\"%s\"} %" PRIu64 "\n",
+        rc |= pdns_buf_printf(b, "pdns_relay_partner_records_total{partner=\"%s\"} %" PRIu64 "\n",
                   s->p[i].pol->partner, s->p[i].sent);
-    rc |= put(b, "# TYPE pdns_relay_partner_delayed gauge\n");
+    rc |= pdns_buf_printf(b, "# TYPE pdns_relay_partner_delayed gauge\n");
     for (size_t i = 0; i < s->np; i++)
-        rc |= put(b, "pdns_relay_partner_delayed{partner=\"%s\"} %zu\n",
+        rc |= pdns_buf_printf(b, "pdns_relay_partner_delayed{partner=\"%s\"} %zu\n",
                   s->p[i].pol->partner, delay_line_size(s->p[i].delay));
-    rc |= put(b, "# HELP pdns_relay_partner_denied_total Records a policy kept from its partner, by reason.\n"
+    rc |= pdns_buf_printf(b, "# HELP pdns_relay_partner_denied_total Records a policy kept from its partner, by reason.\n"
                  "# TYPE pdns_relay_partner_denied_total counter\n");
     for (size_t i = 0; i < s->np; i++)
         for (int v = 1; v < POLICY_VERDICT_COUNT; v++)
-            rc |= put(b, "pdns_relay_partner_denied_total{partner=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
+            rc |= pdns_buf_printf(b, "pdns_relay_partner_denied_total{partner=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
                       s->p[i].pol->partner, policy_verdict_name((enum policy_verdict)v),
                       s->p[i].denied[v]);
-    rc |= put(b, "# TYPE pdns_relay_partner_delay_full_total counter\n");
+    rc |= pdns_buf_printf(b, "# TYPE pdns_relay_partner_delay_full_total counter\n");
     for (size_t i = 0; i < s->np; i++)
-        rc |= put(b, "pdns_relay_partner_delay_full_total{partner=\"%s\"} %" PRIu64 "\n",
+        rc |= pdns_buf_printf(b, "pdns_relay_partner_delay_full_total{partner=\"%s\"} %" PRIu64 "\n",
                   s->p[i].pol->partner, s->p[i].delay_full);
     return rc ? -1 : 0;
 }
