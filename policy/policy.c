@@ -640,6 +640,12 @@ policy *policy_load(const char *path, const policy_env *env, policy_diag *d) {
     rc |= get_str(&c, root, "", "description", p->description, sizeof(p->description));
     rc |= get_bool(&c, root, "", "enabled", &p->enabled);
     rc |= get_str(&c, root, "", "tlp", p->tlp, sizeof(p->tlp));
+    for (const char *q = p->tlp; *q; q++)
+        if ((unsigned char)*q < 0x20 || *q == '"' || *q == '\\') {
+            ERR(&c, "tlp", "no control characters, quotes or backslashes");
+            rc = -1;
+            break;
+        }
     json_t *vu = json_object_get(root, "valid_until");
     if (vu) {
         if (json_is_integer(vu) && json_integer_value(vu) > 0)

@@ -7,11 +7,15 @@ int cmd_run(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 
 extern const char cmd_run_help[];
 extern const char cmd_convert_help[];
 extern const char cmd_send_help[];
 extern const char cmd_policy_help[];
+extern const char cmd_keygen_help[];
+extern const char cmd_verify_help[];
 
 #define PDNS_RELAY_VERSION "0.1.0"
 

@@ -502,7 +502,8 @@ int config_load(relay_config *cfg, const char *path, char *err,
                 size_t errlen) {
     static const char *const keys[] = {
         "relay_id", "log_level", "stats_interval", "d4", "http", "redis",
-        "sensors", "d4core", "ingest", "mixer", "policies", NULL};
+        "sensors", "d4core", "ingest", "mixer", "policies", "signing_key",
+        NULL};
     static const char *const policy_keys[] = {"dir", "outbox_dir",
                                               "max_delayed", NULL};
     static const char *const http_keys[] = {"enabled", "listen", NULL};
@@ -593,6 +594,14 @@ int config_load(relay_config *cfg, const char *path, char *err,
          get_int(&c, o, "policies", "max_delayed", &md, 1, 1000000000) < 0))
         goto out;
     cfg->max_delayed = (size_t)md;
+    if (get_path(&c, root, "", "signing_key", cfg->signing_key,
+                 sizeof(cfg->signing_key)) < 0)
+        goto out;
+    if (cfg->policy_dir[0] && !cfg->signing_key[0]) {
+        fail(&c, "policies", "partners get signed batches: set \"signing_key\" "
+             "(make one with: pdns-relay keygen --out PREFIX)");
+        goto out;
+    }
     if (cfg->policy_dir[0] && !cfg->outbox_dir[0]) {
         fail(&c, "policies", "\"dir\" needs \"outbox_dir\" (where each "
              "partner's records are written until signed delivery exists)");

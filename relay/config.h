@@ -73,6 +73,7 @@ typedef struct relay_config {
     uint16_t *mixer_org;           /* sensor index -> organisation index */
     char mixer_output[CFG_PATH_MAX]; /* mixed batches as COF, or "" */
 
+    char signing_key[CFG_PATH_MAX];/* Ed25519 secret key (keygen), or "" */
     char policy_dir[CFG_PATH_MAX]; /* one JSON policy per partner, or "" */
     char outbox_dir[CFG_PATH_MAX]; /* per-partner COF files (until delivery) */
     size_t max_delayed;            /* records waiting in one delay line */

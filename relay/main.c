@@ -18,6 +18,10 @@ static const struct command {
      "stream a CSV file to a D4 server as type-8 frames"},
     {"policy", cmd_policy, cmd_policy_help,
      "check, preview and diff partner policy files"},
+    {"keygen", cmd_keygen, cmd_keygen_help,
+     "make an Ed25519 key pair for signing batches"},
+    {"verify", cmd_verify, cmd_verify_help,
+     "verify a stream of signed batches, or an inclusion proof"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

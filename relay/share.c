@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "cof.h"
 #include "log.h"
 
@@ -57,6 +59,48 @@ static partner *find_file(share *s, const char *file) {
     return NULL;
 }
 
+/* The partner's chain survives restarts: outbox_dir/<partner>.state. */
+static void state_path(const share *s, const partner *pt, char *out, size_t n) {
+    snprintf(out, n, "%s/%s.state", s->cfg->outbox_dir, pt->pol->partner);
+}
+
+static void load_chain(share *s, partner *pt) {
+    char path[1100], hex[80];
+    unsigned long long seq;
+    size_t got = 0;
+    state_path(s, pt, path, sizeof(path));
+    FILE *f = fopen(path, "r");
+    pt->seq = 0;
+    memset(pt->chain, 0, sizeof(pt->chain));
+    if (!f)
+        return;
+    if (fscanf(f, "seq %llu\nchain %70s", &seq, hex) == 2 &&
+        sodium_hex2bin(pt->chain, BATCH_HASH, hex, strlen(hex), NULL, &got, NULL) == 0 &&
+        got == BATCH_HASH)
+        pt->seq = seq;
+    else
+        log_error("policy: %s is damaged: partner %s's chain starts again at 1",
+                  path, pt->pol->partner);
+    fclose(f);
+}
+
+static int save_chain(share *s, partner *pt) {
+    char path[1100], tmp[1110], hex[65];
+    state_path(s, pt, path, sizeof(path));
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    sodium_bin2hex(hex, sizeof(hex), pt->chain, BATCH_HASH);
+    fprintf(f, "seq %llu\nchain %s\n", (unsigned long long)pt->seq, hex);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    return rename(tmp, path);
+}
+
 static int open_outbox(share *s, partner *pt) {
     char path[1100];
     snprintf(path, sizeof(path), "%s/%s.ndjson", s->cfg->outbox_dir,
@@ -66,6 +110,7 @@ static int open_outbox(share *s, partner *pt) {
         log_error("policy: outbox %s: %s", path, strerror(errno));
         return -1;
     }
+    load_chain(s, pt);
     return 0;
 }
 
@@ -200,6 +245,12 @@ int share_start(share *s, const relay_config *cfg) {
     }
     if (share_env_build(cfg, &s->src, &s->env) < 0)
         return -1;
+    char err[512];
+    s->sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
+    if (!s->sk || batch_read_secret_key(cfg->signing_key, s->sk, err, sizeof(err)) < 0) {
+        log_error("policy: signing key: %s", s->sk ? err : "out of memory");
+        return -1;
+    }
     mixer_rng_init_secure(&s->rng);
     share_reload(s);
     log_info("policy: %zu partner policies from %s", s->np, cfg->policy_dir);
@@ -234,22 +285,66 @@ void share_batch(share *s, const mixer_batch *b, int64_t now_ms) {
 struct emit_ctx {
     partner *pt;
     pdns_buf out;
+    uint8_t (*leaves)[BATCH_HASH];
+    size_t n, cap;
 };
 
 static void emit(void *vctx, const pdns_record *r, unsigned flags) {
     struct emit_ctx *c = vctx;
-    cof_encode(r, flags, &c->out);
+    size_t start = c->out.len;
+    if (cof_encode(r, flags, &c->out) < 0)
+        return;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 256;
+        uint8_t(*nl)[BATCH_HASH] = realloc(c->leaves, cap * sizeof(*nl));
+        if (!nl) {
+            c->out.len = start;
+            return;
+        }
+        c->leaves = nl;
+        c->cap = cap;
+    }
+    /* the leaf is the line without its newline */
+    batch_leaf_hash(c->out.p + start, c->out.len - start - 1, c->leaves[c->n++]);
     c->pt->sent++;
 }
 
+/* What is due for a partner goes out as one signed batch. */
 void share_tick(share *s, int64_t now_ms) {
     for (size_t i = 0; i < s->np; i++) {
-        struct emit_ctx c = {&s->p[i], {0}};
-        if (!delay_line_pop_due(s->p[i].delay, now_ms, emit, &c))
+        partner *pt = &s->p[i];
+        struct emit_ctx c = {pt, {0}, NULL, 0, 0};
+        if (!delay_line_pop_due(pt->delay, now_ms, emit, &c) || !c.n) {
+            free(c.leaves);
+            pdns_buf_free(&c.out);
             continue;
-        if (s->p[i].fd >= 0 && pdns_buf_write_fd(&c.out, s->p[i].fd) < 0)
-            log_error("policy: partner %s outbox: %s", s->p[i].pol->partner,
+        }
+        batch_trailer t;
+        memset(&t, 0, sizeof(t));
+        snprintf(t.origin, sizeof(t.origin), "%s", s->cfg->relay_id);
+        snprintf(t.partner, sizeof(t.partner), "%s", pt->pol->partner);
+        t.seq = pt->seq + 1;
+        t.count = c.n;
+        batch_merkle_root((const uint8_t (*)[BATCH_HASH])c.leaves, c.n, t.merkle_root);
+        memcpy(t.prev, pt->chain, BATCH_HASH);
+        snprintf(t.policy, sizeof(t.policy), "%s", pt->pol->version);
+        t.time = now_ms / 1000;
+        snprintf(t.tlp, sizeof(t.tlp), "%s", pt->pol->tlp);
+        uint8_t chain[BATCH_HASH];
+        batch_sign(&t, s->sk, chain);
+        if (batch_trailer_encode(&t, &c.out) == 0 && pt->fd >= 0 &&
+            pdns_buf_write_fd(&c.out, pt->fd) == 0) {
+            pt->seq = t.seq;
+            memcpy(pt->chain, chain, BATCH_HASH);
+            pt->batches++;
+            if (save_chain(s, pt) < 0)
+                log_error("policy: partner %s: cannot save the chain state: %s",
+                          pt->pol->partner, strerror(errno));
+        } else {
+            log_error("policy: partner %s outbox: %s", pt->pol->partner,
                       strerror(errno));
+        }
+        free(c.leaves);
         pdns_buf_free(&c.out);
     }
 }
@@ -259,8 +354,10 @@ void share_stop(share *s) {
         partner_drop(s, &s->p[s->np - 1]);
     free(s->p);
     free(s->src);
+    sodium_free(s->sk);
     s->p = NULL;
     s->src = NULL;
+    s->sk = NULL;
 }
 
 int share_metrics(const share *s, pdns_buf *b) {
@@ -281,6 +378,10 @@ int share_metrics(const share *s, pdns_buf *b) {
     for (size_t i = 0; i < s->np; i++)
         rc |= pdns_buf_printf(b, "pdns_relay_partner_records_total{partner=\"%s\"} %" PRIu64 "\n",
                   s->p[i].pol->partner, s->p[i].sent);
+    rc |= pdns_buf_printf(b, "# TYPE pdns_relay_partner_batches_total counter\n");
+    for (size_t i = 0; i < s->np; i++)
+        rc |= pdns_buf_printf(b, "pdns_relay_partner_batches_total{partner=\"%s\"} %" PRIu64 "\n",
+                              s->p[i].pol->partner, s->p[i].batches);
     rc |= pdns_buf_printf(b, "# TYPE pdns_relay_partner_delayed gauge\n");
     for (size_t i = 0; i < s->np; i++)
         rc |= pdns_buf_printf(b, "pdns_relay_partner_delayed{partner=\"%s\"} %zu\n",

@@ -8,6 +8,7 @@
 #ifndef PDNS_SHARE_H
 #define PDNS_SHARE_H
 
+#include "batch.h"
 #include "buf.h"
 #include "config.h"
 #include "delay.h"
@@ -26,6 +27,9 @@ typedef struct partner {
     uint64_t sent;
     uint64_t denied[POLICY_VERDICT_COUNT];
     uint64_t delay_full;
+    uint64_t batches;
+    uint64_t seq;             /* the last batch's sequence number */
+    uint8_t chain[BATCH_HASH];/* and its chain hash: the next one's prev */
     int seen;                 /* present in the last directory scan */
 } partner;
 
@@ -36,6 +40,7 @@ typedef struct share {
     partner *p;
     size_t np;
     mixer_rng rng;
+    uint8_t *sk;              /* the relay's signing key (sodium_malloc) */
     uint64_t reloads, reload_errors;
 } share;
 

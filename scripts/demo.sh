@@ -66,6 +66,7 @@ for k in csirt-north.hmac.key csirt-north.pseudonym.key vendor-intel.hmac.key; d
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$tmp/keys/$k"
   chmod 600 "$tmp/keys/$k"
 done
+"$BIN" keygen --out "$tmp/keys/relay" >/dev/null
 cp -r "$top/conf/partners" "$tmp/partners"
 $PY - "$tmp/partners" <<'PYEOF'
 import json, os, sys
@@ -164,8 +165,15 @@ for part in sorted(sent):
     print("   %-13s received %5d   denied: %s" % (part, sent[part], ", ".join(denied.get(part, [])) or "-"))
 box = os.path.join(os.path.dirname(mixed), "outbox", "csirt-north.ndjson")
 if os.path.exists(box) and os.path.getsize(box):
-    print("   csirt-north gets pseudonymous sensor ids: " + open(box).readline().rstrip())
+    lines = open(box).read().splitlines()
+    print("   csirt-north gets pseudonymous sensor ids: " + lines[0])
+    trailer = [l for l in lines if l.startswith('{"pdns_relay_batch"')][0]
+    print("   each batch ends with a signed trailer: " + trailer[:150] + "...")
 PYEOF
+if [ -s "$tmp/outbox/csirt-north.ndjson" ]; then
+  echo "== pdns-relay verify --pubkey keys/relay.pub outbox/csirt-north.ndjson"
+  "$BIN" verify --pubkey "$tmp/keys/relay.pub" "$tmp/outbox/csirt-north.ndjson" 2>&1 | sed 's/^/   /'
+fi
 echo
 echo "The relay keeps running: D4/TLS on 127.0.0.1:$D4_PORT, HTTP on 127.0.0.1:$HTTP_PORT"
 echo "(/metrics, /stats, /healthz), log in $tmp/relay.log. Ctrl-C stops and cleans up."

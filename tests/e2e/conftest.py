@@ -57,6 +57,9 @@ def workdir():
         with open(p, "wb") as f:
             f.write(key + b"\n")
         os.chmod(p, 0o600)
+    # the relays' batch-signing key pair: relay.key, relay.pub
+    subprocess.run([BIN, "keygen", "--out", os.path.join(d, "relay")], check=True,
+                   capture_output=True)
     yield d
     shutil.rmtree(d, ignore_errors=True)
 
@@ -115,6 +118,7 @@ class Relay:
         }
         if redis is not None:
             cfg["redis"] = "redis://127.0.0.1:%d/0" % redis.port
+        cfg["signing_key"] = os.path.join(workdir, "relay.key")
         for k, v in (extra or {}).items():
             if isinstance(v, dict) and isinstance(cfg.get(k), dict):
                 cfg[k].update(v)

@@ -22,4 +22,5 @@ def test_make_run_oneshot():
     assert "a mixed record (times to the hour, no sensor)" in out
     assert re.search(r"csirt-north\s+received\s+[1-9]", out), out
     assert "csirt-north gets pseudonymous sensor ids" in out
+    assert re.search(r"verify: .*csirt-north.ndjson: [1-9]\d* batches, [1-9]\d* records: all verified", out), out
     assert "== cleaned up" in out

@@ -36,8 +36,8 @@ def outbox(relay):
     p = os.path.join(relay.dir, "outbox", "alpha.ndjson")
     if not os.path.exists(p):
         return []
-    with open(p) as f:
-        return [json.loads(l) for l in f]
+    with open(p) as f:  # records only: trailer lines close each batch
+        return [json.loads(l) for l in f if not l.startswith('{"pdns_relay_batch"')]
 
 
 def batch(tag, n, rrtype="A"):
@@ -153,6 +153,7 @@ def test_shipped_examples_are_valid(tmp_path):
     for k in ("csirt-north.hmac.key", "csirt-north.pseudonym.key", "vendor-intel.hmac.key"):
         (keys / k).write_text(os.urandom(32).hex())
         (keys / k).chmod(0o600)
+    subprocess.run([BIN, "keygen", "--out", str(keys / "relay")], check=True, capture_output=True)
     for s in ("sensor-a", "sensor-b", "sensor-c"):
         (tmp_path / "conf" / (s + ".key")).write_text("secret\n")
         (tmp_path / "conf" / (s + ".key")).chmod(0o600)
@@ -161,3 +162,123 @@ def test_shipped_examples_are_valid(tmp_path):
     p = run("policy", "check", "-c", str(tmp_path / "conf" / "relay.example.json"), *files)
     assert p.returncode == 0, p.stderr
     assert p.stdout.count(": ok: partner") == 3
+
+
+# ---- signed batches: verify, independently of the C code ----------------------
+
+import hashlib  # noqa: E402
+
+import nacl.signing  # noqa: E402 (python3-nacl, Debian)
+
+
+def H(b):
+    return hashlib.blake2b(b, digest_size=32).digest()
+
+
+def mth(leaves):
+    """RFC 6962 Merkle tree hash over leaf hashes, as the README specifies."""
+    if not leaves:
+        return H(b"")
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    return H(b"\x01" + mth(leaves[:k]) + mth(leaves[k:]))
+
+
+def py_verify(path, pubhex):
+    """A verifier written from the README alone: returns [(seq, count)]."""
+    vk = nacl.signing.VerifyKey(bytes.fromhex(pubhex))
+    key_id = H(bytes.fromhex(pubhex))[:8].hex()
+    out, leaves, prev = [], [], bytes(32)
+    with open(path, "rb") as f:
+        for raw in f:
+            line = raw.rstrip(b"\n")
+            if not line.startswith(b'{"pdns_relay_batch":'):
+                leaves.append(H(b"\x00" + line))
+                continue
+            t = json.loads(line)
+            msg = ("pdns-relay batch v1\norigin=%s\npartner=%s\nseq=%d\ncount=%d\n"
+                   "merkle_root=%s\nprev=%s\npolicy=%s\ntime=%d\ntlp=%s\nkey_id=%s\n" % (
+                       t["origin"], t["partner"], t["seq"], t["count"], t["merkle_root"],
+                       t["prev"], t["policy"], t["time"], t["tlp"], t["key_id"])).encode()
+            sig = bytes.fromhex(t["sig"])
+            vk.verify(msg, sig)  # raises when the signature is bad
+            assert t["key_id"] == key_id
+            assert t["count"] == len(leaves)
+            assert mth(leaves).hex() == t["merkle_root"]
+            assert t["prev"] == prev.hex()
+            prev = H(b"\x02" + msg + sig)
+            out.append((t["seq"], t["count"]))
+            leaves = []
+    assert not leaves
+    return out
+
+
+def test_outbox_is_signed_and_verifiable(relay_factory, workdir, tmp_path):
+    relay = relay_factory(extra={"mixer": FAST_MIXER,
+                                 "policies": {"dir": "partners", "outbox_dir": "outbox"}})
+    os.makedirs(os.path.join(relay.dir, "partners"))
+    write_policy(os.path.join(relay.dir, "partners", "alpha.json"), tlp="TLP:GREEN")
+    relay.start()
+    for r in range(3):  # three rounds: at least three batches
+        for name in ("sensor-a", "sensor-b"):
+            stream(relay, name, batch("v%d" % r, 40))
+        assert relay.wait_for(lambda: len(outbox(relay)) >= 40 * (r + 1))
+        time.sleep(1.2)
+    box = os.path.join(relay.dir, "outbox", "alpha.ndjson")
+    pub = os.path.join(workdir, "relay.pub")
+    with open(pub) as f:
+        pubhex = f.read().strip()
+    batches = py_verify(box, pubhex)
+    assert len(batches) >= 3 and [s for s, _ in batches] == list(range(1, len(batches) + 1))
+    assert sum(c for _, c in batches) == 120
+
+    p = run("verify", "--pubkey", pub, box)
+    assert p.returncode == 0 and "all verified" in p.stderr, p.stderr
+    lines = open(box).read().splitlines(keepends=True)
+    trailers = [i for i, l in enumerate(lines) if l.startswith('{"pdns_relay_batch"')]
+
+    def check(mutated, expect):
+        f = tmp_path / "m.ndjson"
+        f.write_text("".join(mutated))
+        q = run("verify", "--pubkey", pub, str(f))
+        assert q.returncode == 1 and expect in q.stderr, q.stderr
+
+    m = list(lines)
+    m[0] = m[0].replace("v0", "vX", 1)
+    check(m, "batch seq 1: the records do not match the signed Merkle root (a record was altered")
+    check(lines[1:], "batch seq 1: the trailer counts")
+    check(lines[:trailers[0] + 1] + lines[trailers[1] + 1:], "batch seq 3 after seq 1: batches 2-2 are missing")
+    check(lines + lines[:trailers[0] + 1], "batch seq 1 after seq %d: replayed or reordered" % len(batches))
+    m = list(lines)
+    m[trailers[0]] = m[trailers[0]].replace("TLP:GREEN", "TLP:CLEAR")
+    check(m, "batch seq 1: the signature does not match the trailer (trailer tampered)")
+    subprocess.run([BIN, "keygen", "--out", str(tmp_path / "other")], check=True, capture_output=True)
+    q = run("verify", "--pubkey", str(tmp_path / "other.pub"), box)
+    assert q.returncode == 1 and "(wrong key)" in q.stderr
+
+    # --state carries the chain across runs
+    st = tmp_path / "state"
+    first = tmp_path / "first.ndjson"
+    first.write_text("".join(lines[:trailers[0] + 1]))
+    rest = tmp_path / "rest.ndjson"
+    rest.write_text("".join(lines[trailers[0] + 1:]))
+    assert run("verify", "--pubkey", pub, "--state", str(st), str(first)).returncode == 0
+    assert run("verify", "--pubkey", pub, "--state", str(st), str(rest)).returncode == 0
+    q = run("verify", "--pubkey", pub, "--state", str(st), str(first))  # replayed
+    assert q.returncode == 1 and "replayed or reordered" in q.stderr
+
+    # one record proven part of a signed batch, without the rest
+    q = run("verify", "--pubkey", pub, "--prove", "2:7", box)
+    assert q.returncode == 0, q.stderr
+    proof = tmp_path / "proof.json"
+    proof.write_text(q.stdout)
+    q = run("verify", "--pubkey", pub, "--proof", str(proof))
+    assert q.returncode == 0 and "record 7 of batch seq 2" in q.stdout
+    pj = json.loads(proof.read_text())
+    pj["record"] = pj["record"].replace("10.7", "10.8")
+    proof.write_text(json.dumps(pj))
+    q = run("verify", "--pubkey", pub, "--proof", str(proof))
+    assert q.returncode == 1 and "is not part of batch seq 2" in q.stderr
