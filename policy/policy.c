@@ -29,7 +29,7 @@ void policy_diag_free(policy_diag *d) {
 void policy_diag_format(const policy_diag *d, size_t i, char *out,
                         size_t outlen) {
     const policy_msg *m = &d->m[i];
-    snprintf(out, outlen, "%s:%d:%d: %s%s", d->file ? d->file : "-", m->line,
+    snprintf(out, outlen, "%s:%d:%d: %s%s", d->file[0] ? d->file : "-", m->line,
              m->col, m->warning ? "warning: " : "", m->text);
 }
 
@@ -470,7 +470,7 @@ static int resolve(pctx *cp, policy *p, const policy_env *env) {
 
 int policy_resolve(policy *p, const policy_env *env, policy_diag *d) {
     pctx c = {.d = d};
-    d->file = p->path;
+    snprintf(d->file, sizeof(d->file), "%s", p->path);
     return resolve(&c, p, env);
 }
 
@@ -588,7 +588,7 @@ policy *policy_load(const char *path, const policy_env *env, policy_diag *d) {
     char *text = NULL;
     int rc = 0;
 
-    d->file = path;
+    snprintf(d->file, sizeof(d->file), "%s", path);
     if (!p)
         return NULL;
     snprintf(p->path, sizeof(p->path), "%s", path);

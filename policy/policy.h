@@ -48,7 +48,7 @@ typedef struct policy_msg {
 } policy_msg;
 
 typedef struct policy_diag {
-    const char *file;
+    char file[512];           /* a copy: the diagnostics outlive the call */
     policy_msg *m;
     size_t n, cap;
     size_t errors, warnings;
