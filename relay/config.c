@@ -496,6 +496,8 @@ static void defaults(relay_config *cfg) {
     cfg->mixer_enabled = 1;
     mixer_conf_defaults(&cfg->mixer);
     cfg->max_delayed = 1000000;
+    cfg->stream_client_bytes = 4u << 20;
+    cfg->stream_history = 100;
 }
 
 int config_load(relay_config *cfg, const char *path, char *err,
@@ -503,7 +505,9 @@ int config_load(relay_config *cfg, const char *path, char *err,
     static const char *const keys[] = {
         "relay_id", "log_level", "stats_interval", "d4", "http", "redis",
         "sensors", "d4core", "ingest", "mixer", "policies", "signing_key",
-        NULL};
+        "stream", NULL};
+    static const char *const stream_keys[] = {"policy", "max_client_bytes",
+                                              "history", NULL};
     static const char *const policy_keys[] = {"dir", "outbox_dir",
                                               "max_delayed", NULL};
     static const char *const http_keys[] = {"enabled", "listen", NULL};
@@ -600,6 +604,22 @@ int config_load(relay_config *cfg, const char *path, char *err,
     if (cfg->policy_dir[0] && !cfg->signing_key[0]) {
         fail(&c, "policies", "partners get signed batches: set \"signing_key\" "
              "(make one with: pdns-relay keygen --out PREFIX)");
+        goto out;
+    }
+    long long scb = (long long)cfg->stream_client_bytes,
+              sh = (long long)cfg->stream_history;
+    if ((o = json_object_get(root, "stream")) &&
+        (check_keys(&c, o, "stream", stream_keys) < 0 ||
+         get_str(&c, o, "stream", "policy", cfg->stream_policy,
+                 sizeof(cfg->stream_policy)) < 0 ||
+         get_int(&c, o, "stream", "max_client_bytes", &scb, 4096, 1LL << 32) < 0 ||
+         get_int(&c, o, "stream", "history", &sh, 0, 100000) < 0))
+        goto out;
+    cfg->stream_client_bytes = (size_t)scb;
+    cfg->stream_history = (size_t)sh;
+    if (cfg->stream_policy[0] && !cfg->policy_dir[0]) {
+        fail(&c, "stream", "the open stream publishes a partner policy's output: "
+             "set \"policies\" too");
         goto out;
     }
     if (cfg->policy_dir[0] && !cfg->outbox_dir[0]) {

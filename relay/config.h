@@ -77,6 +77,10 @@ typedef struct relay_config {
     char policy_dir[CFG_PATH_MAX]; /* one JSON policy per partner, or "" */
     char outbox_dir[CFG_PATH_MAX]; /* per-partner COF files (until delivery) */
     size_t max_delayed;            /* records waiting in one delay line */
+
+    char stream_policy[64];        /* the policy published on /stream, or "" */
+    size_t stream_client_bytes;    /* a client's queue bound */
+    size_t stream_history;         /* batches kept for ?since= */
 } relay_config;
 
 /* Loads and validates path into cfg (zeroed first). Returns 0, or -1 with

@@ -119,6 +119,22 @@ static void reload(relay *r) {
     config_free(&nc);
 }
 
+/* The open stream takes the signed batches of its policy. */
+static void on_published(void *ctx, const partner *pt, uint64_t seq,
+                         const char *text, size_t len) {
+    relay *r = ctx;
+    if (!r->streaming || strcmp(pt->pol->partner, r->st.policy) != 0)
+        return;
+    if (pt->pol->id_mode != POLICY_ID_RELAY &&
+        pt->pol->id_mode != POLICY_ID_PSEUDONYM) {
+        log_error("stream: policy %s must set sensor_id to \"relay\" or "
+                  "\"pseudonym\" (open stream consumers need one); not published",
+                  pt->pol->partner);
+        return;
+    }
+    stream_publish(&r->st, seq, text, len);
+}
+
 static void on_policy_debounce(uv_timer_t *t) {
     share_reload(&((relay *)t->data)->sh);
 }
@@ -300,6 +316,15 @@ int cmd_run(int argc, char **argv) {
         log_error("run: cannot start the policy stage");
         goto out_lws;
     }
+    if (r.cfg.stream_policy[0]) {
+        stream_init(&r.st, r.cfg.stream_policy, r.cfg.stream_client_bytes,
+                    r.cfg.stream_history);
+        r.streaming = 1;
+        r.sh.published = on_published;
+        r.sh.published_ctx = &r;
+        log_info("stream: publishing policy %s on ws://%s:%d/stream",
+                 r.cfg.stream_policy, r.cfg.http_listen.host, r.cfg.http_listen.port);
+    }
     uv_timer_init(r.loop, &r.policy_debounce);
     r.policy_debounce.data = &r;
     if (r.cfg.policy_dir[0]) {
@@ -349,6 +374,8 @@ int cmd_run(int argc, char **argv) {
 out_lws:
     relay_mix_stop(&r);
     lws_context_destroy(r.lws);
+    if (r.streaming)
+        stream_free(&r.st);
     uv_run(r.loop, UV_RUN_DEFAULT);
 out_loop:
     uv_loop_close(r.loop);

@@ -12,6 +12,7 @@
 #include "ingest.h"
 #include "session.h"
 #include "share.h"
+#include "stream.h"
 
 struct d4_conn;
 struct queue_consumer;
@@ -33,6 +34,8 @@ typedef struct relay {
     uint64_t mix_tick_ms;
     int mix_fd;
     share sh;                    /* per-partner policies */
+    stream st;                   /* the open data stream, if configured */
+    int streaming;
     uv_fs_event_t policy_watch;
     uv_timer_t policy_debounce;
     int policy_watching;

@@ -3,14 +3,21 @@
  * query API joins here with the store. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "cmd.h"
 #include "daemon.h"
+#include "log.h"
 
 typedef struct http_pss {
     pdns_buf body;  /* LWS_PRE bytes of headroom, then the body */
     size_t sent;
+    /* a WebSocket client of /stream */
+    stream_client sc;
+    uint64_t since;
+    int is_stream;
 } http_pss;
 
 static int stats_json(relay *r, pdns_buf *b) {
@@ -67,7 +74,19 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         if (strcmp(path, "/metrics") == 0) {
             if (ingest_metrics_render(&r->in, &r->cfg, &p->body) < 0 ||
                 relay_mix_metrics(r, &p->body) < 0 ||
-                share_metrics(&r->sh, &p->body) < 0)
+                share_metrics(&r->sh, &p->body) < 0 ||
+                (r->streaming &&
+                 pdns_buf_printf(&p->body,
+                                 "# TYPE pdns_relay_stream_clients gauge\n"
+                                 "pdns_relay_stream_clients %" PRIu64 "\n"
+                                 "# TYPE pdns_relay_stream_clients_total counter\n"
+                                 "pdns_relay_stream_clients_total %" PRIu64 "\n"
+                                 "# TYPE pdns_relay_stream_slow_dropped_total counter\n"
+                                 "pdns_relay_stream_slow_dropped_total %" PRIu64 "\n"
+                                 "# TYPE pdns_relay_stream_messages_total counter\n"
+                                 "pdns_relay_stream_messages_total %" PRIu64 "\n",
+                                 r->st.clients_now, r->st.clients_total,
+                                 r->st.slow_dropped, r->st.messages) < 0))
                 return -1;
             return respond(wsi, p, HTTP_STATUS_OK,
                            "text/plain; version=0.0.4");
@@ -103,6 +122,41 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             return -1;
         return 0;
     }
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+        /* a WebSocket upgrade: only /stream, only when it is configured */
+        relay *r = lws_context_user(lws_get_context(wsi));
+        char uri[64] = "", arg[48] = "";
+        lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
+        if (!r->streaming || strcmp(uri, "/stream") != 0 || !p)
+            return -1;
+        memset(p, 0, sizeof(*p));
+        p->is_stream = 1;
+        /* lws 4.1 copies "since=N" and points past the name */
+        const char *v = lws_get_urlarg_by_name(wsi, "since=", arg, sizeof(arg));
+        if (v)
+            p->since = strtoull(v, NULL, 10);
+        return 0;
+    }
+    case LWS_CALLBACK_ESTABLISHED: {
+        relay *r = lws_context_user(lws_get_context(wsi));
+        if (!r->streaming || !p->is_stream)
+            return -1;
+        /* a small kernel send buffer: a client's backlog then shows in our
+         * own bounded queue instead of hiding in the kernel */
+        int sndbuf = 64 * 1024;
+        setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF, &sndbuf,
+                   sizeof(sndbuf));
+        log_debug("stream: client joins (since %llu)", (unsigned long long)p->since);
+        return stream_client_open(&r->st, &p->sc, wsi, p->since);
+    }
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return p->is_stream ? stream_client_writable(&p->sc) : 0;
+    case LWS_CALLBACK_RECEIVE:
+        return 0; /* consumers have nothing to say */
+    case LWS_CALLBACK_CLOSED:
+        if (p && p->is_stream)
+            stream_client_close(&p->sc);
+        return 0;
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (p)
@@ -115,4 +169,4 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 }
 
 const struct lws_protocols http_api_protocol = {
-    "http", cb, sizeof(http_pss), 0, 0, NULL, 0};
+    "http", cb, sizeof(http_pss), 4096, 0, NULL, 0};

@@ -332,8 +332,10 @@ void share_tick(share *s, int64_t now_ms) {
         snprintf(t.tlp, sizeof(t.tlp), "%s", pt->pol->tlp);
         uint8_t chain[BATCH_HASH];
         batch_sign(&t, s->sk, chain);
-        if (batch_trailer_encode(&t, &c.out) == 0 && pt->fd >= 0 &&
-            pdns_buf_write_fd(&c.out, pt->fd) == 0) {
+        int ok = batch_trailer_encode(&t, &c.out) == 0;
+        if (ok && s->published)
+            s->published(s->published_ctx, pt, t.seq, c.out.p, c.out.len);
+        if (ok && pt->fd >= 0 && pdns_buf_write_fd(&c.out, pt->fd) == 0) {
             pt->seq = t.seq;
             memcpy(pt->chain, chain, BATCH_HASH);
             pt->batches++;

@@ -41,6 +41,10 @@ typedef struct share {
     size_t np;
     mixer_rng rng;
     uint8_t *sk;              /* the relay's signing key (sodium_malloc) */
+    /* told of every signed batch written (the open stream listens) */
+    void (*published)(void *ctx, const partner *pt, uint64_t seq,
+                      const char *text, size_t len);
+    void *published_ctx;
     uint64_t reloads, reload_errors;
 } share;
 
