@@ -64,12 +64,12 @@ int delay_line_push(delay_line *d, const pdns_record *r, unsigned flags,
     return 0;
 }
 
-size_t delay_line_pop_due(delay_line *d, int64_t now_ms,
+size_t delay_line_pop_due(delay_line *d, int64_t now_ms, size_t max,
                           void (*fn)(void *ctx, const pdns_record *r,
                                      unsigned flags),
                           void *ctx) {
     size_t out = 0;
-    while (d->n && d->h[0].at <= now_ms) {
+    while (d->n && d->h[0].at <= now_ms && out < max) {
         item top = d->h[0];
         d->h[0] = d->h[--d->n];
         for (size_t i = 0;;) {

@@ -19,9 +19,9 @@ void delay_line_free(delay_line *d);
 int delay_line_push(delay_line *d, const pdns_record *r, unsigned flags,
                     int64_t release_ms);
 
-/* Hands over, oldest release first, every record due at now_ms. Returns
- * how many left. */
-size_t delay_line_pop_due(delay_line *d, int64_t now_ms,
+/* Hands over, oldest release first, the records due at now_ms, at most
+ * max of them (the rest stay for later). Returns how many left. */
+size_t delay_line_pop_due(delay_line *d, int64_t now_ms, size_t max,
                           void (*fn)(void *ctx, const pdns_record *r,
                                      unsigned flags),
                           void *ctx);

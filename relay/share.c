@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -314,7 +315,28 @@ void share_tick(share *s, int64_t now_ms) {
     for (size_t i = 0; i < s->np; i++) {
         partner *pt = &s->p[i];
         struct emit_ctx c = {pt, {0}, NULL, 0, 0};
-        if (!delay_line_pop_due(pt->delay, now_ms, emit, &c) || !c.n) {
+        /* the rate limit: a token bucket; what exceeds it waits in the
+         * delay line (the outbox) for the next ticks, never dropped */
+        size_t max = SIZE_MAX;
+        if (pt->pol->rate > 0) {
+            if (!pt->tokens_ms) {
+                pt->tokens = pt->pol->burst;
+                pt->tokens_ms = now_ms;
+            }
+            pt->tokens += (double)(now_ms - pt->tokens_ms) / 1000.0 * pt->pol->rate;
+            if (pt->tokens > pt->pol->burst)
+                pt->tokens = pt->pol->burst;
+            pt->tokens_ms = now_ms;
+            max = (size_t)pt->tokens;
+        }
+        size_t before = delay_line_size(pt->delay);
+        size_t popped = delay_line_pop_due(pt->delay, now_ms, max, emit, &c);
+        if (pt->pol->rate > 0) {
+            pt->tokens -= (double)popped;
+            if (popped == max && before > popped)
+                pt->rate_held = before - popped;
+        }
+        if (!popped || !c.n) {
             free(c.leaves);
             pdns_buf_free(&c.out);
             continue;
@@ -384,6 +406,11 @@ int share_metrics(const share *s, pdns_buf *b) {
     for (size_t i = 0; i < s->np; i++)
         rc |= pdns_buf_printf(b, "pdns_relay_partner_batches_total{partner=\"%s\"} %" PRIu64 "\n",
                               s->p[i].pol->partner, s->p[i].batches);
+    rc |= pdns_buf_printf(b, "# HELP pdns_relay_partner_rate_held Records waiting because of the partner's rate limit (at the last tick).\n"
+                             "# TYPE pdns_relay_partner_rate_held gauge\n");
+    for (size_t i = 0; i < s->np; i++)
+        rc |= pdns_buf_printf(b, "pdns_relay_partner_rate_held{partner=\"%s\"} %" PRIu64 "\n",
+                              s->p[i].pol->partner, s->p[i].rate_held);
     rc |= pdns_buf_printf(b, "# TYPE pdns_relay_partner_delayed gauge\n");
     for (size_t i = 0; i < s->np; i++)
         rc |= pdns_buf_printf(b, "pdns_relay_partner_delayed{partner=\"%s\"} %zu\n",

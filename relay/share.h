@@ -28,6 +28,9 @@ typedef struct partner {
     uint64_t denied[POLICY_VERDICT_COUNT];
     uint64_t delay_full;
     uint64_t batches;
+    double tokens;            /* rate limit: records that may go now */
+    int64_t tokens_ms;
+    uint64_t rate_held;       /* records held back by the rate limit */
     uint64_t seq;             /* the last batch's sequence number */
     uint8_t chain[BATCH_HASH];/* and its chain hash: the next one's prev */
     int seen;                 /* present in the last directory scan */

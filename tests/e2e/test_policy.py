@@ -282,3 +282,23 @@ def test_outbox_is_signed_and_verifiable(relay_factory, workdir, tmp_path):
     proof.write_text(json.dumps(pj))
     q = run("verify", "--pubkey", pub, "--proof", str(proof))
     assert q.returncode == 1 and "is not part of batch seq 2" in q.stderr
+
+
+def test_rate_limit_delays_never_drops(relay_factory):
+    relay = relay_factory(extra={"mixer": FAST_MIXER,
+                                 "policies": {"dir": "partners", "outbox_dir": "outbox"}})
+    os.makedirs(os.path.join(relay.dir, "partners"))
+    write_policy(os.path.join(relay.dir, "partners", "alpha.json"),
+                 rate_limit={"records_per_second": 40, "burst": 40})
+    relay.start()
+    for name in ("sensor-a", "sensor-b"):
+        stream(relay, name, batch("rl", 200))
+    assert relay.wait_for(lambda: len(outbox(relay)) >= 40)
+    t0 = time.time()
+    time.sleep(1.0)
+    n = len(outbox(relay))
+    assert n < 200  # held back by the limit, not all at once
+    assert relay.metrics()['pdns_relay_partner_rate_held{partner="alpha"}'] > 0
+    assert relay.wait_for(lambda: len(outbox(relay)) == 200, 15)  # all of them, in time
+    assert time.time() - t0 >= 2.5  # 160 more at 40/s take about 4 s
+    assert relay.metrics()['pdns_relay_partner_delay_full_total{partner="alpha"}'] == 0
