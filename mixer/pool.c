@@ -4,8 +4,11 @@
  * (rrname, NUL, rrtype little-endian, rdata), which are also what the hash
  * (SipHash-2-4 via crypto_shorthash, with a per-pool random key) covers,
  * so a crafted name cannot predict buckets. Triples sit in a chained hash
- * table and in a list in arrival order (the oldest first: expiry and the
- * memory cap walk it from the front). */
+ * table and in one of two lists: "waiting" (not yet seen by k sensors, in
+ * arrival order: expiry walks it from the oldest) and "ready" (qualified,
+ * in qualification order: the only triples a flush has to look at, and
+ * where it drops those past max_hold). The memory cap drops from the front
+ * of "waiting" first. */
 #include "pool.h"
 
 #include <math.h>
@@ -35,6 +38,12 @@ typedef struct triple {
     char key[];                   /* rrname \0 rrtype(2) rdata */
 } triple;
 
+typedef struct tlist {
+    triple *head, *tail;
+} tlist;
+
+#define NOT_QUALIFIED INT64_MIN
+
 struct mixer_pool {
     mixer_conf conf;
     mixer_rng *rng;
@@ -47,7 +56,8 @@ struct mixer_pool {
     size_t nbuckets;              /* a power of two */
     size_t n;
     size_t bytes;
-    triple *oldest, *newest;
+    tlist waiting;                /* not qualified, oldest first */
+    tlist ready;                  /* qualified, in qualification order */
     int64_t next_flush_ms;        /* 0 until the clock is first seen */
     int64_t last_now_ms;
     int64_t last_early_ms;
@@ -172,15 +182,30 @@ static int add_sensor(mixer_pool *p, triple *t, uint16_t s) {
     return 0;
 }
 
-static void list_unlink(mixer_pool *p, triple *t) {
+static void list_unlink(tlist *l, triple *t) {
     if (t->prev)
         t->prev->next = t->next;
     else
-        p->oldest = t->next;
+        l->head = t->next;
     if (t->next)
         t->next->prev = t->prev;
     else
-        p->newest = t->prev;
+        l->tail = t->prev;
+    t->prev = t->next = NULL;
+}
+
+static void list_push(tlist *l, triple *t) {
+    t->next = NULL;
+    t->prev = l->tail;
+    if (l->tail)
+        l->tail->next = t;
+    else
+        l->head = t;
+    l->tail = t;
+}
+
+static tlist *list_of(mixer_pool *p, const triple *t) {
+    return t->qualified_ms == NOT_QUALIFIED ? &p->waiting : &p->ready;
 }
 
 static void hash_unlink(mixer_pool *p, triple *t) {
@@ -194,7 +219,7 @@ static void hash_unlink(mixer_pool *p, triple *t) {
 /* Takes t out of the pool (it is freed by the caller or a batch). */
 static void detach(mixer_pool *p, triple *t) {
     hash_unlink(p, t);
-    list_unlink(p, t);
+    list_unlink(list_of(p, t), t);
     p->n--;
     p->bytes -= triple_bytes(t);
 }
@@ -282,11 +307,13 @@ mixer_pool *mixer_pool_new(const mixer_conf *conf, mixer_rng *rng,
 void mixer_pool_free(mixer_pool *p) {
     if (!p)
         return;
-    triple *t = p->oldest;
-    while (t) {
-        triple *next = t->next;
-        triple_free(t);
-        t = next;
+    for (int l = 0; l < 2; l++) {
+        triple *t = l ? p->ready.head : p->waiting.head;
+        while (t) {
+            triple *next = t->next;
+            triple_free(t);
+            t = next;
+        }
     }
     free(p->buckets);
     free(p->contrib);
@@ -390,8 +417,11 @@ int mixer_pool_insert(mixer_pool *p, const pdns_record *r, uint16_t sensor,
         t->count = t->count > UINT64_MAX - cnt ? UINT64_MAX : t->count + cnt;
         p->c.merged++;
         int rc = add_sensor(p, t, sensor);
-        if (!t->qualified_ms && meets_thresholds(p, t))
+        if (t->qualified_ms == NOT_QUALIFIED && meets_thresholds(p, t)) {
+            list_unlink(&p->waiting, t);
             t->qualified_ms = now;
+            list_push(&p->ready, t);
+        }
         return rc;
     }
 
@@ -413,15 +443,10 @@ int mixer_pool_insert(mixer_pool *p, const pdns_record *r, uint16_t sensor,
     t->cap_sensors = INLINE_SENSORS;
     t->sensors_in[0] = sensor;
     t->n_sensors = 1;
-    t->qualified_ms = meets_thresholds(p, t) ? now : 0;
+    t->qualified_ms = meets_thresholds(p, t) ? now : NOT_QUALIFIED;
     t->hnext = *bucket;
     *bucket = t;
-    t->prev = p->newest;
-    if (p->newest)
-        p->newest->next = t;
-    else
-        p->oldest = t;
-    p->newest = t;
+    list_push(list_of(p, t), t);
     p->n++;
     p->bytes += triple_bytes(t);
     if (p->n > p->nbuckets && grow(p) < 0)
@@ -431,13 +456,12 @@ int mixer_pool_insert(mixer_pool *p, const pdns_record *r, uint16_t sensor,
     return 0;
 }
 
-/* Drops what has passed max_hold (oldest first). */
+/* Drops the waiting triples that have passed max_hold (oldest first).
+ * Ready ones are checked by the flush, which walks them anyway. */
 static void expire(mixer_pool *p, int64_t now) {
-    while (p->oldest && now - p->oldest->first_seen_ms >= p->conf.max_hold_ms) {
-        triple *t = p->oldest;
-        drop(p, t, meets_thresholds(p, t) ? MIXER_DROP_EXPIRED
-                                          : MIXER_DROP_THRESHOLD);
-    }
+    while (p->waiting.head &&
+           now - p->waiting.head->first_seen_ms >= p->conf.max_hold_ms)
+        drop(p, p->waiting.head, MIXER_DROP_THRESHOLD);
 }
 
 static void shuffle(mixer_pool *p, void **v, size_t n) {
@@ -697,18 +721,23 @@ static void flush(mixer_pool *p, int64_t now, int mode) {
         p->elig_cap = p->n;
     }
     triple **elig = p->elig;
-    size_t ndue = 0, nother = 0;
+    size_t ndue = 0, nother = 0, cap = p->n; /* p->n drops as we drop */
     int64_t next = boundary_after(p, now);
     /* due ones at the front, the others at the back, then joined */
-    for (triple *t = p->oldest; t; t = t->next) {
-        if (now < t->eligible_ms || !meets_thresholds(p, t))
+    for (triple *t = p->ready.head, *tn; t; t = tn) {
+        tn = t->next;
+        if (now - t->first_seen_ms >= p->conf.max_hold_ms) {
+            drop(p, t, MIXER_DROP_EXPIRED);
+            continue;
+        }
+        if (now < t->eligible_ms)
             continue;
         if (next - t->first_seen_ms >= p->conf.max_hold_ms)
             elig[ndue++] = t;
         else
-            elig[p->n - ++nother] = t;
+            elig[cap - ++nother] = t;
     }
-    memmove(elig + ndue, elig + p->n - nother, nother * sizeof(*elig));
+    memmove(elig + ndue, elig + cap - nother, nother * sizeof(*elig));
     size_t ne = ndue + nother;
     if (ne == 0 || (mode != FLUSH_ALL && ne < p->conf.min_batch))
         return;
@@ -739,9 +768,11 @@ static void enforce_cap(mixer_pool *p, int64_t now) {
         p->last_early_ms = now;
         flush(p, now, FLUSH_EARLY);
     }
-    while (p->oldest &&
+    /* then the oldest of those that may never go, then the oldest ready */
+    while ((p->waiting.head || p->ready.head) &&
            (p->n > p->conf.max_triples || p->bytes > p->conf.max_bytes))
-        drop(p, p->oldest, MIXER_DROP_CAPACITY);
+        drop(p, p->waiting.head ? p->waiting.head : p->ready.head,
+             MIXER_DROP_CAPACITY);
 }
 
 void mixer_pool_tick(mixer_pool *p, int64_t now) {
