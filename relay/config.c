@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "batch.h"
 #include "jsonpos.h"
 
 typedef struct cfgctx {
@@ -448,10 +449,54 @@ static int load_mixer(cfgctx *c, relay_config *cfg, json_t *o) {
     return 0;
 }
 
+static int load_partners_in(cfgctx *c, relay_config *cfg, json_t *arr) {
+    static const char *const keys[] = {"name", "uuid", "key_file", "pubkey", NULL};
+    char path[64], p[96], msg[512], pub[CFG_PATH_MAX];
+    if (!json_is_array(arr))
+        return fail(c, "partners_in", "must be an array");
+    cfg->partners_in = calloc(json_array_size(arr) + 1, sizeof(relay_sensor));
+    if (!cfg->partners_in)
+        return fail(c, "partners_in", "out of memory");
+    size_t i;
+    json_t *o;
+    json_array_foreach(arr, i, o) {
+        relay_sensor *s = &cfg->partners_in[i];
+        char uuid[64] = "";
+        pub[0] = '\0';
+        snprintf(path, sizeof(path), "partners_in[%zu]", i);
+        if (check_keys(c, o, path, keys) < 0 ||
+            get_str(c, o, path, "name", s->name, sizeof(s->name)) < 0 ||
+            get_str(c, o, path, "uuid", uuid, sizeof(uuid)) < 0 ||
+            get_path(c, o, path, "key_file", s->key_file, sizeof(s->key_file)) < 0 ||
+            get_path(c, o, path, "pubkey", pub, sizeof(pub)) < 0)
+            return -1;
+        if (!s->name[0] || !uuid[0] || !s->key_file[0] || !pub[0])
+            return fail(c, path, "a partner relay needs \"name\", \"uuid\", "
+                        "\"key_file\" (D4 HMAC) and \"pubkey\" (its batch key)");
+        snprintf(p, sizeof(p), "%s.uuid", path);
+        if (pdns_uuid_parse(uuid, s->uuid) < 0)
+            return fail(c, p, "not a uuid (32 hex digits, dashes allowed)");
+        pdns_uuid_hex(s->uuid, s->uuid_hex);
+        if (config_find_sensor(cfg, s->uuid))
+            return fail(c, p, "uuid %s is registered twice", s->uuid_hex);
+        snprintf(p, sizeof(p), "%s.pubkey", path);
+        if (batch_read_public_key(pub, s->pubkey, msg, sizeof(msg)) < 0)
+            return fail(c, p, "%s", msg);
+        snprintf(p, sizeof(p), "%s.key_file", path);
+        if (config_read_key_file(s->key_file, &s->key, &s->keylen, msg,
+                                 sizeof(msg)) < 0)
+            return fail(c, p, "%s", msg);
+        s->is_partner = 1;
+        csv_layout_init(&s->layout, NULL, NULL, msg, sizeof(msg));
+        cfg->n_partners_in++;
+    }
+    return 0;
+}
+
 /* Sensor numbers for the mixer: sensors first, then d4-core queues; and
  * each one's organisation number (sensors without one are their own). */
 static int number_sources(cfgctx *c, relay_config *cfg) {
-    size_t n = cfg->n_sensors + cfg->n_queues;
+    size_t n = cfg->n_sensors + cfg->n_queues + cfg->n_partners_in;
     if (n > 65536)
         return fail(c, "sensors", "at most 65536 sensors and queues");
     cfg->mixer_org = calloc(n ? n : 1, sizeof(uint16_t));
@@ -467,8 +512,10 @@ static int number_sources(cfgctx *c, relay_config *cfg) {
         cfg->mixer_org[i] = *org && j < i ? cfg->mixer_org[j] : next_org++;
         if (i < cfg->n_sensors)
             cfg->sensors[i].index = (uint16_t)i;
-        else
+        else if (i < cfg->n_sensors + cfg->n_queues)
             cfg->queues[i - cfg->n_sensors].index = (uint16_t)i;
+        else
+            cfg->partners_in[i - cfg->n_sensors - cfg->n_queues].index = (uint16_t)i;
     }
     cfg->mixer.sensor_org = cfg->mixer_org;
     cfg->mixer.n_sensors = n;
@@ -505,7 +552,7 @@ int config_load(relay_config *cfg, const char *path, char *err,
     static const char *const keys[] = {
         "relay_id", "log_level", "stats_interval", "d4", "http", "redis",
         "sensors", "d4core", "ingest", "mixer", "policies", "signing_key",
-        "stream", NULL};
+        "stream", "partners_in", NULL};
     static const char *const stream_keys[] = {"policy", "max_client_bytes",
                                               "history", NULL};
     static const char *const policy_keys[] = {"dir", "outbox_dir",
@@ -586,6 +633,8 @@ int config_load(relay_config *cfg, const char *path, char *err,
         goto out;
     if ((o = json_object_get(root, "d4core")) && load_queues(&c, cfg, o) < 0)
         goto out;
+    if ((o = json_object_get(root, "partners_in")) && load_partners_in(&c, cfg, o) < 0)
+        goto out;
     if ((o = json_object_get(root, "mixer")) && load_mixer(&c, cfg, o) < 0)
         goto out;
     long long md = (long long)cfg->max_delayed;
@@ -647,6 +696,9 @@ relay_sensor *config_find_sensor(const relay_config *cfg,
     for (size_t i = 0; i < cfg->n_sensors; i++)
         if (memcmp(cfg->sensors[i].uuid, uuid, 16) == 0)
             return &cfg->sensors[i];
+    for (size_t i = 0; i < cfg->n_partners_in; i++)
+        if (memcmp(cfg->partners_in[i].uuid, uuid, 16) == 0)
+            return &cfg->partners_in[i];
     return NULL;
 }
 
@@ -656,6 +708,11 @@ void config_free(relay_config *cfg) {
             sodium_free(cfg->sensors[i].key);
         free(cfg->sensors);
     }
+    for (size_t i = 0; i < cfg->n_partners_in; i++)
+        sodium_free(cfg->partners_in[i].key);
+    free(cfg->partners_in);
+    cfg->partners_in = NULL;
+    cfg->n_partners_in = 0;
     free(cfg->queues);
     free(cfg->mixer_org);
     cfg->sensors = NULL;

@@ -67,6 +67,8 @@ typedef struct relay_config {
 
     relay_sensor *sensors;
     size_t n_sensors;
+    relay_sensor *partners_in;     /* partner relays sending us batches */
+    size_t n_partners_in;
 
     int mixer_enabled;
     mixer_conf mixer;              /* sensor_org points at mixer_org */

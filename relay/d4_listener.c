@@ -7,10 +7,12 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "inbound.h"
 #include "log.h"
 
 typedef struct d4_conn {
     d4_session s;
+    inbound ib;             /* a partner relay's batch in progress */
     struct lws *wsi;
     struct d4_conn *next, **pprev;
     uint64_t armed_ms;  /* when the current frame (or the session) began */
@@ -57,7 +59,14 @@ static relay_sensor *lookup_fc(void *ctx, const uint8_t uuid[16]) {
     return lookup(((struct feed_ctx *)ctx)->r, uuid);
 }
 
-static const d4_session_ops ops = {lookup_fc, on_line, on_too_long};
+static int on_batch_line(void *ctx, relay_sensor *s, char *line, size_t len,
+                         char *err, size_t errlen) {
+    struct feed_ctx *f = ctx;
+    return inbound_line(&f->c->ib, &f->r->in, s, line, len, err, errlen);
+}
+
+static const d4_session_ops ops = {lookup_fc, on_line, on_too_long,
+                                   on_batch_line};
 
 static void reject(relay *r, d4_conn *c, enum d4_reject why,
                    const char *msg) {
@@ -122,6 +131,7 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         log_debug("d4: %s closed after %llu frames", c->peer,
                   (unsigned long long)c->s.frames);
         d4_session_free(&c->s);
+        inbound_free(&c->ib);
         *c->pprev = c->next;
         if (c->next)
             c->next->pprev = c->pprev;

@@ -288,6 +288,11 @@ int cmd_run(int argc, char **argv) {
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
                    LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.foreign_loops = foreign;
+    /* Read whole TLS records (up to 16 KiB) at once. With lws's default
+     * 4 KiB read buffer the rest of a record waits inside OpenSSL, where
+     * the libuv loop cannot see it: the end of a burst would sit there
+     * until the sensor sends again. */
+    info.pt_serv_buf_size = 64 * 1024;
     info.user = &r;
     r.lws = lws_create_context(&info);
     if (!r.lws) {

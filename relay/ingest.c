@@ -123,10 +123,14 @@ int ingest_csv_line(ingest *in, const ingest_source *s, const char *where,
             sensor->errors++;
         return 0;
     }
-    in->m.records[src]++;
-    if (sensor)
-        sensor->records++;
-    emit(in, &r, s->index);
+    return ingest_record(in, s, &r);
+}
+
+int ingest_record(ingest *in, const ingest_source *s, const pdns_record *r) {
+    in->m.records[s->kind]++;
+    if (s->sensor)
+        s->sensor->records++;
+    emit(in, r, s->index);
     return 1;
 }
 
@@ -203,6 +207,15 @@ int ingest_metrics_render(const ingest *in, const relay_config *cfg,
                       offsetof(relay_sensor, errors));
     rc |= put_sensors(b, cfg, "frames_total", "D4 frames accepted",
                       offsetof(relay_sensor, frames));
+    rc |= pdns_buf_printf(b, "# HELP pdns_relay_partner_in_batches_total Signed batches from partner relays, by what became of them.\n"
+                             "# TYPE pdns_relay_partner_in_batches_total counter\n");
+    for (size_t i = 0; i < cfg->n_partners_in; i++) {
+        const relay_sensor *s = &cfg->partners_in[i];
+        rc |= pdns_buf_printf(b, "pdns_relay_partner_in_batches_total{partner=\"%s\",result=\"taken\"} %" PRIu64 "\n"
+                                 "pdns_relay_partner_in_batches_total{partner=\"%s\",result=\"duplicate\"} %" PRIu64 "\n"
+                                 "pdns_relay_partner_in_batches_total{partner=\"%s\",result=\"refused\"} %" PRIu64 "\n",
+                              s->name, s->in_batches, s->name, s->in_duplicates, s->name, s->in_refused);
+    }
     rc |= pdns_buf_printf(b, "# TYPE pdns_relay_queue_batches_total counter\n"
                  "pdns_relay_queue_batches_total %" PRIu64 "\n"
                  "# TYPE pdns_relay_queue_recovered_lines_total counter\n"

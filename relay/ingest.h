@@ -64,6 +64,10 @@ void ingest_close(ingest *in);
 int ingest_csv_line(ingest *in, const ingest_source *src, const char *where,
                     char *line, size_t len);
 
+/* Hands over a record that is already parsed (a partner's COF), counted
+ * like a parsed line. Returns 1. */
+int ingest_record(ingest *in, const ingest_source *src, const pdns_record *r);
+
 /* A line over the length bound. */
 void ingest_line_too_long(ingest *in, const ingest_source *src,
                           const char *where);

@@ -18,6 +18,13 @@ typedef struct relay_sensor {
     char org[64];        /* organisation, "" when not declared */
     char group[64];      /* sensor group, "" when not declared */
     uint16_t index;      /* the mixer's sensor number */
+    /* a partner relay sending signed "pdns-cof" batches (partners_in) */
+    int is_partner;
+    uint8_t pubkey[32];
+    int in_have;         /* in_seq/in_chain hold the last batch taken */
+    uint64_t in_seq;
+    uint8_t in_chain[32];
+    uint64_t in_batches, in_duplicates, in_refused;
     csv_layout layout;
     /* live state */
     int active_csv;      /* sessions sending type 8 */

@@ -7,7 +7,7 @@
 
 static const char *reject_names[D4R_COUNT] = {
     "none", "hmac", "unknown_uuid", "version", "oversize", "type",
-    "timeout", "uuid_change", "duplicate", "meta"};
+    "timeout", "uuid_change", "duplicate", "meta", "batch"};
 
 const char *d4_reject_name(enum d4_reject r) {
     return (unsigned)r < D4R_COUNT ? reject_names[r] : "unknown";
@@ -44,10 +44,21 @@ int d4_session_partial(const d4_session *s) {
         return -1;                                                           \
     } while (0)
 
-/* Cuts a type-8 payload into lines, joining with the carried partial
- * line. Lines are handed over in place (mutable). */
-static void split_lines(d4_session *s, const d4_session_ops *ops, void *ctx,
-                        char *p, size_t len) {
+/* Hands one line to the session's consumer: CSV lines to ops->line,
+ * a partner's "pdns-cof" lines to ops->batch_line (which may refuse). */
+static int deliver(d4_session *s, const d4_session_ops *ops, void *ctx,
+                   char *line, size_t n, char *err, size_t errlen) {
+    if (s->type == D4_TYPE_EXTENDED)
+        return ops->batch_line(ctx, s->sensor, line, n, err, errlen);
+    ops->line(ctx, s->sensor, line, n);
+    return 0;
+}
+
+/* Cuts a payload into lines, joining with the carried partial line. Lines
+ * are handed over in place (mutable). Returns 0, or -1 when the consumer
+ * refused a line. */
+static int split_lines(d4_session *s, const d4_session_ops *ops, void *ctx,
+                       char *p, size_t len, char *err, size_t errlen) {
     char *end = p + len;
     while (p < end) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -61,17 +72,19 @@ static void split_lines(d4_session *s, const d4_session_ops *ops, void *ctx,
                 s->skipping = nl == NULL;
                 ops->line_too_long(ctx, s->sensor);
             } else if (nl) {
-                if (s->carry.len)
-                    ops->line(ctx, s->sensor, s->carry.p, s->carry.len);
+                size_t cl = s->carry.len;
                 s->carry.len = 0;
+                if (cl && deliver(s, ops, ctx, s->carry.p, cl, err, errlen) < 0)
+                    return -1;
             }
         } else if (n > s->conf->max_line) {
             ops->line_too_long(ctx, s->sensor);
-        } else if (n) {
-            ops->line(ctx, s->sensor, p, n);
+        } else if (n && deliver(s, ops, ctx, p, n, err, errlen) < 0) {
+            return -1;
         }
         p += n + (nl ? 1 : 0);
     }
+    return 0;
 }
 
 /* Type-2 meta header: a JSON object with a "type" string. */
@@ -108,6 +121,9 @@ static int on_frame(d4_session *s, const d4_session_ops *ops, void *ctx,
              "session", s->sensor->name, sn->name);
 
     uint8_t stype = h->type == D4_TYPE_META ? D4_TYPE_EXTENDED : h->type;
+    if (sn->is_partner && stype != D4_TYPE_EXTENDED)
+        FAIL(D4R_TYPE, "partner relay %s sent type %u: partner relays send "
+             "type 2 + 254 \"pdns-cof\"", sn->name, h->type);
     if (!s->sensor) { /* the first frame pins uuid and type */
         if (stype == D4_TYPE_PASSIVEDNS ? !s->conf->accept_csv
             : stype == D4_TYPE_EXTENDED ? !s->conf->accept_extended : 1)
@@ -132,7 +148,7 @@ static int on_frame(d4_session *s, const d4_session_ops *ops, void *ctx,
 
     switch (h->type) {
     case D4_TYPE_PASSIVEDNS:
-        split_lines(s, ops, ctx, (char *)payload, plen);
+        split_lines(s, ops, ctx, (char *)payload, plen, msg, msglen);
         return 0;
     case D4_TYPE_META:
         if (read_meta(s, payload, plen) < 0)
@@ -143,6 +159,14 @@ static int on_frame(d4_session *s, const d4_session_ops *ops, void *ctx,
         if (!s->meta_type[0])
             FAIL(D4R_META, "type 254 from sensor %s without a type-2 meta "
                  "header", sn->name);
+        if (strcmp(s->meta_type, "pdns-cof") == 0 && sn->is_partner &&
+            ops->batch_line) {
+            if (split_lines(s, ops, ctx, (char *)payload, plen, msg, msglen) < 0) {
+                *why = D4R_BATCH;
+                return -1;
+            }
+            return 0;
+        }
         FAIL(D4R_TYPE, "extended type \"%s\" from sensor %s is not accepted "
              "(signed \"pdns-cof\" streams are taken only from registered "
              "partner relays)", s->meta_type, sn->name);

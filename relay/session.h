@@ -30,6 +30,7 @@ enum d4_reject {
     D4R_UUID_CHANGE,   /* "uuid_change": another uuid inside a session */
     D4R_DUPLICATE,     /* "duplicate": second session for (uuid, type) */
     D4R_META,          /* "meta": bad or missing type-2 meta header */
+    D4R_BATCH,         /* "batch": a partner's signed batch failed */
     D4R_COUNT
 };
 
@@ -42,6 +43,10 @@ typedef struct d4_session_ops {
     void (*line)(void *ctx, relay_sensor *s, char *line, size_t len);
     /* A line longer than max_line was dropped. */
     void (*line_too_long)(void *ctx, relay_sensor *s);
+    /* One line of a partner relay's "pdns-cof" stream (records and batch
+     * trailers). Returns 0, or -1 with a reason: the session ends. */
+    int (*batch_line)(void *ctx, relay_sensor *s, char *line, size_t len,
+                      char *err, size_t errlen);
 } d4_session_ops;
 
 typedef struct d4_session_conf {

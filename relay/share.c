@@ -20,7 +20,7 @@
 
 int share_env_build(const relay_config *cfg, policy_source **srcp,
                     policy_env *env) {
-    size_t n = cfg->n_sensors + cfg->n_queues;
+    size_t n = cfg->n_sensors + cfg->n_queues + cfg->n_partners_in;
     policy_source *src = calloc(n ? n : 1, sizeof(*src));
     if (!src)
         return -1;
@@ -33,6 +33,11 @@ int share_env_build(const relay_config *cfg, policy_source **srcp,
         const cfg_queue *q = &cfg->queues[i];
         src[q->index] = (policy_source){q->sensor, "", "", NULL,
                                         PDNS_SRC_QUEUE, NULL};
+    }
+    for (size_t i = 0; i < cfg->n_partners_in; i++) {
+        const relay_sensor *s = &cfg->partners_in[i];
+        src[s->index] = (policy_source){s->name, "", "", s->uuid,
+                                        PDNS_SRC_PARTNER, s->name};
     }
     *srcp = src;
     env->src = src;

@@ -214,3 +214,4 @@ def test_sighup_reloads_keys_and_keeps_config_on_error(relay, workdir):
     finally:
         with open(keyfile, "wb") as f:
             f.write(old)
+

@@ -1,0 +1,134 @@
+/* inbound.c - verification and intake of a partner's signed batches. */
+#include "inbound.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cof.h"
+#include "log.h"
+
+#define MAX_BATCH_RECORDS 1000000
+#define MAX_BATCH_BYTES ((size_t)256 << 20)
+
+void inbound_free(inbound *ib) {
+    pdns_buf_free(&ib->lines);
+    free(ib->leaves);
+    ib->leaves = NULL;
+    ib->n = ib->cap = 0;
+}
+
+struct intake {
+    ingest *in;
+    ingest_source src;
+    char sid[256];
+};
+
+/* Records keep the partner in their provenance: sensor_id becomes
+ * "<partner>/<their sensor_id>", origin the partner. */
+static int take(void *ctx, const pdns_record *r) {
+    struct intake *t = ctx;
+    pdns_record c = *r;
+    int n = snprintf(t->sid, sizeof(t->sid), "%s%s%.*s", t->src.name,
+                     r->sensor_id.len ? "/" : "", (int)r->sensor_id.len,
+                     r->sensor_id.p);
+    c.sensor_id.p = t->sid;
+    c.sensor_id.len = n < 0 ? 0 : (size_t)n < sizeof(t->sid) ? (size_t)n : sizeof(t->sid) - 1;
+    c.origin.p = t->src.name;
+    c.origin.len = strlen(t->src.name);
+    c.source = PDNS_SRC_PARTNER;
+    ingest_record(t->in, &t->src, &c);
+    return 0;
+}
+
+static int fail(inbound *ib, relay_sensor *p, char *err, size_t errlen,
+                const char *what) {
+    snprintf(err, errlen, "partner %s: %s", p->name, what);
+    p->in_refused++;
+    ib->lines.len = 0;
+    ib->n = 0;
+    return -1;
+}
+
+static int end_batch(inbound *ib, ingest *in, relay_sensor *p, char *line,
+                     size_t len, char *err, size_t errlen) {
+    batch_trailer t;
+    char why[300], kid[17];
+    uint8_t root[BATCH_HASH], chain[BATCH_HASH];
+    if (batch_trailer_decode(line, len, &t, why, sizeof(why)) < 0)
+        return fail(ib, p, err, errlen, why);
+    batch_key_id(p->pubkey, kid);
+    if (strcmp(kid, t.key_id) != 0 || batch_verify_sig(&t, p->pubkey, chain) < 0) {
+        snprintf(why, sizeof(why), "batch seq %" PRIu64 ": not signed by the "
+                 "partner's key", t.seq);
+        return fail(ib, p, err, errlen, why);
+    }
+    if (t.count != ib->n) {
+        snprintf(why, sizeof(why), "batch seq %" PRIu64 ": the trailer counts %"
+                 PRIu64 " records, %zu arrived", t.seq, t.count, ib->n);
+        return fail(ib, p, err, errlen, why);
+    }
+    batch_merkle_root((const uint8_t (*)[BATCH_HASH])ib->leaves, ib->n, root);
+    if (sodium_memcmp(root, t.merkle_root, BATCH_HASH) != 0) {
+        snprintf(why, sizeof(why), "batch seq %" PRIu64 ": the records do not "
+                 "match the signed Merkle root", t.seq);
+        return fail(ib, p, err, errlen, why);
+    }
+    if (p->in_have && t.seq <= p->in_seq) { /* a resend: already taken */
+        p->in_duplicates++;
+        ib->lines.len = 0;
+        ib->n = 0;
+        return 0;
+    }
+    if (p->in_have && t.seq == p->in_seq + 1 &&
+        sodium_memcmp(t.prev, p->in_chain, BATCH_HASH) != 0) {
+        snprintf(why, sizeof(why), "batch seq %" PRIu64 ": its prev hash does not "
+                 "match batch seq %" PRIu64 " (the chain is broken)", t.seq, p->in_seq);
+        return fail(ib, p, err, errlen, why);
+    }
+    if (p->in_have && t.seq > p->in_seq + 1)
+        log_warn("inbound: partner %s: batches %" PRIu64 "-%" PRIu64 " never "
+                 "arrived", p->name, p->in_seq + 1, t.seq - 1);
+    /* verified: now the records may be used */
+    struct intake it = {in, {PDNS_SRC_PARTNER, p, p->name, p->index, NULL}, ""};
+    pdns_record init;
+    memset(&init, 0, sizeof(init));
+    init.source = PDNS_SRC_PARTNER;
+    char *q = ib->lines.p, *end = ib->lines.p + ib->lines.len;
+    while (q < end) {
+        char *nl = memchr(q, '\n', (size_t)(end - q));
+        if (cof_decode(q, (size_t)(nl - q), &init, take, &it, why, sizeof(why)) < 0)
+            log_warn("inbound: partner %s batch seq %" PRIu64 ": a signed record "
+                     "is not valid COF (%s); skipped", p->name, t.seq, why);
+        q = nl + 1;
+    }
+    p->in_have = 1;
+    p->in_seq = t.seq;
+    memcpy(p->in_chain, chain, BATCH_HASH);
+    p->in_batches++;
+    ib->lines.len = 0;
+    ib->n = 0;
+    return 0;
+}
+
+int inbound_line(inbound *ib, ingest *in, relay_sensor *p, char *line,
+                 size_t len, char *err, size_t errlen) {
+    if (batch_is_trailer(line, len))
+        return end_batch(ib, in, p, line, len, err, errlen);
+    if (ib->n >= MAX_BATCH_RECORDS || ib->lines.len + len + 1 > MAX_BATCH_BYTES)
+        return fail(ib, p, err, errlen, "a batch over 1,000,000 records or 256 MiB");
+    if (ib->n == ib->cap) {
+        size_t cap = ib->cap ? ib->cap * 2 : 1024;
+        uint8_t(*nl)[BATCH_HASH] = realloc(ib->leaves, cap * sizeof(*nl));
+        if (!nl)
+            return fail(ib, p, err, errlen, "out of memory");
+        ib->leaves = nl;
+        ib->cap = cap;
+    }
+    if (pdns_buf_append(&ib->lines, line, len) < 0 ||
+        pdns_buf_append(&ib->lines, "\n", 1) < 0)
+        return fail(ib, p, err, errlen, "out of memory");
+    batch_leaf_hash(line, len, ib->leaves[ib->n++]);
+    return 0;
+}

@@ -1,0 +1,126 @@
+"""Interconnecting relays: relay A mixes, filters for partner B and signs;
+B takes A's batches over D4/TLS (type 2 "pdns-cof" + 254), verifies each
+whole before using any record, drops resends, refuses a tampered batch
+and closes that session, and never sends A's records back to A."""
+import json
+import os
+import subprocess
+import time
+
+from conftest import BIN, SENSORS, free_port
+from test_policy import FAST_MIXER, batch, outbox, stream, write_policy
+import d4sensor
+
+A_UUID = "a0a0a0a0a0a0400080000000000000aa"
+A_HMAC = b"hmac key B issued to A"
+
+
+def batches_of(path):
+    """A's outbox as a list of batch texts (records + trailer)."""
+    out, cur = [], []
+    with open(path) as f:
+        for line in f:
+            cur.append(line)
+            if line.startswith('{"pdns_relay_batch"'):
+                out.append("".join(cur))
+                cur = []
+    return out
+
+
+def send_batches(port, texts, tamper=None):
+    s = d4sensor.connect(port)
+    s.sendall(d4sensor.frame(A_UUID, A_HMAC, b'{"type": "pdns-cof"}', ftype=2))
+    for i, t in enumerate(texts):
+        data = t.encode()
+        if tamper is not None and i == tamper:
+            data = data.replace(b"10.7.", b"10.9.", 1)
+        s.sendall(d4sensor.frame(A_UUID, A_HMAC, data, ftype=254))
+    return s
+
+
+def test_two_relays(relay_factory, workdir, tmp_path):
+    # relay A: two sensors, a policy for partner "relay-b"
+    a = relay_factory(extra={"relay_id": "relay-a", "mixer": FAST_MIXER,
+                             "policies": {"dir": "partners", "outbox_dir": "outbox"}})
+    os.makedirs(os.path.join(a.dir, "partners"))
+    with open(os.path.join(a.dir, "pseudo.key"), "w") as f:
+        f.write("pseudonym secret of relay-a for relay-b, long enough\n")
+    os.chmod(os.path.join(a.dir, "pseudo.key"), 0o600)
+    write_policy(os.path.join(a.dir, "partners", "b.json"), partner="relay-b",
+                 sensor_id="pseudonym", pseudonym_key_file="../pseudo.key")
+    a.start()
+    for name in ("sensor-a", "sensor-b"):
+        stream(a, name, batch("p", 60) + batch("p", 10, "AAAA"))
+    box = os.path.join(a.dir, "outbox", "relay-b.ndjson")
+    assert a.wait_for(lambda: len([l for l in open(box)] if os.path.exists(box) else []) >= 61)
+    texts = batches_of(box)
+    sent = [json.loads(l) for t in texts for l in t.splitlines()
+            if not l.startswith('{"pdns_relay_batch"')]
+    assert len(sent) == 60
+
+    # relay B: knows A as a partner relay; shares on to "relay-a" and "third"
+    (tmp_path / "a.hmac").write_bytes(A_HMAC)
+    os.chmod(tmp_path / "a.hmac", 0o600)
+    b = relay_factory(sensors=("sensor-c",), extra={
+        "relay_id": "relay-b",
+        "mixer": dict(FAST_MIXER, min_sensors=1),
+        "partners_in": [{"name": "relay-a", "uuid": A_UUID, "key_file": str(tmp_path / "a.hmac"),
+                         "pubkey": os.path.join(workdir, "relay.pub")}],
+        "policies": {"dir": "partners", "outbox_dir": "outbox"}})
+    os.makedirs(os.path.join(b.dir, "partners"))
+    common = dict(sources={"allow": ["d4", "partner"]}, min_sensors=1, sensor_id="relay")
+    write_policy(os.path.join(b.dir, "partners", "back.json"), partner="relay-a", **common)
+    write_policy(os.path.join(b.dir, "partners", "third.json"), partner="third", reshare=True,
+                 **common)
+    write_policy(os.path.join(b.dir, "partners", "closed.json"), partner="closed", **common)
+    b.start()
+
+    s = send_batches(b.d4_port, texts)
+    assert b.wait_for(lambda: len(b.output_lines()) == 60), b.log_text()[-2000:]
+    got = b.output_lines()
+    assert sorted((o["rrname"], o["rdata"]) for o in got) == \
+        sorted((o["rrname"], o["rdata"]) for o in sent)
+    # provenance: the partner, then A's pseudonymous sensor ids
+    assert all(o["sensor_id"].startswith("relay-a/") and len(o["sensor_id"]) == 8 + 65
+               for o in got)
+    m = b.metrics()
+    assert m['pdns_relay_partner_in_batches_total{partner="relay-a",result="taken"}'] == len(texts)
+    # resends (after a reconnect) are dropped by sequence number
+    s.sendall(d4sensor.frame(A_UUID, A_HMAC, texts[0].encode(), ftype=254))
+    assert b.wait_for(lambda: b.metrics()[
+        'pdns_relay_partner_in_batches_total{partner="relay-a",result="duplicate"}'] == 1)
+    time.sleep(0.3)
+    assert len(b.output_lines()) == 60
+    s.close()
+
+    # loop prevention: B's mixer releases A's records; B never sends them back
+    # to A, sends them to "third" (reshare), and not to "closed" (no reshare)
+    assert b.wait_for(lambda: len(outbox_of(b, "third")) == 60, 15)
+    time.sleep(1.5)
+    assert outbox_of(b, "relay-a") == []
+    assert outbox_of(b, "closed") == []
+    m = b.metrics()
+    assert m['pdns_relay_partner_denied_total{partner="relay-a",reason="own"}'] == 60
+    assert m['pdns_relay_partner_denied_total{partner="closed",reason="reshare"}'] == 60
+
+    # a tampered batch is refused whole and ends the session
+    b2 = relay_factory(sensors=("sensor-c",), extra={
+        "relay_id": "relay-b2",
+        "partners_in": [{"name": "relay-a", "uuid": A_UUID, "key_file": str(tmp_path / "a.hmac"),
+                         "pubkey": os.path.join(workdir, "relay.pub")}]})
+    b2.start()
+    s = send_batches(b2.d4_port, texts[:1], tamper=0)
+    assert d4sensor.closed_by_peer(s)
+    assert b2.wait_for(lambda: b2.metrics()[
+        'pdns_relay_partner_in_batches_total{partner="relay-a",result="refused"}'] == 1)
+    assert b2.metrics()['pdns_relay_d4_rejected_sessions_total{reason="batch"}'] == 1
+    assert b2.output_lines() == []
+    assert "do not match the signed Merkle root" in b2.log_text()
+
+
+def outbox_of(relay, partner):
+    p = os.path.join(relay.dir, "outbox", partner + ".ndjson")
+    if not os.path.exists(p):
+        return []
+    with open(p) as f:
+        return [json.loads(l) for l in f if not l.startswith('{"pdns_relay_batch"')]
