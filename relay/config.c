@@ -552,7 +552,7 @@ int config_load(relay_config *cfg, const char *path, char *err,
     static const char *const keys[] = {
         "relay_id", "log_level", "stats_interval", "d4", "http", "redis",
         "sensors", "d4core", "ingest", "mixer", "policies", "signing_key",
-        "stream", "partners_in", NULL};
+        "stream", "partners_in", "state_dir", NULL};
     static const char *const stream_keys[] = {"policy", "max_client_bytes",
                                               "history", NULL};
     static const char *const policy_keys[] = {"dir", "outbox_dir",
@@ -648,8 +648,12 @@ int config_load(relay_config *cfg, const char *path, char *err,
         goto out;
     cfg->max_delayed = (size_t)md;
     if (get_path(&c, root, "", "signing_key", cfg->signing_key,
-                 sizeof(cfg->signing_key)) < 0)
+                 sizeof(cfg->signing_key)) < 0 ||
+        get_path(&c, root, "", "state_dir", cfg->state_dir,
+                 sizeof(cfg->state_dir)) < 0)
         goto out;
+    if (!cfg->state_dir[0])
+        snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s", c.dir);
     if (cfg->policy_dir[0] && !cfg->signing_key[0]) {
         fail(&c, "policies", "partners get signed batches: set \"signing_key\" "
              "(make one with: pdns-relay keygen --out PREFIX)");

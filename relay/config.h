@@ -76,6 +76,8 @@ typedef struct relay_config {
     char mixer_output[CFG_PATH_MAX]; /* mixed batches as COF, or "" */
 
     char signing_key[CFG_PATH_MAX];/* Ed25519 secret key (keygen), or "" */
+    char state_dir[CFG_PATH_MAX];  /* partners' chain states; default: the
+                                    * configuration's directory */
     char policy_dir[CFG_PATH_MAX]; /* one JSON policy per partner, or "" */
     char outbox_dir[CFG_PATH_MAX]; /* per-partner COF files (until delivery) */
     size_t max_delayed;            /* records waiting in one delay line */

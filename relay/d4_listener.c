@@ -62,7 +62,8 @@ static relay_sensor *lookup_fc(void *ctx, const uint8_t uuid[16]) {
 static int on_batch_line(void *ctx, relay_sensor *s, char *line, size_t len,
                          char *err, size_t errlen) {
     struct feed_ctx *f = ctx;
-    return inbound_line(&f->c->ib, &f->r->in, s, line, len, err, errlen);
+    return inbound_line(&f->c->ib, &f->r->in, s, f->r->cfg.state_dir, line, len,
+                        err, errlen);
 }
 
 static const d4_session_ops ops = {lookup_fc, on_line, on_too_long,

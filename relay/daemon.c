@@ -14,6 +14,7 @@
 
 #include "cmd.h"
 #include "daemon.h"
+#include "inbound.h"
 #include "log.h"
 
 const char cmd_run_help[] =
@@ -119,10 +120,13 @@ static void reload(relay *r) {
     config_free(&nc);
 }
 
-/* The open stream takes the signed batches of its policy. */
+/* Every signed batch goes to its partner's delivery outbox; the open
+ * stream takes those of its policy. */
 static void on_published(void *ctx, const partner *pt, uint64_t seq,
                          const char *text, size_t len) {
     relay *r = ctx;
+    if (pt->pol->host[0])
+        deliver_enqueue(r, pt->pol->partner, seq, text, len);
     if (!r->streaming || strcmp(pt->pol->partner, r->st.policy) != 0)
         return;
     if (pt->pol->id_mode != POLICY_ID_RELAY &&
@@ -275,12 +279,14 @@ int cmd_run(int argc, char **argv) {
     r.sconf.exclusive = r.cfg.exclusive;
     r.started_ms = relay_now_ms();
     r.mix_fd = -1;
+    for (size_t i = 0; i < r.cfg.n_partners_in; i++)
+        inbound_load_state(&r.cfg.partners_in[i], r.cfg.state_dir);
     last_stats_ms = r.started_ms;
 
     r.loop = malloc(sizeof(uv_loop_t));
     uv_loop_init(r.loop);
 
-    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_to_ours);
+    lws_set_log_level(getenv("PDNS_LWS_DEBUG") ? 0xfff : (LLL_ERR | LLL_WARN), lws_log_to_ours);
     struct lws_context_creation_info info;
     void *foreign[1] = {r.loop};
     memset(&info, 0, sizeof(info));
@@ -321,12 +327,16 @@ int cmd_run(int argc, char **argv) {
         log_error("run: cannot start the policy stage");
         goto out_lws;
     }
+    r.sh.published = on_published;
+    r.sh.published_ctx = &r;
+    if (deliver_start(&r) < 0) {
+        log_error("run: cannot start delivery to partners");
+        goto out_lws;
+    }
     if (r.cfg.stream_policy[0]) {
         stream_init(&r.st, r.cfg.stream_policy, r.cfg.stream_client_bytes,
                     r.cfg.stream_history);
         r.streaming = 1;
-        r.sh.published = on_published;
-        r.sh.published_ctx = &r;
         log_info("stream: publishing policy %s on ws://%s:%d/stream",
                  r.cfg.stream_policy, r.cfg.http_listen.host, r.cfg.http_listen.port);
     }
@@ -366,6 +376,7 @@ int cmd_run(int argc, char **argv) {
     rc = 0;
 
     log_stats(&r);
+    deliver_stop(&r);
     queue_stop(&r);
     relay_mix_stop(&r);
     share_stop(&r.sh);
@@ -382,6 +393,7 @@ out_lws:
     if (r.streaming)
         stream_free(&r.st);
     uv_run(r.loop, UV_RUN_DEFAULT);
+    deliver_free(&r);
 out_loop:
     uv_loop_close(r.loop);
     free(r.protocols[0]);

@@ -35,6 +35,7 @@ typedef struct relay {
     int mix_fd;
     share sh;                    /* per-partner policies */
     stream st;                   /* the open data stream, if configured */
+    struct deliver *deliver;     /* D4 delivery to partners (deliver.c) */
     int streaming;
     uv_fs_event_t policy_watch;
     uv_timer_t policy_debounce;
@@ -61,6 +62,14 @@ int relay_mix_start(relay *r);
 void relay_mix_tick(relay *r);
 void relay_mix_stop(relay *r);
 int relay_mix_metrics(const relay *r, pdns_buf *b);
+
+/* Delivery to partner D4 networks (deliver.c). */
+int deliver_start(relay *r);
+void deliver_enqueue(relay *r, const char *name, uint64_t seq,
+                     const char *text, size_t len);
+void deliver_stop(relay *r);
+void deliver_free(relay *r);
+int deliver_metrics(const relay *r, pdns_buf *b);
 
 uint64_t relay_now_ms(void);
 

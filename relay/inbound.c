@@ -51,8 +51,48 @@ static int fail(inbound *ib, relay_sensor *p, char *err, size_t errlen,
     return -1;
 }
 
-static int end_batch(inbound *ib, ingest *in, relay_sensor *p, char *line,
-                     size_t len, char *err, size_t errlen) {
+static void state_path(const relay_sensor *p, const char *dir, char *out,
+                       size_t n) {
+    snprintf(out, n, "%s/partner-in-%s.state", dir, p->name);
+}
+
+void inbound_load_state(relay_sensor *p, const char *dir) {
+    char path[1100], hex[80];
+    unsigned long long seq;
+    size_t got = 0;
+    state_path(p, dir, path, sizeof(path));
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    if (fscanf(f, "seq %llu\nchain %70s", &seq, hex) == 2 &&
+        sodium_hex2bin(p->in_chain, BATCH_HASH, hex, strlen(hex), NULL, &got, NULL) == 0 &&
+        got == BATCH_HASH) {
+        p->in_have = 1;
+        p->in_seq = seq;
+    } else {
+        log_error("inbound: %s is damaged: partner %s's chain starts again", path, p->name);
+    }
+    fclose(f);
+}
+
+static void save_state(const relay_sensor *p, const char *dir) {
+    char path[1100], tmp[1110], hex[65];
+    state_path(p, dir, path, sizeof(path));
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        log_error("inbound: cannot write %s", tmp);
+        return;
+    }
+    sodium_bin2hex(hex, sizeof(hex), p->in_chain, BATCH_HASH);
+    fprintf(f, "seq %llu\nchain %s\n", (unsigned long long)p->in_seq, hex);
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        log_error("inbound: cannot write %s", path);
+}
+
+static int end_batch(inbound *ib, ingest *in, relay_sensor *p,
+                     const char *state_dir, char *line, size_t len, char *err,
+                     size_t errlen) {
     batch_trailer t;
     char why[300], kid[17];
     uint8_t root[BATCH_HASH], chain[BATCH_HASH];
@@ -107,15 +147,17 @@ static int end_batch(inbound *ib, ingest *in, relay_sensor *p, char *line,
     p->in_seq = t.seq;
     memcpy(p->in_chain, chain, BATCH_HASH);
     p->in_batches++;
+    save_state(p, state_dir);
     ib->lines.len = 0;
     ib->n = 0;
     return 0;
 }
 
-int inbound_line(inbound *ib, ingest *in, relay_sensor *p, char *line,
-                 size_t len, char *err, size_t errlen) {
+int inbound_line(inbound *ib, ingest *in, relay_sensor *p,
+                 const char *state_dir, char *line, size_t len, char *err,
+                 size_t errlen) {
     if (batch_is_trailer(line, len))
-        return end_batch(ib, in, p, line, len, err, errlen);
+        return end_batch(ib, in, p, state_dir, line, len, err, errlen);
     if (ib->n >= MAX_BATCH_RECORDS || ib->lines.len + len + 1 > MAX_BATCH_BYTES)
         return fail(ib, p, err, errlen, "a batch over 1,000,000 records or 256 MiB");
     if (ib->n == ib->cap) {

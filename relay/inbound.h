@@ -18,9 +18,15 @@ typedef struct inbound {
     size_t n, cap;
 } inbound;
 
-/* One line of the stream. Returns 0, or -1 with the reason in err. */
-int inbound_line(inbound *ib, ingest *in, relay_sensor *partner, char *line,
-                 size_t len, char *err, size_t errlen);
+/* One line of the stream. The partner's chain state (last sequence number
+ * and chain hash) is saved in state_dir after each batch taken, so that a
+ * restart still drops resends. Returns 0, or -1 with the reason in err. */
+int inbound_line(inbound *ib, ingest *in, relay_sensor *partner,
+                 const char *state_dir, char *line, size_t len, char *err,
+                 size_t errlen);
+
+/* Loads a partner's saved chain state, if any. */
+void inbound_load_state(relay_sensor *partner, const char *state_dir);
 
 void inbound_free(inbound *ib);
 

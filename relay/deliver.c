@@ -1,0 +1,578 @@
+/* deliver.c - delivery of signed batches to partner D4 networks.
+ *
+ * Every batch made for a partner whose policy has an endpoint is appended
+ * to that partner's durable outbox, a Redis Stream
+ * "{pdns-relay:<relay_id>:<partner>}:outbox" (one key per partner, so that
+ * delivery can move between relay processes on a cluster). A D4 protocol
+ * v1 client (TLS over libuv TCP, on the relay's loop) sends a type-2
+ * meta header {"type": "pdns-cof"} and then each batch as type-254 frames
+ * cut at line ends, each frame small enough to be one TLS record. After a
+ * batch is written it stays in the stream until KEEP_SENT newer ones have
+ * been written too; a new connection starts again from the oldest kept, so
+ * batches lost in a broken connection are sent again, and the receiver
+ * drops what it already has by sequence number. A relay killed with
+ * SIGKILL resumes from Redis. Reconnects back off exponentially with
+ * jitter. */
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "d4.h"
+#include "daemon.h"
+#include "log.h"
+
+#define KEEP_SENT 64
+#define FRAME_PAYLOAD 16000   /* 62 + 16000 < 16384: one TLS record */
+#define BACKOFF_MAX_MS 30000
+
+typedef struct dpartner {
+    struct deliver *d;
+    char name[64];
+    char host[256];
+    int port;
+    int insecure;
+    d4_header h;
+    uint8_t *key;
+    size_t keylen;
+    uint32_t frame_max;
+    char skey[256];               /* the Redis Stream */
+    uv_tcp_t tcp;
+    uv_connect_t creq;
+    SSL *ssl;
+    BIO *rbio, *wbio;
+    int tcp_open, closing, handshaken;
+    int up, meta_sent;
+    /* the batch being written */
+    char cur_id[48];
+    pdns_buf cur;
+    size_t cur_off;
+    int have_cur, fetching;
+    char last_id[48];             /* the last batch written ("": none yet) */
+    char sent[KEEP_SENT + 1][48]; /* written, kept for a resend */
+    size_t nsent;
+    uint64_t backoff_ms;
+    uv_timer_t timer;
+    uint64_t batches_sent, reconnects, queued;
+} dpartner;
+
+typedef struct deliver {
+    relay *r;
+    SSL_CTX *ctx;
+    redisAsyncContext *ac;
+    int connected, connecting, logged_down;
+    uint64_t backoff_ms;
+    uv_timer_t timer;
+    dpartner *p;
+    size_t n;
+} deliver;
+
+static void kick(dpartner *dp);
+static void send_next(dpartner *dp);
+static void redis_connect(deliver *d);
+static void on_redis_timer(uv_timer_t *t);
+
+/* ---- Redis ------------------------------------------------------------------ */
+
+static void redis_retry(deliver *d, const char *why) {
+    d->ac = NULL;
+    d->connected = d->connecting = 0;
+    if (d->r->stopping)
+        return;
+    if (!d->logged_down)
+        log_warn("deliver: Redis %s:%d unavailable (%s): partner batches wait "
+                 "in the outbox files; retrying", d->r->cfg.redis.host,
+                 d->r->cfg.redis.port, why);
+    d->logged_down = 1;
+    d->backoff_ms = d->backoff_ms ? d->backoff_ms * 2 : 250;
+    if (d->backoff_ms > BACKOFF_MAX_MS)
+        d->backoff_ms = BACKOFF_MAX_MS;
+    uv_timer_start(&d->timer, on_redis_timer, d->backoff_ms, 0);
+}
+
+static void on_select(redisAsyncContext *ac, void *reply, void *priv) {
+    deliver *d = priv;
+    (void)ac;
+    if (!reply)
+        return;
+    d->connected = 1;
+    d->backoff_ms = 0;
+    if (d->logged_down)
+        log_info("deliver: Redis is back");
+    d->logged_down = 0;
+    for (size_t i = 0; i < d->n; i++)
+        kick(&d->p[i]);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status) {
+    deliver *d = ac->data;
+    d->connecting = 0;
+    if (status != REDIS_OK) {
+        redis_retry(d, ac->errstr);
+        return;
+    }
+    redisAsyncCommand((redisAsyncContext *)ac, on_select, d, "SELECT %d",
+                      d->r->cfg.redis_db);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status) {
+    redis_retry(ac->data, status == REDIS_OK ? "closed" : ac->errstr);
+}
+
+static void on_redis_timer(uv_timer_t *t) {
+    deliver *d = t->data;
+    if (d->connecting) { /* hiredis 0.14's libuv adapter drops poll errors */
+        redisAsyncContext *ac = d->ac;
+        d->connecting = 0;
+        d->ac = NULL;
+        redisAsyncFree(ac);
+        redis_retry(d, "connection refused or timed out");
+        return;
+    }
+    redis_connect(d);
+}
+
+static void redis_connect(deliver *d) {
+    redisAsyncContext *ac = redisAsyncConnect(d->r->cfg.redis.host, d->r->cfg.redis.port);
+    if (!ac || ac->err) {
+        if (ac)
+            redisAsyncFree(ac);
+        redis_retry(d, "cannot connect");
+        return;
+    }
+    ac->data = d;
+    redisLibuvAttach(ac, d->r->loop);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    d->ac = ac;
+    d->connecting = 1;
+    uv_timer_start(&d->timer, on_redis_timer, 2000, 0);
+}
+
+/* ---- the outbox -------------------------------------------------------------- */
+
+static void on_xadd(redisAsyncContext *ac, void *reply, void *priv) {
+    dpartner *dp = priv;
+    redisReply *rep = reply;
+    (void)ac;
+    if (!rep || rep->type == REDIS_REPLY_ERROR)
+        log_error("deliver: partner %s: outbox append failed: %s", dp->name,
+                  rep ? rep->str : "Redis went away (the batch is in the outbox file)");
+    else
+        kick(dp);
+}
+
+static void on_fetch(redisAsyncContext *ac, void *reply, void *priv) {
+    dpartner *dp = priv;
+    redisReply *rep = reply;
+    (void)ac;
+    dp->fetching = 0;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements == 0 || !dp->up)
+        return;
+    redisReply *e = rep->element[0];
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+        e->element[1]->type != REDIS_REPLY_ARRAY)
+        return;
+    redisReply *f = e->element[1];
+    for (size_t i = 0; i + 1 < f->elements; i += 2)
+        if (strcmp(f->element[i]->str, "batch") == 0) {
+            dp->cur.len = 0;
+            if (pdns_buf_append(&dp->cur, f->element[i + 1]->str, f->element[i + 1]->len) < 0)
+                return;
+            snprintf(dp->cur_id, sizeof(dp->cur_id), "%s", e->element[0]->str);
+            dp->cur_off = 0;
+            dp->have_cur = 1;
+            send_next(dp);
+            return;
+        }
+}
+
+/* Fetches the next batch to write, if the link is up and idle. */
+static void kick(dpartner *dp) {
+    deliver *d = dp->d;
+    if (!dp->up || !dp->meta_sent || dp->have_cur || dp->fetching || !d->connected)
+        return;
+    dp->fetching = 1;
+    if (dp->last_id[0]) {
+        char from[52];
+        snprintf(from, sizeof(from), "(%s", dp->last_id);
+        redisAsyncCommand(d->ac, on_fetch, dp, "XRANGE %s %s + COUNT 1", dp->skey, from);
+    } else {
+        redisAsyncCommand(d->ac, on_fetch, dp, "XRANGE %s - + COUNT 1", dp->skey);
+    }
+}
+
+void deliver_enqueue(relay *r, const char *name, uint64_t seq,
+                     const char *text, size_t len) {
+    deliver *d = r->deliver;
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n; i++) {
+        dpartner *dp = &d->p[i];
+        if (strcmp(dp->name, name) != 0)
+            continue;
+        if (!d->connected) {
+            log_error("deliver: partner %s: batch seq %llu not queued: Redis is "
+                      "down (it is in the outbox file)", name, (unsigned long long)seq);
+            return;
+        }
+        redisAsyncCommand(d->ac, on_xadd, dp, "XADD %s * seq %llu batch %b", dp->skey,
+                          (unsigned long long)seq, text, len);
+        dp->queued++;
+        return;
+    }
+}
+
+/* ---- the D4 client ------------------------------------------------------------
+ *
+ * libuv TCP plus OpenSSL through memory BIOs: lws 4.1's raw client starts
+ * TLS before its socket exists (it fails with EBADF), so the client side
+ * does its own TLS on the same loop. */
+
+static void connect_partner(uv_timer_t *t);
+static void flush_tls(dpartner *dp, int last_of_batch);
+
+static void on_closed(uv_handle_t *h) {
+    dpartner *dp = h->data;
+    dp->closing = 0;
+}
+
+static void link_down(dpartner *dp, const char *why) {
+    int was_up = dp->up;
+    if (dp->ssl) {
+        SSL_free(dp->ssl); /* frees the BIOs too */
+        dp->ssl = NULL;
+    }
+    if (dp->tcp_open && !dp->closing) {
+        dp->closing = 1;
+        dp->tcp_open = 0;
+        uv_close((uv_handle_t *)&dp->tcp, on_closed);
+    }
+    dp->up = dp->meta_sent = dp->have_cur = dp->handshaken = 0;
+    dp->last_id[0] = '\0'; /* start again from the oldest kept batch */
+    dp->nsent = 0;
+    if (dp->d->r->stopping)
+        return;
+    if (was_up || !dp->reconnects)
+        log_warn("deliver: partner %s (%s:%d) unreachable: %s; retrying", dp->name,
+                 dp->host, dp->port, why);
+    dp->reconnects++;
+    dp->backoff_ms = dp->backoff_ms ? dp->backoff_ms * 2 : 500;
+    if (dp->backoff_ms > BACKOFF_MAX_MS)
+        dp->backoff_ms = BACKOFF_MAX_MS;
+    /* jitter: 50-100 % of the backoff */
+    uint64_t wait = dp->backoff_ms / 2 + randombytes_uniform((uint32_t)(dp->backoff_ms / 2 + 1));
+    uv_timer_start(&dp->timer, connect_partner, wait, 0);
+}
+
+typedef struct wreq {
+    uv_write_t req;
+    dpartner *dp;
+    int last_of_batch;
+    char data[];
+} wreq;
+
+static void mark_sent(dpartner *dp);
+static void send_next(dpartner *dp);
+
+static void on_written(uv_write_t *req, int status) {
+    wreq *w = (wreq *)req;
+    dpartner *dp = w->dp;
+    int last = w->last_of_batch;
+    free(w);
+    if (status < 0) {
+        if (dp->up)
+            link_down(dp, uv_strerror(status));
+        return;
+    }
+    if (last && dp->up && dp->have_cur) {
+        mark_sent(dp); /* written to the partner's connection */
+        kick(dp);
+    }
+}
+
+/* Moves what OpenSSL wrote into its memory BIO onto the socket. */
+static void flush_tls(dpartner *dp, int last_of_batch) {
+    size_t n = (size_t)BIO_ctrl_pending(dp->wbio);
+    if (!n)
+        return;
+    wreq *w = malloc(sizeof(*w) + n);
+    if (!w) {
+        link_down(dp, "out of memory");
+        return;
+    }
+    w->dp = dp;
+    w->last_of_batch = last_of_batch;
+    int got = BIO_read(dp->wbio, w->data, (int)n);
+    uv_buf_t b = uv_buf_init(w->data, got > 0 ? (unsigned)got : 0);
+    if (uv_write(&w->req, (uv_stream_t *)&dp->tcp, &b, 1, on_written) < 0) {
+        free(w);
+        link_down(dp, "write failed");
+    }
+}
+
+static int write_frame(dpartner *dp, uint8_t type, const char *p, size_t n,
+                       int last_of_batch) {
+    pdns_buf f = {0};
+    dp->h.timestamp = (uint64_t)time(NULL);
+    dp->h.type = type;
+    int rc = d4_frame_encode(&dp->h, dp->key, dp->keylen, (const uint8_t *)p, n, &f) < 0 ||
+             SSL_write(dp->ssl, f.p, (int)f.len) != (int)f.len; /* one TLS record */
+    pdns_buf_free(&f);
+    if (rc)
+        return -1;
+    flush_tls(dp, last_of_batch);
+    return 0;
+}
+
+static void mark_sent(dpartner *dp) {
+    deliver *d = dp->d;
+    snprintf(dp->last_id, sizeof(dp->last_id), "%s", dp->cur_id);
+    snprintf(dp->sent[dp->nsent++], sizeof(dp->sent[0]), "%s", dp->cur_id);
+    dp->batches_sent++;
+    dp->have_cur = 0;
+    dp->backoff_ms = 0;
+    if (dp->nsent > KEEP_SENT) { /* the oldest kept one may go now */
+        if (d->connected)
+            redisAsyncCommand(d->ac, NULL, NULL, "XDEL %s %s", dp->skey, dp->sent[0]);
+        memmove(dp->sent, dp->sent + 1, KEEP_SENT * sizeof(dp->sent[0]));
+        dp->nsent--;
+    }
+}
+
+/* Writes the current batch as frames cut after line ends. */
+static void send_next(dpartner *dp) {
+    while (dp->up && dp->have_cur && dp->cur_off < dp->cur.len) {
+        const char *p = dp->cur.p + dp->cur_off;
+        size_t n = dp->cur.len - dp->cur_off;
+        if (n > dp->frame_max) {
+            n = dp->frame_max;
+            while (n > 0 && p[n - 1] != '\n')
+                n--;
+            if (n == 0) /* one line longer than a frame: cut it */
+                n = dp->frame_max;
+        }
+        dp->cur_off += n;
+        if (write_frame(dp, D4_TYPE_EXTENDED, p, n, dp->cur_off == dp->cur.len) < 0) {
+            link_down(dp, "TLS write failed");
+            return;
+        }
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
+    (void)h;
+    b->base = malloc(suggested);
+    b->len = b->base ? suggested : 0;
+}
+
+static void handshake(dpartner *dp) {
+    int r = SSL_do_handshake(dp->ssl);
+    flush_tls(dp, 0);
+    if (r == 1) {
+        dp->handshaken = 1;
+        dp->up = 1;
+        log_info("deliver: connected to partner %s (%s:%d)", dp->name, dp->host, dp->port);
+        static const char meta[] = "{\"type\": \"pdns-cof\", \"encoding\": \"utf-8\"}";
+        if (write_frame(dp, D4_TYPE_META, meta, sizeof(meta) - 1, 0) < 0) {
+            link_down(dp, "TLS write failed");
+            return;
+        }
+        dp->meta_sent = 1;
+        kick(dp);
+        return;
+    }
+    int e = SSL_get_error(dp->ssl, r);
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+        char why[256];
+        snprintf(why, sizeof(why), "TLS handshake failed: %s",
+                 ERR_reason_error_string(ERR_get_error()));
+        link_down(dp, why);
+    }
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+    dpartner *dp = s->data;
+    if (n < 0) {
+        free(b->base);
+        link_down(dp, n == UV_EOF ? "the partner closed the connection" : uv_strerror((int)n));
+        return;
+    }
+    if (n > 0 && dp->ssl)
+        BIO_write(dp->rbio, b->base, (int)n);
+    free(b->base);
+    if (!dp->ssl)
+        return;
+    if (!dp->handshaken) {
+        handshake(dp);
+        return;
+    }
+    char sink[4096]; /* a D4 server never writes back: TLS housekeeping */
+    while (SSL_read(dp->ssl, sink, sizeof(sink)) > 0)
+        ;
+    flush_tls(dp, 0);
+}
+
+static void on_tcp_connect(uv_connect_t *req, int status) {
+    dpartner *dp = req->data;
+    if (status < 0) {
+        link_down(dp, uv_strerror(status));
+        return;
+    }
+    dp->ssl = SSL_new(dp->d->ctx);
+    dp->rbio = BIO_new(BIO_s_mem());
+    dp->wbio = BIO_new(BIO_s_mem());
+    if (!dp->ssl || !dp->rbio || !dp->wbio) {
+        link_down(dp, "out of memory");
+        return;
+    }
+    SSL_set_bio(dp->ssl, dp->rbio, dp->wbio);
+    SSL_set_connect_state(dp->ssl);
+    SSL_set_tlsext_host_name(dp->ssl, dp->host);
+    if (dp->insecure) {
+        SSL_set_verify(dp->ssl, SSL_VERIFY_NONE, NULL);
+    } else {
+        SSL_set_verify(dp->ssl, SSL_VERIFY_PEER, NULL);
+        SSL_set1_host(dp->ssl, dp->host);
+    }
+    uv_read_start((uv_stream_t *)&dp->tcp, on_alloc, on_read);
+    handshake(dp);
+}
+
+static void connect_partner(uv_timer_t *t) {
+    dpartner *dp = t->data;
+    struct sockaddr_storage sa;
+    if (dp->closing) { /* the last socket is still closing */
+        uv_timer_start(&dp->timer, connect_partner, 50, 0);
+        return;
+    }
+    if (uv_ip4_addr(dp->host, dp->port, (struct sockaddr_in *)&sa) != 0 &&
+        uv_ip6_addr(dp->host, dp->port, (struct sockaddr_in6 *)&sa) != 0) {
+        link_down(dp, "endpoint.host must be an IP address");
+        return;
+    }
+    uv_tcp_init(dp->d->r->loop, &dp->tcp);
+    dp->tcp.data = dp;
+    dp->tcp_open = 1;
+    uv_tcp_nodelay(&dp->tcp, 1);
+    dp->creq.data = dp;
+    if (uv_tcp_connect(&dp->creq, &dp->tcp, (const struct sockaddr *)&sa, on_tcp_connect) < 0)
+        link_down(dp, "cannot connect");
+}
+
+int deliver_start(relay *r) {
+    share *s = &r->sh;
+    size_t n = 0;
+    for (size_t i = 0; i < s->np; i++)
+        n += s->p[i].pol->host[0] != 0;
+    if (!n)
+        return 0;
+    deliver *d = calloc(1, sizeof(*d));
+    if (!d)
+        return -1;
+    d->r = r;
+    d->p = calloc(n, sizeof(*d->p));
+    if (!d->p) {
+        free(d);
+        return -1;
+    }
+    uv_timer_init(r->loop, &d->timer);
+    d->timer.data = d;
+    r->deliver = d;
+    d->ctx = SSL_CTX_new(TLS_client_method());
+    if (!d->ctx)
+        return -1;
+    SSL_CTX_set_min_proto_version(d->ctx, TLS1_2_VERSION);
+    for (size_t i = 0; i < s->np; i++) {
+        const policy *p = s->p[i].pol;
+        char err[512];
+        if (!p->host[0])
+            continue;
+        dpartner *dp = &d->p[d->n];
+        dp->d = d;
+        snprintf(dp->name, sizeof(dp->name), "%s", p->partner);
+        snprintf(dp->host, sizeof(dp->host), "%s", p->host);
+        dp->port = p->port;
+        dp->insecure = p->insecure;
+        dp->frame_max = p->max_frame < FRAME_PAYLOAD ? p->max_frame : FRAME_PAYLOAD;
+        dp->h.version = D4_VERSION;
+        if (pdns_uuid_parse(p->uuid, dp->h.uuid) < 0 ||
+            config_read_key_file(p->hmac_key_file, &dp->key, &dp->keylen, err,
+                                 sizeof(err)) < 0) {
+            log_error("deliver: partner %s: %s", dp->name,
+                      p->uuid[0] ? err : "endpoint.uuid is missing");
+            continue;
+        }
+        snprintf(dp->skey, sizeof(dp->skey), "{pdns-relay:%s:%s}:outbox",
+                 r->cfg.relay_id, dp->name);
+        if (p->ca_file[0] && SSL_CTX_load_verify_locations(d->ctx, p->ca_file, NULL) != 1)
+            log_error("deliver: partner %s: cannot load ca_file %s", dp->name, p->ca_file);
+        uv_timer_init(r->loop, &dp->timer);
+        dp->timer.data = dp;
+        uv_timer_start(&dp->timer, connect_partner, 10, 0);
+        d->n++;
+        log_info("deliver: partner %s: D4 over TLS to %s:%d, outbox %s", dp->name,
+                 dp->host, dp->port, dp->skey);
+    }
+    redis_connect(d);
+    return 0;
+}
+
+void deliver_stop(relay *r) {
+    deliver *d = r->deliver;
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n; i++) {
+        dpartner *dp = &d->p[i];
+        uv_timer_stop(&dp->timer);
+        uv_close((uv_handle_t *)&dp->timer, NULL);
+        if (dp->ssl)
+            SSL_free(dp->ssl);
+        dp->ssl = NULL;
+        if (dp->tcp_open && !dp->closing)
+            uv_close((uv_handle_t *)&dp->tcp, NULL);
+        dp->tcp_open = 0;
+        sodium_free(dp->key);
+        pdns_buf_free(&dp->cur);
+    }
+    uv_timer_stop(&d->timer);
+    uv_close((uv_handle_t *)&d->timer, NULL);
+    if (d->ac)
+        redisAsyncDisconnect(d->ac);
+}
+
+/* After the loop has closed the handles. */
+void deliver_free(relay *r) {
+    if (!r->deliver)
+        return;
+    SSL_CTX_free(r->deliver->ctx);
+    free(r->deliver->p);
+    free(r->deliver);
+    r->deliver = NULL;
+}
+
+int deliver_metrics(const relay *r, pdns_buf *b) {
+    const deliver *d = r->deliver;
+    int rc = 0;
+    if (!d)
+        return 0;
+    rc |= pdns_buf_printf(b, "# TYPE pdns_relay_partner_delivered_batches_total counter\n");
+    for (size_t i = 0; i < d->n; i++)
+        rc |= pdns_buf_printf(b, "pdns_relay_partner_delivered_batches_total{partner=\"%s\"} %llu\n",
+                              d->p[i].name, (unsigned long long)d->p[i].batches_sent);
+    rc |= pdns_buf_printf(b, "# TYPE pdns_relay_partner_link_up gauge\n");
+    for (size_t i = 0; i < d->n; i++)
+        rc |= pdns_buf_printf(b, "pdns_relay_partner_link_up{partner=\"%s\"} %d\n",
+                              d->p[i].name, d->p[i].up);
+    rc |= pdns_buf_printf(b, "# TYPE pdns_relay_partner_reconnects_total counter\n");
+    for (size_t i = 0; i < d->n; i++)
+        rc |= pdns_buf_printf(b, "pdns_relay_partner_reconnects_total{partner=\"%s\"} %llu\n",
+                              d->p[i].name, (unsigned long long)d->p[i].reconnects);
+    return rc ? -1 : 0;
+}
