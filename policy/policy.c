@@ -580,6 +580,7 @@ policy *policy_load(const char *path, const policy_env *env, policy_diag *d) {
         "sources", "reshare", "min_sensors", "min_count", "min_orgs",
         "delay_min", "delay_jitter", "time_resolution", "sensor_id",
         "pseudonym_key_file", "drop_fields", "count_buckets", "rate_limit",
+        "outbox",
         NULL};
     pctx c = {.d = d};
     json_error_t je;
@@ -753,6 +754,29 @@ policy *policy_load(const char *path, const policy_env *env, policy_diag *d) {
             rc |= get_num(&c, rl, "rate_limit", "records_per_second", &p->rate, 0.001, 1e9, 0);
             p->burst = p->rate;
             rc |= get_num(&c, rl, "rate_limit", "burst", &p->burst, 1, 1e12, 0);
+        }
+    }
+
+    p->outbox_max = 100000;
+    json_t *ob = json_object_get(root, "outbox");
+    if (ob) {
+        static const char *const okeys[] = {"max_batches", "when_full", NULL};
+        char wf[32] = "refuse_new";
+        double mx = (double)p->outbox_max;
+        if (!json_is_object(ob)) {
+            ERR(&c, "outbox", "must be an object");
+            rc = -1;
+        } else {
+            rc |= known_keys(&c, ob, "outbox", okeys);
+            rc |= get_num(&c, ob, "outbox", "max_batches", &mx, 1, 1e9, 1);
+            rc |= get_str(&c, ob, "outbox", "when_full", wf, sizeof(wf));
+            p->outbox_max = (uint64_t)mx;
+            if (strcmp(wf, "drop_oldest") == 0)
+                p->outbox_drop_oldest = 1;
+            else if (strcmp(wf, "refuse_new") != 0) {
+                ERR(&c, "outbox.when_full", "want \"refuse_new\" or \"drop_oldest\"");
+                rc = -1;
+            }
         }
     }
 

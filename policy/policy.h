@@ -123,6 +123,8 @@ typedef struct policy {
 
     /* rate */
     double rate;              /* records/s; 0: no limit */
+    uint64_t outbox_max;      /* batches waiting for delivery, at most */
+    int outbox_drop_oldest;   /* when full: drop the oldest (else refuse new) */
     double burst;
 } policy;
 

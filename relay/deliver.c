@@ -60,6 +60,8 @@ typedef struct dpartner {
     uint64_t backoff_ms;
     uv_timer_t timer;
     uint64_t batches_sent, reconnects, queued;
+    uint64_t outbox_max, outbox_refused, outbox_dropped, full_logged_ms;
+    int drop_oldest;
 } dpartner;
 
 typedef struct deliver {
@@ -113,6 +115,7 @@ static void on_select(redisAsyncContext *ac, void *reply, void *priv) {
 static void on_connect(const redisAsyncContext *ac, int status) {
     deliver *d = ac->data;
     d->connecting = 0;
+    uv_timer_stop(&d->timer);
     if (status != REDIS_OK) {
         redis_retry(d, ac->errstr);
         return;
@@ -135,7 +138,8 @@ static void on_redis_timer(uv_timer_t *t) {
         redis_retry(d, "connection refused or timed out");
         return;
     }
-    redis_connect(d);
+    if (!d->ac) /* a timer left over from a connect that succeeded: nothing */
+        redis_connect(d);
 }
 
 static void redis_connect(deliver *d) {
@@ -157,15 +161,45 @@ static void redis_connect(deliver *d) {
 
 /* ---- the outbox -------------------------------------------------------------- */
 
+/* Appends a batch unless the outbox is full; when full, the policy says
+ * whether the new batch is refused or the oldest dropped. One script, one
+ * key: it runs unchanged on a cluster. Returns 1 (added), 0 (refused) or
+ * 2 (added, the oldest dropped). */
+static const char append_script[] =
+    "local n = redis.call('XLEN', KEYS[1])\n"
+    "local r = 1\n"
+    "if n >= tonumber(ARGV[3]) then\n"
+    "  if ARGV[4] ~= '1' then return 0 end\n"
+    "  local old = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', n - tonumber(ARGV[3]) + 1)\n"
+    "  for _, e in ipairs(old) do redis.call('XDEL', KEYS[1], e[1]) end\n"
+    "  r = 2\n"
+    "end\n"
+    "redis.call('XADD', KEYS[1], '*', 'seq', ARGV[1], 'batch', ARGV[2])\n"
+    "return r\n";
+
 static void on_xadd(redisAsyncContext *ac, void *reply, void *priv) {
     dpartner *dp = priv;
     redisReply *rep = reply;
     (void)ac;
-    if (!rep || rep->type == REDIS_REPLY_ERROR)
+    if (!rep || rep->type == REDIS_REPLY_ERROR) {
         log_error("deliver: partner %s: outbox append failed: %s", dp->name,
                   rep ? rep->str : "Redis went away (the batch is in the outbox file)");
-    else
-        kick(dp);
+        return;
+    }
+    if (rep->type == REDIS_REPLY_INTEGER && rep->integer != 1) {
+        if (rep->integer == 0)
+            dp->outbox_refused++;
+        else
+            dp->outbox_dropped++;
+        if (relay_now_ms() - dp->full_logged_ms >= 60000) {
+            log_warn("deliver: partner %s: outbox full (%llu batches): %s", dp->name,
+                     (unsigned long long)dp->outbox_max,
+                     rep->integer == 0 ? "new batches are refused (counted)"
+                                       : "the oldest batches are dropped (counted)");
+            dp->full_logged_ms = relay_now_ms();
+        }
+    }
+    kick(dp);
 }
 
 static void on_fetch(redisAsyncContext *ac, void *reply, void *priv) {
@@ -222,8 +256,9 @@ void deliver_enqueue(relay *r, const char *name, uint64_t seq,
                       "down (it is in the outbox file)", name, (unsigned long long)seq);
             return;
         }
-        redisAsyncCommand(d->ac, on_xadd, dp, "XADD %s * seq %llu batch %b", dp->skey,
-                          (unsigned long long)seq, text, len);
+        redisAsyncCommand(d->ac, on_xadd, dp, "EVAL %s 1 %s %llu %b %llu %d",
+                          append_script, dp->skey, (unsigned long long)seq, text, len,
+                          (unsigned long long)dp->outbox_max, dp->drop_oldest);
         dp->queued++;
         return;
     }
@@ -501,6 +536,8 @@ int deliver_start(relay *r) {
         dp->port = p->port;
         dp->insecure = p->insecure;
         dp->frame_max = p->max_frame < FRAME_PAYLOAD ? p->max_frame : FRAME_PAYLOAD;
+        dp->outbox_max = p->outbox_max;
+        dp->drop_oldest = p->outbox_drop_oldest;
         dp->h.version = D4_VERSION;
         if (pdns_uuid_parse(p->uuid, dp->h.uuid) < 0 ||
             config_read_key_file(p->hmac_key_file, &dp->key, &dp->keylen, err,
@@ -566,6 +603,13 @@ int deliver_metrics(const relay *r, pdns_buf *b) {
     for (size_t i = 0; i < d->n; i++)
         rc |= pdns_buf_printf(b, "pdns_relay_partner_delivered_batches_total{partner=\"%s\"} %llu\n",
                               d->p[i].name, (unsigned long long)d->p[i].batches_sent);
+    rc |= pdns_buf_printf(b, "# HELP pdns_relay_partner_outbox_full_total Batches refused or dropped because the partner's outbox was full (alarm on this).\n"
+                             "# TYPE pdns_relay_partner_outbox_full_total counter\n");
+    for (size_t i = 0; i < d->n; i++)
+        rc |= pdns_buf_printf(b, "pdns_relay_partner_outbox_full_total{partner=\"%s\",action=\"refused\"} %llu\n"
+                                 "pdns_relay_partner_outbox_full_total{partner=\"%s\",action=\"dropped_oldest\"} %llu\n",
+                              d->p[i].name, (unsigned long long)d->p[i].outbox_refused,
+                              d->p[i].name, (unsigned long long)d->p[i].outbox_dropped);
     rc |= pdns_buf_printf(b, "# TYPE pdns_relay_partner_link_up gauge\n");
     for (size_t i = 0; i < d->n; i++)
         rc |= pdns_buf_printf(b, "pdns_relay_partner_link_up{partner=\"%s\"} %d\n",

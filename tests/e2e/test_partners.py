@@ -176,3 +176,35 @@ def test_delivery_a_to_b_survives_restarts(relay_factory, redis_server, workdir,
     n = names()
     assert len(n) == len(set(n)) == 120  # everything, none twice
     assert b.metrics()['pdns_relay_partner_in_batches_total{partner="relay-a",result="refused"}'] == 0
+
+
+def test_outbox_bound(relay_factory, redis_server, tmp_path):
+    """A partner that is away: its outbox fills up to the policy's bound,
+    then refuses new batches (or drops the oldest), counted and logged."""
+    from conftest import free_port
+    (tmp_path / "a.hmac").write_bytes(A_HMAC)
+    os.chmod(tmp_path / "a.hmac", 0o600)
+    r = redis_server.client()
+    for when, action in (("refuse_new", "refused"), ("drop_oldest", "dropped_oldest")):
+        a = relay_factory(redis=redis_server, extra={
+            "relay_id": "bound-" + when, "mixer": FAST_MIXER,
+            "policies": {"dir": "partners", "outbox_dir": "outbox"}})
+        os.makedirs(os.path.join(a.dir, "partners"))
+        write_policy(os.path.join(a.dir, "partners", "b.json"), partner="away",
+                     endpoint={"host": "127.0.0.1", "port": free_port(), "uuid": A_UUID,
+                               "hmac_key_file": str(tmp_path / "a.hmac"), "insecure": True},
+                     outbox={"max_batches": 3, "when_full": when})
+        a.start()
+        key = "{pdns-relay:bound-%s:away}:outbox" % when
+        for i in range(6):
+            for name in ("sensor-a", "sensor-b"):
+                stream(a, name, batch("o%d" % i, 5))
+            assert a.wait_for(lambda: a.metrics().get(
+                'pdns_relay_partner_batches_total{partner="away"}', 0) >= i + 1, 10)
+        assert a.wait_for(lambda: a.metrics()[
+            'pdns_relay_partner_outbox_full_total{partner="away",action="%s"}' % action] == 3)
+        assert r.xlen(key) == 3
+        seqs = [int(e[1][b"seq"]) for e in r.xrange(key)]
+        assert seqs == ([1, 2, 3] if when == "refuse_new" else [4, 5, 6])
+        assert "outbox full (3 batches)" in a.log_text()
+        a.stop()
