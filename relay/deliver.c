@@ -24,7 +24,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "cof.h"
 #include "d4.h"
+#include "rrtype.h"
 #include "daemon.h"
 #include "log.h"
 
@@ -62,6 +64,7 @@ typedef struct dpartner {
     uint64_t batches_sent, reconnects, queued;
     uint64_t outbox_max, outbox_refused, outbox_dropped, full_logged_ms;
     int drop_oldest;
+    int csv;                      /* format passivedns-csv: type 8, unsigned */
 } dpartner;
 
 typedef struct deliver {
@@ -202,6 +205,37 @@ static void on_xadd(redisAsyncContext *ac, void *reply, void *priv) {
     kick(dp);
 }
 
+/* Compatibility mode: a batch becomes passivedns CSV lines (default
+ * layout) for a d4-core + analyzer-d4-passivedns that take only type 8.
+ * No trailer, so no signature: documented as such. Addresses, which never
+ * leave the relay, are 0.0.0.0; the TTL, which COF does not carry, is 0. */
+static int csv_line(void *ctx, const pdns_record *r) {
+    pdns_buf *b = ctx;
+    char t[16];
+    pdns_rrtype_format(r->rrtype, t, sizeof(t));
+    int dot = pdns_rrtype_rdata_is_name(r->rrtype);
+    return pdns_buf_printf(b, "%lld.000000||0.0.0.0||0.0.0.0||IN||%.*s.||%s||%.*s%s||0||%llu\n",
+                           (long long)r->time_last, (int)r->rrname.len, r->rrname.p, t,
+                           (int)r->rdata.len, r->rdata.p, dot ? "." : "",
+                           (unsigned long long)r->count);
+}
+
+static int batch_to_csv(const char *text, size_t len, pdns_buf *out) {
+    const char *p = text, *end = text + len;
+    pdns_record init;
+    char err[256];
+    memset(&init, 0, sizeof(init));
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        if (n && !batch_is_trailer(p, n) &&
+            cof_decode(p, n, &init, csv_line, out, err, sizeof(err)) < 0)
+            return -1;
+        p += n + 1;
+    }
+    return 0;
+}
+
 static void on_fetch(redisAsyncContext *ac, void *reply, void *priv) {
     dpartner *dp = priv;
     redisReply *rep = reply;
@@ -217,7 +251,9 @@ static void on_fetch(redisAsyncContext *ac, void *reply, void *priv) {
     for (size_t i = 0; i + 1 < f->elements; i += 2)
         if (strcmp(f->element[i]->str, "batch") == 0) {
             dp->cur.len = 0;
-            if (pdns_buf_append(&dp->cur, f->element[i + 1]->str, f->element[i + 1]->len) < 0)
+            if (dp->csv ? batch_to_csv(f->element[i + 1]->str, f->element[i + 1]->len, &dp->cur) < 0
+                        : pdns_buf_append(&dp->cur, f->element[i + 1]->str,
+                                          f->element[i + 1]->len) < 0)
                 return;
             snprintf(dp->cur_id, sizeof(dp->cur_id), "%s", e->element[0]->str);
             dp->cur_off = 0;
@@ -394,7 +430,8 @@ static void send_next(dpartner *dp) {
                 n = dp->frame_max;
         }
         dp->cur_off += n;
-        if (write_frame(dp, D4_TYPE_EXTENDED, p, n, dp->cur_off == dp->cur.len) < 0) {
+        if (write_frame(dp, dp->csv ? D4_TYPE_PASSIVEDNS : D4_TYPE_EXTENDED, p, n,
+                        dp->cur_off == dp->cur.len) < 0) {
             link_down(dp, "TLS write failed");
             return;
         }
@@ -415,7 +452,7 @@ static void handshake(dpartner *dp) {
         dp->up = 1;
         log_info("deliver: connected to partner %s (%s:%d)", dp->name, dp->host, dp->port);
         static const char meta[] = "{\"type\": \"pdns-cof\", \"encoding\": \"utf-8\"}";
-        if (write_frame(dp, D4_TYPE_META, meta, sizeof(meta) - 1, 0) < 0) {
+        if (!dp->csv && write_frame(dp, D4_TYPE_META, meta, sizeof(meta) - 1, 0) < 0) {
             link_down(dp, "TLS write failed");
             return;
         }
@@ -537,6 +574,7 @@ int deliver_start(relay *r) {
         dp->insecure = p->insecure;
         dp->frame_max = p->max_frame < FRAME_PAYLOAD ? p->max_frame : FRAME_PAYLOAD;
         dp->outbox_max = p->outbox_max;
+        dp->csv = p->format == POLICY_FMT_CSV;
         dp->drop_oldest = p->outbox_drop_oldest;
         dp->h.version = D4_VERSION;
         if (pdns_uuid_parse(p->uuid, dp->h.uuid) < 0 ||

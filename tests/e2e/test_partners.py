@@ -208,3 +208,39 @@ def test_outbox_bound(relay_factory, redis_server, tmp_path):
         assert seqs == ([1, 2, 3] if when == "refuse_new" else [4, 5, 6])
         assert "outbox full (3 batches)" in a.log_text()
         a.stop()
+
+
+def test_delivery_as_passivedns_csv(relay_factory, redis_server, tmp_path):
+    """Compatibility mode: a partner whose d4-core takes only type 8 gets the
+    records as passivedns CSV lines (unsigned, by nature)."""
+    (tmp_path / "a.hmac").write_bytes(A_HMAC)
+    os.chmod(tmp_path / "a.hmac", 0o600)
+    conftest_sensors = __import__("conftest").SENSORS
+    conftest_sensors["relay-a-as-sensor"] = (A_UUID, A_HMAC)
+    try:
+        b = relay_factory(sensors=("relay-a-as-sensor",), extra={"relay_id": "plain-d4"})
+        # the sensor's key file must hold A_HMAC: write it where the fixture expects it
+        with open(os.path.join(os.path.dirname(b.dir), "relay-a-as-sensor.key"), "wb") as f:
+            f.write(A_HMAC)
+        os.chmod(os.path.join(os.path.dirname(b.dir), "relay-a-as-sensor.key"), 0o600)
+        b.start()
+        a = relay_factory(redis=redis_server, extra={
+            "relay_id": "relay-csv", "mixer": FAST_MIXER,
+            "policies": {"dir": "partners", "outbox_dir": "outbox"}})
+        os.makedirs(os.path.join(a.dir, "partners"))
+        write_policy(os.path.join(a.dir, "partners", "b.json"), partner="plain",
+                     endpoint={"host": "127.0.0.1", "port": b.d4_port, "uuid": A_UUID,
+                               "hmac_key_file": str(tmp_path / "a.hmac"), "insecure": True,
+                               "format": "passivedns-csv"},
+                     rrtypes={"allow": ["A", "AAAA"]})
+        a.start()
+        for name in ("sensor-a", "sensor-b"):
+            stream(a, name, batch("c", 25) + batch("c", 5, "AAAA"))
+        assert b.wait_for(lambda: b.sensor_records("relay-a-as-sensor") == 30, 20), a.log_text()[-1000:]
+        assert b.wait_for(lambda: len(b.output_lines()) == 30)
+        got = b.output_lines()
+        assert sorted(o["rrname"] for o in got) == sorted(
+            ["h%d.c.test" % i for i in range(25)] + ["h%d.c.test" % i for i in range(5)])
+        assert b.metrics()['pdns_relay_rejected_lines_total{source="d4",reason="fields"}'] == 0
+    finally:
+        del conftest_sensors["relay-a-as-sensor"]
