@@ -394,6 +394,7 @@ out_lws:
         stream_free(&r.st);
     uv_run(r.loop, UV_RUN_DEFAULT);
     deliver_free(&r);
+    queue_free(&r);
 out_loop:
     uv_loop_close(r.loop);
     free(r.protocols[0]);

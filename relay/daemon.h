@@ -56,6 +56,7 @@ void d4_listener_sweep(relay *r);
 int queue_start(relay *r);
 int queue_idle(relay *r);   /* no batch in flight */
 void queue_stop(relay *r);
+void queue_free(relay *r);   /* once the loop has closed its handles */
 
 /* The mixing stage (mix.c). */
 int relay_mix_start(relay *r);

@@ -13,7 +13,6 @@
  * drops what it already has by sequence number. A relay killed with
  * SIGKILL resumes from Redis. Reconnects back off exponentially with
  * jitter. */
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <openssl/err.h>
@@ -29,10 +28,11 @@
 #include "rrtype.h"
 #include "daemon.h"
 #include "log.h"
+#include "rconn.h"
 
 #define KEEP_SENT 64
 #define FRAME_PAYLOAD 16000   /* 62 + 16000 < 16384: one TLS record */
-#define BACKOFF_MAX_MS 30000
+#define BACKOFF_MAX_MS 30000  /* partner reconnects */
 
 typedef struct dpartner {
     struct deliver *d;
@@ -70,96 +70,26 @@ typedef struct dpartner {
 typedef struct deliver {
     relay *r;
     SSL_CTX *ctx;
-    redisAsyncContext *ac;
-    int connected, connecting, logged_down;
-    uint64_t backoff_ms;
-    uv_timer_t timer;
+    rconn rc;                     /* the relay's own Redis: the outboxes */
     dpartner *p;
     size_t n;
 } deliver;
 
 static void kick(dpartner *dp);
 static void send_next(dpartner *dp);
-static void redis_connect(deliver *d);
-static void on_redis_timer(uv_timer_t *t);
 
 /* ---- Redis ------------------------------------------------------------------ */
 
-static void redis_retry(deliver *d, const char *why) {
-    d->ac = NULL;
-    d->connected = d->connecting = 0;
-    if (d->r->stopping)
-        return;
-    if (!d->logged_down)
-        log_warn("deliver: Redis %s:%d unavailable (%s): partner batches wait "
-                 "in the outbox files; retrying", d->r->cfg.redis.host,
-                 d->r->cfg.redis.port, why);
-    d->logged_down = 1;
-    d->backoff_ms = d->backoff_ms ? d->backoff_ms * 2 : 250;
-    if (d->backoff_ms > BACKOFF_MAX_MS)
-        d->backoff_ms = BACKOFF_MAX_MS;
-    uv_timer_start(&d->timer, on_redis_timer, d->backoff_ms, 0);
-}
-
-static void on_select(redisAsyncContext *ac, void *reply, void *priv) {
-    deliver *d = priv;
-    (void)ac;
-    if (!reply)
-        return;
-    d->connected = 1;
-    d->backoff_ms = 0;
-    if (d->logged_down)
-        log_info("deliver: Redis is back");
-    d->logged_down = 0;
+static void on_ready(void *ctx) {
+    deliver *d = ctx;
     for (size_t i = 0; i < d->n; i++)
         kick(&d->p[i]);
 }
 
-static void on_connect(const redisAsyncContext *ac, int status) {
-    deliver *d = ac->data;
-    d->connecting = 0;
-    uv_timer_stop(&d->timer);
-    if (status != REDIS_OK) {
-        redis_retry(d, ac->errstr);
-        return;
-    }
-    redisAsyncCommand((redisAsyncContext *)ac, on_select, d, "SELECT %d",
-                      d->r->cfg.redis_db);
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status) {
-    redis_retry(ac->data, status == REDIS_OK ? "closed" : ac->errstr);
-}
-
-static void on_redis_timer(uv_timer_t *t) {
-    deliver *d = t->data;
-    if (d->connecting) { /* hiredis 0.14's libuv adapter drops poll errors */
-        redisAsyncContext *ac = d->ac;
-        d->connecting = 0;
-        d->ac = NULL;
-        redisAsyncFree(ac);
-        redis_retry(d, "connection refused or timed out");
-        return;
-    }
-    if (!d->ac) /* a timer left over from a connect that succeeded: nothing */
-        redis_connect(d);
-}
-
-static void redis_connect(deliver *d) {
-    redisAsyncContext *ac = redisAsyncConnect(d->r->cfg.redis.host, d->r->cfg.redis.port);
-    if (!ac || ac->err) {
-        if (ac)
-            redisAsyncFree(ac);
-        redis_retry(d, "cannot connect");
-        return;
-    }
-    ac->data = d;
-    redisLibuvAttach(ac, d->r->loop);
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    d->ac = ac;
-    d->connecting = 1;
-    uv_timer_start(&d->timer, on_redis_timer, 2000, 0);
+static void on_down(void *ctx) {
+    deliver *d = ctx;
+    for (size_t i = 0; i < d->n; i++)
+        d->p[i].fetching = 0;
 }
 
 /* ---- the outbox -------------------------------------------------------------- */
@@ -266,15 +196,15 @@ static void on_fetch(redisAsyncContext *ac, void *reply, void *priv) {
 /* Fetches the next batch to write, if the link is up and idle. */
 static void kick(dpartner *dp) {
     deliver *d = dp->d;
-    if (!dp->up || !dp->meta_sent || dp->have_cur || dp->fetching || !d->connected)
+    if (!dp->up || !dp->meta_sent || dp->have_cur || dp->fetching || !d->rc.ready)
         return;
     dp->fetching = 1;
     if (dp->last_id[0]) {
         char from[52];
         snprintf(from, sizeof(from), "(%s", dp->last_id);
-        redisAsyncCommand(d->ac, on_fetch, dp, "XRANGE %s %s + COUNT 1", dp->skey, from);
+        redisAsyncCommand(d->rc.ac, on_fetch, dp, "XRANGE %s %s + COUNT 1", dp->skey, from);
     } else {
-        redisAsyncCommand(d->ac, on_fetch, dp, "XRANGE %s - + COUNT 1", dp->skey);
+        redisAsyncCommand(d->rc.ac, on_fetch, dp, "XRANGE %s - + COUNT 1", dp->skey);
     }
 }
 
@@ -287,12 +217,12 @@ void deliver_enqueue(relay *r, const char *name, uint64_t seq,
         dpartner *dp = &d->p[i];
         if (strcmp(dp->name, name) != 0)
             continue;
-        if (!d->connected) {
+        if (!d->rc.ready) {
             log_error("deliver: partner %s: batch seq %llu not queued: Redis is "
                       "down (it is in the outbox file)", name, (unsigned long long)seq);
             return;
         }
-        redisAsyncCommand(d->ac, on_xadd, dp, "EVAL %s 1 %s %llu %b %llu %d",
+        redisAsyncCommand(d->rc.ac, on_xadd, dp, "EVAL %s 1 %s %llu %b %llu %d",
                           append_script, dp->skey, (unsigned long long)seq, text, len,
                           (unsigned long long)dp->outbox_max, dp->drop_oldest);
         dp->queued++;
@@ -410,8 +340,8 @@ static void mark_sent(dpartner *dp) {
     dp->have_cur = 0;
     dp->backoff_ms = 0;
     if (dp->nsent > KEEP_SENT) { /* the oldest kept one may go now */
-        if (d->connected)
-            redisAsyncCommand(d->ac, NULL, NULL, "XDEL %s %s", dp->skey, dp->sent[0]);
+        if (d->rc.ready)
+            redisAsyncCommand(d->rc.ac, NULL, NULL, "XDEL %s %s", dp->skey, dp->sent[0]);
         memmove(dp->sent, dp->sent + 1, KEEP_SENT * sizeof(dp->sent[0]));
         dp->nsent--;
     }
@@ -554,8 +484,6 @@ int deliver_start(relay *r) {
         free(d);
         return -1;
     }
-    uv_timer_init(r->loop, &d->timer);
-    d->timer.data = d;
     r->deliver = d;
     d->ctx = SSL_CTX_new(TLS_client_method());
     if (!d->ctx)
@@ -595,7 +523,16 @@ int deliver_start(relay *r) {
         log_info("deliver: partner %s: D4 over TLS to %s:%d, outbox %s", dp->name,
                  dp->host, dp->port, dp->skey);
     }
-    redis_connect(d);
+    snprintf(d->rc.host, sizeof(d->rc.host), "%s", r->cfg.redis.host);
+    d->rc.port = r->cfg.redis.port;
+    d->rc.db = r->cfg.redis_db;
+    d->rc.loop = r->loop;
+    d->rc.what = "deliver: Redis (partner outboxes)";
+    d->rc.stopping = &r->stopping;
+    d->rc.on_ready = on_ready;
+    d->rc.on_down = on_down;
+    d->rc.ctx = d;
+    rconn_start(&d->rc);
     return 0;
 }
 
@@ -616,10 +553,7 @@ void deliver_stop(relay *r) {
         sodium_free(dp->key);
         pdns_buf_free(&dp->cur);
     }
-    uv_timer_stop(&d->timer);
-    uv_close((uv_handle_t *)&d->timer, NULL);
-    if (d->ac)
-        redisAsyncDisconnect(d->ac);
+    rconn_stop(&d->rc);
 }
 
 /* After the loop has closed the handles. */

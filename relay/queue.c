@@ -20,10 +20,9 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "rconn.h"
 
 #define POLL_IDLE_MS 200
-#define BACKOFF_MAX_MS 30000
-#define CONNECT_TIMEOUT_MS 2000
 
 static const char move_script[] =
     "local out = {}\n"
@@ -44,16 +43,12 @@ typedef struct queue_state {
 
 typedef struct queue_consumer {
     relay *r;
-    redisAsyncContext *ac;
-    uv_timer_t timer;
+    rconn rc;                /* the d4-core server's Redis */
+    uv_timer_t timer;        /* the next poll */
     queue_state *q;
     size_t n, cur;     /* queue being polled (round robin) */
     int busy;          /* a command is in flight */
-    int connected;
-    int connecting;    /* redisAsyncConnect issued, no answer yet */
     int empty_round;   /* queues found empty since the last full batch */
-    uint64_t backoff_ms;
-    int logged_down;
 } queue_consumer;
 
 static void schedule(queue_consumer *qc, uint64_t ms);
@@ -133,7 +128,7 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
 
 static void poll_next(queue_consumer *qc) {
     relay *r = qc->r;
-    if (qc->busy || !qc->connected)
+    if (qc->busy || !qc->rc.ready)
         return;
     if (r->stopping) {
         return;
@@ -147,113 +142,31 @@ static void poll_next(queue_consumer *qc) {
     queue_state *q = &qc->q[qc->cur];
     qc->busy = 1;
     if (!q->recovered)
-        redisAsyncCommand(qc->ac, on_batch, qc, "LRANGE %s 0 -1", q->proc);
+        redisAsyncCommand(qc->rc.ac, on_batch, qc, "LRANGE %s 0 -1", q->proc);
     else
-        redisAsyncCommand(qc->ac, on_batch, qc, "EVAL %s 2 %s %s %d",
+        redisAsyncCommand(qc->rc.ac, on_batch, qc, "EVAL %s 2 %s %s %d",
                           move_script, q->src, q->proc, r->cfg.queue_batch);
 }
 
-static void connect_redis(queue_consumer *qc);
-
-static void retry_later(queue_consumer *qc, const char *why);
-
 static void on_timer(uv_timer_t *t) {
-    queue_consumer *qc = t->data;
-    if (qc->connecting) {
-        /* hiredis 0.14's libuv adapter drops poll errors, so a refused
-         * connect never calls back: give up on it here */
-        redisAsyncContext *ac = qc->ac;
-        qc->connecting = 0;
-        qc->ac = NULL;
-        redisAsyncFree(ac);
-        retry_later(qc, "connection refused or timed out");
-        return;
-    }
-    if (!qc->ac)
-        connect_redis(qc);
-    else
-        poll_next(qc);
+    poll_next(t->data);
 }
 
 static void schedule(queue_consumer *qc, uint64_t ms) {
     uv_timer_start(&qc->timer, on_timer, ms, 0);
 }
 
-static void on_select(redisAsyncContext *ac, void *reply, void *priv) {
-    queue_consumer *qc = priv;
-    redisReply *rep = reply;
-    (void)ac;
+static void on_ready(void *ctx) {
+    queue_consumer *qc = ctx;
     qc->busy = 0;
-    if (!rep || rep->type == REDIS_REPLY_ERROR) {
-        log_error("queue: SELECT failed: %s", rep ? rep->str : "no reply");
-        return;
-    }
-    qc->connected = 1;
-    qc->backoff_ms = 0;
-    if (qc->logged_down)
-        log_info("queue: connected to d4-core Redis again");
-    qc->logged_down = 0;
     for (size_t i = 0; i < qc->n; i++)
         qc->q[i].recovered = 0; /* re-read processing lists after a reconnect */
     poll_next(qc);
 }
 
-/* The connection is gone (or never came): retry with exponential backoff,
- * logging the outage once. hiredis frees the context itself. */
-static void retry_later(queue_consumer *qc, const char *why) {
-    qc->ac = NULL;
-    qc->connecting = 0;
-    qc->connected = 0;
-    qc->busy = 0;
-    if (qc->r->stopping)
-        return;
-    qc->r->in.m.redis_disconnects++;
-    if (!qc->logged_down)
-        log_warn("queue: d4-core Redis %s:%d unavailable (%s); retrying with "
-                 "backoff", qc->r->cfg.queue_redis.host,
-                 qc->r->cfg.queue_redis.port, why);
-    qc->logged_down = 1;
-    qc->backoff_ms = qc->backoff_ms ? qc->backoff_ms * 2 : 250;
-    if (qc->backoff_ms > BACKOFF_MAX_MS)
-        qc->backoff_ms = BACKOFF_MAX_MS;
-    schedule(qc, qc->backoff_ms);
-}
-
-static void on_connect(const redisAsyncContext *ac, int status) {
-    queue_consumer *qc = ac->data;
-    qc->connecting = 0;
-    if (status != REDIS_OK) { /* hiredis 0.14: no disconnect callback now */
-        retry_later(qc, ac->errstr);
-        return;
-    }
-    qc->busy = 1;
-    redisAsyncCommand((redisAsyncContext *)ac, on_select, qc, "SELECT %d",
-                      qc->r->cfg.queue_redis_db);
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status) {
-    retry_later(ac->data, status == REDIS_OK ? "closed" : ac->errstr);
-}
-
-static void connect_redis(queue_consumer *qc) {
-    relay *r = qc->r;
-    redisAsyncContext *ac = redisAsyncConnect(r->cfg.queue_redis.host,
-                                              r->cfg.queue_redis.port);
-    if (!ac || ac->err) {
-        char why[128];
-        snprintf(why, sizeof(why), "%s", ac ? ac->errstr : "out of memory");
-        if (ac)
-            redisAsyncFree(ac);
-        retry_later(qc, why);
-        return;
-    }
-    ac->data = qc;
-    redisLibuvAttach(ac, r->loop);
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    qc->ac = ac;
-    qc->connecting = 1;
-    schedule(qc, CONNECT_TIMEOUT_MS);
+static void on_down(void *ctx) {
+    queue_consumer *qc = ctx;
+    qc->busy = 0; /* what was in flight stays in the processing list */
 }
 
 int queue_start(relay *r) {
@@ -281,7 +194,17 @@ int queue_start(relay *r) {
     uv_timer_init(r->loop, &qc->timer);
     qc->timer.data = qc;
     r->queue = qc;
-    connect_redis(qc);
+    snprintf(qc->rc.host, sizeof(qc->rc.host), "%s", r->cfg.queue_redis.host);
+    qc->rc.port = r->cfg.queue_redis.port;
+    qc->rc.db = r->cfg.queue_redis_db;
+    qc->rc.loop = r->loop;
+    qc->rc.what = "queue: d4-core Redis";
+    qc->rc.stopping = &r->stopping;
+    qc->rc.count_into = &r->in.m.redis_disconnects;
+    qc->rc.on_ready = on_ready;
+    qc->rc.on_down = on_down;
+    qc->rc.ctx = qc;
+    rconn_start(&qc->rc);
     log_info("queue: consuming %zu d4-core queue(s) from %s:%d db %d", qc->n,
              r->cfg.queue_redis.host, r->cfg.queue_redis.port,
              r->cfg.queue_redis_db);
@@ -292,19 +215,20 @@ int queue_idle(relay *r) {
     return !r->queue || !r->queue->busy;
 }
 
-static void free_qc(uv_handle_t *h) {
-    queue_consumer *qc = h->data;
-    free(qc->q);
-    free(qc);
-}
-
 void queue_stop(relay *r) {
     queue_consumer *qc = r->queue;
     if (!qc)
         return;
     uv_timer_stop(&qc->timer);
-    if (qc->ac)
-        redisAsyncDisconnect(qc->ac);
-    uv_close((uv_handle_t *)&qc->timer, free_qc);
+    rconn_stop(&qc->rc);
+    uv_close((uv_handle_t *)&qc->timer, NULL);
+}
+
+void queue_free(relay *r) {
+    queue_consumer *qc = r->queue;
+    if (!qc)
+        return;
+    free(qc->q);
+    free(qc);
     r->queue = NULL;
 }

@@ -75,5 +75,5 @@ def test_redis_down_then_up(redis_server, relay_factory):
     assert relay.wait_for(lambda: len(relay.output_lines()) == 100, 40)
     log = relay.log_text()
     assert log.count("unavailable") == 1  # logged once, not per retry
-    assert "connected to d4-core Redis again" in log
+    assert "d4-core Redis: connected again" in log
     assert relay.metrics()["pdns_relay_redis_disconnects_total"] >= 1

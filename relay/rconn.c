@@ -1,0 +1,120 @@
+/* rconn.c - a self-healing hiredis async connection. See rconn.h. */
+#include "rconn.h"
+
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+#define CONNECT_TIMEOUT_MS 2000
+#define BACKOFF_MAX_MS 30000
+
+static void try_connect(rconn *c);
+static void on_timer(uv_timer_t *t);
+
+static void retry(rconn *c, const char *why) {
+    int was_ready = c->ready;
+    c->ac = NULL;
+    c->ready = c->connecting = 0;
+    if (was_ready && c->on_down)
+        c->on_down(c->ctx);
+    if (c->stopping && *c->stopping)
+        return;
+    c->disconnects++;
+    if (c->count_into)
+        (*c->count_into)++;
+    if (!c->logged_down)
+        log_warn("%s %s:%d unavailable (%s); retrying with backoff", c->what,
+                 c->host, c->port, why);
+    c->logged_down = 1;
+    c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : 250;
+    if (c->backoff_ms > BACKOFF_MAX_MS)
+        c->backoff_ms = BACKOFF_MAX_MS;
+    uv_timer_start(&c->timer, on_timer, c->backoff_ms, 0);
+}
+
+static void on_timer(uv_timer_t *t) {
+    rconn *c = t->data;
+    if (c->connecting) { /* no answer to the connect: give up on it */
+        redisAsyncContext *ac = c->ac;
+        c->connecting = 0;
+        c->ac = NULL;
+        redisAsyncFree(ac);
+        retry(c, "connection refused or timed out");
+        return;
+    }
+    if (!c->ac)
+        try_connect(c);
+}
+
+static void on_select(redisAsyncContext *ac, void *reply, void *priv) {
+    rconn *c = priv;
+    redisReply *rep = reply;
+    (void)ac;
+    if (!rep)
+        return; /* gone again: on_disconnect retries */
+    if (rep->type == REDIS_REPLY_ERROR) {
+        log_error("%s: SELECT %d failed: %s", c->what, c->db, rep->str);
+        return;
+    }
+    c->ready = 1;
+    c->backoff_ms = 0;
+    if (c->logged_down)
+        log_info("%s: connected again", c->what);
+    c->logged_down = 0;
+    if (c->on_ready)
+        c->on_ready(c->ctx);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status) {
+    rconn *c = ac->data;
+    c->connecting = 0;
+    uv_timer_stop(&c->timer);
+    if (status != REDIS_OK) { /* hiredis 0.14: no disconnect callback now */
+        retry(c, ac->errstr);
+        return;
+    }
+    redisAsyncCommand((redisAsyncContext *)ac, on_select, c, "SELECT %d", c->db);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status) {
+    retry(ac->data, status == REDIS_OK ? "closed" : ac->errstr);
+}
+
+static void try_connect(rconn *c) {
+    redisAsyncContext *ac = redisAsyncConnect(c->host, c->port);
+    if (!ac || ac->err) {
+        char why[128];
+        snprintf(why, sizeof(why), "%s", ac ? ac->errstr : "out of memory");
+        if (ac)
+            redisAsyncFree(ac);
+        retry(c, why);
+        return;
+    }
+    ac->data = c;
+    redisLibuvAttach(ac, c->loop);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    c->ac = ac;
+    c->connecting = 1;
+    uv_timer_start(&c->timer, on_timer, CONNECT_TIMEOUT_MS, 0);
+}
+
+int rconn_start(rconn *c) {
+    uv_timer_init(c->loop, &c->timer);
+    c->timer.data = c;
+    try_connect(c);
+    return 0;
+}
+
+void rconn_stop(rconn *c) {
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, NULL);
+    if (c->ac && !c->connecting)
+        redisAsyncDisconnect(c->ac);
+    else if (c->ac)
+        redisAsyncFree(c->ac);
+    c->ac = NULL;
+}

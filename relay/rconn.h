@@ -1,0 +1,38 @@
+/* rconn.h - one hiredis async connection on the relay's loop that stays
+ * up: connects, SELECTs the database, and when Redis goes away (or never
+ * answers: hiredis 0.14's libuv adapter drops poll errors, so a refused
+ * connect is caught by a timeout) retries with exponential backoff,
+ * logging the outage once. Its users (the d4-core queue consumer, the
+ * delivery outboxes) are told when it is ready and when it is gone. */
+#ifndef PDNS_RCONN_H
+#define PDNS_RCONN_H
+
+#include <hiredis/async.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct rconn {
+    uv_loop_t *loop;
+    char host[256];
+    int port, db;
+    const char *what;          /* for the log: "d4-core Redis" */
+    const int *stopping;       /* no retries once *stopping */
+    void (*on_ready)(void *ctx);
+    void (*on_down)(void *ctx);/* commands in flight got NULL replies */
+    void *ctx;
+    /* state */
+    redisAsyncContext *ac;     /* usable when ready */
+    int ready, connecting, logged_down;
+    uint64_t backoff_ms;
+    uint64_t disconnects;      /* failed connects and lost connections */
+    uint64_t *count_into;      /* also counted here, when set */
+    uv_timer_t timer;
+} rconn;
+
+/* Starts connecting. Returns 0. */
+int rconn_start(rconn *c);
+
+/* Disconnects; the handles close on the next loop turns. */
+void rconn_stop(rconn *c);
+
+#endif
