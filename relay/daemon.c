@@ -140,7 +140,9 @@ static void on_published(void *ctx, const partner *pt, uint64_t seq,
 }
 
 static void on_policy_debounce(uv_timer_t *t) {
-    share_reload(&((relay *)t->data)->sh);
+    relay *r = t->data;
+    share_reload(&r->sh);
+    deliver_sync(r);
 }
 
 /* A file in the policy directory changed: reload once things settle (an
@@ -159,6 +161,7 @@ static void on_signal(uv_signal_t *h, int signum) {
     if (signum == SIGHUP) {
         reload(r);
         share_reload(&r->sh);
+        deliver_sync(r);
         return;
     }
     if (r->stopping)

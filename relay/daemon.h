@@ -66,6 +66,7 @@ int relay_mix_metrics(const relay *r, pdns_buf *b);
 
 /* Delivery to partner D4 networks (deliver.c). */
 int deliver_start(relay *r);
+void deliver_sync(relay *r);  /* after a policy reload: new endpoints */
 void deliver_enqueue(relay *r, const char *name, uint64_t seq,
                      const char *text, size_t len);
 void deliver_stop(relay *r);

@@ -71,7 +71,7 @@ typedef struct deliver {
     relay *r;
     SSL_CTX *ctx;
     rconn rc;                     /* the relay's own Redis: the outboxes */
-    dpartner *p;
+    dpartner **p;                 /* pointers: handles inside must not move */
     size_t n;
 } deliver;
 
@@ -83,13 +83,13 @@ static void send_next(dpartner *dp);
 static void on_ready(void *ctx) {
     deliver *d = ctx;
     for (size_t i = 0; i < d->n; i++)
-        kick(&d->p[i]);
+        kick(d->p[i]);
 }
 
 static void on_down(void *ctx) {
     deliver *d = ctx;
     for (size_t i = 0; i < d->n; i++)
-        d->p[i].fetching = 0;
+        d->p[i]->fetching = 0;
 }
 
 /* ---- the outbox -------------------------------------------------------------- */
@@ -214,7 +214,7 @@ void deliver_enqueue(relay *r, const char *name, uint64_t seq,
     if (!d)
         return;
     for (size_t i = 0; i < d->n; i++) {
-        dpartner *dp = &d->p[i];
+        dpartner *dp = d->p[i];
         if (strcmp(dp->name, name) != 0)
             continue;
         if (!d->rc.ready) {
@@ -468,33 +468,31 @@ static void connect_partner(uv_timer_t *t) {
         link_down(dp, "cannot connect");
 }
 
-int deliver_start(relay *r) {
+/* Starts delivery for every partner policy with an endpoint that has none
+ * yet (at start, and after each policy reload). A changed endpoint of a
+ * running partner takes a restart. */
+void deliver_sync(relay *r) {
+    deliver *d = r->deliver;
     share *s = &r->sh;
-    size_t n = 0;
-    for (size_t i = 0; i < s->np; i++)
-        n += s->p[i].pol->host[0] != 0;
-    if (!n)
-        return 0;
-    deliver *d = calloc(1, sizeof(*d));
     if (!d)
-        return -1;
-    d->r = r;
-    d->p = calloc(n, sizeof(*d->p));
-    if (!d->p) {
-        free(d);
-        return -1;
-    }
-    r->deliver = d;
-    d->ctx = SSL_CTX_new(TLS_client_method());
-    if (!d->ctx)
-        return -1;
-    SSL_CTX_set_min_proto_version(d->ctx, TLS1_2_VERSION);
+        return;
     for (size_t i = 0; i < s->np; i++) {
         const policy *p = s->p[i].pol;
         char err[512];
+        size_t k;
         if (!p->host[0])
             continue;
-        dpartner *dp = &d->p[d->n];
+        for (k = 0; k < d->n && strcmp(d->p[k]->name, p->partner) != 0; k++)
+            ;
+        if (k < d->n)
+            continue;
+        dpartner *dp = calloc(1, sizeof(*dp));
+        dpartner **np = dp ? realloc(d->p, (d->n + 1) * sizeof(*np)) : NULL;
+        if (!np) {
+            free(dp);
+            return;
+        }
+        d->p = np;
         dp->d = d;
         snprintf(dp->name, sizeof(dp->name), "%s", p->partner);
         snprintf(dp->host, sizeof(dp->host), "%s", p->host);
@@ -510,6 +508,7 @@ int deliver_start(relay *r) {
                                  sizeof(err)) < 0) {
             log_error("deliver: partner %s: %s", dp->name,
                       p->uuid[0] ? err : "endpoint.uuid is missing");
+            free(dp);
             continue;
         }
         snprintf(dp->skey, sizeof(dp->skey), "{pdns-relay:%s:%s}:outbox",
@@ -519,10 +518,25 @@ int deliver_start(relay *r) {
         uv_timer_init(r->loop, &dp->timer);
         dp->timer.data = dp;
         uv_timer_start(&dp->timer, connect_partner, 10, 0);
-        d->n++;
+        d->p[d->n++] = dp;
         log_info("deliver: partner %s: D4 over TLS to %s:%d, outbox %s", dp->name,
                  dp->host, dp->port, dp->skey);
     }
+}
+
+int deliver_start(relay *r) {
+    if (!r->cfg.policy_dir[0])
+        return 0;
+    deliver *d = calloc(1, sizeof(*d));
+    if (!d)
+        return -1;
+    d->r = r;
+    r->deliver = d;
+    d->ctx = SSL_CTX_new(TLS_client_method());
+    if (!d->ctx)
+        return -1;
+    SSL_CTX_set_min_proto_version(d->ctx, TLS1_2_VERSION);
+    deliver_sync(r);
     snprintf(d->rc.host, sizeof(d->rc.host), "%s", r->cfg.redis.host);
     d->rc.port = r->cfg.redis.port;
     d->rc.db = r->cfg.redis_db;
@@ -541,7 +555,7 @@ void deliver_stop(relay *r) {
     if (!d)
         return;
     for (size_t i = 0; i < d->n; i++) {
-        dpartner *dp = &d->p[i];
+        dpartner *dp = d->p[i];
         uv_timer_stop(&dp->timer);
         uv_close((uv_handle_t *)&dp->timer, NULL);
         if (dp->ssl)
@@ -561,6 +575,8 @@ void deliver_free(relay *r) {
     if (!r->deliver)
         return;
     SSL_CTX_free(r->deliver->ctx);
+    for (size_t i = 0; i < r->deliver->n; i++)
+        free(r->deliver->p[i]);
     free(r->deliver->p);
     free(r->deliver);
     r->deliver = NULL;
@@ -574,21 +590,21 @@ int deliver_metrics(const relay *r, pdns_buf *b) {
     rc |= pdns_buf_printf(b, "# TYPE pdns_relay_partner_delivered_batches_total counter\n");
     for (size_t i = 0; i < d->n; i++)
         rc |= pdns_buf_printf(b, "pdns_relay_partner_delivered_batches_total{partner=\"%s\"} %llu\n",
-                              d->p[i].name, (unsigned long long)d->p[i].batches_sent);
+                              d->p[i]->name, (unsigned long long)d->p[i]->batches_sent);
     rc |= pdns_buf_printf(b, "# HELP pdns_relay_partner_outbox_full_total Batches refused or dropped because the partner's outbox was full (alarm on this).\n"
                              "# TYPE pdns_relay_partner_outbox_full_total counter\n");
     for (size_t i = 0; i < d->n; i++)
         rc |= pdns_buf_printf(b, "pdns_relay_partner_outbox_full_total{partner=\"%s\",action=\"refused\"} %llu\n"
                                  "pdns_relay_partner_outbox_full_total{partner=\"%s\",action=\"dropped_oldest\"} %llu\n",
-                              d->p[i].name, (unsigned long long)d->p[i].outbox_refused,
-                              d->p[i].name, (unsigned long long)d->p[i].outbox_dropped);
+                              d->p[i]->name, (unsigned long long)d->p[i]->outbox_refused,
+                              d->p[i]->name, (unsigned long long)d->p[i]->outbox_dropped);
     rc |= pdns_buf_printf(b, "# TYPE pdns_relay_partner_link_up gauge\n");
     for (size_t i = 0; i < d->n; i++)
         rc |= pdns_buf_printf(b, "pdns_relay_partner_link_up{partner=\"%s\"} %d\n",
-                              d->p[i].name, d->p[i].up);
+                              d->p[i]->name, d->p[i]->up);
     rc |= pdns_buf_printf(b, "# TYPE pdns_relay_partner_reconnects_total counter\n");
     for (size_t i = 0; i < d->n; i++)
         rc |= pdns_buf_printf(b, "pdns_relay_partner_reconnects_total{partner=\"%s\"} %llu\n",
-                              d->p[i].name, (unsigned long long)d->p[i].reconnects);
+                              d->p[i]->name, (unsigned long long)d->p[i]->reconnects);
     return rc ? -1 : 0;
 }

@@ -244,3 +244,27 @@ def test_delivery_as_passivedns_csv(relay_factory, redis_server, tmp_path):
         assert b.metrics()['pdns_relay_rejected_lines_total{source="d4",reason="fields"}'] == 0
     finally:
         del conftest_sensors["relay-a-as-sensor"]
+
+
+def test_partner_added_while_running(relay_factory, redis_server, workdir, tmp_path):
+    """A partner policy with an endpoint, dropped into the policy directory of
+    a running relay, starts delivery without a restart."""
+    (tmp_path / "a.hmac").write_bytes(A_HMAC)
+    os.chmod(tmp_path / "a.hmac", 0o600)
+    b = relay_factory(sensors=("sensor-c",), extra={
+        "relay_id": "relay-b", "state_dir": str(tmp_path),
+        "partners_in": [{"name": "relay-a", "uuid": A_UUID, "key_file": str(tmp_path / "a.hmac"),
+                         "pubkey": os.path.join(workdir, "relay.pub")}]})
+    b.start()
+    a = relay_factory(redis=redis_server, extra={
+        "relay_id": "relay-a", "mixer": FAST_MIXER,
+        "policies": {"dir": "partners", "outbox_dir": "outbox"}})
+    os.makedirs(os.path.join(a.dir, "partners"))
+    a.start()
+    write_policy(os.path.join(a.dir, "partners", "b.json"), partner="relay-b", sensor_id="relay",
+                 endpoint={"host": "127.0.0.1", "port": b.d4_port, "uuid": A_UUID,
+                           "hmac_key_file": str(tmp_path / "a.hmac"), "insecure": True})
+    assert a.wait_for(lambda: "deliver: partner relay-b: D4 over TLS" in a.log_text())
+    for name in ("sensor-a", "sensor-b"):
+        stream(a, name, batch("late", 15))
+    assert b.wait_for(lambda: len(b.output_lines()) == 15, 20), a.log_text()[-1500:]
