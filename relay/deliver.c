@@ -71,6 +71,7 @@ typedef struct deliver {
     relay *r;
     SSL_CTX *ctx;
     rconn rc;                     /* the relay's own Redis: the outboxes */
+    int rc_started;
     dpartner **p;                 /* pointers: handles inside must not move */
     size_t n;
 } deliver;
@@ -521,6 +522,10 @@ void deliver_sync(relay *r) {
         d->p[d->n++] = dp;
         log_info("deliver: partner %s: D4 over TLS to %s:%d, outbox %s", dp->name,
                  dp->host, dp->port, dp->skey);
+        if (!d->rc_started) { /* Redis only once some partner needs it */
+            d->rc_started = 1;
+            rconn_start(&d->rc);
+        }
     }
 }
 
@@ -536,7 +541,6 @@ int deliver_start(relay *r) {
     if (!d->ctx)
         return -1;
     SSL_CTX_set_min_proto_version(d->ctx, TLS1_2_VERSION);
-    deliver_sync(r);
     snprintf(d->rc.host, sizeof(d->rc.host), "%s", r->cfg.redis.host);
     d->rc.port = r->cfg.redis.port;
     d->rc.db = r->cfg.redis_db;
@@ -546,7 +550,7 @@ int deliver_start(relay *r) {
     d->rc.on_ready = on_ready;
     d->rc.on_down = on_down;
     d->rc.ctx = d;
-    rconn_start(&d->rc);
+    deliver_sync(r);
     return 0;
 }
 
@@ -567,7 +571,8 @@ void deliver_stop(relay *r) {
         sodium_free(dp->key);
         pdns_buf_free(&dp->cur);
     }
-    rconn_stop(&d->rc);
+    if (d->rc_started)
+        rconn_stop(&d->rc);
 }
 
 /* After the loop has closed the handles. */

@@ -68,6 +68,21 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         const char *path = in;
         pdns_buf_free(&p->body); /* keep-alive: the last answer's */
         p->sent = 0;
+        p->is_stream = 0;
+        if (strcmp(path, "/stream.ndjson") == 0 && r->streaming) {
+            /* the open stream for curl: chunked NDJSON that never ends */
+            uint8_t hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *q = start,
+                                        *end = hdr + sizeof(hdr) - 1;
+            char arg[48] = "";
+            const char *v = lws_get_urlarg_by_name(wsi, "since=", arg, sizeof(arg));
+            if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "application/x-ndjson",
+                                            LWS_ILLEGAL_HTTP_CONTENT_LEN, &q, end) ||
+                lws_finalize_write_http_header(wsi, start, &q, end))
+                return -1;
+            lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+            p->is_stream = 1;
+            return stream_client_open(&r->st, &p->sc, wsi, v ? strtoull(v, NULL, 10) : 0, 1);
+        }
         if (pdns_buf_reserve(&p->body, LWS_PRE) < 0)
             return -1;
         p->body.len = LWS_PRE;
@@ -105,6 +120,8 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         return respond(wsi, p, HTTP_STATUS_NOT_FOUND, "text/plain");
     }
     case LWS_CALLBACK_HTTP_WRITEABLE: {
+        if (p->is_stream)
+            return stream_client_writable(&p->sc);
         size_t left = p->body.len - LWS_PRE - p->sent;
         size_t chunk = left > 16384 ? 16384 : left;
         /* lws_write needs LWS_PRE writable bytes before the data */
@@ -148,7 +165,7 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF, &sndbuf,
                    sizeof(sndbuf));
         log_debug("stream: client joins (since %llu)", (unsigned long long)p->since);
-        return stream_client_open(&r->st, &p->sc, wsi, p->since);
+        return stream_client_open(&r->st, &p->sc, wsi, p->since, 0);
     }
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return p->is_stream ? stream_client_writable(&p->sc) : 0;
@@ -160,8 +177,12 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         return 0;
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-        if (p)
+        if (p) {
+            if (p->is_stream)
+                stream_client_close(&p->sc);
+            p->is_stream = 0;
             pdns_buf_free(&p->body);
+        }
         break;
     default:
         break;

@@ -47,7 +47,7 @@ static void enqueue_lines(stream_client *c, const char *text, size_t len) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
         if (n) {
-            if (c->queued + n > c->s->max_client_bytes) {
+            if (c->queued + n + 1 > c->s->max_client_bytes) {
                 c->dead = 1;
                 c->s->slow_dropped++;
                 drop_queue(c);
@@ -59,20 +59,23 @@ static void enqueue_lines(stream_client *c, const char *text, size_t len) {
                                     LWS_TO_KILL_ASYNC);
                 break;
             }
-            stream_msg *m = malloc(sizeof(*m) + LWS_PRE + n);
+            /* kept with its newline: HTTP clients get lines, WebSocket
+             * clients one message without it */
+            stream_msg *m = malloc(sizeof(*m) + LWS_PRE + n + 1);
             if (!m) {
                 c->dead = 1;
                 break;
             }
             m->next = NULL;
-            m->len = n;
+            m->len = n + 1;
             memcpy(m->data + LWS_PRE, p, n);
+            m->data[LWS_PRE + n] = '\n';
             if (c->tail)
                 c->tail->next = m;
             else
                 c->head = m;
             c->tail = m;
-            c->queued += n;
+            c->queued += m->len;
         }
         p += n + 1;
     }
@@ -104,9 +107,10 @@ void stream_publish(stream *s, uint64_t seq, const char *text, size_t len) {
 }
 
 int stream_client_open(stream *s, stream_client *c, struct lws *wsi,
-                       uint64_t since) {
+                       uint64_t since, int http) {
     memset(c, 0, sizeof(*c));
     c->wsi = wsi;
+    c->http = http;
     c->s = s;
     c->next = s->clients;
     if (s->clients)
@@ -129,7 +133,9 @@ int stream_client_writable(stream_client *c) {
     stream_msg *m = c->head;
     if (!m)
         return 0;
-    if (lws_write(c->wsi, m->data + LWS_PRE, m->len, LWS_WRITE_TEXT) < (int)m->len)
+    size_t n = c->http ? m->len : m->len - 1;
+    if (lws_write(c->wsi, m->data + LWS_PRE, n,
+                  c->http ? LWS_WRITE_HTTP : LWS_WRITE_TEXT) < (int)n)
         return -1;
     c->head = m->next;
     if (!c->head)

@@ -22,6 +22,7 @@ typedef struct stream_msg {
 
 typedef struct stream_client {
     struct lws *wsi;
+    int http;               /* /stream.ndjson: chunked HTTP, lines */
     stream_msg *head, *tail;
     size_t queued;          /* bytes waiting */
     int dead;
@@ -56,7 +57,7 @@ void stream_publish(stream *s, uint64_t seq, const char *text, size_t len);
 /* A client joined; it first gets the kept batches with seq >= since
  * (since 0: none, only new ones). Returns 0, or -1. */
 int stream_client_open(stream *s, stream_client *c, struct lws *wsi,
-                       uint64_t since);
+                       uint64_t since, int http);
 
 /* Writes one queued message. Returns -1 when the client must be closed. */
 int stream_client_writable(stream_client *c);
