@@ -858,6 +858,35 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* 1 when name is one of the comma-separated relays in path. */
+static int on_path(const char *path, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = path; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == n && memcmp(p, name, n) == 0)
+            return 1;
+        p = e ? e + 1 : NULL;
+    }
+    return 0;
+}
+
+/* Appends the relays of path not yet in out (comma-separated). */
+static void path_union(char *out, size_t outlen, const char *path) {
+    for (const char *p = path; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p), have = strlen(out);
+        char one[128];
+        if (l && l < sizeof(one)) {
+            memcpy(one, p, l);
+            one[l] = '\0';
+            if (!on_path(out, one) && have + l + 2 < outlen)
+                snprintf(out + have, outlen - have, "%s%s", have ? "," : "", one);
+        }
+        p = e ? e + 1 : NULL;
+    }
+}
+
 static uint64_t pow2_floor(uint64_t c) {
     uint64_t b = 1;
     while (b <= c / 2)
@@ -903,8 +932,10 @@ enum policy_verdict policy_decide(const policy *p, const policy_env *env,
             continue;
         }
         const policy_source *src = &env->src[s];
-        if (src->kind == PDNS_SRC_PARTNER && src->partner &&
-            strcmp(src->partner, p->partner) == 0) {
+        /* a record never goes back to a relay it passed through */
+        if (src->kind == PDNS_SRC_PARTNER &&
+            ((src->partner && strcmp(src->partner, p->partner) == 0) ||
+             (src->path && on_path(src->path, p->partner)))) {
             own++;
             continue;
         }
@@ -981,11 +1012,20 @@ enum policy_verdict policy_decide(const policy *p, const policy_env *env,
         out->rec.count = pow2_floor(e->raw_count);
     if (p->drop_bailiwick)
         out->rec.bailiwick.len = 0;
-    out->rec.origin.len = 0;
-    if (!p->drop_origin && env && env->relay_id) {
-        out->rec.origin.p = env->relay_id;
-        out->rec.origin.len = strlen(env->relay_id);
+    /* origin: this relay, then every relay the triple's partner records
+     * passed through; receivers drop what already passed them (loops).
+     * Kept even when the policy drops "origin": loops would follow. */
+    out->origin[0] = '\0';
+    if (env && env->relay_id)
+        path_union(out->origin, sizeof(out->origin), env->relay_id);
+    for (size_t i = 0; i < e->n_sensors; i++) {
+        uint16_t s = e->sensors[i];
+        if (env && s < env->n && env->src[s].kind == PDNS_SRC_PARTNER)
+            path_union(out->origin, sizeof(out->origin),
+                       env->src[s].path ? env->src[s].path : env->src[s].partner);
     }
+    out->rec.origin.p = out->origin;
+    out->rec.origin.len = strlen(out->origin);
     out->sid[0] = '\0';
     size_t sl = 0;
     if (p->id_mode == POLICY_ID_RELAY && env && env->relay_id) {
@@ -1017,8 +1057,9 @@ enum policy_verdict policy_decide(const policy *p, const policy_env *env,
     }
     out->rec.sensor_id.p = out->sid;
     out->rec.sensor_id.len = strlen(out->sid);
+    int upstream = strchr(out->origin, ',') != NULL;
     out->cof_flags = (out->rec.sensor_id.len ? COF_WITH_SENSOR : 0) |
-                     (out->rec.origin.len ? COF_WITH_ORIGIN : 0) |
+                     (out->rec.origin.len && (!p->drop_origin || upstream) ? COF_WITH_ORIGIN : 0) |
                      (p->drop_count ? COF_NO_COUNT : 0);
     WHY("shared (%zu allowed sensors, count %llu)", neff,
         (unsigned long long)e->raw_count);

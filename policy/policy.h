@@ -30,6 +30,9 @@ typedef struct policy_source {
     const uint8_t *uuid;      /* 16 bytes, or NULL */
     enum pdns_source kind;
     const char *partner;      /* kind PDNS_SRC_PARTNER: the partner's name */
+    const char *path;         /* kind partner: the relays its records passed
+                               * through, comma-separated, the partner first
+                               * (NULL: just the partner) */
 } policy_source;
 
 typedef struct policy_env {
@@ -161,6 +164,7 @@ const char *policy_verdict_name(enum policy_verdict v);
 typedef struct policy_out {
     pdns_record rec;          /* sensor_id per id_mode; fields dropped */
     char sid[1024];
+    char origin[512];         /* this relay, then every relay upstream */
     uint16_t n_sensors;       /* the allowed sensors it counts */
     unsigned cof_flags;       /* for cof_encode: the fields this partner gets */
 } policy_out;

@@ -120,6 +120,10 @@ static void reload(relay *r) {
     config_free(&nc);
 }
 
+static int source_for(void *ctx, const char *who, const char *path) {
+    return share_source_for(ctx, who, path);
+}
+
 /* Every signed batch goes to its partner's delivery outbox; the open
  * stream takes those of its policy. */
 static void on_published(void *ctx, const partner *pt, uint64_t seq,
@@ -332,6 +336,11 @@ int cmd_run(int argc, char **argv) {
     }
     r.sh.published = on_published;
     r.sh.published_ctx = &r;
+    r.in.relay_id = r.cfg.relay_id;
+    if (r.cfg.policy_dir[0]) {
+        r.in.source_for = source_for;
+        r.in.source_ctx = &r.sh;
+    }
     if (deliver_start(&r) < 0) {
         log_error("run: cannot start delivery to partners");
         goto out_lws;

@@ -30,15 +30,45 @@ struct intake {
 static int take(void *ctx, const pdns_record *r) {
     struct intake *t = ctx;
     pdns_record c = *r;
+    char path[512];
+    ingest_source src = t->src;
+    /* the relays it passed through: the partner, then what it said */
+    int n0 = snprintf(path, sizeof(path), "%s", t->src.name);
+    if (r->origin.len && !(r->origin.len == (size_t)n0 &&
+                           memcmp(r->origin.p, path, r->origin.len) == 0)) {
+        const char *o = r->origin.p;
+        size_t ol = r->origin.len;
+        if (ol > (size_t)n0 && memcmp(o, path, (size_t)n0) == 0 && o[n0] == ',')
+            snprintf(path, sizeof(path), "%.*s", (int)ol, o);
+        else
+            snprintf(path + n0, sizeof(path) - (size_t)n0, ",%.*s", (int)ol, o);
+    }
+    if (t->in->relay_id) { /* passed us already: a loop */
+        size_t idl = strlen(t->in->relay_id);
+        for (const char *q = path; q;) {
+            const char *e = strchr(q, ',');
+            size_t l = e ? (size_t)(e - q) : strlen(q);
+            if (l == idl && memcmp(q, t->in->relay_id, idl) == 0) {
+                t->in->m.partner_loops++;
+                return 0;
+            }
+            q = e ? e + 1 : NULL;
+        }
+    }
+    if (strchr(path, ',') && t->in->source_for) {
+        int k = t->in->source_for(t->in->source_ctx, t->src.name, path);
+        if (k >= 0)
+            src.index = (uint16_t)k;
+    }
     int n = snprintf(t->sid, sizeof(t->sid), "%s%s%.*s", t->src.name,
                      r->sensor_id.len ? "/" : "", (int)r->sensor_id.len,
                      r->sensor_id.p);
     c.sensor_id.p = t->sid;
     c.sensor_id.len = n < 0 ? 0 : (size_t)n < sizeof(t->sid) ? (size_t)n : sizeof(t->sid) - 1;
-    c.origin.p = t->src.name;
-    c.origin.len = strlen(t->src.name);
+    c.origin.p = path;
+    c.origin.len = strlen(path);
     c.source = PDNS_SRC_PARTNER;
-    ingest_record(t->in, &t->src, &c);
+    ingest_record(t->in, &src, &c);
     return 0;
 }
 

@@ -83,7 +83,7 @@ static void emit(ingest *in, const pdns_record *r, uint16_t index) {
         in->m.mixer_insert_errors++;
     if (in->out_fd < 0)
         return;
-    if (cof_encode(r, COF_WITH_SENSOR, &in->out) < 0) {
+    if (cof_encode(r, COF_WITH_SENSOR | COF_WITH_ORIGIN, &in->out) < 0) {
         in->m.output_write_errors++;
         return;
     }
@@ -225,8 +225,11 @@ int ingest_metrics_render(const ingest *in, const relay_config *cfg,
                  "# TYPE pdns_relay_output_write_errors_total counter\n"
                  "pdns_relay_output_write_errors_total %" PRIu64 "\n"
                  "# TYPE pdns_relay_log_suppressed_total counter\n"
-                 "pdns_relay_log_suppressed_total %" PRIu64 "\n",
+                 "pdns_relay_log_suppressed_total %" PRIu64 "\n"
+                 "# HELP pdns_relay_partner_loops_total Partner records dropped because they had passed this relay already.\n"
+                 "# TYPE pdns_relay_partner_loops_total counter\n"
+                 "pdns_relay_partner_loops_total %" PRIu64 "\n",
               m->queue_batches, m->queue_recovered, m->redis_disconnects,
-              m->output_write_errors, m->log_suppressed);
+              m->output_write_errors, m->log_suppressed, m->partner_loops);
     return rc ? -1 : 0;
 }

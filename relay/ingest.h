@@ -29,6 +29,7 @@ typedef struct relay_metrics {
     uint64_t output_write_errors;
     uint64_t log_suppressed;
     uint64_t mixer_insert_errors;
+    uint64_t partner_loops;  /* partner records that had passed us already */
 } relay_metrics;
 
 /* Where a line came from: the provenance every record carries. */
@@ -45,6 +46,11 @@ struct mixer_pool;
 typedef struct ingest {
     relay_metrics m;
     struct mixer_pool *mix;    /* accepted answers go here too, if set */
+    /* partner records: the mixer number of (partner, relay path), and this
+     * relay's id (a record that already passed it is a loop) */
+    int (*source_for)(void *ctx, const char *partner, const char *path);
+    void *source_ctx;
+    const char *relay_id;
     int out_fd;              /* COF output file, or -1 */
     pdns_buf out;
     int keep_errors;

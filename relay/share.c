@@ -27,17 +27,17 @@ int share_env_build(const relay_config *cfg, policy_source **srcp,
     for (size_t i = 0; i < cfg->n_sensors; i++) {
         const relay_sensor *s = &cfg->sensors[i];
         src[s->index] = (policy_source){s->name, s->org, s->group, s->uuid,
-                                        PDNS_SRC_D4, NULL};
+                                        PDNS_SRC_D4, NULL, NULL};
     }
     for (size_t i = 0; i < cfg->n_queues; i++) {
         const cfg_queue *q = &cfg->queues[i];
         src[q->index] = (policy_source){q->sensor, "", "", NULL,
-                                        PDNS_SRC_QUEUE, NULL};
+                                        PDNS_SRC_QUEUE, NULL, NULL};
     }
     for (size_t i = 0; i < cfg->n_partners_in; i++) {
         const relay_sensor *s = &cfg->partners_in[i];
         src[s->index] = (policy_source){s->name, "", "", s->uuid,
-                                        PDNS_SRC_PARTNER, s->name};
+                                        PDNS_SRC_PARTNER, s->name, NULL};
     }
     *srcp = src;
     env->src = src;
@@ -240,6 +240,41 @@ void share_reload(share *s) {
     }
 }
 
+int share_source_for(share *s, const char *who, const char *path) {
+    for (size_t i = s->n_static; i < s->env.n; i++)
+        if (strcmp(s->src[i].path, path) == 0)
+            return (int)i;
+    if (s->env.n >= 65535)
+        return -1;
+    policy_source *ns = realloc(s->src, (s->env.n + 1) * sizeof(*ns));
+    char **nn = realloc(s->dyn_names, (s->env.n - s->n_static + 1) * 2 * sizeof(*nn));
+    if (ns)
+        s->src = ns;
+    if (nn)
+        s->dyn_names = nn;
+    if (!ns || !nn)
+        return -1;
+    size_t k = s->env.n - s->n_static;
+    char *name = strdup(who), *p = strdup(path);
+    if (!name || !p) {
+        free(name);
+        free(p);
+        return -1;
+    }
+    s->dyn_names[2 * k] = name;
+    s->dyn_names[2 * k + 1] = p;
+    s->src[s->env.n] = (policy_source){name, "", "", NULL, PDNS_SRC_PARTNER, name, p};
+    s->env.src = s->src;
+    s->env.n++;
+    for (size_t i = 0; i < s->np; i++) { /* the new source: allowed or not */
+        policy_diag d = {0};
+        policy_resolve(s->p[i].pol, &s->env, &d);
+        policy_diag_free(&d);
+    }
+    log_info("policy: records from partner %s via %s count as their own source", who, path);
+    return (int)(s->env.n - 1);
+}
+
 int share_start(share *s, const relay_config *cfg) {
     memset(s, 0, sizeof(*s));
     s->cfg = cfg;
@@ -251,6 +286,7 @@ int share_start(share *s, const relay_config *cfg) {
     }
     if (share_env_build(cfg, &s->src, &s->env) < 0)
         return -1;
+    s->n_static = s->env.n;
     char err[512];
     s->sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
     if (!s->sk || batch_read_secret_key(cfg->signing_key, s->sk, err, sizeof(err)) < 0) {
@@ -382,6 +418,9 @@ void share_stop(share *s) {
     while (s->np)
         partner_drop(s, &s->p[s->np - 1]);
     free(s->p);
+    for (size_t i = 0; s->dyn_names && i < 2 * (s->env.n - s->n_static); i++)
+        free(s->dyn_names[i]);
+    free(s->dyn_names);
     free(s->src);
     sodium_free(s->sk);
     s->p = NULL;

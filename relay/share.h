@@ -39,6 +39,8 @@ typedef struct partner {
 typedef struct share {
     const relay_config *cfg;
     policy_source *src;
+    size_t n_static;          /* sources from the configuration */
+    char **dyn_names;         /* partner-path sources added at run time */
     policy_env env;
     partner *p;
     size_t np;
@@ -50,6 +52,13 @@ typedef struct share {
     void *published_ctx;
     uint64_t reloads, reload_errors;
 } share;
+
+/* The mixer number of records from partner that passed through path
+ * (a comma-separated list of relays, the partner first): a source of its
+ * own, so that policies can keep those records from every relay on the
+ * path. Added on first sight; every policy is re-resolved. Returns the
+ * number, or -1. */
+int share_source_for(share *s, const char *who, const char *path);
 
 /* Loads every *.json in cfg->policy_dir. Returns 0 (files that fail are
  * logged and skipped), or -1 when the directories cannot be used. */

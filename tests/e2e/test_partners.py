@@ -268,3 +268,51 @@ def test_partner_added_while_running(relay_factory, redis_server, workdir, tmp_p
     for name in ("sensor-a", "sensor-b"):
         stream(a, name, batch("late", 15))
     assert b.wait_for(lambda: len(b.output_lines()) == 15, 20), a.log_text()[-1500:]
+
+
+def test_ring_of_three_never_loops(relay_factory, redis_server, workdir, tmp_path):
+    """A -> B -> C -> A, every link resharing: A's records reach B and C and
+    never come back to A (C's policy sees relay-a on their path)."""
+    pub = os.path.join(workdir, "relay.pub")
+    ids = {"ab": "ab00000000000000000000000000ab01", "bc": "bc00000000000000000000000000bc01",
+           "ca": "ca00000000000000000000000000ca01"}
+    for link in ids:
+        (tmp_path / (link + ".hmac")).write_bytes(b"hmac of link " + link.encode())
+        os.chmod(tmp_path / (link + ".hmac"), 0o600)
+
+    def inbound(frm, link):
+        return [{"name": frm, "uuid": ids[link], "key_file": str(tmp_path / (link + ".hmac")),
+                 "pubkey": pub}]
+
+    relays = {}
+    for name, up, sensors, k in (("relay-a", "ca", ("sensor-a", "sensor-b"), 2),
+                                 ("relay-b", "ab", ("sensor-c",), 1),
+                                 ("relay-c", "bc", ("sensor-c",), 1)):
+        relays[name] = relay_factory(redis=redis_server, sensors=sensors, extra={
+            "relay_id": name, "state_dir": str(tmp_path),
+            "mixer": dict(FAST_MIXER, min_sensors=k),
+            "partners_in": inbound({"ca": "relay-c", "ab": "relay-a", "bc": "relay-b"}[up], up),
+            "policies": {"dir": "partners", "outbox_dir": "outbox"}})
+        os.makedirs(os.path.join(relays[name].dir, "partners"))
+    for name, to, link in (("relay-a", "relay-b", "ab"), ("relay-b", "relay-c", "bc"),
+                           ("relay-c", "relay-a", "ca")):
+        write_policy(os.path.join(relays[name].dir, "partners", to + ".json"), partner=to,
+                     reshare=True, sources={"allow": ["d4", "partner"]}, min_sensors=1,
+                     sensor_id="relay",
+                     endpoint={"host": "127.0.0.1", "port": relays[to].d4_port, "uuid": ids[link],
+                               "hmac_key_file": str(tmp_path / (link + ".hmac")), "insecure": True})
+    for r in relays.values():
+        r.start()
+    a, b, c = relays["relay-a"], relays["relay-b"], relays["relay-c"]
+    for name in ("sensor-a", "sensor-b"):
+        stream(a, name, batch("ring", 25))
+    assert b.wait_for(lambda: len(b.output_lines()) == 25, 20), a.log_text()[-1000:]
+    assert c.wait_for(lambda: len(c.output_lines()) == 25, 20), b.log_text()[-1000:]
+    assert all(o["origin"] == "relay-b,relay-a" for o in c.output_lines())
+    assert c.wait_for(lambda: c.metrics().get(
+        'pdns_relay_partner_denied_total{partner="relay-a",reason="own"}', 0) == 25, 10)
+    time.sleep(2)
+    # nothing came back to A: its output holds only its own sensors' records
+    assert all(o["sensor_id"] in ("sensor-a", "sensor-b") for o in a.output_lines())
+    assert len(a.output_lines()) == 50
+    assert outbox_of(c, "relay-a") == []

@@ -58,8 +58,8 @@ static const policy_source srcs[9] = {
     {"s4", "org-c", "west", uuids[4], PDNS_SRC_D4, NULL},
     {"s5", "", "", uuids[5], PDNS_SRC_D4, NULL},
     {"q0", "", "", NULL, PDNS_SRC_QUEUE, NULL},
-    {"p-alpha", "", "", uuids[7], PDNS_SRC_PARTNER, "alpha"},
-    {"p-beta", "", "", uuids[8], PDNS_SRC_PARTNER, "beta"},
+    {"p-alpha", "", "", uuids[7], PDNS_SRC_PARTNER, "alpha", NULL},
+    {"p-beta", "", "", uuids[8], PDNS_SRC_PARTNER, "beta", NULL},
 };
 static policy_env env = {srcs, 9, "relay-1", NULL};
 
@@ -122,7 +122,7 @@ static void test_good_policy(void **state) {
     mixer_entry e = entry("www.example.com", PDNS_RR_A, s01, 2, 5);
     assert_int_equal(policy_decide(p, &env, &e, 1795940000, &out, why, sizeof(why)), POLICY_PASS);
     assert_int_equal(out.rec.sensor_id.len, 65); /* two pseudonyms */
-    assert_int_equal(out.rec.origin.len, 0);
+    assert_false(out.cof_flags & COF_WITH_ORIGIN); /* dropped: no relay upstream */
     e = entry("www.example.com", PDNS_RR_A, s03, 2, 5); /* s3 denied: one left */
     assert_int_equal(policy_decide(p, &env, &e, 1795940000, &out, why, sizeof(why)), POLICY_DENY_THRESHOLD);
     assert_string_equal(why, "1 allowed sensors saw it, the policy needs 2");
@@ -445,7 +445,10 @@ static void test_properties(void **state) {
             if (mode == 2) /* pseudonyms: 32 hex each, no names */
                 assert_int_equal(out.rec.sensor_id.len, (size_t)(eff * 33 - 1));
             assert_int_equal(!!(out.cof_flags & COF_NO_COUNT), dropc);
-            assert_int_equal(out.rec.origin.len == 0, dropo);
+            /* origin names the relay path; dropped on request unless the
+             * record came through other relays (then loops would follow) */
+            int upstream = strchr(out.origin, ',') != NULL;
+            assert_int_equal(!!(out.cof_flags & COF_WITH_ORIGIN), !dropo || upstream);
             assert_false(out.rec.has_ms);
         }
         policy_free(p);
