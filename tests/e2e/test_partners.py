@@ -126,11 +126,8 @@ def outbox_of(relay, partner):
         return [json.loads(l) for l in f if not l.startswith('{"pdns_relay_batch"')]
 
 
-def test_delivery_a_to_b_survives_restarts(relay_factory, redis_server, workdir, tmp_path):
-    """A delivers to B over D4/TLS from its Redis outbox. B is stopped for a
-    while, A is killed with SIGKILL mid-stream: B ends with every record A's
-    policy allows, none twice."""
-    import signal
+def a_and_b(relay_factory, redis_server, workdir, tmp_path):
+    """B, which takes relay-a's batches; and A (with Redis, not started yet)."""
     (tmp_path / "a.hmac").write_bytes(A_HMAC)
     os.chmod(tmp_path / "a.hmac", 0o600)
     b = relay_factory(sensors=("sensor-c",), extra={
@@ -142,9 +139,22 @@ def test_delivery_a_to_b_survives_restarts(relay_factory, redis_server, workdir,
         "relay_id": "relay-a", "mixer": FAST_MIXER,
         "policies": {"dir": "partners", "outbox_dir": "outbox"}})
     os.makedirs(os.path.join(a.dir, "partners"))
+    return a, b
+
+
+def policy_to_b(a, b, tmp_path):
     write_policy(os.path.join(a.dir, "partners", "b.json"), partner="relay-b", sensor_id="relay",
                  endpoint={"host": "127.0.0.1", "port": b.d4_port, "uuid": A_UUID,
                            "hmac_key_file": str(tmp_path / "a.hmac"), "insecure": True})
+
+
+def test_delivery_a_to_b_survives_restarts(relay_factory, redis_server, workdir, tmp_path):
+    """A delivers to B over D4/TLS from its Redis outbox. B is stopped for a
+    while, A is killed with SIGKILL mid-stream: B ends with every record A's
+    policy allows, none twice."""
+    import signal
+    a, b = a_and_b(relay_factory, redis_server, workdir, tmp_path)
+    policy_to_b(a, b, tmp_path)
     a.start()
 
     def names():
@@ -249,21 +259,9 @@ def test_delivery_as_passivedns_csv(relay_factory, redis_server, tmp_path):
 def test_partner_added_while_running(relay_factory, redis_server, workdir, tmp_path):
     """A partner policy with an endpoint, dropped into the policy directory of
     a running relay, starts delivery without a restart."""
-    (tmp_path / "a.hmac").write_bytes(A_HMAC)
-    os.chmod(tmp_path / "a.hmac", 0o600)
-    b = relay_factory(sensors=("sensor-c",), extra={
-        "relay_id": "relay-b", "state_dir": str(tmp_path),
-        "partners_in": [{"name": "relay-a", "uuid": A_UUID, "key_file": str(tmp_path / "a.hmac"),
-                         "pubkey": os.path.join(workdir, "relay.pub")}]})
-    b.start()
-    a = relay_factory(redis=redis_server, extra={
-        "relay_id": "relay-a", "mixer": FAST_MIXER,
-        "policies": {"dir": "partners", "outbox_dir": "outbox"}})
-    os.makedirs(os.path.join(a.dir, "partners"))
+    a, b = a_and_b(relay_factory, redis_server, workdir, tmp_path)
     a.start()
-    write_policy(os.path.join(a.dir, "partners", "b.json"), partner="relay-b", sensor_id="relay",
-                 endpoint={"host": "127.0.0.1", "port": b.d4_port, "uuid": A_UUID,
-                           "hmac_key_file": str(tmp_path / "a.hmac"), "insecure": True})
+    policy_to_b(a, b, tmp_path)
     assert a.wait_for(lambda: "deliver: partner relay-b: D4 over TLS" in a.log_text())
     for name in ("sensor-a", "sensor-b"):
         stream(a, name, batch("late", 15))
