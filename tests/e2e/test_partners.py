@@ -314,3 +314,125 @@ def test_ring_of_three_never_loops(relay_factory, redis_server, workdir, tmp_pat
     assert all(o["sensor_id"] in ("sensor-a", "sensor-b") for o in a.output_lines())
     assert len(a.output_lines()) == 50
     assert outbox_of(c, "relay-a") == []
+
+
+class TamperProxy:
+    """A D4 man in the middle that knows the link's HMAC key (as any D4
+    server on the way does) but not the relay's signing key: it re-signs the
+    frames it alters. It forwards A's frames to B, altering one batch frame
+    by `action` (flip a byte, drop, replay), and records what it forwarded."""
+
+    def __init__(self, workdir, target_port, action, which=2):
+        import socket as so
+        import ssl
+        import threading
+        self.action, self.which, self.target = action, which, target_port
+        self.captured = []
+        self.srv = so.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(4)
+        self.port = self.srv.getsockname()[1]
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(os.path.join(workdir, "tls.crt"), os.path.join(workdir, "tls.key"))
+        self.done = False
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        import struct
+        while True:
+            try:
+                raw, _ = self.srv.accept()
+            except OSError:
+                return
+            try:
+                a = self.ctx.wrap_socket(raw, server_side=True)
+                b = d4sensor.connect(self.target)
+            except OSError:
+                continue
+            n254 = 0
+            try:
+                while True:
+                    hdr = self.readn(a, 62)
+                    if hdr is None:
+                        break
+                    ftype, size = hdr[1], struct.unpack("<I", hdr[58:62])[0]
+                    payload = self.readn(a, size)
+                    if payload is None:
+                        break
+                    uuid = hdr[2:18].hex()
+                    out = [payload]
+                    if ftype == 254:
+                        n254 += 1
+                        if n254 == self.which and not self.done:
+                            self.done = True
+                            if self.action == "flip":
+                                out = [payload.replace(b"10.7.", b"10.6.", 1)]
+                            elif self.action == "drop":
+                                out = []
+                            elif self.action == "replay":
+                                out = [payload, payload]
+                        self.captured += out
+                    for p in out:
+                        b.sendall(d4sensor.frame(uuid, A_HMAC, p, ftype=ftype))
+            except OSError:
+                pass
+            for s in (a, b):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    @staticmethod
+    def readn(s, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = s.recv(n - len(buf))
+            if not chunk:
+                return None
+            buf += chunk
+        return buf
+
+
+def test_tampering_on_the_way_is_caught(relay_factory, redis_server, workdir, tmp_path):
+    """Between A and B a D4 hop flips a byte, drops a batch, replays a batch:
+    B refuses or reports each; `verify` reports the same on the captured
+    stream."""
+    pub = os.path.join(workdir, "relay.pub")
+    for action, b_says, verify_says in (
+            ("flip", "do not match the signed Merkle root", "a record was altered"),
+            ("drop", "never arrived", "are missing (dropped)"),
+            ("replay", None, "replayed or reordered")):
+        (tmp_path / action).mkdir()
+        a, b = a_and_b(relay_factory, redis_server, workdir, tmp_path / action)
+        proxy = TamperProxy(workdir, b.d4_port, action)
+        write_policy(os.path.join(a.dir, "partners", "b.json"), partner="relay-b",
+                     sensor_id="relay",
+                     endpoint={"host": "127.0.0.1", "port": proxy.port, "uuid": A_UUID,
+                               "hmac_key_file": str(tmp_path / action / "a.hmac"),
+                               "insecure": True})
+        a.start()
+        for r in range(4):  # four batches
+            for name in ("sensor-a", "sensor-b"):
+                stream(a, name, batch("t%d" % r, 10))
+            time.sleep(1.2)
+        m = lambda k: b.metrics().get(
+            'pdns_relay_partner_in_batches_total{partner="relay-a",result="%s"}' % k, 0)
+        if action == "flip":
+            assert b.wait_for(lambda: m("refused") >= 1, 10)
+            # A's connection was closed; it reconnects and sends again: all arrive
+            assert b.wait_for(lambda: len(b.output_lines()) == 40, 30), a.log_text()[-800:]
+        if action == "drop":
+            assert b.wait_for(lambda: len(b.output_lines()) == 30, 15)
+        if action == "replay":
+            assert b.wait_for(lambda: m("duplicate") >= 1, 10)
+            assert len(b.output_lines()) == 40
+        if b_says:
+            assert b_says in b.log_text()
+        cap = tmp_path / action / "captured.ndjson"
+        cap.write_bytes(b"".join(proxy.captured))
+        q = subprocess.run([BIN, "verify", "--pubkey", pub, str(cap)], capture_output=True,
+                           text=True, timeout=30)
+        assert q.returncode == 1 and verify_says in q.stderr, q.stderr
+        proxy.srv.close()
+        a.stop()
+        b.stop()
