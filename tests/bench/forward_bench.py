@@ -1,0 +1,108 @@
+#!/usr/bin/python3
+"""Forwarding on loopback: relay A takes N records from two sensors (the
+same names, so k = 2 holds), mixes, applies a partner policy, signs, puts
+the batches in its Redis outbox and delivers them over D4/TLS to relay B,
+which verifies and takes them. Reported: records/s from the first sensor
+byte to the last record taken at B, A's CPU time per record, and the share
+of A's CPU that hashing and signing take (their cost per record measured
+in-process by bench_batch, times N, over A's CPU time)."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
+import conftest  # noqa: E402
+
+N = int(os.environ.get("BENCH_FORWARD", "200000"))
+A_UUID = "a0a0a0a0a0a0400080000000000000aa"
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="pdns-fwd-")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    os.path.join(work, "tls.key"), "-out", os.path.join(work, "tls.crt"),
+                    "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
+    for name, (_, key) in conftest.SENSORS.items():
+        p = os.path.join(work, name + ".key")
+        open(p, "wb").write(key)
+        os.chmod(p, 0o600)
+    subprocess.run([conftest.BIN, "keygen", "--out", os.path.join(work, "relay")], check=True,
+                   capture_output=True)
+    hm = os.path.join(work, "a.hmac")
+    open(hm, "wb").write(b"forward bench hmac")
+    os.chmod(hm, 0o600)
+    redis = conftest.Redis(work)
+    redis.start()
+    csv = os.path.join(work, "in.csv")
+    with open(csv, "w") as f:
+        for i in range(N):
+            f.write("1795930651.1||c||s||IN||h%d.fwd.test.||A||10.%d.%d.%d||60||1\n"
+                    % (i, (i >> 16) & 255, (i >> 8) & 255, i & 255))
+    b = conftest.Relay(work, sensors=("sensor-c",), extra={
+        "relay_id": "relay-b", "state_dir": work, "stats_interval": 0,
+        "mixer": {"enabled": False},
+        "partners_in": [{"name": "relay-a", "uuid": A_UUID, "key_file": hm,
+                         "pubkey": os.path.join(work, "relay.pub")}]})
+    cfgb = json.load(open(b.config))
+    del cfgb["ingest"]  # count only
+    json.dump(cfgb, open(b.config, "w"))
+    b.start()
+    a = conftest.Relay(work, redis=redis, extra={
+        "relay_id": "relay-a", "stats_interval": 0,
+        "mixer": {"interval": 1, "hold_min": 0, "hold_jitter": 0, "min_batch": 1,
+                  "send_fraction": 1.0, "pool_min": 0, "sensor_quota": 1.0,
+                  "time_resolution": 3600, "max_hold": 120, "max_triples": N + 10},
+        "policies": {"dir": "partners", "outbox_dir": "outbox"}})
+    os.makedirs(os.path.join(a.dir, "partners"))
+    json.dump({"partner": "relay-b", "rrtypes": {"allow": ["A"]}, "names": {"allow": ["."]},
+               "sensors": {"allow": ["*"]}, "sensor_id": "relay",
+               "endpoint": {"host": "127.0.0.1", "port": b.d4_port, "uuid": A_UUID,
+                            "hmac_key_file": hm, "insecure": True}},
+              open(os.path.join(a.dir, "partners", "b.json"), "w"))
+    a.start()
+    time.sleep(0.5)
+    cpu0 = cpu_seconds(a.proc.pid)
+    t0 = time.time()
+    for name in ("sensor-a", "sensor-b"):
+        subprocess.run([conftest.BIN, "send", "--host", "127.0.0.1", "--port", str(a.d4_port),
+                        "--uuid", conftest.SENSORS[name][0], "--key-file",
+                        os.path.join(work, name + ".key"), "--insecure", csv],
+                       check=True, capture_output=True)
+    while time.time() - t0 < 300:
+        m = b.metrics()
+        if m.get('pdns_relay_records_total{source="partner"}', 0) >= N:
+            break
+        time.sleep(0.05)
+    t = time.time() - t0
+    got = b.metrics().get('pdns_relay_records_total{source="partner"}', 0)
+    cpu = cpu_seconds(a.proc.pid) - cpu0
+    # hashing and signing cost per record, in-process
+    out = subprocess.run([os.path.join(os.path.dirname(conftest.BIN), "bench", "bench_batch"),
+                          "200000", conftest.BIN], capture_output=True, text=True).stdout
+    ns = sum(float(line.split()[-2]) for line in out.splitlines()
+             if line.startswith(("leaf hashing", "Ed25519 signature")))
+    a.stop()
+    b.stop()
+    redis.stop()
+    shutil.rmtree(work, ignore_errors=True)
+    print("\nForwarding on loopback: %d records, 2 sensors -> relay A (mix, policy, sign, Redis "
+          "outbox) -> D4/TLS -> relay B (verify, take)" % N)
+    print("%-44s %12s" % ("what", "value"))
+    print("%-44s %12d" % ("records taken at B", got))
+    print("%-44s %12.0f" % ("records/s, first sensor byte to last at B", got / t))
+    print("%-44s %12.0f" % ("A's CPU per forwarded record (ns)", cpu * 1e9 / max(got, 1)))
+    print("%-44s %11.1f%%" % ("hashing + signing share of A's CPU", 100 * ns * got / 1e9 / max(cpu, 1e-9)))
+
+
+if __name__ == "__main__":
+    main()
