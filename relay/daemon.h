@@ -29,6 +29,7 @@ typedef struct relay {
     mixer_pool *mix;             /* NULL when mixer.enabled is false */
     mixer_rng mix_rng;
     mixer_stats mix_last;        /* the last batch's figures */
+    int64_t mix_last_ms;         /* when the last batch left (unix ms), 0 before */
     uint64_t mix_batches, mix_cap_logged;
     uint64_t mix_cap_log_ms;
     uint64_t mix_tick_ms;

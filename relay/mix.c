@@ -21,6 +21,7 @@ static void on_batch(void *ctx, const mixer_batch *b) {
     relay *r = ctx;
     const mixer_stats *s = &b->stats;
     r->mix_last = *s;
+    r->mix_last_ms = b->time_ms;
     r->mix_batches++;
     log_info("mixer: batch %" PRIu64 "%s: %zu triples from %zu sensors, H %.2f "
              "bits (anonymity set %.1f, min-entropy %.2f), %zu held back, %zu "
@@ -115,9 +116,12 @@ int relay_mix_metrics(const relay *r, pdns_buf *b) {
                     "# TYPE pdns_relay_mixer_batches_total counter\n"
                     "pdns_relay_mixer_batches_total %" PRIu64 "\n"
                     "# TYPE pdns_relay_mixer_early_flushes_total counter\n"
-                    "pdns_relay_mixer_early_flushes_total %" PRIu64 "\n",
+                    "pdns_relay_mixer_early_flushes_total %" PRIu64 "\n"
+                    "# HELP pdns_relay_mixer_last_batch_time_seconds When the last batch left the mixer (unix time, 0 before the first).\n"
+                    "# TYPE pdns_relay_mixer_last_batch_time_seconds gauge\n"
+                    "pdns_relay_mixer_last_batch_time_seconds %.3f\n",
                  c->inserted, c->merged, c->released, c->batches,
-                 c->early_flushes);
+                 c->early_flushes, (double)r->mix_last_ms / 1000.0);
     rc |= pdns_buf_printf(b, "# HELP pdns_relay_mixer_dropped_total Triples dropped from the pool (kept in the store, not shared), by reason.\n"
                  "# TYPE pdns_relay_mixer_dropped_total counter\n");
     for (int d = 0; d < MIXER_DROP_COUNT; d++)

@@ -46,6 +46,8 @@ def test_mixer_releases_only_shared_triples(relay_factory):
         "send_fraction": 1.0, "pool_min": 0, "min_sensors": 2, "sensor_quota": 0.5,
         "time_resolution": 3600, "count_buckets": False, "output_file": "mixed.ndjson"}})
     relay.start()
+    assert relay.metrics()["pdns_relay_mixer_last_batch_time_seconds"] == 0
+    t_start = time.time()
     a = triples(os.path.join(DATA, "sensor-a.full.csv"))
     b = triples(os.path.join(DATA, "sensor-b.full.csv"))
     shared = {k: (min(a[k][0], b[k][0]), max(a[k][1], b[k][1]), a[k][2] + b[k][2])
@@ -81,6 +83,7 @@ def test_mixer_releases_only_shared_triples(relay_factory):
     m = relay.metrics()
     assert m["pdns_relay_mixer_released_total"] == len(shared)
     assert m["pdns_relay_mixer_batches_total"] >= 1
+    assert t_start - 1 <= m["pdns_relay_mixer_last_batch_time_seconds"] <= time.time()
     assert m['pdns_relay_mixer_last_batch{figure="distinct_sensors"}'] == 2
     assert "mixer: batch 1" in relay.log_text()
 
