@@ -13,37 +13,19 @@
 
 #include "config.h"
 
-static char dir[64];
-
-static void write_file(const char *name, const char *text, mode_t mode) {
-    char p[256];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    chmod(p, mode);
-}
+#include "tmpdir.h"
 
 static int setup(void **state) {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/pdns-cfg-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    write_file("a.key", "secret-a\n", 0600);
-    write_file("open.key", "secret-b\n", 0644);
+    tmpdir_setup("pdns-cfg");
+    tmpdir_write("a.key", "secret-a\n", 0600);
+    tmpdir_write("open.key", "secret-b\n", 0644);
     return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd);
 }
 
 static int load(const char *text, char *err, relay_config *cfg) {
     char p[256];
-    write_file("relay.json", text, 0644);
+    tmpdir_write("relay.json", text, 0644);
     snprintf(p, sizeof(p), "%s/relay.json", dir);
     return config_load(cfg, p, err, 1024);
 }
@@ -158,5 +140,5 @@ int main(void) {
         cmocka_unit_test(test_bad),
         cmocka_unit_test(test_addr_and_url),
     };
-    return cmocka_run_group_tests_name("config", tests, setup, teardown);
+    return cmocka_run_group_tests_name("config", tests, setup, tmpdir_teardown);
 }

@@ -16,35 +16,17 @@
 #include "policy.h"
 #include "rrtype.h"
 
-static char dir[64];
-
-static void write_file(const char *name, const char *text, mode_t mode) {
-    char p[256];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    chmod(p, mode);
-}
+#include "tmpdir.h"
 
 static int setup(void **state) {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/pdns-policy-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    write_file("pseudo.key", "a partner secret of at least thirty-two bytes\n", 0600);
-    write_file("pseudo2.key", "another partner secret, also long enough....\n", 0600);
-    write_file("open.key", "a partner secret of at least thirty-two bytes\n", 0644);
-    write_file("short.key", "short\n", 0600);
-    write_file("hmac.key", "hmac\n", 0600);
+    tmpdir_setup("pdns-policy");
+    tmpdir_write("pseudo.key", "a partner secret of at least thirty-two bytes\n", 0600);
+    tmpdir_write("pseudo2.key", "another partner secret, also long enough....\n", 0600);
+    tmpdir_write("open.key", "a partner secret of at least thirty-two bytes\n", 0644);
+    tmpdir_write("short.key", "short\n", 0600);
+    tmpdir_write("hmac.key", "hmac\n", 0600);
     return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd);
 }
 
 /* The relay as the tests see it: 6 sensors in 3 organisations, a queue,
@@ -65,7 +47,7 @@ static policy_env env = {srcs, 9, "relay-1", NULL};
 
 static policy *load(const char *text, policy_diag *d) {
     char p[256];
-    write_file("p.json", text, 0644);
+    tmpdir_write("p.json", text, 0644);
     snprintf(p, sizeof(p), "%s/p.json", dir);
     memset(d, 0, sizeof(*d));
     return policy_load(p, &env, d);
@@ -504,5 +486,5 @@ int main(void) {
         cmocka_unit_test(test_properties),
         cmocka_unit_test(test_diff),
     };
-    return cmocka_run_group_tests_name("policy", tests, setup, teardown);
+    return cmocka_run_group_tests_name("policy", tests, setup, tmpdir_teardown);
 }
