@@ -1,10 +1,11 @@
-/* cof.c - COF encoder (hand-written, on the hot path) and decoder
- * (jansson). */
+/* cof.c - COF encoder (hand-written, on the hot path) and decoder (a fast
+ * reader for the flat objects relays write, jansson for everything else). */
 #include "cof.h"
 
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rrtype.h"
@@ -161,57 +162,18 @@ int cof_encode(const pdns_record *r, unsigned flags, pdns_buf *out) {
 
 /* ---- decoder ------------------------------------------------------------ */
 
-static int get_time(json_t *o, const char *key, int64_t *v, int required,
-                    char *err, size_t errlen) {
-    json_t *j = json_object_get(o, key);
-    if (!j) {
-        if (required)
-            snprintf(err, errlen, "missing mandatory field \"%s\"", key);
-        return required ? -1 : 1;
-    }
-    if (json_is_integer(j)) {
-        *v = (int64_t)json_integer_value(j);
-    } else if (json_is_real(j) && json_real_value(j) >= -9.2e18 &&
-               json_real_value(j) <= 9.2e18) {
-        *v = (int64_t)json_real_value(j);
-    } else {
-        snprintf(err, errlen, "field \"%s\" must be a number", key);
-        return -1;
-    }
-    if (*v < 0) {
-        snprintf(err, errlen, "field \"%s\" must not be negative", key);
-        return -1;
-    }
-    return 0;
-}
-
-static int get_opt_str(json_t *o, const char *key, pdns_str *s, char *err,
-                       size_t errlen) {
-    json_t *j = json_object_get(o, key);
-    if (!j || json_is_null(j))
-        return 0;
-    if (!json_is_string(j)) {
-        snprintf(err, errlen, "field \"%s\" must be a string", key);
-        return -1;
-    }
-    s->p = json_string_value(j);
-    s->len = json_string_length(j);
-    return 0;
-}
-
-static int get_rrtype(json_t *j, uint16_t *t, char *err, size_t errlen) {
-    if (json_is_integer(j) && json_integer_value(j) >= 0 &&
-        json_integer_value(j) <= 65535) {
-        *t = (uint16_t)json_integer_value(j);
-        return 0;
-    }
-    if (json_is_string(j) &&
-        pdns_rrtype_parse(json_string_value(j), json_string_length(j), t) == 0)
-        return 0;
-    snprintf(err, errlen, "field \"rrtype\" is not a known type name or a "
-             "number 0-65535");
-    return -1;
-}
+/* The fields of one COF object, from either reader below, before any
+ * check of their meaning. Strings point into the line or into jansson's
+ * object; rrtype is a number (rrtype_s.p NULL) or a name. */
+enum { HAVE_COUNT = 1, HAVE_TFM = 2, HAVE_TLM = 4 };
+typedef struct cof_fields {
+    pdns_str rrname, rrtype_s, bailiwick, sensor_id, origin;
+    int64_t rrtype_n, time_first, time_last, count, tfm, tlm;
+    unsigned have;
+    size_t n_rdata;
+    pdns_str *rdata;
+    pdns_str rdata_small[8];
+} cof_fields;
 
 /* Normalises and emits one triple. */
 static int emit_one(pdns_record *r, const char *rdata, size_t rdlen,
@@ -241,21 +203,106 @@ static int emit_one(pdns_record *r, const char *rdata, size_t rdlen,
     return 0;
 }
 
-int cof_decode(const char *line, size_t len, const pdns_record *r_init,
-               cof_emit_fn emit, void *ctx, char *err, size_t errlen) {
-    json_error_t je;
+/* What the fields mean: the checks both readers share, then the triples. */
+static int fields_emit(const cof_fields *f, const pdns_record *r_init,
+                       cof_emit_fn emit, void *ctx, char *err, size_t errlen) {
     pdns_record r = *r_init;
     char name[1100];
-    int n = -1;
-    err[0] = '\0';
-    json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
-    if (!o) {
-        snprintf(err, errlen, "column %d: %s", je.column, je.text);
+    const char *why;
+    if (f->rrname.len >= sizeof(name)) {
+        snprintf(err, errlen, "field \"rrname\" must be a string of at most "
+                 "1024 bytes");
         return -1;
     }
+    memcpy(name, f->rrname.p, f->rrname.len);
+    r.rrname.p = name;
+    r.rrname.len = f->rrname.len;
+    if (pdns_name_canon(name, &r.rrname.len, &why) < 0) {
+        snprintf(err, errlen, "rrname: %s", why);
+        return -1;
+    }
+    if (f->rrtype_s.p ? pdns_rrtype_parse(f->rrtype_s.p, f->rrtype_s.len, &r.rrtype) < 0
+                      : f->rrtype_n < 0 || f->rrtype_n > 65535) {
+        snprintf(err, errlen, "field \"rrtype\" is not a known type name or a "
+                 "number 0-65535");
+        return -1;
+    }
+    if (!f->rrtype_s.p)
+        r.rrtype = (uint16_t)f->rrtype_n;
+    const char *neg = f->time_first < 0 ? "time_first" : f->time_last < 0 ? "time_last"
+                    : (f->have & HAVE_COUNT) && f->count < 0 ? "count"
+                    : (f->have & HAVE_TFM) && f->tfm < 0 ? "time_first_ms"
+                    : (f->have & HAVE_TLM) && f->tlm < 0 ? "time_last_ms" : NULL;
+    if (neg) {
+        snprintf(err, errlen, "field \"%s\" must not be negative", neg);
+        return -1;
+    }
+    r.time_first = f->time_first;
+    r.time_last = f->time_last;
+    if (r.time_last < r.time_first) {
+        snprintf(err, errlen, "time_last is before time_first");
+        return -1;
+    }
+    r.count = (f->have & HAVE_COUNT) ? (uint64_t)f->count : 1;
+    r.has_ms = (f->have & (HAVE_TFM | HAVE_TLM)) == (HAVE_TFM | HAVE_TLM);
+    if (r.has_ms) {
+        r.time_first_ms = f->tfm;
+        r.time_last_ms = f->tlm;
+    }
+    if (f->bailiwick.p)
+        r.bailiwick = f->bailiwick;
+    if (f->sensor_id.p)
+        r.sensor_id = f->sensor_id;
+    if (f->origin.p)
+        r.origin = f->origin;
+    r.is_error = 0;
+    for (size_t i = 0; i < f->n_rdata; i++)
+        if (emit_one(&r, f->rdata[i].p, f->rdata[i].len, emit, ctx, err, errlen) < 0)
+            return -1;
+    return (int)f->n_rdata;
+}
+
+/* ---- the general reader (jansson) ---------------------------------------- */
+
+static int get_time(json_t *o, const char *key, int64_t *v, int required,
+                    char *err, size_t errlen) {
+    json_t *j = json_object_get(o, key);
+    if (!j) {
+        if (required)
+            snprintf(err, errlen, "missing mandatory field \"%s\"", key);
+        return required ? -1 : 1;
+    }
+    if (json_is_integer(j)) {
+        *v = (int64_t)json_integer_value(j);
+    } else if (json_is_real(j) && json_real_value(j) >= -9.2e18 &&
+               json_real_value(j) <= 9.2e18) {
+        *v = (int64_t)json_real_value(j);
+    } else {
+        snprintf(err, errlen, "field \"%s\" must be a number", key);
+        return -1;
+    }
+    return 0;
+}
+
+static int get_opt_str(json_t *o, const char *key, pdns_str *s, char *err,
+                       size_t errlen) {
+    json_t *j = json_object_get(o, key);
+    if (!j || json_is_null(j))
+        return 0;
+    if (!json_is_string(j)) {
+        snprintf(err, errlen, "field \"%s\" must be a string", key);
+        return -1;
+    }
+    s->p = json_string_value(j);
+    s->len = json_string_length(j);
+    return 0;
+}
+
+/* Fills f from a jansson object; f->rdata may be malloc'ed (see below). */
+static int json_fields(json_t *o, cof_fields *f, char *err, size_t errlen) {
     if (!json_is_object(o)) {
         snprintf(err, errlen, "not a JSON object");
-        goto out;
+        return -1;
     }
     json_t *jn = json_object_get(o, "rrname");
     json_t *jt = json_object_get(o, "rrtype");
@@ -263,69 +310,217 @@ int cof_decode(const char *line, size_t len, const pdns_record *r_init,
     if (!jn || !jt || !jd) {
         snprintf(err, errlen, "missing mandatory field \"%s\"",
                  !jn ? "rrname" : !jt ? "rrtype" : "rdata");
-        goto out;
+        return -1;
     }
-    if (!json_is_string(jn) || json_string_length(jn) >= sizeof(name)) {
+    if (!json_is_string(jn)) {
         snprintf(err, errlen, "field \"rrname\" must be a string of at most "
                  "1024 bytes");
-        goto out;
+        return -1;
     }
-    const char *why;
-    r.rrname.len = json_string_length(jn);
-    memcpy(name, json_string_value(jn), r.rrname.len);
-    r.rrname.p = name;
-    if (pdns_name_canon(name, &r.rrname.len, &why) < 0) {
-        snprintf(err, errlen, "rrname: %s", why);
-        goto out;
-    }
-    if (get_rrtype(jt, &r.rrtype, err, errlen) < 0 ||
-        get_time(o, "time_first", &r.time_first, 1, err, errlen) < 0 ||
-        get_time(o, "time_last", &r.time_last, 1, err, errlen) < 0)
-        goto out;
-    if (r.time_last < r.time_first) {
-        snprintf(err, errlen, "time_last is before time_first");
-        goto out;
-    }
-    int64_t c = 1;
-    if (get_time(o, "count", &c, 0, err, errlen) < 0)
-        goto out;
-    r.count = (uint64_t)c;
-    r.has_ms = 0;
-    if (get_time(o, "time_first_ms", &r.time_first_ms, 0, err, errlen) == 0 &&
-        get_time(o, "time_last_ms", &r.time_last_ms, 0, err, errlen) == 0)
-        r.has_ms = 1;
-    if (*err)
-        goto out;
-    if (get_opt_str(o, "bailiwick", &r.bailiwick, err, errlen) < 0 ||
-        get_opt_str(o, "sensor_id", &r.sensor_id, err, errlen) < 0 ||
-        get_opt_str(o, "origin", &r.origin, err, errlen) < 0)
-        goto out;
-    r.is_error = 0;
-    if (json_is_string(jd)) {
-        if (emit_one(&r, json_string_value(jd), json_string_length(jd), emit,
-                     ctx, err, errlen) < 0)
-            goto out;
-        n = 1;
-    } else if (json_is_array(jd) && json_array_size(jd) > 0) {
-        size_t i;
-        json_t *v;
-        json_array_foreach(jd, i, v) {
-            if (!json_is_string(v)) {
-                snprintf(err, errlen, "rdata[%zu] must be a string", i);
-                goto out;
-            }
-        }
-        json_array_foreach(jd, i, v) {
-            if (emit_one(&r, json_string_value(v), json_string_length(v), emit,
-                         ctx, err, errlen) < 0)
-                goto out;
-        }
-        n = (int)json_array_size(jd);
+    f->rrname.p = json_string_value(jn);
+    f->rrname.len = json_string_length(jn);
+    if (json_is_string(jt)) {
+        f->rrtype_s.p = json_string_value(jt);
+        f->rrtype_s.len = json_string_length(jt);
     } else {
+        f->rrtype_n = json_is_integer(jt) ? (int64_t)json_integer_value(jt) : -1;
+    }
+    int64_t v;
+    if (get_time(o, "time_first", &f->time_first, 1, err, errlen) < 0 ||
+        get_time(o, "time_last", &f->time_last, 1, err, errlen) < 0)
+        return -1;
+    int rc;
+    if ((rc = get_time(o, "count", &v, 0, err, errlen)) < 0)
+        return -1;
+    if (rc == 0) {
+        f->have |= HAVE_COUNT;
+        f->count = v;
+    }
+    if ((rc = get_time(o, "time_first_ms", &f->tfm, 0, err, errlen)) < 0)
+        return -1;
+    f->have |= rc == 0 ? HAVE_TFM : 0;
+    if ((rc = get_time(o, "time_last_ms", &f->tlm, 0, err, errlen)) < 0)
+        return -1;
+    f->have |= rc == 0 ? HAVE_TLM : 0;
+    if (get_opt_str(o, "bailiwick", &f->bailiwick, err, errlen) < 0 ||
+        get_opt_str(o, "sensor_id", &f->sensor_id, err, errlen) < 0 ||
+        get_opt_str(o, "origin", &f->origin, err, errlen) < 0)
+        return -1;
+    if (json_is_string(jd)) {
+        f->rdata[0].p = json_string_value(jd);
+        f->rdata[0].len = json_string_length(jd);
+        f->n_rdata = 1;
+        return 0;
+    }
+    if (!json_is_array(jd) || json_array_size(jd) == 0) {
         snprintf(err, errlen, "field \"rdata\" must be a string or a "
                  "non-empty array of strings");
+        return -1;
     }
-out:
+    size_t i, n = json_array_size(jd);
+    json_t *e;
+    if (n > sizeof(f->rdata_small) / sizeof(f->rdata_small[0]) &&
+        !(f->rdata = malloc(n * sizeof(*f->rdata)))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    json_array_foreach(jd, i, e) {
+        if (!json_is_string(e)) {
+            snprintf(err, errlen, "rdata[%zu] must be a string", i);
+            return -1;
+        }
+        f->rdata[i].p = json_string_value(e);
+        f->rdata[i].len = json_string_length(e);
+    }
+    f->n_rdata = n;
+    return 0;
+}
+
+int cof_decode_json(const char *line, size_t len, const pdns_record *r_init,
+                    cof_emit_fn emit, void *ctx, char *err, size_t errlen) {
+    json_error_t je;
+    cof_fields f = {0};
+    f.rdata = f.rdata_small;
+    err[0] = '\0';
+    json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+    if (!o) {
+        snprintf(err, errlen, "column %d: %s", je.column, je.text);
+        return -1;
+    }
+    int n = json_fields(o, &f, err, errlen) < 0
+                ? -1 : fields_emit(&f, r_init, emit, ctx, err, errlen);
+    if (f.rdata != f.rdata_small)
+        free(f.rdata);
     json_decref(o);
     return n;
+}
+
+/* ---- the fast reader -------------------------------------------------------
+ * Reads the objects this relay and its peers write: one flat object, known
+ * keys once each, strings without escapes, control or non-ASCII bytes,
+ * non-negative integers, rdata a string or up to 8 strings. Anything else
+ * (and every malformed line) returns 0 and goes to the general reader, which
+ * has the error messages; fuzz_cof checks that both agree where this one
+ * answers. */
+
+static const char *ws(const char *p, const char *e) {
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+static const char *fast_str(const char *p, const char *e, pdns_str *s) {
+    if (p >= e || *p != '"')
+        return NULL;
+    const char *q = ++p;
+    while (q < e && *q != '"') {
+        unsigned char c = (unsigned char)*q;
+        if (c < 0x20 || c >= 0x80 || c == '\\')
+            return NULL;
+        q++;
+    }
+    if (q >= e)
+        return NULL;
+    s->p = p;
+    s->len = (size_t)(q - p);
+    return q + 1;
+}
+
+static const char *fast_int(const char *p, const char *e, int64_t *v) {
+    const char *q = p;
+    int64_t x = 0;
+    while (q < e && *q >= '0' && *q <= '9' && q - p < 18)
+        x = x * 10 + (*q++ - '0');
+    if (q == p || (q - p > 1 && *p == '0') ||
+        (q < e && ((*q >= '0' && *q <= '9') || *q == '.' || *q == 'e' || *q == 'E')))
+        return NULL;
+    *v = x;
+    return q;
+}
+
+/* After a value: a ',' (*more = 1) or the closing bracket (*more = 0). */
+static const char *fast_next(const char *p, const char *e, char close, int *more) {
+    p = ws(p, e);
+    if (p >= e || (*p != ',' && *p != close))
+        return NULL;
+    *more = *p == ',';
+    return p + 1;
+}
+
+static const char *const fast_keys[] = {
+    "rrname", "rrtype", "rdata", "time_first", "time_last", "count",
+    "time_first_ms", "time_last_ms", "bailiwick", "sensor_id", "origin"};
+
+static int fast_fields(const char *line, size_t len, cof_fields *f) {
+    const char *p = line, *e = line + len;
+    unsigned seen = 0;
+    int more;
+    p = ws(p, e);
+    if (p >= e || *p++ != '{')
+        return 0;
+    for (;;) {
+        pdns_str k;
+        size_t i;
+        p = ws(p, e);
+        if (!(p = fast_str(p, e, &k)))
+            return 0;
+        for (i = 0; i < sizeof(fast_keys) / sizeof(fast_keys[0]); i++)
+            if (strlen(fast_keys[i]) == k.len && memcmp(fast_keys[i], k.p, k.len) == 0)
+                break;
+        if (i == sizeof(fast_keys) / sizeof(fast_keys[0]) || (seen & (1u << i)))
+            return 0;
+        seen |= 1u << i;
+        p = ws(p, e);
+        if (p >= e || *p++ != ':')
+            return 0;
+        p = ws(p, e);
+        if (p >= e)
+            return 0;
+        switch (i) {
+        case 0: p = fast_str(p, e, &f->rrname); break;
+        case 1: p = *p == '"' ? fast_str(p, e, &f->rrtype_s) : fast_int(p, e, &f->rrtype_n);
+                break;
+        case 2:
+            if (*p == '"') {
+                p = fast_str(p, e, &f->rdata[0]);
+                f->n_rdata = 1;
+                break;
+            }
+            if (*p++ != '[')
+                return 0;
+            for (;;) {
+                if (f->n_rdata == sizeof(f->rdata_small) / sizeof(f->rdata_small[0]))
+                    return 0;
+                if (!(p = fast_str(ws(p, e), e, &f->rdata[f->n_rdata++])) ||
+                    !(p = fast_next(p, e, ']', &more)))
+                    return 0;
+                if (!more)
+                    break;
+            }
+            break;
+        case 3: p = fast_int(p, e, &f->time_first); break;
+        case 4: p = fast_int(p, e, &f->time_last); break;
+        case 5: p = fast_int(p, e, &f->count); f->have |= HAVE_COUNT; break;
+        case 6: p = fast_int(p, e, &f->tfm); f->have |= HAVE_TFM; break;
+        case 7: p = fast_int(p, e, &f->tlm); f->have |= HAVE_TLM; break;
+        case 8: p = fast_str(p, e, &f->bailiwick); break;
+        case 9: p = fast_str(p, e, &f->sensor_id); break;
+        default: p = fast_str(p, e, &f->origin); break;
+        }
+        if (!p || !(p = fast_next(p, e, '}', &more)))
+            return 0;
+        if (!more)
+            break;
+    }
+    return ws(p, e) == e && (seen & 0x1f) == 0x1f; /* rrname..time_last */
+}
+
+int cof_decode(const char *line, size_t len, const pdns_record *r_init,
+               cof_emit_fn emit, void *ctx, char *err, size_t errlen) {
+    cof_fields f = {0};
+    f.rdata = f.rdata_small;
+    err[0] = '\0';
+    if (!fast_fields(line, len, &f))
+        return cof_decode_json(line, len, r_init, emit, ctx, err, errlen);
+    return fields_emit(&f, r_init, emit, ctx, err, errlen);
 }

@@ -144,12 +144,62 @@ static void test_decode_errors(void **state) {
     }
 }
 
+/* The fast reader and jansson alone give the same triples and the same
+ * error for the forms only one of them reads itself. */
+static int encode_into(void *ctx, const pdns_record *r) {
+    return cof_encode(r, COF_WITH_SENSOR | COF_WITH_MS | COF_WITH_ORIGIN, ctx);
+}
+
+static void test_fast_reader_agrees(void **state) {
+    (void)state;
+    static const char *const lines[] = {
+        "{\"rrname\":\"a.example\",\"rrtype\":\"A\",\"rdata\":\"192.0.2.1\",\"time_first\":1,\"time_last\":2}",
+        " { \"rrname\" : \"a.example.\" , \"rrtype\" : 28 , \"rdata\" : [ \"2001:DB8::1\" , \"2001:db8::2\" ] ,"
+        " \"time_first\" : 0 , \"time_last\" : 9 , \"count\" : 7 , \"time_first_ms\" : 5 ,"
+        " \"time_last_ms\" : 9005 , \"bailiwick\" : \"example\" , \"sensor_id\" : \"s\" , \"origin\" : \"r1 r2\" }\r\n",
+        "{\"rrname\":\"\\u0061.example\",\"rrtype\":\"A\",\"rdata\":\"192.0.2.1\",\"time_first\":1,\"time_last\":2}",
+        "{\"rrname\":\"\xc3\xa9.example\",\"rrtype\":\"A\",\"rdata\":\"192.0.2.1\",\"time_first\":1,\"time_last\":2}",
+        "{\"rrname\":\"a.example\",\"rrtype\":\"A\",\"rdata\":\"192.0.2.1\",\"time_first\":1.5,\"time_last\":2}",
+        "{\"rrname\":\"a.example\",\"rrtype\":\"A\",\"rdata\":\"192.0.2.1\",\"time_first\":1,\"time_last\":2,\"bailiwick\":null}",
+        "{\"rrname\":\"a.example\",\"rrtype\":\"A\",\"rdata\":\"192.0.2.1\",\"time_first\":1,\"time_last\":2,\"x\":[1]}",
+        "{\"rrname\":\"a.example\",\"rrtype\":\"A\",\"rdata\":\"192.0.2.1\",\"time_first\":01,\"time_last\":2}",
+        "{\"rrname\":\"a.example\",\"rrtype\":\"A\",\"rdata\":\"192.0.2.1\",\"time_first\":1,\"time_last\":1234567890123456789012}",
+        "{\"rrname\":\"a.example\",\"rrtype\":\"A\",\"rdata\":\"192.0.2.1\",\"time_first\":1,\"time_first\":2,\"time_last\":2}",
+        "{\"rrname\":\"a.example\",\"rrtype\":70000,\"rdata\":\"192.0.2.1\",\"time_first\":1,\"time_last\":2}",
+        "{\"rrname\":\"a..example\",\"rrtype\":\"A\",\"rdata\":\"192.0.2.1\",\"time_first\":1,\"time_last\":2}",
+        "{\"rrname\":\"a.example\",\"rrtype\":\"A\",\"rdata\":[\"192.0.2.1\",\"x\"],\"time_first\":1,\"time_last\":2}",
+        "{\"rrname\":\"a.example\",\"rrtype\":\"A\",\"rdata\":[\"1.1.1.1\",\"1.1.1.2\",\"1.1.1.3\",\"1.1.1.4\","
+        "\"1.1.1.5\",\"1.1.1.6\",\"1.1.1.7\",\"1.1.1.8\",\"1.1.1.9\"],\"time_first\":1,\"time_last\":2}",
+        "{\"rrname\":\"a.example\",\"rrtype\":\"A\",\"rdata\":\"192.0.2.1\",\"time_first\":3,\"time_last\":2}",
+        "{\"rrname\":\"a.example\",\"rrtype\":\"A\",\"rdata\":\"192.0.2.1\",\"time_first\":1,\"time_last\":2} x",
+        "{\"rrname\":\"a.example\",\"rrtype\":\"A\",\"rdata\":\"192.0.2.1\",\"time_first\":1,\"time_last\":2",
+    };
+    static const int want[] = {1, 2, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1, -1, 9, -1, -1, -1};
+    assert_int_equal(sizeof(want) / sizeof(want[0]), sizeof(lines) / sizeof(lines[0]));
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        pdns_record init;
+        pdns_buf a = {0}, b = {0};
+        char ea[256], eb[256];
+        memset(&init, 0, sizeof(init));
+        int n = cof_decode(lines[i], strlen(lines[i]), &init, encode_into, &a, ea, sizeof(ea));
+        int m = cof_decode_json(lines[i], strlen(lines[i]), &init, encode_into, &b, eb,
+                                sizeof(eb));
+        if (n != m || a.len != b.len || (a.len && memcmp(a.p, b.p, a.len) != 0) ||
+            (n < 0 && strcmp(ea, eb) != 0))
+            fail_msg("line %zu: fast %d \"%s\" vs jansson %d \"%s\"", i, n, ea, m, eb);
+        assert_int_equal(n, want[i]);
+        pdns_buf_free(&a);
+        pdns_buf_free(&b);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_real),
         cmocka_unit_test(test_encoding),
         cmocka_unit_test(test_decode_forms),
         cmocka_unit_test(test_decode_errors),
+        cmocka_unit_test(test_fast_reader_agrees),
     };
     return cmocka_run_group_tests_name("cof", tests, NULL, NULL);
 }
