@@ -13,6 +13,7 @@
 
 #include "pool.h"
 #include "rrtype.h"
+#include "../testrec.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -99,15 +100,7 @@ int main(int argc, char **argv) {
         t0 = now_s();
         for (size_t i = 0; i < n; i++) {
             int64_t now = (int64_t)((double)i / (double)n * (double)span);
-            pdns_record r;
-            memset(&r, 0, sizeof(r));
-            r.rrname.p = in[i].name;
-            r.rrname.len = strlen(in[i].name);
-            r.rdata.p = in[i].rdata;
-            r.rdata.len = strlen(in[i].rdata);
-            r.rrtype = PDNS_RR_A;
-            r.time_first = r.time_last = 1795930000 + now / 1000;
-            r.count = 1;
+            pdns_record r = test_record_a(in[i].name, in[i].rdata, 1795930000 + now / 1000, 1);
             mixer_pool_insert(p, &r, in[i].sensor, now);
             if (now - last_tick >= 1000) {
                 double tt = now_s();
@@ -130,14 +123,7 @@ int main(int argc, char **argv) {
     c.max_hold_ms = 2 * c.interval_ms;
     p = mixer_pool_new(&c, &rng, sink, NULL);
     for (size_t i = 0; i < n; i++) {
-        pdns_record r;
-        memset(&r, 0, sizeof(r));
-        r.rrname.p = in[i].name;
-        r.rrname.len = strlen(in[i].name);
-        r.rdata.p = in[i].rdata;
-        r.rdata.len = strlen(in[i].rdata);
-        r.rrtype = PDNS_RR_A;
-        r.count = 1;
+        pdns_record r = test_record_a(in[i].name, in[i].rdata, 0, 1);
         mixer_pool_insert(p, &r, in[i].sensor, 0);
     }
     struct mallinfo2 m1 = mallinfo2();

@@ -20,6 +20,7 @@
 
 #include "pool.h"
 #include "rrtype.h"
+#include "../testrec.h"
 
 #define S 10
 #define GLOBAL_NAMES 20000
@@ -252,15 +253,7 @@ int main(int argc, char **argv) {
                 snprintf(name, sizeof(name), "l%d-%d.example", ev[i].sensor, ev[i].name);
             snprintf(rdata, sizeof(rdata), "10.%d.%d.%d", ev[i].name >> 16 & 255,
                      ev[i].name >> 8 & 255, ev[i].name & 255);
-            pdns_record r;
-            memset(&r, 0, sizeof(r));
-            r.rrname.p = name;
-            r.rrname.len = strlen(name);
-            r.rdata.p = rdata;
-            r.rdata.len = strlen(rdata);
-            r.rrtype = PDNS_RR_A;
-            r.time_first = r.time_last = ev[i].ms / 1000;
-            r.count = 1;
+            pdns_record r = test_record_a(name, rdata, ev[i].ms / 1000, 1);
             mixer_pool_insert(p, &r, (uint16_t)ev[i].sensor, ev[i].ms);
         }
         for (int64_t t = next_tick; t <= dur_ms + c.max_hold_ms + c.interval_ms; t += 1000)

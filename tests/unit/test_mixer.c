@@ -12,6 +12,7 @@
 
 #include "pool.h"
 #include "rrtype.h"
+#include "../testrec.h"
 
 #define SEC 1000
 #define MIN (60 * SEC)
@@ -66,19 +67,6 @@ static void reset(void) {
     nout = nbatches = 0;
 }
 
-static pdns_record rec(const char *name, const char *rdata, int64_t t, uint64_t count) {
-    pdns_record r;
-    memset(&r, 0, sizeof(r));
-    r.rrname.p = name;
-    r.rrname.len = strlen(name);
-    r.rdata.p = rdata;
-    r.rdata.len = strlen(rdata);
-    r.rrtype = PDNS_RR_A;
-    r.time_first = r.time_last = t;
-    r.count = count;
-    return r;
-}
-
 /* A permissive configuration each test then tightens. */
 static mixer_conf open_conf(void) {
     mixer_conf c;
@@ -113,13 +101,13 @@ static void test_aggregation(void **state) {
     mixer_conf c = open_conf();
     mixer_rng rng;
     mixer_pool *p = make(&c, &rng, 1);
-    pdns_record r = rec("www.example.com", "10.0.0.1", 1000, 2);
+    pdns_record r = test_record_a("www.example.com", "10.0.0.1", 1000, 2);
     assert_int_equal(mixer_pool_insert(p, &r, 7, 0), 0);
-    r = rec("www.example.com", "10.0.0.1", 900, 3);
+    r = test_record_a("www.example.com", "10.0.0.1", 900, 3);
     assert_int_equal(mixer_pool_insert(p, &r, 3, 1), 0);
-    r = rec("www.example.com", "10.0.0.1", 1100, 1);
+    r = test_record_a("www.example.com", "10.0.0.1", 1100, 1);
     assert_int_equal(mixer_pool_insert(p, &r, 7, 2), 0);
-    r = rec("www.example.com", "10.0.0.2", 1000, 1); /* another triple */
+    r = test_record_a("www.example.com", "10.0.0.2", 1000, 1); /* another triple */
     assert_int_equal(mixer_pool_insert(p, &r, 7, 3), 0);
     r.rrtype = PDNS_RR_AAAA; /* same strings, another type: another triple */
     r.rdata.p = "10.0.0.1";
@@ -149,7 +137,7 @@ static void test_hold_time_and_epochs(void **state) {
     c.hold_min_ms = 60 * SEC;
     mixer_rng rng;
     mixer_pool *p = make(&c, &rng, 2);
-    pdns_record r = rec("a.test", "10.0.0.1", 5, 1);
+    pdns_record r = test_record_a("a.test", "10.0.0.1", 5, 1);
     assert_int_equal(mixer_pool_insert(p, &r, 0, 3 * SEC), 0);
     assert_int_equal(mixer_pool_next_flush(p), 10 * SEC); /* epoch boundary */
     for (int64_t t = 10 * SEC; t < 70 * SEC; t += 10 * SEC) {
@@ -171,9 +159,9 @@ static void test_thresholds_and_drops(void **state) {
     c.max_hold_ms = 60 * SEC;
     mixer_rng rng;
     mixer_pool *p = make(&c, &rng, 3);
-    pdns_record one = rec("lonely.test", "10.0.0.1", 5, 10);
-    pdns_record two = rec("shared.test", "10.0.0.2", 5, 2);
-    pdns_record few = rec("few.test", "10.0.0.3", 5, 1);
+    pdns_record one = test_record_a("lonely.test", "10.0.0.1", 5, 10);
+    pdns_record two = test_record_a("shared.test", "10.0.0.2", 5, 2);
+    pdns_record few = test_record_a("few.test", "10.0.0.3", 5, 1);
     assert_int_equal(mixer_pool_insert(p, &one, 0, 0), 0);
     assert_int_equal(mixer_pool_insert(p, &two, 0, 0), 0);
     assert_int_equal(mixer_pool_insert(p, &few, 0, 0), 0);
@@ -197,7 +185,7 @@ static void fill(mixer_pool *p, int n, int sensor, int64_t now, const char *tag)
     char name[64];
     for (int i = 0; i < n; i++) {
         snprintf(name, sizeof(name), "%s%d.test", tag, i);
-        pdns_record r = rec(name, "10.0.0.1", 1, 1);
+        pdns_record r = test_record_a(name, "10.0.0.1", 1, 1);
         assert_int_equal(mixer_pool_insert(p, &r, (uint16_t)sensor, now), 0);
     }
 }
@@ -287,12 +275,12 @@ static void test_coarsening_and_buckets(void **state) {
     c.count_buckets = 1;
     mixer_rng rng;
     mixer_pool *p = make(&c, &rng, 8);
-    pdns_record r = rec("a.test", "10.0.0.1", 7205, 13);
+    pdns_record r = test_record_a("a.test", "10.0.0.1", 7205, 13);
     r.time_last = 7300;
     r.has_ms = 1;
     r.time_first_ms = 7205123;
     assert_int_equal(mixer_pool_insert(p, &r, 0, 0), 0);
-    r = rec("b.test", "10.0.0.1", 3600, 1);
+    r = test_record_a("b.test", "10.0.0.1", 3600, 1);
     assert_int_equal(mixer_pool_insert(p, &r, 0, 0), 0);
     mixer_pool_tick(p, 10 * SEC);
     assert_int_equal(nout, 2);
@@ -480,7 +468,7 @@ static void test_properties(void **state) {
             char name[32];
             snprintf(name, sizeof(name), "k%d.test", k);
             int64_t t = now / 1000 - (int64_t)mixer_rng_uniform(&conf_rng, 100);
-            pdns_record r = rec(name, "10.0.0.1", t, 1 + mixer_rng_uniform(&conf_rng, 3));
+            pdns_record r = test_record_a(name, "10.0.0.1", t, 1 + mixer_rng_uniform(&conf_rng, 3));
             r.time_last = t + mixer_rng_uniform(&conf_rng, 50);
             keys[k].in_count += r.count;
             /* the latest observation is always in the next release */
