@@ -24,6 +24,10 @@ LDLIBS   += $(PKG_LIBS) -lssl -lcrypto -lm
 
 PY       := /usr/bin/python3
 
+LUA_SRC  := $(wildcard relay/lua/*.lua)
+LUA_HDR  := $(LUA_SRC:relay/lua/%.lua=$(BUILD)/gen/%.lua.h)
+CFLAGS   += -I$(BUILD)/gen
+
 CORE_SRC := $(filter-out relay/main.c,$(wildcard relay/*.c mixer/*.c policy/*.c))
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 BIN      := $(BUILD)/pdns-relay
@@ -42,6 +46,15 @@ pdns-relay: $(BIN)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# Lua scripts for Redis, compiled in as C strings
+$(BUILD)/gen/%.lua.h: relay/lua/%.lua
+	@mkdir -p $(dir $@)
+	{ echo 'static const char $(subst .,_,$*)_lua[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
+	  echo ';'; } > $@
+
+$(BUILD)/relay/store.o: $(LUA_HDR)
 
 $(BUILD)/libpdns.a: $(CORE_OBJ)
 	rm -f $@ && ar rcs $@ $^

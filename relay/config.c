@@ -15,6 +15,7 @@
 
 #include "batch.h"
 #include "jsonpos.h"
+#include "rrtype.h"
 
 typedef struct cfgctx {
     const char *file;
@@ -398,6 +399,91 @@ static int load_queues(cfgctx *c, relay_config *cfg, json_t *o) {
     return 0;
 }
 
+static int load_store(cfgctx *c, relay_config *cfg, json_t *o) {
+    static const char *const keys[] = {"enabled", "redis", "batch", "max_buffer",
+                                       "show_sensors", "default_limit",
+                                       "max_limit", "query_budget", "expire", NULL};
+    store_conf *st = &cfg->store;
+    long long b = (long long)st->batch, mb = (long long)st->max_buffer,
+              dl = (long long)st->default_limit, ml = (long long)st->max_limit,
+              qb = (long long)st->budget;
+    if (check_keys(c, o, "store", keys) < 0 ||
+        get_bool(c, o, "store", "enabled", &st->enabled) < 0 ||
+        get_str(c, o, "store", "redis", st->url, sizeof(st->url)) < 0 ||
+        get_int(c, o, "store", "batch", &b, 1, 100000) < 0 ||
+        get_int(c, o, "store", "max_buffer", &mb, 1000, 1000000000) < 0 ||
+        get_bool(c, o, "store", "show_sensors", &st->show_sensors) < 0 ||
+        get_int(c, o, "store", "max_limit", &ml, 1, 10000000) < 0 ||
+        get_int(c, o, "store", "default_limit", &dl, 1, ml) < 0 ||
+        get_int(c, o, "store", "query_budget", &qb, 100, 100000000) < 0)
+        return -1;
+    st->batch = (size_t)b;
+    st->max_buffer = (size_t)mb;
+    st->default_limit = (size_t)dl;
+    st->max_limit = (size_t)ml;
+    st->budget = (size_t)qb;
+    json_t *e = json_object_get(o, "expire");
+    if (!e)
+        return 0;
+    if (!json_is_object(e))
+        return fail(c, "store.expire", "must be an object of rrtype: seconds");
+    const char *k;
+    json_t *v;
+    size_t used = 1;
+    snprintf(st->expiry, sizeof(st->expiry), ",");
+    json_object_foreach(e, k, v) {
+        char p[96];
+        uint16_t t;
+        snprintf(p, sizeof(p), "store.expire.%s", k);
+        if (pdns_rrtype_parse(k, strlen(k), &t) < 0)
+            return fail(c, p, "unknown rrtype");
+        if (!json_is_integer(v) || json_integer_value(v) < 0)
+            return fail(c, p, "must be a number of seconds (0: never)");
+        if (!json_integer_value(v))
+            continue;
+        int n = snprintf(st->expiry + used, sizeof(st->expiry) - used,
+                         "%u=%lld,", (unsigned)t, (long long)json_integer_value(v));
+        if (n < 0 || (size_t)n >= sizeof(st->expiry) - used)
+            return fail(c, "store.expire", "too many entries");
+        used += (size_t)n;
+    }
+    if (used == 1)
+        st->expiry[0] = '\0';
+    return 0;
+}
+
+static int load_http(cfgctx *c, relay_config *cfg, json_t *o) {
+    static const char *const keys[] = {"enabled", "listen", "tls_cert", "tls_key",
+                                       "auth_file", "anonymous", "rate_limit",
+                                       "rate_burst", NULL};
+    json_t *an = json_object_get(o, "anonymous");
+    if (check_keys(c, o, "http", keys) < 0 ||
+        get_bool(c, o, "http", "enabled", &cfg->http_enabled) < 0 ||
+        load_addr(c, o, "http", "listen", &cfg->http_listen) < 0 ||
+        get_path(c, o, "http", "tls_cert", cfg->http_tls_cert,
+                 sizeof(cfg->http_tls_cert)) < 0 ||
+        get_path(c, o, "http", "tls_key", cfg->http_tls_key,
+                 sizeof(cfg->http_tls_key)) < 0 ||
+        get_path(c, o, "http", "auth_file", cfg->http_auth_file,
+                 sizeof(cfg->http_auth_file)) < 0 ||
+        get_real(c, o, "http", "rate_limit", &cfg->http_rate, 0, 1e6) < 0 ||
+        get_real(c, o, "http", "rate_burst", &cfg->http_burst, 1, 1e6) < 0)
+        return -1;
+    if (an) {
+        if (json_is_boolean(an))
+            cfg->http_anonymous = json_is_true(an);
+        else if (json_is_string(an) && strcmp(json_string_value(an), "loopback") == 0)
+            cfg->http_anonymous = 2;
+        else
+            return fail(c, "http.anonymous", "want true, false or \"loopback\"");
+    }
+    if (!cfg->http_tls_cert[0] != !cfg->http_tls_key[0])
+        return fail(c, "http", "HTTPS needs both \"tls_cert\" and \"tls_key\"");
+    if (cfg->http_burst < 1)
+        cfg->http_burst = cfg->http_rate > 1 ? cfg->http_rate : 1;
+    return 0;
+}
+
 static int load_mixer(cfgctx *c, relay_config *cfg, json_t *o) {
     static const char *const keys[] = {
         "enabled", "interval", "min_batch", "send_fraction", "pool_min",
@@ -540,6 +626,8 @@ static void defaults(relay_config *cfg) {
     snprintf(cfg->redis_url, sizeof(cfg->redis_url), "redis://127.0.0.1:6379/0");
     config_parse_redis_url(cfg->redis_url, &cfg->redis, &cfg->redis_db);
     cfg->queue_batch = 500;
+    cfg->http_anonymous = 2;
+    store_conf_defaults(&cfg->store);
     cfg->mixer_enabled = 1;
     mixer_conf_defaults(&cfg->mixer);
     cfg->max_delayed = 1000000;
@@ -552,12 +640,11 @@ int config_load(relay_config *cfg, const char *path, char *err,
     static const char *const keys[] = {
         "relay_id", "log_level", "stats_interval", "d4", "http", "redis",
         "sensors", "d4core", "ingest", "mixer", "policies", "signing_key",
-        "stream", "partners_in", "state_dir", NULL};
+        "stream", "partners_in", "state_dir", "store", NULL};
     static const char *const stream_keys[] = {"policy", "max_client_bytes",
                                               "history", NULL};
     static const char *const policy_keys[] = {"dir", "outbox_dir",
                                               "max_delayed", NULL};
-    static const char *const http_keys[] = {"enabled", "listen", NULL};
     static const char *const ingest_keys[] = {"keep_addresses",
                                               "keep_errors", "output_file",
                                               NULL};
@@ -617,10 +704,7 @@ int config_load(relay_config *cfg, const char *path, char *err,
         goto out;
     if ((o = json_object_get(root, "d4")) && load_d4(&c, cfg, o) < 0)
         goto out;
-    if ((o = json_object_get(root, "http")) &&
-        (check_keys(&c, o, "http", http_keys) < 0 ||
-         get_bool(&c, o, "http", "enabled", &cfg->http_enabled) < 0 ||
-         load_addr(&c, o, "http", "listen", &cfg->http_listen) < 0))
+    if ((o = json_object_get(root, "http")) && load_http(&c, cfg, o) < 0)
         goto out;
     if (get_str(&c, root, "", "redis", cfg->redis_url,
                 sizeof(cfg->redis_url)) < 0)
@@ -628,6 +712,19 @@ int config_load(relay_config *cfg, const char *path, char *err,
     if (config_parse_redis_url(cfg->redis_url, &cfg->redis, &cfg->redis_db) < 0) {
         fail(&c, "redis", "want redis://HOST[:PORT][/DB]");
         goto out;
+    }
+    if ((o = json_object_get(root, "store")) && load_store(&c, cfg, o) < 0)
+        goto out;
+    if (!cfg->store.url[0])
+        snprintf(cfg->store.url, sizeof(cfg->store.url), "%s", cfg->redis_url);
+    {
+        cfg_addr sa;
+        if (config_parse_redis_url(cfg->store.url, &sa, &cfg->store.db) < 0) {
+            fail(&c, "store.redis", "want redis://HOST[:PORT][/DB]");
+            goto out;
+        }
+        snprintf(cfg->store.host, sizeof(cfg->store.host), "%s", sa.host);
+        cfg->store.port = sa.port;
     }
     if ((o = json_object_get(root, "sensors")) && load_sensors(&c, cfg, o) < 0)
         goto out;

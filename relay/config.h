@@ -14,6 +14,7 @@
 #include "log.h"
 #include "pool.h"
 #include "sensor.h"
+#include "store.h"
 
 #define CFG_PATH_MAX 512
 #define CFG_HOST_MAX 256
@@ -49,6 +50,14 @@ typedef struct relay_config {
 
     int http_enabled;
     cfg_addr http_listen;
+    char http_tls_cert[CFG_PATH_MAX]; /* HTTPS when both are set */
+    char http_tls_key[CFG_PATH_MAX];
+    char http_auth_file[CFG_PATH_MAX];/* API keys and users, or "" */
+    int http_anonymous;            /* 0 no, 1 yes, 2 from loopback only */
+    double http_rate;              /* requests per second per client; 0 off */
+    double http_burst;
+
+    store_conf store;              /* the local COF store */
 
     char redis_url[CFG_PATH_MAX];  /* the relay's own Redis */
     cfg_addr redis;

@@ -17,6 +17,7 @@ typedef struct d4_conn {
     struct d4_conn *next, **pprev;
     uint64_t armed_ms;  /* when the current frame (or the session) began */
     int dead;
+    int paused;         /* not reading: the store's buffer is full */
     char peer[64];
 } d4_conn;
 
@@ -113,6 +114,11 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             c->armed_ms = 0;
         else if (!c->armed_ms)
             c->armed_ms = relay_now_ms();
+        if (r->storing && store_full(&r->store) && !c->paused) {
+            /* backpressure: leave the data in the kernel (and the sensor) */
+            c->paused = 1;
+            lws_rx_flow_control(wsi, 0);
+        }
         break;
     }
     case LWS_CALLBACK_RAW_WRITEABLE:
@@ -155,6 +161,14 @@ void d4_listener_sweep(relay *r) {
                            : "no complete header in time");
         lws_callback_on_writable(c->wsi); /* closes it from RAW_WRITEABLE */
     }
+}
+
+void d4_listener_resume(relay *r) {
+    for (d4_conn *c = r->conns; c; c = c->next)
+        if (c->paused && !c->dead) {
+            c->paused = 0;
+            lws_rx_flow_control(c->wsi, 1);
+        }
 }
 
 const struct lws_protocols d4_listener_protocol = {

@@ -71,10 +71,18 @@ static void on_tick(uv_timer_t *t) {
     uint64_t now = relay_now_ms();
     if (r->stopping) {
         /* drain: wait for an in-flight queue batch (at most 5 s) */
-        if (queue_idle(r) || ++stop_wait_ticks > 50)
+        if (r->storing)
+            store_tick(&r->store);
+        /* at most 5 s for a queue batch, 10 s for the store to catch up */
+        ++stop_wait_ticks;
+        if ((queue_idle(r) || stop_wait_ticks > 50) &&
+            (!r->storing || !store_waiting(&r->store) || !r->store.rc.ready ||
+             stop_wait_ticks > 100))
             uv_stop(r->loop);
         return;
     }
+    if (r->storing)
+        store_tick(&r->store);
     d4_listener_sweep(r);
     ingest_commit(&r->in);
     if (now - r->mix_tick_ms >= 1000) {
@@ -118,6 +126,10 @@ static void reload(relay *r) {
     log_info("reload: %s applied (log level, stats interval, keys and layouts "
              "of %zu sensors)", r->cfg.path, changed);
     config_free(&nc);
+}
+
+static void on_store_drain(void *ctx) {
+    d4_listener_resume(ctx);
 }
 
 static int source_for(void *ctx, const char *who, const char *path) {
@@ -341,6 +353,17 @@ int cmd_run(int argc, char **argv) {
         r.in.source_for = source_for;
         r.in.source_ctx = &r.sh;
     }
+    if (r.cfg.store.enabled) {
+        if (store_init(&r.store, &r.cfg.store, r.loop, r.cfg.relay_id,
+                       &r.stopping) < 0) {
+            log_error("run: cannot start the store");
+            goto out_lws;
+        }
+        r.storing = 1;
+        r.store.on_drain = on_store_drain;
+        r.store.ctx = &r;
+        r.in.store = &r.store;
+    }
     if (deliver_start(&r) < 0) {
         log_error("run: cannot start delivery to partners");
         goto out_lws;
@@ -401,12 +424,16 @@ int cmd_run(int argc, char **argv) {
     uv_close((uv_handle_t *)&tick, NULL);
 out_lws:
     relay_mix_stop(&r);
+    if (r.storing)
+        store_stop(&r.store);
     lws_context_destroy(r.lws);
     if (r.streaming)
         stream_free(&r.st);
     uv_run(r.loop, UV_RUN_DEFAULT);
     deliver_free(&r);
     queue_free(&r);
+    if (r.storing)
+        store_free(&r.store);
 out_loop:
     uv_loop_close(r.loop);
     free(r.protocols[0]);

@@ -12,6 +12,7 @@
 #include "ingest.h"
 #include "session.h"
 #include "share.h"
+#include "store.h"
 #include "stream.h"
 
 struct d4_conn;
@@ -36,6 +37,9 @@ typedef struct relay {
     int mix_fd;
     share sh;                    /* per-partner policies */
     stream st;                   /* the open data stream, if configured */
+    store store;                 /* the local COF store */
+    int storing;                 /* store.enabled */
+    struct http_auth *auth;      /* API keys and users (http_auth.c) */
     struct deliver *deliver;     /* D4 delivery to partners (deliver.c) */
     int streaming;
     uv_fs_event_t policy_watch;
@@ -52,6 +56,9 @@ extern const struct lws_protocols http_api_protocol;
 
 /* Closes D4 connections whose frame has not completed in time. */
 void d4_listener_sweep(relay *r);
+
+/* Resumes reading the D4 connections paused for the store's backpressure. */
+void d4_listener_resume(relay *r);
 
 /* d4-core analyzer queues (queue.c). */
 int queue_start(relay *r);

@@ -91,6 +91,7 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                 relay_mix_metrics(r, &p->body) < 0 ||
                 share_metrics(&r->sh, &p->body) < 0 ||
                 deliver_metrics(r, &p->body) < 0 ||
+                (r->storing && store_metrics(&r->store, &p->body) < 0) ||
                 (r->streaming &&
                  pdns_buf_printf(&p->body,
                                  "# TYPE pdns_relay_stream_clients gauge\n"

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "log.h"
 #include "pool.h"
+#include "store.h"
 
 #define LOG_BURST 20.0
 
@@ -79,6 +80,8 @@ int64_t ingest_clock_ms(void) {
 }
 
 static void emit(ingest *in, const pdns_record *r, uint16_t index) {
+    if (in->store && store_add(in->store, r) < 0)
+        in->m.store_dropped++;
     if (in->mix && mixer_pool_insert(in->mix, r, index, ingest_clock_ms()) < 0)
         in->m.mixer_insert_errors++;
     if (in->out_fd < 0)
@@ -228,8 +231,12 @@ int ingest_metrics_render(const ingest *in, const relay_config *cfg,
                  "pdns_relay_log_suppressed_total %" PRIu64 "\n"
                  "# HELP pdns_relay_partner_loops_total Partner records dropped because they had passed this relay already.\n"
                  "# TYPE pdns_relay_partner_loops_total counter\n"
-                 "pdns_relay_partner_loops_total %" PRIu64 "\n",
+                 "pdns_relay_partner_loops_total %" PRIu64 "\n"
+                 "# HELP pdns_relay_store_dropped_total Records the store could not keep (buffer at twice its bound).\n"
+                 "# TYPE pdns_relay_store_dropped_total counter\n"
+                 "pdns_relay_store_dropped_total %" PRIu64 "\n",
               m->queue_batches, m->queue_recovered, m->redis_disconnects,
-              m->output_write_errors, m->log_suppressed, m->partner_loops);
+              m->output_write_errors, m->log_suppressed, m->partner_loops,
+              m->store_dropped);
     return rc ? -1 : 0;
 }

@@ -30,6 +30,7 @@ typedef struct relay_metrics {
     uint64_t log_suppressed;
     uint64_t mixer_insert_errors;
     uint64_t partner_loops;  /* partner records that had passed us already */
+    uint64_t store_dropped;  /* records the store could not keep */
 } relay_metrics;
 
 /* Where a line came from: the provenance every record carries. */
@@ -42,10 +43,12 @@ typedef struct ingest_source {
 } ingest_source;
 
 struct mixer_pool;
+struct store;
 
 typedef struct ingest {
     relay_metrics m;
     struct mixer_pool *mix;    /* accepted answers go here too, if set */
+    struct store *store;       /* and here: the local COF store */
     /* partner records: the mixer number of (partner, relay path), and this
      * relay's id (a record that already passed it is a loop) */
     int (*source_for)(void *ctx, const char *partner, const char *path);

@@ -133,6 +133,10 @@ static void poll_next(queue_consumer *qc) {
     if (r->stopping) {
         return;
     }
+    if (r->storing && store_full(&r->store)) { /* backpressure */
+        schedule(qc, POLL_IDLE_MS);
+        return;
+    }
     if (qc->empty_round >= (int)qc->n) { /* every queue empty: wait */
         qc->empty_round = 0;
         schedule(qc, POLL_IDLE_MS);

@@ -1,0 +1,458 @@
+/* store.c - the local COF store on Redis. See store.h. */
+#include "store.h"
+
+#include <arpa/inet.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "rrtype.h"
+#include "store_ingest.lua.h"
+#include "store_query.lua.h"
+
+#define RETRY_MS 1000
+#define ARGS_PER_RECORD 10
+
+struct store_chunk {
+    store_chunk *next;
+    pdns_buf data;      /* the arguments, back to back */
+    pdns_buf lens;      /* their lengths (uint32_t) */
+    size_t nrec;
+    uint64_t seq;
+    int sealed;         /* sent once: never takes more records */
+};
+
+static const double lat_le[STORE_LAT_BUCKETS] = {
+    0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+
+static uint64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void store_conf_defaults(store_conf *c) {
+    memset(c, 0, sizeof(*c));
+    c->enabled = 1;
+    c->batch = 1000;
+    c->max_buffer = 500000;
+    c->default_limit = 1000;
+    c->max_limit = 100000;
+    c->budget = 100000;
+}
+
+size_t store_reverse_name(const char *name, size_t len, char *out) {
+    size_t o = 0, end = len;
+    if (len == 1 && name[0] == '.') {
+        out[0] = '.';
+        return 1;
+    }
+    while (end > 0) {
+        size_t start = end;
+        while (start > 0 && name[start - 1] != '.')
+            start--;
+        if (o)
+            out[o++] = '.';
+        memcpy(out + o, name + start, end - start);
+        o += end - start;
+        end = start ? start - 1 : 0;
+    }
+    return o;
+}
+
+size_t store_ip_key(const char *text, size_t len, char out[34]) {
+    static const char hex[] = "0123456789abcdef";
+    char tmp[64];
+    uint8_t a[16];
+    if (len >= sizeof(tmp))
+        return 0;
+    memcpy(tmp, text, len);
+    tmp[len] = '\0';
+    size_t n;
+    if (inet_pton(AF_INET, tmp, a) == 1) {
+        out[0] = '4';
+        n = 4;
+    } else if (inet_pton(AF_INET6, tmp, a) == 1) {
+        out[0] = '6';
+        n = 16;
+    } else {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[1 + 2 * i] = hex[a[i] >> 4];
+        out[2 + 2 * i] = hex[a[i] & 15];
+    }
+    out[1 + 2 * n] = '\0';
+    return 1 + 2 * n;
+}
+
+static int put(store_chunk *c, const void *p, size_t len) {
+    uint32_t l = (uint32_t)len;
+    if (pdns_buf_append(&c->data, p, len) < 0 ||
+        pdns_buf_append(&c->lens, &l, sizeof(l)) < 0)
+        return -1;
+    return 0;
+}
+
+static int putf(store_chunk *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int putf(store_chunk *c, const char *fmt, ...) {
+    char tmp[128];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(tmp))
+        return -1;
+    return put(c, tmp, (size_t)n);
+}
+
+static void chunk_free(store_chunk *c) {
+    pdns_buf_free(&c->data);
+    pdns_buf_free(&c->lens);
+    free(c);
+}
+
+static void kick(store *s);
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
+    store *s = priv;
+    redisReply *rep = reply;
+    (void)ac;
+    if (!rep)
+        return; /* the connection went away: on_down sends it again */
+    store_chunk *c = s->head;
+    s->busy = 0;
+    double secs = (double)(mono_ms() - s->sent_ms) / 1000.0;
+    int b = 0;
+    while (b < STORE_LAT_BUCKETS && secs > lat_le[b])
+        b++;
+    if (b < STORE_LAT_BUCKETS)
+        s->lat[b]++;
+    s->lat_sum += secs;
+    if (rep->type == REDIS_REPLY_ERROR) {
+        s->errors++;
+        log_error("store: Redis refused a batch of %zu records (%s); "
+                  "retrying in %d ms", c->nrec, rep->str, RETRY_MS);
+        s->retry_at_ms = mono_ms() + RETRY_MS;
+        return;
+    }
+    if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 0 && c->nrec)
+        s->duplicates++;
+    s->batches++;
+    s->stored += c->nrec;
+    s->waiting -= c->nrec;
+    s->head = c->next;
+    if (!s->head)
+        s->tail = NULL;
+    chunk_free(c);
+    if (s->full && s->waiting <= s->conf->max_buffer / 2) {
+        s->full = 0;
+        log_info("store: buffer drained to %zu records; sources resume",
+                 s->waiting);
+        if (s->on_drain)
+            s->on_drain(s->ctx);
+    }
+    kick(s);
+}
+
+/* Sends the oldest batch when nothing is in flight. */
+static void kick(store *s) {
+    store_chunk *c = s->head;
+    if (s->busy || !c || !s->rc.ready || mono_ms() < s->retry_at_ms)
+        return;
+    if (!c->sealed && c->nrec < s->conf->batch)
+        return; /* still filling: store_flush or the tick sends it */
+    c->sealed = 1;
+    size_t nargs = c->lens.len / sizeof(uint32_t);
+    size_t total = nargs + 3;
+    const char **argv = malloc(total * sizeof(*argv));
+    size_t *argl = malloc(total * sizeof(*argl));
+    if (!argv || !argl) {
+        free(argv);
+        free(argl);
+        return;
+    }
+    argv[0] = "EVAL";
+    argl[0] = 4;
+    argv[1] = store_ingest_lua;
+    argl[1] = sizeof(store_ingest_lua) - 1;
+    argv[2] = "0";
+    argl[2] = 1;
+    const uint32_t *lens = (const uint32_t *)c->lens.p;
+    const char *p = c->data.p;
+    for (size_t i = 0; i < nargs; i++) {
+        argv[3 + i] = p;
+        argl[3 + i] = lens[i];
+        p += lens[i];
+    }
+    if (redisAsyncCommandArgv(s->rc.ac, on_reply, s, (int)total, argv, argl) ==
+        REDIS_OK) {
+        s->busy = 1;
+        s->sent_ms = mono_ms();
+    }
+    free(argv);
+    free(argl);
+}
+
+static store_chunk *new_chunk(store *s) {
+    store_chunk *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->seq = ++s->seq;
+    if (put(c, s->mark, strlen(s->mark)) < 0 ||
+        put(c, s->boot, strlen(s->boot)) < 0 ||
+        putf(c, "%" PRIu64, c->seq) < 0) {
+        chunk_free(c);
+        return NULL;
+    }
+    if (s->tail)
+        s->tail->next = c;
+    else
+        s->head = c;
+    s->tail = c;
+    return c;
+}
+
+/* The chunk records go into: the tail, unless it is full or sealed. */
+static store_chunk *open_chunk(store *s) {
+    store_chunk *c = s->tail;
+    if (c && c->nrec < s->conf->batch && !c->sealed)
+        return c;
+    return new_chunk(s);
+}
+
+static void on_ready(void *ctx) {
+    kick(ctx);
+}
+
+static void on_down(void *ctx) {
+    store *s = ctx;
+    s->busy = 0; /* the batch in flight is sent again (at most once applied) */
+}
+
+int store_init(store *s, const store_conf *c, uv_loop_t *loop,
+               const char *relay_id, const int *stopping) {
+    uint8_t rnd[12];
+    memset(s, 0, sizeof(*s));
+    s->conf = c;
+    snprintf(s->mark, sizeof(s->mark), "st:applied:%s", relay_id);
+    randombytes_buf(rnd, sizeof(rnd));
+    sodium_bin2hex(s->boot, sizeof(s->boot), rnd, sizeof(rnd));
+    s->rc.loop = loop;
+    snprintf(s->rc.host, sizeof(s->rc.host), "%s", c->host);
+    s->rc.port = c->port;
+    s->rc.db = c->db;
+    s->rc.what = "store Redis";
+    s->rc.stopping = stopping;
+    s->rc.on_ready = on_ready;
+    s->rc.on_down = on_down;
+    s->rc.ctx = s;
+    return rconn_start(&s->rc);
+}
+
+int store_add(store *s, const pdns_record *r) {
+    char rev[2048], ty[8], ixp[2200];
+    const char *ixk = "";
+    size_t ixl = 0;
+    if (s->waiting >= 2 * s->conf->max_buffer)
+        return -1;
+    store_chunk *c = open_chunk(s);
+    if (!c)
+        return -1;
+    if (r->rrname.len > 1024 || r->rdata.len > 65535)
+        return -1;
+    size_t revl = store_reverse_name(r->rrname.p, r->rrname.len, rev);
+    int tyl = snprintf(ty, sizeof(ty), "%u", (unsigned)r->rrtype);
+    if (r->rrtype == PDNS_RR_A || r->rrtype == PDNS_RR_AAAA) {
+        char key[34];
+        size_t kl = store_ip_key(r->rdata.p, r->rdata.len, key);
+        if (kl && r->rdata.len < 64) {
+            ixk = "ix:ip";
+            ixl = (size_t)snprintf(ixp, sizeof(ixp), "%s %s %.*s", key, ty,
+                                   (int)r->rdata.len, r->rdata.p);
+        }
+    } else if (pdns_rrtype_rdata_is_name(r->rrtype) && r->rdata.len < 1100 &&
+               !memchr(r->rdata.p, ' ', r->rdata.len)) {
+        ixk = "ix:rd";
+        ixl = (size_t)snprintf(ixp, sizeof(ixp), "%.*s %s", (int)r->rdata.len,
+                               r->rdata.p, ty);
+    }
+    size_t mark = c->data.len, lmark = c->lens.len;
+    const char *sensor = r->sensor_id.len ? r->sensor_id.p : "unknown";
+    size_t sl = r->sensor_id.len ? r->sensor_id.len : 7;
+    if (put(c, r->rrname.p, r->rrname.len) < 0 || put(c, rev, revl) < 0 ||
+        put(c, ty, (size_t)tyl) < 0 || put(c, r->rdata.p, r->rdata.len) < 0 ||
+        putf(c, "%" PRId64, r->time_first) < 0 ||
+        putf(c, "%" PRId64, r->time_last) < 0 ||
+        putf(c, "%" PRIu64, r->count ? r->count : 1) < 0 ||
+        put(c, sensor, sl) < 0 || put(c, ixk, strlen(ixk)) < 0 ||
+        put(c, ixp, ixl) < 0) {
+        c->data.len = mark;
+        c->lens.len = lmark;
+        return -1;
+    }
+    c->nrec++;
+    s->waiting++;
+    if (s->waiting > s->buffer_peak)
+        s->buffer_peak = s->waiting;
+    if (!s->full && s->waiting >= s->conf->max_buffer) {
+        s->full = 1;
+        log_warn("store: %zu records wait for Redis; sources pause until "
+                 "half of them are stored", s->waiting);
+    }
+    if (c->nrec >= s->conf->batch)
+        kick(s);
+    return 0;
+}
+
+void store_flush(store *s) {
+    store_chunk *c = s->tail;
+    if (c && c->nrec)
+        c->sealed = 1; /* the partial tail becomes a batch of its own */
+    kick(s);
+}
+
+void store_tick(store *s) {
+    if (!s->busy)
+        store_flush(s);
+    else
+        kick(s);
+}
+
+int store_full(const store *s) {
+    return s->full;
+}
+
+size_t store_waiting(const store *s) {
+    return s->waiting;
+}
+
+void store_stop(store *s) {
+    rconn_stop(&s->rc);
+}
+
+void store_free(store *s) {
+    while (s->head) {
+        store_chunk *c = s->head;
+        s->head = c->next;
+        chunk_free(c);
+    }
+    s->tail = NULL;
+    if (s->waiting)
+        log_error("store: %zu records were not stored (Redis unavailable at "
+                  "shutdown)", s->waiting);
+}
+
+int store_metrics(const store *s, pdns_buf *b) {
+    int rc = pdns_buf_printf(b,
+        "# HELP pdns_relay_store_records_total Records written to the store.\n"
+        "# TYPE pdns_relay_store_records_total counter\n"
+        "pdns_relay_store_records_total %" PRIu64 "\n"
+        "# TYPE pdns_relay_store_batches_total counter\n"
+        "pdns_relay_store_batches_total %" PRIu64 "\n"
+        "# HELP pdns_relay_store_errors_total Batches Redis refused (retried).\n"
+        "# TYPE pdns_relay_store_errors_total counter\n"
+        "pdns_relay_store_errors_total %" PRIu64 "\n"
+        "# HELP pdns_relay_store_duplicate_batches_total Batches sent again after a lost reply that Redis had applied.\n"
+        "# TYPE pdns_relay_store_duplicate_batches_total counter\n"
+        "pdns_relay_store_duplicate_batches_total %" PRIu64 "\n"
+        "# HELP pdns_relay_store_buffered_records Records waiting for Redis.\n"
+        "# TYPE pdns_relay_store_buffered_records gauge\n"
+        "pdns_relay_store_buffered_records %zu\n"
+        "# TYPE pdns_relay_store_buffer_peak_records gauge\n"
+        "pdns_relay_store_buffer_peak_records %" PRIu64 "\n"
+        "# HELP pdns_relay_store_backpressure 1 while sources are paused.\n"
+        "# TYPE pdns_relay_store_backpressure gauge\n"
+        "pdns_relay_store_backpressure %d\n"
+        "# HELP pdns_relay_store_up 1 while the store's Redis is connected.\n"
+        "# TYPE pdns_relay_store_up gauge\n"
+        "pdns_relay_store_up %d\n"
+        "# HELP pdns_relay_store_latency_seconds Time of one batch write.\n"
+        "# TYPE pdns_relay_store_latency_seconds histogram\n",
+        s->stored, s->batches, s->errors, s->duplicates, s->waiting,
+        s->buffer_peak, s->full, s->rc.ready);
+    uint64_t cum = 0;
+    for (int i = 0; i < STORE_LAT_BUCKETS; i++) {
+        cum += s->lat[i];
+        rc |= pdns_buf_printf(b, "pdns_relay_store_latency_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                              lat_le[i], cum);
+    }
+    rc |= pdns_buf_printf(b, "pdns_relay_store_latency_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+                             "pdns_relay_store_latency_seconds_sum %.6f\n"
+                             "pdns_relay_store_latency_seconds_count %" PRIu64 "\n",
+                          s->batches + s->errors, s->lat_sum, s->batches + s->errors);
+    return rc ? -1 : 0;
+}
+
+typedef struct query_call {
+    store_reply_fn fn;
+    void *ctx;
+} query_call;
+
+static void on_query(redisAsyncContext *ac, void *reply, void *priv) {
+    query_call *q = priv;
+    (void)ac;
+    q->fn(reply, q->ctx);
+    free(q);
+}
+
+static int call(store *s, int argc, const char **argv, const size_t *argl,
+                store_reply_fn fn, void *ctx) {
+    if (!s->rc.ready)
+        return -1;
+    query_call *q = malloc(sizeof(*q));
+    if (!q)
+        return -1;
+    q->fn = fn;
+    q->ctx = ctx;
+    if (redisAsyncCommandArgv(s->rc.ac, on_query, q, argc, argv, argl) !=
+        REDIS_OK) {
+        free(q);
+        return -1;
+    }
+    return 0;
+}
+
+int store_query(store *s, const store_query_args *q, store_reply_fn fn,
+                void *ctx) {
+    char lim[24], bud[24], t[4][24], now[24];
+    snprintf(lim, sizeof(lim), "%zu", q->limit);
+    snprintf(bud, sizeof(bud), "%zu", s->conf->budget);
+    snprintf(t[0], sizeof(t[0]), "%" PRId64, q->tf_after);
+    snprintf(t[1], sizeof(t[1]), "%" PRId64, q->tf_before);
+    snprintf(t[2], sizeof(t[2]), "%" PRId64, q->tl_after);
+    snprintf(t[3], sizeof(t[3]), "%" PRId64, q->tl_before);
+    snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+    const char *argv[] = {"EVAL", store_query_lua, "0", q->mode, q->a, q->b,
+                          q->cursor ? q->cursor : "", lim, bud, q->types,
+                          t[0], t[1], t[2], t[3], now, s->conf->expiry,
+                          s->conf->show_sensors ? "1" : "0"};
+    size_t argl[17];
+    for (size_t i = 0; i < 17; i++)
+        argl[i] = strlen(argv[i]);
+    argl[1] = sizeof(store_query_lua) - 1;
+    argl[4] = q->alen;
+    argl[5] = q->blen;
+    argl[6] = q->cursor ? q->cursor_len : 0;
+    return call(s, 17, argv, argl, fn, ctx);
+}
+
+int store_info(store *s, store_reply_fn fn, void *ctx) {
+    static const char script[] =
+        "local i = redis.call('HMGET', 'st:info', 'records', 'triples', 'names')\n"
+        "local out = {i[1] or '0', i[2] or '0', i[3] or '0'}\n"
+        "local h = redis.call('HGETALL', 'st:sensor')\n"
+        "for j = 1, #h do out[#out + 1] = h[j] end\n"
+        "return out\n";
+    const char *argv[] = {"EVAL", script, "0"};
+    size_t argl[] = {4, sizeof(script) - 1, 1};
+    return call(s, 3, argv, argl, fn, ctx);
+}

@@ -1,0 +1,121 @@
+/* store.h - the local COF store on Redis: every accepted record, before
+ * any mixing (the operator's own full view), aggregated into (rrname,
+ * rrtype, rdata) triples with first and last seen, count and the set of
+ * sensors that saw them, plus the indexes the query API needs.
+ *
+ * Records are batched: one EVAL of relay/lua/store_ingest.lua per batch
+ * (`batch` records), one batch in flight at a time. While Redis is away
+ * the batches wait in memory, up to `max_buffer` records; above that
+ * store_full() is true and the sources stop reading (the D4 listener
+ * stops reading its sockets: TCP backpressure), below half of it the
+ * on_drain callback tells them to go on. A batch whose reply was lost is
+ * sent again; the script recognises it by (boot id, sequence) and does
+ * not apply it twice. The schema is described in README.md ("Store"). */
+#ifndef PDNS_STORE_H
+#define PDNS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "rconn.h"
+#include "record.h"
+
+typedef struct store_conf {
+    int enabled;
+    char url[512];            /* redis://HOST:PORT/DB */
+    char host[256];
+    int port, db;
+    size_t batch;             /* records per EVAL */
+    size_t max_buffer;        /* records waiting before backpressure */
+    int show_sensors;         /* query answers name the sensors */
+    size_t default_limit, max_limit;
+    size_t budget;            /* index entries one query page may visit */
+    char expiry[512];         /* ",<rrtype>=<seconds>,...," or "" */
+} store_conf;
+
+void store_conf_defaults(store_conf *c);
+
+typedef struct store_chunk store_chunk;
+
+#define STORE_LAT_BUCKETS 11
+
+typedef struct store {
+    const store_conf *conf;
+    rconn rc;
+    char mark[128];            /* the applied-batch marker key */
+    char boot[40];             /* this process's boot id */
+    store_chunk *head, *tail;  /* oldest first; head is in flight if busy */
+    size_t waiting;            /* records in chunks */
+    uint64_t seq;
+    int busy, full;
+    uint64_t retry_at_ms;      /* after an error reply */
+    uint64_t sent_ms;
+    /* counters */
+    uint64_t stored, batches, duplicates, errors, buffer_peak;
+    uint64_t lat[STORE_LAT_BUCKETS]; /* store call latency histogram */
+    double lat_sum;
+    void (*on_drain)(void *ctx);
+    void *ctx;
+} store;
+
+/* Connects (in the background) and gets ready to take records. Returns 0,
+ * or -1 when out of memory. */
+int store_init(store *s, const store_conf *c, uv_loop_t *loop,
+               const char *relay_id, const int *stopping);
+
+/* Queues one record (an answer: not an error line). Returns 0, or -1 when
+ * it cannot be kept (out of memory, or twice max_buffer reached by a
+ * source that ignored store_full). */
+int store_add(store *s, const pdns_record *r);
+
+/* Sends what is queued now, even a partial batch. */
+void store_flush(store *s);
+
+/* Called often (every 100 ms): flushes partial batches, retries. */
+void store_tick(store *s);
+
+/* 1 when sources should stop reading. */
+int store_full(const store *s);
+
+/* Records not yet acknowledged by Redis. */
+size_t store_waiting(const store *s);
+
+void store_stop(store *s);
+void store_free(store *s);   /* once the loop has closed its handles */
+
+int store_metrics(const store *s, pdns_buf *b);
+
+/* The reversed-label form of a name ("www.example.com" ->
+ * "com.example.www") used by the suffix index. Returns its length. */
+size_t store_reverse_name(const char *name, size_t len, char *out);
+
+/* The sort key of an address in the IP index: "4" and 8 hex digits, or
+ * "6" and 32. Returns its length, or 0 when text is not an address. */
+size_t store_ip_key(const char *text, size_t len, char out[34]);
+
+/* One query page (relay/lua/store_query.lua). The reply is hiredis's:
+ * an array {cursor, name, field, value, ...}, an error, or NULL when the
+ * connection went away. Returns 0, or -1 when Redis is not connected. */
+typedef struct store_query_args {
+    const char *mode;          /* name, fwd, rev, ip, rd */
+    const char *a, *b;         /* name, or the lex range */
+    size_t alen, blen;
+    const char *cursor;
+    size_t cursor_len;
+    size_t limit;
+    char types[256];           /* ",1,28," or "" */
+    int64_t tf_after, tf_before, tl_after, tl_before;
+} store_query_args;
+
+typedef void (*store_reply_fn)(void *reply, void *ctx);
+
+int store_query(store *s, const store_query_args *q, store_reply_fn fn,
+                void *ctx);
+
+/* /info: the reply is an array {records, triples, names, sensor, count,
+ * sensor, count, ...}. */
+int store_info(store *s, store_reply_fn fn, void *ctx);
+
+#endif
