@@ -14,6 +14,7 @@
 
 #include "cmd.h"
 #include "daemon.h"
+#include "http_auth.h"
 #include "inbound.h"
 #include "log.h"
 
@@ -187,7 +188,8 @@ static void on_signal(uv_signal_t *h, int signum) {
 }
 
 static struct lws_vhost *make_vhost(relay *r, const struct lws_protocols *p,
-                                    const cfg_addr *a, int tls, int raw) {
+                                    const cfg_addr *a, const char *cert,
+                                    const char *key, int raw) {
     struct lws_context_creation_info vi;
     static const struct lws_protocols end = {NULL, NULL, 0, 0, 0, NULL, 0};
     struct lws_protocols *list = calloc(2, sizeof(*list));
@@ -202,9 +204,9 @@ static struct lws_vhost *make_vhost(relay *r, const struct lws_protocols *p,
     vi.protocols = list;
     if (strchr(a->host, ':') == NULL)
         vi.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
-    if (tls) {
-        vi.ssl_cert_filepath = r->cfg.tls_cert;
-        vi.ssl_private_key_filepath = r->cfg.tls_key;
+    if (cert && *cert) {
+        vi.ssl_cert_filepath = cert;
+        vi.ssl_private_key_filepath = key;
         vi.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     }
     if (raw) {
@@ -326,16 +328,25 @@ int cmd_run(int argc, char **argv) {
         goto out_loop;
     }
     if (r.cfg.d4_enabled &&
-        !make_vhost(&r, &d4_listener_protocol, &r.cfg.d4_listen, 1, 1)) {
+        !make_vhost(&r, &d4_listener_protocol, &r.cfg.d4_listen, r.cfg.tls_cert,
+                    r.cfg.tls_key, 1)) {
         log_error("run: cannot listen for D4 on %s:%d (TLS cert %s, key %s)",
                   r.cfg.d4_listen.host, r.cfg.d4_listen.port, r.cfg.tls_cert,
                   r.cfg.tls_key);
         goto out_lws;
     }
     if (r.cfg.http_enabled &&
-        !make_vhost(&r, &http_api_protocol, &r.cfg.http_listen, 0, 0)) {
-        log_error("run: cannot listen for HTTP on %s:%d",
-                  r.cfg.http_listen.host, r.cfg.http_listen.port);
+        !make_vhost(&r, &http_api_protocol, &r.cfg.http_listen,
+                    r.cfg.http_tls_cert, r.cfg.http_tls_key, 0)) {
+        log_error("run: cannot listen for HTTP%s on %s:%d",
+                  r.cfg.http_tls_cert[0] ? "S" : "", r.cfg.http_listen.host,
+                  r.cfg.http_listen.port);
+        goto out_lws;
+    }
+    r.auth = http_auth_new(r.cfg.http_auth_file, r.cfg.http_anonymous,
+                           r.cfg.http_rate, r.cfg.http_burst, err, sizeof(err));
+    if (!r.auth) {
+        log_error("run: http.auth_file: %s", err);
         goto out_lws;
     }
     if (relay_mix_start(&r) < 0) {
@@ -435,6 +446,7 @@ out_lws:
     if (r.storing)
         store_free(&r.store);
 out_loop:
+    http_auth_free(r.auth);
     uv_loop_close(r.loop);
     free(r.protocols[0]);
     free(r.protocols[1]);

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "pool.h"
+#include "query.h"
 #include "ingest.h"
 #include "session.h"
 #include "share.h"
@@ -40,6 +41,7 @@ typedef struct relay {
     store store;                 /* the local COF store */
     int storing;                 /* store.enabled */
     struct http_auth *auth;      /* API keys and users (http_auth.c) */
+    query_metrics qm;
     struct deliver *deliver;     /* D4 delivery to partners (deliver.c) */
     int streaming;
     uv_fs_event_t policy_watch;

@@ -1,6 +1,6 @@
 /* http_api.c - the relay's HTTP endpoints on lws: /metrics (Prometheus
- * text), /healthz, /stats (JSON: sensors and their counters). The COF
- * query API joins here with the store. */
+ * text), /healthz, /stats (JSON: sensors and their counters), the open
+ * data stream (/stream, /stream.ndjson) and the COF query API (query.c). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +18,7 @@ typedef struct http_pss {
     stream_client sc;
     uint64_t since;
     int is_stream;
+    query_req *q;   /* a query waiting for the store */
 } http_pss;
 
 static int stats_json(relay *r, pdns_buf *b) {
@@ -46,16 +47,27 @@ static int stats_json(relay *r, pdns_buf *b) {
     return pdns_buf_append(b, "]}\n", 3);
 }
 
-static int respond(struct lws *wsi, http_pss *p, unsigned status,
-                   const char *ctype) {
-    uint8_t hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *q = start,
-                                *end = hdr + sizeof(hdr) - 1;
-    size_t blen = p->body.len - LWS_PRE;
-    if (lws_add_http_common_headers(wsi, status, ctype, blen, &q, end) ||
-        lws_finalize_write_http_header(wsi, start, &q, end))
+int http_respond(struct lws *wsi, pdns_buf *body, unsigned status,
+                 const char *ctype, const char *const *hdrs) {
+    uint8_t hdr[LWS_PRE + 2048], *start = hdr + LWS_PRE, *q = start,
+                                 *end = hdr + sizeof(hdr) - 1;
+    size_t blen = body->len - LWS_PRE;
+    if (lws_add_http_common_headers(wsi, status, ctype, blen, &q, end))
+        return -1;
+    for (; hdrs && hdrs[0]; hdrs += 2)
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)hdrs[0],
+                                        (const unsigned char *)hdrs[1],
+                                        (int)strlen(hdrs[1]), &q, end))
+            return -1;
+    if (lws_finalize_write_http_header(wsi, start, &q, end))
         return -1;
     lws_callback_on_writable(wsi);
     return 0;
+}
+
+static int respond(struct lws *wsi, http_pss *p, unsigned status,
+                   const char *ctype) {
+    return http_respond(wsi, &p->body, status, ctype, NULL);
 }
 
 static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -66,6 +78,7 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_HTTP: {
         relay *r = lws_context_user(lws_get_context(wsi));
         const char *path = in;
+        query_abandon(&p->q);
         pdns_buf_free(&p->body); /* keep-alive: the last answer's */
         p->sent = 0;
         p->is_stream = 0;
@@ -92,6 +105,7 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                 share_metrics(&r->sh, &p->body) < 0 ||
                 deliver_metrics(r, &p->body) < 0 ||
                 (r->storing && store_metrics(&r->store, &p->body) < 0) ||
+                query_metrics_render(&r->qm, &p->body) < 0 ||
                 (r->streaming &&
                  pdns_buf_printf(&p->body,
                                  "# TYPE pdns_relay_stream_clients gauge\n"
@@ -107,6 +121,14 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                 return -1;
             return respond(wsi, p, HTTP_STATUS_OK,
                            "text/plain; version=0.0.4");
+        }
+        int ep = query_endpoint_of(path);
+        if (ep >= 0) {
+            if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
+                pdns_buf_append(&p->body, "{\"error\":\"only GET\"}\n", 21);
+                return respond(wsi, p, 405, "application/json");
+            }
+            return query_begin(r, wsi, ep, path, &p->body, &p->q);
         }
         if (strcmp(path, "/healthz") == 0) {
             pdns_buf_append(&p->body, "ok\n", 3);
@@ -179,6 +201,7 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (p) {
+            query_abandon(&p->q);
             if (p->is_stream)
                 stream_client_close(&p->sc);
             p->is_stream = 0;

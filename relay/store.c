@@ -434,15 +434,16 @@ int store_query(store *s, const store_query_args *q, store_reply_fn fn,
     const char *argv[] = {"EVAL", store_query_lua, "0", q->mode, q->a, q->b,
                           q->cursor ? q->cursor : "", lim, bud, q->types,
                           t[0], t[1], t[2], t[3], now, s->conf->expiry,
-                          s->conf->show_sensors ? "1" : "0"};
-    size_t argl[17];
-    for (size_t i = 0; i < 17; i++)
+                          s->conf->show_sensors ? "1" : "0",
+                          q->cursor_id ? q->cursor_id : ""};
+    size_t argl[18];
+    for (size_t i = 0; i < 18; i++)
         argl[i] = strlen(argv[i]);
     argl[1] = sizeof(store_query_lua) - 1;
     argl[4] = q->alen;
     argl[5] = q->blen;
     argl[6] = q->cursor ? q->cursor_len : 0;
-    return call(s, 17, argv, argl, fn, ctx);
+    return call(s, 18, argv, argl, fn, ctx);
 }
 
 int store_info(store *s, store_reply_fn fn, void *ctx) {

@@ -104,6 +104,7 @@ typedef struct store_query_args {
     size_t alen, blen;
     const char *cursor;
     size_t cursor_len;
+    const char *cursor_id;     /* numeric cursors (dribble): the next id */
     size_t limit;
     char types[256];           /* ",1,28," or "" */
     int64_t tf_after, tf_before, tl_after, tl_before;

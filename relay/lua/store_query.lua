@@ -2,7 +2,7 @@
 --
 -- ARGV: mode, a, b, cursor, limit, budget, rrtypes ("" or ",1,28,"),
 --   tf_after, tf_before, tl_after, tl_before, now, expiry (",1=3600,..,"),
---   sensors (1: map sensor ids to names)
+--   sensors (1: map sensor ids to names), cursor id (see below)
 -- mode "name": the triples of name a (hash n:<a>).
 -- mode "fwd"/"rev": the names in ix:fwd/ix:rev from a to b (lex ranges),
 --   each with all its triples (wildcards).
@@ -11,11 +11,19 @@
 -- Returns {next cursor or "", name1, field1, value1, ...}: at most limit
 -- triples, having looked at no more than budget index entries; the
 -- cursor resumes exactly after the last triple returned.
+-- With a cursor id (dribble clients want a number), the cursor given is
+-- a number from an earlier page, kept in cur:<number> for an hour, and
+-- the next cursor is stored as cur:<cursor id> and returned as the id.
 local mode, A, B, cursor = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local limit, budget = tonumber(ARGV[5]), tonumber(ARGV[6])
 local types = ARGV[7]
 local tfa, tfb, tla, tlb = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local now, expiry, want_sensors = tonumber(ARGV[12]), ARGV[13], ARGV[14] == '1'
+local cursor_id = ARGV[15]
+if cursor_id ~= '' and cursor ~= '' then
+  cursor = redis.call('GET', 'cur:' .. cursor)
+  if not cursor then return redis.error_reply('BADCURSOR unknown or expired cursor') end
+end
 local out = {''}
 local got = 0
 local names = {}
@@ -83,6 +91,7 @@ local function one_name(name, after)
   return nil
 end
 
+local function run()
 if mode == 'name' then
   out[1] = one_name(A, cursor) or ''
   return out
@@ -143,3 +152,11 @@ while true do
   end
   min = '(' .. ms[#ms]
 end
+end
+
+run()
+if cursor_id ~= '' and out[1] ~= '' then
+  redis.call('SET', 'cur:' .. cursor_id, out[1], 'EX', 3600)
+  out[1] = cursor_id
+end
+return out

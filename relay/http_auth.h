@@ -1,0 +1,42 @@
+/* http_auth.h - who may query, and how often.
+ *
+ * Credentials come from a file (http.auth_file), one per line:
+ *     basic NAME HASH    an HTTP Basic user
+ *     key   NAME HASH    an API key "NAME.SECRET", sent as
+ *                        "Authorization: Bearer NAME.SECRET", as the bare
+ *                        Authorization value, or as "X-API-Key: ..."
+ * HASH is libsodium's crypto_pwhash_str (Argon2id) of the password or of
+ * the whole key; `pdns-relay passwd` writes these lines. Blank lines and
+ * lines starting with # are ignored. A verified credential is remembered
+ * (by a keyed hash of it) for five minutes, so that the Argon2 cost is
+ * paid once per client and not per query.
+ *
+ * Anonymous access (no credentials) is off, on, or allowed from loopback
+ * addresses only (the default). Every principal (user, key, or anonymous
+ * client address) has a token bucket: rate requests a second, burst at
+ * once; a request over it gets 429 with Retry-After. */
+#ifndef PDNS_HTTP_AUTH_H
+#define PDNS_HTTP_AUTH_H
+
+#include <stddef.h>
+
+struct lws;
+
+typedef struct http_auth http_auth;
+
+/* Loads path ("" for none). Returns NULL with "FILE:LINE: message" in
+ * err. */
+http_auth *http_auth_new(const char *path, int anonymous, double rate,
+                         double burst, char *err, size_t errlen);
+void http_auth_free(http_auth *a);
+
+/* Decides one request. Returns 200 with the principal in who, 401 (no or
+ * bad credentials: a reason in who), or 429 with *retry_after seconds. */
+int http_auth_check(http_auth *a, struct lws *wsi, char *who, size_t wholen,
+                    int *retry_after);
+
+/* The pure parts, for tests: a credential line, and the bucket. */
+int http_auth_parse_line(const char *line, char *kind, char *name,
+                         char *hash, const char **why);
+
+#endif

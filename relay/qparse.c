@@ -1,0 +1,253 @@
+/* qparse.c - COF query strings to store lookups. See qparse.h. */
+#include "qparse.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "record.h"
+#include "rrtype.h"
+
+/* Checks a name in presentation format: at most 255 bytes, labels at most
+ * 63 (an escape counts as the one byte it stands for), and makes it
+ * canonical into out. Returns its length, or 0 with err. */
+static size_t check_name(const char *q, size_t len, char *out, char *err,
+                         size_t errlen) {
+    const char *why;
+    if (len > 255) {
+        snprintf(err, errlen, "name longer than 255 bytes");
+        return 0;
+    }
+    memcpy(out, q, len);
+    if (pdns_name_canon(out, &len, &why) < 0) {
+        snprintf(err, errlen, "bad name: %s", why);
+        return 0;
+    }
+    size_t label = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (out[i] == '.') {
+            label = 0;
+            continue;
+        }
+        if (out[i] == '\\') /* \DDD or \X: one byte */
+            i += (i + 3 < len && out[i + 1] >= '0' && out[i + 1] <= '9') ? 3 : 1;
+        if (++label > 63) {
+            snprintf(err, errlen, "label longer than 63 bytes");
+            return 0;
+        }
+    }
+    out[len] = '\0';
+    return len;
+}
+
+static void set_range(qparse *p, const char *mode, size_t alen, size_t blen) {
+    p->a.mode = mode;
+    p->a.a = p->abuf;
+    p->a.alen = alen;
+    p->a.b = p->bbuf;
+    p->a.blen = blen;
+}
+
+/* An address or a CIDR prefix: a range of the IP index. */
+static int parse_ip(qparse *p, const char *q, size_t len, char *err,
+                    size_t errlen) {
+    char tmp[64];
+    uint8_t a[16];
+    const char *slash = memchr(q, '/', len);
+    size_t alen = slash ? (size_t)(slash - q) : len;
+    if (alen >= sizeof(tmp))
+        goto bad;
+    memcpy(tmp, q, alen);
+    tmp[alen] = '\0';
+    int fam = strchr(tmp, ':') ? AF_INET6 : AF_INET;
+    int bits = fam == AF_INET ? 32 : 128, plen = bits;
+    if (inet_pton(fam, tmp, a) != 1)
+        goto bad;
+    if (slash) {
+        char *end;
+        errno = 0;
+        long v = strtol(slash + 1, &end, 10);
+        if (end == slash + 1 || end != q + len || v < 0 || v > bits || errno) {
+            snprintf(err, errlen, "bad CIDR prefix length (want 0..%d)", bits);
+            return -1;
+        }
+        plen = (int)v;
+    }
+    int nbytes = bits / 8;
+    uint8_t lo[16], hi[16];
+    for (int i = 0; i < nbytes; i++) {
+        int keep = plen - 8 * i;
+        uint8_t mask = keep >= 8 ? 0xff : keep <= 0 ? 0 : (uint8_t)(0xff << (8 - keep));
+        lo[i] = a[i] & mask;
+        hi[i] = (uint8_t)(a[i] | (uint8_t)~mask);
+    }
+    if (slash && memcmp(lo, a, (size_t)nbytes) != 0) {
+        snprintf(err, errlen, "bad CIDR: host bits set (did you mean %s/%d?)",
+                 inet_ntop(fam, lo, tmp, sizeof(tmp)) ? tmp : "?", plen);
+        return -1;
+    }
+    static const char hex[] = "0123456789abcdef";
+    char *x = p->abuf, *y = p->bbuf;
+    *x++ = *y++ = fam == AF_INET ? '4' : '6';
+    for (int i = 0; i < nbytes; i++) {
+        *x++ = hex[lo[i] >> 4];
+        *x++ = hex[lo[i] & 15];
+        *y++ = hex[hi[i] >> 4];
+        *y++ = hex[hi[i] & 15];
+    }
+    /* exact: "<key> " starts every member of that address; range: every
+     * member from lo up to (and including) any member of hi */
+    if (!slash)
+        *x++ = ' ';
+    *y++ = ' ';
+    *y++ = (char)0xff;
+    set_range(p, "ip", (size_t)(x - p->abuf), (size_t)(y - p->bbuf));
+    p->kind = slash ? "cidr" : "ip";
+    return 0;
+bad:
+    if (slash)
+        snprintf(err, errlen, "bad CIDR: want ADDRESS/LENGTH, as 10.0.0.0/24 "
+                 "or 2001:db8::/48");
+    else
+        snprintf(err, errlen, "not an IP address");
+    return -1;
+}
+
+static int looks_ip(const char *q, size_t len) {
+    int colon = 0, alpha = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = q[i];
+        if (c == ':')
+            colon = 1;
+        else if ((c >= 'g' && c <= 'z') || (c >= 'G' && c <= 'Z') || c == '*' ||
+                 c == '-' || c == '_' || c == '\\')
+            alpha = 1;
+    }
+    if (colon)
+        return 1;
+    if (alpha)
+        return 0;
+    /* digits and dots only (and a slash): an address or a CIDR */
+    for (size_t i = 0; i < len; i++)
+        if (!(q[i] == '.' || q[i] == '/' || (q[i] >= '0' && q[i] <= '9')))
+            return 0;
+    return 1;
+}
+
+int qparse_query(qparse *p, const char *q, size_t len, int rdata, char *err,
+                 size_t errlen) {
+    char name[512];
+    size_t n;
+    memset(p, 0, sizeof(*p));
+    if (len == 0) {
+        snprintf(err, errlen, "empty query");
+        return -1;
+    }
+    if (!rdata && looks_ip(q, len))
+        return parse_ip(p, q, len, err, errlen);
+    if (rdata) {
+        if (!(n = check_name(q, len, name, err, errlen)))
+            return -1;
+        n = (size_t)snprintf(p->abuf, sizeof(p->abuf), "%s ", name);
+        size_t m = (size_t)snprintf(p->bbuf, sizeof(p->bbuf), "%s \xff", name);
+        set_range(p, "rd", n, m);
+        p->kind = "rdata";
+        return 0;
+    }
+    if (len >= 2 && q[0] == '*' && q[1] == '.') {
+        char rev[600];
+        if (!(n = check_name(q + 2, len - 2, name, err, errlen)))
+            return -1;
+        size_t rl = store_reverse_name(name, n, rev);
+        memcpy(p->abuf, rev, rl);
+        p->abuf[rl] = '.';
+        memcpy(p->bbuf, p->abuf, rl + 1);
+        p->bbuf[rl + 1] = (char)0xff;
+        set_range(p, "rev", rl + 1, rl + 2);
+        p->kind = "suffix";
+        return 0;
+    }
+    if (len >= 2 && q[len - 2] == '.' && q[len - 1] == '*') {
+        if (!(n = check_name(q, len - 2, name, err, errlen)))
+            return -1;
+        memcpy(p->abuf, name, n);
+        p->abuf[n] = '.';
+        memcpy(p->bbuf, p->abuf, n + 1);
+        p->bbuf[n + 1] = (char)0xff;
+        set_range(p, "fwd", n + 1, n + 2);
+        p->kind = "prefix";
+        return 0;
+    }
+    if (memchr(q, '*', len)) {
+        snprintf(err, errlen, "a wildcard is a whole label at the start "
+                 "(*.example.com) or at the end (www.example.*)");
+        return -1;
+    }
+    if (!(n = check_name(q, len, p->abuf, err, errlen)))
+        return -1;
+    p->a.mode = "name";
+    p->a.a = p->abuf;
+    p->a.alen = n;
+    p->a.b = "";
+    p->kind = "name";
+    return 0;
+}
+
+int qparse_rrtypes(qparse *p, const char *list, char *err, size_t errlen) {
+    const char *s = list;
+    size_t used = strlen(p->a.types);
+    if (!used) {
+        p->a.types[0] = ',';
+        p->a.types[1] = '\0';
+        used = 1;
+    }
+    while (*s) {
+        const char *e = strchr(s, ',');
+        size_t l = e ? (size_t)(e - s) : strlen(s);
+        while (l && *s == ' ')
+            s++, l--;
+        while (l && s[l - 1] == ' ')
+            l--;
+        uint16_t t;
+        if (!l || pdns_rrtype_parse(s, l, &t) < 0) {
+            snprintf(err, errlen, "unknown rrtype \"%.*s\"", (int)(l > 32 ? 32 : l), s);
+            return -1;
+        }
+        int n = snprintf(p->a.types + used, sizeof(p->a.types) - used, "%u,",
+                         (unsigned)t);
+        if (n < 0 || (size_t)n >= sizeof(p->a.types) - used) {
+            snprintf(err, errlen, "too many rrtypes");
+            return -1;
+        }
+        used += (size_t)n;
+        if (!e)
+            break;
+        s = e + 1;
+    }
+    return 0;
+}
+
+int qparse_time(qparse *p, const char *name, const char *value, char *err,
+                size_t errlen) {
+    static const char *const names[] = {"time_first_after", "time_first_before",
+                                        "time_last_after", "time_last_before"};
+    int64_t *dst[] = {&p->a.tf_after, &p->a.tf_before, &p->a.tl_after,
+                      &p->a.tl_before};
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(name, names[i]) != 0)
+            continue;
+        char *end;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (!*value || *end || errno || v <= 0 || v > 4102444800LL) {
+            snprintf(err, errlen, "%s: want Unix seconds (1 .. 4102444800)", name);
+            return -1;
+        }
+        *dst[i] = v;
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,416 @@
+/* query.c - the COF query API: requests to store lookups, replies to COF.
+ * See query.h. */
+#include "query.h"
+
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cmd.h"
+#include "cof.h"
+#include "daemon.h"
+#include "http_auth.h"
+#include "log.h"
+#include "qparse.h"
+#include "rrtype.h"
+
+#define CURSOR_MAX 2048
+
+static const char *const ep_name[QE_COUNT] = {"query", "rdata", "pdns", "info"};
+static const unsigned status_of[6] = {200, 400, 401, 429, 503, 0};
+static const char *const status_name[6] = {"200", "400", "401", "429", "503",
+                                           "other"};
+static const double lat_le[QUERY_LAT_BUCKETS] = {
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
+
+struct query_req {
+    struct lws *wsi;          /* NULL once the client went away */
+    query_req **slot;
+    relay *r;
+    pdns_buf *body;
+    int ep, json, saf;
+    uint64_t t0_us;
+    qparse qp;
+    char cursor[CURSOR_MAX];
+    char cursor_id[24];
+};
+
+static uint64_t now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+int query_endpoint_of(const char *path) {
+    if (strncmp(path, "/query/", 7) == 0)
+        return QE_QUERY;
+    if (strncmp(path, "/rdata/", 7) == 0)
+        return QE_RDATA;
+    if (strncmp(path, "/pdns/query/", 12) == 0)
+        return QE_PDNS;
+    if (strcmp(path, "/info") == 0)
+        return QE_INFO;
+    return -1;
+}
+
+static void count(relay *r, int ep, unsigned status, uint64_t t0) {
+    query_metrics *m = &r->qm;
+    int s = 5;
+    for (int i = 0; i < 5; i++)
+        if (status_of[i] == status)
+            s = i;
+    m->by_status[ep][s]++;
+    double secs = (double)(now_us() - t0) / 1e6;
+    int b = 0;
+    while (b < QUERY_LAT_BUCKETS && secs > lat_le[b])
+        b++;
+    if (b < QUERY_LAT_BUCKETS)
+        m->lat[b]++;
+    m->lat_sum += secs;
+    m->lat_count++;
+}
+
+/* Sends a JSON error {"error": msg} (and counts it). */
+static int fail(relay *r, struct lws *wsi, pdns_buf *body, int ep,
+                uint64_t t0, unsigned status, const char *msg,
+                const char *const *hdrs) {
+    json_t *o = json_pack("{s:s}", "error", msg);
+    char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    body->len = LWS_PRE;
+    int rc = pdns_buf_printf(body, "%s\n", t ? t : "{\"error\":\"?\"}");
+    free(t);
+    count(r, ep, status, t0);
+    if (rc < 0)
+        return -1;
+    return http_respond(wsi, body, status, "application/json", hdrs);
+}
+
+static void req_free(query_req *q) {
+    if (q->slot)
+        *q->slot = NULL;
+    free(q);
+}
+
+void query_abandon(query_req **slot) {
+    if (*slot) {
+        (*slot)->wsi = NULL;
+        (*slot)->slot = NULL;
+        *slot = NULL;
+    }
+}
+
+/* One triple of the reply as a COF line. */
+static int put_triple(query_req *q, const redisReply *n, const redisReply *f,
+                      const redisReply *v) {
+    pdns_record rec;
+    memset(&rec, 0, sizeof(rec));
+    if (n->type != REDIS_REPLY_STRING || f->type != REDIS_REPLY_STRING ||
+        v->type != REDIS_REPLY_STRING)
+        return 0;
+    const char *sp = memchr(f->str, ' ', f->len);
+    if (!sp)
+        return 0;
+    rec.rrtype = (uint16_t)strtoul(f->str, NULL, 10);
+    rec.rrname.p = n->str;
+    rec.rrname.len = n->len;
+    rec.rdata.p = sp + 1;
+    rec.rdata.len = f->len - (size_t)(sp + 1 - f->str);
+    char vb[1024];
+    snprintf(vb, sizeof(vb), "%.*s", (int)v->len, v->str);
+    long long tf, tl;
+    unsigned long long c;
+    int used = 0;
+    if (sscanf(vb, "%lld %lld %llu%n", &tf, &tl, &c, &used) != 3)
+        return 0;
+    rec.time_first = tf;
+    rec.time_last = tl;
+    rec.count = c;
+    if (vb[used] == ' ' && vb[used + 1]) {
+        rec.sensor_id.p = vb + used + 1;
+        rec.sensor_id.len = strlen(vb + used + 1);
+    }
+    if (cof_encode(&rec, COF_WITH_SENSOR, q->body) < 0)
+        return -1;
+    if (q->json) /* the newline becomes the array's comma */
+        q->body->p[q->body->len - 1] = ',';
+    return 0;
+}
+
+static void answer(query_req *q, const redisReply *rep) {
+    relay *r = q->r;
+    const redisReply *cur = rep->element[0];
+    char cursor_out[CURSOR_MAX * 2];
+    cursor_out[0] = '\0';
+    if (cur->type == REDIS_REPLY_STRING && cur->len) {
+        if (q->ep == QE_PDNS)
+            snprintf(cursor_out, sizeof(cursor_out), "%.*s", (int)cur->len, cur->str);
+        else
+            sodium_bin2base64(cursor_out, sizeof(cursor_out),
+                              (const unsigned char *)cur->str,
+                              cur->len < CURSOR_MAX ? cur->len : CURSOR_MAX,
+                              sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    }
+    q->body->len = LWS_PRE;
+    int rc = 0;
+    if (q->json)
+        rc |= pdns_buf_append(q->body, "[", 1);
+    size_t n = 0;
+    for (size_t i = 1; i + 2 < rep->elements; i += 3) {
+        rc |= put_triple(q, rep->element[i], rep->element[i + 1], rep->element[i + 2]);
+        n++;
+    }
+    if (q->json) {
+        if (n)
+            q->body->len--; /* the last comma */
+        rc |= pdns_buf_append(q->body, "]\n", 2);
+    } else if (q->saf) {
+        if (cursor_out[0])
+            rc |= pdns_buf_printf(q->body, "{\"cond\":\"limited\",\"msg\":\"more "
+                                  "results: ask again with the cursor\",\"cursor\":\"%s\"}\n",
+                                  cursor_out);
+        else
+            rc |= pdns_buf_printf(q->body, "{\"cond\":\"succeeded\"}\n");
+    }
+    const char *hdrs[3] = {NULL, NULL, NULL};
+    if (cursor_out[0]) {
+        hdrs[0] = q->ep == QE_PDNS ? "x-dribble-cursor:" : "x-cursor:";
+        hdrs[1] = cursor_out;
+    }
+    count(r, q->ep, 200, q->t0_us);
+    if (rc < 0 || http_respond(q->wsi, q->body, 200,
+                               q->json ? "application/json" : "application/x-ndjson",
+                               hdrs) < 0)
+        lws_set_timeout(q->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+}
+
+static void answer_info(query_req *q, const redisReply *rep) {
+    relay *r = q->r;
+    json_t *o = json_object(), *sensors = json_array();
+    json_object_set_new(o, "version", json_string(PDNS_RELAY_VERSION));
+    json_object_set_new(o, "relay_id", json_string(r->cfg.relay_id));
+    static const char *const k[3] = {"records", "triples", "names"};
+    for (size_t i = 0; i < 3 && i < rep->elements; i++)
+        json_object_set_new(o, k[i], json_integer(rep->element[i]->str
+                                                      ? strtoll(rep->element[i]->str, NULL, 10)
+                                                      : 0));
+    for (size_t i = 3; i + 1 < rep->elements; i += 2) {
+        json_t *s = json_pack("{s:s%,s:I}", "name", rep->element[i]->str,
+                              rep->element[i]->len, "records",
+                              (json_int_t)strtoll(rep->element[i + 1]->str, NULL, 10));
+        json_array_append_new(sensors, s);
+    }
+    json_object_set_new(o, "sensors", sensors);
+    json_object_set_new(o, "store_buffered", json_integer((json_int_t)store_waiting(&r->store)));
+    char *t = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    q->body->len = LWS_PRE;
+    int rc = t ? pdns_buf_printf(q->body, "%s\n", t) : -1;
+    free(t);
+    count(r, q->ep, 200, q->t0_us);
+    if (rc < 0 || http_respond(q->wsi, q->body, 200, "application/json", NULL) < 0)
+        lws_set_timeout(q->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+}
+
+static void on_reply(void *reply, void *ctx) {
+    query_req *q = ctx;
+    redisReply *rep = reply;
+    if (!q->wsi) { /* the client left */
+        req_free(q);
+        return;
+    }
+    if (!rep) {
+        fail(q->r, q->wsi, q->body, q->ep, q->t0_us, 503,
+             "the store's Redis went away; try again", NULL);
+    } else if (rep->type == REDIS_REPLY_ERROR) {
+        if (strstr(rep->str, "BADCURSOR"))
+            fail(q->r, q->wsi, q->body, q->ep, q->t0_us, 400,
+                 "bad cursor: unknown or expired (cursors live an hour)", NULL);
+        else {
+            log_error("query: Redis: %s", rep->str);
+            fail(q->r, q->wsi, q->body, q->ep, q->t0_us, 503,
+                 "the store failed to answer", NULL);
+        }
+    } else if (rep->type != REDIS_REPLY_ARRAY || (q->ep != QE_INFO && rep->elements < 1)) {
+        fail(q->r, q->wsi, q->body, q->ep, q->t0_us, 503,
+             "the store gave an unexpected answer", NULL);
+    } else if (q->ep == QE_INFO) {
+        answer_info(q, rep);
+    } else {
+        answer(q, rep);
+    }
+    req_free(q);
+}
+
+/* Reads the query string and the headers that shape the answer. Returns
+ * 0, or -1 with a message in err. */
+static int read_params(query_req *q, struct lws *wsi, char *err, size_t errlen) {
+    const store_conf *sc = &q->r->cfg.store;
+    long long limit = (long long)sc->default_limit;
+    char arg[1200], hv[CURSOR_MAX];
+    const char *cursor = NULL;
+    for (int i = 0;; i++) {
+        int n = lws_hdr_copy_fragment(wsi, arg, sizeof(arg), WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (n < 0)
+            break;
+        if (n == 0)
+            continue;
+        char *eq = strchr(arg, '=');
+        const char *v = eq ? eq + 1 : "";
+        if (eq)
+            *eq = '\0';
+        int t;
+        if (strcmp(arg, "rrtype") == 0) {
+            if (qparse_rrtypes(&q->qp, v, err, errlen) < 0)
+                return -1;
+        } else if ((t = qparse_time(&q->qp, arg, v, err, errlen)) != 0) {
+            if (t < 0)
+                return -1;
+        } else if (strcmp(arg, "limit") == 0) {
+            char *end;
+            limit = strtoll(v, &end, 10);
+            if (!*v || *end || limit < 1 || limit > (long long)sc->max_limit) {
+                snprintf(err, errlen, "limit out of range (1 .. %zu)", sc->max_limit);
+                return -1;
+            }
+        } else if (strcmp(arg, "cursor") == 0 && q->ep != QE_PDNS) {
+            size_t bl;
+            if (sodium_base642bin((unsigned char *)q->cursor, sizeof(q->cursor) - 1, v,
+                                  strlen(v), NULL, &bl, NULL,
+                                  sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+                !bl) {
+                snprintf(err, errlen, "bad cursor (give back the X-Cursor of "
+                         "the previous page unchanged)");
+                return -1;
+            }
+            q->cursor[bl] = '\0';
+            cursor = q->cursor;
+            q->qp.a.cursor_len = bl;
+        } else if (strcmp(arg, "saf") == 0) {
+            q->saf = strcmp(v, "0") != 0;
+        } else {
+            snprintf(err, errlen, "unknown parameter \"%.40s\" (rrtype, "
+                     "time_first_after, time_first_before, time_last_after, "
+                     "time_last_before, limit, cursor, saf)", arg);
+            return -1;
+        }
+    }
+    if (q->ep == QE_PDNS) {
+        if (lws_hdr_custom_copy(wsi, hv, sizeof(hv), "dribble-filter-rrtype:", 22) > 0 &&
+            qparse_rrtypes(&q->qp, hv, err, errlen) < 0)
+            return -1;
+        if (lws_hdr_custom_copy(wsi, hv, sizeof(hv), "dribble-paginate-count:", 23) > 0) {
+            char *end;
+            limit = strtoll(hv, &end, 10);
+            if (*end || limit < 1 || limit > (long long)sc->max_limit) {
+                snprintf(err, errlen, "dribble-paginate-count out of range (1 .. %zu)",
+                         sc->max_limit);
+                return -1;
+            }
+        }
+        if (lws_hdr_custom_copy(wsi, hv, sizeof(hv), "dribble-paginate-cursor:", 24) > 0) {
+            char *end;
+            unsigned long long c = strtoull(hv, &end, 10);
+            if (*end || !c) {
+                snprintf(err, errlen, "bad dribble-paginate-cursor (a number from "
+                         "x-dribble-cursor)");
+                return -1;
+            }
+            snprintf(q->cursor, sizeof(q->cursor), "%llu", c);
+            cursor = q->cursor;
+            q->qp.a.cursor_len = strlen(q->cursor);
+        }
+        /* the next cursor, should there be one: a positive 62-bit number */
+        uint64_t id;
+        randombytes_buf(&id, sizeof(id));
+        snprintf(q->cursor_id, sizeof(q->cursor_id), "%" PRIu64, (id >> 2) | 1);
+        q->qp.a.cursor_id = q->cursor_id;
+    }
+    if (lws_hdr_custom_copy(wsi, hv, sizeof(hv), "x-saf:", 6) > 0)
+        q->saf = strcmp(hv, "0") != 0;
+    if (lws_hdr_copy(wsi, hv, sizeof(hv), WSI_TOKEN_HTTP_ACCEPT) > 0 &&
+        strstr(hv, "application/json") && !strstr(hv, "ndjson"))
+        q->json = 1;
+    q->qp.a.cursor = cursor;
+    q->qp.a.limit = (size_t)limit;
+    return 0;
+}
+
+int query_begin(relay *r, struct lws *wsi, int ep, const char *path,
+                pdns_buf *body, query_req **slot) {
+    uint64_t t0 = now_us();
+    char who[160], err[256], ra[16];
+    int retry = 0;
+    int st = http_auth_check(r->auth, wsi, who, sizeof(who), &retry);
+    if (st == 401) {
+        const char *h[] = {"www-authenticate:", "Basic realm=\"pdns-relay\"", NULL};
+        return fail(r, wsi, body, ep, t0, 401, who, h);
+    }
+    if (st == 429) {
+        snprintf(ra, sizeof(ra), "%d", retry);
+        const char *h[] = {"retry-after:", ra, NULL};
+        return fail(r, wsi, body, ep, t0, 429, "rate limit exceeded", h);
+    }
+    if (!r->storing)
+        return fail(r, wsi, body, ep, t0, 503, "the store is disabled "
+                    "(store.enabled is false)", NULL);
+    query_req *q = calloc(1, sizeof(*q));
+    if (!q)
+        return -1;
+    q->wsi = wsi;
+    q->r = r;
+    q->body = body;
+    q->ep = ep;
+    q->t0_us = t0;
+    int rc;
+    if (ep == QE_INFO) {
+        rc = store_info(&r->store, on_reply, q);
+    } else {
+        const char *s = path + (ep == QE_PDNS ? 12 : 7);
+        if (qparse_query(&q->qp, s, strlen(s), ep == QE_RDATA, err, sizeof(err)) < 0 ||
+            read_params(q, wsi, err, sizeof(err)) < 0) {
+            free(q);
+            return fail(r, wsi, body, ep, t0, 400, err, NULL);
+        }
+        rc = store_query(&r->store, &q->qp.a, on_reply, q);
+    }
+    if (rc < 0) {
+        free(q);
+        return fail(r, wsi, body, ep, t0, 503, "the store's Redis is not "
+                    "connected; try again", NULL);
+    }
+    q->slot = slot;
+    *slot = q;
+    log_debug("query: %s %s by %s", ep_name[ep], path, who);
+    return 0;
+}
+
+int query_metrics_render(const query_metrics *m, pdns_buf *b) {
+    int rc = pdns_buf_printf(b, "# HELP pdns_relay_queries_total Query API requests, by endpoint and status.\n"
+                                "# TYPE pdns_relay_queries_total counter\n");
+    for (int e = 0; e < QE_COUNT; e++)
+        for (int s = 0; s < 6; s++)
+            if (m->by_status[e][s] || s == 0)
+                rc |= pdns_buf_printf(b, "pdns_relay_queries_total{endpoint=\"%s\",status=\"%s\"} %" PRIu64 "\n",
+                                      ep_name[e], status_name[s],
+                                      m->by_status[e][s]);
+    rc |= pdns_buf_printf(b, "# HELP pdns_relay_query_latency_seconds Query API answer time.\n"
+                             "# TYPE pdns_relay_query_latency_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int i = 0; i < QUERY_LAT_BUCKETS; i++) {
+        cum += m->lat[i];
+        rc |= pdns_buf_printf(b, "pdns_relay_query_latency_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                              lat_le[i], cum);
+    }
+    rc |= pdns_buf_printf(b, "pdns_relay_query_latency_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+                             "pdns_relay_query_latency_seconds_sum %.6f\n"
+                             "pdns_relay_query_latency_seconds_count %" PRIu64 "\n",
+                          m->lat_count, m->lat_sum, m->lat_count);
+    return rc ? -1 : 0;
+}

@@ -1,0 +1,53 @@
+/* query.h - the COF query API on the relay's HTTP listener:
+ *   GET /query/<q>       by name, address, CIDR or wildcard (qparse.h)
+ *   GET /rdata/<name>    records whose rdata is the name
+ *   GET /pdns/query/<q>  CIRCL's API (dribble-* headers), for PyPDNS
+ *   GET /info            version, record/triple/name counts, sensors
+ * Answers are COF NDJSON (a JSON array with Accept: application/json),
+ * one page at a time: limit, and an opaque cursor for the next page
+ * (X-Cursor header; x-dribble-cursor on /pdns/query). Errors are JSON
+ * objects {"error": "..."} with 400, 401, 404, 429 or 503. */
+#ifndef PDNS_QUERY_H
+#define PDNS_QUERY_H
+
+#include <stdint.h>
+
+#include "buf.h"
+
+struct lws;
+struct relay;
+
+enum query_endpoint { QE_QUERY, QE_RDATA, QE_PDNS, QE_INFO, QE_COUNT };
+
+#define QUERY_LAT_BUCKETS 12
+
+typedef struct query_metrics {
+    uint64_t by_status[QE_COUNT][6];   /* 200 400 401 429 503 other */
+    uint64_t lat[QUERY_LAT_BUCKETS];
+    double lat_sum;
+    uint64_t lat_count;
+} query_metrics;
+
+typedef struct query_req query_req;
+
+/* The endpoint of path, or -1 when it is none of the query API's. */
+int query_endpoint_of(const char *path);
+
+/* Starts answering a request for endpoint ep. The answer goes into body
+ * (which has LWS_PRE bytes of headroom) and is sent with http_respond,
+ * now or when Redis answers; *slot holds the pending request meanwhile.
+ * Returns 0, or -1 to close the connection. */
+int query_begin(struct relay *r, struct lws *wsi, int ep, const char *path,
+                pdns_buf *body, query_req **slot);
+
+/* The connection went away: the pending answer is dropped. */
+void query_abandon(query_req **slot);
+
+int query_metrics_render(const query_metrics *m, pdns_buf *b);
+
+/* http_api.c: sends body with status, content type and extra headers
+ * (NULL-terminated "name:", "value" pairs). Returns 0, or -1. */
+int http_respond(struct lws *wsi, pdns_buf *body, unsigned status,
+                 const char *ctype, const char *const *hdrs);
+
+#endif
