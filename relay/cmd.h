@@ -9,6 +9,8 @@ int cmd_send(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_passwd(int argc, char **argv);
 
 extern const char cmd_run_help[];
 extern const char cmd_convert_help[];
@@ -16,6 +18,8 @@ extern const char cmd_send_help[];
 extern const char cmd_policy_help[];
 extern const char cmd_keygen_help[];
 extern const char cmd_verify_help[];
+extern const char cmd_import_help[];
+extern const char cmd_passwd_help[];
 
 #define PDNS_RELAY_VERSION "0.1.0"
 
