@@ -92,9 +92,9 @@ bench: $(BIN) $(BENCH_BIN)
 
 # libFuzzer targets (clang). FUZZ_SECONDS bounds each run.
 FUZZ_SECONDS ?= 20
-FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Irelay -Imixer -Ipolicy $(PKG_CFLAGS) \
+FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Irelay -Imixer -Ipolicy -I$(BUILD)/gen $(PKG_CFLAGS) \
                -fsanitize=fuzzer,address,undefined
-fuzz:
+fuzz: $(LUA_HDR)
 	@mkdir -p build-fuzz
 	@set -e; for f in tests/fuzz/fuzz_*.c; do \
 	  n=$$(basename $$f .c); echo "== $$n ($(FUZZ_SECONDS) s)"; \
