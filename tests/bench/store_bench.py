@@ -1,0 +1,205 @@
+#!/usr/bin/python3
+"""The COF store and query API, measured on this machine, in one run:
+
+1. Ingest: `pdns-relay import` of BENCH_RECORDS generated passivedns
+   records (gen_csv.py: Zipf-like repeats, as sensors see) into a fresh
+   redis-server, beside `redis-benchmark -P 64 -t set` on the same server
+   in the same run (the issue's target: at least a third of that rate).
+2. Memory: INFO used_memory before and after loading BENCH_TRIPLES
+   distinct triples, per triple, and the same minus the bytes of the
+   strings themselves (keys, fields, values, index members, counted by a
+   Lua script on the server): the schema's overhead (target <= 200 B).
+3. Queries on that store: wrk (Debian package) with random paths, for an
+   exact name, an address, a left-hand wildcard and a /24 CIDR: q/s and
+   latency percentiles (target >= 10k q/s for exact lookups, p99 < 10 ms).
+Printed as a table."""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
+import conftest  # noqa: E402
+
+BIN = os.environ.get("PDNS_RELAY_BIN") or conftest.BIN
+N = int(os.environ.get("BENCH_RECORDS", "1000000"))
+TRIPLES = int(os.environ.get("BENCH_TRIPLES", str(N)))
+WRK_SECONDS = os.environ.get("BENCH_WRK_SECONDS", "5")
+
+STRING_BYTES = """
+local total, cursor = 0, '0'
+repeat
+  local r = redis.call('SCAN', cursor, 'COUNT', 10000)
+  cursor = r[1]
+  for _, k in ipairs(r[2]) do
+    total = total + #k
+    local t = redis.call('TYPE', k)['ok']
+    if t == 'hash' then
+      for _, s in ipairs(redis.call('HGETALL', k)) do total = total + #s end
+    elseif t == 'zset' then
+      for _, s in ipairs(redis.call('ZRANGE', k, 0, -1)) do total = total + #s end
+    elseif t == 'string' then
+      total = total + #redis.call('GET', k)
+    end
+  end
+until cursor == '0'
+return total
+"""
+
+
+def distinct_csv(path, n):
+    """n distinct triples: n/2 names under n/50 zones, each with an A
+    record (its own address) and an AAAA or a TXT record."""
+    names = n // 2
+    t = 1795930000
+    with open(path, "w") as f:
+        buf = []
+        for i in range(names):
+            name = "host%d.z%d.example" % (i, i % (names // 25 or 1))
+            ip = "10.%d.%d.%d" % (i >> 16, (i >> 8) & 255, i & 255)
+            buf.append("%d.000000||10.0.0.1||10.0.0.2||IN||%s.||A||%s||300||1\n"
+                       % (t + i % 86400, name, ip))
+            if i & 1:
+                buf.append("%d.000000||10.0.0.1||10.0.0.2||IN||%s.||AAAA||2001:db8::%x:%x||300||1\n"
+                           % (t + i % 86400, name, i >> 16, i & 0xffff))
+            else:
+                buf.append('%d.000000||10.0.0.1||10.0.0.2||IN||%s.||TXT||"id=%d"||300||1\n'
+                           % (t + i % 86400, name, i))
+            if len(buf) >= 20000:
+                f.write("".join(buf))
+                buf = []
+        f.write("".join(buf))
+    return names
+
+
+def redis_cli(port, *args):
+    return subprocess.run(["redis-cli", "-p", str(port)] + list(args), check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def used_memory(port):
+    info = redis_cli(port, "INFO", "memory")
+    return int(re.search(r"used_memory:(\d+)", info).group(1))
+
+
+def run_import(cfg, path, port):
+    t0 = time.time()
+    p = subprocess.run([BIN, "import", "-c", cfg, path], capture_output=True, text=True)
+    secs = time.time() - t0
+    if p.returncode != 0:
+        sys.exit("import failed: " + p.stderr)
+    stored = int(re.search(r"(\d+) records stored", p.stderr).group(1))
+    return stored, secs
+
+
+def wrk(port, paths, name, work):
+    pf = os.path.join(work, name + ".paths")
+    with open(pf, "w") as f:
+        f.write("\n".join(paths) + "\n")
+    script = os.path.join(work, "paths.lua")
+    with open(script, "w") as f:
+        f.write('local paths = {}\n'
+                'for line in io.lines(os.getenv("PATHS")) do paths[#paths + 1] = line end\n'
+                'request = function() return wrk.format("GET", paths[math.random(#paths)]) end\n')
+    p = subprocess.run(["wrk", "-t2", "-c32", "-d" + WRK_SECONDS + "s", "--latency", "-s", script,
+                        "http://127.0.0.1:%d/" % port], capture_output=True, text=True,
+                       env=dict(os.environ, PATHS=pf))
+    out = p.stdout
+    qps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def pct(p_):
+        m = re.search(r"\s%s%%\s+([\d.]+)(us|ms|s)\b" % p_, out)
+        v = float(m.group(1))
+        return v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return qps, pct(50), pct(90), pct(99), int(non2xx.group(1)) if non2xx else 0
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="pdns-store-bench-")
+    for tool in ("redis-benchmark", "wrk"):
+        if subprocess.run(["which", tool], capture_output=True).returncode != 0:
+            sys.exit("store_bench: %s is missing (apt-get install redis-tools wrk)" % tool)
+    redis = conftest.Redis(work)
+    redis.start()
+    port = redis.port
+    redis_cli(port, "CONFIG", "SET", "appendonly", "no")
+    cfg = os.path.join(work, "relay.json")
+    http_port = conftest.free_port()
+    with open(cfg, "w") as f:
+        json.dump({"relay_id": "bench", "d4": {"enabled": False},
+                   "http": {"listen": "127.0.0.1:%d" % http_port},
+                   "redis": "redis://127.0.0.1:%d/0" % port,
+                   "mixer": {"enabled": False}}, f)
+    rows = []
+
+    # 1. ingest, beside SET on the same server (database 15, flushed after)
+    bench = subprocess.run(["redis-benchmark", "-p", str(port), "-P", "64", "-t", "set",
+                            "-n", "2000000", "-r", "1000000", "-q", "--dbnum", "15"],
+                           capture_output=True, text=True).stdout
+    set_rate = float(re.findall(r"SET: ([\d.]+) requests per second", bench)[-1])
+    redis_cli(port, "-n", "15", "FLUSHDB")
+    gen = os.path.join(os.path.dirname(__file__), "gen_csv.py")
+    real = os.path.join(work, "real.csv")
+    with open(real, "w") as f:
+        subprocess.run([sys.executable, gen, str(N)], stdout=f, check=True)
+    stored, secs = run_import(cfg, real, port)
+    info = json.loads(redis_cli(port, "EVAL", "local i = redis.call('HMGET', 'st:info', "
+                                "'records', 'triples') return cjson.encode(i)", "0"))
+    rate = stored / secs
+    rows.append(("redis-benchmark -P 64 SET", "%.0f ops/s" % set_rate, "baseline"))
+    rows.append(("import %d Zipf records (%s triples)" % (stored, info[1]),
+                 "%.0f records/s" % rate, "%.2fx SET (target >= 0.33x)" % (rate / set_rate)))
+
+    # 2. memory per triple, distinct data
+    redis_cli(port, "FLUSHALL")
+    before = used_memory(port)
+    dist = os.path.join(work, "distinct.csv")
+    names = distinct_csv(dist, TRIPLES)
+    stored, secs = run_import(cfg, dist, port)
+    after = used_memory(port)
+    strings = int(redis_cli(port, "EVAL", STRING_BYTES, "0"))
+    triples = int(redis_cli(port, "HGET", "st:info", "triples"))
+    rows.append(("import %d distinct triples" % triples, "%.0f records/s" % (stored / secs), ""))
+    rows.append(("Redis memory per triple", "%.0f B" % ((after - before) / triples),
+                 "strings %.0f B of it" % (strings / triples)))
+    rows.append(("  overhead beyond the strings", "%.0f B" % ((after - before - strings) / triples),
+                 "target <= 200 B"))
+
+    # 3. queries over that store
+    relay = subprocess.Popen([BIN, "run", "-c", cfg], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    conftest.wait_port(http_port, relay)
+    import random
+    rnd = random.Random(1)
+    zones = max(names // 25, 1)
+    kinds = [
+        ("exact name", ["/query/host%d.z%d.example" % (i, i % zones)
+                        for i in (rnd.randrange(names) for _ in range(5000))]),
+        ("address", ["/query/10.%d.%d.%d" % (i >> 16, (i >> 8) & 255, i & 255)
+                     for i in (rnd.randrange(names) for _ in range(5000))]),
+        ("wildcard *.zone (~50)", ["/query/*.z%d.example" % rnd.randrange(zones)
+                                   for _ in range(5000)]),
+        ("CIDR /24, limit 100", ["/query/10.%d.%d.0/24?limit=100" % (i >> 16, (i >> 8) & 255)
+                                 for i in (rnd.randrange(names) for _ in range(5000))]),
+    ]
+    for name, paths in kinds:
+        qps, p50, p90, p99, bad = wrk(http_port, paths, name.split()[0], work)
+        rows.append(("query: " + name, "%.0f q/s" % qps,
+                     "p50 %.2f ms, p90 %.2f ms, p99 %.2f ms%s" % (
+                         p50, p90, p99, ", %d non-200!" % bad if bad else "")))
+    relay.terminate()
+    relay.wait(15)
+    redis.stop()
+
+    w = max(len(r[0]) for r in rows)
+    print("\nstore and query API (%s)" % time.strftime("%Y-%m-%d %H:%M"))
+    for r in rows:
+        print("  %-*s  %-18s %s" % (w, r[0], r[1], r[2]))
+
+
+if __name__ == "__main__":
+    main()
