@@ -43,8 +43,10 @@ static size_t check_name(const char *q, size_t len, char *out, char *err,
     return len;
 }
 
-static void set_range(qparse *p, const char *mode, size_t alen, size_t blen) {
+static void set_range(qparse *p, const char *mode, const char *kind,
+                      size_t alen, size_t blen) {
     p->a.mode = mode;
+    p->a.kind = kind;
     p->a.a = p->abuf;
     p->a.alen = alen;
     p->a.b = p->bbuf;
@@ -104,7 +106,8 @@ static int parse_ip(qparse *p, const char *q, size_t len, char *err,
         *x++ = ' ';
     *y++ = ' ';
     *y++ = (char)0xff;
-    set_range(p, "ip", (size_t)(x - p->abuf), (size_t)(y - p->bbuf));
+    set_range(p, "lex", "ip", (size_t)(x - p->abuf), (size_t)(y - p->bbuf));
+    snprintf(p->a.key, sizeof(p->a.key), "ix:ip");
     p->kind = slash ? "cidr" : "ip";
     return 0;
 bad:
@@ -151,9 +154,10 @@ int qparse_query(qparse *p, const char *q, size_t len, int rdata, char *err,
     if (rdata) {
         if (!(n = check_name(q, len, name, err, errlen)))
             return -1;
+        store_rd_bucket(name, n, p->a.key);
         n = (size_t)snprintf(p->abuf, sizeof(p->abuf), "%s ", name);
         size_t m = (size_t)snprintf(p->bbuf, sizeof(p->bbuf), "%s \xff", name);
-        set_range(p, "rd", n, m);
+        set_range(p, "lex", "rd", n, m);
         p->kind = "rdata";
         return 0;
     }
@@ -166,7 +170,16 @@ int qparse_query(qparse *p, const char *q, size_t len, int rdata, char *err,
         p->abuf[rl] = '.';
         memcpy(p->bbuf, p->abuf, rl + 1);
         p->bbuf[rl + 1] = (char)0xff;
-        set_range(p, "rev", rl + 1, rl + 2);
+        size_t bl = store_rev_bucket(rev, rl);
+        if (memchr(rev, '.', rl)) {
+            /* two labels or more: one bucket holds every name under it */
+            set_range(p, "lex", "rev", rl + 1, rl + 2);
+            snprintf(p->a.key, sizeof(p->a.key), "r:%.*s", (int)bl, rev);
+        } else {
+            /* a single label (*.com): every bucket "com.*" */
+            set_range(p, "lexn", "rev", rl + 1, rl + 2);
+            snprintf(p->a.key, sizeof(p->a.key), "ix:rb");
+        }
         p->kind = "suffix";
         return 0;
     }
@@ -177,7 +190,8 @@ int qparse_query(qparse *p, const char *q, size_t len, int rdata, char *err,
         p->abuf[n] = '.';
         memcpy(p->bbuf, p->abuf, n + 1);
         p->bbuf[n + 1] = (char)0xff;
-        set_range(p, "fwd", n + 1, n + 2);
+        set_range(p, "lex", "fwd", n + 1, n + 2);
+        store_fwd_bucket(name, n, p->a.key);
         p->kind = "prefix";
         return 0;
     }
@@ -189,6 +203,7 @@ int qparse_query(qparse *p, const char *q, size_t len, int rdata, char *err,
     if (!(n = check_name(q, len, p->abuf, err, errlen)))
         return -1;
     p->a.mode = "name";
+    p->a.kind = "";
     p->a.a = p->abuf;
     p->a.alen = n;
     p->a.b = "";

@@ -18,12 +18,30 @@
 #include "store_query.lua.h"
 
 #define RETRY_MS 1000
-#define ARGS_PER_RECORD 10
+#define ARGS_PER_ENTRY 13
+
+/* One entry of a batch: the records of the batch with the same (name,
+ * rrtype, rdata, sensor), merged. Its strings are in the chunk's arena. */
+typedef struct entry {
+    uint32_t off;              /* name, rdata, sensor, reversed name, index member */
+    uint16_t name_len, sensor_len, rev_len, rb_len, ixp_len;
+    uint32_t rdata_len;
+    uint16_t rrtype;
+    uint8_t ix;                /* IX_NONE, IX_IP, IX_RD */
+    int64_t tf, tl;
+    uint64_t count;
+    uint32_t nrec;
+    uint64_t hash;
+} entry;
+
+enum { IX_NONE, IX_IP, IX_RD };
 
 struct store_chunk {
     store_chunk *next;
-    pdns_buf data;      /* the arguments, back to back */
-    pdns_buf lens;      /* their lengths (uint32_t) */
+    pdns_buf arena;     /* the entries' strings */
+    pdns_buf entries;   /* entry[] */
+    uint32_t *slots;    /* open addressing: entry index + 1, or 0 */
+    size_t nslots;
     size_t nrec;
     uint64_t seq;
     int sealed;         /* sent once: never takes more records */
@@ -36,6 +54,12 @@ static uint64_t mono_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static double mono_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 void store_conf_defaults(store_conf *c) {
@@ -67,6 +91,33 @@ size_t store_reverse_name(const char *name, size_t len, char *out) {
     return o;
 }
 
+size_t store_rev_bucket(const char *rev, size_t len) {
+    const char *dot = memchr(rev, '.', len);
+    if (!dot || dot == rev)
+        return len;
+    const char *dot2 = memchr(dot + 1, '.', len - (size_t)(dot + 1 - rev));
+    return dot2 ? (size_t)(dot2 - rev) : len;
+}
+
+/* FNV-1a, 32 bits: a fixed hash (it names Redis keys, so it must never
+ * change), folded to 16 bits. */
+static unsigned hash16(const char *p, size_t len) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)p[i]) * 16777619u;
+    return (h ^ (h >> 16)) & 0xffff;
+}
+
+void store_fwd_bucket(const char *name, size_t len, char out[8]) {
+    const char *dot = memchr(name, '.', len);
+    size_t l = dot && dot != name ? (size_t)(dot - name) : len;
+    snprintf(out, 8, "f:%04x", hash16(name, l));
+}
+
+void store_rd_bucket(const char *rdata, size_t len, char out[8]) {
+    snprintf(out, 8, "d:%04x", hash16(rdata, len));
+}
+
 size_t store_ip_key(const char *text, size_t len, char out[34]) {
     static const char hex[] = "0123456789abcdef";
     char tmp[64];
@@ -93,30 +144,10 @@ size_t store_ip_key(const char *text, size_t len, char out[34]) {
     return 1 + 2 * n;
 }
 
-static int put(store_chunk *c, const void *p, size_t len) {
-    uint32_t l = (uint32_t)len;
-    if (pdns_buf_append(&c->data, p, len) < 0 ||
-        pdns_buf_append(&c->lens, &l, sizeof(l)) < 0)
-        return -1;
-    return 0;
-}
-
-static int putf(store_chunk *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int putf(store_chunk *c, const char *fmt, ...) {
-    char tmp[128];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof(tmp))
-        return -1;
-    return put(c, tmp, (size_t)n);
-}
-
 static void chunk_free(store_chunk *c) {
-    pdns_buf_free(&c->data);
-    pdns_buf_free(&c->lens);
+    pdns_buf_free(&c->arena);
+    pdns_buf_free(&c->entries);
+    free(c->slots);
     free(c);
 }
 
@@ -130,7 +161,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
         return; /* the connection went away: on_down sends it again */
     store_chunk *c = s->head;
     s->busy = 0;
-    double secs = (double)(mono_ms() - s->sent_ms) / 1000.0;
+    double secs = mono_s() - s->sent_s;
     int b = 0;
     while (b < STORE_LAT_BUCKETS && secs > lat_le[b])
         b++;
@@ -163,6 +194,104 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
     kick(s);
 }
 
+/* The arguments of a chunk's EVAL, built when it is sent. */
+static int build_args(const store *s, const store_chunk *c, pdns_buf *scratch,
+                      const char ***argvp, size_t **arglp, size_t *argcp) {
+    size_t n = c->entries.len / sizeof(entry);
+    size_t total = 6 + n * ARGS_PER_ENTRY;
+    const entry *e = (const entry *)c->entries.p;
+    /* numbers and bucket keys go to scratch first (it may move), as
+     * offsets; pointers are taken once it is complete */
+    size_t *off = malloc(n * 8 * sizeof(size_t));
+    const char **argv = malloc(total * sizeof(*argv));
+    size_t *argl = malloc(total * sizeof(*argl));
+    if (!off || !argv || !argl)
+        goto fail;
+    scratch->len = 0;
+    if (pdns_buf_printf(scratch, "%" PRIu64, c->seq) < 0)
+        goto fail;
+    size_t seq_len = scratch->len;
+    for (size_t i = 0; i < n; i++) {
+        const char *a = c->arena.p + e[i].off;
+        char fb[8], db[8];
+        store_fwd_bucket(a, e[i].name_len, fb);
+        const char *ixk = "";
+        if (e[i].ix == IX_IP)
+            ixk = "ix:ip";
+        else if (e[i].ix == IX_RD)
+            store_rd_bucket(a + e[i].name_len, e[i].rdata_len, db), ixk = db;
+        size_t *o = off + i * 8;
+        o[0] = scratch->len;
+        if (pdns_buf_printf(scratch, "%u", (unsigned)e[i].rrtype) < 0)
+            goto fail;
+        o[1] = scratch->len;
+        if (pdns_buf_printf(scratch, "%" PRId64, e[i].tf) < 0)
+            goto fail;
+        o[2] = scratch->len;
+        if (pdns_buf_printf(scratch, "%" PRId64, e[i].tl) < 0)
+            goto fail;
+        o[3] = scratch->len;
+        if (pdns_buf_printf(scratch, "%" PRIu64, e[i].count) < 0)
+            goto fail;
+        o[4] = scratch->len;
+        if (pdns_buf_printf(scratch, "%" PRIu32, e[i].nrec) < 0)
+            goto fail;
+        o[5] = scratch->len;
+        if (pdns_buf_append(scratch, fb, strlen(fb)) < 0)
+            goto fail;
+        o[6] = scratch->len;
+        if (pdns_buf_append(scratch, ixk, strlen(ixk)) < 0)
+            goto fail;
+        o[7] = scratch->len;
+    }
+    argv[0] = "EVAL";
+    argl[0] = 4;
+    argv[1] = store_ingest_lua;
+    argl[1] = sizeof(store_ingest_lua) - 1;
+    argv[2] = "0";
+    argl[2] = 1;
+    argv[3] = s->mark;
+    argl[3] = strlen(s->mark);
+    argv[4] = s->boot;
+    argl[4] = strlen(s->boot);
+    argv[5] = scratch->p;
+    argl[5] = seq_len;
+    for (size_t i = 0; i < n; i++) {
+        const char *a = c->arena.p + e[i].off, *x = scratch->p;
+        const size_t *o = off + i * 8;
+        const char **v = argv + 6 + i * ARGS_PER_ENTRY;
+        size_t *l = argl + 6 + i * ARGS_PER_ENTRY;
+        size_t at = 0;
+#define ARG(p_, n_) (v[at] = (p_), l[at] = (n_), at++)
+        ARG(a, e[i].name_len);
+        ARG(x + o[0], o[1] - o[0]);                       /* rrtype */
+        ARG(a + e[i].name_len, e[i].rdata_len);
+        ARG(x + o[1], o[2] - o[1]);                       /* time_first */
+        ARG(x + o[2], o[3] - o[2]);                       /* time_last */
+        ARG(x + o[3], o[4] - o[3]);                       /* count */
+        const char *sp = a + e[i].name_len + e[i].rdata_len;
+        ARG(sp, e[i].sensor_len);
+        ARG(x + o[4], o[5] - o[4]);                       /* records merged */
+        const char *rev = sp + e[i].sensor_len;
+        ARG(rev, e[i].rev_len);
+        ARG(x + o[5], o[6] - o[5]);                       /* forward bucket */
+        ARG(rev, e[i].rb_len);                            /* suffix bucket */
+        ARG(x + o[6], o[7] - o[6]);                       /* index key */
+        ARG(rev + e[i].rev_len, e[i].ixp_len);            /* index member */
+#undef ARG
+    }
+    free(off);
+    *argvp = argv;
+    *arglp = argl;
+    *argcp = total;
+    return 0;
+fail:
+    free(off);
+    free(argv);
+    free(argl);
+    return -1;
+}
+
 /* Sends the oldest batch when nothing is in flight. */
 static void kick(store *s) {
     store_chunk *c = s->head;
@@ -171,48 +300,37 @@ static void kick(store *s) {
     if (!c->sealed && c->nrec < s->conf->batch)
         return; /* still filling: store_flush or the tick sends it */
     c->sealed = 1;
-    size_t nargs = c->lens.len / sizeof(uint32_t);
-    size_t total = nargs + 3;
-    const char **argv = malloc(total * sizeof(*argv));
-    size_t *argl = malloc(total * sizeof(*argl));
-    if (!argv || !argl) {
-        free(argv);
-        free(argl);
+    const char **argv;
+    size_t *argl, argc;
+    pdns_buf scratch = {0};
+    if (build_args(s, c, &scratch, &argv, &argl, &argc) < 0) {
+        pdns_buf_free(&scratch);
+        s->retry_at_ms = mono_ms() + RETRY_MS;
         return;
     }
-    argv[0] = "EVAL";
-    argl[0] = 4;
-    argv[1] = store_ingest_lua;
-    argl[1] = sizeof(store_ingest_lua) - 1;
-    argv[2] = "0";
-    argl[2] = 1;
-    const uint32_t *lens = (const uint32_t *)c->lens.p;
-    const char *p = c->data.p;
-    for (size_t i = 0; i < nargs; i++) {
-        argv[3 + i] = p;
-        argl[3 + i] = lens[i];
-        p += lens[i];
-    }
-    if (redisAsyncCommandArgv(s->rc.ac, on_reply, s, (int)total, argv, argl) ==
+    if (redisAsyncCommandArgv(s->rc.ac, on_reply, s, (int)argc, argv, argl) ==
         REDIS_OK) {
         s->busy = 1;
-        s->sent_ms = mono_ms();
+        s->sent_s = mono_s();
     }
     free(argv);
     free(argl);
+    pdns_buf_free(&scratch);
 }
 
 static store_chunk *new_chunk(store *s) {
     store_chunk *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    c->seq = ++s->seq;
-    if (put(c, s->mark, strlen(s->mark)) < 0 ||
-        put(c, s->boot, strlen(s->boot)) < 0 ||
-        putf(c, "%" PRIu64, c->seq) < 0) {
-        chunk_free(c);
+    c->nslots = 16;
+    while (c->nslots < 2 * s->conf->batch)
+        c->nslots *= 2;
+    c->slots = calloc(c->nslots, sizeof(*c->slots));
+    if (!c->slots) {
+        free(c);
         return NULL;
     }
+    c->seq = ++s->seq;
     if (s->tail)
         s->tail->next = c;
     else
@@ -246,6 +364,7 @@ int store_init(store *s, const store_conf *c, uv_loop_t *loop,
     snprintf(s->mark, sizeof(s->mark), "st:applied:%s", relay_id);
     randombytes_buf(rnd, sizeof(rnd));
     sodium_bin2hex(s->boot, sizeof(s->boot), rnd, sizeof(rnd));
+    randombytes_buf(&s->hash_seed, sizeof(s->hash_seed));
     s->rc.loop = loop;
     snprintf(s->rc.host, sizeof(s->rc.host), "%s", c->host);
     s->rc.port = c->port;
@@ -258,47 +377,102 @@ int store_init(store *s, const store_conf *c, uv_loop_t *loop,
     return rconn_start(&s->rc);
 }
 
+static uint64_t entry_hash(const store *s, const pdns_record *r,
+                           const char *sensor, size_t sl) {
+    uint64_t h = s->hash_seed ^ r->rrtype;
+    const pdns_str parts[3] = {r->rrname, r->rdata, {sensor, sl}};
+    for (int k = 0; k < 3; k++) {
+        for (size_t i = 0; i < parts[k].len; i++)
+            h = (h ^ (uint8_t)parts[k].p[i]) * 1099511628211ULL;
+        h = (h ^ 0xff) * 1099511628211ULL;
+    }
+    return h;
+}
+
+static int same(const store_chunk *c, const entry *e, const pdns_record *r,
+                const char *sensor, size_t sl) {
+    const char *a = c->arena.p + e->off;
+    return e->rrtype == r->rrtype && e->name_len == r->rrname.len &&
+           e->rdata_len == r->rdata.len && e->sensor_len == sl &&
+           memcmp(a, r->rrname.p, r->rrname.len) == 0 &&
+           memcmp(a + e->name_len, r->rdata.p, r->rdata.len) == 0 &&
+           memcmp(a + e->name_len + e->rdata_len, sensor, sl) == 0;
+}
+
 int store_add(store *s, const pdns_record *r) {
-    char rev[2048], ty[8], ixp[2200];
-    const char *ixk = "";
+    char rev[2048], ixp[2200];
     size_t ixl = 0;
+    uint8_t ix = IX_NONE;
     if (s->waiting >= 2 * s->conf->max_buffer)
+        return -1;
+    if (r->rrname.len == 0 || r->rrname.len > 1024 || r->rdata.len > 65535)
         return -1;
     store_chunk *c = open_chunk(s);
     if (!c)
         return -1;
-    if (r->rrname.len > 1024 || r->rdata.len > 65535)
-        return -1;
-    size_t revl = store_reverse_name(r->rrname.p, r->rrname.len, rev);
-    int tyl = snprintf(ty, sizeof(ty), "%u", (unsigned)r->rrtype);
+    const char *sensor = r->sensor_id.len ? r->sensor_id.p : "unknown";
+    size_t sl = r->sensor_id.len ? r->sensor_id.len : 7;
+    if (sl > 1024)
+        sl = 1024;
+    int64_t tf = r->time_first, tl = r->time_last;
+    uint64_t count = r->count ? r->count : 1;
+    uint64_t h = entry_hash(s, r, sensor, sl);
+    size_t mask = c->nslots - 1, slot = (size_t)h & mask;
+    entry *es = (entry *)c->entries.p;
+    while (c->slots[slot]) {
+        entry *e = &es[c->slots[slot] - 1];
+        if (e->hash == h && same(c, e, r, sensor, sl)) { /* merge */
+            if (tf < e->tf)
+                e->tf = tf;
+            if (tl > e->tl)
+                e->tl = tl;
+            e->count += count;
+            e->nrec++;
+            goto counted;
+        }
+        slot = (slot + 1) & mask;
+    }
     if (r->rrtype == PDNS_RR_A || r->rrtype == PDNS_RR_AAAA) {
         char key[34];
         size_t kl = store_ip_key(r->rdata.p, r->rdata.len, key);
         if (kl && r->rdata.len < 64) {
-            ixk = "ix:ip";
-            ixl = (size_t)snprintf(ixp, sizeof(ixp), "%s %s %.*s", key, ty,
-                                   (int)r->rdata.len, r->rdata.p);
+            ix = IX_IP;
+            ixl = (size_t)snprintf(ixp, sizeof(ixp), "%s %u %.*s", key,
+                                   (unsigned)r->rrtype, (int)r->rdata.len, r->rdata.p);
         }
     } else if (pdns_rrtype_rdata_is_name(r->rrtype) && r->rdata.len < 1100 &&
                !memchr(r->rdata.p, ' ', r->rdata.len)) {
-        ixk = "ix:rd";
-        ixl = (size_t)snprintf(ixp, sizeof(ixp), "%.*s %s", (int)r->rdata.len,
-                               r->rdata.p, ty);
+        ix = IX_RD;
+        ixl = (size_t)snprintf(ixp, sizeof(ixp), "%.*s %u", (int)r->rdata.len,
+                               r->rdata.p, (unsigned)r->rrtype);
     }
-    size_t mark = c->data.len, lmark = c->lens.len;
-    const char *sensor = r->sensor_id.len ? r->sensor_id.p : "unknown";
-    size_t sl = r->sensor_id.len ? r->sensor_id.len : 7;
-    if (put(c, r->rrname.p, r->rrname.len) < 0 || put(c, rev, revl) < 0 ||
-        put(c, ty, (size_t)tyl) < 0 || put(c, r->rdata.p, r->rdata.len) < 0 ||
-        putf(c, "%" PRId64, r->time_first) < 0 ||
-        putf(c, "%" PRId64, r->time_last) < 0 ||
-        putf(c, "%" PRIu64, r->count ? r->count : 1) < 0 ||
-        put(c, sensor, sl) < 0 || put(c, ixk, strlen(ixk)) < 0 ||
-        put(c, ixp, ixl) < 0) {
-        c->data.len = mark;
-        c->lens.len = lmark;
+    size_t revl = store_reverse_name(r->rrname.p, r->rrname.len, rev);
+    entry e = {.off = (uint32_t)c->arena.len,
+               .name_len = (uint16_t)r->rrname.len,
+               .sensor_len = (uint16_t)sl,
+               .rev_len = (uint16_t)revl,
+               .rb_len = (uint16_t)store_rev_bucket(rev, revl),
+               .ixp_len = (uint16_t)ixl,
+               .rdata_len = (uint32_t)r->rdata.len,
+               .rrtype = r->rrtype,
+               .ix = ix,
+               .tf = tf,
+               .tl = tl,
+               .count = count,
+               .nrec = 1,
+               .hash = h};
+    size_t amark = c->arena.len;
+    if (pdns_buf_append(&c->arena, r->rrname.p, r->rrname.len) < 0 ||
+        pdns_buf_append(&c->arena, r->rdata.p, r->rdata.len) < 0 ||
+        pdns_buf_append(&c->arena, sensor, sl) < 0 ||
+        pdns_buf_append(&c->arena, rev, revl) < 0 ||
+        pdns_buf_append(&c->arena, ixp, ixl) < 0 ||
+        pdns_buf_append(&c->entries, &e, sizeof(e)) < 0) {
+        c->arena.len = amark;
         return -1;
     }
+    c->slots[slot] = (uint32_t)(c->entries.len / sizeof(entry));
+counted:
     c->nrec++;
     s->waiting++;
     if (s->waiting > s->buffer_peak)
@@ -431,19 +605,21 @@ int store_query(store *s, const store_query_args *q, store_reply_fn fn,
     snprintf(t[2], sizeof(t[2]), "%" PRId64, q->tl_after);
     snprintf(t[3], sizeof(t[3]), "%" PRId64, q->tl_before);
     snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
-    const char *argv[] = {"EVAL", store_query_lua, "0", q->mode, q->a, q->b,
+    const char *argv[] = {"EVAL", store_query_lua, "0", q->mode,
+                          q->kind ? q->kind : "", q->key, q->a, q->b,
                           q->cursor ? q->cursor : "", lim, bud, q->types,
                           t[0], t[1], t[2], t[3], now, s->conf->expiry,
                           s->conf->show_sensors ? "1" : "0",
                           q->cursor_id ? q->cursor_id : ""};
-    size_t argl[18];
-    for (size_t i = 0; i < 18; i++)
+    enum { NARGS = sizeof(argv) / sizeof(argv[0]) };
+    size_t argl[NARGS];
+    for (size_t i = 0; i < NARGS; i++)
         argl[i] = strlen(argv[i]);
     argl[1] = sizeof(store_query_lua) - 1;
-    argl[4] = q->alen;
-    argl[5] = q->blen;
-    argl[6] = q->cursor ? q->cursor_len : 0;
-    return call(s, 18, argv, argl, fn, ctx);
+    argl[6] = q->alen;
+    argl[7] = q->blen;
+    argl[8] = q->cursor ? q->cursor_len : 0;
+    return call(s, NARGS, argv, argl, fn, ctx);
 }
 
 int store_info(store *s, store_reply_fn fn, void *ctx) {

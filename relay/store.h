@@ -4,7 +4,8 @@
  * sensors that saw them, plus the indexes the query API needs.
  *
  * Records are batched: one EVAL of relay/lua/store_ingest.lua per batch
- * (`batch` records), one batch in flight at a time. While Redis is away
+ * (`batch` records), one batch in flight at a time; records of a batch
+ * with the same (name, rrtype, rdata, sensor) are merged before they go. While Redis is away
  * the batches wait in memory, up to `max_buffer` records; above that
  * store_full() is true and the sources stop reading (the D4 listener
  * stops reading its sockets: TCP backpressure), below half of it the
@@ -51,7 +52,8 @@ typedef struct store {
     uint64_t seq;
     int busy, full;
     uint64_t retry_at_ms;      /* after an error reply */
-    uint64_t sent_ms;
+    double sent_s;
+    uint64_t hash_seed;        /* merging records within a batch */
     /* counters */
     uint64_t stored, batches, duplicates, errors, buffer_peak;
     uint64_t lat[STORE_LAT_BUCKETS]; /* store call latency histogram */
@@ -91,6 +93,16 @@ int store_metrics(const store *s, pdns_buf *b);
  * "com.example.www") used by the suffix index. Returns its length. */
 size_t store_reverse_name(const char *name, size_t len, char *out);
 
+/* The suffix index bucket of a reversed name: the length of its first two
+ * labels ("com.example" of "com.example.www"). */
+size_t store_rev_bucket(const char *rev, size_t len);
+
+/* The bucket keys of the prefix index ("f:" and 4 hex digits of a fixed
+ * hash of the first label) and of the rdata index ("d:" and a hash of the
+ * rdata name). */
+void store_fwd_bucket(const char *name, size_t len, char out[8]);
+void store_rd_bucket(const char *rdata, size_t len, char out[8]);
+
 /* The sort key of an address in the IP index: "4" and 8 hex digits, or
  * "6" and 32. Returns its length, or 0 when text is not an address. */
 size_t store_ip_key(const char *text, size_t len, char out[34]);
@@ -99,7 +111,9 @@ size_t store_ip_key(const char *text, size_t len, char out[34]);
  * an array {cursor, name, field, value, ...}, an error, or NULL when the
  * connection went away. Returns 0, or -1 when Redis is not connected. */
 typedef struct store_query_args {
-    const char *mode;          /* name, fwd, rev, ip, rd */
+    const char *mode;          /* name, lex (one zset), lexn (bucket list) */
+    const char *kind;          /* members: fwd, rev, ip, rd */
+    char key[1100];            /* the zset (or bucket list) */
     const char *a, *b;         /* name, or the lex range */
     size_t alen, blen;
     const char *cursor;

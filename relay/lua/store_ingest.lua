@@ -2,16 +2,20 @@
 -- One call per batch; runs atomically, so a batch is stored whole or not.
 --
 -- ARGV[1] applied-marker key, ARGV[2] boot id, ARGV[3] batch sequence,
--- then 10 arguments per record:
---   name, reversed name, rrtype (decimal), rdata, time_first, time_last,
---   count, sensor, index key ("" for none: ix:ip or ix:rd), index prefix
--- Keys (see README "Store schema"):
---   n:<name>  hash  "<rrtype> <rdata>" -> "<tf> <tl> <count> |<sid>|<sid>|"
---   ix:fwd    zset  names (lex), ix:rev reversed names (lex)
---   ix:ip     zset  "<4|6><hex address> <rrtype> <rdata> <name>" (lex)
---   ix:rd     zset  "<rdata name> <rrtype> <name>" (lex)
---   st:info   hash  records, triples, names, sensor_seq
---   st:sensor hash  sensor -> records; st:sid sensor -> id; st:sname id -> sensor
+-- then 12 arguments per entry (records of the batch with the same triple
+-- and sensor are merged into one entry by the relay):
+--   name, rrtype (decimal), rdata, time_first, time_last, count, sensor,
+--   records merged, reversed name, forward bucket key, suffix bucket,
+--   index key ("" for none: ix:ip or a d: bucket) and index member prefix
+-- Keys (README.md, "Store schema"):
+--   n:<name>   hash "<rrtype> <rdata>" -> "<tf> <tl> <count> |<sid>|<sid>|"
+--   f:<hash>   zset names, bucketed by a hash of the first label (www.*)
+--   r:<zone>   zset reversed names, bucketed by their last two labels
+--   ix:rb      zset the r: buckets (for *.com)
+--   ix:ip      zset "<4|6><hex address> <rrtype> <rdata> <name>"
+--   d:<hash>   zset "<rdata name> <rrtype> <name>", bucketed by a hash
+--   st:info    hash records, triples, names, sensor_seq
+--   st:sensor  hash sensor -> records; st:sid sensor -> id; st:sname id -> sensor
 -- A batch the relay sends again after a lost reply is recognised by
 -- (boot id, sequence) and not applied twice.
 local mark = ARGV[1]
@@ -24,11 +28,11 @@ local sid, per = {}, {}
 local recs, newt, newn = 0, 0, 0
 local n = #ARGV
 local i = 4
-while i + 9 <= n do
-  local name, rev, ty, rd = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local tf, tl, c = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])
-  local s, ixk, ixp = ARGV[i + 7], ARGV[i + 8], ARGV[i + 9]
-  i = i + 10
+while i + 12 <= n do
+  local name, ty, rd = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local tf, tl, c = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
+  local s, nrec = ARGV[i + 6], tonumber(ARGV[i + 7])
+  i = i + 13
   local id = sid[s]
   if not id then
     id = redis.call('HGET', 'st:sid', s)
@@ -40,8 +44,8 @@ while i + 9 <= n do
     id = id .. '|'
     sid[s] = id
   end
-  per[s] = (per[s] or 0) + 1
-  recs = recs + 1
+  per[s] = (per[s] or 0) + nrec
+  recs = recs + nrec
   local key = 'n:' .. name
   local f = ty .. ' ' .. rd
   local v = redis.call('HGET', key, f)
@@ -53,15 +57,15 @@ while i + 9 <= n do
     if not string.find(ss, '|' .. id, 1, true) then ss = ss .. id end
     redis.call('HSET', key, f, string.format('%d %d %d %s', tf, tl, oc + c, ss))
   else
-    if redis.call('HSET', key, f, string.format('%d %d %d |%s', tf, tl, c, id)) == 1 then
-      newt = newt + 1
-      if redis.call('HLEN', key) == 1 then
-        newn = newn + 1
-        redis.call('ZADD', 'ix:fwd', 0, name)
-        redis.call('ZADD', 'ix:rev', 0, rev)
-      end
-      if ixk ~= '' then redis.call('ZADD', ixk, 0, ixp .. ' ' .. name) end
+    redis.call('HSET', key, f, string.format('%d %d %d |%s', tf, tl, c, id))
+    newt = newt + 1
+    if redis.call('ZADD', ARGV[i - 4], 0, name) == 1 then
+      -- a new name: the suffix index and its bucket list too
+      newn = newn + 1
+      redis.call('ZADD', 'r:' .. ARGV[i - 3], 0, ARGV[i - 5])
+      redis.call('ZADD', 'ix:rb', 0, ARGV[i - 3])
     end
+    if ARGV[i - 2] ~= '' then redis.call('ZADD', ARGV[i - 2], 0, ARGV[i - 1] .. ' ' .. name) end
   end
 end
 for s, c in pairs(per) do redis.call('HINCRBY', 'st:sensor', s, c) end

@@ -1,25 +1,26 @@
 -- store_query.lua - one page of a COF query (store.c, query.c).
 --
--- ARGV: mode, a, b, cursor, limit, budget, rrtypes ("" or ",1,28,"),
---   tf_after, tf_before, tl_after, tl_before, now, expiry (",1=3600,..,"),
---   sensors (1: map sensor ids to names), cursor id (see below)
+-- ARGV: mode, kind, key, a, b, cursor, limit, budget, rrtypes ("" or
+--   ",1,28,"), tf_after, tf_before, tl_after, tl_before, now, expiry
+--   (",1=3600,..,"), sensors (1: map sensor ids to names), cursor id
 -- mode "name": the triples of name a (hash n:<a>).
--- mode "fwd"/"rev": the names in ix:fwd/ix:rev from a to b (lex ranges),
---   each with all its triples (wildcards).
--- mode "ip": members of ix:ip from a to b (an address or a CIDR range).
--- mode "rd": members of ix:rd from a to b (names pointing at a name).
+-- mode "lex": the members of zset key from a to b (lex range).
+-- mode "lexn": the buckets listed in zset key from a to b, each whole
+--   (zset kind-prefix .. bucket: "r:" for the suffix index).
+-- kind says what a member is: "fwd" a name, "rev" a reversed name (each
+--   with all its triples), "ip" and "rd" one triple each.
 -- Returns {next cursor or "", name1, field1, value1, ...}: at most limit
 -- triples, having looked at no more than budget index entries; the
 -- cursor resumes exactly after the last triple returned.
 -- With a cursor id (dribble clients want a number), the cursor given is
 -- a number from an earlier page, kept in cur:<number> for an hour, and
 -- the next cursor is stored as cur:<cursor id> and returned as the id.
-local mode, A, B, cursor = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local limit, budget = tonumber(ARGV[5]), tonumber(ARGV[6])
-local types = ARGV[7]
-local tfa, tfb, tla, tlb = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
-local now, expiry, want_sensors = tonumber(ARGV[12]), ARGV[13], ARGV[14] == '1'
-local cursor_id = ARGV[15]
+local mode, kind, key, A, B, cursor = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local limit, budget = tonumber(ARGV[7]), tonumber(ARGV[8])
+local types = ARGV[9]
+local tfa, tfb, tla, tlb = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
+local now, expiry, want_sensors = tonumber(ARGV[14]), ARGV[15], ARGV[16] == '1'
+local cursor_id = ARGV[17]
 if cursor_id ~= '' and cursor ~= '' then
   cursor = redis.call('GET', 'cur:' .. cursor)
   if not cursor then return redis.error_reply('BADCURSOR unknown or expired cursor') end
@@ -41,7 +42,7 @@ local function sensors(ss)
   return table.concat(r, ',')
 end
 
--- 1 when the triple (field f, value v) passes the filters
+-- true when the triple (field f, value v) passes the filters
 local function keep(f, v)
   local ty = string.match(f, '^(%d+)')
   if types ~= '' and not string.find(types, ',' .. ty .. ',', 1, true) then return false end
@@ -91,31 +92,15 @@ local function one_name(name, after)
   return nil
 end
 
-local function run()
-if mode == 'name' then
-  out[1] = one_name(A, cursor) or ''
-  return out
-end
-
--- index modes: cursor is "<member>\n<field>" (inside a name) or "<member>"
-local key = ({fwd = 'ix:fwd', rev = 'ix:rev', ip = 'ix:ip', rd = 'ix:rd'})[mode]
-local min = '[' .. A
-local pending, pfield = nil, ''
-if cursor ~= '' then
-  local m, f = string.match(cursor, '^(.-)\n(.*)$')
-  if m then pending, pfield = m, f else pending = cursor end
-  min = '(' .. (m or cursor)
-end
-
 -- the name of an index member, and the one field it stands for (or nil)
 local function member(m)
-  if mode == 'fwd' then return m, nil end
-  if mode == 'rev' then
+  if kind == 'fwd' then return m, nil end
+  if kind == 'rev' then
     local l = {}
     for lab in string.gmatch(m, '[^.]+') do table.insert(l, 1, lab) end
     return table.concat(l, '.'), nil
   end
-  if mode == 'ip' then
+  if kind == 'ip' then
     local ty, rd, nm = string.match(m, '^%S+ (%d+) (%S+) (.*)$')
     return nm, ty .. ' ' .. rd
   end
@@ -123,6 +108,8 @@ local function member(m)
   return nm, ty .. ' ' .. rd
 end
 
+-- visits member m (its fields after `after`); returns the field to
+-- resume after when the page filled inside it
 local function visit(m, after)
   local nm, f = member(m)
   if not nm then return nil end
@@ -133,28 +120,72 @@ local function visit(m, after)
   return nil
 end
 
-if pending and pfield ~= '' then
-  local stop = visit(pending, pfield)
-  if stop then out[1] = pending .. '\n' .. stop; return out end
-end
-local last = pending
-while true do
-  local ms = redis.call('ZRANGEBYLEX', key, min, '[' .. B, 'LIMIT', 0, 200)
-  if #ms == 0 then return out end
-  for _, m in ipairs(ms) do
-    if got >= limit or budget <= 0 then
-      out[1] = last
-      return out
-    end
-    local stop = visit(m, '')
-    if stop then out[1] = m .. '\n' .. stop; return out end
-    last = m
+-- walks zset k from min to max ('[' or '(' bounds); returns the cursor
+-- (relative to k) when the page is full, or nil when k is done
+local function walk(k, min, max, pending, pfield)
+  if pending and pfield ~= '' then
+    local stop = visit(pending, pfield)
+    if stop then return pending .. '\n' .. stop end
   end
-  min = '(' .. ms[#ms]
-end
+  local last = pending
+  while true do
+    local ms = redis.call('ZRANGEBYLEX', k, min, max, 'LIMIT', 0, 200)
+    if #ms == 0 then return nil end
+    for _, m in ipairs(ms) do
+      if got >= limit or budget <= 0 then return last end
+      local stop = visit(m, '')
+      if stop then return m .. '\n' .. stop end
+      last = m
+    end
+    min = '(' .. ms[#ms]
+  end
 end
 
-run()
+-- splits a cursor "<member>[\n<field>]" into the walk's resume point
+local function resume(c, lo)
+  if c == '' then return lo, nil, '' end
+  local m, f = string.match(c, '^(.-)\n(.*)$')
+  if m then return '(' .. m, m, f end
+  return '(' .. c, c, ''
+end
+
+local function run()
+  if mode == 'name' then
+    out[1] = one_name(A, cursor) or ''
+    return
+  end
+  if mode == 'lex' then
+    local min, pending, pfield = resume(cursor, '[' .. A)
+    out[1] = walk(key, min, '[' .. B, pending, pfield) or ''
+    return
+  end
+  -- lexn: cursor is "<bucket>\t<member>[\n<field>]"
+  local bmin = '[' .. A
+  if cursor ~= '' then
+    local bucket, inner = string.match(cursor, '^(.-)\t(.*)$')
+    if not bucket then return redis.error_reply('BADCURSOR malformed cursor') end
+    bmin = '(' .. bucket
+    local min, pending, pfield = resume(inner, '-')
+    local c = walk(kind == 'rev' and 'r:' .. bucket or bucket, min, '+', pending, pfield)
+    if c then out[1] = bucket .. '\t' .. c; return end
+  end
+  while true do
+    local bs = redis.call('ZRANGEBYLEX', key, bmin, '[' .. B, 'LIMIT', 0, 100)
+    if #bs == 0 then out[1] = ''; return end
+    for _, b in ipairs(bs) do
+      if got >= limit or budget <= 0 then
+        out[1] = b .. '\t' -- resume at the start of bucket b
+        return
+      end
+      local c = walk(kind == 'rev' and 'r:' .. b or b, '-', '+', nil, '')
+      if c then out[1] = b .. '\t' .. c; return end
+    end
+    bmin = '(' .. bs[#bs]
+  end
+end
+
+local err = run()
+if err then return err end
 if cursor_id ~= '' and out[1] ~= '' then
   redis.call('SET', 'cur:' .. cursor_id, out[1], 'EX', 3600)
   out[1] = cursor_id

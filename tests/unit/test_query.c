@@ -25,6 +25,12 @@ static void test_reverse_name(void **state) {
     n = store_reverse_name(".", 1, out);
     assert_int_equal(n, 1);
     assert_int_equal(out[0], '.');
+    assert_int_equal(store_rev_bucket("com.example.www", 15), 11);
+    assert_int_equal(store_rev_bucket("com.example", 11), 11);
+    assert_int_equal(store_rev_bucket("localhost", 9), 9);
+    char b[8];
+    store_fwd_bucket("www.example.com", 15, b);
+    assert_string_equal(b, "f:b300");  /* FNV-1a of "www": a storage format */
 }
 
 static void test_ip_key(void **state) {
@@ -61,7 +67,9 @@ static void test_forms(void **state) {
     assert_memory_equal(P.a.a, "www.example.com", 15);
 
     assert_int_equal(parse("10.0.0.1", 0), 0);
-    assert_string_equal(P.a.mode, "ip");
+    assert_string_equal(P.a.mode, "lex");
+    assert_string_equal(P.a.kind, "ip");
+    assert_string_equal(P.a.key, "ix:ip");
     assert_range("40a000001 ", "40a000001 \xff");
 
     assert_int_equal(parse("10.1.2.0/24", 0), 0);
@@ -76,15 +84,37 @@ static void test_forms(void **state) {
                  "620010db8ffffffffffffffffffffffff \xff");
 
     assert_int_equal(parse("*.Example.com", 0), 0);
-    assert_string_equal(P.a.mode, "rev");
+    assert_string_equal(P.a.mode, "lex");
+    assert_string_equal(P.a.kind, "rev");
+    assert_string_equal(P.a.key, "r:com.example");
     assert_range("com.example.", "com.example.\xff");
 
+    /* deeper zones live in the bucket of their last two labels */
+    assert_int_equal(parse("*.a.b.example.com", 0), 0);
+    assert_string_equal(P.a.key, "r:com.example");
+    assert_range("com.example.b.a.", "com.example.b.a.\xff");
+
+    /* a single label spans buckets: the bucket list, from "com." on */
+    assert_int_equal(parse("*.com", 0), 0);
+    assert_string_equal(P.a.mode, "lexn");
+    assert_string_equal(P.a.key, "ix:rb");
+    assert_range("com.", "com.\xff");
+
     assert_int_equal(parse("www.example.*", 0), 0);
-    assert_string_equal(P.a.mode, "fwd");
+    assert_string_equal(P.a.mode, "lex");
+    assert_string_equal(P.a.kind, "fwd");
+    char fb[8];
+    store_fwd_bucket("www", 3, fb);
+    assert_string_equal(P.a.key, fb);
+    store_fwd_bucket("www.other.example", 17, fb); /* the first label decides */
+    assert_string_equal(P.a.key, fb);
     assert_range("www.example.", "www.example.\xff");
 
     assert_int_equal(parse("NS1.example.net.", 1), 0);
-    assert_string_equal(P.a.mode, "rd");
+    assert_string_equal(P.a.mode, "lex");
+    assert_string_equal(P.a.kind, "rd");
+    store_rd_bucket("ns1.example.net", 15, fb);
+    assert_string_equal(P.a.key, fb);
     assert_range("ns1.example.net ", "ns1.example.net \xff");
 
     /* digits and dots that are no address are a name only if they are not
