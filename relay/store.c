@@ -5,6 +5,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <openssl/sha.h>
 #include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -347,7 +348,24 @@ static store_chunk *open_chunk(store *s) {
     return new_chunk(s);
 }
 
+static void on_script_load(redisAsyncContext *ac, void *reply, void *priv) {
+    redisReply *rep = reply;
+    (void)ac;
+    (void)priv;
+    if (rep && rep->type == REDIS_REPLY_ERROR)
+        log_error("store: SCRIPT LOAD of the query script failed: %s", rep->str);
+}
+
+/* Queries run the script by its SHA1 (EVALSHA): it is loaded on every
+ * (re)connect, ahead of any query on the same connection. */
+static void load_query_script(store *s) {
+    const char *argv[] = {"SCRIPT", "LOAD", store_query_lua};
+    size_t argl[] = {6, 4, sizeof(store_query_lua) - 1};
+    redisAsyncCommandArgv(s->rc.ac, on_script_load, s, 3, argv, argl);
+}
+
 static void on_ready(void *ctx) {
+    load_query_script(ctx);
     kick(ctx);
 }
 
@@ -365,6 +383,9 @@ int store_init(store *s, const store_conf *c, uv_loop_t *loop,
     randombytes_buf(rnd, sizeof(rnd));
     sodium_bin2hex(s->boot, sizeof(s->boot), rnd, sizeof(rnd));
     randombytes_buf(&s->hash_seed, sizeof(s->hash_seed));
+    unsigned char sha[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)store_query_lua, sizeof(store_query_lua) - 1, sha);
+    sodium_bin2hex(s->query_sha, sizeof(s->query_sha), sha, sizeof(sha));
     s->rc.loop = loop;
     snprintf(s->rc.host, sizeof(s->rc.host), "%s", c->host);
     s->rc.port = c->port;
@@ -567,13 +588,18 @@ int store_metrics(const store *s, pdns_buf *b) {
 }
 
 typedef struct query_call {
+    store *s;
     store_reply_fn fn;
     void *ctx;
 } query_call;
 
 static void on_query(redisAsyncContext *ac, void *reply, void *priv) {
     query_call *q = priv;
+    redisReply *rep = reply;
     (void)ac;
+    if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0 &&
+        q->s->rc.ready)
+        load_query_script(q->s); /* flushed by someone: this query fails */
     q->fn(reply, q->ctx);
     free(q);
 }
@@ -585,6 +611,7 @@ static int call(store *s, int argc, const char **argv, const size_t *argl,
     query_call *q = malloc(sizeof(*q));
     if (!q)
         return -1;
+    q->s = s;
     q->fn = fn;
     q->ctx = ctx;
     if (redisAsyncCommandArgv(s->rc.ac, on_query, q, argc, argv, argl) !=
@@ -605,7 +632,7 @@ int store_query(store *s, const store_query_args *q, store_reply_fn fn,
     snprintf(t[2], sizeof(t[2]), "%" PRId64, q->tl_after);
     snprintf(t[3], sizeof(t[3]), "%" PRId64, q->tl_before);
     snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
-    const char *argv[] = {"EVAL", store_query_lua, "0", q->mode,
+    const char *argv[] = {"EVALSHA", s->query_sha, "0", q->mode,
                           q->kind ? q->kind : "", q->key, q->a, q->b,
                           q->cursor ? q->cursor : "", lim, bud, q->types,
                           t[0], t[1], t[2], t[3], now, s->conf->expiry,
@@ -615,7 +642,6 @@ int store_query(store *s, const store_query_args *q, store_reply_fn fn,
     size_t argl[NARGS];
     for (size_t i = 0; i < NARGS; i++)
         argl[i] = strlen(argv[i]);
-    argl[1] = sizeof(store_query_lua) - 1;
     argl[6] = q->alen;
     argl[7] = q->blen;
     argl[8] = q->cursor ? q->cursor_len : 0;

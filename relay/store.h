@@ -54,6 +54,7 @@ typedef struct store {
     uint64_t retry_at_ms;      /* after an error reply */
     double sent_s;
     uint64_t hash_seed;        /* merging records within a batch */
+    char query_sha[41];        /* SHA1 of the query script (EVALSHA) */
     /* counters */
     uint64_t stored, batches, duplicates, errors, buffer_peak;
     uint64_t lat[STORE_LAT_BUCKETS]; /* store call latency histogram */
