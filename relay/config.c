@@ -402,11 +402,12 @@ static int load_queues(cfgctx *c, relay_config *cfg, json_t *o) {
 static int load_store(cfgctx *c, relay_config *cfg, json_t *o) {
     static const char *const keys[] = {"enabled", "redis", "batch", "max_buffer",
                                        "show_sensors", "default_limit",
-                                       "max_limit", "query_budget", "expire", NULL};
+                                       "max_limit", "query_budget", "expire",
+                                       "sweep_interval", NULL};
     store_conf *st = &cfg->store;
     long long b = (long long)st->batch, mb = (long long)st->max_buffer,
               dl = (long long)st->default_limit, ml = (long long)st->max_limit,
-              qb = (long long)st->budget;
+              qb = (long long)st->budget, sw = st->sweep_interval;
     if (check_keys(c, o, "store", keys) < 0 ||
         get_bool(c, o, "store", "enabled", &st->enabled) < 0 ||
         get_str(c, o, "store", "redis", st->url, sizeof(st->url)) < 0 ||
@@ -415,8 +416,10 @@ static int load_store(cfgctx *c, relay_config *cfg, json_t *o) {
         get_bool(c, o, "store", "show_sensors", &st->show_sensors) < 0 ||
         get_int(c, o, "store", "max_limit", &ml, 1, 10000000) < 0 ||
         get_int(c, o, "store", "default_limit", &dl, 1, ml) < 0 ||
-        get_int(c, o, "store", "query_budget", &qb, 100, 100000000) < 0)
+        get_int(c, o, "store", "query_budget", &qb, 100, 100000000) < 0 ||
+        get_int(c, o, "store", "sweep_interval", &sw, 1, 86400 * 7) < 0)
         return -1;
+    st->sweep_interval = (int)sw;
     st->batch = (size_t)b;
     st->max_buffer = (size_t)mb;
     st->default_limit = (size_t)dl;

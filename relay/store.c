@@ -16,7 +16,9 @@
 #include "log.h"
 #include "rrtype.h"
 #include "store_ingest.lua.h"
+#include "store_expire.lua.h"
 #include "store_query.lua.h"
+#include "store_sweep.lua.h"
 
 #define RETRY_MS 1000
 #define ARGS_PER_ENTRY 13
@@ -71,6 +73,7 @@ void store_conf_defaults(store_conf *c) {
     c->default_limit = 1000;
     c->max_limit = 100000;
     c->budget = 100000;
+    c->sweep_interval = 600;
 }
 
 size_t store_reverse_name(const char *name, size_t len, char *out) {
@@ -372,6 +375,7 @@ static void on_ready(void *ctx) {
 static void on_down(void *ctx) {
     store *s = ctx;
     s->busy = 0; /* the batch in flight is sent again (at most once applied) */
+    s->sweep_busy = 0;
 }
 
 int store_init(store *s, const store_conf *c, uv_loop_t *loop,
@@ -383,6 +387,7 @@ int store_init(store *s, const store_conf *c, uv_loop_t *loop,
     randombytes_buf(rnd, sizeof(rnd));
     sodium_bin2hex(s->boot, sizeof(s->boot), rnd, sizeof(rnd));
     randombytes_buf(&s->hash_seed, sizeof(s->hash_seed));
+    snprintf(s->sweep_cursor, sizeof(s->sweep_cursor), "0");
     unsigned char sha[SHA_DIGEST_LENGTH];
     SHA1((const unsigned char *)store_query_lua, sizeof(store_query_lua) - 1, sha);
     sodium_bin2hex(s->query_sha, sizeof(s->query_sha), sha, sizeof(sha));
@@ -396,6 +401,28 @@ int store_init(store *s, const store_conf *c, uv_loop_t *loop,
     s->rc.on_down = on_down;
     s->rc.ctx = s;
     return rconn_start(&s->rc);
+}
+
+/* The index an rdata goes to (IX_IP for addresses, IX_RD for a name, or
+ * IX_NONE) and its member prefix ("<key> <rrtype> <rdata>" or "<rdata>
+ * <rrtype>"; the owner name follows). */
+static uint8_t index_member(uint16_t rrtype, const char *rdata, size_t len,
+                            char *ixp, size_t size, size_t *ixl) {
+    *ixl = 0;
+    if (rrtype == PDNS_RR_A || rrtype == PDNS_RR_AAAA) {
+        char key[34];
+        size_t kl = store_ip_key(rdata, len, key);
+        if (!kl || len >= 64)
+            return IX_NONE;
+        *ixl = (size_t)snprintf(ixp, size, "%s %u %.*s", key, (unsigned)rrtype,
+                                (int)len, rdata);
+        return IX_IP;
+    }
+    if (pdns_rrtype_rdata_is_name(rrtype) && len < 1100 && !memchr(rdata, ' ', len)) {
+        *ixl = (size_t)snprintf(ixp, size, "%.*s %u", (int)len, rdata, (unsigned)rrtype);
+        return IX_RD;
+    }
+    return IX_NONE;
 }
 
 static uint64_t entry_hash(const store *s, const pdns_record *r,
@@ -453,20 +480,7 @@ int store_add(store *s, const pdns_record *r) {
         }
         slot = (slot + 1) & mask;
     }
-    if (r->rrtype == PDNS_RR_A || r->rrtype == PDNS_RR_AAAA) {
-        char key[34];
-        size_t kl = store_ip_key(r->rdata.p, r->rdata.len, key);
-        if (kl && r->rdata.len < 64) {
-            ix = IX_IP;
-            ixl = (size_t)snprintf(ixp, sizeof(ixp), "%s %u %.*s", key,
-                                   (unsigned)r->rrtype, (int)r->rdata.len, r->rdata.p);
-        }
-    } else if (pdns_rrtype_rdata_is_name(r->rrtype) && r->rdata.len < 1100 &&
-               !memchr(r->rdata.p, ' ', r->rdata.len)) {
-        ix = IX_RD;
-        ixl = (size_t)snprintf(ixp, sizeof(ixp), "%.*s %u", (int)r->rdata.len,
-                               r->rdata.p, (unsigned)r->rrtype);
-    }
+    ix = index_member(r->rrtype, r->rdata.p, r->rdata.len, ixp, sizeof(ixp), &ixl);
     size_t revl = store_reverse_name(r->rrname.p, r->rrname.len, rev);
     entry e = {.off = (uint32_t)c->arena.len,
                .name_len = (uint16_t)r->rrname.len,
@@ -515,7 +529,117 @@ void store_flush(store *s) {
     kick(s);
 }
 
+static void sweep_later(store *s, int pass_done) {
+    s->sweep_busy = 0;
+    s->sweep_at_ms = mono_ms() + (pass_done ? (uint64_t)s->conf->sweep_interval * 1000 : 100);
+}
+
+static void on_expired(redisAsyncContext *ac, void *reply, void *priv) {
+    store *s = priv;
+    redisReply *rep = reply;
+    (void)ac;
+    if (rep && rep->type == REDIS_REPLY_INTEGER)
+        s->expired += (uint64_t)rep->integer;
+    else if (rep && rep->type == REDIS_REPLY_ERROR)
+        log_error("store: expiring triples: %s", rep->str);
+    sweep_later(s, strcmp(s->sweep_cursor, "0") == 0);
+}
+
+/* A sweep step found expired triples: delete them with their index
+ * entries (store_expire.lua). */
+static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
+    store *s = priv;
+    redisReply *rep = reply;
+    (void)ac;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+        rep->element[0]->type != REDIS_REPLY_STRING) {
+        if (rep && rep->type == REDIS_REPLY_ERROR)
+            log_error("store: expiry sweep: %s", rep->str);
+        sweep_later(s, 1);
+        return;
+    }
+    snprintf(s->sweep_cursor, sizeof(s->sweep_cursor), "%s", rep->element[0]->str);
+    size_t n = (rep->elements - 1) / 3;
+    if (!n || !s->rc.ready) {
+        sweep_later(s, strcmp(s->sweep_cursor, "0") == 0);
+        return;
+    }
+    size_t total = 3 + n * 8;
+    const char **argv = calloc(total, sizeof(*argv));
+    size_t *argl = calloc(total, sizeof(*argl));
+    char *keys = malloc(n * (8 + 8 + 2200 + 2048));
+    if (!argv || !argl || !keys)
+        goto out;
+    argv[0] = "EVAL";
+    argl[0] = 4;
+    argv[1] = store_expire_lua;
+    argl[1] = sizeof(store_expire_lua) - 1;
+    argv[2] = "0";
+    argl[2] = 1;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *nm = rep->element[1 + 3 * i], *f = rep->element[2 + 3 * i],
+                         *tl = rep->element[3 + 3 * i];
+        char *fk = keys + i * (8 + 8 + 2200 + 2048), *ixk = fk + 8, *ixp = ixk + 8,
+             *rev = ixp + 2200;
+        const char *sp = memchr(f->str, ' ', f->len);
+        size_t ixl = 0, revl = nm->len <= 1024 ? store_reverse_name(nm->str, nm->len, rev) : 0;
+        uint8_t ix = IX_NONE;
+        store_fwd_bucket(nm->str, nm->len, fk);
+        ixk[0] = '\0';
+        if (sp) {
+            const char *rd = sp + 1;
+            size_t rl = f->len - (size_t)(rd - f->str);
+            ix = index_member((uint16_t)strtoul(f->str, NULL, 10), rd, rl, ixp, 2200, &ixl);
+            if (ix == IX_IP)
+                snprintf(ixk, 8, "ix:ip");
+            else if (ix == IX_RD)
+                store_rd_bucket(rd, rl, ixk);
+        }
+        const char **v = argv + 3 + i * 8;
+        size_t *l = argl + 3 + i * 8;
+        v[0] = nm->str, l[0] = nm->len;
+        v[1] = f->str, l[1] = f->len;
+        v[2] = tl->str, l[2] = tl->len;
+        v[3] = fk, l[3] = strlen(fk);
+        v[4] = rev, l[4] = revl;
+        v[5] = rev, l[5] = store_rev_bucket(rev, revl);
+        v[6] = ixk, l[6] = strlen(ixk);
+        v[7] = ixp, l[7] = ixl;
+    }
+    if (redisAsyncCommandArgv(s->rc.ac, on_expired, s, (int)total, argv, argl) == REDIS_OK) {
+        free(argv);
+        free(argl);
+        free(keys);
+        return;
+    }
+out:
+    free(argv);
+    free(argl);
+    free(keys);
+    sweep_later(s, 0);
+}
+
+/* Expiry (store.expire): a SCAN through the names, a few hundred per step,
+ * one step in flight, a pass every sweep_interval seconds. Queries hide
+ * expired triples meanwhile. */
+static void sweep(store *s) {
+    if (!s->conf->expiry[0] || s->sweep_busy || !s->rc.ready ||
+        mono_ms() < s->sweep_at_ms)
+        return;
+    char now[24];
+    snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+    const char *argv[] = {"EVAL", store_sweep_lua, "0", s->sweep_cursor, "200", now,
+                          s->conf->expiry};
+    size_t argl[7];
+    for (int i = 0; i < 7; i++)
+        argl[i] = strlen(argv[i]);
+    argl[1] = sizeof(store_sweep_lua) - 1;
+    if (redisAsyncCommandArgv(s->rc.ac, on_sweep, s, 7, argv, argl) == REDIS_OK)
+        s->sweep_busy = 1;
+}
+
 void store_tick(store *s) {
+    sweep(s);
     if (!s->busy)
         store_flush(s);
     else
@@ -567,13 +691,16 @@ int store_metrics(const store *s, pdns_buf *b) {
         "# HELP pdns_relay_store_backpressure 1 while sources are paused.\n"
         "# TYPE pdns_relay_store_backpressure gauge\n"
         "pdns_relay_store_backpressure %d\n"
+        "# HELP pdns_relay_store_expired_triples_total Triples deleted by the expiry sweep (store.expire).\n"
+        "# TYPE pdns_relay_store_expired_triples_total counter\n"
+        "pdns_relay_store_expired_triples_total %" PRIu64 "\n"
         "# HELP pdns_relay_store_up 1 while the store's Redis is connected.\n"
         "# TYPE pdns_relay_store_up gauge\n"
         "pdns_relay_store_up %d\n"
         "# HELP pdns_relay_store_latency_seconds Time of one batch write.\n"
         "# TYPE pdns_relay_store_latency_seconds histogram\n",
         s->stored, s->batches, s->errors, s->duplicates, s->waiting,
-        s->buffer_peak, s->full, s->rc.ready);
+        s->buffer_peak, s->full, s->expired, s->rc.ready);
     uint64_t cum = 0;
     for (int i = 0; i < STORE_LAT_BUCKETS; i++) {
         cum += s->lat[i];

@@ -34,6 +34,7 @@ typedef struct store_conf {
     size_t default_limit, max_limit;
     size_t budget;            /* index entries one query page may visit */
     char expiry[512];         /* ",<rrtype>=<seconds>,...," or "" */
+    int sweep_interval;       /* seconds between expiry sweeps */
 } store_conf;
 
 void store_conf_defaults(store_conf *c);
@@ -55,6 +56,9 @@ typedef struct store {
     double sent_s;
     uint64_t hash_seed;        /* merging records within a batch */
     char query_sha[41];        /* SHA1 of the query script (EVALSHA) */
+    char sweep_cursor[32];     /* the expiry sweep's SCAN cursor */
+    int sweep_busy;
+    uint64_t sweep_at_ms, expired;
     /* counters */
     uint64_t stored, batches, duplicates, errors, buffer_peak;
     uint64_t lat[STORE_LAT_BUCKETS]; /* store call latency histogram */

@@ -527,3 +527,43 @@ def test_no_redis_answers_503_and_relay_goes_on(relay_factory):
     st, h, body = Api(relay.http_port).get("/query/x.test")
     assert st == 503 and "Redis" in json.loads(body)["error"]
     assert Api(relay.http_port).get("/healthz")[0] == 200
+
+
+def test_expiry_per_rrtype(redis_server, relay_factory, tmp_path):
+    """store.expire hides a triple whose time_last is older than its type's
+    expiry at once, and the sweep deletes it with its index entries."""
+    now = int(time.time())
+    old, fresh = now - 7200, now - 60
+    recs = [
+        ("gone.exp.test", "A", "198.51.100.1", old),      # expires (A: 3600)
+        ("mixed.exp.test", "A", "198.51.100.2", old),     # expires
+        ("mixed.exp.test", "A", "198.51.100.3", fresh),   # stays
+        ("mixed.exp.test", "TXT", '"old"', old),          # TXT: no expiry
+        ("alias.exp.test", "CNAME", "mixed.exp.test", old),  # CNAME: 10 days
+    ]
+    f = tmp_path / "exp.ndjson"
+    f.write_text("\n".join(json.dumps({"rrname": n, "rrtype": t, "rdata": d, "time_first": tl - 10,
+                                       "time_last": tl, "count": 1}) for n, t, d, tl in recs) + "\n")
+    relay = store_relay(relay_factory, redis_server,
+                        store={"expire": {"A": 3600, "CNAME": 864000}, "sweep_interval": 1})
+    subprocess.run([BIN, "import", "-c", relay.config, str(f)], check=True,
+                   capture_output=True, timeout=60)
+    api = Api(relay.http_port)
+    got, _ = api.page("/query/*.exp.test")
+    assert {(o["rrname"], o["rdata"]) for o in got} == {
+        ("mixed.exp.test", "198.51.100.3"), ("mixed.exp.test", '"old"'),
+        ("alias.exp.test", "mixed.exp.test")}
+    assert api.page("/query/198.51.100.0/24")[0][0]["rdata"] == "198.51.100.3"
+    # the sweep deletes the two expired triples, their index entries, and
+    # the name that has nothing left
+    assert relay.wait_for(lambda: relay.metrics()["pdns_relay_store_expired_triples_total"] == 2,
+                          15)
+    r = redis_server.client()
+    assert not r.exists("n:gone.exp.test")
+    assert r.hkeys("n:mixed.exp.test") and b"1 198.51.100.2" not in r.hkeys("n:mixed.exp.test")
+    members = [m.decode() for m in r.zrange("ix:ip", 0, -1)]
+    assert not any("198.51.100.1 " in m or "198.51.100.2 " in m for m in members)
+    assert any("198.51.100.3 " in m for m in members)
+    assert r.zscore("r:test.exp", "test.exp.gone") is None
+    info = json.loads(api.get("/info")[2])
+    assert info["triples"] == 3 and info["names"] == 2
