@@ -89,6 +89,7 @@ bench: $(BIN) $(BENCH_BIN)
 	$(BUILD)/bench/bench_batch $(BENCH_RECORDS) $(BIN)
 	PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) tests/bench/forward_bench.py
 	BENCH_RECORDS=$(BENCH_RECORDS) PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) tests/bench/ingest_bench.py
+	BENCH_RECORDS=$(BENCH_RECORDS) PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) tests/bench/store_bench.py
 
 # libFuzzer targets (clang). FUZZ_SECONDS bounds each run.
 FUZZ_SECONDS ?= 20

@@ -14,7 +14,7 @@ cd "$top"
 PKGS="build-essential pkg-config libsodium-dev libhiredis-dev libwebsockets-dev
   libwebsockets-evlib-uv libjansson-dev libuv1-dev libssl-dev libcmocka-dev
   redis-server openssl python3 python3-pytest python3-redis python3-websocket
-  python3-nacl"
+  python3-nacl python3-requests"
 missing=()
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -170,12 +170,30 @@ if os.path.exists(box) and os.path.getsize(box):
     trailer = [l for l in lines if l.startswith('{"pdns_relay_batch"')][0]
     print("   each batch ends with a signed trailer: " + trailer[:150] + "...")
 PYEOF
+echo
+echo "== the local store: COF queries (GET http://127.0.0.1:$HTTP_PORT/...)"
+for q in /info "/query/www.example-corp.test" "/query/10.20.1.0/28?limit=3" \
+         "/query/*.example-corp.test?limit=3&saf=1" "/rdata/api-gw.cdn.example"; do
+  echo "   GET $q"
+  $PY - "http://127.0.0.1:$HTTP_PORT$q" <<'PYEOF' | sed 's/^/      /'
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1]) as r:
+    body = r.read().decode().splitlines()
+    cur = r.headers.get("x-cursor")
+for line in body[:4]:
+    print(line)
+if cur:
+    print("(more: X-Cursor %s)" % cur)
+PYEOF
+done
 if [ -s "$tmp/outbox/csirt-north.ndjson" ]; then
   echo "== pdns-relay verify --pubkey keys/relay.pub outbox/csirt-north.ndjson"
   "$BIN" verify --pubkey "$tmp/keys/relay.pub" "$tmp/outbox/csirt-north.ndjson" 2>&1 | sed 's/^/   /'
 fi
 echo
 echo "The relay keeps running: D4/TLS on 127.0.0.1:$D4_PORT, HTTP on 127.0.0.1:$HTTP_PORT"
-echo "(/metrics, /stats, /healthz), log in $tmp/relay.log. Ctrl-C stops and cleans up."
+echo "(/query/..., /rdata/..., /pdns/query/..., /info, /metrics, /stats, /healthz),"
+echo "log in $tmp/relay.log. Try: curl 'http://127.0.0.1:$HTTP_PORT/query/*.shop.example?limit=5'"
+echo "Ctrl-C stops and cleans up."
 if [ "${PDNS_DEMO_ONESHOT:-0}" = 1 ]; then exit 0; fi
 wait "${pids[1]}"

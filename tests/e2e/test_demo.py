@@ -23,4 +23,8 @@ def test_make_run_oneshot():
     assert re.search(r"csirt-north\s+received\s+[1-9]", out), out
     assert "csirt-north gets pseudonymous sensor ids" in out
     assert re.search(r"verify: .*csirt-north.ndjson: [1-9]\d* batches, [1-9]\d* records: all verified", out), out
+    # the store has every record, queryable
+    assert '"records":23854' in out, out
+    assert '{"rrname":"www.example-corp.test","rrtype":"CNAME"' in out, out
+    assert '{"cond":"limited"' in out, out
     assert "== cleaned up" in out
