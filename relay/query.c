@@ -256,6 +256,14 @@ static int read_params(query_req *q, struct lws *wsi, char *err, size_t errlen) 
     char arg[1200], hv[CURSOR_MAX];
     const char *cursor = NULL;
     for (int i = 0;; i++) {
+        int fl = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (fl <= 0)
+            break;
+        if ((size_t)fl >= sizeof(arg)) {
+            snprintf(err, errlen, "a query parameter is longer than %zu bytes",
+                     sizeof(arg) - 1);
+            return -1;
+        }
         int n = lws_hdr_copy_fragment(wsi, arg, sizeof(arg), WSI_TOKEN_HTTP_URI_ARGS, i);
         if (n < 0)
             break;

@@ -340,6 +340,7 @@ def test_sensors_shown_only_when_configured(redis_server, relay_factory):
     ("/query/www.*.test", "wildcard"),
     ("/query/a..b", "empty label"),
     ("/rdata/bad..name", "empty label"),
+    ("/query/corp.test?rrtype=" + "A," * 700 + "A", "longer than"),
 ])
 def test_bad_queries_get_400_with_reason(loaded, path, needle):
     relay, api, agg, obs = loaded
