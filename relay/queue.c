@@ -3,8 +3,8 @@
  *
  * Reliable-queue pattern: a Lua script moves up to `batch` lines with
  * RPOPLPUSH into this relay's processing list, the lines are ingested and
- * committed (ingest_commit), and only then is the batch trimmed off the
- * processing list. After a crash, whatever is left in the processing list
+ * committed (ingest_commit), and only once the store has them too
+ * (store_barrier/store_done) is the batch trimmed off the processing list. After a crash, whatever is left in the processing list
  * is ingested first. Delivery is at least once: a crash between commit
  * and trim hands the same batch over again.
  *
@@ -49,10 +49,13 @@ typedef struct queue_consumer {
     size_t n, cur;     /* queue being polled (round robin) */
     int busy;          /* a command is in flight */
     int empty_round;   /* queues found empty since the last full batch */
+    size_t trim_n;           /* the batch waiting for the store */
+    uint64_t store_mark;
 } queue_consumer;
 
 static void schedule(queue_consumer *qc, uint64_t ms);
 static void poll_next(queue_consumer *qc);
+static void trim_when_stored(queue_consumer *qc);
 
 static void on_trim(redisAsyncContext *ac, void *reply, void *priv) {
     queue_consumer *qc = priv;
@@ -120,10 +123,37 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
         schedule(qc, 1000);
         return;
     }
+    (void)ac;
+    qc->trim_n = n;
+    qc->store_mark = r->storing ? store_barrier(&r->store) : 0;
+    trim_when_stored(qc);
+}
+
+static void on_store_wait(uv_timer_t *t) {
+    trim_when_stored(t->data);
+}
+
+/* Trims the batch off the processing list once the store has it too:
+ * a relay killed before that reads the batch again (at least once). */
+static void trim_when_stored(queue_consumer *qc) {
+    relay *r = qc->r;
+    if (r->stopping && r->storing && !store_done(&r->store, qc->store_mark)) {
+        qc->busy = 0; /* stopping: the lines stay for the next run */
+        return;
+    }
+    if (r->storing && !store_done(&r->store, qc->store_mark)) {
+        uv_timer_start(&qc->timer, on_store_wait, 20, 0);
+        return;
+    }
+    if (!qc->rc.ready) { /* gone meanwhile: re-read after the reconnect */
+        qc->busy = 0;
+        return;
+    }
+    queue_state *q = &qc->q[qc->cur];
     r->in.m.queue_batches++;
     /* the batch is the n oldest (rightmost) entries of the list */
-    redisAsyncCommand(ac, on_trim, qc, "LTRIM %s 0 %lld", q->proc,
-                      -(long long)n - 1);
+    redisAsyncCommand(qc->rc.ac, on_trim, qc, "LTRIM %s 0 %lld", q->proc,
+                      -(long long)qc->trim_n - 1);
 }
 
 static void poll_next(queue_consumer *qc) {

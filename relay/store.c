@@ -182,6 +182,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
     if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 0 && c->nrec)
         s->duplicates++;
     s->batches++;
+    s->acked_seq = c->seq;
     s->stored += c->nrec;
     s->waiting -= c->nrec;
     s->head = c->next;
@@ -644,6 +645,15 @@ void store_tick(store *s) {
         store_flush(s);
     else
         kick(s);
+}
+
+uint64_t store_barrier(store *s) {
+    store_flush(s);
+    return s->tail ? s->tail->seq : s->acked_seq;
+}
+
+int store_done(const store *s, uint64_t mark) {
+    return s->acked_seq >= mark;
 }
 
 int store_full(const store *s) {

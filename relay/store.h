@@ -50,7 +50,8 @@ typedef struct store {
     char boot[40];             /* this process's boot id */
     store_chunk *head, *tail;  /* oldest first; head is in flight if busy */
     size_t waiting;            /* records in chunks */
-    uint64_t seq;
+    uint64_t seq;              /* of the newest chunk */
+    uint64_t acked_seq;        /* every chunk up to this one is stored */
     int busy, full;
     uint64_t retry_at_ms;      /* after an error reply */
     double sent_s;
@@ -82,6 +83,11 @@ void store_flush(store *s);
 
 /* Called often (every 100 ms): flushes partial batches, retries. */
 void store_tick(store *s);
+
+/* Sends what is queued and returns a mark: store_done(s, mark) is 1 once
+ * every record queued before the call is in Redis. */
+uint64_t store_barrier(store *s);
+int store_done(const store *s, uint64_t mark);
 
 /* 1 when sources should stop reading. */
 int store_full(const store *s);

@@ -30,7 +30,7 @@ def test_drains_queue(redis_server, relay_factory):
     r = redis_server.client()
     items = lines(3000) + [b"not a passivedns line"]
     push(r, items)
-    relay = relay_factory(extra=queue_cfg(redis_server)).start()
+    relay = relay_factory(redis=redis_server, extra=queue_cfg(redis_server)).start()
     assert relay.wait_for(lambda: r.llen(SRC) == 0 and r.llen(PROC) == 0, 20)
     assert relay.wait_for(lambda: relay.metrics()['pdns_relay_records_total{source="queue"}'] == 3000)
     m = relay.metrics()
@@ -48,7 +48,7 @@ def test_kill9_loses_nothing(redis_server, relay_factory):
     r = redis_server.client()
     n = 200000
     push(r, lines(n))
-    relay = relay_factory(extra=queue_cfg(redis_server, batch=1000)).start()
+    relay = relay_factory(redis=redis_server, extra=queue_cfg(redis_server, batch=1000)).start()
     # kill it while it is in the middle of the queue
     assert relay.wait_for(lambda: r.llen(SRC) < n - 20000, 20)
     relay.stop(signal.SIGKILL)
@@ -66,7 +66,7 @@ def test_kill9_loses_nothing(redis_server, relay_factory):
 
 def test_redis_down_then_up(redis_server, relay_factory):
     redis_server.stop()
-    relay = relay_factory(extra=queue_cfg(redis_server)).start()
+    relay = relay_factory(redis=redis_server, extra=queue_cfg(redis_server)).start()
     time.sleep(0.5)
     assert relay.proc.poll() is None  # keeps running without Redis
     redis_server.start()

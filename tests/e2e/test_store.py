@@ -568,3 +568,33 @@ def test_expiry_per_rrtype(redis_server, relay_factory, tmp_path):
     assert r.zscore("r:test.exp", "test.exp.gone") is None
     info = json.loads(api.get("/info")[2])
     assert info["triples"] == 3 and info["names"] == 2
+
+
+def test_queue_lines_leave_the_queue_only_once_stored(redis_server, relay_factory, workdir):
+    """A d4-core queue batch is trimmed off the processing list only once
+    the store has it: with the store's Redis down and the relay killed,
+    the lines wait in d4-core's Redis and reach the store after a restart."""
+    from test_queue import PROC, SRC, lines, push, queue_cfg
+    store_redis = Redis(workdir)
+    store_redis.start()
+    try:
+        q = redis_server.client()
+        n = 3000
+        push(q, lines(n))
+        store_redis.stop()
+        cfg = queue_cfg(redis_server)
+        cfg["mixer"] = {"enabled": False}
+        relay = relay_factory(redis=store_redis, extra=cfg).start()
+        assert relay.wait_for(lambda: relay.metrics()['pdns_relay_records_total{source="queue"}'] > 0)
+        time.sleep(0.5)
+        assert q.llen(PROC) > 0  # read, but not trimmed: the store lacks it
+        relay.stop(signal.SIGKILL)
+        store_redis.start()
+        relay.start()
+        assert relay.wait_for(lambda: q.llen(SRC) == 0 and q.llen(PROC) == 0, 30)
+        wait_stored(relay, n)
+        info = json.loads(Api(relay.http_port).get("/info")[2])
+        assert info["triples"] == n  # every line is in the store
+        assert info["records"] >= n  # at least once
+    finally:
+        store_redis.stop()
