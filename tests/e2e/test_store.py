@@ -598,3 +598,36 @@ def test_queue_lines_leave_the_queue_only_once_stored(redis_server, relay_factor
         assert info["records"] >= n  # at least once
     finally:
         store_redis.stop()
+
+
+def test_garbage_on_the_http_port_does_not_hurt(loaded):
+    """Random bytes, half requests, odd methods and huge headers: each
+    connection fails on its own; the relay keeps answering."""
+    import socket
+    relay, api, agg, obs = loaded
+    rnd = random.Random(9)
+    payloads = [bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 3000)))
+                for _ in range(30)]
+    payloads += [b"GET /query/", b"GET /query/x.test HTTP/1.1\r\nHost: x\r\n",
+                 b"POST /query/x.test HTTP/1.1\r\nContent-Length: 5\r\n\r\nabcde",
+                 b"DELETE /info HTTP/1.1\r\n\r\n",
+                 b"GET /query/x.test HTTP/1.1\r\nX-Big: " + b"a" * 100000 + b"\r\n\r\n",
+                 b"GET /query/%ZZ%00%ff HTTP/1.1\r\n\r\n",
+                 b"GET /pdns/query/x.test HTTP/1.1\r\ndribble-paginate-count: -5\r\n\r\n",
+                 b"GET /pdns/query/x.test HTTP/1.1\r\ndribble-paginate-cursor: abc\r\n\r\n"]
+    for p in payloads:
+        try:
+            s = socket.create_connection(("127.0.0.1", relay.http_port), timeout=2)
+            s.sendall(p)
+            s.settimeout(0.5)
+            try:
+                s.recv(65536)
+            except OSError:
+                pass
+            s.close()
+        except OSError:
+            pass
+    assert relay.proc.poll() is None
+    assert api.get("/healthz")[0] == 200
+    got, _ = api.page("/query/big.cdn.test")
+    assert len(got) == 260
