@@ -55,8 +55,12 @@ static void on_select(redisAsyncContext *ac, void *reply, void *priv) {
     (void)ac;
     if (!rep)
         return; /* gone again: on_disconnect retries */
-    if (rep->type == REDIS_REPLY_ERROR) {
-        log_error("%s: SELECT %d failed: %s", c->what, c->db, rep->str);
+    if (rep->type != REDIS_REPLY_STATUS) {
+        /* an error, or not a Redis at all (a TCP self-connect to a free
+         * local port reads its own command back): drop it and retry */
+        log_error("%s: SELECT %d failed: %s", c->what, c->db,
+                  rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+        redisAsyncDisconnect(ac);
         return;
     }
     c->ready = 1;

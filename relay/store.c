@@ -172,10 +172,12 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
     if (b < STORE_LAT_BUCKETS)
         s->lat[b]++;
     s->lat_sum += secs;
-    if (rep->type == REDIS_REPLY_ERROR) {
+    if (rep->type != REDIS_REPLY_INTEGER) {
         s->errors++;
         log_error("store: Redis refused a batch of %zu records (%s); "
-                  "retrying in %d ms", c->nrec, rep->str, RETRY_MS);
+                  "retrying in %d ms", c->nrec,
+                  rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply",
+                  RETRY_MS);
         s->retry_at_ms = mono_ms() + RETRY_MS;
         return;
     }

@@ -412,7 +412,7 @@ def test_redis_restart_during_ingest_loses_nothing(redis_server, relay_factory):
         time.sleep(0.002)
     assert relay.wait_for(lambda: relay.sensor_records("sensor-a") == len(lines)), (
         relay.sensor_records("sensor-a"), len(lines), relay.log_text()[-3000:])
-    assert relay.metrics()["pdns_relay_store_up"] == 0
+    assert relay.wait_for(lambda: relay.metrics()["pdns_relay_store_up"] == 0), relay.log_text()
     redis_server.start()
     wait_stored(relay, len(lines), timeout=30)
     s.close()
