@@ -367,14 +367,18 @@ def test_import_csv_and_foreign_cof(redis_server, relay_factory, tmp_path):
          "time_first": 1700000100, "time_last": 1700000200, "count": 3},
         {"rrname": "alias.export.example", "rrtype": "CNAME", "rdata": "export.example",
          "time_first": 1700000000, "time_last": 1700000000, "count": 1, "bailiwick": "example"},
+        # analyzer-d4-passivedns's /query output, key order and all
+        {"time_first": 1700000000, "time_last": 1700000300, "count": 4, "rrtype": "CNAME",
+         "rrname": "www.analyzer.example", "rdata": "Edge.Analyzer.Example.",
+         "origin": "origin not configured"},
     ]
     cof_file.write_text("\n".join(json.dumps(o) for o in foreign) + "\n{broken\n")
     p = subprocess.run([BIN, "import", "-c", relay.config, str(csv_file), str(cof_file)],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert "in.csv:%d:" % (len(obs) + 1) in p.stderr
-    assert "circl.ndjson:4:" in p.stderr
-    assert "%d records stored" % (len(obs) + 4) in p.stderr
+    assert "circl.ndjson:5:" in p.stderr
+    assert "%d records stored" % (len(obs) + 5) in p.stderr
     relay.start()
     api = Api(relay.http_port)
     agg = aggregate([("import",) + o[1:] for o in obs])
@@ -387,6 +391,9 @@ def test_import_csv_and_foreign_cof(redis_server, relay_factory, tmp_path):
         ("export.example", "AAAA", "2001:db8::99", 1700000100, 1700000200, 3)}
     got, _ = api.page("/rdata/export.example")
     assert [o["rrname"] for o in got] == ["alias.export.example"]
+    got, _ = api.page("/rdata/edge.analyzer.example")
+    assert as_set(got) == {("www.analyzer.example", "CNAME", "edge.analyzer.example",
+                            1700000000, 1700000300, 4)}
     info = json.loads(api.get("/info")[2])
     assert {s["name"] for s in info["sensors"]} == {"import"}
     # importing the COF again adds counts, keeps first/last seen
