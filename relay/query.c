@@ -106,14 +106,15 @@ void query_abandon(query_req **slot) {
     }
 }
 
-/* One triple of the reply as a COF line. */
-static int put_triple(query_req *q, const redisReply *n, const redisReply *f,
-                      const redisReply *v) {
+/* One triple of the reply as a COF line: name, "<rrtype> <rdata>",
+ * "<tf> <tl> <count>", sensors ("" unless shown), bailiwick ("" unknown). */
+static int put_triple(query_req *q, redisReply **el) {
     pdns_record rec;
     memset(&rec, 0, sizeof(rec));
-    if (n->type != REDIS_REPLY_STRING || f->type != REDIS_REPLY_STRING ||
-        v->type != REDIS_REPLY_STRING)
-        return 0;
+    for (int i = 0; i < 5; i++)
+        if (el[i]->type != REDIS_REPLY_STRING)
+            return 0;
+    const redisReply *n = el[0], *f = el[1], *v = el[2];
     const char *sp = memchr(f->str, ' ', f->len);
     if (!sp)
         return 0;
@@ -122,20 +123,17 @@ static int put_triple(query_req *q, const redisReply *n, const redisReply *f,
     rec.rrname.len = n->len;
     rec.rdata.p = sp + 1;
     rec.rdata.len = f->len - (size_t)(sp + 1 - f->str);
-    char vb[1024];
-    snprintf(vb, sizeof(vb), "%.*s", (int)v->len, v->str);
     long long tf, tl;
     unsigned long long c;
-    int used = 0;
-    if (sscanf(vb, "%lld %lld %llu%n", &tf, &tl, &c, &used) != 3)
+    if (sscanf(v->str, "%lld %lld %llu", &tf, &tl, &c) != 3)
         return 0;
     rec.time_first = tf;
     rec.time_last = tl;
     rec.count = c;
-    if (vb[used] == ' ' && vb[used + 1]) {
-        rec.sensor_id.p = vb + used + 1;
-        rec.sensor_id.len = strlen(vb + used + 1);
-    }
+    rec.sensor_id.p = el[3]->str;
+    rec.sensor_id.len = el[3]->len;
+    rec.bailiwick.p = el[4]->str;
+    rec.bailiwick.len = el[4]->len;
     if (cof_encode(&rec, COF_WITH_SENSOR, q->body) < 0)
         return -1;
     if (q->json) /* the newline becomes the array's comma */
@@ -162,8 +160,8 @@ static void answer(query_req *q, const redisReply *rep) {
     if (q->json)
         rc |= pdns_buf_append(q->body, "[", 1);
     size_t n = 0;
-    for (size_t i = 1; i + 2 < rep->elements; i += 3) {
-        rc |= put_triple(q, rep->element[i], rep->element[i + 1], rep->element[i + 2]);
+    for (size_t i = 1; i + 4 < rep->elements; i += 5) {
+        rc |= put_triple(q, rep->element + i);
         n++;
     }
     if (q->json) {

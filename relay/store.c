@@ -21,7 +21,7 @@
 #include "store_sweep.lua.h"
 
 #define RETRY_MS 1000
-#define ARGS_PER_ENTRY 13
+#define ARGS_PER_ENTRY 14
 
 /* One entry of a batch: the records of the batch with the same (name,
  * rrtype, rdata, sensor), merged. Its strings are in the chunk's arena. */
@@ -29,6 +29,8 @@ typedef struct entry {
     uint32_t off;              /* name, rdata, sensor, reversed name, index member */
     uint16_t name_len, sensor_len, rev_len, rb_len, ixp_len;
     uint32_t rdata_len;
+    uint32_t bw_off;           /* the bailiwick, when known */
+    uint16_t bw_len;
     uint16_t rrtype;
     uint8_t ix;                /* IX_NONE, IX_IP, IX_RD */
     int64_t tf, tl;
@@ -285,6 +287,7 @@ static int build_args(const store *s, const store_chunk *c, pdns_buf *scratch,
         ARG(rev, e[i].rb_len);                            /* suffix bucket */
         ARG(x + o[6], o[7] - o[6]);                       /* index key */
         ARG(rev + e[i].rev_len, e[i].ixp_len);            /* index member */
+        ARG(c->arena.p + e[i].bw_off, e[i].bw_len);       /* bailiwick */
 #undef ARG
     }
     free(off);
@@ -355,30 +358,41 @@ static store_chunk *open_chunk(store *s) {
 }
 
 static void on_script_load(redisAsyncContext *ac, void *reply, void *priv) {
+    store *s = priv;
     redisReply *rep = reply;
     (void)ac;
-    (void)priv;
-    if (rep && rep->type == REDIS_REPLY_ERROR)
-        log_error("store: SCRIPT LOAD of the query script failed: %s", rep->str);
+    s->script_loading = 0;
+    if (rep && rep->type == REDIS_REPLY_STRING)
+        s->script_loaded = 1;
+    else if (rep && rep->type == REDIS_REPLY_ERROR)
+        log_warn("store: SCRIPT LOAD of the query script: %s (queries send "
+                 "the script itself meanwhile)", rep->str);
 }
 
-/* Queries run the script by its SHA1 (EVALSHA): it is loaded on every
- * (re)connect, ahead of any query on the same connection. */
+/* Queries run the script by its SHA1 (EVALSHA) once it is loaded (on
+ * every connect; again from the tick if Redis refused, say while it was
+ * still loading its data); until then they send the script (EVAL). */
 static void load_query_script(store *s) {
     const char *argv[] = {"SCRIPT", "LOAD", store_query_lua};
     size_t argl[] = {6, 4, sizeof(store_query_lua) - 1};
-    redisAsyncCommandArgv(s->rc.ac, on_script_load, s, 3, argv, argl);
+    if (s->script_loading || !s->rc.ready)
+        return;
+    if (redisAsyncCommandArgv(s->rc.ac, on_script_load, s, 3, argv, argl) == REDIS_OK)
+        s->script_loading = 1;
 }
 
 static void on_ready(void *ctx) {
-    load_query_script(ctx);
-    kick(ctx);
+    store *s = ctx;
+    s->script_loaded = s->script_loading = 0;
+    load_query_script(s);
+    kick(s);
 }
 
 static void on_down(void *ctx) {
     store *s = ctx;
     s->busy = 0; /* the batch in flight is sent again (at most once applied) */
     s->sweep_busy = 0;
+    s->script_loaded = s->script_loading = 0;
 }
 
 int store_init(store *s, const store_conf *c, uv_loop_t *loop,
@@ -450,6 +464,19 @@ static int same(const store_chunk *c, const entry *e, const pdns_record *r,
            memcmp(a + e->name_len + e->rdata_len, sensor, sl) == 0;
 }
 
+/* Keeps the bailiwick of r for e when e has none yet (names only: a value
+ * with a space would not be one). */
+static void take_bailiwick(store_chunk *c, entry *e, const pdns_record *r) {
+    if (e->bw_len || !r->bailiwick.len || r->bailiwick.len > 255 ||
+        memchr(r->bailiwick.p, ' ', r->bailiwick.len))
+        return;
+    size_t at = c->arena.len;
+    if (pdns_buf_append(&c->arena, r->bailiwick.p, r->bailiwick.len) == 0) {
+        e->bw_off = (uint32_t)at;
+        e->bw_len = (uint16_t)r->bailiwick.len;
+    }
+}
+
 int store_add(store *s, const pdns_record *r) {
     char rev[2048], ixp[2200];
     size_t ixl = 0;
@@ -479,6 +506,7 @@ int store_add(store *s, const pdns_record *r) {
                 e->tl = tl;
             e->count += count;
             e->nrec++;
+            take_bailiwick(c, e, r);
             goto counted;
         }
         slot = (slot + 1) & mask;
@@ -510,6 +538,7 @@ int store_add(store *s, const pdns_record *r) {
         return -1;
     }
     c->slots[slot] = (uint32_t)(c->entries.len / sizeof(entry));
+    take_bailiwick(c, (entry *)(c->entries.p + c->entries.len - sizeof(entry)), r);
 counted:
     c->nrec++;
     s->waiting++;
@@ -642,6 +671,8 @@ static void sweep(store *s) {
 }
 
 void store_tick(store *s) {
+    if (!s->script_loaded)
+        load_query_script(s);
     sweep(s);
     if (!s->busy)
         store_flush(s);
@@ -730,6 +761,7 @@ typedef struct query_call {
     store *s;
     store_reply_fn fn;
     void *ctx;
+    const store_query_args *args;  /* a query: sent again on NOSCRIPT */
 } query_call;
 
 static void on_query(redisAsyncContext *ac, void *reply, void *priv) {
@@ -737,14 +769,21 @@ static void on_query(redisAsyncContext *ac, void *reply, void *priv) {
     redisReply *rep = reply;
     (void)ac;
     if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0 &&
-        q->s->rc.ready)
-        load_query_script(q->s); /* flushed by someone: this query fails */
+        q->args) {
+        /* the script cache was flushed: send the script itself, once */
+        q->s->script_loaded = 0;
+        load_query_script(q->s);
+        if (store_query(q->s, q->args, q->fn, q->ctx) == 0) {
+            free(q);
+            return;
+        }
+    }
     q->fn(reply, q->ctx);
     free(q);
 }
 
 static int call(store *s, int argc, const char **argv, const size_t *argl,
-                store_reply_fn fn, void *ctx) {
+                const store_query_args *args, store_reply_fn fn, void *ctx) {
     if (!s->rc.ready)
         return -1;
     query_call *q = malloc(sizeof(*q));
@@ -753,6 +792,7 @@ static int call(store *s, int argc, const char **argv, const size_t *argl,
     q->s = s;
     q->fn = fn;
     q->ctx = ctx;
+    q->args = args && s->script_loaded ? args : NULL;
     if (redisAsyncCommandArgv(s->rc.ac, on_query, q, argc, argv, argl) !=
         REDIS_OK) {
         free(q);
@@ -771,7 +811,8 @@ int store_query(store *s, const store_query_args *q, store_reply_fn fn,
     snprintf(t[2], sizeof(t[2]), "%" PRId64, q->tl_after);
     snprintf(t[3], sizeof(t[3]), "%" PRId64, q->tl_before);
     snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
-    const char *argv[] = {"EVALSHA", s->query_sha, "0", q->mode,
+    const char *argv[] = {s->script_loaded ? "EVALSHA" : "EVAL",
+                          s->script_loaded ? s->query_sha : store_query_lua, "0", q->mode,
                           q->kind ? q->kind : "", q->key, q->a, q->b,
                           q->cursor ? q->cursor : "", lim, bud, q->types,
                           t[0], t[1], t[2], t[3], now, s->conf->expiry,
@@ -781,10 +822,12 @@ int store_query(store *s, const store_query_args *q, store_reply_fn fn,
     size_t argl[NARGS];
     for (size_t i = 0; i < NARGS; i++)
         argl[i] = strlen(argv[i]);
+    if (!s->script_loaded)
+        argl[1] = sizeof(store_query_lua) - 1;
     argl[6] = q->alen;
     argl[7] = q->blen;
     argl[8] = q->cursor ? q->cursor_len : 0;
-    return call(s, NARGS, argv, argl, fn, ctx);
+    return call(s, NARGS, argv, argl, q, fn, ctx);
 }
 
 int store_info(store *s, store_reply_fn fn, void *ctx) {
@@ -796,5 +839,5 @@ int store_info(store *s, store_reply_fn fn, void *ctx) {
         "return out\n";
     const char *argv[] = {"EVAL", script, "0"};
     size_t argl[] = {4, sizeof(script) - 1, 1};
-    return call(s, 3, argv, argl, fn, ctx);
+    return call(s, 3, argv, argl, NULL, fn, ctx);
 }

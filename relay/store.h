@@ -57,6 +57,7 @@ typedef struct store {
     double sent_s;
     uint64_t hash_seed;        /* merging records within a batch */
     char query_sha[41];        /* SHA1 of the query script (EVALSHA) */
+    int script_loaded, script_loading;
     char sweep_cursor[32];     /* the expiry sweep's SCAN cursor */
     int sweep_busy;
     uint64_t sweep_at_ms, expired;
@@ -118,7 +119,9 @@ void store_rd_bucket(const char *rdata, size_t len, char out[8]);
  * "6" and 32. Returns its length, or 0 when text is not an address. */
 size_t store_ip_key(const char *text, size_t len, char out[34]);
 
-/* One query page (relay/lua/store_query.lua). The reply is hiredis's:
+/* One query page (relay/lua/store_query.lua). q must stay valid until fn
+ * is called (the query is sent again, with the script, if Redis lost its
+ * script cache). The reply is hiredis's:
  * an array {cursor, name, field, value, ...}, an error, or NULL when the
  * connection went away. Returns 0, or -1 when Redis is not connected. */
 typedef struct store_query_args {

@@ -2,13 +2,14 @@
 -- One call per batch; runs atomically, so a batch is stored whole or not.
 --
 -- ARGV[1] applied-marker key, ARGV[2] boot id, ARGV[3] batch sequence,
--- then 12 arguments per entry (records of the batch with the same triple
+-- then 14 arguments per entry (records of the batch with the same triple
 -- and sensor are merged into one entry by the relay):
 --   name, rrtype (decimal), rdata, time_first, time_last, count, sensor,
 --   records merged, reversed name, forward bucket key, suffix bucket,
---   index key ("" for none: ix:ip or a d: bucket) and index member prefix
+--   index key ("" for none: ix:ip or a d: bucket), index member prefix,
+--   bailiwick ("" when unknown)
 -- Keys (README.md, "Store schema"):
---   n:<name>   hash "<rrtype> <rdata>" -> "<tf> <tl> <count> |<sid>|<sid>|"
+--   n:<name>   hash "<rrtype> <rdata>" -> "<tf> <tl> <count> |<sid>|<sid>|[ <bailiwick>]"
 --   f:<hash>   zset names, bucketed by a hash of the first label (www.*)
 --   r:<zone>   zset reversed names, bucketed by their last two labels
 --   ix:rb      zset the r: buckets (for *.com)
@@ -28,11 +29,12 @@ local sid, per = {}, {}
 local recs, newt, newn = 0, 0, 0
 local n = #ARGV
 local i = 4
-while i + 12 <= n do
+while i + 13 <= n do
   local name, ty, rd = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local tf, tl, c = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
   local s, nrec = ARGV[i + 6], tonumber(ARGV[i + 7])
-  i = i + 13
+  local bw = ARGV[i + 13]
+  i = i + 14
   local id = sid[s]
   if not id then
     id = redis.call('HGET', 'st:sid', s)
@@ -50,22 +52,25 @@ while i + 12 <= n do
   local f = ty .. ' ' .. rd
   local v = redis.call('HGET', key, f)
   if v then
-    local otf, otl, oc, ss = string.match(v, '^(%d+) (%d+) (%d+) (.*)$')
+    local otf, otl, oc, ss, obw = string.match(v, '^(%d+) (%d+) (%d+) (%S+) ?(.*)$')
     otf, otl, oc = tonumber(otf), tonumber(otl), tonumber(oc)
     if otf < tf then tf = otf end
     if otl > tl then tl = otl end
     if not string.find(ss, '|' .. id, 1, true) then ss = ss .. id end
-    redis.call('HSET', key, f, string.format('%d %d %d %s', tf, tl, oc + c, ss))
+    if obw ~= '' then bw = obw end
+    if bw ~= '' then bw = ' ' .. bw end
+    redis.call('HSET', key, f, string.format('%d %d %d %s%s', tf, tl, oc + c, ss, bw))
   else
-    redis.call('HSET', key, f, string.format('%d %d %d |%s', tf, tl, c, id))
+    if bw ~= '' then bw = ' ' .. bw end
+    redis.call('HSET', key, f, string.format('%d %d %d |%s%s', tf, tl, c, id, bw))
     newt = newt + 1
-    if redis.call('ZADD', ARGV[i - 4], 0, name) == 1 then
+    if redis.call('ZADD', ARGV[i - 5], 0, name) == 1 then
       -- a new name: the suffix index and its bucket list too
       newn = newn + 1
-      redis.call('ZADD', 'r:' .. ARGV[i - 3], 0, ARGV[i - 5])
-      redis.call('ZADD', 'ix:rb', 0, ARGV[i - 3])
+      redis.call('ZADD', 'r:' .. ARGV[i - 4], 0, ARGV[i - 6])
+      redis.call('ZADD', 'ix:rb', 0, ARGV[i - 4])
     end
-    if ARGV[i - 2] ~= '' then redis.call('ZADD', ARGV[i - 2], 0, ARGV[i - 1] .. ' ' .. name) end
+    if ARGV[i - 3] ~= '' then redis.call('ZADD', ARGV[i - 3], 0, ARGV[i - 2] .. ' ' .. name) end
   end
 end
 for s, c in pairs(per) do redis.call('HINCRBY', 'st:sensor', s, c) end

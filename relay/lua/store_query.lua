@@ -9,7 +9,9 @@
 --   (zset kind-prefix .. bucket: "r:" for the suffix index).
 -- kind says what a member is: "fwd" a name, "rev" a reversed name (each
 --   with all its triples), "ip" and "rd" one triple each.
--- Returns {next cursor or "", name1, field1, value1, ...}: at most limit
+-- Returns {next cursor or "", name1, field1, "tf tl count"1, sensors1,
+-- bailiwick1, ...} (sensors "" unless asked for, bailiwick "" when
+-- unknown): at most limit
 -- triples, having looked at no more than budget index entries; the
 -- cursor resumes exactly after the last triple returned.
 -- With a cursor id (dribble clients want a number), the cursor given is
@@ -60,15 +62,12 @@ local function keep(f, v)
 end
 
 local function emit(name, f, v)
+  local head, ss, bw = string.match(v, '^(%d+ %d+ %d+) (%S+) ?(.*)$')
   out[#out + 1] = name
   out[#out + 1] = f
-  if want_sensors then
-    local head, ss = string.match(v, '^(%d+ %d+ %d+) (.*)$')
-    v = head .. ' ' .. sensors(ss)
-  else
-    v = string.match(v, '^(%d+ %d+ %d+)')
-  end
-  out[#out + 1] = v
+  out[#out + 1] = head
+  out[#out + 1] = want_sensors and sensors(ss) or ''
+  out[#out + 1] = bw
   got = got + 1
 end
 

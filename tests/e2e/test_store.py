@@ -391,6 +391,8 @@ def test_import_csv_and_foreign_cof(redis_server, relay_factory, tmp_path):
         ("export.example", "AAAA", "2001:db8::99", 1700000100, 1700000200, 3)}
     got, _ = api.page("/rdata/export.example")
     assert [o["rrname"] for o in got] == ["alias.export.example"]
+    assert got[0]["bailiwick"] == "example"  # kept where known
+    assert all("bailiwick" not in o for o in api.page("/query/export.example")[0])
     got, _ = api.page("/rdata/edge.analyzer.example")
     assert as_set(got) == {("www.analyzer.example", "CNAME", "edge.analyzer.example",
                             1700000000, 1700000300, 4)}
@@ -430,6 +432,10 @@ def test_redis_restart_during_ingest_loses_nothing(redis_server, relay_factory):
     got, _ = Api(relay.http_port).page("/query/big.cdn.test")
     assert as_set(got) == expect(agg, lambda k, v: k[0] == "big.cdn.test")
     assert "store Redis" in relay.log_text()
+    # a flushed script cache costs a query nothing
+    redis_server.client().script_flush()
+    got, _ = Api(relay.http_port).page("/query/big.cdn.test")
+    assert as_set(got) == expect(agg, lambda k, v: k[0] == "big.cdn.test")
 
 
 def test_full_buffer_stops_reading_instead_of_dropping(redis_server, relay_factory):
