@@ -3,8 +3,14 @@
  * A pooled triple is one allocation: the struct, then its key bytes
  * (rrname, NUL, rrtype little-endian, rdata), which are also what the hash
  * (SipHash-2-4 via crypto_shorthash, with a per-pool random key) covers,
- * so a crafted name cannot predict buckets. Triples sit in a chained hash
- * table and in one of two lists: "waiting" (not yet seen by k sensors, in
+ * so a crafted name cannot predict slots. Triples sit in an open-addressing
+ * hash table (linear probing, at most 3/4 full, deletion by backward
+ * shift) whose 8-byte slots hold the triple's pointer and, in the 16 bits
+ * a user-space pointer leaves free, an 8-bit tag from the hash and the
+ * slot's distance from its home slot: a probe that meets another key
+ * almost never touches that triple's memory, nor does a deletion that
+ * shifts the rest of a run back. Triples
+ * are also in one of two lists: "waiting" (not yet seen by k sensors, in
  * arrival order: expiry walks it from the oldest) and "ready" (qualified,
  * in qualification order: the only triples a flush has to look at, and
  * where it drops those past max_hold). The memory cap drops from the front
@@ -22,7 +28,6 @@
 #define MAX_KEY (1100 + 2 + 65536)
 
 typedef struct triple {
-    struct triple *hnext;
     struct triple *prev, *next;   /* arrival order */
     uint16_t *sensors_ext;        /* when more than INLINE_SENSORS */
     int64_t first_seen_ms;
@@ -34,7 +39,7 @@ typedef struct triple {
     uint16_t n_sensors, cap_sensors;
     uint16_t rrtype, name_len;
     uint32_t rdata_len;
-    uint32_t hash;                /* low bits of the key's hash (padding) */
+    uint32_t hash;                /* low bits of the key's hash: its home slot */
     char key[];                   /* rrname \0 rrtype(2) rdata */
 } triple;
 
@@ -52,8 +57,8 @@ struct mixer_pool {
     mixer_drop_fn drop_fn;
     void *drop_ctx;
     uint8_t hkey[crypto_shorthash_KEYBYTES];
-    triple **buckets;
-    size_t nbuckets;              /* a power of two */
+    uint64_t *slots;              /* 0, or tag << 48 | pointer */
+    size_t nslots;                /* a power of two */
     size_t n;
     size_t bytes;
     tlist waiting;                /* not qualified, oldest first */
@@ -208,12 +213,55 @@ static tlist *list_of(mixer_pool *p, const triple *t) {
     return t->qualified_ms == NOT_QUALIFIED ? &p->waiting : &p->ready;
 }
 
+#define PTR_BITS 48
+#define PTR_MASK ((UINT64_C(1) << PTR_BITS) - 1)
+#define TAG_MASK (UINT64_C(0xff) << PTR_BITS)
+#define DIST_SHIFT 56
+#define DIST_FAR 255                  /* this far or farther: ask the triple */
+
+static triple *slot_triple(uint64_t s) {
+    return (triple *)(uintptr_t)(s & PTR_MASK);
+}
+
+static uint64_t tag_of(uint64_t h) {
+    return (h >> 8) & TAG_MASK; /* bits 56..63 of the hash, as 48..55 */
+}
+
+/* The slot for t at index i, its home slot being home. */
+static uint64_t slot_make(const triple *t, uint64_t tag, size_t i, size_t home,
+                          size_t mask) {
+    size_t d = (i - home) & mask;
+    return (uint64_t)(uintptr_t)t | tag |
+           (uint64_t)(d < DIST_FAR ? d : DIST_FAR) << DIST_SHIFT;
+}
+
+static size_t slot_home(uint64_t s, size_t i, size_t mask) {
+    size_t d = (size_t)(s >> DIST_SHIFT);
+    return d < DIST_FAR ? (i - d) & mask : slot_triple(s)->hash & mask;
+}
+
+/* Removes t's slot, shifting later slots of the same run back so that
+ * every triple stays reachable from its home slot. */
 static void hash_unlink(mixer_pool *p, triple *t) {
-    triple **pp = &p->buckets[t->hash & (p->nbuckets - 1)];
-    while (*pp && *pp != t)
-        pp = &(*pp)->hnext;
-    if (*pp)
-        *pp = t->hnext;
+    size_t mask = p->nslots - 1, i = t->hash & mask;
+    while (p->slots[i] && slot_triple(p->slots[i]) != t)
+        i = (i + 1) & mask;
+    if (!p->slots[i])
+        return;
+    for (size_t j = i;;) {
+        j = (j + 1) & mask;
+        uint64_t sj = p->slots[j];
+        if (!sj)
+            break;
+        size_t home = slot_home(sj, j, mask);
+        /* j's triple may move to i unless its home lies in (i, j] */
+        int stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!stays) {
+            p->slots[i] = slot_make(slot_triple(sj), sj & TAG_MASK, i, home, mask);
+            i = j;
+        }
+    }
+    p->slots[i] = 0;
 }
 
 /* Takes t out of the pool (it is freed by the caller or a batch). */
@@ -250,27 +298,26 @@ static void drop(mixer_pool *p, triple *t, enum mixer_drop why) {
     triple_free(t);
 }
 
+/* Doubles the table. The home slot comes from the 32 stored hash bits:
+ * enough, since mixer.max_triples (at most 10^9) keeps it under 2^31. */
 static int grow(mixer_pool *p) {
-    size_t nb = p->nbuckets * 2;
-    if (nb > ((size_t)1 << 32)) /* the stored hash has 32 bits */
-        return 0;
-    triple **b = calloc(nb, sizeof(*b));
+    size_t ns = p->nslots * 2;
+    uint64_t *b = calloc(ns, sizeof(*b));
     if (!b)
         return -1;
-    for (size_t i = 0; i < p->nbuckets; i++) {
-        triple *t = p->buckets[i];
-        while (t) {
-            triple *next = t->hnext;
-            size_t j = t->hash & (nb - 1);
-            t->hnext = b[j];
-            b[j] = t;
-            t = next;
-        }
+    for (size_t i = 0; i < p->nslots; i++) {
+        uint64_t s = p->slots[i];
+        if (!s)
+            continue;
+        size_t home = slot_triple(s)->hash & (ns - 1), j = home;
+        while (b[j])
+            j = (j + 1) & (ns - 1);
+        b[j] = slot_make(slot_triple(s), s & TAG_MASK, j, home, ns - 1);
     }
-    p->bytes += (nb - p->nbuckets) * sizeof(*b);
-    free(p->buckets);
-    p->buckets = b;
-    p->nbuckets = nb;
+    p->bytes += (ns - p->nslots) * sizeof(*b);
+    free(p->slots);
+    p->slots = b;
+    p->nslots = ns;
     return 0;
 }
 
@@ -288,15 +335,15 @@ mixer_pool *mixer_pool_new(const mixer_conf *conf, mixer_rng *rng,
     p->rng = rng;
     p->fn = fn;
     p->ctx = ctx;
-    p->nbuckets = 1024;
-    p->buckets = calloc(p->nbuckets, sizeof(*p->buckets));
+    p->nslots = 1024;
+    p->slots = calloc(p->nslots, sizeof(*p->slots));
     p->contrib = calloc(65536, sizeof(double));
     p->scratch = malloc(MAX_KEY);
-    if (!p->buckets || !p->contrib || !p->scratch) {
+    if (!p->slots || !p->contrib || !p->scratch) {
         mixer_pool_free(p);
         return NULL;
     }
-    p->bytes = p->nbuckets * sizeof(*p->buckets);
+    p->bytes = p->nslots * sizeof(*p->slots);
     for (size_t i = 0; i < sizeof(p->hkey); i += 8) {
         uint64_t v = mixer_rng_u64(rng);
         memcpy(p->hkey + i, &v, 8);
@@ -315,7 +362,7 @@ void mixer_pool_free(mixer_pool *p) {
             t = next;
         }
     }
-    free(p->buckets);
+    free(p->slots);
     free(p->contrib);
     free(p->scratch);
     free(p->elig);
@@ -402,12 +449,16 @@ int mixer_pool_insert(mixer_pool *p, const pdns_record *r, uint16_t sensor,
     k[r->rrname.len + 2] = (uint8_t)(r->rrtype >> 8);
     memcpy(k + r->rrname.len + 3, r->rdata.p, r->rdata.len);
     uint64_t h = hash_key(p, k, klen);
-    triple **bucket = &p->buckets[h & (p->nbuckets - 1)];
+    uint64_t tag = tag_of(h);
+    size_t mask = p->nslots - 1, i = h & mask;
     uint32_t tf = clamp_u32(r->time_first), tl = clamp_u32(r->time_last);
     uint64_t cnt = r->count ? r->count : 1;
     p->c.inserted++;
 
-    for (triple *t = *bucket; t; t = t->hnext) {
+    for (; p->slots[i]; i = (i + 1) & mask) {
+        if ((p->slots[i] & TAG_MASK) != tag)
+            continue;
+        triple *t = slot_triple(p->slots[i]);
         if (key_len(t) != klen || memcmp(t->key, k, klen) != 0)
             continue;
         if (tf < t->time_first)
@@ -428,6 +479,10 @@ int mixer_pool_insert(mixer_pool *p, const pdns_record *r, uint16_t sensor,
     triple *t = malloc(sizeof(triple) + klen);
     if (!t)
         return -1;
+    if ((uint64_t)(uintptr_t)t & ~PTR_MASK) { /* no user-space pointer is */
+        free(t);
+        return -1;
+    }
     memset(t, 0, sizeof(*t));
     memcpy(t->key, k, klen);
     t->name_len = (uint16_t)r->rrname.len;
@@ -444,12 +499,11 @@ int mixer_pool_insert(mixer_pool *p, const pdns_record *r, uint16_t sensor,
     t->sensors_in[0] = sensor;
     t->n_sensors = 1;
     t->qualified_ms = meets_thresholds(p, t) ? now : NOT_QUALIFIED;
-    t->hnext = *bucket;
-    *bucket = t;
+    p->slots[i] = slot_make(t, tag, i, h & mask, mask);
     list_push(list_of(p, t), t);
     p->n++;
     p->bytes += triple_bytes(t);
-    if (p->n > p->nbuckets && grow(p) < 0)
+    if (p->n * 4 > p->nslots * 3 && grow(p) < 0)
         return -1;
     if (p->n > p->conf.max_triples || p->bytes > p->conf.max_bytes)
         enforce_cap(p, now);
@@ -604,7 +658,6 @@ static void emit(mixer_pool *p, triple **chosen, size_t n, int64_t now,
         triple *t = chosen[i];
         mixer_entry *e = &b.e[i];
         detach(p, t);
-        t->hnext = NULL;
         e->rec.rrname.p = t->key;
         e->rec.rrname.len = t->name_len;
         e->rec.rdata.p = t->key + t->name_len + 3;
