@@ -21,7 +21,7 @@
 #include "store_sweep.lua.h"
 
 #define RETRY_MS 1000
-#define ARGS_PER_ENTRY 14
+#define ARGS_PER_ENTRY 13
 
 /* One entry of a batch: the records of the batch with the same (name,
  * rrtype, rdata, sensor), merged. Its strings are in the chunk's arena. */
@@ -203,56 +203,74 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
     kick(s);
 }
 
-/* The arguments of a chunk's EVAL, built when it is sent. */
+/* Appends one argument to scratch, recording where it is. */
+static int arg_add(pdns_buf *scratch, size_t *offs, size_t *k, const char *a,
+                   size_t alen, const char *b, size_t blen) {
+    offs[(*k)++] = scratch->len;
+    if (pdns_buf_append(scratch, a, alen) < 0 ||
+        (blen && pdns_buf_append(scratch, b, blen) < 0))
+        return -1;
+    return 0;
+}
+
+/* The arguments of a chunk's EVAL, built when it is sent: composed here,
+ * so that the script concatenates nothing (in Redis's Lua, building a
+ * string costs more than passing one). */
 static int build_args(const store *s, const store_chunk *c, pdns_buf *scratch,
                       const char ***argvp, size_t **arglp, size_t *argcp) {
     size_t n = c->entries.len / sizeof(entry);
-    size_t total = 6 + n * ARGS_PER_ENTRY;
+    size_t nargs = 1 + n * ARGS_PER_ENTRY, total = 5 + nargs, k = 0;
     const entry *e = (const entry *)c->entries.p;
-    /* numbers and bucket keys go to scratch first (it may move), as
-     * offsets; pointers are taken once it is complete */
-    size_t *off = malloc(n * 8 * sizeof(size_t));
+    size_t *offs = malloc((nargs + 1) * sizeof(size_t));
     const char **argv = malloc(total * sizeof(*argv));
     size_t *argl = malloc(total * sizeof(*argl));
-    if (!off || !argv || !argl)
+    if (!offs || !argv || !argl)
         goto fail;
     scratch->len = 0;
-    if (pdns_buf_printf(scratch, "%" PRIu64, c->seq) < 0)
+    char num[96];
+    int nl = snprintf(num, sizeof(num), "%" PRIu64, c->seq);
+    if (arg_add(scratch, offs, &k, num, (size_t)nl, NULL, 0) < 0)
         goto fail;
-    size_t seq_len = scratch->len;
     for (size_t i = 0; i < n; i++) {
-        const char *a = c->arena.p + e[i].off;
-        char fb[8], db[8];
-        store_fwd_bucket(a, e[i].name_len, fb);
+        const char *name = c->arena.p + e[i].off, *rdata = name + e[i].name_len,
+                   *sensor = rdata + e[i].rdata_len, *rev = sensor + e[i].sensor_len,
+                   *ixp = rev + e[i].rev_len;
+        char fb[8], db[8], ty[8];
+        store_fwd_bucket(name, e[i].name_len, fb);
         const char *ixk = "";
         if (e[i].ix == IX_IP)
             ixk = "ix:ip";
         else if (e[i].ix == IX_RD)
-            store_rd_bucket(a + e[i].name_len, e[i].rdata_len, db), ixk = db;
-        size_t *o = off + i * 8;
-        o[0] = scratch->len;
-        if (pdns_buf_printf(scratch, "%u", (unsigned)e[i].rrtype) < 0)
+            store_rd_bucket(rdata, e[i].rdata_len, db), ixk = db;
+        int tl = snprintf(ty, sizeof(ty), "%u ", (unsigned)e[i].rrtype);
+        if (arg_add(scratch, offs, &k, "n:", 2, name, e[i].name_len) < 0 ||
+            arg_add(scratch, offs, &k, ty, (size_t)tl, rdata, e[i].rdata_len) < 0)
             goto fail;
-        o[1] = scratch->len;
-        if (pdns_buf_printf(scratch, "%" PRId64, e[i].tf) < 0)
+        nl = snprintf(num, sizeof(num), "%" PRId64 " %" PRId64 " %" PRIu64, e[i].tf,
+                      e[i].tl, e[i].count);
+        if (arg_add(scratch, offs, &k, num, (size_t)nl, NULL, 0) < 0 ||
+            arg_add(scratch, offs, &k, sensor, e[i].sensor_len, NULL, 0) < 0)
             goto fail;
-        o[2] = scratch->len;
-        if (pdns_buf_printf(scratch, "%" PRId64, e[i].tl) < 0)
+        nl = snprintf(num, sizeof(num), "%" PRIu32, e[i].nrec);
+        if (arg_add(scratch, offs, &k, num, (size_t)nl, NULL, 0) < 0 ||
+            arg_add(scratch, offs, &k, name, e[i].name_len, NULL, 0) < 0 ||
+            arg_add(scratch, offs, &k, rev, e[i].rev_len, NULL, 0) < 0 ||
+            arg_add(scratch, offs, &k, fb, strlen(fb), NULL, 0) < 0 ||
+            arg_add(scratch, offs, &k, "r:", 2, rev, e[i].rb_len) < 0 ||
+            arg_add(scratch, offs, &k, rev, e[i].rb_len, NULL, 0) < 0 ||
+            arg_add(scratch, offs, &k, ixk, strlen(ixk), NULL, 0) < 0)
             goto fail;
-        o[3] = scratch->len;
-        if (pdns_buf_printf(scratch, "%" PRIu64, e[i].count) < 0)
+        /* the index member: its prefix, a space, the owner name */
+        offs[k++] = scratch->len;
+        if (e[i].ix != IX_NONE &&
+            (pdns_buf_append(scratch, ixp, e[i].ixp_len) < 0 ||
+             pdns_buf_append(scratch, " ", 1) < 0 ||
+             pdns_buf_append(scratch, name, e[i].name_len) < 0))
             goto fail;
-        o[4] = scratch->len;
-        if (pdns_buf_printf(scratch, "%" PRIu32, e[i].nrec) < 0)
+        if (arg_add(scratch, offs, &k, c->arena.p + e[i].bw_off, e[i].bw_len, NULL, 0) < 0)
             goto fail;
-        o[5] = scratch->len;
-        if (pdns_buf_append(scratch, fb, strlen(fb)) < 0)
-            goto fail;
-        o[6] = scratch->len;
-        if (pdns_buf_append(scratch, ixk, strlen(ixk)) < 0)
-            goto fail;
-        o[7] = scratch->len;
     }
+    offs[k] = scratch->len;
     argv[0] = "EVAL";
     argl[0] = 4;
     argv[1] = store_ingest_lua;
@@ -263,40 +281,17 @@ static int build_args(const store *s, const store_chunk *c, pdns_buf *scratch,
     argl[3] = strlen(s->mark);
     argv[4] = s->boot;
     argl[4] = strlen(s->boot);
-    argv[5] = scratch->p;
-    argl[5] = seq_len;
-    for (size_t i = 0; i < n; i++) {
-        const char *a = c->arena.p + e[i].off, *x = scratch->p;
-        const size_t *o = off + i * 8;
-        const char **v = argv + 6 + i * ARGS_PER_ENTRY;
-        size_t *l = argl + 6 + i * ARGS_PER_ENTRY;
-        size_t at = 0;
-#define ARG(p_, n_) (v[at] = (p_), l[at] = (n_), at++)
-        ARG(a, e[i].name_len);
-        ARG(x + o[0], o[1] - o[0]);                       /* rrtype */
-        ARG(a + e[i].name_len, e[i].rdata_len);
-        ARG(x + o[1], o[2] - o[1]);                       /* time_first */
-        ARG(x + o[2], o[3] - o[2]);                       /* time_last */
-        ARG(x + o[3], o[4] - o[3]);                       /* count */
-        const char *sp = a + e[i].name_len + e[i].rdata_len;
-        ARG(sp, e[i].sensor_len);
-        ARG(x + o[4], o[5] - o[4]);                       /* records merged */
-        const char *rev = sp + e[i].sensor_len;
-        ARG(rev, e[i].rev_len);
-        ARG(x + o[5], o[6] - o[5]);                       /* forward bucket */
-        ARG(rev, e[i].rb_len);                            /* suffix bucket */
-        ARG(x + o[6], o[7] - o[6]);                       /* index key */
-        ARG(rev + e[i].rev_len, e[i].ixp_len);            /* index member */
-        ARG(c->arena.p + e[i].bw_off, e[i].bw_len);       /* bailiwick */
-#undef ARG
+    for (size_t j = 0; j < nargs; j++) {
+        argv[5 + j] = scratch->p + offs[j];
+        argl[5 + j] = offs[j + 1] - offs[j];
     }
-    free(off);
+    free(offs);
     *argvp = argv;
     *arglp = argl;
     *argcp = total;
     return 0;
 fail:
-    free(off);
+    free(offs);
     free(argv);
     free(argl);
     return -1;

@@ -2,12 +2,14 @@
 -- One call per batch; runs atomically, so a batch is stored whole or not.
 --
 -- ARGV[1] applied-marker key, ARGV[2] boot id, ARGV[3] batch sequence,
--- then 14 arguments per entry (records of the batch with the same triple
--- and sensor are merged into one entry by the relay):
---   name, rrtype (decimal), rdata, time_first, time_last, count, sensor,
---   records merged, reversed name, forward bucket key, suffix bucket,
---   index key ("" for none: ix:ip or a d: bucket), index member prefix,
---   bailiwick ("" when unknown)
+-- then 13 arguments per entry (records of the batch with the same triple
+-- and sensor are merged into one entry by the relay, which also composes
+-- every key and member: building strings in this Lua costs more than
+-- passing them):
+--   "n:<name>", "<rrtype> <rdata>", "<time_first> <time_last> <count>",
+--   sensor, records merged, name, reversed name, forward bucket key,
+--   "r:<suffix bucket>", suffix bucket, index key ("" for none: ix:ip or
+--   a d: bucket), index member, bailiwick ("" when unknown)
 -- Keys (README.md, "Store schema"):
 --   n:<name>   hash "<rrtype> <rdata>" -> "<tf> <tl> <count> |<sid>|<sid>|[ <bailiwick>]"
 --   f:<hash>   zset names, bucketed by a hash of the first label (www.*)
@@ -27,14 +29,19 @@ if prev then
 end
 local sid, per = {}, {}
 local recs, newt, newn = 0, 0, 0
+-- index entries, written at the end with one ZADD per key: the per-call
+-- cost of redis.call is most of a new triple's cost
+local zadds, rbs = {}, {}
+local function zadd(k, m)
+  local t = zadds[k]
+  if not t then t = {}; zadds[k] = t end
+  t[#t + 1] = 0
+  t[#t + 1] = m
+end
 local n = #ARGV
 local i = 4
-while i + 13 <= n do
-  local name, ty, rd = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local tf, tl, c = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
-  local s, nrec = ARGV[i + 6], tonumber(ARGV[i + 7])
-  local bw = ARGV[i + 13]
-  i = i + 14
+while i + 12 <= n do
+  local key, f, head, s, nrec = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
   local id = sid[s]
   if not id then
     id = redis.call('HGET', 'st:sid', s)
@@ -48,12 +55,13 @@ while i + 13 <= n do
   end
   per[s] = (per[s] or 0) + nrec
   recs = recs + nrec
-  local key = 'n:' .. name
-  local f = ty .. ' ' .. rd
+  local bw = ARGV[i + 12]
   local v = redis.call('HGET', key, f)
   if v then
     local otf, otl, oc, ss, obw = string.match(v, '^(%d+) (%d+) (%d+) (%S+) ?(.*)$')
+    local tf, tl, c = string.match(head, '^(%d+) (%d+) (%d+)$')
     otf, otl, oc = tonumber(otf), tonumber(otl), tonumber(oc)
+    tf, tl, c = tonumber(tf), tonumber(tl), tonumber(c)
     if otf < tf then tf = otf end
     if otl > tl then tl = otl end
     if not string.find(ss, '|' .. id, 1, true) then ss = ss .. id end
@@ -61,16 +69,26 @@ while i + 13 <= n do
     if bw ~= '' then bw = ' ' .. bw end
     redis.call('HSET', key, f, string.format('%d %d %d %s%s', tf, tl, oc + c, ss, bw))
   else
-    if bw ~= '' then bw = ' ' .. bw end
-    redis.call('HSET', key, f, string.format('%d %d %d |%s%s', tf, tl, c, id, bw))
+    if bw ~= '' then
+      redis.call('HSET', key, f, head .. ' |' .. id .. ' ' .. bw)
+    else
+      redis.call('HSET', key, f, head .. ' |' .. id)
+    end
     newt = newt + 1
-    if redis.call('ZADD', ARGV[i - 5], 0, name) == 1 then
+    if redis.call('ZADD', ARGV[i + 7], 0, ARGV[i + 5]) == 1 then
       -- a new name: the suffix index and its bucket list too
       newn = newn + 1
-      redis.call('ZADD', 'r:' .. ARGV[i - 4], 0, ARGV[i - 6])
-      redis.call('ZADD', 'ix:rb', 0, ARGV[i - 4])
+      zadd(ARGV[i + 8], ARGV[i + 6])
+      local rb = ARGV[i + 9]
+      if not rbs[rb] then rbs[rb] = true; zadd('ix:rb', rb) end
     end
-    if ARGV[i - 3] ~= '' then redis.call('ZADD', ARGV[i - 3], 0, ARGV[i - 2] .. ' ' .. name) end
+    if ARGV[i + 10] ~= '' then zadd(ARGV[i + 10], ARGV[i + 11]) end
+  end
+  i = i + 13
+end
+for k, t in pairs(zadds) do
+  for j = 1, #t, 7000 do
+    redis.call('ZADD', k, unpack(t, j, math.min(j + 6999, #t)))
   end
 end
 for s, c in pairs(per) do redis.call('HINCRBY', 'st:sensor', s, c) end
