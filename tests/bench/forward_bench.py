@@ -10,7 +10,10 @@ A's CPU time per record in all and after the mixer (its inverse is what A
 alone could forward if B kept up; on two cores B's COF parsing is the
 bottleneck), and the share
 of A's CPU that hashing and signing take (their cost per record measured
-in-process by bench_batch, times N, over A's CPU time)."""
+in-process by bench_batch, times N, over A's CPU time).
+Run twice: with both relays' local stores off (the forwarding path alone)
+and on (each relay also writes every record it takes to its store on the
+same Redis, on the same two cores)."""
 import json
 import os
 import shutil
@@ -35,7 +38,7 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def main():
+def run(store_on):
     work = tempfile.mkdtemp(prefix="pdns-fwd-")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
                     os.path.join(work, "tls.key"), "-out", os.path.join(work, "tls.crt"),
@@ -56,8 +59,9 @@ def main():
         for i in range(N):
             f.write("1795930651.1||c||s||IN||h%d.fwd.test.||A||10.%d.%d.%d||60||1\n"
                     % (i, (i >> 16) & 255, (i >> 8) & 255, i & 255))
-    b = conftest.Relay(work, sensors=("sensor-c",), extra={
+    b = conftest.Relay(work, sensors=("sensor-c",), redis=redis, extra={
         "relay_id": "relay-b", "state_dir": work, "stats_interval": 0,
+        "store": {"enabled": store_on, "redis": "redis://127.0.0.1:%d/1" % redis.port},
         "mixer": {"enabled": False},
         "partners_in": [{"name": "relay-a", "uuid": A_UUID, "key_file": hm,
                          "pubkey": os.path.join(work, "relay.pub")}]})
@@ -66,7 +70,7 @@ def main():
     json.dump(cfgb, open(b.config, "w"))
     b.start()
     a = conftest.Relay(work, redis=redis, extra={
-        "relay_id": "relay-a", "stats_interval": 0,
+        "relay_id": "relay-a", "stats_interval": 0, "store": {"enabled": store_on},
         "mixer": {"interval": TICK, "hold_min": 0, "hold_jitter": 0, "min_batch": 1,
                   "send_fraction": 1.0, "pool_min": 0, "sensor_quota": 1.0,
                   "time_resolution": 3600, "max_hold": 120, "max_triples": N + 10},
@@ -111,21 +115,27 @@ def main():
     b.stop()
     redis.stop()
     shutil.rmtree(work, ignore_errors=True)
+    fwd = "%.0f" % (got / (t_end - t_release)) if released_first >= N else "n/a"
+    return [
+        ("records taken at B", "%d" % got),
+        ("records/s, first sensor byte to last at B", "%.0f" % (got / t)),
+        ("records/s, mixer output to last at B", fwd),
+        ("A's CPU per record after the mixer (ns)", "%.0f" % (cpu_fwd * 1e9 / max(got, 1))),
+        ("  A's forwarding capacity, records/s", "%.0f" % (got / max(cpu_fwd, 1e-9))),
+        ("A's CPU per forwarded record (ns)", "%.0f" % (cpu * 1e9 / max(got, 1))),
+        ("hashing + signing share of A's CPU", "%.1f%%" % (100 * ns * got / 1e9 / max(cpu, 1e-9))),
+        ("  ... of A's CPU after the mixer", "%.1f%%" % (100 * ns * got / 1e9 / max(cpu_fwd, 1e-9))),
+    ]
+
+
+def main():
+    off, on = run(False), run(True)
     print("\nForwarding on loopback: %d records, 2 sensors -> relay A (mix, policy, sign, Redis "
           "outbox) -> D4/TLS -> relay B (verify, take)" % N)
-    print("%-44s %12s" % ("what", "value"))
-    print("%-44s %12d" % ("records taken at B", got))
-    print("%-44s %12.0f" % ("records/s, first sensor byte to last at B", got / t))
-    if released_first >= N:
-        print("%-44s %12.0f" % ("records/s, mixer output to last at B", got / (t_end - t_release)))
-    else:
-        print("%-44s %12s" % ("records/s, mixer output to last at B",
-                              "n/a (split over ticks: raise BENCH_FORWARD_TICK)"))
-    print("%-44s %12.0f" % ("A's CPU per record after the mixer (ns)", cpu_fwd * 1e9 / max(got, 1)))
-    print("%-44s %12.0f" % ("  A's forwarding capacity, records/s", got / max(cpu_fwd, 1e-9)))
-    print("%-44s %12.0f" % ("A's CPU per forwarded record (ns)", cpu * 1e9 / max(got, 1)))
-    print("%-44s %11.1f%%" % ("hashing + signing share of A's CPU", 100 * ns * got / 1e9 / max(cpu, 1e-9)))
-    print("%-44s %11.1f%%" % ("  ... of A's CPU after the mixer", 100 * ns * got / 1e9 / max(cpu_fwd, 1e-9)))
+    print("(\"n/a\": the mixer split its output over ticks; raise BENCH_FORWARD_TICK)")
+    print("%-44s %12s %12s" % ("what", "stores off", "stores on"))
+    for (k, a), (_, b) in zip(off, on):
+        print("%-44s %12s %12s" % (k, a, b))
 
 
 if __name__ == "__main__":
