@@ -343,7 +343,7 @@ int cmd_run(int argc, char **argv) {
                   r.cfg.http_listen.port);
         goto out_lws;
     }
-    r.auth = http_auth_new(r.cfg.http_auth_file, r.cfg.http_anonymous,
+    r.auth = http_auth_new(r.loop, r.cfg.http_auth_file, r.cfg.http_anonymous,
                            r.cfg.http_rate, r.cfg.http_burst, err, sizeof(err));
     if (!r.auth) {
         log_error("run: http.auth_file: %s", err);

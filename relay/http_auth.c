@@ -14,6 +14,7 @@
 #define CACHE_SLOTS 1024
 #define CACHE_TTL_MS (5 * 60 * 1000)
 #define BUCKET_SLOTS 4096
+#define MAX_VERIFYING 8
 
 typedef struct cred {
     char kind;                 /* 'b' basic, 'k' key */
@@ -34,6 +35,9 @@ typedef struct bucket {
 } bucket;
 
 struct http_auth {
+    uv_loop_t *loop;
+    int verifying;             /* jobs on the thread pool */
+    cred dummy;                /* verified for unknown names: same time */
     cred *creds;
     size_t n;
     int anonymous;             /* 0 no, 1 yes, 2 loopback only */
@@ -80,12 +84,25 @@ int http_auth_parse_line(const char *line, char *kind, char *name, char *hash,
     return 0;
 }
 
-http_auth *http_auth_new(const char *path, int anonymous, double rate,
-                         double burst, char *err, size_t errlen) {
+http_auth *http_auth_new(uv_loop_t *loop, const char *path, int anonymous,
+                         double rate, double burst, char *err, size_t errlen) {
     http_auth *a = calloc(1, sizeof(*a));
     if (!a) {
         snprintf(err, errlen, "out of memory");
         return NULL;
+    }
+    a->loop = loop;
+    /* unknown names cost an Argon2 verification too, or the answer's
+     * timing would tell which names exist */
+    {
+        uint8_t rnd[16];
+        randombytes_buf(rnd, sizeof(rnd));
+        if (crypto_pwhash_str(a->dummy.hash, (const char *)rnd, sizeof(rnd),
+                              crypto_pwhash_OPSLIMIT_INTERACTIVE, 16u << 20) != 0) {
+            snprintf(err, errlen, "out of memory");
+            free(a);
+            return NULL;
+        }
     }
     a->anonymous = anonymous;
     a->rate = rate;
@@ -146,39 +163,77 @@ static const cred *find(const http_auth *a, char kind, const char *name,
     return NULL;
 }
 
-/* Verifies "user:password" (basic) or "name.secret" (key). Returns the
- * principal in who, or -1. */
-static int verify(http_auth *a, char kind, const char *cred_s, char *who,
-                  size_t wholen) {
-    uint8_t tag[16];
-    uint8_t in[1 + 600];
-    size_t cl = strlen(cred_s);
-    if (cl >= sizeof(in) - 1)
-        return -1;
-    in[0] = (uint8_t)kind;
-    memcpy(in + 1, cred_s, cl);
-    crypto_generichash(tag, sizeof(tag), in, cl + 1, a->key, sizeof(a->key));
-    cache_slot *slot = &a->cache[(tag[0] | (unsigned)tag[1] << 8) % CACHE_SLOTS];
-    uint64_t now = now_ms();
-    if (slot->until_ms > now && sodium_memcmp(slot->tag, tag, sizeof(tag)) == 0) {
+static void tag_of(const http_auth *a, char kind, const char *cred_s,
+                   uint8_t tag[16]) {
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, a->key, sizeof(a->key), 16);
+    crypto_generichash_update(&st, (const uint8_t *)&kind, 1);
+    crypto_generichash_update(&st, (const uint8_t *)cred_s, strlen(cred_s));
+    crypto_generichash_final(&st, tag, 16);
+}
+
+static cache_slot *slot_for(http_auth *a, const uint8_t tag[16]) {
+    return &a->cache[(tag[0] | (unsigned)tag[1] << 8) % CACHE_SLOTS];
+}
+
+/* A credential verified before (and not long ago): its principal. */
+static int cached(http_auth *a, const uint8_t tag[16], char *who, size_t wholen) {
+    cache_slot *slot = slot_for(a, tag);
+    if (slot->until_ms > now_ms() && sodium_memcmp(slot->tag, tag, 16) == 0) {
         snprintf(who, wholen, "%s", slot->who);
-        return 0;
+        return 1;
     }
-    const char *sep = strchr(cred_s, kind == 'b' ? ':' : '.');
-    if (!sep)
-        return -1;
-    const cred *c = find(a, kind, cred_s, (size_t)(sep - cred_s));
-    if (!c)
-        return -1;
-    const char *secret = kind == 'b' ? sep + 1 : cred_s;
-    if (crypto_pwhash_str_verify(c->hash, secret, strlen(secret)) != 0)
-        return -1;
-    memcpy(slot->tag, tag, sizeof(tag));
-    snprintf(slot->who, sizeof(slot->who), "%s:%s", kind == 'b' ? "user" : "key",
-             c->name);
-    slot->until_ms = now + CACHE_TTL_MS;
-    snprintf(who, wholen, "%s", slot->who);
     return 0;
+}
+
+typedef struct verify_job {
+    uv_work_t req;
+    http_auth *a;
+    const cred *c;
+    char kind;
+    uint8_t tag[16];
+    char secret[600];
+    char ip[64];
+    int ok;
+    http_auth_done done;
+    void *ctx;
+} verify_job;
+
+static int take(http_auth *a, const char *who);
+
+static void verify_work(uv_work_t *req) {
+    verify_job *j = req->data;
+    j->ok = crypto_pwhash_str_verify(j->c->hash, j->secret, strlen(j->secret)) == 0;
+}
+
+/* Back on the loop: remember a good credential, count a bad one. */
+static void verify_after(uv_work_t *req, int status) {
+    verify_job *j = req->data;
+    http_auth *a = j->a;
+    char who[NAME_MAX_LEN + 8];
+    int code, retry = 0;
+    a->verifying--;
+    if (status == 0 && j->ok && j->c != &a->dummy) {
+        cache_slot *slot = slot_for(a, j->tag);
+        memcpy(slot->tag, j->tag, sizeof(slot->tag));
+        snprintf(slot->who, sizeof(slot->who), "%s:%s",
+                 j->kind == 'b' ? "user" : "key", j->c->name);
+        slot->until_ms = now_ms() + CACHE_TTL_MS;
+        snprintf(who, sizeof(who), "%s", slot->who);
+        retry = take(a, who);
+        code = retry ? 429 : 200;
+    } else {
+        char anon[96];
+        snprintf(anon, sizeof(anon), "fail:%s", j->ip);
+        retry = take(a, anon);
+        code = retry ? 429 : 401;
+        snprintf(who, sizeof(who), "unknown user or key, or wrong password");
+    }
+    sodium_memzero(j->secret, sizeof(j->secret));
+    http_auth_done done = j->done;
+    void *ctx = j->ctx;
+    free(j);
+    done(ctx, code, who, retry);
 }
 
 static int is_loopback(const char *ip) {
@@ -213,51 +268,74 @@ static int take(http_auth *a, const char *who) {
 }
 
 int http_auth_check(http_auth *a, struct lws *wsi, char *who, size_t wholen,
-                    int *retry_after) {
+                    int *retry_after, http_auth_done done, void *ctx) {
     char hdr[600] = "", ip[64] = "";
     int len = lws_hdr_copy(wsi, hdr, sizeof(hdr), WSI_TOKEN_HTTP_AUTHORIZATION);
     if (len <= 0)
         len = lws_hdr_custom_copy(wsi, hdr, sizeof(hdr), "x-api-key:", 10);
     lws_get_peer_simple(wsi, ip, sizeof(ip));
-    if (len > 0) {
-        char cred_s[sizeof(hdr)];
-        const char *v = hdr;
-        char kind = 'k';
-        if (strncasecmp(v, "Basic ", 6) == 0) {
-            size_t bl;
-            if (sodium_base642bin((unsigned char *)cred_s, sizeof(cred_s) - 1,
-                                  v + 6, strlen(v + 6), " ", &bl, NULL,
-                                  sodium_base64_VARIANT_ORIGINAL) != 0) {
-                snprintf(who, wholen, "bad Basic credentials encoding");
-                return 401;
-            }
-            cred_s[bl] = '\0';
-            kind = 'b';
-        } else {
-            if (strncasecmp(v, "Bearer ", 7) == 0)
-                v += 7;
-            snprintf(cred_s, sizeof(cred_s), "%s", v);
-        }
-        if (verify(a, kind, cred_s, who, wholen) < 0) {
-            sodium_memzero(cred_s, sizeof(cred_s));
-            /* failed attempts share the client address's bucket */
-            char anon[96];
-            snprintf(anon, sizeof(anon), "fail:%s", ip);
-            *retry_after = take(a, anon);
-            if (*retry_after)
-                return 429;
-            snprintf(who, wholen, "unknown user or key, or wrong password");
-            return 401;
-        }
-        sodium_memzero(cred_s, sizeof(cred_s));
-    } else {
+    *retry_after = 0;
+    if (len <= 0) {
         if (a->anonymous == 0 || (a->anonymous == 2 && !is_loopback(ip))) {
             snprintf(who, wholen, "credentials required (HTTP Basic or an "
                      "API key)");
             return 401;
         }
         snprintf(who, wholen, "anon:%s", ip);
+        *retry_after = take(a, who);
+        return *retry_after ? 429 : 200;
     }
-    *retry_after = take(a, who);
-    return *retry_after ? 429 : 200;
+    char cred_s[sizeof(hdr)];
+    const char *v = hdr;
+    char kind = 'k';
+    if (strncasecmp(v, "Basic ", 6) == 0) {
+        size_t bl;
+        if (sodium_base642bin((unsigned char *)cred_s, sizeof(cred_s) - 1, v + 6,
+                              strlen(v + 6), " ", &bl, NULL,
+                              sodium_base64_VARIANT_ORIGINAL) != 0) {
+            snprintf(who, wholen, "bad Basic credentials encoding");
+            return 401;
+        }
+        cred_s[bl] = '\0';
+        kind = 'b';
+    } else {
+        if (strncasecmp(v, "Bearer ", 7) == 0)
+            v += 7;
+        snprintf(cred_s, sizeof(cred_s), "%s", v);
+    }
+    uint8_t tag[16];
+    tag_of(a, kind, cred_s, tag);
+    if (cached(a, tag, who, wholen)) {
+        sodium_memzero(cred_s, sizeof(cred_s));
+        *retry_after = take(a, who);
+        return *retry_after ? 429 : 200;
+    }
+    const char *sep = strchr(cred_s, kind == 'b' ? ':' : '.');
+    const cred *c = sep ? find(a, kind, cred_s, (size_t)(sep - cred_s)) : NULL;
+    if (!c) /* an unknown name: checked against a random hash, to fail */
+        c = &a->dummy;
+    verify_job *j = a->verifying < MAX_VERIFYING ? calloc(1, sizeof(*j)) : NULL;
+    if (!j) {
+        sodium_memzero(cred_s, sizeof(cred_s));
+        *retry_after = 1;
+        return 429;
+    }
+    j->a = a;
+    j->c = c;
+    j->kind = kind;
+    memcpy(j->tag, tag, sizeof(tag));
+    snprintf(j->secret, sizeof(j->secret), "%s", kind == 'b' && sep ? sep + 1 : cred_s);
+    snprintf(j->ip, sizeof(j->ip), "%s", ip);
+    j->done = done;
+    j->ctx = ctx;
+    j->req.data = j;
+    sodium_memzero(cred_s, sizeof(cred_s));
+    if (uv_queue_work(a->loop, &j->req, verify_work, verify_after) != 0) {
+        sodium_memzero(j->secret, sizeof(j->secret));
+        free(j);
+        *retry_after = 1;
+        return 429;
+    }
+    a->verifying++;
+    return 0;
 }

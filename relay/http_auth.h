@@ -9,7 +9,9 @@
  * the whole key; `pdns-relay passwd` writes these lines. Blank lines and
  * lines starting with # are ignored. A verified credential is remembered
  * (by a keyed hash of it) for five minutes, so that the Argon2 cost is
- * paid once per client and not per query.
+ * paid once per client and not per query; that cost is paid on libuv's
+ * thread pool, never on the event loop (at most 8 verifications at once;
+ * more get 429), so no client can stall the relay with passwords.
  *
  * Anonymous access (no credentials) is off, on, or allowed from loopback
  * addresses only (the default). Every principal (user, key, or anonymous
@@ -19,6 +21,7 @@
 #define PDNS_HTTP_AUTH_H
 
 #include <stddef.h>
+#include <uv.h>
 
 struct lws;
 
@@ -26,14 +29,20 @@ typedef struct http_auth http_auth;
 
 /* Loads path ("" for none). Returns NULL with "FILE:LINE: message" in
  * err. */
-http_auth *http_auth_new(const char *path, int anonymous, double rate,
-                         double burst, char *err, size_t errlen);
+http_auth *http_auth_new(uv_loop_t *loop, const char *path, int anonymous,
+                         double rate, double burst, char *err, size_t errlen);
 void http_auth_free(http_auth *a);
 
+/* The decision on a request whose credential had to be verified first. */
+typedef void (*http_auth_done)(void *ctx, int status, const char *who,
+                               int retry_after);
+
 /* Decides one request. Returns 200 with the principal in who, 401 (no or
- * bad credentials: a reason in who), or 429 with *retry_after seconds. */
+ * bad credentials: a reason in who), 429 with *retry_after seconds, or 0
+ * when the credential is being verified: done(ctx, ...) then says, later
+ * (from the loop, never from within this call). */
 int http_auth_check(http_auth *a, struct lws *wsi, char *who, size_t wholen,
-                    int *retry_after);
+                    int *retry_after, http_auth_done done, void *ctx);
 
 /* The pure parts, for tests: a credential line, and the bucket. */
 int http_auth_parse_line(const char *line, char *kind, char *name,

@@ -39,6 +39,7 @@ struct query_req {
     qparse qp;
     char cursor[CURSOR_MAX];
     char cursor_id[24];
+    char bad[256];            /* why the request is malformed, or "" */
 };
 
 static uint64_t now_us(void) {
@@ -348,24 +349,66 @@ static int read_params(query_req *q, struct lws *wsi, char *err, size_t errlen) 
     return 0;
 }
 
-int query_begin(relay *r, struct lws *wsi, int ep, const char *path,
-                pdns_buf *body, query_req **slot) {
-    uint64_t t0 = now_us();
-    char who[160], err[256], ra[16];
-    int retry = 0;
-    int st = http_auth_check(r->auth, wsi, who, sizeof(who), &retry);
+/* The request is parsed; auth has decided (st: 200, 401 or 429). Sends
+ * the error, or the store lookup. Returns 0, or -1 to close. On any answer
+ * other than a lookup in flight, q is freed. */
+static int proceed(query_req *q, int st, const char *who, int retry) {
+    relay *r = q->r;
+    struct lws *wsi = q->wsi;
+    pdns_buf *body = q->body;
+    int ep = q->ep;
+    uint64_t t0 = q->t0_us;
+    char ra[16];
+    int rc;
     if (st == 401) {
         const char *h[] = {"www-authenticate:", "Basic realm=\"pdns-relay\"", NULL};
+        req_free(q);
         return fail(r, wsi, body, ep, t0, 401, who, h);
     }
     if (st == 429) {
         snprintf(ra, sizeof(ra), "%d", retry);
         const char *h[] = {"retry-after:", ra, NULL};
+        req_free(q);
         return fail(r, wsi, body, ep, t0, 429, "rate limit exceeded", h);
     }
-    if (!r->storing)
+    if (q->bad[0]) {
+        char err[sizeof(q->bad)];
+        memcpy(err, q->bad, sizeof(err));
+        req_free(q);
+        return fail(r, wsi, body, ep, t0, 400, err, NULL);
+    }
+    if (!r->storing) {
+        req_free(q);
         return fail(r, wsi, body, ep, t0, 503, "the store is disabled "
                     "(store.enabled is false)", NULL);
+    }
+    rc = ep == QE_INFO ? store_info(&r->store, on_reply, q)
+                       : store_query(&r->store, &q->qp.a, on_reply, q);
+    if (rc < 0) {
+        req_free(q);
+        return fail(r, wsi, body, ep, t0, 503, "the store's Redis is not "
+                    "connected; try again", NULL);
+    }
+    log_debug("query: %s by %s", ep_name[ep], who);
+    return 0;
+}
+
+/* A credential was verified on the thread pool. */
+static void on_auth(void *ctx, int st, const char *who, int retry) {
+    query_req *q = ctx;
+    if (!q->wsi) { /* the client left meanwhile */
+        req_free(q);
+        return;
+    }
+    struct lws *wsi = q->wsi;
+    if (proceed(q, st, who, retry) < 0)
+        lws_set_timeout(wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+}
+
+int query_begin(relay *r, struct lws *wsi, int ep, const char *path,
+                pdns_buf *body, query_req **slot) {
+    char who[160];
+    int retry = 0;
     query_req *q = calloc(1, sizeof(*q));
     if (!q)
         return -1;
@@ -373,28 +416,25 @@ int query_begin(relay *r, struct lws *wsi, int ep, const char *path,
     q->r = r;
     q->body = body;
     q->ep = ep;
-    q->t0_us = t0;
-    int rc;
-    if (ep == QE_INFO) {
-        rc = store_info(&r->store, on_reply, q);
-    } else {
-        const char *s = path + (ep == QE_PDNS ? 12 : 7);
-        if (qparse_query(&q->qp, s, strlen(s), ep == QE_RDATA, err, sizeof(err)) < 0 ||
-            read_params(q, wsi, err, sizeof(err)) < 0) {
-            free(q);
-            return fail(r, wsi, body, ep, t0, 400, err, NULL);
-        }
-        rc = store_query(&r->store, &q->qp.a, on_reply, q);
-    }
-    if (rc < 0) {
-        free(q);
-        return fail(r, wsi, body, ep, t0, 503, "the store's Redis is not "
-                    "connected; try again", NULL);
-    }
+    q->t0_us = now_us();
     q->slot = slot;
     *slot = q;
-    log_debug("query: %s %s by %s", ep_name[ep], path, who);
-    return 0;
+    /* everything the request says is read now (the headers may not
+     * outlive an asynchronous wait); a parse error is answered after the
+     * credentials are, so that only users learn what is wrong */
+    if (ep != QE_INFO) {
+        const char *s = path + (ep == QE_PDNS ? 12 : 7);
+        if (qparse_query(&q->qp, s, strlen(s), ep == QE_RDATA, q->bad,
+                         sizeof(q->bad)) < 0 ||
+            read_params(q, wsi, q->bad, sizeof(q->bad)) < 0) {
+            if (!q->bad[0])
+                snprintf(q->bad, sizeof(q->bad), "bad request");
+        }
+    }
+    int st = http_auth_check(r->auth, wsi, who, sizeof(who), &retry, on_auth, q);
+    if (st == 0)
+        return 0; /* on_auth goes on */
+    return proceed(q, st, who, retry);
 }
 
 int query_metrics_render(const query_metrics *m, pdns_buf *b) {

@@ -644,3 +644,38 @@ def test_garbage_on_the_http_port_does_not_hurt(loaded):
     assert api.get("/healthz")[0] == 200
     got, _ = api.page("/query/big.cdn.test")
     assert len(got) == 260
+
+
+def test_password_guessing_does_not_stall_the_relay(redis_server, relay_factory, tmp_path):
+    """Argon2 runs on the thread pool: a flood of wrong passwords (known
+    and unknown users) gets 401/429 while other requests stay fast."""
+    import threading
+    auth = str(tmp_path / "users")
+    subprocess.run([BIN, "passwd", auth, "alice"], input="correct horse battery\n",
+                   capture_output=True, text=True, check=True)
+    relay = store_relay(relay_factory, redis_server, http={"auth_file": auth,
+                                                            "anonymous": "loopback"})
+    api = Api(relay.http_port)
+    codes, stop = [], threading.Event()
+
+    def guess(user):
+        while not stop.is_set():
+            cred = base64.b64encode(("%s:guess%d" % (user, random.random() * 1e9)).encode())
+            codes.append(api.get("/info", {"Authorization": "Basic " + cred.decode()})[0])
+    threads = [threading.Thread(target=guess, args=(u,), daemon=True)
+               for u in ("alice", "mallory", "alice", "root") * 2]
+    for t in threads:
+        t.start()
+    worst = 0.0
+    for _ in range(20):
+        t0 = time.time()
+        assert api.get("/healthz")[0] == 200
+        assert api.get("/info")[0] == 200  # anonymous from loopback
+        worst = max(worst, time.time() - t0)
+        time.sleep(0.05)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert codes and set(codes) <= {401, 429}, set(codes)
+    # ~10 ms here; verifying on the loop would cost ~25 ms per guess in flight
+    assert worst < 0.15, worst
