@@ -291,6 +291,55 @@ static void test_rejects(void **state) {
     assert_int_equal(csv_parse_line(&l, buf, sizeof(bin) - 1, &r, &why), CSV_E_BINARY);
 }
 
+/* The byte-at-a-time definition of pdns_name_canon (the relay's version
+ * works eight bytes at a time): both must agree on every input. */
+static int canon_ref(char *s, size_t *lenp, const char **why) {
+    size_t len = *lenp;
+    if (len == 0)
+        return *why = "empty", -1;
+    if (len > 1 && s[len - 1] == '.' && s[len - 2] != '\\')
+        len--;
+    if (len > 1024)
+        return *why = "long", -1;
+    *lenp = len;
+    if (len == 1 && s[0] == '.')
+        return 0;
+    if (s[0] == '.')
+        return *why = "label", -1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 'A' && c <= 'Z')
+            s[i] = (char)(c + 32);
+        else if (c <= ' ' || c == 0x7f)
+            return *why = "control", -1;
+        else if (c == '\\')
+            i++;
+        else if (c == '.' && i + 1 < len && s[i + 1] == '.')
+            return *why = "label", -1;
+    }
+    return 0;
+}
+
+static void test_name_canon_agrees(void **state) {
+    static const char alphabet[] = "abcXYZ09-_./\\ \x01\x7f\x80\xc3\xa9" "AZ@[`{";
+    char a[80], b[80];
+    const char *wa, *wb;
+    (void)state;
+    srand(7);
+    for (int round = 0; round < 300000; round++) {
+        size_t len = (size_t)(rand() % 40);
+        int plain = rand() % 3; /* mostly names without rare bytes */
+        for (size_t i = 0; i < len; i++)
+            a[i] = plain ? "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.."[rand() % 65]
+                         : alphabet[rand() % (sizeof(alphabet) - 1)];
+        memcpy(b, a, len);
+        size_t la = len, lb = len;
+        int ra = pdns_name_canon(a, &la, &wa), rb = canon_ref(b, &lb, &wb);
+        if (ra != rb || (ra == 0 && (la != lb || memcmp(a, b, la) != 0)))
+            fail_msg("round %d: len %zu: canon %d, reference %d", round, len, ra, rb);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_real_output_matches_json),
@@ -300,6 +349,7 @@ int main(void) {
         cmocka_unit_test(test_ipv6_canonical_like_inet_ntop),
         cmocka_unit_test(test_layouts),
         cmocka_unit_test(test_rejects),
+        cmocka_unit_test(test_name_canon_agrees),
     };
     return cmocka_run_group_tests_name("csv", tests, NULL, NULL);
 }
