@@ -143,8 +143,16 @@ static int parse_u64(const char *s, size_t len, uint64_t *v) {
     uint64_t x = 0;
     if (len == 0 || len > 20)
         return -1;
-    for (size_t i = 0; i < len; i++) {
+    /* 19 digits never overflow (10^19 < 2^64): only a 20th is checked */
+    size_t n = len < 19 ? len : 19;
+    for (size_t i = 0; i < n; i++) {
         unsigned d = (unsigned)(s[i] - '0');
+        if (d > 9)
+            return -1;
+        x = x * 10 + d;
+    }
+    if (len == 20) {
+        unsigned d = (unsigned)(s[19] - '0');
         if (d > 9 || x > (UINT64_MAX - d) / 10)
             return -1;
         x = x * 10 + d;
@@ -153,16 +161,22 @@ static int parse_u64(const char *s, size_t len, uint64_t *v) {
     return 0;
 }
 
-/* Fraction digits after the dot -> milliseconds (truncated). */
+/* Fraction digits after the dot -> milliseconds (truncated): the first
+ * three digits count, the rest must be digits too. */
 static int parse_frac_ms(const char *s, size_t len, int64_t *ms) {
-    uint64_t v;
-    if (len == 0 || len > 9 || parse_u64(s, len, &v) < 0)
+    int64_t v = 0;
+    if (len == 0 || len > 9)
         return -1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (d > 9)
+            return -1;
+        if (i < 3)
+            v = v * 10 + d;
+    }
     for (size_t i = len; i < 3; i++)
         v *= 10;
-    for (size_t i = 3; i < len; i++)
-        v /= 10;
-    *ms = (int64_t)v;
+    *ms = v;
     return 0;
 }
 

@@ -251,6 +251,23 @@ static void test_layouts(void **state) {
     assert_int_equal(csv_layout_init(&l, NULL, "", err, sizeof(err)), -1);
 }
 
+static void test_numbers_at_their_limits(void **state) {
+    csv_layout l;
+    pdns_record r;
+    char err[128], buf[1024];
+    (void)state;
+    assert_int_equal(csv_layout_init(&l, NULL, NULL, err, sizeof(err)), 0);
+    assert_int_equal(parse(&l, "1.5||c||s||IN||a.test.||A||10.0.0.1||1||18446744073709551615",
+                           &r, buf), CSV_OK);
+    assert_true(r.count == UINT64_MAX);
+    assert_int_equal(parse(&l, "1795930651.987654||c||s||IN||a.test.||A||10.0.0.1||1||9999999999999999999",
+                           &r, buf), CSV_OK);
+    assert_true(r.count == UINT64_C(9999999999999999999));
+    assert_int_equal(r.time_first_ms, INT64_C(1795930651987));
+    assert_int_equal(parse(&l, "1795930651.9||c||s||IN||a.test.||A||10.0.0.1||1||1", &r, buf), CSV_OK);
+    assert_int_equal(r.time_first_ms, INT64_C(1795930651900));
+}
+
 static void test_rejects(void **state) {
     (void)state;
     static const struct {
@@ -273,6 +290,12 @@ static void test_rejects(void **state) {
         {"1.5||c||s||IN||a.test.||A||10.0.0.1||-1||1", CSV_E_NUMBER},
         {"1.5||c||s||IN||a.test.||A||10.0.0.1||1||1x", CSV_E_NUMBER},
         {"1.5||c||s||IN||a.test.||A||10.0.0.1||99999999999||1", CSV_E_NUMBER},
+        /* counts: 2^64 - 1 is the largest; 2^64 and 21 digits are not */
+        {"1.5||c||s||IN||a.test.||A||10.0.0.1||1||18446744073709551616", CSV_E_NUMBER},
+        {"1.5||c||s||IN||a.test.||A||10.0.0.1||1||100000000000000000000", CSV_E_NUMBER},
+        {"1.5||c||s||IN||a.test.||A||10.0.0.1||1||1844674407370955161x", CSV_E_NUMBER},
+        {"1.5x||c||s||IN||a.test.||A||10.0.0.1||1||1", CSV_E_TIME},
+        {"1.1234567890||c||s||IN||a.test.||A||10.0.0.1||1||1", CSV_E_TIME},
     };
     csv_layout l;
     pdns_record r;
@@ -349,6 +372,7 @@ int main(void) {
         cmocka_unit_test(test_ipv6_canonical_like_inet_ntop),
         cmocka_unit_test(test_layouts),
         cmocka_unit_test(test_rejects),
+        cmocka_unit_test(test_numbers_at_their_limits),
         cmocka_unit_test(test_name_canon_agrees),
     };
     return cmocka_run_group_tests_name("csv", tests, NULL, NULL);
