@@ -26,8 +26,6 @@ static const char *const ep_name[QE_COUNT] = {"query", "rdata", "pdns", "info"};
 static const unsigned status_of[6] = {200, 400, 401, 429, 503, 0};
 static const char *const status_name[6] = {"200", "400", "401", "429", "503",
                                            "other"};
-static const double lat_le[QUERY_LAT_BUCKETS] = {
-    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
 
 struct query_req {
     struct lws *wsi;          /* NULL once the client went away */
@@ -67,14 +65,7 @@ static void count(relay *r, int ep, unsigned status, uint64_t t0) {
         if (status_of[i] == status)
             s = i;
     m->by_status[ep][s]++;
-    double secs = (double)(now_us() - t0) / 1e6;
-    int b = 0;
-    while (b < QUERY_LAT_BUCKETS && secs > lat_le[b])
-        b++;
-    if (b < QUERY_LAT_BUCKETS)
-        m->lat[b]++;
-    m->lat_sum += secs;
-    m->lat_count++;
+    pdns_hist_add(&m->lat, (double)(now_us() - t0) / 1e6);
 }
 
 /* Sends a JSON error {"error": msg} (and counts it). */
@@ -446,17 +437,7 @@ int query_metrics_render(const query_metrics *m, pdns_buf *b) {
                 rc |= pdns_buf_printf(b, "pdns_relay_queries_total{endpoint=\"%s\",status=\"%s\"} %" PRIu64 "\n",
                                       ep_name[e], status_name[s],
                                       m->by_status[e][s]);
-    rc |= pdns_buf_printf(b, "# HELP pdns_relay_query_latency_seconds Query API answer time.\n"
-                             "# TYPE pdns_relay_query_latency_seconds histogram\n");
-    uint64_t cum = 0;
-    for (int i = 0; i < QUERY_LAT_BUCKETS; i++) {
-        cum += m->lat[i];
-        rc |= pdns_buf_printf(b, "pdns_relay_query_latency_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
-                              lat_le[i], cum);
-    }
-    rc |= pdns_buf_printf(b, "pdns_relay_query_latency_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
-                             "pdns_relay_query_latency_seconds_sum %.6f\n"
-                             "pdns_relay_query_latency_seconds_count %" PRIu64 "\n",
-                          m->lat_count, m->lat_sum, m->lat_count);
+    rc |= pdns_hist_render(&m->lat, "pdns_relay_query_latency_seconds",
+                           "Query API answer time.", b);
     return rc ? -1 : 0;
 }

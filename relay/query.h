@@ -13,19 +13,16 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "hist.h"
 
 struct lws;
 struct relay;
 
 enum query_endpoint { QE_QUERY, QE_RDATA, QE_PDNS, QE_INFO, QE_COUNT };
 
-#define QUERY_LAT_BUCKETS 12
-
 typedef struct query_metrics {
     uint64_t by_status[QE_COUNT][6];   /* 200 400 401 429 503 other */
-    uint64_t lat[QUERY_LAT_BUCKETS];
-    double lat_sum;
-    uint64_t lat_count;
+    pdns_hist lat;
 } query_metrics;
 
 typedef struct query_req query_req;

@@ -52,9 +52,6 @@ struct store_chunk {
     int sealed;         /* sent once: never takes more records */
 };
 
-static const double lat_le[STORE_LAT_BUCKETS] = {
-    0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
-
 static uint64_t mono_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -167,13 +164,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
         return; /* the connection went away: on_down sends it again */
     store_chunk *c = s->head;
     s->busy = 0;
-    double secs = mono_s() - s->sent_s;
-    int b = 0;
-    while (b < STORE_LAT_BUCKETS && secs > lat_le[b])
-        b++;
-    if (b < STORE_LAT_BUCKETS)
-        s->lat[b]++;
-    s->lat_sum += secs;
+    pdns_hist_add(&s->lat, mono_s() - s->sent_s);
     if (rep->type != REDIS_REPLY_INTEGER) {
         s->errors++;
         log_error("store: Redis refused a batch of %zu records (%s); "
@@ -202,6 +193,12 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
     }
     kick(s);
 }
+
+/* The first three arguments of an EVAL of script (a Lua header's array),
+ * with no keys. */
+#define EVAL_HEAD(argv, argl, script)                                      \
+    ((argv)[0] = "EVAL", (argl)[0] = 4, (argv)[1] = (script),               \
+     (argl)[1] = sizeof(script) - 1, (argv)[2] = "0", (argl)[2] = 1)
 
 /* Appends one argument to scratch, recording where it is. */
 static int arg_add(pdns_buf *scratch, size_t *offs, size_t *k, const char *a,
@@ -271,12 +268,7 @@ static int build_args(const store *s, const store_chunk *c, pdns_buf *scratch,
             goto fail;
     }
     offs[k] = scratch->len;
-    argv[0] = "EVAL";
-    argl[0] = 4;
-    argv[1] = store_ingest_lua;
-    argl[1] = sizeof(store_ingest_lua) - 1;
-    argv[2] = "0";
-    argl[2] = 1;
+    EVAL_HEAD(argv, argl, store_ingest_lua);
     argv[3] = s->mark;
     argl[3] = strlen(s->mark);
     argv[4] = s->boot;
@@ -597,12 +589,7 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
     char *keys = malloc(n * (8 + 8 + 2200 + 2048));
     if (!argv || !argl || !keys)
         goto out;
-    argv[0] = "EVAL";
-    argl[0] = 4;
-    argv[1] = store_expire_lua;
-    argl[1] = sizeof(store_expire_lua) - 1;
-    argv[2] = "0";
-    argl[2] = 1;
+    EVAL_HEAD(argv, argl, store_expire_lua);
     for (size_t i = 0; i < n; i++) {
         const redisReply *nm = rep->element[1 + 3 * i], *f = rep->element[2 + 3 * i],
                          *tl = rep->element[3 + 3 * i];
@@ -734,21 +721,11 @@ int store_metrics(const store *s, pdns_buf *b) {
         "pdns_relay_store_expired_triples_total %" PRIu64 "\n"
         "# HELP pdns_relay_store_up 1 while the store's Redis is connected.\n"
         "# TYPE pdns_relay_store_up gauge\n"
-        "pdns_relay_store_up %d\n"
-        "# HELP pdns_relay_store_latency_seconds Time of one batch write.\n"
-        "# TYPE pdns_relay_store_latency_seconds histogram\n",
+        "pdns_relay_store_up %d\n",
         s->stored, s->batches, s->errors, s->duplicates, s->waiting,
         s->buffer_peak, s->full, s->expired, s->rc.ready);
-    uint64_t cum = 0;
-    for (int i = 0; i < STORE_LAT_BUCKETS; i++) {
-        cum += s->lat[i];
-        rc |= pdns_buf_printf(b, "pdns_relay_store_latency_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
-                              lat_le[i], cum);
-    }
-    rc |= pdns_buf_printf(b, "pdns_relay_store_latency_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
-                             "pdns_relay_store_latency_seconds_sum %.6f\n"
-                             "pdns_relay_store_latency_seconds_count %" PRIu64 "\n",
-                          s->batches + s->errors, s->lat_sum, s->batches + s->errors);
+    rc |= pdns_hist_render(&s->lat, "pdns_relay_store_latency_seconds",
+                           "Time of one batch write (answered or refused).", b);
     return rc ? -1 : 0;
 }
 

@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "hist.h"
 #include "rconn.h"
 #include "record.h"
 
@@ -41,8 +42,6 @@ void store_conf_defaults(store_conf *c);
 
 typedef struct store_chunk store_chunk;
 
-#define STORE_LAT_BUCKETS 11
-
 typedef struct store {
     const store_conf *conf;
     rconn rc;
@@ -63,8 +62,7 @@ typedef struct store {
     uint64_t sweep_at_ms, expired;
     /* counters */
     uint64_t stored, batches, duplicates, errors, buffer_peak;
-    uint64_t lat[STORE_LAT_BUCKETS]; /* store call latency histogram */
-    double lat_sum;
+    pdns_hist lat;             /* time of one batch write */
     void (*on_drain)(void *ctx);
     void *ctx;
 } store;

@@ -1,0 +1,26 @@
+/* hist.h - a latency histogram for the Prometheus exposition: fixed
+ * buckets from 0.5 ms to 5 s, counted as observations arrive. */
+#ifndef PDNS_HIST_H
+#define PDNS_HIST_H
+
+#include <stdint.h>
+
+#include "buf.h"
+
+#define PDNS_HIST_BUCKETS 13
+
+typedef struct pdns_hist {
+    uint64_t bucket[PDNS_HIST_BUCKETS]; /* not cumulative */
+    uint64_t count;
+    double sum;
+} pdns_hist;
+
+/* Counts one observation of secs seconds. */
+void pdns_hist_add(pdns_hist *h, double secs);
+
+/* Appends "# HELP", "# TYPE ... histogram" and the name_bucket{le=...},
+ * name_sum and name_count lines. Returns 0, or -1. */
+int pdns_hist_render(const pdns_hist *h, const char *name, const char *help,
+                     pdns_buf *b);
+
+#endif
