@@ -191,16 +191,10 @@ int cmd_import(int argc, char **argv) {
         fprintf(stderr, "import: %s\n", err);
         return 2;
     }
-    if (redis) {
-        cfg_addr a;
-        snprintf(cfg.store.url, sizeof(cfg.store.url), "%s", redis);
-        if (config_parse_redis_url(redis, &a, &cfg.store.db) < 0) {
-            fprintf(stderr, "import: --redis wants redis://HOST[:PORT][/DB]\n");
-            config_free(&cfg);
-            return 2;
-        }
-        snprintf(cfg.store.host, sizeof(cfg.store.host), "%s", a.host);
-        cfg.store.port = a.port;
+    if (redis && config_store_redis(&cfg, redis) < 0) {
+        fprintf(stderr, "import: --redis wants redis://HOST[:PORT][/DB]\n");
+        config_free(&cfg);
+        return 2;
     }
     if (csv_layout_init(&im.layout, layout, sep, err, sizeof(err)) < 0) {
         fprintf(stderr, "import: %s\n", err);

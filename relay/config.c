@@ -720,14 +720,9 @@ int config_load(relay_config *cfg, const char *path, char *err,
         goto out;
     if (!cfg->store.url[0])
         snprintf(cfg->store.url, sizeof(cfg->store.url), "%s", cfg->redis_url);
-    {
-        cfg_addr sa;
-        if (config_parse_redis_url(cfg->store.url, &sa, &cfg->store.db) < 0) {
-            fail(&c, "store.redis", "want redis://HOST[:PORT][/DB]");
-            goto out;
-        }
-        snprintf(cfg->store.host, sizeof(cfg->store.host), "%s", sa.host);
-        cfg->store.port = sa.port;
+    if (config_store_redis(cfg, cfg->store.url) < 0) {
+        fail(&c, "store.redis", "want redis://HOST[:PORT][/DB]");
+        goto out;
     }
     if ((o = json_object_get(root, "sensors")) && load_sensors(&c, cfg, o) < 0)
         goto out;
@@ -793,6 +788,19 @@ out:
     if (rc < 0)
         config_free(cfg);
     return rc;
+}
+
+int config_store_redis(relay_config *cfg, const char *url) {
+    cfg_addr a;
+    int db;
+    if (config_parse_redis_url(url, &a, &db) < 0)
+        return -1;
+    if (url != cfg->store.url)
+        snprintf(cfg->store.url, sizeof(cfg->store.url), "%s", url);
+    snprintf(cfg->store.host, sizeof(cfg->store.host), "%s", a.host);
+    cfg->store.port = a.port;
+    cfg->store.db = db;
+    return 0;
 }
 
 relay_sensor *config_find_sensor(const relay_config *cfg,

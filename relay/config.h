@@ -108,6 +108,10 @@ int config_parse_addr(const char *s, cfg_addr *a);
  * Returns 0, or -1. */
 int config_parse_redis_url(const char *s, cfg_addr *a, int *db);
 
+/* Points the store at url (redis://...). Returns 0, or -1 when url is
+ * not a Redis URL. */
+int config_store_redis(relay_config *cfg, const char *url);
+
 /* Reads a secret key file (trailing newline removed) into sodium-guarded
  * memory. Refuses files readable or writable by group or others. Returns
  * 0, or -1 with a message in err. */
