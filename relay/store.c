@@ -6,7 +6,6 @@
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <openssl/sha.h>
-#include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,8 @@
 #include "store_sweep.lua.h"
 
 #define RETRY_MS 1000
+#define CHUNK_MAX_BYTES (32u << 20)   /* a batch's strings: well within Redis's
+                                       * limits (and 32-bit offsets) */
 #define ARGS_PER_ENTRY 13
 
 /* One entry of a batch: the records of the batch with the same (name,
@@ -339,9 +340,16 @@ static store_chunk *new_chunk(store *s) {
 /* The chunk records go into: the tail, unless it is full or sealed. */
 static store_chunk *open_chunk(store *s) {
     store_chunk *c = s->tail;
-    if (c && c->nrec < s->conf->batch && !c->sealed)
+    if (c && c->nrec < s->conf->batch && !c->sealed &&
+        c->arena.len < CHUNK_MAX_BYTES)
         return c;
-    return new_chunk(s);
+    int by_size = c && !c->sealed && c->nrec && c->nrec < s->conf->batch;
+    if (by_size)
+        c->sealed = 1; /* full by size: it goes as it is */
+    store_chunk *n = new_chunk(s);
+    if (by_size)
+        kick(s);
+    return n;
 }
 
 static void on_script_load(redisAsyncContext *ac, void *reply, void *priv) {
