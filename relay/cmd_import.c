@@ -55,6 +55,7 @@ typedef struct importer {
     int format;                  /* 0 detect, 1 csv, 2 cof */
     int file_format;
     int tty;
+    int keep_errors;             /* ingest.keep_errors: store error lines */
     uint64_t lines, records, errors, rejected, since_run;
     uint64_t t0_ms, last_progress_ms;
 } importer;
@@ -136,6 +137,8 @@ static int on_line(void *ctx, uint64_t lineno, char *line, size_t len) {
     }
     if (r.is_error) {
         im->errors++;
+        if (im->keep_errors && add(im, &r) < 0)
+            reject(im, lineno, "the store cannot take it");
         return 0;
     }
     if (add(im, &r) < 0)
@@ -206,6 +209,7 @@ int cmd_import(int argc, char **argv) {
     im.proto.sensor_id.p = sensor;
     im.proto.sensor_id.len = strlen(sensor);
     im.tty = isatty(2);
+    im.keep_errors = cfg.keep_errors;
     uv_loop_init(&im.loop);
     store_init(&im.st, &cfg.store, &im.loop, cfg.relay_id, &im.stopping);
     uv_timer_init(&im.loop, &im.tick);

@@ -124,6 +124,10 @@ int ingest_csv_line(ingest *in, const ingest_source *s, const char *where,
         in->m.error_lines[src]++;
         if (sensor)
             sensor->errors++;
+        /* error lines are not triples: only the store takes them, apart,
+         * and only when ingest.keep_errors says so */
+        if (in->keep_errors && in->store && store_add(in->store, &r) < 0)
+            in->m.store_dropped++;
         return 0;
     }
     return ingest_record(in, s, &r);

@@ -140,14 +140,26 @@ static int looks_ip(const char *q, size_t len) {
     return 1;
 }
 
-int qparse_query(qparse *p, const char *q, size_t len, int rdata, char *err,
+int qparse_query(qparse *p, const char *q, size_t len, int form, char *err,
                  size_t errlen) {
     char name[512];
     size_t n;
+    int rdata = form == QP_RDATA;
     memset(p, 0, sizeof(*p));
     if (len == 0) {
         snprintf(err, errlen, "empty query");
         return -1;
+    }
+    if (form == QP_ERRORS) { /* one name, exactly */
+        if (!(n = check_name(q, len, p->abuf, err, errlen)))
+            return -1;
+        p->a.mode = "name";
+        p->a.kind = "e";
+        p->a.a = p->abuf;
+        p->a.alen = n;
+        p->a.b = "";
+        p->kind = "errors";
+        return 0;
     }
     if (!rdata && looks_ip(q, len))
         return parse_ip(p, q, len, err, errlen);

@@ -26,9 +26,13 @@ typedef struct qparse {
     const char *kind;   /* name, ip, cidr, suffix, prefix, rdata */
 } qparse;
 
-/* Parses q (URL-decoded, len bytes). rdata: the /rdata/ endpoint.
- * Returns 0, or -1 with a message for the client in err. */
-int qparse_query(qparse *p, const char *q, size_t len, int rdata, char *err,
+/* What a query string is read as: any /query/ form, a name whose rdata
+ * is looked up (/rdata/), or a name whose error lines are (/errors/). */
+enum { QP_QUERY = 0, QP_RDATA = 1, QP_ERRORS = 2 };
+
+/* Parses q (URL-decoded, len bytes) as form says. Returns 0, or -1 with a
+ * message for the client in err. */
+int qparse_query(qparse *p, const char *q, size_t len, int form, char *err,
                  size_t errlen);
 
 /* Adds a comma-separated list of rrtypes (names or numbers) to the

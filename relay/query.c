@@ -22,7 +22,8 @@
 
 #define CURSOR_MAX 2048
 
-static const char *const ep_name[QE_COUNT] = {"query", "rdata", "pdns", "info"};
+static const char *const ep_name[QE_COUNT] = {"query", "rdata", "pdns", "info",
+                                              "errors"};
 static const unsigned status_of[6] = {200, 400, 401, 429, 503, 0};
 static const char *const status_name[6] = {"200", "400", "401", "429", "503",
                                            "other"};
@@ -55,6 +56,8 @@ int query_endpoint_of(const char *path) {
         return QE_PDNS;
     if (strcmp(path, "/info") == 0)
         return QE_INFO;
+    if (strncmp(path, "/errors/", 8) == 0)
+        return QE_ERRORS;
     return -1;
 }
 
@@ -185,12 +188,12 @@ static void answer_info(query_req *q, const redisReply *rep) {
     json_t *o = json_object(), *sensors = json_array();
     json_object_set_new(o, "version", json_string(PDNS_RELAY_VERSION));
     json_object_set_new(o, "relay_id", json_string(r->cfg.relay_id));
-    static const char *const k[3] = {"records", "triples", "names"};
-    for (size_t i = 0; i < 3 && i < rep->elements; i++)
+    static const char *const k[4] = {"records", "triples", "names", "errors"};
+    for (size_t i = 0; i < 4 && i < rep->elements; i++)
         json_object_set_new(o, k[i], json_integer(rep->element[i]->str
                                                       ? strtoll(rep->element[i]->str, NULL, 10)
                                                       : 0));
-    for (size_t i = 3; i + 1 < rep->elements; i += 2) {
+    for (size_t i = 4; i + 1 < rep->elements; i += 2) {
         json_t *s = json_pack("{s:s%,s:I}", "name", rep->element[i]->str,
                               rep->element[i]->len, "records",
                               (json_int_t)strtoll(rep->element[i + 1]->str, NULL, 10));
@@ -414,9 +417,9 @@ int query_begin(relay *r, struct lws *wsi, int ep, const char *path,
      * outlive an asynchronous wait); a parse error is answered after the
      * credentials are, so that only users learn what is wrong */
     if (ep != QE_INFO) {
-        const char *s = path + (ep == QE_PDNS ? 12 : 7);
-        if (qparse_query(&q->qp, s, strlen(s), ep == QE_RDATA, q->bad,
-                         sizeof(q->bad)) < 0 ||
+        const char *s = path + (ep == QE_PDNS ? 12 : ep == QE_ERRORS ? 8 : 7);
+        int form = ep == QE_RDATA ? QP_RDATA : ep == QE_ERRORS ? QP_ERRORS : QP_QUERY;
+        if (qparse_query(&q->qp, s, strlen(s), form, q->bad, sizeof(q->bad)) < 0 ||
             read_params(q, wsi, q->bad, sizeof(q->bad)) < 0) {
             if (!q->bad[0])
                 snprintf(q->bad, sizeof(q->bad), "bad request");

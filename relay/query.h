@@ -2,6 +2,7 @@
  *   GET /query/<q>       by name, address, CIDR or wildcard (qparse.h)
  *   GET /rdata/<name>    records whose rdata is the name
  *   GET /pdns/query/<q>  CIRCL's API (dribble-* headers), for PyPDNS
+ *   GET /errors/<name>   the error lines kept for a name (NXDOMAIN, ...)
  *   GET /info            version, record/triple/name counts, sensors
  * Answers are COF NDJSON (a JSON array with Accept: application/json),
  * one page at a time: limit, and an opaque cursor for the next page
@@ -18,7 +19,7 @@
 struct lws;
 struct relay;
 
-enum query_endpoint { QE_QUERY, QE_RDATA, QE_PDNS, QE_INFO, QE_COUNT };
+enum query_endpoint { QE_QUERY, QE_RDATA, QE_PDNS, QE_INFO, QE_ERRORS, QE_COUNT };
 
 typedef struct query_metrics {
     uint64_t by_status[QE_COUNT][6];   /* 200 400 401 429 503 other */

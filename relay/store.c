@@ -34,6 +34,7 @@ typedef struct entry {
     uint16_t bw_len;
     uint16_t rrtype;
     uint8_t ix;                /* IX_NONE, IX_IP, IX_RD */
+    uint8_t is_error;          /* an error line (e:<name>, no indexes) */
     int64_t tf, tl;
     uint64_t count;
     uint32_t nrec;
@@ -241,7 +242,10 @@ static int build_args(const store *s, const store_chunk *c, pdns_buf *scratch,
         else if (e[i].ix == IX_RD)
             store_rd_bucket(rdata, e[i].rdata_len, db), ixk = db;
         int tl = snprintf(ty, sizeof(ty), "%u ", (unsigned)e[i].rrtype);
-        if (arg_add(scratch, offs, &k, "n:", 2, name, e[i].name_len) < 0 ||
+        if (e[i].is_error)
+            fb[0] = '\0'; /* no name indexes: the script keeps it apart */
+        if (arg_add(scratch, offs, &k, e[i].is_error ? "e:" : "n:", 2, name,
+                    e[i].name_len) < 0 ||
             arg_add(scratch, offs, &k, ty, (size_t)tl, rdata, e[i].rdata_len) < 0)
             goto fail;
         nl = snprintf(num, sizeof(num), "%" PRId64 " %" PRId64 " %" PRIu64, e[i].tf,
@@ -439,7 +443,7 @@ static uint8_t index_member(uint16_t rrtype, const char *rdata, size_t len,
 
 static uint64_t entry_hash(const store *s, const pdns_record *r,
                            const char *sensor, size_t sl) {
-    uint64_t h = s->hash_seed ^ r->rrtype;
+    uint64_t h = s->hash_seed ^ r->rrtype ^ ((uint64_t)r->is_error << 32);
     const pdns_str parts[3] = {r->rrname, r->rdata, {sensor, sl}};
     for (int k = 0; k < 3; k++) {
         for (size_t i = 0; i < parts[k].len; i++)
@@ -452,7 +456,8 @@ static uint64_t entry_hash(const store *s, const pdns_record *r,
 static int same(const store_chunk *c, const entry *e, const pdns_record *r,
                 const char *sensor, size_t sl) {
     const char *a = c->arena.p + e->off;
-    return e->rrtype == r->rrtype && e->name_len == r->rrname.len &&
+    return e->rrtype == r->rrtype && e->is_error == r->is_error &&
+           e->name_len == r->rrname.len &&
            e->rdata_len == r->rdata.len && e->sensor_len == sl &&
            memcmp(a, r->rrname.p, r->rrname.len) == 0 &&
            memcmp(a + e->name_len, r->rdata.p, r->rdata.len) == 0 &&
@@ -506,7 +511,8 @@ int store_add(store *s, const pdns_record *r) {
         }
         slot = (slot + 1) & mask;
     }
-    ix = index_member(r->rrtype, r->rdata.p, r->rdata.len, ixp, sizeof(ixp), &ixl);
+    if (!r->is_error)
+        ix = index_member(r->rrtype, r->rdata.p, r->rdata.len, ixp, sizeof(ixp), &ixl);
     size_t revl = store_reverse_name(r->rrname.p, r->rrname.len, rev);
     entry e = {.off = (uint32_t)c->arena.len,
                .name_len = (uint16_t)r->rrname.len,
@@ -517,6 +523,7 @@ int store_add(store *s, const pdns_record *r) {
                .rdata_len = (uint32_t)r->rdata.len,
                .rrtype = r->rrtype,
                .ix = ix,
+               .is_error = r->is_error ? 1 : 0,
                .tf = tf,
                .tl = tl,
                .count = count,
@@ -812,8 +819,8 @@ int store_query(store *s, const store_query_args *q, store_reply_fn fn,
 
 int store_info(store *s, store_reply_fn fn, void *ctx) {
     static const char script[] =
-        "local i = redis.call('HMGET', 'st:info', 'records', 'triples', 'names')\n"
-        "local out = {i[1] or '0', i[2] or '0', i[3] or '0'}\n"
+        "local i = redis.call('HMGET', 'st:info', 'records', 'triples', 'names', 'errors')\n"
+        "local out = {i[1] or '0', i[2] or '0', i[3] or '0', i[4] or '0'}\n"
         "local h = redis.call('HGETALL', 'st:sensor')\n"
         "for j = 1, #h do out[#out + 1] = h[j] end\n"
         "return out\n";

@@ -141,8 +141,8 @@ typedef void (*store_reply_fn)(void *reply, void *ctx);
 int store_query(store *s, const store_query_args *q, store_reply_fn fn,
                 void *ctx);
 
-/* /info: the reply is an array {records, triples, names, sensor, count,
- * sensor, count, ...}. */
+/* /info: the reply is an array {records, triples, names, errors, sensor,
+ * count, sensor, count, ...}. */
 int store_info(store *s, store_reply_fn fn, void *ctx);
 
 #endif

@@ -7,17 +7,19 @@
 -- every key and member: building strings in this Lua costs more than
 -- passing them):
 --   "n:<name>", "<rrtype> <rdata>", "<time_first> <time_last> <count>",
---   sensor, records merged, name, reversed name, forward bucket key,
+--   sensor, records merged, name, reversed name, forward bucket key ("" for
+--   an error line: key "e:<name>", field "<rrtype> <rcode>", no indexes),
 --   "r:<suffix bucket>", suffix bucket, index key ("" for none: ix:ip or
 --   a d: bucket), index member, bailiwick ("" when unknown)
 -- Keys (README.md, "Store schema"):
 --   n:<name>   hash "<rrtype> <rdata>" -> "<tf> <tl> <count> |<sid>|<sid>|[ <bailiwick>]"
+--   e:<name>   hash "<rrtype> <rcode>" -> the same: error lines (ingest.keep_errors)
 --   f:<hash>   zset names, bucketed by a hash of the first label (www.*)
 --   r:<zone>   zset reversed names, bucketed by their last two labels
 --   ix:rb      zset the r: buckets (for *.com)
 --   ix:ip      zset "<4|6><hex address> <rrtype> <rdata> <name>"
 --   d:<hash>   zset "<rdata name> <rrtype> <name>", bucketed by a hash
---   st:info    hash records, triples, names, sensor_seq
+--   st:info    hash records, triples, names, errors, sensor_seq
 --   st:sensor  hash sensor -> records; st:sid sensor -> id; st:sname id -> sensor
 -- A batch the relay sends again after a lost reply is recognised by
 -- (boot id, sequence) and not applied twice.
@@ -28,7 +30,7 @@ if prev then
   if pb == ARGV[2] and tonumber(ps) >= tonumber(ARGV[3]) then return 0 end
 end
 local sid, per = {}, {}
-local recs, newt, newn = 0, 0, 0
+local recs, newt, newn, newe = 0, 0, 0, 0
 -- index entries, written at the end with one ZADD per key: the per-call
 -- cost of redis.call is most of a new triple's cost
 local zadds, rbs = {}, {}
@@ -74,15 +76,19 @@ while i + 12 <= n do
     else
       redis.call('HSET', key, f, head .. ' |' .. id)
     end
-    newt = newt + 1
-    if redis.call('ZADD', ARGV[i + 7], 0, ARGV[i + 5]) == 1 then
-      -- a new name: the suffix index and its bucket list too
-      newn = newn + 1
-      zadd(ARGV[i + 8], ARGV[i + 6])
-      local rb = ARGV[i + 9]
-      if not rbs[rb] then rbs[rb] = true; zadd('ix:rb', rb) end
+    if ARGV[i + 7] == '' then
+      newe = newe + 1 -- an error line: no indexes
+    else
+      newt = newt + 1
+      if redis.call('ZADD', ARGV[i + 7], 0, ARGV[i + 5]) == 1 then
+        -- a new name: the suffix index and its bucket list too
+        newn = newn + 1
+        zadd(ARGV[i + 8], ARGV[i + 6])
+        local rb = ARGV[i + 9]
+        if not rbs[rb] then rbs[rb] = true; zadd('ix:rb', rb) end
+      end
+      if ARGV[i + 10] ~= '' then zadd(ARGV[i + 10], ARGV[i + 11]) end
     end
-    if ARGV[i + 10] ~= '' then zadd(ARGV[i + 10], ARGV[i + 11]) end
   end
   i = i + 13
 end
@@ -95,5 +101,6 @@ for s, c in pairs(per) do redis.call('HINCRBY', 'st:sensor', s, c) end
 redis.call('HINCRBY', 'st:info', 'records', recs)
 if newt > 0 then redis.call('HINCRBY', 'st:info', 'triples', newt) end
 if newn > 0 then redis.call('HINCRBY', 'st:info', 'names', newn) end
+if newe > 0 then redis.call('HINCRBY', 'st:info', 'errors', newe) end
 redis.call('SET', mark, ARGV[2] .. ' ' .. ARGV[3])
 return recs

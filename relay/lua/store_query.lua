@@ -3,7 +3,8 @@
 -- ARGV: mode, kind, key, a, b, cursor, limit, budget, rrtypes ("" or
 --   ",1,28,"), tf_after, tf_before, tl_after, tl_before, now, expiry
 --   (",1=3600,..,"), sensors (1: map sensor ids to names), cursor id
--- mode "name": the triples of name a (hash n:<a>).
+-- mode "name": the triples of name a (hash n:<a>; kind "e": the error
+--   lines of name a, hash e:<a>).
 -- mode "lex": the members of zset key from a to b (lex range).
 -- mode "lexn": the buckets listed in zset key from a to b, each whole
 --   (zset kind-prefix .. bucket: "r:" for the suffix index).
@@ -74,8 +75,9 @@ end
 -- the triples of one name after field `after` ("" for all); returns the
 -- last field looked at when the page filled up inside this name (resume
 -- after it), or nil when the name is done
+local hprefix = (mode == 'name' and kind == 'e') and 'e:' or 'n:'
 local function one_name(name, after)
-  local h = redis.call('HGETALL', 'n:' .. name)
+  local h = redis.call('HGETALL', hprefix .. name)
   local fs = {}
   for j = 1, #h, 2 do
     if after == '' or h[j] > after then fs[#fs + 1] = j end

@@ -688,3 +688,37 @@ def test_password_guessing_does_not_stall_the_relay(redis_server, relay_factory,
     assert worst < 0.3, worst
     good = base64.b64encode(b"alice:correct horse battery").decode()
     assert api.get("/info", {"Authorization": "Basic " + good})[0] == 200
+
+
+def test_error_lines_kept_apart_when_configured(redis_server, relay_factory, tmp_path):
+    """ingest.keep_errors: NXDOMAIN/SERVFAIL lines go to the store apart
+    from the triples (GET /errors/<name>), never into /query answers."""
+    lines = ["1795930651.000000||10.0.0.1||10.0.0.2||IN||nope.err.test.||A||NXDOMAIN||0||1",
+             "1795930661.000000||10.0.0.1||10.0.0.2||IN||nope.err.test.||A||NXDOMAIN||0||1",
+             "1795930671.000000||10.0.0.1||10.0.0.2||IN||nope.err.test.||AAAA||NXDOMAIN||0||2",
+             "1795930681.000000||10.0.0.1||10.0.0.2||IN||broken.err.test.||NS||SERVFAIL||0||1",
+             "1795930691.000000||10.0.0.1||10.0.0.2||IN||ok.err.test.||A||192.0.2.7||60||1"]
+    for keep in (True, False):
+        r = redis_server.client()
+        r.flushall()
+        relay = store_relay(relay_factory, redis_server, ingest={"keep_errors": keep})
+        s = d4sensor.connect(relay.d4_port)
+        s.sendall(d4sensor.frame(A_UUID, A_KEY, ("\n".join(lines) + "\n").encode()))
+        s.close()
+        assert relay.wait_for(lambda: relay.metrics()['pdns_relay_error_lines_total{source="d4"}'] == 4)
+        wait_stored(relay, 5 if keep else 1)
+        api = Api(relay.http_port)
+        got, _ = api.page("/errors/nope.err.test")
+        if not keep:
+            assert got == [] and api.page("/query/nope.err.test")[0] == []
+            continue
+        assert sorted((o["rrtype"], o["rdata"], o["time_first"], o["time_last"], o["count"])
+                      for o in got) == [("A", "NXDOMAIN", 1795930651, 1795930661, 2),
+                                        ("AAAA", "NXDOMAIN", 1795930671, 1795930671, 2)]
+        assert [o["rdata"] for o in api.page("/errors/BROKEN.err.test.")[0]] == ["SERVFAIL"]
+        assert api.page("/query/nope.err.test")[0] == []
+        assert [o["rrname"] for o in api.page("/query/*.err.test")[0]] == ["ok.err.test"]
+        info = json.loads(api.get("/info")[2])
+        assert info["errors"] == 3 and info["triples"] == 1
+        assert api.page("/errors/*.err.test")[0] == []  # one name, taken literally
+        relay.stop()

@@ -15,9 +15,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     char *q = malloc(size);
     memcpy(q, data + 1, size - 1);
-    int rdata = data[0] & 1;
+    int form = data[0] % 3; /* QP_QUERY, QP_RDATA, QP_ERRORS */
     err[0] = '\0';
-    int rc = qparse_query(&p, q, size - 1, rdata, err, sizeof(err));
+    int rc = qparse_query(&p, q, size - 1, form, err, sizeof(err));
     if (rc == -1 && !err[0])
         abort();
     if (rc == 0 && strcmp(p.a.mode, "name") != 0) {

@@ -117,6 +117,14 @@ static void test_forms(void **state) {
     assert_string_equal(P.a.key, fb);
     assert_range("ns1.example.net ", "ns1.example.net \xff");
 
+    /* /errors/: one name, exactly, in the error lines' hash */
+    assert_int_equal(qparse_query(&P, "Nope.Example.", 13, QP_ERRORS, err, sizeof(err)), 0);
+    assert_string_equal(P.a.mode, "name");
+    assert_string_equal(P.a.kind, "e");
+    assert_int_equal(P.a.alen, 12);
+    assert_memory_equal(P.a.a, "nope.example", 12);
+    assert_int_equal(qparse_query(&P, "a..b", 4, QP_ERRORS, err, sizeof(err)), -1);
+
     /* digits and dots that are no address are a name only if they are not
      * all digits: "1.2.3" is refused as an address */
     assert_int_equal(parse("1.2.3", 0), -1);
