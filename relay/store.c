@@ -598,7 +598,7 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
         sweep_later(s, strcmp(s->sweep_cursor, "0") == 0);
         return;
     }
-    size_t total = 3 + n * 8;
+    size_t total = 3 + n * 9;
     const char **argv = calloc(total, sizeof(*argv));
     size_t *argl = calloc(total, sizeof(*argl));
     char *keys = malloc(n * (8 + 8 + 2200 + 2048));
@@ -606,16 +606,23 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
         goto out;
     EVAL_HEAD(argv, argl, store_expire_lua);
     for (size_t i = 0; i < n; i++) {
-        const redisReply *nm = rep->element[1 + 3 * i], *f = rep->element[2 + 3 * i],
+        /* the sweep names the key ("n:<name>" or "e:<name>"), the field
+         * and the time_last it saw */
+        const redisReply *key = rep->element[1 + 3 * i], *f = rep->element[2 + 3 * i],
                          *tl = rep->element[3 + 3 * i];
+        const char *name = key->str + 2;
+        size_t name_len = key->len > 2 ? key->len - 2 : 0;
+        int error_line = key->str[0] == 'e';
         char *fk = keys + i * (8 + 8 + 2200 + 2048), *ixk = fk + 8, *ixp = ixk + 8,
              *rev = ixp + 2200;
         const char *sp = memchr(f->str, ' ', f->len);
-        size_t ixl = 0, revl = nm->len <= 1024 ? store_reverse_name(nm->str, nm->len, rev) : 0;
+        size_t ixl = 0, revl = name_len <= 1024 ? store_reverse_name(name, name_len, rev) : 0;
         uint8_t ix = IX_NONE;
-        store_fwd_bucket(nm->str, nm->len, fk);
+        store_fwd_bucket(name, name_len, fk);
         ixk[0] = '\0';
-        if (sp) {
+        if (error_line)
+            fk[0] = '\0'; /* no indexes to clean */
+        else if (sp) {
             const char *rd = sp + 1;
             size_t rl = f->len - (size_t)(rd - f->str);
             ix = index_member((uint16_t)strtoul(f->str, NULL, 10), rd, rl, ixp, 2200, &ixl);
@@ -624,16 +631,17 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
             else if (ix == IX_RD)
                 store_rd_bucket(rd, rl, ixk);
         }
-        const char **v = argv + 3 + i * 8;
-        size_t *l = argl + 3 + i * 8;
-        v[0] = nm->str, l[0] = nm->len;
-        v[1] = f->str, l[1] = f->len;
-        v[2] = tl->str, l[2] = tl->len;
-        v[3] = fk, l[3] = strlen(fk);
-        v[4] = rev, l[4] = revl;
-        v[5] = rev, l[5] = store_rev_bucket(rev, revl);
-        v[6] = ixk, l[6] = strlen(ixk);
-        v[7] = ixp, l[7] = ixl;
+        const char **v = argv + 3 + i * 9;
+        size_t *l = argl + 3 + i * 9;
+        v[0] = key->str, l[0] = key->len;
+        v[1] = name, l[1] = name_len;
+        v[2] = f->str, l[2] = f->len;
+        v[3] = tl->str, l[3] = tl->len;
+        v[4] = fk, l[4] = strlen(fk);
+        v[5] = rev, l[5] = revl;
+        v[6] = rev, l[6] = store_rev_bucket(rev, revl);
+        v[7] = ixk, l[7] = strlen(ixk);
+        v[8] = ixp, l[8] = ixl;
     }
     if (redisAsyncCommandArgv(s->rc.ac, on_expired, s, (int)total, argv, argl) == REDIS_OK) {
         free(argv);

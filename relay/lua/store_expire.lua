@@ -1,19 +1,21 @@
 -- store_expire.lua - deletes expired triples and their index entries
 -- (store.c). A triple seen again since the sweep found it (its time_last
 -- changed) is kept.
--- ARGV: 7 per triple: name, field, time_last, forward bucket key,
---   reversed name, suffix bucket, index key ("" for none) and member
---   (8 with the member)
--- Returns the number of triples deleted.
-local n, gone, gone_names = #ARGV, 0, 0
+-- ARGV: 9 per entry: key (n:<name> or e:<name>), name, field,
+--   time_last, forward bucket key ("" for an error line: no indexes),
+--   reversed name, suffix bucket, index key ("" for none), index member
+-- Returns the number of entries deleted.
+local n, gone, gone_names, gone_errors = #ARGV, 0, 0, 0
 local i = 1
-while i + 7 <= n do
-  local name, f, tl = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local fk, rev, rb, ixk, ixm = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
-  i = i + 8
-  local key = 'n:' .. name
+while i + 8 <= n do
+  local key, name, f, tl = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local fk, rev, rb, ixk, ixm = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
+  i = i + 9
   local v = redis.call('HGET', key, f)
-  if v and string.match(v, '^%d+ (%d+)') == tl then
+  if v and string.match(v, '^%d+ (%d+)') == tl and fk == '' then
+    redis.call('HDEL', key, f)
+    gone_errors = gone_errors + 1
+  elseif v and string.match(v, '^%d+ (%d+)') == tl then
     redis.call('HDEL', key, f)
     gone = gone + 1
     if ixk ~= '' then redis.call('ZREM', ixk, ixm .. ' ' .. name) end
@@ -27,4 +29,5 @@ while i + 7 <= n do
 end
 if gone > 0 then redis.call('HINCRBY', 'st:info', 'triples', -gone) end
 if gone_names > 0 then redis.call('HINCRBY', 'st:info', 'names', -gone_names) end
-return gone
+if gone_errors > 0 then redis.call('HINCRBY', 'st:info', 'errors', -gone_errors) end
+return gone + gone_errors

@@ -1,9 +1,10 @@
 -- store_sweep.lua - one step of the expiry sweep (store.c): scans some
--- n:<name> hashes and returns the triples whose rrtype has an expiry
--- (store.expire) and whose time_last is older than it.
+-- n:<name> (triples) and e:<name> (error lines) hashes and returns the
+-- entries whose rrtype has an expiry (store.expire) and whose time_last
+-- is older than it.
 -- ARGV: SCAN cursor, COUNT, now, expiry (",1=3600,...,")
--- Returns {next cursor, name1, field1, time_last1, ...}.
-local r = redis.call('SCAN', ARGV[1], 'MATCH', 'n:*', 'COUNT', tonumber(ARGV[2]))
+-- Returns {next cursor, key1, field1, time_last1, ...}.
+local r = redis.call('SCAN', ARGV[1], 'MATCH', '[ne]:*', 'COUNT', tonumber(ARGV[2]))
 local now, expiry = tonumber(ARGV[3]), ARGV[4]
 local out = {r[1]}
 for _, k in ipairs(r[2]) do
@@ -14,7 +15,7 @@ for _, k in ipairs(r[2]) do
     if e then
       local tl = tonumber(string.match(h[j + 1], '^%d+ (%d+)'))
       if tl + tonumber(e) < now then
-        out[#out + 1] = string.sub(k, 3)
+        out[#out + 1] = k
         out[#out + 1] = h[j]
         out[#out + 1] = tostring(tl)
       end

@@ -558,11 +558,15 @@ def test_expiry_per_rrtype(redis_server, relay_factory, tmp_path):
     f = tmp_path / "exp.ndjson"
     f.write_text("\n".join(json.dumps({"rrname": n, "rrtype": t, "rdata": d, "time_first": tl - 10,
                                        "time_last": tl, "count": 1}) for n, t, d, tl in recs) + "\n")
-    relay = store_relay(relay_factory, redis_server,
+    errs = tmp_path / "errors.csv"  # error lines expire by their rrtype too
+    errs.write_text("%d.0||c||s||IN||gone.exp.test.||A||NXDOMAIN||0||1\n"
+                    "%d.0||c||s||IN||gone.exp.test.||TXT||NXDOMAIN||0||1\n" % (old, old))
+    relay = store_relay(relay_factory, redis_server, ingest={"keep_errors": True},
                         store={"expire": {"A": 3600, "CNAME": 864000}, "sweep_interval": 1})
-    subprocess.run([BIN, "import", "-c", relay.config, str(f)], check=True,
+    subprocess.run([BIN, "import", "-c", relay.config, str(f), str(errs)], check=True,
                    capture_output=True, timeout=60)
     api = Api(relay.http_port)
+    assert [o["rrtype"] for o in api.page("/errors/gone.exp.test")[0]] == ["TXT"]
     got, _ = api.page("/query/*.exp.test")
     assert {(o["rrname"], o["rdata"]) for o in got} == {
         ("mixed.exp.test", "198.51.100.3"), ("mixed.exp.test", '"old"'),
@@ -570,17 +574,18 @@ def test_expiry_per_rrtype(redis_server, relay_factory, tmp_path):
     assert api.page("/query/198.51.100.0/24")[0][0]["rdata"] == "198.51.100.3"
     # the sweep deletes the two expired triples, their index entries, and
     # the name that has nothing left
-    assert relay.wait_for(lambda: relay.metrics()["pdns_relay_store_expired_triples_total"] == 2,
+    assert relay.wait_for(lambda: relay.metrics()["pdns_relay_store_expired_triples_total"] == 3,
                           15)
     r = redis_server.client()
     assert not r.exists("n:gone.exp.test")
+    assert r.hkeys("e:gone.exp.test") == [b"16 NXDOMAIN"]
     assert r.hkeys("n:mixed.exp.test") and b"1 198.51.100.2" not in r.hkeys("n:mixed.exp.test")
     members = [m.decode() for m in r.zrange("ix:ip", 0, -1)]
     assert not any("198.51.100.1 " in m or "198.51.100.2 " in m for m in members)
     assert any("198.51.100.3 " in m for m in members)
     assert r.zscore("r:test.exp", "test.exp.gone") is None
     info = json.loads(api.get("/info")[2])
-    assert info["triples"] == 3 and info["names"] == 2
+    assert info["triples"] == 3 and info["names"] == 2 and info["errors"] == 1
 
 
 def test_queue_lines_leave_the_queue_only_once_stored(redis_server, relay_factory, workdir):
