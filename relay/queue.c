@@ -11,7 +11,6 @@
  * The processing list is "{analyzer:8:<uuid>}:pdns-relay:<relay_id>:
  * processing": its hash tag is the source key's name, so both keys share
  * a Redis Cluster slot and the script runs unchanged on a cluster. */
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>

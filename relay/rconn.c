@@ -1,9 +1,9 @@
 /* rconn.c - a self-healing hiredis async connection. See rconn.h. */
 #include "rconn.h"
 
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -13,6 +13,74 @@
 
 static void try_connect(rconn *c);
 static void on_timer(uv_timer_t *t);
+
+/* ---- hiredis on the libuv loop ------------------------------------------
+ * hiredis 0.14's own libuv adapter (adapters/libuv.h) returns from its poll
+ * callback when libuv reports an error on the socket, which it does when
+ * the server resets the connection (Redis shutting down with a command of
+ * ours unread, say): hiredis then never reads, never learns the link is
+ * gone, and waits forever. This one hands an error to hiredis as a read,
+ * which fails and disconnects as it should. Otherwise the same glue. */
+typedef struct uv_events {
+    redisAsyncContext *ac;   /* NULL once hiredis let go of us */
+    uv_poll_t handle;
+    int events;
+} uv_events;
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+    uv_events *p = h->data;
+    if (status < 0) { /* a reset or an error: reading tells hiredis */
+        if (p->ac)
+            redisAsyncHandleRead(p->ac);
+        return;
+    }
+    if (p->ac && (events & UV_READABLE))
+        redisAsyncHandleRead(p->ac);
+    if (p->ac && (events & UV_WRITABLE))
+        redisAsyncHandleWrite(p->ac);
+}
+
+static void set_events(uv_events *p, int add, int del) {
+    p->events = (p->events | add) & ~del;
+    if (p->events)
+        uv_poll_start(&p->handle, p->events, on_poll);
+    else
+        uv_poll_stop(&p->handle);
+}
+
+static void add_read(void *d) { set_events(d, UV_READABLE, 0); }
+static void del_read(void *d) { set_events(d, 0, UV_READABLE); }
+static void add_write(void *d) { set_events(d, UV_WRITABLE, 0); }
+static void del_write(void *d) { set_events(d, 0, UV_WRITABLE); }
+
+static void on_events_closed(uv_handle_t *h) {
+    free(h->data);
+}
+
+static void cleanup(void *d) {
+    uv_events *p = d;
+    p->ac = NULL;
+    uv_close((uv_handle_t *)&p->handle, on_events_closed);
+}
+
+static int attach(redisAsyncContext *ac, uv_loop_t *loop) {
+    uv_events *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -1;
+    if (uv_poll_init(loop, &p->handle, ac->c.fd) != 0) {
+        free(p);
+        return -1;
+    }
+    p->handle.data = p;
+    p->ac = ac;
+    ac->ev.data = p;
+    ac->ev.addRead = add_read;
+    ac->ev.delRead = del_read;
+    ac->ev.addWrite = add_write;
+    ac->ev.delWrite = del_write;
+    ac->ev.cleanup = cleanup;
+    return 0;
+}
 
 static void retry(rconn *c, const char *why) {
     int was_ready = c->ready;
@@ -98,7 +166,11 @@ static void try_connect(rconn *c) {
         return;
     }
     ac->data = c;
-    redisLibuvAttach(ac, c->loop);
+    if (attach(ac, c->loop) < 0) {
+        redisAsyncFree(ac);
+        retry(c, "out of memory");
+        return;
+    }
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     c->ac = ac;

@@ -1,9 +1,12 @@
 /* rconn.h - one hiredis async connection on the relay's loop that stays
- * up: connects, SELECTs the database, and when Redis goes away (or never
- * answers: hiredis 0.14's libuv adapter drops poll errors, so a refused
- * connect is caught by a timeout) retries with exponential backoff,
- * logging the outage once. Its users (the d4-core queue consumer, the
- * delivery outboxes) are told when it is ready and when it is gone. */
+ * up: connects, SELECTs the database (a reply other than OK drops the
+ * link: not a Redis), and when Redis goes away (a close, a reset, or no
+ * answer to the connect within CONNECT_TIMEOUT_MS) retries with
+ * exponential backoff, logging the outage once. hiredis is glued to libuv
+ * by rconn.c itself: the adapter hiredis 0.14 ships ignores socket errors,
+ * so a reset link would never be noticed. Its users (the d4-core queue
+ * consumer, the store, the delivery outboxes) are told when it is ready
+ * and when it is gone. */
 #ifndef PDNS_RCONN_H
 #define PDNS_RCONN_H
 

@@ -727,3 +727,47 @@ def test_error_lines_kept_apart_when_configured(redis_server, relay_factory, tmp
         assert info["errors"] == 3 and info["triples"] == 1
         assert api.page("/errors/*.err.test")[0] == []  # one name, taken literally
         relay.stop()
+
+
+def test_a_reset_redis_link_is_noticed(relay_factory):
+    """A Redis that resets the connection (as one shutting down with our
+    command unread does) must show as an outage, not as a link waiting
+    forever for its reply: a fake server answers SELECT, then resets."""
+    import socket
+    import struct
+    import threading
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    resets = []
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            c.settimeout(5)
+            try:
+                c.recv(65536)                 # SELECT
+                c.sendall(b"+OK\r\n")
+                c.recv(65536)                 # SCRIPT LOAD, a batch...
+            except OSError:
+                pass
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()                         # RST
+            resets.append(1)
+    threading.Thread(target=serve, daemon=True).start()
+    fake = Redis.__new__(Redis)
+    fake.port = port
+    relay = relay_factory(redis=fake, extra={"mixer": {"enabled": False}}).start()
+    try:
+        assert relay.wait_for(lambda: resets, 10)
+        assert relay.wait_for(lambda: "store Redis" in relay.log_text() and
+                              "unavailable" in relay.log_text(), 10), relay.log_text()
+        assert relay.wait_for(lambda: relay.metrics()["pdns_relay_store_up"] == 0, 10)
+        assert Api(relay.http_port).get("/healthz")[0] == 200
+    finally:
+        srv.close()
