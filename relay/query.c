@@ -154,13 +154,10 @@ static void answer(query_req *q, const redisReply *rep) {
     int rc = 0;
     if (q->json)
         rc |= pdns_buf_append(q->body, "[", 1);
-    size_t n = 0;
-    for (size_t i = 1; i + 4 < rep->elements; i += 5) {
+    for (size_t i = 1; i + 4 < rep->elements; i += 5)
         rc |= put_triple(q, rep->element + i);
-        n++;
-    }
     if (q->json) {
-        if (n)
+        if (q->body->p[q->body->len - 1] == ',')
             q->body->len--; /* the last comma */
         rc |= pdns_buf_append(q->body, "]\n", 2);
     } else if (q->saf) {
