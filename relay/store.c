@@ -202,96 +202,105 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
     ((argv)[0] = "EVAL", (argl)[0] = 4, (argv)[1] = (script),               \
      (argl)[1] = sizeof(script) - 1, (argv)[2] = "0", (argl)[2] = 1)
 
-/* Appends one argument to scratch, recording where it is. */
-static int arg_add(pdns_buf *scratch, size_t *offs, size_t *k, const char *a,
-                   size_t alen, const char *b, size_t blen) {
-    offs[(*k)++] = scratch->len;
-    if (pdns_buf_append(scratch, a, alen) < 0 ||
-        (blen && pdns_buf_append(scratch, b, blen) < 0))
+/* Decimal digits of v into out (no NUL). Returns their number. */
+static size_t utoa(uint64_t v, char out[20]) {
+    char tmp[20];
+    size_t n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10));
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+static size_t itoa64(int64_t v, char out[21]) {
+    if (v >= 0)
+        return utoa((uint64_t)v, out);
+    out[0] = '-';
+    return 1 + utoa((uint64_t)0 - (uint64_t)v, out + 1);
+}
+
+/* Appends one RESP bulk string, the concatenation a b ("$<n>\r\n<a><b>\r\n").
+ * Returns 0, or -1. */
+static int resp_arg(pdns_buf *cmd, const char *a, size_t alen, const char *b,
+                    size_t blen) {
+    char hdr[24];
+    size_t n = 1;
+    hdr[0] = '$';
+    n += utoa(alen + blen, hdr + 1);
+    hdr[n++] = '\r';
+    hdr[n++] = '\n';
+    if (pdns_buf_reserve(cmd, n + alen + blen + 2) < 0)
         return -1;
+    char *w = cmd->p + cmd->len;
+    memcpy(w, hdr, n);
+    memcpy(w + n, a, alen);
+    if (blen)
+        memcpy(w + n + alen, b, blen);
+    memcpy(w + n + alen + blen, "\r\n", 2);
+    cmd->len += n + alen + blen + 2;
     return 0;
 }
 
-/* The arguments of a chunk's EVAL, built when it is sent: composed here,
- * so that the script concatenates nothing (in Redis's Lua, building a
- * string costs more than passing one). */
-static int build_args(const store *s, const store_chunk *c, pdns_buf *scratch,
-                      const char ***argvp, size_t **arglp, size_t *argcp) {
+/* The EVAL of a chunk as one RESP command, written here rather than by
+ * hiredis from an argument vector: the relay composes every key and
+ * member (in Redis's Lua, building a string costs more than passing one)
+ * and writes them straight into the command. */
+static int build_command(const store *s, const store_chunk *c, pdns_buf *cmd) {
     size_t n = c->entries.len / sizeof(entry);
-    size_t nargs = 1 + n * ARGS_PER_ENTRY, total = 5 + nargs, k = 0;
     const entry *e = (const entry *)c->entries.p;
-    size_t *offs = malloc((nargs + 1) * sizeof(size_t));
-    const char **argv = malloc(total * sizeof(*argv));
-    size_t *argl = malloc(total * sizeof(*argl));
-    if (!offs || !argv || !argl)
-        goto fail;
-    scratch->len = 0;
-    char num[96];
-    int nl = snprintf(num, sizeof(num), "%" PRIu64, c->seq);
-    if (arg_add(scratch, offs, &k, num, (size_t)nl, NULL, 0) < 0)
-        goto fail;
+    char num[72];
+    size_t nl;
+    cmd->len = 0;
+    nl = (size_t)snprintf(num, sizeof(num), "*%zu\r\n", 6 + n * ARGS_PER_ENTRY);
+    if (pdns_buf_append(cmd, num, nl) < 0 ||
+        resp_arg(cmd, "EVAL", 4, NULL, 0) < 0 ||
+        resp_arg(cmd, store_ingest_lua, sizeof(store_ingest_lua) - 1, NULL, 0) < 0 ||
+        resp_arg(cmd, "0", 1, NULL, 0) < 0 ||
+        resp_arg(cmd, s->mark, strlen(s->mark), NULL, 0) < 0 ||
+        resp_arg(cmd, s->boot, strlen(s->boot), NULL, 0) < 0 ||
+        resp_arg(cmd, num, utoa(c->seq, num), NULL, 0) < 0)
+        return -1;
     for (size_t i = 0; i < n; i++) {
         const char *name = c->arena.p + e[i].off, *rdata = name + e[i].name_len,
                    *sensor = rdata + e[i].rdata_len, *rev = sensor + e[i].sensor_len,
                    *ixp = rev + e[i].rev_len;
-        char fb[8], db[8], ty[8];
-        store_fwd_bucket(name, e[i].name_len, fb);
+        char fb[8] = "", db[8], ty[24];
+        if (!e[i].is_error) /* error lines get no name indexes */
+            store_fwd_bucket(name, e[i].name_len, fb);
         const char *ixk = "";
         if (e[i].ix == IX_IP)
             ixk = "ix:ip";
         else if (e[i].ix == IX_RD)
             store_rd_bucket(rdata, e[i].rdata_len, db), ixk = db;
-        int tl = snprintf(ty, sizeof(ty), "%u ", (unsigned)e[i].rrtype);
-        if (e[i].is_error)
-            fb[0] = '\0'; /* no name indexes: the script keeps it apart */
-        if (arg_add(scratch, offs, &k, e[i].is_error ? "e:" : "n:", 2, name,
-                    e[i].name_len) < 0 ||
-            arg_add(scratch, offs, &k, ty, (size_t)tl, rdata, e[i].rdata_len) < 0)
-            goto fail;
-        nl = snprintf(num, sizeof(num), "%" PRId64 " %" PRId64 " %" PRIu64, e[i].tf,
-                      e[i].tl, e[i].count);
-        if (arg_add(scratch, offs, &k, num, (size_t)nl, NULL, 0) < 0 ||
-            arg_add(scratch, offs, &k, sensor, e[i].sensor_len, NULL, 0) < 0)
-            goto fail;
-        nl = snprintf(num, sizeof(num), "%" PRIu32, e[i].nrec);
-        if (arg_add(scratch, offs, &k, num, (size_t)nl, NULL, 0) < 0 ||
-            arg_add(scratch, offs, &k, name, e[i].name_len, NULL, 0) < 0 ||
-            arg_add(scratch, offs, &k, rev, e[i].rev_len, NULL, 0) < 0 ||
-            arg_add(scratch, offs, &k, fb, strlen(fb), NULL, 0) < 0 ||
-            arg_add(scratch, offs, &k, "r:", 2, rev, e[i].rb_len) < 0 ||
-            arg_add(scratch, offs, &k, rev, e[i].rb_len, NULL, 0) < 0 ||
-            arg_add(scratch, offs, &k, ixk, strlen(ixk), NULL, 0) < 0)
-            goto fail;
-        /* the index member: its prefix, a space, the owner name */
-        offs[k++] = scratch->len;
-        if (e[i].ix != IX_NONE &&
-            (pdns_buf_append(scratch, ixp, e[i].ixp_len) < 0 ||
-             pdns_buf_append(scratch, " ", 1) < 0 ||
-             pdns_buf_append(scratch, name, e[i].name_len) < 0))
-            goto fail;
-        if (arg_add(scratch, offs, &k, c->arena.p + e[i].bw_off, e[i].bw_len, NULL, 0) < 0)
-            goto fail;
+        size_t tl = utoa(e[i].rrtype, ty);
+        ty[tl++] = ' ';
+        nl = itoa64(e[i].tf, num);
+        num[nl++] = ' ';
+        nl += itoa64(e[i].tl, num + nl);
+        num[nl++] = ' ';
+        nl += utoa(e[i].count, num + nl);
+        char nr[20];
+        size_t nrl = utoa(e[i].nrec, nr);
+        if (resp_arg(cmd, e[i].is_error ? "e:" : "n:", 2, name, e[i].name_len) < 0 ||
+            resp_arg(cmd, ty, tl, rdata, e[i].rdata_len) < 0 ||
+            resp_arg(cmd, num, nl, NULL, 0) < 0 ||
+            resp_arg(cmd, sensor, e[i].sensor_len, NULL, 0) < 0 ||
+            resp_arg(cmd, nr, nrl, NULL, 0) < 0 ||
+            resp_arg(cmd, name, e[i].name_len, NULL, 0) < 0 ||
+            resp_arg(cmd, rev, e[i].rev_len, NULL, 0) < 0 ||
+            resp_arg(cmd, fb, strlen(fb), NULL, 0) < 0 ||
+            resp_arg(cmd, "r:", 2, rev, e[i].rb_len) < 0 ||
+            resp_arg(cmd, rev, e[i].rb_len, NULL, 0) < 0 ||
+            resp_arg(cmd, ixk, strlen(ixk), NULL, 0) < 0)
+            return -1;
+        /* the index member: its prefix (with its space), the owner name */
+        if (resp_arg(cmd, ixp, e[i].ixp_len, name, e[i].ix == IX_NONE ? 0 : e[i].name_len) < 0 ||
+            resp_arg(cmd, c->arena.p + e[i].bw_off, e[i].bw_len, NULL, 0) < 0)
+            return -1;
     }
-    offs[k] = scratch->len;
-    EVAL_HEAD(argv, argl, store_ingest_lua);
-    argv[3] = s->mark;
-    argl[3] = strlen(s->mark);
-    argv[4] = s->boot;
-    argl[4] = strlen(s->boot);
-    for (size_t j = 0; j < nargs; j++) {
-        argv[5 + j] = scratch->p + offs[j];
-        argl[5 + j] = offs[j + 1] - offs[j];
-    }
-    free(offs);
-    *argvp = argv;
-    *arglp = argl;
-    *argcp = total;
     return 0;
-fail:
-    free(offs);
-    free(argv);
-    free(argl);
-    return -1;
 }
 
 /* Sends the oldest batch when nothing is in flight. */
@@ -302,22 +311,17 @@ static void kick(store *s) {
     if (!c->sealed && c->nrec < s->conf->batch)
         return; /* still filling: store_flush or the tick sends it */
     c->sealed = 1;
-    const char **argv;
-    size_t *argl, argc;
-    pdns_buf scratch = {0};
-    if (build_args(s, c, &scratch, &argv, &argl, &argc) < 0) {
-        pdns_buf_free(&scratch);
+    if (build_command(s, c, &s->cmd) < 0) {
         s->retry_at_ms = mono_ms() + RETRY_MS;
         return;
     }
-    if (redisAsyncCommandArgv(s->rc.ac, on_reply, s, (int)argc, argv, argl) ==
+    if (redisAsyncFormattedCommand(s->rc.ac, on_reply, s, s->cmd.p, s->cmd.len) ==
         REDIS_OK) {
         s->busy = 1;
         s->sent_s = mono_s();
     }
-    free(argv);
-    free(argl);
-    pdns_buf_free(&scratch);
+    if (s->cmd.cap > (8u << 20)) /* keep a usual batch's buffer, not a huge one */
+        pdns_buf_free(&s->cmd);
 }
 
 static store_chunk *new_chunk(store *s) {
@@ -420,8 +424,8 @@ int store_init(store *s, const store_conf *c, uv_loop_t *loop,
 }
 
 /* The index an rdata goes to (IX_IP for addresses, IX_RD for a name, or
- * IX_NONE) and its member prefix ("<key> <rrtype> <rdata>" or "<rdata>
- * <rrtype>"; the owner name follows). */
+ * IX_NONE) and its member prefix ("<key> <rrtype> <rdata> " or "<rdata>
+ * <rrtype> "; the owner name follows). */
 static uint8_t index_member(uint16_t rrtype, const char *rdata, size_t len,
                             char *ixp, size_t size, size_t *ixl) {
     *ixl = 0;
@@ -430,12 +434,12 @@ static uint8_t index_member(uint16_t rrtype, const char *rdata, size_t len,
         size_t kl = store_ip_key(rdata, len, key);
         if (!kl || len >= 64)
             return IX_NONE;
-        *ixl = (size_t)snprintf(ixp, size, "%s %u %.*s", key, (unsigned)rrtype,
+        *ixl = (size_t)snprintf(ixp, size, "%s %u %.*s ", key, (unsigned)rrtype,
                                 (int)len, rdata);
         return IX_IP;
     }
     if (pdns_rrtype_rdata_is_name(rrtype) && len < 1100 && !memchr(rdata, ' ', len)) {
-        *ixl = (size_t)snprintf(ixp, size, "%.*s %u", (int)len, rdata, (unsigned)rrtype);
+        *ixl = (size_t)snprintf(ixp, size, "%.*s %u ", (int)len, rdata, (unsigned)rrtype);
         return IX_RD;
     }
     return IX_NONE;

@@ -48,6 +48,7 @@ typedef struct store {
     char mark[128];            /* the applied-batch marker key */
     char boot[40];             /* this process's boot id */
     store_chunk *head, *tail;  /* oldest first; head is in flight if busy */
+    pdns_buf cmd;              /* the RESP command of the batch being sent */
     size_t waiting;            /* records in chunks */
     uint64_t seq;              /* of the newest chunk */
     uint64_t acked_seq;        /* every chunk up to this one is stored */

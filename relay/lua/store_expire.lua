@@ -4,6 +4,7 @@
 -- ARGV: 9 per entry: key (n:<name> or e:<name>), name, field,
 --   time_last, forward bucket key ("" for an error line: no indexes),
 --   reversed name, suffix bucket, index key ("" for none), index member
+--   prefix (its trailing space included: the name follows)
 -- Returns the number of entries deleted.
 local n, gone, gone_names, gone_errors = #ARGV, 0, 0, 0
 local i = 1
@@ -18,7 +19,7 @@ while i + 8 <= n do
   elseif v and string.match(v, '^%d+ (%d+)') == tl then
     redis.call('HDEL', key, f)
     gone = gone + 1
-    if ixk ~= '' then redis.call('ZREM', ixk, ixm .. ' ' .. name) end
+    if ixk ~= '' then redis.call('ZREM', ixk, ixm .. name) end
     if redis.call('EXISTS', key) == 0 then
       gone_names = gone_names + 1
       redis.call('ZREM', fk, name)
