@@ -140,6 +140,22 @@ static int looks_ip(const char *q, size_t len) {
     return 1;
 }
 
+/* A lookup of one name's hash (kind "" for its triples, "e" for its error
+ * lines). */
+static int one_name(qparse *p, const char *q, size_t len, const char *kind,
+                    const char *what, char *err, size_t errlen) {
+    size_t n = check_name(q, len, p->abuf, err, errlen);
+    if (!n)
+        return -1;
+    p->a.mode = "name";
+    p->a.kind = kind;
+    p->a.a = p->abuf;
+    p->a.alen = n;
+    p->a.b = "";
+    p->kind = what;
+    return 0;
+}
+
 int qparse_query(qparse *p, const char *q, size_t len, int form, char *err,
                  size_t errlen) {
     char name[512];
@@ -150,17 +166,8 @@ int qparse_query(qparse *p, const char *q, size_t len, int form, char *err,
         snprintf(err, errlen, "empty query");
         return -1;
     }
-    if (form == QP_ERRORS) { /* one name, exactly */
-        if (!(n = check_name(q, len, p->abuf, err, errlen)))
-            return -1;
-        p->a.mode = "name";
-        p->a.kind = "e";
-        p->a.a = p->abuf;
-        p->a.alen = n;
-        p->a.b = "";
-        p->kind = "errors";
-        return 0;
-    }
+    if (form == QP_ERRORS) /* one name, exactly */
+        return one_name(p, q, len, "e", "errors", err, errlen);
     if (!rdata && looks_ip(q, len))
         return parse_ip(p, q, len, err, errlen);
     if (rdata) {
@@ -212,15 +219,7 @@ int qparse_query(qparse *p, const char *q, size_t len, int form, char *err,
                  "(*.example.com) or at the end (www.example.*)");
         return -1;
     }
-    if (!(n = check_name(q, len, p->abuf, err, errlen)))
-        return -1;
-    p->a.mode = "name";
-    p->a.kind = "";
-    p->a.a = p->abuf;
-    p->a.alen = n;
-    p->a.b = "";
-    p->kind = "name";
-    return 0;
+    return one_name(p, q, len, "", "name", err, errlen);
 }
 
 int qparse_rrtypes(qparse *p, const char *list, char *err, size_t errlen) {
