@@ -541,15 +541,8 @@ int deliver_start(relay *r) {
     if (!d->ctx)
         return -1;
     SSL_CTX_set_min_proto_version(d->ctx, TLS1_2_VERSION);
-    snprintf(d->rc.host, sizeof(d->rc.host), "%s", r->cfg.redis.host);
-    d->rc.port = r->cfg.redis.port;
-    d->rc.db = r->cfg.redis_db;
-    d->rc.loop = r->loop;
-    d->rc.what = "deliver: Redis (partner outboxes)";
-    d->rc.stopping = &r->stopping;
-    d->rc.on_ready = on_ready;
-    d->rc.on_down = on_down;
-    d->rc.ctx = d;
+    rconn_init(&d->rc, r->loop, r->cfg.redis.host, r->cfg.redis.port, r->cfg.redis_db,
+               "deliver: Redis (partner outboxes)", &r->stopping, on_ready, on_down, d);
     deliver_sync(r);
     return 0;
 }

@@ -227,16 +227,10 @@ int queue_start(relay *r) {
     uv_timer_init(r->loop, &qc->timer);
     qc->timer.data = qc;
     r->queue = qc;
-    snprintf(qc->rc.host, sizeof(qc->rc.host), "%s", r->cfg.queue_redis.host);
-    qc->rc.port = r->cfg.queue_redis.port;
-    qc->rc.db = r->cfg.queue_redis_db;
-    qc->rc.loop = r->loop;
-    qc->rc.what = "queue: d4-core Redis";
-    qc->rc.stopping = &r->stopping;
+    rconn_init(&qc->rc, r->loop, r->cfg.queue_redis.host, r->cfg.queue_redis.port,
+               r->cfg.queue_redis_db, "queue: d4-core Redis", &r->stopping, on_ready,
+               on_down, qc);
     qc->rc.count_into = &r->in.m.redis_disconnects;
-    qc->rc.on_ready = on_ready;
-    qc->rc.on_down = on_down;
-    qc->rc.ctx = qc;
     rconn_start(&qc->rc);
     log_info("queue: consuming %zu d4-core queue(s) from %s:%d db %d", qc->n,
              r->cfg.queue_redis.host, r->cfg.queue_redis.port,

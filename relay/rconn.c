@@ -178,6 +178,21 @@ static void try_connect(rconn *c) {
     uv_timer_start(&c->timer, on_timer, CONNECT_TIMEOUT_MS, 0);
 }
 
+void rconn_init(rconn *c, uv_loop_t *loop, const char *host, int port, int db,
+                const char *what, const int *stopping, void (*on_ready)(void *),
+                void (*on_down)(void *), void *ctx) {
+    memset(c, 0, sizeof(*c));
+    c->loop = loop;
+    snprintf(c->host, sizeof(c->host), "%s", host);
+    c->port = port;
+    c->db = db;
+    c->what = what;
+    c->stopping = stopping;
+    c->on_ready = on_ready;
+    c->on_down = on_down;
+    c->ctx = ctx;
+}
+
 int rconn_start(rconn *c) {
     uv_timer_init(c->loop, &c->timer);
     c->timer.data = c;

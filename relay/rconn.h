@@ -32,6 +32,12 @@ typedef struct rconn {
     uv_timer_t timer;
 } rconn;
 
+/* Fills in what the connection is: where it goes, its name in the log,
+ * the stop flag and the callbacks (ctx is theirs). Leaves the rest zero. */
+void rconn_init(rconn *c, uv_loop_t *loop, const char *host, int port, int db,
+                const char *what, const int *stopping, void (*on_ready)(void *),
+                void (*on_down)(void *), void *ctx);
+
 /* Starts connecting. Returns 0. */
 int rconn_start(rconn *c);
 

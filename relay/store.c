@@ -411,15 +411,8 @@ int store_init(store *s, const store_conf *c, uv_loop_t *loop,
     unsigned char sha[SHA_DIGEST_LENGTH];
     SHA1((const unsigned char *)store_query_lua, sizeof(store_query_lua) - 1, sha);
     sodium_bin2hex(s->query_sha, sizeof(s->query_sha), sha, sizeof(sha));
-    s->rc.loop = loop;
-    snprintf(s->rc.host, sizeof(s->rc.host), "%s", c->host);
-    s->rc.port = c->port;
-    s->rc.db = c->db;
-    s->rc.what = "store Redis";
-    s->rc.stopping = stopping;
-    s->rc.on_ready = on_ready;
-    s->rc.on_down = on_down;
-    s->rc.ctx = s;
+    rconn_init(&s->rc, loop, c->host, c->port, c->db, "store Redis", stopping,
+               on_ready, on_down, s);
     return rconn_start(&s->rc);
 }
 
