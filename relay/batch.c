@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,6 +27,11 @@ void batch_leaf_hash(const char *line, size_t len, uint8_t out[BATCH_HASH]) {
     h2(0x00, (const uint8_t *)line, len, NULL, 0, out);
 }
 
+void batch_leaf_hashes(const char *base, const hashmany_span *span, size_t n,
+                       uint8_t (*leaves)[BATCH_HASH]) {
+    hashmany_blake2b256(0x00, (const uint8_t *)base, span, n, leaves);
+}
+
 static size_t split_point(size_t n) { /* largest power of two < n */
     size_t k = 1;
     while (k << 1 < n)
@@ -33,21 +39,67 @@ static size_t split_point(size_t n) { /* largest power of two < n */
     return k;
 }
 
-void batch_merkle_root(const uint8_t (*leaves)[BATCH_HASH], size_t n,
-                       uint8_t out[BATCH_HASH]) {
-    if (n == 0) {
-        crypto_generichash(out, BATCH_HASH, NULL, 0, NULL, 0);
-        return;
-    }
+/* The RFC 6962 definition, one node at a time: the fallback when there is
+ * no memory for the level-by-level computation. */
+static void merkle_root_rec(const uint8_t (*leaves)[BATCH_HASH], size_t n,
+                            uint8_t out[BATCH_HASH]) {
     if (n == 1) {
         memcpy(out, leaves[0], BATCH_HASH);
         return;
     }
     uint8_t l[BATCH_HASH], r[BATCH_HASH];
     size_t k = split_point(n);
-    batch_merkle_root(leaves, k, l);
-    batch_merkle_root(leaves + k, n - k, r);
+    merkle_root_rec(leaves, k, l);
+    merkle_root_rec(leaves + k, n - k, r);
     h2(0x01, l, BATCH_HASH, r, BATCH_HASH, out);
+}
+
+/* Level by level: pair 2i and 2i+1 into node i, carry an odd last node up
+ * unchanged. That is the same tree as RFC 6962's split at the largest
+ * power of two below n, and it lets one hashmany call hash a whole level.
+ * The levels alternate between two buffers. */
+void batch_merkle_root(const uint8_t (*leaves)[BATCH_HASH], size_t n,
+                       uint8_t out[BATCH_HASH]) {
+    if (n == 0) {
+        crypto_generichash(out, BATCH_HASH, NULL, 0, NULL, 0);
+        return;
+    }
+    size_t half = n / 2 + 1;
+    uint8_t(*buf)[BATCH_HASH] = n > 2 ? malloc(2 * half * sizeof(*buf)) : NULL;
+    hashmany_span *span = buf ? malloc(half * sizeof(*span)) : NULL;
+    if (!span) { /* n <= 2, or no memory */
+        free(buf);
+        merkle_root_rec(leaves, n, out);
+        return;
+    }
+    for (size_t i = 0; i < half; i++) {
+        span[i].off = 2 * i * BATCH_HASH;
+        span[i].len = 2 * BATCH_HASH;
+    }
+    const uint8_t(*in)[BATCH_HASH] = leaves;
+    uint8_t(*next)[BATCH_HASH] = buf;
+    while (n > 1) {
+        hashmany_blake2b256(0x01, in[0], span, n / 2, next);
+        if (n & 1)
+            memcpy(next[n / 2], in[n - 1], BATCH_HASH);
+        n = n / 2 + (n & 1);
+        in = (const uint8_t(*)[BATCH_HASH])next;
+        next = next == buf ? buf + half : buf;
+    }
+    memcpy(out, in[0], BATCH_HASH);
+    free(buf);
+    free(span);
+}
+
+int batch_lines_root(const char *base, const hashmany_span *span, size_t n,
+                     uint8_t root[BATCH_HASH]) {
+    uint8_t(*leaves)[BATCH_HASH] = malloc((n ? n : 1) * sizeof(*leaves));
+    if (!leaves)
+        return -1;
+    batch_leaf_hashes(base, span, n, leaves);
+    batch_merkle_root((const uint8_t (*)[BATCH_HASH])leaves, n, root);
+    free(leaves);
+    return 0;
 }
 
 size_t batch_merkle_path(const uint8_t (*leaves)[BATCH_HASH], size_t n,

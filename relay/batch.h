@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "hashmany.h"
 
 #define BATCH_HASH 32
 
@@ -47,8 +48,17 @@ typedef struct batch_trailer {
 
 /* Merkle tree over lines (RFC 6962 shape, BLAKE2b-256). */
 void batch_leaf_hash(const char *line, size_t len, uint8_t out[BATCH_HASH]);
+/* leaves[i] = the leaf hash of line i, base[span[i].off..] without its
+ * "\n": many lines at once, several times faster than one by one. */
+void batch_leaf_hashes(const char *base, const hashmany_span *span, size_t n,
+                       uint8_t (*leaves)[BATCH_HASH]);
 void batch_merkle_root(const uint8_t (*leaves)[BATCH_HASH], size_t n,
                        uint8_t out[BATCH_HASH]);
+
+/* The Merkle root of n lines given as spans of base (each without its
+ * "\n"). Returns 0, or -1 when out of memory. */
+int batch_lines_root(const char *base, const hashmany_span *span, size_t n,
+                     uint8_t root[BATCH_HASH]) __attribute__((warn_unused_result));
 
 /* The audit path of leaf i of n (at most 64 hashes). Returns its length. */
 size_t batch_merkle_path(const uint8_t (*leaves)[BATCH_HASH], size_t n,

@@ -31,7 +31,7 @@
 #include "rconn.h"
 
 #define KEEP_SENT 64
-#define FRAME_PAYLOAD 16000   /* 62 + 16000 < 16384: one TLS record */
+#define TLS_RECORD 16384      /* largest TLS plaintext record */
 #define BACKOFF_MAX_MS 30000  /* partner reconnects */
 
 typedef struct dpartner {
@@ -324,8 +324,17 @@ static int write_frame(dpartner *dp, uint8_t type, const char *p, size_t n,
     pdns_buf f = {0};
     dp->h.timestamp = (uint64_t)time(NULL);
     dp->h.type = type;
-    int rc = d4_frame_encode(&dp->h, dp->key, dp->keylen, (const uint8_t *)p, n, &f) < 0 ||
-             SSL_write(dp->ssl, f.p, (int)f.len) != (int)f.len; /* one TLS record */
+    int rc = d4_frame_encode(&dp->h, dp->key, dp->keylen, (const uint8_t *)p, n, &f) < 0;
+    /* One TLS record per SSL_write, none of them shorter than a D4 header:
+     * d4-core's server holds a read under 62 bytes until the next one, so
+     * a short last record would keep the frame waiting for the next. */
+    for (size_t off = 0; !rc && off < f.len;) {
+        size_t k = f.len - off;
+        if (k > TLS_RECORD)
+            k = k - TLS_RECORD < D4_HEADER_SIZE ? k - D4_HEADER_SIZE : TLS_RECORD;
+        rc = SSL_write(dp->ssl, f.p + off, (int)k) != (int)k;
+        off += k;
+    }
     pdns_buf_free(&f);
     if (rc)
         return -1;
@@ -348,7 +357,10 @@ static void mark_sent(dpartner *dp) {
     }
 }
 
-/* Writes the current batch as frames cut after line ends. */
+/* Writes the current batch as one frame. A batch over the partner's frame
+ * limit (made under a larger endpoint.max_frame, or one giant record) is
+ * cut after line ends into several frames; the receiver joins lines across
+ * frames, so it still verifies. */
 static void send_next(dpartner *dp) {
     while (dp->up && dp->have_cur && dp->cur_off < dp->cur.len) {
         const char *p = dp->cur.p + dp->cur_off;
@@ -499,7 +511,7 @@ void deliver_sync(relay *r) {
         snprintf(dp->host, sizeof(dp->host), "%s", p->host);
         dp->port = p->port;
         dp->insecure = p->insecure;
-        dp->frame_max = p->max_frame < FRAME_PAYLOAD ? p->max_frame : FRAME_PAYLOAD;
+        dp->frame_max = p->max_frame; /* share makes batches that fit */
         dp->outbox_max = p->outbox_max;
         dp->csv = p->format == POLICY_FMT_CSV;
         dp->drop_oldest = p->outbox_drop_oldest;

@@ -14,8 +14,8 @@
 
 void inbound_free(inbound *ib) {
     pdns_buf_free(&ib->lines);
-    free(ib->leaves);
-    ib->leaves = NULL;
+    free(ib->at);
+    ib->at = NULL;
     ib->n = ib->cap = 0;
 }
 
@@ -139,7 +139,8 @@ static int end_batch(inbound *ib, ingest *in, relay_sensor *p,
                  PRIu64 " records, %zu arrived", t.seq, t.count, ib->n);
         return fail(ib, p, err, errlen, why);
     }
-    batch_merkle_root((const uint8_t (*)[BATCH_HASH])ib->leaves, ib->n, root);
+    if (batch_lines_root(ib->lines.p, ib->at, ib->n, root) < 0)
+        return fail(ib, p, err, errlen, "out of memory");
     if (sodium_memcmp(root, t.merkle_root, BATCH_HASH) != 0) {
         snprintf(why, sizeof(why), "batch seq %" PRIu64 ": the records do not "
                  "match the signed Merkle root", t.seq);
@@ -165,14 +166,11 @@ static int end_batch(inbound *ib, ingest *in, relay_sensor *p,
     pdns_record init;
     memset(&init, 0, sizeof(init));
     init.source = PDNS_SRC_PARTNER;
-    char *q = ib->lines.p, *end = ib->lines.p + ib->lines.len;
-    while (q < end) {
-        char *nl = memchr(q, '\n', (size_t)(end - q));
-        if (cof_decode(q, (size_t)(nl - q), &init, take, &it, why, sizeof(why)) < 0)
+    for (size_t i = 0; i < ib->n; i++)
+        if (cof_decode(ib->lines.p + ib->at[i].off, ib->at[i].len, &init, take, &it,
+                       why, sizeof(why)) < 0)
             log_warn("inbound: partner %s batch seq %" PRIu64 ": a signed record "
                      "is not valid COF (%s); skipped", p->name, t.seq, why);
-        q = nl + 1;
-    }
     p->in_have = 1;
     p->in_seq = t.seq;
     memcpy(p->in_chain, chain, BATCH_HASH);
@@ -192,15 +190,17 @@ int inbound_line(inbound *ib, ingest *in, relay_sensor *p,
         return fail(ib, p, err, errlen, "a batch over 1,000,000 records or 256 MiB");
     if (ib->n == ib->cap) {
         size_t cap = ib->cap ? ib->cap * 2 : 1024;
-        uint8_t(*nl)[BATCH_HASH] = realloc(ib->leaves, cap * sizeof(*nl));
+        hashmany_span *nl = realloc(ib->at, cap * sizeof(*nl));
         if (!nl)
             return fail(ib, p, err, errlen, "out of memory");
-        ib->leaves = nl;
+        ib->at = nl;
         ib->cap = cap;
     }
+    ib->at[ib->n].off = ib->lines.len;
+    ib->at[ib->n].len = len;
     if (pdns_buf_append(&ib->lines, line, len) < 0 ||
         pdns_buf_append(&ib->lines, "\n", 1) < 0)
         return fail(ib, p, err, errlen, "out of memory");
-    batch_leaf_hash(line, len, ib->leaves[ib->n++]);
+    ib->n++;
     return 0;
 }

@@ -14,7 +14,7 @@
 
 typedef struct inbound {
     pdns_buf lines;           /* the batch's records so far, "\n"-ended */
-    uint8_t (*leaves)[BATCH_HASH];
+    hashmany_span *at;        /* where each record is in lines */
     size_t n, cap;
 } inbound;
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -324,38 +325,103 @@ void share_batch(share *s, const mixer_batch *b, int64_t now_ms) {
     }
 }
 
+/* A batch's trailer line is at most this long (fixed fields, 64-byte
+ * origin, partner and TLP, hex hashes and signature). */
+#define TRAILER_MAX 1024
+
 struct emit_ctx {
+    share *s;
     partner *pt;
-    pdns_buf out;
-    uint8_t (*leaves)[BATCH_HASH];
+    int64_t now_ms;
+    size_t budget;        /* largest batch in bytes, trailer included */
+    pdns_buf line;        /* the record being added */
+    pdns_buf out;         /* the batch so far */
+    hashmany_span *lines; /* each record line in out, without its "\n" */
     size_t n, cap;
 };
 
+/* Signs what emit collected as one batch and writes it to the partner's
+ * outbox (and the open stream); the context is then empty again. */
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void finish_batch(struct emit_ctx *c) {
+    share *s = c->s;
+    partner *pt = c->pt;
+    double cpu0 = cpu_now();
+    batch_trailer t;
+    memset(&t, 0, sizeof(t));
+    snprintf(t.origin, sizeof(t.origin), "%s", s->cfg->relay_id);
+    snprintf(t.partner, sizeof(t.partner), "%s", pt->pol->partner);
+    t.seq = pt->seq + 1;
+    t.count = c->n;
+    if (batch_lines_root(c->out.p, c->lines, c->n, t.merkle_root) < 0) {
+        log_error("policy: partner %s: out of memory hashing a batch of %zu "
+                  "records; they are dropped", pt->pol->partner, c->n);
+        goto done;
+    }
+    memcpy(t.prev, pt->chain, BATCH_HASH);
+    snprintf(t.policy, sizeof(t.policy), "%s", pt->pol->version);
+    t.time = c->now_ms / 1000;
+    snprintf(t.tlp, sizeof(t.tlp), "%s", pt->pol->tlp);
+    uint8_t chain[BATCH_HASH];
+    batch_sign(&t, s->sk, chain);
+    pt->signing_s += cpu_now() - cpu0;
+    int ok = batch_trailer_encode(&t, &c->out) == 0;
+    if (ok && s->published)
+        s->published(s->published_ctx, pt, t.seq, c->out.p, c->out.len);
+    if (ok && pt->fd >= 0 && pdns_buf_write_fd(&c->out, pt->fd) == 0) {
+        pt->seq = t.seq;
+        memcpy(pt->chain, chain, BATCH_HASH);
+        pt->batches++;
+        if (save_chain(s, pt) < 0)
+            log_error("policy: partner %s: cannot save the chain state: %s",
+                      pt->pol->partner, strerror(errno));
+    } else {
+        log_error("policy: partner %s outbox: %s", pt->pol->partner,
+                  strerror(errno));
+    }
+done:
+    c->out.len = 0;
+    c->n = 0;
+}
+
 static void emit(void *vctx, const pdns_record *r, unsigned flags) {
     struct emit_ctx *c = vctx;
-    size_t start = c->out.len;
-    if (cof_encode(r, flags, &c->out) < 0)
+    c->line.len = 0;
+    if (cof_encode(r, flags, &c->line) < 0)
         return;
+    /* a batch fits the partner's frame: a full one goes out first */
+    if (c->n && c->out.len + c->line.len + TRAILER_MAX > c->budget)
+        finish_batch(c);
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 256;
-        uint8_t(*nl)[BATCH_HASH] = realloc(c->leaves, cap * sizeof(*nl));
-        if (!nl) {
-            c->out.len = start;
+        hashmany_span *nl = realloc(c->lines, cap * sizeof(*nl));
+        if (!nl)
             return;
-        }
-        c->leaves = nl;
+        c->lines = nl;
         c->cap = cap;
     }
-    /* the leaf is the line without its newline */
-    batch_leaf_hash(c->out.p + start, c->out.len - start - 1, c->leaves[c->n++]);
+    size_t start = c->out.len;
+    if (pdns_buf_append(&c->out, c->line.p, c->line.len) < 0)
+        return;
+    c->lines[c->n].off = start;
+    c->lines[c->n++].len = c->line.len - 1;
     c->pt->sent++;
 }
 
-/* What is due for a partner goes out as one signed batch. */
+/* What is due for a partner goes out as signed batches, each at most the
+ * partner's frame size (endpoint.max_frame, 1,000,000 bytes by default),
+ * so that every D4 frame carries whole batches. */
 void share_tick(share *s, int64_t now_ms) {
     for (size_t i = 0; i < s->np; i++) {
         partner *pt = &s->p[i];
-        struct emit_ctx c = {pt, {0}, NULL, 0, 0};
+        struct emit_ctx c = {s, pt, now_ms, SHARE_BATCH_BYTES, {0}, {0}, NULL, 0, 0};
+        if (pt->pol->max_frame)
+            c.budget = pt->pol->max_frame;
         /* the rate limit: a token bucket; what exceeds it waits in the
          * delay line (the outbox) for the next ticks, never dropped */
         size_t max = SIZE_MAX;
@@ -377,39 +443,10 @@ void share_tick(share *s, int64_t now_ms) {
             if (popped == max && before > popped)
                 pt->rate_held = before - popped;
         }
-        if (!popped || !c.n) {
-            free(c.leaves);
-            pdns_buf_free(&c.out);
-            continue;
-        }
-        batch_trailer t;
-        memset(&t, 0, sizeof(t));
-        snprintf(t.origin, sizeof(t.origin), "%s", s->cfg->relay_id);
-        snprintf(t.partner, sizeof(t.partner), "%s", pt->pol->partner);
-        t.seq = pt->seq + 1;
-        t.count = c.n;
-        batch_merkle_root((const uint8_t (*)[BATCH_HASH])c.leaves, c.n, t.merkle_root);
-        memcpy(t.prev, pt->chain, BATCH_HASH);
-        snprintf(t.policy, sizeof(t.policy), "%s", pt->pol->version);
-        t.time = now_ms / 1000;
-        snprintf(t.tlp, sizeof(t.tlp), "%s", pt->pol->tlp);
-        uint8_t chain[BATCH_HASH];
-        batch_sign(&t, s->sk, chain);
-        int ok = batch_trailer_encode(&t, &c.out) == 0;
-        if (ok && s->published)
-            s->published(s->published_ctx, pt, t.seq, c.out.p, c.out.len);
-        if (ok && pt->fd >= 0 && pdns_buf_write_fd(&c.out, pt->fd) == 0) {
-            pt->seq = t.seq;
-            memcpy(pt->chain, chain, BATCH_HASH);
-            pt->batches++;
-            if (save_chain(s, pt) < 0)
-                log_error("policy: partner %s: cannot save the chain state: %s",
-                          pt->pol->partner, strerror(errno));
-        } else {
-            log_error("policy: partner %s outbox: %s", pt->pol->partner,
-                      strerror(errno));
-        }
-        free(c.leaves);
+        if (c.n)
+            finish_batch(&c);
+        free(c.lines);
+        pdns_buf_free(&c.line);
         pdns_buf_free(&c.out);
     }
 }
@@ -450,6 +487,11 @@ int share_metrics(const share *s, pdns_buf *b) {
     for (size_t i = 0; i < s->np; i++)
         rc |= pdns_buf_printf(b, "pdns_relay_partner_batches_total{partner=\"%s\"} %" PRIu64 "\n",
                               s->p[i].pol->partner, s->p[i].batches);
+    rc |= pdns_buf_printf(b, "# HELP pdns_relay_partner_signing_seconds_total CPU time spent hashing (leaves, Merkle tree) and signing batches.\n"
+                             "# TYPE pdns_relay_partner_signing_seconds_total counter\n");
+    for (size_t i = 0; i < s->np; i++)
+        rc |= pdns_buf_printf(b, "pdns_relay_partner_signing_seconds_total{partner=\"%s\"} %.6f\n",
+                              s->p[i].pol->partner, s->p[i].signing_s);
     rc |= pdns_buf_printf(b, "# HELP pdns_relay_partner_rate_held Records waiting because of the partner's rate limit (at the last tick).\n"
                              "# TYPE pdns_relay_partner_rate_held gauge\n");
     for (size_t i = 0; i < s->np; i++)

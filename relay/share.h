@@ -14,6 +14,10 @@
 #include "delay.h"
 #include "policy.h"
 
+/* The largest signed batch, trailer included, for a partner whose policy
+ * has no endpoint.max_frame: d4-core's default frame limit. */
+#define SHARE_BATCH_BYTES 1000000
+
 /* The policy environment of a configuration: its sensors and queues by
  * mixer number. src is allocated; free() it. Returns 0, or -1. */
 int share_env_build(const relay_config *cfg, policy_source **src,
@@ -28,6 +32,7 @@ typedef struct partner {
     uint64_t denied[POLICY_VERDICT_COUNT];
     uint64_t delay_full;
     uint64_t batches;
+    double signing_s;         /* CPU time in leaf, Merkle and signature work */
     double tokens;            /* rate limit: records that may go now */
     int64_t tokens_ms;
     uint64_t rate_held;       /* records held back by the rate limit */

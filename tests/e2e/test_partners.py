@@ -393,6 +393,43 @@ class TamperProxy:
         return buf
 
 
+def test_frames_carry_whole_batches(relay_factory, redis_server, workdir, tmp_path):
+    """A release larger than the partner's frame limit goes out as several
+    signed batches, each within endpoint.max_frame, each D4 frame exactly
+    one batch (records then its trailer); B takes every record and `verify`
+    accepts the frames as captured."""
+    a, b = a_and_b(relay_factory, redis_server, workdir, tmp_path)
+    proxy = TamperProxy(workdir, b.d4_port, "none")
+    write_policy(os.path.join(a.dir, "partners", "b.json"), partner="relay-b",
+                 sensor_id="relay",
+                 endpoint={"host": "127.0.0.1", "port": proxy.port, "uuid": A_UUID,
+                           "hmac_key_file": str(tmp_path / "a.hmac"), "insecure": True,
+                           "max_frame": 4096})
+    a.start()
+    for name in ("sensor-a", "sensor-b"):
+        stream(a, name, batch("big", 300))
+    assert b.wait_for(lambda: len(b.output_lines()) == 300, 30), a.log_text()[-800:]
+    frames = list(proxy.captured)
+    assert len(frames) >= 300 * 150 // 4096  # ~150 bytes a record
+    for f in frames:
+        assert len(f) <= 4096
+        lines = f.decode().splitlines(keepends=True)
+        assert all(l.endswith("\n") for l in lines)
+        trailers = [l for l in lines if l.startswith('{"pdns_relay_batch"')]
+        assert trailers == [lines[-1]], "a frame must hold exactly one whole batch"
+        assert json.loads(lines[-1])["count"] == len(lines) - 1
+    seqs = [json.loads(f.decode().splitlines()[-1])["seq"] for f in frames]
+    assert seqs == list(range(1, len(frames) + 1))
+    cap = tmp_path / "captured.ndjson"
+    cap.write_bytes(b"".join(frames))
+    q = subprocess.run([BIN, "verify", "--pubkey", os.path.join(workdir, "relay.pub"), str(cap)],
+                       capture_output=True, text=True, timeout=30)
+    assert q.returncode == 0, q.stderr
+    proxy.srv.close()
+    a.stop()
+    b.stop()
+
+
 def test_tampering_on_the_way_is_caught(relay_factory, redis_server, workdir, tmp_path):
     """Between A and B a D4 hop flips a byte, drops a batch, replays a batch:
     B refuses or reports each; `verify` reports the same on the captured
