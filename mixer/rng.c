@@ -17,10 +17,18 @@ void mixer_rng_init_seeded(mixer_rng *r, uint64_t seed) {
     r->used = sizeof(r->buf);
 }
 
+#define RESEED_BUFFERS 256 /* a fresh key from the OS every 1 MiB */
+
 static void refill(mixer_rng *r) {
-    if (!r->deterministic) { /* one getrandom() per buffer, not per draw */
-        randombytes_buf(r->buf, sizeof(r->buf));
-        r->used = 0;
+    if (!r->deterministic) {
+        static const uint8_t nonce[crypto_stream_chacha20_NONCEBYTES];
+        if (r->block++ % RESEED_BUFFERS == 0)
+            randombytes_buf(r->key, sizeof(r->key));
+        /* every key is used once, so one nonce serves */
+        crypto_stream_chacha20(r->buf, sizeof(r->buf), nonce, r->key);
+        memcpy(r->key, r->buf, sizeof(r->key));
+        sodium_memzero(r->buf, sizeof(r->key));
+        r->used = sizeof(r->key);
         return;
     }
     uint8_t key[crypto_stream_chacha20_KEYBYTES] = {0};

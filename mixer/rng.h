@@ -1,7 +1,10 @@
 /* rng.h - the mixer's random source.
  *
- * In production it is libsodium's CSPRNG (randombytes_buf, read 4 KiB at a
- * time so that a draw is not a system call). In test mode it
+ * In production it is a ChaCha20 keystream under a key from the OS
+ * (randombytes_buf), with fast key erasure as arc4random does: each 4 KiB
+ * buffer's first 32 bytes become the next key and are wiped, so a later
+ * memory dump cannot rebuild past draws; a fresh OS key every 1 MiB. That
+ * is ~4x cheaper than reading the kernel's generator 4 KiB at a time. In test mode it
  * is a ChaCha20 keystream from a 64-bit seed: deterministic, so that tests
  * and the policy preview replay exactly, and still unpredictable to anyone
  * without the seed. The mixer draws every hold time, sample and shuffle
@@ -15,7 +18,8 @@
 typedef struct mixer_rng {
     int deterministic;
     uint64_t seed;
-    uint64_t block;          /* next keystream block */
+    uint64_t block;          /* next keystream block, or buffers made */
+    uint8_t key[32];         /* secure mode: the key of the next buffer */
     uint8_t buf[4096];
     size_t used;
 } mixer_rng;
