@@ -87,7 +87,9 @@ typedef struct vstate {
     uint8_t pk[crypto_sign_PUBLICKEYBYTES];
     char key_id[17];
     const char *file;
-    /* the batch being read */
+    /* the batch being read: its lines, hashed together at the trailer */
+    pdns_buf text;
+    hashmany_span *at;
     uint8_t (*leaves)[BATCH_HASH];
     char **lines;             /* kept only for the batch to prove */
     size_t n, cap;
@@ -117,6 +119,7 @@ static void reset_batch(vstate *v) {
     for (size_t i = 0; v->lines && i < v->n; i++)
         free(v->lines[i]);
     v->n = 0;
+    v->text.len = 0;
 }
 
 static void print_proof(vstate *v, const char *trailer, size_t tlen) {
@@ -166,6 +169,7 @@ static void end_batch(vstate *v, uint64_t lineno, char *line, size_t len) {
     if (t.count != v->n)
         problem(v, "batch seq %" PRIu64 ": the trailer counts %" PRIu64 " records, the "
                 "batch has %zu (records dropped or added)", t.seq, t.count, v->n);
+    batch_leaf_hashes(v->text.p, v->at, v->n, v->leaves);
     batch_merkle_root((const uint8_t (*)[BATCH_HASH])v->leaves, v->n, root);
     if (t.count == v->n && sodium_memcmp(root, t.merkle_root, BATCH_HASH) != 0)
         problem(v, "batch seq %" PRIu64 ": the records do not match the signed Merkle "
@@ -212,16 +216,23 @@ static int on_vline(void *ctx, uint64_t lineno, char *line, size_t len) {
     if (v->n == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 1024;
         uint8_t(*nl)[BATCH_HASH] = realloc(v->leaves, cap * sizeof(*nl));
+        if (nl)
+            v->leaves = nl;
+        hashmany_span *na = nl ? realloc(v->at, cap * sizeof(*na)) : NULL;
+        if (na)
+            v->at = na;
         char **ls = v->proving ? realloc(v->lines, cap * sizeof(*ls)) : v->lines;
-        if (!nl || (v->proving && !ls))
+        if (!nl || !na || (v->proving && !ls))
             return -1;
-        v->leaves = nl;
         v->lines = ls;
         v->cap = cap;
     }
     if (v->n == 0)
         v->first_line = lineno;
-    batch_leaf_hash(line, len, v->leaves[v->n]);
+    v->at[v->n].off = v->text.len;
+    v->at[v->n].len = len;
+    if (pdns_buf_append(&v->text, line, len) < 0)
+        return -1;
     if (v->proving)
         v->lines[v->n] = strndup(line, len);
     v->n++;
@@ -389,6 +400,8 @@ int cmd_verify(int argc, char **argv) {
                 "verified\n", v.file, v.batches, v.records);
     reset_batch(&v);
     free(v.leaves);
+    free(v.at);
+    pdns_buf_free(&v.text);
     free(v.lines);
     return v.problems ? 1 : 0;
 }
