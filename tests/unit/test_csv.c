@@ -363,6 +363,67 @@ static void test_name_canon_agrees(void **state) {
     }
 }
 
+/* Timestamps "S.M" against a direct computation: 200,000 random ones, any
+ * number of second digits (the ten-digit form takes the SWAR path, the
+ * others the digit loop) and of fraction digits, some with one byte
+ * replaced by a non-digit. Seconds and milliseconds must come out exact;
+ * a timestamp with a non-digit, an empty or a 10+ digit fraction, or no
+ * digits before the dot must be refused. */
+static void test_timestamps_random(void **state) {
+    (void)state;
+    csv_layout l;
+    pdns_record r;
+    char err[128], ts[64], line[160];
+    const char *why;
+    assert_int_equal(csv_layout_init(&l, NULL, NULL, err, sizeof(err)), 0);
+    uint32_t x = 12345;
+    for (int it = 0; it < 200000; it++) {
+        x = x * 1103515245u + 12345u;
+        int sd = 1 + (int)((x >> 8) % 12), fd = (int)((x >> 16) % 11), dot = (x >> 27) % 8 != 0;
+        int n = 0;
+        for (int i = 0; i < sd; i++) {
+            x = x * 1103515245u + 12345u;
+            ts[n++] = (char)('0' + (x >> 16) % 10);
+        }
+        if (dot) {
+            ts[n++] = '.';
+            for (int i = 0; i < fd; i++) {
+                x = x * 1103515245u + 12345u;
+                ts[n++] = (char)('0' + (x >> 16) % 10);
+            }
+        }
+        x = x * 1103515245u + 12345u;
+        int bad = (x >> 20) % 5 == 0;
+        if (bad) { /* one byte becomes a non-digit (never the dot) */
+            int at = (int)((x >> 8) % (unsigned)n);
+            if (ts[at] != '.')
+                ts[at] = "/:a -"[(x >> 4) % 5];
+            else
+                bad = 0;
+        }
+        ts[n] = '\0';
+        /* the expectation, computed here */
+        int ok = !bad && (!dot || (fd >= 1 && fd <= 9));
+        long long sec = 0, ms = 0;
+        for (int i = 0; i < sd; i++)
+            sec = sec * 10 + (ts[i] - '0');
+        if (dot)
+            for (int i = 0; i < 3; i++)
+                ms = ms * 10 + (i < fd ? ts[sd + 1 + i] - '0' : 0);
+        snprintf(line, sizeof(line), "%s||c||s||IN||a.test.||A||10.0.0.1||60||1", ts);
+        enum csv_result res = csv_parse_line(&l, line, strlen(line), &r, &why);
+        if (!ok) {
+            if (res != CSV_E_TIME)
+                fail_msg("%s: accepted (%s)", ts, csv_result_name(res));
+            continue;
+        }
+        if (res != CSV_OK || r.time_first != sec || r.time_first_ms != sec * 1000 + ms ||
+            r.has_ms != dot)
+            fail_msg("%s: got %s, %lld / %lld ms, want %lld / %lld ms", ts, csv_result_name(res),
+                     (long long)r.time_first, (long long)r.time_first_ms, sec, sec * 1000 + ms);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_real_output_matches_json),
@@ -373,6 +434,7 @@ int main(void) {
         cmocka_unit_test(test_layouts),
         cmocka_unit_test(test_rejects),
         cmocka_unit_test(test_numbers_at_their_limits),
+        cmocka_unit_test(test_timestamps_random),
         cmocka_unit_test(test_name_canon_agrees),
     };
     return cmocka_run_group_tests_name("csv", tests, NULL, NULL);
