@@ -31,6 +31,7 @@ typedef struct csv_layout {
     size_t sep_len;
     int n_front;           /* fields printed before the query */
     int keep_addresses;    /* keep client/server in the record */
+    int no_simd;           /* never the AVX-512 separator mask (tests) */
     char letters[24];      /* the -f letters as given, for messages */
 } csv_layout;
 
