@@ -442,6 +442,20 @@ static void test_mask_and_scanners_agree(void **state) {
         "a|b.test.", "x||y.test.", "|", "||", "|||", "0", "60", "18446744073709551616", "7",
         "\"v=spf1 -all\"", "edge.cdn.example.", "UPPER.Example.", "", "-", ",", "\t", "3",
         "1.2.3.4.5", "host-with-a-rather-long-label-to-cross-the-chunk-edge.example.test."};
+    /* a start overlapping the last front separator, then a type: the
+     * query must not begin before the field */
+    static const char *edge[] = {"1.5||c||s||IN|||A||10.0.0.1||60||1",
+                                 "1.5||c||s||IN||||A||A||10.0.0.1||60||1",
+                                 "1.5||c||s||IN||x||A||10.0.0.1|||60||1",
+                                 "1.5||c||s||IN||x||A||10.0.0.1||||60|||1"};
+    for (size_t i = 0; i < sizeof(edge) / sizeof(edge[0]); i++) {
+        csv_layout l;
+        char err[128];
+        assert_int_equal(csv_layout_init(&l, NULL, NULL, err, sizeof(err)), 0);
+        const char *d = csv_diff(&l, edge[i], strlen(edge[i]));
+        if (d)
+            fail_msg("the two cuts differ in %s: %s", d, edge[i]);
+    }
     uint32_t x = 777;
     char line[400];
     for (int it = 0; it < 300000; it++) {
