@@ -235,18 +235,9 @@ static int parse_time_fast(const char *s, size_t len, int64_t *sec,
     unsigned d8 = (unsigned)(s[8] - '0'), d9 = (unsigned)(s[9] - '0');
     if (hi < 0 || d8 > 9 || d9 > 9)
         return -1;
-    int64_t f = 0;
-    for (size_t i = 11; i < len; i++) { /* up to 9 digits, the first 3 count */
-        unsigned d = (unsigned)(s[i] - '0');
-        if (d > 9)
-            return -1;
-        if (i < 14)
-            f = f * 10 + d;
-    }
-    for (size_t i = len; i < 14; i++)
-        f *= 10;
+    if (parse_frac_ms(s + 11, len - 11, ms) < 0)
+        return -1;
     *sec = hi * 100 + d8 * 10 + d9;
-    *ms = f;
     return 0;
 #else
     (void)s, (void)len, (void)sec, (void)ms;

@@ -1,11 +1,13 @@
 /* hashmany.c - BLAKE2b-256 of many short messages at once. See hashmany.h.
  *
- * The eight-lane code is RFC 7693's compression function written once over
- * eight messages: lane i of vector v[k] is word k of message i's state. A
- * lane that finishes its message takes the next one at once, so messages of
- * one and of two blocks mix without idle lanes until the last few. Blocks
- * are read with gathers straight from the messages; a block that holds the
- * tag byte or the zero padding is copied into a lane buffer first. */
+ * RFC 7693's compression function is written once over eight messages
+ * (AVX-512: lane i of vector v[k] is word k of message i's state) and once
+ * over four (AVX2). One scheduler, run_lanes, feeds both: a lane that
+ * finishes its message takes the next one at once, so messages of one and
+ * of two blocks mix without idle lanes until the last few. The AVX-512
+ * step reads each block with masked byte loads (the tag byte and the zero
+ * padding need no copy, and nothing outside the message is touched); the
+ * AVX2 step copies first and last blocks into a lane buffer. */
 #include "hashmany.h"
 
 #include <sodium.h>
@@ -49,20 +51,143 @@ static const uint8_t blake2b_sigma[12][16] = {
  * 0, fanout 1, depth 1 */
 #define H0_PARAM 0x01010020ULL
 
-#define ADD(a, b) _mm512_add_epi64((a), (b))
-#define XOR(a, b) _mm512_xor_si512((a), (b))
-#define ROR(a, n) _mm512_ror_epi64((a), (n))
+/* One step of the scheduler: the block each lane compresses next. */
+typedef struct plan {
+    uint64_t addr[8];  /* the block's byte 0 (one before the message for
+                        * its first block, which starts with the tag) */
+    unsigned take[8];  /* bytes of the block that exist; the rest are zero */
+    uint64_t t[8];     /* byte counter after this block */
+    uint64_t f[8];     /* final-block flag: 0 or all ones */
+    unsigned tagged;   /* lanes starting a message: tag byte, fresh state */
+    unsigned done;     /* lanes whose message ends with this block */
+} plan;
+
+/* Compresses one block in every lane of the state st (eight words per
+ * lane, kept between steps), then, when pl->done is not 0, writes each
+ * lane's first four state words (its digest) to dig[word][lane]. */
+typedef void (*step_fn)(void *st, const plan *pl, uint8_t tag,
+                        uint64_t dig[4][8]);
+
+typedef struct lane {
+    size_t msg;   /* index of the message in this lane, n when idle */
+    size_t done;  /* bytes of tag || message compressed so far */
+    size_t total; /* 1 + the message's length */
+} lane;
+
+static void run_lanes(int w, step_fn step, uint8_t tag, const uint8_t *base,
+                      const hashmany_span *span, size_t n,
+                      uint8_t (*out)[HASHMANY_BYTES]) {
+    _Alignas(64) uint64_t st[8][8] = {{0}};
+    uint64_t dig[4][8];
+    plan pl;
+    lane l[8];
+    size_t next = 0, busy = 0;
+    for (int i = 0; i < w; i++) {
+        l[i].msg = next < n ? next++ : n;
+        l[i].done = 0;
+        l[i].total = l[i].msg < n ? span[l[i].msg].len + 1 : 0;
+        busy += l[i].msg < n;
+    }
+    while (busy) {
+        pl.tagged = pl.done = 0;
+        for (int i = 0; i < w; i++) {
+            if (l[i].msg == n) { /* idle: an all-zero block */
+                pl.addr[i] = (uint64_t)(uintptr_t)base;
+                pl.take[i] = 0;
+                pl.t[i] = pl.f[i] = 0;
+                continue;
+            }
+            /* byte j of tag || message is message byte j - 1 */
+            size_t done = l[i].done, left = l[i].total - done;
+            pl.take[i] = left > 128 ? 128 : (unsigned)left;
+            pl.addr[i] = (uint64_t)(uintptr_t)(base + span[l[i].msg].off) + done - 1;
+            pl.t[i] = done + pl.take[i];
+            pl.f[i] = left <= 128 ? ~(uint64_t)0 : 0;
+            pl.tagged |= (unsigned)(done == 0) << i;
+            pl.done |= (unsigned)(left <= 128) << i;
+        }
+        step(st, &pl, tag, dig);
+        for (int i = 0; i < w; i++) {
+            if (l[i].msg == n)
+                continue;
+            l[i].done = (size_t)pl.t[i];
+            if (!((pl.done >> i) & 1))
+                continue;
+            for (int k = 0; k < 4; k++) /* x86-64: little endian */
+                memcpy(out[l[i].msg] + 8 * k, &dig[k][i], 8);
+            if (next < n) {
+                l[i].msg = next++;
+                l[i].done = 0;
+                l[i].total = span[l[i].msg].len + 1;
+            } else {
+                l[i].msg = n;
+                busy--;
+            }
+        }
+    }
+}
+
+/* The twelve rounds over v0..v15 with message words m[], for any vector
+ * width: ADD, XOR and the ROR_* rotations are defined per width. */
 #define G(a, b, c, d, x, y)                                                    \
     do {                                                                       \
         a = ADD(ADD(a, b), x);                                                 \
-        d = ROR(XOR(d, a), 32);                                                \
+        d = ROR_32(XOR(d, a));                                                 \
         c = ADD(c, d);                                                         \
-        b = ROR(XOR(b, c), 24);                                                \
+        b = ROR_24(XOR(b, c));                                                 \
         a = ADD(ADD(a, b), y);                                                 \
-        d = ROR(XOR(d, a), 16);                                                \
+        d = ROR_16(XOR(d, a));                                                 \
         c = ADD(c, d);                                                         \
-        b = ROR(XOR(b, c), 63);                                                \
+        b = ROR_63(XOR(b, c));                                                 \
     } while (0)
+#define ROUNDS()                                                               \
+    _Pragma("GCC unroll 12") for (int r = 0; r < 12; r++) {                    \
+        const uint8_t *s = blake2b_sigma[r];                                   \
+        G(v0, v4, v8, v12, m[s[0]], m[s[1]]);                                  \
+        G(v1, v5, v9, v13, m[s[2]], m[s[3]]);                                  \
+        G(v2, v6, v10, v14, m[s[4]], m[s[5]]);                                 \
+        G(v3, v7, v11, v15, m[s[6]], m[s[7]]);                                 \
+        G(v0, v5, v10, v15, m[s[8]], m[s[9]]);                                 \
+        G(v1, v6, v11, v12, m[s[10]], m[s[11]]);                               \
+        G(v2, v7, v8, v13, m[s[12]], m[s[13]]);                                \
+        G(v3, v4, v9, v14, m[s[14]], m[s[15]]);                                \
+    }
+
+/* One compression of the block in m[] for every lane: hk is the state
+ * before, h receives the state after; pl gives the counters and flags.
+ * VEC, SET1 and LOADU are defined per width like ADD and XOR. */
+#define COMPRESS(h, hk, pl)                                                    \
+    do {                                                                       \
+        VEC v0 = hk[0], v1 = hk[1], v2 = hk[2], v3 = hk[3];                    \
+        VEC v4 = hk[4], v5 = hk[5], v6 = hk[6], v7 = hk[7];                    \
+        VEC v8 = SET1(blake2b_iv[0]), v9 = SET1(blake2b_iv[1]);                \
+        VEC v10 = SET1(blake2b_iv[2]), v11 = SET1(blake2b_iv[3]);              \
+        VEC v12 = XOR(SET1(blake2b_iv[4]), LOADU((pl)->t));                    \
+        VEC v13 = SET1(blake2b_iv[5]);                                         \
+        VEC v14 = XOR(SET1(blake2b_iv[6]), LOADU((pl)->f));                    \
+        VEC v15 = SET1(blake2b_iv[7]);                                         \
+        ROUNDS();                                                              \
+        h[0] = XOR(hk[0], XOR(v0, v8));                                        \
+        h[1] = XOR(hk[1], XOR(v1, v9));                                        \
+        h[2] = XOR(hk[2], XOR(v2, v10));                                       \
+        h[3] = XOR(hk[3], XOR(v3, v11));                                       \
+        h[4] = XOR(hk[4], XOR(v4, v12));                                       \
+        h[5] = XOR(hk[5], XOR(v5, v13));                                       \
+        h[6] = XOR(hk[6], XOR(v6, v14));                                       \
+        h[7] = XOR(hk[7], XOR(v7, v15));                                       \
+    } while (0)
+
+/* ---- eight lanes, AVX-512 -------------------------------------------- */
+
+#define VEC __m512i
+#define SET1(x) _mm512_set1_epi64((long long)(x))
+#define LOADU(p) _mm512_loadu_si512(p)
+#define ADD(a, b) _mm512_add_epi64((a), (b))
+#define XOR(a, b) _mm512_xor_si512((a), (b))
+#define ROR_32(a) _mm512_ror_epi64((a), 32)
+#define ROR_24(a) _mm512_ror_epi64((a), 24)
+#define ROR_16(a) _mm512_ror_epi64((a), 16)
+#define ROR_63(a) _mm512_ror_epi64((a), 63)
 
 /* m[k] = word k of row i in lane i, for rows of 64 bytes: an 8x8
  * transpose of 64-bit words (unpack within 128-bit lanes, then two rounds
@@ -93,80 +218,6 @@ transpose_x8(const __m512i r[8], __m512i m[8]) {
     m[7] = _mm512_shuffle_i64x2(u[3], u[7], 0xdd);
 }
 
-/* Where each lane's next block is: its bytes 0..127 are at addr + 0..127,
- * but only the bytes whose bits are set in lo (0..63) and hi (64..127) are
- * read - the rest are zero - and byte 0 is the tag in the lanes set in
- * tagged. Masked loads fault on no byte they do not read, so a block can
- * start one byte before its message and end anywhere. */
-typedef struct blocks_x8 {
-    uint64_t addr[8], lo[8], hi[8];
-    uint64_t t[8], f[8]; /* byte counter, final-block flag (0 or all ones) */
-    unsigned tagged;
-} blocks_x8;
-
-/* One compression in each of the eight lanes; lane i of h[k] is word k of
- * lane i's state. A lane whose block is the first of its message (tagged)
- * starts from the initial state. */
-__attribute__((target("avx512f,avx512bw"), always_inline)) static inline void
-compress_x8(__m512i h[8], const blocks_x8 *bl, uint8_t tag) {
-    __m512i m[16], row[8];
-    for (int i = 0; i < 8; i++) {
-        const void *p = (const void *)(uintptr_t)bl->addr[i];
-        row[i] = _mm512_maskz_loadu_epi8(bl->lo[i], p);
-        row[i] = _mm512_mask_set1_epi8(row[i], (bl->tagged >> i) & 1, (char)tag);
-    }
-    transpose_x8(row, m);
-    for (int i = 0; i < 8; i++)
-        row[i] = _mm512_maskz_loadu_epi8(
-            bl->hi[i], (const void *)(uintptr_t)(bl->addr[i] + 64));
-    transpose_x8(row, m + 8);
-    for (int k = 0; k < 8; k++)
-        h[k] = _mm512_mask_set1_epi64(h[k], (__mmask8)bl->tagged,
-                                      (long long)(blake2b_iv[k] ^ (k ? 0 : H0_PARAM)));
-    __m512i v0 = h[0], v1 = h[1], v2 = h[2], v3 = h[3];
-    __m512i v4 = h[4], v5 = h[5], v6 = h[6], v7 = h[7];
-    __m512i v8 = _mm512_set1_epi64((long long)blake2b_iv[0]);
-    __m512i v9 = _mm512_set1_epi64((long long)blake2b_iv[1]);
-    __m512i v10 = _mm512_set1_epi64((long long)blake2b_iv[2]);
-    __m512i v11 = _mm512_set1_epi64((long long)blake2b_iv[3]);
-    __m512i v12 = XOR(_mm512_set1_epi64((long long)blake2b_iv[4]), _mm512_loadu_si512(bl->t));
-    __m512i v13 = _mm512_set1_epi64((long long)blake2b_iv[5]);
-    __m512i v14 = XOR(_mm512_set1_epi64((long long)blake2b_iv[6]), _mm512_loadu_si512(bl->f));
-    __m512i v15 = _mm512_set1_epi64((long long)blake2b_iv[7]);
-#pragma GCC unroll 12
-    for (int r = 0; r < 12; r++) {
-        const uint8_t *s = blake2b_sigma[r];
-        G(v0, v4, v8, v12, m[s[0]], m[s[1]]);
-        G(v1, v5, v9, v13, m[s[2]], m[s[3]]);
-        G(v2, v6, v10, v14, m[s[4]], m[s[5]]);
-        G(v3, v7, v11, v15, m[s[6]], m[s[7]]);
-        G(v0, v5, v10, v15, m[s[8]], m[s[9]]);
-        G(v1, v6, v11, v12, m[s[10]], m[s[11]]);
-        G(v2, v7, v8, v13, m[s[12]], m[s[13]]);
-        G(v3, v4, v9, v14, m[s[14]], m[s[15]]);
-    }
-    h[0] = XOR(h[0], XOR(v0, v8));
-    h[1] = XOR(h[1], XOR(v1, v9));
-    h[2] = XOR(h[2], XOR(v2, v10));
-    h[3] = XOR(h[3], XOR(v3, v11));
-    h[4] = XOR(h[4], XOR(v4, v12));
-    h[5] = XOR(h[5], XOR(v5, v13));
-    h[6] = XOR(h[6], XOR(v6, v14));
-    h[7] = XOR(h[7], XOR(v7, v15));
-}
-
-typedef struct lane {
-    size_t msg;   /* index of the message in this lane, n when idle */
-    size_t done;  /* bytes of tag || message compressed so far */
-    size_t total; /* 1 + the message's length */
-} lane;
-
-static void lane_start(lane *l, size_t msg, const hashmany_span *span) {
-    l->msg = msg;
-    l->done = 0;
-    l->total = span[msg].len + 1;
-}
-
 /* Bits first..last-1 of a 64-bit mask (first <= 1, last <= 64). */
 static uint64_t bit_range(unsigned first, unsigned last) {
     uint64_t below = last >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << last) - 1;
@@ -174,89 +225,168 @@ static uint64_t bit_range(unsigned first, unsigned last) {
 }
 
 __attribute__((target("avx512f,avx512bw"))) static void
-hash_x8(uint8_t tag, const uint8_t *base, const hashmany_span *span, size_t n,
-        uint8_t (*out)[HASHMANY_BYTES]) {
-    __m512i h[8];
-    _Alignas(64) uint64_t digest[4][8];
-    blocks_x8 bl;
-    lane l[8];
-    size_t next = 0, busy = 0;
-    for (int k = 0; k < 8; k++)
-        h[k] = _mm512_setzero_si512();
+step_x8(void *stv, const plan *pl, uint8_t tag, uint64_t dig[4][8]) {
+    __m512i *h = stv, m[16], row[8];
+    for (int i = 0; i < 8; i++) { /* masked loads: only the block's bytes */
+        unsigned first = (pl->tagged >> i) & 1, take = pl->take[i];
+        const void *p = (const void *)(uintptr_t)pl->addr[i];
+        row[i] = _mm512_maskz_loadu_epi8(bit_range(first, take < 64 ? take : 64), p);
+        row[i] = _mm512_mask_set1_epi8(row[i], first, (char)tag);
+    }
+    transpose_x8(row, m);
     for (int i = 0; i < 8; i++) {
-        if (next < n) {
-            lane_start(&l[i], next++, span);
-            busy++;
-        } else {
-            l[i].msg = n;
-        }
+        unsigned take = pl->take[i];
+        row[i] = _mm512_maskz_loadu_epi8(take > 64 ? bit_range(0, take - 64) : 0,
+                                         (const void *)(uintptr_t)(pl->addr[i] + 64));
     }
-    while (busy) {
-        bl.tagged = 0;
-        for (int i = 0; i < 8; i++) {
-            if (l[i].msg == n) { /* idle: an all-zero block, nothing read */
-                bl.addr[i] = (uint64_t)(uintptr_t)base;
-                bl.lo[i] = bl.hi[i] = bl.t[i] = bl.f[i] = 0;
-                continue;
-            }
-            /* byte j of tag || message is message byte j - 1 */
-            size_t done = l[i].done, left = l[i].total - done;
-            unsigned take = left > 128 ? 128 : (unsigned)left, first = done == 0;
-            bl.addr[i] = (uint64_t)(uintptr_t)(base + span[l[i].msg].off) + done - 1;
-            bl.lo[i] = bit_range(first, take < 64 ? take : 64);
-            bl.hi[i] = take > 64 ? bit_range(0, take - 64) : 0;
-            bl.tagged |= first << i;
-            bl.t[i] = done + take;
-            bl.f[i] = left <= 128 ? ~(uint64_t)0 : 0;
-        }
-        compress_x8(h, &bl, tag);
-        int stored = 0;
-        for (int i = 0; i < 8; i++) {
-            if (l[i].msg == n)
-                continue;
-            l[i].done = (size_t)bl.t[i];
-            if (l[i].done < l[i].total)
-                continue;
-            if (!stored) {
-                for (int k = 0; k < 4; k++)
-                    _mm512_store_si512(digest[k], h[k]);
-                stored = 1;
-            }
-            for (int k = 0; k < 4; k++) /* x86-64: little endian */
-                memcpy(out[l[i].msg] + 8 * k, &digest[k][i], 8);
-            if (next < n) {
-                lane_start(&l[i], next++, span);
-            } else {
-                l[i].msg = n;
-                busy--;
-            }
-        }
-    }
+    transpose_x8(row, m + 8);
+    __m512i hk[8];
+    for (int k = 0; k < 8; k++) /* lanes starting a message: the IV state */
+        hk[k] = _mm512_mask_set1_epi64(h[k], (__mmask8)pl->tagged,
+                                       (long long)(blake2b_iv[k] ^ (k ? 0 : H0_PARAM)));
+    COMPRESS(h, hk, pl);
+    if (pl->done)
+        for (int k = 0; k < 4; k++)
+            _mm512_storeu_si512(dig[k], h[k]);
 }
 
-static int have_x8(void) {
-    static int have = -1;
-    if (have < 0)
-        have = __builtin_cpu_supports("avx512f") &&
-               __builtin_cpu_supports("avx512bw");
-    return have;
+#undef VEC
+#undef SET1
+#undef LOADU
+#undef ADD
+#undef XOR
+#undef ROR_32
+#undef ROR_24
+#undef ROR_16
+#undef ROR_63
+
+/* ---- four lanes, AVX2 ------------------------------------------------ */
+
+#define VEC __m256i
+#define SET1(x) _mm256_set1_epi64x((long long)(x))
+#define LOADU(p) _mm256_loadu_si256((const __m256i *)(p))
+#define ADD(a, b) _mm256_add_epi64((a), (b))
+#define XOR(a, b) _mm256_xor_si256((a), (b))
+#define ROR_32(a) _mm256_shuffle_epi32((a), 0xb1)
+#define ROR_24(a) _mm256_shuffle_epi8((a), r24)
+#define ROR_16(a) _mm256_shuffle_epi8((a), r16)
+#define ROR_63(a) _mm256_or_si256(_mm256_srli_epi64((a), 63), ADD((a), (a)))
+
+__attribute__((target("avx2"))) static void
+step_x4(void *stv, const plan *pl, uint8_t tag, uint64_t dig[4][8]) {
+    const __m256i r16 = _mm256_setr_epi8(2, 3, 4, 5, 6, 7, 0, 1, 10, 11, 12, 13, 14, 15, 8, 9,
+                                         2, 3, 4, 5, 6, 7, 0, 1, 10, 11, 12, 13, 14, 15, 8, 9);
+    const __m256i r24 = _mm256_setr_epi8(3, 4, 5, 6, 7, 0, 1, 2, 11, 12, 13, 14, 15, 8, 9, 10,
+                                         3, 4, 5, 6, 7, 0, 1, 2, 11, 12, 13, 14, 15, 8, 9, 10);
+    __m256i *h = stv, m[16];
+    _Alignas(32) uint8_t buf[4][128];
+    const uint8_t *row[4];
+    for (int i = 0; i < 4; i++) { /* a whole block inside the message is read
+                                   * in place; others are copied */
+        unsigned first = (pl->tagged >> i) & 1, take = pl->take[i];
+        const uint8_t *p = (const uint8_t *)(uintptr_t)pl->addr[i];
+        if (take == 128 && !first) {
+            row[i] = p;
+            continue;
+        }
+        buf[i][0] = tag;
+        if (take > first)
+            memcpy(buf[i] + first, p + first, take - first);
+        memset(buf[i] + take, 0, 128 - take);
+        row[i] = buf[i];
+    }
+    for (int g = 0; g < 4; g++) { /* 4x4 transposes of 64-bit words */
+        __m256i a = _mm256_loadu_si256((const __m256i *)(row[0] + 32 * g));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(row[1] + 32 * g));
+        __m256i c = _mm256_loadu_si256((const __m256i *)(row[2] + 32 * g));
+        __m256i d = _mm256_loadu_si256((const __m256i *)(row[3] + 32 * g));
+        __m256i t0 = _mm256_unpacklo_epi64(a, b), t1 = _mm256_unpackhi_epi64(a, b);
+        __m256i t2 = _mm256_unpacklo_epi64(c, d), t3 = _mm256_unpackhi_epi64(c, d);
+        m[4 * g + 0] = _mm256_permute2x128_si256(t0, t2, 0x20);
+        m[4 * g + 1] = _mm256_permute2x128_si256(t1, t3, 0x20);
+        m[4 * g + 2] = _mm256_permute2x128_si256(t0, t2, 0x31);
+        m[4 * g + 3] = _mm256_permute2x128_si256(t1, t3, 0x31);
+    }
+    const __m256i fresh = _mm256_setr_epi64x(
+        -(long long)(pl->tagged & 1), -(long long)((pl->tagged >> 1) & 1),
+        -(long long)((pl->tagged >> 2) & 1), -(long long)((pl->tagged >> 3) & 1));
+    __m256i hk[8];
+    for (int k = 0; k < 8; k++) /* lanes starting a message: the IV state */
+        hk[k] = _mm256_blendv_epi8(
+            h[k], _mm256_set1_epi64x((long long)(blake2b_iv[k] ^ (k ? 0 : H0_PARAM))), fresh);
+    COMPRESS(h, hk, pl);
+    if (pl->done)
+        for (int k = 0; k < 4; k++)
+            _mm256_storeu_si256((__m256i *)dig[k], h[k]);
 }
+
+static int have_avx512(void) {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+}
+static int have_avx2(void) { return __builtin_cpu_supports("avx2"); }
+
+static const struct impl {
+    const char *name;
+    int lanes;
+    size_t min_n; /* below this many messages the idle lanes cost more */
+    step_fn step;
+    int (*have)(void);
+} impls[] = {{"avx512x8", 8, 3, step_x8, have_avx512},
+             {"avx2x4", 4, 2, step_x4, have_avx2}};
+#define N_IMPLS (sizeof(impls) / sizeof(impls[0]))
 #else
-static int have_x8(void) { return 0; }
-static void hash_x8(uint8_t tag, const uint8_t *base, const hashmany_span *span,
-                    size_t n, uint8_t (*out)[HASHMANY_BYTES]) {
+static const struct impl {
+    const char *name;
+    int lanes;
+    size_t min_n;
+    void (*step)(void);
+    int (*have)(void);
+} impls[1];
+#define N_IMPLS 0
+static void run_lanes(int w, void (*step)(void), uint8_t tag, const uint8_t *base,
+                      const hashmany_span *span, size_t n,
+                      uint8_t (*out)[HASHMANY_BYTES]) {
+    (void)w, (void)step;
     hashmany_blake2b256_generic(tag, base, span, n, out);
 }
 #endif
 
+static int chosen = -2; /* index in impls, -1 for libsodium, -2 not yet */
+
+static int choose(void) {
+    if (chosen == -2) {
+        chosen = -1;
+        for (size_t i = 0; i < N_IMPLS && chosen < 0; i++)
+            if (impls[i].have())
+                chosen = (int)i;
+    }
+    return chosen;
+}
+
 void hashmany_blake2b256(uint8_t tag, const uint8_t *base,
                          const hashmany_span *span, size_t n,
                          uint8_t (*out)[HASHMANY_BYTES]) {
-    /* below three messages the idle lanes cost more than they save */
-    if (n >= 3 && have_x8())
-        hash_x8(tag, base, span, n, out);
+    int c = choose();
+    if (c >= 0 && n >= impls[c].min_n)
+        run_lanes(impls[c].lanes, impls[c].step, tag, base, span, n, out);
     else
         hashmany_blake2b256_generic(tag, base, span, n, out);
 }
 
-const char *hashmany_impl(void) { return have_x8() ? "avx512x8" : "libsodium"; }
+const char *hashmany_impl(void) {
+    int c = choose();
+    return c >= 0 ? impls[c].name : "libsodium";
+}
+
+int hashmany_use(const char *name) {
+    if (strcmp(name, "libsodium") == 0) {
+        chosen = -1;
+        return 0;
+    }
+    for (size_t i = 0; i < N_IMPLS; i++)
+        if (strcmp(name, impls[i].name) == 0 && impls[i].have()) {
+            chosen = (int)i;
+            return 0;
+        }
+    return -1;
+}

@@ -3,11 +3,12 @@
  * The signed batch format hashes every record line (a Merkle leaf) and every
  * pair of hashes (a Merkle node): thousands of messages of 65 to a few
  * hundred bytes per batch. One message at a time, libsodium spends most of
- * that work in data-dependent shuffles; eight independent messages side by
- * side in the 64-bit lanes of AVX-512 need none. hashmany_blake2b256 does
- * that on CPUs that have AVX-512F (checked once, at run time) and falls back
- * to libsodium's crypto_generichash elsewhere. Both give the same bytes:
- * plain BLAKE2b-256, unkeyed, of tag || message.
+ * that work in data-dependent shuffles; independent messages side by side
+ * in the 64-bit lanes of a vector need none. hashmany_blake2b256 hashes
+ * eight at a time on CPUs with AVX-512F and BW, four at a time on CPUs
+ * with AVX2 (checked once, at run time), and one at a time with libsodium's
+ * crypto_generichash elsewhere. All give the same bytes: plain BLAKE2b-256,
+ * unkeyed, of tag || message.
  *
  * Pure logic; no allocation. */
 #ifndef PDNS_HASHMANY_H
@@ -30,13 +31,17 @@ void hashmany_blake2b256(uint8_t tag, const uint8_t *base,
                          uint8_t (*out)[HASHMANY_BYTES]);
 
 /* The same, one message at a time with libsodium: the reference the tests
- * compare against and the path on CPUs without AVX-512F. */
+ * compare against and the path on CPUs without AVX2. */
 void hashmany_blake2b256_generic(uint8_t tag, const uint8_t *base,
                                  const hashmany_span *span, size_t n,
                                  uint8_t (*out)[HASHMANY_BYTES]);
 
-/* "avx512x8" when hashmany_blake2b256 uses the eight-lane code, otherwise
- * "libsodium". */
+/* The implementation in use: "avx512x8", "avx2x4" or "libsodium" (the
+ * first one the CPU can run, in that order). */
 const char *hashmany_impl(void);
+
+/* Makes hashmany_blake2b256 use the named implementation (tests and
+ * benchmarks compare them). Returns 0, or -1 when this CPU cannot run it. */
+int hashmany_use(const char *name);
 
 #endif
