@@ -344,6 +344,15 @@ static int canon_ref(char *s, size_t *lenp, const char **why) {
     return 0;
 }
 
+/* The relay's reason, in the reference's words. */
+static const char *reason_kind(const char *why) {
+    return strstr(why, "empty label") ? "label"
+           : strstr(why, "control")   ? "control"
+           : strstr(why, "longer")    ? "long"
+           : strstr(why, "empty")     ? "empty"
+                                      : why;
+}
+
 static void test_name_canon_agrees(void **state) {
     static const char alphabet[] = "abcXYZ09-_./\\ \x01\x7f\x80\xc3\xa9" "AZ@[`{";
     char a[80], b[80];
@@ -351,7 +360,7 @@ static void test_name_canon_agrees(void **state) {
     (void)state;
     srand(7);
     for (int round = 0; round < 300000; round++) {
-        size_t len = (size_t)(rand() % 40);
+        size_t len = (size_t)(rand() % 80); /* both sides of 64 (AVX-512) */
         int plain = rand() % 3; /* mostly names without rare bytes */
         for (size_t i = 0; i < len; i++)
             a[i] = plain ? "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.."[rand() % 65]
@@ -359,7 +368,8 @@ static void test_name_canon_agrees(void **state) {
         memcpy(b, a, len);
         size_t la = len, lb = len;
         int ra = pdns_name_canon(a, &la, &wa), rb = canon_ref(b, &lb, &wb);
-        if (ra != rb || (ra == 0 && (la != lb || memcmp(a, b, la) != 0)))
+        if (ra != rb || (ra == 0 && (la != lb || memcmp(a, b, la) != 0)) ||
+            (ra < 0 && strcmp(reason_kind(wa), wb) != 0))
             fail_msg("round %d: len %zu: canon %d, reference %d", round, len, ra, rb);
     }
 }
