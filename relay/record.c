@@ -203,8 +203,9 @@ int pdns_uuid_parse(const char *s, uint8_t uuid[16]) {
 }
 
 /* Dotted-quad IPv4, each octet 0-255 without leading zeros (inet_pton's
- * rule: "010" could be octal), checked in place. Returns 0, or -1. */
-static int ipv4_check(const char *s, size_t len) {
+ * rule: "010" could be octal), into out when out is not NULL. Returns 0,
+ * or -1. */
+static int ipv4_parse(const char *s, size_t len, uint8_t *out) {
     int octets = 0;
     size_t i = 0;
     while (i < len && octets < 4) {
@@ -216,6 +217,8 @@ static int ipv4_check(const char *s, size_t len) {
             return -1;
         if (s[start] == '0' && i - start > 1)
             return -1;
+        if (out)
+            out[octets] = (uint8_t)v;
         octets++;
         if (octets < 4) {
             if (i >= len || s[i] != '.')
@@ -224,6 +227,78 @@ static int ipv4_check(const char *s, size_t len) {
         }
     }
     return octets == 4 && i == len ? 0 : -1;
+}
+
+static int hex_value(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* inet_pton(AF_INET6) on a counted string, without the copy and NUL it
+ * needs: groups of 1-4 hex digits, one "::" at most, a dotted quad in
+ * place of the last two groups. test_csv checks it against inet_pton. */
+int pdns_ipv6_parse(const char *s, size_t len, uint8_t out[16]) {
+    uint8_t tmp[16] = {0};
+    size_t tp = 0, i = 0, curtok, digits = 0, colonp = SIZE_MAX;
+    unsigned val = 0;
+    if (len == 0)
+        return -1;
+    if (s[0] == ':' && (len < 2 || s[++i] != ':')) /* a leading "::" only */
+        return -1;
+    curtok = i;
+    while (i < len) {
+        char ch = s[i++];
+        int d = hex_value(ch);
+        if (d >= 0) {
+            if (digits == 4)
+                return -1;
+            val = val << 4 | (unsigned)d;
+            digits++;
+            continue;
+        }
+        if (ch == ':') {
+            curtok = i;
+            if (digits == 0) {
+                if (colonp != SIZE_MAX)
+                    return -1;
+                colonp = tp;
+                continue;
+            }
+            if (i == len || tp + 2 > 16)
+                return -1;
+            tmp[tp++] = (uint8_t)(val >> 8);
+            tmp[tp++] = (uint8_t)val;
+            digits = 0;
+            val = 0;
+            continue;
+        }
+        if (ch == '.' && tp + 4 <= 16 && ipv4_parse(s + curtok, len - curtok, tmp + tp) == 0) {
+            tp += 4;
+            digits = 0;
+            break;
+        }
+        return -1;
+    }
+    if (digits > 0) {
+        if (tp + 2 > 16)
+            return -1;
+        tmp[tp++] = (uint8_t)(val >> 8);
+        tmp[tp++] = (uint8_t)val;
+    }
+    if (colonp != SIZE_MAX) { /* "::" stands for the missing zero groups */
+        if (tp == 16)
+            return -1;
+        size_t n = tp - colonp;
+        memmove(tmp + 16 - n, tmp + colonp, n);
+        memset(tmp + colonp, 0, 16 - n - colonp);
+        tp = 16;
+    }
+    if (tp != 16)
+        return -1;
+    memcpy(out, tmp, 16);
+    return 0;
 }
 
 static char *fmt_u8(char *o, unsigned v) {
@@ -290,13 +365,8 @@ static size_t fmt_ipv6(const unsigned char b[16], char *out) {
 
 /* AAAA: validated and rewritten in canonical text. */
 static int canon_ipv6(pdns_record *r) {
-    char tmp[64];
-    unsigned char bin[16];
-    if (r->rdata.len == 0 || r->rdata.len >= sizeof(tmp))
-        return -1;
-    memcpy(tmp, r->rdata.p, r->rdata.len);
-    tmp[r->rdata.len] = '\0';
-    if (inet_pton(AF_INET6, tmp, bin) != 1)
+    uint8_t bin[16];
+    if (pdns_ipv6_parse(r->rdata.p, r->rdata.len, bin) < 0)
         return -1;
     r->rdata.len = fmt_ipv6(bin, r->addr_buf);
     r->rdata.p = r->addr_buf;
@@ -309,7 +379,7 @@ int pdns_rdata_normalize(pdns_record *r, char *rdata, const char **why) {
         return -1;
     }
     if (r->rrtype == PDNS_RR_A) {
-        if (ipv4_check(rdata, r->rdata.len) < 0) {
+        if (ipv4_parse(rdata, r->rdata.len, NULL) < 0) {
             *why = "A answer is not an IPv4 address";
             return -1;
         }

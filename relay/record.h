@@ -76,4 +76,8 @@ void pdns_uuid_hex(const uint8_t uuid[16], char out[33]);
  * Returns 0, or -1 when s is not a uuid. */
 int pdns_uuid_parse(const char *s, uint8_t uuid[16]);
 
+/* An IPv6 address in text, as inet_pton(AF_INET6) reads it, from a counted
+ * string. Returns 0, or -1 when it is not one. */
+int pdns_ipv6_parse(const char *s, size_t len, uint8_t out[16]);
+
 #endif
