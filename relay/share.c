@@ -340,14 +340,14 @@ struct emit_ctx {
     size_t n, cap;
 };
 
-/* Signs what emit collected as one batch and writes it to the partner's
- * outbox (and the open stream); the context is then empty again. */
 static double cpu_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Signs what emit collected as one batch and writes it to the partner's
+ * outbox (and the open stream); the context is then empty again. */
 static void finish_batch(struct emit_ctx *c) {
     share *s = c->s;
     partner *pt = c->pt;
