@@ -6,8 +6,9 @@ which verifies and takes them. Reported: records/s from the first sensor
 byte to the last record taken at B (less the idle wait for the mixer tick),
 records/s from the mixer's output to the last record taken at B (what issue 6
 targets: policy, signing, Redis outbox, D4/TLS and B's verification),
-A's CPU time per record in all and after the mixer (its inverse is what A
-alone could forward if B kept up), and the share of A's CPU that hashing
+A's CPU time per record in all and after the mixer (from the end of
+ingest: the mixer's flush, the policy, COF, hashing and signing, the
+outbox, TLS; its inverse is what A alone could forward if B kept up), and the share of A's CPU that hashing
 and signing take (A measures the thread CPU time of that work itself:
 pdns_relay_partner_signing_seconds_total).
 Run twice: with both relays' local stores off (the forwarding path alone)
