@@ -129,3 +129,10 @@ int d4_reader_feed(d4_reader *r, const uint8_t *data, size_t len,
     *plen = r->payload.len;
     return D4_FRAME;
 }
+
+size_t d4_tls_chunk(size_t left) {
+    const size_t record = 16384; /* the largest TLS plaintext record */
+    if (left <= record)
+        return left;
+    return left - record < D4_HEADER_SIZE ? left - D4_HEADER_SIZE : record;
+}

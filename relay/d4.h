@@ -74,6 +74,12 @@ typedef struct d4_reader {
     int in_payload;
 } d4_reader;
 
+/* How many of the left bytes of an encoded frame to hand to one TLS
+ * write (one TLS record): at most 16 KiB, and never so many that the last
+ * record would be shorter than a D4 header, since d4-core's server holds a
+ * read under 62 bytes until the next one arrives. */
+size_t d4_tls_chunk(size_t left);
+
 void d4_reader_init(d4_reader *r, uint32_t max_payload);
 void d4_reader_free(d4_reader *r);
 

@@ -31,7 +31,6 @@
 #include "rconn.h"
 
 #define KEEP_SENT 64
-#define TLS_RECORD 16384      /* largest TLS plaintext record */
 #define BACKOFF_MAX_MS 30000  /* partner reconnects */
 
 typedef struct dpartner {
@@ -325,13 +324,8 @@ static int write_frame(dpartner *dp, uint8_t type, const char *p, size_t n,
     dp->h.timestamp = (uint64_t)time(NULL);
     dp->h.type = type;
     int rc = d4_frame_encode(&dp->h, dp->key, dp->keylen, (const uint8_t *)p, n, &f) < 0;
-    /* One TLS record per SSL_write, none of them shorter than a D4 header:
-     * d4-core's server holds a read under 62 bytes until the next one, so
-     * a short last record would keep the frame waiting for the next. */
-    for (size_t off = 0; !rc && off < f.len;) {
-        size_t k = f.len - off;
-        if (k > TLS_RECORD)
-            k = k - TLS_RECORD < D4_HEADER_SIZE ? k - D4_HEADER_SIZE : TLS_RECORD;
+    for (size_t off = 0; !rc && off < f.len;) { /* one TLS record each */
+        size_t k = d4_tls_chunk(f.len - off);
         rc = SSL_write(dp->ssl, f.p + off, (int)k) != (int)k;
         off += k;
     }

@@ -246,11 +246,30 @@ static void test_exclusive_and_lines_too_long(void **state) {
     pdns_buf_free(&b);
 }
 
+/* A frame of every size up to 100,000 bytes goes out in TLS records of at
+ * most 16 KiB that add up to it, none shorter than a D4 header unless the
+ * whole frame is (d4-core holds a short read until the next one). */
+static void test_tls_chunks(void **state) {
+    (void)state;
+    for (size_t total = 1; total <= 100000; total++) {
+        size_t left = total, records = 0;
+        while (left) {
+            size_t k = d4_tls_chunk(left);
+            if (k == 0 || k > 16384 || k > left || (k < D4_HEADER_SIZE && k != total))
+                fail_msg("frame of %zu bytes: a record of %zu with %zu left", total, k, left);
+            left -= k;
+            records++;
+        }
+        assert_int_equal(records, (total + 16383) / 16384);
+    }
+}
+
 int main(void) {
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_answers),
+        cmocka_unit_test(test_tls_chunks),
         cmocka_unit_test_setup(test_split_everywhere, setup),
         cmocka_unit_test_setup(test_rejects, setup),
         cmocka_unit_test_setup(test_exclusive_and_lines_too_long, setup),
