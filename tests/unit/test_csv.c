@@ -570,6 +570,42 @@ static void test_ipv6_parse_like_inet_pton(void **state) {
     assert_true(valid > 50000); /* plenty of real addresses were seen */
 }
 
+/* Every IANA type name parses to its number, in upper and lower case
+ * (the common ones take a fast path, the rest the table), "TYPEn" and "n"
+ * to n, and a name with a byte too many or too few to nothing (or to
+ * another real type). */
+static void test_rrtype_names(void **state) {
+    (void)state;
+    int named = 0;
+    for (unsigned n = 0; n < 65536; n++) {
+        const char *name = pdns_rrtype_name((uint16_t)n);
+        char buf[32];
+        uint16_t t;
+        if (name) {
+            named++;
+            size_t len = strlen(name);
+            assert_int_equal(pdns_rrtype_parse(name, len, &t), 0);
+            assert_int_equal(t, n);
+            for (size_t i = 0; i <= len; i++)
+                buf[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+            assert_int_equal(pdns_rrtype_parse(buf, len, &t), 0);
+            assert_int_equal(t, n);
+            snprintf(buf, sizeof(buf), "%sX", name);
+            if (pdns_rrtype_parse(buf, len + 1, &t) == 0 && t == n)
+                fail_msg("%s: took a byte too many", buf);
+            if (len > 1 && pdns_rrtype_parse(name, len - 1, &t) == 0 && t == n)
+                fail_msg("%s: took a byte too few", name);
+        }
+        snprintf(buf, sizeof(buf), "TYPE%u", n);
+        assert_int_equal(pdns_rrtype_parse(buf, strlen(buf), &t), 0);
+        assert_int_equal(t, n);
+        snprintf(buf, sizeof(buf), "%u", n);
+        assert_int_equal(pdns_rrtype_parse(buf, strlen(buf), &t), 0);
+        assert_int_equal(t, n);
+    }
+    assert_true(named > 80);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_real_output_matches_json),
@@ -582,6 +618,7 @@ int main(void) {
         cmocka_unit_test(test_rejects),
         cmocka_unit_test(test_numbers_at_their_limits),
         cmocka_unit_test(test_timestamps_random),
+        cmocka_unit_test(test_rrtype_names),
         cmocka_unit_test(test_mask_and_scanners_agree),
         cmocka_unit_test(test_name_canon_agrees),
     };
