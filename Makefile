@@ -1,5 +1,6 @@
 # pdns-relay - see README.md. Targets: all test unit e2e bench fuzz run clean.
-# Switches: USE_WERROR=1 (CI), SANITIZE=address,undefined, O=2.
+# Switches: USE_WERROR=1 (CI), SANITIZE=address,undefined, O=2, NO_SIMD=1
+# (the portable code only, as on a CPU without AVX2/AVX-512 or not x86).
 
 CC       ?= cc
 O        ?= 2
@@ -13,6 +14,10 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wformat=2 \
             $(PKG_CFLAGS)
 ifeq ($(USE_WERROR),1)
 CFLAGS   += -Werror
+endif
+ifeq ($(NO_SIMD),1)
+CFLAGS   += -DPDNS_NO_SIMD
+BUILD    ?= build-nosimd
 endif
 ifneq ($(SANITIZE),)
 CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all

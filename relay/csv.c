@@ -390,7 +390,7 @@ typedef unsigned __int128 mask128;
 #define MASK_SLOW (-1) /* take the scanners */
 #define MASK_NUL (-2)  /* the line holds a NUL byte */
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(PDNS_NO_SIMD)
 #include <immintrin.h>
 
 static int have_avx512bw(void) {

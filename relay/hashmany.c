@@ -25,7 +25,7 @@ void hashmany_blake2b256_generic(uint8_t tag, const uint8_t *base,
     }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(PDNS_NO_SIMD)
 #include <immintrin.h>
 
 static const uint64_t blake2b_iv[8] = {
@@ -333,7 +333,7 @@ static const struct impl {
     int (*have)(void);
 } impls[] = {{"avx512x8", 8, 3, step_x8, have_avx512},
              {"avx2x4", 4, 2, step_x4, have_avx2}};
-#define N_IMPLS (sizeof(impls) / sizeof(impls[0]))
+static size_t n_impls(void) { return sizeof(impls) / sizeof(impls[0]); }
 #else
 static const struct impl {
     const char *name;
@@ -342,7 +342,7 @@ static const struct impl {
     void (*step)(void);
     int (*have)(void);
 } impls[1];
-#define N_IMPLS 0
+static size_t n_impls(void) { return 0; } /* none: libsodium only */
 static void run_lanes(int w, void (*step)(void), uint8_t tag, const uint8_t *base,
                       const hashmany_span *span, size_t n,
                       uint8_t (*out)[HASHMANY_BYTES]) {
@@ -356,7 +356,7 @@ static int chosen = -2; /* index in impls, -1 for libsodium, -2 not yet */
 static int choose(void) {
     if (chosen == -2) {
         chosen = -1;
-        for (size_t i = 0; i < N_IMPLS && chosen < 0; i++)
+        for (size_t i = 0; i < n_impls() && chosen < 0; i++)
             if (impls[i].have())
                 chosen = (int)i;
     }
@@ -383,7 +383,7 @@ int hashmany_use(const char *name) {
         chosen = -1;
         return 0;
     }
-    for (size_t i = 0; i < N_IMPLS; i++)
+    for (size_t i = 0; i < n_impls(); i++)
         if (strcmp(name, impls[i].name) == 0 && impls[i].have()) {
             chosen = (int)i;
             return 0;

@@ -37,7 +37,7 @@ static int canon_bytes(char *s, size_t i, size_t len, const char **why) {
 #define ONES UINT64_C(0x0101010101010101)
 #define HIGHS UINT64_C(0x8080808080808080)
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(PDNS_NO_SIMD)
 #include <immintrin.h>
 
 /* A name of up to 64 bytes in one AVX-512 step: returns 1 when it holds a
