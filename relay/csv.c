@@ -75,9 +75,20 @@ int csv_layout_init(csv_layout *l, const char *f, const char *sep, char *err,
     }
     memcpy(l->sep, sep, l->sep_len + 1);
     l->n_front = 1;
-    for (size_t i = 0; i < sizeof(front_order) / sizeof(front_order[0]); i++)
-        if (l->fields & front_order[i])
-            l->n_front++;
+    for (size_t i = 0; i < sizeof(front_order) / sizeof(front_order[0]); i++) {
+        if (!(l->fields & front_order[i]))
+            continue;
+        if (front_order[i] == F_CLASS)
+            l->at_class = l->n_front;
+        if (front_order[i] == F_CLIENT)
+            l->at_client = l->n_front;
+        if (front_order[i] == F_SERVER)
+            l->at_server = l->n_front;
+        l->n_front++;
+    }
+    if (!(l->fields & F_QLEN)) /* front, query, type, answer, back */
+        l->n_sep = l->n_front + 2 + !!(l->fields & F_ALEN) + !!(l->fields & F_TTL) +
+                   !!(l->fields & F_COUNT);
     snprintf(l->letters, sizeof(l->letters), "%s", f);
     return 0;
 }
@@ -293,6 +304,8 @@ typedef struct cut {
     pdns_str back[3];
     char *mid, *end; /* "query[<sep>qlen]<sep>type<sep>answer" */
     unsigned __int128 rest; /* mask cut: the separators in mid..end */
+    pdns_str type;   /* listed cut: the rrtype field, */
+    char *answer;    /* and where the answer starts */
 } cut;
 
 static const uint32_t back_order[] = {F_COUNT, F_TTL, F_ALEN};
@@ -374,18 +387,30 @@ static enum csv_result split_middle_scan(const csv_layout *l, cut *c,
     return CSV_E_TYPE;
 }
 
-/* ---- the same with a separator mask: lines up to 128 bytes ---------- */
+/* ---- the same with byte masks: lines up to 128 bytes -------------- */
 
 /* On CPUs with AVX-512BW, a line of up to 128 bytes with a one- or
- * two-byte separator is compared 64 bytes at a time, giving a 128-bit mask
- * of the places where a separator starts (overlapping ones too: "|||"
- * holds "||" at 0 and 1) and a NUL test. The fields are then cut with
- * count-trailing/leading-zero steps, a fixed number per field, with no loop
- * over bytes whose exit the CPU would mispredict once per field (that, not
- * the scanning, is what the scanners above cost). Other lines, and layouts
- * with no_simd, take the scanners. Both cut every line the same; test_csv
- * and fuzz_csv compare them. */
+ * two-byte separator is compared 64 bytes at a time, once, giving 128-bit
+ * masks of the bytes each later step needs: where a separator starts
+ * (overlapping ones too: "|||" holds "||" at 0 and 1), digits, dots, upper
+ * case, and the bytes a name must not hold plainly. The fields are then cut
+ * with count-trailing/leading-zero steps, a fixed number per field, and
+ * checked with mask tests instead of loops over bytes whose exits the CPU
+ * would mispredict (that, not the scanning, is what the scanners cost).
+ * Other lines, and layouts with no_simd, take the scanners and the record.c
+ * checks. Both give every line the same result; test_csv and fuzz_csv
+ * compare them. */
 typedef unsigned __int128 mask128;
+
+typedef struct line_masks {
+    mask128 sep;   /* separator starts */
+    mask128 digit; /* '0'..'9' */
+    mask128 dot;   /* '.' */
+    mask128 up;    /* 'A'..'Z' */
+    mask128 odd;   /* <= ' ', DEL, backslash: the name byte rules decide */
+    int nsep;      /* separators, their starts in pos[]; -1: not listed */
+    uint8_t pos[32];
+} line_masks;
 
 #define MASK_SLOW (-1) /* take the scanners */
 #define MASK_NUL (-2)  /* the line holds a NUL byte */
@@ -400,47 +425,122 @@ static int have_avx512bw(void) {
     return have;
 }
 
-__attribute__((target("avx512f,avx512bw"))) static int
-sep_mask_x64(const csv_layout *l, const char *line, size_t len, mask128 *m) {
+#define TARGET_X64 __attribute__((target("avx512f,avx512bw")))
+
+/* Bytes of v (under in) in [lo, lo + n), unsigned. */
+TARGET_X64 static inline __mmask64 in_range(__mmask64 in, __m512i v, char lo, int n) {
+    return _mm512_mask_cmplt_epu8_mask(in, _mm512_sub_epi8(v, _mm512_set1_epi8(lo)),
+                                       _mm512_set1_epi8((char)n));
+}
+
+TARGET_X64 static inline mask128 join(__mmask64 lo, __mmask64 hi) {
+    return (mask128)hi << 64 | lo;
+}
+
+TARGET_X64 static int line_masks_x64(const csv_layout *l, const char *line, size_t len,
+                                     line_masks *m) {
     const __m512i c0 = _mm512_set1_epi8(l->sep[0]), c1 = _mm512_set1_epi8(l->sep[1]);
-    const __m512i zero = _mm512_setzero_si512();
     __mmask64 in0 = len >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << len) - 1;
     __mmask64 in1 = len <= 64 ? 0 : len >= 128 ? ~(__mmask64)0 : ((__mmask64)1 << (len - 64)) - 1;
     __m512i v0 = _mm512_maskz_loadu_epi8(in0, line);
     __m512i v1 = _mm512_maskz_loadu_epi8(in1, line + 64);
+    const __m512i zero = _mm512_setzero_si512();
     if (_mm512_mask_cmpeq_epi8_mask(in0, v0, zero) | _mm512_mask_cmpeq_epi8_mask(in1, v1, zero))
         return MASK_NUL;
-    mask128 s = (mask128)_mm512_mask_cmpeq_epi8_mask(in1, v1, c0) << 64 |
-                _mm512_mask_cmpeq_epi8_mask(in0, v0, c0);
-    if (l->sep_len == 2) { /* sep[0] followed by sep[1] */
-        mask128 t = (mask128)_mm512_mask_cmpeq_epi8_mask(in1, v1, c1) << 64 |
-                    _mm512_mask_cmpeq_epi8_mask(in0, v0, c1);
-        s &= t >> 1;
-    }
-    *m = s;
+    mask128 s = join(_mm512_mask_cmpeq_epi8_mask(in0, v0, c0),
+                     _mm512_mask_cmpeq_epi8_mask(in1, v1, c0));
+    if (l->sep_len == 2) /* sep[0] followed by sep[1] */
+        s &= join(_mm512_mask_cmpeq_epi8_mask(in0, v0, c1),
+                  _mm512_mask_cmpeq_epi8_mask(in1, v1, c1)) >> 1;
+    m->sep = s;
+    m->digit = join(in_range(in0, v0, '0', 10), in_range(in1, v1, '0', 10));
+    m->up = join(in_range(in0, v0, 'A', 26), in_range(in1, v1, 'A', 26));
+    const __m512i dot = _mm512_set1_epi8('.'), sp = _mm512_set1_epi8(' ');
+    const __m512i del = _mm512_set1_epi8(0x7f), bs = _mm512_set1_epi8('\\');
+    m->dot = join(_mm512_mask_cmpeq_epi8_mask(in0, v0, dot),
+                  _mm512_mask_cmpeq_epi8_mask(in1, v1, dot));
+    m->odd = join(_mm512_mask_cmple_epu8_mask(in0, v0, sp) |
+                      _mm512_mask_cmpeq_epi8_mask(in0, v0, del) |
+                      _mm512_mask_cmpeq_epi8_mask(in0, v0, bs),
+                  _mm512_mask_cmple_epu8_mask(in1, v1, sp) |
+                      _mm512_mask_cmpeq_epi8_mask(in1, v1, del) |
+                      _mm512_mask_cmpeq_epi8_mask(in1, v1, bs));
     return 0;
 }
 
-static int sep_mask(const csv_layout *l, const char *line, size_t len, mask128 *m) {
+/* The starts of the separators in m->sep listed in m->pos, in order, by
+ * compressing the byte indexes 0..127 under the mask (AVX512-VBMI2): no
+ * loop, so no exit to mispredict. Only when they are few enough to be the
+ * fields of a plain line. */
+__attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt"))) static void
+sep_positions_x64(line_masks *m) {
+    uint64_t lo = (uint64_t)m->sep, hi = (uint64_t)(m->sep >> 64);
+    int nlo = __builtin_popcountll(lo), n = nlo + __builtin_popcountll(hi);
+    m->nsep = -1;
+    if (n > 16)
+        return;
+    const __m512i iota = _mm512_set_epi8(
+        63, 62, 61, 60, 59, 58, 57, 56, 55, 54, 53, 52, 51, 50, 49, 48, 47, 46, 45, 44, 43, 42,
+        41, 40, 39, 38, 37, 36, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20,
+        19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    __m512i plo = _mm512_maskz_compress_epi8(lo, iota);
+    __m512i phi = _mm512_maskz_compress_epi8(hi, _mm512_add_epi8(iota, _mm512_set1_epi8(64)));
+    _mm_storeu_si128((__m128i *)m->pos, _mm512_castsi512_si128(plo));
+    _mm_storeu_si128((__m128i *)(m->pos + nlo), _mm512_castsi512_si128(phi));
+    m->nsep = n;
+}
+
+static int have_vbmi2(void) {
+    static int have = -1;
+    if (have < 0)
+        have = __builtin_cpu_supports("avx512vbmi2") ? 1 : 0;
+    return have;
+}
+
+/* Adds 0x20 to the bytes of line[0..128) that m marks (upper case). */
+TARGET_X64 static void fold_x64(char *line, mask128 m) {
+    __m512i d = _mm512_set1_epi8(0x20);
+    __mmask64 lo = (__mmask64)m, hi = (__mmask64)(m >> 64);
+    if (lo)
+        _mm512_mask_storeu_epi8(line, lo,
+                                _mm512_add_epi8(_mm512_maskz_loadu_epi8(lo, line), d));
+    if (hi)
+        _mm512_mask_storeu_epi8(line + 64, hi,
+                                _mm512_add_epi8(_mm512_maskz_loadu_epi8(hi, line + 64), d));
+}
+
+static int masks_of(const csv_layout *l, const char *line, size_t len, line_masks *m) {
     if (l->no_simd || l->sep_len > 2 || len > 128 || !have_avx512bw())
         return MASK_SLOW;
-    return sep_mask_x64(l, line, len, m);
+    int rc = line_masks_x64(l, line, len, m);
+    m->nsep = -1;
+    if (rc == 0 && l->n_sep && have_vbmi2())
+        sep_positions_x64(m);
+    return rc;
 }
 #else
-static int sep_mask(const csv_layout *l, const char *line, size_t len, mask128 *m) {
+static int masks_of(const csv_layout *l, const char *line, size_t len, line_masks *m) {
     (void)l, (void)line, (void)len, (void)m;
     return MASK_SLOW;
 }
+static void fold_x64(char *line, mask128 m) { /* never called: no masks */
+    (void)line, (void)m;
+}
 #endif
 
+/* Both halves are counted and one is chosen, without a branch: which half
+ * a field ends in varies from line to line, and a branch on it would be
+ * mispredicted. */
 static unsigned ctz128(mask128 m) { /* m != 0 */
-    uint64_t lo = (uint64_t)m;
-    return lo ? (unsigned)__builtin_ctzll(lo) : 64 + (unsigned)__builtin_ctzll((uint64_t)(m >> 64));
+    uint64_t lo = (uint64_t)m, hi = (uint64_t)(m >> 64), top = (uint64_t)1 << 63;
+    unsigned cl = (unsigned)__builtin_ctzll(lo | top), ch = 64 + (unsigned)__builtin_ctzll(hi | top);
+    return lo ? cl : ch;
 }
 
 static unsigned top128(mask128 m) { /* m != 0: the highest set bit */
-    uint64_t hi = (uint64_t)(m >> 64);
-    return hi ? 127 - (unsigned)__builtin_clzll(hi) : 63 - (unsigned)__builtin_clzll((uint64_t)m);
+    uint64_t lo = (uint64_t)m, hi = (uint64_t)(m >> 64);
+    unsigned th = 127 - (unsigned)__builtin_clzll(hi | 1), tl = 63 - (unsigned)__builtin_clzll(lo | 1);
+    return hi ? th : tl;
 }
 
 /* Bits at and above i (i <= 128). */
@@ -484,11 +584,44 @@ few:
     return CSV_E_FIELDS;
 }
 
+/* Up to 8 bytes as a little-endian integer, for the switch below. */
+#define PACK2(a, b) ((uint64_t)(b) << 8 | (uint64_t)(a))
+#define PACK3(a, b, c) ((uint64_t)(c) << 16 | PACK2(a, b))
+#define PACK4(a, b, c, d) ((uint64_t)(d) << 24 | PACK3(a, b, c))
+#define PACK5(a, b, c, d, e) ((uint64_t)(e) << 32 | PACK4(a, b, c, d))
+
+/* pdns_rrtype_parse of line[t..te), the types sensors print most read with
+ * one load when 8 bytes from t lie inside the line (below lim). */
+static int rrtype_masked(const char *line, unsigned t, unsigned te, unsigned lim,
+                         uint16_t *rt) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    unsigned n = te - t;
+    if (n - 1 < 5 && t + 8 <= lim) {
+        uint64_t x;
+        memcpy(&x, line + t, 8);
+        switch (x & (~(uint64_t)0 >> (64 - 8 * n))) {
+        case 'A': *rt = PDNS_RR_A; return 0;
+        case PACK4('A', 'A', 'A', 'A'): *rt = PDNS_RR_AAAA; return 0;
+        case PACK5('C', 'N', 'A', 'M', 'E'): *rt = PDNS_RR_CNAME; return 0;
+        case PACK2('M', 'X'): *rt = PDNS_RR_MX; return 0;
+        case PACK2('N', 'S'): *rt = PDNS_RR_NS; return 0;
+        case PACK3('T', 'X', 'T'): *rt = PDNS_RR_TXT; return 0;
+        case PACK3('P', 'T', 'R'): *rt = PDNS_RR_PTR; return 0;
+        case PACK3('S', 'O', 'A'): *rt = PDNS_RR_SOA; return 0;
+        }
+    }
+#else
+    (void)lim;
+#endif
+    return pdns_rrtype_parse(line + t, te - t, rt);
+}
+
 /* The same as split_middle_scan, from the separators left in c->rest. */
 static enum csv_result split_middle_mask(const csv_layout *l, char *line,
                                          cut *c, pdns_record *r, char **ans,
                                          const char **why) {
     unsigned p = (unsigned)(c->mid - line), sl = (unsigned)l->sep_len;
+    unsigned lim = (unsigned)(c->end - line);
     for (mask128 m = c->rest; m; m &= m - 1) {
         unsigned s = ctz128(m), t = s + sl;
         mask128 after = m & from_bit(t);
@@ -512,7 +645,7 @@ static enum csv_result split_middle_mask(const csv_layout *l, char *line,
             }
         } else if (after) {
             unsigned te = ctz128(after);
-            if (pdns_rrtype_parse(line + t, te - t, &r->rrtype) == 0) {
+            if (rrtype_masked(line, t, te, lim, &r->rrtype) == 0) {
                 r->rrname.p = line + p;
                 r->rrname.len = s - p;
                 *ans = line + te + sl;
@@ -524,9 +657,201 @@ static enum csv_result split_middle_mask(const csv_layout *l, char *line,
     return CSV_E_TYPE;
 }
 
+/* Field j of a line of n fields whose separators start at pos[]. */
+static pdns_str field_at(char *line, size_t len, const uint8_t *pos, int n, int j,
+                         unsigned sl) {
+    unsigned start = j ? pos[j - 1] + sl : 0, end = j < n ? pos[j] : (unsigned)len;
+    pdns_str f = {line + start, end - start};
+    return f;
+}
+
+/* The cut of a line with exactly the layout's number of separators, none
+ * overlapping another, from their list: field j lies between separators
+ * j - 1 and j, and the query is the field after the front ones, as the
+ * general cut would find (the middle holds no other separator to try).
+ * Returns 0, or -1 to take the general cut. */
+static int cut_listed(const csv_layout *l, char *line, size_t len, const line_masks *m,
+                      cut *c) {
+    int n = l->n_sep, nf = l->n_front, j;
+    unsigned sl = (unsigned)l->sep_len;
+    if (m->nsep != n || (sl == 2 && (m->sep & (m->sep >> 1))))
+        return -1;
+    for (j = 0; j < nf; j++)
+        c->front[j] = field_at(line, len, m->pos, n, j, sl);
+    pdns_str q = field_at(line, len, m->pos, n, j++, sl);
+    c->type = field_at(line, len, m->pos, n, j++, sl);
+    pdns_str a = field_at(line, len, m->pos, n, j++, sl);
+    if (l->fields & F_ALEN)
+        c->back[2] = field_at(line, len, m->pos, n, j++, sl);
+    if (l->fields & F_TTL)
+        c->back[1] = field_at(line, len, m->pos, n, j++, sl);
+    if (l->fields & F_COUNT)
+        c->back[0] = field_at(line, len, m->pos, n, j, sl);
+    c->mid = (char *)q.p;
+    c->end = (char *)a.p + a.len;
+    c->answer = (char *)a.p;
+    return 0;
+}
+
+/* ---- field checks from the masks ------------------------------------ */
+
+/* The 64 bits of m from bit a on: a field's bytes at bit 0. */
+static uint64_t win(mask128 m, unsigned a) {
+    return (uint64_t)(m >> a);
+}
+
+static uint64_t low_bits(unsigned n) { /* n <= 64 */
+    return n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1;
+}
+
+/* Eight bytes known to be digits as a number (digits8 without its test). */
+static uint64_t digits8_known(uint64_t x) {
+    x -= 0x3030303030303030ULL;
+    x = x * 10 + (x >> 8);
+    return (((x & 0x000000ff000000ffULL) * (100 + (1000000ULL << 32))) +
+            (((x >> 16) & 0x000000ff000000ffULL) * (1 + (10000ULL << 32)))) >> 32;
+}
+
+/* parse_u64 of the field f of line, from the digit mask when it is 1 to 8
+ * bytes long and ends at least 8 bytes into the line: the 8 bytes that end
+ * with it are read at once and the ones before it replaced by '0'. */
+static inline int number_masked(const line_masks *m, const char *line, pdns_str f,
+                                uint64_t *v) {
+    unsigned a = (unsigned)(f.p - line), n = (unsigned)f.len, e = a + n;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n - 1 < 8 && e >= 8) {
+        if (~win(m->digit, a) & low_bits(n))
+            return -1;
+        uint64_t x;
+        memcpy(&x, line + e - 8, 8);
+        uint64_t keep = ~(uint64_t)0 << (8 * (8 - n)); /* the field, high end */
+        x = (x & keep) | (0x3030303030303030ULL & ~keep);
+        *v = digits8_known(x);
+        return 0;
+    }
+#endif
+    return parse_u64(f.p, f.len, v);
+}
+
+/* parse_time for "SSSSSSSSSS.fff..." (ten digits of seconds, at least three
+ * of fraction, at most nine) from the masks. Returns 0, or -1 to let
+ * parse_time decide. */
+static int time_masked(const csv_layout *l, const line_masks *m, const char *line, unsigned n,
+                       pdns_record *r) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t want = low_bits(n) & ~((uint64_t)1 << 10);
+    if ((l->fields & F_TS_H) || n < 14 || n > 20 || !((uint64_t)m->dot >> 10 & 1) ||
+        ((uint64_t)m->digit & low_bits(n)) != want)
+        return -1;
+    uint64_t x;
+    memcpy(&x, line, 8);
+    int64_t sec = (int64_t)digits8_known(x) * 100 + (line[8] - '0') * 10 + (line[9] - '0');
+    int64_t ms = (line[11] - '0') * 100 + (line[12] - '0') * 10 + (line[13] - '0');
+    r->has_ms = 1;
+    r->time_first = r->time_last = sec;
+    r->time_first_ms = r->time_last_ms = sec * 1000 + ms;
+    return 0;
+#else
+    (void)l, (void)m, (void)line, (void)n, (void)r;
+    return -1;
+#endif
+}
+
+/* pdns_name_canon of line[a..*b) from the masks, with the same result and
+ * reason: 0 (upper case folded, a trailing dot dropped from *b), -1 with
+ * why, or 1 when the byte rules must decide: a name over 64 bytes, or one
+ * that holds a control byte, space, DEL or backslash (pdns_name_canon
+ * then). */
+static inline int canon_masked(const line_masks *m, char *line, unsigned a, unsigned *bp,
+                               const char **why) {
+    unsigned b = *bp, n = b - a;
+    if (n == 0) {
+        *why = "empty name";
+        return -1;
+    }
+    uint64_t all = low_bits(n), dot = win(m->dot, a) & all;
+    if (n > 64 || (win(m->odd, a) & all))
+        return 1;
+    if (n > 1 && (dot >> (n - 1) & 1)) { /* a trailing dot is dropped */
+        n--;
+        dot ^= (uint64_t)1 << n;
+    }
+    *bp = a + n;
+    if (dot & 1) {
+        if (n == 1)
+            return 0; /* the root */
+        *why = "name has an empty label";
+        return -1;
+    }
+    if (dot & dot >> 1) {
+        *why = "name has an empty label";
+        return -1;
+    }
+    uint64_t up = win(m->up, a) & low_bits(n);
+    if (up)
+        fold_x64(line, (mask128)up << a);
+    return 0;
+}
+
+/* The 1 to 3 digits line[s..e) (e >= 3) as a number, or over 255 for a
+ * leading zero. Without branches: octet lengths vary from address to
+ * address, and branches on them would be mispredicted. */
+static inline unsigned octet(const char *line, unsigned s, unsigned e) {
+    unsigned n = e - s, two = -(unsigned)(n > 1), three = -(unsigned)(n > 2);
+    unsigned d0 = (unsigned char)line[e - 1] - '0';
+    unsigned d1 = ((unsigned char)line[e - 2] - '0') & two;
+    unsigned d2 = ((unsigned char)line[e - 3] - '0') & three;
+    unsigned zero = -(unsigned)(line[s] == '0') & two;
+    return (d2 * 100 + d1 * 10 + d0) | (zero & 256);
+}
+
+/* ipv4_parse's rule (four dotted decimal octets of 1 to 3 digits, each at
+ * most 255, no leading zero) on line[a..e) from the masks. */
+static int ipv4_masked(const line_masks *m, const char *line, unsigned a, unsigned e) {
+    unsigned n = e - a;
+    if (n < 7 || n > 15)
+        return -1;
+    uint64_t all = ((uint64_t)1 << n) - 1;
+    uint64_t d = (uint64_t)(m->digit >> a) & all, t = (uint64_t)(m->dot >> a) & all;
+    uint64_t ends = 1 | (uint64_t)1 << (n - 1), t1 = t & (t - 1), t2 = t1 & (t1 - 1);
+    /* three dots, none at an end or next to another; no four digits */
+    if ((d | t) != all || !t2 || (t2 & (t2 - 1)) || (t & (ends | t >> 1)) ||
+        (d & d >> 1 & d >> 2 & d >> 3))
+        return -1;
+    unsigned p1 = (unsigned)__builtin_ctzll(t), p2 = (unsigned)__builtin_ctzll(t1);
+    unsigned p3 = (unsigned)__builtin_ctzll(t2);
+    unsigned o0 = octet(line, a, a + p1), o1 = octet(line, a + p1 + 1, a + p2);
+    unsigned o2 = octet(line, a + p2 + 1, a + p3), o3 = octet(line, a + p3 + 1, e);
+    return ((o0 > 255) | (o1 > 255) | (o2 > 255) | (o3 > 255)) ? -1 : 0;
+}
+
+/* pdns_rdata_normalize from the masks: A and answers that are names here,
+ * others there. */
+static int rdata_masked(const line_masks *m, char *line, pdns_record *r, const char **why) {
+    unsigned a = (unsigned)(r->rdata.p - line), e = a + (unsigned)r->rdata.len;
+    if (r->rrtype == PDNS_RR_A) {
+        if (ipv4_masked(m, line, a, e) == 0)
+            return 0;
+        *why = "A answer is not an IPv4 address";
+        return -1;
+    }
+    if (r->rrtype != PDNS_RR_AAAA && pdns_rrtype_rdata_is_name(r->rrtype)) {
+        int rc = canon_masked(m, line, a, &e, why);
+        if (rc < 0) {
+            *why = "answer is not a domain name";
+            return -1;
+        }
+        if (rc == 0) {
+            r->rdata.len = e - a;
+            return 0;
+        }
+    }
+    return pdns_rdata_normalize(r, line + a, why);
+}
+
 enum csv_result csv_parse_line(const csv_layout *l, char *line, size_t len,
                                pdns_record *r, const char **why) {
-    mask128 m = 0;
+    line_masks lm;
     cut c;
     uint64_t v;
     enum csv_result res;
@@ -534,50 +859,62 @@ enum csv_result csv_parse_line(const csv_layout *l, char *line, size_t len,
     if (len && line[len - 1] == '\r')
         len--;
     c.back[0].p = c.back[1].p = c.back[2].p = NULL;
-    int how = sep_mask(l, line, len, &m);
+    int how = masks_of(l, line, len, &lm);
     if (how == MASK_NUL) {
         *why = "NUL byte in line";
         return CSV_E_BINARY;
     }
-    res = how == 0 ? cut_ends_mask(l, line, len, m, &c, why)
-                   : cut_ends_scan(l, line, len, &c, why);
-    if (res != CSV_OK)
-        return res;
+    const line_masks *mk = how == 0 ? &lm : NULL; /* NULL: the scanners */
+    int listed = mk && cut_listed(l, line, len, mk, &c) == 0;
+    if (!listed) {
+        res = mk ? cut_ends_mask(l, line, len, lm.sep, &c, why)
+                 : cut_ends_scan(l, line, len, &c, why);
+        if (res != CSV_OK)
+            return res;
+    }
     pdns_str *front = c.front, *back = c.back;
     char *end = c.end;
 
-    if (parse_time(l, front[0].p, front[0].len, r) < 0) {
+    if ((!mk || time_masked(l, mk, line, (unsigned)front[0].len, r) < 0) &&
+        parse_time(l, front[0].p, front[0].len, r) < 0) {
         *why = "bad timestamp";
         return CSV_E_TIME;
     }
-    int fi = 1;
     r->client.len = r->server.len = 0;
-    for (size_t i = 0; i < sizeof(front_order) / sizeof(front_order[0]); i++) {
-        if (!(l->fields & front_order[i]))
-            continue;
-        pdns_str *f = &front[fi++];
-        if (front_order[i] == F_CLASS &&
-            !(f->len == 2 && f->p[0] == 'I' && f->p[1] == 'N')) {
+    if (l->at_class) {
+        const pdns_str *f = &front[l->at_class];
+        if (!(f->len == 2 && f->p[0] == 'I' && f->p[1] == 'N')) {
             *why = "class is not IN";
             return CSV_E_CLASS;
         }
-        if (l->keep_addresses && front_order[i] == F_CLIENT)
-            r->client = *f;
-        if (l->keep_addresses && front_order[i] == F_SERVER)
-            r->server = *f;
     }
+    if (l->keep_addresses && l->at_client)
+        r->client = front[l->at_client];
+    if (l->keep_addresses && l->at_server)
+        r->server = front[l->at_server];
 
     char *ans;
-    res = how == 0 ? split_middle_mask(l, line, &c, r, &ans, why)
-                   : split_middle_scan(l, &c, r, &ans, why);
-    if (res != CSV_OK)
-        return res;
+    if (listed) {
+        unsigned t = (unsigned)(c.type.p - line);
+        if (rrtype_masked(line, t, t + (unsigned)c.type.len, (unsigned)len, &r->rrtype) < 0) {
+            *why = "no known rrtype between query and answer";
+            return CSV_E_TYPE;
+        }
+        r->rrname.p = c.mid;
+        r->rrname.len = (size_t)(c.type.p - l->sep_len - c.mid);
+        ans = c.answer;
+    } else {
+        res = mk ? split_middle_mask(l, line, &c, r, &ans, why)
+                 : split_middle_scan(l, &c, r, &ans, why);
+        if (res != CSV_OK)
+            return res;
+    }
     r->rdata.p = ans;
     r->rdata.len = (size_t)(end - ans);
 
     r->count = 1;
     if (back[0].p) {
-        if (parse_u64(back[0].p, back[0].len, &v) < 0) {
+        if ((mk ? number_masked(mk, line, back[0], &v) : parse_u64(back[0].p, back[0].len, &v)) < 0) {
             *why = "bad count";
             return CSV_E_NUMBER;
         }
@@ -585,7 +922,8 @@ enum csv_result csv_parse_line(const csv_layout *l, char *line, size_t len,
     }
     r->ttl = 0;
     if (back[1].p) {
-        if (parse_u64(back[1].p, back[1].len, &v) < 0 || v > UINT32_MAX) {
+        if ((mk ? number_masked(mk, line, back[1], &v) : parse_u64(back[1].p, back[1].len, &v)) < 0 ||
+            v > UINT32_MAX) {
             *why = "bad ttl";
             return CSV_E_NUMBER;
         }
@@ -596,8 +934,18 @@ enum csv_result csv_parse_line(const csv_layout *l, char *line, size_t len,
         return CSV_E_NUMBER;
     }
 
-    if (pdns_name_canon((char *)r->rrname.p, &r->rrname.len, why) < 0)
+    if (mk) {
+        unsigned a = (unsigned)(r->rrname.p - line), e = a + (unsigned)r->rrname.len;
+        int rc = canon_masked(mk, line, a, &e, why);
+        if (rc < 0)
+            return CSV_E_NAME;
+        if (rc == 0)
+            r->rrname.len = e - a;
+        else if (pdns_name_canon((char *)r->rrname.p, &r->rrname.len, why) < 0)
+            return CSV_E_NAME;
+    } else if (pdns_name_canon((char *)r->rrname.p, &r->rrname.len, why) < 0) {
         return CSV_E_NAME;
+    }
 
     if (r->rdata.len == 0) {
         *why = "empty answer";
@@ -607,7 +955,7 @@ enum csv_result csv_parse_line(const csv_layout *l, char *line, size_t len,
                   is_rcode(r->rdata.p, r->rdata.len);
     if (r->is_error)
         return CSV_OK;
-    if (pdns_rdata_normalize(r, (char *)r->rdata.p, why) < 0)
+    if ((mk ? rdata_masked(mk, line, r, why) : pdns_rdata_normalize(r, (char *)r->rdata.p, why)) < 0)
         return CSV_E_RDATA;
     return CSV_OK;
 }

@@ -30,6 +30,10 @@ typedef struct csv_layout {
     char sep[CSV_SEP_MAX + 1];
     size_t sep_len;
     int n_front;           /* fields printed before the query */
+    int n_sep;             /* separators in a line whose query and answer
+                            * hold none; 0 when the query length is printed */
+    int at_class, at_client, at_server; /* index of those front fields, 0
+                                         * when not printed */
     int keep_addresses;    /* keep client/server in the record */
     int no_simd;           /* never the AVX-512 separator mask (tests) */
     char letters[24];      /* the -f letters as given, for messages */
