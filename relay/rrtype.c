@@ -147,13 +147,3 @@ size_t pdns_rrtype_format(uint16_t t, char *buf, size_t size) {
     int w = snprintf(buf, size, "%u", t);
     return w < 0 ? 0 : (size_t)w;
 }
-
-int pdns_rrtype_rdata_is_name(uint16_t t) {
-    switch (t) {
-    case PDNS_RR_CNAME: case PDNS_RR_NS: case PDNS_RR_PTR: case PDNS_RR_DNAME:
-    case PDNS_RR_MX: case PDNS_RR_SRV: case PDNS_RR_SOA: case PDNS_RR_RP:
-        return 1;
-    default:
-        return 0;
-    }
-}

@@ -18,15 +18,22 @@ int pdns_rrtype_parse(const char *s, size_t len, uint16_t *t);
 /* Writes the COF form of t (name, or decimal) to buf; returns its length. */
 size_t pdns_rrtype_format(uint16_t t, char *buf, size_t size);
 
-/* 1 when the rdata of type t is a single domain name in presentation
- * format (CNAME, NS, PTR, DNAME, and the target passivedns prints for
- * MX, SRV, SOA, RP), which is normalised like an owner name. */
-int pdns_rrtype_rdata_is_name(uint16_t t);
-
 enum {
     PDNS_RR_A = 1, PDNS_RR_NS = 2, PDNS_RR_CNAME = 5, PDNS_RR_SOA = 6,
     PDNS_RR_PTR = 12, PDNS_RR_MX = 15, PDNS_RR_TXT = 16, PDNS_RR_RP = 17,
     PDNS_RR_AAAA = 28, PDNS_RR_SRV = 33, PDNS_RR_DNAME = 39
 };
+
+/* 1 when the rdata of type t is a single domain name in presentation
+ * format (CNAME, NS, PTR, DNAME, and the target passivedns prints for
+ * MX, SRV, SOA, RP), which is normalised like an owner name. A bit test:
+ * the parser asks for every record. */
+static inline int pdns_rrtype_rdata_is_name(uint16_t t) {
+    const uint64_t names = (1ULL << PDNS_RR_CNAME) | (1ULL << PDNS_RR_NS) |
+                           (1ULL << PDNS_RR_PTR) | (1ULL << PDNS_RR_DNAME) |
+                           (1ULL << PDNS_RR_MX) | (1ULL << PDNS_RR_SRV) |
+                           (1ULL << PDNS_RR_SOA) | (1ULL << PDNS_RR_RP);
+    return t < 64 && (names >> t & 1);
+}
 
 #endif
