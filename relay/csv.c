@@ -408,8 +408,8 @@ typedef struct line_masks {
     mask128 dot;   /* '.' */
     mask128 up;    /* 'A'..'Z' */
     mask128 odd;   /* <= ' ', DEL, backslash: the name byte rules decide */
-    int nsep;      /* separators, their starts in pos[]; -1: not listed */
-    uint8_t pos[32];
+    int nsep;      /* separators; -1: not listed, else field j of the line */
+    uint8_t start[16], end[16]; /* is line[start[j]..end[j]), j <= nsep */
 } line_masks;
 
 #define MASK_SLOW (-1) /* take the scanners */
@@ -472,21 +472,30 @@ TARGET_X64 static int line_masks_x64(const csv_layout *l, const char *line, size
  * compressing the byte indexes 0..127 under the mask (AVX512-VBMI2): no
  * loop, so no exit to mispredict. Only when they are few enough to be the
  * fields of a plain line. */
-__attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt"))) static void
-sep_positions_x64(line_masks *m) {
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi2,popcnt"))) static void
+sep_positions_x64(line_masks *m, size_t len, size_t sl) {
     uint64_t lo = (uint64_t)m->sep, hi = (uint64_t)(m->sep >> 64);
     int nlo = __builtin_popcountll(lo), n = nlo + __builtin_popcountll(hi);
     m->nsep = -1;
-    if (n > 16)
+    if (n > 15)
         return;
     const __m512i iota = _mm512_set_epi8(
         63, 62, 61, 60, 59, 58, 57, 56, 55, 54, 53, 52, 51, 50, 49, 48, 47, 46, 45, 44, 43, 42,
         41, 40, 39, 38, 37, 36, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20,
         19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    __m512i plo = _mm512_maskz_compress_epi8(lo, iota);
-    __m512i phi = _mm512_maskz_compress_epi8(hi, _mm512_add_epi8(iota, _mm512_set1_epi8(64)));
-    _mm_storeu_si128((__m128i *)m->pos, _mm512_castsi512_si128(plo));
-    _mm_storeu_si128((__m128i *)(m->pos + nlo), _mm512_castsi512_si128(phi));
+    __m128i plo = _mm512_castsi512_si128(_mm512_maskz_compress_epi8(lo, iota));
+    __m128i phi = _mm512_castsi512_si128(
+        _mm512_maskz_compress_epi8(hi, _mm512_add_epi8(iota, _mm512_set1_epi8(64))));
+    /* the second list goes after the first: expanded into bytes nlo.. */
+    __m128i seps = _mm_or_si128(
+        plo, _mm_maskz_expand_epi8((__mmask16)(((1u << (n - nlo)) - 1) << nlo), phi));
+    /* field j ends where separator j starts, the last one at the line's
+     * end, and starts after separator j - 1, the first one at 0 */
+    __m128i end = _mm_mask_blend_epi8((__mmask16)(1u << n), seps, _mm_set1_epi8((char)len));
+    __m128i start = _mm_maskz_add_epi8((__mmask16)0xfffe, _mm_bslli_si128(seps, 1),
+                                       _mm_set1_epi8((char)sl));
+    _mm_storeu_si128((__m128i *)m->start, start);
+    _mm_storeu_si128((__m128i *)m->end, end);
     m->nsep = n;
 }
 
@@ -548,7 +557,7 @@ static int masks_of(const csv_layout *l, const char *line, size_t len, line_mask
     int rc = line_masks_x64(l, line, len, m);
     m->nsep = -1;
     if (rc == 0 && l->n_sep && have_vbmi2())
-        sep_positions_x64(m);
+        sep_positions_x64(m, len, l->sep_len);
     return rc;
 }
 #else
@@ -695,11 +704,9 @@ static enum csv_result split_middle_mask(const csv_layout *l, char *line,
     return CSV_E_TYPE;
 }
 
-/* Field j of a line of n fields whose separators start at pos[]. */
-static pdns_str field_at(char *line, size_t len, const uint8_t *pos, int n, int j,
-                         unsigned sl) {
-    unsigned start = j ? pos[j - 1] + sl : 0, end = j < n ? pos[j] : (unsigned)len;
-    pdns_str f = {line + start, end - start};
+/* Field j of a listed line. */
+static inline pdns_str field_listed(char *line, const line_masks *m, unsigned j) {
+    pdns_str f = {line + m->start[j], (size_t)(m->end[j] - m->start[j])};
     return f;
 }
 
@@ -707,24 +714,29 @@ static pdns_str field_at(char *line, size_t len, const uint8_t *pos, int n, int 
  * overlapping another, from their list: field j lies between separators
  * j - 1 and j, and the query is the field after the front ones, as the
  * general cut would find (the middle holds no other separator to try).
- * Returns 0, or -1 to take the general cut. */
-static int cut_listed(const csv_layout *l, char *line, size_t len, const line_masks *m,
-                      cut *c) {
-    int n = l->n_sep, nf = l->n_front, j;
-    unsigned sl = (unsigned)l->sep_len;
-    if (m->nsep != n || (sl == 2 && (m->sep & (m->sep >> 1))))
+ * Only the fields the parse reads are filled in. Returns 0, or -1 to take
+ * the general cut. */
+static inline int cut_listed(const csv_layout *l, char *line,
+                             const line_masks *m, cut *c) {
+    unsigned nf = (unsigned)l->n_front, j = nf + 3;
+    if (m->nsep != l->n_sep || (l->sep_len == 2 && (m->sep & (m->sep >> 1))))
         return -1;
-    for (j = 0; j < nf; j++)
-        c->front[j] = field_at(line, len, m->pos, n, j, sl);
-    pdns_str q = field_at(line, len, m->pos, n, j++, sl);
-    c->type = field_at(line, len, m->pos, n, j++, sl);
-    pdns_str a = field_at(line, len, m->pos, n, j++, sl);
+    c->front[0] = field_listed(line, m, 0);
+    if (l->at_class)
+        c->front[l->at_class] = field_listed(line, m, (unsigned)l->at_class);
+    if (l->keep_addresses && l->at_client)
+        c->front[l->at_client] = field_listed(line, m, (unsigned)l->at_client);
+    if (l->keep_addresses && l->at_server)
+        c->front[l->at_server] = field_listed(line, m, (unsigned)l->at_server);
+    pdns_str q = field_listed(line, m, nf);
+    c->type = field_listed(line, m, nf + 1);
+    pdns_str a = field_listed(line, m, nf + 2);
     if (l->fields & F_ALEN)
-        c->back[2] = field_at(line, len, m->pos, n, j++, sl);
+        c->back[2] = field_listed(line, m, j++);
     if (l->fields & F_TTL)
-        c->back[1] = field_at(line, len, m->pos, n, j++, sl);
+        c->back[1] = field_listed(line, m, j++);
     if (l->fields & F_COUNT)
-        c->back[0] = field_at(line, len, m->pos, n, j, sl);
+        c->back[0] = field_listed(line, m, j);
     c->mid = (char *)q.p;
     c->end = (char *)a.p + a.len;
     c->answer = (char *)a.p;
@@ -845,7 +857,7 @@ static inline unsigned octet(const char *line, unsigned s, unsigned e) {
 
 /* ipv4_parse's rule (four dotted decimal octets of 1 to 3 digits, each at
  * most 255, no leading zero) on line[a..e) from the masks. */
-static int ipv4_masked(const line_masks *m, const char *line, unsigned a, unsigned e) {
+static inline int ipv4_masked(const line_masks *m, const char *line, unsigned a, unsigned e) {
     unsigned n = e - a;
     if (n < 7 || n > 15)
         return -1;
@@ -867,7 +879,7 @@ static int ipv4_masked(const line_masks *m, const char *line, unsigned a, unsign
 
 /* pdns_rdata_normalize from the masks: A and answers that are names here,
  * others there. */
-static int rdata_masked(const line_masks *m, char *line, pdns_record *r, const char **why) {
+static inline int rdata_masked(const line_masks *m, char *line, pdns_record *r, const char **why) {
     unsigned a = (unsigned)(r->rdata.p - line), e = a + (unsigned)r->rdata.len;
     if (r->rrtype == PDNS_RR_A) {
         if (ipv4_masked(m, line, a, e) == 0)
@@ -889,25 +901,19 @@ static int rdata_masked(const line_masks *m, char *line, pdns_record *r, const c
     return pdns_rdata_normalize(r, line + a, why);
 }
 
-enum csv_result csv_parse_line(const csv_layout *l, char *line, size_t len,
-                               pdns_record *r, const char **why) {
-    line_masks lm;
+/* The parse after the masks: mk is NULL for the scanners. Inlined into
+ * both callers, so that with the masks everything is one function. */
+static inline __attribute__((always_inline)) enum csv_result
+parse_fields(const csv_layout *l, char *line, size_t len, pdns_record *r, const char **why,
+             const line_masks *mk) {
     cut c;
     uint64_t v;
     enum csv_result res;
 
-    if (len && line[len - 1] == '\r')
-        len--;
     c.back[0].p = c.back[1].p = c.back[2].p = NULL;
-    int how = masks_of(l, line, len, &lm);
-    if (how == MASK_NUL) {
-        *why = "NUL byte in line";
-        return CSV_E_BINARY;
-    }
-    const line_masks *mk = how == 0 ? &lm : NULL; /* NULL: the scanners */
-    int listed = mk && cut_listed(l, line, len, mk, &c) == 0;
+    int listed = mk && cut_listed(l, line, mk, &c) == 0;
     if (!listed) {
-        res = mk ? cut_ends_mask(l, line, len, lm.sep, &c, why)
+        res = mk ? cut_ends_mask(l, line, len, mk->sep, &c, why)
                  : cut_ends_scan(l, line, len, &c, why);
         if (res != CSV_OK)
             return res;
@@ -998,4 +1004,18 @@ enum csv_result csv_parse_line(const csv_layout *l, char *line, size_t len,
     if ((mk ? rdata_masked(mk, line, r, why) : pdns_rdata_normalize(r, (char *)r->rdata.p, why)) < 0)
         return CSV_E_RDATA;
     return CSV_OK;
+}
+
+
+enum csv_result csv_parse_line(const csv_layout *l, char *line, size_t len,
+                               pdns_record *r, const char **why) {
+    line_masks lm;
+    if (len && line[len - 1] == '\r')
+        len--;
+    int how = masks_of(l, line, len, &lm);
+    if (how == MASK_NUL) {
+        *why = "NUL byte in line";
+        return CSV_E_BINARY;
+    }
+    return parse_fields(l, line, len, r, why, how == 0 ? &lm : NULL);
 }
