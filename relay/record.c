@@ -67,12 +67,51 @@ canon_x64(char *s, size_t len, const char **why) {
 }
 
 static int have_avx512bw(void) { return __builtin_cpu_supports("avx512bw"); }
+
+/* 1 when s[0..n) is an IPv6 address already written as inet_ntop writes
+ * it (RFC 5952: lower-case hex, no leading zeros, the first longest run of
+ * two or more zero groups as "::", no IPv4 form), from byte masks: most
+ * sensors print addresses so, and then the text is kept as it is instead
+ * of parsed and printed again. 0 says nothing: pdns_ipv6_parse and
+ * fmt_ipv6 decide. */
+__attribute__((target("avx512f,avx512bw,bmi,bmi2,popcnt"))) static int
+ipv6_canonical_x64(const char *s, size_t n) {
+    if (n < 2 || n > 39)
+        return 0;
+    __mmask64 all = ((__mmask64)1 << n) - 1;
+    __m512i v = _mm512_maskz_loadu_epi8(all, s);
+    uint64_t colon = _mm512_mask_cmpeq_epi8_mask(all, v, _mm512_set1_epi8(':'));
+    uint64_t zero = _mm512_mask_cmpeq_epi8_mask(all, v, _mm512_set1_epi8('0'));
+    uint64_t hex = _mm512_mask_cmplt_epu8_mask(all, _mm512_sub_epi8(v, _mm512_set1_epi8('0')),
+                                               _mm512_set1_epi8(10)) |
+                   _mm512_mask_cmplt_epu8_mask(all, _mm512_sub_epi8(v, _mm512_set1_epi8('a')),
+                                               _mm512_set1_epi8(6));
+    uint64_t dc = colon & colon >> 1;          /* where a "::" starts */
+    uint64_t start = hex & ~(hex << 1);        /* where a group starts */
+    uint64_t zg = start & zero & ~(hex >> 1);  /* groups that are "0" */
+    int groups = __builtin_popcountll(start), k = dc ? 8 - groups : 0; /* "::" stands for k */
+    if ((colon | hex) != all || (dc & (dc - 1)) || /* one "::" at most, no ":::" */
+        (hex & hex >> 1 & hex >> 2 & hex >> 3 & hex >> 4) || /* 5 digits */
+        ((colon & 1) && !(dc & 1)) ||                       /* one ':' leads */
+        ((colon >> (n - 1) & 1) && !(dc >> (n - 2) & 1)) || /* one ':' ends */
+        (dc ? k < 2 : groups != 8) ||
+        (start & zero & hex >> 1) ||                        /* a leading zero */
+        (zg & zg >> 2) ||                                   /* "0:0": a run left */
+        (zg & (dc >> 1 | dc << 2)) ||                       /* "0::" or "::0" */
+        ((dc & 1) && (k == 5 || k == 6)))                   /* maybe ::[ffff:]a.b.c.d */
+        return 0;
+    return 1;
+}
 #else
 static int canon_x64(char *s, size_t len, const char **why) {
     (void)s, (void)len, (void)why;
     return 1;
 }
 static int have_avx512bw(void) { return 0; }
+static int ipv6_canonical_x64(const char *s, size_t n) {
+    (void)s, (void)n;
+    return 0;
+}
 #endif
 
 int pdns_name_canon(char *s, size_t *lenp, const char **why) {
@@ -366,6 +405,11 @@ static size_t fmt_ipv6(const unsigned char b[16], char *out) {
 /* AAAA: validated and rewritten in canonical text. */
 static int canon_ipv6(pdns_record *r) {
     uint8_t bin[16];
+    if (have_avx512bw() && ipv6_canonical_x64(r->rdata.p, r->rdata.len)) {
+        memcpy(r->addr_buf, r->rdata.p, r->rdata.len);
+        r->rdata.p = r->addr_buf;
+        return 0;
+    }
     if (pdns_ipv6_parse(r->rdata.p, r->rdata.len, bin) < 0)
         return -1;
     r->rdata.len = fmt_ipv6(bin, r->addr_buf);
