@@ -1,6 +1,7 @@
 /* csv.c - passivedns CSV line parser. See csv.h for the format. */
 #include "csv.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,6 +31,8 @@ static const struct {
 static const uint32_t front_order[] = {F_HOST, F_CLIENT, F_CMAC, F_SERVER,
                                        F_SMAC, F_PROTO, F_CLASS};
 
+static void octet_tables_init(void);
+
 static const char *result_names[CSV_RESULT_COUNT] = {
     "ok", "fields", "time", "class", "name", "type", "rdata", "number",
     "binary", "too_long"};
@@ -40,6 +43,8 @@ const char *csv_result_name(enum csv_result r) {
 
 int csv_layout_init(csv_layout *l, const char *f, const char *sep, char *err,
                     size_t errlen) {
+    static pthread_once_t tables = PTHREAD_ONCE_INIT;
+    pthread_once(&tables, octet_tables_init);
     memset(l, 0, sizeof(*l));
     if (!f)
         f = CSV_DEFAULT_LAYOUT;
@@ -506,12 +511,32 @@ static int have_vbmi2(void) {
     return have;
 }
 
+/* For each way four octets of 1 to 3 digits can be laid out (81), the
+ * pshufb indexes that move each octet's digits, right-aligned, into bytes
+ * 1..3 of a 32-bit slot of its own (0x80: a zero byte), and the slot bytes
+ * that hold the first digit of an octet of two or three. */
+static uint8_t octet_shuffle[81][16];
+static uint16_t octet_lead[81];
+
+static void octet_tables_init(void) {
+    for (int i = 0; i < 81; i++) {
+        int len[4] = {i / 27 % 3 + 1, i / 9 % 3 + 1, i / 3 % 3 + 1, i % 3 + 1}, at = 0;
+        memset(octet_shuffle[i], 0x80, 16);
+        for (int o = 0; o < 4; o++) {
+            for (int k = 0; k < len[o]; k++)
+                octet_shuffle[i][4 * o + 4 - len[o] + k] = (uint8_t)(at + k);
+            if (len[o] > 1)
+                octet_lead[i] |= (uint16_t)(1u << (4 * o + 4 - len[o]));
+            at += len[o] + 1;
+        }
+    }
+}
+
 /* ipv4_parse's rule on s[0..n) (7 <= n <= 15) in a few vector steps: the
- * digits of each octet are moved, right-aligned, into bytes 1..3 of a
- * 32-bit slot of its own (compress the digits, expand them under a mask
- * made from the octet lengths), and each slot's value is then one
+ * digits of each octet are moved into a 32-bit slot of their own by one
+ * shuffle chosen by the octet lengths, and each slot's value is then one
  * multiply-add. */
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi2"))) static int
+__attribute__((target("avx512f,avx512bw,avx512vl,bmi,bmi2"))) static int
 ipv4_x64(const char *s, unsigned n) {
     __mmask16 all = (__mmask16)((1u << n) - 1);
     __m128i x = _mm_maskz_loadu_epi8(all, s);
@@ -525,18 +550,21 @@ ipv4_x64(const char *s, unsigned n) {
         return -1;
     unsigned p1 = (unsigned)__builtin_ctz(dot), p2 = (unsigned)__builtin_ctz(t1);
     unsigned p3 = (unsigned)__builtin_ctz(t2);
-    unsigned l0 = p1, l1 = p2 - p1 - 1, l2 = p3 - p2 - 1, l3 = n - p3 - 1; /* 1 to 3 */
-    unsigned place = ((1u << l0) - 1) << (4 - l0) | ((1u << l1) - 1) << (8 - l1) |
-                     ((1u << l2) - 1) << (12 - l2) | ((1u << l3) - 1) << (16 - l3);
-    unsigned lead = (unsigned)(l0 > 1) << (4 - l0) | (unsigned)(l1 > 1) << (8 - l1) |
-                    (unsigned)(l2 > 1) << (12 - l2) | (unsigned)(l3 > 1) << (16 - l3);
-    __m128i v = _mm_maskz_expand_epi8((__mmask16)place, _mm_maskz_compress_epi8((__mmask16)dig, d));
+    unsigned i = (p1 - 1) * 27 + (p2 - p1 - 2) * 9 + (p3 - p2 - 2) * 3 + (n - p3 - 2);
+    __m128i v = _mm_shuffle_epi8(d, _mm_loadu_si128((const __m128i *)octet_shuffle[i]));
     /* bytes 0, h, t, o of a slot times 0, 100, 10, 1 */
     __m128i val = _mm_madd_epi16(_mm_maddubs_epi16(v, _mm_set1_epi32(0x010a6400)),
                                  _mm_set1_epi16(1));
     unsigned big = _mm_cmpgt_epi32_mask(val, _mm_set1_epi32(255));
-    unsigned zero = _mm_mask_cmpeq_epi8_mask((__mmask16)lead, v, _mm_setzero_si128());
+    unsigned zero = _mm_mask_cmpeq_epi8_mask((__mmask16)octet_lead[i], v, _mm_setzero_si128());
     return big | zero ? -1 : 0;
+}
+
+static int have_avx512vl(void) {
+    static int have = -1;
+    if (have < 0)
+        have = __builtin_cpu_supports("avx512vl") && have_avx512bw();
+    return have;
 }
 
 /* Adds 0x20 to the bytes of line[0..128) that m marks (upper case). */
@@ -861,7 +889,7 @@ static inline int ipv4_masked(const line_masks *m, const char *line, unsigned a,
     unsigned n = e - a;
     if (n < 7 || n > 15)
         return -1;
-    if (have_vbmi2())
+    if (have_avx512vl())
         return ipv4_x64(line + a, n);
     uint64_t all = ((uint64_t)1 << n) - 1;
     uint64_t d = (uint64_t)(m->digit >> a) & all, t = (uint64_t)(m->dot >> a) & all;
