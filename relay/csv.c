@@ -473,16 +473,18 @@ TARGET_X64 static int line_masks_x64(const csv_layout *l, const char *line, size
     return 0;
 }
 
-/* The starts of the separators in m->sep listed in m->pos, in order, by
- * compressing the byte indexes 0..127 under the mask (AVX512-VBMI2): no
- * loop, so no exit to mispredict. Only when they are few enough to be the
- * fields of a plain line. */
+/* The fields between the separators of m->sep, listed in m->start and
+ * m->end, by compressing the byte indexes 0..127 under the mask
+ * (AVX512-VBMI2): no loop, so no exit to mispredict. Only when they are
+ * few enough to be the fields of a plain line and none overlaps another
+ * (for those the general cut decides). */
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi2,popcnt"))) static void
 sep_positions_x64(line_masks *m, size_t len, size_t sl) {
     uint64_t lo = (uint64_t)m->sep, hi = (uint64_t)(m->sep >> 64);
     int nlo = __builtin_popcountll(lo), n = nlo + __builtin_popcountll(hi);
+    uint64_t overlap = (lo & (lo >> 1 | hi << 63)) | (hi & hi >> 1); /* "|||" */
     m->nsep = -1;
-    if (n > 15)
+    if (n > 15 || (sl == 2 && overlap))
         return;
     const __m512i iota = _mm512_set_epi8(
         63, 62, 61, 60, 59, 58, 57, 56, 55, 54, 53, 52, 51, 50, 49, 48, 47, 46, 45, 44, 43, 42,
@@ -738,16 +740,16 @@ static inline pdns_str field_listed(char *line, const line_masks *m, unsigned j)
     return f;
 }
 
-/* The cut of a line with exactly the layout's number of separators, none
- * overlapping another, from their list: field j lies between separators
- * j - 1 and j, and the query is the field after the front ones, as the
- * general cut would find (the middle holds no other separator to try).
+/* The cut of a line with exactly the layout's number of separators, from
+ * their list (made only when none overlaps another): field j lies between
+ * separators j - 1 and j, and the query is the field after the front ones,
+ * as the general cut would find (the middle holds no other separator).
  * Only the fields the parse reads are filled in. Returns 0, or -1 to take
  * the general cut. */
 static inline int cut_listed(const csv_layout *l, char *line,
                              const line_masks *m, cut *c) {
     unsigned nf = (unsigned)l->n_front, j = nf + 3;
-    if (m->nsep != l->n_sep || (l->sep_len == 2 && (m->sep & (m->sep >> 1))))
+    if (m->nsep != l->n_sep)
         return -1;
     c->front[0] = field_listed(line, m, 0);
     if (l->at_class)
