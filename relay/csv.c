@@ -225,11 +225,9 @@ static int parse_ymdhms(const char *s, size_t len, int64_t *sec,
     return 0;
 }
 
-/* Eight ASCII digits at s as a number, or -1 when one is not a digit.
- * Three multiplies instead of a chain of eight (D. Lemire's SWAR). */
-static int64_t digits8(const char *s) {
-    uint64_t x;
-    memcpy(&x, s, 8);
+/* Eight ASCII digits, byte 0 the first, as a number, or -1 when one is not
+ * a digit. Three multiplies instead of a chain of eight (D. Lemire's SWAR). */
+static int64_t digits8_word(uint64_t x) {
     x -= 0x3030303030303030ULL; /* a byte below '0' wraps to >= 0xd0 */
     if ((x | (x + 0x0606060606060606ULL)) & 0xf0f0f0f0f0f0f0f0ULL)
         return -1;
@@ -237,6 +235,12 @@ static int64_t digits8(const char *s) {
     x = (((x & 0x000000ff000000ffULL) * (100 + (1000000ULL << 32))) +
          (((x >> 16) & 0x000000ff000000ffULL) * (1 + (10000ULL << 32)))) >> 32;
     return (int64_t)x;
+}
+
+static int64_t digits8(const char *s) {
+    uint64_t x;
+    memcpy(&x, s, 8);
+    return digits8_word(x);
 }
 
 /* "SSSSSSSSSS.f..." with ten digits of seconds (the years 2001 to 2286),
@@ -392,27 +396,24 @@ static enum csv_result split_middle_scan(const csv_layout *l, cut *c,
     return CSV_E_TYPE;
 }
 
-/* ---- the same with byte masks: lines up to 128 bytes -------------- */
+/* ---- the same with a separator mask: lines up to 128 bytes ---------- */
 
 /* On CPUs with AVX-512BW, a line of up to 128 bytes with a one- or
- * two-byte separator is compared 64 bytes at a time, once, giving 128-bit
- * masks of the bytes each later step needs: where a separator starts
- * (overlapping ones too: "|||" holds "||" at 0 and 1), digits, dots, upper
- * case, and the bytes a name must not hold plainly. The fields are then cut
- * with count-trailing/leading-zero steps, a fixed number per field, and
- * checked with mask tests instead of loops over bytes whose exits the CPU
- * would mispredict (that, not the scanning, is what the scanners cost).
- * Other lines, and layouts with no_simd, take the scanners and the record.c
- * checks. Both give every line the same result; test_csv and fuzz_csv
- * compare them. */
+ * two-byte separator is compared 64 bytes at a time, giving a 128-bit mask
+ * of the places where a separator starts (overlapping ones too: "|||"
+ * holds "||" at 0 and 1) and a NUL test. With AVX512-VBMI2 the mask is
+ * then turned into the list of the fields' bounds at once; a line with
+ * exactly the layout's number of separators is cut from that list. Other
+ * lines are cut with count-trailing/leading-zero steps, a fixed number per
+ * field, with no loop over bytes whose exit the CPU would mispredict once a
+ * field (that, not the scanning, is what the scanners cost). Numbers,
+ * timestamps and IPv4 answers are read without such loops too. Other
+ * lines, and layouts with no_simd, take the scanners. Both give every line
+ * the same result; test_csv and fuzz_csv compare them. */
 typedef unsigned __int128 mask128;
 
 typedef struct line_masks {
     mask128 sep;   /* separator starts */
-    mask128 digit; /* '0'..'9' */
-    mask128 dot;   /* '.' */
-    mask128 up;    /* 'A'..'Z' */
-    mask128 odd;   /* <= ' ', DEL, backslash: the name byte rules decide */
     int nsep;      /* separators; -1: not listed, else field j of the line */
     uint8_t start[16], end[16]; /* is line[start[j]..end[j]), j <= nsep */
 } line_masks;
@@ -432,44 +433,24 @@ static int have_avx512bw(void) {
 
 #define TARGET_X64 __attribute__((target("avx512f,avx512bw")))
 
-/* Bytes of v (under in) in [lo, lo + n), unsigned. */
-TARGET_X64 static inline __mmask64 in_range(__mmask64 in, __m512i v, char lo, int n) {
-    return _mm512_mask_cmplt_epu8_mask(in, _mm512_sub_epi8(v, _mm512_set1_epi8(lo)),
-                                       _mm512_set1_epi8((char)n));
-}
-
-TARGET_X64 static inline mask128 join(__mmask64 lo, __mmask64 hi) {
-    return (mask128)hi << 64 | lo;
-}
-
 TARGET_X64 static int line_masks_x64(const csv_layout *l, const char *line, size_t len,
                                      line_masks *m) {
     const __m512i c0 = _mm512_set1_epi8(l->sep[0]), c1 = _mm512_set1_epi8(l->sep[1]);
+    const __m512i zero = _mm512_setzero_si512();
     __mmask64 in0 = len >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << len) - 1;
     __mmask64 in1 = len <= 64 ? 0 : len >= 128 ? ~(__mmask64)0 : ((__mmask64)1 << (len - 64)) - 1;
     __m512i v0 = _mm512_maskz_loadu_epi8(in0, line);
     __m512i v1 = _mm512_maskz_loadu_epi8(in1, line + 64);
-    const __m512i zero = _mm512_setzero_si512();
     if (_mm512_mask_cmpeq_epi8_mask(in0, v0, zero) | _mm512_mask_cmpeq_epi8_mask(in1, v1, zero))
         return MASK_NUL;
-    mask128 s = join(_mm512_mask_cmpeq_epi8_mask(in0, v0, c0),
-                     _mm512_mask_cmpeq_epi8_mask(in1, v1, c0));
-    if (l->sep_len == 2) /* sep[0] followed by sep[1] */
-        s &= join(_mm512_mask_cmpeq_epi8_mask(in0, v0, c1),
-                  _mm512_mask_cmpeq_epi8_mask(in1, v1, c1)) >> 1;
+    mask128 s = (mask128)_mm512_mask_cmpeq_epi8_mask(in1, v1, c0) << 64 |
+                _mm512_mask_cmpeq_epi8_mask(in0, v0, c0);
+    if (l->sep_len == 2) { /* sep[0] followed by sep[1] */
+        mask128 t = (mask128)_mm512_mask_cmpeq_epi8_mask(in1, v1, c1) << 64 |
+                    _mm512_mask_cmpeq_epi8_mask(in0, v0, c1);
+        s &= t >> 1;
+    }
     m->sep = s;
-    m->digit = join(in_range(in0, v0, '0', 10), in_range(in1, v1, '0', 10));
-    m->up = join(in_range(in0, v0, 'A', 26), in_range(in1, v1, 'A', 26));
-    const __m512i dot = _mm512_set1_epi8('.'), sp = _mm512_set1_epi8(' ');
-    const __m512i del = _mm512_set1_epi8(0x7f), bs = _mm512_set1_epi8('\\');
-    m->dot = join(_mm512_mask_cmpeq_epi8_mask(in0, v0, dot),
-                  _mm512_mask_cmpeq_epi8_mask(in1, v1, dot));
-    m->odd = join(_mm512_mask_cmple_epu8_mask(in0, v0, sp) |
-                      _mm512_mask_cmpeq_epi8_mask(in0, v0, del) |
-                      _mm512_mask_cmpeq_epi8_mask(in0, v0, bs),
-                  _mm512_mask_cmple_epu8_mask(in1, v1, sp) |
-                      _mm512_mask_cmpeq_epi8_mask(in1, v1, del) |
-                      _mm512_mask_cmpeq_epi8_mask(in1, v1, bs));
     return 0;
 }
 
@@ -569,18 +550,6 @@ static int have_avx512vl(void) {
     return have;
 }
 
-/* Adds 0x20 to the bytes of line[0..128) that m marks (upper case). */
-TARGET_X64 static void fold_x64(char *line, mask128 m) {
-    __m512i d = _mm512_set1_epi8(0x20);
-    __mmask64 lo = (__mmask64)m, hi = (__mmask64)(m >> 64);
-    if (lo)
-        _mm512_mask_storeu_epi8(line, lo,
-                                _mm512_add_epi8(_mm512_maskz_loadu_epi8(lo, line), d));
-    if (hi)
-        _mm512_mask_storeu_epi8(line + 64, hi,
-                                _mm512_add_epi8(_mm512_maskz_loadu_epi8(hi, line + 64), d));
-}
-
 static int masks_of(const csv_layout *l, const char *line, size_t len, line_masks *m) {
     if (l->no_simd || l->sep_len > 2 || len > 128 || !have_avx512bw())
         return MASK_SLOW;
@@ -595,10 +564,9 @@ static int masks_of(const csv_layout *l, const char *line, size_t len, line_mask
     (void)l, (void)line, (void)len, (void)m;
     return MASK_SLOW;
 }
-static void fold_x64(char *line, mask128 m) { /* never called: no masks */
-    (void)line, (void)m;
-}
 static int have_vbmi2(void) { return 0; }
+static int have_avx512vl(void) { return 0; }
+static void octet_tables_init(void) {}
 static int ipv4_x64(const char *s, unsigned n) {
     (void)s, (void)n;
     return -1;
@@ -773,160 +741,63 @@ static inline int cut_listed(const csv_layout *l, char *line,
     return 0;
 }
 
-/* ---- field checks from the masks ------------------------------------ */
+/* ---- numbers without a loop over their digits ------------------------ */
 
-/* The 64 bits of m from bit a on: a field's bytes at bit 0. */
-static uint64_t win(mask128 m, unsigned a) {
-    return (uint64_t)(m >> a);
+
+/* The 8 bytes that end at line + e with those before the last n (1..8)
+ * replaced by '0': a field of n digits, right-aligned for digits8_word. */
+static uint64_t right_aligned(const char *line, unsigned e, unsigned n) {
+    uint64_t x, keep = ~(uint64_t)0 << (8 * (8 - n)); /* the field, high end */
+    memcpy(&x, line + e - 8, 8);
+    return (x & keep) | (0x3030303030303030ULL & ~keep);
 }
 
-static uint64_t low_bits(unsigned n) { /* n <= 64 */
-    return n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1;
-}
-
-/* Eight bytes known to be digits as a number (digits8 without its test). */
-static uint64_t digits8_known(uint64_t x) {
-    x -= 0x3030303030303030ULL;
-    x = x * 10 + (x >> 8);
-    return (((x & 0x000000ff000000ffULL) * (100 + (1000000ULL << 32))) +
-            (((x >> 16) & 0x000000ff000000ffULL) * (1 + (10000ULL << 32)))) >> 32;
-}
-
-/* parse_u64 of the field f of line, from the digit mask when it is 1 to 8
- * bytes long and ends at least 8 bytes into the line: the 8 bytes that end
- * with it are read at once and the ones before it replaced by '0'. */
-static inline int number_masked(const line_masks *m, const char *line, pdns_str f,
-                                uint64_t *v) {
-    unsigned a = (unsigned)(f.p - line), n = (unsigned)f.len, e = a + n;
+/* parse_u64 of the field f of line: with one read of 8 bytes when it is 1
+ * to 8 bytes long and ends at least 8 bytes into the line. */
+static inline int number_masked(const char *line, pdns_str f, uint64_t *v) {
+    unsigned n = (unsigned)f.len, e = (unsigned)(f.p - line) + n;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     if (n - 1 < 8 && e >= 8) {
-        if (~win(m->digit, a) & low_bits(n))
-            return -1;
-        uint64_t x;
-        memcpy(&x, line + e - 8, 8);
-        uint64_t keep = ~(uint64_t)0 << (8 * (8 - n)); /* the field, high end */
-        x = (x & keep) | (0x3030303030303030ULL & ~keep);
-        *v = digits8_known(x);
-        return 0;
+        int64_t x = digits8_word(right_aligned(line, e, n));
+        *v = (uint64_t)x;
+        return x < 0 ? -1 : 0;
     }
 #endif
     return parse_u64(f.p, f.len, v);
 }
 
-/* parse_time for "SSSSSSSSSS.fff..." (ten digits of seconds, at least three
- * of fraction, at most nine) from the masks. Returns 0, or -1 to let
- * parse_time decide. */
-static int time_masked(const csv_layout *l, const line_masks *m, const char *line, unsigned n,
-                       pdns_record *r) {
+/* parse_time for "SSSSSSSSSS.fff..." at the start of a line (ten digits
+ * of seconds, three to eight of fraction) with three reads of 8 bytes. Returns 0, or -1 to let parse_time decide. */
+static int time_masked(const csv_layout *l, const char *line, unsigned n, pdns_record *r) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint64_t want = low_bits(n) & ~((uint64_t)1 << 10);
-    if ((l->fields & F_TS_H) || n < 14 || n > 20 || !((uint64_t)m->dot >> 10 & 1) ||
-        ((uint64_t)m->digit & low_bits(n)) != want)
+    if ((l->fields & F_TS_H) || n < 14 || n > 19 || line[10] != '.')
         return -1;
-    uint64_t x;
-    memcpy(&x, line, 8);
-    int64_t sec = (int64_t)digits8_known(x) * 100 + (line[8] - '0') * 10 + (line[9] - '0');
+    uint64_t w;
+    memcpy(&w, line, 8);
+    int64_t hi = digits8_word(w), lo = digits8_word(right_aligned(line, 10, 2));
+    int64_t frac = digits8_word(right_aligned(line, n, n - 11));
+    if ((hi | lo | frac) < 0)
+        return -1;
+    int64_t sec = hi * 100 + lo;
     int64_t ms = (line[11] - '0') * 100 + (line[12] - '0') * 10 + (line[13] - '0');
     r->has_ms = 1;
     r->time_first = r->time_last = sec;
     r->time_first_ms = r->time_last_ms = sec * 1000 + ms;
     return 0;
 #else
-    (void)l, (void)m, (void)line, (void)n, (void)r;
+    (void)l, (void)line, (void)n, (void)r;
     return -1;
 #endif
 }
 
-/* pdns_name_canon of line[a..*b) from the masks, with the same result and
- * reason: 0 (upper case folded, a trailing dot dropped from *b), -1 with
- * why, or 1 when the byte rules must decide: a name over 64 bytes, or one
- * that holds a control byte, space, DEL or backslash (pdns_name_canon
- * then). */
-static inline int canon_masked(const line_masks *m, char *line, unsigned a, unsigned *bp,
-                               const char **why) {
-    unsigned b = *bp, n = b - a;
-    if (n == 0) {
-        *why = "empty name";
-        return -1;
-    }
-    uint64_t all = low_bits(n), dot = win(m->dot, a) & all;
-    if (n > 64 || (win(m->odd, a) & all))
-        return 1;
-    if (n > 1 && (dot >> (n - 1) & 1)) { /* a trailing dot is dropped */
-        n--;
-        dot ^= (uint64_t)1 << n;
-    }
-    *bp = a + n;
-    if (dot & 1) {
-        if (n == 1)
-            return 0; /* the root */
-        *why = "name has an empty label";
-        return -1;
-    }
-    if (dot & dot >> 1) {
-        *why = "name has an empty label";
-        return -1;
-    }
-    uint64_t up = win(m->up, a) & low_bits(n);
-    if (up)
-        fold_x64(line, (mask128)up << a);
-    return 0;
-}
-
-/* The 1 to 3 digits line[s..e) (e >= 3) as a number, or over 255 for a
- * leading zero. Without branches: octet lengths vary from address to
- * address, and branches on them would be mispredicted. */
-static inline unsigned octet(const char *line, unsigned s, unsigned e) {
-    unsigned n = e - s, two = -(unsigned)(n > 1), three = -(unsigned)(n > 2);
-    unsigned d0 = (unsigned char)line[e - 1] - '0';
-    unsigned d1 = ((unsigned char)line[e - 2] - '0') & two;
-    unsigned d2 = ((unsigned char)line[e - 3] - '0') & three;
-    unsigned zero = -(unsigned)(line[s] == '0') & two;
-    return (d2 * 100 + d1 * 10 + d0) | (zero & 256);
-}
-
-/* ipv4_parse's rule (four dotted decimal octets of 1 to 3 digits, each at
- * most 255, no leading zero) on line[a..e) from the masks. */
-static inline int ipv4_masked(const line_masks *m, const char *line, unsigned a, unsigned e) {
-    unsigned n = e - a;
-    if (n < 7 || n > 15)
-        return -1;
-    if (have_avx512vl())
-        return ipv4_x64(line + a, n);
-    uint64_t all = ((uint64_t)1 << n) - 1;
-    uint64_t d = (uint64_t)(m->digit >> a) & all, t = (uint64_t)(m->dot >> a) & all;
-    uint64_t ends = 1 | (uint64_t)1 << (n - 1), t1 = t & (t - 1), t2 = t1 & (t1 - 1);
-    /* three dots, none at an end or next to another; no four digits */
-    if ((d | t) != all || !t2 || (t2 & (t2 - 1)) || (t & (ends | t >> 1)) ||
-        (d & d >> 1 & d >> 2 & d >> 3))
-        return -1;
-    unsigned p1 = (unsigned)__builtin_ctzll(t), p2 = (unsigned)__builtin_ctzll(t1);
-    unsigned p3 = (unsigned)__builtin_ctzll(t2);
-    unsigned o0 = octet(line, a, a + p1), o1 = octet(line, a + p1 + 1, a + p2);
-    unsigned o2 = octet(line, a + p2 + 1, a + p3), o3 = octet(line, a + p3 + 1, e);
-    return ((o0 > 255) | (o1 > 255) | (o2 > 255) | (o3 > 255)) ? -1 : 0;
-}
-
-/* pdns_rdata_normalize from the masks: A and answers that are names here,
- * others there. */
-static inline int rdata_masked(const line_masks *m, char *line, pdns_record *r, const char **why) {
-    unsigned a = (unsigned)(r->rdata.p - line), e = a + (unsigned)r->rdata.len;
-    if (r->rrtype == PDNS_RR_A) {
-        if (ipv4_masked(m, line, a, e) == 0)
+/* pdns_rdata_normalize, with A answers read in vector steps. */
+static inline int rdata_masked(char *line, pdns_record *r, const char **why) {
+    unsigned a = (unsigned)(r->rdata.p - line), n = (unsigned)r->rdata.len;
+    if (r->rrtype == PDNS_RR_A && have_avx512vl()) {
+        if (n - 7 <= 8 && ipv4_x64(line + a, n) == 0)
             return 0;
         *why = "A answer is not an IPv4 address";
         return -1;
-    }
-    if (pdns_rrtype_rdata_is_name(r->rrtype)) {
-        int rc = canon_masked(m, line, a, &e, why);
-        if (rc < 0) {
-            *why = "answer is not a domain name";
-            return -1;
-        }
-        if (rc == 0) {
-            r->rdata.len = e - a;
-            return 0;
-        }
     }
     return pdns_rdata_normalize(r, line + a, why);
 }
@@ -951,7 +822,7 @@ parse_fields(const csv_layout *l, char *line, size_t len, pdns_record *r, const 
     pdns_str *front = c.front, *back = c.back;
     char *end = c.end;
 
-    if ((!mk || time_masked(l, mk, line, (unsigned)front[0].len, r) < 0) &&
+    if ((!mk || time_masked(l, line, (unsigned)front[0].len, r) < 0) &&
         parse_time(l, front[0].p, front[0].len, r) < 0) {
         *why = "bad timestamp";
         return CSV_E_TIME;
@@ -990,7 +861,7 @@ parse_fields(const csv_layout *l, char *line, size_t len, pdns_record *r, const 
 
     r->count = 1;
     if (back[0].p) {
-        if ((mk ? number_masked(mk, line, back[0], &v) : parse_u64(back[0].p, back[0].len, &v)) < 0) {
+        if ((mk ? number_masked(line, back[0], &v) : parse_u64(back[0].p, back[0].len, &v)) < 0) {
             *why = "bad count";
             return CSV_E_NUMBER;
         }
@@ -998,7 +869,7 @@ parse_fields(const csv_layout *l, char *line, size_t len, pdns_record *r, const 
     }
     r->ttl = 0;
     if (back[1].p) {
-        if ((mk ? number_masked(mk, line, back[1], &v) : parse_u64(back[1].p, back[1].len, &v)) < 0 ||
+        if ((mk ? number_masked(line, back[1], &v) : parse_u64(back[1].p, back[1].len, &v)) < 0 ||
             v > UINT32_MAX) {
             *why = "bad ttl";
             return CSV_E_NUMBER;
@@ -1010,18 +881,8 @@ parse_fields(const csv_layout *l, char *line, size_t len, pdns_record *r, const 
         return CSV_E_NUMBER;
     }
 
-    if (mk) {
-        unsigned a = (unsigned)(r->rrname.p - line), e = a + (unsigned)r->rrname.len;
-        int rc = canon_masked(mk, line, a, &e, why);
-        if (rc < 0)
-            return CSV_E_NAME;
-        if (rc == 0)
-            r->rrname.len = e - a;
-        else if (pdns_name_canon((char *)r->rrname.p, &r->rrname.len, why) < 0)
-            return CSV_E_NAME;
-    } else if (pdns_name_canon((char *)r->rrname.p, &r->rrname.len, why) < 0) {
+    if (pdns_name_canon((char *)r->rrname.p, &r->rrname.len, why) < 0)
         return CSV_E_NAME;
-    }
 
     if (r->rdata.len == 0) {
         *why = "empty answer";
@@ -1031,7 +892,7 @@ parse_fields(const csv_layout *l, char *line, size_t len, pdns_record *r, const 
                   is_rcode(r->rdata.p, r->rdata.len);
     if (r->is_error)
         return CSV_OK;
-    if ((mk ? rdata_masked(mk, line, r, why) : pdns_rdata_normalize(r, (char *)r->rdata.p, why)) < 0)
+    if ((mk ? rdata_masked(line, r, why) : pdns_rdata_normalize(r, (char *)r->rdata.p, why)) < 0)
         return CSV_E_RDATA;
     return CSV_OK;
 }
