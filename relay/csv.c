@@ -433,8 +433,8 @@ static int have_avx512bw(void) {
 
 #define TARGET_X64 __attribute__((target("avx512f,avx512bw")))
 
-TARGET_X64 static int line_masks_x64(const csv_layout *l, const char *line, size_t len,
-                                     line_masks *m) {
+TARGET_X64 static inline __attribute__((always_inline)) int
+line_masks_body(const csv_layout *l, const char *line, size_t len, line_masks *m) {
     const __m512i c0 = _mm512_set1_epi8(l->sep[0]), c1 = _mm512_set1_epi8(l->sep[1]);
     const __m512i zero = _mm512_setzero_si512();
     __mmask64 in0 = len >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << len) - 1;
@@ -459,8 +459,10 @@ TARGET_X64 static int line_masks_x64(const csv_layout *l, const char *line, size
  * (AVX512-VBMI2): no loop, so no exit to mispredict. Only when they are
  * few enough to be the fields of a plain line and none overlaps another
  * (for those the general cut decides). */
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi2,popcnt"))) static void
-sep_positions_x64(line_masks *m, size_t len, size_t sl) {
+#define TARGET_VBMI2 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi2,popcnt")))
+
+TARGET_VBMI2 static inline __attribute__((always_inline)) void
+sep_positions_body(line_masks *m, size_t len, size_t sl) {
     uint64_t lo = (uint64_t)m->sep, hi = (uint64_t)(m->sep >> 64);
     int nlo = __builtin_popcountll(lo), n = nlo + __builtin_popcountll(hi);
     uint64_t overlap = (lo & (lo >> 1 | hi << 63)) | (hi & hi >> 1); /* "|||" */
@@ -485,6 +487,23 @@ sep_positions_x64(line_masks *m, size_t len, size_t sl) {
     _mm_storeu_si128((__m128i *)m->start, start);
     _mm_storeu_si128((__m128i *)m->end, end);
     m->nsep = n;
+}
+
+/* The separator mask of a line, and with AVX512-VBMI2 its list of fields:
+ * one function each, so that the mask stays in registers. */
+TARGET_X64 static int line_masks_x64(const csv_layout *l, const char *line, size_t len,
+                                     line_masks *m) {
+    m->nsep = -1;
+    return line_masks_body(l, line, len, m);
+}
+
+TARGET_VBMI2 static int line_masks_listed(const csv_layout *l, const char *line, size_t len,
+                                          line_masks *m) {
+    int rc = line_masks_body(l, line, len, m);
+    m->nsep = -1;
+    if (rc == 0)
+        sep_positions_body(m, len, l->sep_len);
+    return rc;
 }
 
 static int have_vbmi2(void) {
@@ -553,11 +572,9 @@ static int have_avx512vl(void) {
 static int masks_of(const csv_layout *l, const char *line, size_t len, line_masks *m) {
     if (l->no_simd || l->sep_len > 2 || len > 128 || !have_avx512bw())
         return MASK_SLOW;
-    int rc = line_masks_x64(l, line, len, m);
-    m->nsep = -1;
-    if (rc == 0 && l->n_sep && have_vbmi2())
-        sep_positions_x64(m, len, l->sep_len);
-    return rc;
+    if (l->n_sep && have_vbmi2())
+        return line_masks_listed(l, line, len, m);
+    return line_masks_x64(l, line, len, m);
 }
 #else
 static int masks_of(const csv_layout *l, const char *line, size_t len, line_masks *m) {
