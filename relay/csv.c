@@ -602,7 +602,6 @@ static int masks_of(const csv_layout *l, const char *line, size_t len, line_mask
     (void)l, (void)line, (void)len, (void)m;
     return MASK_SLOW;
 }
-static int have_vbmi2(void) { return 0; }
 static int have_avx512vl(void) { return 0; }
 static void octet_tables_init(void) {}
 static int time_x64(const char *s, unsigned n, int64_t *sec, int64_t *ms) { /* never called */

@@ -142,7 +142,7 @@ int main(int argc, char **argv) {
         double rps = (double)lines / best;
         if (m == SPLIT)
             base = rps;
-        printf("%-30s %12.0f %10.1f %10.1f %7.2fx%s\n", names[m], rps, (double)n / best / 1e6,
+        printf("%-30s %12.0f %10.1f %10.1f %7.3fx%s\n", names[m], rps, (double)n / best / 1e6,
                best * 1e9 / (double)lines, rps / base, bad ? "  (rejects!)" : "");
     }
     cof_table(src, n, work, &l);
