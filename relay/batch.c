@@ -66,20 +66,14 @@ void batch_merkle_root(const uint8_t (*leaves)[BATCH_HASH], size_t n,
     }
     size_t half = n / 2 + 1;
     uint8_t(*buf)[BATCH_HASH] = n > 2 ? malloc(2 * half * sizeof(*buf)) : NULL;
-    hashmany_span *span = buf ? malloc(half * sizeof(*span)) : NULL;
-    if (!span) { /* n <= 2, or no memory */
-        free(buf);
+    if (!buf) { /* n <= 2, or no memory */
         merkle_root_rec(leaves, n, out);
         return;
-    }
-    for (size_t i = 0; i < half; i++) {
-        span[i].off = 2 * i * BATCH_HASH;
-        span[i].len = 2 * BATCH_HASH;
     }
     const uint8_t(*in)[BATCH_HASH] = leaves;
     uint8_t(*next)[BATCH_HASH] = buf;
     while (n > 1) {
-        hashmany_blake2b256(0x01, in[0], span, n / 2, next);
+        hashmany_blake2b256_pairs(0x01, in, n / 2, next);
         if (n & 1)
             memcpy(next[n / 2], in[n - 1], BATCH_HASH);
         n = n / 2 + (n & 1);
@@ -88,7 +82,6 @@ void batch_merkle_root(const uint8_t (*leaves)[BATCH_HASH], size_t n,
     }
     memcpy(out, in[0], BATCH_HASH);
     free(buf);
-    free(span);
 }
 
 int batch_lines_root(const char *base, const hashmany_span *span, size_t n,

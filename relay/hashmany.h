@@ -30,6 +30,12 @@ void hashmany_blake2b256(uint8_t tag, const uint8_t *base,
                          const hashmany_span *span, size_t n,
                          uint8_t (*out)[HASHMANY_BYTES]);
 
+/* out[i] = BLAKE2b-256(tag || in[2 i] || in[2 i + 1]) for i < n: the nodes
+ * of one Merkle level. Eight at a time with AVX-512, without the
+ * scheduler; out must not overlap in. */
+void hashmany_blake2b256_pairs(uint8_t tag, const uint8_t (*in)[HASHMANY_BYTES], size_t n,
+                               uint8_t (*out)[HASHMANY_BYTES]);
+
 /* The same, one message at a time with libsodium: the reference the tests
  * compare against and the path on CPUs without AVX2. */
 void hashmany_blake2b256_generic(uint8_t tag, const uint8_t *base,

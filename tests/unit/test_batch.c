@@ -106,6 +106,28 @@ static void check_many(uint8_t tag, const uint8_t *base, const hashmany_span *sp
     free(got);
 }
 
+/* hashmany_blake2b256_pairs: every level size from 0 to 70 (the eight-node
+ * groups and every remainder), against libsodium node by node. */
+static void check_pairs(void) {
+    enum { MAXN = 70 };
+    uint8_t in[2 * MAXN][HASHMANY_BYTES], got[MAXN + 1][HASHMANY_BYTES];
+    for (size_t n = 0; n <= MAXN; n++) {
+        randombytes_buf(in, sizeof(in));
+        memset(got, 0xee, sizeof(got));
+        hashmany_blake2b256_pairs(0x01, (const uint8_t (*)[HASHMANY_BYTES])in, n, got);
+        for (size_t i = 0; i < n; i++) {
+            uint8_t want[HASHMANY_BYTES], msg[1 + 2 * HASHMANY_BYTES] = {0x01};
+            memcpy(msg + 1, in[2 * i], 2 * HASHMANY_BYTES);
+            crypto_generichash(want, HASHMANY_BYTES, msg, sizeof(msg), NULL, 0);
+            if (memcmp(got[i], want, HASHMANY_BYTES) != 0)
+                fail_msg("%s: node %zu of a level of %zu hashes wrong", hashmany_impl(), i, n);
+        }
+        for (size_t k = 0; k < HASHMANY_BYTES; k++) /* nothing written past n */
+            if (got[n][k] != 0xee)
+                fail_msg("%s: a level of %zu wrote past its end", hashmany_impl(), n);
+    }
+}
+
 static void check_impl(void) {
     enum { MAXLEN = 1000, MAXN = 400 };
     uint8_t *base = malloc(MAXN * MAXLEN);
@@ -149,6 +171,7 @@ static void test_hashmany_equals_blake2b(void **state) {
             continue;
         }
         check_impl();
+        check_pairs();
         print_message("hashmany %s: equal to libsodium\n", impls[i]);
         ran++;
     }
