@@ -250,6 +250,56 @@ step_x8(void *stv, const plan *pl, uint8_t tag, uint64_t dig[4][8]) {
             _mm512_storeu_si512(dig[k], h[k]);
 }
 
+/* Eight messages of two blocks each (128 < 1 + len <= 256, as most COF
+ * lines are) in lockstep, without the scheduler's plan: block one is the
+ * tag and bytes 0..126 of every message, block two the rest. */
+__attribute__((target("avx512f,avx512bw"))) static void
+twoblocks_x8(uint8_t tag, const uint8_t *base, const hashmany_span *span,
+             uint8_t (*out)[HASHMANY_BYTES]) {
+    static const uint64_t t128[8] = {128, 128, 128, 128, 128, 128, 128, 128};
+    static const uint64_t zero8[8], last[8] = {~0ULL, ~0ULL, ~0ULL, ~0ULL,
+                                               ~0ULL, ~0ULL, ~0ULL, ~0ULL};
+    _Alignas(64) uint64_t t[8];
+    struct {
+        const uint64_t *t, *f;
+    } first = {t128, zero8}, second = {t, last};
+    __m512i row[8], m[16], hk[8], h[8];
+    for (int i = 0; i < 8; i++) { /* block one: the tag, then bytes 0..62 */
+        const uint8_t *p = base + span[i].off;
+        row[i] = _mm512_mask_set1_epi8(_mm512_maskz_loadu_epi8(~(__mmask64)1, p - 1), 1,
+                                       (char)tag);
+    }
+    transpose_x8(row, m);
+    for (int i = 0; i < 8; i++) /* bytes 63..126, inside every message */
+        row[i] = _mm512_loadu_si512(base + span[i].off + 63);
+    transpose_x8(row, m + 8);
+    for (int k = 0; k < 8; k++)
+        hk[k] = _mm512_set1_epi64((long long)(blake2b_iv[k] ^ (k ? 0 : H0_PARAM)));
+    COMPRESS(h, hk, &first);
+    for (int i = 0; i < 8; i++) { /* block two: bytes 127.., zero padded */
+        const uint8_t *p = base + span[i].off + 127;
+        unsigned take = (unsigned)span[i].len - 127; /* 2..128 */
+        t[i] = span[i].len + 1;
+        row[i] = _mm512_maskz_loadu_epi8(bit_range(0, take < 64 ? take : 64), p);
+    }
+    transpose_x8(row, m);
+    for (int i = 0; i < 8; i++) {
+        unsigned take = (unsigned)span[i].len - 127;
+        row[i] = _mm512_maskz_loadu_epi8(take > 64 ? bit_range(0, take - 64) : 0,
+                                         base + span[i].off + 127 + 64);
+    }
+    transpose_x8(row, m + 8);
+    for (int k = 0; k < 8; k++)
+        hk[k] = h[k];
+    COMPRESS(h, hk, &second);
+    _Alignas(64) uint64_t dig[4][8];
+    for (int k = 0; k < 4; k++)
+        _mm512_store_si512(dig[k], h[k]);
+    for (int i = 0; i < 8; i++)
+        for (int k = 0; k < 4; k++) /* x86-64: little endian */
+            memcpy(out[i] + 8 * k, &dig[k][i], 8);
+}
+
 /* Eight Merkle nodes at once: message i is tag || in[64 i .. 64 i + 64),
  * 65 bytes, one block. Without the scheduler: the eight rows are read
  * whole and transposed, the tag shifted in, and message words 9 to 15 are
@@ -395,14 +445,60 @@ static int choose(void) {
     return chosen;
 }
 
-void hashmany_blake2b256(uint8_t tag, const uint8_t *base,
-                         const hashmany_span *span, size_t n,
-                         uint8_t (*out)[HASHMANY_BYTES]) {
-    int c = choose();
+static void hash_some(int c, uint8_t tag, const uint8_t *base, const hashmany_span *span,
+                      size_t n, uint8_t (*out)[HASHMANY_BYTES]) {
     if (c >= 0 && n >= impls[c].min_n)
         run_lanes(impls[c].lanes, impls[c].step, tag, base, span, n, out);
     else
         hashmany_blake2b256_generic(tag, base, span, n, out);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(PDNS_NO_SIMD)
+static int two_blocks(const hashmany_span *s) { /* 128 < 1 + len <= 256 */
+    return s->len >= 128 && s->len <= 255;
+}
+
+/* With AVX-512: runs of eight messages of two blocks in lockstep, the
+ * others through the scheduler, gathered 64 at a time. */
+static void hash_x8(uint8_t tag, const uint8_t *base, const hashmany_span *span, size_t n,
+                    uint8_t (*out)[HASHMANY_BYTES]) {
+    hashmany_span rest[64];
+    size_t at[64], nrest = 0, i = 0;
+    uint8_t tmp[64][HASHMANY_BYTES];
+    while (i < n || nrest) {
+        size_t k = 0;
+        while (k < 8 && i + k < n && two_blocks(&span[i + k]))
+            k++;
+        if (k == 8) {
+            twoblocks_x8(tag, base, span + i, out + i);
+            i += 8;
+            continue;
+        }
+        if (i < n) {
+            rest[nrest] = span[i];
+            at[nrest++] = i++;
+        }
+        if (nrest == 64 || (i == n && nrest)) {
+            hash_some(choose(), tag, base, rest, nrest, tmp);
+            for (size_t j = 0; j < nrest; j++)
+                memcpy(out[at[j]], tmp[j], HASHMANY_BYTES);
+            nrest = 0;
+        }
+    }
+}
+#endif
+
+void hashmany_blake2b256(uint8_t tag, const uint8_t *base,
+                         const hashmany_span *span, size_t n,
+                         uint8_t (*out)[HASHMANY_BYTES]) {
+    int c = choose();
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(PDNS_NO_SIMD)
+    if (c >= 0 && impls[c].step == step_x8) {
+        hash_x8(tag, base, span, n, out);
+        return;
+    }
+#endif
+    hash_some(c, tag, base, span, n, out);
 }
 
 void hashmany_blake2b256_pairs(uint8_t tag, const uint8_t (*in)[HASHMANY_BYTES], size_t n,

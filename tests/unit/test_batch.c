@@ -87,8 +87,10 @@ static void test_merkle_root_matches_rfc6962(void **state) {
 /* hashmany (eight lanes on AVX-512 machines) against crypto_generichash of
  * tag || message, one at a time: every length from 0 to 400 (the block
  * edges 127/128/255/256 with the tag byte included), batches of every size
- * from 0 to 40, lanes finishing at different steps, and 200 random batches
- * of random lengths up to 1,000 bytes. */
+ * from 0 to 40, lanes finishing at different steps, 100 batches of mostly
+ * two-block messages (runs of eight go in lockstep, the rest around them
+ * through the scheduler) and 200 random batches of random lengths up to
+ * 1,000 bytes. */
 static void check_many(uint8_t tag, const uint8_t *base, const hashmany_span *sp, size_t n) {
     uint8_t(*got)[HASHMANY_BYTES] = malloc((n + 1) * HASHMANY_BYTES);
     hashmany_blake2b256(tag, base, sp, n, got);
@@ -145,6 +147,15 @@ static void check_impl(void) {
             sp[i].len = (n * 31 + i * 97) % 300;
         }
         check_many(0, base, sp, n);
+    }
+    for (int r = 0; r < 100; r++) { /* mostly lines of two blocks, as COF lines are */
+        size_t n = randombytes_uniform(MAXN) + 1;
+        for (size_t i = 0; i < n; i++) {
+            sp[i].len = randombytes_uniform(10) ? 127 + randombytes_uniform(130)
+                                                : randombytes_uniform(400);
+            sp[i].off = randombytes_uniform((uint32_t)(MAXN * MAXLEN - sp[i].len + 1));
+        }
+        check_many((uint8_t)r, base, sp, n);
     }
     for (int r = 0; r < 200; r++) {
         size_t n = randombytes_uniform(MAXN) + 1;
