@@ -7,7 +7,13 @@
  * of two blocks mix without idle lanes until the last few. The AVX-512
  * step reads each block with masked byte loads (the tag byte and the zero
  * padding need no copy, and nothing outside the message is touched); the
- * AVX2 step copies first and last blocks into a lane buffer. */
+ * AVX2 step copies first and last blocks into a lane buffer.
+ *
+ * Two shapes skip the scheduler's per-step plan on AVX-512, as the signed
+ * batches are mostly made of them: runs of eight messages of two blocks
+ * (COF lines of 128 to 255 bytes) go in lockstep, and a Merkle level goes
+ * eight nodes at a time (whole 64-byte rows; message words 9 to 15 are
+ * zero, so their additions drop out of the rounds). */
 #include "hashmany.h"
 
 #include <sodium.h>
