@@ -256,6 +256,23 @@ step_x8(void *stv, const plan *pl, uint8_t tag, uint64_t dig[4][8]) {
             _mm512_storeu_si512(dig[k], h[k]);
 }
 
+/* The state of a fresh unkeyed BLAKE2b-256 in all eight lanes. */
+__attribute__((target("avx512f"))) static inline void fresh_x8(__m512i hk[8]) {
+    for (int k = 0; k < 8; k++)
+        hk[k] = _mm512_set1_epi64((long long)(blake2b_iv[k] ^ (k ? 0 : H0_PARAM)));
+}
+
+/* out[i] = the digest in lane i: the first four state words. */
+__attribute__((target("avx512f"))) static inline void
+digests_x8(const __m512i h[4], uint8_t (*out)[HASHMANY_BYTES]) {
+    _Alignas(64) uint64_t dig[4][8];
+    for (int k = 0; k < 4; k++)
+        _mm512_store_si512(dig[k], h[k]);
+    for (int i = 0; i < 8; i++)
+        for (int k = 0; k < 4; k++) /* x86-64: little endian */
+            memcpy(out[i] + 8 * k, &dig[k][i], 8);
+}
+
 /* Eight messages of two blocks each (128 < 1 + len <= 256, as most COF
  * lines are) in lockstep, without the scheduler's plan: block one is the
  * tag and bytes 0..126 of every message, block two the rest. */
@@ -279,8 +296,7 @@ twoblocks_x8(uint8_t tag, const uint8_t *base, const hashmany_span *span,
     for (int i = 0; i < 8; i++) /* bytes 63..126, inside every message */
         row[i] = _mm512_loadu_si512(base + span[i].off + 63);
     transpose_x8(row, m + 8);
-    for (int k = 0; k < 8; k++)
-        hk[k] = _mm512_set1_epi64((long long)(blake2b_iv[k] ^ (k ? 0 : H0_PARAM)));
+    fresh_x8(hk);
     COMPRESS(h, hk, &first);
     for (int i = 0; i < 8; i++) { /* block two: bytes 127.., zero padded */
         const uint8_t *p = base + span[i].off + 127;
@@ -298,12 +314,7 @@ twoblocks_x8(uint8_t tag, const uint8_t *base, const hashmany_span *span,
     for (int k = 0; k < 8; k++)
         hk[k] = h[k];
     COMPRESS(h, hk, &second);
-    _Alignas(64) uint64_t dig[4][8];
-    for (int k = 0; k < 4; k++)
-        _mm512_store_si512(dig[k], h[k]);
-    for (int i = 0; i < 8; i++)
-        for (int k = 0; k < 4; k++) /* x86-64: little endian */
-            memcpy(out[i] + 8 * k, &dig[k][i], 8);
+    digests_x8(h, out);
 }
 
 /* Eight Merkle nodes at once: message i is tag || in[64 i .. 64 i + 64),
@@ -327,15 +338,9 @@ pairs_x8(uint8_t tag, const uint8_t *in, uint8_t (*out)[HASHMANY_BYTES]) {
     m[8] = _mm512_srli_epi64(w[7], 56);
     for (int k = 9; k < 16; k++)
         m[k] = _mm512_setzero_si512();
-    for (int k = 0; k < 8; k++)
-        hk[k] = _mm512_set1_epi64((long long)(blake2b_iv[k] ^ (k ? 0 : H0_PARAM)));
+    fresh_x8(hk);
     COMPRESS(h, hk, &one);
-    _Alignas(64) uint64_t dig[4][8];
-    for (int k = 0; k < 4; k++)
-        _mm512_store_si512(dig[k], h[k]);
-    for (int i = 0; i < 8; i++)
-        for (int k = 0; k < 4; k++) /* x86-64: little endian */
-            memcpy(out[i] + 8 * k, &dig[k][i], 8);
+    digests_x8(h, out);
 }
 
 #undef VEC
