@@ -670,12 +670,6 @@ few:
     return CSV_E_FIELDS;
 }
 
-/* Up to 8 bytes as a little-endian integer, for the switch below. */
-#define PACK2(a, b) ((uint64_t)(b) << 8 | (uint64_t)(a))
-#define PACK3(a, b, c) ((uint64_t)(c) << 16 | PACK2(a, b))
-#define PACK4(a, b, c, d) ((uint64_t)(d) << 24 | PACK3(a, b, c))
-#define PACK5(a, b, c, d, e) ((uint64_t)(e) << 32 | PACK4(a, b, c, d))
-
 /* pdns_rrtype_parse of line[t..te), the types sensors print most read with
  * one load when 8 bytes from t lie inside the line (below lim). */
 static int rrtype_masked(const char *line, unsigned t, unsigned te, unsigned lim,
@@ -685,15 +679,10 @@ static int rrtype_masked(const char *line, unsigned t, unsigned te, unsigned lim
     if (n - 1 < 5 && t + 8 <= lim) {
         uint64_t x;
         memcpy(&x, line + t, 8);
-        switch (x & (~(uint64_t)0 >> (64 - 8 * n))) {
-        case 'A': *rt = PDNS_RR_A; return 0;
-        case PACK4('A', 'A', 'A', 'A'): *rt = PDNS_RR_AAAA; return 0;
-        case PACK5('C', 'N', 'A', 'M', 'E'): *rt = PDNS_RR_CNAME; return 0;
-        case PACK2('M', 'X'): *rt = PDNS_RR_MX; return 0;
-        case PACK2('N', 'S'): *rt = PDNS_RR_NS; return 0;
-        case PACK3('T', 'X', 'T'): *rt = PDNS_RR_TXT; return 0;
-        case PACK3('P', 'T', 'R'): *rt = PDNS_RR_PTR; return 0;
-        case PACK3('S', 'O', 'A'): *rt = PDNS_RR_SOA; return 0;
+        uint16_t hit = pdns_rrtype_common(x & (~(uint64_t)0 >> (64 - 8 * n)));
+        if (hit) {
+            *rt = hit;
+            return 0;
         }
     }
 #else

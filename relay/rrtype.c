@@ -92,28 +92,11 @@ int pdns_rrtype_parse(const char *s, size_t len, uint16_t *t) {
         return -1;
     if (s[0] >= '0' && s[0] <= '9')
         return parse_u16(s, len, t);
-    /* the types sensors print most, in the upper case they print them */
+    uint64_t key = 0;
     uint16_t hit = 0;
-    switch (len) {
-    case 1:
-        hit = s[0] == 'A' ? PDNS_RR_A : 0;
-        break;
-    case 2:
-        hit = memcmp(s, "MX", 2) == 0 ? PDNS_RR_MX : memcmp(s, "NS", 2) == 0 ? PDNS_RR_NS : 0;
-        break;
-    case 3:
-        hit = memcmp(s, "TXT", 3) == 0   ? PDNS_RR_TXT
-              : memcmp(s, "PTR", 3) == 0 ? PDNS_RR_PTR
-              : memcmp(s, "SOA", 3) == 0 ? PDNS_RR_SOA
-              : memcmp(s, "SRV", 3) == 0 ? PDNS_RR_SRV
-                                         : 0;
-        break;
-    case 4:
-        hit = memcmp(s, "AAAA", 4) == 0 ? PDNS_RR_AAAA : 0;
-        break;
-    case 5:
-        hit = memcmp(s, "CNAME", 5) == 0 ? PDNS_RR_CNAME : 0;
-        break;
+    if (len <= 8) {
+        memcpy(&key, s, len); /* on a big-endian CPU no key matches: the table decides */
+        hit = pdns_rrtype_common(key);
     }
     if (hit) {
         *t = hit;

@@ -15,6 +15,7 @@ const char *pdns_rrtype_name(uint16_t t);
  * Returns 0 and sets *t, or -1 when s is none of these. */
 int pdns_rrtype_parse(const char *s, size_t len, uint16_t *t);
 
+
 /* Writes the COF form of t (name, or decimal) to buf; returns its length. */
 size_t pdns_rrtype_format(uint16_t t, char *buf, size_t size);
 
@@ -23,6 +24,30 @@ enum {
     PDNS_RR_PTR = 12, PDNS_RR_MX = 15, PDNS_RR_TXT = 16, PDNS_RR_RP = 17,
     PDNS_RR_AAAA = 28, PDNS_RR_SRV = 33, PDNS_RR_DNAME = 39
 };
+
+/* Up to 8 bytes as a little-endian integer. */
+#define PDNS_PACK2(a, b) ((uint64_t)(b) << 8 | (uint64_t)(a))
+#define PDNS_PACK3(a, b, c) ((uint64_t)(c) << 16 | PDNS_PACK2(a, b))
+#define PDNS_PACK4(a, b, c, d) ((uint64_t)(d) << 24 | PDNS_PACK3(a, b, c))
+#define PDNS_PACK5(a, b, c, d, e) ((uint64_t)(e) << 32 | PDNS_PACK4(a, b, c, d))
+
+/* The types sensors print most (A, AAAA, CNAME, MX, NS, TXT, PTR, SOA,
+ * SRV, in the upper case they print them), by their name's bytes as a
+ * little-endian integer; 0 for any other key. The parsers' fast path. */
+static inline uint16_t pdns_rrtype_common(uint64_t key) {
+    switch (key) {
+    case 'A': return PDNS_RR_A;
+    case PDNS_PACK4('A', 'A', 'A', 'A'): return PDNS_RR_AAAA;
+    case PDNS_PACK5('C', 'N', 'A', 'M', 'E'): return PDNS_RR_CNAME;
+    case PDNS_PACK2('M', 'X'): return PDNS_RR_MX;
+    case PDNS_PACK2('N', 'S'): return PDNS_RR_NS;
+    case PDNS_PACK3('T', 'X', 'T'): return PDNS_RR_TXT;
+    case PDNS_PACK3('P', 'T', 'R'): return PDNS_RR_PTR;
+    case PDNS_PACK3('S', 'O', 'A'): return PDNS_RR_SOA;
+    case PDNS_PACK3('S', 'R', 'V'): return PDNS_RR_SRV;
+    default: return 0;
+    }
+}
 
 /* 1 when the rdata of type t is a single domain name in presentation
  * format (CNAME, NS, PTR, DNAME, and the target passivedns prints for
