@@ -91,7 +91,11 @@ e2e: $(BIN)
 test: unit e2e
 
 BENCH_RECORDS ?= 1000000
-bench: $(BIN) $(BENCH_BIN)
+$(BUILD)/bench/iprof: tests/bench/iprof.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $<
+
+bench: $(BIN) $(BENCH_BIN) $(BUILD)/bench/iprof
 	@mkdir -p $(BUILD)/bench
 	$(PY) tests/bench/gen_csv.py $(BENCH_RECORDS) > $(BUILD)/bench/bench.csv
 	$(BUILD)/bench/bench_csv $(BUILD)/bench/bench.csv
