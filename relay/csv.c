@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "rrtype.h"
 
 enum csv_field {
@@ -424,13 +425,6 @@ typedef struct line_masks {
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(PDNS_NO_SIMD)
 #include <immintrin.h>
 
-static int have_avx512bw(void) {
-    static int have = -1;
-    if (have < 0)
-        have = __builtin_cpu_supports("avx512bw") ? 1 : 0;
-    return have;
-}
-
 #define TARGET_X64 __attribute__((target("avx512f,avx512bw")))
 
 TARGET_X64 static inline __attribute__((always_inline)) int
@@ -506,13 +500,6 @@ TARGET_VBMI2 static int line_masks_listed(const csv_layout *l, const char *line,
     return rc;
 }
 
-static int have_vbmi2(void) {
-    static int have = -1;
-    if (have < 0)
-        have = __builtin_cpu_supports("avx512vbmi2") && __builtin_cpu_supports("avx512vl");
-    return have;
-}
-
 /* For each way four octets of 1 to 3 digits can be laid out (81), the
  * pshufb indexes that move each octet's digits, right-aligned, into bytes
  * 1..3 of a 32-bit slot of its own (0x80: a zero byte), and the slot bytes
@@ -583,17 +570,10 @@ time_x64(const char *s, unsigned n, int64_t *sec, int64_t *ms) {
     return 0;
 }
 
-static int have_avx512vl(void) {
-    static int have = -1;
-    if (have < 0)
-        have = __builtin_cpu_supports("avx512vl") && have_avx512bw();
-    return have;
-}
-
 static int masks_of(const csv_layout *l, const char *line, size_t len, line_masks *m) {
-    if (l->no_simd || l->sep_len > 2 || len > 128 || !have_avx512bw())
+    if (l->no_simd || l->sep_len > 2 || len > 128 || !pdns_cpu_has(PDNS_CPU_AVX512BW))
         return MASK_SLOW;
-    if (l->n_sep && have_vbmi2())
+    if (l->n_sep && pdns_cpu_has(PDNS_CPU_AVX512VBMI2))
         return line_masks_listed(l, line, len, m);
     return line_masks_x64(l, line, len, m);
 }
@@ -602,7 +582,6 @@ static int masks_of(const csv_layout *l, const char *line, size_t len, line_mask
     (void)l, (void)line, (void)len, (void)m;
     return MASK_SLOW;
 }
-static int have_avx512vl(void) { return 0; }
 static void octet_tables_init(void) {}
 static int time_x64(const char *s, unsigned n, int64_t *sec, int64_t *ms) { /* never called */
     (void)s, (void)n, (void)sec, (void)ms;
@@ -773,7 +752,6 @@ static inline int cut_listed(const csv_layout *l, char *line,
 
 /* ---- numbers without a loop over their digits ------------------------ */
 
-
 /* The 8 bytes that end at line + e with those before the last n (1..8)
  * replaced by '0': a field of n digits, right-aligned for digits8_word. */
 static uint64_t right_aligned(const char *line, unsigned e, unsigned n) {
@@ -797,10 +775,11 @@ static inline int number_masked(const char *line, pdns_str f, uint64_t *v) {
 }
 
 /* parse_time for "SSSSSSSSSS.fff..." at the start of a line (ten digits
- * of seconds, three to nine of fraction) in vector steps. Returns 0, or -1 to let parse_time decide. */
+ * of seconds, three to nine of fraction) in vector steps. Returns 0, or
+ * -1 to let parse_time decide. */
 static int time_masked(const csv_layout *l, const char *line, unsigned n, pdns_record *r) {
     int64_t sec, ms;
-    if ((l->fields & F_TS_H) || n < 14 || n > 20 || !have_avx512vl() ||
+    if ((l->fields & F_TS_H) || n < 14 || n > 20 || !pdns_cpu_has(PDNS_CPU_AVX512VL) ||
         time_x64(line, n, &sec, &ms) < 0)
         return -1;
     r->has_ms = 1;
@@ -812,7 +791,7 @@ static int time_masked(const csv_layout *l, const char *line, unsigned n, pdns_r
 /* pdns_rdata_normalize, with A answers read in vector steps. */
 static inline int rdata_masked(char *line, pdns_record *r, const char **why) {
     unsigned a = (unsigned)(r->rdata.p - line), n = (unsigned)r->rdata.len;
-    if (r->rrtype == PDNS_RR_A && have_avx512vl()) {
+    if (r->rrtype == PDNS_RR_A && pdns_cpu_has(PDNS_CPU_AVX512VL)) {
         if (n - 7 <= 8 && ipv4_x64(line + a, n) == 0)
             return 0;
         *why = "A answer is not an IPv4 address";
@@ -821,9 +800,9 @@ static inline int rdata_masked(char *line, pdns_record *r, const char **why) {
     return pdns_rdata_normalize(r, line + a, why);
 }
 
-/* The parse after the masks: mk is NULL for the scanners. Inlined into
- * both callers, so that with the masks everything is one function. */
-static inline __attribute__((always_inline)) enum csv_result
+/* The parse of a line, cut with the masks mk, or with the scanners when mk
+ * is NULL. */
+static enum csv_result
 parse_fields(const csv_layout *l, char *line, size_t len, pdns_record *r, const char **why,
              const line_masks *mk) {
     cut c;
@@ -915,7 +894,6 @@ parse_fields(const csv_layout *l, char *line, size_t len, pdns_record *r, const 
         return CSV_E_RDATA;
     return CSV_OK;
 }
-
 
 enum csv_result csv_parse_line(const csv_layout *l, char *line, size_t len,
                                pdns_record *r, const char **why) {

@@ -16,6 +16,8 @@
  * zero, so their additions drop out of the rounds). */
 #include "hashmany.h"
 
+#include "cpu.h"
+
 #include <sodium.h>
 #include <string.h>
 
@@ -413,10 +415,8 @@ step_x4(void *stv, const plan *pl, uint8_t tag, uint64_t dig[4][8]) {
             _mm256_storeu_si256((__m256i *)dig[k], h[k]);
 }
 
-static int have_avx512(void) {
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-}
-static int have_avx2(void) { return __builtin_cpu_supports("avx2"); }
+static int have_avx512(void) { return pdns_cpu_has(PDNS_CPU_AVX512BW); }
+static int have_avx2(void) { return pdns_cpu_has(PDNS_CPU_AVX2); }
 
 static const struct impl {
     const char *name;

@@ -1,6 +1,7 @@
 /* record.c - helpers for the record model: names, uuids, copies. */
 #include "record.h"
 
+#include "cpu.h"
 #include "rrtype.h"
 
 #include <arpa/inet.h>
@@ -66,13 +67,6 @@ canon_x64(char *s, size_t len, const char **why) {
     return 0;
 }
 
-static int have_avx512bw(void) {
-    static int have = -1;
-    if (have < 0)
-        have = __builtin_cpu_supports("avx512bw") ? 1 : 0;
-    return have;
-}
-
 /* 1 when s[0..n) is an IPv6 address already written as inet_ntop writes
  * it (RFC 5952: lower-case hex, no leading zeros, the first longest run of
  * two or more zero groups as "::", no IPv4 form), from byte masks: most
@@ -112,7 +106,6 @@ static int canon_x64(char *s, size_t len, const char **why) {
     (void)s, (void)len, (void)why;
     return 1;
 }
-static int have_avx512bw(void) { return 0; }
 static int ipv6_canonical_x64(const char *s, size_t n) {
     (void)s, (void)n;
     return 0;
@@ -178,7 +171,7 @@ int pdns_name_canon(char *s, size_t *lenp, const char **why) {
         *why = "name has an empty label";
         return -1;
     }
-    if (len <= 64 && have_avx512bw()) {
+    if (len <= 64 && pdns_cpu_has(PDNS_CPU_AVX512BW)) {
         int rc = canon_x64(s, len, why);
         if (rc <= 0)
             return rc;
@@ -416,7 +409,7 @@ static size_t fmt_ipv6(const unsigned char b[16], char *out) {
 /* AAAA: validated and rewritten in canonical text. */
 static int canon_ipv6(pdns_record *r) {
     uint8_t bin[16];
-    if (have_avx512bw() && ipv6_canonical_x64(r->rdata.p, r->rdata.len)) {
+    if (pdns_cpu_has(PDNS_CPU_AVX512BW) && ipv6_canonical_x64(r->rdata.p, r->rdata.len)) {
         memcpy(r->addr_buf, r->rdata.p, r->rdata.len);
         r->rdata.p = r->addr_buf;
         return 0;
