@@ -330,10 +330,10 @@ static int load_addr(cfgctx *c, json_t *o, const char *path, const char *key,
 static int load_d4(cfgctx *c, relay_config *cfg, json_t *o) {
     static const char *const keys[] = {
         "enabled", "listen", "tls_cert", "tls_key", "max_payload",
-        "max_line", "header_timeout", "exclusive_sessions", "accept_csv",
-        "accept_extended", NULL};
+        "max_line", "header_timeout", "idle_timeout", "exclusive_sessions",
+        "accept_csv", "accept_extended", NULL};
     long long mp = cfg->max_payload, ml = (long long)cfg->max_line,
-              ht = cfg->header_timeout;
+              ht = cfg->header_timeout, it = cfg->idle_timeout;
     if (check_keys(c, o, "d4", keys) < 0 ||
         get_bool(c, o, "d4", "enabled", &cfg->d4_enabled) < 0 ||
         load_addr(c, o, "d4", "listen", &cfg->d4_listen) < 0 ||
@@ -343,6 +343,7 @@ static int load_d4(cfgctx *c, relay_config *cfg, json_t *o) {
         get_int(c, o, "d4", "max_payload", &mp, 1, 64 << 20) < 0 ||
         get_int(c, o, "d4", "max_line", &ml, 256, 16 << 20) < 0 ||
         get_int(c, o, "d4", "header_timeout", &ht, 1, 3600) < 0 ||
+        get_int(c, o, "d4", "idle_timeout", &it, 0, 7 * 86400) < 0 ||
         get_bool(c, o, "d4", "exclusive_sessions", &cfg->exclusive) < 0 ||
         get_bool(c, o, "d4", "accept_csv", &cfg->accept_csv) < 0 ||
         get_bool(c, o, "d4", "accept_extended", &cfg->accept_extended) < 0)
@@ -350,6 +351,7 @@ static int load_d4(cfgctx *c, relay_config *cfg, json_t *o) {
     cfg->max_payload = (uint32_t)mp;
     cfg->max_line = (size_t)ml;
     cfg->header_timeout = (int)ht;
+    cfg->idle_timeout = (int)it;
     return 0;
 }
 
@@ -621,6 +623,7 @@ static void defaults(relay_config *cfg) {
     cfg->max_payload = 1000000;
     cfg->max_line = 65536;
     cfg->header_timeout = 30;
+    cfg->idle_timeout = 600;
     cfg->exclusive = 1;
     cfg->accept_csv = 1;
     cfg->accept_extended = 1;

@@ -44,6 +44,7 @@ typedef struct relay_config {
     uint32_t max_payload;
     size_t max_line;
     int header_timeout;            /* seconds for a frame to complete */
+    int idle_timeout;              /* seconds a session may send nothing (0: no limit) */
     int exclusive;                 /* one session per (uuid, type) */
     int accept_csv;
     int accept_extended;

@@ -12,11 +12,55 @@
 #include <string.h>
 #include <time.h>
 
+#include <libwebsockets.h>
+#include <uv.h>
+
+#include "clock.h"
 #include "cmd.h"
-#include "daemon.h"
+#include "config.h"
+#include "d4_listener.h"
+#include "deliver.h"
+#include "http_api.h"
 #include "http_auth.h"
 #include "inbound.h"
+#include "ingest.h"
 #include "log.h"
+#include "mix.h"
+#include "query.h"
+#include "queue.h"
+#include "share.h"
+#include "store.h"
+#include "stream.h"
+#include "version.h"
+
+/* The running relay: one libuv loop shared by libwebsockets (D4 listener,
+ * HTTP), hiredis (store, d4-core queues, outboxes) and the relay's timers
+ * and signals. Each part gets what it uses when it starts. */
+typedef struct relay {
+    uv_loop_t *loop;
+    relay_config cfg;
+    ingest in;
+    struct lws_context *lws;
+    struct lws_protocols *protocols[2]; /* per vhost, freed at exit */
+    d4_listener d4;
+    queue_consumer *queue;
+    mix_stage mix;
+    uint64_t mix_tick_ms;
+    share sh;                    /* per-partner policies */
+    stream st;                   /* the open data stream, if configured */
+    store store;                 /* the local COF store */
+    int storing;                 /* store.enabled */
+    struct http_auth *auth;      /* API keys and users (http_auth.c) */
+    query_api query;
+    http_api http;
+    deliver *deliver;            /* D4 delivery to partners */
+    int streaming;
+    uv_fs_event_t policy_watch;
+    uv_timer_t policy_debounce;
+    int policy_watching;
+    int stopping;
+    uint64_t started_ms;
+} relay;
 
 const char cmd_run_help[] =
     "usage: pdns-relay run -c CONFIG [--d4-listen HOST:PORT]\n"
@@ -41,12 +85,6 @@ static uv_timer_t tick;
 static uint64_t last_stats_ms;
 static int stop_wait_ticks;
 
-uint64_t relay_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void log_stats(relay *r) {
     const relay_metrics *m = &r->in.m;
     uint64_t rej = 0;
@@ -67,16 +105,43 @@ static void log_stats(relay *r) {
     }
 }
 
+static int http_ready(void *ctx, char *why, size_t whylen);
+
+/* The listeners are open: what the relay serves, in one line. */
+static void log_listening(const relay *r) {
+    char d4[300] = "D4/TLS off", http[300] = "HTTP off";
+    if (r->cfg.d4_enabled)
+        snprintf(d4, sizeof(d4), "D4/TLS %s:%d", r->cfg.d4_listen.host,
+                 r->cfg.d4_listen.port);
+    if (r->cfg.http_enabled)
+        snprintf(http, sizeof(http), "HTTP%s %s:%d", r->cfg.http_tls_cert[0] ? "S" : "",
+                 r->cfg.http_listen.host, r->cfg.http_listen.port);
+    log_info("pdns-relay %s up: relay_id %s, %s, %s, %zu sensors, %zu d4-core "
+             "queues", PDNS_RELAY_VERSION, r->cfg.relay_id, d4, http,
+             r->cfg.n_sensors, r->cfg.n_queues);
+}
+
+/* Logs "ready" once the relay first can do its work (GET /readyz tells the
+ * same at any time). */
+static void note_ready(relay *r) {
+    static int logged;
+    char why[256];
+    if (logged || !http_ready(r, why, sizeof(why)))
+        return;
+    logged = 1;
+    log_info("ready");
+}
+
 static void on_tick(uv_timer_t *t) {
     relay *r = t->data;
-    uint64_t now = relay_now_ms();
+    uint64_t now = pdns_mono_ms();
     if (r->stopping) {
         /* drain: wait for an in-flight queue batch (at most 5 s) */
         if (r->storing)
             store_tick(&r->store);
         /* at most 5 s for a queue batch, 10 s for the store to catch up */
         ++stop_wait_ticks;
-        if ((queue_idle(r) || stop_wait_ticks > 50) &&
+        if ((queue_idle(r->queue) || stop_wait_ticks > 50) &&
             (!r->storing || !store_waiting(&r->store) || !r->store.rc.ready ||
              stop_wait_ticks > 100))
             uv_stop(r->loop);
@@ -84,11 +149,12 @@ static void on_tick(uv_timer_t *t) {
     }
     if (r->storing)
         store_tick(&r->store);
-    d4_listener_sweep(r);
+    note_ready(r);
+    d4_listener_sweep(&r->d4);
     ingest_commit(&r->in);
     if (now - r->mix_tick_ms >= 1000) {
         r->mix_tick_ms = now;
-        relay_mix_tick(r);
+        mix_tick(&r->mix);
         share_tick(&r->sh, ingest_clock_ms());
     }
     if (r->cfg.stats_interval &&
@@ -130,7 +196,7 @@ static void reload(relay *r) {
 }
 
 static void on_store_drain(void *ctx) {
-    d4_listener_resume(ctx);
+    d4_listener_resume(&((relay *)ctx)->d4);
 }
 
 static int source_for(void *ctx, const char *who, const char *path) {
@@ -143,7 +209,7 @@ static void on_published(void *ctx, const partner *pt, uint64_t seq,
                          const char *text, size_t len) {
     relay *r = ctx;
     if (pt->pol->host[0])
-        deliver_enqueue(r, pt->pol->partner, seq, text, len);
+        deliver_enqueue(r->deliver, pt->pol->partner, seq, text, len);
     if (!r->streaming || strcmp(pt->pol->partner, r->st.policy) != 0)
         return;
     if (pt->pol->id_mode != POLICY_ID_RELAY &&
@@ -159,7 +225,7 @@ static void on_published(void *ctx, const partner *pt, uint64_t seq,
 static void on_policy_debounce(uv_timer_t *t) {
     relay *r = t->data;
     share_reload(&r->sh);
-    deliver_sync(r);
+    deliver_sync(r->deliver);
 }
 
 /* A file in the policy directory changed: reload once things settle (an
@@ -178,7 +244,7 @@ static void on_signal(uv_signal_t *h, int signum) {
     if (signum == SIGHUP) {
         reload(r);
         share_reload(&r->sh);
-        deliver_sync(r);
+        deliver_sync(r->deliver);
         return;
     }
     if (r->stopping)
@@ -188,8 +254,8 @@ static void on_signal(uv_signal_t *h, int signum) {
 }
 
 static struct lws_vhost *make_vhost(relay *r, const struct lws_protocols *p,
-                                    const cfg_addr *a, const char *cert,
-                                    const char *key, int raw) {
+                                    void *user, const cfg_addr *a,
+                                    const char *cert, const char *key, int raw) {
     struct lws_context_creation_info vi;
     static const struct lws_protocols end = {NULL, NULL, 0, 0, 0, NULL, 0};
     struct lws_protocols *list = calloc(2, sizeof(*list));
@@ -202,6 +268,7 @@ static struct lws_vhost *make_vhost(relay *r, const struct lws_protocols *p,
     vi.port = a->port;
     vi.iface = a->host;
     vi.protocols = list;
+    vi.user = user;
     if (strchr(a->host, ':') == NULL)
         vi.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     if (cert && *cert) {
@@ -221,6 +288,60 @@ static struct lws_vhost *make_vhost(relay *r, const struct lws_protocols *p,
     }
     r->protocols[raw ? 0 : 1] = list;
     return vh;
+}
+
+/* ---- what the HTTP listener asks of the whole relay ---------------------- */
+
+static int http_metrics(void *ctx, pdns_buf *b) {
+    relay *r = ctx;
+    if (ingest_metrics_render(&r->in, &r->cfg, b) < 0 ||
+        mix_metrics(&r->mix, b) < 0 || share_metrics(&r->sh, b) < 0 ||
+        deliver_metrics(r->deliver, b) < 0 ||
+        (r->storing && store_metrics(&r->store, b) < 0))
+        return -1;
+    return 0;
+}
+
+static int http_stats(void *ctx, pdns_buf *b) {
+    relay *r = ctx;
+    char tmp[512];
+    int n = snprintf(tmp, sizeof(tmp),
+                     "{\"version\":\"%s\",\"relay_id\":\"%s\",\"uptime\":%" PRIu64
+                     ",\"records\":%" PRIu64 ",\"sessions_active\":%" PRIu64
+                     ",\"sensors\":[",
+                     PDNS_RELAY_VERSION, r->cfg.relay_id,
+                     (pdns_mono_ms() - r->started_ms) / 1000,
+                     r->in.m.records[PDNS_SRC_D4] + r->in.m.records[PDNS_SRC_QUEUE],
+                     r->in.m.d4_sessions_active);
+    if (pdns_buf_append(b, tmp, (size_t)n) < 0)
+        return -1;
+    for (size_t i = 0; i < r->cfg.n_sensors; i++) {
+        relay_sensor *s = &r->cfg.sensors[i];
+        n = snprintf(tmp, sizeof(tmp),
+                     "%s{\"name\":\"%s\",\"uuid\":\"%s\",\"records\":%" PRIu64
+                     ",\"error_lines\":%" PRIu64 ",\"rejected\":%" PRIu64
+                     ",\"frames\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
+                     i ? "," : "", s->name, s->uuid_hex, s->records, s->errors,
+                     s->rejected, s->frames, s->bytes);
+        if (pdns_buf_append(b, tmp, (size_t)n) < 0)
+            return -1;
+    }
+    return pdns_buf_append(b, "]}\n", 3);
+}
+
+/* Ready: not stopping, and the store's link up when there is a store. */
+static int http_ready(void *ctx, char *why, size_t whylen) {
+    relay *r = ctx;
+    if (r->stopping) {
+        snprintf(why, whylen, "stopping");
+        return 0;
+    }
+    if (r->storing && !r->store.rc.ready) {
+        snprintf(why, whylen, "the store's Redis (%.64s:%d) is not connected",
+                 r->cfg.store.host, r->cfg.store.port);
+        return 0;
+    }
+    return 1;
 }
 
 static void lws_log_to_ours(int level, const char *line) {
@@ -288,24 +409,32 @@ int cmd_run(int argc, char **argv) {
     log_set_level(r.cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
 
+    /* The start order: signals, then the stages and the links to the
+     * stores, then the listeners, then "ready". A SIGHUP or SIGTERM that
+     * arrives at any point is handled, once the loop runs. */
     if (ingest_init(&r.in, r.cfg.output_file, r.cfg.keep_errors) < 0) {
         fprintf(stderr, "run: output file %s: %s\n", r.cfg.output_file,
                 strerror(errno));
         goto out_cfg;
     }
-    r.sconf.max_payload = r.cfg.max_payload;
-    r.sconf.max_line = r.cfg.max_line;
-    r.sconf.accept_csv = r.cfg.accept_csv;
-    r.sconf.accept_extended = r.cfg.accept_extended;
-    r.sconf.exclusive = r.cfg.exclusive;
-    r.started_ms = relay_now_ms();
-    r.mix_fd = -1;
+    r.started_ms = pdns_mono_ms();
     for (size_t i = 0; i < r.cfg.n_partners_in; i++)
         inbound_load_state(&r.cfg.partners_in[i], r.cfg.state_dir);
     last_stats_ms = r.started_ms;
 
     r.loop = malloc(sizeof(uv_loop_t));
     uv_loop_init(r.loop);
+    uv_signal_init(r.loop, &sig_term);
+    uv_signal_init(r.loop, &sig_int);
+    uv_signal_init(r.loop, &sig_hup);
+    sig_term.data = sig_int.data = sig_hup.data = &r;
+    uv_signal_start(&sig_term, on_signal, SIGTERM);
+    uv_signal_start(&sig_int, on_signal, SIGINT);
+    uv_signal_start(&sig_hup, on_signal, SIGHUP);
+    uv_timer_init(r.loop, &tick);
+    tick.data = &r;
+    uv_timer_init(r.loop, &r.policy_debounce);
+    r.policy_debounce.data = &r;
 
     lws_set_log_level(getenv("PDNS_LWS_DEBUG") ? 0xfff : (LLL_ERR | LLL_WARN), lws_log_to_ours);
     struct lws_context_creation_info info;
@@ -327,32 +456,17 @@ int cmd_run(int argc, char **argv) {
                   "libwebsockets-evlib-uv installed?)");
         goto out_loop;
     }
-    if (r.cfg.d4_enabled &&
-        !make_vhost(&r, &d4_listener_protocol, &r.cfg.d4_listen, r.cfg.tls_cert,
-                    r.cfg.tls_key, 1)) {
-        log_error("run: cannot listen for D4 on %s:%d (TLS cert %s, key %s)",
-                  r.cfg.d4_listen.host, r.cfg.d4_listen.port, r.cfg.tls_cert,
-                  r.cfg.tls_key);
-        goto out_lws;
-    }
-    if (r.cfg.http_enabled &&
-        !make_vhost(&r, &http_api_protocol, &r.cfg.http_listen,
-                    r.cfg.http_tls_cert, r.cfg.http_tls_key, 0)) {
-        log_error("run: cannot listen for HTTP%s on %s:%d",
-                  r.cfg.http_tls_cert[0] ? "S" : "", r.cfg.http_listen.host,
-                  r.cfg.http_listen.port);
-        goto out_lws;
-    }
     r.auth = http_auth_new(r.loop, r.cfg.http_auth_file, r.cfg.http_anonymous,
                            r.cfg.http_rate, r.cfg.http_burst, err, sizeof(err));
     if (!r.auth) {
         log_error("run: http.auth_file: %s", err);
         goto out_lws;
     }
-    if (relay_mix_start(&r) < 0) {
+    if (mix_start(&r.mix, &r.cfg, &r.sh) < 0) {
         log_error("run: cannot start the mixer");
         goto out_lws;
     }
+    r.in.mix = r.mix.pool;
     if (share_start(&r.sh, &r.cfg) < 0) {
         log_error("run: cannot start the policy stage");
         goto out_lws;
@@ -375,19 +489,16 @@ int cmd_run(int argc, char **argv) {
         r.store.ctx = &r;
         r.in.store = &r.store;
     }
-    if (deliver_start(&r) < 0) {
-        log_error("run: cannot start delivery to partners");
+    r.deliver = deliver_start(r.loop, &r.cfg, &r.sh, &r.stopping, err, sizeof(err));
+    if (!r.deliver && err[0]) {
+        log_error("run: cannot start delivery to partners: %s", err);
         goto out_lws;
     }
     if (r.cfg.stream_policy[0]) {
         stream_init(&r.st, r.cfg.stream_policy, r.cfg.stream_client_bytes,
                     r.cfg.stream_history);
         r.streaming = 1;
-        log_info("stream: publishing policy %s on ws://%s:%d/stream",
-                 r.cfg.stream_policy, r.cfg.http_listen.host, r.cfg.http_listen.port);
     }
-    uv_timer_init(r.loop, &r.policy_debounce);
-    r.policy_debounce.data = &r;
     if (r.cfg.policy_dir[0]) {
         uv_fs_event_init(r.loop, &r.policy_watch);
         r.policy_watch.data = &r;
@@ -398,54 +509,76 @@ int cmd_run(int argc, char **argv) {
             log_warn("policy: cannot watch %s; reload with SIGHUP",
                      r.cfg.policy_dir);
     }
-    if (queue_start(&r) < 0) {
-        log_error("run: cannot start the queue consumer");
+    r.queue = queue_start(r.loop, &r.cfg, &r.in, r.storing ? &r.store : NULL,
+                          &r.stopping, err, sizeof(err));
+    if (!r.queue && err[0]) {
+        log_error("run: cannot start the queue consumer: %s", err);
         goto out_lws;
     }
-    uv_signal_init(r.loop, &sig_term);
-    uv_signal_init(r.loop, &sig_int);
-    uv_signal_init(r.loop, &sig_hup);
-    sig_term.data = sig_int.data = sig_hup.data = &r;
-    uv_signal_start(&sig_term, on_signal, SIGTERM);
-    uv_signal_start(&sig_int, on_signal, SIGINT);
-    uv_signal_start(&sig_hup, on_signal, SIGHUP);
-    uv_timer_init(r.loop, &tick);
-    tick.data = &r;
-    uv_timer_start(&tick, on_tick, 100, 100);
 
-    log_info("pdns-relay %s up: relay_id %s, D4/TLS %s:%d, HTTP %s:%d, "
-             "%zu sensors, %zu d4-core queues", PDNS_RELAY_VERSION,
-             r.cfg.relay_id, r.cfg.d4_listen.host, r.cfg.d4_listen.port,
-             r.cfg.http_listen.host, r.cfg.http_listen.port, r.cfg.n_sensors,
-             r.cfg.n_queues);
+    /* listeners last: nothing outside reaches the relay before it can
+     * answer for itself */
+    d4_listener_init(&r.d4, &r.cfg, &r.in, r.storing ? &r.store : NULL);
+    r.query.st = r.storing ? &r.store : NULL;
+    r.query.conf = &r.cfg.store;
+    r.query.relay_id = r.cfg.relay_id;
+    r.query.auth = r.auth;
+    r.http.query = &r.query;
+    r.http.st = r.streaming ? &r.st : NULL;
+    r.http.metrics = http_metrics;
+    r.http.stats = http_stats;
+    r.http.ready = http_ready;
+    r.http.ctx = &r;
+    if (r.cfg.d4_enabled &&
+        !make_vhost(&r, &d4_listener_protocol, &r.d4, &r.cfg.d4_listen,
+                    r.cfg.tls_cert, r.cfg.tls_key, 1)) {
+        log_error("run: cannot listen for D4 on %s:%d (TLS cert %s, key %s)",
+                  r.cfg.d4_listen.host, r.cfg.d4_listen.port, r.cfg.tls_cert,
+                  r.cfg.tls_key);
+        goto out_lws;
+    }
+    if (r.cfg.http_enabled &&
+        !make_vhost(&r, &http_api_protocol, &r.http, &r.cfg.http_listen,
+                    r.cfg.http_tls_cert, r.cfg.http_tls_key, 0)) {
+        log_error("run: cannot listen for HTTP%s on %s:%d",
+                  r.cfg.http_tls_cert[0] ? "S" : "", r.cfg.http_listen.host,
+                  r.cfg.http_listen.port);
+        goto out_lws;
+    }
+    if (r.streaming)
+        log_info("stream: publishing policy %s on ws://%s:%d/stream",
+                 r.cfg.stream_policy, r.cfg.http_listen.host, r.cfg.http_listen.port);
+    uv_timer_start(&tick, on_tick, 100, 100);
+    log_listening(&r);
     uv_run(r.loop, UV_RUN_DEFAULT);
     rc = 0;
 
     log_stats(&r);
-    deliver_stop(&r);
-    queue_stop(&r);
-    relay_mix_stop(&r);
+    d4_listener_stopping(&r.d4);
+out_lws:
+    deliver_stop(r.deliver);
+    queue_stop(r.queue);
+    mix_stop(&r.mix);
+    r.in.mix = NULL;
     share_stop(&r.sh);
     if (r.policy_watching)
         uv_close((uv_handle_t *)&r.policy_watch, NULL);
-    uv_close((uv_handle_t *)&r.policy_debounce, NULL);
-    uv_close((uv_handle_t *)&sig_term, NULL);
-    uv_close((uv_handle_t *)&sig_int, NULL);
-    uv_close((uv_handle_t *)&sig_hup, NULL);
-    uv_close((uv_handle_t *)&tick, NULL);
-out_lws:
-    relay_mix_stop(&r);
     if (r.storing)
         store_stop(&r.store);
     lws_context_destroy(r.lws);
     if (r.streaming)
         stream_free(&r.st);
+out_loop:
+    uv_close((uv_handle_t *)&r.policy_debounce, NULL);
+    uv_close((uv_handle_t *)&sig_term, NULL);
+    uv_close((uv_handle_t *)&sig_int, NULL);
+    uv_close((uv_handle_t *)&sig_hup, NULL);
+    uv_close((uv_handle_t *)&tick, NULL);
     uv_run(r.loop, UV_RUN_DEFAULT);
-    deliver_free(&r);
-    queue_free(&r);
+    deliver_free(r.deliver);
+    queue_free(r.queue);
     if (r.storing)
         store_free(&r.store);
-out_loop:
     http_auth_free(r.auth);
     uv_loop_close(r.loop);
     free(r.protocols[0]);

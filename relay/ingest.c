@@ -201,6 +201,11 @@ int ingest_metrics_render(const ingest *in, const relay_config *cfg,
                  "# TYPE pdns_relay_d4_sessions_active gauge\n"
                  "pdns_relay_d4_sessions_active %" PRIu64 "\n",
               m->d4_sessions_total, m->d4_sessions_active);
+    rc |= pdns_buf_printf(b, "# HELP pdns_relay_d4_closed_sessions_total D4 sessions ended, by why: the peer closed, idle_timeout, a protocol violation (see rejected_sessions), the relay stopping.\n"
+                 "# TYPE pdns_relay_d4_closed_sessions_total counter\n");
+    for (int r = 0; r < D4C_COUNT; r++)
+        rc |= pdns_buf_printf(b, "pdns_relay_d4_closed_sessions_total{reason=\"%s\"} %" PRIu64 "\n",
+                  d4_close_name((enum d4_close)r), m->d4_closed[r]);
     rc |= pdns_buf_printf(b, "# HELP pdns_relay_d4_rejected_sessions_total D4 sessions closed for a protocol violation, by reason.\n"
                  "# TYPE pdns_relay_d4_rejected_sessions_total counter\n");
     for (int r = 1; r < D4R_COUNT; r++)

@@ -20,6 +20,7 @@ typedef struct relay_metrics {
     uint64_t d4_sessions_total;
     uint64_t d4_sessions_active;
     uint64_t d4_rejects[D4R_COUNT];
+    uint64_t d4_closed[D4C_COUNT];  /* sessions ended, by why */
     uint64_t csv_rejects[PDNS_SRC_COUNT][CSV_RESULT_COUNT];
     uint64_t records[PDNS_SRC_COUNT];
     uint64_t error_lines[PDNS_SRC_COUNT];

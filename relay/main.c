@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "version.h"
 
 static const struct command {
     const char *name;

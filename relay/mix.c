@@ -1,8 +1,8 @@
-/* mix.c - the relay's mixing stage: feeds the pool (mixer/pool.c) from
- * ingest on the wall clock, ticks it once a second, and takes its batches:
- * counts and logs their anonymity figures, and writes them (as COF, with
- * no sensor identifiers) to mixer.output_file when one is set. The
- * per-partner policy stage will take the batches from here.
+/* mix.c - the relay's mixing stage: the pool (mixer/pool.c), fed by ingest
+ * on the wall clock, ticked once a second; its batches are counted, their
+ * anonymity figures logged, handed to the policy stage (share.c), and
+ * written (as COF, with no sensor identifiers) to mixer.output_file when
+ * one is set.
  *
  * The pool lives in memory: a restart forgets what it held (those records
  * stay in the local store; they are not shared). */
@@ -13,16 +13,18 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "cof.h"
-#include "daemon.h"
+#include "ingest.h"
 #include "log.h"
+#include "mix.h"
 
 static void on_batch(void *ctx, const mixer_batch *b) {
-    relay *r = ctx;
+    mix_stage *m = ctx;
     const mixer_stats *s = &b->stats;
-    r->mix_last = *s;
-    r->mix_last_ms = b->time_ms;
-    r->mix_batches++;
+    m->last = *s;
+    m->last_ms = b->time_ms;
+    m->batches++;
     log_info("mixer: batch %" PRIu64 "%s: %zu triples from %zu sensors, H %.2f "
              "bits (anonymity set %.1f, min-entropy %.2f), %zu held back, %zu "
              "dropped, mix delay p50 %" PRId64 " s p95 %" PRId64 " s p99 %" PRId64 " s",
@@ -30,38 +32,39 @@ static void on_batch(void *ctx, const mixer_batch *b) {
              s->distinct_sensors, s->entropy, s->anonymity_set, s->min_entropy,
              s->held_back, s->dropped, s->latency_p50_ms / 1000,
              s->latency_p95_ms / 1000, s->latency_p99_ms / 1000);
-    share_batch(&r->sh, b, ingest_clock_ms());
-    if (r->mix_fd < 0)
+    share_batch(m->sh, b, ingest_clock_ms());
+    if (m->fd < 0)
         return;
     pdns_buf out = {0};
     for (size_t i = 0; i < b->n; i++)
         if (cof_encode(&b->e[i].rec, 0, &out) < 0)
             break;
-    if (pdns_buf_write_fd(&out, r->mix_fd) < 0)
-        log_error("mixer: writing %s: %s", r->cfg.mixer_output, strerror(errno));
+    if (pdns_buf_write_fd(&out, m->fd) < 0)
+        log_error("mixer: writing %s: %s", m->cfg->mixer_output, strerror(errno));
     pdns_buf_free(&out);
 }
 
-int relay_mix_start(relay *r) {
-    r->mix_fd = -1;
-    if (!r->cfg.mixer_enabled)
+int mix_start(mix_stage *m, const relay_config *cfg, share *sh) {
+    m->cfg = cfg;
+    m->sh = sh;
+    m->fd = -1;
+    if (!m->cfg->mixer_enabled)
         return 0;
-    mixer_rng_init_secure(&r->mix_rng);
-    r->mix = mixer_pool_new(&r->cfg.mixer, &r->mix_rng, on_batch, r);
-    if (!r->mix)
+    mixer_rng_init_secure(&m->rng);
+    m->pool = mixer_pool_new(&m->cfg->mixer, &m->rng, on_batch, m);
+    if (!m->pool)
         return -1;
-    if (r->cfg.mixer_output[0]) {
-        r->mix_fd = open(r->cfg.mixer_output,
+    if (m->cfg->mixer_output[0]) {
+        m->fd = open(m->cfg->mixer_output,
                          O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-        if (r->mix_fd < 0) {
-            log_error("mixer: %s: %s", r->cfg.mixer_output, strerror(errno));
-            mixer_pool_free(r->mix);
-            r->mix = NULL;
+        if (m->fd < 0) {
+            log_error("mixer: %s: %s", m->cfg->mixer_output, strerror(errno));
+            mixer_pool_free(m->pool);
+            m->pool = NULL;
             return -1;
         }
     }
-    r->in.mix = r->mix;
-    const mixer_conf *c = &r->cfg.mixer;
+    const mixer_conf *c = &m->cfg->mixer;
     log_info("mixer: %" PRId64 " s epochs, k=%u, min_count %" PRIu64 ", hold %"
              PRId64 " s + exp(%" PRId64 " s), min_batch %u, send_fraction %.2f, "
              "pool_min %u, sensor_quota %.2f, max_hold %" PRId64 " s, times to %"
@@ -72,41 +75,40 @@ int relay_mix_start(relay *r) {
     return 0;
 }
 
-void relay_mix_tick(relay *r) {
-    if (!r->mix)
+void mix_tick(mix_stage *m) {
+    if (!m->pool)
         return;
-    mixer_pool_tick(r->mix, ingest_clock_ms());
-    uint64_t cap = mixer_pool_counters(r->mix)->dropped[MIXER_DROP_CAPACITY];
-    if (cap > r->mix_cap_logged &&
-        relay_now_ms() - r->mix_cap_log_ms >= 60000) {
+    mixer_pool_tick(m->pool, ingest_clock_ms());
+    uint64_t cap = mixer_pool_counters(m->pool)->dropped[MIXER_DROP_CAPACITY];
+    if (cap > m->cap_logged &&
+        pdns_mono_ms() - m->cap_log_ms >= 60000) {
         log_warn("mixer: at its memory cap (mixer.max_triples %zu, max_bytes "
-                 "%zu): %" PRIu64 " triples dropped so far", r->cfg.mixer.max_triples,
-                 r->cfg.mixer.max_bytes, cap);
-        r->mix_cap_logged = cap;
-        r->mix_cap_log_ms = relay_now_ms();
+                 "%zu): %" PRIu64 " triples dropped so far", m->cfg->mixer.max_triples,
+                 m->cfg->mixer.max_bytes, cap);
+        m->cap_logged = cap;
+        m->cap_log_ms = pdns_mono_ms();
     }
 }
 
-void relay_mix_stop(relay *r) {
-    if (r->mix) {
-        size_t left = mixer_pool_triples(r->mix);
+void mix_stop(mix_stage *m) {
+    if (m->pool) {
+        size_t left = mixer_pool_triples(m->pool);
         if (left)
             log_info("mixer: %zu pooled triples not shared (they were held "
                      "for mixing; the pool is not kept across restarts)", left);
-        mixer_pool_free(r->mix);
+        mixer_pool_free(m->pool);
     }
-    r->mix = NULL;
-    r->in.mix = NULL;
-    if (r->mix_fd >= 0)
-        close(r->mix_fd);
-    r->mix_fd = -1;
+    m->pool = NULL;
+    if (m->fd >= 0)
+        close(m->fd);
+    m->fd = -1;
 }
 
-int relay_mix_metrics(const relay *r, pdns_buf *b) {
-    if (!r->mix)
+int mix_metrics(const mix_stage *m, pdns_buf *b) {
+    if (!m->pool)
         return 0;
-    const mixer_counters *c = mixer_pool_counters(r->mix);
-    const mixer_stats *s = &r->mix_last;
+    const mixer_counters *c = mixer_pool_counters(m->pool);
+    const mixer_stats *s = &m->last;
     int rc = pdns_buf_printf(b, "# TYPE pdns_relay_mixer_inserted_total counter\n"
                     "pdns_relay_mixer_inserted_total %" PRIu64 "\n"
                     "# TYPE pdns_relay_mixer_merged_total counter\n"
@@ -121,7 +123,7 @@ int relay_mix_metrics(const relay *r, pdns_buf *b) {
                     "# TYPE pdns_relay_mixer_last_batch_time_seconds gauge\n"
                     "pdns_relay_mixer_last_batch_time_seconds %.3f\n",
                  c->inserted, c->merged, c->released, c->batches,
-                 c->early_flushes, (double)r->mix_last_ms / 1000.0);
+                 c->early_flushes, (double)m->last_ms / 1000.0);
     rc |= pdns_buf_printf(b, "# HELP pdns_relay_mixer_dropped_total Triples dropped from the pool (kept in the store, not shared), by reason.\n"
                  "# TYPE pdns_relay_mixer_dropped_total counter\n");
     for (int d = 0; d < MIXER_DROP_COUNT; d++)
@@ -131,7 +133,7 @@ int relay_mix_metrics(const relay *r, pdns_buf *b) {
                  "pdns_relay_mixer_pool_triples %zu\n"
                  "# TYPE pdns_relay_mixer_pool_bytes gauge\n"
                  "pdns_relay_mixer_pool_bytes %zu\n",
-              mixer_pool_triples(r->mix), mixer_pool_bytes(r->mix));
+              mixer_pool_triples(m->pool), mixer_pool_bytes(m->pool));
     rc |= pdns_buf_printf(b, "# HELP pdns_relay_mixer_last_batch Anonymity figures of the last batch.\n"
                  "# TYPE pdns_relay_mixer_last_batch gauge\n"
                  "pdns_relay_mixer_last_batch{figure=\"size\"} %zu\n"

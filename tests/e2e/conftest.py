@@ -10,6 +10,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -118,25 +119,63 @@ class Relay:
         }
         if redis is not None:
             cfg["redis"] = "redis://127.0.0.1:%d/0" % redis.port
+        elif "store" not in (extra or {}):
+            # no Redis for this relay: say so, rather than point the store at
+            # whatever may listen on the default port
+            cfg["store"] = {"enabled": False}
         cfg["signing_key"] = os.path.join(workdir, "relay.key")
         for k, v in (extra or {}).items():
             if isinstance(v, dict) and isinstance(cfg.get(k), dict):
                 cfg[k].update(v)
             else:
                 cfg[k] = v
+        self.https = bool(cfg["http"].get("tls_cert"))
         self.config = os.path.join(self.dir, "relay.json")
         with open(self.config, "w") as f:
             json.dump(cfg, f, indent=2)
         self.log = os.path.join(self.dir, "relay.log")
         self.proc = None
 
-    def start(self):
+    def start(self, ready=True, timeout=30.0):
+        """Starts the relay; with ready, returns once GET /readyz says 200
+        (listeners open, store link up), else once its ports are open."""
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen([BIN, "run", "-c", self.config],
                                      stdout=self.logf, stderr=self.logf)
-        wait_port(self.http_port, self.proc)
-        wait_port(self.d4_port, self.proc)
+        wait_port(self.http_port, self.proc, timeout)
+        wait_port(self.d4_port, self.proc, timeout)
+        if ready:
+            self.wait_ready(timeout)
         return self
+
+    def readyz(self):
+        """GET /readyz: (status, body)."""
+        ctx = None
+        if self.https:
+            import ssl
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        url = "%s://127.0.0.1:%d/readyz" % ("https" if self.https else "http",
+                                            self.http_port)
+        try:
+            with urllib.request.urlopen(url, timeout=5, context=ctx) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def wait_ready(self, timeout=30.0):
+        end = time.time() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError("relay exited with %s:\n%s" % (
+                    self.proc.returncode, self.log_text()[-2000:]))
+            st, why = self.readyz()
+            if st == 200:
+                return
+            if time.time() > end:
+                raise RuntimeError("relay not ready after %.0f s: %s" % (timeout, why))
+            time.sleep(0.05)
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:

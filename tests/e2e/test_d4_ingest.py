@@ -215,3 +215,39 @@ def test_sighup_reloads_keys_and_keeps_config_on_error(relay, workdir):
         with open(keyfile, "wb") as f:
             f.write(old)
 
+
+
+def closed_sessions(relay, reason):
+    return relay.metrics().get('pdns_relay_d4_closed_sessions_total{reason="%s"}' % reason, 0)
+
+
+def test_long_lived_session(relay):
+    """A sensor that keeps one TLS session open (d4-goclient does, for hours)
+    keeps it: frames sent over a minute, with a quiet spell longer than any
+    lws internal timeout between them, all arrive on the same session."""
+    s = d4sensor.connect(relay.d4_port)
+    start = time.time()
+    sent = 0
+    while time.time() - start < 61:
+        line = b"%d.5||c||s||IN||long%d.test.||A||10.0.0.1||1||1\n" % (int(time.time()), sent)
+        s.sendall(d4sensor.frame(A_UUID, A_KEY, line))
+        sent += 1
+        n = sent
+        assert relay.wait_for(lambda: relay.sensor_records("sensor-a") == n), \
+            "frame %d after %.0f s not taken" % (sent, time.time() - start)
+        time.sleep(12 if sent == 2 else 4)
+    assert not d4sensor.closed_by_peer(s, timeout=0.5)
+    assert relay.stats()["sessions_active"] == 1
+    assert relay.metrics()["pdns_relay_d4_sessions_total"] == 1
+    finish(s)
+
+
+def test_idle_timeout_is_the_relays_own(relay_factory):
+    relay = relay_factory(extra={"d4": {"idle_timeout": 2}}).start()
+    s = d4sensor.connect(relay.d4_port)
+    s.sendall(d4sensor.frame(A_UUID, A_KEY, b"1.5||c||s||IN||idle.test.||A||10.0.0.1||1||1\n"))
+    assert relay.wait_for(lambda: relay.sensor_records("sensor-a") == 1)
+    assert d4sensor.closed_by_peer(s, timeout=10)
+    assert relay.wait_for(lambda: closed_sessions(relay, "idle") == 1)
+    assert "idle for 2 s" in relay.log_text()
+    assert rejected(relay, "timeout") == 0

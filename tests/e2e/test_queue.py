@@ -66,9 +66,10 @@ def test_kill9_loses_nothing(redis_server, relay_factory):
 
 def test_redis_down_then_up(redis_server, relay_factory):
     redis_server.stop()
-    relay = relay_factory(redis=redis_server, extra=queue_cfg(redis_server)).start()
-    time.sleep(0.5)
+    relay = relay_factory(redis=redis_server, extra=queue_cfg(redis_server)).start(ready=False)
+    assert relay.wait_for(lambda: "unavailable" in relay.log_text())
     assert relay.proc.poll() is None  # keeps running without Redis
+    assert relay.readyz()[0] == 503
     redis_server.start()
     r = redis_server.client()
     push(r, lines(100))

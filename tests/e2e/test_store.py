@@ -440,8 +440,11 @@ def test_redis_restart_during_ingest_loses_nothing(redis_server, relay_factory):
 
 def test_full_buffer_stops_reading_instead_of_dropping(redis_server, relay_factory):
     """With Redis away and the buffer at its bound, the D4 listener stops
-    reading: the sensor's sends block in TCP; nothing is dropped."""
-    relay = store_relay(relay_factory, redis_server, store={"max_buffer": 1000, "batch": 100})
+    reading: the sensor's sends block in TCP; nothing is dropped. The paused
+    session outlasts every timeout (lws's own 5 s, the relay's idle and
+    header timeouts): it is the relay that is not reading, not the sensor."""
+    relay = store_relay(relay_factory, redis_server, store={"max_buffer": 1000, "batch": 100},
+                        d4={"idle_timeout": 2, "header_timeout": 1})
     redis_server.stop()
     obs = make_records(seed=5) * 6
     lines = [csv_line(o) for o in obs]
@@ -456,7 +459,7 @@ def test_full_buffer_stops_reading_instead_of_dropping(redis_server, relay_facto
     t = threading.Thread(target=sender, daemon=True)
     t.start()
     assert relay.wait_for(lambda: relay.metrics()["pdns_relay_store_backpressure"] == 1)
-    time.sleep(1.0)
+    time.sleep(7.0)  # the outage under test: longer than any timeout above
     m = relay.metrics()
     # paused: well short of everything, the buffer near its bound
     assert m['pdns_relay_sensor_records_total{sensor="sensor-a"}'] < len(lines)
@@ -469,6 +472,8 @@ def test_full_buffer_stops_reading_instead_of_dropping(redis_server, relay_facto
     assert m['pdns_relay_sensor_records_total{sensor="sensor-a"}'] == len(lines)
     assert m["pdns_relay_store_dropped_total"] == 0
     assert m["pdns_relay_store_backpressure"] == 0
+    assert m["pdns_relay_d4_sessions_total"] == 1 and m["pdns_relay_d4_sessions_active"] == 1
+    assert sum(v for k, v in m.items() if k.startswith("pdns_relay_d4_closed_sessions_total")) == 0
     s.close()
 
 
@@ -537,10 +542,13 @@ def test_bad_auth_file_is_refused_with_line(redis_server, relay_factory, tmp_pat
 def test_no_redis_answers_503_and_relay_goes_on(relay_factory):
     dead = Redis.__new__(Redis)
     dead.port = 1
-    relay = relay_factory(redis=dead, extra={"mixer": {"enabled": False}}).start()
+    relay = relay_factory(redis=dead, extra={"mixer": {"enabled": False}}).start(ready=False)
     st, h, body = Api(relay.http_port).get("/query/x.test")
     assert st == 503 and "Redis" in json.loads(body)["error"]
     assert Api(relay.http_port).get("/healthz")[0] == 200
+    # alive, but not ready, and it says why
+    st, why = relay.readyz()
+    assert st == 503 and "127.0.0.1:1" in why and "not connected" in why
 
 
 def test_expiry_per_rrtype(redis_server, relay_factory, tmp_path):
@@ -602,7 +610,7 @@ def test_queue_lines_leave_the_queue_only_once_stored(redis_server, relay_factor
         store_redis.stop()
         cfg = queue_cfg(redis_server)
         cfg["mixer"] = {"enabled": False}
-        relay = relay_factory(redis=store_redis, extra=cfg).start()
+        relay = relay_factory(redis=store_redis, extra=cfg).start(ready=False)
         assert relay.wait_for(lambda: relay.metrics()['pdns_relay_records_total{source="queue"}'] > 0)
         time.sleep(0.5)
         assert q.llen(PROC) > 0  # read, but not trimmed: the store lacks it
@@ -762,7 +770,7 @@ def test_a_reset_redis_link_is_noticed(relay_factory):
     threading.Thread(target=serve, daemon=True).start()
     fake = Redis.__new__(Redis)
     fake.port = port
-    relay = relay_factory(redis=fake, extra={"mixer": {"enabled": False}}).start()
+    relay = relay_factory(redis=fake, extra={"mixer": {"enabled": False}}).start(ready=False)
     try:
         assert relay.wait_for(lambda: resets, 10)
         assert relay.wait_for(lambda: "store Redis" in relay.log_text() and

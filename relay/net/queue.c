@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon.h"
 #include "log.h"
+#include "queue.h"
 #include "rconn.h"
 
 #define POLL_IDLE_MS 200
@@ -33,15 +33,19 @@ static const char move_script[] =
     "return out\n";
 
 typedef struct queue_state {
-    cfg_queue *conf;
+    const cfg_queue *conf;
     char src[128];
     char proc[256];
     char where[160];
     int recovered;    /* the processing list was drained at start */
 } queue_state;
 
-typedef struct queue_consumer {
-    relay *r;
+struct queue_consumer {
+    uv_loop_t *loop;
+    const relay_config *cfg;
+    ingest *in;
+    store *st;               /* NULL: the relay keeps no store */
+    const int *stopping;
     rconn rc;                /* the d4-core server's Redis */
     uv_timer_t timer;        /* the next poll */
     queue_state *q;
@@ -50,7 +54,7 @@ typedef struct queue_consumer {
     int empty_round;   /* queues found empty since the last full batch */
     size_t trim_n;           /* the batch waiting for the store */
     uint64_t store_mark;
-} queue_consumer;
+};
 
 static void schedule(queue_consumer *qc, uint64_t ms);
 static void poll_next(queue_consumer *qc);
@@ -70,7 +74,6 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
     queue_consumer *qc = priv;
     queue_state *q = &qc->q[qc->cur];
     redisReply *rep = reply;
-    relay *r = qc->r;
     int recovering = !q->recovered;
     if (!rep) { /* disconnected: the lines stay in the processing list */
         qc->busy = 0;
@@ -94,20 +97,20 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
         size_t len = e->len;
         while (len && (e->str[len - 1] == '\n' || e->str[len - 1] == '\r'))
             len--;
-        if (len > r->cfg.max_line)
-            ingest_line_too_long(&r->in, &src, q->where);
+        if (len > qc->cfg->max_line)
+            ingest_line_too_long(qc->in, &src, q->where);
         else if (len)
-            ingest_csv_line(&r->in, &src, q->where, e->str, len);
+            ingest_csv_line(qc->in, &src, q->where, e->str, len);
     }
     if (recovering) {
         q->recovered = 1;
-        r->in.m.queue_recovered += n;
+        qc->in->m.queue_recovered += n;
         if (n)
             log_info("queue: %s: recovered %zu lines left by an earlier run",
                      q->src, n);
     }
     if (!recovering) { /* a short batch means the queue is drained */
-        if (n == (size_t)r->cfg.queue_batch)
+        if (n == (size_t)qc->cfg->queue_batch)
             qc->empty_round = 0;
         else
             qc->empty_round++;
@@ -117,14 +120,14 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
         poll_next(qc);
         return;
     }
-    if (ingest_commit(&r->in) < 0) { /* keep them; try again later */
+    if (ingest_commit(qc->in) < 0) { /* keep them; try again later */
         qc->busy = 0;
         schedule(qc, 1000);
         return;
     }
     (void)ac;
     qc->trim_n = n;
-    qc->store_mark = r->storing ? store_barrier(&r->store) : 0;
+    qc->store_mark = qc->st ? store_barrier(qc->st) : 0;
     trim_when_stored(qc);
 }
 
@@ -135,12 +138,11 @@ static void on_store_wait(uv_timer_t *t) {
 /* Trims the batch off the processing list once the store has it too:
  * a relay killed before that reads the batch again (at least once). */
 static void trim_when_stored(queue_consumer *qc) {
-    relay *r = qc->r;
-    if (r->stopping && r->storing && !store_done(&r->store, qc->store_mark)) {
+    if (*qc->stopping && qc->st && !store_done(qc->st, qc->store_mark)) {
         qc->busy = 0; /* stopping: the lines stay for the next run */
         return;
     }
-    if (r->storing && !store_done(&r->store, qc->store_mark)) {
+    if (qc->st && !store_done(qc->st, qc->store_mark)) {
         uv_timer_start(&qc->timer, on_store_wait, 20, 0);
         return;
     }
@@ -149,20 +151,19 @@ static void trim_when_stored(queue_consumer *qc) {
         return;
     }
     queue_state *q = &qc->q[qc->cur];
-    r->in.m.queue_batches++;
+    qc->in->m.queue_batches++;
     /* the batch is the n oldest (rightmost) entries of the list */
     redisAsyncCommand(qc->rc.ac, on_trim, qc, "LTRIM %s 0 %lld", q->proc,
                       -(long long)qc->trim_n - 1);
 }
 
 static void poll_next(queue_consumer *qc) {
-    relay *r = qc->r;
     if (qc->busy || !qc->rc.ready)
         return;
-    if (r->stopping) {
+    if (*qc->stopping) {
         return;
     }
-    if (r->storing && store_full(&r->store)) { /* backpressure */
+    if (qc->st && store_full(qc->st)) { /* backpressure */
         schedule(qc, POLL_IDLE_MS);
         return;
     }
@@ -178,7 +179,7 @@ static void poll_next(queue_consumer *qc) {
         redisAsyncCommand(qc->rc.ac, on_batch, qc, "LRANGE %s 0 -1", q->proc);
     else
         redisAsyncCommand(qc->rc.ac, on_batch, qc, "EVAL %s 2 %s %s %d",
-                          move_script, q->src, q->proc, r->cfg.queue_batch);
+                          move_script, q->src, q->proc, qc->cfg->queue_batch);
 }
 
 static void on_timer(uv_timer_t *t) {
@@ -202,48 +203,50 @@ static void on_down(void *ctx) {
     qc->busy = 0; /* what was in flight stays in the processing list */
 }
 
-int queue_start(relay *r) {
-    if (!r->cfg.n_queues)
-        return 0;
+queue_consumer *queue_start(uv_loop_t *loop, const relay_config *cfg,
+                            ingest *in, store *st, const int *stopping,
+                            char *err, size_t errlen) {
+    err[0] = '\0';
+    if (!cfg->n_queues)
+        return NULL;
     queue_consumer *qc = calloc(1, sizeof(*qc));
-    if (!qc)
-        return -1;
-    qc->r = r;
-    qc->n = r->cfg.n_queues;
-    qc->q = calloc(qc->n, sizeof(queue_state));
-    if (!qc->q) {
+    if (!qc || !(qc->q = calloc(cfg->n_queues, sizeof(queue_state)))) {
         free(qc);
-        return -1;
+        snprintf(err, errlen, "out of memory");
+        return NULL;
     }
+    qc->loop = loop;
+    qc->cfg = cfg;
+    qc->in = in;
+    qc->st = st;
+    qc->stopping = stopping;
+    qc->n = cfg->n_queues;
     for (size_t i = 0; i < qc->n; i++) {
         queue_state *q = &qc->q[i];
-        q->conf = &r->cfg.queues[i];
+        q->conf = &cfg->queues[i];
         snprintf(q->src, sizeof(q->src), "analyzer:8:%s", q->conf->uuid);
         snprintf(q->proc, sizeof(q->proc), "{%s}:pdns-relay:%s:processing",
-                 q->src, r->cfg.relay_id);
+                 q->src, cfg->relay_id);
         snprintf(q->where, sizeof(q->where), "queue %s", q->src);
     }
     qc->cur = qc->n - 1;
-    uv_timer_init(r->loop, &qc->timer);
+    uv_timer_init(loop, &qc->timer);
     qc->timer.data = qc;
-    r->queue = qc;
-    rconn_init(&qc->rc, r->loop, r->cfg.queue_redis.host, r->cfg.queue_redis.port,
-               r->cfg.queue_redis_db, "queue: d4-core Redis", &r->stopping, on_ready,
+    rconn_init(&qc->rc, loop, cfg->queue_redis.host, cfg->queue_redis.port,
+               cfg->queue_redis_db, "queue: d4-core Redis", stopping, on_ready,
                on_down, qc);
-    qc->rc.count_into = &r->in.m.redis_disconnects;
+    qc->rc.count_into = &in->m.redis_disconnects;
     rconn_start(&qc->rc);
     log_info("queue: consuming %zu d4-core queue(s) from %s:%d db %d", qc->n,
-             r->cfg.queue_redis.host, r->cfg.queue_redis.port,
-             r->cfg.queue_redis_db);
-    return 0;
+             cfg->queue_redis.host, cfg->queue_redis.port, cfg->queue_redis_db);
+    return qc;
 }
 
-int queue_idle(relay *r) {
-    return !r->queue || !r->queue->busy;
+int queue_idle(const queue_consumer *qc) {
+    return !qc || !qc->busy;
 }
 
-void queue_stop(relay *r) {
-    queue_consumer *qc = r->queue;
+void queue_stop(queue_consumer *qc) {
     if (!qc)
         return;
     uv_timer_stop(&qc->timer);
@@ -251,11 +254,9 @@ void queue_stop(relay *r) {
     uv_close((uv_handle_t *)&qc->timer, NULL);
 }
 
-void queue_free(relay *r) {
-    queue_consumer *qc = r->queue;
+void queue_free(queue_consumer *qc) {
     if (!qc)
         return;
     free(qc->q);
     free(qc);
-    r->queue = NULL;
 }

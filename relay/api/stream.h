@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
+
 typedef struct stream_msg {
     struct stream_msg *next;
     size_t len;
@@ -63,5 +65,8 @@ int stream_client_open(stream *s, stream_client *c, struct lws *wsi,
 int stream_client_writable(stream_client *c);
 
 void stream_client_close(stream_client *c);
+
+/* The stream's counters in Prometheus text. Returns 0, or -1. */
+int stream_metrics(const stream *s, pdns_buf *b);
 
 #endif

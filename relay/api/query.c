@@ -12,13 +12,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "cmd.h"
 #include "cof.h"
-#include "daemon.h"
+#include "http.h"
 #include "http_auth.h"
 #include "log.h"
 #include "qparse.h"
 #include "rrtype.h"
+#include "version.h"
 
 #define CURSOR_MAX 2048
 
@@ -31,7 +31,7 @@ static const char *const status_name[6] = {"200", "400", "401", "429", "503",
 struct query_req {
     struct lws *wsi;          /* NULL once the client went away */
     query_req **slot;
-    relay *r;
+    query_api *api;
     pdns_buf *body;
     int ep, json, saf;
     uint64_t t0_us;
@@ -61,8 +61,8 @@ int query_endpoint_of(const char *path) {
     return -1;
 }
 
-static void count(relay *r, int ep, unsigned status, uint64_t t0) {
-    query_metrics *m = &r->qm;
+static void count(query_api *api, int ep, unsigned status, uint64_t t0) {
+    query_metrics *m = &api->m;
     int s = 5;
     for (int i = 0; i < 5; i++)
         if (status_of[i] == status)
@@ -72,7 +72,7 @@ static void count(relay *r, int ep, unsigned status, uint64_t t0) {
 }
 
 /* Sends a JSON error {"error": msg} (and counts it). */
-static int fail(relay *r, struct lws *wsi, pdns_buf *body, int ep,
+static int fail(query_api *api, struct lws *wsi, pdns_buf *body, int ep,
                 uint64_t t0, unsigned status, const char *msg,
                 const char *const *hdrs) {
     json_t *o = json_pack("{s:s}", "error", msg);
@@ -81,7 +81,7 @@ static int fail(relay *r, struct lws *wsi, pdns_buf *body, int ep,
     body->len = LWS_PRE;
     int rc = pdns_buf_printf(body, "%s\n", t ? t : "{\"error\":\"?\"}");
     free(t);
-    count(r, ep, status, t0);
+    count(api, ep, status, t0);
     if (rc < 0)
         return -1;
     return http_respond(wsi, body, status, "application/json", hdrs);
@@ -137,7 +137,7 @@ static int put_triple(query_req *q, redisReply **el) {
 }
 
 static void answer(query_req *q, const redisReply *rep) {
-    relay *r = q->r;
+    query_api *api = q->api;
     const redisReply *cur = rep->element[0];
     char cursor_out[CURSOR_MAX * 2];
     cursor_out[0] = '\0';
@@ -173,7 +173,7 @@ static void answer(query_req *q, const redisReply *rep) {
         hdrs[0] = q->ep == QE_PDNS ? "x-dribble-cursor:" : "x-cursor:";
         hdrs[1] = cursor_out;
     }
-    count(r, q->ep, 200, q->t0_us);
+    count(api, q->ep, 200, q->t0_us);
     if (rc < 0 || http_respond(q->wsi, q->body, 200,
                                q->json ? "application/json" : "application/x-ndjson",
                                hdrs) < 0)
@@ -181,10 +181,10 @@ static void answer(query_req *q, const redisReply *rep) {
 }
 
 static void answer_info(query_req *q, const redisReply *rep) {
-    relay *r = q->r;
+    query_api *api = q->api;
     json_t *o = json_object(), *sensors = json_array();
     json_object_set_new(o, "version", json_string(PDNS_RELAY_VERSION));
-    json_object_set_new(o, "relay_id", json_string(r->cfg.relay_id));
+    json_object_set_new(o, "relay_id", json_string(api->relay_id));
     static const char *const k[4] = {"records", "triples", "names", "errors"};
     for (size_t i = 0; i < 4 && i < rep->elements; i++)
         json_object_set_new(o, k[i], json_integer(rep->element[i]->str
@@ -197,13 +197,13 @@ static void answer_info(query_req *q, const redisReply *rep) {
         json_array_append_new(sensors, s);
     }
     json_object_set_new(o, "sensors", sensors);
-    json_object_set_new(o, "store_buffered", json_integer((json_int_t)store_waiting(&r->store)));
+    json_object_set_new(o, "store_buffered", json_integer((json_int_t)store_waiting(api->st)));
     char *t = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     q->body->len = LWS_PRE;
     int rc = t ? pdns_buf_printf(q->body, "%s\n", t) : -1;
     free(t);
-    count(r, q->ep, 200, q->t0_us);
+    count(api, q->ep, 200, q->t0_us);
     if (rc < 0 || http_respond(q->wsi, q->body, 200, "application/json", NULL) < 0)
         lws_set_timeout(q->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
 }
@@ -216,19 +216,19 @@ static void on_reply(void *reply, void *ctx) {
         return;
     }
     if (!rep) {
-        fail(q->r, q->wsi, q->body, q->ep, q->t0_us, 503,
+        fail(q->api, q->wsi, q->body, q->ep, q->t0_us, 503,
              "the store's Redis went away; try again", NULL);
     } else if (rep->type == REDIS_REPLY_ERROR) {
         if (strstr(rep->str, "BADCURSOR"))
-            fail(q->r, q->wsi, q->body, q->ep, q->t0_us, 400,
+            fail(q->api, q->wsi, q->body, q->ep, q->t0_us, 400,
                  "bad cursor: unknown or expired (cursors live an hour)", NULL);
         else {
             log_error("query: Redis: %s", rep->str);
-            fail(q->r, q->wsi, q->body, q->ep, q->t0_us, 503,
+            fail(q->api, q->wsi, q->body, q->ep, q->t0_us, 503,
                  "the store failed to answer", NULL);
         }
     } else if (rep->type != REDIS_REPLY_ARRAY || (q->ep != QE_INFO && rep->elements < 1)) {
-        fail(q->r, q->wsi, q->body, q->ep, q->t0_us, 503,
+        fail(q->api, q->wsi, q->body, q->ep, q->t0_us, 503,
              "the store gave an unexpected answer", NULL);
     } else if (q->ep == QE_INFO) {
         answer_info(q, rep);
@@ -241,7 +241,7 @@ static void on_reply(void *reply, void *ctx) {
 /* Reads the query string and the headers that shape the answer. Returns
  * 0, or -1 with a message in err. */
 static int read_params(query_req *q, struct lws *wsi, char *err, size_t errlen) {
-    const store_conf *sc = &q->r->cfg.store;
+    const store_conf *sc = q->api->conf;
     long long limit = (long long)sc->default_limit;
     char arg[1200], hv[CURSOR_MAX];
     const char *cursor = NULL;
@@ -344,7 +344,7 @@ static int read_params(query_req *q, struct lws *wsi, char *err, size_t errlen) 
  * the error, or the store lookup. Returns 0, or -1 to close. On any answer
  * other than a lookup in flight, q is freed. */
 static int proceed(query_req *q, int st, const char *who, int retry) {
-    relay *r = q->r;
+    query_api *api = q->api;
     struct lws *wsi = q->wsi;
     pdns_buf *body = q->body;
     int ep = q->ep;
@@ -354,30 +354,30 @@ static int proceed(query_req *q, int st, const char *who, int retry) {
     if (st == 401) {
         const char *h[] = {"www-authenticate:", "Basic realm=\"pdns-relay\"", NULL};
         req_free(q);
-        return fail(r, wsi, body, ep, t0, 401, who, h);
+        return fail(api, wsi, body, ep, t0, 401, who, h);
     }
     if (st == 429) {
         snprintf(ra, sizeof(ra), "%d", retry);
         const char *h[] = {"retry-after:", ra, NULL};
         req_free(q);
-        return fail(r, wsi, body, ep, t0, 429, "rate limit exceeded", h);
+        return fail(api, wsi, body, ep, t0, 429, "rate limit exceeded", h);
     }
     if (q->bad[0]) {
         char err[sizeof(q->bad)];
         memcpy(err, q->bad, sizeof(err));
         req_free(q);
-        return fail(r, wsi, body, ep, t0, 400, err, NULL);
+        return fail(api, wsi, body, ep, t0, 400, err, NULL);
     }
-    if (!r->storing) {
+    if (!api->st) {
         req_free(q);
-        return fail(r, wsi, body, ep, t0, 503, "the store is disabled "
+        return fail(api, wsi, body, ep, t0, 503, "the store is disabled "
                     "(store.enabled is false)", NULL);
     }
-    rc = ep == QE_INFO ? store_info(&r->store, on_reply, q)
-                       : store_query(&r->store, &q->qp.a, on_reply, q);
+    rc = ep == QE_INFO ? store_info(api->st, on_reply, q)
+                       : store_query(api->st, &q->qp.a, on_reply, q);
     if (rc < 0) {
         req_free(q);
-        return fail(r, wsi, body, ep, t0, 503, "the store's Redis is not "
+        return fail(api, wsi, body, ep, t0, 503, "the store's Redis is not "
                     "connected; try again", NULL);
     }
     log_debug("query: %s by %s", ep_name[ep], who);
@@ -396,7 +396,7 @@ static void on_auth(void *ctx, int st, const char *who, int retry) {
         lws_set_timeout(wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
 }
 
-int query_begin(relay *r, struct lws *wsi, int ep, const char *path,
+int query_begin(query_api *api, struct lws *wsi, int ep, const char *path,
                 pdns_buf *body, query_req **slot) {
     char who[160];
     int retry = 0;
@@ -404,7 +404,7 @@ int query_begin(relay *r, struct lws *wsi, int ep, const char *path,
     if (!q)
         return -1;
     q->wsi = wsi;
-    q->r = r;
+    q->api = api;
     q->body = body;
     q->ep = ep;
     q->t0_us = now_us();
@@ -422,7 +422,7 @@ int query_begin(relay *r, struct lws *wsi, int ep, const char *path,
                 snprintf(q->bad, sizeof(q->bad), "bad request");
         }
     }
-    int st = http_auth_check(r->auth, wsi, who, sizeof(who), &retry, on_auth, q);
+    int st = http_auth_check(api->auth, wsi, who, sizeof(who), &retry, on_auth, q);
     if (st == 0)
         return 0; /* on_auth goes on */
     return proceed(q, st, who, retry);

@@ -21,6 +21,4 @@ extern const char cmd_verify_help[];
 extern const char cmd_import_help[];
 extern const char cmd_passwd_help[];
 
-#define PDNS_RELAY_VERSION "0.1.0"
-
 #endif

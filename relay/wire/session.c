@@ -13,6 +13,12 @@ const char *d4_reject_name(enum d4_reject r) {
     return (unsigned)r < D4R_COUNT ? reject_names[r] : "unknown";
 }
 
+const char *d4_close_name(enum d4_close c) {
+    static const char *const names[D4C_COUNT] = {"peer", "idle", "rejected",
+                                                 "stopping"};
+    return (unsigned)c < D4C_COUNT ? names[c] : "unknown";
+}
+
 void d4_session_init(d4_session *s, const d4_session_conf *conf) {
     memset(s, 0, sizeof(*s));
     s->conf = conf;

@@ -15,9 +15,10 @@
 
 #include "buf.h"
 #include "hist.h"
+#include "store.h"
 
 struct lws;
-struct relay;
+struct http_auth;
 
 enum query_endpoint { QE_QUERY, QE_RDATA, QE_PDNS, QE_INFO, QE_ERRORS, QE_COUNT };
 
@@ -28,6 +29,15 @@ typedef struct query_metrics {
 
 typedef struct query_req query_req;
 
+/* What the query API answers from. */
+typedef struct query_api {
+    store *st;                 /* NULL: the relay keeps no store (503) */
+    const store_conf *conf;
+    const char *relay_id;
+    struct http_auth *auth;
+    query_metrics m;
+} query_api;
+
 /* The endpoint of path, or -1 when it is none of the query API's. */
 int query_endpoint_of(const char *path);
 
@@ -35,17 +45,12 @@ int query_endpoint_of(const char *path);
  * (which has LWS_PRE bytes of headroom) and is sent with http_respond,
  * now or when Redis answers; *slot holds the pending request meanwhile.
  * Returns 0, or -1 to close the connection. */
-int query_begin(struct relay *r, struct lws *wsi, int ep, const char *path,
+int query_begin(query_api *api, struct lws *wsi, int ep, const char *path,
                 pdns_buf *body, query_req **slot);
 
 /* The connection went away: the pending answer is dropped. */
 void query_abandon(query_req **slot);
 
 int query_metrics_render(const query_metrics *m, pdns_buf *b);
-
-/* http_api.c: sends body with status, content type and extra headers
- * (NULL-terminated "name:", "value" pairs). Returns 0, or -1. */
-int http_respond(struct lws *wsi, pdns_buf *body, unsigned status,
-                 const char *ctype, const char *const *hdrs);
 
 #endif

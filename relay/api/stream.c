@@ -2,6 +2,7 @@
  * bounded history. See stream.h. */
 #include "stream.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,4 +158,17 @@ void stream_client_close(stream_client *c) {
         c->next->pprev = c->pprev;
     c->s->clients_now--;
     c->s = NULL;
+}
+
+int stream_metrics(const stream *s, pdns_buf *b) {
+    return pdns_buf_printf(b, "# TYPE pdns_relay_stream_clients gauge\n"
+                              "pdns_relay_stream_clients %" PRIu64 "\n"
+                              "# TYPE pdns_relay_stream_clients_total counter\n"
+                              "pdns_relay_stream_clients_total %" PRIu64 "\n"
+                              "# TYPE pdns_relay_stream_slow_dropped_total counter\n"
+                              "pdns_relay_stream_slow_dropped_total %" PRIu64 "\n"
+                              "# TYPE pdns_relay_stream_messages_total counter\n"
+                              "pdns_relay_stream_messages_total %" PRIu64 "\n",
+                           s->clients_now, s->clients_total, s->slow_dropped,
+                           s->messages);
 }

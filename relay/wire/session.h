@@ -36,6 +36,17 @@ enum d4_reject {
 
 const char *d4_reject_name(enum d4_reject r);
 
+/* Why a session ended: stable labels for metrics. */
+enum d4_close {
+    D4C_PEER = 0,      /* "peer": the sensor closed it */
+    D4C_IDLE,          /* "idle": nothing received for idle_timeout */
+    D4C_REJECTED,      /* "rejected": a protocol violation (enum d4_reject) */
+    D4C_STOPPING,      /* "stopping": the relay stopped */
+    D4C_COUNT
+};
+
+const char *d4_close_name(enum d4_close c);
+
 typedef struct d4_session_ops {
     /* The sensor registered with this uuid, or NULL. */
     relay_sensor *(*lookup)(void *ctx, const uint8_t uuid[16]);

@@ -1,12 +1,21 @@
 /* d4_listener.c - the D4 protocol listener: TLS raw sockets from lws, each
  * driving a d4_session. Violations close the connection with a log line
  * naming the peer and the reason, and a metric. Other connections are not
- * affected: a session's state is its own. */
+ * affected: a session's state is its own.
+ *
+ * A session lives as long as its sensor keeps it (d4-goclient keeps one for
+ * hours). Only the relay's own timeouts end it: header_timeout (a frame, or
+ * the first header, must complete in time) and idle_timeout (nothing
+ * received for that long). Each is logged and counted by reason. lws arms
+ * timeouts of its own on an accepted raw TLS socket that the raw role
+ * never clears (5 s after the handshake); they are cleared here. A session
+ * paused for the store's backpressure is not timed out at all. */
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "daemon.h"
+#include "clock.h"
+#include "d4_listener.h"
 #include "inbound.h"
 #include "log.h"
 
@@ -16,22 +25,32 @@ typedef struct d4_conn {
     struct lws *wsi;
     struct d4_conn *next, **pprev;
     uint64_t armed_ms;  /* when the current frame (or the session) began */
+    uint64_t rx_ms;     /* when the last bytes arrived (or the session began) */
     int dead;
+    enum d4_close why;  /* set when the relay closes it */
     int paused;         /* not reading: the store's buffer is full */
     char peer[64];
 } d4_conn;
 
-static relay *relay_of(struct lws *wsi) {
-    return lws_context_user(lws_get_context(wsi));
+static d4_listener *listener_of(struct lws *wsi) {
+    return lws_vhost_user(lws_get_vhost(wsi));
 }
 
-static relay_sensor *lookup(void *ctx, const uint8_t uuid[16]) {
-    return config_find_sensor(&((relay *)ctx)->cfg, uuid);
+void d4_listener_init(d4_listener *l, relay_config *cfg, ingest *in, store *st) {
+    memset(l, 0, sizeof(*l));
+    l->cfg = cfg;
+    l->in = in;
+    l->st = st;
+    l->sconf.max_payload = cfg->max_payload;
+    l->sconf.max_line = cfg->max_line;
+    l->sconf.accept_csv = cfg->accept_csv;
+    l->sconf.accept_extended = cfg->accept_extended;
+    l->sconf.exclusive = cfg->exclusive;
 }
 
 /* The context handed to the session callbacks. */
 struct feed_ctx {
-    relay *r;
+    d4_listener *l;
     d4_conn *c;
 };
 
@@ -45,7 +64,7 @@ static void on_line(void *ctx, relay_sensor *s, char *line, size_t len) {
     char where[160];
     ingest_source src = source_of(s);
     snprintf(where, sizeof(where), "sensor %s from %s", s->name, f->c->peer);
-    ingest_csv_line(&f->r->in, &src, where, line, len);
+    ingest_csv_line(f->l->in, &src, where, line, len);
 }
 
 static void on_too_long(void *ctx, relay_sensor *s) {
@@ -53,68 +72,75 @@ static void on_too_long(void *ctx, relay_sensor *s) {
     char where[160];
     ingest_source src = source_of(s);
     snprintf(where, sizeof(where), "sensor %s from %s", s->name, f->c->peer);
-    ingest_line_too_long(&f->r->in, &src, where);
+    ingest_line_too_long(f->l->in, &src, where);
 }
 
 static relay_sensor *lookup_fc(void *ctx, const uint8_t uuid[16]) {
-    return lookup(((struct feed_ctx *)ctx)->r, uuid);
+    return config_find_sensor(((struct feed_ctx *)ctx)->l->cfg, uuid);
 }
 
 static int on_batch_line(void *ctx, relay_sensor *s, char *line, size_t len,
                          char *err, size_t errlen) {
     struct feed_ctx *f = ctx;
-    return inbound_line(&f->c->ib, &f->r->in, s, f->r->cfg.state_dir, line, len,
+    return inbound_line(&f->c->ib, f->l->in, s, f->l->cfg->state_dir, line, len,
                         err, errlen);
 }
 
 static const d4_session_ops ops = {lookup_fc, on_line, on_too_long,
                                    on_batch_line};
 
-static void reject(relay *r, d4_conn *c, enum d4_reject why,
+static void reject(d4_listener *l, d4_conn *c, enum d4_reject why,
                    const char *msg) {
-    r->in.m.d4_rejects[why]++;
+    l->in->m.d4_rejects[why]++;
     log_warn("d4: closing %s: %s (%s)", c->peer, msg, d4_reject_name(why));
     c->dead = 1;
+    c->why = D4C_REJECTED;
 }
 
 static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
               void *in, size_t len) {
     d4_conn *c = user;
-    relay *r;
+    d4_listener *l;
     switch (reason) {
     case LWS_CALLBACK_RAW_ADOPT:
-        r = relay_of(wsi);
+        l = listener_of(wsi);
         memset(c, 0, sizeof(*c));
-        d4_session_init(&c->s, &r->sconf);
+        d4_session_init(&c->s, &l->sconf);
         c->wsi = wsi;
-        c->armed_ms = relay_now_ms();
+        c->why = D4C_PEER;
+        c->armed_ms = c->rx_ms = pdns_mono_ms();
+        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
         lws_get_peer_simple(wsi, c->peer, sizeof(c->peer));
-        c->next = r->conns;
-        if (r->conns)
-            r->conns->pprev = &c->next;
-        c->pprev = &r->conns;
-        r->conns = c;
-        r->in.m.d4_sessions_total++;
-        r->in.m.d4_sessions_active++;
+        c->next = l->conns;
+        if (l->conns)
+            l->conns->pprev = &c->next;
+        c->pprev = &l->conns;
+        l->conns = c;
+        l->in->m.d4_sessions_total++;
+        l->in->m.d4_sessions_active++;
         log_debug("d4: connection from %s", c->peer);
         break;
     case LWS_CALLBACK_RAW_RX: {
         enum d4_reject why;
         char msg[256];
-        r = relay_of(wsi);
+        l = listener_of(wsi);
         if (c->dead)
             return -1;
-        struct feed_ctx f = {r, c};
+        /* lws may arm its own timeout once the handshake is done: the
+         * sessions' only timeouts are the relay's */
+        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+        c->rx_ms = pdns_mono_ms();
+        struct feed_ctx f = {l, c};
         if (d4_session_feed(&c->s, &ops, &f, in, len, &why, msg,
                             sizeof(msg)) < 0) {
-            reject(r, c, why, msg);
+            reject(l, c, why, msg);
             return -1;
         }
         if (!d4_session_partial(&c->s))
             c->armed_ms = 0;
         else if (!c->armed_ms)
-            c->armed_ms = relay_now_ms();
-        if (r->storing && store_full(&r->store) && !c->paused) {
+            c->armed_ms = c->rx_ms;
+        if (l->st && store_full(l->st) && !c->paused) {
             /* backpressure: leave the data in the kernel (and the sensor) */
             c->paused = 1;
             lws_rx_flow_control(wsi, 0);
@@ -132,7 +158,7 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         SSL_CTX_set_min_proto_version((SSL_CTX *)user, TLS1_2_VERSION);
         break;
     case LWS_CALLBACK_RAW_CLOSE:
-        r = relay_of(wsi);
+        l = listener_of(wsi);
         if (!c->wsi)
             break;
         log_debug("d4: %s closed after %llu frames", c->peer,
@@ -143,7 +169,8 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         if (c->next)
             c->next->pprev = c->pprev;
         c->wsi = NULL;
-        r->in.m.d4_sessions_active--;
+        l->in->m.d4_sessions_active--;
+        l->in->m.d4_closed[c->why]++;
         break;
     default:
         break;
@@ -151,24 +178,48 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     return 0;
 }
 
-void d4_listener_sweep(relay *r) {
-    uint64_t now = relay_now_ms(), limit = (uint64_t)r->cfg.header_timeout * 1000;
-    for (d4_conn *c = r->conns; c; c = c->next) {
-        if (c->dead || !c->armed_ms || now - c->armed_ms < limit)
+/* The relay closes c (from RAW_WRITEABLE) for why. */
+static void close_for(d4_conn *c, enum d4_close why) {
+    c->dead = 1;
+    c->why = why;
+    lws_callback_on_writable(c->wsi);
+}
+
+void d4_listener_sweep(d4_listener *l) {
+    uint64_t now = pdns_mono_ms(), limit = (uint64_t)l->cfg->header_timeout * 1000,
+             idle = (uint64_t)l->cfg->idle_timeout * 1000;
+    for (d4_conn *c = l->conns; c; c = c->next) {
+        if (c->dead || c->paused)
             continue;
-        reject(r, c, D4R_TIMEOUT,
-               c->s.frames ? "frame not complete in time"
-                           : "no complete header in time");
-        lws_callback_on_writable(c->wsi); /* closes it from RAW_WRITEABLE */
+        if (c->armed_ms && now - c->armed_ms >= limit) {
+            reject(l, c, D4R_TIMEOUT,
+                   c->s.frames ? "frame not complete in time"
+                               : "no complete header in time");
+            close_for(c, D4C_REJECTED);
+        } else if (idle && now - c->rx_ms >= idle) {
+            log_info("d4: closing %s: idle for %d s (d4.idle_timeout)", c->peer,
+                     l->cfg->idle_timeout);
+            close_for(c, D4C_IDLE);
+        }
     }
 }
 
-void d4_listener_resume(relay *r) {
-    for (d4_conn *c = r->conns; c; c = c->next)
+void d4_listener_resume(d4_listener *l) {
+    uint64_t now = pdns_mono_ms();
+    for (d4_conn *c = l->conns; c; c = c->next)
         if (c->paused && !c->dead) {
+            /* the time spent paused was the relay's, not the sensor's */
             c->paused = 0;
+            c->rx_ms = now;
+            if (c->armed_ms)
+                c->armed_ms = now;
             lws_rx_flow_control(c->wsi, 1);
         }
+}
+
+void d4_listener_stopping(d4_listener *l) {
+    for (d4_conn *c = l->conns; c; c = c->next)
+        c->why = D4C_STOPPING;
 }
 
 const struct lws_protocols d4_listener_protocol = {

@@ -23,12 +23,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "cof.h"
 #include "d4.h"
-#include "rrtype.h"
-#include "daemon.h"
+#include "deliver.h"
 #include "log.h"
 #include "rconn.h"
+#include "rrtype.h"
 
 #define KEEP_SENT 64
 #define BACKOFF_MAX_MS 30000  /* partner reconnects */
@@ -66,14 +67,17 @@ typedef struct dpartner {
     int csv;                      /* format passivedns-csv: type 8, unsigned */
 } dpartner;
 
-typedef struct deliver {
-    relay *r;
+struct deliver {
+    uv_loop_t *loop;
+    const relay_config *cfg;
+    share *sh;
+    const int *stopping;
     SSL_CTX *ctx;
     rconn rc;                     /* the relay's own Redis: the outboxes */
     int rc_started;
     dpartner **p;                 /* pointers: handles inside must not move */
     size_t n;
-} deliver;
+};
 
 static void kick(dpartner *dp);
 static void send_next(dpartner *dp);
@@ -124,12 +128,12 @@ static void on_xadd(redisAsyncContext *ac, void *reply, void *priv) {
             dp->outbox_refused++;
         else
             dp->outbox_dropped++;
-        if (relay_now_ms() - dp->full_logged_ms >= 60000) {
+        if (pdns_mono_ms() - dp->full_logged_ms >= 60000) {
             log_warn("deliver: partner %s: outbox full (%llu batches): %s", dp->name,
                      (unsigned long long)dp->outbox_max,
                      rep->integer == 0 ? "new batches are refused (counted)"
                                        : "the oldest batches are dropped (counted)");
-            dp->full_logged_ms = relay_now_ms();
+            dp->full_logged_ms = pdns_mono_ms();
         }
     }
     kick(dp);
@@ -208,9 +212,8 @@ static void kick(dpartner *dp) {
     }
 }
 
-void deliver_enqueue(relay *r, const char *name, uint64_t seq,
+void deliver_enqueue(deliver *d, const char *name, uint64_t seq,
                      const char *text, size_t len) {
-    deliver *d = r->deliver;
     if (!d)
         return;
     for (size_t i = 0; i < d->n; i++) {
@@ -258,7 +261,7 @@ static void link_down(dpartner *dp, const char *why) {
     dp->up = dp->meta_sent = dp->have_cur = dp->handshaken = 0;
     dp->last_id[0] = '\0'; /* start again from the oldest kept batch */
     dp->nsent = 0;
-    if (dp->d->r->stopping)
+    if (*dp->d->stopping)
         return;
     if (was_up || !dp->reconnects)
         log_warn("deliver: partner %s (%s:%d) unreachable: %s; retrying", dp->name,
@@ -466,7 +469,7 @@ static void connect_partner(uv_timer_t *t) {
         link_down(dp, "endpoint.host must be an IP address");
         return;
     }
-    uv_tcp_init(dp->d->r->loop, &dp->tcp);
+    uv_tcp_init(dp->d->loop, &dp->tcp);
     dp->tcp.data = dp;
     dp->tcp_open = 1;
     uv_tcp_nodelay(&dp->tcp, 1);
@@ -478,11 +481,10 @@ static void connect_partner(uv_timer_t *t) {
 /* Starts delivery for every partner policy with an endpoint that has none
  * yet (at start, and after each policy reload). A changed endpoint of a
  * running partner takes a restart. */
-void deliver_sync(relay *r) {
-    deliver *d = r->deliver;
-    share *s = &r->sh;
+void deliver_sync(deliver *d) {
     if (!d)
         return;
+    share *s = d->sh;
     for (size_t i = 0; i < s->np; i++) {
         const policy *p = s->p[i].pol;
         char err[512];
@@ -519,10 +521,10 @@ void deliver_sync(relay *r) {
             continue;
         }
         snprintf(dp->skey, sizeof(dp->skey), "{pdns-relay:%s:%s}:outbox",
-                 r->cfg.relay_id, dp->name);
+                 d->cfg->relay_id, dp->name);
         if (p->ca_file[0] && SSL_CTX_load_verify_locations(d->ctx, p->ca_file, NULL) != 1)
             log_error("deliver: partner %s: cannot load ca_file %s", dp->name, p->ca_file);
-        uv_timer_init(r->loop, &dp->timer);
+        uv_timer_init(d->loop, &dp->timer);
         dp->timer.data = dp;
         uv_timer_start(&dp->timer, connect_partner, 10, 0);
         d->p[d->n++] = dp;
@@ -535,26 +537,34 @@ void deliver_sync(relay *r) {
     }
 }
 
-int deliver_start(relay *r) {
-    if (!r->cfg.policy_dir[0])
-        return 0;
+deliver *deliver_start(uv_loop_t *loop, const relay_config *cfg, share *sh,
+                       const int *stopping, char *err, size_t errlen) {
+    err[0] = '\0';
+    if (!cfg->policy_dir[0])
+        return NULL;
     deliver *d = calloc(1, sizeof(*d));
-    if (!d)
-        return -1;
-    d->r = r;
-    r->deliver = d;
+    if (!d) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    d->loop = loop;
+    d->cfg = cfg;
+    d->sh = sh;
+    d->stopping = stopping;
     d->ctx = SSL_CTX_new(TLS_client_method());
-    if (!d->ctx)
-        return -1;
+    if (!d->ctx) {
+        snprintf(err, errlen, "cannot make a TLS client context");
+        free(d);
+        return NULL;
+    }
     SSL_CTX_set_min_proto_version(d->ctx, TLS1_2_VERSION);
-    rconn_init(&d->rc, r->loop, r->cfg.redis.host, r->cfg.redis.port, r->cfg.redis_db,
-               "deliver: Redis (partner outboxes)", &r->stopping, on_ready, on_down, d);
-    deliver_sync(r);
-    return 0;
+    rconn_init(&d->rc, loop, cfg->redis.host, cfg->redis.port, cfg->redis_db,
+               "deliver: Redis (partner outboxes)", stopping, on_ready, on_down, d);
+    deliver_sync(d);
+    return d;
 }
 
-void deliver_stop(relay *r) {
-    deliver *d = r->deliver;
+void deliver_stop(deliver *d) {
     if (!d)
         return;
     for (size_t i = 0; i < d->n; i++) {
@@ -575,19 +585,17 @@ void deliver_stop(relay *r) {
 }
 
 /* After the loop has closed the handles. */
-void deliver_free(relay *r) {
-    if (!r->deliver)
+void deliver_free(deliver *d) {
+    if (!d)
         return;
-    SSL_CTX_free(r->deliver->ctx);
-    for (size_t i = 0; i < r->deliver->n; i++)
-        free(r->deliver->p[i]);
-    free(r->deliver->p);
-    free(r->deliver);
-    r->deliver = NULL;
+    SSL_CTX_free(d->ctx);
+    for (size_t i = 0; i < d->n; i++)
+        free(d->p[i]);
+    free(d->p);
+    free(d);
 }
 
-int deliver_metrics(const relay *r, pdns_buf *b) {
-    const deliver *d = r->deliver;
+int deliver_metrics(const deliver *d, pdns_buf *b) {
     int rc = 0;
     if (!d)
         return 0;

@@ -1,0 +1,33 @@
+/* mix.h - the relay's mixing stage (mix.c): the pool fed from ingest, ticked
+ * on the wall clock, its batches handed to the policy stage. */
+#ifndef PDNS_MIX_H
+#define PDNS_MIX_H
+
+#include <stdint.h>
+
+#include "buf.h"
+#include "config.h"
+#include "pool.h"
+#include "rng.h"
+#include "share.h"
+
+typedef struct mix_stage {
+    const relay_config *cfg;
+    share *sh;                   /* takes every batch */
+    mixer_pool *pool;            /* NULL when mixer.enabled is false */
+    mixer_rng rng;
+    mixer_stats last;            /* the last batch's figures */
+    int64_t last_ms;             /* when the last batch left (unix ms), 0 before */
+    uint64_t batches, cap_logged;
+    uint64_t cap_log_ms;
+    int fd;                      /* mixer.output_file, -1 when none */
+} mix_stage;
+
+/* Starts the stage (nothing to do when the mixer is disabled: m->pool stays
+ * NULL). Returns 0, or -1 after logging why. */
+int mix_start(mix_stage *m, const relay_config *cfg, share *sh);
+void mix_tick(mix_stage *m);
+void mix_stop(mix_stage *m);
+int mix_metrics(const mix_stage *m, pdns_buf *b);
+
+#endif

@@ -1,0 +1,31 @@
+/* deliver.h - delivery of signed batches to partner D4 networks: a durable
+ * Redis Stream outbox per partner and a D4/TLS client on the relay's loop
+ * (deliver.c says how). Knows the partners from the policy stage (share.h);
+ * does not make batches. */
+#ifndef PDNS_DELIVER_H
+#define PDNS_DELIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "config.h"
+#include "share.h"
+
+typedef struct deliver deliver;
+
+/* Starts delivery for the partners of `sh` that have an endpoint. Returns
+ * NULL with *err set when it cannot; returns NULL with err "" when there is
+ * nothing to deliver (no policy directory). `stopping` is read, never
+ * written: a link that goes down while it is set is not retried. */
+deliver *deliver_start(uv_loop_t *loop, const relay_config *cfg, share *sh,
+                       const int *stopping, char *err, size_t errlen);
+void deliver_sync(deliver *d);  /* after a policy reload: new endpoints */
+void deliver_enqueue(deliver *d, const char *name, uint64_t seq,
+                     const char *text, size_t len);
+void deliver_stop(deliver *d);
+void deliver_free(deliver *d);  /* once the loop has closed its handles */
+int deliver_metrics(const deliver *d, pdns_buf *b);
+
+#endif
