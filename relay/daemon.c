@@ -142,6 +142,7 @@ static void on_tick(uv_timer_t *t) {
         /* at most 5 s for a queue batch, 10 s for the store to catch up */
         ++stop_wait_ticks;
         if ((queue_idle(r->queue) || stop_wait_ticks > 50) &&
+            (deliver_settled(r->deliver) || stop_wait_ticks > 50) &&
             (!r->storing || !store_waiting(&r->store) || !r->store.rc.ready ||
              stop_wait_ticks > 100))
             uv_stop(r->loop);

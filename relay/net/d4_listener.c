@@ -28,6 +28,7 @@ typedef struct d4_conn {
     uint64_t rx_ms;     /* when the last bytes arrived (or the session began) */
     int dead;
     enum d4_close why;  /* set when the relay closes it */
+    uint64_t acked_n;   /* a partner's batches taken or dropped, as acknowledged */
     int paused;         /* not reading: the store's buffer is full */
     char peer[64];
 } d4_conn;
@@ -136,6 +137,10 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             reject(l, c, why, msg);
             return -1;
         }
+        relay_sensor *ps = c->s.sensor;
+        if (ps && ps->is_partner && ps->in_have &&
+            ps->in_batches + ps->in_duplicates != c->acked_n)
+            lws_callback_on_writable(wsi); /* acknowledge what was taken */
         if (!d4_session_partial(&c->s))
             c->armed_ms = 0;
         else if (!c->armed_ms)
@@ -147,8 +152,24 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         }
         break;
     }
-    case LWS_CALLBACK_RAW_WRITEABLE:
-        return c->dead ? -1 : 0;
+    case LWS_CALLBACK_RAW_WRITEABLE: {
+        if (c->dead)
+            return -1;
+        /* A partner relay learns which batches we have: one line with the
+         * last sequence number taken, after each batch (taken, or dropped
+         * as a resend). d4-core never writes back; a sender that does not
+         * read this (d4-goclient, older relays) loses nothing. */
+        relay_sensor *ps = c->s.sensor;
+        if (!ps || !ps->is_partner || !ps->in_have)
+            break;
+        uint8_t buf[LWS_PRE + 64];
+        int n = snprintf((char *)buf + LWS_PRE, 64, "{\"pdns_relay_ack\":%llu}\n",
+                         (unsigned long long)ps->in_seq);
+        if (lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_RAW) != n)
+            return -1;
+        c->acked_n = ps->in_batches + ps->in_duplicates;
+        break;
+    }
     case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
         /* No session tickets: a sensor that writes and closes at once
          * would leave them unread, and its close would become a RST that

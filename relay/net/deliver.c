@@ -6,14 +6,26 @@
  * delivery can move between relay processes on a cluster). A D4 protocol
  * v1 client (TLS over libuv TCP, on the relay's loop) sends a type-2
  * meta header {"type": "pdns-cof"} and then each batch as type-254 frames
- * cut at line ends, each frame small enough to be one TLS record. After a
- * batch is written it stays in the stream until KEEP_SENT newer ones have
- * been written too; a new connection starts again from the oldest kept, so
- * batches lost in a broken connection are sent again, and the receiver
- * drops what it already has by sequence number. A relay killed with
- * SIGKILL resumes from Redis. Reconnects back off exponentially with
- * jitter. */
+ * cut at line ends, each frame small enough to be one TLS record.
+ *
+ * A batch leaves the stream once the partner has it: once the partner's
+ * TCP has acknowledged its last byte (TCP_INFO tcpi_bytes_acked, counted
+ * against the bytes this connection wrote) and the connection then stayed
+ * up for ACK_GRACE_MS, or when this relay closes the connection itself
+ * (it stops): the partner goes on reading what it acknowledged. A link the
+ * partner ends leaves the batches acknowledged within the grace in the
+ * stream: they may sit unread in a socket the receiver closed, or a D4 hop
+ * on the way may have dropped them. A new connection starts again from the
+ * oldest batch still in the stream: after clean restarts of either side
+ * nothing is sent twice (unless the receiver stops within ACK_GRACE_MS of
+ * taking a batch), which matters to receivers that do not deduplicate
+ * (d4-core, and the analyzer behind it); after a crash, at most what was
+ * in flight is (a pdns-relay receiver drops those by sequence number). At most KEEP_SENT batches are
+ * written and not yet confirmed. A relay killed with SIGKILL resumes from
+ * Redis. Reconnects back off exponentially with jitter. */
 #include <hiredis/async.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
 #include <hiredis/hiredis.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -31,7 +43,9 @@
 #include "rconn.h"
 #include "rrtype.h"
 
-#define KEEP_SENT 64
+#define KEEP_SENT 64      /* batches written and not yet confirmed */
+#define ACK_GRACE_MS 1000 /* acknowledged, and the link stayed up this long */
+#define ACK_POLL_MS 100
 #define BACKOFF_MAX_MS 30000  /* partner reconnects */
 
 typedef struct dpartner {
@@ -57,11 +71,23 @@ typedef struct dpartner {
     size_t cur_off;
     int have_cur, fetching;
     char last_id[48];             /* the last batch written ("": none yet) */
-    char sent[KEEP_SENT + 1][48]; /* written, kept for a resend */
+    struct {
+        char id[48];
+        uint64_t seq;
+        uint64_t end;             /* the connection's byte count at its end */
+        uint64_t acked_ms;        /* when first seen acknowledged, 0: not yet */
+    } sent[KEEP_SENT];            /* written, not yet confirmed */
     size_t nsent;
+    uint64_t wrote;               /* bytes this connection handed to the kernel */
+    uv_timer_t ack_timer;
+    uint64_t resent;              /* batches sent again after a reconnect */
+    uint64_t cur_seq;
+    int acks;                     /* the receiver acknowledges batches (a pdns-relay) */
+    char rx[128];                 /* what the receiver wrote back, one line */
+    size_t rxn;
     uint64_t backoff_ms;
     uv_timer_t timer;
-    uint64_t batches_sent, reconnects, queued;
+    uint64_t batches_sent, batches_confirmed, reconnects, queued;
     uint64_t outbox_max, outbox_refused, outbox_dropped, full_logged_ms;
     int drop_oldest;
     int csv;                      /* format passivedns-csv: type 8, unsigned */
@@ -190,6 +216,10 @@ static void on_fetch(redisAsyncContext *ac, void *reply, void *priv) {
                                           f->element[i + 1]->len) < 0)
                 return;
             snprintf(dp->cur_id, sizeof(dp->cur_id), "%s", e->element[0]->str);
+            dp->cur_seq = 0;
+            for (size_t j = 0; j + 1 < f->elements; j += 2)
+                if (strcmp(f->element[j]->str, "seq") == 0)
+                    dp->cur_seq = strtoull(f->element[j + 1]->str, NULL, 10);
             dp->cur_off = 0;
             dp->have_cur = 1;
             send_next(dp);
@@ -200,7 +230,8 @@ static void on_fetch(redisAsyncContext *ac, void *reply, void *priv) {
 /* Fetches the next batch to write, if the link is up and idle. */
 static void kick(dpartner *dp) {
     deliver *d = dp->d;
-    if (!dp->up || !dp->meta_sent || dp->have_cur || dp->fetching || !d->rc.ready)
+    if (!dp->up || !dp->meta_sent || dp->have_cur || dp->fetching || !d->rc.ready ||
+        dp->nsent >= KEEP_SENT)
         return;
     dp->fetching = 1;
     if (dp->last_id[0]) {
@@ -247,8 +278,114 @@ static void on_closed(uv_handle_t *h) {
     dp->closing = 0;
 }
 
+/* ---- what the partner has --------------------------------------------------- */
+
+enum ack_how { ACK_POLL, ACK_OURS, ACK_ENDED };
+
+/* Linux's struct tcp_info (linux/tcp.h) up to tcpi_bytes_acked (Linux
+ * 4.1): glibc's copy stops before that field, and linux/tcp.h cannot be
+ * included beside netinet/tcp.h, which uv.h includes. */
+struct tcp_info_acked {
+    uint8_t head[8];
+    uint32_t u32[24];
+    uint64_t pacing_rate, max_pacing_rate, bytes_acked;
+};
+_Static_assert(offsetof(struct tcp_info_acked, bytes_acked) == 120,
+               "tcpi_bytes_acked is at offset 120 of struct tcp_info");
+
+/* Bytes of this connection the partner's TCP acknowledged, or -1 (a
+ * kernel without the counter: nothing is ever confirmed early, batches
+ * are sent again after a reconnect, and a pdns-relay receiver drops them). */
+static int64_t bytes_acked(dpartner *dp) {
+    struct tcp_info_acked ti;
+    socklen_t l = sizeof(ti);
+    uv_os_fd_t fd;
+    memset(&ti, 0, sizeof(ti));
+    if (!dp->tcp_open || uv_fileno((uv_handle_t *)&dp->tcp, &fd) < 0 ||
+        getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) < 0 || l < sizeof(ti))
+        return -1;
+    return ti.bytes_acked ? (int64_t)ti.bytes_acked - 1 : 0; /* the SYN counts one */
+}
+
+/* Takes the batches the partner has out of the outbox, oldest first. A
+ * batch is the partner's once its last byte is acknowledged and the link
+ * then stayed up ACK_GRACE_MS (ACK_POLL; ACK_ENDED when the partner ended
+ * the link: what it acknowledged within the grace may not have reached its
+ * application, a D4 hop on the way may have dropped it, so it goes again).
+ * When we close the link ourselves (ACK_OURS), every acknowledged batch is
+ * the partner's: it goes on reading. */
+static void confirm(dpartner *dp, enum ack_how how) {
+    deliver *d = dp->d;
+    int64_t acked = dp->nsent && !dp->acks ? bytes_acked(dp) : -1;
+    uint64_t now = pdns_mono_ms();
+    size_t k = 0;
+    if (acked < 0)
+        return;
+    for (size_t i = 0; i < dp->nsent && dp->sent[i].end <= (uint64_t)acked; i++)
+        if (!dp->sent[i].acked_ms)
+            dp->sent[i].acked_ms = now;
+    while (k < dp->nsent && dp->sent[k].acked_ms && d->rc.ready &&
+           (how == ACK_OURS || now - dp->sent[k].acked_ms >= ACK_GRACE_MS)) {
+        redisAsyncCommand(d->rc.ac, NULL, NULL, "XDEL %s %s", dp->skey, dp->sent[k].id);
+        dp->batches_confirmed++;
+        k++;
+    }
+    if (!k)
+        return;
+    memmove(dp->sent, dp->sent + k, (dp->nsent - k) * sizeof(dp->sent[0]));
+    dp->nsent -= k;
+    kick(dp); /* the window has room again */
+}
+
+/* Drops the batches up to seq from the outbox: a pdns-relay receiver
+ * wrote that it has them. From then on only its word confirms a batch of
+ * this partner: what its TCP acknowledged it may still refuse. */
+static void confirm_seq(dpartner *dp, uint64_t seq) {
+    deliver *d = dp->d;
+    size_t k = 0;
+    dp->acks = 1;
+    while (k < dp->nsent && dp->sent[k].seq <= seq && d->rc.ready) {
+        redisAsyncCommand(d->rc.ac, NULL, NULL, "XDEL %s %s", dp->skey, dp->sent[k].id);
+        dp->batches_confirmed++;
+        k++;
+    }
+    if (!k)
+        return;
+    memmove(dp->sent, dp->sent + k, (dp->nsent - k) * sizeof(dp->sent[0]));
+    dp->nsent -= k;
+    kick(dp);
+}
+
+/* Lines the receiver wrote back: {"pdns_relay_ack":SEQ} from a pdns-relay;
+ * anything else (or too long) is ignored. */
+static void on_receiver_bytes(dpartner *dp, const char *p, size_t n) {
+    static const char tag[] = "{\"pdns_relay_ack\":";
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != '\n') {
+            if (dp->rxn < sizeof(dp->rx) - 1)
+                dp->rx[dp->rxn++] = p[i];
+            continue;
+        }
+        dp->rx[dp->rxn] = '\0';
+        if (dp->rxn > sizeof(tag) - 1 && strncmp(dp->rx, tag, sizeof(tag) - 1) == 0)
+            confirm_seq(dp, strtoull(dp->rx + sizeof(tag) - 1, NULL, 10));
+        dp->rxn = 0;
+    }
+}
+
+static void on_ack_poll(uv_timer_t *t) {
+    dpartner *dp = t->data;
+    confirm(dp, ACK_POLL);
+    if (!dp->nsent)
+        uv_timer_stop(&dp->ack_timer);
+}
+
 static void link_down(dpartner *dp, const char *why) {
     int was_up = dp->up;
+    confirm(dp, ACK_ENDED);
+    /* what is not confirmed goes again on the next connection */
+    dp->resent += dp->nsent + (dp->have_cur && dp->cur_off > 0);
+    uv_timer_stop(&dp->ack_timer);
     if (dp->ssl) {
         SSL_free(dp->ssl); /* frees the BIOs too */
         dp->ssl = NULL;
@@ -261,6 +398,8 @@ static void link_down(dpartner *dp, const char *why) {
     dp->up = dp->meta_sent = dp->have_cur = dp->handshaken = 0;
     dp->last_id[0] = '\0'; /* start again from the oldest kept batch */
     dp->nsent = 0;
+    dp->wrote = 0;
+    dp->rxn = 0;
     if (*dp->d->stopping)
         return;
     if (was_up || !dp->reconnects)
@@ -315,6 +454,7 @@ static void flush_tls(dpartner *dp, int last_of_batch) {
     w->last_of_batch = last_of_batch;
     int got = BIO_read(dp->wbio, w->data, (int)n);
     uv_buf_t b = uv_buf_init(w->data, got > 0 ? (unsigned)got : 0);
+    dp->wrote += b.len;
     if (uv_write(&w->req, (uv_stream_t *)&dp->tcp, &b, 1, on_written) < 0) {
         free(w);
         link_down(dp, "write failed");
@@ -340,18 +480,17 @@ static int write_frame(dpartner *dp, uint8_t type, const char *p, size_t n,
 }
 
 static void mark_sent(dpartner *dp) {
-    deliver *d = dp->d;
     snprintf(dp->last_id, sizeof(dp->last_id), "%s", dp->cur_id);
-    snprintf(dp->sent[dp->nsent++], sizeof(dp->sent[0]), "%s", dp->cur_id);
+    snprintf(dp->sent[dp->nsent].id, sizeof(dp->sent[0].id), "%s", dp->cur_id);
+    dp->sent[dp->nsent].seq = dp->cur_seq;
+    dp->sent[dp->nsent].end = dp->wrote;
+    dp->sent[dp->nsent].acked_ms = 0;
+    dp->nsent++;
     dp->batches_sent++;
     dp->have_cur = 0;
     dp->backoff_ms = 0;
-    if (dp->nsent > KEEP_SENT) { /* the oldest kept one may go now */
-        if (d->rc.ready)
-            redisAsyncCommand(d->rc.ac, NULL, NULL, "XDEL %s %s", dp->skey, dp->sent[0]);
-        memmove(dp->sent, dp->sent + 1, KEEP_SENT * sizeof(dp->sent[0]));
-        dp->nsent--;
-    }
+    if (!uv_is_active((uv_handle_t *)&dp->ack_timer))
+        uv_timer_start(&dp->ack_timer, on_ack_poll, ACK_POLL_MS, ACK_POLL_MS);
 }
 
 /* Writes the current batch as one frame. A batch over the partner's frame
@@ -425,9 +564,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
         handshake(dp);
         return;
     }
-    char sink[4096]; /* a D4 server never writes back: TLS housekeeping */
-    while (SSL_read(dp->ssl, sink, sizeof(sink)) > 0)
-        ;
+    char got[4096]; /* d4-core never writes back; a pdns-relay acknowledges */
+    int k;
+    while ((k = SSL_read(dp->ssl, got, sizeof(got))) > 0)
+        on_receiver_bytes(dp, got, (size_t)k);
     flush_tls(dp, 0);
 }
 
@@ -526,6 +666,8 @@ void deliver_sync(deliver *d) {
             log_error("deliver: partner %s: cannot load ca_file %s", dp->name, p->ca_file);
         uv_timer_init(d->loop, &dp->timer);
         dp->timer.data = dp;
+        uv_timer_init(d->loop, &dp->ack_timer);
+        dp->ack_timer.data = dp;
         uv_timer_start(&dp->timer, connect_partner, 10, 0);
         d->p[d->n++] = dp;
         log_info("deliver: partner %s: D4 over TLS to %s:%d, outbox %s", dp->name,
@@ -569,8 +711,10 @@ void deliver_stop(deliver *d) {
         return;
     for (size_t i = 0; i < d->n; i++) {
         dpartner *dp = d->p[i];
+        confirm(dp, ACK_OURS);
         uv_timer_stop(&dp->timer);
         uv_close((uv_handle_t *)&dp->timer, NULL);
+        uv_close((uv_handle_t *)&dp->ack_timer, NULL);
         if (dp->ssl)
             SSL_free(dp->ssl);
         dp->ssl = NULL;
@@ -595,6 +739,15 @@ void deliver_free(deliver *d) {
     free(d);
 }
 
+int deliver_settled(const deliver *d) {
+    for (size_t i = 0; d && i < d->n; i++) {
+        dpartner *dp = d->p[i];
+        if (dp->up && dp->nsent && bytes_acked(dp) < (int64_t)dp->wrote)
+            return 0;
+    }
+    return 1;
+}
+
 int deliver_metrics(const deliver *d, pdns_buf *b) {
     int rc = 0;
     if (!d)
@@ -610,6 +763,16 @@ int deliver_metrics(const deliver *d, pdns_buf *b) {
                                  "pdns_relay_partner_outbox_full_total{partner=\"%s\",action=\"dropped_oldest\"} %llu\n",
                               d->p[i]->name, (unsigned long long)d->p[i]->outbox_refused,
                               d->p[i]->name, (unsigned long long)d->p[i]->outbox_dropped);
+    rc |= pdns_buf_printf(b, "# HELP pdns_relay_partner_confirmed_batches_total Batches the partner's TCP acknowledged, taken out of the outbox.\n"
+                             "# TYPE pdns_relay_partner_confirmed_batches_total counter\n");
+    for (size_t i = 0; i < d->n; i++)
+        rc |= pdns_buf_printf(b, "pdns_relay_partner_confirmed_batches_total{partner=\"%s\"} %llu\n",
+                              d->p[i]->name, (unsigned long long)d->p[i]->batches_confirmed);
+    rc |= pdns_buf_printf(b, "# HELP pdns_relay_partner_resent_batches_total Batches written on a connection that ended before the partner acknowledged them, sent again.\n"
+                             "# TYPE pdns_relay_partner_resent_batches_total counter\n");
+    for (size_t i = 0; i < d->n; i++)
+        rc |= pdns_buf_printf(b, "pdns_relay_partner_resent_batches_total{partner=\"%s\"} %llu\n",
+                              d->p[i]->name, (unsigned long long)d->p[i]->resent);
     rc |= pdns_buf_printf(b, "# TYPE pdns_relay_partner_link_up gauge\n");
     for (size_t i = 0; i < d->n; i++)
         rc |= pdns_buf_printf(b, "pdns_relay_partner_link_up{partner=\"%s\"} %d\n",

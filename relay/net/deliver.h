@@ -24,6 +24,10 @@ deliver *deliver_start(uv_loop_t *loop, const relay_config *cfg, share *sh,
 void deliver_sync(deliver *d);  /* after a policy reload: new endpoints */
 void deliver_enqueue(deliver *d, const char *name, uint64_t seq,
                      const char *text, size_t len);
+/* 1 when every byte written to a partner has been acknowledged (or its
+ * link is down): a stopping relay waits for this, bounded, so that a clean
+ * restart sends nothing twice. */
+int deliver_settled(const deliver *d);
 void deliver_stop(deliver *d);
 void deliver_free(deliver *d);  /* once the loop has closed its handles */
 int deliver_metrics(const deliver *d, pdns_buf *b);

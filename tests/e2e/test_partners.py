@@ -220,30 +220,44 @@ def test_outbox_bound(relay_factory, redis_server, tmp_path):
         a.stop()
 
 
+class CsvPair:
+    """Relay A delivering passivedns CSV (type 8) to B, which takes A as one
+    of its sensors: B stands for a d4-core + analyzer-d4-passivedns, which
+    count every line they get and never deduplicate."""
+
+    def __init__(self, relay_factory, redis_server, tmp_path, relay_id="relay-csv", **pol):
+        (tmp_path / "a.hmac").write_bytes(A_HMAC)
+        os.chmod(tmp_path / "a.hmac", 0o600)
+        self.sensors = __import__("conftest").SENSORS
+        self.sensors["relay-a-as-sensor"] = (A_UUID, A_HMAC)
+        self.b = relay_factory(sensors=("relay-a-as-sensor",), extra={"relay_id": "plain-d4"})
+        # the sensor's key file must hold A_HMAC: write it where the fixture expects it
+        key = os.path.join(os.path.dirname(self.b.dir), "relay-a-as-sensor.key")
+        with open(key, "wb") as f:
+            f.write(A_HMAC)
+        os.chmod(key, 0o600)
+        self.b.start()
+        self.a = relay_factory(redis=redis_server, extra={
+            "relay_id": relay_id, "mixer": FAST_MIXER,
+            "policies": {"dir": "partners", "outbox_dir": "outbox"}})
+        os.makedirs(os.path.join(self.a.dir, "partners"))
+        pol.setdefault("rrtypes", {"allow": ["A", "AAAA"]})
+        write_policy(os.path.join(self.a.dir, "partners", "b.json"), partner="plain",
+                     endpoint={"host": "127.0.0.1", "port": self.b.d4_port, "uuid": A_UUID,
+                               "hmac_key_file": str(tmp_path / "a.hmac"), "insecure": True,
+                               "format": "passivedns-csv"}, **pol)
+        self.a.start()
+
+    def close(self):
+        del self.sensors["relay-a-as-sensor"]
+
+
 def test_delivery_as_passivedns_csv(relay_factory, redis_server, tmp_path):
     """Compatibility mode: a partner whose d4-core takes only type 8 gets the
     records as passivedns CSV lines (unsigned, by nature)."""
-    (tmp_path / "a.hmac").write_bytes(A_HMAC)
-    os.chmod(tmp_path / "a.hmac", 0o600)
-    conftest_sensors = __import__("conftest").SENSORS
-    conftest_sensors["relay-a-as-sensor"] = (A_UUID, A_HMAC)
+    pair = CsvPair(relay_factory, redis_server, tmp_path)
+    a, b = pair.a, pair.b
     try:
-        b = relay_factory(sensors=("relay-a-as-sensor",), extra={"relay_id": "plain-d4"})
-        # the sensor's key file must hold A_HMAC: write it where the fixture expects it
-        with open(os.path.join(os.path.dirname(b.dir), "relay-a-as-sensor.key"), "wb") as f:
-            f.write(A_HMAC)
-        os.chmod(os.path.join(os.path.dirname(b.dir), "relay-a-as-sensor.key"), 0o600)
-        b.start()
-        a = relay_factory(redis=redis_server, extra={
-            "relay_id": "relay-csv", "mixer": FAST_MIXER,
-            "policies": {"dir": "partners", "outbox_dir": "outbox"}})
-        os.makedirs(os.path.join(a.dir, "partners"))
-        write_policy(os.path.join(a.dir, "partners", "b.json"), partner="plain",
-                     endpoint={"host": "127.0.0.1", "port": b.d4_port, "uuid": A_UUID,
-                               "hmac_key_file": str(tmp_path / "a.hmac"), "insecure": True,
-                               "format": "passivedns-csv"},
-                     rrtypes={"allow": ["A", "AAAA"]})
-        a.start()
         for name in ("sensor-a", "sensor-b"):
             stream(a, name, batch("c", 25) + batch("c", 5, "AAAA"))
         assert b.wait_for(lambda: b.sensor_records("relay-a-as-sensor") == 30, 20), a.log_text()[-1000:]
@@ -253,7 +267,39 @@ def test_delivery_as_passivedns_csv(relay_factory, redis_server, tmp_path):
             ["h%d.c.test" % i for i in range(25)] + ["h%d.c.test" % i for i in range(5)])
         assert b.metrics()['pdns_relay_rejected_lines_total{source="d4",reason="fields"}'] == 0
     finally:
-        del conftest_sensors["relay-a-as-sensor"]
+        pair.close()
+
+
+def test_clean_restarts_send_nothing_twice(relay_factory, redis_server, tmp_path):
+    """After clean restarts of either side of a delivery link, a receiver
+    that does not deduplicate (d4-core) holds every line exactly once: only
+    what the partner's TCP did not acknowledge is sent again."""
+    pair = CsvPair(relay_factory, redis_server, tmp_path, relay_id="relay-once")
+    a, b = pair.a, pair.b
+    try:
+        def names():
+            return [o["rrname"] for o in b.output_lines()]
+
+        def deliver(tag, n, total):
+            for name in ("sensor-a", "sensor-b"):
+                stream(a, name, batch(tag, n))
+            assert b.wait_for(lambda: len(set(names())) == total, 30), a.log_text()[-1500:]
+            # B's TCP acknowledged it all: the outbox keeps nothing for a resend
+            assert a.wait_for(lambda: redis_server.client().xlen(
+                "{pdns-relay:relay-once:plain}:outbox") == 0, 10)
+
+        deliver("r1", 20, 20)
+        assert a.stop() == 0          # the relay restarts cleanly
+        a.start()
+        deliver("r2", 10, 30)
+        assert b.stop() == 0          # the receiver restarts cleanly
+        b.start()
+        deliver("r3", 10, 40)
+        n = names()
+        assert len(n) == len(set(n)) == 40, "%d lines for %d names" % (len(n), len(set(n)))
+        assert a.metrics()['pdns_relay_partner_resent_batches_total{partner="plain"}'] == 0
+    finally:
+        pair.close()
 
 
 def test_partner_added_while_running(relay_factory, redis_server, workdir, tmp_path):
@@ -320,7 +366,9 @@ class TamperProxy:
     """A D4 man in the middle that knows the link's HMAC key (as any D4
     server on the way does) but not the relay's signing key: it re-signs the
     frames it alters. It forwards A's frames to B, altering one batch frame
-    by `action` (flip a byte, drop, replay), and records what it forwarded."""
+    by `action` (flip a byte, drop, replay), and records what it forwarded.
+    What B writes back (its acknowledgements) goes to A, as through any
+    transparent hop."""
 
     def __init__(self, workdir, target_port, action, which=2):
         import socket as so
@@ -374,6 +422,7 @@ class TamperProxy:
                         self.captured += out
                     for p in out:
                         b.sendall(d4sensor.frame(uuid, A_HMAC, p, ftype=ftype))
+                    self.pump(b, a)
             except OSError:
                 pass
             for s in (a, b):
@@ -381,6 +430,22 @@ class TamperProxy:
                     s.close()
                 except OSError:
                     pass
+
+    @staticmethod
+    def pump(src, dst):
+        """Passes on what src has to say now, without waiting."""
+        import ssl
+        src.setblocking(False)
+        try:
+            while True:
+                data = src.recv(4096)
+                if not data:
+                    break
+                dst.sendall(data)
+        except (ssl.SSLWantReadError, BlockingIOError):
+            pass
+        finally:
+            src.setblocking(True)
 
     @staticmethod
     def readn(s, n):
@@ -440,6 +505,7 @@ def test_tampering_on_the_way_is_caught(relay_factory, redis_server, workdir, tm
             ("drop", "never arrived", "are missing (dropped)"),
             ("replay", None, "replayed or reordered")):
         (tmp_path / action).mkdir()
+        redis_server.client().flushall()  # each case from an empty outbox
         a, b = a_and_b(relay_factory, redis_server, workdir, tmp_path / action)
         proxy = TamperProxy(workdir, b.d4_port, action)
         write_policy(os.path.join(a.dir, "partners", "b.json"), partner="relay-b",
