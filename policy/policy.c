@@ -499,7 +499,11 @@ static int parse_time(const char *s, int64_t *out) {
 static int load_endpoint(pctx *c, json_t *root, policy *p) {
     static const char *const keys[] = {
         "host", "port", "uuid", "hmac_key_file", "ca_file", "insecure",
-        "format", "max_frame", "partner_pubkey", NULL};
+        "format", "max_frame", "partner_pubkey", "rrtypes", NULL};
+    /* what analyzer-d4-passivedns takes: a line of another type is lost
+     * and stops its ingester */
+    static const char *const analyzer_rr[] = {"A", "AAAA", "CNAME", "MX", "NS",
+                                              "PTR", "SOA", "SRV", "TXT", NULL};
     json_t *o = json_object_get(root, "endpoint");
     char fmt[32] = "pdns-cof", file[512] = "", ca[512] = "";
     double port = 4443, mf = 1000000;
@@ -528,6 +532,31 @@ static int load_endpoint(pctx *c, json_t *root, policy *p) {
     if (p->uuid[0] && pdns_uuid_parse(p->uuid, u) < 0) {
         ERR(c, "endpoint.uuid", "not a uuid (32 hex digits)");
         rc = -1;
+    }
+    json_t *rr = json_object_get(o, "rrtypes");
+    memset(p->csv_rr, 0, sizeof(p->csv_rr));
+    if (rr && !json_is_array(rr)) {
+        ERR(c, "endpoint.rrtypes", "must be a list of rrtype names");
+        rc = -1;
+    } else if (rr) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(rr, i, v) {
+            uint16_t t;
+            const char *name = json_is_string(v) ? json_string_value(v) : "";
+            if (pdns_rrtype_parse(name, strlen(name), &t) < 0) {
+                ERR(c, "endpoint.rrtypes", "item %zu: not an rrtype name", i);
+                rc = -1;
+                continue;
+            }
+            BIT_SET(p->csv_rr, t);
+        }
+    } else {
+        for (size_t i = 0; analyzer_rr[i]; i++) {
+            uint16_t t;
+            if (pdns_rrtype_parse(analyzer_rr[i], strlen(analyzer_rr[i]), &t) == 0)
+                BIT_SET(p->csv_rr, t);
+        }
     }
     if (strcmp(fmt, "pdns-cof") == 0)
         p->format = POLICY_FMT_COF;

@@ -96,6 +96,7 @@ typedef struct policy {
     char ca_file[512];
     int insecure;
     enum policy_format format;
+    uint8_t csv_rr[8192];     /* passivedns-csv: the rrtypes the receiver takes */
     uint32_t max_frame;
     char partner_pubkey[128];
 

@@ -91,6 +91,8 @@ typedef struct dpartner {
     uint64_t outbox_max, outbox_refused, outbox_dropped, full_logged_ms;
     int drop_oldest;
     int csv;                      /* format passivedns-csv: type 8, unsigned */
+    uint8_t csv_rr[8192];         /* the rrtypes it takes */
+    uint64_t csv_skipped[2];      /* records not sent, by enum csv_skip */
 } dpartner;
 
 struct deliver {
@@ -168,28 +170,59 @@ static void on_xadd(redisAsyncContext *ac, void *reply, void *priv) {
 /* Compatibility mode: a batch becomes passivedns CSV lines (default
  * layout) for a d4-core + analyzer-d4-passivedns that take only type 8.
  * No trailer, so no signature: documented as such. Addresses, which never
- * leave the relay, are 0.0.0.0; the TTL, which COF does not carry, is 0. */
-static int csv_line(void *ctx, const pdns_record *r) {
-    pdns_buf *b = ctx;
-    char t[16];
-    pdns_rrtype_format(r->rrtype, t, sizeof(t));
-    int dot = pdns_rrtype_rdata_is_name(r->rrtype);
-    return pdns_buf_printf(b, "%lld.000000||0.0.0.0||0.0.0.0||IN||%.*s.||%s||%.*s%s||0||%llu\n",
-                           (long long)r->time_last, (int)r->rrname.len, r->rrname.p, t,
-                           (int)r->rdata.len, r->rdata.p, dot ? "." : "",
-                           (unsigned long long)r->count);
+ * leave the relay, are 0.0.0.0; the TTL, which COF does not carry, is 0.
+ * The analyzer loses a line it cannot parse and its ingester stops, so a
+ * record that could not be read back is not sent: one whose name or rdata
+ * holds the separator (or a line end), or whose rrtype the receiver does
+ * not take (endpoint.rrtypes); each is counted by reason. Names get their
+ * trailing dot as passivedns prints them; the root stays ".". */
+enum csv_skip { CSV_SKIP_RRTYPE, CSV_SKIP_SEPARATOR, CSV_SKIP_COUNT };
+static const char *const csv_skip_name[CSV_SKIP_COUNT] = {"rrtype", "separator"};
+
+struct csv_out {
+    pdns_buf *b;
+    dpartner *dp;
+};
+
+static int csv_unsafe(const char *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == '\n' || p[i] == '\r' || (p[i] == '|' && i + 1 < n && p[i + 1] == '|'))
+            return 1;
+    return n && p[n - 1] == '|'; /* "x|" + "||" would read as "x" + "|||" */
 }
 
-static int batch_to_csv(const char *text, size_t len, pdns_buf *out) {
+static int csv_line(void *ctx, const pdns_record *r) {
+    struct csv_out *o = ctx;
+    char t[16];
+    if (!((o->dp->csv_rr[r->rrtype >> 3] >> (r->rrtype & 7)) & 1)) {
+        o->dp->csv_skipped[CSV_SKIP_RRTYPE]++;
+        return 0;
+    }
+    if (csv_unsafe(r->rrname.p, r->rrname.len) || csv_unsafe(r->rdata.p, r->rdata.len)) {
+        o->dp->csv_skipped[CSV_SKIP_SEPARATOR]++;
+        return 0;
+    }
+    pdns_rrtype_format(r->rrtype, t, sizeof(t));
+    int dot = pdns_rrtype_rdata_is_name(r->rrtype) && r->rdata.len &&
+              r->rdata.p[r->rdata.len - 1] != '.';
+    int ndot = r->rrname.len && r->rrname.p[r->rrname.len - 1] != '.';
+    return pdns_buf_printf(o->b, "%lld.000000||0.0.0.0||0.0.0.0||IN||%.*s%s||%s||%.*s%s||0||%llu\n",
+                           (long long)r->time_last, (int)r->rrname.len, r->rrname.p,
+                           ndot ? "." : "", t, (int)r->rdata.len, r->rdata.p,
+                           dot ? "." : "", (unsigned long long)r->count);
+}
+
+static int batch_to_csv(dpartner *dp, const char *text, size_t len, pdns_buf *out) {
     const char *p = text, *end = text + len;
     pdns_record init;
     char err[256];
+    struct csv_out o = {out, dp};
     memset(&init, 0, sizeof(init));
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
         if (n && !batch_is_trailer(p, n) &&
-            cof_decode(p, n, &init, csv_line, out, err, sizeof(err)) < 0)
+            cof_decode(p, n, &init, csv_line, &o, err, sizeof(err)) < 0)
             return -1;
         p += n + 1;
     }
@@ -211,7 +244,7 @@ static void on_fetch(redisAsyncContext *ac, void *reply, void *priv) {
     for (size_t i = 0; i + 1 < f->elements; i += 2)
         if (strcmp(f->element[i]->str, "batch") == 0) {
             dp->cur.len = 0;
-            if (dp->csv ? batch_to_csv(f->element[i + 1]->str, f->element[i + 1]->len, &dp->cur) < 0
+            if (dp->csv ? batch_to_csv(dp, f->element[i + 1]->str, f->element[i + 1]->len, &dp->cur) < 0
                         : pdns_buf_append(&dp->cur, f->element[i + 1]->str,
                                           f->element[i + 1]->len) < 0)
                 return;
@@ -650,6 +683,7 @@ void deliver_sync(deliver *d) {
         dp->frame_max = p->max_frame; /* share makes batches that fit */
         dp->outbox_max = p->outbox_max;
         dp->csv = p->format == POLICY_FMT_CSV;
+        memcpy(dp->csv_rr, p->csv_rr, sizeof(dp->csv_rr));
         dp->drop_oldest = p->outbox_drop_oldest;
         dp->h.version = D4_VERSION;
         if (pdns_uuid_parse(p->uuid, dp->h.uuid) < 0 ||
@@ -773,6 +807,13 @@ int deliver_metrics(const deliver *d, pdns_buf *b) {
     for (size_t i = 0; i < d->n; i++)
         rc |= pdns_buf_printf(b, "pdns_relay_partner_resent_batches_total{partner=\"%s\"} %llu\n",
                               d->p[i]->name, (unsigned long long)d->p[i]->resent);
+    rc |= pdns_buf_printf(b, "# HELP pdns_relay_partner_csv_skipped_total Records a passivedns-csv partner was not sent, by reason: an rrtype it does not take, a separator or line end inside a field.\n"
+                             "# TYPE pdns_relay_partner_csv_skipped_total counter\n");
+    for (size_t i = 0; i < d->n; i++)
+        for (int k = 0; d->p[i]->csv && k < CSV_SKIP_COUNT; k++)
+            rc |= pdns_buf_printf(b, "pdns_relay_partner_csv_skipped_total{partner=\"%s\",reason=\"%s\"} %llu\n",
+                                  d->p[i]->name, csv_skip_name[k],
+                                  (unsigned long long)d->p[i]->csv_skipped[k]);
     rc |= pdns_buf_printf(b, "# TYPE pdns_relay_partner_link_up gauge\n");
     for (size_t i = 0; i < d->n; i++)
         rc |= pdns_buf_printf(b, "pdns_relay_partner_link_up{partner=\"%s\"} %d\n",

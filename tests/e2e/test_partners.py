@@ -225,7 +225,8 @@ class CsvPair:
     of its sensors: B stands for a d4-core + analyzer-d4-passivedns, which
     count every line they get and never deduplicate."""
 
-    def __init__(self, relay_factory, redis_server, tmp_path, relay_id="relay-csv", **pol):
+    def __init__(self, relay_factory, redis_server, tmp_path, relay_id="relay-csv",
+                 a_extra=None, **pol):
         (tmp_path / "a.hmac").write_bytes(A_HMAC)
         os.chmod(tmp_path / "a.hmac", 0o600)
         self.sensors = __import__("conftest").SENSORS
@@ -237,9 +238,10 @@ class CsvPair:
             f.write(A_HMAC)
         os.chmod(key, 0o600)
         self.b.start()
-        self.a = relay_factory(redis=redis_server, extra={
-            "relay_id": relay_id, "mixer": FAST_MIXER,
-            "policies": {"dir": "partners", "outbox_dir": "outbox"}})
+        extra = {"relay_id": relay_id, "mixer": FAST_MIXER,
+                 "policies": {"dir": "partners", "outbox_dir": "outbox"}}
+        extra.update(a_extra or {})
+        self.a = relay_factory(redis=redis_server, extra=extra)
         os.makedirs(os.path.join(self.a.dir, "partners"))
         pol.setdefault("rrtypes", {"allow": ["A", "AAAA"]})
         write_policy(os.path.join(self.a.dir, "partners", "b.json"), partner="plain",
@@ -266,6 +268,44 @@ def test_delivery_as_passivedns_csv(relay_factory, redis_server, tmp_path):
         assert sorted(o["rrname"] for o in got) == sorted(
             ["h%d.c.test" % i for i in range(25)] + ["h%d.c.test" % i for i in range(5)])
         assert b.metrics()['pdns_relay_rejected_lines_total{source="d4",reason="fields"}'] == 0
+    finally:
+        pair.close()
+
+
+def test_csv_output_the_analyzer_can_read(relay_factory, redis_server, workdir, tmp_path):
+    """analyzer-d4-passivedns loses a line it cannot parse and its ingester
+    stops: a CSV partner never gets a separator inside a field or an rrtype
+    it does not take (each counted by reason), and the root is "." as
+    passivedns writes it. Here the sensors use a tab-separated layout, so
+    that a TXT value holding "||" reaches the relay at all."""
+    tab = [{"uuid": SENSORS[n][0], "name": n, "separator": "\t",
+            "key_file": os.path.join(workdir, n + ".key")} for n in ("sensor-a", "sensor-b")]
+    pair = CsvPair(relay_factory, redis_server, tmp_path, relay_id="relay-csv2",
+                   a_extra={"sensors": tab}, rrtypes={"allow": ["*"]})
+    a, b = pair.a, pair.b
+    try:
+        lines = ["1795930651.1\tc\ts\tIN\t%s\t%s\t%s\t60\t1\n" % t for t in (
+            ("ok.csv.test.", "A", "10.9.0.1"),
+            ("txt.csv.test.", "TXT", '"v=a||b"'),             # separator inside
+            ("txt2.csv.test.", "TXT", '"plain"'),
+            ("svc.csv.test.", "HTTPS", "1 . alpn=h2"),        # not an analyzer type
+            ("odd.csv.test.", "TYPE65280", "\\# 1 00"),        # a bare number
+            (".", "NS", "a.root-servers.net."),               # the root
+            ("nomail.csv.test.", "MX", "."))]                  # a root target (null MX)
+        for name in ("sensor-a", "sensor-b"):
+            stream(a, name, lines)
+        assert b.wait_for(lambda: len(b.output_lines()) == 4, 20), a.log_text()[-1500:]
+        got = sorted((o["rrname"], o["rrtype"], o["rdata"]) for o in b.output_lines())
+        assert got == sorted([("ok.csv.test", "A", "10.9.0.1"),
+                              ("txt2.csv.test", "TXT", '"plain"'),
+                              (".", "NS", "a.root-servers.net"),
+                              ("nomail.csv.test", "MX", ".")]), got
+        m = b.metrics()
+        assert sum(v for k, v in m.items() if k.startswith("pdns_relay_rejected_lines_total")) == 0
+        m = a.metrics()
+        skipped = 'pdns_relay_partner_csv_skipped_total{partner="plain",reason="%s"}'
+        assert m[skipped % "separator"] == 1
+        assert m[skipped % "rrtype"] == 2
     finally:
         pair.close()
 
