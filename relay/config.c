@@ -331,9 +331,11 @@ static int load_d4(cfgctx *c, relay_config *cfg, json_t *o) {
     static const char *const keys[] = {
         "enabled", "listen", "tls_cert", "tls_key", "max_payload",
         "max_line", "header_timeout", "idle_timeout", "exclusive_sessions",
-        "accept_csv", "accept_extended", NULL};
+        "accept_csv", "accept_extended", "max_connections",
+        "max_connections_per_address", "max_unauthenticated", NULL};
     long long mp = cfg->max_payload, ml = (long long)cfg->max_line,
-              ht = cfg->header_timeout, it = cfg->idle_timeout;
+              ht = cfg->header_timeout, it = cfg->idle_timeout,
+              mc = cfg->max_conns, ma = cfg->max_conns_per_addr, mu = cfg->max_unauth;
     if (check_keys(c, o, "d4", keys) < 0 ||
         get_bool(c, o, "d4", "enabled", &cfg->d4_enabled) < 0 ||
         load_addr(c, o, "d4", "listen", &cfg->d4_listen) < 0 ||
@@ -344,6 +346,9 @@ static int load_d4(cfgctx *c, relay_config *cfg, json_t *o) {
         get_int(c, o, "d4", "max_line", &ml, 256, 16 << 20) < 0 ||
         get_int(c, o, "d4", "header_timeout", &ht, 1, 3600) < 0 ||
         get_int(c, o, "d4", "idle_timeout", &it, 0, 7 * 86400) < 0 ||
+        get_int(c, o, "d4", "max_connections", &mc, 1, 1000000) < 0 ||
+        get_int(c, o, "d4", "max_connections_per_address", &ma, 1, 1000000) < 0 ||
+        get_int(c, o, "d4", "max_unauthenticated", &mu, 1, 1000000) < 0 ||
         get_bool(c, o, "d4", "exclusive_sessions", &cfg->exclusive) < 0 ||
         get_bool(c, o, "d4", "accept_csv", &cfg->accept_csv) < 0 ||
         get_bool(c, o, "d4", "accept_extended", &cfg->accept_extended) < 0)
@@ -352,6 +357,9 @@ static int load_d4(cfgctx *c, relay_config *cfg, json_t *o) {
     cfg->max_line = (size_t)ml;
     cfg->header_timeout = (int)ht;
     cfg->idle_timeout = (int)it;
+    cfg->max_conns = (int)mc;
+    cfg->max_conns_per_addr = (int)ma;
+    cfg->max_unauth = (int)mu;
     return 0;
 }
 
@@ -624,6 +632,9 @@ static void defaults(relay_config *cfg) {
     cfg->max_line = 65536;
     cfg->header_timeout = 30;
     cfg->idle_timeout = 600;
+    cfg->max_conns = 1024;
+    cfg->max_conns_per_addr = 64;
+    cfg->max_unauth = 64;
     cfg->exclusive = 1;
     cfg->accept_csv = 1;
     cfg->accept_extended = 1;

@@ -45,6 +45,7 @@ typedef struct relay_config {
     size_t max_line;
     int header_timeout;            /* seconds for a frame to complete */
     int idle_timeout;              /* seconds a session may send nothing (0: no limit) */
+    int max_conns, max_conns_per_addr, max_unauth; /* D4 connection caps */
     int exclusive;                 /* one session per (uuid, type) */
     int accept_csv;
     int accept_extended;

@@ -59,7 +59,7 @@ void ingest_close(ingest *in) {
 
 /* A rejected line is logged with its reason, at most LOG_BURST at once
  * and then one a second; the rest are counted as suppressed. */
-static int log_allowed(ingest *in) {
+int ingest_log_allowed(ingest *in) {
     uint64_t t = now_ms();
     in->log_tokens += (double)(t - in->log_last_ms) / 1000.0;
     if (in->log_tokens > LOG_BURST)
@@ -115,7 +115,7 @@ int ingest_csv_line(ingest *in, const ingest_source *s, const char *where,
         in->m.csv_rejects[src][res]++;
         if (sensor)
             sensor->rejected++;
-        if (log_allowed(in))
+        if (ingest_log_allowed(in))
             log_warn("ingest: %s: rejected line (%s): %.*s", where, why,
                      (int)(len > 200 ? 200 : len), line);
         return -1;
@@ -146,7 +146,7 @@ void ingest_line_too_long(ingest *in, const ingest_source *s,
     in->m.csv_rejects[s->kind][CSV_E_TOO_LONG]++;
     if (s->sensor)
         s->sensor->rejected++;
-    if (log_allowed(in))
+    if (ingest_log_allowed(in))
         log_warn("ingest: %s: rejected line (longer than the line bound)",
                  where);
 }

@@ -66,6 +66,10 @@ typedef struct ingest {
 /* Opens the output file (append) when path is not empty. Returns 0, or
  * -1 with errno. */
 int ingest_init(ingest *in, const char *output_path, int keep_errors);
+
+/* 1 when a rejection may be logged now: a burst of them, then one a
+ * second; the rest are counted as suppressed (log_suppressed). */
+int ingest_log_allowed(ingest *in);
 void ingest_close(ingest *in);
 
 /* Parses one CSV line from src and hands the record over. where describes

@@ -98,6 +98,32 @@ static void reject(d4_listener *l, d4_conn *c, enum d4_reject why,
     c->why = D4C_REJECTED;
 }
 
+/* Caps on D4 connections, checked as one is accepted: overall, per source
+ * address, and those not yet authenticated (no frame with a good HMAC:
+ * each may make the relay hold one payload, up to d4.max_payload). */
+static int over_caps(d4_listener *l, const char *peer) {
+    int all = 0, same = 0, unauth = 0;
+    const char *what = NULL;
+    for (d4_conn *c = l->conns; c; c = c->next) {
+        all++;
+        same += strcmp(c->peer, peer) == 0;
+        unauth += c->s.sensor == NULL;
+    }
+    if (all >= l->cfg->max_conns)
+        what = "d4.max_connections";
+    else if (same >= l->cfg->max_conns_per_addr)
+        what = "d4.max_connections_per_address";
+    else if (unauth >= l->cfg->max_unauth)
+        what = "d4.max_unauthenticated";
+    if (!what)
+        return 0;
+    l->in->m.d4_rejects[D4R_LIMIT]++;
+    if (ingest_log_allowed(l->in))
+        log_warn("d4: refusing %s: %s reached (%d open, %d from it, %d not "
+                 "authenticated) (limit)", peer, what, all, same, unauth);
+    return 1;
+}
+
 static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
               void *in, size_t len) {
     d4_conn *c = user;
@@ -106,12 +132,14 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_RAW_ADOPT:
         l = listener_of(wsi);
         memset(c, 0, sizeof(*c));
+        lws_get_peer_simple(wsi, c->peer, sizeof(c->peer));
+        if (over_caps(l, c->peer))
+            return -1; /* c->wsi is NULL: RAW_CLOSE ignores it */
         d4_session_init(&c->s, &l->sconf);
         c->wsi = wsi;
         c->why = D4C_PEER;
         c->armed_ms = c->rx_ms = pdns_mono_ms();
         lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
-        lws_get_peer_simple(wsi, c->peer, sizeof(c->peer));
         c->next = l->conns;
         if (l->conns)
             l->conns->pprev = &c->next;

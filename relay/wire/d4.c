@@ -89,7 +89,8 @@ int d4_reader_partial(const d4_reader *r) {
 
 int d4_reader_feed(d4_reader *r, const uint8_t *data, size_t len,
                    size_t *used, const d4_header **h,
-                   const uint8_t **payload, size_t *plen) {
+                   const uint8_t **payload, size_t *plen,
+                   d4_header_check check, void *check_ctx) {
     size_t off = 0;
     *used = 0;
     if (!r->in_payload) {
@@ -110,15 +111,15 @@ int d4_reader_feed(d4_reader *r, const uint8_t *data, size_t len,
             return D4_E_VERSION;
         if (r->h.size > r->max_payload)
             return D4_E_SIZE;
+        if (check && check(check_ctx, &r->h) != 0)
+            return D4_E_REFUSED;
         r->payload.len = 0;
-        if (pdns_buf_reserve(&r->payload, r->h.size) < 0)
-            return D4_E_SIZE;
         r->in_payload = 1;
     }
     size_t want = r->h.size - r->payload.len;
     size_t take = len - off < want ? len - off : want;
-    if (take)
-        pdns_buf_append(&r->payload, data + off, take); /* reserved above */
+    if (take && pdns_buf_append(&r->payload, data + off, take) < 0)
+        return D4_E_SIZE; /* out of memory */
     off += take;
     *used = off;
     if (r->payload.len < r->h.size)

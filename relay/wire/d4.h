@@ -62,7 +62,8 @@ enum d4_reader_status {
     D4_NEED_MORE = 0,  /* consumed everything, no complete frame yet */
     D4_FRAME = 1,      /* *h and payload describe a complete frame */
     D4_E_VERSION = -1, /* header with version != 1 */
-    D4_E_SIZE = -2     /* payload size over the reader's maximum */
+    D4_E_SIZE = -2,    /* payload size over the reader's maximum */
+    D4_E_REFUSED = -3  /* the header check refused the frame */
 };
 
 typedef struct d4_reader {
@@ -74,6 +75,10 @@ typedef struct d4_reader {
     int in_payload;
 } d4_reader;
 
+/* Judges a header before any of its payload is kept (uuid, type);
+ * nonzero refuses the frame (D4_E_REFUSED). */
+typedef int (*d4_header_check)(void *ctx, const d4_header *h);
+
 /* How many of the left bytes of an encoded frame to hand to one TLS
  * write (one TLS record): at most 16 KiB, and never so many that the last
  * record would be shorter than a D4 header, since d4-core's server holds a
@@ -83,14 +88,18 @@ size_t d4_tls_chunk(size_t left);
 void d4_reader_init(d4_reader *r, uint32_t max_payload);
 void d4_reader_free(d4_reader *r);
 
-/* Feeds bytes. Consumes up to len bytes into the current frame and sets
+/* Feeds bytes. The payload buffer grows as the payload arrives (a header
+ * that announces a large payload costs nothing until it is sent), up to
+ * max_payload; check (optional) judges each header first. Consumes up to
+ * len bytes into the current frame and sets
  * *used. On D4_FRAME, *h and (*payload, *plen) hold the frame until the
  * next call; call again with the rest of the data. A negative status is
  * fatal for the stream: the caller closes it. Out of memory reads as
  * D4_E_SIZE. */
 int d4_reader_feed(d4_reader *r, const uint8_t *data, size_t len,
                    size_t *used, const d4_header **h,
-                   const uint8_t **payload, size_t *plen);
+                   const uint8_t **payload, size_t *plen,
+                   d4_header_check check, void *check_ctx);
 
 /* 1 when the reader holds part of a frame (header or payload). */
 int d4_reader_partial(const d4_reader *r);

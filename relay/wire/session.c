@@ -7,7 +7,7 @@
 
 static const char *reject_names[D4R_COUNT] = {
     "none", "hmac", "unknown_uuid", "version", "oversize", "type",
-    "timeout", "uuid_change", "duplicate", "meta", "batch"};
+    "timeout", "uuid_change", "duplicate", "meta", "batch", "limit"};
 
 const char *d4_reject_name(enum d4_reject r) {
     return (unsigned)r < D4R_COUNT ? reject_names[r] : "unknown";
@@ -179,18 +179,71 @@ static int on_frame(d4_session *s, const d4_session_ops *ops, void *ctx,
     }
 }
 
+/* What a header alone tells, judged before any of its payload is kept: an
+ * unknown uuid, another uuid inside a session, or a type the session (or
+ * the relay) does not take ends the session at its 62nd byte, so that an
+ * unauthenticated peer cannot make the relay hold a payload. The HMAC
+ * needs the payload: it is checked when the frame is complete. */
+struct header_check {
+    d4_session *s;
+    const d4_session_ops *ops;
+    void *ctx;
+    enum d4_reject why;
+    char msg[256];
+};
+
+static int check_header(void *ctx, const d4_header *h) {
+    struct header_check *c = ctx;
+    d4_session *s = c->s;
+    relay_sensor *sn = s->sensor;
+    char hex[33];
+    uint8_t stype = h->type == D4_TYPE_META ? D4_TYPE_EXTENDED : h->type;
+    if (!sn || memcmp(sn->uuid, h->uuid, 16) != 0) {
+        pdns_uuid_hex(h->uuid, hex);
+        if (s->sensor) {
+            c->why = D4R_UUID_CHANGE;
+            snprintf(c->msg, sizeof(c->msg), "uuid changed from sensor %s to %s "
+                     "inside a session", s->sensor->name, hex);
+            return -1;
+        }
+        if (!(sn = c->ops->lookup(c->ctx, h->uuid))) {
+            c->why = D4R_UNKNOWN_UUID;
+            snprintf(c->msg, sizeof(c->msg), "unknown sensor uuid %s", hex);
+            return -1;
+        }
+    }
+    c->why = D4R_TYPE;
+    if (sn->is_partner && stype != D4_TYPE_EXTENDED)
+        snprintf(c->msg, sizeof(c->msg), "partner relay %s sent type %u: partner "
+                 "relays send type 2 + 254 \"pdns-cof\"", sn->name, h->type);
+    else if (!s->sensor && (stype == D4_TYPE_PASSIVEDNS ? !s->conf->accept_csv
+                            : stype == D4_TYPE_EXTENDED ? !s->conf->accept_extended : 1))
+        snprintf(c->msg, sizeof(c->msg), "type %u from sensor %s is not accepted",
+                 h->type, sn->name);
+    else if (s->sensor && stype != s->type)
+        snprintf(c->msg, sizeof(c->msg), "type changed from %u to %u inside a "
+                 "session from sensor %s", s->type, h->type, sn->name);
+    else
+        return 0;
+    return -1;
+}
+
 int d4_session_feed(d4_session *s, const d4_session_ops *ops, void *ctx,
                     const uint8_t *data, size_t len, enum d4_reject *why,
                     char *msg, size_t msglen) {
+    struct header_check hc = {s, ops, ctx, D4R_NONE, ""};
     while (len > 0) {
         const d4_header *h;
         const uint8_t *payload = NULL;
         size_t used, plen = 0;
-        int st = d4_reader_feed(&s->rd, data, len, &used, &h, &payload, &plen);
+        int st = d4_reader_feed(&s->rd, data, len, &used, &h, &payload, &plen,
+                                check_header, &hc);
         data += used;
         len -= used;
         if (st == D4_E_VERSION)
             FAIL(D4R_VERSION, "unsupported D4 version %u", s->rd.h.version);
+        if (st == D4_E_REFUSED)
+            FAIL(hc.why, "%s", hc.msg);
         if (st == D4_E_SIZE)
             FAIL(D4R_OVERSIZE, "frame payload of %u bytes is over the "
                  "maximum of %u", s->rd.h.size, s->rd.max_payload);

@@ -31,6 +31,7 @@ enum d4_reject {
     D4R_DUPLICATE,     /* "duplicate": second session for (uuid, type) */
     D4R_META,          /* "meta": bad or missing type-2 meta header */
     D4R_BATCH,         /* "batch": a partner's signed batch failed */
+    D4R_LIMIT,         /* "limit": over a connection cap (d4.max_*) */
     D4R_COUNT
 };
 

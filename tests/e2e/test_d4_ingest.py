@@ -251,3 +251,44 @@ def test_idle_timeout_is_the_relays_own(relay_factory):
     assert relay.wait_for(lambda: closed_sessions(relay, "idle") == 1)
     assert "idle for 2 s" in relay.log_text()
     assert rejected(relay, "timeout") == 0
+
+
+def test_header_alone_decides(relay):
+    """An unknown uuid or a type the relay does not take is refused at the
+    62-byte header, before any payload: an unauthenticated peer cannot make
+    the relay wait for (and hold) the megabyte its header announces."""
+    import struct
+    unknown = "00112233445566778899aabbccddeeff"
+    for uuid, ftype, reason in ((unknown, 8, "unknown_uuid"), (A_UUID, 1, "type")):
+        s = d4sensor.connect(relay.d4_port)
+        hdr = d4sensor.frame(uuid, A_KEY, b"", ftype=ftype, size=1000000)[:62]
+        assert struct.unpack("<I", hdr[58:62])[0] == 1000000
+        s.sendall(hdr)
+        assert d4sensor.closed_by_peer(s, timeout=5), reason
+        assert relay.wait_for(lambda: rejected(relay, reason) == 1)
+
+
+def test_connection_caps(relay_factory):
+    """Connections that have not authenticated are capped; one over the cap
+    is refused at once and counted; an authenticated sensor still gets in
+    once one of them is gone."""
+    relay = relay_factory(extra={"d4": {"max_unauthenticated": 3}}).start()
+    idle = [d4sensor.connect(relay.d4_port) for _ in range(3)]
+    assert relay.wait_for(lambda: relay.stats()["sessions_active"] == 3)
+    try:
+        extra = d4sensor.connect(relay.d4_port)
+        assert d4sensor.closed_by_peer(extra, timeout=5)
+    except OSError:
+        pass  # refused before the TLS handshake completed
+    assert relay.wait_for(lambda: rejected(relay, "limit") == 1)
+    assert "d4.max_unauthenticated reached" in relay.log_text()
+    idle.pop().close()
+    assert relay.wait_for(lambda: relay.stats()["sessions_active"] == 2)
+    s = d4sensor.connect(relay.d4_port)
+    s.sendall(d4sensor.frame(A_UUID, A_KEY, b"1.5||c||s||IN||cap.test.||A||10.0.0.1||1||1\n"))
+    assert relay.wait_for(lambda: relay.sensor_records("sensor-a") == 1)
+    # authenticated now: it no longer counts against the cap
+    more = d4sensor.connect(relay.d4_port)
+    assert not d4sensor.closed_by_peer(more, timeout=0.5)
+    for c in idle + [s, more]:
+        c.close()
