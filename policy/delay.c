@@ -1,12 +1,15 @@
-/* delay.c - a binary min-heap of copied records keyed by release time. */
+/* delay.c - a binary min-heap of copied mixer entries keyed by release
+ * time. */
 #include "delay.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct item {
     int64_t at;
-    unsigned flags;
+    mixer_entry e;            /* e.rec and e.sensors are not used: r, sensors */
     pdns_record *r;
+    uint16_t *sensors;
 } item;
 
 struct delay_line {
@@ -24,8 +27,10 @@ delay_line *delay_line_new(size_t max) {
 void delay_line_free(delay_line *d) {
     if (!d)
         return;
-    for (size_t i = 0; i < d->n; i++)
+    for (size_t i = 0; i < d->n; i++) {
         free(d->h[i].r);
+        free(d->h[i].sensors);
+    }
     free(d->h);
     free(d);
 }
@@ -40,8 +45,7 @@ static void swap(item *a, item *b) {
     *b = t;
 }
 
-int delay_line_push(delay_line *d, const pdns_record *r, unsigned flags,
-                    int64_t release_ms) {
+int delay_line_push(delay_line *d, const mixer_entry *e, int64_t release_ms) {
     if (d->n >= d->max)
         return -1;
     if (d->n == d->cap) {
@@ -52,11 +56,17 @@ int delay_line_push(delay_line *d, const pdns_record *r, unsigned flags,
         d->h = h;
         d->cap = cap;
     }
-    pdns_record *c = pdns_record_dup(r);
-    if (!c)
+    pdns_record *c = pdns_record_dup(&e->rec);
+    uint16_t *sn = malloc((e->n_sensors ? e->n_sensors : 1) * sizeof(*sn));
+    if (!c || !sn) {
+        free(c);
+        free(sn);
         return -1;
+    }
+    if (e->n_sensors)
+        memcpy(sn, e->sensors, e->n_sensors * sizeof(*sn));
     size_t i = d->n++;
-    d->h[i] = (item){release_ms, flags, c};
+    d->h[i] = (item){release_ms, *e, c, sn};
     while (i > 0 && d->h[(i - 1) / 2].at > d->h[i].at) {
         swap(&d->h[(i - 1) / 2], &d->h[i]);
         i = (i - 1) / 2;
@@ -65,8 +75,7 @@ int delay_line_push(delay_line *d, const pdns_record *r, unsigned flags,
 }
 
 size_t delay_line_pop_due(delay_line *d, int64_t now_ms, size_t max,
-                          void (*fn)(void *ctx, const pdns_record *r,
-                                     unsigned flags),
+                          void (*fn)(void *ctx, const mixer_entry *e),
                           void *ctx) {
     size_t out = 0;
     while (d->n && d->h[0].at <= now_ms && out < max) {
@@ -83,8 +92,11 @@ size_t delay_line_pop_due(delay_line *d, int64_t now_ms, size_t max,
             swap(&d->h[i], &d->h[m]);
             i = m;
         }
-        fn(ctx, top.r, top.flags);
+        top.e.rec = *top.r;
+        top.e.sensors = top.sensors;
+        fn(ctx, &top.e);
         free(top.r);
+        free(top.sensors);
         out++;
     }
     return out;

@@ -1,29 +1,31 @@
-/* delay.h - a partner's delay line: records wait until their release time
- * (the policy's delay_min plus a random jitter), then leave in time order.
- * Bounded: a full line refuses new records (the caller counts them). Pure
- * logic: times are passed in. */
+/* delay.h - a partner's delay line: mixer entries wait until their release
+ * time (the policy's delay_min plus a random jitter), then leave in time
+ * order. Entries are kept whole (record, sensors, counts), not as the
+ * partner would receive them, so that what leaves is judged again by the
+ * policy in force then. Bounded: a full line refuses new entries (the
+ * caller counts them). Pure logic: times are passed in. */
 #ifndef PDNS_POLICY_DELAY_H
 #define PDNS_POLICY_DELAY_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "record.h"
+#include "pool.h"
 
 typedef struct delay_line delay_line;
 
 delay_line *delay_line_new(size_t max);
 void delay_line_free(delay_line *d);
 
-/* Copies r in. Returns 0, or -1 when the line is full or out of memory. */
-int delay_line_push(delay_line *d, const pdns_record *r, unsigned flags,
-                    int64_t release_ms);
+/* Copies e in (its record and sensors). Returns 0, or -1 when the line is
+ * full or out of memory. */
+int delay_line_push(delay_line *d, const mixer_entry *e, int64_t release_ms);
 
-/* Hands over, oldest release first, the records due at now_ms, at most
- * max of them (the rest stay for later). Returns how many left. */
+/* Hands over, oldest release first, the entries due at now_ms, at most
+ * max of them (the rest stay for later); e is valid during the call only.
+ * Returns how many left. */
 size_t delay_line_pop_due(delay_line *d, int64_t now_ms, size_t max,
-                          void (*fn)(void *ctx, const pdns_record *r,
-                                     unsigned flags),
+                          void (*fn)(void *ctx, const mixer_entry *e),
                           void *ctx);
 
 size_t delay_line_size(const delay_line *d);

@@ -499,7 +499,7 @@ static int parse_time(const char *s, int64_t *out) {
 static int load_endpoint(pctx *c, json_t *root, policy *p) {
     static const char *const keys[] = {
         "host", "port", "uuid", "hmac_key_file", "ca_file", "insecure",
-        "format", "max_frame", "partner_pubkey", "rrtypes", NULL};
+        "format", "max_frame", "partner_pubkey", "rrtypes", "pin_sha256", NULL};
     /* what analyzer-d4-passivedns takes: a line of another type is lost
      * and stops its ingester */
     static const char *const analyzer_rr[] = {"A", "AAAA", "CNAME", "MX", "NS",
@@ -532,6 +532,26 @@ static int load_endpoint(pctx *c, json_t *root, policy *p) {
     if (p->uuid[0] && pdns_uuid_parse(p->uuid, u) < 0) {
         ERR(c, "endpoint.uuid", "not a uuid (32 hex digits)");
         rc = -1;
+    }
+    char pin[128] = "";
+    rc |= get_str(c, o, "endpoint", "pin_sha256", pin, sizeof(pin));
+    p->have_pin = 0;
+    if (pin[0]) {
+        size_t n = 0;
+        const char *b64 = strncmp(pin, "sha256//", 8) == 0 ? pin + 8 : pin;
+        if (sodium_base642bin(p->pin_sha256, sizeof(p->pin_sha256), b64, strlen(b64),
+                              NULL, &n, NULL, sodium_base64_VARIANT_ORIGINAL) == 0 &&
+            n == 32)
+            p->have_pin = 1;
+        else if (strlen(pin) == 64 &&
+                 sodium_hex2bin(p->pin_sha256, 32, pin, 64, NULL, &n, NULL) == 0 && n == 32)
+            p->have_pin = 1;
+        else {
+            ERR(c, "endpoint.pin_sha256", "want the base64 (as curl's "
+                "--pinnedpubkey sha256//...) or hex SHA-256 of the partner's "
+                "public key (SPKI)");
+            rc = -1;
+        }
     }
     json_t *rr = json_object_get(o, "rrtypes");
     memset(p->csv_rr, 0, sizeof(p->csv_rr));

@@ -99,6 +99,8 @@ typedef struct policy {
     uint8_t csv_rr[8192];     /* passivedns-csv: the rrtypes the receiver takes */
     uint32_t max_frame;
     char partner_pubkey[128];
+    uint8_t pin_sha256[32];   /* SHA-256 of the partner's SPKI */
+    int have_pin;
 
     /* what may go */
     uint8_t rr_allow[8192], rr_deny[8192];   /* bitmaps over 65536 types */

@@ -315,7 +315,7 @@ void share_batch(share *s, const mixer_batch *b, int64_t now_ms) {
             }
             int64_t at = now_ms + p->delay_min_ms +
                          (int64_t)mixer_rng_exp(&s->rng, (double)p->delay_jitter_ms);
-            if (delay_line_push(pt->delay, &out.rec, out.cof_flags, at) < 0) {
+            if (delay_line_push(pt->delay, &b->e[k], at) < 0) {
                 if (pt->delay_full++ % 10000 == 0)
                     log_warn("policy: partner %s: delay line full (%zu "
                              "records): records for this partner are dropped "
@@ -389,10 +389,22 @@ done:
     c->n = 0;
 }
 
-static void emit(void *vctx, const pdns_record *r, unsigned flags) {
+/* A record leaves the delay line (or the rate limit's hold): the policy
+ * in force now judges it again, whatever admitted it, so that revoking or
+ * tightening a partner takes effect at once, and the batch's trailer names
+ * the version that judged every record in it. */
+static void emit(void *vctx, const mixer_entry *e) {
     struct emit_ctx *c = vctx;
+    policy_out out;
+    enum policy_verdict v = policy_decide(c->pt->pol, &c->s->env, e,
+                                          c->now_ms / 1000, &out, NULL, 0);
+    if (v != POLICY_PASS) {
+        c->pt->denied[v]++;
+        c->pt->denied_at_release++;
+        return;
+    }
     c->line.len = 0;
-    if (cof_encode(r, flags, &c->line) < 0)
+    if (cof_encode(&out.rec, out.cof_flags, &c->line) < 0)
         return;
     /* a batch fits the partner's frame: a full one goes out first */
     if (c->n && c->out.len + c->line.len + TRAILER_MAX > c->budget)
@@ -465,6 +477,15 @@ void share_stop(share *s) {
     s->sk = NULL;
 }
 
+int share_partner_active(const share *s, const char *name, int64_t now_s) {
+    for (size_t i = 0; i < s->np; i++) {
+        const policy *p = s->p[i].pol;
+        if (strcmp(p->partner, name) == 0)
+            return p->enabled && (!p->valid_until || now_s < p->valid_until);
+    }
+    return 0;
+}
+
 int share_metrics(const share *s, pdns_buf *b) {
     int rc = 0;
     if (!s->cfg || !s->cfg->policy_dir[0])
@@ -508,6 +529,11 @@ int share_metrics(const share *s, pdns_buf *b) {
             rc |= pdns_buf_printf(b, "pdns_relay_partner_denied_total{partner=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
                       s->p[i].pol->partner, policy_verdict_name((enum policy_verdict)v),
                       s->p[i].denied[v]);
+    rc |= pdns_buf_printf(b, "# HELP pdns_relay_partner_denied_at_release_total Records admitted to the delay line that the policy in force at their release kept back (counted in denied_total too).\n"
+                 "# TYPE pdns_relay_partner_denied_at_release_total counter\n");
+    for (size_t i = 0; i < s->np; i++)
+        rc |= pdns_buf_printf(b, "pdns_relay_partner_denied_at_release_total{partner=\"%s\"} %" PRIu64 "\n",
+                  s->p[i].pol->partner, s->p[i].denied_at_release);
     rc |= pdns_buf_printf(b, "# TYPE pdns_relay_partner_delay_full_total counter\n");
     for (size_t i = 0; i < s->np; i++)
         rc |= pdns_buf_printf(b, "pdns_relay_partner_delay_full_total{partner=\"%s\"} %" PRIu64 "\n",

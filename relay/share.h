@@ -30,6 +30,7 @@ typedef struct partner {
     int fd;
     uint64_t sent;
     uint64_t denied[POLICY_VERDICT_COUNT];
+    uint64_t denied_at_release; /* of those, held back when they left the delay line */
     uint64_t delay_full;
     uint64_t batches;
     double signing_s;         /* CPU time in leaf, Merkle and signature work */
@@ -81,5 +82,9 @@ void share_reload(share *s);
 void share_stop(share *s);
 
 int share_metrics(const share *s, pdns_buf *b);
+
+/* 1 when the partner's policy is loaded, enabled and not past valid_until
+ * at now_s: only then may anything more reach it, its outbox included. */
+int share_partner_active(const share *s, const char *name, int64_t now_s);
 
 #endif

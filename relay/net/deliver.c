@@ -50,6 +50,9 @@
 
 typedef struct dpartner {
     struct deliver *d;
+    SSL_CTX *ctx;                 /* trusts this partner's CA only */
+    uint8_t pin[32];              /* endpoint.pin_sha256 */
+    int have_pin;
     char name[64];
     char host[256];
     int port;
@@ -91,6 +94,7 @@ typedef struct dpartner {
     uint64_t outbox_max, outbox_refused, outbox_dropped, full_logged_ms;
     int drop_oldest;
     int csv;                      /* format passivedns-csv: type 8, unsigned */
+    int held;                     /* its policy is disabled or expired */
     uint8_t csv_rr[8192];         /* the rrtypes it takes */
     uint64_t csv_skipped[2];      /* records not sent, by enum csv_skip */
 } dpartner;
@@ -100,7 +104,6 @@ struct deliver {
     const relay_config *cfg;
     share *sh;
     const int *stopping;
-    SSL_CTX *ctx;
     rconn rc;                     /* the relay's own Redis: the outboxes */
     int rc_started;
     dpartner **p;                 /* pointers: handles inside must not move */
@@ -265,6 +268,17 @@ static void kick(dpartner *dp) {
     deliver *d = dp->d;
     if (!dp->up || !dp->meta_sent || dp->have_cur || dp->fetching || !d->rc.ready ||
         dp->nsent >= KEEP_SENT)
+        return;
+    /* a partner disabled or past valid_until gets nothing more, also not
+     * what already waits in its outbox; a policy reload resumes it */
+    int active = share_partner_active(d->sh, dp->name, (int64_t)time(NULL));
+    if (active != !dp->held) {
+        dp->held = !active;
+        log_info("deliver: partner %s: %s", dp->name, active
+                 ? "its policy allows it again: delivery resumes"
+                 : "its policy is disabled or expired: its outbox is held");
+    }
+    if (!active)
         return;
     dp->fetching = 1;
     if (dp->last_id[0]) {
@@ -556,9 +570,27 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
     b->len = b->base ? suggested : 0;
 }
 
+/* The SHA-256 of the partner certificate's SubjectPublicKeyInfo equals
+ * endpoint.pin_sha256 (as HPKP and curl's --pinnedpubkey compute it). */
+static int pin_matches(dpartner *dp) {
+    X509 *cert = SSL_get1_peer_certificate(dp->ssl);
+    unsigned char *der = NULL;
+    uint8_t h[32];
+    int n = cert ? i2d_PUBKEY(X509_get0_pubkey(cert), &der) : -1;
+    int ok = n > 0 && crypto_hash_sha256(h, der, (unsigned long long)n) == 0 &&
+             sodium_memcmp(h, dp->pin, 32) == 0;
+    OPENSSL_free(der);
+    X509_free(cert);
+    return ok;
+}
+
 static void handshake(dpartner *dp) {
     int r = SSL_do_handshake(dp->ssl);
     flush_tls(dp, 0);
+    if (r == 1 && dp->have_pin && !pin_matches(dp)) {
+        link_down(dp, "the partner's public key does not match endpoint.pin_sha256");
+        return;
+    }
     if (r == 1) {
         dp->handshaken = 1;
         dp->up = 1;
@@ -610,7 +642,7 @@ static void on_tcp_connect(uv_connect_t *req, int status) {
         link_down(dp, uv_strerror(status));
         return;
     }
-    dp->ssl = SSL_new(dp->d->ctx);
+    dp->ssl = SSL_new(dp->ctx);
     dp->rbio = BIO_new(BIO_s_mem());
     dp->wbio = BIO_new(BIO_s_mem());
     if (!dp->ssl || !dp->rbio || !dp->wbio) {
@@ -623,8 +655,12 @@ static void on_tcp_connect(uv_connect_t *req, int status) {
     if (dp->insecure) {
         SSL_set_verify(dp->ssl, SSL_VERIFY_NONE, NULL);
     } else {
+        /* the certificate must name endpoint.host: an IP address in its
+         * subjectAltName (the host is an address), else a DNS name */
         SSL_set_verify(dp->ssl, SSL_VERIFY_PEER, NULL);
-        SSL_set1_host(dp->ssl, dp->host);
+        X509_VERIFY_PARAM *vp = SSL_get0_param(dp->ssl);
+        if (X509_VERIFY_PARAM_set1_ip_asc(vp, dp->host) != 1)
+            SSL_set1_host(dp->ssl, dp->host);
     }
     uv_read_start((uv_stream_t *)&dp->tcp, on_alloc, on_read);
     handshake(dp);
@@ -658,6 +694,8 @@ void deliver_sync(deliver *d) {
     if (!d)
         return;
     share *s = d->sh;
+    for (size_t i = 0; i < d->n; i++)
+        kick(d->p[i]); /* a held partner may be allowed again */
     for (size_t i = 0; i < s->np; i++) {
         const policy *p = s->p[i].pol;
         char err[512];
@@ -696,8 +734,20 @@ void deliver_sync(deliver *d) {
         }
         snprintf(dp->skey, sizeof(dp->skey), "{pdns-relay:%s:%s}:outbox",
                  d->cfg->relay_id, dp->name);
-        if (p->ca_file[0] && SSL_CTX_load_verify_locations(d->ctx, p->ca_file, NULL) != 1)
+        /* one TLS context per partner: it trusts that partner's CA and no
+         * other (a certificate another partner's CA issued is refused) */
+        dp->ctx = SSL_CTX_new(TLS_client_method());
+        if (!dp->ctx) {
+            log_error("deliver: partner %s: cannot make a TLS context", dp->name);
+            sodium_free(dp->key);
+            free(dp);
+            continue;
+        }
+        SSL_CTX_set_min_proto_version(dp->ctx, TLS1_2_VERSION);
+        if (p->ca_file[0] && SSL_CTX_load_verify_locations(dp->ctx, p->ca_file, NULL) != 1)
             log_error("deliver: partner %s: cannot load ca_file %s", dp->name, p->ca_file);
+        memcpy(dp->pin, p->pin_sha256, sizeof(dp->pin));
+        dp->have_pin = p->have_pin;
         uv_timer_init(d->loop, &dp->timer);
         dp->timer.data = dp;
         uv_timer_init(d->loop, &dp->ack_timer);
@@ -727,13 +777,6 @@ deliver *deliver_start(uv_loop_t *loop, const relay_config *cfg, share *sh,
     d->cfg = cfg;
     d->sh = sh;
     d->stopping = stopping;
-    d->ctx = SSL_CTX_new(TLS_client_method());
-    if (!d->ctx) {
-        snprintf(err, errlen, "cannot make a TLS client context");
-        free(d);
-        return NULL;
-    }
-    SSL_CTX_set_min_proto_version(d->ctx, TLS1_2_VERSION);
     rconn_init(&d->rc, loop, cfg->redis.host, cfg->redis.port, cfg->redis_db,
                "deliver: Redis (partner outboxes)", stopping, on_ready, on_down, d);
     deliver_sync(d);
@@ -766,9 +809,10 @@ void deliver_stop(deliver *d) {
 void deliver_free(deliver *d) {
     if (!d)
         return;
-    SSL_CTX_free(d->ctx);
-    for (size_t i = 0; i < d->n; i++)
+    for (size_t i = 0; i < d->n; i++) {
+        SSL_CTX_free(d->p[i]->ctx);
         free(d->p[i]);
+    }
     free(d->p);
     free(d);
 }

@@ -142,10 +142,11 @@ def a_and_b(relay_factory, redis_server, workdir, tmp_path):
     return a, b
 
 
-def policy_to_b(a, b, tmp_path):
+def policy_to_b(a, b, tmp_path, **extra):
     write_policy(os.path.join(a.dir, "partners", "b.json"), partner="relay-b", sensor_id="relay",
                  endpoint={"host": "127.0.0.1", "port": b.d4_port, "uuid": A_UUID,
-                           "hmac_key_file": str(tmp_path / "a.hmac"), "insecure": True})
+                           "hmac_key_file": str(tmp_path / "a.hmac"), "insecure": True},
+                 **extra)
 
 
 def test_delivery_a_to_b_survives_restarts(relay_factory, redis_server, workdir, tmp_path):
@@ -579,3 +580,117 @@ def test_tampering_on_the_way_is_caught(relay_factory, redis_server, workdir, tm
         proxy.srv.close()
         a.stop()
         b.stop()
+
+
+def make_ca(d, name):
+    key, crt = os.path.join(d, name + ".key"), os.path.join(d, name + ".crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", crt,
+                    "-days", "2", "-subj", "/CN=" + name], check=True, capture_output=True)
+    return key, crt
+
+
+def make_cert(d, name, ca, san):
+    key, csr, crt = (os.path.join(d, name + e) for e in (".key", ".csr", ".crt"))
+    ext = os.path.join(d, name + ".ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=%s\n" % san)
+    subprocess.run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=" + name],
+                   check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca[1], "-CAkey", ca[0],
+                    "-CAcreateserial", "-out", crt, "-days", "2", "-extfile", ext],
+                   check=True, capture_output=True)
+    return key, crt
+
+
+def spki_pin(crt):
+    import base64
+    import hashlib
+    pub = subprocess.run(["openssl", "x509", "-in", crt, "-pubkey", "-noout"], check=True,
+                         capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub,
+                         check=True, capture_output=True).stdout
+    return "sha256//" + base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def test_each_partner_trusts_its_own_ca(relay_factory, redis_server, tmp_path):
+    """Two partners, two independent CAs: a certificate issued by partner
+    two's CA is refused for partner one's endpoint (one trust store per
+    partner), the endpoint's address must be in the certificate, and a
+    pinned key (endpoint.pin_sha256) must match."""
+    d = str(tmp_path)
+    ca1, ca2 = make_ca(d, "ca-one"), make_ca(d, "ca-two")
+    b_key, b_crt = make_cert(d, "receiver", ca2, "IP:127.0.0.1")
+    (tmp_path / "a.hmac").write_bytes(A_HMAC)
+    os.chmod(tmp_path / "a.hmac", 0o600)
+    sensors = __import__("conftest").SENSORS
+    sensors["relay-a-as-sensor"] = (A_UUID, A_HMAC)
+    try:
+        b = relay_factory(sensors=("relay-a-as-sensor",), extra={
+            "relay_id": "receiver", "d4": {"tls_cert": b_crt, "tls_key": b_key}})
+        keyf = os.path.join(os.path.dirname(b.dir), "relay-a-as-sensor.key")
+        with open(keyf, "wb") as f:
+            f.write(A_HMAC)
+        os.chmod(keyf, 0o600)
+        b.start()
+        a = relay_factory(redis=redis_server, extra={
+            "relay_id": "relay-tls", "mixer": FAST_MIXER,
+            "policies": {"dir": "partners", "outbox_dir": "outbox"}})
+        os.makedirs(os.path.join(a.dir, "partners"))
+        for partner, ca, pin in (("one", ca1, None), ("two", ca2, spki_pin(b_crt)),
+                                 ("three", ca2, spki_pin(ca2[1]))):
+            ep = {"host": "127.0.0.1", "port": b.d4_port, "uuid": A_UUID,
+                  "hmac_key_file": str(tmp_path / "a.hmac"), "ca_file": ca[1],
+                  "format": "passivedns-csv"}
+            if pin:
+                ep["pin_sha256"] = pin
+            write_policy(os.path.join(a.dir, "partners", partner + ".json"), partner=partner,
+                         endpoint=ep)
+        a.start()
+        up = 'pdns_relay_partner_link_up{partner="%s"}'
+        assert a.wait_for(lambda: a.metrics()[up % "two"] == 1, 20), a.log_text()[-1500:]
+        assert a.wait_for(lambda: "partner three" in a.log_text() and
+                          "pin_sha256" in a.log_text(), 20), a.log_text()[-1500:]
+        assert a.wait_for(lambda: "partner one (127.0.0.1" in a.log_text(), 20)
+        m = a.metrics()
+        assert m[up % "one"] == 0 and m[up % "three"] == 0
+        assert "certificate verify failed" in a.log_text()
+        # the address must be the one the certificate names
+        b.stop()
+        b_key2, b_crt2 = make_cert(d, "elsewhere", ca2, "IP:192.0.2.1")
+        cfg = json.load(open(b.config))
+        cfg["d4"]["tls_cert"], cfg["d4"]["tls_key"] = b_crt2, b_key2
+        json.dump(cfg, open(b.config, "w"))
+        assert a.wait_for(lambda: a.metrics()[up % "two"] == 0, 20)
+        b.start()
+        rc = 'pdns_relay_partner_reconnects_total{partner="two"}'
+        r0 = a.metrics()[rc]
+        assert a.wait_for(lambda: a.metrics()[rc] >= r0 + 2, 30)  # tried, and refused
+        assert a.metrics()[up % "two"] == 0
+    finally:
+        del sensors["relay-a-as-sensor"]
+
+
+def test_a_disabled_partner_gets_nothing_from_its_outbox(relay_factory, redis_server,
+                                                         workdir, tmp_path):
+    """Batches wait in a partner's outbox while it is away; its policy is
+    disabled meanwhile: when it comes back it gets none of them, until the
+    policy allows it again."""
+    a, b = a_and_b(relay_factory, redis_server, workdir, tmp_path)
+    policy_to_b(a, b, tmp_path)
+    a.start()
+    b.stop()
+    for name in ("sensor-a", "sensor-b"):
+        stream(a, name, batch("held", 20))
+    key = "{pdns-relay:relay-a:relay-b}:outbox"
+    assert a.wait_for(lambda: redis_server.client().xlen(key) >= 1, 20)
+    policy_to_b(a, b, tmp_path, enabled=False)
+    assert a.wait_for(lambda: a.log_text().count(" -> ") >= 1, 10)
+    b.start()
+    assert a.wait_for(lambda: "its outbox is held" in a.log_text(), 30), a.log_text()[-1500:]
+    assert b.output_lines() == []
+    assert redis_server.client().xlen(key) >= 1
+    policy_to_b(a, b, tmp_path)
+    assert a.wait_for(lambda: "delivery resumes" in a.log_text(), 10)
+    assert b.wait_for(lambda: len(b.output_lines()) == 20, 20)

@@ -302,3 +302,40 @@ def test_rate_limit_delays_never_drops(relay_factory):
     assert relay.wait_for(lambda: len(outbox(relay)) == 200, 15)  # all of them, in time
     assert time.time() - t0 >= 2.5  # 160 more at 40/s take about 4 s
     assert relay.metrics()['pdns_relay_partner_delay_full_total{partner="alpha"}'] == 0
+
+
+def test_policy_change_reaches_the_delay_line(relay_factory):
+    """Records already waiting in a partner's delay line are judged again
+    by the policy in force when they leave: a partner disabled (or narrowed)
+    meanwhile gets none of them."""
+    relay = relay_factory(extra={"mixer": FAST_MIXER,
+                                 "policies": {"dir": "partners", "outbox_dir": "outbox"}})
+    os.makedirs(os.path.join(relay.dir, "partners"))
+    pfile = os.path.join(relay.dir, "partners", "alpha.json")
+    write_policy(pfile, delay_min=5)
+    relay.start()
+    log = relay.log_text
+    assert relay.wait_for(lambda: "partner alpha: version" in log())
+    delayed = 'pdns_relay_partner_delayed{partner="alpha"}'
+    for name in ("sensor-a", "sensor-b"):
+        stream(relay, name, batch("dl", 50))
+    assert relay.wait_for(lambda: relay.metrics()[delayed] == 50, 10)
+    write_policy(pfile, delay_min=5, enabled=False)  # revoked while they wait
+    assert relay.wait_for(lambda: log().count("partner alpha: ") >= 2 and " -> " in log(), 10)
+    assert relay.wait_for(lambda: relay.metrics()[delayed] == 0, 20)
+    m = relay.metrics()
+    assert outbox(relay) == []
+    assert m['pdns_relay_partner_denied_at_release_total{partner="alpha"}'] == 50
+    assert m['pdns_relay_partner_denied_total{partner="alpha",reason="disabled"}'] == 50
+
+    # narrowed rather than revoked: A records waiting, then only AAAA allowed
+    write_policy(pfile, delay_min=5)
+    assert relay.wait_for(lambda: log().count(" -> ") >= 2, 10)
+    for name in ("sensor-a", "sensor-b"):
+        stream(relay, name, batch("dm", 20) + batch("dm", 5, "AAAA"))
+    assert relay.wait_for(lambda: relay.metrics()[delayed] == 20, 10)  # AAAA denied at once
+    write_policy(pfile, delay_min=5, rrtypes={"allow": ["AAAA"]})
+    assert relay.wait_for(lambda: log().count(" -> ") >= 3, 10)
+    assert relay.wait_for(lambda: relay.metrics()[delayed] == 0, 20)
+    assert outbox(relay) == []
+    assert relay.metrics()['pdns_relay_partner_denied_at_release_total{partner="alpha"}'] == 70
