@@ -372,7 +372,7 @@ static int load_queues(cfgctx *c, relay_config *cfg, json_t *o) {
     if (check_keys(c, o, "d4core", keys) < 0 ||
         get_str(c, o, "d4core", "redis", cfg->queue_redis_url,
                 sizeof(cfg->queue_redis_url)) < 0 ||
-        get_int(c, o, "d4core", "batch", &batch, 1, 100000) < 0)
+        get_int(c, o, "d4core", "batch", &batch, 1, 20000) < 0)
         return -1;
     cfg->queue_batch = (int)batch;
     if (cfg->queue_redis_url[0] &&
@@ -642,7 +642,7 @@ static void defaults(relay_config *cfg) {
     config_parse_addr("127.0.0.1:8400", &cfg->http_listen);
     snprintf(cfg->redis_url, sizeof(cfg->redis_url), "redis://127.0.0.1:6379/0");
     config_parse_redis_url(cfg->redis_url, &cfg->redis, &cfg->redis_db);
-    cfg->queue_batch = 500;
+    cfg->queue_batch = 10000;
     cfg->http_anonymous = 2;
     store_conf_defaults(&cfg->store);
     cfg->mixer_enabled = 1;

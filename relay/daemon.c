@@ -139,6 +139,7 @@ static void on_tick(uv_timer_t *t) {
         /* drain: wait for an in-flight queue batch (at most 5 s) */
         if (r->storing)
             store_tick(&r->store);
+        queue_stored(r->queue);
         /* at most 5 s for a queue batch, 10 s for the store to catch up */
         ++stop_wait_ticks;
         if ((queue_idle(r->queue) || stop_wait_ticks > 50) &&
@@ -198,6 +199,10 @@ static void reload(relay *r) {
 
 static void on_store_drain(void *ctx) {
     d4_listener_resume(&((relay *)ctx)->d4);
+}
+
+static void on_store_acked(void *ctx) {
+    queue_stored(((relay *)ctx)->queue);
 }
 
 static int source_for(void *ctx, const char *who, const char *path) {
@@ -487,6 +492,7 @@ int cmd_run(int argc, char **argv) {
         }
         r.storing = 1;
         r.store.on_drain = on_store_drain;
+        r.store.on_acked = on_store_acked;
         r.store.ctx = &r;
         r.in.store = &r.store;
     }

@@ -389,22 +389,12 @@ done:
     c->n = 0;
 }
 
-/* A record leaves the delay line (or the rate limit's hold): the policy
- * in force now judges it again, whatever admitted it, so that revoking or
- * tightening a partner takes effect at once, and the batch's trailer names
- * the version that judged every record in it. */
-static void emit(void *vctx, const mixer_entry *e) {
+/* A record leaves the delay line (or the rate limit's hold), passed by
+ * the policy in force now (delay_line_release judged it again). */
+static void emit(void *vctx, const policy_out *o) {
     struct emit_ctx *c = vctx;
-    policy_out out;
-    enum policy_verdict v = policy_decide(c->pt->pol, &c->s->env, e,
-                                          c->now_ms / 1000, &out, NULL, 0);
-    if (v != POLICY_PASS) {
-        c->pt->denied[v]++;
-        c->pt->denied_at_release++;
-        return;
-    }
     c->line.len = 0;
-    if (cof_encode(&out.rec, out.cof_flags, &c->line) < 0)
+    if (cof_encode(&o->rec, o->cof_flags, &c->line) < 0)
         return;
     /* a batch fits the partner's frame: a full one goes out first */
     if (c->n && c->out.len + c->line.len + TRAILER_MAX > c->budget)
@@ -449,7 +439,16 @@ void share_tick(share *s, int64_t now_ms) {
             max = (size_t)pt->tokens;
         }
         size_t before = delay_line_size(pt->delay);
-        size_t popped = delay_line_pop_due(pt->delay, now_ms, max, emit, &c);
+        /* judged again by the policy in force now: revoking or narrowing a
+         * partner reaches what already waits, and the batch's trailer names
+         * the version that judged every record in it */
+        uint64_t denied[POLICY_VERDICT_COUNT] = {0};
+        size_t popped = delay_line_release(pt->delay, now_ms, max, pt->pol, &s->env,
+                                           emit, &c, denied);
+        for (int v = 1; v < POLICY_VERDICT_COUNT; v++) {
+            pt->denied[v] += denied[v];
+            pt->denied_at_release += denied[v];
+        }
         if (pt->pol->rate > 0) {
             pt->tokens -= (double)popped;
             if (popped == max && before > popped)

@@ -2,16 +2,20 @@
  * analyzer:8:<queue-uuid>, filled by d4-core with LPUSH).
  *
  * Reliable-queue pattern: a Lua script moves up to `batch` lines with
- * RPOPLPUSH into this relay's processing list, the lines are ingested and
- * committed (ingest_commit), and only once the store has them too
- * (store_barrier/store_done) is the batch trimmed off the processing list. After a crash, whatever is left in the processing list
- * is ingested first. Delivery is at least once: a crash between commit
- * and trim hands the same batch over again.
+ * RPOPLPUSH into this relay's processing list and gives the batch a random
+ * id (kept beside the list); the lines are ingested, stored as one unit
+ * that carries the id (store_begin_unit/store_end_unit), and only once the
+ * store has them is the batch trimmed off the processing list. After a
+ * crash, whatever is left in the processing list is ingested first, with
+ * its id: the store recognises a unit it already applied, so a kill -9
+ * between storing and trimming stores nothing twice. The trim follows the
+ * store's acknowledgement at once (queue_stored), not a timer.
  *
  * The processing list is "{analyzer:8:<uuid>}:pdns-relay:<relay_id>:
- * processing": its hash tag is the source key's name, so both keys share
+ * processing": its hash tag is the source key's name, so the keys share
  * a Redis Cluster slot and the script runs unchanged on a cluster. */
 #include <hiredis/async.h>
+#include <sodium.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,19 +27,31 @@
 
 #define POLL_IDLE_MS 200
 
+/* Moves up to ARGV[1] lines and names the batch ARGV[2]; returns the id,
+ * then the lines oldest first. */
 static const char move_script[] =
-    "local out = {}\n"
+    "local out = {ARGV[2]}\n"
     "for i = 1, tonumber(ARGV[1]) do\n"
     "  local v = redis.call('RPOPLPUSH', KEYS[1], KEYS[2])\n"
     "  if not v then break end\n"
     "  out[#out + 1] = v\n"
     "end\n"
+    "if #out > 1 then redis.call('SET', KEYS[3], ARGV[2]) end\n"
+    "return out\n";
+
+/* What an earlier run left in the processing list: its batch id ("" when
+ * unknown), then the lines newest first. */
+static const char recover_script[] =
+    "local out = redis.call('LRANGE', KEYS[1], 0, -1)\n"
+    "table.insert(out, 1, redis.call('GET', KEYS[2]) or '')\n"
     "return out\n";
 
 typedef struct queue_state {
     const cfg_queue *conf;
     char src[128];
     char proc[256];
+    char proc_id[280];       /* the batch id of what is in proc */
+    char unit_key[300];      /* in the store: the last batch id applied */
     char where[160];
     int recovered;    /* the processing list was drained at start */
 } queue_state;
@@ -54,6 +70,7 @@ struct queue_consumer {
     int empty_round;   /* queues found empty since the last full batch */
     size_t trim_n;           /* the batch waiting for the store */
     uint64_t store_mark;
+    int waiting_store;       /* trim once store_done(store_mark) */
 };
 
 static void schedule(queue_consumer *qc, uint64_t ms);
@@ -86,12 +103,21 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
         schedule(qc, 1000);
         return;
     }
-    size_t n = rep->elements;
+    if (rep->elements < 1 || rep->element[0]->type != REDIS_REPLY_STRING) {
+        qc->busy = 0;
+        schedule(qc, 1000);
+        return;
+    }
+    char id[24];
+    snprintf(id, sizeof(id), "%.*s", (int)rep->element[0]->len, rep->element[0]->str);
+    size_t n = rep->elements - 1;
+    redisReply **el = rep->element + 1;
     ingest_source src = {PDNS_SRC_QUEUE, NULL, q->conf->sensor,
                          q->conf->index, &q->conf->layout};
+    int unit = qc->st && n && id[0] && store_begin_unit(qc->st) == 0;
     for (size_t i = 0; i < n; i++) {
         /* the processing list has the newest first: recover oldest first */
-        redisReply *e = rep->element[recovering ? n - 1 - i : i];
+        redisReply *e = el[recovering ? n - 1 - i : i];
         if (e->type != REDIS_REPLY_STRING)
             continue;
         size_t len = e->len;
@@ -121,18 +147,17 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
         return;
     }
     if (ingest_commit(qc->in) < 0) { /* keep them; try again later */
+        if (unit) /* what was stored is marked: read again, it is not doubled */
+            store_end_unit(qc->st, q->unit_key, id);
         qc->busy = 0;
         schedule(qc, 1000);
         return;
     }
     (void)ac;
     qc->trim_n = n;
-    qc->store_mark = qc->st ? store_barrier(qc->st) : 0;
+    qc->store_mark = unit ? store_end_unit(qc->st, q->unit_key, id)
+                          : qc->st ? store_barrier(qc->st) : 0;
     trim_when_stored(qc);
-}
-
-static void on_store_wait(uv_timer_t *t) {
-    trim_when_stored(t->data);
 }
 
 /* Trims the batch off the processing list once the store has it too:
@@ -143,9 +168,10 @@ static void trim_when_stored(queue_consumer *qc) {
         return;
     }
     if (qc->st && !store_done(qc->st, qc->store_mark)) {
-        uv_timer_start(&qc->timer, on_store_wait, 20, 0);
+        qc->waiting_store = 1; /* queue_stored goes on */
         return;
     }
+    qc->waiting_store = 0;
     if (!qc->rc.ready) { /* gone meanwhile: re-read after the reconnect */
         qc->busy = 0;
         return;
@@ -175,11 +201,18 @@ static void poll_next(queue_consumer *qc) {
     qc->cur = (qc->cur + 1) % qc->n;
     queue_state *q = &qc->q[qc->cur];
     qc->busy = 1;
-    if (!q->recovered)
-        redisAsyncCommand(qc->rc.ac, on_batch, qc, "LRANGE %s 0 -1", q->proc);
-    else
-        redisAsyncCommand(qc->rc.ac, on_batch, qc, "EVAL %s 2 %s %s %d",
-                          move_script, q->src, q->proc, qc->cfg->queue_batch);
+    if (!q->recovered) {
+        redisAsyncCommand(qc->rc.ac, on_batch, qc, "EVAL %s 2 %s %s", recover_script,
+                          q->proc, q->proc_id);
+    } else {
+        uint8_t r[8];
+        char id[17];
+        randombytes_buf(r, sizeof(r));
+        sodium_bin2hex(id, sizeof(id), r, sizeof(r));
+        redisAsyncCommand(qc->rc.ac, on_batch, qc, "EVAL %s 3 %s %s %s %d %s",
+                          move_script, q->src, q->proc, q->proc_id,
+                          qc->cfg->queue_batch, id);
+    }
 }
 
 static void on_timer(uv_timer_t *t) {
@@ -227,6 +260,9 @@ queue_consumer *queue_start(uv_loop_t *loop, const relay_config *cfg,
         snprintf(q->src, sizeof(q->src), "analyzer:8:%s", q->conf->uuid);
         snprintf(q->proc, sizeof(q->proc), "{%s}:pdns-relay:%s:processing",
                  q->src, cfg->relay_id);
+        snprintf(q->proc_id, sizeof(q->proc_id), "%s:id", q->proc);
+        snprintf(q->unit_key, sizeof(q->unit_key), "st:qapplied:%s:%s", cfg->relay_id,
+                 q->src);
         snprintf(q->where, sizeof(q->where), "queue %s", q->src);
     }
     qc->cur = qc->n - 1;
@@ -240,6 +276,11 @@ queue_consumer *queue_start(uv_loop_t *loop, const relay_config *cfg,
     log_info("queue: consuming %zu d4-core queue(s) from %s:%d db %d", qc->n,
              cfg->queue_redis.host, cfg->queue_redis.port, cfg->queue_redis_db);
     return qc;
+}
+
+void queue_stored(queue_consumer *qc) {
+    if (qc && qc->waiting_store)
+        trim_when_stored(qc);
 }
 
 int queue_idle(const queue_consumer *qc) {

@@ -19,6 +19,9 @@ queue_consumer *queue_start(uv_loop_t *loop, const relay_config *cfg,
                             ingest *in, store *st, const int *stopping,
                             char *err, size_t errlen);
 int queue_idle(const queue_consumer *qc);   /* no batch in flight (or NULL) */
+
+/* The store acknowledged a batch: the one waiting for it is trimmed. */
+void queue_stored(queue_consumer *qc);
 void queue_stop(queue_consumer *qc);
 void queue_free(queue_consumer *qc);   /* once the loop has closed its handles */
 

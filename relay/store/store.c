@@ -52,6 +52,9 @@ struct store_chunk {
     size_t nrec;
     uint64_t seq;
     int sealed;         /* sent once: never takes more records */
+    int in_unit;        /* takes every record until store_end_unit */
+    char unit_key[200]; /* the unit's marker ("" for none) and id */
+    char unit_id[24];
 };
 
 static uint64_t mono_ms(void) {
@@ -186,6 +189,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
     if (!s->head)
         s->tail = NULL;
     chunk_free(c);
+    if (s->on_acked)
+        s->on_acked(s->ctx);
     if (s->full && s->waiting <= s->conf->max_buffer / 2) {
         s->full = 0;
         log_info("store: buffer drained to %zu records; sources resume",
@@ -253,14 +258,16 @@ static int build_command(const store *s, const store_chunk *c, pdns_buf *cmd) {
     char num[72];
     size_t nl;
     cmd->len = 0;
-    nl = (size_t)snprintf(num, sizeof(num), "*%zu\r\n", 6 + n * ARGS_PER_ENTRY);
+    nl = (size_t)snprintf(num, sizeof(num), "*%zu\r\n", 8 + n * ARGS_PER_ENTRY);
     if (pdns_buf_append(cmd, num, nl) < 0 ||
         resp_arg(cmd, "EVAL", 4, NULL, 0) < 0 ||
         resp_arg(cmd, store_ingest_lua, sizeof(store_ingest_lua) - 1, NULL, 0) < 0 ||
         resp_arg(cmd, "0", 1, NULL, 0) < 0 ||
         resp_arg(cmd, s->mark, strlen(s->mark), NULL, 0) < 0 ||
         resp_arg(cmd, s->boot, strlen(s->boot), NULL, 0) < 0 ||
-        resp_arg(cmd, num, utoa(c->seq, num), NULL, 0) < 0)
+        resp_arg(cmd, num, utoa(c->seq, num), NULL, 0) < 0 ||
+        resp_arg(cmd, c->unit_key, strlen(c->unit_key), NULL, 0) < 0 ||
+        resp_arg(cmd, c->unit_id, strlen(c->unit_id), NULL, 0) < 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
         const char *name = c->arena.p + e[i].off, *rdata = name + e[i].name_len,
@@ -308,8 +315,8 @@ static void kick(store *s) {
     store_chunk *c = s->head;
     if (s->busy || !c || !s->rc.ready || mono_ms() < s->retry_at_ms)
         return;
-    if (!c->sealed && c->nrec < s->conf->batch)
-        return; /* still filling: store_flush or the tick sends it */
+    if (!c->sealed && (c->in_unit || c->nrec < s->conf->batch))
+        return; /* still filling: store_flush, the tick or the unit's end sends it */
     c->sealed = 1;
     if (build_command(s, c, &s->cmd) < 0) {
         s->retry_at_ms = mono_ms() + RETRY_MS;
@@ -322,6 +329,26 @@ static void kick(store *s) {
     }
     if (s->cmd.cap > (8u << 20)) /* keep a usual batch's buffer, not a huge one */
         pdns_buf_free(&s->cmd);
+}
+
+/* Doubles a chunk's merge table (a unit may exceed store.batch records).
+ * Returns 0, or -1 when out of memory. */
+static int grow_slots(store_chunk *c) {
+    size_t n = c->nslots * 2, k = c->entries.len / sizeof(entry);
+    uint32_t *t = calloc(n, sizeof(*t));
+    if (!t)
+        return -1;
+    const entry *es = (const entry *)c->entries.p;
+    for (size_t i = 0; i < k; i++) {
+        size_t slot = (size_t)es[i].hash & (n - 1);
+        while (t[slot])
+            slot = (slot + 1) & (n - 1);
+        t[slot] = (uint32_t)(i + 1);
+    }
+    free(c->slots);
+    c->slots = t;
+    c->nslots = n;
+    return 0;
 }
 
 static store_chunk *new_chunk(store *s) {
@@ -348,8 +375,8 @@ static store_chunk *new_chunk(store *s) {
 /* The chunk records go into: the tail, unless it is full or sealed. */
 static store_chunk *open_chunk(store *s) {
     store_chunk *c = s->tail;
-    if (c && c->nrec < s->conf->batch && !c->sealed &&
-        c->arena.len < CHUNK_MAX_BYTES)
+    if (c && !c->sealed && (c->in_unit || (c->nrec < s->conf->batch &&
+                                           c->arena.len < CHUNK_MAX_BYTES)))
         return c;
     int by_size = c && !c->sealed && c->nrec && c->nrec < s->conf->batch;
     if (by_size)
@@ -492,6 +519,8 @@ int store_add(store *s, const pdns_record *r) {
     int64_t tf = r->time_first, tl = r->time_last;
     uint64_t count = r->count ? r->count : 1;
     uint64_t h = entry_hash(s, r, sensor, sl);
+    if ((c->entries.len / sizeof(entry) + 1) * 2 > c->nslots && grow_slots(c) < 0)
+        return -1; /* a unit larger than a batch */
     size_t mask = c->nslots - 1, slot = (size_t)h & mask;
     entry *es = (entry *)c->entries.p;
     while (c->slots[slot]) {
@@ -555,9 +584,34 @@ counted:
 
 void store_flush(store *s) {
     store_chunk *c = s->tail;
-    if (c && c->nrec)
+    if (c && c->nrec && !c->in_unit)
         c->sealed = 1; /* the partial tail becomes a batch of its own */
     kick(s);
+}
+
+int store_begin_unit(store *s) {
+    store_chunk *c = s->tail;
+    if (c && !c->sealed && c->nrec)
+        c->sealed = 1; /* what came before is not part of the unit */
+    if (!c || c->sealed) {
+        store_chunk *n = new_chunk(s);
+        if (!n)
+            return -1;
+    }
+    s->tail->in_unit = 1;
+    return 0;
+}
+
+uint64_t store_end_unit(store *s, const char *key, const char *id) {
+    store_chunk *c = s->tail;
+    if (!c || !c->in_unit)
+        return s->acked_seq;
+    snprintf(c->unit_key, sizeof(c->unit_key), "%s", key);
+    snprintf(c->unit_id, sizeof(c->unit_id), "%s", id);
+    c->in_unit = 0;
+    c->sealed = 1;
+    kick(s);
+    return c->seq;
 }
 
 static void sweep_later(store *s, int pass_done) {

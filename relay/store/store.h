@@ -65,6 +65,7 @@ typedef struct store {
     uint64_t stored, batches, duplicates, errors, buffer_peak;
     pdns_hist lat;             /* time of one batch write */
     void (*on_drain)(void *ctx);
+    void (*on_acked)(void *ctx);  /* a batch is in Redis (store_done moved) */
     void *ctx;
 } store;
 
@@ -83,6 +84,15 @@ void store_flush(store *s);
 
 /* Called often (every 100 ms): flushes partial batches, retries. */
 void store_tick(store *s);
+
+/* A unit: the records queued between store_begin_unit and store_end_unit
+ * go to Redis in one call, whatever their number, with a marker (key, id)
+ * set in the same call; a unit whose marker already holds id is not
+ * applied again. A d4-core queue batch read again after a crash is not
+ * stored twice. store_end_unit returns a mark for store_done. begin
+ * returns 0, or -1 when out of memory. */
+int store_begin_unit(store *s);
+uint64_t store_end_unit(store *s, const char *key, const char *id);
 
 /* Sends what is queued and returns a mark: store_done(s, mark) is 1 once
  * every record queued before the call is in Redis. */

@@ -66,15 +66,16 @@ def workdir():
 
 
 class Redis:
-    def __init__(self, workdir):
+    def __init__(self, workdir, extra=()):
         self.port = free_port()
         self.dir = tempfile.mkdtemp(dir=workdir, prefix="redis-")
         self.proc = None
+        self.extra = list(extra)
 
     def start(self):
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", self.dir, "--save", "", "--appendonly", "yes"],
+             "--dir", self.dir, "--save", "", "--appendonly", "yes"] + self.extra,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.port, self.proc)
 

@@ -79,3 +79,38 @@ def test_redis_down_then_up(redis_server, relay_factory):
     assert len(outages) == 1  # logged once, not per retry
     assert "d4-core Redis: connected again" in log
     assert relay.metrics()["pdns_relay_redis_disconnects_total"] >= 1
+
+
+def test_kill9_between_store_and_trim_stores_nothing_twice(redis_server, relay_factory,
+                                                          workdir):
+    """The relay is killed after the store took a queue batch and before it
+    trimmed the batch off the processing list (the store's Redis is held
+    busy meanwhile, so the order is certain): after the restart the batch is
+    read again from the processing list, and the store recognises it."""
+    import threading
+    from conftest import Redis
+    store = Redis(workdir, extra=["--enable-debug-command", "local"])
+    store.start()
+    try:
+        q, st = redis_server.client(), store.client()
+        cfg = queue_cfg(redis_server)
+        cfg["mixer"] = {"enabled": False}
+        relay = relay_factory(redis=store, extra=cfg).start()
+        held = threading.Thread(target=lambda: store.client().execute_command("DEBUG", "SLEEP", 4))
+        held.start()
+        time.sleep(0.3)  # the store's Redis is now inside DEBUG SLEEP
+        push(q, lines(500))
+        assert relay.wait_for(lambda: q.llen(PROC) == 500, 10)
+        time.sleep(0.5)  # the batch's EVAL is written, waiting in the store's socket
+        relay.stop(signal.SIGKILL)
+        held.join()
+        assert int(st.hget("st:info", "records")) == 500  # stored; not trimmed
+        assert q.llen(PROC) == 500
+        relay.start()
+        assert relay.wait_for(lambda: q.llen(PROC) == 0 and q.llen(SRC) == 0, 20)
+        assert relay.wait_for(
+            lambda: relay.metrics()["pdns_relay_store_duplicate_batches_total"] == 1, 10)
+        assert int(st.hget("st:info", "records")) == 500  # not 1000
+        assert "recovered 500 lines" in relay.log_text()
+    finally:
+        store.stop()

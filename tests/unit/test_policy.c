@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "cof.h"
+#include "delay.h"
 #include "policy.h"
 #include "rrtype.h"
 
@@ -440,6 +441,117 @@ static void test_properties(void **state) {
                   "reference says\n", seeds, passes, denies);
 }
 
+/* ---- release: the policy in force judges what leaves a delay line ------- */
+
+struct rel_policy {
+    int enabled, rr_mask, sens_mask, k, strip;
+};
+
+struct rel_ctx {
+    const struct rel_policy *cur;
+    size_t out;
+};
+
+static void rel_emit(void *vctx, const policy_out *o) {
+    struct rel_ctx *c = vctx;
+    const struct rel_policy *rp = c->cur;
+    int ti = -1;
+    for (int i = 0; i < 5; i++)
+        if (types[i] == o->rec.rrtype)
+            ti = i;
+    assert_true(rp->enabled);
+    assert_true(ti >= 0 && (rp->rr_mask >> ti & 1));
+    assert_true(o->n_sensors >= (size_t)rp->k); /* allowed sensors that saw it */
+    if (rp->strip)
+        assert_int_equal(o->rec.sensor_id.len, 0);
+    c->out++;
+}
+
+/* Random policies replace each other at random moments while random
+ * records wait in a delay line: whatever leaves is allowed by the policy
+ * in force when it leaves (enabled, rrtype, sensors, threshold, sensor_id),
+ * and everything that leaves is either sent or counted as denied. */
+static void test_release_judged_by_current_policy(void **state) {
+    (void)state;
+    mixer_rng g;
+    mixer_rng_init_seeded(&g, 777);
+    int seeds = getenv("POLICY_SEEDS") ? atoi(getenv("POLICY_SEEDS")) : 200;
+    size_t sent = 0, held = 0;
+    for (int seed = 0; seed < seeds; seed++) {
+        struct rel_policy rp[4];
+        policy *pol[4];
+        for (int i = 0; i < 4; i++) {
+            char json[1024], *o = json;
+            rp[i].enabled = mixer_rng_uniform(&g, 4) != 0;
+            rp[i].rr_mask = (int)mixer_rng_uniform(&g, 32);
+            rp[i].sens_mask = (int)mixer_rng_uniform(&g, 64);
+            rp[i].k = 1 + (int)mixer_rng_uniform(&g, 3);
+            rp[i].strip = (int)mixer_rng_uniform(&g, 2);
+            o += sprintf(o, "{\"partner\": \"alpha\", \"enabled\": %s, \"names\": "
+                            "{\"allow\": [\".\"]}, \"rrtypes\": {\"allow\": [",
+                         rp[i].enabled ? "true" : "false");
+            for (int t = 0, f = 0; t < 5; t++)
+                if (rp[i].rr_mask >> t & 1)
+                    o += sprintf(o, "%s\"%u\"", f++ ? "," : "", types[t]);
+            o += sprintf(o, "]}, \"sensors\": {\"allow\": [");
+            for (int t = 0, f = 0; t < 6; t++)
+                if (rp[i].sens_mask >> t & 1)
+                    o += sprintf(o, "%s\"%s\"", f++ ? "," : "", srcs[t].name);
+            o += sprintf(o, "]}, \"min_sensors\": %d, \"sensor_id\": \"%s\"}", rp[i].k,
+                         rp[i].strip ? "strip" : "relay");
+            policy_diag d;
+            pol[i] = load(json, &d);
+            policy_diag_free(&d);
+            assert_non_null(pol[i]);
+        }
+        delay_line *dl = delay_line_new(1000);
+        int cur = 0;
+        int64_t now = 1795940000000;
+        uint64_t denied[POLICY_VERDICT_COUNT] = {0};
+        size_t pushed = 0;
+        struct rel_ctx c = {&rp[0], 0};
+        static const char *const nm[] = {"a.test", "b.example.com", "c.corp.example"};
+        static uint16_t sens[64][6];
+        for (int step = 0; step < 300; step++) {
+            int what = (int)mixer_rng_uniform(&g, 10);
+            if (what < 6) { /* a record the policy in force admits now */
+                uint16_t *sv = sens[step % 64], n = 0;
+                for (uint16_t t = 0; t < 6; t++)
+                    if (mixer_rng_uniform(&g, 2))
+                        sv[n++] = t;
+                mixer_entry e = entry(nm[mixer_rng_uniform(&g, 3)],
+                                      types[mixer_rng_uniform(&g, 5)], sv, n, 1);
+                policy_out out;
+                if (policy_decide(pol[cur], &env, &e, now / 1000, &out, NULL, 0) ==
+                        POLICY_PASS &&
+                    delay_line_push(dl, &e, now + (int64_t)mixer_rng_uniform(&g, 50000)) == 0)
+                    pushed++;
+            } else if (what < 8) { /* the coordinator edits the policy */
+                cur = (int)mixer_rng_uniform(&g, 4);
+            } else { /* time passes; what is due leaves */
+                now += (int64_t)mixer_rng_uniform(&g, 20000);
+                c.cur = &rp[cur];
+                delay_line_release(dl, now, SIZE_MAX, pol[cur], &env, rel_emit, &c, denied);
+            }
+        }
+        c.cur = &rp[cur];
+        delay_line_release(dl, INT64_MAX, SIZE_MAX, pol[cur], &env, rel_emit, &c, denied);
+        size_t nd = 0;
+        for (int v = 0; v < POLICY_VERDICT_COUNT; v++)
+            nd += denied[v];
+        assert_int_equal(c.out + nd, pushed); /* nothing lost, nothing twice */
+        assert_int_equal(delay_line_size(dl), 0);
+        sent += c.out;
+        held += nd;
+        delay_line_free(dl);
+        for (int i = 0; i < 4; i++)
+            policy_free(pol[i]);
+    }
+    assert_true(sent > 500 && held > 500);
+    print_message("release: %d random policy sequences, %zu records sent, %zu held back at "
+                  "release, each as the policy in force says\n", seeds, sent, held);
+}
+
 static char diff_out[10][200];
 static int ndiff;
 
@@ -484,6 +596,7 @@ int main(void) {
         cmocka_unit_test(test_suffixes),
         cmocka_unit_test(test_pseudonyms),
         cmocka_unit_test(test_properties),
+        cmocka_unit_test(test_release_judged_by_current_policy),
         cmocka_unit_test(test_diff),
     };
     return cmocka_run_group_tests_name("policy", tests, setup, tmpdir_teardown);

@@ -2,7 +2,10 @@
 -- One call per batch; runs atomically, so a batch is stored whole or not.
 --
 -- ARGV[1] applied-marker key, ARGV[2] boot id, ARGV[3] batch sequence,
--- then 13 arguments per entry (records of the batch with the same triple
+-- ARGV[4] a unit's marker key ("" for none) and ARGV[5] its id (a d4-core
+-- queue batch, stored as one call: after a crash the same batch, read
+-- again from the queue's processing list, is recognised and not applied
+-- twice), then 13 arguments per entry (records of the batch with the same triple
 -- and sensor are merged into one entry by the relay, which also composes
 -- every key and member: building strings in this Lua costs more than
 -- passing them):
@@ -29,6 +32,8 @@ if prev then
   local pb, ps = string.match(prev, '^(%S+) (%d+)$')
   if pb == ARGV[2] and tonumber(ps) >= tonumber(ARGV[3]) then return 0 end
 end
+local umark = ARGV[4]
+if umark ~= '' and redis.call('GET', umark) == ARGV[5] then return 0 end
 local sid, per = {}, {}
 local recs, newt, newn, newe = 0, 0, 0, 0
 -- index entries, written at the end with one ZADD per key: the per-call
@@ -41,7 +46,7 @@ local function zadd(k, m)
   t[#t + 1] = m
 end
 local n = #ARGV
-local i = 4
+local i = 6
 while i + 12 <= n do
   local key, f, head, s, nrec = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
   local id = sid[s]
@@ -103,4 +108,5 @@ if newt > 0 then redis.call('HINCRBY', 'st:info', 'triples', newt) end
 if newn > 0 then redis.call('HINCRBY', 'st:info', 'names', newn) end
 if newe > 0 then redis.call('HINCRBY', 'st:info', 'errors', newe) end
 redis.call('SET', mark, ARGV[2] .. ' ' .. ARGV[3])
+if umark ~= '' then redis.call('SET', umark, ARGV[5]) end
 return recs
