@@ -366,9 +366,9 @@ static int load_d4(cfgctx *c, relay_config *cfg, json_t *o) {
 static int load_queues(cfgctx *c, relay_config *cfg, json_t *o) {
     static const char *const keys[] = {"redis", "batch", "queues", NULL};
     static const char *const qkeys[] = {"uuid", "sensor", "layout",
-                                        "separator", NULL};
+                                        "separator", "type", "partner", NULL};
     long long batch = cfg->queue_batch;
-    char path[64], p[96];
+    char path[64], p[96], type[32];
     if (check_keys(c, o, "d4core", keys) < 0 ||
         get_str(c, o, "d4core", "redis", cfg->queue_redis_url,
                 sizeof(cfg->queue_redis_url)) < 0 ||
@@ -390,13 +390,27 @@ static int load_queues(cfgctx *c, relay_config *cfg, json_t *o) {
     json_array_foreach(arr, i, q) {
         cfg_queue *cq = &cfg->queues[i];
         uint8_t u[16];
+        snprintf(type, sizeof(type), "passivedns");
         snprintf(path, sizeof(path), "d4core.queues[%zu]", i);
         snprintf(p, sizeof(p), "%s.uuid", path);
         if (check_keys(c, q, path, qkeys) < 0 ||
             get_str(c, q, path, "uuid", cq->uuid, sizeof(cq->uuid)) < 0 ||
             get_str(c, q, path, "sensor", cq->sensor, sizeof(cq->sensor)) < 0 ||
+            get_str(c, q, path, "type", type, sizeof(type)) < 0 ||
+            get_str(c, q, path, "partner", cq->partner, sizeof(cq->partner)) < 0 ||
             load_layout(c, q, path, &cq->layout, cfg->keep_addresses) < 0)
             return -1;
+        snprintf(p, sizeof(p), "%s.type", path);
+        if (strcmp(type, "pdns-cof") == 0)
+            cq->cof = 1;
+        else if (strcmp(type, "8") != 0 && strcmp(type, "passivedns") != 0)
+            return fail(c, p, "want \"passivedns\" (analyzer:8:<uuid>, the default) or "
+                        "\"pdns-cof\" (analyzer:pdns-cof:<uuid>: a partner relay's "
+                        "signed batches through d4-core)");
+        snprintf(p, sizeof(p), "%s.partner", path);
+        if (cq->cof != !!cq->partner[0])
+            return fail(c, p, cq->cof ? "a \"pdns-cof\" queue names the partners_in "
+                        "entry that sends it" : "only a \"pdns-cof\" queue has a partner");
         if (pdns_uuid_parse(cq->uuid, u) < 0)
             return fail(c, cq->uuid[0] ? p : path, "%s",
                         cq->uuid[0] ? "not a uuid" : "missing \"uuid\"");
@@ -549,7 +563,8 @@ static int load_mixer(cfgctx *c, relay_config *cfg, json_t *o) {
 }
 
 static int load_partners_in(cfgctx *c, relay_config *cfg, json_t *arr) {
-    static const char *const keys[] = {"name", "uuid", "key_file", "pubkey", NULL};
+    static const char *const keys[] = {"name", "uuid", "key_file", "pubkey",
+                                       "addressee", NULL};
     char path[64], p[96], msg[512], pub[CFG_PATH_MAX];
     if (!json_is_array(arr))
         return fail(c, "partners_in", "must be an array");
@@ -567,8 +582,11 @@ static int load_partners_in(cfgctx *c, relay_config *cfg, json_t *arr) {
             get_str(c, o, path, "name", s->name, sizeof(s->name)) < 0 ||
             get_str(c, o, path, "uuid", uuid, sizeof(uuid)) < 0 ||
             get_path(c, o, path, "key_file", s->key_file, sizeof(s->key_file)) < 0 ||
-            get_path(c, o, path, "pubkey", pub, sizeof(pub)) < 0)
+            get_path(c, o, path, "pubkey", pub, sizeof(pub)) < 0 ||
+            get_str(c, o, path, "addressee", s->addressee, sizeof(s->addressee)) < 0)
             return -1;
+        if (!s->addressee[0]) /* the partner's policy names us by our relay_id */
+            snprintf(s->addressee, sizeof(s->addressee), "%s", cfg->relay_id);
         if (!s->name[0] || !uuid[0] || !s->key_file[0] || !pub[0])
             return fail(c, path, "a partner relay needs \"name\", \"uuid\", "
                         "\"key_file\" (D4 HMAC) and \"pubkey\" (its batch key)");
@@ -744,6 +762,18 @@ int config_load(relay_config *cfg, const char *path, char *err,
         goto out;
     if ((o = json_object_get(root, "partners_in")) && load_partners_in(&c, cfg, o) < 0)
         goto out;
+    for (size_t i = 0; i < cfg->n_queues; i++) {
+        cfg_queue *cq = &cfg->queues[i];
+        for (size_t k = 0; cq->cof && !cq->from && k < cfg->n_partners_in; k++)
+            if (strcmp(cfg->partners_in[k].name, cq->partner) == 0)
+                cq->from = &cfg->partners_in[k];
+        if (cq->cof && !cq->from) {
+            char p[96];
+            snprintf(p, sizeof(p), "d4core.queues[%zu].partner", i);
+            fail(&c, p, "no partners_in entry is named \"%s\"", cq->partner);
+            goto out;
+        }
+    }
     if ((o = json_object_get(root, "mixer")) && load_mixer(&c, cfg, o) < 0)
         goto out;
     long long md = (long long)cfg->max_delayed;

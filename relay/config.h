@@ -29,6 +29,9 @@ typedef struct cfg_queue {
     char sensor[96];       /* sensor_id given to its records */
     csv_layout layout;
     uint16_t index;        /* the mixer's sensor number */
+    int cof;               /* type "pdns-cof": a partner's signed batches */
+    char partner[64];      /* and which partners_in entry sent them */
+    struct relay_sensor *from; /* resolved: that entry */
 } cfg_queue;
 
 typedef struct relay_config {

@@ -134,6 +134,11 @@ static int end_batch(inbound *ib, ingest *in, relay_sensor *p,
                  "partner's key", t.seq);
         return fail(ib, p, err, errlen, why);
     }
+    if (p->addressee[0] && strcmp(t.partner, p->addressee) != 0) {
+        snprintf(why, sizeof(why), "batch seq %" PRIu64 " is addressed to \"%.64s\", "
+                 "not to us (\"%s\")", t.seq, t.partner, p->addressee);
+        return fail(ib, p, err, errlen, why);
+    }
     if (t.count != ib->n) {
         snprintf(why, sizeof(why), "batch seq %" PRIu64 ": the trailer counts %"
                  PRIu64 " records, %zu arrived", t.seq, t.count, ib->n);

@@ -21,11 +21,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "inbound.h"
 #include "log.h"
 #include "queue.h"
 #include "rconn.h"
 
 #define POLL_IDLE_MS 200
+/* lines a signed batch can have: it fits one D4 frame (1,000,000 bytes at
+ * most) and a record line is longer than 50 bytes */
+#define COF_WINDOW 20000
 
 /* Moves up to ARGV[1] lines and names the batch ARGV[2]; returns the id,
  * then the lines oldest first. */
@@ -37,6 +41,25 @@ static const char move_script[] =
     "  out[#out + 1] = v\n"
     "end\n"
     "if #out > 1 then redis.call('SET', KEYS[3], ARGV[2]) end\n"
+    "return out\n";
+
+/* The same for a "pdns-cof" queue (a partner relay's signed batches,
+ * every line of every type-254 frame pushed by d4-core's default handler):
+ * only whole signed batches move, the oldest lines up to the newest batch
+ * trailer among the oldest ARGV[1], so that a batch read again after a
+ * crash is whole. A window without a trailer (a batch larger than any
+ * frame) moves as it is, and is refused. */
+static const char move_cof_script[] =
+    "local w = tonumber(ARGV[1])\n"
+    "local l = redis.call('LRANGE', KEYS[1], -w, -1)\n"
+    "local k = 0\n"
+    "for i = #l, 1, -1 do\n"
+    "  if string.sub(l[i], 1, 20) == '{\"pdns_relay_batch\":' then k = #l - i + 1 end\n"
+    "end\n"
+    "if k == 0 and #l >= w then k = w end\n"
+    "local out = {ARGV[2]}\n"
+    "for i = 1, k do out[#out + 1] = redis.call('RPOPLPUSH', KEYS[1], KEYS[2]) end\n"
+    "if k > 0 then redis.call('SET', KEYS[3], ARGV[2]) end\n"
     "return out\n";
 
 /* What an earlier run left in the processing list: its batch id ("" when
@@ -54,6 +77,7 @@ typedef struct queue_state {
     char unit_key[300];      /* in the store: the last batch id applied */
     char where[160];
     int recovered;    /* the processing list was drained at start */
+    inbound ib;       /* pdns-cof: the signed batch being read */
 } queue_state;
 
 struct queue_consumer {
@@ -123,10 +147,17 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
         size_t len = e->len;
         while (len && (e->str[len - 1] == '\n' || e->str[len - 1] == '\r'))
             len--;
-        if (len > qc->cfg->max_line)
+        if (q->conf->cof) {
+            char err[256];
+            if (len && inbound_line(&q->ib, qc->in, q->conf->from, qc->cfg->state_dir,
+                                    e->str, len, err, sizeof(err)) < 0 &&
+                ingest_log_allowed(qc->in))
+                log_warn("queue: %s: %s; the batch is refused", q->src, err);
+        } else if (len > qc->cfg->max_line) {
             ingest_line_too_long(qc->in, &src, q->where);
-        else if (len)
+        } else if (len) {
             ingest_csv_line(qc->in, &src, q->where, e->str, len);
+        }
     }
     if (recovering) {
         q->recovered = 1;
@@ -209,9 +240,12 @@ static void poll_next(queue_consumer *qc) {
         char id[17];
         randombytes_buf(r, sizeof(r));
         sodium_bin2hex(id, sizeof(id), r, sizeof(r));
+        int window = qc->cfg->queue_batch;
+        if (q->conf->cof && window < COF_WINDOW)
+            window = COF_WINDOW;
         redisAsyncCommand(qc->rc.ac, on_batch, qc, "EVAL %s 3 %s %s %s %d %s",
-                          move_script, q->src, q->proc, q->proc_id,
-                          qc->cfg->queue_batch, id);
+                          q->conf->cof ? move_cof_script : move_script, q->src,
+                          q->proc, q->proc_id, window, id);
     }
 }
 
@@ -257,7 +291,8 @@ queue_consumer *queue_start(uv_loop_t *loop, const relay_config *cfg,
     for (size_t i = 0; i < qc->n; i++) {
         queue_state *q = &qc->q[i];
         q->conf = &cfg->queues[i];
-        snprintf(q->src, sizeof(q->src), "analyzer:8:%s", q->conf->uuid);
+        snprintf(q->src, sizeof(q->src), "analyzer:%s:%s", q->conf->cof ? "pdns-cof" : "8",
+                 q->conf->uuid);
         snprintf(q->proc, sizeof(q->proc), "{%s}:pdns-relay:%s:processing",
                  q->src, cfg->relay_id);
         snprintf(q->proc_id, sizeof(q->proc_id), "%s:id", q->proc);
@@ -298,6 +333,8 @@ void queue_stop(queue_consumer *qc) {
 void queue_free(queue_consumer *qc) {
     if (!qc)
         return;
+    for (size_t i = 0; i < qc->n; i++)
+        inbound_free(&qc->q[i].ib);
     free(qc->q);
     free(qc);
 }

@@ -21,6 +21,7 @@ typedef struct relay_sensor {
     /* a partner relay sending signed "pdns-cof" batches (partners_in) */
     int is_partner;
     uint8_t pubkey[32];
+    char addressee[64];  /* what its batches must name as their partner: us */
     int in_have;         /* in_seq/in_chain hold the last batch taken */
     uint64_t in_seq;
     uint8_t in_chain[32];

@@ -103,11 +103,24 @@ def test_two_relays(relay_factory, workdir, tmp_path):
     assert m['pdns_relay_partner_denied_total{partner="relay-a",reason="own"}'] == 60
     assert m['pdns_relay_partner_denied_total{partner="closed",reason="reshare"}'] == 60
 
-    # a tampered batch is refused whole and ends the session
+    # a batch addressed to another partner is refused: B3's relay_id is
+    # not the partner A's policy named
+    b3 = relay_factory(sensors=("sensor-c",), extra={
+        "relay_id": "relay-b3",
+        "partners_in": [{"name": "relay-a", "uuid": A_UUID, "key_file": str(tmp_path / "a.hmac"),
+                         "pubkey": os.path.join(workdir, "relay.pub")}]})
+    b3.start()
+    s = send_batches(b3.d4_port, texts[:1])
+    assert d4sensor.closed_by_peer(s)
+    assert b3.wait_for(lambda: 'is addressed to "relay-b", not to us ("relay-b3")' in b3.log_text())
+    assert b3.output_lines() == []
+
+    # a tampered batch is refused whole and ends the session (B2 is known
+    # to A as "relay-b": it says so)
     b2 = relay_factory(sensors=("sensor-c",), extra={
         "relay_id": "relay-b2",
         "partners_in": [{"name": "relay-a", "uuid": A_UUID, "key_file": str(tmp_path / "a.hmac"),
-                         "pubkey": os.path.join(workdir, "relay.pub")}]})
+                         "pubkey": os.path.join(workdir, "relay.pub"), "addressee": "relay-b"}]})
     b2.start()
     s = send_batches(b2.d4_port, texts[:1], tamper=0)
     assert d4sensor.closed_by_peer(s)
@@ -694,3 +707,112 @@ def test_a_disabled_partner_gets_nothing_from_its_outbox(relay_factory, redis_se
     policy_to_b(a, b, tmp_path)
     assert a.wait_for(lambda: "delivery resumes" in a.log_text(), 10)
     assert b.wait_for(lambda: len(b.output_lines()) == 20, 20)
+
+
+class D4CoreLike:
+    """A D4 server that does what d4-core's type-2 worker does with a meta
+    type that has no module of its own ("pdns-cof"): every line of every
+    type-254 frame, trailers included, is LPUSHed onto
+    analyzer:pdns-cof:<queue> in arrival order. It never writes back."""
+
+    def __init__(self, workdir, redis_client, queue):
+        import socket as so
+        import ssl
+        import threading
+        self.r, self.key = redis_client, "analyzer:pdns-cof:" + queue
+        self.srv = so.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(4)
+        self.port = self.srv.getsockname()[1]
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(os.path.join(workdir, "tls.crt"), os.path.join(workdir, "tls.key"))
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        import struct
+        while True:
+            try:
+                raw, _ = self.srv.accept()
+                a = self.ctx.wrap_socket(raw, server_side=True)
+            except OSError:
+                if self.srv.fileno() < 0:
+                    return
+                continue
+            try:
+                while True:
+                    hdr = TamperProxy.readn(a, 62)
+                    if hdr is None:
+                        break
+                    payload = TamperProxy.readn(a, struct.unpack("<I", hdr[58:62])[0])
+                    if payload is None:
+                        break
+                    if hdr[1] == 254:
+                        for line in payload.split(b"\n"):
+                            if line:
+                                self.r.lpush(self.key, line)
+            except OSError:
+                pass
+            a.close()
+
+
+def test_signed_stream_through_a_partners_d4core(relay_factory, redis_server, workdir,
+                                                 tmp_path):
+    """A delivers its signed batches to the partner's d4-core; B consumes
+    the analyzer:pdns-cof queue d4-core fills and verifies every batch
+    exactly as its D4 listener would: all records arrive, none twice after
+    a restart of B, and a line altered in the queue gets its batch refused."""
+    import signal
+    queue = "7e3c2a1b0c9d4e8f8a7b6c5d4e3f2a10"
+    key = "analyzer:pdns-cof:" + queue
+    (tmp_path / "a.hmac").write_bytes(A_HMAC)
+    os.chmod(tmp_path / "a.hmac", 0o600)
+    d4core = D4CoreLike(workdir, redis_server.client(), queue)
+    b = relay_factory(sensors=("sensor-c",), extra={
+        "relay_id": "relay-b", "state_dir": str(tmp_path),
+        "partners_in": [{"name": "relay-a", "uuid": A_UUID, "key_file": str(tmp_path / "a.hmac"),
+                         "pubkey": os.path.join(workdir, "relay.pub")}],
+        "d4core": {"redis": "redis://127.0.0.1:%d/0" % redis_server.port,
+                   "queues": [{"uuid": queue, "type": "pdns-cof", "partner": "relay-a"}]}})
+    b.start()
+    a = relay_factory(redis=redis_server, extra={
+        "relay_id": "relay-a", "mixer": FAST_MIXER,
+        "policies": {"dir": "partners", "outbox_dir": "outbox"}})
+    os.makedirs(os.path.join(a.dir, "partners"))
+    write_policy(os.path.join(a.dir, "partners", "b.json"), partner="relay-b", sensor_id="relay",
+                 endpoint={"host": "127.0.0.1", "port": d4core.port, "uuid": A_UUID,
+                           "hmac_key_file": str(tmp_path / "a.hmac"), "insecure": True})
+    a.start()
+
+    def names():
+        return [o["rrname"] for o in b.output_lines()]
+
+    for name in ("sensor-a", "sensor-b"):
+        stream(a, name, batch("q1", 30))
+    assert b.wait_for(lambda: len(names()) == 30, 30), b.log_text()[-1500:]
+    assert all(o["sensor_id"] == "relay-a/relay-a" for o in b.output_lines())
+    m = 'pdns_relay_partner_in_batches_total{partner="relay-a",result="%s"}'
+    assert b.metrics()[m % "taken"] >= 1
+    # B killed and restarted: the queue's processing list is read again,
+    # nothing is taken twice
+    b.stop(signal.SIGKILL)
+    for name in ("sensor-a", "sensor-b"):
+        stream(a, name, batch("q2", 20))
+    assert a.wait_for(lambda: redis_server.client().llen(key) > 0, 20)
+    b.start()
+    assert b.wait_for(lambda: len(names()) == 50, 30), b.log_text()[-1500:]
+    time.sleep(1)
+    assert len(names()) == len(set(names())) == 50
+    # a record altered while it sat in d4-core's Redis: its batch is refused
+    b.stop()
+    for name in ("sensor-a", "sensor-b"):
+        stream(a, name, batch("q3", 10))
+    r = redis_server.client()
+    assert a.wait_for(lambda: any(b"q3.test" in v for v in r.lrange(key, 0, -1)), 20)
+    vals = r.lrange(key, 0, -1)
+    i = next(i for i, v in enumerate(vals) if b"q3.test" in v)
+    r.lset(key, i, vals[i].replace(b"10.7.", b"10.6.", 1))
+    b.start()
+    assert b.wait_for(lambda: b.metrics()[m % "refused"] == 1, 20), b.log_text()[-1500:]
+    assert "the batch is refused" in b.log_text()
+    assert not any(".q3." in n for n in names())
+    d4core.srv.close()
