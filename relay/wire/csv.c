@@ -1,6 +1,7 @@
 /* csv.c - passivedns CSV line parser. See csv.h for the format. */
 #include "csv.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,7 +37,7 @@ static void octet_tables_init(void);
 
 static const char *result_names[CSV_RESULT_COUNT] = {
     "ok", "fields", "time", "class", "name", "type", "rdata", "number",
-    "binary", "too_long"};
+    "binary", "too_long", "json"};
 
 const char *csv_result_name(enum csv_result r) {
     return (unsigned)r < CSV_RESULT_COUNT ? result_names[r] : "unknown";
@@ -895,11 +896,74 @@ parse_fields(const csv_layout *l, char *line, size_t len, pdns_record *r, const 
     return CSV_OK;
 }
 
+/* The default layout, without and with the addresses kept. */
+static csv_layout json_layout[2];
+
+static void json_layouts_init(void) {
+    char err[128];
+    for (int i = 0; i < 2; i++) {
+        csv_layout_init(&json_layout[i], NULL, NULL, err, sizeof(err));
+        json_layout[i].keep_addresses = i;
+    }
+}
+
+/* A passivedns JSON line becomes the default-layout CSV line it stands
+ * for, written over the JSON (always shorter: keys and quotes go, escapes
+ * decode to fewer bytes), then parsed as such. */
+static enum csv_result parse_json_line(const csv_layout *l, char *line, size_t len,
+                                       pdns_record *r, const char **why) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    json_error_t e;
+    json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &e);
+    const char *k[6] = {"client", "server", "class", "query", "type", "answer"};
+    const char *v[6];
+    enum csv_result res = CSV_E_JSON;
+    *why = "not a passivedns JSON object (-j output)";
+    if (!json_is_object(o) || !json_is_integer(json_object_get(o, "timestamp_s")))
+        goto out;
+    for (int i = 0; i < 6; i++) {
+        json_t *x = json_object_get(o, k[i]);
+        v[i] = json_is_string(x) ? json_string_value(x) : NULL;
+        if (!v[i] && i >= 3) {
+            *why = "passivedns JSON line without query, type or answer";
+            goto out;
+        }
+        if (v[i] && strpbrk(v[i], "\r\n")) {
+            *why = "passivedns JSON line with a line end inside a value";
+            goto out;
+        }
+    }
+    json_t *ms = json_object_get(o, "timestamp_ms"), *ttl = json_object_get(o, "ttl"),
+           *cnt = json_object_get(o, "count");
+    long long us = json_is_integer(ms) ? (long long)json_integer_value(ms) : 0;
+    if (us < 0 || us > 999999) {
+        *why = "passivedns JSON line with timestamp_ms outside 0-999999";
+        goto out;
+    }
+    int n = snprintf(line, len + 1, "%lld.%06lld||%s||%s||%s||%s||%s||%s||%lld||%lld",
+                     (long long)json_integer_value(json_object_get(o, "timestamp_s")), us,
+                     v[0] ? v[0] : "0.0.0.0", v[1] ? v[1] : "0.0.0.0", v[2] ? v[2] : "IN",
+                     v[3], v[4], v[5],
+                     json_is_integer(ttl) ? (long long)json_integer_value(ttl) : 0,
+                     json_is_integer(cnt) ? (long long)json_integer_value(cnt) : 1);
+    if (n < 0 || (size_t)n > len) { /* cannot happen: the JSON is longer */
+        *why = "passivedns JSON line too long to rewrite";
+        goto out;
+    }
+    pthread_once(&once, json_layouts_init);
+    res = csv_parse_line(&json_layout[l->keep_addresses ? 1 : 0], line, (size_t)n, r, why);
+out:
+    json_decref(o);
+    return res;
+}
+
 enum csv_result csv_parse_line(const csv_layout *l, char *line, size_t len,
                                pdns_record *r, const char **why) {
     line_masks lm;
     if (len && line[len - 1] == '\r')
         len--;
+    if (len && line[0] == '{')
+        return parse_json_line(l, line, len, r, why);
     int how = masks_of(l, line, len, &lm);
     if (how == MASK_NUL) {
         *why = "NUL byte in line";

@@ -51,6 +51,7 @@ enum csv_result {
     CSV_E_NUMBER,    /* bad ttl, count or length field */
     CSV_E_BINARY,    /* NUL byte in the line */
     CSV_E_TOO_LONG,  /* longer than the reader's bound */
+    CSV_E_JSON,      /* a passivedns JSON line (-j) that is not valid */
     CSV_RESULT_COUNT
 };
 
@@ -63,6 +64,11 @@ int csv_layout_init(csv_layout *l, const char *letters, const char *sep,
                     char *err, size_t errlen);
 
 /* Parses one line (without its newline; a trailing CR is ignored) into r.
+ * A line that starts with "{" is passivedns's JSON output (-j): an object
+ * with timestamp_s, timestamp_ms (microseconds, as passivedns prints it),
+ * client, server, class, query, type, answer, ttl and count; it is parsed
+ * as the same line in the default layout would be (rewritten in place:
+ * the record's strings point into line either way).
  * r->is_error marks NXDOMAIN/SERVFAIL/... lines. Returns CSV_OK or the
  * reason, with *why set to a human message. Provenance fields of r are
  * left as the caller set them. */

@@ -81,3 +81,24 @@ def test_example_config_is_valid(tmp_path):
     p = run("run", "-c", str(path))
     # every stage started; the listeners open last, and this one cannot
     assert "cannot listen for D4" in p.stderr, p.stderr
+
+
+def test_passivedns_json_lines_are_taken_as_csv(tmp_path):
+    """passivedns -j writes JSON lines; each is taken as the CSV line it
+    stands for (here rebuilt independently from the JSON), and a broken one
+    is rejected as such, not as "too few fields"."""
+    src = os.path.join(os.path.dirname(__file__), "..", "data", "sensor-a.full.json")
+    objs = [json.loads(l) for l in open(src)]
+    csv = tmp_path / "same.csv"
+    csv.write_text("".join("%d.%06d||%s||%s||%s||%s||%s||%s||%d||%d\n" % (
+        o["timestamp_s"], o["timestamp_ms"], o["client"], o["server"], o["class"],
+        o["query"], o["type"], o["answer"], o["ttl"], o["count"]) for o in objs))
+    from_json, from_csv = run("convert", src), run("convert", str(csv))
+    assert from_json.returncode == 0 and from_csv.returncode == 0
+    assert from_json.stdout == from_csv.stdout and from_json.stdout.count("\n") == 1229
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"timestamp_s": 1795930651, "query": "x.test."}\n{"broken\n')
+    p = run("convert", str(bad))
+    assert "without query, type or answer" in p.stderr
+    assert "not a passivedns JSON object" in p.stderr
+    assert "too few fields" not in p.stderr
