@@ -452,7 +452,7 @@ int mixer_pool_insert(mixer_pool *p, const pdns_record *r, uint16_t sensor,
     uint64_t tag = tag_of(h);
     size_t mask = p->nslots - 1, i = h & mask;
     uint32_t tf = clamp_u32(r->time_first), tl = clamp_u32(r->time_last);
-    uint64_t cnt = r->count ? r->count : 1;
+    uint64_t cnt = r->count ? pdns_count_clamp(r->count) : 1;
     p->c.inserted++;
 
     for (; p->slots[i]; i = (i + 1) & mask) {
@@ -465,7 +465,7 @@ int mixer_pool_insert(mixer_pool *p, const pdns_record *r, uint16_t sensor,
             t->time_first = tf;
         if (tl > t->time_last)
             t->time_last = tl;
-        t->count = t->count > UINT64_MAX - cnt ? UINT64_MAX : t->count + cnt;
+        t->count = pdns_count_add(t->count, cnt);
         p->c.merged++;
         int rc = add_sensor(p, t, sensor);
         if (t->qualified_ms == NOT_QUALIFIED && meets_thresholds(p, t)) {

@@ -69,6 +69,22 @@ int pdns_rdata_normalize(pdns_record *r, char *rdata, const char **why);
  * Returns NULL when out of memory; free() the result. */
 pdns_record *pdns_record_dup(const pdns_record *r);
 
+/* Counts saturate at 2^53 - 1 everywhere (parse, merge, store, mixer, COF
+ * out): the largest integer a double holds exactly, as Redis's Lua and
+ * JSON readers see numbers. A huge count from outside is clamped, never
+ * wrapped. */
+#define PDNS_COUNT_MAX 9007199254740991ULL
+
+static inline uint64_t pdns_count_clamp(uint64_t c) {
+    return c > PDNS_COUNT_MAX ? PDNS_COUNT_MAX : c;
+}
+
+static inline uint64_t pdns_count_add(uint64_t a, uint64_t b) {
+    a = pdns_count_clamp(a);
+    b = pdns_count_clamp(b);
+    return a + b > PDNS_COUNT_MAX ? PDNS_COUNT_MAX : a + b;
+}
+
 /* Formats 16 uuid bytes as 32 lower-case hex characters and a NUL. */
 void pdns_uuid_hex(const uint8_t uuid[16], char out[33]);
 

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 #include <inttypes.h>
 #include <openssl/sha.h>
 #include <sodium.h>
@@ -23,6 +24,7 @@
 #define CHUNK_MAX_BYTES (32u << 20)   /* a batch's strings: well within Redis's
                                        * limits (and 32-bit offsets) */
 #define ARGS_PER_ENTRY 13
+#define DEAD_MAX 10000     /* records kept in st:dead */
 
 /* One entry of a batch: the records of the batch with the same (name,
  * rrtype, rdata, sensor), merged. Its strings are in the chunk's arena. */
@@ -161,6 +163,44 @@ static void chunk_free(store_chunk *c) {
 
 static void kick(store *s);
 
+/* The store script refused one entry of chunk c before writing anything
+ * ("<entry> <error>": say a key that holds another type): that entry goes
+ * to the dead-letter list st:dead (the newest DEAD_MAX kept) with the
+ * reason, is counted and logged, and leaves the chunk. */
+static void set_aside(store *s, store_chunk *c, const char *what) {
+    entry *es = (entry *)c->entries.p;
+    size_t n = c->entries.len / sizeof(entry);
+    char *end;
+    unsigned long k = strtoul(what, &end, 10);
+    if (k >= n || *end != ' ') { /* not ours to read: retried, as any error */
+        s->errors++;
+        s->retry_at_ms = mono_ms() + RETRY_MS;
+        return;
+    }
+    const entry *e = &es[k];
+    const char *name = c->arena.p + e->off, *rdata = name + e->name_len,
+               *sensor = rdata + e->rdata_len;
+    json_t *o = json_pack("{s:s%,s:i,s:s%,s:I,s:I,s:I,s:s%,s:s}", "rrname", name,
+                          (size_t)e->name_len, "rrtype", (int)e->rrtype, "rdata", rdata,
+                          (size_t)e->rdata_len, "time_first", (json_int_t)e->tf,
+                          "time_last", (json_int_t)e->tl, "count", (json_int_t)e->count,
+                          "sensor_id", sensor, (size_t)e->sensor_len, "error", end + 1);
+    char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (t && s->rc.ready) {
+        redisAsyncCommand(s->rc.ac, NULL, NULL, "LPUSH st:dead %s", t);
+        redisAsyncCommand(s->rc.ac, NULL, NULL, "LTRIM st:dead 0 %d", DEAD_MAX - 1);
+    }
+    log_error("store: Redis cannot take a record (%s): set aside in st:dead: %s",
+              end + 1, t ? t : "?");
+    free(t);
+    json_decref(o);
+    s->dead++;
+    s->waiting -= e->nrec;
+    c->nrec -= e->nrec;
+    memmove(&es[k], &es[k + 1], (n - k - 1) * sizeof(entry));
+    c->entries.len -= sizeof(entry);
+}
+
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
     store *s = priv;
     redisReply *rep = reply;
@@ -170,6 +210,12 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
     store_chunk *c = s->head;
     s->busy = 0;
     pdns_hist_add(&s->lat, mono_s() - s->sent_s);
+    if ((rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_STATUS) &&
+        rep->len > 4 && memcmp(rep->str, "BAD ", 4) == 0) {
+        set_aside(s, c, rep->str + 4);
+        kick(s); /* the rest of the batch goes again: nothing was written */
+        return;
+    }
     if (rep->type != REDIS_REPLY_INTEGER) {
         s->errors++;
         log_error("store: Redis refused a batch of %zu records (%s); "
@@ -517,7 +563,7 @@ int store_add(store *s, const pdns_record *r) {
     if (sl > 1024)
         sl = 1024;
     int64_t tf = r->time_first, tl = r->time_last;
-    uint64_t count = r->count ? r->count : 1;
+    uint64_t count = r->count ? pdns_count_clamp(r->count) : 1;
     uint64_t h = entry_hash(s, r, sensor, sl);
     if ((c->entries.len / sizeof(entry) + 1) * 2 > c->nslots && grow_slots(c) < 0)
         return -1; /* a unit larger than a batch */
@@ -530,7 +576,7 @@ int store_add(store *s, const pdns_record *r) {
                 e->tf = tf;
             if (tl > e->tl)
                 e->tl = tl;
-            e->count += count;
+            e->count = pdns_count_add(e->count, count);
             e->nrec++;
             take_bailiwick(c, e, r);
             goto counted;
@@ -779,6 +825,9 @@ int store_metrics(const store *s, pdns_buf *b) {
         "# HELP pdns_relay_store_errors_total Batches Redis refused (retried).\n"
         "# TYPE pdns_relay_store_errors_total counter\n"
         "pdns_relay_store_errors_total %" PRIu64 "\n"
+        "# HELP pdns_relay_store_dead_letters_total Records Redis could not take, set aside in st:dead with the reason.\n"
+        "# TYPE pdns_relay_store_dead_letters_total counter\n"
+        "pdns_relay_store_dead_letters_total %" PRIu64 "\n"
         "# HELP pdns_relay_store_duplicate_batches_total Batches sent again after a lost reply that Redis had applied.\n"
         "# TYPE pdns_relay_store_duplicate_batches_total counter\n"
         "pdns_relay_store_duplicate_batches_total %" PRIu64 "\n"
@@ -796,7 +845,7 @@ int store_metrics(const store *s, pdns_buf *b) {
         "# HELP pdns_relay_store_up 1 while the store's Redis is connected.\n"
         "# TYPE pdns_relay_store_up gauge\n"
         "pdns_relay_store_up %d\n",
-        s->stored, s->batches, s->errors, s->duplicates, s->waiting,
+        s->stored, s->batches, s->errors, s->dead, s->duplicates, s->waiting,
         s->buffer_peak, s->full, s->expired, s->rc.ready);
     rc |= pdns_hist_render(&s->lat, "pdns_relay_store_latency_seconds",
                            "Time of one batch write (answered or refused).", b);

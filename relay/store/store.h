@@ -62,7 +62,7 @@ typedef struct store {
     int sweep_busy;
     uint64_t sweep_at_ms, expired;
     /* counters */
-    uint64_t stored, batches, duplicates, errors, buffer_peak;
+    uint64_t stored, batches, duplicates, errors, dead, buffer_peak;
     pdns_hist lat;             /* time of one batch write */
     void (*on_drain)(void *ctx);
     void (*on_acked)(void *ctx);  /* a batch is in Redis (store_done moved) */

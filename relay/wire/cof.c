@@ -139,7 +139,7 @@ int cof_encode(const pdns_record *r, unsigned flags, pdns_buf *out) {
          put_str(out, r->rdata.p, r->rdata.len) ||
          put_i64(out, "time_first", r->time_first) ||
          put_i64(out, "time_last", r->time_last) ||
-         (!(flags & COF_NO_COUNT) && put_i64(out, "count", (int64_t)r->count));
+         (!(flags & COF_NO_COUNT) && put_i64(out, "count", (int64_t)pdns_count_clamp(r->count)));
     if (!rc && r->bailiwick.len)
         rc = put_lit(out, ",\"bailiwick\":") ||
              put_str(out, r->bailiwick.p, r->bailiwick.len);
@@ -243,7 +243,7 @@ static int fields_emit(const cof_fields *f, const pdns_record *r_init,
         snprintf(err, errlen, "time_last is before time_first");
         return -1;
     }
-    r.count = (f->have & HAVE_COUNT) ? (uint64_t)f->count : 1;
+    r.count = (f->have & HAVE_COUNT) ? pdns_count_clamp((uint64_t)f->count) : 1;
     r.has_ms = (f->have & (HAVE_TFM | HAVE_TLM)) == (HAVE_TFM | HAVE_TLM);
     if (r.has_ms) {
         r.time_first_ms = f->tfm;

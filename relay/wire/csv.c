@@ -864,7 +864,7 @@ parse_fields(const csv_layout *l, char *line, size_t len, pdns_record *r, const 
             *why = "bad count";
             return CSV_E_NUMBER;
         }
-        r->count = v;
+        r->count = pdns_count_clamp(v);
     }
     r->ttl = 0;
     if (back[1].p) {

@@ -779,3 +779,64 @@ def test_a_reset_redis_link_is_noticed(relay_factory):
         assert Api(relay.http_port).get("/healthz")[0] == 200
     finally:
         srv.close()
+
+
+def test_huge_counts_saturate_and_never_poison_the_store(redis_server, relay_factory):
+    """Counts saturate at 2^53 - 1 (exact in Redis's Lua) from the CSV and
+    COF parsers through every merge to the answer; three lines with huge
+    counts from one sensor leave the store working; and a value an older
+    relay's overflow wrote (a negative count) is healed, not a Lua error on
+    every later batch."""
+    CMAX = 2 ** 53 - 1
+    relay = store_relay(relay_factory, redis_server)
+    r = redis_server.client()
+    r.hset("n:old.count.test", "1 10.0.0.9", "1795930000 1795930000 -9223372036854775808 |1|")
+    huge = ["1795930651.1||c||s||IN||big.count.test.||A||10.0.0.1||60||%d" % c
+            for c in (2 ** 63 - 1, 18446744073709551615, 2 ** 53)]
+    huge.append("1795930652.1||c||s||IN||old.count.test.||A||10.0.0.9||60||5")
+    s = d4sensor.connect(relay.d4_port)
+    s.sendall(d4sensor.frame(A_UUID, A_KEY, ("\n".join(huge) + "\n").encode()))
+    s.close()
+    wait_stored(relay, 4)
+    # a later batch for the same triple is stored too (it was a Lua error)
+    s = d4sensor.connect(relay.d4_port)
+    s.sendall(d4sensor.frame(A_UUID, A_KEY,
+                             b"1795930700.1||c||s||IN||big.count.test.||A||10.0.0.1||60||7\n"))
+    s.close()
+    wait_stored(relay, 5)
+    m = relay.metrics()
+    assert m["pdns_relay_store_errors_total"] == 0
+    api = Api(relay.http_port)
+    big, _ = api.page("/query/big.count.test")
+    assert [o["count"] for o in big] == [CMAX]
+    assert big[0]["time_last"] == 1795930700
+    old, _ = api.page("/query/old.count.test")
+    assert [o["count"] for o in old] == [CMAX]
+
+
+def test_a_record_redis_cannot_take_is_set_aside(redis_server, relay_factory):
+    """A record whose key Redis cannot take (it holds another type) never
+    holds up the others: it goes to st:dead with the reason, counted and
+    logged, and the rest of its batch and every later batch are stored."""
+    relay = store_relay(relay_factory, redis_server)
+    r = redis_server.client()
+    r.set("n:wrong.type.test", "not a hash")
+    lines = ["1795930651.1||c||s||IN||ok%d.dead.test.||A||10.0.1.%d||60||1" % (i, i)
+             for i in range(50)]
+    lines.insert(20, "1795930651.1||c||s||IN||wrong.type.test.||A||10.0.0.66||60||3")
+    s = d4sensor.connect(relay.d4_port)
+    s.sendall(d4sensor.frame(A_UUID, A_KEY, ("\n".join(lines) + "\n").encode()))
+    s.close()
+    wait_stored(relay, 50)
+    assert relay.wait_for(lambda: relay.metrics()["pdns_relay_store_dead_letters_total"] == 1)
+    dead = [json.loads(x) for x in r.lrange("st:dead", 0, -1)]
+    assert len(dead) == 1 and dead[0]["rrname"] == "wrong.type.test"
+    assert dead[0]["count"] == 3 and "WRONGTYPE" in dead[0]["error"]
+    assert "set aside in st:dead" in relay.log_text()
+    got, _ = Api(relay.http_port).page("/query/*.dead.test")
+    assert len(got) == 50
+    s = d4sensor.connect(relay.d4_port)
+    s.sendall(d4sensor.frame(A_UUID, A_KEY, b"1795930700.1||c||s||IN||later.dead.test.||A||10.0.2.1||60||1\n"))
+    s.close()
+    wait_stored(relay, 51)
+    assert relay.metrics()["pdns_relay_store_errors_total"] == 0

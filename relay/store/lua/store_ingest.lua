@@ -32,6 +32,7 @@ if prev then
   local pb, ps = string.match(prev, '^(%S+) (%d+)$')
   if pb == ARGV[2] and tonumber(ps) >= tonumber(ARGV[3]) then return 0 end
 end
+local CMAX = 9007199254740991
 local umark = ARGV[4]
 if umark ~= '' and redis.call('GET', umark) == ARGV[5] then return 0 end
 local sid, per = {}, {}
@@ -46,7 +47,21 @@ local function zadd(k, m)
   t[#t + 1] = m
 end
 local n = #ARGV
+-- Reads first, writes after: an entry Redis cannot take (its key holds
+-- another type) is reported before anything is written, as "BAD <entry>
+-- <error>", and the relay sets that one entry aside and sends the rest
+-- again (a script error would keep the writes made before it).
+local old = {}
 local i = 6
+while i + 12 <= n do
+  local v = redis.pcall('HGET', ARGV[i], ARGV[i + 1])
+  if type(v) == 'table' and v.err then
+    return 'BAD ' .. tostring((i - 6) / 13) .. ' ' .. v.err
+  end
+  old[i] = v
+  i = i + 13
+end
+i = 6
 while i + 12 <= n do
   local key, f, head, s, nrec = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
   local id = sid[s]
@@ -63,18 +78,28 @@ while i + 12 <= n do
   per[s] = (per[s] or 0) + nrec
   recs = recs + nrec
   local bw = ARGV[i + 12]
-  local v = redis.call('HGET', key, f)
+  local v = old[i]
   if v then
-    local otf, otl, oc, ss, obw = string.match(v, '^(%d+) (%d+) (%d+) (%S+) ?(.*)$')
+    local otf, otl, oc, ss, obw = string.match(v, '^(%-?%d+) (%-?%d+) (%-?%d+) (%S+) ?(.*)$')
     local tf, tl, c = string.match(head, '^(%d+) (%d+) (%d+)$')
-    otf, otl, oc = tonumber(otf), tonumber(otl), tonumber(oc)
     tf, tl, c = tonumber(tf), tonumber(tl), tonumber(c)
+    if not otf then
+      -- a value this script cannot read (written by an older relay): the
+      -- triple starts again from this batch rather than stop every batch
+      otf, otl, oc, ss, obw = tf, tl, 0, '|', ''
+    end
+    otf, otl, oc = tonumber(otf), tonumber(otl), tonumber(oc)
+    -- counts saturate at 2^53 - 1, exact in Lua's doubles; a negative one
+    -- is what an older relay's overflow wrote: saturated too
+    if oc < 0 or oc > CMAX then oc = CMAX end
     if otf < tf then tf = otf end
     if otl > tl then tl = otl end
     if not string.find(ss, '|' .. id, 1, true) then ss = ss .. id end
     if obw ~= '' then bw = obw end
     if bw ~= '' then bw = ' ' .. bw end
-    redis.call('HSET', key, f, string.format('%d %d %d %s%s', tf, tl, oc + c, ss, bw))
+    local sum = oc + c
+    if sum > CMAX then sum = CMAX end
+    redis.call('HSET', key, f, string.format('%d %d %d %s%s', tf, tl, sum, ss, bw))
   else
     if bw ~= '' then
       redis.call('HSET', key, f, head .. ' |' .. id .. ' ' .. bw)
