@@ -16,6 +16,7 @@
 
 #include <sodium.h>
 
+#include "afile.h"
 #include "cof.h"
 #include "log.h"
 
@@ -92,20 +93,12 @@ static void load_chain(share *s, partner *pt) {
 }
 
 static int save_chain(share *s, partner *pt) {
-    char path[1100], tmp[1110], hex[65];
+    char path[1100], hex[65], text[128];
     state_path(s, pt, path, sizeof(path));
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
     sodium_bin2hex(hex, sizeof(hex), pt->chain, BATCH_HASH);
-    fprintf(f, "seq %llu\nchain %s\n", (unsigned long long)pt->seq, hex);
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        fclose(f);
-        return -1;
-    }
-    fclose(f);
-    return rename(tmp, path);
+    int n = snprintf(text, sizeof(text), "seq %llu\nchain %s\n",
+                     (unsigned long long)pt->seq, hex);
+    return pdns_afile_write(path, text, (size_t)n);
 }
 
 static int open_outbox(share *s, partner *pt) {

@@ -1,11 +1,13 @@
 /* inbound.c - verification and intake of a partner's signed batches. */
 #include "inbound.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "afile.h"
 #include "cof.h"
 #include "log.h"
 
@@ -106,18 +108,13 @@ void inbound_load_state(relay_sensor *p, const char *dir) {
 }
 
 static void save_state(const relay_sensor *p, const char *dir) {
-    char path[1100], tmp[1110], hex[65];
+    char path[1100], hex[65], text[128];
     state_path(p, dir, path, sizeof(path));
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        log_error("inbound: cannot write %s", tmp);
-        return;
-    }
     sodium_bin2hex(hex, sizeof(hex), p->in_chain, BATCH_HASH);
-    fprintf(f, "seq %llu\nchain %s\n", (unsigned long long)p->in_seq, hex);
-    if (fclose(f) != 0 || rename(tmp, path) != 0)
-        log_error("inbound: cannot write %s", path);
+    int n = snprintf(text, sizeof(text), "seq %llu\nchain %s\n",
+                     (unsigned long long)p->in_seq, hex);
+    if (pdns_afile_write(path, text, (size_t)n) < 0)
+        log_error("inbound: cannot write %s: %s", path, strerror(errno));
 }
 
 static int end_batch(inbound *ib, ingest *in, relay_sensor *p,

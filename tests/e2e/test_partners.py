@@ -792,6 +792,13 @@ def test_signed_stream_through_a_partners_d4core(relay_factory, redis_server, wo
     assert all(o["sensor_id"] == "relay-a/relay-a" for o in b.output_lines())
     m = 'pdns_relay_partner_in_batches_total{partner="relay-a",result="%s"}'
     assert b.metrics()[m % "taken"] >= 1
+    # chain state, written atomically, is the relay's alone
+    st = os.stat(tmp_path / "partner-in-relay-a.state")
+    assert st.st_mode & 0o777 == 0o600
+    assert not os.path.exists(tmp_path / "partner-in-relay-a.state.tmp")
+    chains = [f for f in os.listdir(os.path.join(a.dir, "outbox")) if f.endswith(".state")]
+    assert chains and all(os.stat(os.path.join(a.dir, "outbox", f)).st_mode & 0o777 == 0o600
+                          for f in chains)
     # B killed and restarted: the queue's processing list is read again,
     # nothing is taken twice
     b.stop(signal.SIGKILL)
