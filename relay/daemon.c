@@ -302,7 +302,7 @@ static int http_metrics(void *ctx, pdns_buf *b) {
     relay *r = ctx;
     if (ingest_metrics_render(&r->in, &r->cfg, b) < 0 ||
         mix_metrics(&r->mix, b) < 0 || share_metrics(&r->sh, b) < 0 ||
-        deliver_metrics(r->deliver, b) < 0 ||
+        deliver_metrics(r->deliver, b) < 0 || http_auth_metrics(r->auth, b) < 0 ||
         (r->storing && store_metrics(&r->store, b) < 0))
         return -1;
     return 0;

@@ -14,7 +14,14 @@
 #define CACHE_SLOTS 1024
 #define CACHE_TTL_MS (5 * 60 * 1000)
 #define BUCKET_SLOTS 4096
-#define MAX_VERIFYING 8
+#define MAX_VERIFYING 8        /* Argon2 checks at once, on the thread pool */
+#define MAX_VERIFYING_ADDR 2   /* of those, from one address */
+/* Failed logins: per principal and per address, a burst of FAIL_BURST,
+ * then one every 1/FAIL_RATE seconds. Judged before any hashing: a
+ * principal or an address out of attempts gets 429, whatever it sends,
+ * with no Argon2 work done. */
+#define FAIL_BURST 10.0
+#define FAIL_RATE 0.1
 
 typedef struct cred {
     char kind;                 /* 'b' basic, 'k' key */
@@ -37,6 +44,7 @@ typedef struct bucket {
 struct http_auth {
     uv_loop_t *loop;
     int verifying;             /* jobs on the thread pool */
+    char verifying_ip[MAX_VERIFYING][64]; /* their addresses ("" free) */
     cred dummy;                /* verified for unknown names: same time */
     cred *creds;
     size_t n;
@@ -45,6 +53,8 @@ struct http_auth {
     uint8_t key[crypto_generichash_KEYBYTES];
     cache_slot cache[CACHE_SLOTS];
     bucket buckets[BUCKET_SLOTS];
+    bucket fails[BUCKET_SLOTS];  /* login attempts left, by principal and address */
+    uint64_t argon2, refused_failures, refused_busy;
 };
 
 static uint64_t now_ms(void) {
@@ -191,15 +201,19 @@ typedef struct verify_job {
     http_auth *a;
     const cred *c;
     char kind;
+    int slot;                  /* in a->verifying_ip */
+    char fail_name[96];        /* the attempt taken from these buckets */
+    char fail_ip[96];
     uint8_t tag[16];
     char secret[600];
-    char ip[64];
     int ok;
     http_auth_done done;
     void *ctx;
 } verify_job;
 
 static int take(http_auth *a, const char *who);
+static void refund(bucket *tab, const char *who, double burst);
+static int limited(http_auth *a, char *who, size_t wholen, int *retry_after);
 
 static void verify_work(uv_work_t *req) {
     verify_job *j = req->data;
@@ -213,20 +227,20 @@ static void verify_after(uv_work_t *req, int status) {
     char who[NAME_MAX_LEN + 8];
     int code, retry = 0;
     a->verifying--;
+    a->verifying_ip[j->slot][0] = '\0';
     if (status == 0 && j->ok && j->c != &a->dummy) {
+        /* a good login costs no attempt */
+        refund(a->fails, j->fail_name, FAIL_BURST);
+        refund(a->fails, j->fail_ip, FAIL_BURST);
         cache_slot *slot = slot_for(a, j->tag);
         memcpy(slot->tag, j->tag, sizeof(slot->tag));
         snprintf(slot->who, sizeof(slot->who), "%s:%s",
                  j->kind == 'b' ? "user" : "key", j->c->name);
         slot->until_ms = now_ms() + CACHE_TTL_MS;
         snprintf(who, sizeof(who), "%s", slot->who);
-        retry = take(a, who);
-        code = retry ? 429 : 200;
+        code = limited(a, who, sizeof(who), &retry);
     } else {
-        char anon[96];
-        snprintf(anon, sizeof(anon), "fail:%s", j->ip);
-        retry = take(a, anon);
-        code = retry ? 429 : 401;
+        code = 401;
         snprintf(who, sizeof(who), "unknown user or key, or wrong password");
     }
     sodium_memzero(j->secret, sizeof(j->secret));
@@ -241,30 +255,54 @@ static int is_loopback(const char *ip) {
            strncmp(ip, "::ffff:127.", 11) == 0;
 }
 
-/* Takes one token from who's bucket. Returns 0, or the seconds to wait. */
-static int take(http_auth *a, const char *who) {
-    if (a->rate <= 0)
-        return 0;
+/* Takes one token from who's bucket in tab (rate per second, burst).
+ * Returns 0, or the seconds to wait. */
+static int take_from(bucket *tab, const char *who, double rate, double burst) {
     uint64_t h = 1469598103934665603ULL;
     for (const char *p = who; *p; p++)
         h = (h ^ (uint8_t)*p) * 1099511628211ULL;
-    bucket *b = &a->buckets[h % BUCKET_SLOTS];
+    bucket *b = &tab[h % BUCKET_SLOTS];
     uint64_t now = now_ms();
     if (strcmp(b->who, who) != 0) { /* a new (or evicted) principal */
         snprintf(b->who, sizeof(b->who), "%s", who);
-        b->tokens = a->burst;
+        b->tokens = burst;
         b->last_ms = now;
     }
-    b->tokens += (double)(now - b->last_ms) / 1000.0 * a->rate;
-    if (b->tokens > a->burst)
-        b->tokens = a->burst;
+    b->tokens += (double)(now - b->last_ms) / 1000.0 * rate;
+    if (b->tokens > burst)
+        b->tokens = burst;
     b->last_ms = now;
     if (b->tokens >= 1.0) {
         b->tokens -= 1.0;
         return 0;
     }
-    int wait = (int)((1.0 - b->tokens) / a->rate + 0.999);
+    int wait = (int)((1.0 - b->tokens) / rate + 0.999);
     return wait < 1 ? 1 : wait;
+}
+
+/* Gives back a token taken from who's bucket (a login that succeeded). */
+static void refund(bucket *tab, const char *who, double burst) {
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = who; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+    bucket *b = &tab[h % BUCKET_SLOTS];
+    if (strcmp(b->who, who) == 0 && (b->tokens += 1.0) > burst)
+        b->tokens = burst;
+}
+
+/* The request rate limit (http.rate_limit). */
+static int take(http_auth *a, const char *who) {
+    return a->rate <= 0 ? 0 : take_from(a->buckets, who, a->rate, a->burst);
+}
+
+/* The request rate limit for principal who: 200, or 429 with the wait in
+ * *retry_after and the reason in who. */
+static int limited(http_auth *a, char *who, size_t wholen, int *retry_after) {
+    *retry_after = take(a, who);
+    if (!*retry_after)
+        return 200;
+    snprintf(who, wholen, "rate limit exceeded");
+    return 429;
 }
 
 int http_auth_check(http_auth *a, struct lws *wsi, char *who, size_t wholen,
@@ -282,8 +320,7 @@ int http_auth_check(http_auth *a, struct lws *wsi, char *who, size_t wholen,
             return 401;
         }
         snprintf(who, wholen, "anon:%s", ip);
-        *retry_after = take(a, who);
-        return *retry_after ? 429 : 200;
+        return limited(a, who, wholen, retry_after);
     }
     char cred_s[sizeof(hdr)];
     const char *v = hdr;
@@ -307,35 +344,86 @@ int http_auth_check(http_auth *a, struct lws *wsi, char *who, size_t wholen,
     tag_of(a, kind, cred_s, tag);
     if (cached(a, tag, who, wholen)) {
         sodium_memzero(cred_s, sizeof(cred_s));
-        *retry_after = take(a, who);
-        return *retry_after ? 429 : 200;
+        return limited(a, who, wholen, retry_after);
     }
     const char *sep = strchr(cred_s, kind == 'b' ? ':' : '.');
     const cred *c = sep ? find(a, kind, cred_s, (size_t)(sep - cred_s)) : NULL;
     if (!c) /* an unknown name: checked against a random hash, to fail */
         c = &a->dummy;
-    verify_job *j = a->verifying < MAX_VERIFYING ? calloc(1, sizeof(*j)) : NULL;
-    if (!j) {
+    /* attempts left, for the principal named and for the address, judged
+     * before any hashing; an attempt is taken now, given back on success */
+    char fail_name[96], fail_ip[96];
+    snprintf(fail_name, sizeof(fail_name), "%c:%.*s", kind,
+             sep ? (int)(sep - cred_s) < NAME_MAX_LEN ? (int)(sep - cred_s) : NAME_MAX_LEN : 0,
+             cred_s);
+    snprintf(fail_ip, sizeof(fail_ip), "ip:%s", ip);
+    int wait_ip = take_from(a->fails, fail_ip, FAIL_RATE, FAIL_BURST);
+    int wait_name = wait_ip ? 0 : take_from(a->fails, fail_name, FAIL_RATE, FAIL_BURST);
+    if (wait_ip || wait_name) {
+        if (!wait_ip)
+            refund(a->fails, fail_ip, FAIL_BURST);
         sodium_memzero(cred_s, sizeof(cred_s));
+        a->refused_failures++;
+        snprintf(who, wholen, "too many failed logins %s; try again later",
+                 wait_ip ? "from this address" : "for this user or key");
+        *retry_after = wait_ip ? wait_ip : wait_name;
+        return 429;
+    }
+    /* the Argon2 slots: a few at once, and at most MAX_VERIFYING_ADDR
+     * of them for one address, so one address cannot hold them all */
+    int free_slot = -1, same = 0;
+    for (int i = 0; i < MAX_VERIFYING; i++) {
+        if (!a->verifying_ip[i][0])
+            free_slot = free_slot < 0 ? i : free_slot;
+        else if (strcmp(a->verifying_ip[i], ip) == 0)
+            same++;
+    }
+    verify_job *j = free_slot >= 0 && same < MAX_VERIFYING_ADDR ? calloc(1, sizeof(*j)) : NULL;
+    if (!j) {
+        refund(a->fails, fail_ip, FAIL_BURST);
+        refund(a->fails, fail_name, FAIL_BURST);
+        sodium_memzero(cred_s, sizeof(cred_s));
+        a->refused_busy++;
+        snprintf(who, wholen, "credential checks are busy; try again");
         *retry_after = 1;
         return 429;
     }
     j->a = a;
     j->c = c;
     j->kind = kind;
+    j->slot = free_slot;
+    snprintf(a->verifying_ip[free_slot], sizeof(a->verifying_ip[0]), "%s", ip[0] ? ip : "?");
+    snprintf(j->fail_name, sizeof(j->fail_name), "%s", fail_name);
+    snprintf(j->fail_ip, sizeof(j->fail_ip), "%s", fail_ip);
     memcpy(j->tag, tag, sizeof(tag));
     snprintf(j->secret, sizeof(j->secret), "%s", kind == 'b' && sep ? sep + 1 : cred_s);
-    snprintf(j->ip, sizeof(j->ip), "%s", ip);
     j->done = done;
     j->ctx = ctx;
     j->req.data = j;
     sodium_memzero(cred_s, sizeof(cred_s));
     if (uv_queue_work(a->loop, &j->req, verify_work, verify_after) != 0) {
+        a->verifying_ip[free_slot][0] = '\0';
         sodium_memzero(j->secret, sizeof(j->secret));
         free(j);
         *retry_after = 1;
         return 429;
     }
     a->verifying++;
+    a->argon2++;
     return 0;
+}
+
+int http_auth_metrics(const http_auth *a, pdns_buf *b) {
+    if (!a)
+        return 0;
+    return pdns_buf_printf(b, "# HELP pdns_relay_auth_argon2_total Credentials checked with Argon2 (the rest were recognised from memory).\n"
+                              "# TYPE pdns_relay_auth_argon2_total counter\n"
+                              "pdns_relay_auth_argon2_total %llu\n"
+                              "# HELP pdns_relay_auth_refused_total Logins refused before any hashing, by reason.\n"
+                              "# TYPE pdns_relay_auth_refused_total counter\n"
+                              "pdns_relay_auth_refused_total{reason=\"failures\"} %llu\n"
+                              "pdns_relay_auth_refused_total{reason=\"busy\"} %llu\n",
+                           (unsigned long long)a->argon2,
+                           (unsigned long long)a->refused_failures,
+                           (unsigned long long)a->refused_busy);
 }

@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "buf.h"
+
 struct lws;
 
 typedef struct http_auth http_auth;
@@ -38,11 +40,19 @@ typedef void (*http_auth_done)(void *ctx, int status, const char *who,
                                int retry_after);
 
 /* Decides one request. Returns 200 with the principal in who, 401 (no or
- * bad credentials: a reason in who), 429 with *retry_after seconds, or 0
- * when the credential is being verified: done(ctx, ...) then says, later
- * (from the loop, never from within this call). */
+ * bad credentials: a reason in who), 429 with *retry_after seconds and a
+ * reason in who (the rate limit; too many failed logins for the principal
+ * or the address, judged before any hashing; the Argon2 checks busy, at
+ * most 8 at once and 2 per address), or 0 when the credential is being
+ * verified: done(ctx, ...) then says, later (from the loop, never from
+ * within this call). A credential once verified is recognised from memory
+ * (a keyed BLAKE2b tag) for 5 minutes. */
 int http_auth_check(http_auth *a, struct lws *wsi, char *who, size_t wholen,
                     int *retry_after, http_auth_done done, void *ctx);
+
+/* Argon2 checks done, logins refused before hashing (Prometheus text).
+ * Returns 0, or -1. */
+int http_auth_metrics(const http_auth *a, pdns_buf *b);
 
 /* The pure parts, for tests: a credential line, and the bucket. */
 int http_auth_parse_line(const char *line, char *kind, char *name,

@@ -360,7 +360,7 @@ static int proceed(query_req *q, int st, const char *who, int retry) {
         snprintf(ra, sizeof(ra), "%d", retry);
         const char *h[] = {"retry-after:", ra, NULL};
         req_free(q);
-        return fail(api, wsi, body, ep, t0, 429, "rate limit exceeded", h);
+        return fail(api, wsi, body, ep, t0, 429, who, h);
     }
     if (q->bad[0]) {
         char err[sizeof(q->bad)];

@@ -840,3 +840,64 @@ def test_a_record_redis_cannot_take_is_set_aside(redis_server, relay_factory):
     s.close()
     wait_stored(relay, 51)
     assert relay.metrics()["pdns_relay_store_errors_total"] == 0
+
+
+def get_from(port, path, headers, source="127.0.0.1"):
+    """One GET from a chosen loopback address: (status, body)."""
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(source, 0))
+    try:
+        c.request("GET", path, headers=headers)
+        r = c.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        c.close()
+
+
+def test_failed_logins_are_limited_before_any_hashing(redis_server, relay_factory, tmp_path):
+    """Wrong passwords use up a principal's and an address's attempts; once
+    they are gone the relay answers 429 without Argon2 work, the right
+    password included; other users from other addresses are not held up."""
+    auth = str(tmp_path / "users")
+    for user in ("alice", "bob"):
+        subprocess.run([BIN, "passwd", auth, user], input="pw of %s\n" % user,
+                       capture_output=True, text=True, check=True)
+    relay = store_relay(relay_factory, redis_server, http={"auth_file": auth, "anonymous": False})
+    basic = lambda u, p: {"Authorization": "Basic " + base64.b64encode(
+        ("%s:%s" % (u, p)).encode()).decode()}
+    codes = [get_from(relay.http_port, "/info", basic("alice", "wrong %d" % i))[0]
+             for i in range(14)]
+    assert codes == [401] * 10 + [429] * 4, codes
+    argon2 = lambda: relay.metrics()["pdns_relay_auth_argon2_total"]
+    assert argon2() == 10
+    st, body = get_from(relay.http_port, "/info", basic("alice", "pw of alice"))
+    assert st == 429 and "too many failed logins" in body
+    assert argon2() == 10  # no hashing for a locked principal
+    assert relay.metrics()['pdns_relay_auth_refused_total{reason="failures"}'] == 5
+    # bob, from another address, is not held up by alice's attacker
+    assert get_from(relay.http_port, "/info", basic("bob", "pw of bob"), "127.0.0.2")[0] == 200
+
+
+def test_a_flood_of_bad_credentials_does_not_lock_out_others(redis_server, relay_factory,
+                                                             tmp_path):
+    """One address floods the query API with bad keys; the Argon2 checks it
+    may hold at once are capped, so first logins with valid keys from other
+    addresses all get through; a key once verified is recognised from
+    memory afterwards."""
+    import concurrent.futures
+    auth = str(tmp_path / "users")
+    keys = [subprocess.run([BIN, "passwd", "--key", auth, "k%d" % i], capture_output=True,
+                           text=True, check=True).stdout.strip() for i in range(5)]
+    relay = store_relay(relay_factory, redis_server, http={"auth_file": auth, "anonymous": False})
+    port = relay.http_port
+    with concurrent.futures.ThreadPoolExecutor(max_workers=24) as ex:
+        flood = [ex.submit(get_from, port, "/info", {"X-API-Key": "k%d.forged%d" % (i % 5, i)})
+                 for i in range(60)]
+        good = [ex.submit(get_from, port, "/info", {"X-API-Key": k}, "127.0.0.%d" % (3 + i))
+                for i, k in enumerate(keys)]
+        assert [f.result()[0] for f in good] == [200] * 5
+        assert {f.result()[0] for f in flood} <= {401, 429}
+    before = relay.metrics()["pdns_relay_auth_argon2_total"]
+    for k in keys:
+        assert get_from(port, "/info", {"X-API-Key": k}, "127.0.0.9")[0] == 200
+    assert relay.metrics()["pdns_relay_auth_argon2_total"] == before
