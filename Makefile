@@ -107,6 +107,7 @@ bench: $(BIN) $(BENCH_BIN) $(BUILD)/bench/iprof
 	$(BUILD)/bench/bench_mixer $(BENCH_RECORDS)
 	$(BUILD)/bench/bench_privacy 24
 	$(BUILD)/bench/bench_policy
+	$(BUILD)/bench/bench_canary
 	$(BUILD)/bench/bench_batch $(BENCH_RECORDS) $(BIN)
 	PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) tests/bench/forward_bench.py
 	BENCH_RECORDS=$(BENCH_RECORDS) PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) tests/bench/ingest_bench.py

@@ -101,3 +101,30 @@ size_t delay_line_pop_due(delay_line *d, int64_t now_ms, size_t max,
     }
     return out;
 }
+
+struct judge {
+    const policy *p;
+    const policy_env *env;
+    int64_t now_s;
+    void (*fn)(void *ctx, const policy_out *o);
+    void *ctx;
+    uint64_t *denied;
+};
+
+static void judge_one(void *vj, const mixer_entry *e) {
+    struct judge *j = vj;
+    policy_out out;
+    enum policy_verdict v = policy_decide(j->p, j->env, e, j->now_s, &out, NULL, 0);
+    if (v != POLICY_PASS)
+        j->denied[v]++;
+    else
+        j->fn(j->ctx, &out);
+}
+
+size_t delay_line_release(delay_line *d, int64_t now_ms, size_t max,
+                          const policy *p, const policy_env *env,
+                          void (*fn)(void *ctx, const policy_out *o),
+                          void *ctx, uint64_t denied[POLICY_VERDICT_COUNT]) {
+    struct judge j = {p, env, now_ms / 1000, fn, ctx, denied};
+    return delay_line_pop_due(d, now_ms, max, judge_one, &j);
+}

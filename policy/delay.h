@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "policy.h"
 #include "pool.h"
 
 typedef struct delay_line delay_line;
@@ -27,6 +28,15 @@ int delay_line_push(delay_line *d, const mixer_entry *e, int64_t release_ms);
 size_t delay_line_pop_due(delay_line *d, int64_t now_ms, size_t max,
                           void (*fn)(void *ctx, const mixer_entry *e),
                           void *ctx);
+
+/* The release: the entries due at now_ms (at most max), each judged again
+ * by p, the policy in force now, whatever admitted it. fn gets those p
+ * passes, as the partner receives them (o is valid during the call only);
+ * denied[verdict] counts the others. Returns how many left the line. */
+size_t delay_line_release(delay_line *d, int64_t now_ms, size_t max,
+                          const policy *p, const policy_env *env,
+                          void (*fn)(void *ctx, const policy_out *o),
+                          void *ctx, uint64_t denied[POLICY_VERDICT_COUNT]);
 
 size_t delay_line_size(const delay_line *d);
 

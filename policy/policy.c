@@ -230,6 +230,30 @@ static int list_has(const policy_list *l, const char *s) {
 }
 
 /* {"allow": [...], "deny": [...]} of strings into two lists. */
+/* The strings of array a (path names it in messages) into l. Returns 0,
+ * or -1 after reporting the items that are not non-empty strings. */
+static int read_list(pctx *c, const char *path, json_t *a, policy_list *l) {
+    size_t i;
+    json_t *v;
+    int rc = 0;
+    l->v = calloc(json_array_size(a) + 1, sizeof(char *));
+    if (!l->v) {
+        ERR(c, path, "out of memory");
+        return -1;
+    }
+    json_array_foreach(a, i, v) {
+        char pi[300];
+        snprintf(pi, sizeof(pi), "%s[%zu]", path, i);
+        if (!json_is_string(v) || json_string_length(v) == 0) {
+            ERR(c, pi, "must be a non-empty string");
+            rc = -1;
+            continue;
+        }
+        l->v[l->n++] = strdup(json_string_value(v));
+    }
+    return rc;
+}
+
 static int get_allow_deny(pctx *c, json_t *root, const char *key,
                           policy_list *allow, policy_list *deny) {
     static const char *const keys[] = {"allow", "deny", NULL};
@@ -255,19 +279,7 @@ static int get_allow_deny(pctx *c, json_t *root, const char *key,
             rc = -1;
             continue;
         }
-        l->v = calloc(json_array_size(a) + 1, sizeof(char *));
-        size_t i;
-        json_t *v;
-        json_array_foreach(a, i, v) {
-            char pi[300];
-            snprintf(pi, sizeof(pi), "%s[%zu]", p, i);
-            if (!json_is_string(v) || json_string_length(v) == 0) {
-                ERR(c, pi, "must be a non-empty string");
-                rc = -1;
-                continue;
-            }
-            l->v[l->n++] = strdup(json_string_value(v));
-        }
+        rc |= read_list(c, p, a, l);
     }
     for (size_t i = 0; i < allow->n; i++)
         for (size_t j = 0; j < deny->n; j++)
@@ -437,6 +449,7 @@ static int resolve(pctx *cp, policy *p, const policy_env *env) {
         {&p->orgs_deny, "organisation", "organisations.deny", offsetof(policy_source, org)},
         {&p->groups_allow, "group", "groups.allow", offsetof(policy_source, group)},
         {&p->groups_deny, "group", "groups.deny", offsetof(policy_source, group)},
+        {&p->own_orgs, "organisation", "own_organisations", offsetof(policy_source, org)},
     };
     for (size_t li = 0; li < sizeof(lists) / sizeof(lists[0]); li++) {
         for (size_t i = 0; i < lists[li].l->n; i++) {
@@ -626,7 +639,7 @@ policy *policy_load(const char *path, const policy_env *env, policy_diag *d) {
     static const char *const keys[] = {
         "partner", "description", "enabled", "valid_until", "tlp",
         "endpoint", "rrtypes", "names", "sensors", "organisations", "groups",
-        "sources", "reshare", "min_sensors", "min_count", "min_orgs",
+        "sources", "reshare", "min_sensors", "min_count", "min_orgs", "own_organisations",
         "delay_min", "delay_jitter", "time_resolution", "sensor_id",
         "pseudonym_key_file", "drop_fields", "count_buckets", "rate_limit",
         "outbox",
@@ -722,6 +735,13 @@ policy *policy_load(const char *path, const policy_env *env, policy_diag *d) {
         rc |= load_sources(&c, root, p);
     }
     rc |= get_bool(&c, root, "", "reshare", &p->reshare);
+    json_t *own = json_object_get(root, "own_organisations");
+    if (own && !json_is_array(own)) {
+        ERR(&c, "own_organisations", "must be a list of organisation names");
+        rc = -1;
+    } else if (own) {
+        rc |= read_list(&c, "own_organisations", own, &p->own_orgs);
+    }
     if (p->reshare)
         p->sources_allow |= 1u << PDNS_SRC_PARTNER;
 
@@ -872,6 +892,7 @@ void policy_free(policy *p) {
     list_free(&p->sensors_allow);
     list_free(&p->sensors_deny);
     list_free(&p->orgs_allow);
+    list_free(&p->own_orgs);
     list_free(&p->orgs_deny);
     list_free(&p->groups_allow);
     list_free(&p->groups_deny);
@@ -990,6 +1011,13 @@ enum policy_verdict policy_decide(const policy *p, const policy_env *env,
         }
         if (src->kind == PDNS_SRC_PARTNER && !p->reshare) {
             other_partner++;
+            continue;
+        }
+        /* a sensor of the partner's own organisation: the partner knows
+         * what it saw; counting it would let the partner unlock a name
+         * it injected as soon as one other sensor sees it */
+        if (src->org && src->org[0] && list_has(&p->own_orgs, src->org)) {
+            own++;
             continue;
         }
         if (!p->source_ok[s]) {
@@ -1199,6 +1227,10 @@ size_t policy_diff(const policy *a, const policy *b,
     n += diff_list(&a->sensors_deny, &b->sensors_deny, "sensor ", " is now denied", fn, ctx);
     n += diff_list(&a->orgs_allow, &b->orgs_allow, "organisation ", " may now be shared", fn, ctx);
     n += diff_list(&b->orgs_allow, &a->orgs_allow, "organisation ", " is no longer shared", fn, ctx);
+    n += diff_list(&a->own_orgs, &b->own_orgs, "organisation ",
+                   " is the partner's own: its sightings no longer count", fn, ctx);
+    n += diff_list(&b->own_orgs, &a->own_orgs, "organisation ",
+                   " counts toward the partner's thresholds again", fn, ctx);
     n += diff_list(&a->orgs_deny, &b->orgs_deny, "organisation ", " is now denied", fn, ctx);
     n += diff_list(&a->groups_allow, &b->groups_allow, "sensor group ", " may now be shared", fn, ctx);
     n += diff_list(&b->groups_allow, &a->groups_allow, "sensor group ", " is no longer shared", fn, ctx);

@@ -105,6 +105,8 @@ typedef struct policy {
     /* what may go */
     uint8_t rr_allow[8192], rr_deny[8192];   /* bitmaps over 65536 types */
     suffix_set *name_allow, *name_deny;
+    policy_list own_orgs;     /* the partner's own organisations: their
+                               * sightings never count toward its thresholds */
     policy_list sensors_allow, sensors_deny, orgs_allow, orgs_deny,
         groups_allow, groups_deny;
     unsigned sources_allow;   /* bitmask over enum pdns_source */

@@ -1,6 +1,7 @@
 /* config.c - JSON configuration loader with positioned errors. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -482,8 +483,8 @@ static int load_store(cfgctx *c, relay_config *cfg, json_t *o) {
 static int load_http(cfgctx *c, relay_config *cfg, json_t *o) {
     static const char *const keys[] = {"enabled", "listen", "tls_cert", "tls_key",
                                        "auth_file", "anonymous", "rate_limit",
-                                       "rate_burst", NULL};
-    json_t *an = json_object_get(o, "anonymous");
+                                       "rate_burst", "trusted_proxies", NULL};
+    json_t *an = json_object_get(o, "anonymous"), *tp = json_object_get(o, "trusted_proxies");
     if (check_keys(c, o, "http", keys) < 0 ||
         get_bool(c, o, "http", "enabled", &cfg->http_enabled) < 0 ||
         load_addr(c, o, "http", "listen", &cfg->http_listen) < 0 ||
@@ -506,9 +507,34 @@ static int load_http(cfgctx *c, relay_config *cfg, json_t *o) {
     }
     if (!cfg->http_tls_cert[0] != !cfg->http_tls_key[0])
         return fail(c, "http", "HTTPS needs both \"tls_cert\" and \"tls_key\"");
+    if (tp) {
+        size_t i, at = 1;
+        json_t *v;
+        if (!json_is_array(tp))
+            return fail(c, "http.trusted_proxies", "want a list of IP addresses");
+        snprintf(cfg->http_proxies, sizeof(cfg->http_proxies), ",");
+        json_array_foreach(tp, i, v) {
+            unsigned char a[16];
+            const char *ip = json_is_string(v) ? json_string_value(v) : "";
+            if (inet_pton(AF_INET, ip, a) != 1 && inet_pton(AF_INET6, ip, a) != 1)
+                return fail(c, "http.trusted_proxies", "item %zu: not an IP address", i);
+            int n = snprintf(cfg->http_proxies + at, sizeof(cfg->http_proxies) - at, "%s,", ip);
+            if (n < 0 || (size_t)n >= sizeof(cfg->http_proxies) - at)
+                return fail(c, "http.trusted_proxies", "too many addresses");
+            at += (size_t)n;
+        }
+    }
     if (cfg->http_burst < 1)
         cfg->http_burst = cfg->http_rate > 1 ? cfg->http_rate : 1;
     return 0;
+}
+
+static int load_admin(cfgctx *c, relay_config *cfg, json_t *o) {
+    static const char *const keys[] = {"enabled", "listen", NULL};
+    return check_keys(c, o, "admin", keys) < 0 ||
+                   get_bool(c, o, "admin", "enabled", &cfg->admin_enabled) < 0 ||
+                   load_addr(c, o, "admin", "listen", &cfg->admin_listen) < 0
+               ? -1 : 0;
 }
 
 static int load_mixer(cfgctx *c, relay_config *cfg, json_t *o) {
@@ -662,22 +688,28 @@ static void defaults(relay_config *cfg) {
     config_parse_redis_url(cfg->redis_url, &cfg->redis, &cfg->redis_db);
     cfg->queue_batch = 10000;
     cfg->http_anonymous = 2;
+    cfg->admin_enabled = 1;
+    config_parse_addr("127.0.0.1:8401", &cfg->admin_listen);
     store_conf_defaults(&cfg->store);
     cfg->mixer_enabled = 1;
     mixer_conf_defaults(&cfg->mixer);
     cfg->max_delayed = 1000000;
     cfg->stream_client_bytes = 4u << 20;
     cfg->stream_history = 100;
+    cfg->stream_clients = 256;
+    cfg->stream_clients_per_addr = 16;
+    cfg->stream_replay_bytes = 64u << 20;
 }
 
 int config_load(relay_config *cfg, const char *path, char *err,
                 size_t errlen) {
     static const char *const keys[] = {
-        "relay_id", "log_level", "stats_interval", "d4", "http", "redis",
+        "relay_id", "log_level", "stats_interval", "d4", "http", "admin", "redis",
         "sensors", "d4core", "ingest", "mixer", "policies", "signing_key",
         "stream", "partners_in", "state_dir", "store", NULL};
-    static const char *const stream_keys[] = {"policy", "max_client_bytes",
-                                              "history", NULL};
+    static const char *const stream_keys[] = {"policy", "max_client_bytes", "history",
+                                              "max_clients", "max_clients_per_address",
+                                              "max_replay_bytes", NULL};
     static const char *const policy_keys[] = {"dir", "outbox_dir",
                                               "max_delayed", NULL};
     static const char *const ingest_keys[] = {"keep_addresses",
@@ -741,6 +773,8 @@ int config_load(relay_config *cfg, const char *path, char *err,
         goto out;
     if ((o = json_object_get(root, "http")) && load_http(&c, cfg, o) < 0)
         goto out;
+    if ((o = json_object_get(root, "admin")) && load_admin(&c, cfg, o) < 0)
+        goto out;
     if (get_str(&c, root, "", "redis", cfg->redis_url,
                 sizeof(cfg->redis_url)) < 0)
         goto out;
@@ -799,16 +833,24 @@ int config_load(relay_config *cfg, const char *path, char *err,
         goto out;
     }
     long long scb = (long long)cfg->stream_client_bytes,
-              sh = (long long)cfg->stream_history;
+              sh = (long long)cfg->stream_history, smc = (long long)cfg->stream_clients,
+              sma = (long long)cfg->stream_clients_per_addr,
+              srb = (long long)cfg->stream_replay_bytes;
     if ((o = json_object_get(root, "stream")) &&
         (check_keys(&c, o, "stream", stream_keys) < 0 ||
          get_str(&c, o, "stream", "policy", cfg->stream_policy,
                  sizeof(cfg->stream_policy)) < 0 ||
          get_int(&c, o, "stream", "max_client_bytes", &scb, 4096, 1LL << 32) < 0 ||
-         get_int(&c, o, "stream", "history", &sh, 0, 100000) < 0))
+         get_int(&c, o, "stream", "history", &sh, 0, 100000) < 0 ||
+         get_int(&c, o, "stream", "max_clients", &smc, 1, 1000000) < 0 ||
+         get_int(&c, o, "stream", "max_clients_per_address", &sma, 1, 1000000) < 0 ||
+         get_int(&c, o, "stream", "max_replay_bytes", &srb, 0, 1LL << 40) < 0))
         goto out;
     cfg->stream_client_bytes = (size_t)scb;
     cfg->stream_history = (size_t)sh;
+    cfg->stream_clients = (size_t)smc;
+    cfg->stream_clients_per_addr = (size_t)sma;
+    cfg->stream_replay_bytes = (size_t)srb;
     if (cfg->stream_policy[0] && !cfg->policy_dir[0]) {
         fail(&c, "stream", "the open stream publishes a partner policy's output: "
              "set \"policies\" too");

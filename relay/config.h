@@ -61,6 +61,9 @@ typedef struct relay_config {
     int http_anonymous;            /* 0 no, 1 yes, 2 from loopback only */
     double http_rate;              /* requests per second per client; 0 off */
     double http_burst;
+    char http_proxies[512];        /* trusted proxies: ",addr,addr," or "" */
+    int admin_enabled;             /* /metrics, /stats: per-sensor data */
+    cfg_addr admin_listen;
 
     store_conf store;              /* the local COF store */
 
@@ -99,6 +102,7 @@ typedef struct relay_config {
     char stream_policy[64];        /* the policy published on /stream, or "" */
     size_t stream_client_bytes;    /* a client's queue bound */
     size_t stream_history;         /* batches kept for ?since= */
+    size_t stream_clients, stream_clients_per_addr, stream_replay_bytes;
 } relay_config;
 
 /* Loads and validates path into cfg (zeroed first). Returns 0, or -1 with

@@ -41,7 +41,7 @@ typedef struct relay {
     relay_config cfg;
     ingest in;
     struct lws_context *lws;
-    struct lws_protocols *protocols[2]; /* per vhost, freed at exit */
+    struct lws_protocols *protocols[3]; /* per vhost, freed at exit */
     d4_listener d4;
     queue_consumer *queue;
     mix_stage mix;
@@ -52,7 +52,7 @@ typedef struct relay {
     int storing;                 /* store.enabled */
     struct http_auth *auth;      /* API keys and users (http_auth.c) */
     query_api query;
-    http_api http;
+    http_api http, admin;
     deliver *deliver;            /* D4 delivery to partners */
     int streaming;
     uv_fs_event_t policy_watch;
@@ -107,6 +107,28 @@ static void log_stats(relay *r) {
 
 static int http_ready(void *ctx, char *why, size_t whylen);
 
+static int is_loopback_host(const char *h) {
+    return strncmp(h, "127.", 4) == 0 || strcmp(h, "::1") == 0 ||
+           strcmp(h, "localhost") == 0;
+}
+
+/* Anonymous queries reach the full unmixed store: say so when the query
+ * listener is not on loopback, or when the admin data is exposed. */
+static void warn_exposure(const relay_config *c) {
+    if (c->http_enabled && c->http_anonymous == 1 && !is_loopback_host(c->http_listen.host))
+        log_warn("http: anonymous queries (http.anonymous: true) on %s:%d, not a "
+                 "loopback address: anyone who reaches it can read the full "
+                 "unmixed store; require credentials (http.auth_file)",
+                 c->http_listen.host, c->http_listen.port);
+    if (c->http_enabled && c->http_anonymous == 2 && !c->http_proxies[0])
+        log_info("http: anonymous queries from loopback only; behind a reverse "
+                 "proxy on this host every client is loopback: list the proxy in "
+                 "http.trusted_proxies");
+    if (c->admin_enabled && !is_loopback_host(c->admin_listen.host))
+        log_warn("admin: /metrics and /stats (each sensor's activity) on %s:%d, "
+                 "not a loopback address", c->admin_listen.host, c->admin_listen.port);
+}
+
 /* The listeners are open: what the relay serves, in one line. */
 static void log_listening(const relay *r) {
     char d4[300] = "D4/TLS off", http[300] = "HTTP off";
@@ -116,8 +138,12 @@ static void log_listening(const relay *r) {
     if (r->cfg.http_enabled)
         snprintf(http, sizeof(http), "HTTP%s %s:%d", r->cfg.http_tls_cert[0] ? "S" : "",
                  r->cfg.http_listen.host, r->cfg.http_listen.port);
-    log_info("pdns-relay %s up: relay_id %s, %s, %s, %zu sensors, %zu d4-core "
-             "queues", PDNS_RELAY_VERSION, r->cfg.relay_id, d4, http,
+    char admin[300] = "admin off";
+    if (r->cfg.admin_enabled)
+        snprintf(admin, sizeof(admin), "admin %s:%d", r->cfg.admin_listen.host,
+                 r->cfg.admin_listen.port);
+    log_info("pdns-relay %s up: relay_id %s, %s, %s, %s, %zu sensors, %zu d4-core "
+             "queues", PDNS_RELAY_VERSION, r->cfg.relay_id, d4, http, admin,
              r->cfg.n_sensors, r->cfg.n_queues);
 }
 
@@ -259,9 +285,10 @@ static void on_signal(uv_signal_t *h, int signum) {
     r->stopping = 1;
 }
 
-static struct lws_vhost *make_vhost(relay *r, const struct lws_protocols *p,
-                                    void *user, const cfg_addr *a,
-                                    const char *cert, const char *key, int raw) {
+static struct lws_vhost *make_vhost(relay *r, int slot, const char *name,
+                                    const struct lws_protocols *p, void *user,
+                                    const cfg_addr *a, const char *cert,
+                                    const char *key, int raw) {
     struct lws_context_creation_info vi;
     static const struct lws_protocols end = {NULL, NULL, 0, 0, 0, NULL, 0};
     struct lws_protocols *list = calloc(2, sizeof(*list));
@@ -270,7 +297,7 @@ static struct lws_vhost *make_vhost(relay *r, const struct lws_protocols *p,
     list[0] = *p;
     list[1] = end;
     memset(&vi, 0, sizeof(vi));
-    vi.vhost_name = p->name;
+    vi.vhost_name = name;
     vi.port = a->port;
     vi.iface = a->host;
     vi.protocols = list;
@@ -292,7 +319,7 @@ static struct lws_vhost *make_vhost(relay *r, const struct lws_protocols *p,
         free(list);
         return NULL;
     }
-    r->protocols[raw ? 0 : 1] = list;
+    r->protocols[slot] = list;
     return vh;
 }
 
@@ -468,6 +495,7 @@ int cmd_run(int argc, char **argv) {
         log_error("run: http.auth_file: %s", err);
         goto out_lws;
     }
+    http_auth_set_proxies(r.auth, r.cfg.http_proxies);
     if (mix_start(&r.mix, &r.cfg, &r.sh) < 0) {
         log_error("run: cannot start the mixer");
         goto out_lws;
@@ -502,8 +530,10 @@ int cmd_run(int argc, char **argv) {
         goto out_lws;
     }
     if (r.cfg.stream_policy[0]) {
-        stream_init(&r.st, r.cfg.stream_policy, r.cfg.stream_client_bytes,
-                    r.cfg.stream_history);
+        stream_limits lim = {r.cfg.stream_client_bytes, r.cfg.stream_history,
+                             r.cfg.stream_clients, r.cfg.stream_clients_per_addr,
+                             r.cfg.stream_replay_bytes};
+        stream_init(&r.st, r.cfg.stream_policy, &lim);
         r.streaming = 1;
     }
     if (r.cfg.policy_dir[0]) {
@@ -537,7 +567,7 @@ int cmd_run(int argc, char **argv) {
     r.http.ready = http_ready;
     r.http.ctx = &r;
     if (r.cfg.d4_enabled &&
-        !make_vhost(&r, &d4_listener_protocol, &r.d4, &r.cfg.d4_listen,
+        !make_vhost(&r, 0, "d4", &d4_listener_protocol, &r.d4, &r.cfg.d4_listen,
                     r.cfg.tls_cert, r.cfg.tls_key, 1)) {
         log_error("run: cannot listen for D4 on %s:%d (TLS cert %s, key %s)",
                   r.cfg.d4_listen.host, r.cfg.d4_listen.port, r.cfg.tls_cert,
@@ -545,13 +575,23 @@ int cmd_run(int argc, char **argv) {
         goto out_lws;
     }
     if (r.cfg.http_enabled &&
-        !make_vhost(&r, &http_api_protocol, &r.http, &r.cfg.http_listen,
+        !make_vhost(&r, 1, "http", &http_api_protocol, &r.http, &r.cfg.http_listen,
                     r.cfg.http_tls_cert, r.cfg.http_tls_key, 0)) {
         log_error("run: cannot listen for HTTP%s on %s:%d",
                   r.cfg.http_tls_cert[0] ? "S" : "", r.cfg.http_listen.host,
                   r.cfg.http_listen.port);
         goto out_lws;
     }
+    r.admin = r.http;
+    r.admin.admin = 1;
+    if (r.cfg.admin_enabled &&
+        !make_vhost(&r, 2, "admin", &http_api_protocol, &r.admin, &r.cfg.admin_listen,
+                    NULL, NULL, 0)) {
+        log_error("run: cannot listen for the admin endpoints on %s:%d (admin.listen)",
+                  r.cfg.admin_listen.host, r.cfg.admin_listen.port);
+        goto out_lws;
+    }
+    warn_exposure(&r.cfg);
     if (r.streaming)
         log_info("stream: publishing policy %s on ws://%s:%d/stream",
                  r.cfg.stream_policy, r.cfg.http_listen.host, r.cfg.http_listen.port);
@@ -590,6 +630,7 @@ out_loop:
     uv_loop_close(r.loop);
     free(r.protocols[0]);
     free(r.protocols[1]);
+    free(r.protocols[2]);
     free(r.loop);
     ingest_close(&r.in);
     if (rc == 0)

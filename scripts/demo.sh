@@ -45,7 +45,7 @@ trap cleanup EXIT
 trap 'exit 0' INT TERM
 
 freeport() { $PY -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-REDIS_PORT=$(freeport); D4_PORT=$(freeport); HTTP_PORT=$(freeport)
+REDIS_PORT=$(freeport); D4_PORT=$(freeport); HTTP_PORT=$(freeport); ADMIN_PORT=$(freeport)
 
 echo "== throwaway redis-server on 127.0.0.1:$REDIS_PORT ($tmp)"
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$tmp" --save "" >"$tmp/redis.log" 2>&1 &
@@ -78,12 +78,13 @@ for f in os.listdir(sys.argv[1]):
 PYEOF
 
 # the shipped example, with this run's ports; paths resolve next to it
-$PY - "$top/conf/relay.example.json" "$tmp/relay.json" "$D4_PORT" "$HTTP_PORT" "$REDIS_PORT" <<'PYEOF'
+$PY - "$top/conf/relay.example.json" "$tmp/relay.json" "$D4_PORT" "$HTTP_PORT" "$REDIS_PORT" "$ADMIN_PORT" <<'PYEOF'
 import json, sys
-src, dst, d4, http, redis = sys.argv[1:]
+src, dst, d4, http, redis, admin = sys.argv[1:]
 c = json.load(open(src))
 c["d4"]["listen"] = "127.0.0.1:" + d4
 c["http"]["listen"] = "127.0.0.1:" + http
+c["admin"]["listen"] = "127.0.0.1:" + admin
 c["redis"] = "redis://127.0.0.1:%s/0" % redis
 c["d4core"]["redis"] = "redis://127.0.0.1:%s/2" % redis
 c["stats_interval"] = 30
@@ -96,8 +97,8 @@ PYEOF
 echo "== starting: pdns-relay run -c $tmp/relay.json"
 "$BIN" run -c "$tmp/relay.json" 2>"$tmp/relay.log" &
 pids+=($!)
-for _ in $(seq 100); do
-  $PY -c "import socket;socket.create_connection(('127.0.0.1',$HTTP_PORT),0.1)" 2>/dev/null && break
+for _ in $(seq 300); do  # until the relay says it is ready (GET /readyz)
+  $PY -c "import urllib.request;urllib.request.urlopen('http://127.0.0.1:$HTTP_PORT/readyz',timeout=1)" 2>/dev/null && break
   sleep 0.1
 done
 
@@ -121,8 +122,8 @@ for _ in $(seq 60); do [ -s "$tmp/mixed.ndjson" ] && break; sleep 0.5; done
 sleep 4  # the partners' delay lines
 
 echo
-echo "== what arrived (GET http://127.0.0.1:$HTTP_PORT/stats)"
-$PY - "$HTTP_PORT" "$tmp/records.ndjson" <<'PYEOF'
+echo "== what arrived (GET http://127.0.0.1:$ADMIN_PORT/stats, the admin listener)"
+$PY - "$ADMIN_PORT" "$tmp/records.ndjson" <<'PYEOF'
 import json, os, sys, urllib.request
 st = json.load(urllib.request.urlopen("http://127.0.0.1:%s/stats" % sys.argv[1]))
 print("   %-10s %9s %12s %9s %7s" % ("sensor", "records", "error lines", "rejected", "frames"))
@@ -192,7 +193,8 @@ if [ -s "$tmp/outbox/csirt-north.ndjson" ]; then
 fi
 echo
 echo "The relay keeps running: D4/TLS on 127.0.0.1:$D4_PORT, HTTP on 127.0.0.1:$HTTP_PORT"
-echo "(/query/..., /rdata/..., /pdns/query/..., /info, /metrics, /stats, /healthz),"
+echo "(/query/..., /rdata/..., /pdns/query/..., /info, /healthz, /readyz), admin on"
+echo "127.0.0.1:$ADMIN_PORT (/metrics, /stats),"
 echo "log in $tmp/relay.log. Try: curl 'http://127.0.0.1:$HTTP_PORT/query/*.shop.example?limit=5'"
 echo "Ctrl-C stops and cleans up."
 if [ "${PDNS_DEMO_ONESHOT:-0}" = 1 ]; then exit 0; fi

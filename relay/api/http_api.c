@@ -39,7 +39,16 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         pdns_buf_free(&p->body); /* keep-alive: the last answer's */
         p->sent = 0;
         p->is_stream = 0;
-        if (strcmp(path, "/stream.ndjson") == 0 && h->st) {
+        if (strcmp(path, "/stream.ndjson") == 0 && h->st && !h->admin) {
+            char ip[64], why[160];
+            lws_get_peer_simple(wsi, ip, sizeof(ip));
+            if (!stream_admit(h->st, ip, why, sizeof(why))) {
+                if (pdns_buf_reserve(&p->body, LWS_PRE) < 0)
+                    return -1;
+                p->body.len = LWS_PRE;
+                pdns_buf_printf(&p->body, "{\"error\":\"%s\"}\n", why);
+                return respond(wsi, p, HTTP_STATUS_SERVICE_UNAVAILABLE, "application/json");
+            }
             /* the open stream for curl: chunked NDJSON that never ends */
             uint8_t hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *q = start,
                                         *end = hdr + sizeof(hdr) - 1;
@@ -51,11 +60,21 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                 return -1;
             lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
             p->is_stream = 1;
-            return stream_client_open(h->st, &p->sc, wsi, v ? strtoull(v, NULL, 10) : 0, 1);
+            return stream_client_open(h->st, &p->sc, wsi, ip, v ? strtoull(v, NULL, 10) : 0, 1);
         }
         if (pdns_buf_reserve(&p->body, LWS_PRE) < 0)
             return -1;
         p->body.len = LWS_PRE;
+        int admin_path = strcmp(path, "/metrics") == 0 || strcmp(path, "/stats") == 0;
+        if (admin_path != h->admin && strcmp(path, "/healthz") != 0 &&
+            strcmp(path, "/readyz") != 0) {
+            /* per-sensor activity only on the admin listener; nothing else
+             * there */
+            pdns_buf_printf(&p->body, "{\"error\":\"%s\"}\n", h->admin
+                            ? "the admin listener serves /metrics, /stats, /healthz and /readyz only"
+                            : "not found here: per-sensor data is served on the admin listener (admin.listen)");
+            return respond(wsi, p, HTTP_STATUS_NOT_FOUND, "application/json");
+        }
         if (strcmp(path, "/metrics") == 0) {
             if (h->metrics(h->ctx, &p->body) < 0 ||
                 query_metrics_render(&h->query->m, &p->body) < 0 ||
@@ -117,8 +136,14 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         http_api *h = lws_vhost_user(lws_get_vhost(wsi));
         char uri[64] = "", arg[48] = "";
         lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
-        if (!h->st || strcmp(uri, "/stream") != 0 || !p)
+        if (h->admin || !h->st || strcmp(uri, "/stream") != 0 || !p)
             return -1;
+        char ip[64], why[160];
+        lws_get_peer_simple(wsi, ip, sizeof(ip));
+        if (!stream_admit(h->st, ip, why, sizeof(why))) {
+            log_debug("stream: refused %s: %s", ip, why);
+            return -1;
+        }
         memset(p, 0, sizeof(*p));
         p->is_stream = 1;
         /* lws 4.1 copies "since=N" and points past the name */
@@ -137,7 +162,9 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF, &sndbuf,
                    sizeof(sndbuf));
         log_debug("stream: client joins (since %llu)", (unsigned long long)p->since);
-        return stream_client_open(h->st, &p->sc, wsi, p->since, 0);
+        char peer[64];
+        lws_get_peer_simple(wsi, peer, sizeof(peer));
+        return stream_client_open(h->st, &p->sc, wsi, peer, p->since, 0);
     }
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return p->is_stream ? stream_client_writable(&p->sc) : 0;

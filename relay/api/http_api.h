@@ -1,5 +1,7 @@
-/* http_api.h - the relay's HTTP listener (http_api.c): /metrics, /stats,
- * /healthz, /readyz, the open data stream and the query API. What spans
+/* http_api.h - the relay's HTTP listeners (http_api.c): the public one
+ * (the query API, the open data stream, /healthz, /readyz) and the admin
+ * one (/metrics and /stats, which show each sensor's activity, and
+ * /healthz, /readyz; admin.listen, loopback by default). What spans
  * the whole relay (its metrics, its per-sensor figures, its readiness) is
  * rendered by whoever runs the relay, through the callbacks below. */
 #ifndef PDNS_HTTP_API_H
@@ -12,6 +14,7 @@
 #include "stream.h"
 
 typedef struct http_api {
+    int admin;                   /* the admin listener: /metrics, /stats only */
     query_api *query;
     stream *st;                  /* NULL: no open data stream */
     int (*metrics)(void *ctx, pdns_buf *b);   /* Prometheus text */

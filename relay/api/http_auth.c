@@ -55,6 +55,7 @@ struct http_auth {
     bucket buckets[BUCKET_SLOTS];
     bucket fails[BUCKET_SLOTS];  /* login attempts left, by principal and address */
     uint64_t argon2, refused_failures, refused_busy;
+    char proxies[512];           /* ",addr,addr," or "" */
 };
 
 static uint64_t now_ms(void) {
@@ -305,13 +306,50 @@ static int limited(http_auth *a, char *who, size_t wholen, int *retry_after) {
     return 429;
 }
 
+void http_auth_set_proxies(http_auth *a, const char *list) {
+    snprintf(a->proxies, sizeof(a->proxies), "%s", list ? list : "");
+}
+
+static int trusted(const http_auth *a, const char *ip) {
+    char k[80];
+    snprintf(k, sizeof(k), ",%s,", ip);
+    return a->proxies[0] && strstr(a->proxies, k) != NULL;
+}
+
+/* The client's address: the peer's, or, from a trusted proxy, the
+ * rightmost X-Forwarded-For entry that is not a trusted proxy. */
+static void client_ip(const http_auth *a, struct lws *wsi, char *ip, size_t n) {
+    char xff[512];
+    lws_get_peer_simple(wsi, ip, n);
+    if (!trusted(a, ip) ||
+        lws_hdr_copy(wsi, xff, sizeof(xff), WSI_TOKEN_X_FORWARDED_FOR) <= 0)
+        return;
+    for (char *end = xff + strlen(xff); end > xff;) {
+        char *start = end;
+        while (start > xff && start[-1] != ',')
+            start--;
+        char *b = start, *e = end;
+        while (b < e && (*b == ' ' || *b == '\t'))
+            b++;
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        char one[64];
+        snprintf(one, sizeof(one), "%.*s", (int)(e - b), b);
+        if (one[0] && !trusted(a, one)) {
+            snprintf(ip, n, "%s", one);
+            return;
+        }
+        end = start > xff ? start - 1 : xff;
+    }
+}
+
 int http_auth_check(http_auth *a, struct lws *wsi, char *who, size_t wholen,
                     int *retry_after, http_auth_done done, void *ctx) {
     char hdr[600] = "", ip[64] = "";
     int len = lws_hdr_copy(wsi, hdr, sizeof(hdr), WSI_TOKEN_HTTP_AUTHORIZATION);
     if (len <= 0)
         len = lws_hdr_custom_copy(wsi, hdr, sizeof(hdr), "x-api-key:", 10);
-    lws_get_peer_simple(wsi, ip, sizeof(ip));
+    client_ip(a, wsi, ip, sizeof(ip));
     *retry_after = 0;
     if (len <= 0) {
         if (a->anonymous == 0 || (a->anonymous == 2 && !is_loopback(ip))) {

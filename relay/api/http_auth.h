@@ -35,6 +35,11 @@ http_auth *http_auth_new(uv_loop_t *loop, const char *path, int anonymous,
                          double rate, double burst, char *err, size_t errlen);
 void http_auth_free(http_auth *a);
 
+/* Trusted reverse proxies (",addr,addr," as config.c writes it, or ""): a
+ * request from one of them is judged by the address X-Forwarded-For
+ * names (the rightmost that is not a trusted proxy itself). */
+void http_auth_set_proxies(http_auth *a, const char *list);
+
 /* The decision on a request whose credential had to be verified first. */
 typedef void (*http_auth_done)(void *ctx, int status, const char *who,
                                int retry_after);

@@ -133,7 +133,7 @@ def main():
         json.dump({"relay_id": "bench", "d4": {"enabled": False},
                    "http": {"listen": "127.0.0.1:%d" % http_port},
                    "redis": "redis://127.0.0.1:%d/0" % port,
-                   "mixer": {"enabled": False}}, f)
+                   "mixer": {"enabled": False}, "admin": {"enabled": False}}, f)
     rows = []
 
     # 1. ingest, beside SET on the same server (database 15, flushed after)

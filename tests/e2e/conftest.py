@@ -105,6 +105,7 @@ class Relay:
         self.dir = tempfile.mkdtemp(dir=workdir, prefix="relay-")
         self.d4_port = free_port()
         self.http_port = free_port()
+        self.admin_port = free_port()
         self.output = os.path.join(self.dir, "out.ndjson")
         cfg = {
             "relay_id": "e2e",
@@ -113,6 +114,7 @@ class Relay:
                    "tls_cert": os.path.join(workdir, "tls.crt"),
                    "tls_key": os.path.join(workdir, "tls.key")},
             "http": {"listen": "127.0.0.1:%d" % self.http_port},
+            "admin": {"listen": "127.0.0.1:%d" % self.admin_port},
             "ingest": {"output_file": self.output},
             "sensors": [{"uuid": SENSORS[n][0], "name": n,
                          "key_file": os.path.join(workdir, n + ".key")}
@@ -188,7 +190,7 @@ class Relay:
 
     def metrics(self):
         text = urllib.request.urlopen(
-            "http://127.0.0.1:%d/metrics" % self.http_port, timeout=5).read().decode()
+            "http://127.0.0.1:%d/metrics" % self.admin_port, timeout=5).read().decode()
         out = {}
         for line in text.splitlines():
             if line and not line.startswith("#"):
@@ -198,7 +200,7 @@ class Relay:
 
     def stats(self):
         return json.loads(urllib.request.urlopen(
-            "http://127.0.0.1:%d/stats" % self.http_port, timeout=5).read())
+            "http://127.0.0.1:%d/stats" % self.admin_port, timeout=5).read())
 
     def sensor_records(self, name):
         return self.metrics().get('pdns_relay_sensor_records_total{sensor="%s"}' % name, 0)

@@ -901,3 +901,44 @@ def test_a_flood_of_bad_credentials_does_not_lock_out_others(redis_server, relay
     for k in keys:
         assert get_from(port, "/info", {"X-API-Key": k}, "127.0.0.9")[0] == 200
     assert relay.metrics()["pdns_relay_auth_argon2_total"] == before
+
+
+def test_per_sensor_data_only_on_the_admin_listener(redis_server, relay_factory, tmp_path):
+    """/metrics and /stats tell each sensor's activity: they are served on
+    the admin listener (loopback by default), not beside the public stream
+    and query API; the admin listener serves nothing else."""
+    relay = store_relay(relay_factory, redis_server, http={"anonymous": True})
+    pub, adm = Api(relay.http_port), Api(relay.admin_port)
+    for path in ("/metrics", "/stats"):
+        st, _, body = pub.get(path)
+        assert st == 404 and "admin listener" in json.loads(body)["error"]
+        assert adm.get(path)[0] == 200
+    assert "sensor-a" in adm.get("/stats")[2]
+    assert adm.get("/query/x.test")[0] == 404
+    for api in (pub, adm):
+        assert api.get("/healthz")[0] == 200 and api.get("/readyz")[0] == 200
+
+
+def test_anonymous_access_behind_a_reverse_proxy(redis_server, relay_factory):
+    """Behind a reverse proxy on the same host every client is loopback:
+    with http.trusted_proxies the relay judges the address the proxy
+    forwards, so "loopback only" anonymous access stays loopback only."""
+    fwd = {"X-Forwarded-For": "203.0.113.5"}
+    plain = store_relay(relay_factory, redis_server)
+    assert Api(plain.http_port).get("/query/x.test", fwd)[0] == 200  # a proxy would open it
+    assert "http.trusted_proxies" in plain.log_text()
+    proxied = store_relay(relay_factory, redis_server, http={"trusted_proxies": ["127.0.0.1"]})
+    api = Api(proxied.http_port)
+    assert api.get("/query/x.test", fwd)[0] == 401
+    assert api.get("/query/x.test", {"X-Forwarded-For": "203.0.113.5, 127.0.0.1"})[0] == 401
+    assert api.get("/query/x.test", {"X-Forwarded-For": "127.0.0.1"})[0] == 200
+    assert api.get("/query/x.test")[0] == 200  # the proxy host itself
+
+
+def test_a_warning_for_anonymous_queries_off_loopback(redis_server, relay_factory):
+    relay = relay_factory(redis=redis_server, extra={"mixer": {"enabled": False}})
+    cfg = json.load(open(relay.config))
+    cfg["http"].update({"anonymous": True, "listen": "0.0.0.0:%d" % relay.http_port})
+    json.dump(cfg, open(relay.config, "w"))
+    relay.start()
+    assert "anyone who reaches it can read the full unmixed store" in relay.log_text()

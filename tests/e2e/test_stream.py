@@ -16,11 +16,12 @@ from test_policy import FAST_MIXER, H, batch, mth, stream, write_policy
 import nacl.signing
 
 
-def open_relay(relay_factory, client_bytes=1 << 20):
+def open_relay(relay_factory, client_bytes=1 << 20, **stream_extra):
     relay = relay_factory(extra={
         "mixer": FAST_MIXER,
         "policies": {"dir": "partners", "outbox_dir": "outbox"},
-        "stream": {"policy": "open-data", "max_client_bytes": client_bytes, "history": 50}})
+        "stream": dict({"policy": "open-data", "max_client_bytes": client_bytes,
+                        "history": 50}, **stream_extra)})
     os.makedirs(os.path.join(relay.dir, "partners"))
     write_policy(os.path.join(relay.dir, "partners", "open.json"), partner="open-data",
                  sensor_id="relay", rrtypes={"allow": ["A"]})
@@ -106,7 +107,7 @@ def test_slow_client_is_cut_off(relay_factory, workdir):
         pytest.fail("\n".join(l for l in relay.log_text().splitlines() if "mixer" not in l))
     assert relay.wait_for(lambda: relay.metrics()["pdns_relay_stream_slow_dropped_total"] >= 1, 20)
     assert relay.wait_for(lambda: relay.metrics()["pdns_relay_stream_clients"] == 1, 15)
-    assert "fell 262144 bytes behind: disconnected" in relay.log_text()
+    assert "fell more than stream.max_client_bytes behind: disconnected" in relay.log_text()
     fast.close()
     slow.close()
 
@@ -141,3 +142,37 @@ def test_stream_ndjson_for_curl(relay_factory, workdir):
     assert "rrname" in first
     conn.close()
     conn2.close()
+
+
+def test_clients_capped_and_memory_bounded(relay_factory, workdir):
+    """Clients are capped per address (and overall); clients that never
+    read cost the relay one shared log of at most max_client_bytes, not a
+    copy each: they are cut off once that far behind."""
+    import http.client
+    relay = open_relay(relay_factory, client_bytes=128 * 1024, max_clients_per_address=12)
+    url = "ws://127.0.0.1:%d/stream" % relay.http_port
+    idle = [websocket.create_connection(url, sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+            for _ in range(12)]
+    try:
+        websocket.create_connection(url, timeout=5)
+        refused = False
+    except (websocket.WebSocketException, OSError):
+        refused = True
+    assert refused
+    c = http.client.HTTPConnection("127.0.0.1", relay.http_port, timeout=10)
+    c.request("GET", "/stream.ndjson")
+    r = c.getresponse()
+    assert r.status == 503 and "max_clients_per_address" in r.read().decode()
+    assert relay.metrics()["pdns_relay_stream_refused_total"] == 2
+    held = []
+    for i in range(6):
+        for name in ("sensor-a", "sensor-b"):
+            stream(relay, name, batch("m%d" % i, 400))
+        assert relay.wait_for(lambda: relay.metrics()["pdns_relay_mixer_batches_total"] >= i + 1, 10)
+        held.append(relay.metrics()["pdns_relay_stream_held_bytes"])
+    # one shared log, bounded: far below twelve copies of what was published
+    assert max(held) <= 128 * 1024 + 400 * 400, held
+    assert relay.wait_for(lambda: relay.metrics()["pdns_relay_stream_slow_dropped_total"] == 12, 20)
+    assert relay.wait_for(lambda: relay.metrics()["pdns_relay_stream_held_bytes"] == 0, 20)
+    for ws in idle:
+        ws.close()

@@ -260,10 +260,18 @@ static void test_numbers_at_their_limits(void **state) {
     assert_int_equal(csv_layout_init(&l, NULL, NULL, err, sizeof(err)), 0);
     assert_int_equal(parse(&l, "1.5||c||s||IN||a.test.||A||10.0.0.1||1||18446744073709551615",
                            &r, buf), CSV_OK);
-    assert_true(r.count == UINT64_MAX);
+    assert_true(r.count == PDNS_COUNT_MAX); /* counts saturate at 2^53 - 1 */
     assert_int_equal(parse(&l, "1795930651.987654||c||s||IN||a.test.||A||10.0.0.1||1||9999999999999999999",
                            &r, buf), CSV_OK);
-    assert_true(r.count == UINT64_C(9999999999999999999));
+    assert_true(r.count == PDNS_COUNT_MAX);
+    assert_int_equal(parse(&l, "1.5||c||s||IN||a.test.||A||10.0.0.1||1||9007199254740991", &r, buf),
+                     CSV_OK);
+    assert_true(r.count == UINT64_C(9007199254740991));
+    assert_int_equal(parse(&l, "1.5||c||s||IN||a.test.||A||10.0.0.1||1||9007199254740992", &r, buf),
+                     CSV_OK);
+    assert_true(r.count == PDNS_COUNT_MAX);
+    assert_int_equal(parse(&l, "1795930651.987654||c||s||IN||a.test.||A||10.0.0.1||1||1", &r, buf),
+                     CSV_OK);
     assert_int_equal(r.time_first_ms, INT64_C(1795930651987));
     assert_int_equal(parse(&l, "1795930651.9||c||s||IN||a.test.||A||10.0.0.1||1||1", &r, buf), CSV_OK);
     assert_int_equal(r.time_first_ms, INT64_C(1795930651900));

@@ -358,7 +358,13 @@ static void test_properties(void **state) {
         static const char *modes[] = {"strip", "relay", "pseudonym", "keep"};
         int mode = (int)mixer_rng_uniform(&g, 4);
         int dropc = (int)mixer_rng_uniform(&g, 2), dropo = (int)mixer_rng_uniform(&g, 2);
-        o += sprintf(o, "]}, \"sources\": {\"allow\": [\"d4\", \"queue\"%s]}, \"reshare\": %s, "
+        static const char *const orgs[3] = {"org-a", "org-b", "org-c"};
+        int own_mask = mixer_rng_uniform(&g, 3) == 0 ? (int)mixer_rng_uniform(&g, 8) : 0;
+        o += sprintf(o, "]}, \"own_organisations\": [");
+        for (int i = 0, f = 0; i < 3; i++)
+            if (own_mask >> i & 1)
+                o += sprintf(o, "%s\"%s\"", f++ ? "," : "", orgs[i]);
+        o += sprintf(o, "], \"sources\": {\"allow\": [\"d4\", \"queue\"%s]}, \"reshare\": %s, "
                         "\"min_sensors\": %d, \"min_count\": %d, \"sensor_id\": \"%s\", "
                         "\"pseudonym_key_file\": \"%s\", \"drop_fields\": [%s%s%s]}",
                      reshare ? ", \"partner\"" : "", reshare ? "true" : "false", k, mc, modes[mode],
@@ -399,6 +405,11 @@ static void test_properties(void **state) {
                     continue;
                 }
                 if (sr->kind == PDNS_SRC_PARTNER && !reshare)
+                    continue;
+                int own_org = 0; /* the partner's own organisation: never counted */
+                for (int oi = 0; oi < 3; oi++)
+                    own_org |= (own_mask >> oi & 1) && sr->org && strcmp(sr->org, orgs[oi]) == 0;
+                if (own_org)
                     continue;
                 if ((sens_allow >> sens[j] & 1) && !(sens_deny >> sens[j] & 1))
                     eff++;

@@ -51,7 +51,7 @@ local n = #ARGV
 -- another type) is reported before anything is written, as "BAD <entry>
 -- <error>", and the relay sets that one entry aside and sends the rest
 -- again (a script error would keep the writes made before it).
-local old = {}
+local old, latest = {}, {}
 local i = 6
 while i + 12 <= n do
   local v = redis.pcall('HGET', ARGV[i], ARGV[i + 1])
@@ -78,7 +78,11 @@ while i + 12 <= n do
   per[s] = (per[s] or 0) + nrec
   recs = recs + nrec
   local bw = ARGV[i + 12]
-  local v = old[i]
+  -- what this batch wrote to the triple already (another sensor's entry
+  -- for it), else what was there before the batch
+  local kf = key .. '\n' .. f
+  local v = latest[kf]
+  if v == nil then v = old[i] end
   if v then
     local otf, otl, oc, ss, obw = string.match(v, '^(%-?%d+) (%-?%d+) (%-?%d+) (%S+) ?(.*)$')
     local tf, tl, c = string.match(head, '^(%d+) (%d+) (%d+)$')
@@ -99,13 +103,14 @@ while i + 12 <= n do
     if bw ~= '' then bw = ' ' .. bw end
     local sum = oc + c
     if sum > CMAX then sum = CMAX end
-    redis.call('HSET', key, f, string.format('%d %d %d %s%s', tf, tl, sum, ss, bw))
+    local nv = string.format('%d %d %d %s%s', tf, tl, sum, ss, bw)
+    redis.call('HSET', key, f, nv)
+    latest[kf] = nv
   else
-    if bw ~= '' then
-      redis.call('HSET', key, f, head .. ' |' .. id .. ' ' .. bw)
-    else
-      redis.call('HSET', key, f, head .. ' |' .. id)
-    end
+    local nv = head .. ' |' .. id
+    if bw ~= '' then nv = nv .. ' ' .. bw end
+    redis.call('HSET', key, f, nv)
+    latest[kf] = nv
     if ARGV[i + 7] == '' then
       newe = newe + 1 -- an error line: no indexes
     else
