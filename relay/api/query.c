@@ -34,6 +34,7 @@ struct query_req {
     query_api *api;
     pdns_buf *body;
     int ep, json, saf;
+    int whole;                /* /pdns/query without paging: all, up to max_limit */
     uint64_t t0_us;
     qparse qp;
     char cursor[CURSOR_MAX];
@@ -168,10 +169,15 @@ static void answer(query_req *q, const redisReply *rep) {
         else
             rc |= pdns_buf_printf(q->body, "{\"cond\":\"succeeded\"}\n");
     }
-    const char *hdrs[3] = {NULL, NULL, NULL};
+    const char *hdrs[5] = {NULL, NULL, NULL, NULL, NULL};
     if (cursor_out[0]) {
         hdrs[0] = q->ep == QE_PDNS ? "x-dribble-cursor:" : "x-cursor:";
         hdrs[1] = cursor_out;
+        if (q->whole) { /* asked for all of it, and this is not all */
+            hdrs[2] = "x-pdns-relay-truncated:";
+            hdrs[3] = "store.max_limit or store.query_budget reached; page with "
+                      "dribble-paginate-count and x-dribble-cursor";
+        }
     }
     count(api, q->ep, 200, q->t0_us);
     if (rc < 0 || http_respond(q->wsi, q->body, 200,
@@ -243,6 +249,7 @@ static void on_reply(void *reply, void *ctx) {
 static int read_params(query_req *q, struct lws *wsi, char *err, size_t errlen) {
     const store_conf *sc = q->api->conf;
     long long limit = (long long)sc->default_limit;
+    int limit_given = 0;
     char arg[1200], hv[CURSOR_MAX];
     const char *cursor = NULL;
     for (int i = 0;; i++) {
@@ -272,6 +279,7 @@ static int read_params(query_req *q, struct lws *wsi, char *err, size_t errlen) 
                 return -1;
         } else if (strcmp(arg, "limit") == 0) {
             char *end;
+            limit_given = 1;
             limit = strtoll(v, &end, 10);
             if (!*v || *end || limit < 1 || limit > (long long)sc->max_limit) {
                 snprintf(err, errlen, "limit out of range (1 .. %zu)", sc->max_limit);
@@ -303,7 +311,9 @@ static int read_params(query_req *q, struct lws *wsi, char *err, size_t errlen) 
         if (lws_hdr_custom_copy(wsi, hv, sizeof(hv), "dribble-filter-rrtype:", 22) > 0 &&
             qparse_rrtypes(&q->qp, hv, err, errlen) < 0)
             return -1;
+        int paged = 0;
         if (lws_hdr_custom_copy(wsi, hv, sizeof(hv), "dribble-paginate-count:", 23) > 0) {
+            paged = 1;
             char *end;
             limit = strtoll(hv, &end, 10);
             if (*end || limit < 1 || limit > (long long)sc->max_limit) {
@@ -323,6 +333,14 @@ static int read_params(query_req *q, struct lws *wsi, char *err, size_t errlen) 
             snprintf(q->cursor, sizeof(q->cursor), "%llu", c);
             cursor = q->cursor;
             q->qp.a.cursor_len = strlen(q->cursor);
+            paged = 1;
+        }
+        /* no paging: CIRCL answers the whole of it (PyPDNS's query() and
+         * dnsdbq rely on that); here all up to store.max_limit, and an
+         * answer cut there says so (answer()) */
+        if (!paged && !limit_given) {
+            limit = (long long)sc->max_limit;
+            q->whole = 1;
         }
         /* the next cursor, should there be one: a positive 62-bit number */
         uint64_t id;
@@ -332,7 +350,9 @@ static int read_params(query_req *q, struct lws *wsi, char *err, size_t errlen) 
     }
     if (lws_hdr_custom_copy(wsi, hv, sizeof(hv), "x-saf:", 6) > 0)
         q->saf = strcmp(hv, "0") != 0;
-    if (lws_hdr_copy(wsi, hv, sizeof(hv), WSI_TOKEN_HTTP_ACCEPT) > 0 &&
+    /* CIRCL's /pdns/query answers NDJSON whatever the Accept header says
+     * (dnsdbq always sends application/json and reads one object a line) */
+    if (q->ep != QE_PDNS && lws_hdr_copy(wsi, hv, sizeof(hv), WSI_TOKEN_HTTP_ACCEPT) > 0 &&
         strstr(hv, "application/json") && !strstr(hv, "ndjson"))
         q->json = 1;
     q->qp.a.cursor = cursor;

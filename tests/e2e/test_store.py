@@ -9,6 +9,7 @@ import ipaddress
 import json
 import os
 import random
+import shutil
 import signal
 import ssl
 import subprocess
@@ -942,3 +943,62 @@ def test_a_warning_for_anonymous_queries_off_loopback(redis_server, relay_factor
     json.dump(cfg, open(relay.config, "w"))
     relay.start()
     assert "anyone who reaches it can read the full unmixed store" in relay.log_text()
+
+
+def dnsdbq(relay, tmp_path, *args):
+    """Debian's dnsdbq (-u circl) against the relay, as user "analyst":
+    its parsed output."""
+    conf = tmp_path / "dnsdbq.conf"
+    conf.write_text("CIRCL_AUTH=analyst:pw-of-analyst\n"
+                    "CIRCL_SERVER=http://127.0.0.1:%d/pdns/query\n" % relay.http_port)
+    env = dict(os.environ, DNSDBQ_CONFIG_FILE=str(conf))
+    env.pop("DNSDB_SERVER", None)
+    env.pop("DNSDB_API_KEY", None)
+    p = subprocess.run(["dnsdbq", "-u", "circl", "-j", *args], capture_output=True,
+                       text=True, env=env, timeout=60)
+    return p, [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+
+
+@pytest.mark.skipif(not shutil.which("dnsdbq"), reason="Debian's dnsdbq is not installed")
+def test_dnsdbq_circl_reads_every_record(redis_server, relay_factory, tmp_path):
+    """dnsdbq sends Accept: application/json to /pdns/query and reads one
+    object a line, as CIRCL's server answers whatever the header says."""
+    auth = str(tmp_path / "users")
+    subprocess.run([BIN, "passwd", auth, "analyst"], input="pw-of-analyst\n",
+                   capture_output=True, text=True, check=True)
+    obs = make_records()
+    relay = store_relay(relay_factory, redis_server, http={"auth_file": auth})
+    send_d4(relay, obs)
+    wait_stored(relay, len(obs))
+    agg = aggregate(obs)
+    p, got = dnsdbq(relay, tmp_path, "-r", "big.cdn.test")
+    assert p.returncode == 0, (p.stderr, p.stdout[:500])
+    want = expect(agg, lambda k, v: k[0] == "big.cdn.test")
+    assert len(got) == len(want) > 100, (p.stderr, p.stdout[:500])
+    assert {(o["rrname"].rstrip("."), o["rrtype"], o["rdata"]) for o in got} == \
+        {(k[0], k[1], k[2]) for k in want}
+    assert all(o.get("time_first") and o.get("count") for o in got)
+
+
+def test_pdns_query_without_paging_is_whole_or_says_it_is_cut(redis_server, relay_factory):
+    """CIRCL's /pdns/query without paging headers gives the whole answer
+    (PyPDNS's query() and dnsdbq rely on it): here up to store.max_limit,
+    whatever store.default_limit is, and an answer cut there says so."""
+    obs = [o for o in make_records() if o[2] == "big.cdn.test"]
+    for max_limit, want in ((1000, 260), (100, 100)):
+        relay = store_relay(relay_factory, redis_server,
+                            store={"default_limit": 50, "max_limit": max_limit})
+        send_d4(relay, obs)
+        wait_stored(relay, len(obs))
+        import requests
+        r = requests.get("http://127.0.0.1:%d/pdns/query/big.cdn.test" % relay.http_port,
+                         headers={"Accept": "application/json"}, timeout=15)
+        lines = [json.loads(l) for l in r.text.splitlines() if l]
+        assert r.status_code == 200 and len(lines) == want, (max_limit, len(lines))
+        if want < 260:
+            assert "max_limit" in r.headers["x-pdns-relay-truncated"]
+            assert r.headers["x-dribble-cursor"]
+        else:
+            assert "x-pdns-relay-truncated" not in r.headers
+        relay.stop()
+        redis_server.client().flushall()
