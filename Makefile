@@ -114,6 +114,7 @@ bench: $(BIN) $(BENCH_BIN) $(BUILD)/bench/iprof
 	BENCH_RECORDS=$(BENCH_RECORDS) PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) tests/bench/store_bench.py
 	PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) tests/bench/preauth_bench.py
 	PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) tests/bench/queue_bench.py
+	PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) tests/bench/stream_bench.py
 
 # libFuzzer targets (clang). FUZZ_SECONDS bounds each run.
 FUZZ_SECONDS ?= 20
