@@ -425,6 +425,47 @@ static int load_sources(pctx *c, json_t *root, policy *p) {
     return rc;
 }
 
+/* Organisations are what must be hidden: a sensor id hides nothing when
+ * every allowed sensor belongs to one organisation, and min_sensors is no
+ * protection when one organisation has that many sensors by itself. */
+static void warn_organisations(pctx *c, const policy *p, const policy_env *env) {
+    const char *first = NULL;
+    size_t orgs = 0;
+    uint32_t k = p->min_sensors;
+    if (env->mixer && env->mixer->min_sensors > k)
+        k = env->mixer->min_sensors;
+    for (size_t s = 0; s < env->n && s < p->n_source_ok; s++) {
+        const policy_source *src = &env->src[s];
+        if (!p->source_ok[s] || src->kind == PDNS_SRC_PARTNER)
+            continue;
+        int seen = 0;
+        for (size_t t = 0; t < s && !seen; t++)
+            seen = p->source_ok[t] && env->src[t].kind != PDNS_SRC_PARTNER &&
+                   src->org[0] && strcmp(env->src[t].org, src->org) == 0;
+        if (seen)
+            continue;
+        orgs++;
+        if (!first)
+            first = src->org[0] ? src->org : NULL;
+        if (p->min_orgs >= 2 || !src->org[0] || list_has(&p->own_orgs, src->org))
+            continue;
+        size_t same = 0;
+        for (size_t t = 0; t < env->n && t < p->n_source_ok; t++)
+            same += p->source_ok[t] && env->src[t].kind != PDNS_SRC_PARTNER &&
+                    strcmp(env->src[t].org, src->org) == 0;
+        if (same >= k && k >= 2)
+            WARN(c, "min_orgs", "organisation \"%s\" alone has %zu allowed sensors, "
+                 "enough for min_sensors %u: set \"min_orgs\": 2 so that one "
+                 "organisation's sightings never release a record by themselves",
+                 src->org, same, k);
+    }
+    if (orgs == 1 && first &&
+        (p->id_mode == POLICY_ID_STRIP || p->id_mode == POLICY_ID_PSEUDONYM))
+        WARN(c, "sensor_id", "every sensor this policy allows belongs to organisation "
+             "\"%s\": whatever sensor_id says, each record tells the partner that "
+             "organisation saw it", first);
+}
+
 static int resolve(pctx *cp, policy *p, const policy_env *env) {
     pctx c = *cp;
     free(p->source_ok);
@@ -478,6 +519,7 @@ static int resolve(pctx *cp, policy *p, const policy_env *env) {
                      (src->group[0] && list_has(&p->groups_deny, src->group));
         p->source_ok[s] = kind_ok && allowed && !denied;
     }
+    warn_organisations(&c, p, env);
     return rc;
 }
 
@@ -1276,4 +1318,9 @@ size_t policy_diff(const policy *a, const policy *b,
             a->format ? "passivedns-csv" : "pdns-cof");
 #undef SAY
     return n;
+}
+
+int policy_same_pseudonym_key(const policy *a, const policy *b) {
+    return a->pseudonym_key && b->pseudonym_key &&
+           sodium_memcmp(a->pseudonym_key, b->pseudonym_key, 32) == 0;
 }

@@ -145,6 +145,10 @@ policy *policy_load(const char *path, const policy_env *env, policy_diag *d);
  * Returns 0, or -1 with errors in d. */
 int policy_resolve(policy *p, const policy_env *env, policy_diag *d);
 
+/* 1 when both policies pseudonymise with the same key: their partners get
+ * the same pseudonym for a sensor and can link what each received. */
+int policy_same_pseudonym_key(const policy *a, const policy *b);
+
 void policy_free(policy *p);
 
 /* ---- evaluation --------------------------------------------------------------- */

@@ -141,6 +141,11 @@ static void load_file(share *s, const char *file) {
         return;
     }
     for (size_t i = 0; i < s->np; i++)
+        if (&s->p[i] != old && policy_same_pseudonym_key(s->p[i].pol, p))
+            log_warn("policy: %s: partner %s uses the same pseudonym key as partner "
+                     "%s: the two can link what each received; give each partner its "
+                     "own key", file, p->partner, s->p[i].pol->partner);
+    for (size_t i = 0; i < s->np; i++)
         if (&s->p[i] != old && strcmp(s->p[i].pol->partner, p->partner) == 0) {
             log_error("policy: %s: partner \"%s\" already has a policy in %s; "
                       "refused", file, p->partner, s->p[i].file);

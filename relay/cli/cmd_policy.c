@@ -143,6 +143,7 @@ static int do_check(const char *conf, int argc, char **argv) {
     }
     if (penv_init(&e, conf) < 0)
         return 1;
+    policy **loaded = calloc((size_t)argc, sizeof(*loaded));
     for (int i = 0; i < argc; i++) {
         policy_diag d = {0};
         policy *p = policy_load(argv[i], e.have_cfg ? &e.env : NULL, &d);
@@ -152,9 +153,23 @@ static int do_check(const char *conf, int argc, char **argv) {
                    p->version, d.warnings ? " (with warnings)" : "");
         else
             bad++;
-        policy_free(p);
+        if (loaded)
+            loaded[i] = p;
+        else
+            policy_free(p);
         policy_diag_free(&d);
     }
+    /* across the files: one pseudonym key for two partners links them */
+    for (int i = 0; loaded && i < argc; i++)
+        for (int j = i + 1; j < argc; j++)
+            if (loaded[i] && loaded[j] && policy_same_pseudonym_key(loaded[i], loaded[j]))
+                fprintf(stderr, "%s: warning: 'pseudonym_key_file': partner %s uses the "
+                        "same pseudonym key as partner %s (%s): the two can link what "
+                        "each received; give each partner its own key\n", argv[j],
+                        loaded[j]->partner, loaded[i]->partner, argv[i]);
+    for (int i = 0; loaded && i < argc; i++)
+        policy_free(loaded[i]);
+    free(loaded);
     penv_free(&e);
     return bad ? 1 : 0;
 }

@@ -244,6 +244,60 @@ static void test_warnings(void **state) {
     policy_diag_free(&d);
 }
 
+/* The warning of d that mentions needle, or fails. */
+static void want_warning(const policy_diag *d, const char *needle) {
+    char m[600];
+    for (size_t i = 0; i < d->n; i++) {
+        policy_diag_format(d, i, m, sizeof(m));
+        if (strstr(m, needle))
+            return;
+    }
+    fail_msg("no warning says \"%s\" (%zu messages)", needle, d->n);
+}
+
+static void test_organisation_warnings(void **state) {
+    (void)state;
+    policy_diag d;
+    /* one organisation's sensors only, sensor ids stripped: the record
+     * still names the organisation */
+    policy *p = load("{\"partner\": \"x\", \"organisations\": {\"allow\": [\"org-a\"]},"
+                     " \"names\": {\"allow\": [\".\"]}, \"rrtypes\": {\"allow\": [\"A\"]}}", &d);
+    assert_non_null(p);
+    want_warning(&d, "belongs to organisation \"org-a\"");
+    policy_free(p);
+    policy_diag_free(&d);
+    /* org-a alone has the two sensors min_sensors asks for */
+    p = load("{\"partner\": \"x\", \"sensors\": {\"allow\": [\"*\"]}, \"min_sensors\": 2,"
+             " \"names\": {\"allow\": [\".\"]}, \"rrtypes\": {\"allow\": [\"A\"]}}", &d);
+    assert_non_null(p);
+    want_warning(&d, "organisation \"org-a\" alone has 2 allowed sensors");
+    policy_free(p);
+    policy_diag_free(&d);
+    /* min_orgs 2: no such warning; nor for a partner's own organisation */
+    p = load("{\"partner\": \"x\", \"sensors\": {\"allow\": [\"*\"]}, \"min_sensors\": 2,"
+             " \"min_orgs\": 2, \"names\": {\"allow\": [\".\"]}, \"rrtypes\": {\"allow\": [\"A\"]}}", &d);
+    assert_non_null(p);
+    assert_int_equal(d.warnings, 0);
+    policy_free(p);
+    policy_diag_free(&d);
+    /* one pseudonym key for two partners links them */
+    policy *a = load("{\"partner\": \"a\", \"sensor_id\": \"pseudonym\", \"pseudonym_key_file\": "
+                     "\"pseudo.key\", \"min_orgs\": 2}", &d);
+    policy_diag_free(&d);
+    policy *b = load("{\"partner\": \"b\", \"sensor_id\": \"pseudonym\", \"pseudonym_key_file\": "
+                     "\"pseudo.key\", \"min_orgs\": 2}", &d);
+    policy_diag_free(&d);
+    policy *c = load("{\"partner\": \"c\", \"sensor_id\": \"pseudonym\", \"pseudonym_key_file\": "
+                     "\"pseudo2.key\", \"min_orgs\": 2}", &d);
+    policy_diag_free(&d);
+    assert_true(a && b && c);
+    assert_true(policy_same_pseudonym_key(a, b));
+    assert_false(policy_same_pseudonym_key(a, c));
+    policy_free(a);
+    policy_free(b);
+    policy_free(c);
+}
+
 static void test_suffixes(void **state) {
     (void)state;
     suffix_set *s = suffix_set_new();
@@ -604,6 +658,7 @@ int main(void) {
         cmocka_unit_test(test_good_policy),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_warnings),
+        cmocka_unit_test(test_organisation_warnings),
         cmocka_unit_test(test_suffixes),
         cmocka_unit_test(test_pseudonyms),
         cmocka_unit_test(test_properties),
