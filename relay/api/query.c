@@ -21,6 +21,8 @@
 #include "version.h"
 
 #define CURSOR_MAX 2048
+#define CURSOR_MAC 16
+#define CURSOR_TTL_S 3600   /* as the numeric cursors kept in Redis */
 
 static const char *const ep_name[QE_COUNT] = {"query", "rdata", "pdns", "info",
                                               "errors"};
@@ -38,7 +40,10 @@ struct query_req {
     uint64_t t0_us;
     qparse qp;
     char cursor[CURSOR_MAX];
+    size_t cursor_blob;       /* an opaque cursor as given, decoded, in cursor */
     char cursor_id[24];
+    uint8_t binding[16];      /* the query: what its cursors are bound to */
+    char binding_hex[33];
     char bad[256];            /* why the request is malformed, or "" */
 };
 
@@ -137,6 +142,92 @@ static int put_triple(query_req *q, redisReply **el) {
     return 0;
 }
 
+/* What a cursor of this query is bound to: a keyed hash of the query as
+ * parsed (endpoint, lookup, key range, filters), not of its spelling. */
+static void bind_query(query_req *q) {
+    query_api *api = q->api;
+    const store_query_args *a = &q->qp.a;
+    crypto_generichash_state st;
+    char num[96];
+    if (!api->cursor_keyed) {
+        randombytes_buf(api->cursor_key, sizeof(api->cursor_key));
+        api->cursor_keyed = 1;
+    }
+    crypto_generichash_init(&st, api->cursor_key, sizeof(api->cursor_key), sizeof(q->binding));
+    int n = snprintf(num, sizeof(num), "%d %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64,
+                     q->ep, a->tf_after, a->tf_before, a->tl_after, a->tl_before);
+    const char *parts[] = {num, a->mode, a->kind ? a->kind : "", a->key, a->types};
+    size_t lens[] = {(size_t)n, strlen(a->mode), a->kind ? strlen(a->kind) : 0, strlen(a->key),
+                     strlen(a->types)};
+    for (size_t i = 0; i < 5; i++) {
+        crypto_generichash_update(&st, (const uint8_t *)parts[i], lens[i]);
+        crypto_generichash_update(&st, (const uint8_t *)"", 1);
+    }
+    crypto_generichash_update(&st, (const uint8_t *)a->a, a->alen);
+    crypto_generichash_update(&st, (const uint8_t *)"", 1);
+    crypto_generichash_update(&st, (const uint8_t *)a->b, a->blen);
+    crypto_generichash_final(&st, q->binding, sizeof(q->binding));
+    sodium_bin2hex(q->binding_hex, sizeof(q->binding_hex), q->binding, sizeof(q->binding));
+}
+
+/* The MAC of a cursor: the query it belongs to, its expiry, its position. */
+static void cursor_mac(const query_req *q, const uint8_t exp[8], const char *raw, size_t len,
+                       uint8_t mac[CURSOR_MAC]) {
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, q->api->cursor_key, sizeof(q->api->cursor_key), CURSOR_MAC);
+    crypto_generichash_update(&st, q->binding, sizeof(q->binding));
+    crypto_generichash_update(&st, exp, 8);
+    crypto_generichash_update(&st, (const uint8_t *)raw, len);
+    crypto_generichash_final(&st, mac, CURSOR_MAC);
+}
+
+/* The opaque cursor for the store's position raw: base64url of
+ * MAC || expiry (8 bytes, big-endian Unix seconds) || raw. */
+static void cursor_seal(const query_req *q, const char *raw, size_t len, char *out,
+                        size_t outlen) {
+    uint8_t blob[CURSOR_MAC + 8 + CURSOR_MAX];
+    uint64_t exp = (uint64_t)time(NULL) + CURSOR_TTL_S;
+    if (len > CURSOR_MAX)
+        len = CURSOR_MAX;
+    for (int i = 0; i < 8; i++)
+        blob[CURSOR_MAC + i] = (uint8_t)(exp >> (56 - 8 * i));
+    memcpy(blob + CURSOR_MAC + 8, raw, len);
+    cursor_mac(q, blob + CURSOR_MAC, raw, len, blob);
+    sodium_bin2base64(out, outlen, blob, CURSOR_MAC + 8 + len,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+/* Checks the cursor the request gave (decoded in q->cursor): ours, for
+ * this very query, unaltered and not expired. Sets the store position.
+ * Returns 0, or -1 with the reason in err. */
+static int cursor_open(query_req *q, char *err, size_t errlen) {
+    const uint8_t *b = (const uint8_t *)q->cursor;
+    size_t n = q->cursor_blob;
+    uint8_t mac[CURSOR_MAC];
+    uint64_t exp = 0;
+    if (n <= CURSOR_MAC + 8) {
+        snprintf(err, errlen, "bad cursor: not one this relay gave (give back the "
+                 "X-Cursor of the previous page unchanged)");
+        return -1;
+    }
+    cursor_mac(q, b + CURSOR_MAC, q->cursor + CURSOR_MAC + 8, n - CURSOR_MAC - 8, mac);
+    if (sodium_memcmp(mac, b, CURSOR_MAC) != 0) {
+        snprintf(err, errlen, "bad cursor: altered, from another query, or from before "
+                 "the relay restarted (give back the X-Cursor of the previous page of "
+                 "the same query unchanged)");
+        return -1;
+    }
+    for (int i = 0; i < 8; i++)
+        exp = exp << 8 | b[CURSOR_MAC + i];
+    if (exp < (uint64_t)time(NULL)) {
+        snprintf(err, errlen, "bad cursor: expired (cursors live an hour)");
+        return -1;
+    }
+    q->qp.a.cursor = q->cursor + CURSOR_MAC + 8;
+    q->qp.a.cursor_len = n - CURSOR_MAC - 8;
+    return 0;
+}
+
 static void answer(query_req *q, const redisReply *rep) {
     query_api *api = q->api;
     const redisReply *cur = rep->element[0];
@@ -146,10 +237,7 @@ static void answer(query_req *q, const redisReply *rep) {
         if (q->ep == QE_PDNS)
             snprintf(cursor_out, sizeof(cursor_out), "%.*s", (int)cur->len, cur->str);
         else
-            sodium_bin2base64(cursor_out, sizeof(cursor_out),
-                              (const unsigned char *)cur->str,
-                              cur->len < CURSOR_MAX ? cur->len : CURSOR_MAX,
-                              sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+            cursor_seal(q, cur->str, cur->len, cursor_out, sizeof(cursor_out));
     }
     q->body->len = LWS_PRE;
     int rc = 0;
@@ -225,7 +313,10 @@ static void on_reply(void *reply, void *ctx) {
         fail(q->api, q->wsi, q->body, q->ep, q->t0_us, 503,
              "the store's Redis went away; try again", NULL);
     } else if (rep->type == REDIS_REPLY_ERROR) {
-        if (strstr(rep->str, "BADCURSOR"))
+        if (strstr(rep->str, "BADCURSOR FOREIGN"))
+            fail(q->api, q->wsi, q->body, q->ep, q->t0_us, 400,
+                 "bad cursor: it belongs to another query", NULL);
+        else if (strstr(rep->str, "BADCURSOR"))
             fail(q->api, q->wsi, q->body, q->ep, q->t0_us, 400,
                  "bad cursor: unknown or expired (cursors live an hour)", NULL);
         else {
@@ -295,9 +386,7 @@ static int read_params(query_req *q, struct lws *wsi, char *err, size_t errlen) 
                          "the previous page unchanged)");
                 return -1;
             }
-            q->cursor[bl] = '\0';
-            cursor = q->cursor;
-            q->qp.a.cursor_len = bl;
+            q->cursor_blob = bl; /* checked once the whole query is read */
         } else if (strcmp(arg, "saf") == 0) {
             q->saf = strcmp(v, "0") != 0;
         } else {
@@ -334,6 +423,7 @@ static int read_params(query_req *q, struct lws *wsi, char *err, size_t errlen) 
             cursor = q->cursor;
             q->qp.a.cursor_len = strlen(q->cursor);
             paged = 1;
+            q->qp.a.binding = q->binding_hex; /* checked by the store script */
         }
         /* no paging: CIRCL answers the whole of it (PyPDNS's query() and
          * dnsdbq rely on that); here all up to store.max_limit, and an
@@ -357,6 +447,11 @@ static int read_params(query_req *q, struct lws *wsi, char *err, size_t errlen) 
         q->json = 1;
     q->qp.a.cursor = cursor;
     q->qp.a.limit = (size_t)limit;
+    bind_query(q);
+    if (q->ep == QE_PDNS)
+        q->qp.a.binding = q->binding_hex;
+    if (q->cursor_blob && cursor_open(q, err, errlen) < 0)
+        return -1;
     return 0;
 }
 

@@ -6,7 +6,8 @@
  *   GET /info            version, record/triple/name counts, sensors
  * Answers are COF NDJSON (a JSON array with Accept: application/json),
  * one page at a time: limit, and an opaque cursor for the next page
- * (X-Cursor header; x-dribble-cursor on /pdns/query). Errors are JSON
+ * (X-Cursor header; x-dribble-cursor on /pdns/query), bound to its query
+ * and tamper-proof: a foreign, altered or expired cursor is a 400. Errors are JSON
  * objects {"error": "..."} with 400, 401, 404, 429 or 503. */
 #ifndef PDNS_QUERY_H
 #define PDNS_QUERY_H
@@ -36,6 +37,10 @@ typedef struct query_api {
     const char *relay_id;
     struct http_auth *auth;
     query_metrics m;
+    /* cursors are authenticated: a keyed BLAKE2b MAC over the query they
+     * belong to, their position and an expiry (key random per process) */
+    uint8_t cursor_key[32];
+    int cursor_keyed;
 } query_api;
 
 /* The endpoint of path, or -1 when it is none of the query API's. */

@@ -912,7 +912,8 @@ int store_query(store *s, const store_query_args *q, store_reply_fn fn,
                           q->cursor ? q->cursor : "", lim, bud, q->types,
                           t[0], t[1], t[2], t[3], now, s->conf->expiry,
                           s->conf->show_sensors ? "1" : "0",
-                          q->cursor_id ? q->cursor_id : ""};
+                          q->cursor_id ? q->cursor_id : "",
+                          q->binding ? q->binding : ""};
     enum { NARGS = sizeof(argv) / sizeof(argv[0]) };
     size_t argl[NARGS];
     for (size_t i = 0; i < NARGS; i++)

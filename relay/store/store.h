@@ -142,6 +142,9 @@ typedef struct store_query_args {
     const char *cursor;
     size_t cursor_len;
     const char *cursor_id;     /* numeric cursors (dribble): the next id */
+    const char *binding;       /* numeric cursors: what they are bound to
+                                * (the query, hex); one from another query
+                                * is refused */
     size_t limit;
     char types[256];           /* ",1,28," or "" */
     int64_t tf_after, tf_before, tl_after, tl_before;

@@ -1002,3 +1002,32 @@ def test_pdns_query_without_paging_is_whole_or_says_it_is_cut(redis_server, rela
             assert "x-pdns-relay-truncated" not in r.headers
         relay.stop()
         redis_server.client().flushall()
+
+
+def test_cursors_are_bound_to_their_query_and_cannot_be_forged(loaded):
+    """A cursor works only for the query that gave it, unaltered: another
+    query's, an edited or a made-up one is a 400 with a JSON reason (never
+    records of something else, never a 503)."""
+    relay, api, agg, obs = loaded
+    _, h = api.page("/query/big.cdn.test?limit=10")
+    cur = h["x-cursor"]
+    assert len(api.page("/query/big.cdn.test?limit=10&cursor=" + cur)[0]) == 10
+    for q in ("/query/10.1.9.9?cursor=" + cur,            # another query
+              "/query/big.cdn.test?rrtype=AAAA&limit=10&cursor=" + cur,  # other filters
+              "/query/*.corp.test?cursor=" + cur,
+              "/query/big.cdn.test?limit=10&cursor=MA",    # made up
+              "/query/big.cdn.test?limit=10&cursor=" + cur[:-2] + ("A" if cur[-2] != "A" else "B") + cur[-1]):
+        st, _, body = api.get(q)
+        assert st == 400 and "cursor" in json.loads(body)["error"], (q, st, body)
+    # numeric (CIRCL) cursors: bound the same way
+    import requests
+    base = "http://127.0.0.1:%d/pdns/query/" % relay.http_port
+    r = requests.get(base + "big.cdn.test", headers={"dribble-paginate-count": "10"})
+    n = r.headers["x-dribble-cursor"]
+    ok = requests.get(base + "big.cdn.test", headers={"dribble-paginate-count": "10",
+                                                      "dribble-paginate-cursor": n})
+    assert ok.status_code == 200 and len(ok.text.splitlines()) == 10
+    bad = requests.get(base + "*.corp.test", headers={"dribble-paginate-count": "10",
+                                                       "dribble-paginate-cursor": n})
+    assert bad.status_code == 400 and "another query" in bad.json()["error"]
+    assert relay.metrics().get('pdns_relay_queries_total{endpoint="query",status="503"}', 0) == 0

@@ -2,7 +2,8 @@
 --
 -- ARGV: mode, kind, key, a, b, cursor, limit, budget, rrtypes ("" or
 --   ",1,28,"), tf_after, tf_before, tl_after, tl_before, now, expiry
---   (",1=3600,..,"), sensors (1: map sensor ids to names), cursor id
+--   (",1=3600,..,"), sensors (1: map sensor ids to names), cursor id,
+--   binding (what a numeric cursor is bound to: the query)
 -- mode "name": the triples of name a (hash n:<a>; kind "e": the error
 --   lines of name a, hash e:<a>).
 -- mode "lex": the members of zset key from a to b (lex range).
@@ -23,10 +24,15 @@ local limit, budget = tonumber(ARGV[7]), tonumber(ARGV[8])
 local types = ARGV[9]
 local tfa, tfb, tla, tlb = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
 local now, expiry, want_sensors = tonumber(ARGV[14]), ARGV[15], ARGV[16] == '1'
-local cursor_id = ARGV[17]
+local cursor_id, binding = ARGV[17], ARGV[18]
 if cursor_id ~= '' and cursor ~= '' then
-  cursor = redis.call('GET', 'cur:' .. cursor)
-  if not cursor then return redis.error_reply('BADCURSOR unknown or expired cursor') end
+  local v = redis.call('GET', 'cur:' .. cursor)
+  if not v then return redis.error_reply('BADCURSOR unknown or expired cursor') end
+  local b, pos = string.match(v, '^(%S*) (.*)$')
+  if b ~= binding then
+    return redis.error_reply('BADCURSOR FOREIGN this cursor belongs to another query')
+  end
+  cursor = pos
 end
 local out = {''}
 local got = 0
@@ -188,7 +194,7 @@ end
 local err = run()
 if err then return err end
 if cursor_id ~= '' and out[1] ~= '' then
-  redis.call('SET', 'cur:' .. cursor_id, out[1], 'EX', 3600)
+  redis.call('SET', 'cur:' .. cursor_id, binding .. ' ' .. out[1], 'EX', 3600)
   out[1] = cursor_id
 end
 return out
