@@ -354,6 +354,19 @@ static int64_t bytes_acked(dpartner *dp) {
     return ti.bytes_acked ? (int64_t)ti.bytes_acked - 1 : 0; /* the SYN counts one */
 }
 
+/* The oldest k written batches are the partner's: out of the outbox. */
+static void drop_confirmed(dpartner *dp, size_t k) {
+    deliver *d = dp->d;
+    if (!k)
+        return;
+    for (size_t i = 0; i < k; i++)
+        redisAsyncCommand(d->rc.ac, NULL, NULL, "XDEL %s %s", dp->skey, dp->sent[i].id);
+    dp->batches_confirmed += k;
+    memmove(dp->sent, dp->sent + k, (dp->nsent - k) * sizeof(dp->sent[0]));
+    dp->nsent -= k;
+    kick(dp); /* the window has room again */
+}
+
 /* Takes the batches the partner has out of the outbox, oldest first. A
  * batch is the partner's once its last byte is acknowledged and the link
  * then stayed up ACK_GRACE_MS (ACK_POLL; ACK_ENDED when the partner ended
@@ -372,35 +385,20 @@ static void confirm(dpartner *dp, enum ack_how how) {
         if (!dp->sent[i].acked_ms)
             dp->sent[i].acked_ms = now;
     while (k < dp->nsent && dp->sent[k].acked_ms && d->rc.ready &&
-           (how == ACK_OURS || now - dp->sent[k].acked_ms >= ACK_GRACE_MS)) {
-        redisAsyncCommand(d->rc.ac, NULL, NULL, "XDEL %s %s", dp->skey, dp->sent[k].id);
-        dp->batches_confirmed++;
+           (how == ACK_OURS || now - dp->sent[k].acked_ms >= ACK_GRACE_MS))
         k++;
-    }
-    if (!k)
-        return;
-    memmove(dp->sent, dp->sent + k, (dp->nsent - k) * sizeof(dp->sent[0]));
-    dp->nsent -= k;
-    kick(dp); /* the window has room again */
+    drop_confirmed(dp, k);
 }
 
 /* Drops the batches up to seq from the outbox: a pdns-relay receiver
  * wrote that it has them. From then on only its word confirms a batch of
  * this partner: what its TCP acknowledged it may still refuse. */
 static void confirm_seq(dpartner *dp, uint64_t seq) {
-    deliver *d = dp->d;
     size_t k = 0;
     dp->acks = 1;
-    while (k < dp->nsent && dp->sent[k].seq <= seq && d->rc.ready) {
-        redisAsyncCommand(d->rc.ac, NULL, NULL, "XDEL %s %s", dp->skey, dp->sent[k].id);
-        dp->batches_confirmed++;
+    while (k < dp->nsent && dp->sent[k].seq <= seq && dp->d->rc.ready)
         k++;
-    }
-    if (!k)
-        return;
-    memmove(dp->sent, dp->sent + k, (dp->nsent - k) * sizeof(dp->sent[0]));
-    dp->nsent -= k;
-    kick(dp);
+    drop_confirmed(dp, k);
 }
 
 /* Lines the receiver wrote back: {"pdns_relay_ack":SEQ} from a pdns-relay;

@@ -7,15 +7,13 @@ with the default d4.max_unauthenticated (64) and once with the cap raised
 above 1,000 (as a relay without it behaves), in the same run."""
 import json
 import os
-import resource
-import socket
 import ssl
 import struct
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
+import benchutil  # noqa: E402
 import conftest  # noqa: E402
 import d4sensor  # noqa: E402
 
@@ -23,12 +21,6 @@ CONNS = int(os.environ.get("PREAUTH_CONNS", "1000"))
 PAYLOAD = int(os.environ.get("PREAUTH_PAYLOAD", "262144"))
 
 
-def rss_mib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return 0.0
 
 
 def run(workdir, cap):
@@ -41,7 +33,7 @@ def run(workdir, cap):
         cfg["d4"]["max_unauthenticated"] = cap
     json.dump(cfg, open(relay.config, "w"))
     relay.start()
-    before = rss_mib(relay.proc.pid)
+    before = benchutil.rss_mib(relay.proc.pid)
     uuid, key = conftest.SENSORS["sensor-a"]
     hdr = d4sensor.frame(uuid, key, b"", size=1000000)[:62]
     assert struct.unpack("<I", hdr[58:62])[0] == 1000000
@@ -56,7 +48,7 @@ def run(workdir, cap):
         except (OSError, ssl.SSLError):
             refused += 1
     time.sleep(1.0)  # let the relay read what was sent
-    with_them = rss_mib(relay.proc.pid)
+    with_them = benchutil.rss_mib(relay.proc.pid)
     m = relay.metrics()
     limit = m.get('pdns_relay_d4_rejected_sessions_total{reason="limit"}', 0)
     for s in socks:
@@ -69,18 +61,7 @@ def run(workdir, cap):
 
 
 def main():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
-    work = tempfile.mkdtemp(prefix="pdns-bench-")
-    import subprocess
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                    os.path.join(work, "tls.key"), "-out", os.path.join(work, "tls.crt"),
-                    "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
-    for name, (_, k) in conftest.SENSORS.items():
-        p = os.path.join(work, name + ".key")
-        with open(p, "wb") as f:
-            f.write(k)
-        os.chmod(p, 0o600)
+    work = benchutil.workdir()
     print("unauthenticated D4 connections: %d, each a header announcing 1,000,000 bytes "
           "and %d bytes of payload" % (CONNS, PAYLOAD))
     print("| d4.max_unauthenticated | RSS before (MiB) | RSS with them open (MiB) | refused (limit) |")

@@ -5,16 +5,13 @@ while ROUNDS batches of PER records are published; the relay's RSS
 (VmRSS) is printed before and after, with the stream's own figure
 (pdns_relay_stream_held_bytes) and the clients cut off for falling behind.
 Baseline in the same run: the same batches with no client."""
-import json
 import os
-import resource
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
+import benchutil  # noqa: E402
 import conftest  # noqa: E402
 import websocket  # noqa: E402
 from test_policy import FAST_MIXER, batch, stream, write_policy  # noqa: E402
@@ -24,12 +21,6 @@ ROUNDS = int(os.environ.get("STREAM_ROUNDS", "10"))
 PER = int(os.environ.get("STREAM_PER", "1000"))
 
 
-def rss_mib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return 0.0
 
 
 def run(work, clients):
@@ -42,7 +33,7 @@ def run(work, clients):
     write_policy(os.path.join(relay.dir, "partners", "open.json"), partner="open-data",
                  sensor_id="relay", rrtypes={"allow": ["A"]})
     relay.start()
-    before = rss_mib(relay.proc.pid)
+    before = benchutil.rss_mib(relay.proc.pid)
     url = "ws://127.0.0.1:%d/stream" % relay.http_port
     socks = [websocket.create_connection(url, sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
              for _ in range(clients)]
@@ -52,7 +43,7 @@ def run(work, clients):
             stream(relay, name, batch("b%d" % r, PER))
         relay.wait_for(lambda: relay.metrics()["pdns_relay_mixer_batches_total"] >= r + 1, 30)
         time.sleep(0.3)
-        peak = max(peak, rss_mib(relay.proc.pid))
+        peak = max(peak, benchutil.rss_mib(relay.proc.pid))
     m = relay.metrics()
     row = (clients, before, peak, m["pdns_relay_stream_held_bytes"] / 2 ** 20,
            m["pdns_relay_stream_slow_dropped_total"])
@@ -63,19 +54,7 @@ def run(work, clients):
 
 
 def main():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
-    work = tempfile.mkdtemp(prefix="pdns-bench-")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                    os.path.join(work, "tls.key"), "-out", os.path.join(work, "tls.crt"),
-                    "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
-    for name, (_, k) in conftest.SENSORS.items():
-        p = os.path.join(work, name + ".key")
-        with open(p, "wb") as f:
-            f.write(k)
-        os.chmod(p, 0o600)
-    subprocess.run([conftest.BIN, "keygen", "--out", os.path.join(work, "relay")], check=True,
-                   capture_output=True)
+    work = benchutil.workdir()
     print("open stream, %d batches of %d records, stream.max_client_bytes 4 MiB" % (ROUNDS, PER))
     print("| clients not reading | RSS before (MiB) | RSS peak (MiB) | stream holds (MiB) | cut off |")
     print("|---|---|---|---|---|")

@@ -1,0 +1,39 @@
+"""What the Python benchmarks share: a work directory with the files a
+relay under test needs, and a process's resident memory."""
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
+import conftest  # noqa: E402
+
+
+def workdir(fds=8192):
+    """A fresh directory with tls.crt/tls.key, the test sensors' keys and a
+    batch-signing key pair (relay.key, relay.pub); the file limit raised
+    to fds (many connections)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, fds)), hard))
+    work = tempfile.mkdtemp(prefix="pdns-bench-")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    os.path.join(work, "tls.key"), "-out", os.path.join(work, "tls.crt"),
+                    "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
+    for name, (_, key) in conftest.SENSORS.items():
+        p = os.path.join(work, name + ".key")
+        with open(p, "wb") as f:
+            f.write(key)
+        os.chmod(p, 0o600)
+    subprocess.run([conftest.BIN, "keygen", "--out", os.path.join(work, "relay")], check=True,
+                   capture_output=True)
+    return work
+
+
+def rss_mib(pid):
+    """VmRSS of process pid, MiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
