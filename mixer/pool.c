@@ -93,6 +93,7 @@ void mixer_conf_defaults(mixer_conf *c) {
     c->hold_min_ms = 30000;
     c->hold_jitter_ms = 120000;
     c->min_sensors = 2;
+    c->min_orgs = 1;
     c->min_count = 1;
     c->max_hold_ms = 6 * 3600000;  /* 6 hours */
     c->sensor_quota = 0.5;
@@ -278,9 +279,28 @@ static void triple_free(triple *t) {
     free(t);
 }
 
-static int meets_thresholds(const mixer_pool *p, const triple *t) {
-    return t->n_sensors >= p->conf.min_sensors &&
-           t->count >= p->conf.min_count;
+/* Distinct organisations among t's sensors, counted up to `enough`. */
+static uint32_t distinct_orgs(const mixer_pool *p, triple *t, uint32_t enough) {
+    const uint16_t *v = sensors_of(t);
+    uint32_t n = 0;
+    for (size_t a = 0; a < t->n_sensors && n < enough; a++) {
+        uint16_t oa = p->conf.sensor_org && v[a] < p->conf.n_sensors ? p->conf.sensor_org[v[a]]
+                                                                    : v[a];
+        size_t b;
+        for (b = 0; b < a; b++) {
+            uint16_t ob = p->conf.sensor_org && v[b] < p->conf.n_sensors
+                              ? p->conf.sensor_org[v[b]] : v[b];
+            if (ob == oa)
+                break;
+        }
+        n += b == a;
+    }
+    return n;
+}
+
+static int meets_thresholds(const mixer_pool *p, triple *t) {
+    return t->n_sensors >= p->conf.min_sensors && t->count >= p->conf.min_count &&
+           (p->conf.min_orgs < 2 || distinct_orgs(p, t, p->conf.min_orgs) >= p->conf.min_orgs);
 }
 
 static void entry_view(const triple *t, mixer_entry *e);

@@ -48,6 +48,7 @@ typedef struct mixer_conf {
     int64_t hold_min_ms;      /* every triple waits at least this long */
     int64_t hold_jitter_ms;   /* plus an exponential delay of this mean */
     uint32_t min_sensors;     /* k: distinct sensors a triple needs */
+    uint32_t min_orgs;        /* distinct organisations a triple needs (sensor_org) */
     uint64_t min_count;       /* observations a triple needs */
     int64_t max_hold_ms;      /* a triple leaves the pool by then */
     double sensor_quota;      /* max share of a batch from one sensor */

@@ -540,13 +540,13 @@ static int load_admin(cfgctx *c, relay_config *cfg, json_t *o) {
 static int load_mixer(cfgctx *c, relay_config *cfg, json_t *o) {
     static const char *const keys[] = {
         "enabled", "interval", "min_batch", "send_fraction", "pool_min",
-        "hold_min", "hold_jitter", "min_sensors", "min_count", "max_hold",
+        "hold_min", "hold_jitter", "min_sensors", "min_orgs", "min_count", "max_hold",
         "sensor_quota", "time_resolution", "count_buckets", "max_triples",
         "max_bytes", "output_file", NULL};
     mixer_conf *m = &cfg->mixer;
     long long iv = m->interval_ms / 1000, mb = m->min_batch, pm = m->pool_min,
               hm = m->hold_min_ms / 1000, hj = m->hold_jitter_ms / 1000,
-              k = m->min_sensors, mc = (long long)m->min_count,
+              k = m->min_sensors, mo = m->min_orgs, mc = (long long)m->min_count,
               mh = m->max_hold_ms / 1000, tr = m->time_resolution,
               mt = (long long)m->max_triples, mxb = (long long)m->max_bytes;
     char err[256];
@@ -559,6 +559,7 @@ static int load_mixer(cfgctx *c, relay_config *cfg, json_t *o) {
         get_int(c, o, "mixer", "hold_min", &hm, 0, 7 * 86400) < 0 ||
         get_int(c, o, "mixer", "hold_jitter", &hj, 0, 7 * 86400) < 0 ||
         get_int(c, o, "mixer", "min_sensors", &k, 1, 65535) < 0 ||
+        get_int(c, o, "mixer", "min_orgs", &mo, 1, 65535) < 0 ||
         get_int(c, o, "mixer", "min_count", &mc, 1, 1000000000) < 0 ||
         get_int(c, o, "mixer", "max_hold", &mh, 2, 30 * 86400) < 0 ||
         get_real(c, o, "mixer", "sensor_quota", &m->sensor_quota, 0.01, 1) < 0 ||
@@ -575,6 +576,7 @@ static int load_mixer(cfgctx *c, relay_config *cfg, json_t *o) {
     m->hold_min_ms = hm * 1000;
     m->hold_jitter_ms = hj * 1000;
     m->min_sensors = (uint32_t)k;
+    m->min_orgs = (uint32_t)mo;
     m->min_count = (uint64_t)mc;
     m->max_hold_ms = mh * 1000;
     m->time_resolution = tr;

@@ -181,6 +181,32 @@ static void test_thresholds_and_drops(void **state) {
     mixer_pool_free(p);
 }
 
+/* mixer.min_orgs: two sensors of one organisation are not two witnesses */
+static void test_min_orgs(void **state) {
+    (void)state;
+    static const uint16_t org_of[4] = {0, 0, 1, 1}; /* sensors 0, 1: org 0 */
+    mixer_conf c = open_conf();
+    c.min_sensors = 2;
+    c.min_orgs = 2;
+    c.sensor_org = org_of;
+    c.n_sensors = 4;
+    c.max_hold_ms = 60 * SEC;
+    mixer_rng rng;
+    mixer_pool *p = make(&c, &rng, 5);
+    pdns_record same = test_record_a("same-org.test", "10.0.0.1", 5, 1);
+    pdns_record two = test_record_a("two-orgs.test", "10.0.0.2", 5, 1);
+    assert_int_equal(mixer_pool_insert(p, &same, 0, 0), 0);
+    assert_int_equal(mixer_pool_insert(p, &same, 1, 0), 0);
+    assert_int_equal(mixer_pool_insert(p, &two, 0, 0), 0);
+    assert_int_equal(mixer_pool_insert(p, &two, 2, 0), 0);
+    mixer_pool_tick(p, 10 * SEC);
+    assert_int_equal(nout, 1);
+    assert_string_equal(outs[0].name, "two-orgs.test");
+    mixer_pool_tick(p, 60 * SEC);
+    assert_int_equal(mixer_pool_counters(p)->dropped[MIXER_DROP_THRESHOLD], 1);
+    mixer_pool_free(p);
+}
+
 static void fill(mixer_pool *p, int n, int sensor, int64_t now, const char *tag) {
     char name[64];
     for (int i = 0; i < n; i++) {
@@ -608,6 +634,7 @@ int main(void) {
         cmocka_unit_test(test_rng_secure),
         cmocka_unit_test(test_hold_time_and_epochs),
         cmocka_unit_test(test_thresholds_and_drops),
+        cmocka_unit_test(test_min_orgs),
         cmocka_unit_test(test_min_batch_fraction_pool_min),
         cmocka_unit_test(test_due_triples_go_first),
         cmocka_unit_test(test_sensor_quota),
