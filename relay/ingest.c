@@ -18,6 +18,8 @@
 
 #define LOG_BURST 20.0
 
+#define OUTPUT_MAX (8u << 20) /* bytes waiting for the output file, at most */
+
 static uint64_t now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -86,8 +88,12 @@ static void emit(ingest *in, const pdns_record *r, uint16_t index) {
         in->m.mixer_insert_errors++;
     if (in->out_fd < 0)
         return;
+    if (in->out.len >= OUTPUT_MAX) { /* failing and full: not kept, counted */
+        in->m.output_dropped++;
+        return;
+    }
     if (cof_encode(r, COF_WITH_SENSOR | COF_WITH_ORIGIN, &in->out) < 0) {
-        in->m.output_write_errors++;
+        in->m.output_dropped++;
         return;
     }
     if (in->out.len >= (1u << 16))
@@ -151,11 +157,30 @@ void ingest_line_too_long(ingest *in, const ingest_source *s,
                  where);
 }
 
+/* Writes what waits for the output file. While writes fail (a full disk)
+ * the relay tries again once a second, keeps at most OUTPUT_MAX bytes
+ * waiting and counts the records it could not keep; the failure and the
+ * recovery are logged once each, not per record. */
 int ingest_commit(ingest *in) {
-    if (in->out_fd < 0 || pdns_buf_write_fd(&in->out, in->out_fd) == 0)
+    if (in->out_fd < 0 || !in->out.len)
+        return in->out_failing ? -1 : 0;
+    uint64_t now = now_ms();
+    if (in->out_failing && now < in->out_retry_ms)
+        return -1;
+    if (pdns_buf_write_fd(&in->out, in->out_fd) == 0) {
+        if (in->out_failing)
+            log_info("ingest: the output file is written again (%" PRIu64 " records "
+                     "could not be kept meanwhile)", in->m.output_dropped);
+        in->out_failing = 0;
         return 0;
+    }
     in->m.output_write_errors++;
-    log_error("ingest: writing the output file: %s", strerror(errno));
+    if (!in->out_failing)
+        log_error("ingest: writing the output file failed: %s; trying again every "
+                  "second, keeping up to %u MiB meanwhile (records beyond are not "
+                  "written, and counted)", strerror(errno), OUTPUT_MAX >> 20);
+    in->out_failing = 1;
+    in->out_retry_ms = now + 1000;
     return -1;
 }
 
@@ -236,6 +261,12 @@ int ingest_metrics_render(const ingest *in, const relay_config *cfg,
                  "pdns_relay_redis_disconnects_total %" PRIu64 "\n"
                  "# TYPE pdns_relay_output_write_errors_total counter\n"
                  "pdns_relay_output_write_errors_total %" PRIu64 "\n"
+                 "# HELP pdns_relay_output_dropped_total Records not written to ingest.output_file: it failed and its buffer was full.\n"
+                 "# TYPE pdns_relay_output_dropped_total counter\n"
+                 "pdns_relay_output_dropped_total %" PRIu64 "\n"
+                 "# HELP pdns_relay_output_failing 1 while writes to ingest.output_file fail.\n"
+                 "# TYPE pdns_relay_output_failing gauge\n"
+                 "pdns_relay_output_failing %d\n"
                  "# TYPE pdns_relay_log_suppressed_total counter\n"
                  "pdns_relay_log_suppressed_total %" PRIu64 "\n"
                  "# HELP pdns_relay_partner_loops_total Partner records dropped because they had passed this relay already.\n"
@@ -245,7 +276,8 @@ int ingest_metrics_render(const ingest *in, const relay_config *cfg,
                  "# TYPE pdns_relay_store_dropped_total counter\n"
                  "pdns_relay_store_dropped_total %" PRIu64 "\n",
               m->queue_batches, m->queue_recovered, m->redis_disconnects,
-              m->output_write_errors, m->log_suppressed, m->partner_loops,
+              m->output_write_errors, m->output_dropped, in->out_failing,
+              m->log_suppressed, m->partner_loops,
               m->store_dropped);
     return rc ? -1 : 0;
 }

@@ -28,6 +28,7 @@ typedef struct relay_metrics {
     uint64_t queue_recovered;
     uint64_t redis_disconnects;
     uint64_t output_write_errors;
+    uint64_t output_dropped;   /* records not written: the output failing and full */
     uint64_t log_suppressed;
     uint64_t mixer_insert_errors;
     uint64_t partner_loops;  /* partner records that had passed us already */
@@ -56,7 +57,9 @@ typedef struct ingest {
     void *source_ctx;
     const char *relay_id;
     int out_fd;              /* COF output file, or -1 */
-    pdns_buf out;
+    pdns_buf out;            /* waiting to be written: OUTPUT_MAX at most */
+    int out_failing;         /* the last write failed (full disk, ...) */
+    uint64_t out_retry_ms;   /* no write before then while failing */
     int keep_errors;
     /* reject log rate limit: a burst of lines, then one a second */
     double log_tokens;

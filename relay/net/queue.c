@@ -177,13 +177,9 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
         poll_next(qc);
         return;
     }
-    if (ingest_commit(qc->in) < 0) { /* keep them; try again later */
-        if (unit) /* what was stored is marked: read again, it is not doubled */
-            store_end_unit(qc->st, q->unit_key, id);
-        qc->busy = 0;
-        schedule(qc, 1000);
-        return;
-    }
+    /* the output file is a copy on the side: a full disk under it is
+     * logged and counted there, and holds up neither the store nor the queue */
+    ingest_commit(qc->in);
     (void)ac;
     qc->trim_n = n;
     qc->store_mark = unit ? store_end_unit(qc->st, q->unit_key, id)

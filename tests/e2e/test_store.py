@@ -1031,3 +1031,23 @@ def test_cursors_are_bound_to_their_query_and_cannot_be_forged(loaded):
                                                        "dribble-paginate-cursor": n})
     assert bad.status_code == 400 and "another query" in bad.json()["error"]
     assert relay.metrics().get('pdns_relay_queries_total{endpoint="query",status="503"}', 0) == 0
+
+
+def test_a_full_disk_under_the_output_file(redis_server, relay_factory, tmp_path):
+    """The output file's disk is full (/dev/full): one log line, not one per
+    record; a bounded buffer, what is beyond it counted; the store and the
+    d4-core queue go on unaffected."""
+    from test_queue import lines, push, queue_cfg, SRC
+    cfg = queue_cfg(redis_server)
+    cfg.update({"mixer": {"enabled": False}, "ingest": {"output_file": "/dev/full"}})
+    relay = relay_factory(redis=redis_server, extra=cfg).start()
+    n = 80000  # more than the 8 MiB the relay keeps for the file
+    push(redis_server.client(), lines(n))
+    wait_stored(relay, n, timeout=60)
+    assert relay.wait_for(lambda: redis_server.client().llen(SRC) == 0)
+    m = relay.metrics()
+    assert m["pdns_relay_output_failing"] == 1
+    assert m["pdns_relay_output_write_errors_total"] >= 1
+    assert m["pdns_relay_output_dropped_total"] > 0
+    assert relay.log_text().count("writing the output file failed") == 1
+    assert relay.proc.poll() is None
