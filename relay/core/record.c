@@ -25,6 +25,10 @@ static int canon_bytes(char *s, size_t i, size_t len, const char **why) {
         } else if (c <= ' ' || c == 0x7f) {
             *why = "name has a control character or space";
             return -1;
+        } else if (c >= 0x80) {
+            *why = "name has a raw non-ASCII byte (names are ASCII: IDNs as "
+                   "punycode, other bytes as \\DDD escapes)";
+            return -1;
         } else if (c == '\\') {
             i++;
         } else if (c == '.' && i + 1 < len && s[i + 1] == '.') {
@@ -50,6 +54,7 @@ canon_x64(char *s, size_t len, const char **why) {
     __mmask64 in = len >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << len) - 1;
     __m512i v = _mm512_maskz_loadu_epi8(in, s);
     __mmask64 odd = _mm512_mask_cmple_epu8_mask(in, v, _mm512_set1_epi8(' ')) |
+                    _mm512_mask_cmpge_epu8_mask(in, v, _mm512_set1_epi8((char)0x80)) |
                     _mm512_mask_cmpeq_epi8_mask(in, v, _mm512_set1_epi8(0x7f)) |
                     _mm512_mask_cmpeq_epi8_mask(in, v, _mm512_set1_epi8('\\'));
     if (odd)
@@ -130,7 +135,7 @@ static __attribute__((noinline)) int canon_swar(char *s, size_t len, const char 
         uint64_t del = (w ^ (ONES * 0x7f)), bs = (w ^ (ONES * 0x5c));
         del = (del - ONES) & ~del;                            /* == 0x7f */
         bs = (bs - ONES) & ~bs;                               /* == '\\' */
-        if ((low | del | bs) & HIGHS)
+        if ((low | del | bs | w) & HIGHS) /* w: a byte >= 0x80 */
             return canon_bytes(s, i, len, why);
         uint64_t dot = w ^ (ONES * 0x2e);
         dot = (dot - ONES) & ~dot & HIGHS;                    /* == '.' */
@@ -152,6 +157,82 @@ static __attribute__((noinline)) int canon_swar(char *s, size_t len, const char 
     return canon_bytes(s, i, len, why);
 }
 
+/* One spelling for a name's presentation escapes (RFC 1035 \X and \DDD):
+ * a byte that needs no escape is written as itself, '.' and '\' as "\."
+ * and "\\", every other byte (below 0x21, 0x7f, 0x80 and above) as \DDD.
+ * Rewritten in place, never longer: a "\X" of a byte that needs \DDD is
+ * refused. So "tes\116" is "test", and one name has one spelling. */
+static int canon_escapes(char *s, size_t *lenp, const char **why) {
+    size_t len = *lenp, o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned c = (unsigned char)s[i], v;
+        if (c != '\\') {
+            s[o++] = (char)c;
+            continue;
+        }
+        if (i + 1 >= len) {
+            *why = "name ends in a lone backslash";
+            return -1;
+        }
+        int ddd = s[i + 1] >= '0' && s[i + 1] <= '9';
+        if (ddd) {
+            if (i + 3 >= len + 0 || !(s[i + 2] >= '0' && s[i + 2] <= '9') ||
+                !(s[i + 3] >= '0' && s[i + 3] <= '9') ||
+                (v = (unsigned)((s[i + 1] - '0') * 100 + (s[i + 2] - '0') * 10 +
+                                (s[i + 3] - '0'))) > 255) {
+                *why = "name has a bad \\DDD escape (three digits, at most 255)";
+                return -1;
+            }
+            i += 3;
+        } else {
+            v = (unsigned char)s[++i];
+        }
+        if (v == '.' || v == '\\') {
+            s[o++] = '\\';
+            s[o++] = (char)v;
+        } else if (v < 0x21 || v >= 0x7f) {
+            if (!ddd) {
+                *why = "name escapes a space, control or non-ASCII byte as \\X; "
+                       "it is written \\DDD";
+                return -1;
+            }
+            s[o++] = '\\';
+            s[o++] = (char)('0' + v / 100);
+            s[o++] = (char)('0' + v / 10 % 10);
+            s[o++] = (char)('0' + v % 10);
+        } else {
+            s[o++] = (char)v;
+        }
+    }
+    *lenp = o;
+    return 0;
+}
+
+/* A name that could exist on the wire: labels of at most 63 bytes, at
+ * most 255 bytes in all (each escape is one byte). */
+static int check_wire_length(const char *s, size_t len, const char **why) {
+    size_t wire = 1, label = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '.') {
+            wire += label + 1;
+            label = 0;
+            continue;
+        }
+        if (s[i] == '\\')
+            i += s[i + 1] >= '0' && s[i + 1] <= '9' ? 3 : 1;
+        if (++label > 63) {
+            *why = "name has a label longer than 63 bytes";
+            return -1;
+        }
+    }
+    wire += label + 1;
+    if (wire > 255) {
+        *why = "name longer than 255 bytes on the wire";
+        return -1;
+    }
+    return 0;
+}
+
 int pdns_name_canon(char *s, size_t *lenp, const char **why) {
     size_t len = *lenp;
     if (len == 0) {
@@ -164,19 +245,27 @@ int pdns_name_canon(char *s, size_t *lenp, const char **why) {
         *why = "name longer than 1024 bytes";
         return -1;
     }
-    *lenp = len;
-    if (len == 1 && s[0] == '.')
+    if (len == 1 && s[0] == '.') {
+        *lenp = len;
         return 0;
+    }
     if (s[0] == '.') {
         *why = "name has an empty label";
         return -1;
     }
-    if (len <= 64 && pdns_cpu_has(PDNS_CPU_AVX512BW)) {
+    /* escapes are rare: one spelling for them first, then the usual checks */
+    int escaped = memchr(s, '\\', len) != NULL;
+    if (escaped && canon_escapes(s, &len, why) < 0)
+        return -1;
+    *lenp = len;
+    if (len <= 64 && !escaped && pdns_cpu_has(PDNS_CPU_AVX512BW)) {
         int rc = canon_x64(s, len, why);
         if (rc <= 0)
-            return rc;
+            return rc < 0 || len <= 63 ? rc : check_wire_length(s, len, why);
     }
-    return canon_swar(s, len, why);
+    if (canon_swar(s, len, why) < 0)
+        return -1;
+    return len > 63 || escaped ? check_wire_length(s, len, why) : 0;
 }
 
 static char *copy_str(char *dst, pdns_str *s) {

@@ -842,11 +842,14 @@ int store_metrics(const store *s, pdns_buf *b) {
         "# HELP pdns_relay_store_expired_triples_total Triples deleted by the expiry sweep (store.expire).\n"
         "# TYPE pdns_relay_store_expired_triples_total counter\n"
         "pdns_relay_store_expired_triples_total %" PRIu64 "\n"
+        "# HELP pdns_relay_store_in_flight 1 while a batch is sent and not yet answered.\n"
+        "# TYPE pdns_relay_store_in_flight gauge\n"
+        "pdns_relay_store_in_flight %d\n"
         "# HELP pdns_relay_store_up 1 while the store's Redis is connected.\n"
         "# TYPE pdns_relay_store_up gauge\n"
         "pdns_relay_store_up %d\n",
         s->stored, s->batches, s->errors, s->dead, s->duplicates, s->waiting,
-        s->buffer_peak, s->full, s->expired, s->rc.ready);
+        s->buffer_peak, s->full, s->expired, s->busy, s->rc.ready);
     rc |= pdns_hist_render(&s->lat, "pdns_relay_store_latency_seconds",
                            "Time of one batch write (answered or refused).", b);
     return rc ? -1 : 0;

@@ -96,12 +96,22 @@ def test_kill9_between_store_and_trim_stores_nothing_twice(redis_server, relay_f
         cfg = queue_cfg(redis_server)
         cfg["mixer"] = {"enabled": False}
         relay = relay_factory(redis=store, extra=cfg).start()
-        held = threading.Thread(target=lambda: store.client().execute_command("DEBUG", "SLEEP", 4))
+        held = threading.Thread(target=lambda: store.client().execute_command("DEBUG", "SLEEP", 8))
         held.start()
-        time.sleep(0.3)  # the store's Redis is now inside DEBUG SLEEP
+
+        def asleep():
+            import redis
+            try:
+                redis.Redis(port=store.port, socket_timeout=0.2).ping()
+                return False
+            except redis.exceptions.TimeoutError:
+                return True
+        assert relay.wait_for(asleep, 10)  # the store's Redis is inside DEBUG SLEEP
         push(q, lines(500))
         assert relay.wait_for(lambda: q.llen(PROC) == 500, 10)
-        time.sleep(0.5)  # the batch's EVAL is written, waiting in the store's socket
+        # the batch's EVAL is on its way to the sleeping Redis
+        assert relay.wait_for(lambda: relay.metrics()["pdns_relay_store_in_flight"] == 1, 10)
+        time.sleep(0.2)  # from hiredis's buffer into the socket: the next loop turn
         relay.stop(signal.SIGKILL)
         held.join()
         assert int(st.hget("st:info", "records")) == 500  # stored; not trimmed

@@ -174,7 +174,8 @@ static void test_fast_reader_agrees(void **state) {
         "{\"rrname\":\"a.example\",\"rrtype\":\"A\",\"rdata\":\"192.0.2.1\",\"time_first\":1,\"time_last\":2} x",
         "{\"rrname\":\"a.example\",\"rrtype\":\"A\",\"rdata\":\"192.0.2.1\",\"time_first\":1,\"time_last\":2",
     };
-    static const int want[] = {1, 2, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1, -1, 9, -1, -1, -1};
+    /* line 3: a raw non-ASCII name is refused (IDNs come as punycode) */
+    static const int want[] = {1, 2, 1, -1, 1, 1, 1, -1, -1, -1, -1, -1, -1, 9, -1, -1, -1};
     assert_int_equal(sizeof(want) / sizeof(want[0]), sizeof(lines) / sizeof(lines[0]));
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
         pdns_record init;

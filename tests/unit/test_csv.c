@@ -324,9 +324,16 @@ static void test_rejects(void **state) {
 }
 
 /* The byte-at-a-time definition of pdns_name_canon (the relay's version
- * works eight bytes at a time): both must agree on every input. */
+ * works eight bytes at a time): both must agree on every input. A name is
+ * decoded to its bytes (escapes: \X, \DDD), checked (no raw control,
+ * space or non-ASCII byte, no empty label, labels of at most 63 bytes, at
+ * most 255 on the wire) and written again in the one spelling: ordinary
+ * bytes as themselves, letters in lower case, '.' and '\' as "\." and
+ * "\\", every other byte as \DDD. */
 static int canon_ref(char *s, size_t *lenp, const char **why) {
-    size_t len = *lenp;
+    size_t len = *lenp, n = 0;
+    unsigned char v[1100];
+    int esc[1100];
     if (len == 0)
         return *why = "empty", -1;
     if (len > 1 && s[len - 1] == '.' && s[len - 2] != '\\')
@@ -338,32 +345,133 @@ static int canon_ref(char *s, size_t *lenp, const char **why) {
         return 0;
     if (s[0] == '.')
         return *why = "label", -1;
+    for (size_t i = 0; i < len; i++) { /* escapes first, as the relay does */
+        if (s[i] != '\\')
+            continue;
+        if (i + 1 >= len)
+            return *why = "escape", -1;
+        if (s[i + 1] >= '0' && s[i + 1] <= '9') {
+            if (i + 3 >= len || s[i + 2] < '0' || s[i + 2] > '9' || s[i + 3] < '0' ||
+                s[i + 3] > '9' || (s[i + 1] - '0') * 100 + (s[i + 2] - '0') * 10 + s[i + 3] - '0' > 255)
+                return *why = "escape", -1;
+            i += 3;
+        } else {
+            unsigned char x = (unsigned char)s[++i];
+            if ((x < 0x21 || x >= 0x7f) && x != '.' && x != '\\')
+                return *why = "escape", -1;
+        }
+    }
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 'A' && c <= 'Z')
-            s[i] = (char)(c + 32);
-        else if (c <= ' ' || c == 0x7f)
-            return *why = "control", -1;
-        else if (c == '\\')
-            i++;
-        else if (c == '.' && i + 1 < len && s[i + 1] == '.')
-            return *why = "label", -1;
+        if (c == '\\') {
+            if (s[i + 1] >= '0' && s[i + 1] <= '9') {
+                c = (unsigned char)((s[i + 1] - '0') * 100 + (s[i + 2] - '0') * 10 + s[i + 3] - '0');
+                i += 3;
+            } else {
+                c = (unsigned char)s[++i];
+            }
+            v[n] = c, esc[n++] = 1;
+            continue;
+        }
+        v[n] = c, esc[n++] = 0;
     }
+    size_t o = 0;
+    char out[4400];
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = v[i];
+        if (!esc[i] && (c <= ' ' || c == 0x7f))
+            return *why = "control", -1;
+        if (!esc[i] && c >= 0x80)
+            return *why = "nonascii", -1;
+        if (!esc[i] && c == '.' && i + 1 < n && v[i + 1] == '.' && !esc[i + 1])
+            return *why = "label", -1;
+        if (!esc[i] && c == '.')
+            out[o++] = '.';
+        else if (c == '.' || c == '\\')
+            out[o++] = '\\', out[o++] = (char)c;
+        else if (c < 0x21 || c >= 0x7f)
+            o += (size_t)sprintf(out + o, "\\%03u", c);
+        else
+            out[o++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    size_t label = 0, wire = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (!esc[i] && v[i] == '.') {
+            wire += label + 1;
+            label = 0;
+        } else if (++label > 63) {
+            return *why = "wire", -1;
+        }
+    }
+    if (wire + label + 1 > 255)
+        return *why = "wire", -1;
+    memcpy(s, out, o);
+    *lenp = o;
     return 0;
 }
 
 /* The relay's reason, in the reference's words. */
 static const char *reason_kind(const char *why) {
-    return strstr(why, "empty label") ? "label"
-           : strstr(why, "control")   ? "control"
-           : strstr(why, "longer")    ? "long"
-           : strstr(why, "empty")     ? "empty"
-                                      : why;
+    return strstr(why, "empty label")   ? "label"
+           : strstr(why, "63 bytes") || strstr(why, "on the wire") ? "wire"
+           : strstr(why, "raw non-ASCII") ? "nonascii"
+           : strstr(why, "escape") || strstr(why, "backslash") ? "escape"
+           : strstr(why, "control")     ? "control"
+           : strstr(why, "longer")      ? "long"
+           : strstr(why, "empty")       ? "empty"
+                                        : why;
+}
+
+/* One DNS name, one spelling; names that cannot exist on the wire refused. */
+static void test_name_spellings(void **state) {
+    static const struct {
+        const char *in, *out; /* out NULL: refused */
+    } cases[] = {
+        {"x.Example-Corp.tes\\116", "x.example-corp.test"},  /* an escaped 't' */
+        {"\\120.example", "x.example"},
+        {"a\\.b.example", "a\\.b.example"},                /* a dot inside a label */
+        {"a\\046b.example", "a\\.b.example"},
+        {"sp\\032ace.example", "sp\\032ace.example"},
+        {"\\195\\169t\\195\\169.example", "\\195\\169t\\195\\169.example"},
+        {"sp\\ ace.example", NULL},                        /* \X of a space: \DDD */
+        {"raw\x01.example", NULL},
+        {"caf\xc3\xa9.example", NULL},                      /* raw UTF-8: punycode */
+        {"bad\\256.example", NULL},
+        {"end\\", NULL},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char b[300];
+        const char *why;
+        size_t n = strlen(cases[i].in);
+        memcpy(b, cases[i].in, n);
+        int rc = pdns_name_canon(b, &n, &why);
+        if (cases[i].out ? rc != 0 || n != strlen(cases[i].out) || memcmp(b, cases[i].out, n)
+                         : rc == 0)
+            fail_msg("%s: got %d \"%.*s\"", cases[i].in, rc, rc ? 0 : (int)n, b);
+    }
+    char name[400];
+    const char *why;
+    size_t n;
+    memset(name, 'a', 70); /* a 70-byte label */
+    memcpy(name + 70, ".example", 8);
+    n = 78;
+    assert_int_equal(pdns_name_canon(name, &n, &why), -1);
+    assert_non_null(strstr(why, "63 bytes"));
+    for (int i = 0; i < 300; i += 10) /* 300 bytes in labels of 9 */
+        memcpy(name + i, "abcdefghi.", 10);
+    n = 299;
+    assert_int_equal(pdns_name_canon(name, &n, &why), -1);
+    assert_non_null(strstr(why, "255 bytes"));
+    n = 249; /* 250 bytes on the wire: fine */
+    for (int i = 0; i < 250; i += 10)
+        memcpy(name + i, "abcdefghi.", 10);
+    assert_int_equal(pdns_name_canon(name, &n, &why), 0);
 }
 
 static void test_name_canon_agrees(void **state) {
     static const char alphabet[] = "abcXYZ09-_./\\ \x01\x7f\x80\xc3\xa9" "AZ@[`{";
-    char a[80], b[80];
+    char a[80], b[4400];
     const char *wa, *wb;
     (void)state;
     srand(7);
@@ -374,11 +482,14 @@ static void test_name_canon_agrees(void **state) {
             a[i] = plain ? "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.."[rand() % 65]
                          : alphabet[rand() % (sizeof(alphabet) - 1)];
         memcpy(b, a, len);
+        char c[80];
+        memcpy(c, a, len);
         size_t la = len, lb = len;
         int ra = pdns_name_canon(a, &la, &wa), rb = canon_ref(b, &lb, &wb);
         if (ra != rb || (ra == 0 && (la != lb || memcmp(a, b, la) != 0)) ||
             (ra < 0 && strcmp(reason_kind(wa), wb) != 0))
-            fail_msg("round %d: len %zu: canon %d, reference %d", round, len, ra, rb);
+            fail_msg("round %d: len %zu: canon %d (%s), reference %d (%s): \"%.*s\"", round,
+                     len, ra, ra < 0 ? wa : "", rb, rb < 0 ? wb : "", (int)len, c);
     }
 }
 
@@ -835,6 +946,7 @@ int main(void) {
         cmocka_unit_test(test_rrtype_names),
         cmocka_unit_test(test_mask_and_scanners_agree),
         cmocka_unit_test(test_mask_fields_agree),
+        cmocka_unit_test(test_name_spellings),
         cmocka_unit_test(test_name_canon_agrees),
     };
     return cmocka_run_group_tests_name("csv", tests, NULL, NULL);
