@@ -16,8 +16,10 @@ const char *pdns_source_name(enum pdns_source s) {
 }
 
 /* The byte-by-byte check of pdns_name_canon from s[i] on (s[i - 1], if
- * any, is not a backslash). */
-static int canon_bytes(char *s, size_t i, size_t len, const char **why) {
+ * any, is not a backslash). A backslash returns 2 unless escapes are
+ * known to be in their one spelling already (esc_ok): the caller then
+ * gives them that first (canon_escapes). */
+static int canon_bytes_esc(char *s, size_t i, size_t len, const char **why, int esc_ok) {
     for (; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 'A' && c <= 'Z') {
@@ -30,6 +32,8 @@ static int canon_bytes(char *s, size_t i, size_t len, const char **why) {
                    "punycode, other bytes as \\DDD escapes)";
             return -1;
         } else if (c == '\\') {
+            if (!esc_ok)
+                return 2;
             i++;
         } else if (c == '.' && i + 1 < len && s[i + 1] == '.') {
             *why = "name has an empty label";
@@ -37,6 +41,10 @@ static int canon_bytes(char *s, size_t i, size_t len, const char **why) {
         }
     }
     return 0;
+}
+
+static int canon_bytes(char *s, size_t i, size_t len, const char **why) {
+    return canon_bytes_esc(s, i, len, why, 0);
 }
 
 #define ONES UINT64_C(0x0101010101010101)
@@ -245,27 +253,28 @@ int pdns_name_canon(char *s, size_t *lenp, const char **why) {
         *why = "name longer than 1024 bytes";
         return -1;
     }
-    if (len == 1 && s[0] == '.') {
-        *lenp = len;
+    *lenp = len;
+    if (len == 1 && s[0] == '.')
         return 0;
-    }
     if (s[0] == '.') {
         *why = "name has an empty label";
         return -1;
     }
-    /* escapes are rare: one spelling for them first, then the usual checks */
-    int escaped = memchr(s, '\\', len) != NULL;
-    if (escaped && canon_escapes(s, &len, why) < 0)
-        return -1;
-    *lenp = len;
-    if (len <= 64 && !escaped && pdns_cpu_has(PDNS_CPU_AVX512BW)) {
+    if (len <= 64 && pdns_cpu_has(PDNS_CPU_AVX512BW)) {
         int rc = canon_x64(s, len, why);
         if (rc <= 0)
             return rc < 0 || len <= 63 ? rc : check_wire_length(s, len, why);
     }
-    if (canon_swar(s, len, why) < 0)
+    int rc = canon_swar(s, len, why);
+    if (rc == 2) { /* escapes (rare): their one spelling, then the checks */
+        if (canon_escapes(s, &len, why) < 0 || canon_bytes_esc(s, 0, len, why, 1) < 0)
+            return -1;
+        *lenp = len;
+        return check_wire_length(s, len, why);
+    }
+    if (rc < 0)
         return -1;
-    return len > 63 || escaped ? check_wire_length(s, len, why) : 0;
+    return len > 63 ? check_wire_length(s, len, why) : 0;
 }
 
 static char *copy_str(char *dst, pdns_str *s) {

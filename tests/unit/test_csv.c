@@ -345,7 +345,17 @@ static int canon_ref(char *s, size_t *lenp, const char **why) {
         return 0;
     if (s[0] == '.')
         return *why = "label", -1;
-    for (size_t i = 0; i < len; i++) { /* escapes first, as the relay does */
+    /* left to right until the first backslash, as the relay reads it */
+    for (size_t i = 0; i < len && s[i] != '\\'; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= ' ' || c == 0x7f)
+            return *why = "control", -1;
+        if (c >= 0x80)
+            return *why = "nonascii", -1;
+        if (c == '.' && i + 1 < len && s[i + 1] == '.')
+            return *why = "label", -1;
+    }
+    for (size_t i = 0; i < len; i++) { /* then every escape */
         if (s[i] != '\\')
             continue;
         if (i + 1 >= len)
