@@ -90,8 +90,11 @@ unit: $(UNIT_BIN)
 	$(PY) tests/layers/check_layers.py
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; (cd tests/unit && ../../$$t); done
 
+# under the sanitizers the tests marked slow (long waits that test timing,
+# not memory) are left out
 e2e: $(BIN)
-	PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) -m pytest -q -p no:cacheprovider tests/e2e
+	PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) -m pytest -q -p no:cacheprovider \
+	  $(if $(SANITIZE),-m "not slow") tests/e2e
 
 test: unit e2e
 
@@ -120,11 +123,16 @@ bench: $(BIN) $(BENCH_BIN) $(BUILD)/bench/iprof
 FUZZ_SECONDS ?= 20
 FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE $(INCLUDES) -I$(BUILD)/gen $(PKG_CFLAGS) \
                -fsanitize=fuzzer,address,undefined
-fuzz: $(LUA_HDR)
+# the relay's objects are built once for all targets
+FUZZ_OBJ := $(CORE_SRC:%.c=build-fuzz/obj/%.o)
+build-fuzz/obj/%.o: %.c $(LUA_HDR)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -c $< -o $@
+fuzz: $(FUZZ_OBJ)
 	@mkdir -p build-fuzz
 	@set -e; for f in tests/fuzz/fuzz_*.c; do \
 	  n=$$(basename $$f .c); echo "== $$n ($(FUZZ_SECONDS) s)"; \
-	  clang $(FUZZ_CFLAGS) -o build-fuzz/$$n $$f $(CORE_SRC) $(PKG_LIBS) -lssl -lcrypto -lm; \
+	  clang $(FUZZ_CFLAGS) -o build-fuzz/$$n $$f $(FUZZ_OBJ) $(PKG_LIBS) -lssl -lcrypto -lm; \
 	  mkdir -p build-fuzz/corpus-$$n; \
 	  build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	    build-fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>&1 | tail -n 3; \

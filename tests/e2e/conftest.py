@@ -26,6 +26,11 @@ SENSORS = {
 }
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a long wait that tests timing, not memory "
+                            "(left out of the sanitizer run)")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -7,6 +7,8 @@ import os
 import subprocess
 import time
 
+import pytest
+
 from conftest import BIN, DATA, SENSORS
 import d4sensor
 
@@ -221,6 +223,7 @@ def closed_sessions(relay, reason):
     return relay.metrics().get('pdns_relay_d4_closed_sessions_total{reason="%s"}' % reason, 0)
 
 
+@pytest.mark.slow
 def test_long_lived_session(relay):
     """A sensor that keeps one TLS session open (d4-goclient does, for hours)
     keeps it: frames sent over a minute, with a quiet spell longer than any

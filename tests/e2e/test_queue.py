@@ -114,7 +114,10 @@ def test_kill9_between_store_and_trim_stores_nothing_twice(redis_server, relay_f
         time.sleep(0.2)  # from hiredis's buffer into the socket: the next loop turn
         relay.stop(signal.SIGKILL)
         held.join()
-        assert int(st.hget("st:info", "records")) == 500  # stored; not trimmed
+        # awake again, Redis reads the batch's EVAL (a few hundred KiB, over
+        # several turns of its loop) and applies it: stored, not trimmed
+        assert relay.wait_for(lambda: st.hget("st:info", "records") is not None, 20)
+        assert int(st.hget("st:info", "records")) == 500
         assert q.llen(PROC) == 500
         relay.start()
         assert relay.wait_for(lambda: q.llen(PROC) == 0 and q.llen(SRC) == 0, 20)
