@@ -83,6 +83,18 @@ class Redis:
              "--dir", self.dir, "--save", "", "--appendonly", "yes"] + self.extra,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.port, self.proc)
+        # the port opens before Redis has loaded its data (LOADING): ready
+        # once it answers PING
+        import redis
+        end = time.time() + 30
+        while True:
+            try:
+                if self.client().ping():
+                    return
+            except (redis.exceptions.BusyLoadingError, redis.exceptions.ConnectionError):
+                if time.time() > end:
+                    raise
+            time.sleep(0.05)
 
     def stop(self):
         if self.proc:
