@@ -174,7 +174,7 @@ PYEOF
 echo
 echo "== the local store: COF queries (GET http://127.0.0.1:$HTTP_PORT/...)"
 for q in /info "/query/www.example-corp.test" "/query/10.20.1.0/28?limit=3" \
-         "/query/*.example-corp.test?limit=3&saf=1" "/rdata/api-gw.cdn.example"; do
+         "/query/*.example-corp.test?limit=2&saf=1" "/rdata/api-gw.cdn.example"; do
   echo "   GET $q"
   $PY - "http://127.0.0.1:$HTTP_PORT$q" <<'PYEOF' | sed 's/^/      /'
 import sys, urllib.request

@@ -135,10 +135,14 @@ static int put_triple(query_req *q, redisReply **el) {
     rec.sensor_id.len = el[3]->len;
     rec.bailiwick.p = el[4]->str;
     rec.bailiwick.len = el[4]->len;
+    if (q->saf && pdns_buf_append(q->body, "{\"obj\":", 7) < 0)
+        return -1;
     if (cof_encode(&rec, COF_WITH_SENSOR, q->body) < 0)
         return -1;
     if (q->json) /* the newline becomes the array's comma */
         q->body->p[q->body->len - 1] = ',';
+    else if (q->saf) /* DNSDB's SAF: {"obj":{...}} a line */
+        q->body->p[q->body->len - 1] = '}', pdns_buf_append(q->body, "\n", 1);
     return 0;
 }
 
@@ -243,6 +247,8 @@ static void answer(query_req *q, const redisReply *rep) {
     int rc = 0;
     if (q->json)
         rc |= pdns_buf_append(q->body, "[", 1);
+    else if (q->saf)
+        rc |= pdns_buf_append(q->body, "{\"cond\":\"begin\"}\n", 17);
     for (size_t i = 1; i + 4 < rep->elements; i += 5)
         rc |= put_triple(q, rep->element + i);
     if (q->json) {
@@ -388,7 +394,11 @@ static int read_params(query_req *q, struct lws *wsi, char *err, size_t errlen) 
             }
             q->cursor_blob = bl; /* checked once the whole query is read */
         } else if (strcmp(arg, "saf") == 0) {
-            q->saf = strcmp(v, "0") != 0;
+            if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
+                snprintf(err, errlen, "saf is 0 or 1");
+                return -1;
+            }
+            q->saf = v[0] == '1';
         } else {
             snprintf(err, errlen, "unknown parameter \"%.40s\" (rrtype, "
                      "time_first_after, time_first_before, time_last_after, "
@@ -441,8 +451,9 @@ static int read_params(query_req *q, struct lws *wsi, char *err, size_t errlen) 
     if (lws_hdr_custom_copy(wsi, hv, sizeof(hv), "x-saf:", 6) > 0)
         q->saf = strcmp(hv, "0") != 0;
     /* CIRCL's /pdns/query answers NDJSON whatever the Accept header says
-     * (dnsdbq always sends application/json and reads one object a line) */
-    if (q->ep != QE_PDNS && lws_hdr_copy(wsi, hv, sizeof(hv), WSI_TOKEN_HTTP_ACCEPT) > 0 &&
+     * (dnsdbq always sends application/json and reads one object a line);
+     * SAF is NDJSON by definition (its last line tells whether it is all) */
+    if (q->ep != QE_PDNS && !q->saf && lws_hdr_copy(wsi, hv, sizeof(hv), WSI_TOKEN_HTTP_ACCEPT) > 0 &&
         strstr(hv, "application/json") && !strstr(hv, "ndjson"))
         q->json = 1;
     q->qp.a.cursor = cursor;

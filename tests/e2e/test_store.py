@@ -245,15 +245,20 @@ def test_formats_and_truncation_marker(loaded):
     assert isinstance(arr, list) and len(arr) == 10 and h.get("x-cursor")
     st, h, body = api.get("/query/nothing.here.test", {"Accept": "application/json"})
     assert json.loads(body) == []
-    # saf: the last line says whether the answer is complete
-    st, h, body = api.get("/query/big.cdn.test?limit=10&saf=1")
-    lines = [json.loads(l) for l in body.splitlines()]
-    assert len(lines) == 11 and lines[-1]["cond"] == "limited" and lines[-1]["cursor"]
+    # saf: DNSDB's framing, the last line says whether the answer is complete
+    # (NDJSON whatever the Accept header, so that line is never lost)
+    for hdrs in ({}, {"Accept": "application/json"}):
+        st, h, body = api.get("/query/big.cdn.test?limit=10&saf=1", hdrs)
+        lines = [json.loads(l) for l in body.splitlines()]
+        assert lines[0] == {"cond": "begin"} and len(lines) == 12
+        assert all(o["obj"]["rrname"] == "big.cdn.test" for o in lines[1:-1])
+        assert lines[-1]["cond"] == "limited" and lines[-1]["cursor"]
+        assert h["Content-Type"].startswith("application/x-ndjson")
     st, h, body = api.get("/query/corp.test?saf=1")
     lines = [json.loads(l) for l in body.splitlines()]
-    assert lines[-1] == {"cond": "succeeded"} and len(lines) == 1 + len(
+    assert lines[-1] == {"cond": "succeeded"} and len(lines) == 2 + len(
         expect(agg, lambda k, v: k[0] == "corp.test"))
-    assert h["Content-Type"].startswith("application/x-ndjson")
+    assert api.get("/query/corp.test?saf=2")[0] == 400
 
 
 def test_dribble_api_like_pypdns(loaded):
