@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "cof.h"
 #include "config.h"
 #include "log.h"
@@ -19,12 +20,6 @@
 #define LOG_BURST 20.0
 
 #define OUTPUT_MAX (8u << 20) /* bytes waiting for the output file, at most */
-
-static uint64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 int ingest_init(ingest *in, const char *output_path, int keep_errors) {
     memset(in, 0, sizeof(*in));
@@ -62,7 +57,7 @@ void ingest_close(ingest *in) {
 /* A rejected line is logged with its reason, at most LOG_BURST at once
  * and then one a second; the rest are counted as suppressed. */
 int ingest_log_allowed(ingest *in) {
-    uint64_t t = now_ms();
+    uint64_t t = pdns_mono_ms();
     in->log_tokens += (double)(t - in->log_last_ms) / 1000.0;
     if (in->log_tokens > LOG_BURST)
         in->log_tokens = LOG_BURST;
@@ -76,9 +71,7 @@ int ingest_log_allowed(ingest *in) {
 }
 
 int64_t ingest_clock_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return pdns_wall_ms();
 }
 
 static void emit(ingest *in, const pdns_record *r, uint16_t index) {
@@ -164,7 +157,7 @@ void ingest_line_too_long(ingest *in, const ingest_source *s,
 int ingest_commit(ingest *in) {
     if (in->out_fd < 0 || !in->out.len)
         return in->out_failing ? -1 : 0;
-    uint64_t now = now_ms();
+    uint64_t now = pdns_mono_ms();
     if (in->out_failing && now < in->out_retry_ms)
         return -1;
     if (pdns_buf_write_fd(&in->out, in->out_fd) == 0) {

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 #define NAME_MAX_LEN 64
 #define CACHE_SLOTS 1024
 #define CACHE_TTL_MS (5 * 60 * 1000)
@@ -57,12 +59,6 @@ struct http_auth {
     uint64_t argon2, refused_failures, refused_busy;
     char proxies[512];           /* ",addr,addr," or "" */
 };
-
-static uint64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 int http_auth_parse_line(const char *line, char *kind, char *name, char *hash,
                          const char **why) {
@@ -190,7 +186,7 @@ static cache_slot *slot_for(http_auth *a, const uint8_t tag[16]) {
 /* A credential verified before (and not long ago): its principal. */
 static int cached(http_auth *a, const uint8_t tag[16], char *who, size_t wholen) {
     cache_slot *slot = slot_for(a, tag);
-    if (slot->until_ms > now_ms() && sodium_memcmp(slot->tag, tag, 16) == 0) {
+    if (slot->until_ms > pdns_mono_ms() && sodium_memcmp(slot->tag, tag, 16) == 0) {
         snprintf(who, wholen, "%s", slot->who);
         return 1;
     }
@@ -237,7 +233,7 @@ static void verify_after(uv_work_t *req, int status) {
         memcpy(slot->tag, j->tag, sizeof(slot->tag));
         snprintf(slot->who, sizeof(slot->who), "%s:%s",
                  j->kind == 'b' ? "user" : "key", j->c->name);
-        slot->until_ms = now_ms() + CACHE_TTL_MS;
+        slot->until_ms = pdns_mono_ms() + CACHE_TTL_MS;
         snprintf(who, sizeof(who), "%s", slot->who);
         code = limited(a, who, sizeof(who), &retry);
     } else {
@@ -263,7 +259,7 @@ static int take_from(bucket *tab, const char *who, double rate, double burst) {
     for (const char *p = who; *p; p++)
         h = (h ^ (uint8_t)*p) * 1099511628211ULL;
     bucket *b = &tab[h % BUCKET_SLOTS];
-    uint64_t now = now_ms();
+    uint64_t now = pdns_mono_ms();
     if (strcmp(b->who, who) != 0) { /* a new (or evicted) principal */
         snprintf(b->who, sizeof(b->who), "%s", who);
         b->tokens = burst;

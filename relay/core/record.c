@@ -184,7 +184,7 @@ static int canon_escapes(char *s, size_t *lenp, const char **why) {
         }
         int ddd = s[i + 1] >= '0' && s[i + 1] <= '9';
         if (ddd) {
-            if (i + 3 >= len + 0 || !(s[i + 2] >= '0' && s[i + 2] <= '9') ||
+            if (i + 3 >= len || !(s[i + 2] >= '0' && s[i + 2] <= '9') ||
                 !(s[i + 3] >= '0' && s[i + 3] <= '9') ||
                 (v = (unsigned)((s[i + 1] - '0') * 100 + (s[i + 2] - '0') * 10 +
                                 (s[i + 3] - '0'))) > 255) {

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "rrtype.h"
 #include "store_ingest.lua.h"
@@ -58,12 +59,6 @@ struct store_chunk {
     char unit_key[200]; /* the unit's marker ("" for none) and id */
     char unit_id[24];
 };
-
-static uint64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static double mono_s(void) {
     struct timespec ts;
@@ -174,7 +169,7 @@ static void set_aside(store *s, store_chunk *c, const char *what) {
     unsigned long k = strtoul(what, &end, 10);
     if (k >= n || *end != ' ') { /* not ours to read: retried, as any error */
         s->errors++;
-        s->retry_at_ms = mono_ms() + RETRY_MS;
+        s->retry_at_ms = pdns_mono_ms() + RETRY_MS;
         return;
     }
     const entry *e = &es[k];
@@ -222,7 +217,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
                   "retrying in %d ms", c->nrec,
                   rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply",
                   RETRY_MS);
-        s->retry_at_ms = mono_ms() + RETRY_MS;
+        s->retry_at_ms = pdns_mono_ms() + RETRY_MS;
         return;
     }
     if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 0 && c->nrec)
@@ -359,13 +354,13 @@ static int build_command(const store *s, const store_chunk *c, pdns_buf *cmd) {
 /* Sends the oldest batch when nothing is in flight. */
 static void kick(store *s) {
     store_chunk *c = s->head;
-    if (s->busy || !c || !s->rc.ready || mono_ms() < s->retry_at_ms)
+    if (s->busy || !c || !s->rc.ready || pdns_mono_ms() < s->retry_at_ms)
         return;
     if (!c->sealed && (c->in_unit || c->nrec < s->conf->batch))
         return; /* still filling: store_flush, the tick or the unit's end sends it */
     c->sealed = 1;
     if (build_command(s, c, &s->cmd) < 0) {
-        s->retry_at_ms = mono_ms() + RETRY_MS;
+        s->retry_at_ms = pdns_mono_ms() + RETRY_MS;
         return;
     }
     if (redisAsyncFormattedCommand(s->rc.ac, on_reply, s, s->cmd.p, s->cmd.len) ==
@@ -565,8 +560,11 @@ int store_add(store *s, const pdns_record *r) {
     int64_t tf = r->time_first, tl = r->time_last;
     uint64_t count = r->count ? pdns_count_clamp(r->count) : 1;
     uint64_t h = entry_hash(s, r, sensor, sl);
-    if ((c->entries.len / sizeof(entry) + 1) * 2 > c->nslots && grow_slots(c) < 0)
-        return -1; /* a unit larger than a batch */
+    /* a batch's table has room for it (nslots >= 2 * store.batch); only a
+     * unit, which takes every record until its end, may outgrow it */
+    if (c->in_unit && (c->entries.len / sizeof(entry) + 1) * 2 > c->nslots &&
+        grow_slots(c) < 0)
+        return -1;
     size_t mask = c->nslots - 1, slot = (size_t)h & mask;
     entry *es = (entry *)c->entries.p;
     while (c->slots[slot]) {
@@ -662,7 +660,7 @@ uint64_t store_end_unit(store *s, const char *key, const char *id) {
 
 static void sweep_later(store *s, int pass_done) {
     s->sweep_busy = 0;
-    s->sweep_at_ms = mono_ms() + (pass_done ? (uint64_t)s->conf->sweep_interval * 1000 : 100);
+    s->sweep_at_ms = pdns_mono_ms() + (pass_done ? (uint64_t)s->conf->sweep_interval * 1000 : 100);
 }
 
 static void on_expired(redisAsyncContext *ac, void *reply, void *priv) {
@@ -758,7 +756,7 @@ out:
  * expired triples meanwhile. */
 static void sweep(store *s) {
     if (!s->conf->expiry[0] || s->sweep_busy || !s->rc.ready ||
-        mono_ms() < s->sweep_at_ms)
+        pdns_mono_ms() < s->sweep_at_ms)
         return;
     char now[24];
     snprintf(now, sizeof(now), "%lld", (long long)time(NULL));

@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu.h"
@@ -940,16 +941,23 @@ static enum csv_result parse_json_line(const csv_layout *l, char *line, size_t l
         *why = "passivedns JSON line with timestamp_ms outside 0-999999";
         goto out;
     }
-    int n = snprintf(line, len + 1, "%lld.%06lld||%s||%s||%s||%s||%s||%s||%lld||%lld",
-                     (long long)json_integer_value(json_object_get(o, "timestamp_s")), us,
-                     v[0] ? v[0] : "0.0.0.0", v[1] ? v[1] : "0.0.0.0", v[2] ? v[2] : "IN",
-                     v[3], v[4], v[5],
-                     json_is_integer(ttl) ? (long long)json_integer_value(ttl) : 0,
-                     json_is_integer(cnt) ? (long long)json_integer_value(cnt) : 1);
-    if (n < 0 || (size_t)n > len) { /* cannot happen: the JSON is longer */
-        *why = "passivedns JSON line too long to rewrite";
+    /* formatted aside (snprintf ends with a NUL, which the caller's buffer
+     * may have no room for), then copied over the JSON */
+    char *csv = malloc(len + 1);
+    int n = csv ? snprintf(csv, len + 1, "%lld.%06lld||%s||%s||%s||%s||%s||%s||%lld||%lld",
+                           (long long)json_integer_value(json_object_get(o, "timestamp_s")), us,
+                           v[0] ? v[0] : "0.0.0.0", v[1] ? v[1] : "0.0.0.0",
+                           v[2] ? v[2] : "IN", v[3], v[4], v[5],
+                           json_is_integer(ttl) ? (long long)json_integer_value(ttl) : 0,
+                           json_is_integer(cnt) ? (long long)json_integer_value(cnt) : 1)
+                 : -1;
+    if (n < 0 || (size_t)n > len) { /* the JSON is longer, but say so if not */
+        free(csv);
+        *why = "passivedns JSON line too short to rewrite in place";
         goto out;
     }
+    memcpy(line, csv, (size_t)n);
+    free(csv);
     pthread_once(&once, json_layouts_init);
     res = csv_parse_line(&json_layout[l->keep_addresses ? 1 : 0], line, (size_t)n, r, why);
 out:

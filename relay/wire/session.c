@@ -108,33 +108,16 @@ static int read_meta(d4_session *s, const uint8_t *p, size_t len) {
     return ok ? 0 : -1;
 }
 
+/* A complete frame from sensor sn, whose header check_header passed (the
+ * uuid is known, the type taken, nothing changed mid-session): the HMAC,
+ * then the first frame pins the session. */
 static int on_frame(d4_session *s, const d4_session_ops *ops, void *ctx,
-                    const d4_header *h, uint8_t *payload, size_t plen,
-                    enum d4_reject *why, char *msg, size_t msglen) {
-    char hex[33];
-    relay_sensor *sn = s->sensor;
-    if (!sn || memcmp(sn->uuid, h->uuid, 16) != 0) {
-        sn = ops->lookup(ctx, h->uuid);
-        if (!sn) {
-            pdns_uuid_hex(h->uuid, hex);
-            FAIL(D4R_UNKNOWN_UUID, "unknown sensor uuid %s", hex);
-        }
-    }
+                    relay_sensor *sn, const d4_header *h, uint8_t *payload,
+                    size_t plen, enum d4_reject *why, char *msg, size_t msglen) {
     if (d4_hmac_verify(sn->key, sn->keylen, h, payload, plen) != 0)
         FAIL(D4R_HMAC, "bad HMAC from sensor %s", sn->name);
-    if (s->sensor && s->sensor != sn)
-        FAIL(D4R_UUID_CHANGE, "uuid changed from sensor %s to %s inside a "
-             "session", s->sensor->name, sn->name);
-
     uint8_t stype = h->type == D4_TYPE_META ? D4_TYPE_EXTENDED : h->type;
-    if (sn->is_partner && stype != D4_TYPE_EXTENDED)
-        FAIL(D4R_TYPE, "partner relay %s sent type %u: partner relays send "
-             "type 2 + 254 \"pdns-cof\"", sn->name, h->type);
     if (!s->sensor) { /* the first frame pins uuid and type */
-        if (stype == D4_TYPE_PASSIVEDNS ? !s->conf->accept_csv
-            : stype == D4_TYPE_EXTENDED ? !s->conf->accept_extended : 1)
-            FAIL(D4R_TYPE, "type %u from sensor %s is not accepted", h->type,
-                 sn->name);
         s->sensor = sn;
         s->type = stype;
         if (s->conf->exclusive && *slot(s) > 0) {
@@ -144,9 +127,6 @@ static int on_frame(d4_session *s, const d4_session_ops *ops, void *ctx,
         }
         (*slot(s))++;
         s->claimed = 1;
-    } else if (stype != s->type) {
-        FAIL(D4R_TYPE, "type changed from %u to %u inside a session from "
-             "sensor %s", s->type, h->type, sn->name);
     }
     sn->frames++;
     sn->bytes += D4_HEADER_SIZE + plen;
@@ -223,8 +203,10 @@ static int check_header(void *ctx, const d4_header *h) {
     else if (s->sensor && stype != s->type)
         snprintf(c->msg, sizeof(c->msg), "type changed from %u to %u inside a "
                  "session from sensor %s", s->type, h->type, sn->name);
-    else
+    else {
+        s->framing = sn; /* the frame's payload follows, maybe over many reads */
         return 0;
+    }
     return -1;
 }
 
@@ -248,7 +230,7 @@ int d4_session_feed(d4_session *s, const d4_session_ops *ops, void *ctx,
             FAIL(D4R_OVERSIZE, "frame payload of %u bytes is over the "
                  "maximum of %u", s->rd.h.size, s->rd.max_payload);
         if (st == D4_FRAME &&
-            on_frame(s, ops, ctx, h, (uint8_t *)payload, plen, why, msg,
+            on_frame(s, ops, ctx, s->framing, h, (uint8_t *)payload, plen, why, msg,
                      msglen) < 0)
             return -1;
     }

@@ -73,6 +73,7 @@ typedef struct d4_session {
     const d4_session_conf *conf;
     d4_reader rd;
     relay_sensor *sensor;  /* pinned by the first frame */
+    relay_sensor *framing; /* named by the header of the frame being read */
     uint8_t type;          /* 8, or 254 for a meta-header session */
     int claimed;           /* holds the sensor's exclusivity slot */
     char meta_type[64];    /* from the type-2 meta header */
