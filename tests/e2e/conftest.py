@@ -190,7 +190,10 @@ class Relay:
             if self.proc.poll() is not None:
                 raise RuntimeError("relay exited with %s:\n%s" % (
                     self.proc.returncode, self.log_text()[-2000:]))
-            st, why = self.readyz()
+            try:
+                st, why = self.readyz()
+            except OSError as e:  # a connection reset while it starts: ask again
+                st, why = 0, str(e)
             if st == 200:
                 return
             if time.time() > end:
