@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
+
 typedef struct item {
     int64_t at;
     mixer_entry e;            /* e.rec and e.sensors are not used: r, sensors */
@@ -48,14 +50,10 @@ static void swap(item *a, item *b) {
 int delay_line_push(delay_line *d, const mixer_entry *e, int64_t release_ms) {
     if (d->n >= d->max)
         return -1;
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 256;
-        item *h = realloc(d->h, cap * sizeof(*h));
-        if (!h)
-            return -1;
-        d->h = h;
-        d->cap = cap;
-    }
+    item *h = pdns_grow(d->h, &d->cap, d->n, sizeof(*h), 256);
+    if (!h)
+        return -1;
+    d->h = h;
     pdns_record *c = pdns_record_dup(&e->rec);
     uint16_t *sn = malloc((e->n_sensors ? e->n_sensors : 1) * sizeof(*sn));
     if (!c || !sn) {

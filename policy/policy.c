@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "cof.h"
 #include "jsonpos.h"
 #include "rrtype.h"
@@ -44,14 +45,10 @@ __attribute__((format(printf, 4, 5))) static void say(pctx *c, int warning,
                                                       const char *path,
                                                       const char *fmt, ...) {
     policy_diag *d = c->d;
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 16;
-        policy_msg *m = realloc(d->m, cap * sizeof(*m));
-        if (!m)
-            return;
-        d->m = m;
-        d->cap = cap;
-    }
+    policy_msg *grown = pdns_grow(d->m, &d->cap, d->n, sizeof(*grown), 16);
+    if (!grown)
+        return;
+    d->m = grown;
     policy_msg *m = &d->m[d->n++];
     memset(m, 0, sizeof(*m));
     m->warning = warning;

@@ -16,6 +16,7 @@
 
 #include <sodium.h>
 
+#include "buf.h"
 #include "afile.h"
 #include "cof.h"
 #include "log.h"
@@ -397,14 +398,10 @@ static void emit(void *vctx, const policy_out *o) {
     /* a batch fits the partner's frame: a full one goes out first */
     if (c->n && c->out.len + c->line.len + TRAILER_MAX > c->budget)
         finish_batch(c);
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 256;
-        hashmany_span *nl = realloc(c->lines, cap * sizeof(*nl));
-        if (!nl)
-            return;
-        c->lines = nl;
-        c->cap = cap;
-    }
+    hashmany_span *nl = pdns_grow(c->lines, &c->cap, c->n, sizeof(*nl), 256);
+    if (!nl)
+        return;
+    c->lines = nl;
     size_t start = c->out.len;
     if (pdns_buf_append(&c->out, c->line.p, c->line.len) < 0)
         return;

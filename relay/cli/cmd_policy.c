@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "buf.h"
 #include "cof.h"
 #include "config.h"
 #include "csv.h"
@@ -240,14 +241,10 @@ typedef struct preview {
 } preview;
 
 static int add_record(preview *pv, const pdns_record *r, uint16_t sensor) {
-    if (pv->n == pv->cap) {
-        size_t cap = pv->cap ? pv->cap * 2 : 4096;
-        prec *nv = realloc(pv->v, cap * sizeof(*nv));
-        if (!nv)
-            return -1;
-        pv->v = nv;
-        pv->cap = cap;
-    }
+    prec *nv = pdns_grow(pv->v, &pv->cap, pv->n, sizeof(*nv), 4096);
+    if (!nv)
+        return -1;
+    pv->v = nv;
     pdns_record *c = pdns_record_dup(r);
     if (!c)
         return -1;

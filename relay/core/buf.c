@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,4 +79,16 @@ int pdns_buf_write_fd(pdns_buf *b, int fd) {
     }
     pdns_buf_consume(b, off);
     return rc;
+}
+
+void *pdns_grow(void *v, size_t *cap, size_t n, size_t elem, size_t first) {
+    if (n < *cap)
+        return v;
+    size_t c = *cap ? *cap * 2 : first;
+    if (c <= n || c > SIZE_MAX / elem)
+        return NULL;
+    void *nv = realloc(v, c * elem);
+    if (nv)
+        *cap = c;
+    return nv;
 }

@@ -35,4 +35,9 @@ int pdns_buf_write_fd(pdns_buf *b, int fd);
 
 void pdns_buf_free(pdns_buf *b);
 
+/* Makes room for element n of an array of elem-byte elements that doubles
+ * from first. Returns the array, possibly moved, with *cap updated; or NULL
+ * (out of memory), leaving v and *cap as they were. */
+void *pdns_grow(void *v, size_t *cap, size_t n, size_t elem, size_t first);
+
 #endif

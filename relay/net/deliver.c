@@ -824,14 +824,29 @@ int deliver_settled(const deliver *d) {
     return 1;
 }
 
+/* One per-partner series: a HELP line (if help), the TYPE line, a sample per
+ * partner read at offset off of dpartner (a uint64_t, or an int for gauges). */
+static int partner_series(const deliver *d, pdns_buf *b, const char *name,
+                          const char *type, const char *help, size_t off, int is_int) {
+    int rc = 0;
+    if (help)
+        rc |= pdns_buf_printf(b, "# HELP %s %s\n", name, help);
+    rc |= pdns_buf_printf(b, "# TYPE %s %s\n", name, type);
+    for (size_t i = 0; i < d->n; i++) {
+        const char *p = (const char *)d->p[i] + off;
+        unsigned long long v = is_int ? (unsigned long long)*(const int *)p
+                                      : (unsigned long long)*(const uint64_t *)p;
+        rc |= pdns_buf_printf(b, "%s{partner=\"%s\"} %llu\n", name, d->p[i]->name, v);
+    }
+    return rc;
+}
+
 int deliver_metrics(const deliver *d, pdns_buf *b) {
     int rc = 0;
     if (!d)
         return 0;
-    rc |= pdns_buf_printf(b, "# TYPE pdns_relay_partner_delivered_batches_total counter\n");
-    for (size_t i = 0; i < d->n; i++)
-        rc |= pdns_buf_printf(b, "pdns_relay_partner_delivered_batches_total{partner=\"%s\"} %llu\n",
-                              d->p[i]->name, (unsigned long long)d->p[i]->batches_sent);
+    rc |= partner_series(d, b, "pdns_relay_partner_delivered_batches_total", "counter", NULL,
+                         offsetof(dpartner, batches_sent), 0);
     rc |= pdns_buf_printf(b, "# HELP pdns_relay_partner_outbox_full_total Batches refused or dropped because the partner's outbox was full (alarm on this).\n"
                              "# TYPE pdns_relay_partner_outbox_full_total counter\n");
     for (size_t i = 0; i < d->n; i++)
@@ -839,16 +854,12 @@ int deliver_metrics(const deliver *d, pdns_buf *b) {
                                  "pdns_relay_partner_outbox_full_total{partner=\"%s\",action=\"dropped_oldest\"} %llu\n",
                               d->p[i]->name, (unsigned long long)d->p[i]->outbox_refused,
                               d->p[i]->name, (unsigned long long)d->p[i]->outbox_dropped);
-    rc |= pdns_buf_printf(b, "# HELP pdns_relay_partner_confirmed_batches_total Batches the partner's TCP acknowledged, taken out of the outbox.\n"
-                             "# TYPE pdns_relay_partner_confirmed_batches_total counter\n");
-    for (size_t i = 0; i < d->n; i++)
-        rc |= pdns_buf_printf(b, "pdns_relay_partner_confirmed_batches_total{partner=\"%s\"} %llu\n",
-                              d->p[i]->name, (unsigned long long)d->p[i]->batches_confirmed);
-    rc |= pdns_buf_printf(b, "# HELP pdns_relay_partner_resent_batches_total Batches written on a connection that ended before the partner acknowledged them, sent again.\n"
-                             "# TYPE pdns_relay_partner_resent_batches_total counter\n");
-    for (size_t i = 0; i < d->n; i++)
-        rc |= pdns_buf_printf(b, "pdns_relay_partner_resent_batches_total{partner=\"%s\"} %llu\n",
-                              d->p[i]->name, (unsigned long long)d->p[i]->resent);
+    rc |= partner_series(d, b, "pdns_relay_partner_confirmed_batches_total", "counter",
+                         "Batches the partner's TCP acknowledged, taken out of the outbox.",
+                         offsetof(dpartner, batches_confirmed), 0);
+    rc |= partner_series(d, b, "pdns_relay_partner_resent_batches_total", "counter",
+                         "Batches written on a connection that ended before the partner acknowledged them, sent again.",
+                         offsetof(dpartner, resent), 0);
     rc |= pdns_buf_printf(b, "# HELP pdns_relay_partner_csv_skipped_total Records a passivedns-csv partner was not sent, by reason: an rrtype it does not take, a separator or line end inside a field.\n"
                              "# TYPE pdns_relay_partner_csv_skipped_total counter\n");
     for (size_t i = 0; i < d->n; i++)
@@ -856,13 +867,9 @@ int deliver_metrics(const deliver *d, pdns_buf *b) {
             rc |= pdns_buf_printf(b, "pdns_relay_partner_csv_skipped_total{partner=\"%s\",reason=\"%s\"} %llu\n",
                                   d->p[i]->name, csv_skip_name[k],
                                   (unsigned long long)d->p[i]->csv_skipped[k]);
-    rc |= pdns_buf_printf(b, "# TYPE pdns_relay_partner_link_up gauge\n");
-    for (size_t i = 0; i < d->n; i++)
-        rc |= pdns_buf_printf(b, "pdns_relay_partner_link_up{partner=\"%s\"} %d\n",
-                              d->p[i]->name, d->p[i]->up);
-    rc |= pdns_buf_printf(b, "# TYPE pdns_relay_partner_reconnects_total counter\n");
-    for (size_t i = 0; i < d->n; i++)
-        rc |= pdns_buf_printf(b, "pdns_relay_partner_reconnects_total{partner=\"%s\"} %llu\n",
-                              d->p[i]->name, (unsigned long long)d->p[i]->reconnects);
+    rc |= partner_series(d, b, "pdns_relay_partner_link_up", "gauge", NULL,
+                         offsetof(dpartner, up), 1);
+    rc |= partner_series(d, b, "pdns_relay_partner_reconnects_total", "counter", NULL,
+                         offsetof(dpartner, reconnects), 0);
     return rc ? -1 : 0;
 }

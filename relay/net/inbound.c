@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "afile.h"
 #include "cof.h"
 #include "log.h"
@@ -190,14 +191,10 @@ int inbound_line(inbound *ib, ingest *in, relay_sensor *p,
         return end_batch(ib, in, p, state_dir, line, len, err, errlen);
     if (ib->n >= MAX_BATCH_RECORDS || ib->lines.len + len + 1 > MAX_BATCH_BYTES)
         return fail(ib, p, err, errlen, "a batch over 1,000,000 records or 256 MiB");
-    if (ib->n == ib->cap) {
-        size_t cap = ib->cap ? ib->cap * 2 : 1024;
-        hashmany_span *nl = realloc(ib->at, cap * sizeof(*nl));
-        if (!nl)
-            return fail(ib, p, err, errlen, "out of memory");
-        ib->at = nl;
-        ib->cap = cap;
-    }
+    hashmany_span *nl = pdns_grow(ib->at, &ib->cap, ib->n, sizeof(*nl), 1024);
+    if (!nl)
+        return fail(ib, p, err, errlen, "out of memory");
+    ib->at = nl;
     ib->at[ib->n].off = ib->lines.len;
     ib->at[ib->n].len = len;
     if (pdns_buf_append(&ib->lines, line, len) < 0 ||

@@ -30,6 +30,15 @@ def workdir(fds=8192):
     return work
 
 
+def gen_csv(work, n, name="bench.csv"):
+    """n passivedns CSV lines from gen_csv.py written to work/name; its path."""
+    gen = os.path.join(os.path.dirname(__file__), "gen_csv.py")
+    path = os.path.join(work, name)
+    with open(path, "w") as f:
+        subprocess.run([sys.executable, gen, str(n)], stdout=f, check=True)
+    return path
+
+
 def rss_mib(pid):
     """VmRSS of process pid, MiB."""
     with open("/proc/%d/status" % pid) as f:

@@ -19,10 +19,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
+import benchutil  # noqa: E402
 import conftest  # noqa: E402
 
 N = int(os.environ.get("BENCH_FORWARD", "200000"))
@@ -39,16 +39,7 @@ def cpu_seconds(pid):
 
 
 def run(store_on):
-    work = tempfile.mkdtemp(prefix="pdns-fwd-")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                    os.path.join(work, "tls.key"), "-out", os.path.join(work, "tls.crt"),
-                    "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
-    for name, (_, key) in conftest.SENSORS.items():
-        p = os.path.join(work, name + ".key")
-        open(p, "wb").write(key)
-        os.chmod(p, 0o600)
-    subprocess.run([conftest.BIN, "keygen", "--out", os.path.join(work, "relay")], check=True,
-                   capture_output=True)
+    work = benchutil.workdir()
     hm = os.path.join(work, "a.hmac")
     open(hm, "wb").write(b"forward bench hmac")
     os.chmod(hm, 0o600)

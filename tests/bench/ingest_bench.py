@@ -8,31 +8,19 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
+import benchutil  # noqa: E402
 import conftest  # noqa: E402  (fixtures' helpers, used directly)
 
 N = int(os.environ.get("BENCH_RECORDS", "1000000"))
 
 
 def main():
-    work = tempfile.mkdtemp(prefix="pdns-bench-")
-    gen = os.path.join(os.path.dirname(__file__), "gen_csv.py")
-    csv = os.path.join(work, "bench.csv")
-    with open(csv, "w") as f:
-        subprocess.run([sys.executable, gen, str(N)], stdout=f, check=True)
+    d = benchutil.workdir()
+    csv = benchutil.gen_csv(d, N)
     size = os.path.getsize(csv)
-    d = tempfile.mkdtemp(dir=work)
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                    os.path.join(d, "tls.key"), "-out", os.path.join(d, "tls.crt"), "-days", "1",
-                    "-subj", "/CN=localhost"], check=True, capture_output=True)
-    for name, (_, key) in conftest.SENSORS.items():
-        p = os.path.join(d, name + ".key")
-        with open(p, "wb") as f:
-            f.write(key)
-        os.chmod(p, 0o600)
     rows = []
     for sensors, output in ((1, False), (1, True), (3, False)):
         names = list(conftest.SENSORS)[:sensors]

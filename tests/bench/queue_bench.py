@@ -12,10 +12,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
+import benchutil  # noqa: E402
 import conftest  # noqa: E402
 
 N = int(os.environ.get("QUEUE_RECORDS", "300000"))
@@ -24,15 +24,9 @@ SRC = "analyzer:8:" + QUEUE
 
 
 def main():
-    work = tempfile.mkdtemp(prefix="pdns-bench-")
-    gen = os.path.join(os.path.dirname(__file__), "gen_csv.py")
-    csv = os.path.join(work, "q.csv")
-    with open(csv, "w") as f:
-        subprocess.run([sys.executable, gen, str(N)], stdout=f, check=True)
+    work = benchutil.workdir()
+    csv = benchutil.gen_csv(work, N, "q.csv")
     lines = open(csv, "rb").read().splitlines()
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                    os.path.join(work, "tls.key"), "-out", os.path.join(work, "tls.crt"),
-                    "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
     rows = []
     for what, batch in (("import (baseline)", None), ("queue -> store", 500),
                         ("queue -> store", 2000), ("queue -> store", 10000)):

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 from conftest import BIN, SENSORS, free_port
-from test_policy import FAST_MIXER, batch, outbox, stream, write_policy
+from test_policy import FAST_MIXER, batch, stream, write_policy
 import d4sensor
 
 A_UUID = "a0a0a0a0a0a0400080000000000000aa"
@@ -162,6 +162,11 @@ def policy_to_b(a, b, tmp_path, **extra):
                  **extra)
 
 
+def rrnames(relay):
+    """The names in relay's COF output file, in order."""
+    return [o["rrname"] for o in relay.output_lines()]
+
+
 def test_delivery_a_to_b_survives_restarts(relay_factory, redis_server, workdir, tmp_path):
     """A delivers to B over D4/TLS from its Redis outbox. B is stopped for a
     while, A is killed with SIGKILL mid-stream: B ends with every record A's
@@ -171,12 +176,10 @@ def test_delivery_a_to_b_survives_restarts(relay_factory, redis_server, workdir,
     policy_to_b(a, b, tmp_path)
     a.start()
 
-    def names():
-        return [o["rrname"] for o in b.output_lines()]
 
     for name in ("sensor-a", "sensor-b"):
         stream(a, name, batch("d1", 40))
-    assert b.wait_for(lambda: len(names()) == 40, 20), a.log_text()[-1500:]
+    assert b.wait_for(lambda: len(rrnames(b)) == 40, 20), a.log_text()[-1500:]
     assert all(o["sensor_id"] == "relay-a/relay-a" for o in b.output_lines())
 
     # B goes away; A keeps making batches; B comes back and gets them
@@ -185,7 +188,7 @@ def test_delivery_a_to_b_survives_restarts(relay_factory, redis_server, workdir,
         stream(a, name, batch("d2", 30))
     time.sleep(2.5)
     b.start()
-    assert b.wait_for(lambda: len(names()) == 70, 30), a.log_text()[-1500:]
+    assert b.wait_for(lambda: len(rrnames(b)) == 70, 30), a.log_text()[-1500:]
 
     # A is killed mid-stream and restarts from its Redis outbox
     for name in ("sensor-a", "sensor-b"):
@@ -195,9 +198,9 @@ def test_delivery_a_to_b_survives_restarts(relay_factory, redis_server, workdir,
     a.start()
     for name in ("sensor-a", "sensor-b"):
         stream(a, name, batch("d4", 20))
-    assert b.wait_for(lambda: len(set(names())) == 120, 30), a.log_text()[-1500:]
+    assert b.wait_for(lambda: len(set(rrnames(b))) == 120, 30), a.log_text()[-1500:]
     time.sleep(2)
-    n = names()
+    n = rrnames(b)
     assert len(n) == len(set(n)) == 120  # everything, none twice
     assert b.metrics()['pdns_relay_partner_in_batches_total{partner="relay-a",result="refused"}'] == 0
 
@@ -205,7 +208,6 @@ def test_delivery_a_to_b_survives_restarts(relay_factory, redis_server, workdir,
 def test_outbox_bound(relay_factory, redis_server, tmp_path):
     """A partner that is away: its outbox fills up to the policy's bound,
     then refuses new batches (or drops the oldest), counted and logged."""
-    from conftest import free_port
     (tmp_path / "a.hmac").write_bytes(A_HMAC)
     os.chmod(tmp_path / "a.hmac", 0o600)
     r = redis_server.client()
@@ -331,13 +333,11 @@ def test_clean_restarts_send_nothing_twice(relay_factory, redis_server, tmp_path
     pair = CsvPair(relay_factory, redis_server, tmp_path, relay_id="relay-once")
     a, b = pair.a, pair.b
     try:
-        def names():
-            return [o["rrname"] for o in b.output_lines()]
 
         def deliver(tag, n, total):
             for name in ("sensor-a", "sensor-b"):
                 stream(a, name, batch(tag, n))
-            assert b.wait_for(lambda: len(set(names())) == total, 30), a.log_text()[-1500:]
+            assert b.wait_for(lambda: len(set(rrnames(b))) == total, 30), a.log_text()[-1500:]
             # B's TCP acknowledged it all: the outbox keeps nothing for a resend
             assert a.wait_for(lambda: redis_server.client().xlen(
                 "{pdns-relay:relay-once:plain}:outbox") == 0, 10)
@@ -349,7 +349,7 @@ def test_clean_restarts_send_nothing_twice(relay_factory, redis_server, tmp_path
         assert b.stop() == 0          # the receiver restarts cleanly
         b.start()
         deliver("r3", 10, 40)
-        n = names()
+        n = rrnames(b)
         assert len(n) == len(set(n)) == 40, "%d lines for %d names" % (len(n), len(set(n)))
         assert a.metrics()['pdns_relay_partner_resent_batches_total{partner="plain"}'] == 0
     finally:
@@ -783,12 +783,10 @@ def test_signed_stream_through_a_partners_d4core(relay_factory, redis_server, wo
                            "hmac_key_file": str(tmp_path / "a.hmac"), "insecure": True})
     a.start()
 
-    def names():
-        return [o["rrname"] for o in b.output_lines()]
 
     for name in ("sensor-a", "sensor-b"):
         stream(a, name, batch("q1", 30))
-    assert b.wait_for(lambda: len(names()) == 30, 30), b.log_text()[-1500:]
+    assert b.wait_for(lambda: len(rrnames(b)) == 30, 30), b.log_text()[-1500:]
     assert all(o["sensor_id"] == "relay-a/relay-a" for o in b.output_lines())
     m = 'pdns_relay_partner_in_batches_total{partner="relay-a",result="%s"}'
     assert b.metrics()[m % "taken"] >= 1
@@ -806,9 +804,9 @@ def test_signed_stream_through_a_partners_d4core(relay_factory, redis_server, wo
         stream(a, name, batch("q2", 20))
     assert a.wait_for(lambda: redis_server.client().llen(key) > 0, 20)
     b.start()
-    assert b.wait_for(lambda: len(names()) == 50, 30), b.log_text()[-1500:]
+    assert b.wait_for(lambda: len(rrnames(b)) == 50, 30), b.log_text()[-1500:]
     time.sleep(1)
-    assert len(names()) == len(set(names())) == 50
+    assert len(rrnames(b)) == len(set(rrnames(b))) == 50
     # a record altered while it sat in d4-core's Redis: its batch is refused
     b.stop()
     for name in ("sensor-a", "sensor-b"):
@@ -821,5 +819,5 @@ def test_signed_stream_through_a_partners_d4core(relay_factory, redis_server, wo
     b.start()
     assert b.wait_for(lambda: b.metrics()[m % "refused"] == 1, 20), b.log_text()[-1500:]
     assert "the batch is refused" in b.log_text()
-    assert not any(".q3." in n for n in names())
+    assert not any(".q3." in n for n in rrnames(b))
     d4core.srv.close()

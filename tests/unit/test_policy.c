@@ -255,31 +255,36 @@ static void want_warning(const policy_diag *d, const char *needle) {
     fail_msg("no warning says \"%s\" (%zu messages)", needle, d->n);
 }
 
+/* Loads policy json; its warnings are exactly as many as want, and needle
+ * (if given) is among them. */
+static void check_warnings(const char *json, const char *needle, size_t want) {
+    policy_diag d;
+    policy *p = load(json, &d);
+    assert_non_null(p);
+    if (needle)
+        want_warning(&d, needle);
+    if (want != (size_t)-1)
+        assert_int_equal(d.warnings, want);
+    policy_free(p);
+    policy_diag_free(&d);
+}
+
 static void test_organisation_warnings(void **state) {
     (void)state;
     policy_diag d;
     /* one organisation's sensors only, sensor ids stripped: the record
      * still names the organisation */
-    policy *p = load("{\"partner\": \"x\", \"organisations\": {\"allow\": [\"org-a\"]},"
-                     " \"names\": {\"allow\": [\".\"]}, \"rrtypes\": {\"allow\": [\"A\"]}}", &d);
-    assert_non_null(p);
-    want_warning(&d, "belongs to organisation \"org-a\"");
-    policy_free(p);
-    policy_diag_free(&d);
+    check_warnings("{\"partner\": \"x\", \"organisations\": {\"allow\": [\"org-a\"]},"
+                   " \"names\": {\"allow\": [\".\"]}, \"rrtypes\": {\"allow\": [\"A\"]}}",
+                   "belongs to organisation \"org-a\"", (size_t)-1);
     /* org-a alone has the two sensors min_sensors asks for */
-    p = load("{\"partner\": \"x\", \"sensors\": {\"allow\": [\"*\"]}, \"min_sensors\": 2,"
-             " \"names\": {\"allow\": [\".\"]}, \"rrtypes\": {\"allow\": [\"A\"]}}", &d);
-    assert_non_null(p);
-    want_warning(&d, "organisation \"org-a\" alone has 2 allowed sensors");
-    policy_free(p);
-    policy_diag_free(&d);
+    check_warnings("{\"partner\": \"x\", \"sensors\": {\"allow\": [\"*\"]}, \"min_sensors\": 2,"
+                   " \"names\": {\"allow\": [\".\"]}, \"rrtypes\": {\"allow\": [\"A\"]}}",
+                   "organisation \"org-a\" alone has 2 allowed sensors", (size_t)-1);
     /* min_orgs 2: no such warning; nor for a partner's own organisation */
-    p = load("{\"partner\": \"x\", \"sensors\": {\"allow\": [\"*\"]}, \"min_sensors\": 2,"
-             " \"min_orgs\": 2, \"names\": {\"allow\": [\".\"]}, \"rrtypes\": {\"allow\": [\"A\"]}}", &d);
-    assert_non_null(p);
-    assert_int_equal(d.warnings, 0);
-    policy_free(p);
-    policy_diag_free(&d);
+    check_warnings("{\"partner\": \"x\", \"sensors\": {\"allow\": [\"*\"]}, \"min_sensors\": 2,"
+                   " \"min_orgs\": 2, \"names\": {\"allow\": [\".\"]}, \"rrtypes\": {\"allow\": [\"A\"]}}",
+                   NULL, 0);
     /* one pseudonym key for two partners links them */
     policy *a = load("{\"partner\": \"a\", \"sensor_id\": \"pseudonym\", \"pseudonym_key_file\": "
                      "\"pseudo.key\", \"min_orgs\": 2}", &d);
