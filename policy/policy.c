@@ -680,8 +680,8 @@ policy *policy_load(const char *path, const policy_env *env, policy_diag *d) {
         "endpoint", "rrtypes", "names", "sensors", "organisations", "groups",
         "sources", "reshare", "min_sensors", "min_count", "min_orgs", "own_organisations",
         "delay_min", "delay_jitter", "time_resolution", "sensor_id",
-        "pseudonym_key_file", "drop_fields", "count_buckets", "rate_limit",
-        "outbox",
+        "pseudonym_key_file", "drop_fields", "count_buckets", "counts",
+        "max_totals", "rate_limit", "outbox",
         NULL};
     pctx c = {.d = d};
     json_error_t je;
@@ -851,6 +851,24 @@ policy *policy_load(const char *path, const policy_env *env, policy_diag *d) {
         }
     }
     rc |= get_bool(&c, root, "", "count_buckets", &p->count_buckets);
+    char counts[16] = "delta";
+    double maxt = 1000000;
+    rc |= get_str(&c, root, "", "counts", counts, sizeof(counts));
+    if (strcmp(counts, "total") == 0) {
+        p->counts_total = 1;
+    } else if (strcmp(counts, "delta") != 0) {
+        ERR(&c, "counts", "want \"delta\" (each record carries the sightings since "
+            "the triple was last sent: for receivers that add) or \"total\" (everything "
+            "this partner was sent of the triple: for receivers that overwrite)");
+        rc = -1;
+    }
+    if (p->counts_total && p->format == POLICY_FMT_CSV) {
+        ERR(&c, "counts", "\"total\" applies to pdns-cof; a passivedns-csv receiver "
+            "counts lines");
+        rc = -1;
+    }
+    rc |= get_num(&c, root, "", "max_totals", &maxt, 1000, 100000000, 1);
+    p->max_totals = (uint64_t)maxt;
     json_t *rl = json_object_get(root, "rate_limit");
     if (rl) {
         static const char *const rkeys[] = {"records_per_second", "burst", NULL};
@@ -1304,6 +1322,10 @@ size_t policy_diff(const policy *a, const policy *b,
         SAY("count is %s", b->drop_count ? "now dropped" : "now kept");
     if (a->drop_origin != b->drop_origin)
         SAY("origin is %s", b->drop_origin ? "now dropped" : "now kept");
+    if (a->counts_total != b->counts_total)
+        SAY("each record now carries %s", b->counts_total
+            ? "the totals of everything sent of its triple (count, first and last time)"
+            : "only the sightings since its triple was last sent");
     if (a->count_buckets != b->count_buckets)
         SAY("counts are %s", b->count_buckets ? "now rounded to powers of two" : "now exact");
     if (a->rate != b->rate || a->burst != b->burst)

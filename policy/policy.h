@@ -128,6 +128,8 @@ typedef struct policy {
     char pseudonym_key_file[512];
     int drop_bailiwick, drop_count, drop_origin;
     int count_buckets;
+    int counts_total;         /* "counts": "total" (else "delta") */
+    uint64_t max_totals;      /* triples whose totals are kept */
 
     /* rate */
     double rate;              /* records/s; 0: no limit */

@@ -102,6 +102,120 @@ static int save_chain(share *s, partner *pt) {
     return pdns_afile_write(path, text, (size_t)n);
 }
 
+/* ---- totals ("counts": "total") -------------------------------------------- */
+
+static void totals_path(const share *s, const partner *pt, char *out, size_t n) {
+    snprintf(out, n, "%s/%s.totals", s->cfg->outbox_dir, pt->pol->partner);
+}
+
+static void totals_close(partner *pt) {
+    totals_free(pt->tot);
+    pt->tot = NULL;
+    if (pt->tot_fd >= 0)
+        close(pt->tot_fd);
+    pt->tot_fd = -1;
+    pdns_buf_free(&pt->tot_pending);
+}
+
+/* Reads the journal into a new table (a torn last entry is cut off). */
+static int totals_load(const char *path, partner *pt) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -1;
+    totals_entry e[256];
+    ssize_t got;
+    size_t have = 0;
+    pt->tot_journal = 0;
+    while ((got = read(fd, (char *)e + have, sizeof(e) - have)) > 0) {
+        have += (size_t)got;
+        size_t k = have / sizeof(e[0]);
+        for (size_t i = 0; i < k; i++)
+            totals_set(pt->tot, &e[i]);
+        pt->tot_journal += k;
+        memmove(e, (char *)e + k * sizeof(e[0]), have - k * sizeof(e[0]));
+        have -= k * sizeof(e[0]);
+    }
+    close(fd);
+    if (got < 0)
+        return -1;
+    if (have && truncate(path, (off_t)(pt->tot_journal * sizeof(e[0]))) < 0)
+        return -1;
+    return 0;
+}
+
+/* Brings the partner's totals in line with its policy: loaded from the
+ * journal when the policy says "total" (or its max_totals changed), gone
+ * (journal removed) when it says "delta". */
+static void totals_sync(share *s, partner *pt) {
+    char path[1100];
+    totals_path(s, pt, path, sizeof(path));
+    if (!pt->pol->counts_total) {
+        if (pt->tot) {
+            totals_close(pt);
+            unlink(path);
+            log_info("policy: partner %s: counts are deltas now; the totals "
+                     "journal is removed", pt->pol->partner);
+        }
+        return;
+    }
+    if (pt->tot && pt->tot_max == pt->pol->max_totals)
+        return;
+    totals_close(pt);
+    pt->tot = totals_new((size_t)pt->pol->max_totals);
+    pt->tot_max = pt->pol->max_totals;
+    pt->tot_pending.max = 0;
+    if (!pt->tot || totals_load(path, pt) < 0 ||
+        (pt->tot_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0) {
+        log_error("policy: partner %s: totals %s: %s; its records carry "
+                  "deltas until this is fixed", pt->pol->partner, path,
+                  pt->tot ? strerror(errno) : "out of memory");
+        totals_close(pt);
+        return;
+    }
+    log_info("policy: partner %s: counts are totals (%zu triples from %s)",
+             pt->pol->partner, totals_size(pt->tot), path);
+}
+
+static void snapshot_entry(void *ctx, const totals_entry *e) {
+    pdns_buf_append(ctx, e, sizeof(*e));
+}
+
+/* Writes the batch's totals to the journal, before the batch goes to the
+ * outbox (after a crash, totals count at most the batch in flight twice);
+ * rewrites the journal as one snapshot when it has grown to twice the
+ * table and more. */
+static void totals_flush(share *s, partner *pt) {
+    if (!pt->tot || !pt->tot_pending.len)
+        return;
+    if (pdns_buf_write_fd(&pt->tot_pending, pt->tot_fd) < 0 || fdatasync(pt->tot_fd) < 0) {
+        if (pt->tot_errors++ % 1000 == 0)
+            log_error("policy: partner %s: totals journal: %s; totals sent after a "
+                      "restart may be low", pt->pol->partner, strerror(errno));
+        pt->tot_pending.len = 0;
+        return;
+    }
+    pt->tot_journal += pt->tot_pending.len / sizeof(totals_entry);
+    pt->tot_pending.len = 0;
+    if (pt->tot_journal < 2 * (uint64_t)totals_size(pt->tot) + 100000)
+        return;
+    char path[1100];
+    pdns_buf snap = {0};
+    totals_path(s, pt, path, sizeof(path));
+    totals_each(pt->tot, snapshot_entry, &snap);
+    if (snap.len == totals_size(pt->tot) * sizeof(totals_entry) &&
+        pdns_afile_write(path, snap.p, snap.len) == 0) {
+        close(pt->tot_fd);
+        pt->tot_fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+        pt->tot_journal = totals_size(pt->tot);
+        if (pt->tot_fd < 0) {
+            log_error("policy: partner %s: totals %s: %s", pt->pol->partner, path,
+                      strerror(errno));
+            totals_close(pt);
+        }
+    }
+    pdns_buf_free(&snap);
+}
+
 static int open_outbox(share *s, partner *pt) {
     char path[1100];
     snprintf(path, sizeof(path), "%s/%s.ndjson", s->cfg->outbox_dir,
@@ -120,6 +234,7 @@ static void partner_drop(share *s, partner *pt) {
         log_warn("policy: partner %s removed with %zu records still delayed "
                  "(not sent)", pt->pol->partner, delay_line_size(pt->delay));
     delay_line_free(pt->delay);
+    totals_close(pt);
     policy_free(pt->pol);
     if (pt->fd >= 0)
         close(pt->fd);
@@ -163,6 +278,7 @@ static void load_file(share *s, const char *file) {
                  old->pol->version, p->version, file);
         if (strcmp(old->pol->partner, p->partner) != 0) {
             close(old->fd);
+            totals_close(old);
             policy *prev = old->pol;
             old->pol = p;
             if (open_outbox(s, old) < 0)
@@ -172,6 +288,7 @@ static void load_file(share *s, const char *file) {
             policy_free(old->pol);
             old->pol = p;
         }
+        totals_sync(s, old);
         return;
     }
     partner *np = realloc(s->p, (s->np + 1) * sizeof(*np));
@@ -184,6 +301,7 @@ static void load_file(share *s, const char *file) {
     memset(pt, 0, sizeof(*pt));
     pt->pol = p;
     pt->seen = 1;
+    pt->tot_fd = -1;
     snprintf(pt->file, sizeof(pt->file), "%s", file);
     pt->delay = delay_line_new(s->cfg->max_delayed);
     if (!pt->delay || open_outbox(s, pt) < 0) {
@@ -194,6 +312,7 @@ static void load_file(share *s, const char *file) {
     s->np++;
     log_info("policy: partner %s: version %s loaded (%s)", p->partner,
              p->version, file);
+    totals_sync(s, pt);
 }
 
 void share_reload(share *s) {
@@ -351,6 +470,7 @@ static void finish_batch(struct emit_ctx *c) {
     share *s = c->s;
     partner *pt = c->pt;
     double cpu0 = cpu_now();
+    totals_flush(s, pt);
     batch_trailer t;
     memset(&t, 0, sizeof(t));
     snprintf(t.origin, sizeof(t.origin), "%s", s->cfg->relay_id);
@@ -392,8 +512,16 @@ done:
  * the policy in force now (delay_line_release judged it again). */
 static void emit(void *vctx, const policy_out *o) {
     struct emit_ctx *c = vctx;
+    partner *pt = c->pt;
+    pdns_record r = o->rec;
+    totals_entry te;
     c->line.len = 0;
-    if (cof_encode(&o->rec, o->cof_flags, &c->line) < 0)
+    if (pt->tot) {
+        if (totals_apply(pt->tot, &r, &te) < 0 ||
+            pdns_buf_append(&pt->tot_pending, &te, sizeof(te)) < 0)
+            return;
+    }
+    if (cof_encode(&r, o->cof_flags, &c->line) < 0)
         return;
     /* a batch fits the partner's frame: a full one goes out first */
     if (c->n && c->out.len + c->line.len + TRAILER_MAX > c->budget)
@@ -528,6 +656,26 @@ int share_metrics(const share *s, pdns_buf *b) {
     for (size_t i = 0; i < s->np; i++)
         rc |= pdns_buf_printf(b, "pdns_relay_partner_denied_at_release_total{partner=\"%s\"} %" PRIu64 "\n",
                   s->p[i].pol->partner, s->p[i].denied_at_release);
+    static const struct { const char *name, *type, *help; } tot[] = {
+        {"pdns_relay_partner_totals_triples", "gauge",
+         "Triples whose totals are kept, for a partner whose policy has counts total."},
+        {"pdns_relay_partner_totals_evicted_total", "counter",
+         "Triples forgotten at max_totals; their next release starts a new total."},
+        {"pdns_relay_partner_totals_journal_errors_total", "counter",
+         "Failed writes of the totals journal."}};
+    for (int k = 0; k < 3; k++) {
+        rc |= pdns_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", tot[k].name, tot[k].help,
+                              tot[k].name, tot[k].type);
+        for (size_t i = 0; i < s->np; i++) {
+            const partner *pt = &s->p[i];
+            if (!pt->tot)
+                continue;
+            uint64_t v = k == 0 ? totals_size(pt->tot) : k == 1 ? totals_evicted(pt->tot)
+                                                                : pt->tot_errors;
+            rc |= pdns_buf_printf(b, "%s{partner=\"%s\"} %" PRIu64 "\n", tot[k].name,
+                                      pt->pol->partner, v);
+        }
+    }
     rc |= pdns_buf_printf(b, "# TYPE pdns_relay_partner_delay_full_total counter\n");
     for (size_t i = 0; i < s->np; i++)
         rc |= pdns_buf_printf(b, "pdns_relay_partner_delay_full_total{partner=\"%s\"} %" PRIu64 "\n",

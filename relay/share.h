@@ -13,6 +13,7 @@
 #include "config.h"
 #include "delay.h"
 #include "policy.h"
+#include "totals.h"
 
 /* The largest signed batch, trailer included, for a partner whose policy
  * has no endpoint.max_frame: d4-core's default frame limit. */
@@ -40,6 +41,14 @@ typedef struct partner {
     uint64_t seq;             /* the last batch's sequence number */
     uint8_t chain[BATCH_HASH];/* and its chain hash: the next one's prev */
     int seen;                 /* present in the last directory scan */
+    /* "counts": "total": what was sent of each triple, journalled in
+     * outbox_dir/<partner>.totals (fixed-size entries, the last wins) */
+    totals *tot;
+    uint64_t tot_max;         /* the policy's max_totals the table has */
+    int tot_fd;
+    uint64_t tot_journal;     /* entries in the journal file */
+    uint64_t tot_errors;      /* journal writes that failed */
+    pdns_buf tot_pending;     /* the entries of the batch being made */
 } partner;
 
 typedef struct share {

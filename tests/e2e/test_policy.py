@@ -339,3 +339,81 @@ def test_policy_change_reaches_the_delay_line(relay_factory):
     assert relay.wait_for(lambda: relay.metrics()[delayed] == 0, 20)
     assert outbox(relay) == []
     assert relay.metrics()['pdns_relay_partner_denied_at_release_total{partner="alpha"}'] == 70
+
+
+def counted(tag, n, count, ts):
+    """n A records tagged tag, each seen count times, first at ts."""
+    return ["%d.5||c||s||IN||h%d.%s.test.||A||10.8.0.%d||60||%d\n" % (ts, i, tag, i, count)
+            for i in range(n)]
+
+
+def test_counts_delta_and_total(relay_factory):
+    """A triple released three times (across a clean restart and a kill -9)
+    reaches a "delta" partner as the sightings since each release and a
+    "total" partner as everything sent so far: a consumer that adds the
+    first and one that keeps the last record of the second (as
+    analyzer-d4-passivedns's COF import does) end with the same, right,
+    count and time_first."""
+    import signal
+    relay = relay_factory(extra={"mixer": dict(FAST_MIXER, count_buckets=False),
+                                 "policies": {"dir": "partners", "outbox_dir": "outbox"}})
+    pdir = os.path.join(relay.dir, "partners")
+    os.makedirs(pdir)
+    write_policy(os.path.join(pdir, "adds.json"), partner="adds")
+    write_policy(os.path.join(pdir, "keeps.json"), partner="keeps", counts="total")
+
+    def records(partner):
+        p = os.path.join(relay.dir, "outbox", partner + ".ndjson")
+        if not os.path.exists(p):
+            return []
+        with open(p) as f:
+            return [json.loads(l) for l in f if not l.startswith('{"pdns_relay_batch"')]
+
+    n = 20
+    rounds = ((3, 1795930651), (5, 1795800000), (2, 1795990000))
+    for k, (count, ts) in enumerate(rounds):
+        relay.start()
+        for name in ("sensor-a", "sensor-b"):
+            stream(relay, name, counted("c", n, count, ts))
+        assert relay.wait_for(lambda: len(records("keeps")) == n * (k + 1) and
+                              len(records("adds")) == n * (k + 1), 20), relay.log_text()[-2000:]
+        if k == 0:
+            relay.stop()
+        elif k == 1:
+            relay.stop(signal.SIGKILL)
+    m = relay.metrics()
+    assert m['pdns_relay_partner_totals_triples{partner="keeps"}'] == n
+    assert 'pdns_relay_partner_totals_triples{partner="adds"}' not in m
+
+    want_count = sum(2 * c for c, _ in rounds)
+    want_first = min(ts for _, ts in rounds) // 3600 * 3600  # time_resolution 3600
+    added, kept = {}, {}
+    for o in records("adds"):
+        a = added.setdefault(o["rrname"], {"count": 0, "time_first": o["time_first"]})
+        a["count"] += o["count"]
+        a["time_first"] = min(a["time_first"], o["time_first"])
+    for o in records("keeps"):
+        kept[o["rrname"]] = {"count": o["count"], "time_first": o["time_first"]}
+    assert len(added) == len(kept) == n
+    for name in added:
+        assert added[name] == kept[name] == {"count": want_count, "time_first": want_first}
+    # each release of the "adds" partner carried only its own round
+    assert sorted({o["count"] for o in records("adds")}) == sorted(2 * c for c, _ in rounds)
+    relay.stop()
+
+
+def test_counts_total_needs_cof(tmp_path):
+    p = tmp_path / "csv.json"
+    p.write_text(json.dumps({"partner": "csv", "rrtypes": {"allow": ["A"]},
+                             "names": {"allow": ["."]}, "sensors": {"allow": ["*"]},
+                             "counts": "total",
+                             "endpoint": {"host": "127.0.0.1", "port": 4443,
+                                          "uuid": "a0a0a0a0a0a0400080000000000000aa",
+                                          "format": "passivedns-csv", "insecure": True}}))
+    r = run("policy", "check", str(p))
+    assert r.returncode != 0
+    assert '"total" applies to pdns-cof' in r.stdout + r.stderr
+    p.write_text(json.dumps({"partner": "x", "counts": "sum"}))
+    r = run("policy", "check", str(p))
+    assert r.returncode != 0 and "%s:1:" % p in r.stdout + r.stderr
+    assert 'want "delta"' in r.stdout + r.stderr

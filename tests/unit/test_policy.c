@@ -16,6 +16,7 @@
 #include "delay.h"
 #include "policy.h"
 #include "rrtype.h"
+#include "totals.h"
 
 #include "tmpdir.h"
 
@@ -656,6 +657,105 @@ static void test_diff(void **state) {
     policy_free(b);
 }
 
+/* "counts": "total": over many random releases of random triples, every
+ * record carries exactly the sum of what was sent of its triple so far, the
+ * earliest time_first and the latest time_last; a replay of the journal
+ * entries rebuilds the same table; a full table forgets, counted, and
+ * never mixes two triples. */
+static void test_totals(void **state) {
+    (void)state;
+    enum { TRIPLES = 300, RELEASES = 20000 };
+    static char tnames[TRIPLES][32];
+    uint64_t want[TRIPLES] = {0};
+    int64_t tf[TRIPLES], tl[TRIPLES];
+    totals *t = totals_new(TRIPLES);
+    totals *replay = totals_new(TRIPLES);
+    assert_non_null(t);
+    assert_non_null(replay);
+    srand(7);
+    for (int k = 0; k < RELEASES; k++) {
+        int i = rand() % TRIPLES;
+        snprintf(tnames[i], sizeof(tnames[i]), "n%d.example.test", i);
+        pdns_record r = {0};
+        r.rrname = (pdns_str){tnames[i], strlen(tnames[i])};
+        r.rdata = (pdns_str){"192.0.2.1", 9};
+        r.rrtype = (uint16_t)(i % 2 ? 1 : 28);
+        r.count = (uint64_t)(rand() % 50) + 1;
+        r.time_first = 1700000000 + rand() % 100000;
+        r.time_last = r.time_first + rand() % 5000;
+        if (!want[i] || r.time_first < tf[i])
+            tf[i] = r.time_first;
+        if (!want[i] || r.time_last > tl[i])
+            tl[i] = r.time_last;
+        want[i] += r.count;
+        totals_entry e;
+        assert_int_equal(totals_apply(t, &r, &e), 0);
+        assert_int_equal(r.count, want[i]);
+        assert_int_equal(r.time_first, tf[i]);
+        assert_int_equal(r.time_last, tl[i]);
+        assert_int_equal(e.count, want[i]);
+        assert_int_equal(totals_set(replay, &e), 0);
+    }
+    assert_int_equal(totals_evicted(t), 0);
+    assert_int_equal(totals_size(t), totals_size(replay));
+    /* the replayed table answers as the original: one more sighting each */
+    for (int i = 0; i < TRIPLES; i++) {
+        if (!want[i])
+            continue;
+        pdns_record r = {0};
+        r.rrname = (pdns_str){tnames[i], strlen(tnames[i])};
+        r.rdata = (pdns_str){"192.0.2.1", 9};
+        r.rrtype = (uint16_t)(i % 2 ? 1 : 28);
+        r.count = 1;
+        r.time_first = r.time_last = 1700050000;
+        assert_int_equal(totals_apply(replay, &r, NULL), 0);
+        assert_int_equal(r.count, want[i] + 1);
+        assert_int_equal(r.time_first, tf[i] < 1700050000 ? tf[i] : 1700050000);
+    }
+    /* a table for 1,000 triples given 5,000: it stays at 1,000, counts
+     * what it forgot, and a triple it still has keeps its own total */
+    totals *small = totals_new(1000);
+    for (int i = 0; i < 5000; i++) {
+        char nm[32];
+        snprintf(nm, sizeof(nm), "x%d.test", i);
+        pdns_record r = {0};
+        r.rrname = (pdns_str){nm, strlen(nm)};
+        r.rdata = (pdns_str){"192.0.2.9", 9};
+        r.rrtype = 1;
+        r.count = (uint64_t)i + 1;
+        assert_int_equal(totals_apply(small, &r, NULL), 0);
+        assert_int_equal(r.count, (uint64_t)i + 1);
+    }
+    assert_int_equal(totals_size(small), 1000);
+    assert_int_equal(totals_evicted(small), 4000);
+    size_t kept = 0;
+    for (int i = 4999; i >= 0; i--) {
+        char nm[32];
+        snprintf(nm, sizeof(nm), "x%d.test", i);
+        pdns_record r = {0};
+        r.rrname = (pdns_str){nm, strlen(nm)};
+        r.rdata = (pdns_str){"192.0.2.9", 9};
+        r.rrtype = 1;
+        assert_int_equal(totals_apply(small, &r, NULL), 0);
+        assert_true(r.count == 0 || r.count == (uint64_t)i + 1); /* its own, or forgotten */
+        kept += r.count != 0;
+    }
+    assert_true(kept > 0 && kept <= 1000);
+    /* counts saturate */
+    pdns_record big = {0};
+    big.rrname = (pdns_str){"big.test", 8};
+    big.rdata = (pdns_str){"192.0.2.2", 9};
+    big.rrtype = 1;
+    big.count = PDNS_COUNT_MAX;
+    assert_int_equal(totals_apply(t, &big, NULL), 0);
+    big.count = PDNS_COUNT_MAX;
+    assert_int_equal(totals_apply(t, &big, NULL), 0);
+    assert_int_equal(big.count, PDNS_COUNT_MAX);
+    totals_free(small);
+    totals_free(replay);
+    totals_free(t);
+}
+
 int main(void) {
     if (sodium_init() < 0)
         return 1;
@@ -669,6 +769,7 @@ int main(void) {
         cmocka_unit_test(test_properties),
         cmocka_unit_test(test_release_judged_by_current_policy),
         cmocka_unit_test(test_diff),
+        cmocka_unit_test(test_totals),
     };
     return cmocka_run_group_tests_name("policy", tests, setup, tmpdir_teardown);
 }
