@@ -252,9 +252,10 @@ out:
 static int load_layout(cfgctx *c, json_t *o, const char *path,
                        csv_layout *l, int keep_addresses) {
     char letters[32] = CSV_DEFAULT_LAYOUT, sep[16] = CSV_DEFAULT_SEPARATOR;
-    char msg[256], p[256];
+    char tz[72] = "UTC", msg[256], p[256];
     if (get_str(c, o, path, "layout", letters, sizeof(letters)) < 0 ||
-        get_str(c, o, path, "separator", sep, sizeof(sep)) < 0)
+        get_str(c, o, path, "separator", sep, sizeof(sep)) < 0 ||
+        get_str(c, o, path, "timezone", tz, sizeof(tz)) < 0)
         return -1;
     if (csv_layout_init(l, letters, sep, msg, sizeof(msg)) < 0) {
         join(p, sizeof(p), path,
@@ -262,13 +263,17 @@ static int load_layout(cfgctx *c, json_t *o, const char *path,
         return fail(c, p, "%s", msg);
     }
     l->keep_addresses = keep_addresses;
+    if (csv_layout_set_timezone(l, tz, msg, sizeof(msg)) < 0) {
+        join(p, sizeof(p), path, "timezone");
+        return fail(c, p, "%s", msg);
+    }
     return 0;
 }
 
 static int load_sensors(cfgctx *c, relay_config *cfg, json_t *arr) {
     static const char *const keys[] = {"uuid", "name", "key_file", "layout",
-                                       "separator", "organisation", "group",
-                                       NULL};
+                                       "separator", "timezone", "organisation",
+                                       "group", NULL};
     char path[64], p[96], msg[512];
     if (!json_is_array(arr))
         return fail(c, "sensors", "must be an array");
@@ -366,8 +371,8 @@ static int load_d4(cfgctx *c, relay_config *cfg, json_t *o) {
 
 static int load_queues(cfgctx *c, relay_config *cfg, json_t *o) {
     static const char *const keys[] = {"redis", "batch", "queues", NULL};
-    static const char *const qkeys[] = {"uuid", "sensor", "layout",
-                                        "separator", "type", "partner", NULL};
+    static const char *const qkeys[] = {"uuid", "sensor", "layout", "separator",
+                                        "timezone", "type", "partner", NULL};
     long long batch = cfg->queue_batch;
     char path[64], p[96], type[32];
     if (check_keys(c, o, "d4core", keys) < 0 ||

@@ -15,7 +15,7 @@
 
 const char cmd_convert_help[] =
     "usage: pdns-relay convert [--layout L] [--separator S] [--sensor NAME]\n"
-    "                          [--max-line N] [FILE|-]\n"
+    "                          [--timezone TZ] [--max-line N] [FILE|-]\n"
     "\n"
     "Reads passivedns CSV (gamelinux/passivedns, the D4 type-8 payload) and\n"
     "writes one COF object per answer line to stdout. Names are lower-cased\n"
@@ -27,6 +27,8 @@ const char cmd_convert_help[] =
     "  --layout L     passivedns -f field letters (default " CSV_DEFAULT_LAYOUT ")\n"
     "  --separator S  passivedns -d separator (default \"" CSV_DEFAULT_SEPARATOR "\")\n"
     "  --sensor NAME  write sensor_id NAME in every object\n"
+    "  --timezone TZ  the zone of the H field's local time (an IANA name such as\n"
+    "                 Europe/Luxembourg; default UTC)\n"
     "  --max-line N   longest line accepted, in bytes (default 65536)\n";
 
 struct conv {
@@ -75,8 +77,9 @@ int cmd_convert(int argc, char **argv) {
         {"separator", required_argument, NULL, 's'},
         {"sensor", required_argument, NULL, 'n'},
         {"max-line", required_argument, NULL, 'm'},
+        {"timezone", required_argument, NULL, 'z'},
         {NULL, 0, NULL, 0}};
-    const char *layout = NULL, *sep = NULL, *sensor = NULL;
+    const char *layout = NULL, *sep = NULL, *sensor = NULL, *tz = NULL;
     long max_line = 65536;
     char err[256];
     struct conv c;
@@ -84,8 +87,9 @@ int cmd_convert(int argc, char **argv) {
 
     memset(&c, 0, sizeof(c));
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "l:s:n:m:", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "l:s:n:m:z:", opts, NULL)) != -1) {
         switch (opt) {
+        case 'z': tz = optarg; break;
         case 'l': layout = optarg; break;
         case 's': sep = optarg; break;
         case 'n': sensor = optarg; break;
@@ -99,7 +103,8 @@ int cmd_convert(int argc, char **argv) {
         fprintf(stderr, "convert: --max-line must be 64..16777216\n");
         return 2;
     }
-    if (csv_layout_init(&c.layout, layout, sep, err, sizeof(err)) < 0) {
+    if (csv_layout_init(&c.layout, layout, sep, err, sizeof(err)) < 0 ||
+        csv_layout_set_timezone(&c.layout, tz, err, sizeof(err)) < 0) {
         fprintf(stderr, "convert: %s\n", err);
         return 2;
     }

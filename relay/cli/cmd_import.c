@@ -24,7 +24,8 @@
 
 const char cmd_import_help[] =
     "usage: pdns-relay import -c CONF [--sensor NAME] [--format csv|cof]\n"
-    "                         [--layout L] [--separator S] [--redis URL] FILE...\n"
+    "                         [--layout L] [--separator S] [--timezone TZ]\n"
+    "                         [--redis URL] FILE...\n"
     "\n"
     "Loads passive DNS records into the store of the relay configured in\n"
     "CONF (its \"store\" section, or its \"redis\"): passivedns CSV lines or\n"
@@ -42,6 +43,8 @@ const char cmd_import_help[] =
     "  --format F         csv or cof (default: detected)\n"
     "  --layout L         passivedns -f letters (default " CSV_DEFAULT_LAYOUT ")\n"
     "  --separator S      passivedns -d separator (default \"" CSV_DEFAULT_SEPARATOR "\")\n"
+    "  --timezone TZ      the zone of the H field's local time (an IANA name such\n"
+    "                     as Europe/Luxembourg; default UTC)\n"
     "  --redis URL        override the store's redis://HOST:PORT/DB\n";
 
 typedef struct importer {
@@ -154,9 +157,10 @@ int cmd_import(int argc, char **argv) {
         {"layout", required_argument, NULL, 'l'},
         {"separator", required_argument, NULL, 's'},
         {"redis", required_argument, NULL, 'r'},
+        {"timezone", required_argument, NULL, 'z'},
         {NULL, 0, NULL, 0}};
     const char *conf = NULL, *sensor = "import", *layout = NULL, *sep = NULL,
-               *redis = NULL;
+               *redis = NULL, *tz = NULL;
     static importer im;
     relay_config cfg;
     char err[1024];
@@ -164,8 +168,9 @@ int cmd_import(int argc, char **argv) {
 
     memset(&im, 0, sizeof(im));
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:n:f:l:s:r:", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:n:f:l:s:r:z:", opts, NULL)) != -1) {
         switch (opt) {
+        case 'z': tz = optarg; break;
         case 'c': conf = optarg; break;
         case 'n': sensor = optarg; break;
         case 'f':
@@ -199,7 +204,8 @@ int cmd_import(int argc, char **argv) {
         config_free(&cfg);
         return 2;
     }
-    if (csv_layout_init(&im.layout, layout, sep, err, sizeof(err)) < 0) {
+    if (csv_layout_init(&im.layout, layout, sep, err, sizeof(err)) < 0 ||
+        csv_layout_set_timezone(&im.layout, tz, err, sizeof(err)) < 0) {
         fprintf(stderr, "import: %s\n", err);
         config_free(&cfg);
         return 2;

@@ -44,6 +44,15 @@ const char *csv_result_name(enum csv_result r) {
     return (unsigned)r < CSV_RESULT_COUNT ? result_names[r] : "unknown";
 }
 
+int csv_layout_set_timezone(csv_layout *l, const char *tz, char *err,
+                            size_t errlen) {
+    l->tz = NULL;
+    if (!tz || strcmp(tz, "UTC") == 0)
+        return 0;
+    l->tz = pdns_tz_get(tz, err, errlen);
+    return l->tz ? 0 : -1;
+}
+
 int csv_layout_init(csv_layout *l, const char *f, const char *sep, char *err,
                     size_t errlen) {
     static pthread_once_t tables = PTHREAD_ONCE_INIT;
@@ -209,7 +218,7 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
     return era * 146097 + (int64_t)doe - 719468;
 }
 
-/* "YYYY-MM-DD HH:MM:SS[.ffffff]", read as UTC. */
+/* "YYYY-MM-DD HH:MM:SS[.ffffff]", as if the wall clock were UTC. */
 static int parse_ymdhms(const char *s, size_t len, int64_t *sec,
                         int64_t *ms) {
     uint64_t Y, M, D, h, m, x;
@@ -278,6 +287,8 @@ static int parse_time(const csv_layout *l, const char *s, size_t len,
     } else if (l->fields & F_TS_H) {
         if (parse_ymdhms(s, len, &sec, &ms) < 0)
             return -1;
+        if (l->tz)
+            sec = pdns_tz_to_utc(l->tz, sec);
         r->has_ms = 1;
     } else {
         const char *dot = memchr(s, '.', len);

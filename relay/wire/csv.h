@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "record.h"
+#include "tz.h"
 
 #define CSV_DEFAULT_LAYOUT "SMcsCQTAtn"
 #define CSV_DEFAULT_SEPARATOR "||"
@@ -36,6 +37,7 @@ typedef struct csv_layout {
                                          * when not printed */
     int keep_addresses;    /* keep client/server in the record */
     int no_simd;           /* never the AVX-512 separator mask (tests) */
+    const pdns_tz *tz;     /* the zone of the H field's wall clock (NULL: UTC) */
     char letters[24];      /* the -f letters as given, for messages */
 } csv_layout;
 
@@ -62,6 +64,11 @@ const char *csv_result_name(enum csv_result r);
  * defaults). Returns 0, or -1 with a message in err. */
 int csv_layout_init(csv_layout *l, const char *letters, const char *sep,
                     char *err, size_t errlen);
+
+/* The zone of the H field's wall clock: an IANA name, or NULL or "UTC".
+ * Returns 0, or -1 with a message in err (an unknown zone). */
+int csv_layout_set_timezone(csv_layout *l, const char *tz, char *err,
+                            size_t errlen);
 
 /* Parses one line (without its newline; a trailing CR is ignored) into r.
  * A line that starts with "{" is passivedns's JSON output (-j): an object

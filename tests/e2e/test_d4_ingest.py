@@ -295,3 +295,41 @@ def test_connection_caps(relay_factory):
     assert not d4sensor.closed_by_peer(more, timeout=0.5)
     for c in idle + [s, more]:
         c.close()
+
+
+def test_sensor_timezone_for_local_time(relay_factory, tmp_path):
+    """passivedns's H field is the sensor's local time: a sensor configured
+    with timezone Europe/Luxembourg is dated in UTC, summer and winter,
+    through the D4 listener and through `convert --timezone`; an unknown
+    zone is refused at start with its place in the file."""
+    lines = (b"2026-07-01 12:00:00.250||c||s||IN||summer.test.||A||10.0.0.1||60||1\n"
+             b"2026-01-15 12:00:00||c||s||IN||winter.test.||A||10.0.0.2||60||1\n")
+    want = {"summer.test": 1782900000, "winter.test": 1768474800}  # 10:00 and 11:00 UTC
+    relay = relay_factory()
+    cfg = json.load(open(relay.config))
+    cfg["sensors"][0].update(layout="HcsCQTAtn", timezone="Europe/Luxembourg")
+    json.dump(cfg, open(relay.config, "w"))
+    relay.start()
+    s = d4sensor.connect(relay.d4_port)
+    s.sendall(d4sensor.frame(A_UUID, A_KEY, lines))
+    assert relay.wait_for(lambda: len(relay.output_lines()) == 2)
+    finish(s)
+    assert {o["rrname"]: o["time_first"] for o in relay.output_lines()} == want
+    relay.stop()
+
+    f = tmp_path / "h.csv"
+    f.write_bytes(lines)
+    out = subprocess.run([BIN, "convert", "--layout", "HcsCQTAtn", "--timezone",
+                          "Europe/Luxembourg", str(f)], check=True, capture_output=True).stdout
+    assert {o["rrname"]: o["time_first"] for o in map(json.loads, out.splitlines())} == want
+    out = subprocess.run([BIN, "convert", "--layout", "HcsCQTAtn", str(f)], check=True,
+                         capture_output=True).stdout  # no zone: the wall clock is UTC
+    assert {o["rrname"]: o["time_first"] for o in map(json.loads, out.splitlines())} == \
+        {k: v + (7200 if k == "summer.test" else 3600) for k, v in want.items()}
+
+    cfg["sensors"][0]["timezone"] = "Europe/Atlantis"
+    json.dump(cfg, open(relay.config, "w"), indent=2)
+    r = subprocess.run([BIN, "run", "-c", relay.config], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode != 0
+    assert 'sensors[0].timezone' in r.stderr and 'unknown time zone "Europe/Atlantis"' in r.stderr

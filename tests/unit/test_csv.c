@@ -940,6 +940,45 @@ static void test_rrtype_names(void **state) {
     assert_true(named > 80);
 }
 
+/* Local wall-clock times to UTC: both sides of each change, the hour that
+ * occurs twice (the earlier), the hour that is skipped, and zones on either
+ * side of UTC, against offsets known from the tz database. */
+static void test_timezones(void **state) {
+    (void)state;
+    char err[256];
+    const pdns_tz *lu = pdns_tz_get("Europe/Luxembourg", err, sizeof(err));
+    const pdns_tz *ny = pdns_tz_get("America/New_York", err, sizeof(err));
+    const pdns_tz *utc = pdns_tz_get("UTC", err, sizeof(err));
+    assert_non_null(lu);
+    assert_non_null(ny);
+    assert_non_null(utc);
+    assert_ptr_equal(pdns_tz_get("Europe/Luxembourg", err, sizeof(err)), lu);
+    assert_null(pdns_tz_get("Europe/Atlantis", err, sizeof(err)));
+    assert_non_null(strstr(err, "unknown time zone"));
+    assert_null(pdns_tz_get("../../etc/passwd", err, sizeof(err)));
+    /* wall clock as UTC seconds -> UTC */
+    assert_int_equal(pdns_tz_to_utc(lu, 1782907200), 1782900000);     /* 2026-07-01 12:00 CEST */
+    assert_int_equal(pdns_tz_to_utc(lu, 1768478400), 1768474800);     /* 2026-01-15 12:00 CET */
+    assert_int_equal(pdns_tz_to_utc(lu, 1792895400), 1792888200);     /* 2026-10-25 02:30, twice: the CEST one */
+    assert_int_equal(pdns_tz_to_utc(lu, 1774751400), 1774747800);     /* 2026-03-29 02:30, skipped: read as CET */
+    assert_int_equal(pdns_tz_to_utc(lu, 1774755000), 1774747800);     /* 03:30 CEST, the same instant */
+    assert_int_equal(pdns_tz_to_utc(ny, 1782907200), 1782921600);     /* 12:00 EDT = 16:00 UTC */
+    assert_int_equal(pdns_tz_to_utc(ny, 1768478400), 1768496400);     /* 12:00 EST = 17:00 UTC */
+    assert_int_equal(pdns_tz_to_utc(utc, 1782907200), 1782907200);
+    /* through a layout */
+    csv_layout l;
+    assert_int_equal(csv_layout_init(&l, "HcsCQTAtn", NULL, err, sizeof(err)), 0);
+    assert_int_equal(csv_layout_set_timezone(&l, "Europe/Luxembourg", err, sizeof(err)), 0);
+    char line[] = "2026-07-01 12:00:00.250||c||s||IN||a.test.||A||10.0.0.1||60||1";
+    pdns_record r;
+    const char *why;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(csv_parse_line(&l, line, strlen(line), &r, &why), CSV_OK);
+    assert_int_equal(r.time_first, 1782900000);
+    assert_int_equal(r.time_first_ms, 1782900000250LL);
+    assert_int_equal(csv_layout_set_timezone(&l, "Nowhere/Else", err, sizeof(err)), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_real_output_matches_json),
@@ -958,6 +997,7 @@ int main(void) {
         cmocka_unit_test(test_mask_fields_agree),
         cmocka_unit_test(test_name_spellings),
         cmocka_unit_test(test_name_canon_agrees),
+        cmocka_unit_test(test_timezones),
     };
     return cmocka_run_group_tests_name("csv", tests, NULL, NULL);
 }
