@@ -1051,7 +1051,7 @@ enum policy_verdict policy_decide(const policy *p, const policy_env *env,
     }
     /* the sensors that count for this partner */
     uint16_t eff[256];
-    size_t neff = 0, own = 0, other_partner = 0, blocked = 0;
+    size_t neff = 0, own = 0, own_org = 0, other_partner = 0, blocked = 0;
     for (size_t i = 0; i < e->n_sensors; i++) {
         uint16_t s = e->sensors[i];
         if (!env || s >= env->n || s >= p->n_source_ok) {
@@ -1075,6 +1075,7 @@ enum policy_verdict policy_decide(const policy *p, const policy_env *env,
          * it injected as soon as one other sensor sees it */
         if (src->org && src->org[0] && list_has(&p->own_orgs, src->org)) {
             own++;
+            own_org++;
             continue;
         }
         if (!p->source_ok[s]) {
@@ -1109,9 +1110,19 @@ enum policy_verdict policy_decide(const policy *p, const policy_env *env,
         WHY("%zu allowed sensors saw it, the policy needs %u", neff, k);
         return POLICY_DENY_THRESHOLD;
     }
-    if (e->raw_count < mc) {
-        WHY("seen %llu times, the policy needs %llu", (unsigned long long)e->raw_count,
-            (unsigned long long)mc);
+    /* min_count without the partner's own sightings: the pool keeps one
+     * count per triple, so when a sensor of the partner's own organisation
+     * saw it, what the others saw is known only to be at least one
+     * sighting per other sensor */
+    uint64_t seen = own_org ? (uint64_t)(e->n_sensors - own_org) : e->raw_count;
+    if (seen < mc) {
+        if (own_org)
+            WHY("seen by %llu sensors outside the partner's own organisations (their "
+                "count cannot be told apart from its own sightings), the policy needs "
+                "%llu sightings", (unsigned long long)seen, (unsigned long long)mc);
+        else
+            WHY("seen %llu times, the policy needs %llu", (unsigned long long)seen,
+                (unsigned long long)mc);
         return POLICY_DENY_THRESHOLD;
     }
     if (p->min_orgs > 1) {
