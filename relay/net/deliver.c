@@ -44,6 +44,7 @@
 #include "rrtype.h"
 
 #define KEEP_SENT 64      /* batches written and not yet confirmed */
+#define PENDING_MAX (64u << 20) /* bytes of batches a partner may have waiting for Redis */
 #define ACK_GRACE_MS 1000 /* acknowledged, and the link stayed up this long */
 #define ACK_POLL_MS 100
 #define BACKOFF_MAX_MS 30000  /* partner reconnects */
@@ -92,6 +93,10 @@ typedef struct dpartner {
     uv_timer_t timer;
     uint64_t batches_sent, batches_confirmed, reconnects, queued;
     uint64_t outbox_max, outbox_refused, outbox_dropped, full_logged_ms;
+    uint64_t outbox_len;          /* batches in the outbox, as last seen */
+    pdns_buf pend;                /* batches made while Redis was away: for each,
+                                   * seq and length (uint64_t each), then the text */
+    uint64_t pend_n;
     int drop_oldest;
     int csv;                      /* format passivedns-csv: type 8, unsigned */
     int held;                     /* its policy is disabled or expired */
@@ -112,13 +117,24 @@ struct deliver {
 
 static void kick(dpartner *dp);
 static void send_next(dpartner *dp);
+static void flush_pending(dpartner *dp);
 
 /* ---- Redis ------------------------------------------------------------------ */
 
+static void on_xlen(redisAsyncContext *ac, void *reply, void *priv) {
+    redisReply *rep = reply;
+    (void)ac;
+    if (rep && rep->type == REDIS_REPLY_INTEGER)
+        ((dpartner *)priv)->outbox_len = (uint64_t)rep->integer;
+}
+
 static void on_ready(void *ctx) {
     deliver *d = ctx;
-    for (size_t i = 0; i < d->n; i++)
+    for (size_t i = 0; i < d->n; i++) {
+        redisAsyncCommand(d->rc.ac, on_xlen, d->p[i], "XLEN %s", d->p[i]->skey);
+        flush_pending(d->p[i]);
         kick(d->p[i]);
+    }
 }
 
 static void on_down(void *ctx) {
@@ -131,19 +147,19 @@ static void on_down(void *ctx) {
 
 /* Appends a batch unless the outbox is full; when full, the policy says
  * whether the new batch is refused or the oldest dropped. One script, one
- * key: it runs unchanged on a cluster. Returns 1 (added), 0 (refused) or
- * 2 (added, the oldest dropped). */
+ * key: it runs unchanged on a cluster. Returns {r, batches in the outbox
+ * now}: r 1 (added), 0 (refused) or 2 (added, the oldest dropped). */
 static const char append_script[] =
     "local n = redis.call('XLEN', KEYS[1])\n"
     "local r = 1\n"
     "if n >= tonumber(ARGV[3]) then\n"
-    "  if ARGV[4] ~= '1' then return 0 end\n"
+    "  if ARGV[4] ~= '1' then return {0, n} end\n"
     "  local old = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', n - tonumber(ARGV[3]) + 1)\n"
     "  for _, e in ipairs(old) do redis.call('XDEL', KEYS[1], e[1]) end\n"
     "  r = 2\n"
     "end\n"
     "redis.call('XADD', KEYS[1], '*', 'seq', ARGV[1], 'batch', ARGV[2])\n"
-    "return r\n";
+    "return {r, redis.call('XLEN', KEYS[1])}\n";
 
 static void on_xadd(redisAsyncContext *ac, void *reply, void *priv) {
     dpartner *dp = priv;
@@ -154,15 +170,22 @@ static void on_xadd(redisAsyncContext *ac, void *reply, void *priv) {
                   rep ? rep->str : "Redis went away (the batch is in the outbox file)");
         return;
     }
-    if (rep->type == REDIS_REPLY_INTEGER && rep->integer != 1) {
-        if (rep->integer == 0)
+    long long r = 1;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[0]->type == REDIS_REPLY_INTEGER &&
+        rep->element[1]->type == REDIS_REPLY_INTEGER) {
+        r = rep->element[0]->integer;
+        dp->outbox_len = (uint64_t)rep->element[1]->integer;
+    }
+    if (r != 1) {
+        if (r == 0)
             dp->outbox_refused++;
         else
             dp->outbox_dropped++;
         if (pdns_mono_ms() - dp->full_logged_ms >= 60000) {
             log_warn("deliver: partner %s: outbox full (%llu batches): %s", dp->name,
                      (unsigned long long)dp->outbox_max,
-                     rep->integer == 0 ? "new batches are refused (counted)"
+                     r == 0 ? "new batches are refused (counted)"
                                        : "the oldest batches are dropped (counted)");
             dp->full_logged_ms = pdns_mono_ms();
         }
@@ -290,6 +313,30 @@ static void kick(dpartner *dp) {
     }
 }
 
+static void append(dpartner *dp, uint64_t seq, const char *text, size_t len) {
+    redisAsyncCommand(dp->d->rc.ac, on_xadd, dp, "EVAL %s 1 %s %llu %b %llu %d",
+                      append_script, dp->skey, (unsigned long long)seq, text, len,
+                      (unsigned long long)dp->outbox_max, dp->drop_oldest);
+    dp->queued++;
+}
+
+/* Redis is back: what was made meanwhile goes to the outbox, in order. */
+static void flush_pending(dpartner *dp) {
+    size_t off = 0;
+    while (off + 16 <= dp->pend.len) {
+        uint64_t seq, len;
+        memcpy(&seq, dp->pend.p + off, 8);
+        memcpy(&len, dp->pend.p + off + 8, 8);
+        append(dp, seq, dp->pend.p + off + 16, (size_t)len);
+        off += 16 + (size_t)len;
+    }
+    if (dp->pend_n)
+        log_info("deliver: partner %s: %llu batches made while Redis was away are in "
+                 "the outbox now", dp->name, (unsigned long long)dp->pend_n);
+    pdns_buf_free(&dp->pend);
+    dp->pend_n = 0;
+}
+
 void deliver_enqueue(deliver *d, const char *name, uint64_t seq,
                      const char *text, size_t len) {
     if (!d)
@@ -298,15 +345,30 @@ void deliver_enqueue(deliver *d, const char *name, uint64_t seq,
         dpartner *dp = d->p[i];
         if (strcmp(dp->name, name) != 0)
             continue;
-        if (!d->rc.ready) {
-            log_error("deliver: partner %s: batch seq %llu not queued: Redis is "
-                      "down (it is in the outbox file)", name, (unsigned long long)seq);
+        if (d->rc.ready) {
+            append(dp, seq, text, len);
             return;
         }
-        redisAsyncCommand(d->rc.ac, on_xadd, dp, "EVAL %s 1 %s %llu %b %llu %d",
-                          append_script, dp->skey, (unsigned long long)seq, text, len,
-                          (unsigned long long)dp->outbox_max, dp->drop_oldest);
-        dp->queued++;
+        /* Redis is away: held in memory, up to PENDING_MAX bytes a partner */
+        uint64_t hdr[2] = {seq, len};
+        dp->pend.max = PENDING_MAX;
+        if (pdns_buf_reserve(&dp->pend, sizeof(hdr) + len) < 0) {
+            dp->outbox_refused++;
+            if (pdns_mono_ms() - dp->full_logged_ms >= 60000) {
+                log_error("deliver: partner %s: Redis is away and %llu batches (%zu bytes) "
+                          "wait for it: batch seq %llu refused (counted; it is in the "
+                          "outbox file)", name, (unsigned long long)dp->pend_n,
+                          dp->pend.len, (unsigned long long)seq);
+                dp->full_logged_ms = pdns_mono_ms();
+            }
+            return;
+        }
+        if (!dp->pend_n)
+            log_warn("deliver: partner %s: Redis is away: new batches wait in memory "
+                     "(up to %u MiB) until it is back", name, PENDING_MAX >> 20);
+        pdns_buf_append(&dp->pend, hdr, sizeof(hdr));
+        pdns_buf_append(&dp->pend, text, len);
+        dp->pend_n++;
         return;
     }
 }
@@ -362,6 +424,7 @@ static void drop_confirmed(dpartner *dp, size_t k) {
     for (size_t i = 0; i < k; i++)
         redisAsyncCommand(d->rc.ac, NULL, NULL, "XDEL %s %s", dp->skey, dp->sent[i].id);
     dp->batches_confirmed += k;
+    dp->outbox_len = dp->outbox_len > k ? dp->outbox_len - k : 0;
     memmove(dp->sent, dp->sent + k, (dp->nsent - k) * sizeof(dp->sent[0]));
     dp->nsent -= k;
     kick(dp); /* the window has room again */
@@ -468,6 +531,7 @@ typedef struct wreq {
 
 static void mark_sent(dpartner *dp);
 static void send_next(dpartner *dp);
+static void flush_pending(dpartner *dp);
 
 static void on_written(uv_write_t *req, int status) {
     wreq *w = (wreq *)req;
@@ -798,6 +862,11 @@ void deliver_stop(deliver *d) {
         dp->tcp_open = 0;
         sodium_free(dp->key);
         pdns_buf_free(&dp->cur);
+        if (dp->pend_n)
+            log_error("deliver: partner %s: %llu batches made while Redis was away are "
+                      "not in its outbox (they are in the outbox file)", dp->name,
+                      (unsigned long long)dp->pend_n);
+        pdns_buf_free(&dp->pend);
     }
     if (d->rc_started)
         rconn_stop(&d->rc);
@@ -869,6 +938,9 @@ int deliver_metrics(const deliver *d, pdns_buf *b) {
                                   (unsigned long long)d->p[i]->csv_skipped[k]);
     rc |= partner_series(d, b, "pdns_relay_partner_link_up", "gauge", NULL,
                          offsetof(dpartner, up), 1);
+    rc |= partner_series(d, b, "pdns_relay_partner_outbox_batches", "gauge",
+                         "Batches in the partner's outbox not yet confirmed (as of the last append or confirmation).",
+                         offsetof(dpartner, outbox_len), 0);
     rc |= partner_series(d, b, "pdns_relay_partner_reconnects_total", "counter", NULL,
                          offsetof(dpartner, reconnects), 0);
     return rc ? -1 : 0;

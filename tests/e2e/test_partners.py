@@ -202,7 +202,32 @@ def test_delivery_a_to_b_survives_restarts(relay_factory, redis_server, workdir,
     time.sleep(2)
     n = rrnames(b)
     assert len(n) == len(set(n)) == 120  # everything, none twice
+    assert a.wait_for(lambda: a.metrics()['pdns_relay_partner_outbox_batches{partner="relay-b"}'] == 0)
     assert b.metrics()['pdns_relay_partner_in_batches_total{partner="relay-a",result="refused"}'] == 0
+
+
+def test_batches_made_while_redis_is_away_are_delivered(relay_factory, redis_server,
+                                                        workdir, tmp_path):
+    """A's outboxes are in Redis. Batches A signs while that Redis is down
+    wait in memory and reach B, in order, once it is back: none lost."""
+    a, b = a_and_b(relay_factory, redis_server, workdir, tmp_path)
+    policy_to_b(a, b, tmp_path)
+    a.start()
+    for name in ("sensor-a", "sensor-b"):
+        stream(a, name, batch("before", 10))
+    assert b.wait_for(lambda: len(rrnames(b)) == 10, 20), a.log_text()[-1500:]
+    redis_server.stop()
+    for i in range(3):
+        for name in ("sensor-a", "sensor-b"):
+            stream(a, name, batch("away%d" % i, 10))
+        assert a.wait_for(lambda: a.metrics().get(
+            'pdns_relay_partner_batches_total{partner="relay-b"}', 0) >= i + 2, 20)
+    assert "Redis is away: new batches wait in memory" in a.log_text()
+    redis_server.start()
+    assert b.wait_for(lambda: len(rrnames(b)) == 40, 30), a.log_text()[-1500:]
+    n = rrnames(b)
+    assert len(set(n)) == 40
+    assert "3 batches made while Redis was away are in the outbox now" in a.log_text()
 
 
 def test_outbox_bound(relay_factory, redis_server, tmp_path):
@@ -230,6 +255,7 @@ def test_outbox_bound(relay_factory, redis_server, tmp_path):
         assert a.wait_for(lambda: a.metrics()[
             'pdns_relay_partner_outbox_full_total{partner="away",action="%s"}' % action] == 3)
         assert r.xlen(key) == 3
+        assert a.metrics()['pdns_relay_partner_outbox_batches{partner="away"}'] == 3
         seqs = [int(e[1][b"seq"]) for e in r.xrange(key)]
         assert seqs == ([1, 2, 3] if when == "refuse_new" else [4, 5, 6])
         assert "outbox full (3 batches)" in a.log_text()
