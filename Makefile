@@ -4,7 +4,7 @@
 
 CC       ?= cc
 O        ?= 2
-PKGS     := libsodium hiredis libwebsockets jansson libuv
+PKGS     := libsodium hiredis libwebsockets jansson libuv libidn2
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

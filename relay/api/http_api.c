@@ -19,6 +19,7 @@ typedef struct http_pss {
     stream_client sc;
     uint64_t since;
     int is_stream;
+    int head;       /* a HEAD request: the headers of the GET answer only */
     query_req *q;   /* a query waiting for the store */
 } http_pss;
 
@@ -39,6 +40,7 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         pdns_buf_free(&p->body); /* keep-alive: the last answer's */
         p->sent = 0;
         p->is_stream = 0;
+        p->head = lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
         if (strcmp(path, "/stream.ndjson") == 0 && h->st && !h->admin) {
             char ip[64], why[160];
             lws_get_peer_simple(wsi, ip, sizeof(ip));
@@ -85,8 +87,8 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         }
         int ep = query_endpoint_of(path);
         if (ep >= 0) {
-            if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
-                pdns_buf_append(&p->body, "{\"error\":\"only GET\"}\n", 21);
+            if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0 && !p->head) {
+                pdns_buf_append(&p->body, "{\"error\":\"only GET and HEAD\"}\n", 30);
                 return respond(wsi, p, 405, "application/json");
             }
             return query_begin(h->query, wsi, ep, path, &p->body, &p->q);
@@ -107,12 +109,20 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                 return -1;
             return respond(wsi, p, HTTP_STATUS_OK, "application/json");
         }
-        pdns_buf_append(&p->body, "not found\n", 10);
-        return respond(wsi, p, HTTP_STATUS_NOT_FOUND, "text/plain");
+        pdns_buf_append(&p->body, "{\"error\":\"not found\"}\n", 22);
+        return respond(wsi, p, HTTP_STATUS_NOT_FOUND, "application/json");
     }
+    case LWS_CALLBACK_HTTP_BODY:
+        return 0; /* a request body (POST, PUT): not read, the answer is a 405 */
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (p && p->body.len > LWS_PRE)
+            lws_callback_on_writable(wsi); /* the 405 waits for the body's end */
+        return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE: {
         if (p->is_stream)
             return stream_client_writable(&p->sc);
+        if (p->head) /* the headers are out: that is the whole answer */
+            return lws_http_transaction_completed(wsi) ? -1 : 0;
         size_t left = p->body.len - LWS_PRE - p->sent;
         size_t chunk = left > 16384 ? 16384 : left;
         /* lws_write needs LWS_PRE writable bytes before the data */

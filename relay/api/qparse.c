@@ -7,6 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <idn2.h>
 
 #include "record.h"
 #include "rrtype.h"
@@ -17,11 +21,52 @@
 static size_t check_name(const char *q, size_t len, char *out, char *err,
                          size_t errlen) {
     const char *why;
+    char utf8[512];
+    char *ace = NULL;
+    /* an internationalised name (UTF-8) is looked up as its A-labels */
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)q[i] < 0x80)
+            continue;
+        if (len >= sizeof(utf8)) {
+            snprintf(err, errlen, "name longer than 255 bytes");
+            return 0;
+        }
+        memcpy(utf8, q, len);
+        utf8[len] = '\0';
+        int rc = idn2_to_ascii_8z(utf8, &ace, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+        if (rc != IDN2_OK) {
+            snprintf(err, errlen, "bad internationalised name: %s", idn2_strerror(rc));
+            return 0;
+        }
+        q = ace;
+        len = strlen(ace);
+        break;
+    }
     if (len > 255) {
         snprintf(err, errlen, "name longer than 255 bytes");
+        idn2_free(ace);
+        return 0;
+    }
+    /* one spelling of each name: no empty label, the root is "." */
+    int empty = 0;
+    for (size_t i = 0, label = 0; len > 1 && i < len && !empty; i++) {
+        if (q[i] == '\\') { /* an escaped dot is not a label boundary */
+            i++;
+            label++;
+        } else if (q[i] == '.') {
+            empty = label == 0;
+            label = 0;
+        } else {
+            label++;
+        }
+    }
+    if (empty) {
+        snprintf(err, errlen, "bad name: an empty label");
+        idn2_free(ace);
         return 0;
     }
     memcpy(out, q, len);
+    idn2_free(ace);
     if (pdns_name_canon(out, &len, &why) < 0) {
         snprintf(err, errlen, "bad name: %s", why);
         return 0;
@@ -140,6 +185,21 @@ static int looks_ip(const char *q, size_t len) {
     return 1;
 }
 
+/* A query is an address (or a prefix) when it parses as one, or has a
+ * colon or a slash (then parse_ip says what is wrong); else a name:
+ * "33" and "1.2.3" are names. */
+static int is_address(const char *q, size_t len) {
+    char tmp[64];
+    uint8_t a[16];
+    if (memchr(q, ':', len) || memchr(q, '/', len))
+        return 1;
+    if (len >= sizeof(tmp))
+        return 0;
+    memcpy(tmp, q, len);
+    tmp[len] = '\0';
+    return inet_pton(AF_INET, tmp, a) == 1;
+}
+
 /* A lookup of one name's hash (kind "" for its triples, "e" for its error
  * lines). */
 static int one_name(qparse *p, const char *q, size_t len, const char *kind,
@@ -162,13 +222,13 @@ int qparse_query(qparse *p, const char *q, size_t len, int form, char *err,
     size_t n;
     int rdata = form == QP_RDATA;
     memset(p, 0, sizeof(*p));
-    if (len == 0) {
-        snprintf(err, errlen, "empty query");
-        return -1;
+    if (len == 0) { /* "/query/." reaches us as "/query/": the root */
+        q = ".";
+        len = 1;
     }
     if (form == QP_ERRORS) /* one name, exactly */
         return one_name(p, q, len, "e", "errors", err, errlen);
-    if (!rdata && looks_ip(q, len))
+    if (form == QP_QUERY && looks_ip(q, len) && is_address(q, len))
         return parse_ip(p, q, len, err, errlen);
     if (rdata) {
         if (!(n = check_name(q, len, name, err, errlen)))
@@ -224,6 +284,10 @@ int qparse_query(qparse *p, const char *q, size_t len, int form, char *err,
 
 int qparse_rrtypes(qparse *p, const char *list, char *err, size_t errlen) {
     const char *s = list;
+    if (strcasecmp(list, "ANY") == 0 || strcmp(list, "*") == 0) {
+        p->a.types[0] = '\0'; /* every type */
+        return 0;
+    }
     size_t used = strlen(p->a.types);
     if (!used) {
         p->a.types[0] = ',';
@@ -268,12 +332,156 @@ int qparse_time(qparse *p, const char *name, const char *value, char *err,
         char *end;
         errno = 0;
         long long v = strtoll(value, &end, 10);
+        if (!*end && !errno && v < 0 && v >= -4102444800LL)
+            v += (long long)time(NULL); /* DNSDB's relative form: seconds ago */
         if (!*value || *end || errno || v <= 0 || v > 4102444800LL) {
-            snprintf(err, errlen, "%s: want Unix seconds (1 .. 4102444800)", name);
+            snprintf(err, errlen, "%s: want Unix seconds (1 .. 4102444800), or "
+                     "negative: seconds before now", name);
             return -1;
         }
         *dst[i] = v;
         return 1;
+    }
+    return 0;
+}
+
+/* A name in DNS wire format, as hex, to presentation format in out (at
+ * most 255 bytes of wire). Returns the length, or 0. */
+static size_t wire_name(const char *hex, size_t hl, char *out, size_t outlen) {
+    uint8_t w[256];
+    size_t n = 0, o = 0, i = 0;
+    if (hl % 2 || hl / 2 > sizeof(w))
+        return 0;
+    for (size_t k = 0; k < hl; k += 2) {
+        char b[3] = {hex[k], hex[k + 1], 0};
+        char *end;
+        w[n++] = (uint8_t)strtoul(b, &end, 16);
+        if (*end)
+            return 0;
+    }
+    while (i < n && w[i]) {
+        size_t l = w[i++];
+        if (l > 63 || i + l > n)
+            return 0;
+        for (size_t k = 0; k < l; k++, i++) {
+            uint8_t c = w[i];
+            if (o + 5 >= outlen)
+                return 0;
+            if (c == '.' || c == '\\' || c <= ' ' || c >= 0x7f)
+                o += (size_t)snprintf(out + o, outlen - o, "\\%03u", c);
+            else
+                out[o++] = (char)c;
+        }
+        if (o + 1 >= outlen)
+            return 0;
+        out[o++] = '.';
+    }
+    if (i + 1 != n) /* the root label ends it, and nothing follows */
+        return 0;
+    if (!o)
+        out[o++] = '.';
+    out[o] = '\0';
+    return o;
+}
+
+int qparse_dnsdb(qparse *p, const char *path, dnsdb_path *d, char *err,
+                 size_t errlen) {
+    char buf[1100], *part[6];
+    size_t np = 0;
+    memset(d, 0, sizeof(*d));
+    if (strcmp(path, "ping") == 0 || strcmp(path, "rate_limit") == 0) {
+        memset(p, 0, sizeof(*p));
+        d->verb = path[0] == 'p' ? DNSDB_PING : DNSDB_RATE_LIMIT;
+        return 0;
+    }
+    memset(p, 0, sizeof(*p));
+    if (strlen(path) >= sizeof(buf)) {
+        snprintf(err, errlen, "path too long");
+        return -1;
+    }
+    strcpy(buf, path);
+    for (char *s = buf, *slash; np < 6; s = slash + 1) {
+        part[np++] = s;
+        if (!(slash = strchr(s, '/')))
+            break;
+        *slash = '\0';
+    }
+    if (np < 4 || (strcmp(part[0], "lookup") != 0 && strcmp(part[0], "summarize") != 0) ||
+        (strcmp(part[1], "rrset") != 0 && strcmp(part[1], "rdata") != 0)) {
+        snprintf(err, errlen, "unknown DNSDB path: want lookup or summarize, then "
+                 "rrset/name/NAME[/RRTYPE[/BAILIWICK]], rrset/raw/HEX, "
+                 "rdata/name/NAME[/RRTYPE], rdata/ip/ADDRESS[,PREFIXLEN] or rdata/raw/HEX");
+        return -1;
+    }
+    d->verb = part[0][0] == 's' ? DNSDB_SUMMARIZE : DNSDB_LOOKUP;
+    d->rdata = part[1][1] == 'd';
+    const char *how = part[2], *val = part[3];
+    size_t maxparts = d->rdata ? 5 : 6;
+    if (np > maxparts || (np == 6 && strchr(part[5], '/'))) {
+        snprintf(err, errlen, "too many path elements");
+        return -1;
+    }
+    char name[600];
+    size_t vl = strlen(val);
+    int rc;
+    if (strcmp(how, "raw") == 0) {
+        uint8_t ab[16];
+        size_t bytes = vl / 2;
+        if (d->rdata && (bytes == 4 || bytes == 16) && vl % 2 == 0) {
+            for (size_t k = 0; k < bytes; k++) {
+                char b[3] = {val[2 * k], val[2 * k + 1], 0};
+                char *end;
+                ab[k] = (uint8_t)strtoul(b, &end, 16);
+                if (*end) {
+                    snprintf(err, errlen, "raw: want hex");
+                    return -1;
+                }
+            }
+            if (!inet_ntop(bytes == 4 ? AF_INET : AF_INET6, ab, name, sizeof(name)))
+                return -1;
+            rc = parse_ip(p, name, strlen(name), err, errlen);
+        } else {
+            size_t n = wire_name(val, vl, name, sizeof(name));
+            if (!n) {
+                snprintf(err, errlen, "raw: want the hex of a name in DNS wire format%s",
+                         d->rdata ? " (or of 4 or 16 address bytes)" : "");
+                return -1;
+            }
+            rc = qparse_query(p, name, n, d->rdata ? QP_RDATA : QP_NAME, err, errlen);
+        }
+    } else if (strcmp(how, "name") == 0) {
+        rc = qparse_query(p, val, vl, d->rdata ? QP_RDATA : QP_NAME, err, errlen);
+    } else if (strcmp(how, "ip") == 0 && d->rdata) {
+        if (vl >= sizeof(name)) {
+            snprintf(err, errlen, "not an IP address");
+            return -1;
+        }
+        strcpy(name, val);
+        char *comma = strchr(name, ',');
+        if (comma)
+            *comma = '/';
+        if (!looks_ip(name, vl)) {
+            snprintf(err, errlen, "not an IP address");
+            return -1;
+        }
+        rc = parse_ip(p, name, vl, err, errlen);
+    } else {
+        snprintf(err, errlen, "unknown DNSDB lookup \"%.20s/%.20s\" (rrset: name or raw; "
+                 "rdata: name, ip or raw)", part[1], how);
+        return -1;
+    }
+    if (rc < 0)
+        return -1;
+    if (np >= 5 && part[4][0] && strcasecmp(part[4], "ANY") != 0) {
+        const char *types = strcasecmp(part[4], "ANY-DNSSEC") == 0
+                                ? "DS,RRSIG,NSEC,DNSKEY,NSEC3,NSEC3PARAM,DLV" : part[4];
+        if (qparse_rrtypes(p, types, err, errlen) < 0)
+            return -1;
+    }
+    if (np == 6 && part[5][0]) {
+        size_t n = check_name(part[5], strlen(part[5]), d->bailiwick, err, errlen);
+        if (!n)
+            return -1;
     }
     return 0;
 }

@@ -27,8 +27,30 @@ typedef struct qparse {
 } qparse;
 
 /* What a query string is read as: any /query/ form, a name whose rdata
- * is looked up (/rdata/), or a name whose error lines are (/errors/). */
-enum { QP_QUERY = 0, QP_RDATA = 1, QP_ERRORS = 2 };
+ * is looked up (/rdata/), a name whose error lines are (/errors/), or a
+ * name form only (never an address: DNSDB's rrset/name). */
+enum { QP_QUERY = 0, QP_RDATA = 1, QP_ERRORS = 2, QP_NAME = 3 };
+
+/* DNSDB API v2 (Farsight/DomainTools) paths, after "/dnsdb/v2/":
+ *   lookup|summarize/rrset/name/<name>[/<rrtype>[/<bailiwick>]]
+ *   lookup|summarize/rrset/raw/<hex wire name>[/<rrtype>[/<bailiwick>]]
+ *   lookup|summarize/rdata/name/<name>[/<rrtype>]
+ *   lookup|summarize/rdata/ip/<address>[,<prefix length>][/<rrtype>]
+ *   lookup|summarize/rdata/raw/<hex: 4 or 16 address bytes, or a wire name>[/<rrtype>]
+ *   ping, rate_limit
+ * rrtype ANY is every type, ANY-DNSSEC the DNSSEC types. */
+enum { DNSDB_LOOKUP = 0, DNSDB_SUMMARIZE, DNSDB_PING, DNSDB_RATE_LIMIT };
+
+typedef struct dnsdb_path {
+    int verb;                  /* DNSDB_* */
+    int rdata;                 /* an rdata lookup (else rrset) */
+    char bailiwick[256];       /* canonical, no final dot; "" for any */
+} dnsdb_path;
+
+/* Parses a DNSDB v2 path (URL-decoded, without "/dnsdb/v2/") into the
+ * store lookup and d. Returns 0, or -1 with err. */
+int qparse_dnsdb(qparse *p, const char *path, dnsdb_path *d, char *err,
+                 size_t errlen);
 
 /* Parses q (URL-decoded, len bytes) as form says. Returns 0, or -1 with a
  * message for the client in err. */
@@ -39,8 +61,9 @@ int qparse_query(qparse *p, const char *q, size_t len, int form, char *err,
  * filter. Returns 0, or -1 with err. */
 int qparse_rrtypes(qparse *p, const char *list, char *err, size_t errlen);
 
-/* Parses a filter parameter name=value (time_first_after, ...,
- * limit, cursor are not handled here). Returns 1 when name is a time
+/* Parses a filter parameter name=value (time_first_after, ...; a
+ * negative value is that many seconds before now, as in DNSDB; limit,
+ * cursor are not handled here). Returns 1 when name is a time
  * filter and value is good, 0 when name is not one, -1 with err. */
 int qparse_time(qparse *p, const char *name, const char *value, char *err,
                 size_t errlen);

@@ -2,6 +2,7 @@
  * See query.h. */
 #include "query.h"
 
+#include <errno.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -25,7 +26,8 @@
 #define CURSOR_TTL_S 3600   /* as the numeric cursors kept in Redis */
 
 static const char *const ep_name[QE_COUNT] = {"query", "rdata", "pdns", "info",
-                                              "errors"};
+                                              "errors", "dnsdb"};
+#define DNSDB_DEFAULT_LIMIT 10000 /* DNSDB's own, when the client gives none */
 static const unsigned status_of[6] = {200, 400, 401, 429, 503, 0};
 static const char *const status_name[6] = {"200", "400", "401", "429", "503",
                                            "other"};
@@ -45,6 +47,11 @@ struct query_req {
     uint8_t binding[16];      /* the query: what its cursors are bound to */
     char binding_hex[33];
     char bad[256];            /* why the request is malformed, or "" */
+    /* DNSDB v2 */
+    dnsdb_path dd;
+    size_t offset;            /* results skipped */
+    unsigned dnsdb_flags;     /* DNSDB_HUMANTIME */
+    uint64_t max_count;       /* summarize: stop at this count (0: no) */
 };
 
 static uint64_t now_us(void) {
@@ -64,6 +71,8 @@ int query_endpoint_of(const char *path) {
         return QE_INFO;
     if (strncmp(path, "/errors/", 8) == 0)
         return QE_ERRORS;
+    if (strncmp(path, "/dnsdb/v2/", 10) == 0)
+        return QE_DNSDB;
     return -1;
 }
 
@@ -107,11 +116,11 @@ void query_abandon(query_req **slot) {
     }
 }
 
-/* One triple of the reply as a COF line: name, "<rrtype> <rdata>",
- * "<tf> <tl> <count>", sensors ("" unless shown), bailiwick ("" unknown). */
-static int put_triple(query_req *q, redisReply **el) {
-    pdns_record rec;
-    memset(&rec, 0, sizeof(rec));
+/* One triple of the store's reply: name, "<rrtype> <rdata>",
+ * "<tf> <tl> <count>", sensors ("" unless shown), bailiwick ("" unknown).
+ * Returns 1, or 0 when it is not one (skipped). */
+static int read_triple(redisReply **el, pdns_record *rec) {
+    memset(rec, 0, sizeof(*rec));
     for (int i = 0; i < 5; i++)
         if (el[i]->type != REDIS_REPLY_STRING)
             return 0;
@@ -119,22 +128,30 @@ static int put_triple(query_req *q, redisReply **el) {
     const char *sp = memchr(f->str, ' ', f->len);
     if (!sp)
         return 0;
-    rec.rrtype = (uint16_t)strtoul(f->str, NULL, 10);
-    rec.rrname.p = n->str;
-    rec.rrname.len = n->len;
-    rec.rdata.p = sp + 1;
-    rec.rdata.len = f->len - (size_t)(sp + 1 - f->str);
+    rec->rrtype = (uint16_t)strtoul(f->str, NULL, 10);
+    rec->rrname.p = n->str;
+    rec->rrname.len = n->len;
+    rec->rdata.p = sp + 1;
+    rec->rdata.len = f->len - (size_t)(sp + 1 - f->str);
     long long tf, tl;
     unsigned long long c;
     if (sscanf(v->str, "%lld %lld %llu", &tf, &tl, &c) != 3)
         return 0;
-    rec.time_first = tf;
-    rec.time_last = tl;
-    rec.count = c;
-    rec.sensor_id.p = el[3]->str;
-    rec.sensor_id.len = el[3]->len;
-    rec.bailiwick.p = el[4]->str;
-    rec.bailiwick.len = el[4]->len;
+    rec->time_first = tf;
+    rec->time_last = tl;
+    rec->count = c;
+    rec->sensor_id.p = el[3]->str;
+    rec->sensor_id.len = el[3]->len;
+    rec->bailiwick.p = el[4]->str;
+    rec->bailiwick.len = el[4]->len;
+    return 1;
+}
+
+/* One triple of the reply as a COF line (or SAF, or an array element). */
+static int put_triple(query_req *q, redisReply **el) {
+    pdns_record rec;
+    if (!read_triple(el, &rec))
+        return 0;
     if (q->saf && pdns_buf_append(q->body, "{\"obj\":", 7) < 0)
         return -1;
     if (cof_encode(&rec, COF_WITH_SENSOR, q->body) < 0)
@@ -280,6 +297,53 @@ static void answer(query_req *q, const redisReply *rep) {
         lws_set_timeout(q->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
 }
 
+/* DNSDB v2: SAF, {"cond":"begin"}, one {"obj":...} a result (or one
+ * summary), then "succeeded", or "limited" when there is more. */
+static void answer_dnsdb(query_req *q, const redisReply *rep) {
+    const redisReply *cur = rep->element[0];
+    int more = cur->type == REDIS_REPLY_STRING && cur->len;
+    size_t skipped = 0, n = 0;
+    uint64_t total = 0;
+    int64_t tf = 0, tl = 0;
+    size_t blen = strlen(q->dd.bailiwick);
+    int rc = 0;
+    q->body->len = LWS_PRE;
+    rc |= pdns_buf_append(q->body, "{\"cond\":\"begin\"}\n", 17);
+    for (size_t i = 1; i + 4 < rep->elements; i += 5) {
+        pdns_record rec;
+        if (!read_triple(rep->element + i, &rec))
+            continue;
+        if (blen && (rec.bailiwick.len != blen || memcmp(rec.bailiwick.p, q->dd.bailiwick, blen)))
+            continue;
+        if (skipped < q->offset) {
+            skipped++;
+            continue;
+        }
+        if (q->dd.verb == DNSDB_SUMMARIZE) {
+            if (q->max_count && total >= q->max_count) {
+                more = 1;
+                break;
+            }
+            total = pdns_count_add(total, rec.count);
+            tf = !n || rec.time_first < tf ? rec.time_first : tf;
+            tl = !n || rec.time_last > tl ? rec.time_last : tl;
+        } else {
+            rc |= cof_encode_dnsdb(&rec, q->dnsdb_flags | (q->dd.rdata ? 0 : DNSDB_RRSET),
+                                   q->body);
+        }
+        n++;
+    }
+    if (q->dd.verb == DNSDB_SUMMARIZE)
+        rc |= pdns_buf_printf(q->body, "{\"obj\":{\"count\":%llu,\"num_results\":%zu,"
+                              "\"time_first\":%lld,\"time_last\":%lld}}\n",
+                              (unsigned long long)total, n, (long long)tf, (long long)tl);
+    rc |= pdns_buf_printf(q->body, more ? "{\"cond\":\"limited\",\"msg\":\"Result limit "
+                                          "reached\"}\n" : "{\"cond\":\"succeeded\"}\n");
+    count(q->api, q->ep, 200, q->t0_us);
+    if (rc < 0 || http_respond(q->wsi, q->body, 200, "application/x-ndjson", NULL) < 0)
+        lws_set_timeout(q->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+}
+
 static void answer_info(query_req *q, const redisReply *rep) {
     query_api *api = q->api;
     json_t *o = json_object(), *sensors = json_array();
@@ -335,10 +399,47 @@ static void on_reply(void *reply, void *ctx) {
              "the store gave an unexpected answer", NULL);
     } else if (q->ep == QE_INFO) {
         answer_info(q, rep);
+    } else if (q->ep == QE_DNSDB) {
+        answer_dnsdb(q, rep);
     } else {
         answer(q, rep);
     }
     req_free(q);
+}
+
+/* A DNSDB v2 parameter (other than limit and the time filters). Returns 1
+ * when arg is one and v is good, 0 when arg is none, -1 with err. */
+static int dnsdb_param(query_req *q, const char *arg, const char *v, char *err,
+                       size_t errlen) {
+    char *end;
+    if (strcmp(arg, "swclient") == 0 || strcmp(arg, "version") == 0)
+        return 1; /* who asks: nothing to do */
+    if (strcmp(arg, "aggr") == 0 || strcmp(arg, "humantime") == 0) {
+        int t = strcmp(v, "t") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0;
+        int f = strcmp(v, "f") == 0 || strcmp(v, "false") == 0 || strcmp(v, "0") == 0;
+        if (!t && !f) {
+            snprintf(err, errlen, "%.20s is t or f", arg);
+            return -1;
+        }
+        /* aggr: every result is one triple already, aggregated or not */
+        if (arg[0] == 'h' && t)
+            q->dnsdb_flags |= DNSDB_HUMANTIME;
+        return 1;
+    }
+    if (strcmp(arg, "offset") == 0 || strcmp(arg, "max_count") == 0) {
+        errno = 0;
+        unsigned long long x = strtoull(v, &end, 10);
+        if (!*v || *end || errno || v[0] == '-' || x > (1ULL << 40)) {
+            snprintf(err, errlen, "%.20s: want a number", arg);
+            return -1;
+        }
+        if (arg[0] == 'o')
+            q->offset = (size_t)x;
+        else
+            q->max_count = x;
+        return 1;
+    }
+    return 0;
 }
 
 /* Reads the query string and the headers that shape the answer. Returns
@@ -382,7 +483,7 @@ static int read_params(query_req *q, struct lws *wsi, char *err, size_t errlen) 
                 snprintf(err, errlen, "limit out of range (1 .. %zu)", sc->max_limit);
                 return -1;
             }
-        } else if (strcmp(arg, "cursor") == 0 && q->ep != QE_PDNS) {
+        } else if (strcmp(arg, "cursor") == 0 && q->ep != QE_PDNS && q->ep != QE_DNSDB) {
             size_t bl;
             if (sodium_base642bin((unsigned char *)q->cursor, sizeof(q->cursor) - 1, v,
                                   strlen(v), NULL, &bl, NULL,
@@ -393,18 +494,38 @@ static int read_params(query_req *q, struct lws *wsi, char *err, size_t errlen) 
                 return -1;
             }
             q->cursor_blob = bl; /* checked once the whole query is read */
-        } else if (strcmp(arg, "saf") == 0) {
+        } else if (q->ep == QE_DNSDB && (t = dnsdb_param(q, arg, v, err, errlen)) != 0) {
+            if (t < 0)
+                return -1;
+        } else if (strcmp(arg, "saf") == 0 && q->ep != QE_DNSDB) {
             if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
                 snprintf(err, errlen, "saf is 0 or 1");
                 return -1;
             }
             q->saf = v[0] == '1';
+        } else if (q->ep == QE_DNSDB) {
+            snprintf(err, errlen, "unknown parameter \"%.40s\" (limit, offset, "
+                     "time_first_after, time_first_before, time_last_after, "
+                     "time_last_before, aggr, humantime, max_count, swclient, version)", arg);
+            return -1;
         } else {
             snprintf(err, errlen, "unknown parameter \"%.40s\" (rrtype, "
                      "time_first_after, time_first_before, time_last_after, "
                      "time_last_before, limit, cursor, saf)", arg);
             return -1;
         }
+    }
+    if (q->ep == QE_DNSDB) {
+        /* no cursors: offset pages; the store reads offset + limit */
+        if (!limit_given)
+            limit = DNSDB_DEFAULT_LIMIT < sc->max_limit ? DNSDB_DEFAULT_LIMIT
+                                                        : (long long)sc->max_limit;
+        if ((size_t)limit + q->offset > sc->max_limit) {
+            snprintf(err, errlen, "offset + limit over %zu (store.max_limit)", sc->max_limit);
+            return -1;
+        }
+        q->qp.a.limit = (size_t)limit + q->offset;
+        return 0;
     }
     if (q->ep == QE_PDNS) {
         if (lws_hdr_custom_copy(wsi, hv, sizeof(hv), "dribble-filter-rrtype:", 22) > 0 &&
@@ -494,6 +615,17 @@ static int proceed(query_req *q, int st, const char *who, int retry) {
         req_free(q);
         return fail(api, wsi, body, ep, t0, 400, err, NULL);
     }
+    if (ep == QE_DNSDB && (q->dd.verb == DNSDB_PING || q->dd.verb == DNSDB_RATE_LIMIT)) {
+        int ping = q->dd.verb == DNSDB_PING;
+        req_free(q);
+        body->len = LWS_PRE;
+        if (pdns_buf_printf(body, "%s\n", ping ? "{\"ping\":\"ok\"}"
+                            : "{\"rate\":{\"reset\":\"n/a\",\"limit\":\"unlimited\","
+                              "\"remaining\":\"n/a\"}}") < 0)
+            return -1;
+        count(api, ep, 200, t0);
+        return http_respond(wsi, body, 200, "application/json", NULL);
+    }
     if (!api->st) {
         req_free(q);
         return fail(api, wsi, body, ep, t0, 503, "the store is disabled "
@@ -539,7 +671,13 @@ int query_begin(query_api *api, struct lws *wsi, int ep, const char *path,
     /* everything the request says is read now (the headers may not
      * outlive an asynchronous wait); a parse error is answered after the
      * credentials are, so that only users learn what is wrong */
-    if (ep != QE_INFO) {
+    if (ep == QE_DNSDB) {
+        if (qparse_dnsdb(&q->qp, path + 10, &q->dd, q->bad, sizeof(q->bad)) < 0 ||
+            (q->dd.verb <= DNSDB_SUMMARIZE && read_params(q, wsi, q->bad, sizeof(q->bad)) < 0)) {
+            if (!q->bad[0])
+                snprintf(q->bad, sizeof(q->bad), "bad request");
+        }
+    } else if (ep != QE_INFO) {
         const char *s = path + (ep == QE_PDNS ? 12 : ep == QE_ERRORS ? 8 : 7);
         int form = ep == QE_RDATA ? QP_RDATA : ep == QE_ERRORS ? QP_ERRORS : QP_QUERY;
         if (qparse_query(&q->qp, s, strlen(s), form, q->bad, sizeof(q->bad)) < 0 ||

@@ -4,6 +4,7 @@
  *   GET /pdns/query/<q>  CIRCL's API (dribble-* headers), for PyPDNS
  *   GET /errors/<name>   the error lines kept for a name (NXDOMAIN, ...)
  *   GET /info            version, record/triple/name counts, sensors
+ *   GET /dnsdb/v2/...    DNSDB API v2 (qparse.h), SAF, for dnsdbq -u dnsdb2
  * Answers are COF NDJSON (a JSON array with Accept: application/json),
  * one page at a time: limit, and an opaque cursor for the next page
  * (X-Cursor header; x-dribble-cursor on /pdns/query), bound to its query
@@ -21,7 +22,8 @@
 struct lws;
 struct http_auth;
 
-enum query_endpoint { QE_QUERY, QE_RDATA, QE_PDNS, QE_INFO, QE_ERRORS, QE_COUNT };
+enum query_endpoint { QE_QUERY, QE_RDATA, QE_PDNS, QE_INFO, QE_ERRORS, QE_DNSDB,
+                      QE_COUNT };
 
 typedef struct query_metrics {
     uint64_t by_status[QE_COUNT][6];   /* 200 400 401 429 503 other */

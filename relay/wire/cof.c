@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rrtype.h"
 
@@ -122,6 +123,59 @@ static int put_i64(pdns_buf *b, const char *key, int64_t v) {
     while (d)
         tmp[n++] = digits[--d];
     return pdns_buf_append(b, tmp, n);
+}
+
+/* A name with its final dot, as DNSDB writes names. */
+static int put_fqdn(pdns_buf *b, const char *s, size_t n) {
+    char tmp[1100];
+    if (n == 0 || n >= sizeof(tmp) || s[n - 1] == '.')
+        return put_str(b, s, n);
+    memcpy(tmp, s, n);
+    tmp[n] = '.';
+    return put_str(b, tmp, n + 1);
+}
+
+static int put_time(pdns_buf *b, const char *key, int64_t t, int human) {
+    char v[48];
+    struct tm tm;
+    time_t tt = (time_t)t;
+    if (!human)
+        return put_i64(b, key, t);
+    if (!gmtime_r(&tt, &tm))
+        return -1;
+    strftime(v, sizeof(v), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return put_lit(b, ",\"") || put_lit(b, key) || put_lit(b, "\":") ||
+           put_str(b, v, strlen(v));
+}
+
+int cof_encode_dnsdb(const pdns_record *r, unsigned flags, pdns_buf *out) {
+    char t[16];
+    size_t mark = out->len;
+    int human = (flags & DNSDB_HUMANTIME) != 0;
+    /* put_i64 writes a leading comma: the first field is written by hand */
+    int rc = put_lit(out, "{\"obj\":{\"count\":") ||
+             pdns_buf_printf(out, "%llu", (unsigned long long)pdns_count_clamp(r->count)) ||
+             put_time(out, "time_first", r->time_first, human) ||
+             put_time(out, "time_last", r->time_last, human) ||
+             put_lit(out, ",\"rrname\":") || put_fqdn(out, r->rrname.p, r->rrname.len) ||
+             put_lit(out, ",\"rrtype\":");
+    if (!rc) {
+        size_t tl = pdns_rrtype_name(r->rrtype)
+                        ? pdns_rrtype_format(r->rrtype, t, sizeof(t))
+                        : (size_t)snprintf(t, sizeof(t), "TYPE%u", r->rrtype); /* RFC 3597 */
+        rc = put_str(out, t, tl);
+    }
+    if (!rc && (flags & DNSDB_RRSET) && r->bailiwick.len)
+        rc = put_lit(out, ",\"bailiwick\":") || put_fqdn(out, r->bailiwick.p, r->bailiwick.len);
+    rc = rc || put_lit(out, (flags & DNSDB_RRSET) ? ",\"rdata\":[" : ",\"rdata\":") ||
+         (pdns_rrtype_rdata_is_name(r->rrtype) ? put_fqdn(out, r->rdata.p, r->rdata.len)
+                                               : put_str(out, r->rdata.p, r->rdata.len)) ||
+         put_lit(out, (flags & DNSDB_RRSET) ? "]}}\n" : "}}\n");
+    if (rc) {
+        out->len = mark;
+        return -1;
+    }
+    return 0;
 }
 
 int cof_encode(const pdns_record *r, unsigned flags, pdns_buf *out) {

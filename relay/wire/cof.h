@@ -29,6 +29,15 @@ enum {
  * Returns 0, or -1 when out cannot grow. */
 int cof_encode(const pdns_record *r, unsigned flags, pdns_buf *out);
 
+/* DNSDB API v2 objects (SAF): {"obj":{count, time_first, time_last, rrname,
+ * rrtype, bailiwick, rdata}} and a newline, names with their final dot
+ * (so is rdata that is a name). */
+enum {
+    DNSDB_RRSET = 1 << 0,      /* rdata as a one-element array, bailiwick */
+    DNSDB_HUMANTIME = 1 << 1,  /* times as "YYYY-MM-DDTHH:MM:SSZ" */
+};
+int cof_encode_dnsdb(const pdns_record *r, unsigned flags, pdns_buf *out);
+
 /* Called once per (rrname, rrtype, rdata) triple of a decoded object; the
  * record's strings live until the callback returns. A non-zero return
  * stops decoding; cof_decode then fails with "rejected by consumer". */

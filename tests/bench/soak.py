@@ -60,6 +60,7 @@ class Receiver:
 
     def __init__(self, work, mode):
         self.mode, self.records, self.batches, self.dupes, self.conns = mode, 0, 0, 0, 0
+        self.dupe_records = 0
         self.seqs = set()
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
@@ -98,6 +99,7 @@ class Receiver:
             return
         with lock:
             self.conns += 1
+        lines = 0  # record lines of the batch being read
         try:
             while True:
                 hdr = self.readn(a, 62)
@@ -111,9 +113,13 @@ class Receiver:
                         seq = json.loads(line)["seq"]
                         with lock:
                             self.batches += 1
-                            self.dupes += seq in self.seqs
+                            if seq in self.seqs:
+                                self.dupes += 1
+                                self.dupe_records += lines
                             self.seqs.add(seq)
+                        lines = 0
                     elif line:
+                        lines += 1
                         with lock:
                             self.records += 1
                 if self.mode == "slow":
@@ -388,8 +394,9 @@ def main():
                     ("dead letters (counted)", total["pdns_relay_store_dead_letters_total"]),
                     ("lost: sent - stored - refused", lost)):
         print("| %s | %d |" % (what, v))
-    print("\n| partners | records into outboxes | records received | batches received twice | "
-          "connections | reconnects (relay) | batches left in outboxes |\n|---|---|---|---|---|---|---|")
+    print("\n| partners | records into outboxes | records received once | batches received twice "
+          "(their records) | connections | reconnects (relay) | batches left in outboxes |"
+          "\n|---|---|---|---|---|---|---|")
     for mode in ("ok", "slow", "down"):
         idx = [i for i, r in enumerate(receivers) if r.mode == mode]
         def both(name):
@@ -397,9 +404,11 @@ def main():
         out = both('pdns_relay_partner_records_total{partner="p%02d"}')
         rc = both('pdns_relay_partner_reconnects_total{partner="p%02d"}')
         left = sum(m.get('pdns_relay_partner_outbox_batches{partner="p%02d"}' % i, 0) for i in idx)
-        print("| %d %s | %d | %d | %d | %d | %d | %d |" % (
-            len(idx), mode, out, sum(receivers[i].records for i in idx),
-            sum(receivers[i].dupes for i in idx), sum(receivers[i].conns for i in idx), rc, left))
+        print("| %d %s | %d | %d | %d (%d) | %d | %d | %d |" % (
+            len(idx), mode, out,
+            sum(receivers[i].records - receivers[i].dupe_records for i in idx),
+            sum(receivers[i].dupes for i in idx), sum(receivers[i].dupe_records for i in idx),
+            sum(receivers[i].conns for i in idx), rc, left))
     lat.sort()
     if lat:
         pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000  # noqa: E731

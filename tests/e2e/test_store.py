@@ -1056,3 +1056,168 @@ def test_a_full_disk_under_the_output_file(redis_server, relay_factory, tmp_path
     assert m["pdns_relay_output_dropped_total"] > 0
     assert relay.log_text().count("writing the output file failed") == 1
     assert relay.proc.poll() is None
+
+
+def dnsdbq2(relay, tmp_path, key, *args):
+    """Debian's dnsdbq with its DNSDB API v2 backend (-u dnsdb2) against the
+    relay, with a relay API key: its parsed -j output."""
+    conf = tmp_path / "dnsdbq2.conf"
+    conf.write_text("DNSDB_API_KEY=%s\nDNSDB_SERVER=http://127.0.0.1:%d\n" % (key, relay.http_port))
+    env = dict(os.environ, DNSDBQ_CONFIG_FILE=str(conf))
+    for k in ("DNSDB_SERVER", "DNSDB_API_KEY", "APIKEY", "CIRCL_SERVER", "CIRCL_AUTH"):
+        env.pop(k, None)
+    p = subprocess.run(["dnsdbq", "-u", "dnsdb2", *args], capture_output=True, text=True,
+                       env=env, timeout=60)
+    return p, [json.loads(l) for l in p.stdout.splitlines() if l.strip().startswith("{")]
+
+
+@pytest.mark.skipif(not shutil.which("dnsdbq"), reason="Debian's dnsdbq is not installed")
+def test_dnsdbq_dnsdb2_reads_every_record(redis_server, relay_factory, tmp_path):
+    """dnsdbq's DNSDB API v2 backend, unchanged, against /dnsdb/v2: rrset
+    lookups by name (-r, with a type, with a bailiwick), rdata by name (-n)
+    and by address and prefix (-i), -l limits, -A/-B time fences and
+    summarize (-V summarize), with an X-API-Key; every record, in DNSDB's
+    form (names with their final dot)."""
+    auth = str(tmp_path / "users")
+    key = subprocess.run([BIN, "passwd", "--key", auth, "tooling"], capture_output=True,
+                         text=True, check=True).stdout.split()[-1]
+    obs = make_records()
+    relay = store_relay(relay_factory, redis_server, http={"auth_file": auth})
+    send_d4(relay, obs)
+    wait_stored(relay, len(obs))
+    agg = aggregate(obs)
+
+    def triples(got, rdata_list=True):
+        out = set()
+        for o in got:
+            rd = o["rdata"][0] if rdata_list else o["rdata"]
+            out.add((o["rrname"].rstrip("."), o["rrtype"],
+                     rd.rstrip(".") if o["rrtype"] in NAME_TYPES else rd,
+                     o["time_first"], o["time_last"], o["count"]))
+        return out
+
+    # -r: every rrset of a name with 260 addresses
+    p, got = dnsdbq2(relay, tmp_path, key, "-j", "-r", "big.cdn.test")
+    assert p.returncode == 0, (p.stderr, p.stdout[:500])
+    assert triples(got) == expect(agg, lambda k, v: k[0] == "big.cdn.test")
+    assert all(o["rrname"] == "big.cdn.test." and isinstance(o["rdata"], list) for o in got)
+    # -r NAME/TYPE, and a bailiwick that no record has
+    p, got = dnsdbq2(relay, tmp_path, key, "-j", "-r", "corp.test/NS")
+    assert triples(got) == expect(agg, lambda k, v: k[0] == "corp.test" and k[1] == "NS")
+    assert {o["rdata"][0] for o in got} == {"ns1.dns.test.", "ns2.dns.test."}
+    p, got = dnsdbq2(relay, tmp_path, key, "-j", "-r", "corp.test/NS/elsewhere.test")
+    assert p.returncode == 0 and got == []
+    # -r with a left-hand wildcard
+    p, got = dnsdbq2(relay, tmp_path, key, "-j", "-r", "*.corp.test/A")
+    assert triples(got) == expect(agg, lambda k, v: k[0].endswith(".corp.test") and k[1] == "A")
+    # -n: the names whose rdata is a name
+    p, got = dnsdbq2(relay, tmp_path, key, "-j", "-n", "edge.cdn.test")
+    assert triples(got, False) == expect(agg, lambda k, v: k[2] == "edge.cdn.test")
+    assert got[0]["rdata"] == "edge.cdn.test." and got[0]["rrname"] == "www.shop.test."
+    # -i: one address, and a prefix
+    p, got = dnsdbq2(relay, tmp_path, key, "-j", "-i", "10.1.9.9")
+    assert triples(got, False) == expect(agg, lambda k, v: k[2] == "10.1.9.9")
+    p, got = dnsdbq2(relay, tmp_path, key, "-j", "-i", "192.0.3.0/24")
+    want = expect(agg, lambda k, v: k[2].startswith("192.0.3."))
+    assert len(want) == 60 and triples(got, False) == want
+    # -l: a limit says so; -A/-B fence by time
+    p, got = dnsdbq2(relay, tmp_path, key, "-j", "-l", "10", "-r", "big.cdn.test")
+    assert len(got) == 10
+    mid = 1795000000 + 86400 + 43200
+    p, got = dnsdbq2(relay, tmp_path, key, "-j", "-A", str(mid), "-r", "big.cdn.test")
+    assert triples(got) == expect(agg, lambda k, v: k[0] == "big.cdn.test" and v[1] >= mid)
+    # summarize
+    p, got = dnsdbq2(relay, tmp_path, key, "-j", "-V", "summarize", "-r", "big.cdn.test")
+    assert p.returncode == 0, p.stderr
+    want = expect(agg, lambda k, v: k[0] == "big.cdn.test")
+    assert got and got[0]["num_results"] == 260 and got[0]["count"] == sum(w[5] for w in want)
+    # a wrong key: refused, and dnsdbq says why
+    p, got = dnsdbq2(relay, tmp_path, "not-a-key", "-j", "-r", "big.cdn.test")
+    assert got == [] and "unknown user or key" in p.stderr
+
+
+def test_dnsdb_v2_endpoints(loaded):
+    """The DNSDB v2 paths themselves: SAF framing, limited vs succeeded,
+    offsets, raw forms, ANY, ping and rate_limit, JSON errors."""
+    relay, api, agg, _ = loaded
+
+    def saf(path):
+        st, _, body = api.get(path)
+        lines = [json.loads(l) for l in body.splitlines()]
+        return st, lines
+
+    st, lines = saf("/dnsdb/v2/lookup/rrset/name/big.cdn.test/ANY?limit=100")
+    assert st == 200 and lines[0] == {"cond": "begin"}
+    assert lines[-1]["cond"] == "limited" and len(lines) == 102
+    assert all(set(o) == {"obj"} for o in lines[1:-1])
+    first = {o["obj"]["rdata"][0] for o in lines[1:-1]}
+    st, lines = saf("/dnsdb/v2/lookup/rrset/name/big.cdn.test?limit=100&offset=100")
+    assert {o["obj"]["rdata"][0] for o in lines[1:-1]}.isdisjoint(first)
+    st, lines = saf("/dnsdb/v2/lookup/rrset/name/big.cdn.test?limit=1000")
+    assert lines[-1] == {"cond": "succeeded"} and len(lines) == 262
+    # raw: the wire form of edge.cdn.test, and of the address 10.1.9.9
+    wire = b"".join(bytes([len(l)]) + l.encode() for l in "edge.cdn.test".split(".")) + b"\0"
+    st, lines = saf("/dnsdb/v2/lookup/rrset/raw/%s" % wire.hex())
+    assert st == 200 and lines[1]["obj"]["rrname"] == "edge.cdn.test."
+    st, lines = saf("/dnsdb/v2/lookup/rdata/raw/0a010909")
+    assert {o["obj"]["rrname"] for o in lines[1:-1]} == {"edge.cdn.test."}
+    st, lines = saf("/dnsdb/v2/lookup/rdata/ip/192.0.3.0,24/A?humantime=t")
+    assert len(lines) == 62 and lines[1]["obj"]["time_first"].endswith("Z")
+    assert saf("/dnsdb/v2/ping") == (200, [{"ping": "ok"}])
+    st, lines = saf("/dnsdb/v2/rate_limit")
+    assert st == 200 and lines[0]["rate"]["limit"] == "unlimited"
+    for bad in ("/dnsdb/v2/lookup/rrset/ip/10.1.9.9", "/dnsdb/v2/lookup/rdata/ip/not-an-ip",
+                "/dnsdb/v2/lookup/rrset/name/big.cdn.test/BOGUS",
+                "/dnsdb/v2/lookup/rrset/name/x.test?offset=-1",
+                "/dnsdb/v2/lookup/rrset/name/x.test?cursor=abc",
+                "/dnsdb/v2/frobnicate/rrset/name/x.test"):
+        st, lines = saf(bad)
+        assert st == 400 and "error" in lines[0], bad
+
+
+def test_query_edges_follow_one_rule(redis_server, relay_factory):
+    """One rule for each edge: a query is an address when it parses as one,
+    else a name; the root is a name; an empty label is a 400; rrtype=ANY is
+    every type; IDN names are looked up as punycode; unknown paths and every
+    error are JSON; HEAD answers as GET without a body."""
+    import requests
+    lines = ["1795930651.1||c||s||IN||.||NS||a.root-servers.net.||60||1",
+             "1795930651.1||c||s||IN||33.||A||10.3.3.3||60||1",
+             "1795930651.1||c||s||IN||xn--bcher-kva.example.||A||10.4.4.4||60||1",
+             "1795930651.1||c||s||IN||any.test.||A||10.5.5.5||60||1",
+             "1795930651.1||c||s||IN||any.test.||TXT||\"x\"||60||1"]
+    relay = store_relay(relay_factory, redis_server)
+    s = d4sensor.connect(relay.d4_port)
+    s.sendall(d4sensor.frame(A_UUID, A_KEY, ("\n".join(lines) + "\n").encode()))
+    s.close()
+    wait_stored(relay, len(lines))
+    base = "http://127.0.0.1:%d" % relay.http_port
+
+    def get(path, method="GET"):
+        r = requests.request(method, base + path, timeout=10)
+        return r.status_code, r.headers.get("content-type", ""), r.text
+
+    def names(path):
+        st, ct, body = get(path)
+        assert st == 200, (path, st, body)
+        return [json.loads(l)["rrname"] for l in body.splitlines() if l]
+
+    assert names("/query/.") == ["."]
+    assert names("/query/33") == ["33"]            # not an address: a name
+    assert names("/query/-1") == []                # a name nobody saw
+    assert names("/query/b%C3%BCcher.example") == ["xn--bcher-kva.example"]
+    assert names("/query/xn--bcher-kva.example") == ["xn--bcher-kva.example"]
+    assert sorted(json.loads(l)["rrtype"] for l in get("/query/any.test?rrtype=ANY")[2].split()) \
+        == ["A", "TXT"]
+    assert names("/query/") == ["."]  # clients fold "/query/." to this
+    for bad in ("/query/name..", "/query/a..b", "/query/10.0.0.0/33", "/query/.a",
+                "/query/any.test?saf=2", "/query/b%C3%BCcher..example"):
+        st, ct, body = get(bad)
+        assert st == 400 and ct.startswith("application/json") and json.loads(body)["error"], bad
+    for missing in ("/query", "/nothing/here", "/query/../x"):
+        st, ct, body = get(missing)
+        assert st == 404 and ct.startswith("application/json") and json.loads(body)["error"], missing
+    st, ct, body = get("/query/any.test", "HEAD")
+    assert st == 200 and body == ""
+    st, ct, body = get("/query/any.test", "POST")
+    assert st == 405 and json.loads(body)["error"]

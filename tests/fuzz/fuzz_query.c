@@ -1,5 +1,6 @@
 /* fuzz_query.c - libFuzzer target for the query string parser (qparse):
- * whatever a client sends as /query/<q>, /rdata/<q> or as a filter, the
+ * whatever a client sends as /query/<q>, /rdata/<q>, a DNSDB v2 path or as
+ * a filter, the
  * parser must answer 0 or -1 with a message, and an accepted lookup must
  * have a lex range whose start sorts before its end. */
 #include <stdint.h>
@@ -15,9 +16,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     char *q = malloc(size);
     memcpy(q, data + 1, size - 1);
-    int form = data[0] % 3; /* QP_QUERY, QP_RDATA, QP_ERRORS */
+    q[size - 1] = '\0';
+    int form = data[0] % 5; /* QP_QUERY, QP_RDATA, QP_ERRORS, QP_NAME, DNSDB */
     err[0] = '\0';
-    int rc = qparse_query(&p, q, size - 1, form, err, sizeof(err));
+    dnsdb_path d;
+    int rc = form == 4 ? qparse_dnsdb(&p, q, &d, err, sizeof(err))
+                       : qparse_query(&p, q, size - 1, form, err, sizeof(err));
+    if (rc == 0 && form == 4 && d.verb > DNSDB_SUMMARIZE) { /* ping, rate_limit */
+        free(q);
+        return 0;
+    }
     if (rc == -1 && !err[0])
         abort();
     if (rc == 0 && strcmp(p.a.mode, "name") != 0) {

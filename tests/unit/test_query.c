@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "http_auth.h"
@@ -125,11 +126,21 @@ static void test_forms(void **state) {
     assert_memory_equal(P.a.a, "nope.example", 12);
     assert_int_equal(qparse_query(&P, "a..b", 4, QP_ERRORS, err, sizeof(err)), -1);
 
-    /* digits and dots that are no address are a name only if they are not
-     * all digits: "1.2.3" is refused as an address */
-    assert_int_equal(parse("1.2.3", 0), -1);
+    /* a query is an address when it parses as one, else a name: "1.2.3"
+     * and "33" are names; the empty query (clients fold "/query/." to
+     * "/query/") is the root; an IDN is looked up as its A-labels */
+    assert_int_equal(parse("1.2.3", 0), 0);
+    assert_string_equal(P.a.mode, "name");
+    assert_int_equal(parse("33", 0), 0);
+    assert_string_equal(P.a.mode, "name");
     assert_int_equal(parse("3com.example", 0), 0);
     assert_string_equal(P.a.mode, "name");
+    assert_int_equal(parse("", 0), 0);
+    assert_int_equal(P.a.alen, 1);
+    assert_memory_equal(P.a.a, ".", 1);
+    assert_int_equal(parse("B\xc3\xbc" "cher.Example", 0), 0);
+    assert_int_equal(P.a.alen, 21);
+    assert_memory_equal(P.a.a, "xn--bcher-kva.example", 21);
 }
 
 static void test_errors(void **state) {
@@ -138,8 +149,11 @@ static void test_errors(void **state) {
         int rdata;
         const char *needle;
     } bad[] = {
-        {"", 0, "empty"},
         {"10.0.0.0/33", 0, "prefix length"},
+        {"name..", 0, "empty label"},
+        {".a", 0, "empty label"},
+        {"b\xc3\xbc" "cher..example", 0, "empty label"},
+        {"b\xff" "x.example", 0, "internationalised"},
         {"10.0.0.0/", 0, "prefix length"},
         {"10.0.0.1/24", 0, "host bits"},
         {"10.0.0/24", 0, "CIDR"},
@@ -240,7 +254,10 @@ static void test_filters(void **state) {
     assert_int_equal(P.a.tf_after, 1700000000);
     assert_int_equal(qparse_time(&P, "time_last_before", "17x", err, sizeof(err)), -1);
     assert_int_equal(qparse_time(&P, "time_last_before", "", err, sizeof(err)), -1);
-    assert_int_equal(qparse_time(&P, "time_last_before", "-5", err, sizeof(err)), -1);
+    /* negative: seconds before now, as DNSDB's clients send */
+    assert_int_equal(qparse_time(&P, "time_last_before", "-5", err, sizeof(err)), 1);
+    assert_true(P.a.tl_before >= (int64_t)time(NULL) - 6 && P.a.tl_before <= (int64_t)time(NULL));
+    assert_int_equal(qparse_time(&P, "time_last_before", "-9999999999", err, sizeof(err)), -1);
     assert_int_equal(qparse_time(&P, "limit", "5", err, sizeof(err)), 0);
 }
 
