@@ -194,21 +194,30 @@ def main():
     import random
     rnd = random.Random(1)
     zones = max(names // 25, 1)
+    hosts = [rnd.randrange(names) for _ in range(5000)]
+    addrs = [rnd.randrange(names) for _ in range(5000)]
     kinds = [
-        ("exact name", ["/query/host%d.z%d.example" % (i, i % zones)
-                        for i in (rnd.randrange(names) for _ in range(5000))]),
-        ("address", ["/query/10.%d.%d.%d" % (i >> 16, (i >> 8) & 255, i & 255)
-                     for i in (rnd.randrange(names) for _ in range(5000))]),
+        ("exact name", ["/query/host%d.z%d.example" % (i, i % zones) for i in hosts]),
+        ("exact name, DNSDB v2", ["/dnsdb/v2/lookup/rrset/name/host%d.z%d.example" %
+                                  (i, i % zones) for i in hosts]),
+        ("address", ["/query/10.%d.%d.%d" % (i >> 16, (i >> 8) & 255, i & 255) for i in addrs]),
+        ("address, DNSDB v2", ["/dnsdb/v2/lookup/rdata/ip/10.%d.%d.%d" %
+                               (i >> 16, (i >> 8) & 255, i & 255) for i in addrs]),
         ("wildcard *.zone (~50)", ["/query/*.z%d.example" % rnd.randrange(zones)
                                    for _ in range(5000)]),
         ("CIDR /24, limit 100", ["/query/10.%d.%d.0/24?limit=100" % (i >> 16, (i >> 8) & 255)
                                  for i in (rnd.randrange(names) for _ in range(5000))]),
     ]
+    qps_of = {}
     for name, paths in kinds:
         qps, p50, p90, p99, bad = wrk(http_port, paths, name.split()[0], work)
+        qps_of[name] = qps
         rows.append(("query: " + name, "%.0f q/s" % qps,
                      "p50 %.2f ms, p90 %.2f ms, p99 %.2f ms%s" % (
                          p50, p90, p99, ", %d non-200!" % bad if bad else "")))
+    for what in ("exact name", "address"):  # the same keys, the same store, one run
+        rows.append(("DNSDB v2 / COF, " + what, "%.2f x" % (
+            qps_of[what + ", DNSDB v2"] / qps_of[what]), "q/s ratio (target within 10 %)"))
     relay.terminate()
     relay.wait(15)
     redis.stop()
