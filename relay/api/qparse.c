@@ -228,6 +228,14 @@ int qparse_query(qparse *p, const char *q, size_t len, int form, char *err,
     }
     if (form == QP_ERRORS) /* one name, exactly */
         return one_name(p, q, len, "e", "errors", err, errlen);
+    if (form == QP_QUERY && len < 64 && memchr(q, ',', len)) {
+        /* ADDRESS,LENGTH: the prefix as dnsdbq sends it (DNSDB's form) */
+        char cidr[64];
+        memcpy(cidr, q, len);
+        *(char *)memchr(cidr, ',', len) = '/';
+        if (looks_ip(cidr, len))
+            return parse_ip(p, cidr, len, err, errlen);
+    }
     if (form == QP_QUERY && looks_ip(q, len) && is_address(q, len))
         return parse_ip(p, q, len, err, errlen);
     if (rdata) {

@@ -983,6 +983,14 @@ def test_dnsdbq_circl_reads_every_record(redis_server, relay_factory, tmp_path):
     assert {(o["rrname"].rstrip("."), o["rrtype"], o["rdata"]) for o in got} == \
         {(k[0], k[1], k[2]) for k in want}
     assert all(o.get("time_first") and o.get("count") for o in got)
+    # -i with an address and with a prefix (sent as ADDRESS,LENGTH), -l
+    p, got = dnsdbq(relay, tmp_path, "-i", "192.0.3.0/24")
+    assert {o["rdata"] for o in got} == {k[2] for k in agg if k[2].startswith("192.0.3.")}
+    assert len(got) == 60
+    p, got = dnsdbq(relay, tmp_path, "-i", "10.1.9.9")
+    assert [o["rrname"] for o in got] == ["edge.cdn.test"]
+    p, got = dnsdbq(relay, tmp_path, "-l", "3", "-r", "big.cdn.test")
+    assert len(got) == 3
 
 
 def test_pdns_query_without_paging_is_whole_or_says_it_is_cut(redis_server, relay_factory):
@@ -1131,6 +1139,16 @@ def test_dnsdbq_dnsdb2_reads_every_record(redis_server, relay_factory, tmp_path)
     assert p.returncode == 0, p.stderr
     want = expect(agg, lambda k, v: k[0] == "big.cdn.test")
     assert got and got[0]["num_results"] == 260 and got[0]["count"] == sum(w[5] for w in want)
+    # the other presentations: one line a record
+    for fmt, data in (("dns", lambda l: l and not l.startswith(";")),
+                      ("csv", lambda l: l.startswith('"') and "corp.test" in l),
+                      ("minimal", lambda l: l.strip())):
+        p = subprocess.run(["dnsdbq", "-u", "dnsdb2", "-p", fmt, "-r", "corp.test/NS"],
+                           capture_output=True, text=True, timeout=60, env=dict(
+                               os.environ, DNSDBQ_CONFIG_FILE=str(tmp_path / "dnsdbq2.conf")))
+        got_lines = [l for l in p.stdout.splitlines() if data(l)]
+        assert p.returncode == 0 and len(got_lines) == 2, (fmt, p.stdout, p.stderr)
+        assert all("ns1.dns.test." in l or "ns2.dns.test." in l for l in got_lines), p.stdout
     # a wrong key: refused, and dnsdbq says why
     p, got = dnsdbq2(relay, tmp_path, "not-a-key", "-j", "-r", "big.cdn.test")
     assert got == [] and "unknown user or key" in p.stderr
