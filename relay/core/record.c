@@ -519,6 +519,115 @@ static int canon_ipv6(pdns_record *r) {
     return 0;
 }
 
+/* The master-file forms (RFC 1035) of MX, SRV and SOA, as COF exports
+ * (CIRCL, DNSDB, the COF draft) carry them: the numbers and names in
+ * their places. */
+static const struct {
+    uint16_t type;
+    uint8_t fields;
+    uint8_t name_mask;   /* which fields are names */
+    uint8_t target;      /* the field the rdata index keys on */
+    const char *why;
+} master[] = {
+    {PDNS_RR_MX, 2, 0x2, 1, "MX answer is neither a name nor PREFERENCE EXCHANGE"},
+    {PDNS_RR_SRV, 4, 0x8, 3, "SRV answer is neither a name nor PRIORITY WEIGHT PORT TARGET"},
+    {PDNS_RR_SOA, 7, 0x3, 0, "SOA answer is neither a name nor MNAME RNAME SERIAL REFRESH "
+                             "RETRY EXPIRE MINIMUM"},
+};
+
+static int master_of(uint16_t t) {
+    for (int i = 0; i < 3; i++)
+        if (master[i].type == t)
+            return i;
+    return -1;
+}
+
+/* Canonicalises a master-file rdata in place (its names as owner names
+ * are, its numbers checked): shrinks only. Returns 0, or -1. */
+static int master_canon(int m, char *rdata, size_t *lenp, const char **why) {
+    const char *bad = master[m].why;
+    char out[1100];
+    size_t len = *lenp, o = 0, i = 0;
+    int f = 0;
+    if (len >= sizeof(out)) {
+        *why = bad;
+        return -1;
+    }
+    while (i < len) {
+        size_t s = i;
+        while (i < len && rdata[i] != ' ')
+            i++;
+        char tok[1100];
+        size_t tl = i - s;
+        if (!tl || f >= master[m].fields) {
+            *why = bad;
+            return -1;
+        }
+        memcpy(tok, rdata + s, tl);
+        if (master[m].name_mask >> f & 1) {
+            const char *w;
+            if (pdns_name_canon(tok, &tl, &w) < 0) {
+                *why = bad;
+                return -1;
+            }
+        } else {
+            uint64_t v = 0;
+            for (size_t k = 0; k < tl; k++) {
+                if (tok[k] < '0' || tok[k] > '9' || v > 0xffffffffULL) {
+                    *why = bad;
+                    return -1;
+                }
+                v = v * 10 + (uint64_t)(tok[k] - '0');
+            }
+            if (v > (master[m].type == PDNS_RR_SOA ? 0xffffffffULL : 0xffffULL)) {
+                *why = bad;
+                return -1;
+            }
+        }
+        if (o)
+            out[o++] = ' ';
+        memcpy(out + o, tok, tl);
+        o += tl;
+        f++;
+        if (i < len)
+            i++; /* the space */
+    }
+    if (f != master[m].fields) {
+        *why = bad;
+        return -1;
+    }
+    memcpy(rdata, out, o);
+    *lenp = o;
+    return 0;
+}
+
+int pdns_rdata_field_is_name(uint16_t rrtype, int field) {
+    int m = master_of(rrtype);
+    return m >= 0 && field < master[m].fields && (master[m].name_mask >> field & 1);
+}
+
+size_t pdns_rdata_target(uint16_t rrtype, const char *rdata, size_t len, const char **t) {
+    *t = rdata;
+    if (!pdns_rrtype_rdata_is_name(rrtype))
+        return 0;
+    const char *sp = memchr(rdata, ' ', len);
+    if (!sp)
+        return len; /* a name alone */
+    int m = master_of(rrtype);
+    if (m < 0)
+        return 0;
+    const char *p = rdata, *end = rdata + len;
+    for (int f = 0; f < master[m].target; f++) {
+        p = memchr(p, ' ', (size_t)(end - p));
+        if (!p)
+            return 0;
+        p++;
+    }
+    const char *e = memchr(p, ' ', (size_t)(end - p));
+    *t = p;
+    return (size_t)((e ? e : end) - p);
+}
+
 int pdns_rdata_normalize(pdns_record *r, char *rdata, const char **why) {
     if (r->rdata.len == 0) {
         *why = "empty answer";
@@ -535,6 +644,9 @@ int pdns_rdata_normalize(pdns_record *r, char *rdata, const char **why) {
             return -1;
         }
     } else if (pdns_rrtype_rdata_is_name(r->rrtype)) {
+        int m = master_of(r->rrtype);
+        if (m >= 0 && memchr(rdata, ' ', r->rdata.len))
+            return master_canon(m, rdata, &r->rdata.len, why);
         if (pdns_name_canon(rdata, &r->rdata.len, why) < 0) {
             *why = "answer is not a domain name";
             return -1;

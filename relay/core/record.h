@@ -62,8 +62,21 @@ int pdns_name_canon(char *s, size_t *len, const char **why);
 /* Normalises r->rdata, which points at the mutable buffer rdata: A and
  * AAAA become canonical address text (RFC 5952 for IPv6) in r->addr_buf;
  * name-valued rdata (see pdns_rrtype_rdata_is_name) goes through
- * pdns_name_canon; other types are kept as printed. Returns 0, or -1 with *why. */
+ * pdns_name_canon, the master-file forms of MX, SRV and SOA field by
+ * field; other types are kept as printed. Returns 0, or -1 with *why. */
 int pdns_rdata_normalize(pdns_record *r, char *rdata, const char **why);
+
+/* The name an rdata points at (for the rdata index): the rdata itself for
+ * name-valued types (CNAME, NS, PTR, DNAME; MX, SRV, SOA as passivedns
+ * prints them, the target alone), the exchange, target or MNAME inside
+ * the master-file forms of MX ("10 mx.example.com"), SRV ("0 5 5060
+ * sip.example.com") and SOA. Sets *t and returns its length; 0 when the
+ * rdata names none. */
+size_t pdns_rdata_target(uint16_t rrtype, const char *rdata, size_t len, const char **t);
+
+/* 1 when field (0, 1, ...) of the master-file form of rrtype is a name
+ * (the exchange of MX, the target of SRV, MNAME and RNAME of SOA). */
+int pdns_rdata_field_is_name(uint16_t rrtype, int field);
 
 /* Copies r and every string it points to into one allocation.
  * Returns NULL when out of memory; free() the result. */

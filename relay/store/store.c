@@ -123,6 +123,12 @@ void store_rd_bucket(const char *rdata, size_t len, char out[8]) {
     snprintf(out, 8, "d:%04x", hash16(rdata, len));
 }
 
+/* The d: bucket of an rdata index member: that of its target name. */
+static void member_bucket(const char *ixp, size_t ixl, char out[8]) {
+    const char *sp = memchr(ixp, ' ', ixl);
+    store_rd_bucket(ixp, sp ? (size_t)(sp - ixp) : ixl, out);
+}
+
 size_t store_ip_key(const char *text, size_t len, char out[34]) {
     static const char hex[] = "0123456789abcdef";
     char tmp[64];
@@ -321,7 +327,7 @@ static int build_command(const store *s, const store_chunk *c, pdns_buf *cmd) {
         if (e[i].ix == IX_IP)
             ixk = "ix:ip";
         else if (e[i].ix == IX_RD)
-            store_rd_bucket(rdata, e[i].rdata_len, db), ixk = db;
+            member_bucket(ixp, e[i].ixp_len, db), ixk = db;
         size_t tl = utoa(e[i].rrtype, ty);
         ty[tl++] = ' ';
         nl = itoa64(e[i].tf, num);
@@ -499,12 +505,23 @@ static uint8_t index_member(uint16_t rrtype, const char *rdata, size_t len,
                                 (int)len, rdata);
         return IX_IP;
     }
-    if (pdns_rrtype_rdata_is_name(rrtype) && len < 1100 && !memchr(rdata, ' ', len)) {
+    /* "<target> <rrtype> " (the name follows); a master-file MX, SRV or
+     * SOA keys on the name inside and carries its whole rdata before the
+     * owner name: "<target> <rrtype> <rdata> " */
+    const char *t;
+    size_t tl = len < 1100 ? pdns_rdata_target(rrtype, rdata, len, &t) : 0;
+    if (tl == len) {
         *ixl = (size_t)snprintf(ixp, size, "%.*s %u ", (int)len, rdata, (unsigned)rrtype);
+        return IX_RD;
+    }
+    if (tl) {
+        *ixl = (size_t)snprintf(ixp, size, "%.*s %u %.*s ", (int)tl, t, (unsigned)rrtype,
+                                (int)len, rdata);
         return IX_RD;
     }
     return IX_NONE;
 }
+
 
 static uint64_t entry_hash(const store *s, const pdns_record *r,
                            const char *sensor, size_t sl) {
@@ -724,7 +741,7 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
             if (ix == IX_IP)
                 snprintf(ixk, 8, "ix:ip");
             else if (ix == IX_RD)
-                store_rd_bucket(rd, rl, ixk);
+                member_bucket(ixp, ixl, ixk);
         }
         const char **v = argv + 3 + i * 9;
         size_t *l = argl + 3 + i * 9;

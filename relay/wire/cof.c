@@ -125,6 +125,29 @@ static int put_i64(pdns_buf *b, const char *key, int64_t v) {
     return pdns_buf_append(b, tmp, n);
 }
 
+/* rdata as DNSDB writes it: names with their final dot, also those inside
+ * the master-file forms of MX, SRV and SOA. */
+static int put_dnsdb_rdata(pdns_buf *b, uint16_t rrtype, const char *s, size_t n) {
+    char tmp[1300];
+    size_t o = 0;
+    int f = 0;
+    if (!pdns_rrtype_rdata_is_name(rrtype) || n + 16 >= sizeof(tmp))
+        return put_str(b, s, n);
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && s[i] != ' ') {
+            tmp[o++] = s[i];
+            continue;
+        }
+        int is_name = memchr(s, ' ', n) ? pdns_rdata_field_is_name(rrtype, f) : 1;
+        if (is_name && o && tmp[o - 1] != '.')
+            tmp[o++] = '.';
+        if (i < n)
+            tmp[o++] = ' ';
+        f++;
+    }
+    return put_str(b, tmp, o);
+}
+
 /* A name with its final dot, as DNSDB writes names. */
 static int put_fqdn(pdns_buf *b, const char *s, size_t n) {
     char tmp[1100];
@@ -168,8 +191,7 @@ int cof_encode_dnsdb(const pdns_record *r, unsigned flags, pdns_buf *out) {
     if (!rc && (flags & DNSDB_RRSET) && r->bailiwick.len)
         rc = put_lit(out, ",\"bailiwick\":") || put_fqdn(out, r->bailiwick.p, r->bailiwick.len);
     rc = rc || put_lit(out, (flags & DNSDB_RRSET) ? ",\"rdata\":[" : ",\"rdata\":") ||
-         (pdns_rrtype_rdata_is_name(r->rrtype) ? put_fqdn(out, r->rdata.p, r->rdata.len)
-                                               : put_str(out, r->rdata.p, r->rdata.len)) ||
+         put_dnsdb_rdata(out, r->rrtype, r->rdata.p, r->rdata.len) ||
          put_lit(out, (flags & DNSDB_RRSET) ? "]}}\n" : "}}\n");
     if (rc) {
         out->len = mark;

@@ -1239,3 +1239,50 @@ def test_query_edges_follow_one_rule(redis_server, relay_factory):
     assert st == 200 and body == ""
     st, ct, body = get("/query/any.test", "POST")
     assert st == 405 and json.loads(body)["error"]
+
+
+def test_master_file_rdata_is_imported_and_indexed(redis_server, relay_factory, tmp_path):
+    """MX, SRV and SOA in the master-file form COF exports carry (CIRCL,
+    DNSDB, the COF draft) are imported, their names made canonical; /rdata
+    finds the names inside them, beside the passivedns form (the target
+    alone); DNSDB answers write every name with its final dot; a form with
+    the wrong fields is refused with its place."""
+    relay = relay_factory(redis=redis_server, extra={"mixer": {"enabled": False}})
+    recs = [
+        {"rrname": "mail.example", "rrtype": "MX", "rdata": "10 MX1.Example.COM."},
+        {"rrname": "other.example", "rrtype": "MX", "rdata": "mx1.example.com."},
+        {"rrname": "_sip._tcp.example", "rrtype": "SRV", "rdata": "0 5 5060 sip.example.com."},
+        {"rrname": "example", "rrtype": "SOA",
+         "rdata": "ns1.example.com. hostmaster.example.com. 2024010101 7200 3600 1209600 300"},
+        {"rrname": "example", "rrtype": "NS", "rdata": "ns1.example.com."},
+        {"rrname": "bad.example", "rrtype": "MX", "rdata": "ten mx1.example.com."},
+        {"rrname": "bad.example", "rrtype": "SRV", "rdata": "0 5 sip.example.com."},
+    ]
+    f = tmp_path / "master.ndjson"
+    f.write_text("\n".join(json.dumps(dict(r, time_first=1700000000, time_last=1700000100,
+                                           count=2)) for r in recs) + "\n")
+    p = subprocess.run([BIN, "import", "-c", relay.config, str(f)], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "master.ndjson:6:" in p.stderr and "PREFERENCE EXCHANGE" in p.stderr
+    assert "master.ndjson:7:" in p.stderr and "PRIORITY WEIGHT PORT TARGET" in p.stderr
+    assert "5 records stored" in p.stderr
+    relay.start()
+    api = Api(relay.http_port)
+    got, _ = api.page("/query/mail.example")
+    assert [(o["rrtype"], o["rdata"]) for o in got] == [("MX", "10 mx1.example.com")]
+    got, _ = api.page("/rdata/mx1.example.com")
+    assert sorted((o["rrname"], o["rdata"]) for o in got) == [
+        ("mail.example", "10 mx1.example.com"), ("other.example", "mx1.example.com")]
+    got, _ = api.page("/rdata/sip.example.com")
+    assert [(o["rrname"], o["rdata"]) for o in got] == [("_sip._tcp.example",
+                                                         "0 5 5060 sip.example.com")]
+    got, _ = api.page("/rdata/ns1.example.com")
+    assert sorted(o["rrtype"] for o in got) == ["NS", "SOA"]
+    st, _, body = api.get("/dnsdb/v2/lookup/rrset/name/example/SOA")
+    soa = [json.loads(l)["obj"] for l in body.splitlines() if '"obj"' in l]
+    assert soa[0]["rdata"] == ["ns1.example.com. hostmaster.example.com. 2024010101 7200 "
+                               "3600 1209600 300"]
+    st, _, body = api.get("/dnsdb/v2/lookup/rdata/name/mx1.example.com/MX")
+    assert sorted(json.loads(l)["obj"]["rdata"] for l in body.splitlines() if '"obj"' in l) \
+        == ["10 mx1.example.com.", "mx1.example.com."]

@@ -112,6 +112,10 @@ local function member(m)
     return nm, ty .. ' ' .. rd
   end
   local rd, ty, nm = string.match(m, '^(%S+) (%d+) (.*)$')
+  -- a master-file MX, SRV or SOA: its whole rdata, then the name (names
+  -- hold no spaces)
+  local full, name = string.match(nm, '^(.*) (%S+)$')
+  if full then return name, ty .. ' ' .. full end
   return nm, ty .. ' ' .. rd
 end
 
