@@ -1066,6 +1066,17 @@ def test_a_full_disk_under_the_output_file(redis_server, relay_factory, tmp_path
     assert relay.proc.poll() is None
 
 
+def triples_of(got, rdata_list=True):
+    """dnsdbq's -j objects as (name, type, rdata, first, last, count)."""
+    out = set()
+    for o in got:
+        rd = o["rdata"][0] if rdata_list else o["rdata"]
+        out.add((o["rrname"].rstrip("."), o["rrtype"],
+                 rd.rstrip(".") if o["rrtype"] in NAME_TYPES else rd,
+                 o["time_first"], o["time_last"], o["count"]))
+    return out
+
+
 def dnsdbq2(relay, tmp_path, key, *args):
     """Debian's dnsdbq with its DNSDB API v2 backend (-u dnsdb2) against the
     relay, with a relay API key: its parsed -j output."""
@@ -1090,19 +1101,26 @@ def test_dnsdbq_dnsdb2_reads_every_record(redis_server, relay_factory, tmp_path)
     key = subprocess.run([BIN, "passwd", "--key", auth, "tooling"], capture_output=True,
                          text=True, check=True).stdout.split()[-1]
     obs = make_records()
+    # a name with thousands of records, an address with thousands of names
+    obs += [("sensor-a", 1795000000 + i, "huge.cdn.test", "A",
+             "10.%d.%d.%d" % (200 + i // 65536, (i // 256) % 256, i % 256)) for i in range(3000)]
+    obs += [("sensor-b", 1795000000 + i, "n%d.shared.test" % i, "A", "10.250.0.1")
+            for i in range(3000)]
     relay = store_relay(relay_factory, redis_server, http={"auth_file": auth})
     send_d4(relay, obs)
     wait_stored(relay, len(obs))
     agg = aggregate(obs)
+    p, got = dnsdbq2(relay, tmp_path, key, "-j", "-r", "huge.cdn.test")
+    assert triples_of(got) == expect(agg, lambda k, v: k[0] == "huge.cdn.test")
+    assert len(got) == 3000
+    p, got = dnsdbq2(relay, tmp_path, key, "-j", "-i", "10.250.0.1")
+    assert len(got) == 3000 and {o["rrname"] for o in got} == \
+        {"n%d.shared.test." % i for i in range(3000)}
+    p, got = dnsdbq2(relay, tmp_path, key, "-j", "-B", "1795001500", "-r", "huge.cdn.test")
+    assert triples_of(got) == expect(agg, lambda k, v: k[0] == "huge.cdn.test" and
+                                     v[0] <= 1795001500)
 
-    def triples(got, rdata_list=True):
-        out = set()
-        for o in got:
-            rd = o["rdata"][0] if rdata_list else o["rdata"]
-            out.add((o["rrname"].rstrip("."), o["rrtype"],
-                     rd.rstrip(".") if o["rrtype"] in NAME_TYPES else rd,
-                     o["time_first"], o["time_last"], o["count"]))
-        return out
+    triples = triples_of
 
     # -r: every rrset of a name with 260 addresses
     p, got = dnsdbq2(relay, tmp_path, key, "-j", "-r", "big.cdn.test")
