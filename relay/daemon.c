@@ -31,6 +31,7 @@
 #include "share.h"
 #include "store.h"
 #include "stream.h"
+#include "machine.h"
 #include "version.h"
 
 /* The running relay: one libuv loop shared by libwebsockets (D4 listener,
@@ -142,9 +143,11 @@ static void log_listening(const relay *r) {
     if (r->cfg.admin_enabled)
         snprintf(admin, sizeof(admin), "admin %s:%d", r->cfg.admin_listen.host,
                  r->cfg.admin_listen.port);
+    char machine[400];
+    pdns_machine_describe(machine, sizeof(machine));
     log_info("pdns-relay %s up: relay_id %s, %s, %s, %s, %zu sensors, %zu d4-core "
-             "queues", PDNS_RELAY_VERSION, r->cfg.relay_id, d4, http, admin,
-             r->cfg.n_sensors, r->cfg.n_queues);
+             "queues; %s", PDNS_RELAY_VERSION, r->cfg.relay_id, d4, http, admin,
+             r->cfg.n_sensors, r->cfg.n_queues, machine);
 }
 
 /* Logs "ready" once the relay first can do its work (GET /readyz tells the

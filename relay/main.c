@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "machine.h"
 #include "version.h"
 
 static const struct command {
@@ -71,7 +72,9 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0) {
-        printf("pdns-relay %s\n", PDNS_RELAY_VERSION);
+        char m[400];
+        pdns_machine_describe(m, sizeof(m));
+        printf("pdns-relay %s\n%s\n", PDNS_RELAY_VERSION, m);
         return 0;
     }
     const struct command *c = find(name);

@@ -13,6 +13,7 @@
 #include "cof.h"
 #include "hashmany.h"
 #include "rrtype.h"
+#include "machine.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -21,6 +22,9 @@ static double now_s(void) {
 }
 
 int main(int argc, char **argv) {
+    char machine_[400];
+    pdns_machine_describe(machine_, sizeof(machine_));
+    printf("%s\n", machine_);
     size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
     const char *bin = argc > 2 ? argv[2] : "build/pdns-relay";
     const size_t per = 1000;

@@ -20,6 +20,7 @@
 #include "policy.h"
 #include "pool.h"
 #include "../testrec.h"
+#include "machine.h"
 
 #define S 8
 #define N 2000
@@ -46,6 +47,9 @@ static void on_batch(void *ctx, const mixer_batch *b) {
 }
 
 int main(void) {
+    char machine_[400];
+    pdns_machine_describe(machine_, sizeof(machine_));
+    printf("%s\n", machine_);
     if (sodium_init() < 0)
         return 1;
     char dir[] = "/tmp/pdns-canary-XXXXXX";

@@ -12,6 +12,7 @@
 
 #include "cof.h"
 #include "csv.h"
+#include "machine.h"
 
 static double now(void) {
     struct timespec ts;
@@ -109,6 +110,9 @@ static void cof_table(const char *src, size_t n, char *work, const csv_layout *l
 }
 
 int main(int argc, char **argv) {
+    char machine_[400];
+    pdns_machine_describe(machine_, sizeof(machine_));
+    printf("%s\n", machine_);
     const char *path = argc > 1 ? argv[1] : "build/bench/bench.csv";
     int fd = open(path, O_RDONLY);
     struct stat st;

@@ -17,6 +17,7 @@
 #include "pool.h"
 #include "rrtype.h"
 #include "../testrec.h"
+#include "machine.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -36,6 +37,9 @@ static void sink(void *ctx, const mixer_batch *b) {
 }
 
 int main(int argc, char **argv) {
+    char machine_[400];
+    pdns_machine_describe(machine_, sizeof(machine_));
+    printf("%s\n", machine_);
     size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
     if (sodium_init() < 0)
         return 1;

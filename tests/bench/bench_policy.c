@@ -11,6 +11,7 @@
 
 #include "policy.h"
 #include "rrtype.h"
+#include "machine.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -23,6 +24,9 @@ static double now_s(void) {
 #define ENTRIES 100000
 
 int main(int argc, char **argv) {
+    char machine_[400];
+    pdns_machine_describe(machine_, sizeof(machine_));
+    printf("%s\n", machine_);
     long rounds = argc > 1 ? atol(argv[1]) : 50;
     if (sodium_init() < 0)
         return 1;

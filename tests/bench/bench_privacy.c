@@ -21,6 +21,7 @@
 #include "pool.h"
 #include "rrtype.h"
 #include "../testrec.h"
+#include "machine.h"
 
 #define S 10
 #define GLOBAL_NAMES 20000
@@ -115,6 +116,9 @@ static void adversary(score *sc, size_t n, double *prec, double *rec, double *ba
 }
 
 int main(int argc, char **argv) {
+    char machine_[400];
+    pdns_machine_describe(machine_, sizeof(machine_));
+    printf("%s\n", machine_);
     double hours = argc > 1 ? atof(argv[1]) : 12;
     if (sodium_init() < 0)
         return 1;

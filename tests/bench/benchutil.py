@@ -39,6 +39,14 @@ def gen_csv(work, n, name="bench.csv"):
     return path
 
 
+def machine():
+    """What the figures are measured on: the CPU model and the vector paths
+    the relay takes (`pdns-relay version`), printed by every benchmark."""
+    out = subprocess.run([conftest.BIN, "version"], capture_output=True, text=True).stdout
+    lines = out.splitlines()
+    return lines[1] if len(lines) > 1 else "cpu: unknown"
+
+
 def rss_mib(pid):
     """VmRSS of process pid, MiB."""
     with open("/proc/%d/status" % pid) as f:

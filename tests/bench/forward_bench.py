@@ -121,6 +121,7 @@ def run(store_on):
 
 
 def main():
+    print(benchutil.machine())
     off = run(False)
     on = run(True) if not os.environ.get("BENCH_FORWARD_NO_STORE") else off
     print("\nForwarding on loopback: %d records, 2 sensors -> relay A (mix, policy, sign, Redis "

@@ -18,6 +18,7 @@ N = int(os.environ.get("BENCH_RECORDS", "1000000"))
 
 
 def main():
+    print(benchutil.machine())
     d = benchutil.workdir()
     csv = benchutil.gen_csv(d, N)
     size = os.path.getsize(csv)

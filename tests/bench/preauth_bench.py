@@ -61,6 +61,7 @@ def run(workdir, cap):
 
 
 def main():
+    print(benchutil.machine())
     work = benchutil.workdir()
     print("unauthenticated D4 connections: %d, each a header announcing 1,000,000 bytes "
           "and %d bytes of payload" % (CONNS, PAYLOAD))

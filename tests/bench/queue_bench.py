@@ -24,6 +24,7 @@ SRC = "analyzer:8:" + QUEUE
 
 
 def main():
+    print(benchutil.machine())
     work = benchutil.workdir()
     csv = benchutil.gen_csv(work, N, "q.csv")
     lines = open(csv, "rb").read().splitlines()

@@ -246,6 +246,7 @@ def settle(relay, delays_too, timeout=180):
 
 
 def main():
+    print(benchutil.machine())
     work = benchutil.workdir(fds=65536)
     sensors = []
     for i in range(N_SENSORS):

@@ -1,14 +1,18 @@
 #!/usr/bin/python3
 """The COF store and query API, measured on this machine, in one run:
 
-1. Ingest: `pdns-relay import` of BENCH_RECORDS generated passivedns
-   records (gen_csv.py: Zipf-like repeats, as sensors see) into a fresh
-   redis-server, beside `redis-benchmark -P 64 -t set` on the same server
-   in the same run (the issue's target: at least a third of that rate).
-2. Memory: INFO used_memory before and after loading BENCH_TRIPLES
-   distinct triples, per triple, and the same minus the bytes of the
-   strings themselves (keys, fields, values, index members, counted by a
-   Lua script on the server): the schema's overhead (target <= 200 B).
+1. `redis-benchmark -P 64 -t set` on the same server, the baseline.
+2. Ingest: `pdns-relay import` of BENCH_RECORDS generated passivedns
+   records (and 10x that with BENCH_SCALES=1,10) into a fresh redis-server,
+   in three mixes: Zipf-like repeats as a busy sensor sees (gen_csv.py: few
+   distinct triples, the relay merges most before Redis sees them); about
+   63 % new triples (gen_pdns.py 0.6: a new network or a busy day, its
+   distribution documented there); all new (every record a new triple).
+   For each: records/s and the ratio to SET, Redis's own CPU (INFO cpu,
+   sys + user) per record and per new triple, INFO used_memory per triple;
+   for the all-new store also the bytes of the strings themselves (keys,
+   fields, values, index members, counted by a Lua script on the server)
+   and the schema's overhead beyond them.
 3. Queries on that store: wrk (Debian package) with random paths, for an
    exact name, an address, a left-hand wildcard and a /24 CIDR: q/s and
    latency percentiles (target >= 10k q/s for exact lookups, p99 < 10 ms).
@@ -22,11 +26,13 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
+import benchutil  # noqa: E402
 import conftest  # noqa: E402
 
 BIN = os.environ.get("PDNS_RELAY_BIN") or conftest.BIN
 N = int(os.environ.get("BENCH_RECORDS", "1000000"))
-TRIPLES = int(os.environ.get("BENCH_TRIPLES", str(N)))
+# BENCH_SCALES=1,10: each mix at N and at 10 N records (the bend with size)
+SCALES = [int(x) for x in os.environ.get("BENCH_SCALES", "1").split(",")]
 WRK_SECONDS = os.environ.get("BENCH_WRK_SECONDS", "5")
 
 STRING_BYTES = """
@@ -85,6 +91,12 @@ def used_memory(port):
     return int(re.search(r"used_memory:(\d+)", info).group(1))
 
 
+def redis_cpu(port):
+    """Seconds of CPU the redis-server has used (INFO cpu: sys + user)."""
+    info = redis_cli(port, "INFO", "cpu")
+    return sum(float(v) for v in re.findall(r"used_cpu_(?:sys|user):([\d.]+)", info))
+
+
 def run_import(cfg, path, port):
     t0 = time.time()
     p = subprocess.run([BIN, "import", "-c", cfg, path], capture_output=True, text=True)
@@ -119,6 +131,7 @@ def wrk(port, paths, name, work):
 
 
 def main():
+    print(benchutil.machine())
     work = tempfile.mkdtemp(prefix="pdns-store-bench-")
     for tool in ("redis-benchmark", "wrk"):
         if subprocess.run(["which", tool], capture_output=True).returncode != 0:
@@ -142,50 +155,44 @@ def main():
                            capture_output=True, text=True).stdout
     set_rate = float(re.findall(r"SET: ([\d.]+) requests per second", bench)[-1])
     redis_cli(port, "-n", "15", "FLUSHDB")
-    gen = os.path.join(os.path.dirname(__file__), "gen_csv.py")
-    real = os.path.join(work, "real.csv")
-    with open(real, "w") as f:
-        subprocess.run([sys.executable, gen, str(N)], stdout=f, check=True)
-    stored, secs = run_import(cfg, real, port)
-    info = json.loads(redis_cli(port, "EVAL", "local i = redis.call('HMGET', 'st:info', "
-                                "'records', 'triples') return cjson.encode(i)", "0"))
-    rate = stored / secs
     rows.append(("redis-benchmark -P 64 SET", "%.0f ops/s" % set_rate, "baseline"))
-    rows.append(("import %d Zipf records (%s triples)" % (stored, info[1]),
-                 "%.0f records/s" % rate, "%.2fx SET (target >= 0.33x)" % (rate / set_rate)))
-    # the same with one record in ten a triple never seen before
-    redis_cli(port, "FLUSHALL")
-    mixed = os.path.join(work, "mixed.csv")
-    fresh = os.path.join(work, "fresh.csv")
-    distinct_csv(fresh, N // 10)
-    with open(real) as a, open(fresh) as b, open(mixed, "w") as out:
-        for i, line in enumerate(a):
-            out.write(line)
-            if i % 9 == 8:
-                out.write(b.readline())
-        out.write(b.read())
-    stored, secs = run_import(cfg, mixed, port)
-    info = json.loads(redis_cli(port, "EVAL", "local i = redis.call('HMGET', 'st:info', "
-                                "'records', 'triples') return cjson.encode(i)", "0"))
-    rate = stored / secs
-    rows.append(("same + 10%% new triples (%s triples)" % info[1],
-                 "%.0f records/s" % rate, "%.2fx SET" % (rate / set_rate)))
+    here = os.path.dirname(__file__)
 
-    # 2. memory per triple, distinct data
-    redis_cli(port, "FLUSHALL")
-    before = used_memory(port)
-    dist = os.path.join(work, "distinct.csv")
-    names = distinct_csv(dist, TRIPLES)
-    stored, secs = run_import(cfg, dist, port)
-    after = used_memory(port)
-    strings = int(redis_cli(port, "EVAL", STRING_BYTES, "0"))
-    triples = int(redis_cli(port, "HGET", "st:info", "triples"))
-    rows.append(("import %d distinct triples" % triples, "%.0f records/s" % (stored / secs),
-                 "%.2fx SET: the worst case, every record new" % (stored / secs / set_rate)))
-    rows.append(("Redis memory per triple", "%.0f B" % ((after - before) / triples),
-                 "strings %.0f B of it" % (strings / triples)))
-    rows.append(("  overhead beyond the strings", "%.0f B" % ((after - before - strings) / triples),
-                 "target <= 200 B"))
+    def mix(kind, n, path):
+        with open(path, "w") as f:
+            if kind == "zipf":
+                subprocess.run([sys.executable, os.path.join(here, "gen_csv.py"), str(n)],
+                               stdout=f, check=True)
+            elif kind == "60% new":
+                subprocess.run([sys.executable, os.path.join(here, "gen_pdns.py"), str(n), "0.6"],
+                               stdout=f, check=True)
+        if kind == "all new":
+            distinct_csv(path, n)
+
+    # 2. three mixes, at each scale: records/s, Redis CPU and memory per new triple
+    for scale in SCALES:
+        n = N * scale
+        for kind in ("zipf", "60% new", "all new"):
+            path = os.path.join(work, "mix.csv")
+            mix(kind, n, path)
+            redis_cli(port, "FLUSHALL")
+            before, cpu0 = used_memory(port), redis_cpu(port)
+            stored, secs = run_import(cfg, path, port)
+            cpu = redis_cpu(port) - cpu0
+            after = used_memory(port)
+            triples = int(redis_cli(port, "HGET", "st:info", "triples"))
+            rate = stored / secs
+            rows.append(("import %s, %d records, %d new triples" % (kind, stored, triples),
+                         "%.0f records/s" % rate,
+                         "%.3fx SET; Redis CPU %.1f us/record, %.1f us/new triple; %.0f B/triple"
+                         % (rate / set_rate, cpu * 1e6 / stored, cpu * 1e6 / max(triples, 1),
+                            (after - before) / max(triples, 1))))
+            if kind == "all new" and scale == SCALES[-1]:
+                strings = int(redis_cli(port, "EVAL", STRING_BYTES, "0"))
+                rows.append(("  of which strings", "%.0f B/triple" % (strings / triples),
+                             "overhead %.0f B (target <= 200 B)" %
+                             ((after - before - strings) / triples)))
+                names = n // 2
 
     # 3. queries over that store
     relay = subprocess.Popen([BIN, "run", "-c", cfg], stdout=subprocess.DEVNULL,

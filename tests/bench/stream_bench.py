@@ -54,6 +54,7 @@ def run(work, clients):
 
 
 def main():
+    print(benchutil.machine())
     work = benchutil.workdir()
     print("open stream, %d batches of %d records, stream.max_client_bytes 4 MiB" % (ROUNDS, PER))
     print("| clients not reading | RSS before (MiB) | RSS peak (MiB) | stream holds (MiB) | cut off |")
