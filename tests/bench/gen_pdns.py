@@ -74,7 +74,7 @@ def main():
         else:
             head = max(len(seen) // 10, 1)
             batch = [seen[rnd.randrange(head) if rnd.random() < 0.8 else rnd.randrange(len(seen))]]
-        for name, rt, ans in batch:
+        for name, rt, ans in batch[:n - i]:
             t += rnd.expovariate(1000.0)
             buf.append("%.6f||10.0.0.%d||10.1.0.1||IN||%s||%s||%s||%d||1\n"
                        % (t, i % 250, name, rt, ans, rnd.choice((60, 300, 3600, 86400))))
