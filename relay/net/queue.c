@@ -3,13 +3,17 @@
  *
  * Reliable-queue pattern: a Lua script moves up to `batch` lines with
  * RPOPLPUSH into this relay's processing list and gives the batch a random
- * id (kept beside the list); the lines are ingested, stored as one unit
- * that carries the id (store_begin_unit/store_end_unit), and only once the
- * store has them is the batch trimmed off the processing list. After a
- * crash, whatever is left in the processing list is ingested first, with
- * its id: the store recognises a unit it already applied, so a kill -9
- * between storing and trimming stores nothing twice. The trim follows the
- * store's acknowledgement at once (queue_stored), not a timer.
+ * id (pushed, with its line count, on a list beside it); the lines are
+ * ingested, stored as one unit that carries the id
+ * (store_begin_unit/store_end_unit), and only once the store has them is
+ * the batch trimmed off the processing list (with its id, in one script).
+ * The next batch is moved while the store writes the one before (at most
+ * MAX_AHEAD in flight), so that neither Redis waits for the other. After
+ * a crash, whatever is left in the processing list is ingested first, unit
+ * by unit with their ids: the store keeps the last ids it applied and
+ * recognises a unit it already has, so a kill -9 between storing and
+ * trimming stores nothing twice. A trim follows the store's
+ * acknowledgement at once (queue_stored), not a timer.
  *
  * The processing list is "{analyzer:8:<uuid>}:pdns-relay:<relay_id>:
  * processing": its hash tag is the source key's name, so the keys share
@@ -27,6 +31,9 @@
 #include "rconn.h"
 
 #define POLL_IDLE_MS 200
+#define MAX_AHEAD 2      /* batches moved and not yet stored (the store keeps
+                          * this many ids per queue: store_ingest.lua) */
+#define MAX_PENDING 16   /* with the units a recovery finds */
 /* lines a signed batch can have: it fits one D4 frame (1,000,000 bytes at
  * most) and a record line is longer than 50 bytes */
 #define COF_WINDOW 20000
@@ -40,7 +47,10 @@ static const char move_script[] =
     "  if not v then break end\n"
     "  out[#out + 1] = v\n"
     "end\n"
-    "if #out > 1 then redis.call('SET', KEYS[3], ARGV[2]) end\n"
+    "if #out > 1 then\n"
+    "  redis.call('LPUSH', KEYS[3], ARGV[2] .. ' ' .. (#out - 1))\n"
+    "  redis.call('LTRIM', KEYS[3], 0, 31)\n"
+    "end\n"
     "return out\n";
 
 /* The same for a "pdns-cof" queue (a partner relay's signed batches,
@@ -59,14 +69,38 @@ static const char move_cof_script[] =
     "if k == 0 and #l >= w then k = w end\n"
     "local out = {ARGV[2]}\n"
     "for i = 1, k do out[#out + 1] = redis.call('RPOPLPUSH', KEYS[1], KEYS[2]) end\n"
-    "if k > 0 then redis.call('SET', KEYS[3], ARGV[2]) end\n"
+    "if k > 0 then\n"
+    "  redis.call('LPUSH', KEYS[3], ARGV[2] .. ' ' .. k)\n"
+    "  redis.call('LTRIM', KEYS[3], 0, 31)\n"
+    "end\n"
     "return out\n";
 
-/* What an earlier run left in the processing list: its batch id ("" when
- * unknown), then the lines newest first. */
+/* The oldest batch is stored: its lines (the ARGV[1] oldest, rightmost)
+ * and its id leave together. */
+static const char trim_script[] =
+    "redis.call('LTRIM', KEYS[1], 0, -tonumber(ARGV[1]) - 1)\n"
+    "redis.call('RPOP', KEYS[2])\n"
+    "return 1\n";
+
+/* What an earlier run left in the processing list: the number of units,
+ * each "<id> <lines>" oldest first, then the lines newest first. An older
+ * relay kept one id as a string: one unit of every line, and the id list
+ * takes its place. */
 static const char recover_script[] =
-    "local out = redis.call('LRANGE', KEYS[1], 0, -1)\n"
-    "table.insert(out, 1, redis.call('GET', KEYS[2]) or '')\n"
+    "local lines = redis.call('LRANGE', KEYS[1], 0, -1)\n"
+    "local ids = {}\n"
+    "local t = redis.call('TYPE', KEYS[2]).ok\n"
+    "if t == 'list' then\n"
+    "  local l = redis.call('LRANGE', KEYS[2], 0, -1)\n"
+    "  for i = #l, 1, -1 do ids[#ids + 1] = l[i] end\n"
+    "elseif t == 'string' then\n"
+    "  ids[1] = redis.call('GET', KEYS[2]) .. ' ' .. #lines\n"
+    "  redis.call('DEL', KEYS[2])\n"
+    "  redis.call('RPUSH', KEYS[2], ids[1])\n"
+    "end\n"
+    "local out = {tostring(#ids)}\n"
+    "for _, v in ipairs(ids) do out[#out + 1] = v end\n"
+    "for _, v in ipairs(lines) do out[#out + 1] = v end\n"
     "return out\n";
 
 typedef struct queue_state {
@@ -90,58 +124,31 @@ struct queue_consumer {
     uv_timer_t timer;        /* the next poll */
     queue_state *q;
     size_t n, cur;     /* queue being polled (round robin) */
-    int busy;          /* a command is in flight */
+    int busy;          /* a move (or recovery) is in flight */
     int empty_round;   /* queues found empty since the last full batch */
-    size_t trim_n;           /* the batch waiting for the store */
-    uint64_t store_mark;
-    int waiting_store;       /* trim once store_done(store_mark) */
+    /* batches ingested, oldest first: each is trimmed once the store has
+     * it (store_done(mark)) */
+    struct {
+        size_t q, n;
+        uint64_t mark;
+    } pend[MAX_PENDING];
+    size_t npend;
 };
 
 static void schedule(queue_consumer *qc, uint64_t ms);
 static void poll_next(queue_consumer *qc);
-static void trim_when_stored(queue_consumer *qc);
+static void trim_stored(queue_consumer *qc);
 
-static void on_trim(redisAsyncContext *ac, void *reply, void *priv) {
-    queue_consumer *qc = priv;
-    (void)ac;
-    qc->busy = 0;
-    if (!reply)
-        return;
-    poll_next(qc);
-}
-
-/* Ingests the lines of an array reply, then commits and trims them. */
-static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
-    queue_consumer *qc = priv;
-    queue_state *q = &qc->q[qc->cur];
-    redisReply *rep = reply;
-    int recovering = !q->recovered;
-    if (!rep) { /* disconnected: the lines stay in the processing list */
-        qc->busy = 0;
-        return;
-    }
-    if (rep->type != REDIS_REPLY_ARRAY) {
-        log_error("queue: %s: unexpected reply: %s", q->src,
-                  rep->type == REDIS_REPLY_ERROR ? rep->str : "not an array");
-        qc->busy = 0;
-        schedule(qc, 1000);
-        return;
-    }
-    if (rep->elements < 1 || rep->element[0]->type != REDIS_REPLY_STRING) {
-        qc->busy = 0;
-        schedule(qc, 1000);
-        return;
-    }
-    char id[24];
-    snprintf(id, sizeof(id), "%.*s", (int)rep->element[0]->len, rep->element[0]->str);
-    size_t n = rep->elements - 1;
-    redisReply **el = rep->element + 1;
+/* Ingests n lines (el, in the order given) of queue q as one store unit
+ * named id ("" for none), and remembers the batch for its trim. */
+static void take_unit(queue_consumer *qc, size_t qi, const char *id, redisReply **el,
+                      size_t n, int reverse) {
+    queue_state *q = &qc->q[qi];
     ingest_source src = {PDNS_SRC_QUEUE, NULL, q->conf->sensor,
                          q->conf->index, &q->conf->layout};
     int unit = qc->st && n && id[0] && store_begin_unit(qc->st) == 0;
     for (size_t i = 0; i < n; i++) {
-        /* the processing list has the newest first: recover oldest first */
-        redisReply *e = el[recovering ? n - 1 - i : i];
+        redisReply *e = el[reverse ? n - 1 - i : i];
         if (e->type != REDIS_REPLY_STRING)
             continue;
         size_t len = e->len;
@@ -159,59 +166,117 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
             ingest_csv_line(qc->in, &src, q->where, e->str, len);
         }
     }
+    /* the output file is a copy on the side: a full disk under it is
+     * logged and counted there, and holds up neither the store nor the queue */
+    ingest_commit(qc->in);
+    uint64_t mark = unit ? store_end_unit(qc->st, q->unit_key, id)
+                         : qc->st ? store_barrier(qc->st) : 0;
+    if (qc->npend < MAX_PENDING) {
+        qc->pend[qc->npend].q = qi;
+        qc->pend[qc->npend].n = n;
+        qc->pend[qc->npend].mark = mark;
+        qc->npend++;
+    }
+}
+
+/* Reads a recovery's reply: units oldest first, the lines newest first.
+ * Counts that do not add up to the lines (a list from before a crash in
+ * the middle of a trim cannot, but an edited one can) make the lines one
+ * unit without an id: read at least once. */
+static void take_recovered(queue_consumer *qc, size_t qi, redisReply *rep) {
+    queue_state *q = &qc->q[qi];
+    size_t units = (size_t)strtoul(rep->element[0]->str, NULL, 10);
+    if (units + 1 > rep->elements)
+        units = 0;
+    redisReply **lines = rep->element + 1 + units;
+    size_t nl = rep->elements - 1 - units, sum = 0;
+    for (size_t u = 0; u < units; u++) {
+        const redisReply *v = rep->element[1 + u];
+        const char *sp = v->type == REDIS_REPLY_STRING ? memchr(v->str, ' ', v->len) : NULL;
+        sum += sp ? (size_t)strtoul(sp + 1, NULL, 10) : nl + 1;
+    }
+    if (sum != nl) {
+        if (nl && units)
+            log_warn("queue: %s: the processing list's batch ids do not match its %zu "
+                     "lines; they are read again as one batch", q->src, nl);
+        take_unit(qc, qi, "", lines, nl, 1);
+        return;
+    }
+    size_t end = nl; /* the oldest unit is at the end of the list */
+    for (size_t u = 0; u < units; u++) {
+        const redisReply *v = rep->element[1 + u];
+        const char *sp = memchr(v->str, ' ', v->len);
+        size_t c = (size_t)strtoul(sp + 1, NULL, 10);
+        char id[24];
+        snprintf(id, sizeof(id), "%.*s", (int)(sp - v->str), v->str);
+        take_unit(qc, qi, id, lines + end - c, c, 1);
+        end -= c;
+    }
+}
+
+/* A move's (or a recovery's) reply: the lines are ingested and stored;
+ * the next batch is moved meanwhile. */
+static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
+    queue_consumer *qc = priv;
+    queue_state *q = &qc->q[qc->cur];
+    redisReply *rep = reply;
+    int recovering = !q->recovered;
+    (void)ac;
+    qc->busy = 0;
+    if (!rep) /* disconnected: the lines stay in the processing list */
+        return;
+    if (rep->type != REDIS_REPLY_ARRAY) {
+        log_error("queue: %s: unexpected reply: %s", q->src,
+                  rep->type == REDIS_REPLY_ERROR ? rep->str : "not an array");
+        schedule(qc, 1000);
+        return;
+    }
+    if (rep->elements < 1 || rep->element[0]->type != REDIS_REPLY_STRING) {
+        schedule(qc, 1000);
+        return;
+    }
+    size_t n = rep->elements - 1;
     if (recovering) {
         q->recovered = 1;
+        take_recovered(qc, qc->cur, rep);
+        size_t units = (size_t)strtoul(rep->element[0]->str, NULL, 10);
+        n = units < rep->elements ? rep->elements - 1 - units : 0;
         qc->in->m.queue_recovered += n;
         if (n)
             log_info("queue: %s: recovered %zu lines left by an earlier run",
                      q->src, n);
-    }
-    if (!recovering) { /* a short batch means the queue is drained */
+    } else {
+        char id[24];
+        snprintf(id, sizeof(id), "%.*s", (int)rep->element[0]->len, rep->element[0]->str);
+        if (n)
+            take_unit(qc, qc->cur, id, rep->element + 1, n, 0);
+        /* a short batch means the queue is drained */
         if (n == (size_t)qc->cfg->queue_batch)
             qc->empty_round = 0;
         else
             qc->empty_round++;
     }
-    if (n == 0) {
-        qc->busy = 0;
-        poll_next(qc);
-        return;
-    }
-    /* the output file is a copy on the side: a full disk under it is
-     * logged and counted there, and holds up neither the store nor the queue */
-    ingest_commit(qc->in);
-    (void)ac;
-    qc->trim_n = n;
-    qc->store_mark = unit ? store_end_unit(qc->st, q->unit_key, id)
-                          : qc->st ? store_barrier(qc->st) : 0;
-    trim_when_stored(qc);
+    trim_stored(qc);
+    poll_next(qc);
 }
 
-/* Trims the batch off the processing list once the store has it too:
- * a relay killed before that reads the batch again (at least once). */
-static void trim_when_stored(queue_consumer *qc) {
-    if (*qc->stopping && qc->st && !store_done(qc->st, qc->store_mark)) {
-        qc->busy = 0; /* stopping: the lines stay for the next run */
-        return;
+/* Trims, oldest first, the batches the store has: a relay killed before
+ * that reads them again (at least once; the store knows their ids). */
+static void trim_stored(queue_consumer *qc) {
+    while (qc->npend && (!qc->st || store_done(qc->st, qc->pend[0].mark))) {
+        if (!qc->rc.ready) /* gone meanwhile: re-read after the reconnect */
+            return;
+        queue_state *q = &qc->q[qc->pend[0].q];
+        qc->in->m.queue_batches++;
+        redisAsyncCommand(qc->rc.ac, NULL, NULL, "EVAL %s 2 %s %s %llu", trim_script,
+                          q->proc, q->proc_id, (unsigned long long)qc->pend[0].n);
+        memmove(qc->pend, qc->pend + 1, (qc->npend - 1) * sizeof(qc->pend[0]));
+        qc->npend--;
     }
-    if (qc->st && !store_done(qc->st, qc->store_mark)) {
-        qc->waiting_store = 1; /* queue_stored goes on */
-        return;
-    }
-    qc->waiting_store = 0;
-    if (!qc->rc.ready) { /* gone meanwhile: re-read after the reconnect */
-        qc->busy = 0;
-        return;
-    }
-    queue_state *q = &qc->q[qc->cur];
-    qc->in->m.queue_batches++;
-    /* the batch is the n oldest (rightmost) entries of the list */
-    redisAsyncCommand(qc->rc.ac, on_trim, qc, "LTRIM %s 0 %lld", q->proc,
-                      -(long long)qc->trim_n - 1);
 }
 
 static void poll_next(queue_consumer *qc) {
-    if (qc->busy || !qc->rc.ready)
+    if (qc->busy || !qc->rc.ready || qc->npend >= MAX_AHEAD)
         return;
     if (*qc->stopping) {
         return;
@@ -256,6 +321,7 @@ static void schedule(queue_consumer *qc, uint64_t ms) {
 static void on_ready(void *ctx) {
     queue_consumer *qc = ctx;
     qc->busy = 0;
+    qc->npend = 0; /* their lines are in the processing lists: read again */
     for (size_t i = 0; i < qc->n; i++)
         qc->q[i].recovered = 0; /* re-read processing lists after a reconnect */
     poll_next(qc);
@@ -310,12 +376,16 @@ queue_consumer *queue_start(uv_loop_t *loop, const relay_config *cfg,
 }
 
 void queue_stored(queue_consumer *qc) {
-    if (qc && qc->waiting_store)
-        trim_when_stored(qc);
+    if (!qc || !qc->npend)
+        return;
+    size_t before = qc->npend;
+    trim_stored(qc);
+    if (qc->npend < before && !*qc->stopping)
+        poll_next(qc);
 }
 
 int queue_idle(const queue_consumer *qc) {
-    return !qc || !qc->busy;
+    return !qc || (!qc->busy && !qc->npend);
 }
 
 void queue_stop(queue_consumer *qc) {

@@ -127,3 +127,43 @@ def test_kill9_between_store_and_trim_stores_nothing_twice(redis_server, relay_f
         assert "recovered 500 lines" in relay.log_text()
     finally:
         store.stop()
+
+
+def test_recovery_takes_each_batch_once(redis_server, relay_factory, workdir):
+    """Two batches were in flight at a crash (the consumer moves the next
+    one while the store writes the one before): the processing list holds
+    both, with their ids oldest first. After the restart each is read as
+    its own unit, and the one the store already applied is recognised:
+    here the store's marker says the older batch (3 lines) is in, so only
+    the newer (2 lines) is stored. A processing list from an older relay
+    (one id as a string) is read as one unit."""
+    from conftest import Redis
+    store = Redis(workdir)
+    store.start()
+    try:
+        q, st = redis_server.client(), store.client()
+        older, newer = lines(3, 100), lines(2, 200)
+        # LPUSH order: the oldest line is rightmost
+        q.lpush(PROC, *older)
+        q.lpush(PROC, *newer)
+        q.lpush(PROC + ":id", "aaaa000000000001 3", "bbbb000000000002 2")
+        st.set("st:qapplied:e2e:" + SRC, "aaaa000000000001")
+        relay = relay_factory(redis=store, extra=queue_cfg(redis_server)).start()
+        assert relay.wait_for(lambda: q.llen(PROC) == 0 and q.llen(PROC + ":id") == 0, 20)
+        assert relay.wait_for(lambda: int(st.hget("st:info", "records") or 0) == 2, 10)
+        assert relay.wait_for(
+            lambda: relay.metrics()["pdns_relay_store_duplicate_batches_total"] == 1, 10)
+        assert {o["rrname"] for o in relay.output_lines()} >= {"host200.q.test", "host201.q.test"}
+        assert "recovered 5 lines" in relay.log_text()
+        relay.stop()
+        # an older relay's processing list: one id, as a string
+        q.lpush(PROC, *lines(4, 300))
+        q.set(PROC + ":id", "cccc000000000003")
+        relay.start()
+        assert relay.wait_for(lambda: q.llen(PROC) == 0, 20)
+        assert relay.wait_for(lambda: int(st.hget("st:info", "records") or 0) == 6, 10)
+        # and the marker keeps the last two ids applied
+        assert st.get("st:qapplied:e2e:" + SRC).decode().split() == \
+            ["cccc000000000003", "bbbb000000000002"]
+    finally:
+        store.stop()

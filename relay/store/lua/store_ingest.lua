@@ -4,8 +4,8 @@
 -- ARGV[1] applied-marker key, ARGV[2] boot id, ARGV[3] batch sequence,
 -- ARGV[4] a unit's marker key ("" for none) and ARGV[5] its id (a d4-core
 -- queue batch, stored as one call: after a crash the same batch, read
--- again from the queue's processing list, is recognised and not applied
--- twice), then 13 arguments per entry (records of the batch with the same triple
+-- again from the queue's processing list, is recognised by the ids the
+-- marker keeps and not applied twice), then 13 arguments per entry (records of the batch with the same triple
 -- and sensor are merged into one entry by the relay, which also composes
 -- every key and member: building strings in this Lua costs more than
 -- passing them):
@@ -34,7 +34,10 @@ if prev then
 end
 local CMAX = 9007199254740991
 local umark = ARGV[4]
-if umark ~= '' and redis.call('GET', umark) == ARGV[5] then return 0 end
+-- the unit marker keeps the last two ids applied: the queue consumer has
+-- at most two batches in flight, and reads both again after a crash
+local ucur = umark ~= '' and redis.call('GET', umark) or nil
+if ucur and string.find(' ' .. ucur .. ' ', ' ' .. ARGV[5] .. ' ', 1, true) then return 0 end
 local sid, per = {}, {}
 local recs, newt, newn, newe = 0, 0, 0, 0
 -- index entries, written at the end with one ZADD per key: the per-call
@@ -138,5 +141,8 @@ if newt > 0 then redis.call('HINCRBY', 'st:info', 'triples', newt) end
 if newn > 0 then redis.call('HINCRBY', 'st:info', 'names', newn) end
 if newe > 0 then redis.call('HINCRBY', 'st:info', 'errors', newe) end
 redis.call('SET', mark, ARGV[2] .. ' ' .. ARGV[3])
-if umark ~= '' then redis.call('SET', umark, ARGV[5]) end
+if umark ~= '' then
+  local keep = ucur and string.match(ucur, '^(%S+)')
+  redis.call('SET', umark, keep and (ARGV[5] .. ' ' .. keep) or ARGV[5])
+end
 return recs
