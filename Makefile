@@ -4,7 +4,7 @@
 
 CC       ?= cc
 O        ?= 2
-PKGS     := libsodium hiredis libwebsockets jansson libuv libidn2
+PKGS     := libsodium hiredis libwebsockets jansson libuv libidn2 libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -45,7 +45,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test unit e2e bench fuzz run clean deps
+.PHONY: all test unit e2e bench fuzz run clean deps install
 
 all: $(BIN) pdns-relay
 
@@ -140,6 +140,28 @@ fuzz: $(FUZZ_OBJ)
 
 run:
 	./scripts/demo.sh
+
+# make install [PREFIX=/usr/local] [DESTDIR=] [SYSCONFDIR=/etc]: the binary,
+# the systemd unit, the man page, and the example configuration and
+# policies under SYSCONFDIR/pdns-relay (copy relay.example.json to
+# relay.json and edit it); the state directory /var/lib/pdns-relay (0700).
+# Build first (`make`); INSTALL_BIN says which binary to install.
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+INSTALL_BIN ?= $(BIN)
+install:
+	@test -x $(INSTALL_BIN) || { echo "make install: no $(INSTALL_BIN): run make first" >&2; exit 1; }
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 \
+	    $(DESTDIR)/lib/systemd/system $(DESTDIR)$(SYSCONFDIR)/pdns-relay/partners \
+	    $(DESTDIR)$(SYSCONFDIR)/pdns-relay/partners.example
+	install -d -m 0700 $(DESTDIR)$(SYSCONFDIR)/pdns-relay/keys $(DESTDIR)/var/lib/pdns-relay
+	install -m 0755 $(INSTALL_BIN) $(DESTDIR)$(PREFIX)/sbin/pdns-relay
+	install -m 0644 man/pdns-relay.8 $(DESTDIR)$(PREFIX)/share/man/man8/pdns-relay.8
+	sed 's|/usr/sbin/pdns-relay|$(PREFIX)/sbin/pdns-relay|; s|/etc/pdns-relay|$(SYSCONFDIR)/pdns-relay|' \
+	    dist/pdns-relay.service > $(DESTDIR)/lib/systemd/system/pdns-relay.service
+	chmod 0644 $(DESTDIR)/lib/systemd/system/pdns-relay.service
+	install -m 0640 conf/relay.example.json $(DESTDIR)$(SYSCONFDIR)/pdns-relay/relay.example.json
+	install -m 0640 conf/partners/*.json $(DESTDIR)$(SYSCONFDIR)/pdns-relay/partners.example/
 
 clean:
 	rm -rf build build-san build-fuzz pdns-relay

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include <libwebsockets.h>
+#include <systemd/sd-daemon.h>
 #include <uv.h>
 
 #include "clock.h"
@@ -159,6 +160,8 @@ static void note_ready(relay *r) {
         return;
     logged = 1;
     log_info("ready");
+    /* systemd (Type=notify): the unit is started now; no-op elsewhere */
+    sd_notifyf(0, "READY=1\nSTATUS=ready: relay_id %s", r->cfg.relay_id);
 }
 
 static void on_tick(uv_timer_t *t) {
@@ -277,14 +280,17 @@ static void on_policy_change(uv_fs_event_t *h, const char *file, int events,
 static void on_signal(uv_signal_t *h, int signum) {
     relay *r = h->data;
     if (signum == SIGHUP) {
+        sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration");
         reload(r);
         share_reload(&r->sh);
         deliver_sync(r->deliver);
+        sd_notifyf(0, "READY=1\nSTATUS=ready: relay_id %s", r->cfg.relay_id);
         return;
     }
     if (r->stopping)
         return;
     log_info("signal %d: draining and stopping", signum);
+    sd_notify(0, "STOPPING=1\nSTATUS=draining: the store, queue batches and deliveries");
     r->stopping = 1;
 }
 

@@ -14,7 +14,7 @@ cd "$top"
 PKGS="build-essential pkg-config libsodium-dev libhiredis-dev libwebsockets-dev
   libwebsockets-evlib-uv libjansson-dev libuv1-dev libssl-dev libcmocka-dev
   redis-server openssl python3 python3-pytest python3-redis python3-websocket
-  python3-nacl python3-requests"
+  python3-nacl python3-requests libidn2-dev libsystemd-dev tzdata"
 missing=()
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

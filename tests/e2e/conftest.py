@@ -155,13 +155,14 @@ class Relay:
             json.dump(cfg, f, indent=2)
         self.log = os.path.join(self.dir, "relay.log")
         self.proc = None
+        self.env = None  # the process's environment (None: the tests')
 
     def start(self, ready=True, timeout=30.0):
         """Starts the relay; with ready, returns once GET /readyz says 200
         (listeners open, store link up), else once its ports are open."""
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen([BIN, "run", "-c", self.config],
-                                     stdout=self.logf, stderr=self.logf)
+                                     stdout=self.logf, stderr=self.logf, env=self.env)
         wait_port(self.http_port, self.proc, timeout)
         wait_port(self.d4_port, self.proc, timeout)
         if ready:

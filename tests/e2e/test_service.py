@@ -1,0 +1,100 @@
+"""The relay as a Debian service: it tells systemd when it is ready, when it
+reloads and when it stops (sd_notify, Type=notify); its unit's sandbox is
+rated by systemd-analyze; `make install` lays out the files a package
+ships; its man page passes mandoc's lint."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+
+import pytest
+
+from conftest import BIN
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+
+
+def test_sd_notify_ready_reload_stop(relay_factory, tmp_path):
+    """With NOTIFY_SOCKET set (as systemd sets it), READY=1 comes once
+    GET /readyz says ready; SIGHUP brings RELOADING=1 then READY=1;
+    SIGTERM brings STOPPING=1."""
+    path = str(tmp_path / "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(20)
+    relay = relay_factory()
+    relay.env = dict(os.environ, NOTIFY_SOCKET=path)
+    relay.start(ready=False)
+
+    def next_message():
+        return sock.recv(4096).decode()
+
+    msg = next_message()
+    assert msg.startswith("READY=1") and "STATUS=ready" in msg
+    assert relay.readyz()[0] == 200
+    relay.proc.send_signal(signal.SIGHUP)
+    assert next_message().startswith("RELOADING=1")
+    assert next_message().startswith("READY=1")
+    relay.proc.send_signal(signal.SIGTERM)
+    assert next_message().startswith("STOPPING=1")
+    assert relay.proc.wait(15) == 0
+    sock.close()
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is missing")
+def test_unit_sandbox_exposure():
+    """`systemd-analyze security` rates the shipped unit at 2.0 or less."""
+    unit = os.path.join(ROOT, "dist", "pdns-relay.service")
+    p = subprocess.run(["systemd-analyze", "security", "--offline=true", unit],
+                       capture_output=True, text=True, timeout=60)
+    line = [l for l in p.stdout.splitlines() if "Overall exposure level" in l]
+    assert line, p.stdout + p.stderr
+    level = float(line[0].split(":")[1].split()[0])
+    assert level <= 2.0, line[0]
+
+
+def test_make_install_layout(tmp_path):
+    """`make install DESTDIR=... PREFIX=/usr` lays out the binary, the unit,
+    the man page, the example configuration and policies, and the private
+    key and state directories."""
+    dest = tmp_path / "root"
+    p = subprocess.run(["make", "-s", "-C", ROOT, "install", "DESTDIR=%s" % dest, "PREFIX=/usr",
+                        "INSTALL_BIN=%s" % os.path.abspath(BIN)], capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    want = {"usr/sbin/pdns-relay": 0o755, "lib/systemd/system/pdns-relay.service": 0o644,
+            "usr/share/man/man8/pdns-relay.8": 0o644,
+            "etc/pdns-relay/relay.example.json": 0o640,
+            "etc/pdns-relay/partners.example/open-data.json": 0o640}
+    for rel, mode in want.items():
+        st = os.stat(dest / rel)
+        assert st.st_mode & 0o777 == mode, rel
+    assert os.path.isdir(dest / "etc/pdns-relay/partners")
+    for d in ("var/lib/pdns-relay", "etc/pdns-relay/keys"):
+        assert os.stat(dest / d).st_mode & 0o777 == 0o700, d
+    unit = (dest / "lib/systemd/system/pdns-relay.service").read_text()
+    assert "ExecStart=/usr/sbin/pdns-relay run -c /etc/pdns-relay/relay.json" in unit
+    v = subprocess.run([str(dest / "usr/sbin/pdns-relay"), "version"], capture_output=True,
+                       text=True)
+    assert v.returncode == 0 and v.stdout.startswith("pdns-relay ")
+
+
+@pytest.mark.skipif(not shutil.which("mandoc"), reason="mandoc is missing")
+def test_man_page_lints_and_names_every_command():
+    """pdns-relay(8) passes `mandoc -T lint` and documents every command
+    `pdns-relay help` lists, and the signals."""
+    page = os.path.join(ROOT, "man", "pdns-relay.8")
+    p = subprocess.run(["mandoc", "-T", "lint", "-W", "warning", page], capture_output=True,
+                       text=True)
+    assert p.returncode == 0 and not p.stdout.strip(), p.stdout + p.stderr
+    import re
+    text = re.sub(".\b", "", subprocess.run(["mandoc", "-T", "ascii", page],
+                                            capture_output=True, text=True).stdout)
+    listed = subprocess.run([BIN, "help"], capture_output=True, text=True).stdout
+    commands = [l.split()[0] for l in listed.splitlines()[3:] if l.startswith("  ")]
+    assert len(commands) >= 8
+    for c in commands:
+        assert c in text, c
+    for sig in ("SIGHUP", "SIGTERM"):
+        assert sig in text
