@@ -25,7 +25,6 @@ import json
 import os
 import socket
 import ssl
-import struct
 import subprocess
 import sys
 import threading
@@ -82,15 +81,6 @@ class Receiver:
                 return
             threading.Thread(target=self.serve, args=(raw,), daemon=True).start()
 
-    @staticmethod
-    def readn(sock, n):
-        buf = b""
-        while len(buf) < n:
-            b = sock.recv(n - len(buf))
-            if not b:
-                return None
-            buf += b
-        return buf
 
     def serve(self, raw):
         try:
@@ -102,12 +92,10 @@ class Receiver:
         lines = 0  # record lines of the batch being read
         try:
             while True:
-                hdr = self.readn(a, 62)
-                if hdr is None:
+                fr = d4sensor.read_frame(a)
+                if fr is None:
                     break
-                payload = self.readn(a, struct.unpack("<I", hdr[58:62])[0])
-                if payload is None:
-                    break
+                payload = fr[1]
                 for line in payload.split(b"\n"):
                     if line.startswith(b'{"pdns_relay_batch"'):
                         seq = json.loads(line)["seq"]

@@ -40,3 +40,23 @@ def closed_by_peer(sock, timeout=5.0):
         return True
     except socket.timeout:
         return False
+
+
+def readn(sock, n):
+    """Exactly n bytes from sock, or None when it closes first."""
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def read_frame(sock):
+    """One D4 frame as (header bytes, payload), or None when sock closes."""
+    hdr = readn(sock, 62)
+    if hdr is None:
+        return None
+    payload = readn(sock, struct.unpack("<I", hdr[58:62])[0])
+    return None if payload is None else (hdr, payload)

@@ -527,15 +527,7 @@ class TamperProxy:
         finally:
             src.setblocking(True)
 
-    @staticmethod
-    def readn(s, n):
-        buf = b""
-        while len(buf) < n:
-            chunk = s.recv(n - len(buf))
-            if not chunk:
-                return None
-            buf += chunk
-        return buf
+    readn = staticmethod(d4sensor.readn)
 
 
 def test_frames_carry_whole_batches(relay_factory, redis_server, workdir, tmp_path):
@@ -755,7 +747,6 @@ class D4CoreLike:
         threading.Thread(target=self.run, daemon=True).start()
 
     def run(self):
-        import struct
         while True:
             try:
                 raw, _ = self.srv.accept()
@@ -766,12 +757,10 @@ class D4CoreLike:
                 continue
             try:
                 while True:
-                    hdr = TamperProxy.readn(a, 62)
-                    if hdr is None:
+                    fr = d4sensor.read_frame(a)
+                    if fr is None:
                         break
-                    payload = TamperProxy.readn(a, struct.unpack("<I", hdr[58:62])[0])
-                    if payload is None:
-                        break
+                    hdr, payload = fr
                     if hdr[1] == 254:
                         for line in payload.split(b"\n"):
                             if line:

@@ -667,6 +667,19 @@ static void test_diff(void **state) {
  * earliest time_first and the latest time_last; a replay of the journal
  * entries rebuilds the same table; a full table forgets, counted, and
  * never mixes two triples. */
+/* A record of triple (name, type, rdata) with count and times. */
+static pdns_record totals_rec(const char *name, uint16_t type, const char *rdata,
+                              uint64_t count, int64_t tf, int64_t tl) {
+    pdns_record r = {0};
+    r.rrname = (pdns_str){name, strlen(name)};
+    r.rdata = (pdns_str){rdata, strlen(rdata)};
+    r.rrtype = type;
+    r.count = count;
+    r.time_first = tf;
+    r.time_last = tl;
+    return r;
+}
+
 static void test_totals(void **state) {
     (void)state;
     enum { TRIPLES = 300, RELEASES = 20000 };
@@ -681,13 +694,10 @@ static void test_totals(void **state) {
     for (int k = 0; k < RELEASES; k++) {
         int i = rand() % TRIPLES;
         snprintf(tnames[i], sizeof(tnames[i]), "n%d.example.test", i);
-        pdns_record r = {0};
-        r.rrname = (pdns_str){tnames[i], strlen(tnames[i])};
-        r.rdata = (pdns_str){"192.0.2.1", 9};
-        r.rrtype = (uint16_t)(i % 2 ? 1 : 28);
-        r.count = (uint64_t)(rand() % 50) + 1;
-        r.time_first = 1700000000 + rand() % 100000;
-        r.time_last = r.time_first + rand() % 5000;
+        uint64_t c = (uint64_t)(rand() % 50) + 1;
+        int64_t first = 1700000000 + rand() % 100000;
+        pdns_record r = totals_rec(tnames[i], (uint16_t)(i % 2 ? 1 : 28), "192.0.2.1", c,
+                                   first, first + rand() % 5000);
         if (!want[i] || r.time_first < tf[i])
             tf[i] = r.time_first;
         if (!want[i] || r.time_last > tl[i])
@@ -707,12 +717,8 @@ static void test_totals(void **state) {
     for (int i = 0; i < TRIPLES; i++) {
         if (!want[i])
             continue;
-        pdns_record r = {0};
-        r.rrname = (pdns_str){tnames[i], strlen(tnames[i])};
-        r.rdata = (pdns_str){"192.0.2.1", 9};
-        r.rrtype = (uint16_t)(i % 2 ? 1 : 28);
-        r.count = 1;
-        r.time_first = r.time_last = 1700050000;
+        pdns_record r = totals_rec(tnames[i], (uint16_t)(i % 2 ? 1 : 28), "192.0.2.1", 1,
+                                   1700050000, 1700050000);
         assert_int_equal(totals_apply(replay, &r, NULL), 0);
         assert_int_equal(r.count, want[i] + 1);
         assert_int_equal(r.time_first, tf[i] < 1700050000 ? tf[i] : 1700050000);
@@ -723,11 +729,7 @@ static void test_totals(void **state) {
     for (int i = 0; i < 5000; i++) {
         char nm[32];
         snprintf(nm, sizeof(nm), "x%d.test", i);
-        pdns_record r = {0};
-        r.rrname = (pdns_str){nm, strlen(nm)};
-        r.rdata = (pdns_str){"192.0.2.9", 9};
-        r.rrtype = 1;
-        r.count = (uint64_t)i + 1;
+        pdns_record r = totals_rec(nm, 1, "192.0.2.9", (uint64_t)i + 1, 0, 0);
         assert_int_equal(totals_apply(small, &r, NULL), 0);
         assert_int_equal(r.count, (uint64_t)i + 1);
     }
@@ -737,21 +739,14 @@ static void test_totals(void **state) {
     for (int i = 4999; i >= 0; i--) {
         char nm[32];
         snprintf(nm, sizeof(nm), "x%d.test", i);
-        pdns_record r = {0};
-        r.rrname = (pdns_str){nm, strlen(nm)};
-        r.rdata = (pdns_str){"192.0.2.9", 9};
-        r.rrtype = 1;
+        pdns_record r = totals_rec(nm, 1, "192.0.2.9", 0, 0, 0);
         assert_int_equal(totals_apply(small, &r, NULL), 0);
         assert_true(r.count == 0 || r.count == (uint64_t)i + 1); /* its own, or forgotten */
         kept += r.count != 0;
     }
     assert_true(kept > 0 && kept <= 1000);
     /* counts saturate */
-    pdns_record big = {0};
-    big.rrname = (pdns_str){"big.test", 8};
-    big.rdata = (pdns_str){"192.0.2.2", 9};
-    big.rrtype = 1;
-    big.count = PDNS_COUNT_MAX;
+    pdns_record big = totals_rec("big.test", 1, "192.0.2.2", PDNS_COUNT_MAX, 0, 0);
     assert_int_equal(totals_apply(t, &big, NULL), 0);
     big.count = PDNS_COUNT_MAX;
     assert_int_equal(totals_apply(t, &big, NULL), 0);
