@@ -827,7 +827,20 @@ def test_signed_stream_through_a_partners_d4core(relay_factory, redis_server, wo
     for name in ("sensor-a", "sensor-b"):
         stream(a, name, batch("q3", 10))
     r = redis_server.client()
-    assert a.wait_for(lambda: any(b"q3.test" in v for v in r.lrange(key, 0, -1)), 20)
+    # the fake d4-core pushes a frame line by line: alter a line only once
+    # the batch is whole (its trailer is the newest line) and nothing more
+    # arrives, or the LSET below could hit a line that moved meanwhile
+    last = [None, 0.0]
+
+    def whole():
+        vals = r.lrange(key, 0, -1)
+        if not (vals and vals[0].startswith(b'{"pdns_relay_batch"') and
+                any(b"q3.test" in v for v in vals)):
+            return False
+        if last[0] != len(vals):
+            last[0], last[1] = len(vals), time.time()
+        return time.time() - last[1] >= 1.0
+    assert a.wait_for(whole, 30)
     vals = r.lrange(key, 0, -1)
     i = next(i for i, v in enumerate(vals) if b"q3.test" in v)
     r.lset(key, i, vals[i].replace(b"10.7.", b"10.6.", 1))
