@@ -161,6 +161,11 @@ static int read_secret(pctx *c, const char *path, const char *file,
     struct stat st;
     uint8_t buf[4096];
     int fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && c->d->keys_may_be_missing) {
+        WARN(c, path, "key file %s does not exist yet (at least 32 secret bytes, mode "
+             "0600, before the relay loads this policy)", file);
+        return 0;
+    }
     if (fd < 0) {
         ERR(c, path, "key file %s: %s", file, strerror(errno));
         return -1;
@@ -644,7 +649,11 @@ static int load_endpoint(pctx *c, json_t *root, policy *p) {
     }
     if (p->hmac_key_file[0]) {
         struct stat st;
-        if (stat(p->hmac_key_file, &st) < 0) {
+        if (stat(p->hmac_key_file, &st) < 0 && errno == ENOENT && c->d->keys_may_be_missing) {
+            WARN(c, "endpoint.hmac_key_file", "key file %s does not exist yet (the D4 "
+                 "HMAC key the partner issued, mode 0600, before the relay loads this "
+                 "policy)", p->hmac_key_file);
+        } else if (stat(p->hmac_key_file, &st) < 0) {
             ERR(c, "endpoint.hmac_key_file", "key file %s: %s", p->hmac_key_file,
                 strerror(errno));
             rc = -1;

@@ -55,6 +55,8 @@ typedef struct policy_diag {
     policy_msg *m;
     size_t n, cap;
     size_t errors, warnings;
+    int keys_may_be_missing;  /* in: a key file not there yet is a warning
+                               * (policy check without --strict) */
 } policy_diag;
 
 void policy_diag_free(policy_diag *d);

@@ -25,6 +25,9 @@ typedef struct cfgctx {
     size_t len;
     char *err;
     size_t errlen;
+    /* config_load_keys_optional: a key file that does not exist yet is
+     * told here as a warning, not an error */
+    void (*warn)(const char *msg);
 } cfgctx;
 
 /* Records "FILE:LINE:COL: key 'PATH': message" and returns -1. */
@@ -44,6 +47,27 @@ __attribute__((format(printf, 3, 4))) static int fail(cfgctx *c,
     else
         snprintf(c->err, c->errlen, "%s:%d:%d: %s", c->file, line, col, msg);
     return -1;
+}
+
+/* A sensor or partner key file: read, or (keys optional, the file not
+ * there yet) a warning. Returns 0, or -1 as fail. */
+static int key_file(cfgctx *c, const char *path, const char *file, uint8_t **key,
+                    size_t *keylen) {
+    char msg[512];
+    struct stat st;
+    if (c->warn && stat(file, &st) < 0 && errno == ENOENT) {
+        char w[1024];
+        int line, col;
+        jsonpos_find(c->text, c->len, path, &line, &col);
+        snprintf(w, sizeof(w), "%s:%d:%d: warning: key '%s': key file %s does not exist "
+                 "yet (create it, mode 0600, before the relay runs)", c->file, line, col,
+                 path, file);
+        c->warn(w);
+        return 0;
+    }
+    if (config_read_key_file(file, key, keylen, msg, sizeof(msg)) < 0)
+        return fail(c, path, "%s", msg);
+    return 0;
 }
 
 static void join(char *out, size_t n, const char *path, const char *key) {
@@ -274,7 +298,7 @@ static int load_sensors(cfgctx *c, relay_config *cfg, json_t *arr) {
     static const char *const keys[] = {"uuid", "name", "key_file", "layout",
                                        "separator", "timezone", "organisation",
                                        "group", NULL};
-    char path[64], p[96], msg[512];
+    char path[64], p[96];
     if (!json_is_array(arr))
         return fail(c, "sensors", "must be an array");
     cfg->sensors = calloc(json_array_size(arr) + 1, sizeof(relay_sensor));
@@ -314,9 +338,8 @@ static int load_sensors(cfgctx *c, relay_config *cfg, json_t *arr) {
         snprintf(p, sizeof(p), "%s.key_file", path);
         if (!s->key_file[0])
             return fail(c, path, "missing \"key_file\"");
-        if (config_read_key_file(s->key_file, &s->key, &s->keylen, msg,
-                                 sizeof(msg)) < 0)
-            return fail(c, p, "%s", msg);
+        if (key_file(c, p, s->key_file, &s->key, &s->keylen) < 0)
+            return -1;
         cfg->n_sensors++;
     }
     return 0;
@@ -633,9 +656,8 @@ static int load_partners_in(cfgctx *c, relay_config *cfg, json_t *arr) {
         if (batch_read_public_key(pub, s->pubkey, msg, sizeof(msg)) < 0)
             return fail(c, p, "%s", msg);
         snprintf(p, sizeof(p), "%s.key_file", path);
-        if (config_read_key_file(s->key_file, &s->key, &s->keylen, msg,
-                                 sizeof(msg)) < 0)
-            return fail(c, p, "%s", msg);
+        if (key_file(c, p, s->key_file, &s->key, &s->keylen) < 0)
+            return -1;
         s->is_partner = 1;
         csv_layout_init(&s->layout, NULL, NULL, msg, sizeof(msg));
         cfg->n_partners_in++;
@@ -708,8 +730,20 @@ static void defaults(relay_config *cfg) {
     cfg->stream_replay_bytes = 64u << 20;
 }
 
-int config_load(relay_config *cfg, const char *path, char *err,
-                size_t errlen) {
+static int load(relay_config *cfg, const char *path, char *err, size_t errlen,
+                void (*warn)(const char *msg));
+
+int config_load(relay_config *cfg, const char *path, char *err, size_t errlen) {
+    return load(cfg, path, err, errlen, NULL);
+}
+
+int config_load_keys_optional(relay_config *cfg, const char *path, char *err,
+                              size_t errlen, void (*warn)(const char *msg)) {
+    return load(cfg, path, err, errlen, warn);
+}
+
+static int load(relay_config *cfg, const char *path, char *err, size_t errlen,
+                void (*warn)(const char *msg)) {
     static const char *const keys[] = {
         "relay_id", "log_level", "stats_interval", "d4", "http", "admin", "redis",
         "sensors", "d4core", "ingest", "mixer", "policies", "signing_key",
@@ -722,7 +756,7 @@ int config_load(relay_config *cfg, const char *path, char *err,
     static const char *const ingest_keys[] = {"keep_addresses",
                                               "keep_errors", "output_file",
                                               NULL};
-    cfgctx c = {.file = path, .err = err, .errlen = errlen};
+    cfgctx c = {.file = path, .err = err, .errlen = errlen, .warn = warn};
     json_error_t je;
     json_t *root = NULL, *o;
     char *text = NULL, level[16] = "info";

@@ -110,6 +110,12 @@ typedef struct relay_config {
 int config_load(relay_config *cfg, const char *path, char *err,
                 size_t errlen);
 
+/* The same, for a check on a machine that may not have the secrets: a
+ * sensor or partner key file that does not exist is passed to warn as
+ * "FILE:LINE:COLUMN: warning: ..." instead of failing (its key is NULL). */
+int config_load_keys_optional(relay_config *cfg, const char *path, char *err,
+                              size_t errlen, void (*warn)(const char *msg));
+
 /* Parses "HOST:PORT" or "[V6]:PORT". Returns 0, or -1. */
 int config_parse_addr(const char *s, cfg_addr *a);
 

@@ -23,7 +23,7 @@
 #include "share.h"
 
 const char cmd_policy_help[] =
-    "usage: pdns-relay policy check [-c CONFIG] FILE...\n"
+    "usage: pdns-relay policy check [-c CONFIG] [--strict] FILE...\n"
     "       pdns-relay policy preview --policy FILE [-c CONFIG] [--explain NAME]\n"
     "                                 [--seed N] [--layout L] [--separator S]\n"
     "                                 [SENSOR=]INPUT...\n"
@@ -32,7 +32,8 @@ const char cmd_policy_help[] =
     "check    validates policy files: every error as FILE:LINE:COLUMN: message,\n"
     "         and warnings for risky settings. Exit 0 when all are valid. With\n"
     "         -c, sensor, organisation and group names are checked against the\n"
-    "         relay's configuration.\n"
+    "         relay's configuration. Key files that do not exist yet (the\n"
+    "         operator's secrets) are warnings; with --strict, errors.\n"
     "preview  runs the mixer (the relay's settings from -c, else the defaults)\n"
     "         in simulated time over passivedns CSV or COF input and prints, as\n"
     "         COF, exactly what this partner would receive; then a summary of\n"
@@ -56,11 +57,13 @@ typedef struct penv {
     char **names;
 } penv;
 
-static int penv_init(penv *e, const char *conf) {
+/* warn: given, key files that do not exist yet are warnings told there */
+static int penv_init(penv *e, const char *conf, void (*warn)(const char *msg)) {
     char err[1024];
     memset(e, 0, sizeof(*e));
     if (conf) {
-        if (config_load(&e->cfg, conf, err, sizeof(err)) < 0) {
+        if ((warn ? config_load_keys_optional(&e->cfg, conf, err, sizeof(err), warn)
+                  : config_load(&e->cfg, conf, err, sizeof(err))) < 0) {
             fprintf(stderr, "policy: %s\n", err);
             return -1;
         }
@@ -135,18 +138,23 @@ static void print_diag(const policy_diag *d) {
 
 /* ---- check -------------------------------------------------------------------- */
 
-static int do_check(const char *conf, int argc, char **argv) {
+static void print_warning(const char *msg) {
+    fprintf(stderr, "%s\n", msg);
+}
+
+static int do_check(const char *conf, int strict, int argc, char **argv) {
     penv e;
     int bad = 0;
     if (argc < 1) {
         fputs(cmd_policy_help, stderr);
         return 2;
     }
-    if (penv_init(&e, conf) < 0)
+    if (penv_init(&e, conf, strict ? NULL : print_warning) < 0)
         return 1;
     policy **loaded = calloc((size_t)argc, sizeof(*loaded));
     for (int i = 0; i < argc; i++) {
         policy_diag d = {0};
+        d.keys_may_be_missing = !strict;
         policy *p = policy_load(argv[i], e.have_cfg ? &e.env : NULL, &d);
         print_diag(&d);
         if (p)
@@ -190,7 +198,7 @@ static int do_diff(const char *conf, int argc, char **argv) {
         fputs(cmd_policy_help, stderr);
         return 2;
     }
-    if (penv_init(&e, conf) < 0)
+    if (penv_init(&e, conf, NULL) < 0)
         return 1;
     for (int i = 0; i < 2; i++) {
         policy_diag d = {0};
@@ -387,7 +395,7 @@ static int do_preview(int argc, char **argv) {
         fprintf(stderr, "policy preview: %s\n", err);
         return 2;
     }
-    if (penv_init(&pv.e, conf) < 0)
+    if (penv_init(&pv.e, conf, NULL) < 0)
         return 1;
     /* the inputs, each from its sensor */
     for (int i = optind; i < argc; i++) {
@@ -499,13 +507,21 @@ int cmd_policy(int argc, char **argv) {
     const char *sub = argv[1];
     if (strcmp(sub, "preview") == 0)
         return do_preview(argc - 1, argv + 1);
-    int i = 2;
-    if (i + 1 < argc && (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)) {
-        conf = argv[i + 1];
-        i += 2;
+    int i = 2, strict = 0;
+    for (int more = 1; more;) {
+        more = 0;
+        if (i + 1 < argc && (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)) {
+            conf = argv[i + 1];
+            i += 2;
+            more = 1;
+        } else if (i < argc && strcmp(argv[i], "--strict") == 0) {
+            strict = 1;
+            i++;
+            more = 1;
+        }
     }
     if (strcmp(sub, "check") == 0)
-        return do_check(conf, argc - i, argv + i);
+        return do_check(conf, strict, argc - i, argv + i);
     if (strcmp(sub, "diff") == 0)
         return do_diff(conf, argc - i, argv + i);
     fprintf(stderr, "policy: no subcommand '%s'\n\n%s", sub, cmd_policy_help);

@@ -143,11 +143,22 @@ def test_policy_check_preview_diff(tmp_path):
 
 
 def test_shipped_examples_are_valid(tmp_path):
-    """conf/partners/*.json pass `policy check` against the example config,
-    once the key files they name exist (they are the operator's secrets)."""
+    """conf/partners/*.json pass `policy check` against the example config
+    as shipped: the key files they name (the operator's secrets) do not
+    exist yet, which is a warning with its place, an error with --strict;
+    once the keys exist, they pass --strict too."""
     import shutil
     conf = os.path.join(os.path.dirname(__file__), "..", "..", "conf")
     shutil.copytree(conf, tmp_path / "conf")
+    files = sorted(str(p) for p in (tmp_path / "conf" / "partners").glob("*.json"))
+    cfg = str(tmp_path / "conf" / "relay.example.json")
+    p = run("policy", "check", "-c", cfg, *files)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.count(": ok: partner") == 3
+    assert "relay.example.json:37:7: warning: key 'sensors[0].key_file'" in p.stderr
+    assert "trusted-csirt.json:27:3: warning: 'pseudonym_key_file': key file" in p.stderr
+    assert "does not exist yet" in p.stderr
+    assert run("policy", "check", "--strict", "-c", cfg, *files).returncode == 1
     keys = tmp_path / "conf" / "keys"  # the examples name ../keys/
     keys.mkdir()
     for k in ("csirt-north.hmac.key", "csirt-north.pseudonym.key", "vendor-intel.hmac.key"):
@@ -157,11 +168,10 @@ def test_shipped_examples_are_valid(tmp_path):
     for s in ("sensor-a", "sensor-b", "sensor-c"):
         (tmp_path / "conf" / (s + ".key")).write_text("secret\n")
         (tmp_path / "conf" / (s + ".key")).chmod(0o600)
-    files = sorted(str(p) for p in (tmp_path / "conf" / "partners").glob("*.json"))
     assert len(files) == 3
-    p = run("policy", "check", "-c", str(tmp_path / "conf" / "relay.example.json"), *files)
+    p = run("policy", "check", "--strict", "-c", cfg, *files)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.count(": ok: partner") == 3
+    assert p.stdout.count(": ok: partner") == 3 and "does not exist" not in p.stderr
 
 
 # ---- signed batches: verify, independently of the C code ----------------------
