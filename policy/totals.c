@@ -92,7 +92,7 @@ static void delete_at(totals *t, size_t i) {
  * that follow key's home slot. */
 static void evict_near(totals *t, const uint8_t key[TOTALS_KEY]) {
     size_t best = SIZE_MAX, seen = 0;
-    for (size_t i = home(t, key); seen < 8; i = (i + 1) & t->mask)
+    for (size_t i = home(t, key); seen < 8 && seen < t->n; i = (i + 1) & t->mask)
         if (t->s[i].used) {
             if (best == SIZE_MAX || t->s[i].used < t->s[best].used)
                 best = i;
@@ -102,22 +102,25 @@ static void evict_near(totals *t, const uint8_t key[TOTALS_KEY]) {
     t->evicted++;
 }
 
-/* The slot for a new triple (the table has room after an eviction). */
-static slot *take(totals *t, const uint8_t key[TOTALS_KEY]) {
+/* The slot for a new triple: s, the empty slot find gave, or (the table
+ * full) where it goes once one is forgotten, which may move the run. */
+static slot *take(totals *t, const uint8_t key[TOTALS_KEY], slot *s) {
     int found;
-    if (t->n >= t->max)
+    if (t->n >= t->max) {
         evict_near(t, key);
+        s = find(t, key, &found);
+    }
     t->n++;
-    return find(t, key, &found);
+    return s;
 }
 
-int totals_apply(totals *t, pdns_record *r, totals_entry *out) {
+void totals_apply(totals *t, pdns_record *r, totals_entry *out) {
     uint8_t key[TOTALS_KEY];
     int found;
     totals_key(r, key);
     slot *s = find(t, key, &found);
     if (!found) {
-        s = take(t, key);
+        s = take(t, key, s);
         memcpy(s->e.key, key, TOTALS_KEY);
         s->e.count = 0;
         s->e.time_first = r->time_first;
@@ -134,17 +137,15 @@ int totals_apply(totals *t, pdns_record *r, totals_entry *out) {
     r->time_last = s->e.time_last;
     if (out)
         *out = s->e;
-    return 0;
 }
 
-int totals_set(totals *t, const totals_entry *e) {
+void totals_set(totals *t, const totals_entry *e) {
     int found;
     slot *s = find(t, e->key, &found);
     if (!found)
-        s = take(t, e->key);
+        s = take(t, e->key, s);
     s->e = *e;
     s->used = ++t->tick;
-    return 0;
 }
 
 void totals_each(const totals *t, void (*fn)(void *ctx, const totals_entry *e),

@@ -41,12 +41,11 @@ void totals_key(const pdns_record *r, uint8_t key[TOTALS_KEY]);
 
 /* Adds r's count and times to its triple's totals and writes the totals
  * back into r (count saturating as pdns_count_add). Fills *out, when not
- * NULL, with the triple's new totals (for the journal). Returns 0. */
-int totals_apply(totals *t, pdns_record *r, totals_entry *out);
+ * NULL, with the triple's new totals (for the journal). */
+void totals_apply(totals *t, pdns_record *r, totals_entry *out);
 
-/* Sets a triple's totals, as a journal replay does (the last one wins).
- * Returns 0. */
-int totals_set(totals *t, const totals_entry *e);
+/* Sets a triple's totals, as a journal replay does (the last one wins). */
+void totals_set(totals *t, const totals_entry *e);
 
 /* Calls fn with every triple's totals (for a snapshot). */
 void totals_each(const totals *t, void (*fn)(void *ctx, const totals_entry *e),

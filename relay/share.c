@@ -517,8 +517,8 @@ static void emit(void *vctx, const policy_out *o) {
     totals_entry te;
     c->line.len = 0;
     if (pt->tot) {
-        if (totals_apply(pt->tot, &r, &te) < 0 ||
-            pdns_buf_append(&pt->tot_pending, &te, sizeof(te)) < 0)
+        totals_apply(pt->tot, &r, &te);
+        if (pdns_buf_append(&pt->tot_pending, &te, sizeof(te)) < 0)
             return;
     }
     if (cof_encode(&r, o->cof_flags, &c->line) < 0)

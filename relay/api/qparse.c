@@ -11,13 +11,14 @@
 #include <time.h>
 
 #include <idn2.h>
+#include <sodium.h>
 
 #include "record.h"
 #include "rrtype.h"
 
-/* Checks a name in presentation format: at most 255 bytes, labels at most
- * 63 (an escape counts as the one byte it stands for), and makes it
- * canonical into out. Returns its length, or 0 with err. */
+/* Checks a name in presentation format (UTF-8 becomes A-labels) and makes
+ * it canonical into out, as pdns_name_canon does every record's name.
+ * Returns its length, or 0 with err. */
 static size_t check_name(const char *q, size_t len, char *out, char *err,
                          size_t errlen) {
     const char *why;
@@ -47,42 +48,13 @@ static size_t check_name(const char *q, size_t len, char *out, char *err,
         idn2_free(ace);
         return 0;
     }
-    /* one spelling of each name: no empty label, the root is "." */
-    int empty = 0;
-    for (size_t i = 0, label = 0; len > 1 && i < len && !empty; i++) {
-        if (q[i] == '\\') { /* an escaped dot is not a label boundary */
-            i++;
-            label++;
-        } else if (q[i] == '.') {
-            empty = label == 0;
-            label = 0;
-        } else {
-            label++;
-        }
-    }
-    if (empty) {
-        snprintf(err, errlen, "bad name: an empty label");
-        idn2_free(ace);
-        return 0;
-    }
     memcpy(out, q, len);
     idn2_free(ace);
+    /* one spelling of each name, as every record's: no empty label,
+     * labels of at most 63 bytes, at most 255 on the wire */
     if (pdns_name_canon(out, &len, &why) < 0) {
         snprintf(err, errlen, "bad name: %s", why);
         return 0;
-    }
-    size_t label = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (out[i] == '.') {
-            label = 0;
-            continue;
-        }
-        if (out[i] == '\\') /* \DDD or \X: one byte */
-            i += (i + 3 < len && out[i + 1] >= '0' && out[i + 1] <= '9') ? 3 : 1;
-        if (++label > 63) {
-            snprintf(err, errlen, "label longer than 63 bytes");
-            return 0;
-        }
     }
     out[len] = '\0';
     return len;
@@ -200,6 +172,22 @@ static int is_address(const char *q, size_t len) {
     return inet_pton(AF_INET, tmp, a) == 1;
 }
 
+/* An address or a prefix, "ADDRESS/LENGTH" or, as DNSDB and dnsdbq write
+ * it, "ADDRESS,LENGTH": 0, -1 with err, or 1 when q is neither (a name). */
+static int parse_address(qparse *p, const char *q, size_t len, char *err, size_t errlen) {
+    char cidr[64];
+    const char *comma = memchr(q, ',', len);
+    if (comma && len < sizeof(cidr)) {
+        memcpy(cidr, q, len);
+        cidr[len] = '\0'; /* parse_ip reads the length with strtol */
+        cidr[comma - q] = '/';
+        q = cidr;
+    }
+    if (!looks_ip(q, len) || !is_address(q, len))
+        return 1;
+    return parse_ip(p, q, len, err, errlen);
+}
+
 /* A lookup of one name's hash (kind "" for its triples, "e" for its error
  * lines). */
 static int one_name(qparse *p, const char *q, size_t len, const char *kind,
@@ -228,16 +216,11 @@ int qparse_query(qparse *p, const char *q, size_t len, int form, char *err,
     }
     if (form == QP_ERRORS) /* one name, exactly */
         return one_name(p, q, len, "e", "errors", err, errlen);
-    if (form == QP_QUERY && len < 64 && memchr(q, ',', len)) {
-        /* ADDRESS,LENGTH: the prefix as dnsdbq sends it (DNSDB's form) */
-        char cidr[64];
-        memcpy(cidr, q, len);
-        *(char *)memchr(cidr, ',', len) = '/';
-        if (looks_ip(cidr, len))
-            return parse_ip(p, cidr, len, err, errlen);
+    if (form == QP_QUERY) {
+        int rc = parse_address(p, q, len, err, errlen);
+        if (rc != 1)
+            return rc;
     }
-    if (form == QP_QUERY && looks_ip(q, len) && is_address(q, len))
-        return parse_ip(p, q, len, err, errlen);
     if (rdata) {
         if (!(n = check_name(q, len, name, err, errlen)))
             return -1;
@@ -353,20 +336,10 @@ int qparse_time(qparse *p, const char *name, const char *value, char *err,
     return 0;
 }
 
-/* A name in DNS wire format, as hex, to presentation format in out (at
- * most 255 bytes of wire). Returns the length, or 0. */
-static size_t wire_name(const char *hex, size_t hl, char *out, size_t outlen) {
-    uint8_t w[256];
-    size_t n = 0, o = 0, i = 0;
-    if (hl % 2 || hl / 2 > sizeof(w))
-        return 0;
-    for (size_t k = 0; k < hl; k += 2) {
-        char b[3] = {hex[k], hex[k + 1], 0};
-        char *end;
-        w[n++] = (uint8_t)strtoul(b, &end, 16);
-        if (*end)
-            return 0;
-    }
+/* A name in DNS wire format to presentation format in out. Returns the
+ * length, or 0. */
+static size_t wire_name(const uint8_t *w, size_t n, char *out, size_t outlen) {
+    size_t o = 0, i = 0;
     while (i < n && w[i]) {
         size_t l = w[i++];
         if (l > 63 || i + l > n)
@@ -433,23 +406,18 @@ int qparse_dnsdb(qparse *p, const char *path, dnsdb_path *d, char *err,
     size_t vl = strlen(val);
     int rc;
     if (strcmp(how, "raw") == 0) {
-        uint8_t ab[16];
-        size_t bytes = vl / 2;
-        if (d->rdata && (bytes == 4 || bytes == 16) && vl % 2 == 0) {
-            for (size_t k = 0; k < bytes; k++) {
-                char b[3] = {val[2 * k], val[2 * k + 1], 0};
-                char *end;
-                ab[k] = (uint8_t)strtoul(b, &end, 16);
-                if (*end) {
-                    snprintf(err, errlen, "raw: want hex");
-                    return -1;
-                }
-            }
-            if (!inet_ntop(bytes == 4 ? AF_INET : AF_INET6, ab, name, sizeof(name)))
+        uint8_t w[256];
+        size_t bytes;
+        if (sodium_hex2bin(w, sizeof(w), val, vl, NULL, &bytes, NULL) != 0 || bytes * 2 != vl) {
+            snprintf(err, errlen, "raw: want hex, at most 256 bytes");
+            return -1;
+        }
+        if (d->rdata && (bytes == 4 || bytes == 16)) {
+            if (!inet_ntop(bytes == 4 ? AF_INET : AF_INET6, w, name, sizeof(name)))
                 return -1;
             rc = parse_ip(p, name, strlen(name), err, errlen);
         } else {
-            size_t n = wire_name(val, vl, name, sizeof(name));
+            size_t n = wire_name(w, bytes, name, sizeof(name));
             if (!n) {
                 snprintf(err, errlen, "raw: want the hex of a name in DNS wire format%s",
                          d->rdata ? " (or of 4 or 16 address bytes)" : "");
@@ -460,19 +428,10 @@ int qparse_dnsdb(qparse *p, const char *path, dnsdb_path *d, char *err,
     } else if (strcmp(how, "name") == 0) {
         rc = qparse_query(p, val, vl, d->rdata ? QP_RDATA : QP_NAME, err, errlen);
     } else if (strcmp(how, "ip") == 0 && d->rdata) {
-        if (vl >= sizeof(name)) {
+        if ((rc = parse_address(p, val, vl, err, errlen)) == 1) {
             snprintf(err, errlen, "not an IP address");
             return -1;
         }
-        strcpy(name, val);
-        char *comma = strchr(name, ',');
-        if (comma)
-            *comma = '/';
-        if (!looks_ip(name, vl)) {
-            snprintf(err, errlen, "not an IP address");
-            return -1;
-        }
-        rc = parse_ip(p, name, vl, err, errlen);
     } else {
         snprintf(err, errlen, "unknown DNSDB lookup \"%.20s/%.20s\" (rrset: name or raw; "
                  "rdata: name, ip or raw)", part[1], how);
@@ -480,7 +439,7 @@ int qparse_dnsdb(qparse *p, const char *path, dnsdb_path *d, char *err,
     }
     if (rc < 0)
         return -1;
-    if (np >= 5 && part[4][0] && strcasecmp(part[4], "ANY") != 0) {
+    if (np >= 5 && part[4][0]) { /* "ANY": every type (qparse_rrtypes) */
         const char *types = strcasecmp(part[4], "ANY-DNSSEC") == 0
                                 ? "DS,RRSIG,NSEC,DNSKEY,NSEC3,NSEC3PARAM,DLV" : part[4];
         if (qparse_rrtypes(p, types, err, errlen) < 0)

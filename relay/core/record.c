@@ -247,6 +247,10 @@ int pdns_name_canon(char *s, size_t *lenp, const char **why) {
         *why = "empty name";
         return -1;
     }
+    if (len > 1 && s[len - 1] == '.' && s[len - 2] == '.' && (len < 3 || s[len - 3] != '\\')) {
+        *why = "name has an empty label"; /* "name..", ".." */
+        return -1;
+    }
     if (len > 1 && s[len - 1] == '.' && s[len - 2] != '\\')
         len--;
     if (len > 1024) {

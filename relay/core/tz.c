@@ -7,15 +7,21 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "buf.h"
+
 #define TZ_FROM 0LL                  /* 1970-01-01 */
 #define TZ_UNTIL 4102444800LL        /* 2100-01-01 */
 #define TZ_MAX_ZONES 64
 
+typedef struct span {
+    int64_t start;            /* the UTC second this offset starts (INT64_MIN: always) */
+    int32_t off;              /* seconds east of UTC */
+} span;
+
 struct pdns_tz {
     char name[64];
-    size_t n;
-    int64_t *start;           /* UTC second each offset starts; start[0] = INT64_MIN */
-    int32_t *off;             /* seconds east of UTC */
+    size_t n, cap;
+    span *v;                  /* in time order */
 };
 
 static pdns_tz *zones[TZ_MAX_ZONES];
@@ -28,28 +34,19 @@ static long offset_at(time_t t) {
     return tm.tm_gmtoff;
 }
 
-static int push(pdns_tz *z, size_t *cap, int64_t start, long off) {
-    if (z->n == *cap) {
-        size_t c = *cap ? *cap * 2 : 64;
-        int64_t *s = realloc(z->start, c * sizeof(*s));
-        if (s)
-            z->start = s;
-        int32_t *o = s ? realloc(z->off, c * sizeof(*o)) : NULL;
-        if (!o)
-            return -1;
-        z->off = o;
-        *cap = c;
-    }
-    z->start[z->n] = start;
-    z->off[z->n++] = (int32_t)off;
+static int push(pdns_tz *z, int64_t start, long off) {
+    span *v = pdns_grow(z->v, &z->cap, z->n, sizeof(*v), 64);
+    if (!v)
+        return -1;
+    z->v = v;
+    z->v[z->n++] = (span){start, (int32_t)off};
     return 0;
 }
 
 /* The zone's table, TZ set to it meanwhile. */
 static int build(pdns_tz *z) {
-    size_t cap = 0;
     long prev = offset_at((time_t)TZ_FROM);
-    if (push(z, &cap, INT64_MIN, prev) < 0)
+    if (push(z, INT64_MIN, prev) < 0)
         return -1;
     for (int64_t day = TZ_FROM + 86400; day <= TZ_UNTIL; day += 86400) {
         long now = offset_at((time_t)day);
@@ -63,7 +60,7 @@ static int build(pdns_tz *z) {
             else
                 hi = mid;
         }
-        if (push(z, &cap, hi, now) < 0)
+        if (push(z, hi, now) < 0)
             return -1;
         prev = now;
     }
@@ -113,8 +110,7 @@ const pdns_tz *pdns_tz_get(const char *name, char *err, size_t errlen) {
     tzset();
     free(saved);
     if (rc < 0) {
-        free(z->start);
-        free(z->off);
+        free(z->v);
         free(z);
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -125,10 +121,10 @@ const pdns_tz *pdns_tz_get(const char *name, char *err, size_t errlen) {
 
 /* The index of the offset in force at UTC second t. */
 static size_t at(const pdns_tz *z, int64_t t) {
-    size_t lo = 0, hi = z->n; /* start[lo] <= t < start[hi] */
+    size_t lo = 0, hi = z->n; /* v[lo].start <= t < v[hi].start */
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
-        if (z->start[mid] <= t)
+        if (z->v[mid].start <= t)
             lo = mid;
         else
             hi = mid;
@@ -140,16 +136,16 @@ int64_t pdns_tz_to_utc(const pdns_tz *z, int64_t local) {
     /* offsets lie within a day of UTC: try each offset in force near
      * there, earliest first */
     size_t i = at(z, local - 86400), best = i;
-    for (; i < z->n && z->start[i] <= local + 86400; i++) {
-        int64_t u = local - z->off[i];
-        if (u < z->start[i])
+    for (; i < z->n && z->v[i].start <= local + 86400; i++) {
+        int64_t u = local - z->v[i].off;
+        if (u < z->v[i].start)
             continue;
         best = i;
-        if (i + 1 == z->n || u < z->start[i + 1])
+        if (i + 1 == z->n || u < z->v[i + 1].start)
             return u;
     }
     /* in the skipped hour: the offset in force before the change */
-    return local - z->off[best];
+    return local - z->v[best].off;
 }
 
 const char *pdns_tz_name(const pdns_tz *tz) { return tz->name; }

@@ -531,7 +531,6 @@ typedef struct wreq {
 
 static void mark_sent(dpartner *dp);
 static void send_next(dpartner *dp);
-static void flush_pending(dpartner *dp);
 
 static void on_written(uv_write_t *req, int status) {
     wreq *w = (wreq *)req;

@@ -336,6 +336,8 @@ static int canon_ref(char *s, size_t *lenp, const char **why) {
     int esc[1100];
     if (len == 0)
         return *why = "empty", -1;
+    if (len > 1 && s[len - 1] == '.' && s[len - 2] == '.' && (len < 3 || s[len - 3] != '\\'))
+        return *why = "label", -1;
     if (len > 1 && s[len - 1] == '.' && s[len - 2] != '\\')
         len--;
     if (len > 1024)
