@@ -649,11 +649,12 @@ static int load_endpoint(pctx *c, json_t *root, policy *p) {
     }
     if (p->hmac_key_file[0]) {
         struct stat st;
-        if (stat(p->hmac_key_file, &st) < 0 && errno == ENOENT && c->d->keys_may_be_missing) {
+        int missing = stat(p->hmac_key_file, &st) < 0;
+        if (missing && errno == ENOENT && c->d->keys_may_be_missing) {
             WARN(c, "endpoint.hmac_key_file", "key file %s does not exist yet (the D4 "
                  "HMAC key the partner issued, mode 0600, before the relay loads this "
                  "policy)", p->hmac_key_file);
-        } else if (stat(p->hmac_key_file, &st) < 0) {
+        } else if (missing) {
             ERR(c, "endpoint.hmac_key_file", "key file %s: %s", p->hmac_key_file,
                 strerror(errno));
             rc = -1;

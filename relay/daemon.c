@@ -151,6 +151,11 @@ static void log_listening(const relay *r) {
              r->cfg.n_sensors, r->cfg.n_queues, machine);
 }
 
+/* Tells systemd (Type=notify) the relay does its work; no-op elsewhere. */
+static void notify_ready(const relay *r) {
+    sd_notifyf(0, "READY=1\nSTATUS=ready: relay_id %s", r->cfg.relay_id);
+}
+
 /* Logs "ready" once the relay first can do its work (GET /readyz tells the
  * same at any time). */
 static void note_ready(relay *r) {
@@ -160,8 +165,7 @@ static void note_ready(relay *r) {
         return;
     logged = 1;
     log_info("ready");
-    /* systemd (Type=notify): the unit is started now; no-op elsewhere */
-    sd_notifyf(0, "READY=1\nSTATUS=ready: relay_id %s", r->cfg.relay_id);
+    notify_ready(r);
 }
 
 static void on_tick(uv_timer_t *t) {
@@ -284,7 +288,7 @@ static void on_signal(uv_signal_t *h, int signum) {
         reload(r);
         share_reload(&r->sh);
         deliver_sync(r->deliver);
-        sd_notifyf(0, "READY=1\nSTATUS=ready: relay_id %s", r->cfg.relay_id);
+        notify_ready(r);
         return;
     }
     if (r->stopping)

@@ -249,6 +249,19 @@ static int cursor_open(query_req *q, char *err, size_t errlen) {
     return 0;
 }
 
+/* DNSDB's streaming format (SAF): the first line, and the last, which says
+ * whether the answer is all there is (with the cursor to go on, if any). */
+#define SAF_BEGIN "{\"cond\":\"begin\"}\n"
+
+static int saf_end(pdns_buf *b, int more, const char *cursor) {
+    if (!more)
+        return pdns_buf_printf(b, "{\"cond\":\"succeeded\"}\n");
+    if (cursor && cursor[0])
+        return pdns_buf_printf(b, "{\"cond\":\"limited\",\"msg\":\"more results: ask "
+                               "again with the cursor\",\"cursor\":\"%s\"}\n", cursor);
+    return pdns_buf_printf(b, "{\"cond\":\"limited\",\"msg\":\"Result limit reached\"}\n");
+}
+
 static void answer(query_req *q, const redisReply *rep) {
     query_api *api = q->api;
     const redisReply *cur = rep->element[0];
@@ -265,7 +278,7 @@ static void answer(query_req *q, const redisReply *rep) {
     if (q->json)
         rc |= pdns_buf_append(q->body, "[", 1);
     else if (q->saf)
-        rc |= pdns_buf_append(q->body, "{\"cond\":\"begin\"}\n", 17);
+        rc |= pdns_buf_append(q->body, SAF_BEGIN, strlen(SAF_BEGIN));
     for (size_t i = 1; i + 4 < rep->elements; i += 5)
         rc |= put_triple(q, rep->element + i);
     if (q->json) {
@@ -273,12 +286,7 @@ static void answer(query_req *q, const redisReply *rep) {
             q->body->len--; /* the last comma */
         rc |= pdns_buf_append(q->body, "]\n", 2);
     } else if (q->saf) {
-        if (cursor_out[0])
-            rc |= pdns_buf_printf(q->body, "{\"cond\":\"limited\",\"msg\":\"more "
-                                  "results: ask again with the cursor\",\"cursor\":\"%s\"}\n",
-                                  cursor_out);
-        else
-            rc |= pdns_buf_printf(q->body, "{\"cond\":\"succeeded\"}\n");
+        rc |= saf_end(q->body, cursor_out[0] != '\0', cursor_out);
     }
     const char *hdrs[5] = {NULL, NULL, NULL, NULL, NULL};
     if (cursor_out[0]) {
@@ -308,7 +316,7 @@ static void answer_dnsdb(query_req *q, const redisReply *rep) {
     size_t blen = strlen(q->dd.bailiwick);
     int rc = 0;
     q->body->len = LWS_PRE;
-    rc |= pdns_buf_append(q->body, "{\"cond\":\"begin\"}\n", 17);
+    rc |= pdns_buf_append(q->body, SAF_BEGIN, strlen(SAF_BEGIN));
     for (size_t i = 1; i + 4 < rep->elements; i += 5) {
         pdns_record rec;
         if (!read_triple(rep->element + i, &rec))
@@ -337,8 +345,7 @@ static void answer_dnsdb(query_req *q, const redisReply *rep) {
         rc |= pdns_buf_printf(q->body, "{\"obj\":{\"count\":%llu,\"num_results\":%zu,"
                               "\"time_first\":%lld,\"time_last\":%lld}}\n",
                               (unsigned long long)total, n, (long long)tf, (long long)tl);
-    rc |= pdns_buf_printf(q->body, more ? "{\"cond\":\"limited\",\"msg\":\"Result limit "
-                                          "reached\"}\n" : "{\"cond\":\"succeeded\"}\n");
+    rc |= saf_end(q->body, more, NULL);
     count(q->api, q->ep, 200, q->t0_us);
     if (rc < 0 || http_respond(q->wsi, q->body, 200, "application/x-ndjson", NULL) < 0)
         lws_set_timeout(q->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);

@@ -549,60 +549,45 @@ static int master_of(uint16_t t) {
 /* Canonicalises a master-file rdata in place (its names as owner names
  * are, its numbers checked): shrinks only. Returns 0, or -1. */
 static int master_canon(int m, char *rdata, size_t *lenp, const char **why) {
-    const char *bad = master[m].why;
-    char out[1100];
     size_t len = *lenp, o = 0, i = 0;
     int f = 0;
-    if (len >= sizeof(out)) {
-        *why = bad;
-        return -1;
-    }
+    /* token by token, each moved left to where it goes and made canonical
+     * there: a name only shrinks */
     while (i < len) {
         size_t s = i;
         while (i < len && rdata[i] != ' ')
             i++;
-        char tok[1100];
         size_t tl = i - s;
-        if (!tl || f >= master[m].fields) {
-            *why = bad;
-            return -1;
-        }
-        memcpy(tok, rdata + s, tl);
+        if (!tl || f >= master[m].fields)
+            goto bad;
+        if (o)
+            rdata[o++] = ' ';
+        char *tok = memmove(rdata + o, rdata + s, tl);
         if (master[m].name_mask >> f & 1) {
             const char *w;
-            if (pdns_name_canon(tok, &tl, &w) < 0) {
-                *why = bad;
-                return -1;
-            }
+            if (pdns_name_canon(tok, &tl, &w) < 0)
+                goto bad;
         } else {
             uint64_t v = 0;
             for (size_t k = 0; k < tl; k++) {
-                if (tok[k] < '0' || tok[k] > '9' || v > 0xffffffffULL) {
-                    *why = bad;
-                    return -1;
-                }
+                if (tok[k] < '0' || tok[k] > '9' || v > 0xffffffffULL)
+                    goto bad;
                 v = v * 10 + (uint64_t)(tok[k] - '0');
             }
-            if (v > (master[m].type == PDNS_RR_SOA ? 0xffffffffULL : 0xffffULL)) {
-                *why = bad;
-                return -1;
-            }
+            if (v > (master[m].type == PDNS_RR_SOA ? 0xffffffffULL : 0xffffULL))
+                goto bad;
         }
-        if (o)
-            out[o++] = ' ';
-        memcpy(out + o, tok, tl);
         o += tl;
         f++;
-        if (i < len)
-            i++; /* the space */
+        i++; /* the space, if any */
     }
-    if (f != master[m].fields) {
-        *why = bad;
-        return -1;
-    }
-    memcpy(rdata, out, o);
+    if (f != master[m].fields)
+        goto bad;
     *lenp = o;
     return 0;
+bad:
+    *why = master[m].why;
+    return -1;
 }
 
 int pdns_rdata_field_is_name(uint16_t rrtype, int field) {

@@ -76,10 +76,11 @@ static const char move_cof_script[] =
     "return out\n";
 
 /* The oldest batch is stored: its lines (the ARGV[1] oldest, rightmost)
- * and its id leave together. */
+ * and its id leave together; a batch read without an id (ids that did not
+ * match the lines) takes the whole id list with it (ARGV[2] "all"). */
 static const char trim_script[] =
     "redis.call('LTRIM', KEYS[1], 0, -tonumber(ARGV[1]) - 1)\n"
-    "redis.call('RPOP', KEYS[2])\n"
+    "if ARGV[2] == 'all' then redis.call('DEL', KEYS[2]) else redis.call('RPOP', KEYS[2]) end\n"
     "return 1\n";
 
 /* What an earlier run left in the processing list: the number of units,
@@ -131,6 +132,7 @@ struct queue_consumer {
     struct {
         size_t q, n;
         uint64_t mark;
+        int no_id;             /* read without an id: its trim clears the ids */
     } pend[MAX_PENDING];
     size_t npend;
 };
@@ -175,6 +177,7 @@ static void take_unit(queue_consumer *qc, size_t qi, const char *id, redisReply 
         qc->pend[qc->npend].q = qi;
         qc->pend[qc->npend].n = n;
         qc->pend[qc->npend].mark = mark;
+        qc->pend[qc->npend].no_id = !id[0];
         qc->npend++;
     }
 }
@@ -182,8 +185,8 @@ static void take_unit(queue_consumer *qc, size_t qi, const char *id, redisReply 
 /* Reads a recovery's reply: units oldest first, the lines newest first.
  * Counts that do not add up to the lines (a list from before a crash in
  * the middle of a trim cannot, but an edited one can) make the lines one
- * unit without an id: read at least once. */
-static void take_recovered(queue_consumer *qc, size_t qi, redisReply *rep) {
+ * unit without an id: read at least once. Returns the number of lines. */
+static size_t take_recovered(queue_consumer *qc, size_t qi, redisReply *rep) {
     queue_state *q = &qc->q[qi];
     size_t units = (size_t)strtoul(rep->element[0]->str, NULL, 10);
     if (units + 1 > rep->elements)
@@ -200,7 +203,7 @@ static void take_recovered(queue_consumer *qc, size_t qi, redisReply *rep) {
             log_warn("queue: %s: the processing list's batch ids do not match its %zu "
                      "lines; they are read again as one batch", q->src, nl);
         take_unit(qc, qi, "", lines, nl, 1);
-        return;
+        return nl;
     }
     size_t end = nl; /* the oldest unit is at the end of the list */
     for (size_t u = 0; u < units; u++) {
@@ -212,6 +215,7 @@ static void take_recovered(queue_consumer *qc, size_t qi, redisReply *rep) {
         take_unit(qc, qi, id, lines + end - c, c, 1);
         end -= c;
     }
+    return nl;
 }
 
 /* A move's (or a recovery's) reply: the lines are ingested and stored;
@@ -238,9 +242,7 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
     size_t n = rep->elements - 1;
     if (recovering) {
         q->recovered = 1;
-        take_recovered(qc, qc->cur, rep);
-        size_t units = (size_t)strtoul(rep->element[0]->str, NULL, 10);
-        n = units < rep->elements ? rep->elements - 1 - units : 0;
+        n = take_recovered(qc, qc->cur, rep);
         qc->in->m.queue_recovered += n;
         if (n)
             log_info("queue: %s: recovered %zu lines left by an earlier run",
@@ -268,8 +270,9 @@ static void trim_stored(queue_consumer *qc) {
             return;
         queue_state *q = &qc->q[qc->pend[0].q];
         qc->in->m.queue_batches++;
-        redisAsyncCommand(qc->rc.ac, NULL, NULL, "EVAL %s 2 %s %s %llu", trim_script,
-                          q->proc, q->proc_id, (unsigned long long)qc->pend[0].n);
+        redisAsyncCommand(qc->rc.ac, NULL, NULL, "EVAL %s 2 %s %s %llu %s", trim_script,
+                          q->proc, q->proc_id, (unsigned long long)qc->pend[0].n,
+                          qc->pend[0].no_id ? "all" : "one");
         memmove(qc->pend, qc->pend + 1, (qc->npend - 1) * sizeof(qc->pend[0]));
         qc->npend--;
     }

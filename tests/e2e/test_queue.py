@@ -170,5 +170,14 @@ def test_recovery_takes_each_batch_once(redis_server, relay_factory, workdir):
         # and the marker keeps the last two ids applied
         assert st.get("st:qapplied:e2e:" + SRC).decode().split() == \
             ["cccc000000000003", "bbbb000000000002"]
+        relay.stop()
+        # ids that do not match the lines (an edited list): read once as
+        # one batch, and the id list goes with it
+        q.lpush(PROC, *lines(3, 400))
+        q.lpush(PROC + ":id", "dddd000000000004 5", "eeee000000000005 1")
+        relay.start()
+        assert relay.wait_for(lambda: q.llen(PROC) == 0 and not q.exists(PROC + ":id"), 20)
+        assert relay.wait_for(lambda: int(st.hget("st:info", "records") or 0) == 9, 10)
+        assert "do not match its 3 lines" in relay.log_text()
     finally:
         store.stop()
