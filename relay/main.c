@@ -13,6 +13,7 @@ static const struct command {
     const char *help;
     const char *summary;
 } commands[] = {
+    {"init", cmd_init, cmd_init_help, "make a new deployment's configuration and keys"},
     {"run", cmd_run, cmd_run_help, "run the relay daemon"},
     {"convert", cmd_convert, cmd_convert_help,
      "convert passivedns CSV to COF NDJSON"},

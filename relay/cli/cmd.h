@@ -11,6 +11,14 @@ int cmd_keygen(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_passwd(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+
+#include <stddef.h>
+#include <sys/types.h>
+/* Writes len bytes to path, created with mode (never replacing a file). */
+int cmd_write_new_file(const char *path, const void *data, size_t len, mode_t mode);
+/* An Ed25519 key pair as PREFIX.key (0600) and PREFIX.pub; its id. */
+int cmd_write_keypair(const char *prefix, char key_id[17]);
 
 extern const char cmd_run_help[];
 extern const char cmd_convert_help[];
@@ -20,5 +28,6 @@ extern const char cmd_keygen_help[];
 extern const char cmd_verify_help[];
 extern const char cmd_import_help[];
 extern const char cmd_passwd_help[];
+extern const char cmd_init_help[];
 
 #endif

@@ -41,6 +41,31 @@ const char cmd_verify_help[] =
     "                 batch SEQ\n"
     "  --proof FILE   check such a proof: the record is part of a signed batch\n";
 
+/* Writes PREFIX.key (secret, 0600, never replacing a file) and PREFIX.pub;
+ * key_id gets the key id. Returns 0, or -1 with the reason on stderr. */
+int cmd_write_keypair(const char *prefix, char key_id[17]) {
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+    char path[1024], hex[2 * crypto_sign_SECRETKEYBYTES + 2];
+    crypto_sign_keypair(pk, sk);
+    snprintf(path, sizeof(path), "%s.key", prefix);
+    sodium_bin2hex(hex, sizeof(hex), sk, sizeof(sk));
+    sodium_memzero(sk, sizeof(sk));
+    size_t n = strlen(hex);
+    hex[n++] = '\n';
+    int r = cmd_write_new_file(path, hex, n, 0600);
+    sodium_memzero(hex, sizeof(hex));
+    if (r < 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s.pub", prefix);
+    sodium_bin2hex(hex, sizeof(hex), pk, sizeof(pk));
+    n = strlen(hex);
+    hex[n++] = '\n';
+    if (cmd_write_new_file(path, hex, n, 0644) < 0)
+        return -1;
+    batch_key_id(pk, key_id);
+    return 0;
+}
+
 int cmd_keygen(int argc, char **argv) {
     const char *prefix = NULL;
     for (int i = 1; i < argc; i++)
@@ -50,33 +75,9 @@ int cmd_keygen(int argc, char **argv) {
         fputs(cmd_keygen_help, stderr);
         return 2;
     }
-    uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
-    char path[1024], hex[2 * crypto_sign_SECRETKEYBYTES + 2], id[17];
-    crypto_sign_keypair(pk, sk);
-    snprintf(path, sizeof(path), "%s.key", prefix);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        fprintf(stderr, "keygen: %s: %s\n", path, strerror(errno));
-        sodium_memzero(sk, sizeof(sk));
+    char id[17];
+    if (cmd_write_keypair(prefix, id) < 0)
         return 1;
-    }
-    sodium_bin2hex(hex, sizeof(hex), sk, sizeof(sk));
-    size_t n = strlen(hex);
-    hex[n++] = '\n';
-    int ok = write(fd, hex, n) == (ssize_t)n;
-    close(fd);
-    sodium_memzero(sk, sizeof(sk));
-    sodium_memzero(hex, sizeof(hex));
-    snprintf(path, sizeof(path), "%s.pub", prefix);
-    FILE *f = ok ? fopen(path, "w") : NULL;
-    if (!f) {
-        fprintf(stderr, "keygen: cannot write %s\n", path);
-        return 1;
-    }
-    sodium_bin2hex(hex, sizeof(hex), pk, sizeof(pk));
-    fprintf(f, "%s\n", hex);
-    fclose(f);
-    batch_key_id(pk, id);
     printf("key id %s: %s.key (secret, 0600), %s.pub (public)\n", id, prefix, prefix);
     return 0;
 }

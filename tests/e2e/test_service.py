@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN
+from conftest import BIN, free_port, wait_port
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
@@ -98,3 +98,69 @@ def test_man_page_lints_and_names_every_command():
         assert c in text, c
     for sig in ("SIGHUP", "SIGTERM"):
         assert sig in text
+
+
+def test_init_then_check_then_run(redis_server, tmp_path):
+    """`pdns-relay init DIR` makes a deployment that passes `policy check
+    --strict` as made and runs: its first sensor, with the uuid and key
+    init wrote, sends a line over TLS verified against init's certificate,
+    and the record is stored. Secrets are 0600 in a 0700 directory; a
+    second init on the same DIR is refused and changes nothing."""
+    import json
+    import time
+    d = tmp_path / "etc"
+    p = subprocess.run([BIN, "init", "--relay-id", "r1", "--tls-name", "localhost", str(d)],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert "sensor-1" in p.stdout and "fingerprint" in p.stdout
+    assert os.stat(d / "keys").st_mode & 0o777 == 0o700
+    for f in ("relay.key", "tls.key", "sensor-1.key"):
+        assert os.stat(d / "keys" / f).st_mode & 0o777 == 0o600, f
+    readme = (d / "README").read_text()
+    for f in os.listdir(d / "keys"):
+        assert f.split(".")[0] in readme, f
+    before = {f: (d / "keys" / f).read_bytes() for f in os.listdir(d / "keys")}
+    again = subprocess.run([BIN, "init", str(d)], capture_output=True, text=True)
+    assert again.returncode == 1 and "exists" in again.stderr
+    assert before == {f: (d / "keys" / f).read_bytes() for f in os.listdir(d / "keys")}
+
+    cfg = d / "relay.json"
+    check = subprocess.run([BIN, "policy", "check", "--strict", "-c", str(cfg),
+                            str(d / "partners" / "open-data.json")],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    # the operator's edits: where Redis is, and free ports for this test
+    conf = json.loads(cfg.read_text())
+    d4_port, http_port, admin_port = (free_port() for _ in range(3))
+    conf["redis"] = "redis://127.0.0.1:%d/0" % redis_server.port
+    conf["d4"]["listen"] = "127.0.0.1:%d" % d4_port
+    conf["http"]["listen"] = "127.0.0.1:%d" % http_port
+    conf["admin"]["listen"] = "127.0.0.1:%d" % admin_port
+    cfg.write_text(json.dumps(conf))
+    uuid = conf["sensors"][0]["uuid"]
+    relay = subprocess.Popen([BIN, "run", "-c", str(cfg)], stdout=subprocess.DEVNULL,
+                             stderr=open(tmp_path / "relay.log", "w"))
+    try:
+        wait_port(http_port, relay)
+        wait_port(d4_port, relay)
+        line = "1795930000.000000||10.0.0.1||10.0.0.2||IN||init-test.example.||A||192.0.2.7||300||1\n"
+        s = subprocess.run([BIN, "send", "--host", "localhost", "--port", str(d4_port),
+                            "--uuid", uuid, "--key-file", str(d / "keys" / "sensor-1.key"),
+                            "--ca", str(d / "keys" / "tls.crt")], input=line,
+                           capture_output=True, text=True, timeout=30)
+        assert s.returncode == 0, s.stderr
+        import urllib.request
+        deadline = time.time() + 30
+        while True:
+            try:
+                body = urllib.request.urlopen(
+                    "http://127.0.0.1:%d/query/init-test.example" % http_port).read().decode()
+            except OSError:
+                body = ""
+            if "192.0.2.7" in body or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        assert "192.0.2.7" in body, (tmp_path / "relay.log").read_text()
+    finally:
+        relay.terminate()
+        assert relay.wait(15) == 0
