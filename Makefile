@@ -54,7 +54,7 @@ pdns-relay: $(BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 # Lua scripts for Redis, compiled in as C strings
 $(BUILD)/gen/%.lua.h: relay/store/lua/%.lua
@@ -142,7 +142,7 @@ run:
 	./scripts/demo.sh
 
 # make install [PREFIX=/usr/local] [DESTDIR=] [SYSCONFDIR=/etc]: the binary,
-# the systemd unit, the man page, and the example configuration and
+# the systemd unit, the man pages, the documentation, and the example configuration and
 # policies under SYSCONFDIR/pdns-relay (copy relay.example.json to
 # relay.json and edit it); the state directory /var/lib/pdns-relay (0700).
 # Build first (`make`); INSTALL_BIN says which binary to install.
@@ -152,11 +152,14 @@ INSTALL_BIN ?= $(BIN)
 install:
 	@test -x $(INSTALL_BIN) || { echo "make install: no $(INSTALL_BIN): run make first" >&2; exit 1; }
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 \
+	    $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/doc/pdns-relay \
 	    $(DESTDIR)/lib/systemd/system $(DESTDIR)$(SYSCONFDIR)/pdns-relay/partners \
 	    $(DESTDIR)$(SYSCONFDIR)/pdns-relay/partners.example
 	install -d -m 0700 $(DESTDIR)$(SYSCONFDIR)/pdns-relay/keys $(DESTDIR)/var/lib/pdns-relay
 	install -m 0755 $(INSTALL_BIN) $(DESTDIR)$(PREFIX)/sbin/pdns-relay
 	install -m 0644 man/pdns-relay.8 $(DESTDIR)$(PREFIX)/share/man/man8/pdns-relay.8
+	install -m 0644 man/pdns-relay.conf.5 man/pdns-relay-policy.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/pdns-relay/
 	sed 's|/usr/sbin/pdns-relay|$(PREFIX)/sbin/pdns-relay|; s|/etc/pdns-relay|$(SYSCONFDIR)/pdns-relay|' \
 	    dist/pdns-relay.service > $(DESTDIR)/lib/systemd/system/pdns-relay.service
 	chmod 0644 $(DESTDIR)/lib/systemd/system/pdns-relay.service
@@ -164,6 +167,6 @@ install:
 	install -m 0640 conf/partners/*.json $(DESTDIR)$(SYSCONFDIR)/pdns-relay/partners.example/
 
 clean:
-	rm -rf build build-san build-fuzz pdns-relay
+	rm -rf build build-san build-fuzz build-nosimd pdns-relay
 
 -include $(CORE_OBJ:.o=.d) $(BUILD)/relay/main.d

@@ -63,7 +63,7 @@ typedef struct mixer_conf {
 
 /* Safe defaults for an open stream: 10-minute epochs, k = 2,
  * times rounded to 6 hours (the privacy benchmark shows why). See
- * README.md for what each knob does to privacy. */
+ * docs/guide.md for what each knob does to privacy. */
 void mixer_conf_defaults(mixer_conf *c);
 
 /* Checks a configuration. Returns 0, or -1 with a message in err. */

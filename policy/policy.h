@@ -1,7 +1,7 @@
 /* policy.h - one partner's sharing policy: parse, validate, evaluate,
  * pseudonymise.
  *
- * A policy is a JSON file (README.md documents every field). Semantics:
+ * A policy is a JSON file (pdns-relay-policy(5) and docs/guide.md document every field). Semantics:
  * default deny (a dimension with no allow list allows nothing); deny wins
  * over allow; where the relay's own settings (the mixer's) and the policy
  * disagree, the more restrictive wins. A record is judged on the mixer's

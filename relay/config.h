@@ -1,7 +1,7 @@
 /* config.h - the relay configuration: one struct, filled by one parser.
  *
  * The file is JSON (conf/relay.example.json; every key is described in
- * README.md). Unknown keys, wrong types and bad values are errors that
+ * pdns-relay.conf(5)). Unknown keys, wrong types and bad values are errors that
  * name FILE:LINE:COLUMN and the key. Relative paths are taken from the
  * configuration file's directory. */
 #ifndef PDNS_CONFIG_H

@@ -179,8 +179,25 @@ static void tag_of(const http_auth *a, char kind, const char *cred_s,
     crypto_generichash_final(&st, tag, 16);
 }
 
+/* The cache is set-associative: a tag may sit in any of CACHE_WAYS slots
+ * of its set, so that a few credentials whose tags share a set do not
+ * evict one another (each eviction costs an Argon2 check). */
+#define CACHE_WAYS 4
+static cache_slot *set_for(http_auth *a, const uint8_t tag[16]) {
+    unsigned sets = CACHE_SLOTS / CACHE_WAYS;
+    return &a->cache[((tag[0] | (unsigned)tag[1] << 8) % sets) * CACHE_WAYS];
+}
+
+/* The slot holding tag, else the one to fill: a free or the oldest. */
 static cache_slot *slot_for(http_auth *a, const uint8_t tag[16]) {
-    return &a->cache[(tag[0] | (unsigned)tag[1] << 8) % CACHE_SLOTS];
+    cache_slot *set = set_for(a, tag), *victim = set;
+    for (int i = 0; i < CACHE_WAYS; i++) {
+        if (sodium_memcmp(set[i].tag, tag, 16) == 0)
+            return &set[i];
+        if (set[i].until_ms < victim->until_ms)
+            victim = &set[i];
+    }
+    return victim;
 }
 
 /* A credential verified before (and not long ago): its principal. */

@@ -246,7 +246,7 @@ int cmd_init(int argc, char **argv) {
     const char *sub[] = {"keys", "partners"};
     for (size_t i = 0; i < 2; i++) {
         snprintf(p, sizeof(p), "%s/%s", dir, sub[i]);
-        if (make_dir(p, i == 0 ? 0700 : 0755) < 0)
+        if (make_dir(p, i == 0 ? 0700 : 0755) < 0 || (i == 0 && chmod(p, 0700) < 0))
             return 1;
     }
     if (!state) {

@@ -11,7 +11,7 @@
  * stops reading its sockets: TCP backpressure), below half of it the
  * on_drain callback tells them to go on. A batch whose reply was lost is
  * sent again; the script recognises it by (boot id, sequence) and does
- * not apply it twice. The schema is described in README.md ("Store"). */
+ * not apply it twice. The schema is described in docs/guide.md ("The store"). */
 #ifndef PDNS_STORE_H
 #define PDNS_STORE_H
 

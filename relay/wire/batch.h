@@ -5,7 +5,7 @@
  * carries the origin relay, the partner, a sequence number, the record
  * count, the Merkle root of the record lines, the hash of the previous
  * trailer, the policy version, the time, the TLP label, the key id and an
- * Ed25519 signature. README.md ("Signed batches") specifies every byte so
+ * Ed25519 signature. docs/formats.md ("Signed batches") specifies every byte so
  * that a partner can write a verifier from it alone:
  *
  *   H(x)        = BLAKE2b-256(x)

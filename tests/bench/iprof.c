@@ -9,7 +9,7 @@
  *
  * PROG must be linked -no-pie (its addresses then start at 0x400000). About
  * 300,000 steps a second: profile a few hundred records, not a million.
- * Used to find where the CSV parser's instructions go (README, Performance). */
+ * Used to find where the CSV parser's instructions go (docs/performance.md). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/ptrace.h>

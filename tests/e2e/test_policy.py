@@ -186,7 +186,7 @@ def H(b):
 
 
 def mth(leaves):
-    """RFC 6962 Merkle tree hash over leaf hashes, as the README specifies."""
+    """RFC 6962 Merkle tree hash over leaf hashes, as docs/formats.md specifies."""
     if not leaves:
         return H(b"")
     if len(leaves) == 1:
@@ -198,7 +198,7 @@ def mth(leaves):
 
 
 def py_verify(path, pubhex):
-    """A verifier written from the README alone: returns [(seq, count)]."""
+    """A verifier written from docs/formats.md alone: returns [(seq, count)]."""
     vk = nacl.signing.VerifyKey(bytes.fromhex(pubhex))
     key_id = H(bytes.fromhex(pubhex))[:8].hex()
     out, leaves, prev = [], [], bytes(32)

@@ -65,6 +65,9 @@ def test_make_install_layout(tmp_path):
     assert p.returncode == 0, p.stderr
     want = {"usr/sbin/pdns-relay": 0o755, "lib/systemd/system/pdns-relay.service": 0o644,
             "usr/share/man/man8/pdns-relay.8": 0o644,
+            "usr/share/man/man5/pdns-relay.conf.5": 0o644,
+            "usr/share/man/man5/pdns-relay-policy.5": 0o644,
+            "usr/share/doc/pdns-relay/guide.md": 0o644,
             "etc/pdns-relay/relay.example.json": 0o640,
             "etc/pdns-relay/partners.example/open-data.json": 0o640}
     for rel, mode in want.items():
@@ -78,6 +81,41 @@ def test_make_install_layout(tmp_path):
     v = subprocess.run([str(dest / "usr/sbin/pdns-relay"), "version"], capture_output=True,
                        text=True)
     assert v.returncode == 0 and v.stdout.startswith("pdns-relay ")
+
+
+def man_text(page):
+    import re
+    out = subprocess.run(["mandoc", "-T", "ascii", page], capture_output=True, text=True).stdout
+    return re.sub(".\b", "", out)
+
+
+def accepted_keys(source):
+    """The JSON keys a loader accepts: the string lists it checks objects
+    against (`static const char *const ...[] = {...}`)."""
+    import re
+    text = open(os.path.join(ROOT, source)).read()
+    keys = set()
+    for body in re.findall(r"static const char \*const \w+\[\] = \{(.*?)\};", text, re.S):
+        keys.update(re.findall(r'"([a-z0-9_]+)"', body))
+    return keys
+
+
+@pytest.mark.skipif(not shutil.which("mandoc"), reason="mandoc is missing")
+@pytest.mark.parametrize("page,source", [("pdns-relay.conf.5", "relay/config.c"),
+                                         ("pdns-relay-policy.5", "policy/policy.c")])
+def test_file_format_pages_lint_and_name_every_key(page, source):
+    """pdns-relay.conf(5) and pdns-relay-policy(5) pass mandoc's lint and
+    describe every key the relay's loaders accept."""
+    import re
+    path = os.path.join(ROOT, "man", page)
+    p = subprocess.run(["mandoc", "-T", "lint", "-W", "warning", path], capture_output=True,
+                       text=True)
+    assert p.returncode == 0 and not p.stdout.strip(), p.stdout + p.stderr
+    words = set(re.findall(r"[a-z0-9_]+", man_text(path)))
+    keys = accepted_keys(source)
+    assert len(keys) > 20
+    missing = sorted(k for k in keys if k not in words)
+    assert not missing, "%s does not describe %s" % (page, missing)
 
 
 @pytest.mark.skipif(not shutil.which("mandoc"), reason="mandoc is missing")
@@ -164,3 +202,24 @@ def test_init_then_check_then_run(redis_server, tmp_path):
     finally:
         relay.terminate()
         assert relay.wait(15) == 0
+
+
+def test_journal_stream_gets_priorities(relay_factory):
+    """Under systemd (stderr is the journal's stream, JOURNAL_STREAM names
+    it), each log line starts with its syslog priority, so journalctl -p
+    filters by level: <6> for info; a configuration that no longer loads on
+    SIGHUP is logged at <3> error and the relay keeps running."""
+    relay = relay_factory()
+    open(relay.log, "ab").close()
+    st = os.stat(relay.log)
+    relay.env = dict(os.environ, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino))
+    relay.start()
+    lines = relay.log_text().splitlines()
+    assert lines and all(l.startswith("<") for l in lines), lines[:3]
+    assert any(l.startswith("<6>info ") for l in lines)
+    with open(relay.config, "w") as f:
+        f.write("{ broken")
+    relay.proc.send_signal(signal.SIGHUP)
+    relay.wait_for(lambda: any(l.startswith("<3>error ") and "relay.json" in l
+                               for l in relay.log_text().splitlines()), 20)
+    assert relay.readyz()[0] == 200

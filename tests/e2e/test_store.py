@@ -909,6 +909,24 @@ def test_a_flood_of_bad_credentials_does_not_lock_out_others(redis_server, relay
     assert relay.metrics()["pdns_relay_auth_argon2_total"] == before
 
 
+def test_many_keys_each_verified_once(redis_server, relay_factory, tmp_path):
+    """64 API keys, each used once, then each again: the second round needs
+    no Argon2 check at all (the verified-credential cache keeps them all;
+    a direct-mapped cache of 1,024 slots loses one to a collision in most
+    runs)."""
+    auth = str(tmp_path / "users")
+    keys = [subprocess.run([BIN, "passwd", "--key", auth, "key%d" % i], capture_output=True,
+                           text=True, check=True).stdout.strip() for i in range(64)]
+    relay = store_relay(relay_factory, redis_server, http={"auth_file": auth, "anonymous": False})
+    for k in keys:
+        assert get_from(relay.http_port, "/info", {"X-API-Key": k})[0] == 200
+    before = relay.metrics()["pdns_relay_auth_argon2_total"]
+    assert before == 64
+    for k in keys:
+        assert get_from(relay.http_port, "/info", {"X-API-Key": k})[0] == 200
+    assert relay.metrics()["pdns_relay_auth_argon2_total"] == before
+
+
 def test_per_sensor_data_only_on_the_admin_listener(redis_server, relay_factory, tmp_path):
     """/metrics and /stats tell each sensor's activity: they are served on
     the admin listener (loopback by default), not beside the public stream

@@ -14,7 +14,7 @@
 --   an error line: key "e:<name>", field "<rrtype> <rcode>", no indexes),
 --   "r:<suffix bucket>", suffix bucket, index key ("" for none: ix:ip or
 --   a d: bucket), index member, bailiwick ("" when unknown)
--- Keys (README.md, "Store schema"):
+-- Keys (docs/guide.md, "Store schema"):
 --   n:<name>   hash "<rrtype> <rdata>" -> "<tf> <tl> <count> |<sid>|<sid>|[ <bailiwick>]"
 --   e:<name>   hash "<rrtype> <rcode>" -> the same: error lines (ingest.keep_errors)
 --   f:<hash>   zset names, bucketed by a hash of the first label (www.*)
