@@ -134,6 +134,10 @@ def test_man_page_lints_and_names_every_command():
     assert len(commands) >= 8
     for c in commands:
         assert c in text, c
+        # and every option `pdns-relay help CMD` shows
+        helptext = subprocess.run([BIN, "help", c], capture_output=True, text=True).stdout
+        for opt in set(re.findall(r"--[a-z][a-z0-9-]*", helptext)):
+            assert opt in text, "%s %s is not in pdns-relay(8)" % (c, opt)
     for sig in ("SIGHUP", "SIGTERM"):
         assert sig in text
 
