@@ -80,8 +80,12 @@ def main():
     src = os.path.join(work, "src")
     os.mkdir(src)
     step("build the package")
-    files = run(["git", "-C", ROOT, "ls-files", "-co", "--exclude-standard"]).split("\n")
-    files = [f for f in files if f and not f.startswith("build")]
+    if shutil.which("git") and os.path.isdir(os.path.join(ROOT, ".git")):
+        files = run(["git", "-C", ROOT, "ls-files", "-co", "--exclude-standard"]).split("\n")
+    else:  # a tree without git: everything but build products
+        files = [os.path.relpath(os.path.join(d, f), ROOT)
+                 for d, dirs, fs in os.walk(ROOT) for f in fs]
+    files = [f for f in files if f and not f.startswith(("build", ".git/", "pdns-relay"))]
     tar = subprocess.Popen(["tar", "-C", ROOT, "-cf", "-", "-T", "-"], stdin=subprocess.PIPE,
                            stdout=subprocess.PIPE)
     untar = subprocess.Popen(["tar", "-C", src, "-xf", "-"], stdin=tar.stdout)
