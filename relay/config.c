@@ -1,5 +1,6 @@
 /* config.c - JSON configuration loader with positioned errors. */
 #include "config.h"
+#include "rlink.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -819,14 +820,22 @@ static int load(relay_config *cfg, const char *path, char *err, size_t errlen,
     if (get_str(&c, root, "", "redis", cfg->redis_url,
                 sizeof(cfg->redis_url)) < 0)
         goto out;
-    if (config_parse_redis_url(cfg->redis_url, &cfg->redis, &cfg->redis_db) < 0) {
-        fail(&c, "redis", "want redis://HOST[:PORT][/DB]");
+    int cluster = rlink_url_kind(cfg->redis_url) == 1;
+    if (!cluster && config_parse_redis_url(cfg->redis_url, &cfg->redis, &cfg->redis_db) < 0) {
+        fail(&c, "redis", "want redis://HOST[:PORT][/DB] or "
+             "redis+cluster://HOST:PORT[,HOST:PORT...]");
         goto out;
     }
     if ((o = json_object_get(root, "store")) && load_store(&c, cfg, o) < 0)
         goto out;
+    if (!cfg->store.url[0] && cluster && cfg->store.enabled) {
+        fail(&c, "redis", "the partner outboxes run on Redis Cluster, the store not yet: "
+             "give the store one server in store.redis (redis://HOST[:PORT][/DB])");
+        goto out;
+    }
     if (!cfg->store.url[0])
-        snprintf(cfg->store.url, sizeof(cfg->store.url), "%s", cfg->redis_url);
+        snprintf(cfg->store.url, sizeof(cfg->store.url), "%s",
+                 cluster ? "redis://127.0.0.1:6379/0" : cfg->redis_url);
     if (config_store_redis(cfg, cfg->store.url) < 0) {
         fail(&c, "store.redis", "want redis://HOST[:PORT][/DB]");
         goto out;

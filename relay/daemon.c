@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "cmd.h"
 #include "config.h"
+#include "rlink.h"
 #include "d4_listener.h"
 #include "deliver.h"
 #include "http_api.h"
@@ -442,9 +443,18 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "run: listen addresses are HOST:PORT or [V6]:PORT\n");
         goto out_cfg;
     }
-    if (redis && config_parse_redis_url(redis, &r.cfg.redis, &r.cfg.redis_db) < 0) {
-        fprintf(stderr, "run: --redis wants redis://HOST[:PORT][/DB]\n");
-        goto out_cfg;
+    if (redis) {
+        int kind = rlink_url_kind(redis);
+        if (kind < 0 || (kind == 0 && config_parse_redis_url(redis, &r.cfg.redis,
+                                                             &r.cfg.redis_db) < 0)) {
+            fprintf(stderr, "run: --redis wants redis://HOST[:PORT][/DB] or "
+                    "redis+cluster://HOST:PORT[,HOST:PORT...]\n");
+            goto out_cfg;
+        }
+        /* the store follows the relay's Redis unless it has its own */
+        if (kind == 0 && strcmp(r.cfg.store.url, r.cfg.redis_url) == 0)
+            config_store_redis(&r.cfg, redis);
+        snprintf(r.cfg.redis_url, sizeof(r.cfg.redis_url), "%s", redis);
     }
     if (output)
         snprintf(r.cfg.output_file, sizeof(r.cfg.output_file), "%s", output);

@@ -27,6 +27,8 @@ static const struct command {
      "check, preview and diff partner policy files"},
     {"keygen", cmd_keygen, cmd_keygen_help,
      "make an Ed25519 key pair for signing batches"},
+    {"cluster-status", cmd_cluster_status, cmd_cluster_status_help,
+     "show the relay's Redis (or cluster) and its partner outboxes"},
     {"verify", cmd_verify, cmd_verify_help,
      "verify a stream of signed batches, or an inclusion proof"},
 };
@@ -36,8 +38,8 @@ static const struct command {
 static void usage(FILE *f) {
     fprintf(f, "usage: pdns-relay <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "  %-10s %s\n  %-10s %s\n", "help CMD", "show a command's help",
+        fprintf(f, "  %-15s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "  %-15s %s\n  %-15s %s\n", "help CMD", "show a command's help",
             "version", "print the version");
 }
 

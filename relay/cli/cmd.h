@@ -12,6 +12,7 @@ int cmd_verify(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_passwd(int argc, char **argv);
 int cmd_init(int argc, char **argv);
+int cmd_cluster_status(int argc, char **argv);
 
 #include <stddef.h>
 #include <sys/types.h>
@@ -29,5 +30,6 @@ extern const char cmd_verify_help[];
 extern const char cmd_import_help[];
 extern const char cmd_passwd_help[];
 extern const char cmd_init_help[];
+extern const char cmd_cluster_status_help[];
 
 #endif

@@ -40,11 +40,13 @@
 #include "d4.h"
 #include "deliver.h"
 #include "log.h"
-#include "rconn.h"
+#include "rlink.h"
 #include "rrtype.h"
 
 #define KEEP_SENT 64      /* batches written and not yet confirmed */
 #define PENDING_MAX (64u << 20) /* bytes of batches a partner may have waiting for Redis */
+#define NOT_KEPT UINT64_MAX     /* a batch's length in unconf when it was not kept */
+#define WAIT_MS 2000            /* on a cluster: how long a replica may take to have a batch */
 #define ACK_GRACE_MS 1000 /* acknowledged, and the link stayed up this long */
 #define ACK_POLL_MS 100
 #define BACKOFF_MAX_MS 30000  /* partner reconnects */
@@ -63,6 +65,7 @@ typedef struct dpartner {
     size_t keylen;
     uint32_t frame_max;
     char skey[256];               /* the Redis Stream */
+    char mkey[272];               /* the last seq appended in this run (same slot) */
     uv_tcp_t tcp;
     uv_connect_t creq;
     SSL *ssl;
@@ -97,6 +100,9 @@ typedef struct dpartner {
     pdns_buf pend;                /* batches made while Redis was away: for each,
                                    * seq and length (uint64_t each), then the text */
     uint64_t pend_n;
+    pdns_buf unconf;              /* appended, not yet confirmed (same layout): sent
+                                   * again, idempotently, when the link is back */
+    uint64_t unconf_n, unreplicated;
     int drop_oldest;
     int csv;                      /* format passivedns-csv: type 8, unsigned */
     int held;                     /* its policy is disabled or expired */
@@ -109,7 +115,8 @@ struct deliver {
     const relay_config *cfg;
     share *sh;
     const int *stopping;
-    rconn rc;                     /* the relay's own Redis: the outboxes */
+    rlink *rl;                    /* the relay's own Redis (or cluster): the outboxes */
+    char boot[20];                /* this run: appends are idempotent within it */
     int rc_started;
     dpartner **p;                 /* pointers: handles inside must not move */
     size_t n;
@@ -131,7 +138,7 @@ static void on_xlen(redisAsyncContext *ac, void *reply, void *priv) {
 static void on_ready(void *ctx) {
     deliver *d = ctx;
     for (size_t i = 0; i < d->n; i++) {
-        redisAsyncCommand(d->rc.ac, on_xlen, d->p[i], "XLEN %s", d->p[i]->skey);
+        rlink_command(d->rl, d->p[i]->skey, on_xlen, d->p[i], "XLEN %s", d->p[i]->skey);
         flush_pending(d->p[i]);
         kick(d->p[i]);
     }
@@ -146,10 +153,19 @@ static void on_down(void *ctx) {
 /* ---- the outbox -------------------------------------------------------------- */
 
 /* Appends a batch unless the outbox is full; when full, the policy says
- * whether the new batch is refused or the oldest dropped. One script, one
- * key: it runs unchanged on a cluster. Returns {r, batches in the outbox
- * now}: r 1 (added), 0 (refused) or 2 (added, the oldest dropped). */
+ * whether the new batch is refused or the oldest dropped. Two keys with
+ * one hash tag (the stream and the last seq appended in this run): it runs
+ * unchanged on a cluster, and a batch sent again after a lost reply or a
+ * failover is not added twice. Returns {r, batches in the outbox now}: r 1
+ * (added), 0 (refused), 2 (added, the oldest dropped), 3 (there already). */
 static const char append_script[] =
+    "local m = redis.call('GET', KEYS[2])\n"
+    "if m then\n"
+    "  local b, q = string.match(m, '^(%S+) (%d+)$')\n"
+    "  if b == ARGV[5] and tonumber(q) >= tonumber(ARGV[1]) then\n"
+    "    return {3, redis.call('XLEN', KEYS[1])}\n"
+    "  end\n"
+    "end\n"
     "local n = redis.call('XLEN', KEYS[1])\n"
     "local r = 1\n"
     "if n >= tonumber(ARGV[3]) then\n"
@@ -159,15 +175,47 @@ static const char append_script[] =
     "  r = 2\n"
     "end\n"
     "redis.call('XADD', KEYS[1], '*', 'seq', ARGV[1], 'batch', ARGV[2])\n"
+    "redis.call('SET', KEYS[2], ARGV[5] .. ' ' .. ARGV[1])\n"
     "return {r, redis.call('XLEN', KEYS[1])}\n";
+
+/* The oldest batch waiting for confirmation is confirmed. */
+static void confirm_oldest(dpartner *dp) {
+    uint64_t len;
+    if (dp->unconf.len < 16)
+        return;
+    memcpy(&len, dp->unconf.p + 8, 8);
+    size_t n = 16 + (len == NOT_KEPT ? 0 : (size_t)len);
+    memmove(dp->unconf.p, dp->unconf.p + n, dp->unconf.len - n);
+    dp->unconf.len -= n;
+    dp->unconf_n--;
+}
+
+/* On a cluster a batch is confirmed once a replica has it too (WAIT): an
+ * append the master acknowledged but never replicated before it died is
+ * sent again to the replica that took over. A replica that does not
+ * answer within the timeout: confirmed anyway, and counted. */
+static void on_wait(redisAsyncContext *ac, void *reply, void *priv) {
+    dpartner *dp = priv;
+    redisReply *rep = reply;
+    (void)ac;
+    if (!rep)
+        return; /* the master went away: sent again once the link is back */
+    if (rep->type != REDIS_REPLY_INTEGER || rep->integer < 1)
+        dp->unreplicated++;
+    confirm_oldest(dp);
+}
 
 static void on_xadd(redisAsyncContext *ac, void *reply, void *priv) {
     dpartner *dp = priv;
     redisReply *rep = reply;
     (void)ac;
-    if (!rep || rep->type == REDIS_REPLY_ERROR) {
-        log_error("deliver: partner %s: outbox append failed: %s", dp->name,
-                  rep ? rep->str : "Redis went away (the batch is in the outbox file)");
+    if (!rep)
+        return; /* Redis went away: sent again once it is back */
+    if (!rlink_is_cluster(dp->d->rl))
+        confirm_oldest(dp);
+    if (rep->type == REDIS_REPLY_ERROR) {
+        log_error("deliver: partner %s: outbox append failed: %s (the batch is in the "
+                  "outbox file)", dp->name, rep->str);
         return;
     }
     long long r = 1;
@@ -177,7 +225,7 @@ static void on_xadd(redisAsyncContext *ac, void *reply, void *priv) {
         r = rep->element[0]->integer;
         dp->outbox_len = (uint64_t)rep->element[1]->integer;
     }
-    if (r != 1) {
+    if (r != 1 && r != 3) {
         if (r == 0)
             dp->outbox_refused++;
         else
@@ -289,7 +337,7 @@ static void on_fetch(redisAsyncContext *ac, void *reply, void *priv) {
 /* Fetches the next batch to write, if the link is up and idle. */
 static void kick(dpartner *dp) {
     deliver *d = dp->d;
-    if (!dp->up || !dp->meta_sent || dp->have_cur || dp->fetching || !d->rc.ready ||
+    if (!dp->up || !dp->meta_sent || dp->have_cur || dp->fetching || !rlink_ready(d->rl) ||
         dp->nsent >= KEEP_SENT)
         return;
     /* a partner disabled or past valid_until gets nothing more, also not
@@ -307,33 +355,72 @@ static void kick(dpartner *dp) {
     if (dp->last_id[0]) {
         char from[52];
         snprintf(from, sizeof(from), "(%s", dp->last_id);
-        redisAsyncCommand(d->rc.ac, on_fetch, dp, "XRANGE %s %s + COUNT 1", dp->skey, from);
+        rlink_command(d->rl, dp->skey, on_fetch, dp, "XRANGE %s %s + COUNT 1", dp->skey,
+                      from);
     } else {
-        redisAsyncCommand(d->rc.ac, on_fetch, dp, "XRANGE %s - + COUNT 1", dp->skey);
+        rlink_command(d->rl, dp->skey, on_fetch, dp, "XRANGE %s - + COUNT 1", dp->skey);
     }
+}
+
+/* A batch (seq, text) at the end of buf, in the layout of pend and unconf. */
+static int keep_batch(pdns_buf *buf, uint64_t seq, const char *text, size_t len) {
+    uint64_t hdr[2] = {seq, len};
+    buf->max = PENDING_MAX;
+    if (pdns_buf_reserve(buf, sizeof(hdr) + len) < 0)
+        return -1;
+    pdns_buf_append(buf, hdr, sizeof(hdr));
+    pdns_buf_append(buf, text, len);
+    return 0;
 }
 
 static void append(dpartner *dp, uint64_t seq, const char *text, size_t len) {
-    redisAsyncCommand(dp->d->rc.ac, on_xadd, dp, "EVAL %s 1 %s %llu %b %llu %d",
-                      append_script, dp->skey, (unsigned long long)seq, text, len,
-                      (unsigned long long)dp->outbox_max, dp->drop_oldest);
+    deliver *d = dp->d;
+    /* beyond the bound, a place-holder keeps the confirmations in step: that
+     * batch is not sent again (it is in the outbox file) */
+    if (keep_batch(&dp->unconf, seq, text, len) < 0) {
+        uint64_t hdr[2] = {seq, NOT_KEPT};
+        dp->unconf.max = 0;
+        pdns_buf_append(&dp->unconf, hdr, sizeof(hdr));
+    }
+    dp->unconf_n++;
+    rlink_command(d->rl, dp->skey, on_xadd, dp, "EVAL %s 2 %s %s %llu %b %llu %d %s",
+                  append_script, dp->skey, dp->mkey, (unsigned long long)seq, text, len,
+                  (unsigned long long)dp->outbox_max, dp->drop_oldest, d->boot);
+    if (rlink_is_cluster(d->rl))
+        rlink_command(d->rl, dp->skey, on_wait, dp, "WAIT 1 %d", WAIT_MS);
     dp->queued++;
 }
 
-/* Redis is back: what was made meanwhile goes to the outbox, in order. */
-static void flush_pending(dpartner *dp) {
+/* Appends every batch of buf (taken over: buf is emptied first). */
+static void append_all(dpartner *dp, pdns_buf *buf) {
+    pdns_buf b = *buf;
+    memset(buf, 0, sizeof(*buf));
     size_t off = 0;
-    while (off + 16 <= dp->pend.len) {
+    while (off + 16 <= b.len) {
         uint64_t seq, len;
-        memcpy(&seq, dp->pend.p + off, 8);
-        memcpy(&len, dp->pend.p + off + 8, 8);
-        append(dp, seq, dp->pend.p + off + 16, (size_t)len);
+        memcpy(&seq, b.p + off, 8);
+        memcpy(&len, b.p + off + 8, 8);
+        if (len == NOT_KEPT) {
+            off += 16;
+            continue;
+        }
+        append(dp, seq, b.p + off + 16, (size_t)len);
         off += 16 + (size_t)len;
     }
-    if (dp->pend_n)
+    pdns_buf_free(&b);
+}
+
+/* Redis is back: what was appended but not confirmed goes again (the
+ * script adds it only if it is not there), then what was made meanwhile,
+ * in order. */
+static void flush_pending(dpartner *dp) {
+    uint64_t made = dp->pend_n;
+    dp->unconf_n = 0;
+    append_all(dp, &dp->unconf);
+    append_all(dp, &dp->pend);
+    if (made)
         log_info("deliver: partner %s: %llu batches made while Redis was away are in "
-                 "the outbox now", dp->name, (unsigned long long)dp->pend_n);
-    pdns_buf_free(&dp->pend);
+                 "the outbox now", dp->name, (unsigned long long)made);
     dp->pend_n = 0;
 }
 
@@ -345,14 +432,12 @@ void deliver_enqueue(deliver *d, const char *name, uint64_t seq,
         dpartner *dp = d->p[i];
         if (strcmp(dp->name, name) != 0)
             continue;
-        if (d->rc.ready) {
+        if (rlink_ready(d->rl)) {
             append(dp, seq, text, len);
             return;
         }
         /* Redis is away: held in memory, up to PENDING_MAX bytes a partner */
-        uint64_t hdr[2] = {seq, len};
-        dp->pend.max = PENDING_MAX;
-        if (pdns_buf_reserve(&dp->pend, sizeof(hdr) + len) < 0) {
+        if (keep_batch(&dp->pend, seq, text, len) < 0) {
             dp->outbox_refused++;
             if (pdns_mono_ms() - dp->full_logged_ms >= 60000) {
                 log_error("deliver: partner %s: Redis is away and %llu batches (%zu bytes) "
@@ -366,8 +451,6 @@ void deliver_enqueue(deliver *d, const char *name, uint64_t seq,
         if (!dp->pend_n)
             log_warn("deliver: partner %s: Redis is away: new batches wait in memory "
                      "(up to %u MiB) until it is back", name, PENDING_MAX >> 20);
-        pdns_buf_append(&dp->pend, hdr, sizeof(hdr));
-        pdns_buf_append(&dp->pend, text, len);
         dp->pend_n++;
         return;
     }
@@ -422,7 +505,7 @@ static void drop_confirmed(dpartner *dp, size_t k) {
     if (!k)
         return;
     for (size_t i = 0; i < k; i++)
-        redisAsyncCommand(d->rc.ac, NULL, NULL, "XDEL %s %s", dp->skey, dp->sent[i].id);
+        rlink_command(d->rl, dp->skey, NULL, NULL, "XDEL %s %s", dp->skey, dp->sent[i].id);
     dp->batches_confirmed += k;
     dp->outbox_len = dp->outbox_len > k ? dp->outbox_len - k : 0;
     memmove(dp->sent, dp->sent + k, (dp->nsent - k) * sizeof(dp->sent[0]));
@@ -447,7 +530,7 @@ static void confirm(dpartner *dp, enum ack_how how) {
     for (size_t i = 0; i < dp->nsent && dp->sent[i].end <= (uint64_t)acked; i++)
         if (!dp->sent[i].acked_ms)
             dp->sent[i].acked_ms = now;
-    while (k < dp->nsent && dp->sent[k].acked_ms && d->rc.ready &&
+    while (k < dp->nsent && dp->sent[k].acked_ms && rlink_ready(d->rl) &&
            (how == ACK_OURS || now - dp->sent[k].acked_ms >= ACK_GRACE_MS))
         k++;
     drop_confirmed(dp, k);
@@ -459,7 +542,7 @@ static void confirm(dpartner *dp, enum ack_how how) {
 static void confirm_seq(dpartner *dp, uint64_t seq) {
     size_t k = 0;
     dp->acks = 1;
-    while (k < dp->nsent && dp->sent[k].seq <= seq && dp->d->rc.ready)
+    while (k < dp->nsent && dp->sent[k].seq <= seq && rlink_ready(dp->d->rl))
         k++;
     drop_confirmed(dp, k);
 }
@@ -793,6 +876,8 @@ void deliver_sync(deliver *d) {
             free(dp);
             continue;
         }
+        snprintf(dp->mkey, sizeof(dp->mkey), "{pdns-relay:%s:%s}:outbox:last",
+                 d->cfg->relay_id, dp->name);
         snprintf(dp->skey, sizeof(dp->skey), "{pdns-relay:%s:%s}:outbox",
                  d->cfg->relay_id, dp->name);
         /* one TLS context per partner: it trusts that partner's CA and no
@@ -819,7 +904,7 @@ void deliver_sync(deliver *d) {
                  dp->host, dp->port, dp->skey);
         if (!d->rc_started) { /* Redis only once some partner needs it */
             d->rc_started = 1;
-            rconn_start(&d->rc);
+            rlink_start(d->rl);
         }
     }
 }
@@ -838,8 +923,16 @@ deliver *deliver_start(uv_loop_t *loop, const relay_config *cfg, share *sh,
     d->cfg = cfg;
     d->sh = sh;
     d->stopping = stopping;
-    rconn_init(&d->rc, loop, cfg->redis.host, cfg->redis.port, cfg->redis_db,
-               "deliver: Redis (partner outboxes)", stopping, on_ready, on_down, d);
+    uint8_t b[8];
+    randombytes_buf(b, sizeof(b));
+    sodium_bin2hex(d->boot, sizeof(d->boot), b, sizeof(b));
+    d->rl = rlink_new(loop, cfg->redis_url, "deliver: Redis (partner outboxes)", stopping,
+                      on_ready, on_down, d);
+    if (!d->rl) {
+        snprintf(err, errlen, "redis: cannot use %s", cfg->redis_url);
+        free(d);
+        return NULL;
+    }
     deliver_sync(d);
     return d;
 }
@@ -866,9 +959,10 @@ void deliver_stop(deliver *d) {
                       "not in its outbox (they are in the outbox file)", dp->name,
                       (unsigned long long)dp->pend_n);
         pdns_buf_free(&dp->pend);
+        pdns_buf_free(&dp->unconf);
     }
     if (d->rc_started)
-        rconn_stop(&d->rc);
+        rlink_stop(d->rl);
 }
 
 /* After the loop has closed the handles. */
@@ -880,6 +974,7 @@ void deliver_free(deliver *d) {
         free(d->p[i]);
     }
     free(d->p);
+    rlink_free(d->rl);
     free(d);
 }
 
@@ -942,5 +1037,28 @@ int deliver_metrics(const deliver *d, pdns_buf *b) {
                          offsetof(dpartner, outbox_len), 0);
     rc |= partner_series(d, b, "pdns_relay_partner_reconnects_total", "counter", NULL,
                          offsetof(dpartner, reconnects), 0);
+    if (rlink_is_cluster(d->rl)) {
+        rc |= partner_series(d, b, "pdns_relay_partner_outbox_unreplicated_total", "counter",
+                             "Batches appended on Redis Cluster that no replica confirmed within the wait (kept by the master alone).",
+                             offsetof(dpartner, unreplicated), 0);
+        rlink_stats st;
+        rlink_get_stats(d->rl, &st);
+        rc |= pdns_buf_printf(
+            b, "# HELP pdns_relay_outbox_cluster_redirects_total MOVED and ASK redirections the outboxes' Redis Cluster link followed, and TRYAGAIN/CLUSTERDOWN waits.\n"
+               "# TYPE pdns_relay_outbox_cluster_redirects_total counter\n"
+               "pdns_relay_outbox_cluster_redirects_total{kind=\"moved\"} %llu\n"
+               "pdns_relay_outbox_cluster_redirects_total{kind=\"ask\"} %llu\n"
+               "pdns_relay_outbox_cluster_redirects_total{kind=\"retry\"} %llu\n"
+               "# HELP pdns_relay_outbox_cluster_map_reads_total Slot maps read (CLUSTER SLOTS).\n"
+               "# TYPE pdns_relay_outbox_cluster_map_reads_total counter\n"
+               "pdns_relay_outbox_cluster_map_reads_total %llu\n"
+               "# TYPE pdns_relay_outbox_cluster_masters gauge\n"
+               "pdns_relay_outbox_cluster_masters %d\n"
+               "# TYPE pdns_relay_outbox_cluster_ready gauge\n"
+               "pdns_relay_outbox_cluster_ready %d\n",
+            (unsigned long long)st.moved, (unsigned long long)st.ask,
+            (unsigned long long)st.retried, (unsigned long long)st.map_reads, st.masters,
+            rlink_ready(d->rl));
+    }
     return rc ? -1 : 0;
 }

@@ -139,8 +139,9 @@ def outbox_of(relay, partner):
         return [json.loads(l) for l in f if not l.startswith('{"pdns_relay_batch"')]
 
 
-def a_and_b(relay_factory, redis_server, workdir, tmp_path):
-    """B, which takes relay-a's batches; and A (with Redis, not started yet)."""
+def a_and_b(relay_factory, redis_server, workdir, tmp_path, a_extra=None):
+    """B, which takes relay-a's batches; and A (with Redis, not started yet;
+    a_extra: more of A's configuration, such as another `redis`)."""
     (tmp_path / "a.hmac").write_bytes(A_HMAC)
     os.chmod(tmp_path / "a.hmac", 0o600)
     b = relay_factory(sensors=("sensor-c",), extra={
@@ -148,9 +149,9 @@ def a_and_b(relay_factory, redis_server, workdir, tmp_path):
         "partners_in": [{"name": "relay-a", "uuid": A_UUID, "key_file": str(tmp_path / "a.hmac"),
                          "pubkey": os.path.join(workdir, "relay.pub")}]})
     b.start()
-    a = relay_factory(redis=redis_server, extra={
+    a = relay_factory(redis=redis_server, extra=dict({
         "relay_id": "relay-a", "mixer": FAST_MIXER,
-        "policies": {"dir": "partners", "outbox_dir": "outbox"}})
+        "policies": {"dir": "partners", "outbox_dir": "outbox"}}, **(a_extra or {})))
     os.makedirs(os.path.join(a.dir, "partners"))
     return a, b
 

@@ -90,7 +90,8 @@ static void test_bad(void **state) {
         {"{" GOOD_D4 ",\n \"sensors\": [{\"uuid\": \"3f2b9c1e7a444d2e9b1f0c5a8e6d2f10\", \"key_file\": \"a.key\"},\n"
          "  {\"uuid\": \"3f2b9c1e7a444d2e9b1f0c5a8e6d2f10\", \"key_file\": \"a.key\"}]}",
          "relay.json:3:4: key 'sensors[1].uuid': uuid 3f2b9c1e7a444d2e9b1f0c5a8e6d2f10 is registered twice"},
-        {"{" GOOD_D4 ", \"redis\": \"http://x\"}", "relay.json:1:51: key 'redis': want redis://HOST[:PORT][/DB]"},
+        {"{" GOOD_D4 ", \"redis\": \"http://x\"}", "relay.json:1:51: key 'redis': want redis://HOST[:PORT][/DB] or redis+cluster://HOST:PORT[,HOST:PORT...]"},
+        {"{" GOOD_D4 ", \"redis\": \"redis+cluster://127.0.0.1:7000\"}", "relay.json:1:51: key 'redis': the partner outboxes run on Redis Cluster, the store not yet: give the store one server in store.redis (redis://HOST[:PORT][/DB])"},
         {"{" GOOD_D4 ", \"d4core\": {\"queues\": [{\"uuid\": \"0123456789abcdef0123456789abcdef\"}]}}",
          "relay.json:1:51: key 'd4core': queues need \"redis\""},
         {"{\"d4\": {\"enabled\": \"yes\"}}", "relay.json:1:9: key 'd4.enabled': must be true or false"},

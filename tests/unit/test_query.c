@@ -13,6 +13,7 @@
 
 #include "http_auth.h"
 #include "qparse.h"
+#include "rlink.h"
 #include "store.h"
 
 static void test_reverse_name(void **state) {
@@ -279,6 +280,29 @@ static void test_credential_lines(void **state) {
     assert_int_equal(http_auth_parse_line("basic bob $argon2id$x extra", &kind, name, hash, &why), -1);
 }
 
+/* Redis Cluster's key slots: the examples of its specification, and the
+ * URL forms of the relay's Redis link. */
+static void test_cluster_slots_and_urls(void **state) {
+    (void)state;
+    assert_int_equal(rlink_key_slot("123456789", 9), 0x31c3 & 16383); /* CRC16 check value */
+    assert_int_equal(rlink_key_slot("foo", 3), 12182);                /* CLUSTER KEYSLOT foo */
+    assert_int_equal(rlink_key_slot("{user1000}.following", 20),
+                     rlink_key_slot("{user1000}.followers", 20));
+    assert_int_equal(rlink_key_slot("{user1000}.following", 20), rlink_key_slot("user1000", 8));
+    /* the first {...} with something inside: "foo{}{bar}" hashes whole */
+    assert_int_equal(rlink_key_slot("foo{}{bar}", 10), 8363);
+    assert_int_equal(rlink_key_slot("foo{{bar}}zap", 13), rlink_key_slot("{bar", 4));
+    assert_int_equal(rlink_key_slot("foo{bar}{zap}", 13), rlink_key_slot("bar", 3));
+    assert_int_equal(rlink_url_kind("redis://127.0.0.1:6379/0"), 0);
+    assert_int_equal(rlink_url_kind("redis+cluster://127.0.0.1:7000"), 1);
+    assert_int_equal(rlink_url_kind("redis+cluster://a:7000,b:7001,[::1]:7002"), 1);
+    assert_int_equal(rlink_url_kind("redis+cluster://"), -1);
+    assert_int_equal(rlink_url_kind("redis+cluster://host"), -1);
+    assert_int_equal(rlink_url_kind("redis+cluster://host:0"), -1);
+    assert_int_equal(rlink_url_kind("redis+cluster://a:1,,b:2"), -1);
+    assert_int_equal(rlink_url_kind("http://x"), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reverse_name),
@@ -288,6 +312,7 @@ int main(void) {
         cmocka_unit_test(test_cidr_property),
         cmocka_unit_test(test_filters),
         cmocka_unit_test(test_credential_lines),
+        cmocka_unit_test(test_cluster_slots_and_urls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,194 @@
+/* cmd_cluster.c - `pdns-relay cluster-status`: the relay's Redis as the
+ * relay sees it (one server, or a cluster's masters and slot ranges), and
+ * each partner's outbox: batches waiting and the age of the oldest. */
+#include <dirent.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include "cmd.h"
+#include "config.h"
+#include "rlink.h"
+
+const char cmd_cluster_status_help[] =
+    "usage: pdns-relay cluster-status -c CONFIG [--timeout SECONDS]\n"
+    "\n"
+    "Connects to the relay's Redis (the configuration's redis: one server, or\n"
+    "redis+cluster:// seeds) as the relay does and prints what it sees: for a\n"
+    "cluster, each slot range and its master, up or down, and the\n"
+    "redirections followed; then each partner's outbox (policies.dir): the\n"
+    "batches waiting for delivery and the age of the oldest. Exit 0 when the\n"
+    "link became ready within the timeout (default 5 s), 1 otherwise.\n";
+
+#define PARTNERS_MAX 256
+
+typedef struct status {
+    uv_loop_t loop;
+    uv_timer_t timer;
+    rlink *l;
+    int stopping, ready, timed_out, waiting;
+    char names[PARTNERS_MAX][64];
+    long long len[PARTNERS_MAX];
+    char oldest[PARTNERS_MAX][48];
+    size_t n;
+    char relay_id[64];
+} status;
+
+static void done_one(status *st) {
+    if (--st->waiting == 0)
+        uv_stop(&st->loop);
+}
+
+typedef struct ask {
+    status *st;
+    size_t i;
+} ask;
+
+static void on_xlen(redisAsyncContext *ac, void *reply, void *priv) {
+    ask *a = priv;
+    redisReply *r = reply;
+    (void)ac;
+    a->st->len[a->i] = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    done_one(a->st);
+}
+
+static void on_first(redisAsyncContext *ac, void *reply, void *priv) {
+    ask *a = priv;
+    redisReply *r = reply;
+    (void)ac;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+        r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements >= 1 &&
+        r->element[0]->element[0]->type == REDIS_REPLY_STRING) {
+        /* a stream id is "<ms>-<n>": the oldest batch's age */
+        long long ms = atoll(r->element[0]->element[0]->str);
+        snprintf(a->st->oldest[a->i], sizeof(a->st->oldest[a->i]), "oldest %.0f s",
+                 (double)time(NULL) - (double)ms / 1000.0);
+    }
+    done_one(a->st);
+}
+
+static void on_ready(void *ctx) {
+    status *st = ctx;
+    if (st->ready)
+        return;
+    st->ready = 1;
+    static ask asks[PARTNERS_MAX];
+    char key[256];
+    st->waiting = 1;
+    for (size_t i = 0; i < st->n; i++) {
+        asks[i] = (ask){st, i};
+        snprintf(key, sizeof(key), "{pdns-relay:%s:%s}:outbox", st->relay_id, st->names[i]);
+        st->waiting += 2;
+        if (rlink_command(st->l, key, on_xlen, &asks[i], "XLEN %s", key) < 0)
+            st->waiting--;
+        if (rlink_command(st->l, key, on_first, &asks[i], "XRANGE %s - + COUNT 1", key) < 0)
+            st->waiting--;
+    }
+    done_one(st);
+}
+
+static void on_timeout(uv_timer_t *t) {
+    status *st = t->data;
+    st->timed_out = 1;
+    uv_stop(&st->loop);
+}
+
+/* The partner names of the policy files in dir. */
+static void read_partners(status *st, const char *dir) {
+    DIR *d = dir[0] ? opendir(dir) : NULL;
+    struct dirent *e;
+    while (d && (e = readdir(d)) && st->n < PARTNERS_MAX) {
+        size_t l = strlen(e->d_name);
+        if (l < 6 || strcmp(e->d_name + l - 5, ".json") != 0)
+            continue;
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        json_t *j = json_load_file(path, 0, NULL);
+        const char *name = json_string_value(json_object_get(j, "partner"));
+        if (name && strlen(name) < sizeof(st->names[0])) {
+            st->len[st->n] = -1;
+            snprintf(st->names[st->n++], sizeof(st->names[0]), "%s", name);
+        }
+        json_decref(j);
+    }
+    if (d)
+        closedir(d);
+}
+
+/* key files are not needed to look at Redis */
+static void no_warning(const char *msg) {
+    (void)msg;
+}
+
+int cmd_cluster_status(int argc, char **argv) {
+    const char *conf = NULL;
+    double timeout = 5;
+    for (int i = 1; i < argc; i++) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+            conf = argv[++i];
+        else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
+            timeout = atof(argv[++i]);
+        else {
+            fputs(cmd_cluster_status_help, stderr);
+            return 2;
+        }
+    }
+    if (!conf || timeout <= 0) {
+        fputs(cmd_cluster_status_help, stderr);
+        return 2;
+    }
+    relay_config cfg;
+    char err[1024];
+    if (config_load_keys_optional(&cfg, conf, err, sizeof(err), no_warning) < 0) {
+        fprintf(stderr, "cluster-status: %s\n", err);
+        return 1;
+    }
+    static status st;
+    memset(&st, 0, sizeof(st));
+    snprintf(st.relay_id, sizeof(st.relay_id), "%s", cfg.relay_id);
+    read_partners(&st, cfg.policy_dir);
+    uv_loop_init(&st.loop);
+    st.l = rlink_new(&st.loop, cfg.redis_url, "cluster-status", &st.stopping, on_ready, NULL,
+                     &st);
+    if (!st.l) {
+        fprintf(stderr, "cluster-status: cannot use redis %s\n", cfg.redis_url);
+        config_free(&cfg);
+        return 1;
+    }
+    uv_timer_init(&st.loop, &st.timer);
+    st.timer.data = &st;
+    uv_timer_start(&st.timer, on_timeout, (uint64_t)(timeout * 1000), 0);
+    rlink_start(st.l);
+    uv_run(&st.loop, UV_RUN_DEFAULT);
+
+    static char map[1 << 16];
+    rlink_describe(st.l, map, sizeof(map));
+    rlink_stats rs;
+    rlink_get_stats(st.l, &rs);
+    printf("redis %s: %s\n", cfg.redis_url, st.ready ? "ready" : "NOT READY");
+    if (rlink_is_cluster(st.l))
+        printf("cluster: %d masters; %llu slot maps read, %llu MOVED, %llu ASK followed\n",
+               rs.masters, (unsigned long long)rs.map_reads, (unsigned long long)rs.moved,
+               (unsigned long long)rs.ask);
+    fputs(map, stdout);
+    for (size_t i = 0; i < st.n; i++) {
+        if (st.len[i] < 0 || !st.ready)
+            printf("partner %s: outbox unknown\n", st.names[i]);
+        else
+            printf("partner %s: %lld batches waiting%s%s\n", st.names[i], st.len[i],
+                   st.oldest[i][0] ? ", " : "", st.oldest[i]);
+    }
+    st.stopping = 1;
+    rlink_stop(st.l);
+    uv_timer_stop(&st.timer);
+    uv_close((uv_handle_t *)&st.timer, NULL);
+    uv_run(&st.loop, UV_RUN_DEFAULT);
+    rlink_free(st.l);
+    uv_loop_close(&st.loop);
+    int rc = st.ready ? 0 : 1;
+    config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,248 @@
+"""The partner outboxes on a real Redis Cluster: 3 masters and 3 replicas
+on loopback (redis-server --cluster-enabled yes, `redis-cli --cluster
+create`). Relay A finds the cluster from one seed, routes each outbox
+command to the master of its key's slot, and delivers to relay B:
+- when the master holding B's outbox is killed (-9), its replica takes
+  over and B still gets every batch, none twice;
+- when B's outbox slot is moved to another master while A delivers
+  (MIGRATING/IMPORTING: ASK, then MOVED), nothing is lost or doubled.
+The store is not on the cluster yet: A runs without one here."""
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import free_port, wait_port
+from test_partners import a_and_b, batch, policy_to_b, rrnames, stream
+
+redis = pytest.importorskip("redis")
+
+
+def cluster_port():
+    """A free port whose cluster bus port (+10000) is free too."""
+    import socket
+    while True:
+        p = free_port()
+        if p + 10000 > 65535:
+            continue
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", p + 10000))
+            return p
+        except OSError:
+            continue
+
+
+class Cluster:
+    def __init__(self, workdir, n=6):
+        self.dir = os.path.join(workdir, "cluster")
+        os.makedirs(self.dir, exist_ok=True)
+        self.ports = [cluster_port() for _ in range(n)]
+        self.procs = {}
+
+    def start_node(self, port):
+        d = os.path.join(self.dir, str(port))
+        os.makedirs(d, exist_ok=True)
+        self.procs[port] = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+             "--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0",
+             "--save", "", "--appendonly", "no",
+             "--dir", d, "--logfile", os.path.join(d, "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(port, self.procs[port])
+
+    def start(self):
+        for p in self.ports:
+            self.start_node(p)
+        subprocess.run(["redis-cli", "--cluster", "create"] +
+                       ["127.0.0.1:%d" % p for p in self.ports] +
+                       ["--cluster-replicas", "1", "--cluster-yes"],
+                       check=True, capture_output=True, timeout=60)
+        self.wait_ok()
+
+    def client(self, port):
+        return redis.Redis(port=port, socket_timeout=5)
+
+    def alive(self):
+        return [p for p in self.ports if self.procs[p].poll() is None]
+
+    def wait_ok(self, timeout=60):
+        """Until every live node says cluster_state:ok and every slot has a
+        live master."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                ok = all(self.client(p).cluster("info")["cluster_state"] == "ok"
+                         for p in self.alive())
+                live = self.alive()
+                covered = sum(hi - lo + 1 for lo, hi, port in self.slots() if port in live)
+                if ok and covered == 16384:
+                    return
+            except (redis.RedisError, OSError, TypeError):
+                pass
+            time.sleep(0.2)
+        raise AssertionError("the cluster did not settle")
+
+    def slots(self):
+        """[(lo, hi, master port)] as a live node sees it."""
+        for p in self.alive():
+            try:
+                raw = self.client(p).execute_command("CLUSTER SLOTS")
+                return [(r[0], r[1], int(r[2][1])) for r in raw]
+            except (redis.RedisError, OSError):
+                continue
+        return []
+
+    def master_of(self, slot):
+        for lo, hi, port in self.slots():
+            if lo <= slot <= hi and port in self.alive():
+                return port
+        return None
+
+    def node_id(self, port):
+        return self.client(port).execute_command("CLUSTER MYID").decode()
+
+    def url(self):
+        return "redis+cluster://127.0.0.1:%d" % self.ports[0]
+
+    def stop(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+@pytest.fixture
+def cluster(workdir):
+    c = Cluster(workdir)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+OUTBOX = "{pdns-relay:relay-a:relay-b}:outbox"
+
+
+def a_and_b_on(cluster, relay_factory, workdir, tmp_path, first):
+    """B, and A with its outboxes on the cluster (no store), started; the
+    same `first` names sent by two sensors, delivered to B."""
+    a, b = a_and_b(relay_factory, None, workdir, tmp_path, a_extra={"redis": cluster.url()})
+    policy_to_b(a, b, tmp_path)
+    a.start()
+    for name in ("sensor-a", "sensor-b"):
+        stream(a, name, batch("first", first))
+    assert b.wait_for(lambda: len(rrnames(b)) == first, 30), a.log_text()[-1500:]
+    return a, b
+
+
+def slot_of(cluster, key):
+    return cluster.client(cluster.alive()[0]).cluster("keyslot", key)
+
+
+def test_outbox_survives_a_master_failover(cluster, relay_factory, workdir, tmp_path):
+    a, b = a_and_b_on(cluster, relay_factory, workdir, tmp_path, 20)
+    slot = slot_of(cluster, OUTBOX)
+    master = cluster.master_of(slot)
+    reads = a.metrics()["pdns_relay_outbox_cluster_map_reads_total"]
+    cluster.procs[master].send_signal(signal.SIGKILL)
+    cluster.procs[master].wait()
+    # batches made while the master is dead and while its replica takes over
+    for i in range(3):
+        for name in ("sensor-a", "sensor-b"):
+            # one session per sensor at a time: the next once this one is in
+            before = a.sensor_records(name)
+            stream(a, name, batch("f2-%d" % i, 10))
+            assert a.wait_for(lambda: a.sensor_records(name) == before + 10, 20)
+    cluster.wait_ok()
+    assert cluster.master_of(slot) not in (None, master)
+    assert a.metrics()["pdns_relay_outbox_cluster_masters"] == 3
+    assert b.wait_for(lambda: len(rrnames(b)) == 50, 60), a.log_text()[-2500:]
+    names = rrnames(b)
+    assert len(set(names)) == 50, "a batch arrived twice"
+    # A saw the master go and read the map again to find its replica
+    assert a.wait_for(lambda: a.metrics()["pdns_relay_outbox_cluster_map_reads_total"] > reads)
+    assert a.metrics()["pdns_relay_outbox_cluster_ready"] == 1
+    # what A sees, as an operator asks for it
+    from conftest import BIN
+    st = subprocess.run([BIN, "cluster-status", "-c", a.config], capture_output=True,
+                        text=True, timeout=30)
+    assert st.returncode == 0, st.stdout + st.stderr
+    assert "ready" in st.stdout and "cluster: 3 masters" in st.stdout
+    assert "slots 0-" in st.stdout and "16383" in st.stdout
+    assert "127.0.0.1:%d" % master not in st.stdout  # the dead master is out of the map
+    assert "partner relay-b: " in st.stdout and "batches waiting" in st.stdout
+    cluster.stop()
+    st = subprocess.run([BIN, "cluster-status", "-c", a.config, "--timeout", "1"],
+                        capture_output=True, text=True, timeout=30)
+    assert st.returncode == 1 and "NOT READY" in st.stdout
+
+
+def test_outbox_follows_its_slot_to_another_master(cluster, relay_factory, workdir, tmp_path):
+    a, b = a_and_b_on(cluster, relay_factory, workdir, tmp_path, 10)
+    slot = slot_of(cluster, OUTBOX)
+    src = cluster.master_of(slot)
+    dst = next(p for lo, hi, p in cluster.slots() if p != src)
+    src_id, dst_id = cluster.node_id(src), cluster.node_id(dst)
+    s, d = cluster.client(src), cluster.client(dst)
+    # the slot half-way: keys may be on either side (ASK redirections)
+    d.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", src_id)
+    s.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
+    for name in ("sensor-a", "sensor-b"):
+        stream(a, name, batch("m2", 10))
+    assert b.wait_for(lambda: len(rrnames(b)) == 20, 30), a.log_text()[-1500:]
+    # the outbox's key stayed on src, or was made on dst after an ASK
+    keys = s.execute_command("CLUSTER GETKEYSINSLOT", slot, 1000)
+    if keys:
+        s.execute_command("MIGRATE", "127.0.0.1", dst, "", 0, 5000, "KEYS", *keys)
+    for p in cluster.alive():
+        c = cluster.client(p)
+        if c.execute_command("ROLE")[0] == b"master":
+            c.execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
+    cluster.wait_ok()
+    # now every command for the outbox is MOVED to dst until A re-reads the map
+    for name in ("sensor-a", "sensor-b"):
+        stream(a, name, batch("m3", 10))
+    assert b.wait_for(lambda: len(rrnames(b)) == 30, 30), a.log_text()[-1500:]
+    assert len(set(rrnames(b))) == 30
+    assert a.metrics()['pdns_relay_outbox_cluster_redirects_total{kind="moved"}'] >= 1
+    assert not s.execute_command("CLUSTER COUNTKEYSINSLOT", slot)
+
+
+def test_a_batch_the_master_never_replicated_is_appended_again(cluster, relay_factory,
+                                                               workdir, tmp_path):
+    """Redis replicates asynchronously: a batch the outbox's master took
+    but never passed to its replica is gone when that master dies and the
+    replica takes over. A keeps each batch until a replica has it (WAIT)
+    and appends it again, once, to the new master: B (away meanwhile, so
+    the batch waits in the outbox) gets it after the failover."""
+    a, b = a_and_b_on(cluster, relay_factory, workdir, tmp_path, 10)
+    b.stop()
+    slot = slot_of(cluster, OUTBOX)
+    master = cluster.master_of(slot)
+    m = cluster.client(master)
+    replica = next(p for p in cluster.alive() if p != master and
+                   cluster.client(p).execute_command("ROLE")[0] == b"slave" and
+                   int(cluster.client(p).execute_command("ROLE")[2]) == master)
+    # the replica stops reading, and its link is cut: what the master takes
+    # from now on reaches no replica
+    cluster.procs[replica].send_signal(signal.SIGSTOP)
+    try:
+        m.execute_command("CLIENT KILL TYPE replica")
+        before = m.xlen(OUTBOX)
+        for name in ("sensor-a", "sensor-b"):
+            stream(a, name, batch("r2", 10))
+        assert a.wait_for(lambda: m.xlen(OUTBOX) > before, 20)
+        cluster.procs[master].send_signal(signal.SIGKILL)
+        cluster.procs[master].wait()
+    finally:
+        cluster.procs[replica].send_signal(signal.SIGCONT)
+    cluster.wait_ok()
+    assert cluster.master_of(slot) == replica
+    b.start()
+    assert b.wait_for(lambda: len(rrnames(b)) == 20, 60), a.log_text()[-2500:]
+    assert len(set(rrnames(b))) == 20
