@@ -862,3 +862,123 @@ void mixer_pool_flush_all(mixer_pool *p, int64_t now) {
     now = clock_of(p, now);
     flush(p, now, FLUSH_ALL);
 }
+
+/* ---- across a restart ------------------------------------------------------ */
+
+#define SAVE_MAGIC "pdns-relay mixer pool 1\n"
+
+typedef struct saved_triple {
+    int64_t first_seen_ms, eligible_ms, qualified_ms;
+    uint64_t count;
+    uint32_t time_first, time_last, rdata_len;
+    uint16_t rrtype, name_len, n_sensors, pad;
+} saved_triple;
+
+int mixer_pool_save(const mixer_pool *p, pdns_buf *out) {
+    uint64_t n = p->n;
+    if (pdns_buf_append(out, SAVE_MAGIC, sizeof(SAVE_MAGIC) - 1) < 0 ||
+        pdns_buf_append(out, &n, sizeof(n)) < 0)
+        return -1;
+    for (int l = 0; l < 2; l++)
+        for (const triple *t = l ? p->ready.head : p->waiting.head; t; t = t->next) {
+            saved_triple st = {t->first_seen_ms, t->eligible_ms, t->qualified_ms, t->count,
+                               t->time_first, t->time_last, t->rdata_len, t->rrtype,
+                               t->name_len, t->n_sensors, 0};
+            const uint16_t *v = t->cap_sensors > INLINE_SENSORS ? t->sensors_ext
+                                                                : t->sensors_in;
+            if (pdns_buf_append(out, &st, sizeof(st)) < 0 ||
+                pdns_buf_append(out, v, t->n_sensors * sizeof(uint16_t)) < 0 ||
+                pdns_buf_append(out, t->key, key_len(t)) < 0)
+                return -1;
+        }
+    return 0;
+}
+
+/* The pooled triple with this key, or NULL. */
+static triple *lookup(mixer_pool *p, const uint8_t *k, size_t klen) {
+    uint64_t h = hash_key(p, k, klen), tag = tag_of(h);
+    size_t mask = p->nslots - 1;
+    for (size_t i = h & mask; p->slots[i]; i = (i + 1) & mask) {
+        triple *t = slot_triple(p->slots[i]);
+        if ((p->slots[i] & TAG_MASK) == tag && key_len(t) == klen && memcmp(t->key, k, klen) == 0)
+            return t;
+    }
+    return NULL;
+}
+
+long mixer_pool_restore(mixer_pool *p, const uint8_t *data, size_t len, const int32_t *map,
+                        size_t nmap, int64_t now_ms) {
+    size_t off = sizeof(SAVE_MAGIC) - 1;
+    uint64_t n;
+    if (p->n || len < off + 8 || memcmp(data, SAVE_MAGIC, off) != 0)
+        return -1;
+    memcpy(&n, data + off, 8);
+    off += 8;
+    /* the whole snapshot is checked before anything is added */
+    size_t at = off;
+    for (uint64_t i = 0; i < n; i++) {
+        saved_triple st;
+        if (len - at < sizeof(st))
+            return -1;
+        memcpy(&st, data + at, sizeof(st));
+        size_t klen = (size_t)st.name_len + 3 + st.rdata_len;
+        size_t need = st.n_sensors * sizeof(uint16_t) + klen;
+        if (st.n_sensors == 0 || st.name_len > 1100 || st.rdata_len > 65535 ||
+            len - at - sizeof(st) < need || data[at + sizeof(st) + st.n_sensors * 2 +
+                                                 st.name_len] != 0)
+            return -1;
+        at += sizeof(st) + need;
+    }
+    if (at != len)
+        return -1;
+    long restored = 0;
+    pdns_record r;
+    memset(&r, 0, sizeof(r));
+    for (uint64_t i = 0; i < n; i++) {
+        saved_triple st;
+        memcpy(&st, data + off, sizeof(st));
+        const uint8_t *sv = data + off + sizeof(st);
+        const uint8_t *key = sv + st.n_sensors * sizeof(uint16_t);
+        off += sizeof(st) + st.n_sensors * sizeof(uint16_t) + (size_t)st.name_len + 3 +
+               st.rdata_len;
+        /* the first sensor still known enters it, the others join it */
+        triple *t = NULL;
+        for (uint16_t j = 0; j < st.n_sensors; j++) {
+            uint16_t old;
+            memcpy(&old, sv + 2 * j, 2);
+            if (old >= nmap || map[old] < 0)
+                continue;
+            uint16_t now_ix = (uint16_t)map[old];
+            if (!t) {
+                r.rrname.p = (const char *)key;
+                r.rrname.len = st.name_len;
+                r.rrtype = st.rrtype;
+                r.rdata.p = (const char *)key + st.name_len + 3;
+                r.rdata.len = st.rdata_len;
+                r.time_first = st.time_first;
+                r.time_last = st.time_last;
+                r.count = st.count;
+                if (mixer_pool_insert(p, &r, now_ix, now_ms) < 0 ||
+                    !(t = lookup(p, key, (size_t)st.name_len + 3 + st.rdata_len)))
+                    break;
+                /* its own times, not the ones an insert draws */
+                t->first_seen_ms = st.first_seen_ms;
+                t->eligible_ms = st.eligible_ms;
+                t->count = st.count;
+            } else if (add_sensor(p, t, now_ix) < 0) {
+                break;
+            }
+        }
+        if (!t)
+            continue;
+        restored++;
+        /* qualified: judged again, keeping when it first qualified */
+        list_unlink(list_of(p, t), t);
+        t->qualified_ms = meets_thresholds(p, t)
+                              ? (st.qualified_ms != NOT_QUALIFIED ? st.qualified_ms
+                                                                   : now_ms)
+                              : NOT_QUALIFIED;
+        list_push(list_of(p, t), t);
+    }
+    return restored;
+}

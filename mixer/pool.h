@@ -37,6 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "record.h"
 #include "rng.h"
 
@@ -159,6 +160,24 @@ size_t mixer_pool_triples(const mixer_pool *p);
 size_t mixer_pool_bytes(const mixer_pool *p);
 int64_t mixer_pool_next_flush(const mixer_pool *p);
 const mixer_counters *mixer_pool_counters(const mixer_pool *p);
+
+/* A pool across a restart. mixer_pool_save appends the pooled triples to
+ * out (in pool order, each with its sensors as indexes, its times, its
+ * count, when it was first seen, when its hold ends and when it qualified)
+ * in a format only mixer_pool_restore reads. Returns 0, or -1 out of
+ * memory. */
+int mixer_pool_save(const mixer_pool *p, pdns_buf *out);
+
+/* Adds the triples of a saved pool to an empty pool. map[i] is the index
+ * now of the sensor that was index i when saved, or -1 when that sensor is
+ * gone: its sightings are forgotten, and a triple no sensor is left for
+ * is not restored. Hold times and first sightings are kept as they were
+ * (the clock is the wall clock: now_ms), so nothing leaves earlier than it
+ * would have; whether a triple qualifies is judged again under the pool's
+ * configuration. Returns the number of triples restored, or -1 when data
+ * is not a saved pool (nothing is added then). */
+long mixer_pool_restore(mixer_pool *p, const uint8_t *data, size_t len, const int32_t *map,
+                        size_t nmap, int64_t now_ms);
 
 /* The anonymity figures of a set of entries (a batch): each entry gives
  * 1/n to each of its n sensors; shares are over the batch size. */

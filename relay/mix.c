@@ -4,8 +4,12 @@
  * written (as COF, with no sensor identifiers) to mixer.output_file when
  * one is set.
  *
- * The pool lives in memory: a restart forgets what it held (those records
- * stay in the local store; they are not shared). */
+ * The pool lives in memory. A clean stop saves it in state_dir/mixer.pool
+ * (its sources by name, so that a configuration with sensors added or
+ * removed maps them), and the next start restores it and removes the file
+ * at once, so that no triple can be restored, and released, twice. A
+ * kill -9 loses what the pool held (those records stay in the local store;
+ * they are not shared). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -13,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "afile.h"
 #include "clock.h"
 #include "cof.h"
 #include "ingest.h"
@@ -44,6 +49,111 @@ static void on_batch(void *ctx, const mixer_batch *b) {
     pdns_buf_free(&out);
 }
 
+#define SAVED_NAME "mixer.pool"
+#define SAVED_MAGIC "pdns-relay mixer sources"
+
+/* Source i of the mixer by kind and name: "sensor NAME", "queue NAME",
+ * "partner NAME" (config.c numbers them in this order). */
+static void source_name(const relay_config *cfg, size_t i, char *out, size_t n) {
+    if (i < cfg->n_sensors)
+        snprintf(out, n, "sensor %s", cfg->sensors[i].name);
+    else if ((i -= cfg->n_sensors) < cfg->n_queues)
+        snprintf(out, n, "queue %s", cfg->queues[i].sensor);
+    else
+        snprintf(out, n, "partner %s", cfg->partners_in[i - cfg->n_queues].name);
+}
+
+static void saved_path(const relay_config *cfg, char *out, size_t n) {
+    snprintf(out, n, "%s/%s", cfg->state_dir, SAVED_NAME);
+}
+
+/* At a clean stop: the pool, with its sources' names, in the state dir. */
+static void save_pool(mix_stage *m) {
+    const relay_config *cfg = m->cfg;
+    size_t left = mixer_pool_triples(m->pool), n = cfg->mixer.n_sensors;
+    char path[4200], name[200];
+    if (!left || !cfg->state_dir[0])
+        return;
+    saved_path(cfg, path, sizeof(path));
+    pdns_buf b = {0};
+    int rc = pdns_buf_printf(&b, "%s %zu\n", SAVED_MAGIC, n);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        source_name(cfg, i, name, sizeof(name));
+        rc = pdns_buf_printf(&b, "%s\n", name);
+    }
+    if (rc == 0 && mixer_pool_save(m->pool, &b) == 0 && pdns_afile_write(path, b.p, b.len) == 0)
+        log_info("mixer: %zu pooled triples saved in %s for the next start", left, path);
+    else
+        log_error("mixer: %zu pooled triples could not be saved in %s (%s): they are not "
+                  "shared", left, path, strerror(errno));
+    pdns_buf_free(&b);
+}
+
+/* At start: the pool a clean stop saved, its file removed at once. */
+static void restore_pool(mix_stage *m) {
+    const relay_config *cfg = m->cfg;
+    char path[4200], bad[4300], name[200];
+    if (!cfg->state_dir[0])
+        return;
+    saved_path(cfg, path, sizeof(path));
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return;
+    pdns_buf b = {0};
+    char chunk[65536];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        if (pdns_buf_append(&b, chunk, got) < 0)
+            break;
+    int read_ok = !ferror(f) && feof(f);
+    fclose(f);
+    /* the sources: one name a line after the header */
+    size_t nsaved = 0, off = 0;
+    long restored = -1;
+    int32_t *map = NULL;
+    char *nl = read_ok ? memchr(b.p, '\n', b.len) : NULL;
+    if (nl && sscanf(b.p, SAVED_MAGIC " %zu", &nsaved) == 1 && nsaved <= 65536 &&
+        (map = calloc(nsaved ? nsaved : 1, sizeof(*map)))) {
+        off = (size_t)(nl + 1 - b.p);
+        size_t i;
+        for (i = 0; i < nsaved; i++) {
+            char *e = memchr(b.p + off, '\n', b.len - off);
+            if (!e)
+                break;
+            map[i] = -1;
+            for (size_t j = 0; j < cfg->mixer.n_sensors; j++) {
+                source_name(cfg, j, name, sizeof(name));
+                if (strlen(name) == (size_t)(e - (b.p + off)) &&
+                    memcmp(name, b.p + off, strlen(name)) == 0)
+                    map[i] = (int32_t)j;
+            }
+            off = (size_t)(e + 1 - b.p);
+        }
+        if (i == nsaved)
+            restored = mixer_pool_restore(m->pool, (const uint8_t *)b.p + off, b.len - off, map,
+                                          nsaved, ingest_clock_ms());
+    }
+    free(map);
+    pdns_buf_free(&b);
+    if (restored < 0) {
+        snprintf(bad, sizeof(bad), "%s.bad", path);
+        log_error("mixer: %s is not a saved pool: set aside as %s, the pool starts empty",
+                  path, bad);
+        rename(path, bad);
+        return;
+    }
+    if (unlink(path) < 0) {
+        /* restored twice after a crash would release twice: empty it */
+        log_error("mixer: cannot remove %s (%s): the restored pool is dropped", path,
+                  strerror(errno));
+        mixer_pool_free(m->pool);
+        m->pool = mixer_pool_new(&cfg->mixer, &m->rng, on_batch, m);
+        return;
+    }
+    log_info("mixer: %ld pooled triples restored from %s (saved at the last stop)", restored,
+             path);
+}
+
 int mix_start(mix_stage *m, const relay_config *cfg, share *sh) {
     m->cfg = cfg;
     m->sh = sh;
@@ -52,6 +162,9 @@ int mix_start(mix_stage *m, const relay_config *cfg, share *sh) {
         return 0;
     mixer_rng_init_secure(&m->rng);
     m->pool = mixer_pool_new(&m->cfg->mixer, &m->rng, on_batch, m);
+    if (!m->pool)
+        return -1;
+    restore_pool(m);
     if (!m->pool)
         return -1;
     if (m->cfg->mixer_output[0]) {
@@ -92,10 +205,7 @@ void mix_tick(mix_stage *m) {
 
 void mix_stop(mix_stage *m) {
     if (m->pool) {
-        size_t left = mixer_pool_triples(m->pool);
-        if (left)
-            log_info("mixer: %zu pooled triples not shared (they were held "
-                     "for mixing; the pool is not kept across restarts)", left);
+        save_pool(m);
         mixer_pool_free(m->pool);
     }
     m->pool = NULL;

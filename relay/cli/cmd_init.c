@@ -68,7 +68,8 @@ static const char relay_json[] =
     "    \"dir\": \"partners\",\n"
     "    \"outbox_dir\": \"%s/outbox\"\n"
     "  },\n"
-    "  \"signing_key\": \"keys/relay.key\"\n"
+    "  \"signing_key\": \"keys/relay.key\",\n"
+    "  \"state_dir\": \"%s\"\n"
     "}\n";
 
 static const char open_data_json[] =
@@ -293,7 +294,7 @@ int cmd_init(int argc, char **argv) {
         return 1;
     /* relay.json last: its presence says the deployment is whole */
     char *json = NULL;
-    int jl = asprintf(&json, relay_json, relay_id, uuid, relay_id, st);
+    int jl = asprintf(&json, relay_json, relay_id, uuid, relay_id, st, st);
     snprintf(p, sizeof(p), "%s/relay.json", dir);
     if (jl < 0 || cmd_write_new_file(p, json, (size_t)jl, 0640) < 0) {
         free(json);

@@ -178,16 +178,35 @@ static const char append_script[] =
     "redis.call('SET', KEYS[2], ARGV[5] .. ' ' .. ARGV[1])\n"
     "return {r, redis.call('XLEN', KEYS[1])}\n";
 
-/* The oldest batch waiting for confirmation is confirmed. */
-static void confirm_oldest(dpartner *dp) {
-    uint64_t len;
-    if (dp->unconf.len < 16)
-        return;
-    memcpy(&len, dp->unconf.p + 8, 8);
-    size_t n = 16 + (len == NOT_KEPT ? 0 : (size_t)len);
-    memmove(dp->unconf.p, dp->unconf.p + n, dp->unconf.len - n);
-    dp->unconf.len -= n;
-    dp->unconf_n--;
+/* One append in flight: its batch is confirmed by the EVAL's reply (one
+ * Redis) or the WAIT's after it (a cluster), whichever comes last frees it. */
+typedef struct append_ctx {
+    dpartner *dp;
+    uint64_t seq;
+    int refs;
+} append_ctx;
+
+static void append_release(append_ctx *a) {
+    if (--a->refs == 0)
+        free(a);
+}
+
+/* Batch seq is in Redis (and a replica): its first entry in unconf goes. */
+static void unconf_drop(dpartner *dp, uint64_t seq) {
+    size_t off = 0;
+    while (off + 16 <= dp->unconf.len) {
+        uint64_t s, len;
+        memcpy(&s, dp->unconf.p + off, 8);
+        memcpy(&len, dp->unconf.p + off + 8, 8);
+        size_t n = 16 + (len == NOT_KEPT ? 0 : (size_t)len);
+        if (s == seq) {
+            memmove(dp->unconf.p + off, dp->unconf.p + off + n, dp->unconf.len - off - n);
+            dp->unconf.len -= n;
+            dp->unconf_n--;
+            return;
+        }
+        off += n;
+    }
 }
 
 /* On a cluster a batch is confirmed once a replica has it too (WAIT): an
@@ -195,24 +214,27 @@ static void confirm_oldest(dpartner *dp) {
  * sent again to the replica that took over. A replica that does not
  * answer within the timeout: confirmed anyway, and counted. */
 static void on_wait(redisAsyncContext *ac, void *reply, void *priv) {
-    dpartner *dp = priv;
+    append_ctx *a = priv;
     redisReply *rep = reply;
     (void)ac;
-    if (!rep)
-        return; /* the master went away: sent again once the link is back */
-    if (rep->type != REDIS_REPLY_INTEGER || rep->integer < 1)
-        dp->unreplicated++;
-    confirm_oldest(dp);
+    if (rep) { /* else the master went away: sent again once the link is back */
+        if (rep->type != REDIS_REPLY_INTEGER || rep->integer < 1)
+            a->dp->unreplicated++;
+        unconf_drop(a->dp, a->seq);
+    }
+    append_release(a);
 }
 
 static void on_xadd(redisAsyncContext *ac, void *reply, void *priv) {
-    dpartner *dp = priv;
+    append_ctx *a = priv;
+    dpartner *dp = a->dp;
     redisReply *rep = reply;
     (void)ac;
+    if (rep && !rlink_is_cluster(dp->d->rl))
+        unconf_drop(dp, a->seq);
+    append_release(a);
     if (!rep)
         return; /* Redis went away: sent again once it is back */
-    if (!rlink_is_cluster(dp->d->rl))
-        confirm_oldest(dp);
     if (rep->type == REDIS_REPLY_ERROR) {
         log_error("deliver: partner %s: outbox append failed: %s (the batch is in the "
                   "outbox file)", dp->name, rep->str);
@@ -375,19 +397,31 @@ static int keep_batch(pdns_buf *buf, uint64_t seq, const char *text, size_t len)
 
 static void append(dpartner *dp, uint64_t seq, const char *text, size_t len) {
     deliver *d = dp->d;
-    /* beyond the bound, a place-holder keeps the confirmations in step: that
-     * batch is not sent again (it is in the outbox file) */
+    int cluster = rlink_is_cluster(d->rl);
+    append_ctx *a = malloc(sizeof(*a));
+    if (!a) {
+        dp->outbox_refused++;
+        log_error("deliver: partner %s: out of memory: batch seq %llu not appended (it "
+                  "is in the outbox file)", dp->name, (unsigned long long)seq);
+        return;
+    }
+    *a = (append_ctx){dp, seq, cluster ? 2 : 1};
+    /* beyond the bound, a place-holder stands for the batch: it is not sent
+     * again (it is in the outbox file) */
     if (keep_batch(&dp->unconf, seq, text, len) < 0) {
         uint64_t hdr[2] = {seq, NOT_KEPT};
         dp->unconf.max = 0;
         pdns_buf_append(&dp->unconf, hdr, sizeof(hdr));
     }
     dp->unconf_n++;
-    rlink_command(d->rl, dp->skey, on_xadd, dp, "EVAL %s 2 %s %s %llu %b %llu %d %s",
-                  append_script, dp->skey, dp->mkey, (unsigned long long)seq, text, len,
-                  (unsigned long long)dp->outbox_max, dp->drop_oldest, d->boot);
-    if (rlink_is_cluster(d->rl))
-        rlink_command(d->rl, dp->skey, on_wait, dp, "WAIT 1 %d", WAIT_MS);
+    /* a command not sent (the link went down) stays in unconf for the next
+     * time it is up */
+    if (rlink_command(d->rl, dp->skey, on_xadd, a, "EVAL %s 2 %s %s %llu %b %llu %d %s",
+                      append_script, dp->skey, dp->mkey, (unsigned long long)seq, text, len,
+                      (unsigned long long)dp->outbox_max, dp->drop_oldest, d->boot) < 0)
+        append_release(a);
+    if (cluster && rlink_command(d->rl, dp->skey, on_wait, a, "WAIT 1 %d", WAIT_MS) < 0)
+        append_release(a);
     dp->queued++;
 }
 
@@ -959,6 +993,10 @@ void deliver_stop(deliver *d) {
                       "not in its outbox (they are in the outbox file)", dp->name,
                       (unsigned long long)dp->pend_n);
         pdns_buf_free(&dp->pend);
+        if (dp->unconf_n)
+            log_warn("deliver: partner %s: %llu batches appended at the stop were not "
+                     "confirmed by Redis (they are in the outbox file)", dp->name,
+                     (unsigned long long)dp->unconf_n);
         pdns_buf_free(&dp->unconf);
     }
     if (d->rc_started)

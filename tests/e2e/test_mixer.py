@@ -95,3 +95,56 @@ def test_mixer_bad_config(relay_factory, tmp_path):
     p = subprocess.run([BIN, "run", "-c", relay.config], capture_output=True, text=True, timeout=10)
     assert p.returncode == 1
     assert "key 'mixer': max_hold must be longer than interval" in p.stderr
+
+
+def test_pool_survives_a_clean_restart_and_is_never_released_twice(relay_factory):
+    """Triples pooled at a clean stop are saved in the state directory and
+    restored at the next start (the file removed at once): they are
+    released then, each once, not before their hold time. After a kill -9
+    nothing is restored a second time."""
+    import signal
+    from test_policy import batch, stream
+    mixed = lambda: lines_of(os.path.join(relay.dir, "mixed.ndjson"))
+    relay = relay_factory(extra={"mixer": {
+        "interval": 1, "hold_min": 6, "hold_jitter": 0, "min_batch": 1,
+        "send_fraction": 1.0, "pool_min": 0, "min_sensors": 2, "sensor_quota": 1.0,
+        "time_resolution": 3600, "count_buckets": False, "output_file": "mixed.ndjson"}})
+    relay.start()
+    t0 = time.time()
+    for name in ("sensor-a", "sensor-b"):
+        stream(relay, name, batch("kept", 30))
+        assert relay.wait_for(lambda: relay.sensor_records(name) == 30)
+    stream(relay, "sensor-a", batch("alone", 5))   # one sensor only: k = 2 holds them
+    assert relay.wait_for(lambda: relay.metrics()["pdns_relay_mixer_pool_triples"] == 35)
+    assert relay.stop() == 0
+    saved = os.path.join(relay.dir, "mixer.pool")
+    assert os.path.exists(saved) and os.stat(saved).st_mode & 0o077 == 0
+    assert "35 pooled triples saved" in relay.log_text()
+    assert mixed() == []
+
+    relay.start()
+    assert "35 pooled triples restored" in relay.log_text()
+    assert not os.path.exists(saved)
+    assert relay.wait_for(lambda: len(mixed()) == 30, 30)
+    assert time.time() - t0 >= 6                    # not before the hold time
+    names = [o["rrname"] for o in mixed()]
+    assert len(set(names)) == 30 and all(".kept.test" in n for n in names)
+    assert relay.metrics()["pdns_relay_mixer_pool_triples"] == 5
+
+    # pooled again, then killed: the file is gone, nothing comes back twice
+    for name in ("sensor-a", "sensor-b"):
+        stream(relay, name, batch("lost", 10))
+        assert relay.wait_for(lambda: relay.sensor_records(name) >= 10)
+    assert relay.wait_for(lambda: relay.metrics()["pdns_relay_mixer_pool_triples"] == 15)
+    relay.stop(signal.SIGKILL)
+    relay.start()
+    assert relay.log_text().count("restored") == 1
+    assert relay.metrics()["pdns_relay_mixer_pool_triples"] == 0
+    assert len(mixed()) == 30
+
+
+def lines_of(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(l) for l in f]

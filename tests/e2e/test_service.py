@@ -173,6 +173,8 @@ def test_init_then_check_then_run(redis_server, tmp_path):
     assert check.returncode == 0, check.stdout + check.stderr
     # the operator's edits: where Redis is, and free ports for this test
     conf = json.loads(cfg.read_text())
+    # everything the relay writes goes to the state directory (DIR/state here)
+    assert conf["state_dir"] == "state" and conf["policies"]["outbox_dir"] == "state/outbox"
     d4_port, http_port, admin_port = (free_port() for _ in range(3))
     conf["redis"] = "redis://127.0.0.1:%d/0" % redis_server.port
     conf["d4"]["listen"] = "127.0.0.1:%d" % d4_port

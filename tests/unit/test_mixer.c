@@ -626,6 +626,103 @@ static void test_rng_secure(void **state) {
             fail_msg("a 64-bit draw came twice");
 }
 
+/* ---- across a restart ------------------------------------------------------ */
+
+/* One released triple as a line, all it says (the released time included). */
+static void describe(const out *o, char *b, size_t n) {
+    int w = snprintf(b, n, "%s %s %u %lld %lld %llu %lld %lld %lld:", o->name, o->rdata,
+                     o->rrtype, (long long)o->tf, (long long)o->tl,
+                     (unsigned long long)o->count, (long long)o->first_seen_ms,
+                     (long long)o->eligible_ms, (long long)o->released_ms);
+    for (size_t k = 0; k < o->n_sensors && w > 0 && (size_t)w < n; k++)
+        w += snprintf(b + w, n - (size_t)w, " %u", o->sensors[k]);
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* What a pool releases from now on at each tick until end: sorted lines. */
+static size_t run_out(mixer_pool *p, int64_t from, int64_t end, char **lines) {
+    reset();
+    for (int64_t t = from; t <= end; t += 5 * SEC)
+        mixer_pool_tick(p, t);
+    for (size_t i = 0; i < nout; i++) {
+        lines[i] = malloc(256);
+        describe(&outs[i], lines[i], 256);
+    }
+    qsort(lines, nout, sizeof(char *), cmp_str);
+    return nout;
+}
+
+/* A pool saved and restored releases exactly what the pool itself would
+ * have released, when and as it would have (random streams, random hold
+ * times, thresholds, a flush before the save); a sensor that is gone is
+ * forgotten, and a triple no longer seen by k sensors does not go. */
+static void test_save_restore(void **state) {
+    (void)state;
+    static char *la[20000], *lb[20000];
+    for (uint64_t seed = 1; seed <= 30; seed++) {
+        mixer_conf c = open_conf();
+        c.hold_jitter_ms = 30 * SEC;
+        c.min_sensors = 2;
+        mixer_rng rng, rng2, rng3, pick;
+        mixer_rng_init_seeded(&pick, seed * 7919);
+        mixer_pool *a = make(&c, &rng, seed);
+        char name[64];
+        int64_t now = 0;
+        for (int i = 0; i < 400; i++) {
+            now += mixer_rng_uniform(&pick, 200);
+            snprintf(name, sizeof(name), "n%u.test", mixer_rng_uniform(&pick, 120));
+            pdns_record r = test_record_a(name, "10.0.0.1", 1795930000 + now / 1000,
+                                          1 + mixer_rng_uniform(&pick, 5));
+            assert_int_equal(mixer_pool_insert(a, &r, (uint16_t)mixer_rng_uniform(&pick, 6),
+                                               now), 0);
+            if (i == 200)
+                mixer_pool_tick(a, now); /* some leave before the save */
+        }
+        pdns_buf saved = {0};
+        assert_int_equal(mixer_pool_save(a, &saved), 0);
+        int32_t same[6] = {0, 1, 2, 3, 4, 5}, gone5[6] = {0, 1, 2, 3, 4, -1};
+        mixer_pool *b = make(&c, &rng2, seed + 1000);
+        long nb = mixer_pool_restore(b, (const uint8_t *)saved.p, saved.len, same, 6, now);
+        assert_int_equal(nb, (long)mixer_pool_triples(a));
+        mixer_pool *g = make(&c, &rng3, seed + 2000);
+        assert_true(mixer_pool_restore(g, (const uint8_t *)saved.p, saved.len, gone5, 6, now) >= 0);
+        /* malformed: refused whole */
+        mixer_pool *x = make(&c, &rng3, seed + 3000);
+        assert_int_equal(mixer_pool_restore(x, (const uint8_t *)saved.p, saved.len - 1, same, 6,
+                                            now), -1);
+        assert_int_equal(mixer_pool_triples(x), 0);
+        mixer_pool_free(x);
+
+        int64_t end = now + 120 * SEC;
+        size_t na = run_out(a, now + 10 * SEC, end, la);
+        size_t nbo = run_out(b, now + 10 * SEC, end, lb);
+        assert_int_equal(na, nbo);
+        for (size_t i = 0; i < na; i++) {
+            assert_string_equal(la[i], lb[i]);
+            free(la[i]);
+            free(lb[i]);
+        }
+        assert_true(na > 0);
+        assert_int_equal(mixer_pool_triples(a), mixer_pool_triples(b)); /* below k: waiting */
+        /* without sensor 5: nothing of it, and k = 2 still holds */
+        reset();
+        for (int64_t t = now + 10 * SEC; t <= end; t += 5 * SEC)
+            mixer_pool_tick(g, t);
+        for (size_t i = 0; i < nout; i++) {
+            assert_true(outs[i].n_sensors >= 2);
+            for (size_t k = 0; k < outs[i].n_sensors; k++)
+                assert_int_not_equal(outs[i].sensors[k], 5);
+        }
+        pdns_buf_free(&saved);
+        mixer_pool_free(a);
+        mixer_pool_free(b);
+        mixer_pool_free(g);
+    }
+}
+
 int main(void) {
     if (sodium_init() < 0)
         return 1;
@@ -644,6 +741,7 @@ int main(void) {
         cmocka_unit_test(test_conf_check),
         cmocka_unit_test(test_batch_stats),
         cmocka_unit_test(test_properties),
+        cmocka_unit_test(test_save_restore),
     };
     return cmocka_run_group_tests_name("mixer", tests, NULL, NULL);
 }
