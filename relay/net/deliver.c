@@ -45,7 +45,6 @@
 
 #define KEEP_SENT 64      /* batches written and not yet confirmed */
 #define PENDING_MAX (64u << 20) /* bytes of batches a partner may have waiting for Redis */
-#define NOT_KEPT UINT64_MAX     /* a batch's length in unconf when it was not kept */
 #define WAIT_MS 2000            /* on a cluster: how long a replica may take to have a batch */
 #define ACK_GRACE_MS 1000 /* acknowledged, and the link stayed up this long */
 #define ACK_POLL_MS 100
@@ -100,8 +99,9 @@ typedef struct dpartner {
     pdns_buf pend;                /* batches made while Redis was away: for each,
                                    * seq and length (uint64_t each), then the text */
     uint64_t pend_n;
-    pdns_buf unconf;              /* appended, not yet confirmed (same layout): sent
+    struct ubatch *uhead, **utail; /* appended, not yet confirmed, oldest first: sent
                                    * again, idempotently, when the link is back */
+    size_t ubytes;
     uint64_t unconf_n, unreplicated;
     int drop_oldest;
     int csv;                      /* format passivedns-csv: type 8, unsigned */
@@ -191,21 +191,60 @@ static void append_release(append_ctx *a) {
         free(a);
 }
 
-/* Batch seq is in Redis (and a replica): its first entry in unconf goes. */
+/* A batch appended but not confirmed yet. Beyond PENDING_MAX bytes a
+ * partner, only its seq is kept (not sent again: it is in the outbox file). */
+typedef struct ubatch {
+    struct ubatch *next;
+    uint64_t seq;
+    size_t len;
+    int kept;
+    char text[];
+} ubatch;
+
+static void unconf_push(dpartner *dp, uint64_t seq, const char *text, size_t len) {
+    int keep = dp->ubytes + len <= PENDING_MAX;
+    ubatch *u = malloc(sizeof(*u) + (keep ? len : 0));
+    if (!u && keep)
+        u = malloc(sizeof(*u)), keep = 0;
+    if (!u)
+        return; /* its confirmation then finds nothing: harmless */
+    u->next = NULL;
+    u->seq = seq;
+    u->kept = keep;
+    u->len = keep ? len : 0;
+    if (keep)
+        memcpy(u->text, text, len);
+    if (!dp->utail)
+        dp->utail = &dp->uhead;
+    *dp->utail = u;
+    dp->utail = &u->next;
+    dp->ubytes += u->len;
+    dp->unconf_n++;
+}
+
+/* Takes the whole list (oldest first); the partner's is left empty. */
+static ubatch *unconf_take(dpartner *dp) {
+    ubatch *u = dp->uhead;
+    dp->uhead = NULL;
+    dp->utail = &dp->uhead;
+    dp->ubytes = 0;
+    dp->unconf_n = 0;
+    return u;
+}
+
+/* Batch seq is in Redis (and a replica): its oldest entry goes. */
 static void unconf_drop(dpartner *dp, uint64_t seq) {
-    size_t off = 0;
-    while (off + 16 <= dp->unconf.len) {
-        uint64_t s, len;
-        memcpy(&s, dp->unconf.p + off, 8);
-        memcpy(&len, dp->unconf.p + off + 8, 8);
-        size_t n = 16 + (len == NOT_KEPT ? 0 : (size_t)len);
-        if (s == seq) {
-            memmove(dp->unconf.p + off, dp->unconf.p + off + n, dp->unconf.len - off - n);
-            dp->unconf.len -= n;
-            dp->unconf_n--;
-            return;
-        }
-        off += n;
+    for (ubatch **pp = &dp->uhead; *pp; pp = &(*pp)->next) {
+        ubatch *u = *pp;
+        if (u->seq != seq)
+            continue;
+        *pp = u->next;
+        if (dp->utail == &u->next)
+            dp->utail = pp;
+        dp->ubytes -= u->len;
+        dp->unconf_n--;
+        free(u);
+        return;
     }
 }
 
@@ -384,7 +423,8 @@ static void kick(dpartner *dp) {
     }
 }
 
-/* A batch (seq, text) at the end of buf, in the layout of pend and unconf. */
+/* A batch (seq, text) at the end of buf (pend: seq and length as uint64_t,
+ * then the text). */
 static int keep_batch(pdns_buf *buf, uint64_t seq, const char *text, size_t len) {
     uint64_t hdr[2] = {seq, len};
     buf->max = PENDING_MAX;
@@ -406,16 +446,9 @@ static void append(dpartner *dp, uint64_t seq, const char *text, size_t len) {
         return;
     }
     *a = (append_ctx){dp, seq, cluster ? 2 : 1};
-    /* beyond the bound, a place-holder stands for the batch: it is not sent
-     * again (it is in the outbox file) */
-    if (keep_batch(&dp->unconf, seq, text, len) < 0) {
-        uint64_t hdr[2] = {seq, NOT_KEPT};
-        dp->unconf.max = 0;
-        pdns_buf_append(&dp->unconf, hdr, sizeof(hdr));
-    }
-    dp->unconf_n++;
-    /* a command not sent (the link went down) stays in unconf for the next
-     * time it is up */
+    /* kept until confirmed; a command not sent (the link went down) is sent
+     * again the next time the link is up */
+    unconf_push(dp, seq, text, len);
     if (rlink_command(d->rl, dp->skey, on_xadd, a, "EVAL %s 2 %s %s %llu %b %llu %d %s",
                       append_script, dp->skey, dp->mkey, (unsigned long long)seq, text, len,
                       (unsigned long long)dp->outbox_max, dp->drop_oldest, d->boot) < 0)
@@ -434,10 +467,6 @@ static void append_all(dpartner *dp, pdns_buf *buf) {
         uint64_t seq, len;
         memcpy(&seq, b.p + off, 8);
         memcpy(&len, b.p + off + 8, 8);
-        if (len == NOT_KEPT) {
-            off += 16;
-            continue;
-        }
         append(dp, seq, b.p + off + 16, (size_t)len);
         off += 16 + (size_t)len;
     }
@@ -449,8 +478,12 @@ static void append_all(dpartner *dp, pdns_buf *buf) {
  * in order. */
 static void flush_pending(dpartner *dp) {
     uint64_t made = dp->pend_n;
-    dp->unconf_n = 0;
-    append_all(dp, &dp->unconf);
+    for (ubatch *u = unconf_take(dp), *next; u; u = next) {
+        next = u->next;
+        if (u->kept)
+            append(dp, u->seq, u->text, u->len);
+        free(u);
+    }
     append_all(dp, &dp->pend);
     if (made)
         log_info("deliver: partner %s: %llu batches made while Redis was away are in "
@@ -997,7 +1030,10 @@ void deliver_stop(deliver *d) {
             log_warn("deliver: partner %s: %llu batches appended at the stop were not "
                      "confirmed by Redis (they are in the outbox file)", dp->name,
                      (unsigned long long)dp->unconf_n);
-        pdns_buf_free(&dp->unconf);
+        for (ubatch *u = unconf_take(dp), *next; u; u = next) {
+            next = u->next;
+            free(u);
+        }
     }
     if (d->rc_started)
         rlink_stop(d->rl);

@@ -38,7 +38,7 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(store_on):
+def run(store_on, cluster=False):
     work = benchutil.workdir()
     hm = os.path.join(work, "a.hmac")
     open(hm, "wb").write(b"forward bench hmac")
@@ -60,12 +60,18 @@ def run(store_on):
     del cfgb["ingest"]  # count only
     json.dump(cfgb, open(b.config, "w"))
     b.start()
-    a = conftest.Relay(work, redis=redis, extra={
+    cl = None
+    outbox = {}
+    if cluster:  # A's outboxes on a 3-master cluster (with replicas) on the same cores
+        cl = conftest.Cluster(work)
+        cl.start()
+        outbox = {"redis": cl.url()}
+    a = conftest.Relay(work, redis=None if cluster else redis, extra=dict({
         "relay_id": "relay-a", "stats_interval": 0, "store": {"enabled": store_on},
         "mixer": {"interval": TICK, "hold_min": 0, "hold_jitter": 0, "min_batch": 1,
                   "send_fraction": 1.0, "pool_min": 0, "sensor_quota": 1.0,
                   "time_resolution": 3600, "max_hold": 120, "max_triples": N + 10},
-        "policies": {"dir": "partners", "outbox_dir": "outbox"}})
+        "policies": {"dir": "partners", "outbox_dir": "outbox"}}, **outbox))
     os.makedirs(os.path.join(a.dir, "partners"))
     json.dump({"partner": "relay-b", "rrtypes": {"allow": ["A"]}, "names": {"allow": ["."]},
                "sensors": {"allow": ["*"]}, "sensor_id": "relay",
@@ -104,6 +110,8 @@ def run(store_on):
     a.stop()
     b.stop()
     redis.stop()
+    if cl:
+        cl.stop()
     shutil.rmtree(work, ignore_errors=True)
     fwd = "%.0f" % (got / (t_end - t_release)) if released_first >= N else "n/a"
     return [
@@ -124,12 +132,15 @@ def main():
     print(benchutil.machine())
     off = run(False)
     on = run(True) if not os.environ.get("BENCH_FORWARD_NO_STORE") else off
+    cl = run(False, cluster=True) if not os.environ.get("BENCH_FORWARD_NO_CLUSTER") else off
     print("\nForwarding on loopback: %d records, 2 sensors -> relay A (mix, policy, sign, Redis "
           "outbox) -> D4/TLS -> relay B (verify, take)" % N)
     print("(\"n/a\": the mixer split its output over ticks; raise BENCH_FORWARD_TICK)")
-    print("%-44s %12s %12s" % ("what", "stores off", "stores on"))
-    for (k, a), (_, b) in zip(off, on):
-        print("%-44s %12s %12s" % (k, a, b))
+    print("(outboxes on cluster: stores off, A's outboxes on a 3-master + 3-replica Redis "
+          "Cluster on the same cores, each batch waiting for a replica: WAIT 1)")
+    print("%-44s %12s %12s %12s" % ("what", "stores off", "stores on", "on cluster"))
+    for (k, a), (_, b), (_, c) in zip(off, on, cl):
+        print("%-44s %12s %12s %12s" % (k, a, b, c))
 
 
 if __name__ == "__main__":

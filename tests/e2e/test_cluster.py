@@ -14,105 +14,10 @@ import time
 
 import pytest
 
-from conftest import free_port, wait_port
+from conftest import Cluster
 from test_partners import a_and_b, batch, policy_to_b, rrnames, stream
 
 redis = pytest.importorskip("redis")
-
-
-def cluster_port():
-    """A free port whose cluster bus port (+10000) is free too."""
-    import socket
-    while True:
-        p = free_port()
-        if p + 10000 > 65535:
-            continue
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", p + 10000))
-            return p
-        except OSError:
-            continue
-
-
-class Cluster:
-    def __init__(self, workdir, n=6):
-        self.dir = os.path.join(workdir, "cluster")
-        os.makedirs(self.dir, exist_ok=True)
-        self.ports = [cluster_port() for _ in range(n)]
-        self.procs = {}
-
-    def start_node(self, port):
-        d = os.path.join(self.dir, str(port))
-        os.makedirs(d, exist_ok=True)
-        self.procs[port] = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-             "--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0",
-             "--save", "", "--appendonly", "no",
-             "--dir", d, "--logfile", os.path.join(d, "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(port, self.procs[port])
-
-    def start(self):
-        for p in self.ports:
-            self.start_node(p)
-        subprocess.run(["redis-cli", "--cluster", "create"] +
-                       ["127.0.0.1:%d" % p for p in self.ports] +
-                       ["--cluster-replicas", "1", "--cluster-yes"],
-                       check=True, capture_output=True, timeout=60)
-        self.wait_ok()
-
-    def client(self, port):
-        return redis.Redis(port=port, socket_timeout=5)
-
-    def alive(self):
-        return [p for p in self.ports if self.procs[p].poll() is None]
-
-    def wait_ok(self, timeout=60):
-        """Until every live node says cluster_state:ok and every slot has a
-        live master."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                ok = all(self.client(p).cluster("info")["cluster_state"] == "ok"
-                         for p in self.alive())
-                live = self.alive()
-                covered = sum(hi - lo + 1 for lo, hi, port in self.slots() if port in live)
-                if ok and covered == 16384:
-                    return
-            except (redis.RedisError, OSError, TypeError):
-                pass
-            time.sleep(0.2)
-        raise AssertionError("the cluster did not settle")
-
-    def slots(self):
-        """[(lo, hi, master port)] as a live node sees it."""
-        for p in self.alive():
-            try:
-                raw = self.client(p).execute_command("CLUSTER SLOTS")
-                return [(r[0], r[1], int(r[2][1])) for r in raw]
-            except (redis.RedisError, OSError):
-                continue
-        return []
-
-    def master_of(self, slot):
-        for lo, hi, port in self.slots():
-            if lo <= slot <= hi and port in self.alive():
-                return port
-        return None
-
-    def node_id(self, port):
-        return self.client(port).execute_command("CLUSTER MYID").decode()
-
-    def url(self):
-        return "redis+cluster://127.0.0.1:%d" % self.ports[0]
-
-    def stop(self):
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.kill()
-                p.wait()
 
 
 @pytest.fixture
