@@ -11,6 +11,7 @@
 
 #include "cmd.h"
 #include "config.h"
+#include "deliver.h"
 #include "rlink.h"
 
 const char cmd_cluster_status_help[] =
@@ -80,7 +81,7 @@ static void on_ready(void *ctx) {
     st->waiting = 1;
     for (size_t i = 0; i < st->n; i++) {
         asks[i] = (ask){st, i};
-        snprintf(key, sizeof(key), "{pdns-relay:%s:%s}:outbox", st->relay_id, st->names[i]);
+        deliver_outbox_key(st->relay_id, st->names[i], key, sizeof(key));
         st->waiting += 2;
         if (rlink_command(st->l, key, on_xlen, &asks[i], "XLEN %s", key) < 0)
             st->waiting--;

@@ -943,10 +943,8 @@ void deliver_sync(deliver *d) {
             free(dp);
             continue;
         }
-        snprintf(dp->mkey, sizeof(dp->mkey), "{pdns-relay:%s:%s}:outbox:last",
-                 d->cfg->relay_id, dp->name);
-        snprintf(dp->skey, sizeof(dp->skey), "{pdns-relay:%s:%s}:outbox",
-                 d->cfg->relay_id, dp->name);
+        deliver_outbox_key(d->cfg->relay_id, dp->name, dp->skey, sizeof(dp->skey));
+        snprintf(dp->mkey, sizeof(dp->mkey), "%s:last", dp->skey);
         /* one TLS context per partner: it trusts that partner's CA and no
          * other (a certificate another partner's CA issued is refused) */
         dp->ctx = SSL_CTX_new(TLS_client_method());
@@ -974,6 +972,10 @@ void deliver_sync(deliver *d) {
             rlink_start(d->rl);
         }
     }
+}
+
+void deliver_outbox_key(const char *relay_id, const char *name, char *out, size_t size) {
+    snprintf(out, size, "{pdns-relay:%s:%s}:outbox", relay_id, name);
 }
 
 deliver *deliver_start(uv_loop_t *loop, const relay_config *cfg, share *sh,

@@ -29,6 +29,9 @@ void deliver_enqueue(deliver *d, const char *name, uint64_t seq,
  * restart sends nothing twice. */
 int deliver_settled(const deliver *d);
 void deliver_stop(deliver *d);
+
+/* The Redis Stream that is partner name's outbox on relay relay_id. */
+void deliver_outbox_key(const char *relay_id, const char *name, char *out, size_t size);
 void deliver_free(deliver *d);  /* once the loop has closed its handles */
 int deliver_metrics(const deliver *d, pdns_buf *b);
 
