@@ -191,6 +191,7 @@ static void on_tick(uv_timer_t *t) {
     note_ready(r);
     d4_listener_sweep(&r->d4);
     ingest_commit(&r->in);
+    mix_journal_flush(&r->mix);
     if (now - r->mix_tick_ms >= 1000) {
         r->mix_tick_ms = now;
         mix_tick(&r->mix);
@@ -524,6 +525,8 @@ int cmd_run(int argc, char **argv) {
         goto out_lws;
     }
     r.in.mix = r.mix.pool;
+    r.in.mix_log = mix_journal;
+    r.in.mix_log_ctx = &r.mix;
     if (share_start(&r.sh, &r.cfg) < 0) {
         log_error("run: cannot start the policy stage");
         goto out_lws;
@@ -630,6 +633,7 @@ out_lws:
     queue_stop(r.queue);
     mix_stop(&r.mix);
     r.in.mix = NULL;
+    r.in.mix_log = NULL;
     share_stop(&r.sh);
     if (r.policy_watching)
         uv_close((uv_handle_t *)&r.policy_watch, NULL);

@@ -77,8 +77,13 @@ int64_t ingest_clock_ms(void) {
 static void emit(ingest *in, const pdns_record *r, uint16_t index) {
     if (in->store && store_add(in->store, r) < 0)
         in->m.store_dropped++;
-    if (in->mix && mixer_pool_insert(in->mix, r, index, ingest_clock_ms()) < 0)
-        in->m.mixer_insert_errors++;
+    if (in->mix) {
+        int64_t now = ingest_clock_ms();
+        if (mixer_pool_insert(in->mix, r, index, now) < 0)
+            in->m.mixer_insert_errors++;
+        else if (in->mix_log)
+            in->mix_log(in->mix_log_ctx, r, index, now);
+    }
     if (in->out_fd < 0)
         return;
     if (in->out.len >= OUTPUT_MAX) { /* failing and full: not kept, counted */

@@ -50,6 +50,9 @@ struct store;
 typedef struct ingest {
     relay_metrics m;
     struct mixer_pool *mix;    /* accepted answers go here too, if set */
+    /* told of each record the mixer took, for its journal */
+    void (*mix_log)(void *ctx, const pdns_record *r, uint16_t index, int64_t now_ms);
+    void *mix_log_ctx;
     struct store *store;       /* and here: the local COF store */
     /* partner records: the mixer number of (partner, relay path), and this
      * relay's id (a record that already passed it is a loop) */

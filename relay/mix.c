@@ -4,12 +4,15 @@
  * written (as COF, with no sensor identifiers) to mixer.output_file when
  * one is set.
  *
- * The pool lives in memory. A clean stop saves it in state_dir/mixer.pool
- * (its sources by name, so that a configuration with sensors added or
- * removed maps them), and the next start restores it and removes the file
- * at once, so that no triple can be restored, and released, twice. A
- * kill -9 loses what the pool held (those records stay in the local store;
- * they are not shared). */
+ * The pool lives in memory and survives restarts and crashes: every insert
+ * is journalled (state_dir/mixer.journal, written every 100 ms), and the
+ * pool is checkpointed (state_dir/mixer.pool, its sources by name so that
+ * a configuration with sensors added or removed maps them) at the start,
+ * before every batch leaves, and at a clean stop, each checkpoint starting
+ * a new journal. A start restores the last checkpoint and replays the
+ * journal of the same generation. A batch's triples are out of both files
+ * before it leaves: a crash never releases a triple twice (the batch being
+ * handed out at that moment can be lost instead). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -24,12 +27,18 @@
 #include "log.h"
 #include "mix.h"
 
+static int checkpoint(mix_stage *m);
+
 static void on_batch(void *ctx, const mixer_batch *b) {
     mix_stage *m = ctx;
     const mixer_stats *s = &b->stats;
     m->last = *s;
     m->last_ms = b->time_ms;
     m->batches++;
+    /* before the batch leaves: after a crash from here on, its triples are
+     * neither in the pool file nor in the journal, so never released twice */
+    if (m->jfd >= 0)
+        checkpoint(m);
     log_info("mixer: batch %" PRIu64 "%s: %zu triples from %zu sensors, H %.2f "
              "bits (anonymity set %.1f, min-entropy %.2f), %zu held back, %zu "
              "dropped, mix delay p50 %" PRId64 " s p95 %" PRId64 " s p99 %" PRId64 " s",
@@ -49,8 +58,20 @@ static void on_batch(void *ctx, const mixer_batch *b) {
     pdns_buf_free(&out);
 }
 
-#define SAVED_NAME "mixer.pool"
-#define SAVED_MAGIC "pdns-relay mixer sources"
+#define SNAP_NAME "mixer.pool"
+#define JOURNAL_NAME "mixer.journal"
+#define SNAP_MAGIC "pdns-relay mixer sources"
+#define JOURNAL_MAGIC "pdns-relay mixer journal"
+#define JOURNAL_FLUSH (1u << 20)
+
+/* A journalled insert: the record's triple, times, count, its source and
+ * when it came; its name and rdata follow. */
+typedef struct jrec {
+    int64_t now_ms, time_first, time_last;
+    uint64_t count;
+    uint16_t rrtype, source, name_len, pad;
+    uint32_t rdata_len, pad2;
+} jrec;
 
 /* Source i of the mixer by kind and name: "sensor NAME", "queue NAME",
  * "partner NAME" (config.c numbers them in this order). */
@@ -63,110 +84,205 @@ static void source_name(const relay_config *cfg, size_t i, char *out, size_t n) 
         snprintf(out, n, "partner %s", cfg->partners_in[i - cfg->n_queues].name);
 }
 
-static void saved_path(const relay_config *cfg, char *out, size_t n) {
-    snprintf(out, n, "%s/%s", cfg->state_dir, SAVED_NAME);
+static void state_path(const relay_config *cfg, const char *name, char *out, size_t n) {
+    snprintf(out, n, "%s/%s", cfg->state_dir, name);
 }
 
-/* At a clean stop: the pool, with its sources' names, in the state dir. */
-static void save_pool(mix_stage *m) {
+/* The checkpoint: the pool as it is now (with its sources' names and a
+ * generation number) in mixer.pool, then a new, empty journal of the same
+ * generation. A journal of another generation is older than the pool file
+ * (a crash between the two writes) and is never replayed: everything in
+ * it is in the pool file already. Returns 0, or -1 (logged, counted). */
+static int checkpoint(mix_stage *m) {
     const relay_config *cfg = m->cfg;
-    size_t left = mixer_pool_triples(m->pool), n = cfg->mixer.n_sensors;
-    char path[4200], name[200];
-    if (!left || !cfg->state_dir[0])
-        return;
-    saved_path(cfg, path, sizeof(path));
+    size_t n = cfg->mixer.n_sensors;
+    uint64_t gen = m->gen + 1;
+    char path[4200], tmp[4300], name[200];
     pdns_buf b = {0};
-    int rc = pdns_buf_printf(&b, "%s %zu\n", SAVED_MAGIC, n);
+    int rc = pdns_buf_printf(&b, "%s %zu %llu\n", SNAP_MAGIC, n, (unsigned long long)gen);
     for (size_t i = 0; i < n && rc == 0; i++) {
         source_name(cfg, i, name, sizeof(name));
         rc = pdns_buf_printf(&b, "%s\n", name);
     }
-    if (rc == 0 && mixer_pool_save(m->pool, &b) == 0 && pdns_afile_write(path, b.p, b.len) == 0)
-        log_info("mixer: %zu pooled triples saved in %s for the next start", left, path);
-    else
-        log_error("mixer: %zu pooled triples could not be saved in %s (%s): they are not "
-                  "shared", left, path, strerror(errno));
+    state_path(cfg, SNAP_NAME, path, sizeof(path));
+    if (rc < 0 || mixer_pool_save(m->pool, &b) < 0 || pdns_afile_write(path, b.p, b.len) < 0)
+        goto fail;
+    b.len = 0;
+    state_path(cfg, JOURNAL_NAME, path, sizeof(path));
+    snprintf(tmp, sizeof(tmp), "%s.new", path);
+    if (pdns_buf_printf(&b, "%s %llu\n", JOURNAL_MAGIC, (unsigned long long)gen) < 0 ||
+        pdns_afile_write(tmp, b.p, b.len) < 0 || rename(tmp, path) < 0)
+        goto fail;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0)
+        goto fail;
+    if (m->jfd >= 0)
+        close(m->jfd);
+    m->jfd = fd;
+    m->jbuf.len = 0; /* what it held is in the pool file */
+    m->gen = gen;
     pdns_buf_free(&b);
+    return 0;
+fail:
+    m->checkpoint_errors++;
+    log_error("mixer: checkpoint in %s failed: %s (what the pool holds may be lost, or "
+              "released twice, after a crash)", cfg->state_dir, strerror(errno));
+    pdns_buf_free(&b);
+    return -1;
 }
 
-/* At start: the pool a clean stop saved, its file removed at once. */
-static void restore_pool(mix_stage *m) {
-    const relay_config *cfg = m->cfg;
-    char path[4200], bad[4300], name[200];
-    if (!cfg->state_dir[0])
+void mix_journal(void *ctx, const pdns_record *r, uint16_t source, int64_t now_ms) {
+    mix_stage *m = ctx;
+    if (m->jfd < 0)
         return;
-    saved_path(cfg, path, sizeof(path));
+    jrec j = {now_ms, r->time_first, r->time_last, r->count, r->rrtype, source,
+              (uint16_t)r->rrname.len, 0, (uint32_t)r->rdata.len, 0};
+    if (pdns_buf_append(&m->jbuf, &j, sizeof(j)) < 0 ||
+        pdns_buf_append(&m->jbuf, r->rrname.p, r->rrname.len) < 0 ||
+        pdns_buf_append(&m->jbuf, r->rdata.p, r->rdata.len) < 0)
+        m->journal_errors++;
+    if (m->jbuf.len >= JOURNAL_FLUSH)
+        mix_journal_flush(m);
+}
+
+void mix_journal_flush(mix_stage *m) {
+    if (m->jfd < 0 || !m->jbuf.len)
+        return;
+    if (pdns_buf_write_fd(&m->jbuf, m->jfd) < 0) {
+        m->journal_errors++;
+        log_error("mixer: writing the journal: %s", strerror(errno));
+    }
+    m->jbuf.len = 0;
+}
+
+/* Reads a whole file; NULL when there is none. */
+static char *slurp(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f)
-        return;
+        return NULL;
     pdns_buf b = {0};
     char chunk[65536];
     size_t got;
     while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0)
         if (pdns_buf_append(&b, chunk, got) < 0)
             break;
-    int read_ok = !ferror(f) && feof(f);
+    int ok = !ferror(f) && feof(f);
     fclose(f);
-    /* the sources: one name a line after the header */
+    if (!ok) {
+        pdns_buf_free(&b);
+        return NULL;
+    }
+    *len = b.len;
+    return b.p ? b.p : calloc(1, 1);
+}
+
+/* Replays the journal of generation gen (records after the last
+ * checkpoint); a torn last record (a crash mid-write) ends it. */
+static long replay(mix_stage *m, const int32_t *map, size_t nmap, uint64_t gen) {
+    char path[4200];
+    size_t len = 0, off;
+    unsigned long long jgen;
+    state_path(m->cfg, JOURNAL_NAME, path, sizeof(path));
+    char *d = slurp(path, &len);
+    long n = 0;
+    char *nl = d ? memchr(d, '\n', len) : NULL;
+    if (!nl || sscanf(d, JOURNAL_MAGIC " %llu", &jgen) != 1 || jgen != gen) {
+        free(d);
+        return 0;
+    }
+    off = (size_t)(nl + 1 - d);
+    while (len - off >= sizeof(jrec)) {
+        jrec j;
+        memcpy(&j, d + off, sizeof(j));
+        if (len - off - sizeof(j) < (size_t)j.name_len + j.rdata_len)
+            break;
+        pdns_record r;
+        memset(&r, 0, sizeof(r));
+        r.rrname.p = d + off + sizeof(j);
+        r.rrname.len = j.name_len;
+        r.rdata.p = r.rrname.p + j.name_len;
+        r.rdata.len = j.rdata_len;
+        r.rrtype = j.rrtype;
+        r.time_first = j.time_first;
+        r.time_last = j.time_last;
+        r.count = j.count;
+        off += sizeof(j) + j.name_len + j.rdata_len;
+        if (j.source < nmap && map[j.source] >= 0 &&
+            mixer_pool_insert(m->pool, &r, (uint16_t)map[j.source], j.now_ms) == 0)
+            n++;
+    }
+    free(d);
+    return n;
+}
+
+/* At start: the last checkpoint, then the journal written since. */
+static int restore(mix_stage *m) {
+    const relay_config *cfg = m->cfg;
+    char path[4200], bad[4300], name[200];
+    size_t len = 0;
+    state_path(cfg, SNAP_NAME, path, sizeof(path));
+    char *d = slurp(path, &len);
+    if (!d)
+        return 0; /* none yet */
     size_t nsaved = 0, off = 0;
-    long restored = -1;
+    unsigned long long gen = 0;
+    long restored = -1, replayed = 0;
     int32_t *map = NULL;
-    char *nl = read_ok ? memchr(b.p, '\n', b.len) : NULL;
-    if (nl && sscanf(b.p, SAVED_MAGIC " %zu", &nsaved) == 1 && nsaved <= 65536 &&
+    char *nl = memchr(d, '\n', len);
+    if (nl && sscanf(d, SNAP_MAGIC " %zu %llu", &nsaved, &gen) == 2 && nsaved <= 65536 &&
         (map = calloc(nsaved ? nsaved : 1, sizeof(*map)))) {
-        off = (size_t)(nl + 1 - b.p);
+        off = (size_t)(nl + 1 - d);
         size_t i;
         for (i = 0; i < nsaved; i++) {
-            char *e = memchr(b.p + off, '\n', b.len - off);
+            char *e = memchr(d + off, '\n', len - off);
             if (!e)
                 break;
             map[i] = -1;
-            for (size_t j = 0; j < cfg->mixer.n_sensors; j++) {
-                source_name(cfg, j, name, sizeof(name));
-                if (strlen(name) == (size_t)(e - (b.p + off)) &&
-                    memcmp(name, b.p + off, strlen(name)) == 0)
-                    map[i] = (int32_t)j;
+            for (size_t k = 0; k < cfg->mixer.n_sensors; k++) {
+                source_name(cfg, k, name, sizeof(name));
+                if (strlen(name) == (size_t)(e - (d + off)) &&
+                    memcmp(name, d + off, strlen(name)) == 0)
+                    map[i] = (int32_t)k;
             }
-            off = (size_t)(e + 1 - b.p);
+            off = (size_t)(e + 1 - d);
         }
         if (i == nsaved)
-            restored = mixer_pool_restore(m->pool, (const uint8_t *)b.p + off, b.len - off, map,
+            restored = mixer_pool_restore(m->pool, (const uint8_t *)d + off, len - off, map,
                                           nsaved, ingest_clock_ms());
+        if (restored >= 0) {
+            m->gen = gen;
+            replayed = replay(m, map, nsaved, gen);
+        }
     }
     free(map);
-    pdns_buf_free(&b);
+    free(d);
     if (restored < 0) {
         snprintf(bad, sizeof(bad), "%s.bad", path);
         log_error("mixer: %s is not a saved pool: set aside as %s, the pool starts empty",
                   path, bad);
         rename(path, bad);
-        return;
+        return 0;
     }
-    if (unlink(path) < 0) {
-        /* restored twice after a crash would release twice: empty it */
-        log_error("mixer: cannot remove %s (%s): the restored pool is dropped", path,
-                  strerror(errno));
-        mixer_pool_free(m->pool);
-        m->pool = mixer_pool_new(&cfg->mixer, &m->rng, on_batch, m);
-        return;
-    }
-    log_info("mixer: %ld pooled triples restored from %s (saved at the last stop)", restored,
-             path);
+    log_info("mixer: %ld pooled triples restored from %s, %ld records replayed from the "
+             "journal", restored, path, replayed);
+    return 0;
 }
 
 int mix_start(mix_stage *m, const relay_config *cfg, share *sh) {
     m->cfg = cfg;
     m->sh = sh;
     m->fd = -1;
+    m->jfd = -1;
     if (!m->cfg->mixer_enabled)
         return 0;
     mixer_rng_init_secure(&m->rng);
     m->pool = mixer_pool_new(&m->cfg->mixer, &m->rng, on_batch, m);
     if (!m->pool)
         return -1;
-    restore_pool(m);
-    if (!m->pool)
-        return -1;
+    if (m->cfg->state_dir[0]) {
+        restore(m);
+        checkpoint(m); /* what was restored, and a new journal from here */
+    }
     if (m->cfg->mixer_output[0]) {
         m->fd = open(m->cfg->mixer_output,
                          O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
@@ -205,9 +321,16 @@ void mix_tick(mix_stage *m) {
 
 void mix_stop(mix_stage *m) {
     if (m->pool) {
-        save_pool(m);
+        size_t left = mixer_pool_triples(m->pool);
+        if (m->jfd >= 0 && checkpoint(m) == 0 && left)
+            log_info("mixer: %zu pooled triples saved in %s/%s for the next start", left,
+                     m->cfg->state_dir, SNAP_NAME);
         mixer_pool_free(m->pool);
     }
+    if (m->cfg && m->jfd >= 0) /* (m->cfg: mix_start ran, jfd is set) */
+        close(m->jfd);
+    m->jfd = -1;
+    pdns_buf_free(&m->jbuf);
     m->pool = NULL;
     if (m->fd >= 0)
         close(m->fd);
@@ -239,6 +362,11 @@ int mix_metrics(const mix_stage *m, pdns_buf *b) {
     for (int d = 0; d < MIXER_DROP_COUNT; d++)
         rc |= pdns_buf_printf(b, "pdns_relay_mixer_dropped_total{reason=\"%s\"} %" PRIu64 "\n",
                   mixer_drop_name((enum mixer_drop)d), c->dropped[d]);
+    rc |= pdns_buf_printf(b, "# HELP pdns_relay_mixer_persist_errors_total Checkpoints and journal writes of the pool that failed (a crash may then lose pooled triples or release some twice).\n"
+                 "# TYPE pdns_relay_mixer_persist_errors_total counter\n"
+                 "pdns_relay_mixer_persist_errors_total{what=\"checkpoint\"} %" PRIu64 "\n"
+                 "pdns_relay_mixer_persist_errors_total{what=\"journal\"} %" PRIu64 "\n",
+                 m->checkpoint_errors, m->journal_errors);
     rc |= pdns_buf_printf(b, "# TYPE pdns_relay_mixer_pool_triples gauge\n"
                  "pdns_relay_mixer_pool_triples %zu\n"
                  "# TYPE pdns_relay_mixer_pool_bytes gauge\n"

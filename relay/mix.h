@@ -21,6 +21,10 @@ typedef struct mix_stage {
     uint64_t batches, cap_logged;
     uint64_t cap_log_ms;
     int fd;                      /* mixer.output_file, -1 when none */
+    int jfd;                     /* the journal, -1 when none */
+    pdns_buf jbuf;               /* journalled inserts not written yet */
+    uint64_t gen;                /* the checkpoint's generation */
+    uint64_t checkpoint_errors, journal_errors;
 } mix_stage;
 
 /* Starts the stage (nothing to do when the mixer is disabled: m->pool stays
@@ -29,5 +33,10 @@ int mix_start(mix_stage *m, const relay_config *cfg, share *sh);
 void mix_tick(mix_stage *m);
 void mix_stop(mix_stage *m);
 int mix_metrics(const mix_stage *m, pdns_buf *b);
+
+/* Journals an insert the pool took (ingest's hook; ctx is the stage). */
+void mix_journal(void *ctx, const pdns_record *r, uint16_t source, int64_t now_ms);
+/* Writes what was journalled (every loop tick, and when 1 MiB gathered). */
+void mix_journal_flush(mix_stage *m);
 
 #endif

@@ -97,11 +97,12 @@ def test_mixer_bad_config(relay_factory, tmp_path):
     assert "key 'mixer': max_hold must be longer than interval" in p.stderr
 
 
-def test_pool_survives_a_clean_restart_and_is_never_released_twice(relay_factory):
-    """Triples pooled at a clean stop are saved in the state directory and
-    restored at the next start (the file removed at once): they are
-    released then, each once, not before their hold time. After a kill -9
-    nothing is restored a second time."""
+def test_pool_survives_restarts_and_kill9_and_is_never_released_twice(relay_factory):
+    """The pool is checkpointed (state_dir/mixer.pool) and every insert
+    journalled (state_dir/mixer.journal). Triples pooled at a clean stop,
+    and at a kill -9, come back at the next start and are released then,
+    each once and not before its hold time; what was released before a
+    kill -9 is not released again."""
     import signal
     from test_policy import batch, stream
     mixed = lambda: lines_of(os.path.join(relay.dir, "mixed.ndjson"))
@@ -118,29 +119,35 @@ def test_pool_survives_a_clean_restart_and_is_never_released_twice(relay_factory
     assert relay.wait_for(lambda: relay.metrics()["pdns_relay_mixer_pool_triples"] == 35)
     assert relay.stop() == 0
     saved = os.path.join(relay.dir, "mixer.pool")
-    assert os.path.exists(saved) and os.stat(saved).st_mode & 0o077 == 0
+    journal = os.path.join(relay.dir, "mixer.journal")
+    assert os.stat(saved).st_mode & 0o077 == 0
     assert "35 pooled triples saved" in relay.log_text()
     assert mixed() == []
 
     relay.start()
     assert "35 pooled triples restored" in relay.log_text()
-    assert not os.path.exists(saved)
     assert relay.wait_for(lambda: len(mixed()) == 30, 30)
     assert time.time() - t0 >= 6                    # not before the hold time
     names = [o["rrname"] for o in mixed()]
     assert len(set(names)) == 30 and all(".kept.test" in n for n in names)
     assert relay.metrics()["pdns_relay_mixer_pool_triples"] == 5
 
-    # pooled again, then killed: the file is gone, nothing comes back twice
+    # pooled, journalled, then killed: back after the restart, released once;
+    # the 30 released before the kill are not released again
+    size0 = os.path.getsize(journal)
     for name in ("sensor-a", "sensor-b"):
-        stream(relay, name, batch("lost", 10))
+        stream(relay, name, batch("crash", 10))
         assert relay.wait_for(lambda: relay.sensor_records(name) >= 10)
     assert relay.wait_for(lambda: relay.metrics()["pdns_relay_mixer_pool_triples"] == 15)
+    assert relay.wait_for(lambda: os.path.getsize(journal) >= size0 + 20 * 60)
     relay.stop(signal.SIGKILL)
     relay.start()
-    assert relay.log_text().count("restored") == 1
-    assert relay.metrics()["pdns_relay_mixer_pool_triples"] == 0
-    assert len(mixed()) == 30
+    assert "5 pooled triples restored" in relay.log_text()
+    assert "20 records replayed" in relay.log_text()
+    assert relay.wait_for(lambda: len(mixed()) == 40, 30), relay.log_text()[-1500:]
+    names = [o["rrname"] for o in mixed()]
+    assert len(set(names)) == 40 and sum(".crash.test" in n for n in names) == 10
+    assert relay.metrics()["pdns_relay_mixer_persist_errors_total{what=\"checkpoint\"}"] == 0
 
 
 def lines_of(path):
