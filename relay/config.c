@@ -571,7 +571,7 @@ static int load_mixer(cfgctx *c, relay_config *cfg, json_t *o) {
         "enabled", "interval", "min_batch", "send_fraction", "pool_min",
         "hold_min", "hold_jitter", "min_sensors", "min_orgs", "min_count", "max_hold",
         "sensor_quota", "time_resolution", "count_buckets", "max_triples",
-        "max_bytes", "output_file", NULL};
+        "max_bytes", "output_file", "journal", NULL};
     mixer_conf *m = &cfg->mixer;
     long long iv = m->interval_ms / 1000, mb = m->min_batch, pm = m->pool_min,
               hm = m->hold_min_ms / 1000, hj = m->hold_jitter_ms / 1000,
@@ -581,6 +581,7 @@ static int load_mixer(cfgctx *c, relay_config *cfg, json_t *o) {
     char err[256];
     if (check_keys(c, o, "mixer", keys) < 0 ||
         get_bool(c, o, "mixer", "enabled", &cfg->mixer_enabled) < 0 ||
+        get_bool(c, o, "mixer", "journal", &cfg->mixer_journal) < 0 ||
         get_int(c, o, "mixer", "interval", &iv, 1, 86400) < 0 ||
         get_int(c, o, "mixer", "min_batch", &mb, 0, 10000000) < 0 ||
         get_real(c, o, "mixer", "send_fraction", &m->send_fraction, 0.01, 1) < 0 ||
@@ -722,6 +723,7 @@ static void defaults(relay_config *cfg) {
     config_parse_addr("127.0.0.1:8401", &cfg->admin_listen);
     store_conf_defaults(&cfg->store);
     cfg->mixer_enabled = 1;
+    cfg->mixer_journal = 1;
     mixer_conf_defaults(&cfg->mixer);
     cfg->max_delayed = 1000000;
     cfg->stream_client_bytes = 4u << 20;

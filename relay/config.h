@@ -88,6 +88,7 @@ typedef struct relay_config {
     size_t n_partners_in;
 
     int mixer_enabled;
+    int mixer_journal;             /* the pool journalled and checkpointed in state_dir */
     mixer_conf mixer;              /* sensor_org points at mixer_org */
     uint16_t *mixer_org;           /* sensor index -> organisation index */
     char mixer_output[CFG_PATH_MAX]; /* mixed batches as COF, or "" */

@@ -279,9 +279,11 @@ int mix_start(mix_stage *m, const relay_config *cfg, share *sh) {
     m->pool = mixer_pool_new(&m->cfg->mixer, &m->rng, on_batch, m);
     if (!m->pool)
         return -1;
-    if (m->cfg->state_dir[0]) {
+    if (m->cfg->state_dir[0] && m->cfg->mixer_journal) {
         restore(m);
         checkpoint(m); /* what was restored, and a new journal from here */
+    } else {
+        log_info("mixer: mixer.journal is off: a restart or a crash forgets the pool");
     }
     if (m->cfg->mixer_output[0]) {
         m->fd = open(m->cfg->mixer_output,

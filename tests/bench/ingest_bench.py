@@ -3,7 +3,10 @@
 per sensor) stream generated CSV to a running relay; records/s is counted
 from the relay's own /metrics, from the first frame to the last record.
 Printed as a table; compare the rows (one sensor vs several, with and
-without the COF output file) rather than with a fixed target."""
+without the COF output file, with and without the mixer's journal) rather
+than with a fixed target. The mixer takes every record in each row; the
+journal (mixer.journal, on by default) writes each to state_dir: its cost
+per record is the difference of the last two rows, same run."""
 import json
 import os
 import subprocess
@@ -23,7 +26,8 @@ def main():
     csv = benchutil.gen_csv(d, N)
     size = os.path.getsize(csv)
     rows = []
-    for sensors, output in ((1, False), (1, True), (3, False)):
+    for sensors, output, journal in ((1, False, True), (1, True, True), (3, False, True),
+                                     (3, False, False)):
         names = list(conftest.SENSORS)[:sensors]
         relay = conftest.Relay(d, sensors=names)
         cfg = json.load(open(relay.config))
@@ -33,6 +37,7 @@ def main():
         # would stop the sensors once its buffer is full (store_bench.py
         # measures the store)
         cfg["store"] = {"enabled": False}
+        cfg["mixer"] = {"journal": journal}
         json.dump(cfg, open(relay.config, "w"))
         relay.start()
         t0 = time.time()
@@ -50,12 +55,17 @@ def main():
             time.sleep(0.01)
         t = time.time() - t0
         relay.stop()
-        rows.append((sensors, "COF file" if output else "count only", got, t, got / t,
+        rows.append((sensors, ("COF file" if output else "count only") +
+                     ("" if journal else ", no journal"), got, t, got / t,
                      size * sensors / t / 1e6))
     print("\nD4/TLS ingest on loopback, %d records per sensor (%.0f bytes/record)" % (N, size / N))
-    print("%-8s %-11s %10s %8s %12s %8s" % ("sensors", "sink", "records", "secs", "records/s", "MB/s"))
+    print("%-8s %-23s %10s %8s %12s %8s" % ("sensors", "sink", "records", "secs", "records/s",
+                                            "MB/s"))
     for r in rows:
-        print("%-8d %-11s %10d %8.2f %12.0f %8.1f" % r)
+        print("%-8d %-23s %10d %8.2f %12.0f %8.1f" % r)
+    on, off = rows[2], rows[3]
+    print("mixer journal: %.0f ns per record (%.2fx the records/s without it)"
+          % ((on[3] / on[2] - off[3] / off[2]) * 1e9, on[4] / off[4]))
 
 
 if __name__ == "__main__":

@@ -150,6 +150,23 @@ def test_pool_survives_restarts_and_kill9_and_is_never_released_twice(relay_fact
     assert relay.metrics()["pdns_relay_mixer_persist_errors_total{what=\"checkpoint\"}"] == 0
 
 
+def test_pool_journal_off(relay_factory):
+    """mixer.journal false: nothing is written to the state directory and
+    a restart starts with an empty pool, as the log says."""
+    from test_policy import batch, stream
+    relay = relay_factory(extra={"mixer": {"journal": False, "hold_min": 600}})
+    relay.start()
+    assert "mixer.journal is off" in relay.log_text()
+    for name in ("sensor-a", "sensor-b"):
+        stream(relay, name, batch("off", 5))
+    assert relay.wait_for(lambda: relay.metrics()["pdns_relay_mixer_pool_triples"] == 5)
+    assert relay.stop() == 0
+    assert not os.path.exists(os.path.join(relay.dir, "mixer.pool"))
+    assert not os.path.exists(os.path.join(relay.dir, "mixer.journal"))
+    relay.start()
+    assert relay.metrics()["pdns_relay_mixer_pool_triples"] == 0
+
+
 def lines_of(path):
     if not os.path.exists(path):
         return []
