@@ -97,7 +97,7 @@ static int checkpoint(mix_stage *m) {
     const relay_config *cfg = m->cfg;
     size_t n = cfg->mixer.n_sensors;
     uint64_t gen = m->gen + 1;
-    char path[4200], tmp[4300], name[200];
+    char path[4200], name[200];
     pdns_buf b = {0};
     int rc = pdns_buf_printf(&b, "%s %zu %llu\n", SNAP_MAGIC, n, (unsigned long long)gen);
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -109,9 +109,8 @@ static int checkpoint(mix_stage *m) {
         goto fail;
     b.len = 0;
     state_path(cfg, JOURNAL_NAME, path, sizeof(path));
-    snprintf(tmp, sizeof(tmp), "%s.new", path);
     if (pdns_buf_printf(&b, "%s %llu\n", JOURNAL_MAGIC, (unsigned long long)gen) < 0 ||
-        pdns_afile_write(tmp, b.p, b.len) < 0 || rename(tmp, path) < 0)
+        pdns_afile_write(path, b.p, b.len) < 0)
         goto fail;
     int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
     if (fd < 0)
@@ -216,14 +215,14 @@ static long replay(mix_stage *m, const int32_t *map, size_t nmap, uint64_t gen) 
 }
 
 /* At start: the last checkpoint, then the journal written since. */
-static int restore(mix_stage *m) {
+static void restore(mix_stage *m) {
     const relay_config *cfg = m->cfg;
     char path[4200], bad[4300], name[200];
     size_t len = 0;
     state_path(cfg, SNAP_NAME, path, sizeof(path));
     char *d = slurp(path, &len);
     if (!d)
-        return 0; /* none yet */
+        return; /* none yet */
     size_t nsaved = 0, off = 0;
     unsigned long long gen = 0;
     long restored = -1, replayed = 0;
@@ -261,11 +260,10 @@ static int restore(mix_stage *m) {
         log_error("mixer: %s is not a saved pool: set aside as %s, the pool starts empty",
                   path, bad);
         rename(path, bad);
-        return 0;
+        return;
     }
     log_info("mixer: %ld pooled triples restored from %s, %ld records replayed from the "
              "journal", restored, path, replayed);
-    return 0;
 }
 
 int mix_start(mix_stage *m, const relay_config *cfg, share *sh) {

@@ -152,7 +152,8 @@ int cmd_cluster_status(int argc, char **argv) {
     snprintf(st.relay_id, sizeof(st.relay_id), "%s", cfg.relay_id);
     read_partners(&st, cfg.policy_dir);
     uv_loop_init(&st.loop);
-    st.l = rlink_new(&st.loop, cfg.redis_url, "cluster-status", &st.stopping, on_ready, NULL,
+    st.l = rlink_new(&st.loop, cfg.redis_url, cfg.redis.host, cfg.redis.port, cfg.redis_db,
+                     "cluster-status", &st.stopping, on_ready, NULL,
                      &st);
     if (!st.l) {
         fprintf(stderr, "cluster-status: cannot use redis %s\n", cfg.redis_url);

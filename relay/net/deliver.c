@@ -96,11 +96,10 @@ typedef struct dpartner {
     uint64_t batches_sent, batches_confirmed, reconnects, queued;
     uint64_t outbox_max, outbox_refused, outbox_dropped, full_logged_ms;
     uint64_t outbox_len;          /* batches in the outbox, as last seen */
-    pdns_buf pend;                /* batches made while Redis was away: for each,
-                                   * seq and length (uint64_t each), then the text */
-    uint64_t pend_n;
-    struct ubatch *uhead, **utail; /* appended, not yet confirmed, oldest first: sent
-                                   * again, idempotently, when the link is back */
+    uint64_t pend_n;              /* of those below, made while Redis was away */
+    struct ubatch *uhead, **utail; /* not yet confirmed in Redis, oldest first: made
+                                   * while it was away, or appended and not confirmed;
+                                   * (again, idempotently) appended when the link is up */
     size_t ubytes;
     uint64_t unconf_n, unreplicated;
     int drop_oldest;
@@ -191,8 +190,9 @@ static void append_release(append_ctx *a) {
         free(a);
 }
 
-/* A batch appended but not confirmed yet. Beyond PENDING_MAX bytes a
- * partner, only its seq is kept (not sent again: it is in the outbox file). */
+/* A batch not confirmed in Redis yet. Beyond PENDING_MAX bytes a partner,
+ * an appended one keeps only its seq (not sent again: it is in the outbox
+ * file). */
 typedef struct ubatch {
     struct ubatch *next;
     uint64_t seq;
@@ -201,8 +201,12 @@ typedef struct ubatch {
     char text[];
 } ubatch;
 
+static int unconf_fits(const dpartner *dp, size_t len) {
+    return dp->ubytes + len <= PENDING_MAX;
+}
+
 static void unconf_push(dpartner *dp, uint64_t seq, const char *text, size_t len) {
-    int keep = dp->ubytes + len <= PENDING_MAX;
+    int keep = unconf_fits(dp, len);
     ubatch *u = malloc(sizeof(*u) + (keep ? len : 0));
     if (!u && keep)
         u = malloc(sizeof(*u)), keep = 0;
@@ -423,18 +427,6 @@ static void kick(dpartner *dp) {
     }
 }
 
-/* A batch (seq, text) at the end of buf (pend: seq and length as uint64_t,
- * then the text). */
-static int keep_batch(pdns_buf *buf, uint64_t seq, const char *text, size_t len) {
-    uint64_t hdr[2] = {seq, len};
-    buf->max = PENDING_MAX;
-    if (pdns_buf_reserve(buf, sizeof(hdr) + len) < 0)
-        return -1;
-    pdns_buf_append(buf, hdr, sizeof(hdr));
-    pdns_buf_append(buf, text, len);
-    return 0;
-}
-
 static void append(dpartner *dp, uint64_t seq, const char *text, size_t len) {
     deliver *d = dp->d;
     int cluster = rlink_is_cluster(d->rl);
@@ -458,24 +450,8 @@ static void append(dpartner *dp, uint64_t seq, const char *text, size_t len) {
     dp->queued++;
 }
 
-/* Appends every batch of buf (taken over: buf is emptied first). */
-static void append_all(dpartner *dp, pdns_buf *buf) {
-    pdns_buf b = *buf;
-    memset(buf, 0, sizeof(*buf));
-    size_t off = 0;
-    while (off + 16 <= b.len) {
-        uint64_t seq, len;
-        memcpy(&seq, b.p + off, 8);
-        memcpy(&len, b.p + off + 8, 8);
-        append(dp, seq, b.p + off + 16, (size_t)len);
-        off += 16 + (size_t)len;
-    }
-    pdns_buf_free(&b);
-}
-
-/* Redis is back: what was appended but not confirmed goes again (the
- * script adds it only if it is not there), then what was made meanwhile,
- * in order. */
+/* Redis is back: every batch not confirmed goes, in order (the script
+ * adds one only if it is not there yet). */
 static void flush_pending(dpartner *dp) {
     uint64_t made = dp->pend_n;
     for (ubatch *u = unconf_take(dp), *next; u; u = next) {
@@ -484,7 +460,6 @@ static void flush_pending(dpartner *dp) {
             append(dp, u->seq, u->text, u->len);
         free(u);
     }
-    append_all(dp, &dp->pend);
     if (made)
         log_info("deliver: partner %s: %llu batches made while Redis was away are in "
                  "the outbox now", dp->name, (unsigned long long)made);
@@ -504,13 +479,13 @@ void deliver_enqueue(deliver *d, const char *name, uint64_t seq,
             return;
         }
         /* Redis is away: held in memory, up to PENDING_MAX bytes a partner */
-        if (keep_batch(&dp->pend, seq, text, len) < 0) {
+        if (!unconf_fits(dp, len)) {
             dp->outbox_refused++;
             if (pdns_mono_ms() - dp->full_logged_ms >= 60000) {
                 log_error("deliver: partner %s: Redis is away and %llu batches (%zu bytes) "
                           "wait for it: batch seq %llu refused (counted; it is in the "
-                          "outbox file)", name, (unsigned long long)dp->pend_n,
-                          dp->pend.len, (unsigned long long)seq);
+                          "outbox file)", name, (unsigned long long)dp->unconf_n,
+                          dp->ubytes, (unsigned long long)seq);
                 dp->full_logged_ms = pdns_mono_ms();
             }
             return;
@@ -518,6 +493,7 @@ void deliver_enqueue(deliver *d, const char *name, uint64_t seq,
         if (!dp->pend_n)
             log_warn("deliver: partner %s: Redis is away: new batches wait in memory "
                      "(up to %u MiB) until it is back", name, PENDING_MAX >> 20);
+        unconf_push(dp, seq, text, len);
         dp->pend_n++;
         return;
     }
@@ -995,7 +971,8 @@ deliver *deliver_start(uv_loop_t *loop, const relay_config *cfg, share *sh,
     uint8_t b[8];
     randombytes_buf(b, sizeof(b));
     sodium_bin2hex(d->boot, sizeof(d->boot), b, sizeof(b));
-    d->rl = rlink_new(loop, cfg->redis_url, "deliver: Redis (partner outboxes)", stopping,
+    d->rl = rlink_new(loop, cfg->redis_url, cfg->redis.host, cfg->redis.port, cfg->redis_db,
+                      "deliver: Redis (partner outboxes)", stopping,
                       on_ready, on_down, d);
     if (!d->rl) {
         snprintf(err, errlen, "redis: cannot use %s", cfg->redis_url);
@@ -1023,15 +1000,11 @@ void deliver_stop(deliver *d) {
         dp->tcp_open = 0;
         sodium_free(dp->key);
         pdns_buf_free(&dp->cur);
-        if (dp->pend_n)
-            log_error("deliver: partner %s: %llu batches made while Redis was away are "
-                      "not in its outbox (they are in the outbox file)", dp->name,
-                      (unsigned long long)dp->pend_n);
-        pdns_buf_free(&dp->pend);
         if (dp->unconf_n)
-            log_warn("deliver: partner %s: %llu batches appended at the stop were not "
-                     "confirmed by Redis (they are in the outbox file)", dp->name,
-                     (unsigned long long)dp->unconf_n);
+            log_warn("deliver: partner %s: %llu batches are not confirmed in its outbox "
+                     "at the stop (%llu made while Redis was away; all are in the outbox "
+                     "file)", dp->name, (unsigned long long)dp->unconf_n,
+                     (unsigned long long)dp->pend_n);
         for (ubatch *u = unconf_take(dp), *next; u; u = next) {
             next = u->next;
             free(u);

@@ -48,9 +48,6 @@ struct rlink {
     int ready;
     rconn one;                  /* one server */
     /* a cluster */
-    char seeds[SEEDS_MAX][280];
-    int seed_port[SEEDS_MAX];
-    int nseeds;
     node *nodes[NODES_MAX];
     int nnodes;
     node *slots[SLOTS];         /* the master of each slot, or NULL */
@@ -433,9 +430,12 @@ int rlink_command(rlink *l, const char *key, redisCallbackFn *cb, void *priv,
 
 /* ---- life ------------------------------------------------------------------ */
 
-rlink *rlink_new(uv_loop_t *loop, const char *url, const char *what, const int *stopping,
-                 void (*on_ready)(void *), void (*on_down)(void *), void *ctx) {
-    rlink *l = calloc(1, sizeof(*l));
+rlink *rlink_new(uv_loop_t *loop, const char *url, const char *host, int port, int db,
+                 const char *what, const int *stopping, void (*on_ready)(void *),
+                 void (*on_down)(void *), void *ctx) {
+    char seeds[SEEDS_MAX][280];
+    int ports[SEEDS_MAX], kind = rlink_url_kind(url);
+    rlink *l = kind < 0 ? NULL : calloc(1, sizeof(*l));
     if (!l)
         return NULL;
     l->loop = loop;
@@ -445,38 +445,14 @@ rlink *rlink_new(uv_loop_t *loop, const char *url, const char *what, const int *
     l->on_down = on_down;
     l->ctx = ctx;
     l->parked_tail = &l->parked;
-    int kind = rlink_url_kind(url);
-    if (kind == 1) {
-        l->cluster = 1;
-        l->nseeds = parse_seeds(url, l->seeds, l->seed_port);
-        for (int i = 0; i < l->nseeds; i++)
-            find_node(l, l->seeds[i], l->seed_port[i], 1);
+    if (kind == 0) {
+        rconn_init(&l->one, loop, host, port, db, what, stopping, one_ready, one_down, l);
         return l;
     }
-    /* one server: the URL's host, port and database */
-    char host[280] = "127.0.0.1";
-    int port = 6379, db = 0;
-    const char *s = url + 8;
-    const char *at = kind == 0 ? strchr(s, '@') : NULL;
-    if (kind != 0) {
-        free(l);
-        return NULL;
-    }
-    if (at)
-        s = at + 1;
-    size_t hl = strcspn(s, "/");
-    if (hl && strchr(s, ':') && (size_t)(strchr(s, ':') - s) < hl) {
-        if (parse_hostport(s, hl, host, sizeof(host), &port) < 0) {
-            free(l);
-            return NULL;
-        }
-    } else if (hl && hl < sizeof(host)) {
-        memcpy(host, s, hl);
-        host[hl] = '\0';
-    }
-    if (s[hl] == '/' && s[hl + 1])
-        db = atoi(s + hl + 1);
-    rconn_init(&l->one, loop, host, port, db, what, stopping, one_ready, one_down, l);
+    l->cluster = 1;
+    int n = parse_seeds(url, seeds, ports);
+    for (int i = 0; i < n; i++)
+        find_node(l, seeds[i], ports[i], 1);
     return l;
 }
 

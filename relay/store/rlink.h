@@ -33,11 +33,14 @@ unsigned rlink_key_slot(const char *key, size_t len);
  * when it is neither or malformed (seeds: at most 16, each HOST:PORT). */
 int rlink_url_kind(const char *url);
 
-/* A link for url; what names it in the log. on_ready runs each time it
- * becomes ready, on_down each time it stops being ready. NULL when the
- * URL is malformed or memory is short. */
-rlink *rlink_new(uv_loop_t *loop, const char *url, const char *what, const int *stopping,
-                 void (*on_ready)(void *), void (*on_down)(void *), void *ctx);
+/* A link for url; for one server (redis://) the caller gives its host,
+ * port and database, as the configuration parsed them; for a cluster the
+ * seeds come from the URL. what names it in the log. on_ready runs each
+ * time it becomes ready, on_down each time it stops being ready. NULL when
+ * the URL is malformed or memory is short. */
+rlink *rlink_new(uv_loop_t *loop, const char *url, const char *host, int port, int db,
+                 const char *what, const int *stopping, void (*on_ready)(void *),
+                 void (*on_down)(void *), void *ctx);
 int rlink_start(rlink *l);
 void rlink_stop(rlink *l);   /* then the loop closes the handles */
 void rlink_free(rlink *l);   /* after the loop has closed them */
