@@ -35,6 +35,8 @@ PY       := /usr/bin/python3
 
 LUA_SRC  := $(wildcard relay/store/lua/*.lua)
 LUA_HDR  := $(LUA_SRC:relay/store/lua/%.lua=$(BUILD)/gen/%.lua.h)
+WEB_SRC  := $(wildcard relay/api/console/*)
+WEB_HDR  := $(foreach f,$(WEB_SRC),$(BUILD)/gen/console_$(subst .,_,$(notdir $(f))).h)
 CFLAGS   += -I$(BUILD)/gen
 
 CORE_SRC := $(filter-out relay/main.c,$(wildcard $(addsuffix /*.c,$(LAYERS)) mixer/*.c policy/*.c))
@@ -64,6 +66,18 @@ $(BUILD)/gen/%.lua.h: relay/store/lua/%.lua
 	  echo ';'; } > $@
 
 $(BUILD)/relay/store/store.o: $(LUA_HDR)
+
+# the console's pages, compiled in as C strings (console_index_html, ...)
+define web_rule
+$(BUILD)/gen/console_$(subst .,_,$(notdir $(1))).h: $(1)
+	@mkdir -p $$(dir $$@)
+	{ echo 'static const char console_$(subst .,_,$(notdir $(1)))[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$$$/\\n"/' $$<; \
+	  echo ';'; } > $$@
+endef
+$(foreach f,$(WEB_SRC),$(eval $(call web_rule,$(f))))
+
+$(BUILD)/relay/api/console.o: $(WEB_HDR)
 
 # -O3 keeps the eight-lane BLAKE2b's message words in registers (7 % faster
 # than -O2, measured with bench_batch)

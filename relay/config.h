@@ -64,6 +64,8 @@ typedef struct relay_config {
     char http_proxies[512];        /* trusted proxies: ",addr,addr," or "" */
     int admin_enabled;             /* /metrics, /stats: per-sensor data */
     cfg_addr admin_listen;
+    int admin_console;             /* the web console at /console/ */
+    char admin_auth_file[CFG_PATH_MAX]; /* console users with a role, or "" */
 
     store_conf store;              /* the local COF store */
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
 #include <libwebsockets.h>
 #include <systemd/sd-daemon.h>
 #include <uv.h>
@@ -19,6 +20,7 @@
 #include "clock.h"
 #include "cmd.h"
 #include "config.h"
+#include "console.h"
 #include "rlink.h"
 #include "d4_listener.h"
 #include "deliver.h"
@@ -54,6 +56,8 @@ typedef struct relay {
     store store;                 /* the local COF store */
     int storing;                 /* store.enabled */
     struct http_auth *auth;      /* API keys and users (http_auth.c) */
+    struct http_auth *admin_auth;/* console users (admin.auth_file), or NULL */
+    console *console;            /* the web console on the admin listener */
     query_api query;
     http_api http, admin;
     deliver *deliver;            /* D4 delivery to partners */
@@ -169,9 +173,28 @@ static void note_ready(relay *r) {
     notify_ready(r);
 }
 
+/* When each sensor last sent anything (the console's "last seen"). */
+static void note_sensors_seen(relay *r) {
+    int64_t wall = -1;
+    for (size_t i = 0; i < r->cfg.n_sensors; i++) {
+        relay_sensor *se = &r->cfg.sensors[i];
+        uint64_t total = se->frames + se->records + se->errors + se->rejected;
+        if (total == se->seen_total)
+            continue;
+        if (wall < 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        }
+        se->seen_total = total;
+        se->last_seen_ms = wall;
+    }
+}
+
 static void on_tick(uv_timer_t *t) {
     relay *r = t->data;
     uint64_t now = pdns_mono_ms();
+    note_sensors_seen(r);
     if (r->stopping) {
         /* drain: wait for an in-flight queue batch (at most 5 s) */
         if (r->storing)
@@ -204,12 +227,11 @@ static void on_tick(uv_timer_t *t) {
     }
 }
 
-static void reload(relay *r) {
+static int reload(relay *r, char *err, size_t errlen) {
     relay_config nc;
-    char err[1024];
-    if (config_load(&nc, r->cfg.path, err, sizeof(err)) < 0) {
+    if (config_load(&nc, r->cfg.path, err, errlen) < 0) {
         log_error("reload: %s; keeping the running configuration", err);
-        return;
+        return -1;
     }
     r->cfg.log_level = nc.log_level;
     log_set_level(nc.log_level);
@@ -233,6 +255,17 @@ static void reload(relay *r) {
     log_info("reload: %s applied (log level, stats interval, keys and layouts "
              "of %zu sensors)", r->cfg.path, changed);
     config_free(&nc);
+    return 0;
+}
+
+/* SIGHUP, or the console's reload: the configuration, then the policies. */
+static int reload_all(relay *r, char *err, size_t errlen) {
+    sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration");
+    int rc = reload(r, err, errlen);
+    share_reload(&r->sh);
+    deliver_sync(r->deliver);
+    notify_ready(r);
+    return rc;
 }
 
 static void on_store_drain(void *ctx) {
@@ -286,11 +319,8 @@ static void on_policy_change(uv_fs_event_t *h, const char *file, int events,
 static void on_signal(uv_signal_t *h, int signum) {
     relay *r = h->data;
     if (signum == SIGHUP) {
-        sd_notify(0, "RELOADING=1\nSTATUS=reloading the configuration");
-        reload(r);
-        share_reload(&r->sh);
-        deliver_sync(r->deliver);
-        notify_ready(r);
+        char err[1024];
+        reload_all(r, err, sizeof(err));
         return;
     }
     if (r->stopping)
@@ -390,6 +420,142 @@ static int http_ready(void *ctx, char *why, size_t whylen) {
         return 0;
     }
     return 1;
+}
+
+/* ---- what the console shows (console.h) --------------------------------- */
+
+static void put_int(json_t *o, const char *k, uint64_t v) {
+    json_object_set_new(o, k, json_integer((json_int_t)v));
+}
+
+static json_t *console_sensors(const relay *r) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < r->cfg.n_sensors; i++) {
+        const relay_sensor *se = &r->cfg.sensors[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "name", json_string(se->name));
+        json_object_set_new(o, "uuid", json_string(se->uuid_hex));
+        json_object_set_new(o, "org", json_string(se->org));
+        put_int(o, "sessions", (uint64_t)(se->active_csv + se->active_ext));
+        put_int(o, "records", se->records);
+        put_int(o, "error_lines", se->errors);
+        put_int(o, "rejected", se->rejected);
+        put_int(o, "frames", se->frames);
+        put_int(o, "bytes", se->bytes);
+        json_object_set_new(o, "sample", json_string(se->sample));
+        put_int(o, "last_seen_ms", (uint64_t)se->last_seen_ms);
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+static json_t *console_ingest(const relay *r) {
+    const relay_metrics *m = &r->in.m;
+    json_t *o = json_object(), *src = json_object(), *rej = json_object();
+    uint64_t errors = 0;
+    for (int k = 0; k < PDNS_SRC_COUNT; k++) {
+        put_int(src, pdns_source_name((enum pdns_source)k), m->records[k]);
+        errors += m->error_lines[k];
+    }
+    for (int res = 1; res < CSV_RESULT_COUNT; res++) {
+        uint64_t n = 0;
+        for (int k = 0; k < PDNS_SRC_COUNT; k++)
+            n += m->csv_rejects[k][res];
+        if (n)
+            put_int(rej, csv_result_name((enum csv_result)res), n);
+    }
+    for (int k = 0; k < D4R_COUNT; k++)
+        if (m->d4_rejects[k])
+            put_int(rej, d4_reject_name((enum d4_reject)k), m->d4_rejects[k]);
+    json_object_set_new(o, "records", src);
+    json_object_set_new(o, "rejected", rej);
+    put_int(o, "error_lines", errors);
+    put_int(o, "sessions", m->d4_sessions_active);
+    return o;
+}
+
+static json_t *console_mixer(const relay *r) {
+    json_t *o = json_object();
+    json_object_set_new(o, "enabled", json_boolean(r->mix.pool != NULL));
+    if (!r->mix.pool)
+        return o;
+    const mixer_counters *mc = mixer_pool_counters(r->mix.pool);
+    put_int(o, "pool_triples", mixer_pool_triples(r->mix.pool));
+    put_int(o, "pool_bytes", mixer_pool_bytes(r->mix.pool));
+    put_int(o, "inserted", mc->inserted);
+    put_int(o, "released", mc->released);
+    put_int(o, "batches", mc->batches);
+    if (r->mix.last_ms) {
+        const mixer_stats *st = &r->mix.last;
+        json_object_set_new(o, "last_batch",
+                            json_pack("{s:I,s:I,s:I,s:f,s:f,s:f}", "at_ms",
+                                      (json_int_t)r->mix.last_ms, "size",
+                                      (json_int_t)st->size, "sensors",
+                                      (json_int_t)st->distinct_sensors, "entropy",
+                                      st->entropy, "anonymity_set", st->anonymity_set,
+                                      "min_entropy", st->min_entropy));
+    }
+    return o;
+}
+
+static json_t *console_partners(const relay *r) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < r->sh.np; i++) {
+        const partner *pt = &r->sh.p[i];
+        if (!pt->pol)
+            continue;
+        json_t *o = json_object(), *den = json_object();
+        json_object_set_new(o, "name", json_string(pt->pol->partner));
+        json_object_set_new(o, "enabled", json_boolean(pt->pol->enabled));
+        json_object_set_new(o, "description", json_string(pt->pol->description));
+        json_object_set_new(o, "tlp", json_string(pt->pol->tlp));
+        json_object_set_new(o, "version", json_string(pt->pol->version));
+        put_int(o, "sent", pt->sent);
+        put_int(o, "batches", pt->batches);
+        put_int(o, "seq", pt->seq);
+        for (int v = 0; v < POLICY_VERDICT_COUNT; v++)
+            if (pt->denied[v])
+                put_int(den, policy_verdict_name((enum policy_verdict)v), pt->denied[v]);
+        json_object_set_new(o, "denied", den);
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+static int console_state(void *ctx, pdns_buf *b) {
+    relay *r = ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    json_t *o = json_object(), *st = json_object();
+    json_object_set_new(o, "relay_id", json_string(r->cfg.relay_id));
+    json_object_set_new(o, "version", json_string(PDNS_RELAY_VERSION));
+    put_int(o, "time_ms", (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+    put_int(o, "uptime_s", (pdns_mono_ms() - r->started_ms) / 1000);
+    json_object_set_new(o, "ingest", console_ingest(r));
+    json_object_set_new(o, "sensors", console_sensors(r));
+    json_object_set_new(st, "enabled", json_boolean(r->storing));
+    if (r->storing) {
+        json_object_set_new(st, "connected", json_boolean(r->store.rc.ready));
+        put_int(st, "stored", r->store.stored);
+        put_int(st, "waiting", r->store.waiting);
+        put_int(st, "batches", r->store.batches);
+        put_int(st, "errors", r->store.errors);
+        put_int(st, "set_aside", r->store.dead);
+    }
+    json_object_set_new(o, "store", st);
+    json_object_set_new(o, "mixer", console_mixer(r));
+    json_object_set_new(o, "partners", console_partners(r));
+    char *t = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!t)
+        return -1;
+    int rc = pdns_buf_printf(b, "%s\n", t);
+    free(t);
+    return rc;
+}
+
+static int console_reload(void *ctx, char *err, size_t errlen) {
+    return reload_all(ctx, err, errlen);
 }
 
 static void lws_log_to_ours(int level, const char *line) {
@@ -520,6 +686,21 @@ int cmd_run(int argc, char **argv) {
         goto out_lws;
     }
     http_auth_set_proxies(r.auth, r.cfg.http_proxies);
+    if (r.cfg.admin_enabled && r.cfg.admin_console) {
+        /* console users sign in with a password: no anonymous access, and
+         * a small rate (it is only asked at sign-in) */
+        if (r.cfg.admin_auth_file[0] &&
+            !(r.admin_auth = http_auth_new(r.loop, r.cfg.admin_auth_file, 0, 5, 20, err,
+                                           sizeof(err)))) {
+            log_error("run: admin.auth_file: %s", err);
+            goto out_lws;
+        }
+        console_hooks hooks = {console_state, console_reload, &r};
+        if (!(r.console = console_new(r.loop, r.admin_auth, &hooks))) {
+            log_error("run: out of memory");
+            goto out_lws;
+        }
+    }
     if (mix_start(&r.mix, &r.cfg, &r.sh) < 0) {
         log_error("run: cannot start the mixer");
         goto out_lws;
@@ -610,6 +791,7 @@ int cmd_run(int argc, char **argv) {
     }
     r.admin = r.http;
     r.admin.admin = 1;
+    r.admin.console = r.console;
     if (r.cfg.admin_enabled &&
         !make_vhost(&r, 2, "admin", &http_api_protocol, &r.admin, &r.cfg.admin_listen,
                     NULL, NULL, 0)) {
@@ -640,6 +822,7 @@ out_lws:
     if (r.storing)
         store_stop(&r.store);
     lws_context_destroy(r.lws);
+    console_free(r.console);
     if (r.streaming)
         stream_free(&r.st);
 out_loop:
@@ -654,6 +837,7 @@ out_loop:
     if (r.storing)
         store_free(&r.store);
     http_auth_free(r.auth);
+    http_auth_free(r.admin_auth);
     uv_loop_close(r.loop);
     free(r.protocols[0]);
     free(r.protocols[1]);

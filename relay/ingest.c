@@ -139,8 +139,16 @@ int ingest_csv_line(ingest *in, const ingest_source *s, const char *where,
 
 int ingest_record(ingest *in, const ingest_source *s, const pdns_record *r) {
     in->m.records[s->kind]++;
-    if (s->sensor)
-        s->sensor->records++;
+    if (s->sensor && (s->sensor->records++ & 1023) == 0) {
+        relay_sensor *se = s->sensor;
+        size_t n = r->rrname.len < sizeof(se->sample) - 1 ? r->rrname.len
+                                                           : sizeof(se->sample) - 1;
+        for (size_t i = 0; i < n; i++) {
+            char ch = r->rrname.p[i];
+            se->sample[i] = ch >= 0x20 && ch < 0x7f ? ch : '?';
+        }
+        se->sample[n] = '\0';
+    }
     emit(in, r, s->index);
     return 1;
 }

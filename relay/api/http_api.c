@@ -21,6 +21,7 @@ typedef struct http_pss {
     int is_stream;
     int head;       /* a HEAD request: the headers of the GET answer only */
     query_req *q;   /* a query waiting for the store */
+    console_conn cc; /* the console's (admin listener) */
 } http_pss;
 
 static int respond(struct lws *wsi, http_pss *p, unsigned status,
@@ -37,6 +38,7 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         http_api *h = lws_vhost_user(lws_get_vhost(wsi));
         const char *path = in;
         query_abandon(&p->q);
+        console_closed(h->console, &p->cc);
         pdns_buf_free(&p->body); /* keep-alive: the last answer's */
         p->sent = 0;
         p->is_stream = 0;
@@ -67,19 +69,22 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         if (pdns_buf_reserve(&p->body, LWS_PRE) < 0)
             return -1;
         p->body.len = LWS_PRE;
+        if (h->admin && h->console && console_owns(path))
+            return console_request(h->console, wsi, &p->cc, path, &p->body);
         int admin_path = strcmp(path, "/metrics") == 0 || strcmp(path, "/stats") == 0;
         if (admin_path != h->admin && strcmp(path, "/healthz") != 0 &&
             strcmp(path, "/readyz") != 0) {
             /* per-sensor activity only on the admin listener; nothing else
              * there */
             pdns_buf_printf(&p->body, "{\"error\":\"%s\"}\n", h->admin
-                            ? "the admin listener serves /metrics, /stats, /healthz and /readyz only"
+                            ? "the admin listener serves /metrics, /stats, /console/, /healthz and /readyz only"
                             : "not found here: per-sensor data is served on the admin listener (admin.listen)");
             return respond(wsi, p, HTTP_STATUS_NOT_FOUND, "application/json");
         }
         if (strcmp(path, "/metrics") == 0) {
             if (h->metrics(h->ctx, &p->body) < 0 ||
                 query_metrics_render(&h->query->m, &p->body) < 0 ||
+                (h->console && console_metrics(h->console, &p->body) < 0) ||
                 (h->st && stream_metrics(h->st, &p->body) < 0))
                 return -1;
             return respond(wsi, p, HTTP_STATUS_OK,
@@ -121,6 +126,10 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_HTTP_WRITEABLE: {
         if (p->is_stream)
             return stream_client_writable(&p->sc);
+        if (p->cc.sse) {
+            http_api *h = lws_vhost_user(lws_get_vhost(wsi));
+            return console_writable(h->console, wsi, &p->cc);
+        }
         if (p->head) /* the headers are out: that is the whole answer */
             return lws_http_transaction_completed(wsi) ? -1 : 0;
         size_t left = p->body.len - LWS_PRE - p->sent;
@@ -188,6 +197,7 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (p) {
             query_abandon(&p->q);
+            console_closed(((http_api *)lws_vhost_user(lws_get_vhost(wsi)))->console, &p->cc);
             if (p->is_stream)
                 stream_client_close(&p->sc);
             p->is_stream = 0;

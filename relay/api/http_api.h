@@ -1,7 +1,8 @@
 /* http_api.h - the relay's HTTP listeners (http_api.c): the public one
  * (the query API, the open data stream, /healthz, /readyz) and the admin
- * one (/metrics and /stats, which show each sensor's activity, and
- * /healthz, /readyz; admin.listen, loopback by default). What spans
+ * one (/metrics and /stats, which show each sensor's activity, the web
+ * console at /console/, and /healthz, /readyz; admin.listen, loopback by
+ * default). What spans
  * the whole relay (its metrics, its per-sensor figures, its readiness) is
  * rendered by whoever runs the relay, through the callbacks below. */
 #ifndef PDNS_HTTP_API_H
@@ -10,6 +11,7 @@
 #include <libwebsockets.h>
 
 #include "buf.h"
+#include "console.h"
 #include "query.h"
 #include "stream.h"
 
@@ -17,6 +19,7 @@ typedef struct http_api {
     int admin;                   /* the admin listener: /metrics, /stats only */
     query_api *query;
     stream *st;                  /* NULL: no open data stream */
+    console *console;            /* the admin listener's web console, or NULL */
     int (*metrics)(void *ctx, pdns_buf *b);   /* Prometheus text */
     int (*stats)(void *ctx, pdns_buf *b);     /* JSON */
     /* 1 when the relay can answer for itself, else 0 and why in `why` */

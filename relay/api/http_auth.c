@@ -29,6 +29,7 @@ typedef struct cred {
     char kind;                 /* 'b' basic, 'k' key */
     char name[NAME_MAX_LEN];
     char hash[crypto_pwhash_STRBYTES];
+    char role[HTTP_AUTH_ROLE_MAX]; /* a console role, or "" */
 } cred;
 
 typedef struct cache_slot {
@@ -61,12 +62,12 @@ struct http_auth {
 };
 
 int http_auth_parse_line(const char *line, char *kind, char *name, char *hash,
-                         const char **why) {
-    char k[16], n[NAME_MAX_LEN + 1], h[crypto_pwhash_STRBYTES + 1], extra[2];
-    int f = sscanf(line, " %15s %64s %128s %1s", k, n, h, extra);
-    if (f != 3) {
-        *why = f > 3 ? "too many fields (want: basic|key NAME HASH)"
-                     : "want: basic|key NAME HASH";
+                         char *role, const char **why) {
+    char k[16], n[NAME_MAX_LEN + 1], h[crypto_pwhash_STRBYTES + 1], r[16], extra[2];
+    int f = sscanf(line, " %15s %64s %128s %15s %1s", k, n, h, r, extra);
+    if (f != 3 && f != 4) {
+        *why = f > 4 ? "too many fields (want: basic NAME HASH [ROLE] or key NAME HASH)"
+                     : "want: basic NAME HASH [ROLE] or key NAME HASH";
         return -1;
     }
     if (strcmp(k, "basic") == 0)
@@ -86,9 +87,36 @@ int http_auth_parse_line(const char *line, char *kind, char *name, char *hash,
                "with pdns-relay passwd";
         return -1;
     }
+    role[0] = '\0';
+    if (f == 4) {
+        if (*kind != 'b') {
+            *why = "an API key has no console role (only basic users sign in)";
+            return -1;
+        }
+        if (http_auth_role_rank(r) == 0) {
+            *why = "ROLE must be viewer, coordinator or admin";
+            return -1;
+        }
+        strcpy(role, r);
+    }
     strcpy(name, n);
     strcpy(hash, h);
     return 0;
+}
+
+int http_auth_role_rank(const char *role) {
+    static const char *const roles[] = {"viewer", "coordinator", "admin"};
+    for (int i = 0; i < 3; i++)
+        if (role && strcmp(role, roles[i]) == 0)
+            return i + 1;
+    return 0;
+}
+
+const char *http_auth_role(const http_auth *a, const char *user) {
+    for (size_t i = 0; i < a->n; i++)
+        if (a->creds[i].kind == 'b' && strcmp(a->creds[i].name, user) == 0)
+            return a->creds[i].role;
+    return "";
 }
 
 http_auth *http_auth_new(uv_loop_t *loop, const char *path, int anonymous,
@@ -133,7 +161,7 @@ http_auth *http_auth_new(uv_loop_t *loop, const char *path, int anonymous,
         if (*s == '#' || *s == '\n' || *s == '\0')
             continue;
         cred c;
-        if (http_auth_parse_line(s, &c.kind, c.name, c.hash, &why) < 0) {
+        if (http_auth_parse_line(s, &c.kind, c.name, c.hash, c.role, &why) < 0) {
             snprintf(err, errlen, "%s:%u: %s", path, lineno, why);
             goto fail;
         }

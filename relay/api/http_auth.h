@@ -1,7 +1,10 @@
 /* http_auth.h - who may query, and how often.
  *
  * Credentials come from a file (http.auth_file), one per line:
- *     basic NAME HASH    an HTTP Basic user
+ *     basic NAME HASH [ROLE]
+ *                        an HTTP Basic user; ROLE (viewer, coordinator or
+ *                        admin) lets the user sign in to the console on
+ *                        the admin listener (console.h)
  *     key   NAME HASH    an API key "NAME.SECRET", sent as
  *                        "Authorization: Bearer NAME.SECRET", as the bare
  *                        Authorization value, or as "X-API-Key: ..."
@@ -59,8 +62,17 @@ int http_auth_check(http_auth *a, struct lws *wsi, char *who, size_t wholen,
  * Returns 0, or -1. */
 int http_auth_metrics(const http_auth *a, pdns_buf *b);
 
-/* The pure parts, for tests: a credential line, and the bucket. */
+#define HTTP_AUTH_ROLE_MAX 16
+
+/* The console role of basic user `user` ("" for none or no such user). */
+const char *http_auth_role(const http_auth *a, const char *user);
+
+/* 1 viewer, 2 coordinator, 3 admin; 0 for anything else. */
+int http_auth_role_rank(const char *role);
+
+/* The pure parts, for tests: a credential line (role "" when it has
+ * none), and the bucket. */
 int http_auth_parse_line(const char *line, char *kind, char *name,
-                         char *hash, const char **why);
+                         char *hash, char *role, const char **why);
 
 #endif

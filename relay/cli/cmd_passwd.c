@@ -19,27 +19,39 @@
 #define PW_MEMLIMIT (16u << 20)
 
 const char cmd_passwd_help[] =
-    "usage: pdns-relay passwd [--key] FILE NAME\n"
+    "usage: pdns-relay passwd [--key | --role ROLE] FILE NAME\n"
     "\n"
     "Adds NAME to the query API's credential file FILE (http.auth_file),\n"
     "replacing an entry of the same kind and name. Without --key, NAME is\n"
     "an HTTP Basic user whose password is the first line of standard input.\n"
     "With --key, a new random API key NAME.SECRET is made and printed on\n"
     "standard output (only its hash is kept: it cannot be shown again).\n"
+    "--role viewer|coordinator|admin lets the user sign in to the console\n"
+    "on the admin listener (admin.auth_file): a viewer sees, a coordinator\n"
+    "also changes policies, an admin also reloads the relay.\n"
     "The file holds Argon2id hashes (libsodium crypto_pwhash_str) and is\n"
     "written with mode 0600.\n";
 
 int cmd_passwd(int argc, char **argv) {
     static const struct option opts[] = {{"key", no_argument, NULL, 'k'},
+                                         {"role", required_argument, NULL, 'r'},
                                          {NULL, 0, NULL, 0}};
     int opt, key = 0;
+    const char *role = NULL;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "k", opts, NULL)) != -1) {
-        if (opt != 'k') {
+    while ((opt = getopt_long(argc, argv, "kr:", opts, NULL)) != -1) {
+        if (opt == 'k')
+            key = 1;
+        else if (opt == 'r')
+            role = optarg;
+        else {
             fputs(cmd_passwd_help, stderr);
             return 2;
         }
-        key = 1;
+    }
+    if (key && role) {
+        fprintf(stderr, "passwd: an API key has no console role\n");
+        return 2;
     }
     if (argc - optind != 2) {
         fputs(cmd_passwd_help, stderr);
@@ -47,7 +59,7 @@ int cmd_passwd(int argc, char **argv) {
     }
     const char *file = argv[optind], *name = argv[optind + 1];
     char secret[256], hash[crypto_pwhash_STRBYTES], line[512];
-    char kind_c, n2[80], h2[crypto_pwhash_STRBYTES];
+    char kind_c, n2[80], h2[crypto_pwhash_STRBYTES], r2[HTTP_AUTH_ROLE_MAX];
     const char *why;
     if (key) {
         uint8_t rnd[32];
@@ -71,8 +83,9 @@ int cmd_passwd(int argc, char **argv) {
         fprintf(stderr, "passwd: out of memory\n");
         return 1;
     }
-    snprintf(line, sizeof(line), "%s %s %s\n", key ? "key" : "basic", name, hash);
-    if (http_auth_parse_line(line, &kind_c, n2, h2, &why) < 0) {
+    snprintf(line, sizeof(line), "%s %s %s%s%s\n", key ? "key" : "basic", name, hash,
+             role ? " " : "", role ? role : "");
+    if (http_auth_parse_line(line, &kind_c, n2, h2, r2, &why) < 0) {
         fprintf(stderr, "passwd: %s\n", why);
         return 2;
     }
@@ -83,7 +96,7 @@ int cmd_passwd(int argc, char **argv) {
         char old[512];
         while (fgets(old, sizeof(old), f)) {
             char k2;
-            if (http_auth_parse_line(old, &k2, n2, h2, &why) == 0 &&
+            if (http_auth_parse_line(old, &k2, n2, h2, r2, &why) == 0 &&
                 k2 == kind_c && strcmp(n2, name) == 0)
                 continue;
             pdns_buf_append(&out, old, strlen(old));

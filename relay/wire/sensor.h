@@ -35,6 +35,10 @@ typedef struct relay_sensor {
     uint64_t rejected;   /* lines rejected */
     uint64_t frames;
     uint64_t bytes;
+    char sample[128];    /* a name it sent: its first, then every 1024th
+                          * (the console shows it; printable ASCII only) */
+    uint64_t seen_total; /* frames + lines when last looked at (the tick) */
+    int64_t last_seen_ms;/* when that changed (Unix ms), 0: not since start */
 } relay_sensor;
 
 #endif

@@ -263,21 +263,33 @@ static void test_filters(void **state) {
 }
 
 static void test_credential_lines(void **state) {
-    char kind, name[80], hash[160];
+    char kind, name[80], hash[160], role[HTTP_AUTH_ROLE_MAX];
     const char *why;
     (void)state;
     assert_int_equal(http_auth_parse_line("basic alice $argon2id$v=19$m=16384,t=2,p=1$c2FsdA$aGFzaA\n",
-                                          &kind, name, hash, &why), 0);
+                                          &kind, name, hash, role, &why), 0);
     assert_int_equal(kind, 'b');
     assert_string_equal(name, "alice");
-    assert_int_equal(http_auth_parse_line("key ci $argon2id$x", &kind, name, hash, &why), 0);
+    assert_int_equal(http_auth_parse_line("key ci $argon2id$x", &kind, name, hash, role, &why), 0);
     assert_int_equal(kind, 'k');
-    assert_int_equal(http_auth_parse_line("user bob $argon2id$x", &kind, name, hash, &why), -1);
-    assert_int_equal(http_auth_parse_line("basic bob plaintext", &kind, name, hash, &why), -1);
+    assert_int_equal(http_auth_parse_line("user bob $argon2id$x", &kind, name, hash, role, &why), -1);
+    assert_int_equal(http_auth_parse_line("basic bob plaintext", &kind, name, hash, role, &why), -1);
     assert_non_null(strstr(why, "Argon2"));
-    assert_int_equal(http_auth_parse_line("basic bob", &kind, name, hash, &why), -1);
-    assert_int_equal(http_auth_parse_line("basic b.ob $argon2id$x", &kind, name, hash, &why), -1);
-    assert_int_equal(http_auth_parse_line("basic bob $argon2id$x extra", &kind, name, hash, &why), -1);
+    assert_int_equal(http_auth_parse_line("basic bob", &kind, name, hash, role, &why), -1);
+    assert_int_equal(http_auth_parse_line("basic b.ob $argon2id$x", &kind, name, hash, role, &why), -1);
+    assert_int_equal(http_auth_parse_line("basic bob $argon2id$x extra", &kind, name, hash, role, &why), -1);
+    assert_non_null(strstr(why, "ROLE"));
+    /* a console role: basic users only, one of three */
+    assert_int_equal(http_auth_parse_line("basic carol $argon2id$x coordinator\n", &kind, name,
+                                          hash, role, &why), 0);
+    assert_string_equal(role, "coordinator");
+    assert_int_equal(http_auth_parse_line("basic dave $argon2id$x", &kind, name, hash, role, &why), 0);
+    assert_string_equal(role, "");
+    assert_int_equal(http_auth_parse_line("key ci $argon2id$x admin", &kind, name, hash, role, &why), -1);
+    assert_int_equal(http_auth_parse_line("basic e $argon2id$x viewer more", &kind, name, hash, role, &why), -1);
+    assert_int_equal(http_auth_role_rank("viewer"), 1);
+    assert_int_equal(http_auth_role_rank("admin"), 3);
+    assert_int_equal(http_auth_role_rank("root"), 0);
 }
 
 /* Redis Cluster's key slots: the examples of its specification, and the

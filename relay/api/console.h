@@ -1,0 +1,77 @@
+/* console.h - the web console on the admin listener (/console/): sign-in
+ * against admin.auth_file's users with a role, session cookies, CSRF
+ * tokens, the pages (compiled in), a live view pushed as Server-Sent
+ * Events, and the JSON API behind them (docs/api.md, "Console").
+ *
+ * Roles: viewer (sees everything the admin listener shows), coordinator
+ * (also changes policies), admin (also reloads the relay). A session is a
+ * random 256-bit id in an HttpOnly, SameSite=Strict cookie; every change
+ * (POST) also carries the session's CSRF token in X-CSRF-Token. Sessions
+ * end after CONSOLE_IDLE_S without a request, CONSOLE_MAX_S after sign-in,
+ * or at sign-out; at most CONSOLE_SESSIONS live at once (the least
+ * recently used goes). It renders nothing from records as HTML: the pages
+ * put every value in as text. */
+#ifndef PDNS_CONSOLE_H
+#define PDNS_CONSOLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "http_auth.h"
+
+#define CONSOLE_SESSIONS 64
+#define CONSOLE_IDLE_S (30 * 60)
+#define CONSOLE_MAX_S (12 * 3600)
+#define CONSOLE_SSE_MAX 32       /* live views open at once */
+
+struct lws;
+typedef struct console console;
+
+/* What the console asks of the relay. */
+typedef struct console_hooks {
+    /* the live state as one JSON object */
+    int (*state)(void *ctx, pdns_buf *b);
+    /* reloads the configuration and the policies (as SIGHUP); 0, or -1
+     * with why in err */
+    int (*reload)(void *ctx, char *err, size_t errlen);
+    void *ctx;
+} console_hooks;
+
+/* One connection's console state (inside the HTTP listener's per-
+ * connection data). */
+typedef struct console_conn {
+    struct console_login *login; /* a sign-in waiting for its Argon2 check */
+    int sse;                     /* a live view (text/event-stream) */
+    int sse_slot;
+} console_conn;
+
+/* The console with users from auth (owned by the caller; NULL: the console
+ * answers that admin.auth_file is not set). Returns NULL when out of
+ * memory. */
+console *console_new(uv_loop_t *loop, http_auth *auth, const console_hooks *hooks);
+void console_free(console *c);
+
+/* 1 when path is the console's (/console, /console/...). */
+int console_owns(const char *path);
+
+/* Answers one request for path: 0 (an answer is on its way), or -1 (close
+ * the connection). body has LWS_PRE bytes of headroom. */
+int console_request(console *c, struct lws *wsi, console_conn *cc, const char *path,
+                    pdns_buf *body);
+
+/* The connection can take more of a live view: 0, or -1 (close). */
+int console_writable(console *c, struct lws *wsi, console_conn *cc);
+
+/* The connection closed. */
+void console_closed(console *c, console_conn *cc);
+
+/* Sign-ins, refusals, sessions (Prometheus text). Returns 0, or -1. */
+int console_metrics(const console *c, pdns_buf *b);
+
+/* The pure parts, for tests: the value of cookie `name` in a Cookie
+ * header (its length, or -1), and a session table driven by a clock. */
+int console_cookie(const char *header, const char *name, char *out, size_t outlen);
+
+#endif

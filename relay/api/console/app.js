@@ -1,0 +1,265 @@
+// pdns-relay console: sign-in, then a live view pushed by the relay as
+// Server-Sent Events (/console/api/events). Every value from the relay is
+// put into the page as text (textContent), never as HTML: names come from
+// DNS traffic and may hold markup.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const pages = ["overview", "sensors", "partners"];
+let session = null;   // {user, role, csrf}
+let events = null;    // the EventSource
+let prev = null;      // the state before the last one (rates)
+const history = [];   // records/s since the page opened, for the chart
+
+function say(text) { $("message").textContent = text; }
+
+function cell(row, text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (cls) td.className = cls;
+  row.appendChild(td);
+  return td;
+}
+
+function fill(tbody, items, render) {
+  const rows = items.map((it) => {
+    const tr = document.createElement("tr");
+    render(tr, it);
+    return tr;
+  });
+  tbody.replaceChildren(...rows);
+}
+
+function list(dl, pairs) {
+  const out = [];
+  for (const [k, v] of pairs) {
+    const dt = document.createElement("dt");
+    dt.textContent = k;
+    const dd = document.createElement("dd");
+    dd.textContent = v;
+    out.push(dt, dd);
+  }
+  dl.replaceChildren(...out);
+}
+
+const num = (n) => (n === undefined || n === null) ? "–" : Number(n).toLocaleString("en");
+const rate = (n) => (n === null) ? "–" : n.toFixed(n < 10 ? 1 : 0);
+
+function ago(s) {
+  if (s === null) return "never";
+  if (s < 2) return "now";
+  if (s < 120) return Math.round(s) + " s ago";
+  if (s < 7200) return Math.round(s / 60) + " min ago";
+  return Math.round(s / 3600) + " h ago";
+}
+
+function words(obj) {
+  const parts = Object.entries(obj || {}).map(([k, v]) => k + " " + num(v));
+  return parts.length ? parts.join(", ") : "none";
+}
+
+// Per-sensor records/s, from two states a second or so apart.
+function sensorRates(st, dt) {
+  const out = {};
+  for (const s of st.sensors) {
+    const p = prev && prev.sensors.find((x) => x.name === s.name);
+    out[s.name] = p && dt > 0 ? Math.max(0, (s.records - p.records) / dt) : null;
+  }
+  return out;
+}
+
+function drawChart() {
+  const svg = $("chart");
+  const max = Math.max(1, ...history);
+  const pts = history.map((v, i) => {
+    const x = history.length > 1 ? (i * 600) / (history.length - 1) : 0;
+    return x.toFixed(1) + "," + (118 - (v * 110) / max).toFixed(1);
+  });
+  const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+  line.setAttribute("points", pts.join(" "));
+  const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
+  title.textContent = "peak " + rate(max) + " records/s";
+  svg.replaceChildren(title, line);
+}
+
+function render(st) {
+  $("relay-id").textContent = st.relay_id;
+  $("version").textContent = st.version;
+  $("uptime").textContent = ago(st.uptime_s).replace(" ago", "");
+  const dt = prev ? (st.time_ms - prev.time_ms) / 1000 : 0;
+  const rates = sensorRates(st, dt);
+  let total = null;
+  const bySource = [];
+  for (const [src, n] of Object.entries(st.ingest.records)) {
+    const p = prev ? prev.ingest.records[src] : undefined;
+    if (p === undefined || dt <= 0) continue;
+    const r = Math.max(0, (n - p) / dt);
+    total = (total || 0) + r;
+    if (n > 0) bySource.push(src + " " + rate(r));
+  }
+  $("rate-total").textContent = rate(total);
+  $("rate-sources").textContent = bySource.join(", ");
+  if (total !== null) {
+    history.push(total);
+    if (history.length > 3600) history.shift();
+    drawChart();
+  }
+  const s = st.store;
+  list($("store"), s.enabled ? [["link", s.connected ? "up" : "down"], ["stored", num(s.stored)],
+                                ["waiting", num(s.waiting)], ["batches", num(s.batches)],
+                                ["errors", num(s.errors)], ["set aside", num(s.set_aside)]]
+                             : [["store", "off"]]);
+  const m = st.mixer;
+  const mp = m.enabled ? [["pool", num(m.pool_triples) + " triples"], ["in", num(m.inserted)],
+                          ["out", num(m.released)], ["batches", num(m.batches)]] : [["mixer", "off"]];
+  if (m.last_batch) {
+    mp.push(["last batch", num(m.last_batch.size) + " triples"],
+            ["from sensors", num(m.last_batch.sensors)],
+            ["entropy H", m.last_batch.entropy.toFixed(2) + " bits"],
+            ["2^H", m.last_batch.anonymity_set.toFixed(1)],
+            ["min-entropy", m.last_batch.min_entropy.toFixed(2) + " bits"]);
+  }
+  list($("mixer"), mp);
+  const rej = Object.entries(st.ingest.rejected).map(([k, v]) => [k, num(v)]);
+  rej.push(["error lines", num(st.ingest.error_lines)]);
+  list($("rejects"), rej);
+  fill($("overview-sensors").tBodies[0], st.sensors, (tr, x) => {
+    cell(tr, x.name);
+    cell(tr, rate(rates[x.name]), "num");
+    cell(tr, num(x.records), "num");
+    cell(tr, num(x.sessions), "num");
+  });
+  fill($("sensor-table").tBodies[0], st.sensors, (tr, x) => {
+    cell(tr, x.name);
+    cell(tr, x.uuid, "name");
+    cell(tr, x.org || "–");
+    cell(tr, num(x.sessions), "num");
+    cell(tr, num(x.records), "num");
+    cell(tr, rate(rates[x.name]), "num");
+    cell(tr, num(x.error_lines), "num");
+    cell(tr, num(x.rejected), "num");
+    cell(tr, x.last_seen_ms ? ago((st.time_ms - x.last_seen_ms) / 1000) : "not since the start");
+    cell(tr, x.sample || "–", "name sample");
+  });
+  fill($("overview-partners").tBodies[0], st.partners, (tr, x) => {
+    cell(tr, x.name);
+    cell(tr, num(x.sent), "num");
+    cell(tr, num(x.batches), "num");
+    cell(tr, words(x.denied));
+  });
+  fill($("partner-table").tBodies[0], st.partners, (tr, x) => {
+    cell(tr, x.name);
+    cell(tr, x.enabled ? "enabled" : "disabled: nothing is sent");
+    cell(tr, x.description || "–");
+    cell(tr, x.tlp || "–");
+    cell(tr, x.version, "name");
+    cell(tr, num(x.sent), "num");
+    cell(tr, num(x.batches), "num");
+    cell(tr, num(x.seq), "num");
+    cell(tr, words(x.denied));
+  });
+  prev = st;
+}
+
+function show(page) {
+  if (!pages.includes(page)) page = "overview";
+  for (const p of pages) {
+    $(p).hidden = p !== page;
+    const a = $("nav-" + p);
+    if (p === page) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  document.title = "pdns-relay console: " + page;
+}
+
+function live() {
+  if (events) events.close();
+  events = new EventSource("/console/api/events");
+  events.onopen = () => { $("live-state").textContent = "live"; };
+  events.onmessage = (e) => render(JSON.parse(e.data));
+  events.onerror = () => {
+    $("live-state").textContent = "reconnecting…";
+    // a session that ended (idle, sign-out elsewhere) sends us back to sign-in
+    fetch("/console/api/session", {credentials: "same-origin"}).then((r) => {
+      if (r.status === 401) signedOut("Your session ended; sign in again.");
+    }, () => {});
+  };
+}
+
+function signedIn(s) {
+  session = s;
+  $("signin").hidden = true;
+  $("nav").hidden = false;
+  $("who").textContent = s.user + " (" + s.role + ")";
+  const reload = $("reload");
+  reload.disabled = s.role !== "admin";
+  reload.title = s.role === "admin" ? "" : "reloading takes the admin role";
+  show(location.hash.slice(1));
+  live();
+}
+
+function signedOut(why) {
+  session = null;
+  if (events) events.close();
+  events = null;
+  for (const p of pages) $(p).hidden = true;
+  $("nav").hidden = true;
+  $("signin").hidden = false;
+  say(why || "");
+  $("user").focus();
+}
+
+function b64(text) {
+  const bytes = new TextEncoder().encode(text);
+  let bin = "";
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin);
+}
+
+async function post(path) {
+  const r = await fetch(path, {
+    method: "POST", credentials: "same-origin", body: "{}",
+    headers: {"Content-Type": "application/json", "X-CSRF-Token": session ? session.csrf : ""},
+  });
+  let body = {};
+  try { body = await r.json(); } catch (e) { /* no body */ }
+  return [r, body];
+}
+
+$("signin-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  $("signin-error").textContent = "";
+  const r = await fetch("/console/api/login", {
+    method: "POST", credentials: "same-origin", body: "{}",
+    headers: {"Content-Type": "application/json",
+              "Authorization": "Basic " + b64($("user").value + ":" + $("password").value)},
+  });
+  let body = {};
+  try { body = await r.json(); } catch (err) { /* no body */ }
+  $("password").value = "";
+  if (r.ok) {
+    say("");
+    signedIn(body);
+    $("main").focus();
+  } else {
+    $("signin-error").textContent = body.error || ("sign-in failed (" + r.status + ")");
+  }
+});
+
+$("logout").addEventListener("click", async () => {
+  await post("/console/api/logout");
+  signedOut("Signed out.");
+});
+
+$("reload").addEventListener("click", async () => {
+  const [r, body] = await post("/console/api/reload");
+  say(r.ok ? "The configuration and the policies were reloaded."
+           : "Not reloaded: " + (body.error || r.status));
+});
+
+window.addEventListener("hashchange", () => { if (session) show(location.hash.slice(1)); });
+
+fetch("/console/api/session", {credentials: "same-origin"}).then(async (r) => {
+  if (r.ok) signedIn(await r.json());
+  else signedOut(r.status === 503 ? (await r.json()).error : "");
+}, () => signedOut("The relay does not answer."));

@@ -1,0 +1,240 @@
+"""The web console (/console/ on the admin listener): in a real browser
+(Debian's chromium, headless, driven by python3-selenium through
+chromedriver) and through its JSON API with plain HTTP requests.
+Screenshots of each page are kept in build/e2e-artifacts (or
+$E2E_ARTIFACTS)."""
+import json
+import os
+import subprocess
+
+import pytest
+import requests
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+from conftest import BIN, SENSORS
+import d4sensor
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+ARTIFACTS = os.environ.get("E2E_ARTIFACTS", os.path.join(ROOT, "build", "e2e-artifacts"))
+USERS = {"alice": ("alice-password-1", "admin"), "carl": ("carl-password-1", "coordinator"),
+         "victor": ("victor-password-1", "viewer"), "nora": ("nora-password-1", None)}
+# names from DNS traffic are data: markup in them must show as text
+HOSTILE = ["<img/src=x/onerror=alert(1)>.example", "<script>alert(2)</script>.example"]
+FAST_MIXER = {"interval": 1, "hold_min": 0, "hold_jitter": 0, "min_sensors": 1,
+              "pool_min": 0, "min_batch": 1, "send_fraction": 1.0, "time_resolution": 1}
+
+
+def lines(tag, n, first=None):
+    out = ["1795930651.1||c||s||IN||%s.||A||10.9.0.1||60||1\n" % first] if first else []
+    out += ["1795930651.1||c||s||IN||h%d.%s.test.||A||10.9.%d.%d||60||1\n"
+            % (i, tag, i // 250, i % 250) for i in range(n)]
+    return "".join(out).encode()
+
+
+def send(relay, sensor, payload):
+    s = d4sensor.connect(relay.d4_port)
+    s.sendall(d4sensor.frame(SENSORS[sensor][0], SENSORS[sensor][1], payload))
+    s.close()
+
+
+@pytest.fixture
+def console_relay(relay_factory):
+    relay = relay_factory(extra={"mixer": FAST_MIXER, "admin": {"auth_file": "users"},
+                                 "policies": {"dir": "partners", "outbox_dir": "outbox"}})
+    users = os.path.join(relay.dir, "users")
+    for name, (password, role) in USERS.items():
+        subprocess.run([BIN, "passwd"] + (["--role", role] if role else []) + [users, name],
+                       input=password + "\n", text=True, check=True, capture_output=True)
+    subprocess.run([BIN, "passwd", "--key", users, "ci"], check=True, capture_output=True)
+    os.makedirs(os.path.join(relay.dir, "partners"))
+    with open(os.path.join(relay.dir, "partners", "alpha.json"), "w") as f:
+        json.dump({"partner": "alpha", "description": "CSIRT Alpha", "tlp": "TLP:AMBER",
+                   "rrtypes": {"allow": ["A"]}, "names": {"allow": ["."]},
+                   "sensors": {"allow": ["*"]}, "sensor_id": "strip"}, f)
+    relay.start()
+    relay.base = "http://127.0.0.1:%d/console" % relay.admin_port
+    return relay
+
+
+def login(relay, user):
+    """A signed-in requests session and its CSRF token."""
+    s = requests.Session()
+    r = s.post(relay.base + "/api/login", auth=(user, USERS[user][0]), data="{}")
+    assert r.status_code == 200, r.text
+    return s, r.json()["csrf"]
+
+
+@pytest.fixture
+def browser():
+    o = Options()
+    o.binary_location = "/usr/bin/chromium"
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--window-size=1280,1000", "--lang=en"):
+        o.add_argument(a)
+    d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
+    d.set_page_load_timeout(30)
+    yield d
+    d.quit()
+
+
+def shot(d, name):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    d.save_screenshot(os.path.join(ARTIFACTS, "console-%s.png" % name))
+
+
+def wait(d, pred, timeout=20):
+    return WebDriverWait(d, timeout, poll_frequency=0.1).until(lambda _: pred())
+
+
+def text(d, css):
+    return d.find_element(By.CSS_SELECTOR, css).text
+
+
+def sign_in(d, relay, user):
+    """With the keyboard only: the user field, Tab, the password, Enter."""
+    d.get(relay.base + "/")
+    wait(d, lambda: d.find_element(By.ID, "signin").is_displayed())
+    d.find_element(By.ID, "user").click()
+    d.switch_to.active_element.send_keys(user)
+    d.switch_to.active_element.send_keys(Keys.TAB)
+    d.switch_to.active_element.send_keys(USERS[user][0] + Keys.ENTER)
+    wait(d, lambda: text(d, "#who") == "%s (%s)" % (user, USERS[user][1]))
+
+
+def sensor_cell(d, table, sensor, col):
+    """The text of column col in the row of table whose first cell is
+    sensor (read in one script: the page replaces its rows every second)."""
+    rows = d.execute_script(
+        "return Array.from(document.querySelectorAll('#' + arguments[0] + ' tbody tr'))"
+        ".map(tr => Array.from(tr.cells).map(td => td.textContent))", table)
+    for row in rows:
+        if row and row[0] == sensor:
+            return row[col]
+    return None
+
+
+def test_sign_in_and_watch_sensors_live(console_relay, browser):
+    relay, d = console_relay, browser
+    d.get(relay.base + "/")
+    wait(d, lambda: d.find_element(By.ID, "signin").is_displayed())
+    # every input has a label; the page says its language
+    for inp in d.find_elements(By.CSS_SELECTOR, "input"):
+        assert d.find_elements(By.CSS_SELECTOR, "label[for='%s']" % inp.get_attribute("id"))
+    assert d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
+    shot(d, "signin")
+    # a wrong password is said on the page
+    d.find_element(By.ID, "user").send_keys("alice")
+    d.find_element(By.ID, "password").send_keys("not-her-password" + Keys.ENTER)
+    wait(d, lambda: "wrong password" in text(d, "#signin-error"))
+    sign_in(d, relay, "alice")
+    assert not d.find_element(By.ID, "reload").get_attribute("disabled")
+
+    # the first name sensor-b sends is hostile; numbers move as records come
+    send(relay, "sensor-b", lines("b", 10, first=HOSTILE[0]))
+    send(relay, "sensor-a", lines("a1", 100))
+    wait(d, lambda: sensor_cell(d, "overview-sensors", "sensor-a", 2) == "100")
+    send(relay, "sensor-a", lines("a2", 150))
+    wait(d, lambda: sensor_cell(d, "overview-sensors", "sensor-a", 2) == "250")
+    assert "live" in text(d, "#live-state")
+    wait(d, lambda: text(d, "#rate-total") not in ("", "–"))
+    shot(d, "overview")
+
+    d.find_element(By.ID, "nav-sensors").click()
+    wait(d, lambda: d.find_element(By.ID, "sensors").is_displayed())
+    wait(d, lambda: sensor_cell(d, "sensor-table", "sensor-b", 9) == HOSTILE[0])
+    # shown as text: no element came out of the name, no script ran
+    assert not d.find_elements(By.CSS_SELECTOR, "#sensor-table img, #sensor-table script")
+    assert sensor_cell(d, "sensor-table", "sensor-a", 1) == SENSORS["sensor-a"][0]
+    seen = sensor_cell(d, "sensor-table", "sensor-a", 8)
+    assert seen == "now" or seen.endswith(" s ago"), seen
+    shot(d, "sensors")
+
+    d.find_element(By.ID, "nav-partners").click()
+    wait(d, lambda: d.find_element(By.ID, "partners").is_displayed())
+    wait(d, lambda: sensor_cell(d, "partner-table", "alpha", 3) == "TLP:AMBER")
+    assert sensor_cell(d, "partner-table", "alpha", 1) == "enabled"
+    assert sensor_cell(d, "partner-table", "alpha", 2) == "CSIRT Alpha"
+    # one sensor's triples are below the policy's thresholds: denied, by reason
+    wait(d, lambda: "threshold" in sensor_cell(d, "partner-table", "alpha", 8))
+    shot(d, "partners")
+
+    # the admin reloads from the page; the relay logs who asked
+    d.find_element(By.ID, "reload").click()
+    wait(d, lambda: "reloaded" in text(d, "#message"))
+    assert "console: alice asks for a reload" in relay.log_text()
+    d.find_element(By.ID, "logout").click()
+    wait(d, lambda: d.find_element(By.ID, "signin").is_displayed())
+    # no alert ever opened (a script from a name would have)
+    assert not EC.alert_is_present()(d)
+
+
+def test_viewer_sees_but_cannot_change(console_relay, browser):
+    relay, d = console_relay, browser
+    sign_in(d, relay, "victor")
+    assert d.find_element(By.ID, "reload").get_attribute("disabled")
+    shot(d, "viewer")
+    s, token = login(relay, "victor")
+    r = s.post(relay.base + "/api/reload", headers={"X-CSRF-Token": token}, data="{}")
+    assert r.status_code == 403 and "admin role" in r.json()["error"]
+    assert s.get(relay.base + "/api/state").json()["relay_id"] == "e2e"
+    # a coordinator may not reload either
+    s, token = login(relay, "carl")
+    assert s.post(relay.base + "/api/reload", headers={"X-CSRF-Token": token},
+                  data="{}").status_code == 403
+    assert relay.metrics()['pdns_relay_console_refused_total{reason="role"}'] == 2
+
+
+def test_changes_need_the_csrf_token_and_sessions_end(console_relay):
+    relay = console_relay
+    s, token = login(relay, "alice")
+    cookie = [c for c in s.cookies if c.name == "pdns_console"][0]
+    assert cookie.path == "/console/" and cookie.has_nonstandard_attr("HttpOnly")
+    r = s.post(relay.base + "/api/login", auth=("alice", USERS["alice"][0]), data="{}")
+    assert "SameSite=Strict" in r.headers["set-cookie"]
+    token = r.json()["csrf"]
+    # a forged request (another site's form: the cookie, no token) is refused
+    assert s.post(relay.base + "/api/reload", data="{}").status_code == 403
+    assert s.post(relay.base + "/api/reload", headers={"X-CSRF-Token": "0" * 64},
+                  data="{}").status_code == 403
+    # another session's token is not this one's
+    other, other_token = login(relay, "carl")
+    assert s.post(relay.base + "/api/reload", headers={"X-CSRF-Token": other_token},
+                  data="{}").status_code == 403
+    assert s.post(relay.base + "/api/reload", headers={"X-CSRF-Token": token},
+                  data="{}").status_code == 200
+    assert relay.metrics()['pdns_relay_console_refused_total{reason="csrf"}'] == 3
+    # no cookie, no data; no role, no session; API keys do not sign in
+    assert requests.get(relay.base + "/api/state").status_code == 401
+    assert requests.get(relay.base + "/api/events").status_code == 401
+    r = requests.post(relay.base + "/api/login", auth=("nora", USERS["nora"][0]), data="{}")
+    assert r.status_code == 403 and "no console role" in r.json()["error"]
+    r = requests.post(relay.base + "/api/login", auth=("alice", "wrong-password"), data="{}")
+    assert r.status_code == 401
+    assert requests.get(relay.base + "/api/login").status_code == 405
+    # the pages run only their own script
+    r = requests.get(relay.base + "/")
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    assert r.headers["x-frame-options"] == "DENY"
+    # signing out ends the session for good
+    assert s.post(relay.base + "/api/logout", headers={"X-CSRF-Token": token},
+                  data="{}").status_code == 200
+    assert s.get(relay.base + "/api/state").status_code == 401
+    assert other.get(relay.base + "/api/session").json()["user"] == "carl"
+
+
+def test_console_off_without_users(relay_factory, browser):
+    relay = relay_factory()
+    relay.start()
+    base = "http://127.0.0.1:%d/console" % relay.admin_port
+    r = requests.get(base + "/api/session")
+    assert r.status_code == 503 and "admin.auth_file" in r.json()["error"]
+    browser.get(base + "/")
+    wait(browser, lambda: "admin.auth_file" in text(browser, "#message"))
+    # the public listener never serves the console
+    assert requests.get("http://127.0.0.1:%d/console/" % relay.http_port).status_code == 404
