@@ -12,7 +12,15 @@
    sys + user) per record and per new triple, INFO used_memory per triple;
    for the all-new store also the bytes of the strings themselves (keys,
    fields, values, index members, counted by a Lua script on the server)
-   and the schema's overhead beyond them.
+   and the schema's overhead beyond them. On the ~63 % mix, where Redis's
+   time goes: the same store written again as plain HSET/ZADD, family by
+   family (n: hashes, then each index on top), beside the script.
+   After each all-new store (each scale): latency at that size with the
+   load generator on its own core (Redis and the relay on core 1, the
+   client on core 0): one Redis client's HGETALL, and wrk -t1 -c4 exact
+   name and address queries. On two cores shared by wrk's threads, the
+   relay and Redis, a request waits for a CPU now and then, and p99 says
+   more about the scheduler than about the store.
 3. Queries on that store: wrk (Debian package) with random paths, for an
    exact name, an address, a left-hand wildcard and a /24 CIDR: q/s and
    latency percentiles (target >= 10k q/s for exact lookups, p99 < 10 ms).
@@ -105,35 +113,63 @@ def resp(*args):
 
 
 def plain_floor(port, work):
-    """What Redis's data structures alone cost for the store just written:
-    every hash field and sorted-set member written again into an empty
-    server as one plain pipelined HSET or ZADD each, in random order (as
-    records arrive), without scripts or reads. Returns (Redis CPU seconds
-    for all of it, for the n:/e: hashes alone)."""
+    """What Redis's data structures alone cost for the store just written,
+    family by family: every hash field and sorted-set member written again
+    into an empty server as one plain pipelined HSET or ZADD each, in
+    random order (as records arrive), without scripts or reads; the n:/e:
+    hashes first, then each index family on top of what is there (so each
+    is measured in a keyspace of the store's size). Returns [(family, Redis
+    CPU seconds)]."""
     import random
     import redis as redispy
     r = redispy.Redis(port=port, decode_responses=True)
-    data, index = [], []
+    fams = {}
     for k in r.scan_iter(count=10000):
         t = r.type(k)
-        if t == "hash" and k[:2] in ("n:", "e:"):
-            data += [resp("HSET", k, f, v) for f, v in r.hgetall(k).items()]
+        fam = "ix:" if k.startswith("ix:") else k[:2]
+        if t == "hash" and fam in ("n:", "e:"):
+            fams.setdefault("n:", []).extend(resp("HSET", k, f, v)
+                                             for f, v in r.hgetall(k).items())
         elif t == "zset":
-            index += [resp("ZADD", k, "0", m) for m in r.zrange(k, 0, -1)]
+            fams.setdefault(fam, []).extend(resp("ZADD", k, "0", m) for m in r.zrange(k, 0, -1))
     rnd = random.Random(7)
-    cpu = []
-    for cmds in (data + index, data):
+    redis_cli(port, "FLUSHALL")
+    out = []
+    for fam in ["n:"] + sorted(f for f in fams if f != "n:"):
+        cmds = fams.get(fam, [])
         rnd.shuffle(cmds)
         path = os.path.join(work, "floor.resp")
         with open(path, "w") as f:
             f.write("".join(cmds))
-        redis_cli(port, "FLUSHALL")
         cpu0 = redis_cpu(port)
         with open(path) as f:
             subprocess.run(["redis-cli", "-p", str(port), "--pipe"], stdin=f, check=True,
                            capture_output=True)
-        cpu.append(redis_cpu(port) - cpu0)
-    return cpu[0], cpu[1]
+        out.append((fam, redis_cpu(port) - cpu0))
+    return out
+
+
+def pin(pid, cpus):
+    """Every thread of process pid onto cpus (a set)."""
+    for t in os.listdir("/proc/%d/task" % pid):
+        os.sched_setaffinity(int(t), cpus)
+
+
+def redis_latency(port, keys, n=30000):
+    """Latency of one HGETALL of a random stored name, Redis alone, one
+    client waiting for each reply: (p50, p99, p99.9) ms."""
+    import random
+    import redis as redispy
+    r = redispy.Redis(port=port)
+    rnd = random.Random(3)
+    lat = []
+    for _ in range(n):
+        k = keys[rnd.randrange(len(keys))]
+        t = time.perf_counter()
+        r.hgetall(k)
+        lat.append(time.perf_counter() - t)
+    lat.sort()
+    return tuple(lat[int(len(lat) * q)] * 1e3 for q in (0.5, 0.99, 0.999))
 
 
 def run_import(cfg, path, port):
@@ -146,7 +182,7 @@ def run_import(cfg, path, port):
     return stored, secs
 
 
-def wrk(port, paths, name, work, conns=32):
+def wrk(port, paths, name, work, conns=32, threads=None, cpus=None):
     pf = os.path.join(work, name + ".paths")
     with open(pf, "w") as f:
         f.write("\n".join(paths) + "\n")
@@ -155,9 +191,10 @@ def wrk(port, paths, name, work, conns=32):
         f.write('local paths = {}\n'
                 'for line in io.lines(os.getenv("PATHS")) do paths[#paths + 1] = line end\n'
                 'request = function() return wrk.format("GET", paths[math.random(#paths)]) end\n')
-    p = subprocess.run(["wrk", "-t%d" % min(2, conns), "-c%d" % conns, "-d" + WRK_SECONDS + "s",
-                        "--latency", "-s", script,
-                        "http://127.0.0.1:%d/" % port], capture_output=True, text=True,
+    pre = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
+    p = subprocess.run(pre + ["wrk", "-t%d" % (threads or min(2, conns)), "-c%d" % conns,
+                              "-d" + WRK_SECONDS + "s", "--latency", "-s", script,
+                              "http://127.0.0.1:%d/" % port], capture_output=True, text=True,
                        env=dict(os.environ, PATHS=pf))
     out = p.stdout
     qps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -168,6 +205,45 @@ def wrk(port, paths, name, work, conns=32):
         return v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return qps, pct(50), pct(90), pct(99), int(non2xx.group(1)) if non2xx else 0
+
+
+def latency_rows(rows, port, http_port, cfg, n, work):
+    """Latency at this store's size, without the load generator taking the
+    servers' CPU: Redis (and the relay) on the second core, the client
+    (wrk -t1 -c4, or one Redis client) on the first. Exact names and
+    addresses of the all-new store of n records."""
+    import random
+    names = n // 2
+    zones = max(names // 25, 1)
+    rnd = random.Random(5)
+    hosts = [rnd.randrange(names) for _ in range(5000)]
+    me = os.sched_getaffinity(0)
+    redis_pid = int(redis_cli(port, "INFO", "server").split("process_id:")[1].split()[0])
+    pin(redis_pid, {1})
+    os.sched_setaffinity(0, {0})
+    try:
+        p50, p99, p999 = redis_latency(port, ["n:host%d.z%d.example" % (i, i % zones)
+                                              for i in hosts])
+        rows.append(("  %d triples: Redis alone, HGETALL of a name" % n,
+                     "p99 %.2f ms" % p99, "p50 %.3f ms, p99.9 %.2f ms (one client on core 0, "
+                     "Redis on core 1)" % (p50, p999)))
+        relay = subprocess.Popen(["taskset", "-c", "1", BIN, "run", "-c", cfg],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        conftest.wait_port(http_port, relay)
+        for what, paths in (
+                ("exact name", ["/query/host%d.z%d.example" % (i, i % zones) for i in hosts]),
+                ("address", ["/query/10.%d.%d.%d" % (i >> 16, (i >> 8) & 255, i & 255)
+                             for i in hosts])):
+            qps, p50, p90, p99, bad = wrk(http_port, paths, "pinned", work, conns=4, threads=1,
+                                          cpus={0})
+            rows.append(("  %d triples: query %s, wrk -c4 on core 0" % (n, what),
+                         "p99 %.2f ms" % p99, "p50 %.2f ms, %.0f q/s (relay and Redis on "
+                         "core 1)%s" % (p50, qps, ", %d non-200!" % bad if bad else "")))
+        relay.terminate()
+        relay.wait(15)
+    finally:
+        os.sched_setaffinity(0, me)
+        pin(redis_pid, me)
 
 
 def main():
@@ -188,6 +264,7 @@ def main():
                    "redis": "redis://127.0.0.1:%d/0" % port,
                    "mixer": {"enabled": False}, "admin": {"enabled": False}}, f)
     rows = []
+    two_cores = len(os.sched_getaffinity(0)) >= 2
 
     # 1. ingest, beside SET on the same server (database 15, flushed after)
     bench = subprocess.run(["redis-benchmark", "-p", str(port), "-P", "64", "-t", "set",
@@ -229,13 +306,16 @@ def main():
                             (after - before) / max(triples, 1))))
             if kind == "60% new" and scale == SCALES[0]:
                 # where Redis's time goes: the same store as plain writes
-                both, data = plain_floor(port, work)
+                fams = plain_floor(port, work)
+                total = sum(c for _, c in fams)
                 rows.append(("  the same store as plain HSET/ZADD",
-                             "%.1f us/triple" % (both * 1e6 / triples),
-                             "of which the n: hashes %.1f us, the indexes %.1f us; "
-                             "the store's script %.1f us"
-                             % (data * 1e6 / triples, (both - data) * 1e6 / triples,
-                                cpu * 1e6 / triples)))
+                             "%.1f us/triple" % (total * 1e6 / triples),
+                             "the store's script %.1f us; by family: %s" % (
+                                 cpu * 1e6 / triples,
+                                 ", ".join("%s %.1f" % (f, c * 1e6 / triples)
+                                           for f, c in fams))))
+            if kind == "all new" and two_cores:
+                latency_rows(rows, port, http_port, cfg, n, work)
             if kind == "all new" and scale == SCALES[-1]:
                 strings = int(redis_cli(port, "EVAL", STRING_BYTES, "0"))
                 rows.append(("  of which strings", "%.0f B/triple" % (strings / triples),
