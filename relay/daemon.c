@@ -24,6 +24,7 @@
 #include "rlink.h"
 #include "d4_listener.h"
 #include "deliver.h"
+#include "edit.h"
 #include "http_api.h"
 #include "http_auth.h"
 #include "inbound.h"
@@ -58,6 +59,7 @@ typedef struct relay {
     struct http_auth *auth;      /* API keys and users (http_auth.c) */
     struct http_auth *admin_auth;/* console users (admin.auth_file), or NULL */
     console *console;            /* the web console on the admin listener */
+    policy_edit edit;            /* the console's policy changes */
     query_api query;
     http_api http, admin;
     deliver *deliver;            /* D4 delivery to partners */
@@ -558,6 +560,28 @@ static int console_reload(void *ctx, char *err, size_t errlen) {
     return reload_all(ctx, err, errlen);
 }
 
+static int console_policy_list(void *ctx, pdns_buf *b) {
+    return edit_list(&((relay *)ctx)->edit, b);
+}
+
+static int console_policy_get(void *ctx, const char *name, pdns_buf *b) {
+    return edit_get(&((relay *)ctx)->edit, name, b);
+}
+
+static int console_policy_history(void *ctx, const char *name, pdns_buf *b) {
+    return edit_history(&((relay *)ctx)->edit, name, b);
+}
+
+static int console_policy_check(void *ctx, const char *name, const char *text, size_t len,
+                                pdns_buf *b) {
+    return edit_check(&((relay *)ctx)->edit, name, text, len, b);
+}
+
+static int console_policy_apply(void *ctx, const char *name, const char *text, size_t len,
+                                const char *who, const char *comment, pdns_buf *b) {
+    return edit_apply(&((relay *)ctx)->edit, name, text, len, who, comment, b);
+}
+
 static void lws_log_to_ours(int level, const char *line) {
     size_t n = strlen(line);
     while (n && line[n - 1] == '\n')
@@ -695,7 +719,11 @@ int cmd_run(int argc, char **argv) {
             log_error("run: admin.auth_file: %s", err);
             goto out_lws;
         }
-        console_hooks hooks = {console_state, console_reload, &r};
+        r.edit.cfg = &r.cfg;
+        r.edit.sh = &r.sh;
+        console_hooks hooks = {console_state,        console_reload,       console_policy_list,
+                               console_policy_get,   console_policy_history,
+                               console_policy_check, console_policy_apply, &r};
         if (!(r.console = console_new(r.loop, r.admin_auth, &hooks))) {
             log_error("run: out of memory");
             goto out_lws;

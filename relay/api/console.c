@@ -175,8 +175,15 @@ static int is_post(struct lws *wsi) {
 /* A JSON answer: {"error": why} for a status other than 200. */
 static int answer(struct lws *wsi, pdns_buf *body, unsigned status, const char *why,
                   const char *const *hdrs) {
-    if (why && pdns_buf_printf(body, "{\"error\":\"%s\"}\n", why) < 0)
-        return -1;
+    if (why) {
+        json_t *o = json_pack("{s:s}", "error", why);
+        char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        int rc = t ? pdns_buf_printf(body, "%s\n", t) : -1;
+        free(t);
+        json_decref(o);
+        if (rc < 0)
+            return -1;
+    }
     return http_respond(wsi, body, status, "application/json", hdrs ? hdrs : api_headers);
 }
 
@@ -294,6 +301,103 @@ static int start_sse(console *c, struct lws *wsi, console_conn *cc, pdns_buf *bo
     return 0;
 }
 
+enum { OP_NONE, OP_CHECK, OP_APPLY };
+
+/* An answer a hook made (its status, its JSON in body). */
+static int hooked(struct lws *wsi, pdns_buf *body, int status) {
+    if (status < 0)
+        return -1;
+    return http_respond(wsi, body, (unsigned)status, "application/json", api_headers);
+}
+
+static int good_name(const char *n, size_t len) {
+    if (len == 0 || len >= 64)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= 'A' && n[i] <= 'Z') ||
+              (n[i] >= '0' && n[i] <= '9') || n[i] == '-' || n[i] == '_' || n[i] == '.'))
+            return 0;
+    return n[0] != '.';
+}
+
+/* /console/api/policies[/NAME[/history|/check|/apply]] */
+static int policies(console *c, struct lws *wsi, console_conn *cc, const session *s,
+                    const char *rest, int post, pdns_buf *body) {
+    if (!c->h.policy_list)
+        return answer(wsi, body, HTTP_STATUS_NOT_FOUND, "no policies here", NULL);
+    if (!*rest)
+        return post ? answer(wsi, body, 405, "method not allowed here", NULL)
+                    : hooked(wsi, body, c->h.policy_list(c->h.ctx, body));
+    const char *name = rest + 1, *slash = strchr(name, '/');
+    size_t nl = slash ? (size_t)(slash - name) : strlen(name);
+    if (!good_name(name, nl))
+        return answer(wsi, body, HTTP_STATUS_NOT_FOUND, "no such partner", NULL);
+    char n[64];
+    memcpy(n, name, nl);
+    n[nl] = '\0';
+    const char *what = slash ? slash + 1 : "";
+    if (!post && !*what)
+        return hooked(wsi, body, c->h.policy_get(c->h.ctx, n, body));
+    if (!post && strcmp(what, "history") == 0)
+        return hooked(wsi, body, c->h.policy_history(c->h.ctx, n, body));
+    int op = strcmp(what, "check") == 0 ? OP_CHECK : strcmp(what, "apply") == 0 ? OP_APPLY : 0;
+    if (!post || !op)
+        return answer(wsi, body, post ? HTTP_STATUS_NOT_FOUND : 405,
+                      post ? "not found" : "method not allowed here", NULL);
+    if (op == OP_APPLY && s->rank < 2) {
+        c->forbidden++;
+        return answer(wsi, body, HTTP_STATUS_FORBIDDEN,
+                      "changing a policy takes the coordinator or admin role", NULL);
+    }
+    /* the body comes next: console_body, then console_body_done */
+    cc->op = op;
+    cc->too_big = 0;
+    snprintf(cc->name, sizeof(cc->name), "%s", n);
+    snprintf(cc->who, sizeof(cc->who), "%s", s->user);
+    cc->in.len = 0;
+    return 0;
+}
+
+void console_body(console_conn *cc, const void *data, size_t len) {
+    if (!cc->op || cc->too_big)
+        return;
+    if (cc->in.len + len > CONSOLE_BODY_MAX || pdns_buf_append(&cc->in, data, len) < 0) {
+        cc->too_big = 1;
+        pdns_buf_free(&cc->in);
+    }
+}
+
+int console_body_done(console *c, struct lws *wsi, console_conn *cc, pdns_buf *body) {
+    int op = cc->op;
+    cc->op = OP_NONE;
+    if (cc->too_big)
+        return answer(wsi, body, 413, "the request is too large (512 KiB at most)", NULL);
+    json_error_t je;
+    json_t *o = json_loadb(cc->in.p ? cc->in.p : "", cc->in.len, 0, &je);
+    pdns_buf_free(&cc->in);
+    const char *text = NULL, *comment = "";
+    size_t tl = 0;
+    if (!json_is_object(o) || json_unpack(o, "{s:s%,s?s}", "text", &text, &tl, "comment",
+                                          &comment) < 0) {
+        json_decref(o);
+        return answer(wsi, body, HTTP_STATUS_BAD_REQUEST,
+                      "want a JSON object {\"text\": policy, \"comment\": why}", NULL);
+    }
+    int st;
+    if (op == OP_CHECK) {
+        st = c->h.policy_check(c->h.ctx, cc->name, text, tl, body);
+    } else if (!comment[0] || strlen(comment) > 500) {
+        json_decref(o);
+        return answer(wsi, body, HTTP_STATUS_BAD_REQUEST,
+                      "say why in \"comment\" (500 characters at most): the history keeps it",
+                      NULL);
+    } else {
+        st = c->h.policy_apply(c->h.ctx, cc->name, text, tl, cc->who, comment, body);
+    }
+    json_decref(o);
+    return hooked(wsi, body, st);
+}
+
 int console_request(console *c, struct lws *wsi, console_conn *cc, const char *path,
                     pdns_buf *body) {
     if (strcmp(path, "/console") == 0 || strcmp(path, "/console/") == 0) {
@@ -330,6 +434,8 @@ int console_request(console *c, struct lws *wsi, console_conn *cc, const char *p
         return answer(wsi, body, HTTP_STATUS_FORBIDDEN,
                       "missing or wrong X-CSRF-Token", NULL);
     }
+    if (strncmp(ep, "policies", 8) == 0 && (ep[8] == '\0' || ep[8] == '/'))
+        return policies(c, wsi, cc, s, ep + 8, post, body);
     if (strcmp(ep, "session") == 0 && !post) {
         if (session_json(body, s) < 0)
             return -1;
@@ -400,6 +506,8 @@ out:
 }
 
 void console_closed(console *c, console_conn *cc) {
+    cc->op = OP_NONE;
+    pdns_buf_free(&cc->in);
     if (cc->login) {
         cc->login->wsi = NULL; /* on_verified frees it */
         cc->login = NULL;

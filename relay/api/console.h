@@ -36,8 +36,19 @@ typedef struct console_hooks {
     /* reloads the configuration and the policies (as SIGHUP); 0, or -1
      * with why in err */
     int (*reload)(void *ctx, char *err, size_t errlen);
+    /* partner policies (relay/edit.h): each appends a JSON object to b and
+     * returns an HTTP status, or -1 */
+    int (*policy_list)(void *ctx, pdns_buf *b);
+    int (*policy_get)(void *ctx, const char *name, pdns_buf *b);
+    int (*policy_history)(void *ctx, const char *name, pdns_buf *b);
+    int (*policy_check)(void *ctx, const char *name, const char *text, size_t len,
+                        pdns_buf *b);
+    int (*policy_apply)(void *ctx, const char *name, const char *text, size_t len,
+                        const char *who, const char *comment, pdns_buf *b);
     void *ctx;
 } console_hooks;
+
+#define CONSOLE_BODY_MAX (512u * 1024) /* a request body (a policy and a comment) */
 
 /* One connection's console state (inside the HTTP listener's per-
  * connection data). */
@@ -45,6 +56,11 @@ typedef struct console_conn {
     struct console_login *login; /* a sign-in waiting for its Argon2 check */
     int sse;                     /* a live view (text/event-stream) */
     int sse_slot;
+    /* a change whose body is being read: what, for whom, by whom */
+    int op;                      /* 0 none, else the console's op */
+    int too_big;
+    char name[64], who[64];
+    pdns_buf in;
 } console_conn;
 
 /* The console with users from auth (owned by the caller; NULL: the console
@@ -60,6 +76,11 @@ int console_owns(const char *path);
  * the connection). body has LWS_PRE bytes of headroom. */
 int console_request(console *c, struct lws *wsi, console_conn *cc, const char *path,
                     pdns_buf *body);
+
+/* A piece of a request body (console_request asked for it: cc->op set);
+ * then its end, when the change is made and answered: 0, or -1. */
+void console_body(console_conn *cc, const void *data, size_t len);
+int console_body_done(console *c, struct lws *wsi, console_conn *cc, pdns_buf *body);
 
 /* The connection can take more of a live view: 0, or -1 (close). */
 int console_writable(console *c, struct lws *wsi, console_conn *cc);

@@ -118,8 +118,14 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         return respond(wsi, p, HTTP_STATUS_NOT_FOUND, "application/json");
     }
     case LWS_CALLBACK_HTTP_BODY:
-        return 0; /* a request body (POST, PUT): not read, the answer is a 405 */
+        if (p && p->cc.op) /* a console change's body */
+            console_body(&p->cc, in, len);
+        return 0; /* any other request body (POST, PUT): not read, the answer is a 405 */
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (p && p->cc.op) {
+            http_api *h = lws_vhost_user(lws_get_vhost(wsi));
+            return console_body_done(h->console, wsi, &p->cc, &p->body);
+        }
         if (p && p->body.len > LWS_PRE)
             lws_callback_on_writable(wsi); /* the 405 waits for the body's end */
         return 0;

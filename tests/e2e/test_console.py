@@ -238,3 +238,120 @@ def test_console_off_without_users(relay_factory, browser):
     wait(browser, lambda: "admin.auth_file" in text(browser, "#message"))
     # the public listener never serves the console
     assert requests.get("http://127.0.0.1:%d/console/" % relay.http_port).status_code == 404
+
+
+def trailers(relay):
+    p = os.path.join(relay.dir, "outbox", "alpha.ndjson")
+    if not os.path.exists(p):
+        return []
+    with open(p) as f:
+        return [json.loads(l) for l in f if l.startswith('{"pdns_relay_batch"')]
+
+
+def both_sensors(relay, tag):
+    """The same triples from both sensors: past the policy's thresholds."""
+    for sensor in ("sensor-a", "sensor-b"):
+        send(relay, sensor, lines(tag, 20))
+
+
+def typed(d, el, text):
+    el.send_keys(Keys.CONTROL, "a")
+    el.send_keys(Keys.DELETE)
+    el.send_keys(text)
+
+
+def test_policy_editor_check_apply_rollback(console_relay, browser):
+    relay, d = console_relay, browser
+    path = os.path.join(relay.dir, "partners", "alpha.json")
+    with open(path) as f:
+        original = f.read()
+    both_sensors(relay, "v1")
+    assert relay.wait_for(lambda: len(trailers(relay)) >= 1, timeout=20)
+    v1 = trailers(relay)[-1]["policy"]
+
+    sign_in(d, relay, "carl")
+    d.execute_script("location.hash = '#policy/alpha'")
+    area = d.find_element(By.ID, "policy-text")
+    wait(d, lambda: '"partner": "alpha"' in area.get_attribute("value"))
+    assert text(d, "#policy-in-force") == v1
+    # an error, seen at its line and column as `policy check` says it
+    typed(d, area, '{"partner": "alpha",\n"rrtypes": {"allow": ["A", "AAAA"]},\n'
+                   '"names": {"allow": ["."]}, "bogus": 1,\n'
+                   '"sensors": {"allow": ["*"]}, "sensor_id": "strip"}')
+    wait(d, lambda: "line 3, column" in text(d, "#policy-messages") and
+         "bogus" in text(d, "#policy-messages"))
+    assert d.find_element(By.ID, "policy-apply").get_attribute("disabled")
+    shot(d, "policy-error")
+    # fixed: no errors, and what changes for the partner, in words
+    typed(d, area, '{"partner": "alpha",\n"rrtypes": {"allow": ["A", "AAAA"]},\n'
+                   '"names": {"allow": ["."]},\n'
+                   '"sensors": {"allow": ["*"]}, "sensor_id": "strip"}')
+    wait(d, lambda: text(d, "#policy-messages") == "No errors.")
+    wait(d, lambda: "will now receive AAAA records" in text(d, "#policy-changes"))
+    assert d.find_element(By.ID, "policy-apply").get_attribute("disabled")  # no comment yet
+    d.find_element(By.ID, "policy-comment").send_keys("AAAA too, as agreed on the call")
+    wait(d, lambda: not d.find_element(By.ID, "policy-apply").get_attribute("disabled"))
+    d.find_element(By.ID, "policy-apply").click()
+    wait(d, lambda: "the relay runs version" in text(d, "#policy-result"))
+    v2 = text(d, "#policy-in-force")
+    assert v2 != v1 and "AAAA" in open(path).read()
+    shot(d, "policy-applied")
+    # the partner's next batch carries the new version
+    both_sensors(relay, "v2")
+    assert relay.wait_for(lambda: trailers(relay)[-1]["policy"] == v2, timeout=20)
+    # the history says who, when and why; the first entry is what was there
+    wait(d, lambda: len(d.find_elements(By.CSS_SELECTOR, "#policy-history tbody tr")) == 2)
+    rows = d.execute_script(
+        "return Array.from(document.querySelectorAll('#policy-history tbody tr'))"
+        ".map(tr => Array.from(tr.cells).map(td => td.textContent))")
+    assert rows[0][1:4] == ["carl", "AAAA too, as agreed on the call", v2]
+    assert rows[1][1] == "–" and rows[1][3] == v1
+    # roll back: load the first version, apply it with its comment
+    d.find_elements(By.CSS_SELECTOR, "#policy-history tbody tr")[1] \
+        .find_element(By.TAG_NAME, "button").click()
+    wait(d, lambda: "will no longer receive AAAA records" in text(d, "#policy-changes"))
+    assert d.find_element(By.ID, "policy-comment").get_attribute("value") == \
+        "back to version " + v1
+    wait(d, lambda: not d.find_element(By.ID, "policy-apply").get_attribute("disabled"))
+    d.find_element(By.ID, "policy-apply").click()
+    wait(d, lambda: text(d, "#policy-in-force") == v1 and
+         "the relay runs version" in text(d, "#policy-result"))
+    with open(path) as f:
+        assert f.read() == original
+    assert "console: carl changed partner alpha's policy" in relay.log_text()
+
+
+def test_policy_editor_read_only_for_viewers(console_relay, browser):
+    relay, d = console_relay, browser
+    sign_in(d, relay, "victor")
+    d.execute_script("location.hash = '#policy/alpha'")
+    area = d.find_element(By.ID, "policy-text")
+    wait(d, lambda: '"partner": "alpha"' in area.get_attribute("value"))
+    assert area.get_attribute("readonly") and \
+        d.find_element(By.ID, "policy-apply").get_attribute("disabled")
+    s, token = login(relay, "victor")
+    body = {"text": '{"partner": "alpha", "rrtypes": {"allow": ["TXT"]}}', "comment": "no"}
+    r = s.post(relay.base + "/api/policies/alpha/apply", headers={"X-CSRF-Token": token},
+               data=json.dumps(body))
+    assert r.status_code == 403
+    # a viewer may check (it changes nothing); a bad body is a 400
+    r = s.post(relay.base + "/api/policies/alpha/check", headers={"X-CSRF-Token": token},
+               data=json.dumps(body))
+    assert r.status_code == 200 and "will now receive TXT records" in r.json()["changes"]
+    assert s.post(relay.base + "/api/policies/alpha/check", headers={"X-CSRF-Token": token},
+                  data="not json").status_code == 400
+    # a coordinator must say why; another partner's name may not be taken
+    s, token = login(relay, "carl")
+    r = s.post(relay.base + "/api/policies/alpha/apply", headers={"X-CSRF-Token": token},
+               data=json.dumps({"text": body["text"]}))
+    assert r.status_code == 400 and "comment" in r.json()["error"]
+    r = s.post(relay.base + "/api/policies/alpha/apply", headers={"X-CSRF-Token": token},
+               data=json.dumps({"text": '{"partner": "beta", "rrtypes": {"allow": ["A"]}, '
+                                        '"names": {"allow": ["."]}, "sensors": {"allow": '
+                                        '["*"]}}', "comment": "rename"}))
+    assert r.status_code == 422 and any("must stay" in m["text"] for m in r.json()["messages"])
+    assert s.get(relay.base + "/api/policies/nobody").status_code == 404
+    assert s.post(relay.base + "/api/policies/alpha/apply", data=json.dumps(body)
+                  ).status_code == 403  # no CSRF token
+    with open(os.path.join(relay.dir, "partners", "alpha.json")) as f:
+        assert "TXT" not in f.read()

@@ -6,6 +6,7 @@
 
 const $ = (id) => document.getElementById(id);
 const pages = ["overview", "sensors", "partners"];
+const sections = pages.concat(["policy"]);
 let session = null;   // {user, role, csrf}
 let events = null;    // the EventSource
 let prev = null;      // the state before the last one (rates)
@@ -21,13 +22,28 @@ function cell(row, text, cls) {
   return td;
 }
 
+// Renders items as the rows of tbody, changing only the cells that differ
+// (a link or a button under the pointer is not swapped every second).
 function fill(tbody, items, render) {
   const rows = items.map((it) => {
     const tr = document.createElement("tr");
     render(tr, it);
     return tr;
   });
-  tbody.replaceChildren(...rows);
+  if (tbody.rows.length !== rows.length) {
+    tbody.replaceChildren(...rows);
+    return;
+  }
+  rows.forEach((tr, i) => {
+    const old = tbody.rows[i], cells = Array.from(tr.cells), olds = Array.from(old.cells);
+    if (olds.length !== cells.length) {
+      old.replaceWith(tr);
+      return;
+    }
+    cells.forEach((td, j) => {
+      if (olds[j].outerHTML !== td.outerHTML) old.replaceChild(td, olds[j]);
+    });
+  });
 }
 
 function list(dl, pairs) {
@@ -157,20 +173,159 @@ function render(st) {
     cell(tr, num(x.batches), "num");
     cell(tr, num(x.seq), "num");
     cell(tr, words(x.denied));
+    const a = document.createElement("a");
+    a.href = "#policy/" + encodeURIComponent(x.name);
+    a.textContent = (session && session.role !== "viewer" ? "edit" : "read") + " the policy";
+    cell(tr, "").appendChild(a);
   });
+  if (editing && editing.name) {
+    const p = st.partners.find((x) => x.name === editing.name);
+    if (p) $("policy-in-force").textContent = p.version;
+    if (p && editing.applied && p.version === editing.applied)
+      $("policy-result").textContent = "Applied: the relay runs version " + p.version + ".";
+  }
   prev = st;
 }
 
-function show(page) {
-  if (!pages.includes(page)) page = "overview";
+function show(route) {
+  let page = route, arg = "";
+  const slash = route.indexOf("/");
+  if (slash >= 0) { page = route.slice(0, slash); arg = decodeURIComponent(route.slice(slash + 1)); }
+  if (!sections.includes(page) || (page === "policy" && !arg)) page = "overview";
+  for (const p of sections) $(p).hidden = p !== page;
   for (const p of pages) {
-    $(p).hidden = p !== page;
     const a = $("nav-" + p);
-    if (p === page) a.setAttribute("aria-current", "page");
+    if (p === page || (page === "policy" && p === "partners")) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
-  document.title = "pdns-relay console: " + page;
+  document.title = "pdns-relay console: " + page + (arg ? " " + arg : "");
+  if (page === "policy") openPolicy(arg);
 }
+
+// ---- the policy editor ----------------------------------------------------
+let editing = null;   // {name, inForce: text, ok, applied}
+let checkTimer = null;
+
+async function getJSON(path) {
+  const r = await fetch(path, {credentials: "same-origin"});
+  let body = {};
+  try { body = await r.json(); } catch (e) { /* no body */ }
+  return [r, body];
+}
+
+function messages(list) {
+  const ul = $("policy-messages");
+  if (!list.length) {
+    const li = document.createElement("li");
+    li.className = "ok";
+    li.textContent = "No errors.";
+    ul.replaceChildren(li);
+    return;
+  }
+  ul.replaceChildren(...list.map((m) => {
+    const li = document.createElement("li");
+    li.className = m.warning ? "warning" : "error";
+    li.textContent = (m.line ? "line " + m.line + ", column " + m.column + ": " : "") +
+                     (m.warning ? "warning: " : "") + m.text;
+    return li;
+  }));
+}
+
+function changes(list) {
+  const ul = $("policy-changes");
+  const items = !list ? ["(the text has errors: fix them to see what changes)"]
+              : list.length ? list : ["nothing that matters to the partner"];
+  ul.replaceChildren(...items.map((t) => {
+    const li = document.createElement("li");
+    li.textContent = t;
+    return li;
+  }));
+}
+
+function canApply() {
+  const ok = editing && editing.ok && session && session.role !== "viewer" &&
+             $("policy-comment").value.trim() !== "" && $("policy-text").value !== editing.inForce;
+  $("policy-apply").disabled = !ok;
+}
+
+async function checkNow() {
+  if (!editing) return;
+  const name = editing.name, text = $("policy-text").value;
+  const [r, body] = await post("/console/api/policies/" + encodeURIComponent(name) + "/check",
+                               {text: text});
+  if (!editing || editing.name !== name || $("policy-text").value !== text) return; // stale
+  if (!r.ok) { messages([{text: body.error || String(r.status)}]); editing.ok = false; canApply(); return; }
+  editing.ok = body.ok;
+  messages(body.messages);
+  changes(body.ok ? body.changes : null);
+  canApply();
+}
+
+function scheduleCheck() {
+  clearTimeout(checkTimer);
+  canApply();
+  checkTimer = setTimeout(checkNow, 300);
+}
+
+async function loadHistory(name) {
+  const [r, body] = await getJSON("/console/api/policies/" + encodeURIComponent(name) + "/history");
+  if (!r.ok) return;
+  fill($("policy-history").tBodies[0], body.history, (tr, h) => {
+    cell(tr, new Date(h.at * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC");
+    cell(tr, h.who || "–");
+    cell(tr, h.comment);
+    cell(tr, h.version, "name");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = "Load this version";
+    b.addEventListener("click", () => {
+      $("policy-text").value = h.text;
+      $("policy-comment").value = "back to version " + h.version;
+      $("policy-result").textContent = "";
+      scheduleCheck();
+      $("policy-text").focus();
+    });
+    cell(tr, "").appendChild(b);
+  });
+}
+
+async function openPolicy(name) {
+  $("policy-name").textContent = name;
+  $("policy-result").textContent = "";
+  $("policy-comment").value = "";
+  $("policy-messages").replaceChildren();
+  $("policy-changes").replaceChildren();
+  const ro = !session || session.role === "viewer";
+  $("policy-text").readOnly = ro;
+  $("policy-comment").disabled = ro;
+  $("policy-apply").title = ro ? "changing a policy takes the coordinator or admin role" : "";
+  const [r, body] = await getJSON("/console/api/policies/" + encodeURIComponent(name));
+  if (!r.ok) { say(body.error || "cannot read the policy"); return; }
+  editing = {name: name, inForce: body.text, ok: true, applied: null};
+  $("policy-in-force").textContent = body.version;
+  $("policy-text").value = body.text;
+  canApply();
+  loadHistory(name);
+}
+
+$("policy-text").addEventListener("input", () => { $("policy-result").textContent = ""; scheduleCheck(); });
+$("policy-comment").addEventListener("input", canApply);
+$("policy-apply").addEventListener("click", async () => {
+  const name = editing.name, text = $("policy-text").value;
+  const [r, body] = await post("/console/api/policies/" + encodeURIComponent(name) + "/apply",
+                               {text: text, comment: $("policy-comment").value.trim()});
+  if (r.ok) {
+    editing.inForce = text;
+    editing.applied = body.version;
+    $("policy-result").textContent = "Written: version " + body.version + "; waiting for the relay to run it…";
+    $("policy-comment").value = "";
+    canApply();
+    loadHistory(name);
+  } else {
+    $("policy-result").textContent = "Not applied: " + (body.error || "the policy has errors");
+    if (body.messages) messages(body.messages);
+  }
+});
 
 function live() {
   if (events) events.close();
@@ -202,7 +357,8 @@ function signedOut(why) {
   session = null;
   if (events) events.close();
   events = null;
-  for (const p of pages) $(p).hidden = true;
+  for (const p of sections) $(p).hidden = true;
+  editing = null;
   $("nav").hidden = true;
   $("signin").hidden = false;
   say(why || "");
@@ -216,9 +372,9 @@ function b64(text) {
   return btoa(bin);
 }
 
-async function post(path) {
+async function post(path, data) {
   const r = await fetch(path, {
-    method: "POST", credentials: "same-origin", body: "{}",
+    method: "POST", credentials: "same-origin", body: JSON.stringify(data || {}),
     headers: {"Content-Type": "application/json", "X-CSRF-Token": session ? session.csrf : ""},
   });
   let body = {};

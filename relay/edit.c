@@ -1,0 +1,255 @@
+/* edit.c - changing partner policies from the console. See edit.h. */
+#include "edit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "afile.h"
+#include "log.h"
+#include "policy.h"
+
+static partner *find(policy_edit *e, const char *name) {
+    for (size_t i = 0; i < e->sh->np; i++)
+        if (e->sh->p[i].pol && strcmp(e->sh->p[i].pol->partner, name) == 0)
+            return &e->sh->p[i];
+    return NULL;
+}
+
+/* Appends o as compact JSON (and takes it). */
+static int put(pdns_buf *b, json_t *o) {
+    char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!t)
+        return -1;
+    int rc = pdns_buf_printf(b, "%s\n", t);
+    free(t);
+    return rc;
+}
+
+static int error(pdns_buf *b, int status, const char *why) {
+    return put(b, json_pack("{s:s}", "error", why)) < 0 ? -1 : status;
+}
+
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *t = malloc(EDIT_TEXT_MAX + 1);
+    size_t n = t ? fread(t, 1, EDIT_TEXT_MAX + 1, f) : 0;
+    fclose(f);
+    if (!t || n > EDIT_TEXT_MAX) {
+        free(t);
+        return NULL;
+    }
+    t[n] = '\0';
+    *len = n;
+    return t;
+}
+
+int edit_list(policy_edit *e, pdns_buf *b) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < e->sh->np; i++) {
+        const partner *pt = &e->sh->p[i];
+        if (pt->pol)
+            json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:b}", "name", pt->pol->partner,
+                                               "file", pt->file, "version", pt->pol->version,
+                                               "enabled", pt->pol->enabled));
+    }
+    return put(b, json_pack("{s:o}", "partners", a)) < 0 ? -1 : 200;
+}
+
+int edit_get(policy_edit *e, const char *name, pdns_buf *b) {
+    partner *pt = find(e, name);
+    if (!pt)
+        return error(b, 404, "no such partner");
+    size_t len;
+    char *t = read_file(pt->file, &len);
+    if (!t)
+        return error(b, 500, "the policy file cannot be read");
+    int rc = put(b, json_pack("{s:s,s:s,s:s%}", "name", name, "version", pt->pol->version,
+                              "text", t, len));
+    free(t);
+    return rc < 0 ? -1 : 200;
+}
+
+static void add_change(void *ctx, const char *sentence) {
+    json_array_append_new(ctx, json_string(sentence));
+}
+
+/* Loads text as partner pt's policy, from a file beside pt's (so that its
+ * relative key files resolve as they will; a dot file, which the policy
+ * directory's scan skips). Fills o with ok, messages and changes; returns
+ * the policy (the caller frees it), or NULL. */
+static policy *check(policy_edit *e, partner *pt, const char *name, const char *text,
+                     size_t len, json_t *o) {
+    char tmp[1200];
+    const char *base = strrchr(pt->file, '/');
+    size_t dl = base ? (size_t)(base - pt->file) : 0;
+    snprintf(tmp, sizeof(tmp), "%.*s%s.%s.check", (int)dl, pt->file, dl ? "/" : "",
+             base ? base + 1 : pt->file);
+    json_t *msgs = json_array(), *changes = json_array();
+    json_object_set_new(o, "messages", msgs);
+    json_object_set_new(o, "changes", changes);
+    policy *p = NULL;
+    if (pdns_afile_write(tmp, text, len) < 0) {
+        json_array_append_new(msgs, json_pack("{s:i,s:i,s:b,s:s}", "line", 0, "column", 0,
+                                              "warning", 0, "text",
+                                              "the relay cannot write beside the policy file"));
+    } else {
+        policy_diag d = {0};
+        p = policy_load(tmp, &e->sh->env, &d);
+        unlink(tmp);
+        for (size_t i = 0; i < d.n; i++)
+            json_array_append_new(msgs, json_pack("{s:i,s:i,s:b,s:s}", "line", d.m[i].line,
+                                                  "column", d.m[i].col, "warning",
+                                                  d.m[i].warning, "text", d.m[i].text));
+        policy_diag_free(&d);
+    }
+    if (p && strcmp(p->partner, name) != 0) {
+        char why[200];
+        snprintf(why, sizeof(why), "this is partner %s's file: \"partner\" must stay \"%s\"",
+                 name, name);
+        json_array_append_new(msgs, json_pack("{s:i,s:i,s:b,s:s}", "line", 0, "column", 0,
+                                              "warning", 0, "text", why));
+        policy_free(p);
+        p = NULL;
+    }
+    if (p) {
+        policy_diff(pt->pol, p, add_change, changes);
+        json_object_set_new(o, "version", json_string(p->version));
+    }
+    json_object_set_new(o, "ok", json_boolean(p != NULL));
+    return p;
+}
+
+int edit_check(policy_edit *e, const char *name, const char *text, size_t len,
+               pdns_buf *b) {
+    partner *pt = find(e, name);
+    if (!pt)
+        return error(b, 404, "no such partner");
+    json_t *o = json_object();
+    policy *p = check(e, pt, name, text, len, o);
+    policy_free(p);
+    return put(b, o) < 0 ? -1 : 200;
+}
+
+static int history_path(policy_edit *e, const char *name, char *out, size_t outlen) {
+    char dir[1100];
+    snprintf(dir, sizeof(dir), "%s/policy-history", e->cfg->state_dir);
+    if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+        return -1;
+    return snprintf(out, outlen, "%s/%s.ndjson", dir, name) < (int)outlen ? 0 : -1;
+}
+
+/* The history's entries, oldest first (at most EDIT_HISTORY_MAX). */
+static json_t *history_read(const char *path) {
+    json_t *a = json_array();
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return a;
+    char *line = NULL;
+    size_t cap = 0;
+    json_error_t je;
+    /* one object a line; a line that is not one (torn) is skipped */
+    while (getline(&line, &cap, f) > 0) {
+        json_t *o = json_loads(line, 0, &je);
+        if (json_is_object(o))
+            json_array_append_new(a, o);
+        else
+            json_decref(o);
+    }
+    free(line);
+    fclose(f);
+    while (json_array_size(a) > EDIT_HISTORY_MAX)
+        json_array_remove(a, 0);
+    return a;
+}
+
+static int history_add(const char *path, json_t *entry) {
+    json_t *a = history_read(path);
+    json_array_append_new(a, entry);
+    while (json_array_size(a) > EDIT_HISTORY_MAX)
+        json_array_remove(a, 0);
+    pdns_buf out = {0};
+    size_t i;
+    json_t *o;
+    int rc = 0;
+    json_array_foreach(a, i, o) {
+        char *t = json_dumps(o, JSON_COMPACT);
+        rc |= !t || pdns_buf_printf(&out, "%s\n", t) < 0;
+        free(t);
+    }
+    json_decref(a);
+    if (rc == 0)
+        rc = pdns_afile_write(path, out.p, out.len);
+    pdns_buf_free(&out);
+    return rc ? -1 : 0;
+}
+
+static json_t *entry(const char *who, const char *comment, const char *version,
+                     const char *text, size_t len) {
+    return json_pack("{s:I,s:s,s:s,s:s,s:s%}", "at", (json_int_t)time(NULL), "who", who,
+                     "comment", comment, "version", version, "text", text, len);
+}
+
+int edit_apply(policy_edit *e, const char *name, const char *text, size_t len,
+               const char *who, const char *comment, pdns_buf *b) {
+    partner *pt = find(e, name);
+    if (!pt)
+        return error(b, 404, "no such partner");
+    json_t *o = json_object();
+    policy *p = check(e, pt, name, text, len, o);
+    if (!p)
+        return put(b, o) < 0 ? -1 : 422;
+    char version[sizeof(p->version)], file[sizeof(pt->file)], hist[1200];
+    snprintf(version, sizeof(version), "%s", p->version);
+    snprintf(file, sizeof(file), "%s", pt->file);
+    policy_free(p);
+    if (history_path(e, name, hist, sizeof(hist)) < 0) {
+        json_decref(o);
+        return error(b, 500, "the history directory (state_dir/policy-history) cannot be made");
+    }
+    if (access(hist, F_OK) < 0) { /* the first change: keep what was there */
+        size_t ol;
+        char *old = read_file(file, &ol);
+        if (old && history_add(hist, entry("", "the policy in force before the console's "
+                                               "first change", pt->pol->version, old, ol)) < 0)
+            log_warn("console: %s: cannot write", hist);
+        free(old);
+    }
+    struct stat st;
+    mode_t mode = stat(file, &st) == 0 ? (st.st_mode & 0777) : 0640;
+    if (pdns_afile_write(file, text, len) < 0 || chmod(file, mode) < 0) {
+        json_decref(o);
+        log_error("console: %s: %s", file, strerror(errno));
+        return error(b, 500, "the policy file cannot be written");
+    }
+    if (history_add(hist, entry(who, comment, version, text, len)) < 0)
+        log_warn("console: %s: the history cannot be written", hist);
+    log_info("console: %s changed partner %s's policy to version %s: %s", who, name, version,
+             comment);
+    share_reload(e->sh);
+    pt = find(e, name);
+    json_object_set_new(o, "in_force", json_string(pt ? pt->pol->version : ""));
+    return put(b, o) < 0 ? -1 : 200;
+}
+
+int edit_history(policy_edit *e, const char *name, pdns_buf *b) {
+    if (!find(e, name))
+        return error(b, 404, "no such partner");
+    char hist[1200];
+    if (history_path(e, name, hist, sizeof(hist)) < 0)
+        return error(b, 500, "the history directory cannot be made");
+    json_t *a = history_read(hist), *rev = json_array();
+    for (size_t i = json_array_size(a); i-- > 0;)
+        json_array_append(rev, json_array_get(a, i));
+    json_decref(a);
+    return put(b, json_pack("{s:o}", "history", rev)) < 0 ? -1 : 200;
+}

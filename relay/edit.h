@@ -1,0 +1,50 @@
+/* edit.h - changing partner policies from the console (console.h): a text
+ * checked as `policy check` checks a file (messages with line and column),
+ * what it changes for the partner said in words against the policy in
+ * force, applied (the partner's file replaced atomically, the policies
+ * reloaded, a history entry kept: who, when, why, the text), and the
+ * history listed. It writes files; it does not decide who may. */
+#ifndef PDNS_EDIT_H
+#define PDNS_EDIT_H
+
+#include <stddef.h>
+
+#include "buf.h"
+#include "config.h"
+#include "share.h"
+
+#define EDIT_TEXT_MAX (256u * 1024)  /* a policy's text */
+#define EDIT_HISTORY_MAX 200         /* history entries kept per partner */
+
+typedef struct policy_edit {
+    const relay_config *cfg;
+    share *sh;
+} policy_edit;
+
+/* Each answer is a JSON object appended to b, and an HTTP status is
+ * returned (200, 404 no such partner, 422 the text is refused, 500), or
+ * -1 when out of memory. */
+
+/* {"partners": [{"name", "file", "version", "enabled"}]} */
+int edit_list(policy_edit *e, pdns_buf *b);
+
+/* {"name", "version", "text"}: the file of partner name as it is. */
+int edit_get(policy_edit *e, const char *name, pdns_buf *b);
+
+/* {"ok", "version" (when ok), "messages": [{"line", "column", "warning",
+ * "text"}], "changes": ["sentence", ...]} for text as partner name's
+ * policy. */
+int edit_check(policy_edit *e, const char *name, const char *text, size_t len,
+               pdns_buf *b);
+
+/* Checks text, then makes it partner name's policy: {"version",
+ * "changes"}; 422 with the check's answer when it has errors. who and
+ * comment go to the history. */
+int edit_apply(policy_edit *e, const char *name, const char *text, size_t len,
+               const char *who, const char *comment, pdns_buf *b);
+
+/* {"history": [{"at", "who", "comment", "version", "text"}]}, newest
+ * first. */
+int edit_history(policy_edit *e, const char *name, pdns_buf *b);
+
+#endif
