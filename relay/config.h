@@ -66,6 +66,7 @@ typedef struct relay_config {
     cfg_addr admin_listen;
     int admin_console;             /* the web console at /console/ */
     char admin_auth_file[CFG_PATH_MAX]; /* console users with a role, or "" */
+    long long admin_preview_mib;   /* the console's recent records (preview), 0: none */
 
     store_conf store;              /* the local COF store */
 

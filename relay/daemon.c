@@ -25,6 +25,9 @@
 #include "d4_listener.h"
 #include "deliver.h"
 #include "edit.h"
+#include "recent.h"
+
+#define RECENT_AGE_MS (10 * 60 * 1000) /* the preview's window */
 #include "http_api.h"
 #include "http_auth.h"
 #include "inbound.h"
@@ -60,6 +63,7 @@ typedef struct relay {
     struct http_auth *admin_auth;/* console users (admin.auth_file), or NULL */
     console *console;            /* the web console on the admin listener */
     policy_edit edit;            /* the console's policy changes */
+    recent recent;               /* the last minutes' records, for the preview */
     query_api query;
     http_api http, admin;
     deliver *deliver;            /* D4 delivery to partners */
@@ -577,6 +581,18 @@ static int console_policy_check(void *ctx, const char *name, const char *text, s
     return edit_check(&((relay *)ctx)->edit, name, text, len, b);
 }
 
+static int console_policy_preview(void *ctx, const char *name, const char *text, size_t len,
+                                  const char *explain, pdns_buf *b) {
+    return edit_preview(&((relay *)ctx)->edit, name, text, len, explain, b);
+}
+
+/* Every record the mixer takes: journalled, and kept for the preview. */
+static void on_mixer_input(void *ctx, const pdns_record *r, uint16_t source, int64_t now_ms) {
+    relay *rl = ctx;
+    mix_journal(&rl->mix, r, source, now_ms);
+    recent_add(&rl->recent, r, source, now_ms);
+}
+
 static int console_policy_apply(void *ctx, const char *name, const char *text, size_t len,
                                 const char *who, const char *comment, pdns_buf *b) {
     return edit_apply(&((relay *)ctx)->edit, name, text, len, who, comment, b);
@@ -721,9 +737,13 @@ int cmd_run(int argc, char **argv) {
         }
         r.edit.cfg = &r.cfg;
         r.edit.sh = &r.sh;
-        console_hooks hooks = {console_state,        console_reload,       console_policy_list,
-                               console_policy_get,   console_policy_history,
-                               console_policy_check, console_policy_apply, &r};
+        recent_init(&r.recent, (size_t)r.cfg.admin_preview_mib << 20, RECENT_AGE_MS);
+        r.edit.recent = r.cfg.admin_preview_mib ? &r.recent : NULL;
+        console_hooks hooks = {console_state,          console_reload,
+                               console_policy_list,    console_policy_get,
+                               console_policy_history, console_policy_check,
+                               console_policy_apply,   console_policy_preview,
+                               &r};
         if (!(r.console = console_new(r.loop, r.admin_auth, &hooks))) {
             log_error("run: out of memory");
             goto out_lws;
@@ -734,8 +754,8 @@ int cmd_run(int argc, char **argv) {
         goto out_lws;
     }
     r.in.mix = r.mix.pool;
-    r.in.mix_log = mix_journal;
-    r.in.mix_log_ctx = &r.mix;
+    r.in.mix_log = on_mixer_input;
+    r.in.mix_log_ctx = &r;
     if (share_start(&r.sh, &r.cfg) < 0) {
         log_error("run: cannot start the policy stage");
         goto out_lws;
@@ -866,6 +886,7 @@ out_loop:
         store_free(&r.store);
     http_auth_free(r.auth);
     http_auth_free(r.admin_auth);
+    recent_free(&r.recent);
     uv_loop_close(r.loop);
     free(r.protocols[0]);
     free(r.protocols[1]);

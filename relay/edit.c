@@ -12,8 +12,11 @@
 #include <unistd.h>
 
 #include "afile.h"
+#include "cof.h"
 #include "log.h"
 #include "policy.h"
+#include "preview.h"
+#include "rrtype.h"
 
 static partner *find(policy_edit *e, const char *name) {
     for (size_t i = 0; i < e->sh->np; i++)
@@ -252,4 +255,136 @@ int edit_history(policy_edit *e, const char *name, pdns_buf *b) {
         json_array_append(rev, json_array_get(a, i));
     json_decref(a);
     return put(b, json_pack("{s:o}", "history", rev)) < 0 ? -1 : 200;
+}
+
+/* ---- preview ---------------------------------------------------------------- */
+
+typedef struct pv {
+    pdns_record *recs;
+    preview_rec *v;
+    size_t n, cap;
+    json_t *sent, *denied, *explain;
+    pdns_buf line;
+} pv;
+
+static void collect(void *ctx, const pdns_record *r, uint16_t source, int64_t ms) {
+    pv *x = ctx;
+    if (x->n == x->cap)
+        return; /* sized by the count recent_each gave */
+    x->recs[x->n] = *r;
+    x->v[x->n] = (preview_rec){ms, source, &x->recs[x->n]};
+    x->n++;
+}
+
+static void count_fn(void *ctx, const pdns_record *r, uint16_t s, int64_t ms) {
+    (void)r, (void)s, (void)ms;
+    ++*(size_t *)ctx;
+}
+
+static void on_sent(void *ctx, const policy_out *out) {
+    pv *x = ctx;
+    if (json_array_size(x->sent) >= EDIT_PREVIEW_SHOWN)
+        return;
+    x->line.len = 0;
+    json_error_t je;
+    if (cof_encode(&out->rec, out->cof_flags, &x->line) == 0)
+        json_array_append_new(x->sent, json_loadb(x->line.p, x->line.len, 0, &je));
+}
+
+static void on_denied(void *ctx, const mixer_entry *e, enum policy_verdict v, const char *why) {
+    pv *x = ctx;
+    char t[16];
+    if (json_array_size(x->denied) >= 50)
+        return;
+    pdns_rrtype_format(e->rec.rrtype, t, sizeof(t));
+    json_array_append_new(x->denied,
+                          json_pack("{s:s%,s:s,s:s%,s:s,s:s}", "rrname", e->rec.rrname.p,
+                                    e->rec.rrname.len, "rrtype", t, "rdata", e->rec.rdata.p,
+                                    e->rec.rdata.len, "verdict", policy_verdict_name(v), "why",
+                                    why));
+}
+
+static void on_explain(void *ctx, const pdns_record *r, const char *what) {
+    pv *x = ctx;
+    char t[16], m[700];
+    pdns_rrtype_format(r->rrtype, t, sizeof(t));
+    snprintf(m, sizeof(m), "%.*s %s %.*s: %s", (int)r->rrname.len, r->rrname.p, t,
+             (int)(r->rdata.len > 200 ? 200 : r->rdata.len), r->rdata.p, what);
+    json_array_append_new(x->explain, json_string(m));
+}
+
+int edit_preview(policy_edit *e, const char *name, const char *text, size_t len,
+                 const char *explain, pdns_buf *b) {
+    partner *pt = find(e, name);
+    if (!pt)
+        return error(b, 404, "no such partner");
+    if (!e->recent || !e->cfg->mixer_enabled)
+        return error(b, 409, "the preview needs the mixer (mixer.enabled) and recent records "
+                             "(admin.preview_mib)");
+    json_t *o = json_object();
+    policy *p = check(e, pt, name, text, len, o);
+    if (!p)
+        return put(b, o) < 0 ? -1 : 422;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    pv x = {0};
+    size_t n = 0;
+    recent_each(e->recent, now, count_fn, &n);
+    x.cap = n;
+    x.recs = calloc(n ? n : 1, sizeof(*x.recs));
+    x.v = calloc(n ? n : 1, sizeof(*x.v));
+    x.sent = json_array();
+    x.denied = json_array();
+    x.explain = json_array();
+    mixer_conf mc = e->cfg->mixer;
+    uint16_t *orgs = preview_orgs(&e->sh->env, &mc);
+    preview_result res;
+    int st = 500;
+    if (x.recs && x.v && orgs) {
+        recent_each(e->recent, now, collect, &x);
+        preview_hooks h = {on_sent, on_denied, explain && *explain ? explain : NULL,
+                           on_explain, &x};
+        if (preview_run(x.v, x.n, p, &e->sh->env, &mc, 1, &h, &res) == 0) {
+            json_t *sum = json_array();
+            json_array_append_new(sum, json_pack("{s:s,s:I}", "what", "records in",
+                                                 "n", (json_int_t)res.records));
+            json_array_append_new(sum, json_pack("{s:s,s:I}", "what", "triples (after merging)",
+                                                 "n", (json_int_t)res.triples));
+            json_array_append_new(sum, json_pack("{s:s,s:I}", "what", "released by the mixer",
+                                                 "n", (json_int_t)res.released));
+            for (int k = 0; k < MIXER_DROP_COUNT; k++)
+                json_array_append_new(sum, json_pack("{s:s,s:I}", "what",
+                                                     preview_drop_label((enum mixer_drop)k),
+                                                     "n", (json_int_t)res.drops[k]));
+            for (int k = 0; k < POLICY_VERDICT_COUNT; k++)
+                json_array_append_new(
+                    sum, json_pack("{s:s,s:I}", "what",
+                                   preview_verdict_label((enum policy_verdict)k), "n",
+                                   (json_int_t)res.verdicts[k]));
+            json_object_set_new(o, "records", json_integer((json_int_t)res.records));
+            json_object_set_new(o, "triples", json_integer((json_int_t)res.triples));
+            json_object_set_new(o, "released", json_integer((json_int_t)res.released));
+            json_object_set_new(o, "minutes", json_integer(e->recent->max_age_ms / 60000));
+            json_object_set_new(o, "summary", sum);
+            json_object_set_new(o, "sent", x.sent);
+            json_object_set_new(o, "denied", x.denied);
+            json_object_set_new(o, "explain", x.explain);
+            x.sent = x.denied = x.explain = NULL;
+            st = 200;
+        }
+    }
+    json_decref(x.sent);
+    json_decref(x.denied);
+    json_decref(x.explain);
+    pdns_buf_free(&x.line);
+    free(x.recs);
+    free(x.v);
+    free(orgs);
+    policy_free(p);
+    if (st != 200) {
+        json_decref(o);
+        return error(b, 500, "out of memory");
+    }
+    return put(b, o) < 0 ? -1 : 200;
 }

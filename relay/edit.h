@@ -11,14 +11,18 @@
 
 #include "buf.h"
 #include "config.h"
+#include "recent.h"
 #include "share.h"
 
 #define EDIT_TEXT_MAX (256u * 1024)  /* a policy's text */
 #define EDIT_HISTORY_MAX 200         /* history entries kept per partner */
 
+#define EDIT_PREVIEW_SHOWN 200       /* records shown of what would be sent */
+
 typedef struct policy_edit {
     const relay_config *cfg;
     share *sh;
+    const recent *recent;        /* the records of the last minutes, or NULL */
 } policy_edit;
 
 /* Each answer is a JSON object appended to b, and an HTTP status is
@@ -42,6 +46,16 @@ int edit_check(policy_edit *e, const char *name, const char *text, size_t len,
  * comment go to the history. */
 int edit_apply(policy_edit *e, const char *name, const char *text, size_t len,
                const char *who, const char *comment, pdns_buf *b);
+
+/* What partner name would receive under text from the records the relay
+ * took in the last minutes (preview.h): {"ok", "version", "messages",
+ * "records", "triples", "released", "summary": [{"what", "n"}], "sent":
+ * [COF objects, the first EDIT_PREVIEW_SHOWN], "denied": [{"rrname",
+ * "rrtype", "rdata", "verdict", "why"}, the first 50], "explain":
+ * [sentences about the records named explain ("" for none)]}; 422 when
+ * text has errors. */
+int edit_preview(policy_edit *e, const char *name, const char *text, size_t len,
+                 const char *explain, pdns_buf *b);
 
 /* {"history": [{"at", "who", "comment", "version", "text"}]}, newest
  * first. */

@@ -73,6 +73,39 @@ typedef struct jrec {
     uint32_t rdata_len, pad2;
 } jrec;
 
+int mix_rec_put(pdns_buf *b, const pdns_record *r, uint16_t source, int64_t now_ms) {
+    jrec j = {now_ms, r->time_first, r->time_last, r->count, r->rrtype, source,
+              (uint16_t)r->rrname.len, 0, (uint32_t)r->rdata.len, 0};
+    return pdns_buf_append(b, &j, sizeof(j)) < 0 ||
+                   pdns_buf_append(b, r->rrname.p, r->rrname.len) < 0 ||
+                   pdns_buf_append(b, r->rdata.p, r->rdata.len) < 0
+               ? -1
+               : 0;
+}
+
+int mix_rec_get(const char *d, size_t len, size_t *off, pdns_record *r, uint16_t *source,
+                int64_t *now_ms) {
+    jrec j;
+    if (len - *off < sizeof(j))
+        return 0;
+    memcpy(&j, d + *off, sizeof(j));
+    if (len - *off - sizeof(j) < (size_t)j.name_len + j.rdata_len)
+        return 0;
+    memset(r, 0, sizeof(*r));
+    r->rrname.p = d + *off + sizeof(j);
+    r->rrname.len = j.name_len;
+    r->rdata.p = r->rrname.p + j.name_len;
+    r->rdata.len = j.rdata_len;
+    r->rrtype = j.rrtype;
+    r->time_first = j.time_first;
+    r->time_last = j.time_last;
+    r->count = j.count;
+    *source = j.source;
+    *now_ms = j.now_ms;
+    *off += sizeof(j) + j.name_len + j.rdata_len;
+    return 1;
+}
+
 /* Source i of the mixer by kind and name: "sensor NAME", "queue NAME",
  * "partner NAME" (config.c numbers them in this order). */
 static void source_name(const relay_config *cfg, size_t i, char *out, size_t n) {
@@ -134,11 +167,7 @@ void mix_journal(void *ctx, const pdns_record *r, uint16_t source, int64_t now_m
     mix_stage *m = ctx;
     if (m->jfd < 0)
         return;
-    jrec j = {now_ms, r->time_first, r->time_last, r->count, r->rrtype, source,
-              (uint16_t)r->rrname.len, 0, (uint32_t)r->rdata.len, 0};
-    if (pdns_buf_append(&m->jbuf, &j, sizeof(j)) < 0 ||
-        pdns_buf_append(&m->jbuf, r->rrname.p, r->rrname.len) < 0 ||
-        pdns_buf_append(&m->jbuf, r->rdata.p, r->rdata.len) < 0)
+    if (mix_rec_put(&m->jbuf, r, source, now_ms) < 0)
         m->journal_errors++;
     if (m->jbuf.len >= JOURNAL_FLUSH)
         mix_journal_flush(m);
@@ -190,26 +219,13 @@ static long replay(mix_stage *m, const int32_t *map, size_t nmap, uint64_t gen) 
         return 0;
     }
     off = (size_t)(nl + 1 - d);
-    while (len - off >= sizeof(jrec)) {
-        jrec j;
-        memcpy(&j, d + off, sizeof(j));
-        if (len - off - sizeof(j) < (size_t)j.name_len + j.rdata_len)
-            break;
-        pdns_record r;
-        memset(&r, 0, sizeof(r));
-        r.rrname.p = d + off + sizeof(j);
-        r.rrname.len = j.name_len;
-        r.rdata.p = r.rrname.p + j.name_len;
-        r.rdata.len = j.rdata_len;
-        r.rrtype = j.rrtype;
-        r.time_first = j.time_first;
-        r.time_last = j.time_last;
-        r.count = j.count;
-        off += sizeof(j) + j.name_len + j.rdata_len;
-        if (j.source < nmap && map[j.source] >= 0 &&
-            mixer_pool_insert(m->pool, &r, (uint16_t)map[j.source], j.now_ms) == 0)
+    pdns_record r;
+    uint16_t src;
+    int64_t at;
+    while (mix_rec_get(d, len, &off, &r, &src, &at))
+        if (src < nmap && map[src] >= 0 &&
+            mixer_pool_insert(m->pool, &r, (uint16_t)map[src], at) == 0)
             n++;
-    }
     free(d);
     return n;
 }

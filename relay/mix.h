@@ -34,6 +34,14 @@ void mix_tick(mix_stage *m);
 void mix_stop(mix_stage *m);
 int mix_metrics(const mix_stage *m, pdns_buf *b);
 
+/* One record of the mixer's input as the journal (and the console's
+ * recent records) keep it: put appends it (0, or -1 out of memory); get
+ * reads the one at *off into r (pointing into d) and moves *off past it:
+ * 1, or 0 at the end (a torn last record is the end). */
+int mix_rec_put(pdns_buf *b, const pdns_record *r, uint16_t source, int64_t now_ms);
+int mix_rec_get(const char *d, size_t len, size_t *off, pdns_record *r, uint16_t *source,
+                int64_t *now_ms);
+
 /* Journals an insert the pool took (ingest's hook; ctx is the stage). */
 void mix_journal(void *ctx, const pdns_record *r, uint16_t source, int64_t now_ms);
 /* Writes what was journalled (every loop tick, and when 1 MiB gathered). */

@@ -301,7 +301,7 @@ static int start_sse(console *c, struct lws *wsi, console_conn *cc, pdns_buf *bo
     return 0;
 }
 
-enum { OP_NONE, OP_CHECK, OP_APPLY };
+enum { OP_NONE, OP_CHECK, OP_APPLY, OP_PREVIEW };
 
 /* An answer a hook made (its status, its JSON in body). */
 static int hooked(struct lws *wsi, pdns_buf *body, int status) {
@@ -340,7 +340,10 @@ static int policies(console *c, struct lws *wsi, console_conn *cc, const session
         return hooked(wsi, body, c->h.policy_get(c->h.ctx, n, body));
     if (!post && strcmp(what, "history") == 0)
         return hooked(wsi, body, c->h.policy_history(c->h.ctx, n, body));
-    int op = strcmp(what, "check") == 0 ? OP_CHECK : strcmp(what, "apply") == 0 ? OP_APPLY : 0;
+    int op = strcmp(what, "check") == 0     ? OP_CHECK
+             : strcmp(what, "apply") == 0   ? OP_APPLY
+             : strcmp(what, "preview") == 0 ? OP_PREVIEW
+                                            : 0;
     if (!post || !op)
         return answer(wsi, body, post ? HTTP_STATUS_NOT_FOUND : 405,
                       post ? "not found" : "method not allowed here", NULL);
@@ -375,10 +378,10 @@ int console_body_done(console *c, struct lws *wsi, console_conn *cc, pdns_buf *b
     json_error_t je;
     json_t *o = json_loadb(cc->in.p ? cc->in.p : "", cc->in.len, 0, &je);
     pdns_buf_free(&cc->in);
-    const char *text = NULL, *comment = "";
+    const char *text = NULL, *comment = "", *explain = "";
     size_t tl = 0;
-    if (!json_is_object(o) || json_unpack(o, "{s:s%,s?s}", "text", &text, &tl, "comment",
-                                          &comment) < 0) {
+    if (!json_is_object(o) || json_unpack(o, "{s:s%,s?s,s?s}", "text", &text, &tl, "comment",
+                                          &comment, "explain", &explain) < 0) {
         json_decref(o);
         return answer(wsi, body, HTTP_STATUS_BAD_REQUEST,
                       "want a JSON object {\"text\": policy, \"comment\": why}", NULL);
@@ -386,6 +389,8 @@ int console_body_done(console *c, struct lws *wsi, console_conn *cc, pdns_buf *b
     int st;
     if (op == OP_CHECK) {
         st = c->h.policy_check(c->h.ctx, cc->name, text, tl, body);
+    } else if (op == OP_PREVIEW) {
+        st = c->h.policy_preview(c->h.ctx, cc->name, text, tl, explain, body);
     } else if (!comment[0] || strlen(comment) > 500) {
         json_decref(o);
         return answer(wsi, body, HTTP_STATUS_BAD_REQUEST,

@@ -45,6 +45,8 @@ typedef struct console_hooks {
                         pdns_buf *b);
     int (*policy_apply)(void *ctx, const char *name, const char *text, size_t len,
                         const char *who, const char *comment, pdns_buf *b);
+    int (*policy_preview)(void *ctx, const char *name, const char *text, size_t len,
+                          const char *explain, pdns_buf *b);
     void *ctx;
 } console_hooks;
 

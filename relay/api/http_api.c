@@ -22,6 +22,9 @@ typedef struct http_pss {
     int head;       /* a HEAD request: the headers of the GET answer only */
     query_req *q;   /* a query waiting for the store */
     console_conn cc; /* the console's (admin listener) */
+    int body_pending; /* a request body not read to its end: the answer waits
+                       * (sent before it, the rest of the body would be read
+                       * as the next request) */
 } http_pss;
 
 static int respond(struct lws *wsi, http_pss *p, unsigned status,
@@ -43,6 +46,11 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         p->sent = 0;
         p->is_stream = 0;
         p->head = lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
+        {
+            char cl[24] = "";
+            p->body_pending = lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+                              strtoull(cl, NULL, 10) > 0;
+        }
         if (strcmp(path, "/stream.ndjson") == 0 && h->st && !h->admin) {
             char ip[64], why[160];
             lws_get_peer_simple(wsi, ip, sizeof(ip));
@@ -122,6 +130,8 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             console_body(&p->cc, in, len);
         return 0; /* any other request body (POST, PUT): not read, the answer is a 405 */
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (p)
+            p->body_pending = 0;
         if (p && p->cc.op) {
             http_api *h = lws_vhost_user(lws_get_vhost(wsi));
             return console_body_done(h->console, wsi, &p->cc, &p->body);
@@ -136,6 +146,8 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             http_api *h = lws_vhost_user(lws_get_vhost(wsi));
             return console_writable(h->console, wsi, &p->cc);
         }
+        if (p->body_pending)
+            return 0; /* the body's end calls us again */
         if (p->head) /* the headers are out: that is the whole answer */
             return lws_http_transaction_completed(wsi) ? -1 : 0;
         size_t left = p->body.len - LWS_PRE - p->sent;

@@ -19,6 +19,7 @@
 #include "csv.h"
 #include "lines.h"
 #include "policy.h"
+#include "preview.h"
 #include "rrtype.h"
 #include "share.h"
 
@@ -242,9 +243,7 @@ typedef struct preview {
     uint16_t cur_sensor;
     const char *cur_file;
     int from_cof_sensor;
-    uint64_t lines, rejected, error_lines, sent, batches;
-    uint64_t verdicts[POLICY_VERDICT_COUNT];
-    uint64_t drops[MIXER_DROP_COUNT];
+    uint64_t lines, rejected, error_lines;
     pdns_buf out;
 } preview;
 
@@ -302,59 +301,20 @@ static int on_line(void *ctx, uint64_t lineno, char *line, size_t len) {
     return 0;
 }
 
-static int cmp_prec(const void *a, const void *b) {
-    const prec *x = a, *y = b;
-    return x->ms < y->ms ? -1 : x->ms > y->ms;
-}
-
-static int is_explained(const preview *pv, const pdns_record *r) {
-    return pv->explain && strlen(pv->explain) == r->rrname.len &&
-           memcmp(pv->explain, r->rrname.p, r->rrname.len) == 0;
-}
-
-static void explain(const pdns_record *r, const char *what) {
+static void explain(void *ctx, const pdns_record *r, const char *what) {
     char t[16];
+    (void)ctx;
     pdns_rrtype_format(r->rrtype, t, sizeof(t));
     fprintf(stderr, "explain: %.*s %s %.*s: %s\n", (int)r->rrname.len,
             r->rrname.p, t, (int)r->rdata.len, r->rdata.p, what);
 }
 
-static void on_drop(void *ctx, const mixer_entry *e, enum mixer_drop why) {
+static void on_sent(void *ctx, const policy_out *out) {
     preview *pv = ctx;
-    pv->drops[why]++;
-    if (is_explained(pv, &e->rec)) {
-        char m[300];
-        snprintf(m, sizeof(m), "dropped by the mixer (%s): %u sensors, count "
-                 "%" PRIu64 "; the relay needs %u sensors and count %" PRIu64,
-                 mixer_drop_name(why), e->n_sensors, e->raw_count,
-                 pv->e.cfg.mixer.min_sensors, pv->e.cfg.mixer.min_count);
-        explain(&e->rec, m);
-    }
-}
-
-static void on_batch(void *ctx, const mixer_batch *b) {
-    preview *pv = ctx;
-    pv->batches++;
-    for (size_t i = 0; i < b->n; i++) {
-        policy_out out;
-        char why[300];
-        enum policy_verdict v = policy_decide(pv->pol, &pv->e.env, &b->e[i],
-                                              b->time_ms / 1000, &out, why, sizeof(why));
-        pv->verdicts[v]++;
-        if (is_explained(pv, &b->e[i].rec)) {
-            char m[400];
-            snprintf(m, sizeof(m), "released by the mixer in batch %" PRIu64
-                     "; policy: %s (%s)", b->seq, policy_verdict_name(v), why);
-            explain(&b->e[i].rec, m);
-        }
-        if (v != POLICY_PASS)
-            continue;
-        pv->sent++;
-        cof_encode(&out.rec, out.cof_flags, &pv->out);
-        if (pv->out.len > 65536) {
-            fwrite(pv->out.p, 1, pv->out.len, stdout);
-            pv->out.len = 0;
-        }
+    cof_encode(&out->rec, out->cof_flags, &pv->out);
+    if (pv->out.len > 65536) {
+        fwrite(pv->out.p, 1, pv->out.len, stdout);
+        pv->out.len = 0;
     }
 }
 
@@ -431,37 +391,19 @@ static int do_preview(int argc, char **argv) {
         goto out;
     /* the mixer, in simulated time along the records' own times */
     mixer_conf mc = pv.e.cfg.mixer;
-    mixer_rng rng;
-    mixer_rng_init_seeded(&rng, seed);
-    uint16_t *orgs = calloc(pv.e.n ? pv.e.n : 1, sizeof(uint16_t));
-    for (size_t i = 0; i < pv.e.n && orgs; i++) {
-        size_t j;
-        for (j = 0; j < i && !(pv.e.src[i].org[0] && strcmp(pv.e.src[i].org, pv.e.src[j].org) == 0); j++)
-            ;
-        orgs[i] = j < i ? orgs[j] : (uint16_t)i;
-    }
-    mc.sensor_org = orgs;
-    mc.n_sensors = pv.e.n;
-    mixer_pool *pool = mixer_pool_new(&mc, &rng, on_batch, &pv);
-    if (!pool) {
+    uint16_t *orgs = preview_orgs(&pv.e.env, &mc);
+    preview_rec *in = calloc(pv.n ? pv.n : 1, sizeof(*in));
+    for (size_t i = 0; i < pv.n && in; i++)
+        in[i] = (preview_rec){pv.v[i].ms, pv.v[i].sensor, pv.v[i].r};
+    preview_hooks hooks = {on_sent, NULL, pv.explain, explain, &pv};
+    preview_result res;
+    if (!orgs || !in ||
+        preview_run(in, pv.n, pv.pol, &pv.e.env, &mc, seed, &hooks, &res) < 0) {
         fprintf(stderr, "policy preview: bad mixer settings\n");
         free(orgs);
+        free(in);
         goto out;
     }
-    mixer_pool_on_drop(pool, on_drop, &pv);
-    qsort(pv.v, pv.n, sizeof(*pv.v), cmp_prec);
-    int64_t now = pv.n ? pv.v[0].ms : 0, next = now;
-    for (size_t i = 0; i < pv.n; i++) {
-        while (next <= pv.v[i].ms) {
-            mixer_pool_tick(pool, next);
-            next += 1000;
-        }
-        now = pv.v[i].ms;
-        mixer_pool_insert(pool, pv.v[i].r, pv.v[i].sensor, now);
-    }
-    for (int64_t t = next; t <= now + mc.max_hold_ms + mc.interval_ms; t += 1000)
-        mixer_pool_tick(pool, t);
-    const mixer_counters *c = mixer_pool_counters(pool);
     fwrite(pv.out.p, 1, pv.out.len, stdout);
     fflush(stdout);
     fprintf(stderr, "\npreview: partner %s, policy version %s\n", pv.pol->partner,
@@ -470,23 +412,17 @@ static int do_preview(int argc, char **argv) {
     fprintf(stderr, "  %-34s %10zu\n", "records in", pv.n);
     fprintf(stderr, "  %-34s %10" PRIu64 "\n", "  error lines (not triples)", pv.error_lines);
     fprintf(stderr, "  %-34s %10" PRIu64 "\n", "  rejected lines", pv.rejected);
-    fprintf(stderr, "  %-34s %10" PRIu64 "\n", "triples (after merging)", c->inserted - c->merged);
+    fprintf(stderr, "  %-34s %10" PRIu64 "\n", "triples (after merging)", res.triples);
     fprintf(stderr, "  %-34s %10" PRIu64 " in %" PRIu64 " batches\n", "released by the mixer",
-            c->released, pv.batches);
+            res.released, res.batches);
     for (int k = 0; k < MIXER_DROP_COUNT; k++)
-        fprintf(stderr, "  %-34s %10" PRIu64 "\n",
-                k == MIXER_DROP_THRESHOLD ? "dropped: below the relay's k/count"
-                : k == MIXER_DROP_EXPIRED ? "dropped: held past max_hold"
-                                          : "dropped: memory cap",
-                pv.drops[k]);
-    static const char *labels[POLICY_VERDICT_COUNT] = {
-        "sent to the partner", "denied: policy disabled", "denied: agreement expired",
-        "denied: rrtype", "denied: name (suffix rules)", "denied: sensor",
-        "denied: partner's own records", "denied: reshare", "denied: threshold"};
+        fprintf(stderr, "  %-34s %10" PRIu64 "\n", preview_drop_label((enum mixer_drop)k),
+                res.drops[k]);
     for (int k = 0; k < POLICY_VERDICT_COUNT; k++)
-        fprintf(stderr, "  %-34s %10" PRIu64 "\n", labels[k], pv.verdicts[k]);
-    mixer_pool_free(pool);
+        fprintf(stderr, "  %-34s %10" PRIu64 "\n",
+                preview_verdict_label((enum policy_verdict)k), res.verdicts[k]);
     free(orgs);
+    free(in);
     rc = 0;
 out:
     for (size_t i = 0; i < pv.n; i++)

@@ -84,8 +84,12 @@ def browser():
 
 
 def shot(d, name):
+    """The whole page (the window made as tall as the page for it)."""
     os.makedirs(ARTIFACTS, exist_ok=True)
+    h = d.execute_script("return document.documentElement.scrollHeight")
+    d.set_window_size(1280, min(max(h, 1000), 6000))
     d.save_screenshot(os.path.join(ARTIFACTS, "console-%s.png" % name))
+    d.set_window_size(1280, 1000)
 
 
 def wait(d, pred, timeout=20):
@@ -355,3 +359,52 @@ def test_policy_editor_read_only_for_viewers(console_relay, browser):
                   ).status_code == 403  # no CSRF token
     with open(os.path.join(relay.dir, "partners", "alpha.json")) as f:
         assert "TXT" not in f.read()
+
+
+def test_policy_preview_on_recent_records(console_relay, browser):
+    relay, d = console_relay, browser
+    # two sensors see the p2 names (past alpha's thresholds), one sees p1
+    send(relay, "sensor-a", lines("p1", 10))
+    for sensor in ("sensor-a", "sensor-b"):
+        send(relay, sensor, lines("p2", 10, first=HOSTILE[1]))
+    assert relay.wait_for(lambda: relay.sensor_records("sensor-b") == 11 and
+                          relay.sensor_records("sensor-a") == 21)
+    sign_in(d, relay, "carl")
+    d.execute_script("location.hash = '#policy/alpha'")
+    wait(d, lambda: '"partner": "alpha"' in d.find_element(By.ID, "policy-text")
+         .get_attribute("value"))
+    d.find_element(By.ID, "preview-explain").send_keys("h3.p1.test")
+    d.find_element(By.ID, "preview-run").click()
+    wait(d, lambda: "Done: 32 records" in text(d, "#preview-state"))
+    summary = dict((r[0], r[1]) for r in d.execute_script(
+        "return Array.from(document.querySelectorAll('#preview-summary tbody tr'))"
+        ".map(tr => Array.from(tr.cells).map(td => td.textContent))"))
+    assert summary["records in"] == "32" and summary["triples (after merging)"] == "21"
+    # two sensors' triples go; one sensor's wait for a second sensor (the
+    # mixer's sensor quota) until max_hold, as in the relay itself
+    assert summary["sent to the partner"] == "11"
+    assert summary["dropped: held past max_hold"] == "10"
+    sent = [r[0] for r in d.execute_script(
+        "return Array.from(document.querySelectorAll('#preview-sent tbody tr'))"
+        ".map(tr => Array.from(tr.cells).map(td => td.textContent))")]
+    assert sorted(sent) == sorted(["h%d.p2.test" % i for i in range(10)] + [HOSTILE[1]])
+    assert not d.find_elements(By.CSS_SELECTOR, "#preview-sent script")
+    assert "h3.p1.test" in text(d, "#preview-explained") and \
+        "dropped by the mixer" in text(d, "#preview-explained")
+    shot(d, "policy-preview")
+    # the same records under an unsaved text: AAAA only
+    s, token = login(relay, "carl")
+    body = {"text": '{"partner": "alpha", "rrtypes": {"allow": ["AAAA"]}, "names": '
+                    '{"allow": ["."]}, "sensors": {"allow": ["*"]}, "sensor_id": "strip"}'}
+    r = s.post(relay.base + "/api/policies/alpha/preview", headers={"X-CSRF-Token": token},
+               data=json.dumps(body))
+    assert r.status_code == 200
+    got = {x["what"]: x["n"] for x in r.json()["summary"]}
+    assert got["sent to the partner"] == 0 and got["denied: rrtype"] == 11
+    assert len(r.json()["denied"]) == 11 and \
+        {x["verdict"] for x in r.json()["denied"]} == {"rrtype"}
+    r = s.post(relay.base + "/api/policies/alpha/preview", headers={"X-CSRF-Token": token},
+               data=json.dumps({"text": '{"partner": "alpha", "bogus": 1}'}))
+    assert r.status_code == 422 and r.json()["messages"]
+    with open(os.path.join(relay.dir, "partners", "alpha.json")) as f:
+        assert "AAAA" not in f.read()  # a preview writes nothing

@@ -295,6 +295,8 @@ async function openPolicy(name) {
   $("policy-comment").value = "";
   $("policy-messages").replaceChildren();
   $("policy-changes").replaceChildren();
+  $("preview-out").hidden = true;
+  $("preview-state").textContent = "";
   const ro = !session || session.role === "viewer";
   $("policy-text").readOnly = ro;
   $("policy-comment").disabled = ro;
@@ -305,8 +307,50 @@ async function openPolicy(name) {
   $("policy-in-force").textContent = body.version;
   $("policy-text").value = body.text;
   canApply();
+  checkNow();
   loadHistory(name);
 }
+
+$("preview-run").addEventListener("click", async () => {
+  if (!editing) return;
+  const name = editing.name;
+  $("preview-state").textContent = "running…";
+  const [r, body] = await post("/console/api/policies/" + encodeURIComponent(name) + "/preview",
+                               {text: $("policy-text").value, explain: $("preview-explain").value.trim()});
+  if (!editing || editing.name !== name) return;
+  if (!r.ok) {
+    $("preview-state").textContent = "No preview: " + (body.error || "the policy has errors");
+    if (body.messages) messages(body.messages);
+    $("preview-out").hidden = true;
+    return;
+  }
+  $("preview-state").textContent = "Done: " + num(body.records) + " records of the last " +
+                                   body.minutes + " minutes.";
+  fill($("preview-summary").tBodies[0], body.summary, (tr, x) => {
+    cell(tr, x.what);
+    cell(tr, num(x.n), "num");
+  });
+  $("preview-explained").replaceChildren(...body.explain.map((t) => {
+    const li = document.createElement("li");
+    li.textContent = t;
+    return li;
+  }));
+  fill($("preview-sent").tBodies[0], body.sent, (tr, x) => {
+    cell(tr, x.rrname, "name");
+    cell(tr, x.rrtype);
+    cell(tr, typeof x.rdata === "string" ? x.rdata : JSON.stringify(x.rdata), "name");
+    cell(tr, num(x.count), "num");
+    cell(tr, x.sensor_id || "–", "name");
+  });
+  fill($("preview-denied").tBodies[0], body.denied, (tr, x) => {
+    cell(tr, x.rrname, "name");
+    cell(tr, x.rrtype);
+    cell(tr, x.rdata, "name");
+    cell(tr, x.verdict);
+    cell(tr, x.why);
+  });
+  $("preview-out").hidden = false;
+});
 
 $("policy-text").addEventListener("input", () => { $("policy-result").textContent = ""; scheduleCheck(); });
 $("policy-comment").addEventListener("input", canApply);
