@@ -28,6 +28,8 @@
 #include "recent.h"
 
 #define RECENT_AGE_MS (10 * 60 * 1000) /* the preview's window */
+#define HIST_EVERY_MS 10000              /* the console's charts: a sample each 10 s, */
+#define HIST_SAMPLES 361                 /* an hour of them */
 #include "http_api.h"
 #include "http_auth.h"
 #include "inbound.h"
@@ -64,6 +66,12 @@ typedef struct relay {
     console *console;            /* the web console on the admin listener */
     policy_edit edit;            /* the console's policy changes */
     recent recent;               /* the last minutes' records, for the preview */
+    struct sample {              /* the console's last hour: a sample every 10 s */
+        int64_t at_ms;
+        uint64_t records, rejected, stored, pool, sent;
+    } hist[HIST_SAMPLES];
+    size_t hist_n, hist_head;
+    uint64_t hist_next_ms;
     query_api query;
     http_api http, admin;
     deliver *deliver;            /* D4 delivery to partners */
@@ -197,10 +205,38 @@ static void note_sensors_seen(relay *r) {
     }
 }
 
+/* The totals the console charts, every HIST_EVERY_MS (a ring of an hour). */
+static void note_history(relay *r, uint64_t now) {
+    if (now < r->hist_next_ms)
+        return;
+    r->hist_next_ms = now + HIST_EVERY_MS;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct sample x = {(int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, 0, 0, 0, 0, 0};
+    const relay_metrics *m = &r->in.m;
+    for (int k = 0; k < PDNS_SRC_COUNT; k++) {
+        x.records += m->records[k];
+        for (int res = 1; res < CSV_RESULT_COUNT; res++)
+            x.rejected += m->csv_rejects[k][res];
+    }
+    for (int k = 0; k < D4R_COUNT; k++)
+        x.rejected += m->d4_rejects[k];
+    x.stored = r->storing ? r->store.stored : 0;
+    x.pool = r->mix.pool ? mixer_pool_triples(r->mix.pool) : 0;
+    for (size_t i = 0; i < r->sh.np; i++)
+        x.sent += r->sh.p[i].sent;
+    r->hist[(r->hist_head + r->hist_n) % HIST_SAMPLES] = x;
+    if (r->hist_n < HIST_SAMPLES)
+        r->hist_n++;
+    else
+        r->hist_head = (r->hist_head + 1) % HIST_SAMPLES;
+}
+
 static void on_tick(uv_timer_t *t) {
     relay *r = t->data;
     uint64_t now = pdns_mono_ms();
     note_sensors_seen(r);
+    note_history(r, now);
     if (r->stopping) {
         /* drain: wait for an in-flight queue batch (at most 5 s) */
         if (r->storing)
@@ -560,6 +596,22 @@ static int console_state(void *ctx, pdns_buf *b) {
     return rc;
 }
 
+static int console_history(void *ctx, pdns_buf *b) {
+    relay *r = ctx;
+    if (pdns_buf_printf(b, "{\"interval_s\":%d,\"samples\":[", HIST_EVERY_MS / 1000) < 0)
+        return -1;
+    for (size_t i = 0; i < r->hist_n; i++) {
+        const struct sample *x = &r->hist[(r->hist_head + i) % HIST_SAMPLES];
+        if (pdns_buf_printf(b, "%s{\"at_ms\":%" PRId64 ",\"records\":%" PRIu64
+                               ",\"rejected\":%" PRIu64 ",\"stored\":%" PRIu64
+                               ",\"pool\":%" PRIu64 ",\"sent\":%" PRIu64 "}",
+                            i ? "," : "", x->at_ms, x->records, x->rejected, x->stored,
+                            x->pool, x->sent) < 0)
+            return -1;
+    }
+    return pdns_buf_printf(b, "]}\n");
+}
+
 static int console_reload(void *ctx, char *err, size_t errlen) {
     return reload_all(ctx, err, errlen);
 }
@@ -739,7 +791,7 @@ int cmd_run(int argc, char **argv) {
         r.edit.sh = &r.sh;
         recent_init(&r.recent, (size_t)r.cfg.admin_preview_mib << 20, RECENT_AGE_MS);
         r.edit.recent = r.cfg.admin_preview_mib ? &r.recent : NULL;
-        console_hooks hooks = {console_state,          console_reload,
+        console_hooks hooks = {console_state,          console_history,        console_reload,
                                console_policy_list,    console_policy_get,
                                console_policy_history, console_policy_check,
                                console_policy_apply,   console_policy_preview,

@@ -453,6 +453,11 @@ int console_request(console *c, struct lws *wsi, console_conn *cc, const char *p
     }
     if (strcmp(ep, "events") == 0 && !post)
         return start_sse(c, wsi, cc, body);
+    if (strcmp(ep, "history") == 0 && !post) {
+        if (c->h.history(c->h.ctx, body) < 0)
+            return -1;
+        return answer(wsi, body, HTTP_STATUS_OK, NULL, NULL);
+    }
     if (strcmp(ep, "logout") == 0 && post) {
         log_info("console: %s signed out", s->user);
         sodium_memzero(s, sizeof(*s));
@@ -483,7 +488,7 @@ int console_request(console *c, struct lws *wsi, console_conn *cc, const char *p
         return answer(wsi, body, HTTP_STATUS_OK, NULL, NULL);
     }
     if (post || strcmp(ep, "session") == 0 || strcmp(ep, "state") == 0 ||
-        strcmp(ep, "events") == 0)
+        strcmp(ep, "events") == 0 || strcmp(ep, "history") == 0)
         return answer(wsi, body, 405, "method not allowed here", NULL);
     return answer(wsi, body, HTTP_STATUS_NOT_FOUND, "not found", NULL);
 }

@@ -33,6 +33,8 @@ typedef struct console console;
 typedef struct console_hooks {
     /* the live state as one JSON object */
     int (*state)(void *ctx, pdns_buf *b);
+    /* the last hour's totals, sampled: {"interval_s", "samples": [...]} */
+    int (*history)(void *ctx, pdns_buf *b);
     /* reloads the configuration and the policies (as SIGHUP); 0, or -1
      * with why in err */
     int (*reload)(void *ctx, char *err, size_t errlen);

@@ -147,6 +147,7 @@ def test_sign_in_and_watch_sensors_live(console_relay, browser):
     wait(d, lambda: sensor_cell(d, "overview-sensors", "sensor-a", 2) == "250")
     assert "live" in text(d, "#live-state")
     wait(d, lambda: text(d, "#rate-total") not in ("", "–"))
+    wait(d, lambda: text(d, "#chart-peak") != "")
     shot(d, "overview")
 
     d.find_element(By.ID, "nav-sensors").click()
@@ -213,6 +214,10 @@ def test_changes_need_the_csrf_token_and_sessions_end(console_relay):
     assert s.post(relay.base + "/api/reload", headers={"X-CSRF-Token": token},
                   data="{}").status_code == 200
     assert relay.metrics()['pdns_relay_console_refused_total{reason="csrf"}'] == 3
+    # the last hour's samples, one every 10 s from the start
+    h = s.get(relay.base + "/api/history").json()
+    assert h["interval_s"] == 10 and len(h["samples"]) >= 1
+    assert set(h["samples"][0]) == {"at_ms", "records", "rejected", "stored", "pool", "sent"}
     # no cookie, no data; no role, no session; API keys do not sign in
     assert requests.get(relay.base + "/api/state").status_code == 401
     assert requests.get(relay.base + "/api/events").status_code == 401

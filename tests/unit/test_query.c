@@ -11,6 +11,7 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include "console.h"
 #include "http_auth.h"
 #include "qparse.h"
 #include "rlink.h"
@@ -292,6 +293,31 @@ static void test_credential_lines(void **state) {
     assert_int_equal(http_auth_role_rank("root"), 0);
 }
 
+/* The console's session cookie among others, and what is not one. */
+static void test_console_cookie(void **state) {
+    char v[80];
+    (void)state;
+    assert_int_equal(console_cookie("a=1; pdns_console=abc; b=2", "pdns_console", v, sizeof(v)), 3);
+    assert_string_equal(v, "abc");
+    assert_int_equal(console_cookie("pdns_console=xyz", "pdns_console", v, sizeof(v)), 3);
+    assert_int_equal(console_cookie("xpdns_console=1", "pdns_console", v, sizeof(v)), -1);
+    assert_int_equal(console_cookie("pdns_consolex=1; other=2", "pdns_console", v, sizeof(v)), -1);
+    assert_int_equal(console_cookie("", "pdns_console", v, sizeof(v)), -1);
+    assert_int_equal(console_cookie(";;; ;", "pdns_console", v, sizeof(v)), -1);
+    assert_int_equal(console_cookie("pdns_console=", "pdns_console", v, sizeof(v)), 0);
+    assert_string_equal(v, "");
+    /* longer than the room: refused, not cut */
+    char big[200];
+    memset(big, 'f', sizeof(big));
+    memcpy(big, "pdns_console=", 13);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(console_cookie(big, "pdns_console", v, sizeof(v)), -1);
+    /* the first of two wins */
+    assert_int_equal(console_cookie("pdns_console=one; pdns_console=two", "pdns_console", v,
+                                    sizeof(v)), 3);
+    assert_string_equal(v, "one");
+}
+
 /* Redis Cluster's key slots: the examples of its specification, and the
  * URL forms of the relay's Redis link. */
 static void test_cluster_slots_and_urls(void **state) {
@@ -324,6 +350,7 @@ int main(void) {
         cmocka_unit_test(test_cidr_property),
         cmocka_unit_test(test_filters),
         cmocka_unit_test(test_credential_lines),
+        cmocka_unit_test(test_console_cookie),
         cmocka_unit_test(test_cluster_slots_and_urls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

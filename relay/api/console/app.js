@@ -10,7 +10,6 @@ const sections = pages.concat(["policy"]);
 let session = null;   // {user, role, csrf}
 let events = null;    // the EventSource
 let prev = null;      // the state before the last one (rates)
-const history = [];   // records/s since the page opened, for the chart
 
 function say(text) { $("message").textContent = text; }
 
@@ -84,18 +83,31 @@ function sensorRates(st, dt) {
   return out;
 }
 
-function drawChart() {
-  const svg = $("chart");
-  const max = Math.max(1, ...history);
-  const pts = history.map((v, i) => {
-    const x = history.length > 1 ? (i * 600) / (history.length - 1) : 0;
-    return x.toFixed(1) + "," + (118 - (v * 110) / max).toFixed(1);
-  });
-  const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
-  line.setAttribute("points", pts.join(" "));
-  const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
-  title.textContent = "peak " + rate(max) + " records/s";
-  svg.replaceChildren(title, line);
+// The relay's last hour (GET /console/api/history): rates between samples.
+let historyTimer = null;
+async function drawHistory() {
+  const [r, body] = await getJSON("/console/api/history");
+  if (!r.ok) return;
+  const xs = body.samples;
+  const rates = (k) => xs.slice(1).map((x, i) =>
+    Math.max(0, (x[k] - xs[i][k]) / Math.max(0.001, (x.at_ms - xs[i].at_ms) / 1000)));
+  const taken = rates("records"), sent = rates("sent");
+  const max = Math.max(1, ...taken, ...sent);
+  const line = (vals, cls) => {
+    const pl = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+    const pts = vals.map((v, i) => {
+      const x = vals.length > 1 ? (i * 600) / (vals.length - 1) : 0;
+      return x.toFixed(1) + "," + (118 - (v * 110) / max).toFixed(1);
+    });
+    pl.setAttribute("points", pts.join(" "));
+    if (cls) pl.setAttribute("class", cls);
+    return pl;
+  };
+  $("chart").replaceChildren(line(taken, ""), line(sent, "sent"));
+  $("chart-peak").textContent = xs.length < 2 ? "collecting: the first samples come within 10 s"
+    : "peak " + rate(Math.max(0, ...taken)) + " records/s taken, " +
+      rate(Math.max(0, ...sent)) + " sent, over the last " +
+      Math.round((xs[xs.length - 1].at_ms - xs[0].at_ms) / 60000) + " min";
 }
 
 function render(st) {
@@ -115,11 +127,6 @@ function render(st) {
   }
   $("rate-total").textContent = rate(total);
   $("rate-sources").textContent = bySource.join(", ");
-  if (total !== null) {
-    history.push(total);
-    if (history.length > 3600) history.shift();
-    drawChart();
-  }
   const s = st.store;
   list($("store"), s.enabled ? [["link", s.connected ? "up" : "down"], ["stored", num(s.stored)],
                                 ["waiting", num(s.waiting)], ["batches", num(s.batches)],
@@ -395,10 +402,14 @@ function signedIn(s) {
   reload.title = s.role === "admin" ? "" : "reloading takes the admin role";
   show(location.hash.slice(1));
   live();
+  drawHistory();
+  clearInterval(historyTimer);
+  historyTimer = setInterval(drawHistory, 10000);
 }
 
 function signedOut(why) {
   session = null;
+  clearInterval(historyTimer);
   if (events) events.close();
   events = null;
   for (const p of sections) $(p).hidden = true;
