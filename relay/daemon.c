@@ -587,13 +587,7 @@ static int console_state(void *ctx, pdns_buf *b) {
     json_object_set_new(o, "store", st);
     json_object_set_new(o, "mixer", console_mixer(r));
     json_object_set_new(o, "partners", console_partners(r));
-    char *t = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (!t)
-        return -1;
-    int rc = pdns_buf_printf(b, "%s\n", t);
-    free(t);
-    return rc;
+    return console_put_json(b, o);
 }
 
 static int console_history(void *ctx, pdns_buf *b) {

@@ -172,30 +172,28 @@ static int is_post(struct lws *wsi) {
     return lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
 }
 
+int console_put_json(pdns_buf *b, json_t *o) {
+    char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!t)
+        return -1;
+    int rc = pdns_buf_printf(b, "%s\n", t);
+    free(t);
+    return rc;
+}
+
 /* A JSON answer: {"error": why} for a status other than 200. */
 static int answer(struct lws *wsi, pdns_buf *body, unsigned status, const char *why,
                   const char *const *hdrs) {
-    if (why) {
-        json_t *o = json_pack("{s:s}", "error", why);
-        char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
-        int rc = t ? pdns_buf_printf(body, "%s\n", t) : -1;
-        free(t);
-        json_decref(o);
-        if (rc < 0)
-            return -1;
-    }
+    if (why && console_put_json(body, json_pack("{s:s}", "error", why)) < 0)
+        return -1;
     return http_respond(wsi, body, status, "application/json", hdrs ? hdrs : api_headers);
 }
 
 static int session_json(pdns_buf *body, const session *s) {
     static const char *const roles[] = {"", "viewer", "coordinator", "admin"};
-    json_t *o = json_pack("{s:s,s:s,s:s}", "user", s->user, "role", roles[s->rank],
-                          "csrf", s->csrf);
-    char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    int rc = t ? pdns_buf_printf(body, "%s\n", t) : -1;
-    free(t);
-    json_decref(o);
-    return rc;
+    return console_put_json(body, json_pack("{s:s,s:s,s:s}", "user", s->user, "role",
+                                            roles[s->rank], "csrf", s->csrf));
 }
 
 /* After a good sign-in: the session, its cookie (Secure over TLS). */
@@ -475,15 +473,8 @@ int console_request(console *c, struct lws *wsi, console_conn *cc, const char *p
         }
         char err[512] = "";
         log_info("console: %s asks for a reload", s->user);
-        if (c->h.reload(c->h.ctx, err, sizeof(err)) < 0) {
-            json_t *o = json_pack("{s:s}", "error", err);
-            char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
-            if (t)
-                pdns_buf_printf(body, "%s\n", t);
-            free(t);
-            json_decref(o);
-            return answer(wsi, body, 422, NULL, NULL);
-        }
+        if (c->h.reload(c->h.ctx, err, sizeof(err)) < 0)
+            return answer(wsi, body, 422, err, NULL);
         pdns_buf_append(body, "{\"reloaded\":true}\n", 18);
         return answer(wsi, body, HTTP_STATUS_OK, NULL, NULL);
     }
