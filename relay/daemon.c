@@ -587,7 +587,7 @@ static int console_state(void *ctx, pdns_buf *b) {
     json_object_set_new(o, "store", st);
     json_object_set_new(o, "mixer", console_mixer(r));
     json_object_set_new(o, "partners", console_partners(r));
-    return console_put_json(b, o);
+    return pdns_buf_json(b, o);
 }
 
 static int console_history(void *ctx, pdns_buf *b) {

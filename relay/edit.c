@@ -13,7 +13,6 @@
 
 #include "afile.h"
 #include "cof.h"
-#include "console.h"
 #include "log.h"
 #include "policy.h"
 #include "preview.h"
@@ -28,7 +27,7 @@ static partner *find(policy_edit *e, const char *name) {
 
 
 static int error(pdns_buf *b, int status, const char *why) {
-    return console_put_json(b, json_pack("{s:s}", "error", why)) < 0 ? -1 : status;
+    return pdns_buf_json(b, json_pack("{s:s}", "error", why)) < 0 ? -1 : status;
 }
 
 static char *read_file(const char *path, size_t *len) {
@@ -56,7 +55,7 @@ int edit_list(policy_edit *e, pdns_buf *b) {
                                                "file", pt->file, "version", pt->pol->version,
                                                "enabled", pt->pol->enabled));
     }
-    return console_put_json(b, json_pack("{s:o}", "partners", a)) < 0 ? -1 : 200;
+    return pdns_buf_json(b, json_pack("{s:o}", "partners", a)) < 0 ? -1 : 200;
 }
 
 int edit_get(policy_edit *e, const char *name, pdns_buf *b) {
@@ -67,7 +66,7 @@ int edit_get(policy_edit *e, const char *name, pdns_buf *b) {
     char *t = read_file(pt->file, &len);
     if (!t)
         return error(b, 500, "the policy file cannot be read");
-    int rc = console_put_json(b, json_pack("{s:s,s:s,s:s%}", "name", name, "version", pt->pol->version,
+    int rc = pdns_buf_json(b, json_pack("{s:s,s:s,s:s%}", "name", name, "version", pt->pol->version,
                               "text", t, len));
     free(t);
     return rc < 0 ? -1 : 200;
@@ -131,7 +130,7 @@ int edit_check(policy_edit *e, const char *name, const char *text, size_t len,
     json_t *o = json_object();
     policy *p = check(e, pt, name, text, len, o);
     policy_free(p);
-    return console_put_json(b, o) < 0 ? -1 : 200;
+    return pdns_buf_json(b, o) < 0 ? -1 : 200;
 }
 
 static int history_path(policy_edit *e, const char *name, char *out, size_t outlen) {
@@ -176,9 +175,8 @@ static int history_add(const char *path, json_t *entry) {
     json_t *o;
     int rc = 0;
     json_array_foreach(a, i, o) {
-        char *t = json_dumps(o, JSON_COMPACT);
-        rc |= !t || pdns_buf_printf(&out, "%s\n", t) < 0;
-        free(t);
+        json_incref(o);
+        rc |= pdns_buf_json(&out, o) < 0;
     }
     json_decref(a);
     if (rc == 0)
@@ -201,7 +199,7 @@ int edit_apply(policy_edit *e, const char *name, const char *text, size_t len,
     json_t *o = json_object();
     policy *p = check(e, pt, name, text, len, o);
     if (!p)
-        return console_put_json(b, o) < 0 ? -1 : 422;
+        return pdns_buf_json(b, o) < 0 ? -1 : 422;
     char version[sizeof(p->version)], file[sizeof(pt->file)], hist[1200];
     snprintf(version, sizeof(version), "%s", p->version);
     snprintf(file, sizeof(file), "%s", pt->file);
@@ -232,7 +230,7 @@ int edit_apply(policy_edit *e, const char *name, const char *text, size_t len,
     share_reload(e->sh);
     pt = find(e, name);
     json_object_set_new(o, "in_force", json_string(pt ? pt->pol->version : ""));
-    return console_put_json(b, o) < 0 ? -1 : 200;
+    return pdns_buf_json(b, o) < 0 ? -1 : 200;
 }
 
 int edit_history(policy_edit *e, const char *name, pdns_buf *b) {
@@ -245,7 +243,7 @@ int edit_history(policy_edit *e, const char *name, pdns_buf *b) {
     for (size_t i = json_array_size(a); i-- > 0;)
         json_array_append(rev, json_array_get(a, i));
     json_decref(a);
-    return console_put_json(b, json_pack("{s:o}", "history", rev)) < 0 ? -1 : 200;
+    return pdns_buf_json(b, json_pack("{s:o}", "history", rev)) < 0 ? -1 : 200;
 }
 
 /* ---- preview ---------------------------------------------------------------- */
@@ -315,7 +313,7 @@ int edit_preview(policy_edit *e, const char *name, const char *text, size_t len,
     json_t *o = json_object();
     policy *p = check(e, pt, name, text, len, o);
     if (!p)
-        return console_put_json(b, o) < 0 ? -1 : 422;
+        return pdns_buf_json(b, o) < 0 ? -1 : 422;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -377,5 +375,5 @@ int edit_preview(policy_edit *e, const char *name, const char *text, size_t len,
         json_decref(o);
         return error(b, 500, "out of memory");
     }
-    return console_put_json(b, o) < 0 ? -1 : 200;
+    return pdns_buf_json(b, o) < 0 ? -1 : 200;
 }

@@ -172,27 +172,17 @@ static int is_post(struct lws *wsi) {
     return lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
 }
 
-int console_put_json(pdns_buf *b, json_t *o) {
-    char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    if (!t)
-        return -1;
-    int rc = pdns_buf_printf(b, "%s\n", t);
-    free(t);
-    return rc;
-}
-
 /* A JSON answer: {"error": why} for a status other than 200. */
 static int answer(struct lws *wsi, pdns_buf *body, unsigned status, const char *why,
                   const char *const *hdrs) {
-    if (why && console_put_json(body, json_pack("{s:s}", "error", why)) < 0)
+    if (why && pdns_buf_json(body, json_pack("{s:s}", "error", why)) < 0)
         return -1;
     return http_respond(wsi, body, status, "application/json", hdrs ? hdrs : api_headers);
 }
 
 static int session_json(pdns_buf *body, const session *s) {
     static const char *const roles[] = {"", "viewer", "coordinator", "admin"};
-    return console_put_json(body, json_pack("{s:s,s:s,s:s}", "user", s->user, "role",
+    return pdns_buf_json(body, json_pack("{s:s,s:s,s:s}", "user", s->user, "role",
                                             roles[s->rank], "csrf", s->csrf));
 }
 

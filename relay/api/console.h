@@ -14,7 +14,6 @@
 #ifndef PDNS_CONSOLE_H
 #define PDNS_CONSOLE_H
 
-#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -95,10 +94,6 @@ void console_closed(console *c, console_conn *cc);
 
 /* Sign-ins, refusals, sessions (Prometheus text). Returns 0, or -1. */
 int console_metrics(const console *c, pdns_buf *b);
-
-/* Appends o as one line of compact JSON, and takes o (NULL: out of
- * memory). Returns 0, or -1. */
-int console_put_json(pdns_buf *b, json_t *o);
 
 /* The pure parts, for tests: the value of cookie `name` in a Cookie
  * header (its length, or -1), and a session table driven by a clock. */

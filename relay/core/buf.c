@@ -2,6 +2,7 @@
 #include "buf.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -91,4 +92,14 @@ void *pdns_grow(void *v, size_t *cap, size_t n, size_t elem, size_t first) {
     if (nv)
         *cap = c;
     return nv;
+}
+
+int pdns_buf_json(pdns_buf *b, struct json_t *o) {
+    char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!t)
+        return -1;
+    int rc = pdns_buf_append(b, t, strlen(t)) < 0 || pdns_buf_append(b, "\n", 1) < 0 ? -1 : 0;
+    free(t);
+    return rc;
 }

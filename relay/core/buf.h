@@ -29,6 +29,12 @@ void pdns_buf_consume(pdns_buf *b, size_t n);
 int pdns_buf_printf(pdns_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Appends JSON value o as one line of compact JSON, and takes o (jansson's
+ * json_t; NULL, as a failed json_pack gives, is out of memory). Returns 0,
+ * or -1. */
+struct json_t;
+int pdns_buf_json(pdns_buf *b, struct json_t *o);
+
 /* Writes all of b to fd (retrying short writes and EINTR) and empties it.
  * Returns 0, or -1 with errno; what was not written stays in b. */
 int pdns_buf_write_fd(pdns_buf *b, int fd);

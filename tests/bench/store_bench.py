@@ -42,6 +42,8 @@ N = int(os.environ.get("BENCH_RECORDS", "1000000"))
 # BENCH_SCALES=1,10: each mix at N and at 10 N records (the bend with size)
 SCALES = [int(x) for x in os.environ.get("BENCH_SCALES", "1").split(",")]
 WRK_SECONDS = os.environ.get("BENCH_WRK_SECONDS", "5")
+# BENCH_MIXES=all: only the all-new store at each scale (the latency rows)
+MIXES = {"all": ("all new",)}.get(os.environ.get("BENCH_MIXES", ""), ("zipf", "60% new", "all new"))
 
 STRING_BYTES = """
 local total, cursor = 0, '0'
@@ -289,7 +291,7 @@ def main():
     # 2. three mixes, at each scale: records/s, Redis CPU and memory per new triple
     for scale in SCALES:
         n = N * scale
-        for kind in ("zipf", "60% new", "all new"):
+        for kind in MIXES:
             path = os.path.join(work, "mix.csv")
             mix(kind, n, path)
             redis_cli(port, "FLUSHALL")

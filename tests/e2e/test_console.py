@@ -413,3 +413,23 @@ def test_policy_preview_on_recent_records(console_relay, browser):
     assert r.status_code == 422 and r.json()["messages"]
     with open(os.path.join(relay.dir, "partners", "alpha.json")) as f:
         assert "AAAA" not in f.read()  # a preview writes nothing
+
+
+def test_long_policies_apply_and_stay_in_the_history(console_relay):
+    """Texts and answers beyond 4 KiB (a long list of names)."""
+    relay = console_relay
+    s, token = login(relay, "carl")
+    names = ["zone%03d.example" % i for i in range(400)]
+    text = json.dumps({"partner": "alpha", "description": "x" * 200,
+                       "rrtypes": {"allow": ["A"]}, "names": {"allow": names},
+                       "sensors": {"allow": ["*"]}, "sensor_id": "strip"}, indent=1)
+    assert len(text) > 8000
+    r = s.post(relay.base + "/api/policies/alpha/apply", headers={"X-CSRF-Token": token},
+               data=json.dumps({"text": text, "comment": "a long list"}))
+    assert r.status_code == 200, r.text
+    assert s.get(relay.base + "/api/policies/alpha").json()["text"] == text
+    h = s.get(relay.base + "/api/policies/alpha/history").json()["history"]
+    assert h[0]["text"] == text and h[0]["comment"] == "a long list" and len(h) == 2
+    r = s.post(relay.base + "/api/policies/alpha/preview", headers={"X-CSRF-Token": token},
+               data=json.dumps({"text": text}))
+    assert r.status_code == 200 and r.json()["ok"]
