@@ -298,8 +298,22 @@ class Cluster:
     def __init__(self, workdir, n=6):
         self.dir = os.path.join(workdir, "cluster")
         os.makedirs(self.dir, exist_ok=True)
-        self.ports = [cluster_port() for _ in range(n)]
+        self.n = n
+        self.ports = self.pick_ports()
         self.procs = {}
+
+    def pick_ports(self):
+        """n ports whose client and bus ports (+10000) are all distinct: a
+        port chosen later may otherwise be an earlier node's bus port, free
+        when it was chosen, and one of the two nodes cannot listen."""
+        ports, taken = [], set()
+        while len(ports) < self.n:
+            p = cluster_port()
+            if p in taken or p + 10000 in taken:
+                continue
+            ports.append(p)
+            taken.update((p, p + 10000))
+        return ports
 
     def start_node(self, port):
         d = os.path.join(self.dir, str(port))
@@ -313,14 +327,28 @@ class Cluster:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(port, self.procs[port])
 
-    def start(self):
-        for p in self.ports:
-            self.start_node(p)
-        subprocess.run(["redis-cli", "--cluster", "create"] +
-                       ["127.0.0.1:%d" % p for p in self.ports] +
-                       ["--cluster-replicas", "1", "--cluster-yes"],
-                       check=True, capture_output=True, timeout=60)
-        self.wait_ok()
+    def start(self, attempts=2):
+        """Starts the nodes and makes them one cluster; if it does not
+        settle (a port taken meanwhile by another process), once more on
+        new ports, with the first attempt's node logs printed."""
+        for attempt in range(attempts):
+            for p in self.ports:
+                self.start_node(p)
+            subprocess.run(["redis-cli", "--cluster", "create"] +
+                           ["127.0.0.1:%d" % p for p in self.ports] +
+                           ["--cluster-replicas", "1", "--cluster-yes"],
+                           check=True, capture_output=True, timeout=60)
+            try:
+                self.wait_ok()
+                return
+            except AssertionError:
+                if attempt == attempts - 1:
+                    raise
+                for p in self.ports:
+                    with open(os.path.join(self.dir, str(p), "redis.log"), errors="replace") as f:
+                        print("node %d:\n%s" % (p, "".join(f.readlines()[-15:])))
+                self.stop()
+                self.ports = self.pick_ports()
 
     def client(self, port):
         import redis
