@@ -38,9 +38,15 @@ def lines(tag, n, first=None):
 
 
 def send(relay, sensor, payload):
+    """One D4 session, waited out: the relay refuses a sensor's second
+    session of a type while its first is open (as d4-core does), so the
+    next send from the same sensor must not start before this one ended."""
+    before = relay.sensor_records(sensor)
     s = d4sensor.connect(relay.d4_port)
     s.sendall(d4sensor.frame(SENSORS[sensor][0], SENSORS[sensor][1], payload))
     s.close()
+    assert relay.wait_for(lambda: relay.sensor_records(sensor) == before + payload.count(b"\n")
+                          and relay.metrics().get("pdns_relay_d4_sessions_active") == 0)
 
 
 @pytest.fixture
