@@ -1364,3 +1364,289 @@ int policy_same_pseudonym_key(const policy *a, const policy *b) {
     return a->pseudonym_key && b->pseudonym_key &&
            sodium_memcmp(a->pseudonym_key, b->pseudonym_key, 32) == 0;
 }
+
+/* ---- a policy in words ------------------------------------------------------------ */
+
+static const char *const words_names[POLICY_W_COUNT] = {
+    "gets", "never", "thresholds", "timing", "identifiers", "delivery"};
+
+const char *policy_words_name(enum policy_words w) {
+    return (unsigned)w < POLICY_W_COUNT ? words_names[w] : "?";
+}
+
+/* A list said in one sentence: "A, B and C", at most what fits, then
+ * "and N more". */
+struct wlist {
+    char s[560];
+    size_t len, n, shown;
+};
+
+static void wlist_add(struct wlist *l, const char *item) {
+    l->n++;
+    size_t need = strlen(item) + 2;
+    if (l->len + need + 24 >= sizeof(l->s))
+        return;
+    l->len += (size_t)snprintf(l->s + l->len, sizeof(l->s) - l->len, "%s%s",
+                               l->shown ? ", " : "", item);
+    l->shown++;
+}
+
+static const char *wlist_text(struct wlist *l) {
+    if (l->n > l->shown)
+        snprintf(l->s + l->len, sizeof(l->s) - l->len, " and %zu more", l->n - l->shown);
+    return l->s;
+}
+
+/* Suffix rules in name order (a set's own order is its hash's). */
+struct rules {
+    char **v;
+    size_t n, cap;
+};
+
+static void rules_add(void *vr, const char *rule, int exact) {
+    struct rules *r = vr;
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        char **v = realloc(r->v, cap * sizeof(*v));
+        if (!v)
+            return;
+        r->v = v;
+        r->cap = cap;
+    }
+    char item[300];
+    if (strcmp(rule, ".") == 0)
+        snprintf(item, sizeof(item), exact ? "the root name" : "every name");
+    else
+        snprintf(item, sizeof(item), "%s%s", rule, exact ? " (exactly)" : "");
+    if ((r->v[r->n] = strdup(item)))
+        r->n++;
+}
+
+static void wlist_rules(struct wlist *l, const suffix_set *set) {
+    struct rules r = {0};
+    suffix_set_each(set, rules_add, &r);
+    qsort(r.v, r.n, sizeof(*r.v), cmp_str);
+    for (size_t i = 0; i < r.n; i++) {
+        wlist_add(l, r.v[i]);
+        free(r.v[i]);
+    }
+    free(r.v);
+}
+
+static void wlist_strings(struct wlist *l, const policy_list *v) {
+    for (size_t i = 0; i < v->n; i++)
+        wlist_add(l, strcmp(v->v[i], "*") ? v->v[i] : "every one");
+}
+
+/* The rrtypes a bitmap holds; 1 when it holds every type. */
+static int wlist_rrtypes(struct wlist *l, const uint8_t *bits, const uint8_t *minus) {
+    int all = 1;
+    for (size_t i = 0; i < 8192 && all; i++)
+        all = bits[i] == 0xff;
+    if (all)
+        return 1;
+    for (uint32_t t = 0; t < 65536; t++)
+        if (BIT_GET(bits, t) && !(minus && BIT_GET(minus, t))) {
+            char tn[16];
+            pdns_rrtype_format((uint16_t)t, tn, sizeof(tn));
+            wlist_add(l, tn);
+        }
+    return 0;
+}
+
+static void say_secs(char *out, size_t len, int64_t ms) {
+    int64_t s = ms / 1000;
+    if (s >= 3600 && s % 3600 == 0 && ms % 1000 == 0)
+        snprintf(out, len, "%lld h", (long long)(s / 3600));
+    else if (s >= 60 && s % 60 == 0 && ms % 1000 == 0)
+        snprintf(out, len, "%lld min", (long long)(s / 60));
+    else if (ms % 1000)
+        snprintf(out, len, "%.1f s", (double)ms / 1000);
+    else
+        snprintf(out, len, "%lld s", (long long)s);
+}
+
+size_t policy_describe(const policy *p, const mixer_conf *m,
+                       void (*fn)(void *ctx, enum policy_words w, const char *sentence),
+                       void *ctx) {
+    size_t n = 0;
+    char s[800];
+#define SAY(w, ...)                                                          \
+    do {                                                                     \
+        snprintf(s, sizeof(s), __VA_ARGS__);                                 \
+        fn(ctx, w, s);                                                       \
+        n++;                                                                 \
+    } while (0)
+    struct wlist l;
+
+    /* what goes */
+    if (!p->enabled)
+        SAY(POLICY_W_GETS, "Nothing: the policy is disabled.");
+    if (p->valid_until) {
+        time_t t = (time_t)p->valid_until;
+        struct tm tm;
+        char when[40];
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", &tm);
+        SAY(POLICY_W_GETS, "Until %s; from then on nothing.", when);
+    }
+    if (p->description[0])
+        SAY(POLICY_W_GETS, "Agreement: %s.", p->description);
+    if (p->tlp[0])
+        SAY(POLICY_W_GETS, "Every batch is labelled %s.", p->tlp);
+    memset(&l, 0, sizeof(l));
+    if (wlist_rrtypes(&l, p->rr_allow, p->rr_deny))
+        SAY(POLICY_W_GETS, "Records of every type%s.",
+            wlist_rrtypes(&l, p->rr_deny, NULL) || !l.n ? "" : " but those below");
+    else if (l.n)
+        SAY(POLICY_W_GETS, "Records of type %s.", wlist_text(&l));
+    else
+        SAY(POLICY_W_GETS, "No record type is allowed: nothing is sent.");
+    memset(&l, 0, sizeof(l));
+    wlist_rules(&l, p->name_allow);
+    if (l.n)
+        SAY(POLICY_W_GETS, "Names: %s.", wlist_text(&l));
+    else
+        SAY(POLICY_W_GETS, "No name is allowed: nothing is sent.");
+    memset(&l, 0, sizeof(l));
+    wlist_strings(&l, &p->sensors_allow);
+    if (l.n)
+        SAY(POLICY_W_GETS, "Sightings by the sensors: %s.", wlist_text(&l));
+    memset(&l, 0, sizeof(l));
+    wlist_strings(&l, &p->orgs_allow);
+    if (l.n)
+        SAY(POLICY_W_GETS, "Sightings by the organisations: %s.", wlist_text(&l));
+    memset(&l, 0, sizeof(l));
+    wlist_strings(&l, &p->groups_allow);
+    if (l.n)
+        SAY(POLICY_W_GETS, "Sightings by the sensor groups: %s.", wlist_text(&l));
+    if (!p->sensors_allow.n && !p->orgs_allow.n && !p->groups_allow.n)
+        SAY(POLICY_W_GETS, "No sensor, organisation or group is allowed: nothing is sent.");
+    memset(&l, 0, sizeof(l));
+    for (int k = 0; k < PDNS_SRC_COUNT; k++)
+        if ((p->sources_allow >> k) & 1)
+            wlist_add(&l, pdns_source_name((enum pdns_source)k));
+    SAY(POLICY_W_GETS, "From sources of kind %s.", l.n ? wlist_text(&l) : "none");
+
+    /* what never goes */
+    memset(&l, 0, sizeof(l));
+    if (wlist_rrtypes(&l, p->rr_deny, NULL))
+        SAY(POLICY_W_NEVER, "Records of any type: every type is denied.");
+    else if (l.n)
+        SAY(POLICY_W_NEVER, "Records of type %s.", wlist_text(&l));
+    memset(&l, 0, sizeof(l));
+    wlist_rules(&l, p->name_deny);
+    if (l.n)
+        SAY(POLICY_W_NEVER, "Names: %s.", wlist_text(&l));
+    memset(&l, 0, sizeof(l));
+    wlist_strings(&l, &p->sensors_deny);
+    if (l.n)
+        SAY(POLICY_W_NEVER, "What only the sensors %s saw; their sightings count for "
+            "nothing.", wlist_text(&l));
+    memset(&l, 0, sizeof(l));
+    wlist_strings(&l, &p->orgs_deny);
+    if (l.n)
+        SAY(POLICY_W_NEVER, "What only the organisations %s saw.", wlist_text(&l));
+    memset(&l, 0, sizeof(l));
+    wlist_strings(&l, &p->groups_deny);
+    if (l.n)
+        SAY(POLICY_W_NEVER, "What only the sensor groups %s saw.", wlist_text(&l));
+    memset(&l, 0, sizeof(l));
+    wlist_strings(&l, &p->own_orgs);
+    if (l.n)
+        SAY(POLICY_W_NEVER, "Its own organisations' sightings (%s) back to it: they "
+            "count toward no threshold.", wlist_text(&l));
+    if (!p->reshare)
+        SAY(POLICY_W_NEVER, "What only other partners sent to this relay (reshare is off).");
+    SAY(POLICY_W_NEVER, "Any record the rules above do not allow: what is not allowed is "
+        "denied.");
+
+    /* thresholds: as they act, the stricter of the policy and the relay */
+    uint32_t k = p->min_sensors, mk = m ? m->min_sensors : 0;
+    uint64_t mc = p->min_count, mmc = m ? m->min_count : 0;
+    uint32_t mo = p->min_orgs, mmo = m ? m->min_orgs : 0;
+    SAY(POLICY_W_THRESHOLDS, "A triple goes only once at least %u allowed sensor%s saw it%s.",
+        mk > k ? mk : k, (mk > k ? mk : k) == 1 ? "" : "s",
+        mk > k ? " (the relay's setting; the policy asks for fewer)" : "");
+    if ((mmc > mc ? mmc : mc) > 1)
+        SAY(POLICY_W_THRESHOLDS, "It needs at least %llu sightings%s.",
+            (unsigned long long)(mmc > mc ? mmc : mc),
+            mmc > mc ? " (the relay's setting)" : "");
+    if ((mmo > mo ? mmo : mo) > 1)
+        SAY(POLICY_W_THRESHOLDS, "The sensors must belong to at least %u organisations%s.",
+            mmo > mo ? mmo : mo, mmo > mo ? " (the relay's setting)" : "");
+
+    /* timing */
+    char a[40], b[40];
+    if (m) {
+        char c[40];
+        say_secs(a, sizeof(a), m->hold_min_ms);
+        say_secs(b, sizeof(b), m->hold_jitter_ms);
+        say_secs(c, sizeof(c), m->interval_ms);
+        SAY(POLICY_W_TIMING, "Every triple waits in the relay's pool at least %s%s%s, and "
+            "goes out in a batch every %s, mixed with others.", a,
+            m->hold_jitter_ms ? " plus a random delay of mean " : "",
+            m->hold_jitter_ms ? b : "", c);
+    }
+    if (p->delay_min_ms || p->delay_jitter_ms) {
+        say_secs(a, sizeof(a), p->delay_min_ms);
+        say_secs(b, sizeof(b), p->delay_jitter_ms);
+        if (!p->delay_jitter_ms)
+            SAY(POLICY_W_TIMING, "Then a further %s for this partner.", a);
+        else if (!p->delay_min_ms)
+            SAY(POLICY_W_TIMING, "Then a random delay of mean %s for this partner.", b);
+        else
+            SAY(POLICY_W_TIMING, "Then a further %s plus a random delay of mean %s for this "
+                "partner.", a, b);
+    }
+    int64_t res = p->time_resolution, mres = m ? m->time_resolution : 0;
+    if ((mres > res ? mres : res) > 1) {
+        say_secs(a, sizeof(a), (mres > res ? mres : res) * 1000);
+        SAY(POLICY_W_TIMING, "First and last seen times are rounded outward to %s%s.", a,
+            mres > res ? " (the relay's setting)" : "");
+    } else {
+        SAY(POLICY_W_TIMING, "First and last seen times are exact to the second.");
+    }
+    if (p->rate > 0)
+        SAY(POLICY_W_TIMING, "At most %g records/s (bursts of %g).", p->rate, p->burst);
+
+    /* identifiers and fields */
+    static const char *const ids[] = {
+        "No sensor identifier: sensor_id is removed.",
+        "The relay's own identifier in place of the sensors'.",
+        "A pseudonym per sensor, keyed for this partner alone: stable for it, "
+        "unlinkable to what other partners see.",
+        "The names of the sensors that saw each record."};
+    SAY(POLICY_W_IDENTIFIERS, "%s", ids[p->id_mode]);
+    memset(&l, 0, sizeof(l));
+    if (p->drop_bailiwick)
+        wlist_add(&l, "bailiwick");
+    if (p->drop_count)
+        wlist_add(&l, "count");
+    if (p->drop_origin)
+        wlist_add(&l, "origin");
+    if (l.n)
+        SAY(POLICY_W_IDENTIFIERS, "Fields removed: %s.", wlist_text(&l));
+    else
+        SAY(POLICY_W_IDENTIFIERS, "The relays a record passed through (origin) are named.");
+    if (!p->drop_count)
+        SAY(POLICY_W_IDENTIFIERS, "Counts are %s%s.",
+            p->counts_total ? "the totals of everything sent of the triple"
+                            : "the sightings since the triple was last sent",
+            p->count_buckets || (m && m->count_buckets) ? ", rounded down to a power of two"
+                                                        : ", exact");
+
+    /* delivery */
+    if (p->host[0])
+        SAY(POLICY_W_DELIVERY, "Signed batches go to %s:%d over D4/TLS as %s.", p->host,
+            p->port, p->format ? "passivedns CSV" : "COF");
+    else
+        SAY(POLICY_W_DELIVERY, "Signed batches are written to the partner's file in the "
+            "outbox directory; no connection is made.");
+    if (p->outbox_max)
+        SAY(POLICY_W_DELIVERY, "At most %llu batches wait; when full, %s.",
+            (unsigned long long)p->outbox_max,
+            p->outbox_drop_oldest ? "the oldest is dropped" : "new batches are refused");
+#undef SAY
+    return n;
+}

@@ -200,4 +200,28 @@ void policy_pseudonym(const uint8_t key[32], const uint8_t uuid[16],
 size_t policy_diff(const policy *old, const policy *new_,
                    void (*fn)(void *ctx, const char *sentence), void *ctx);
 
+/* ---- a policy in words ---------------------------------------------------------- */
+
+/* The sections of a description, in the order they are given. */
+enum policy_words {
+    POLICY_W_GETS = 0,    /* "gets": what may go to the partner */
+    POLICY_W_NEVER,       /* "never": what never goes */
+    POLICY_W_THRESHOLDS,  /* "thresholds": what a triple needs first */
+    POLICY_W_TIMING,      /* "timing": delays, time coarsening, rate */
+    POLICY_W_IDENTIFIERS, /* "identifiers": sensor ids and fields */
+    POLICY_W_DELIVERY,    /* "delivery": where it goes and how */
+    POLICY_W_COUNT
+};
+
+const char *policy_words_name(enum policy_words w);
+
+/* Calls fn with one sentence per fact a coordinator reads the policy
+ * for, section by section. mixer, when not NULL, is the relay's own
+ * settings: thresholds and timing are given as they act (stricter wins),
+ * saying where the relay's setting is the one in force. Returns the
+ * number of sentences. */
+size_t policy_describe(const policy *p, const mixer_conf *mixer,
+                       void (*fn)(void *ctx, enum policy_words w, const char *sentence),
+                       void *ctx);
+
 #endif

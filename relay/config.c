@@ -560,14 +560,15 @@ static int load_http(cfgctx *c, relay_config *cfg, json_t *o) {
 
 static int load_admin(cfgctx *c, relay_config *cfg, json_t *o) {
     static const char *const keys[] = {"enabled", "listen", "console", "auth_file",
-                                       "preview_mib", NULL};
+                                       "preview_mib", "two_person", NULL};
     return check_keys(c, o, "admin", keys) < 0 ||
                    get_bool(c, o, "admin", "enabled", &cfg->admin_enabled) < 0 ||
                    load_addr(c, o, "admin", "listen", &cfg->admin_listen) < 0 ||
                    get_bool(c, o, "admin", "console", &cfg->admin_console) < 0 ||
                    get_path(c, o, "admin", "auth_file", cfg->admin_auth_file,
                             sizeof(cfg->admin_auth_file)) < 0 ||
-                   get_int(c, o, "admin", "preview_mib", &cfg->admin_preview_mib, 0, 4096) < 0
+                   get_int(c, o, "admin", "preview_mib", &cfg->admin_preview_mib, 0, 4096) < 0 ||
+                   get_bool(c, o, "admin", "two_person", &cfg->admin_two_person) < 0
                ? -1 : 0;
 }
 

@@ -67,6 +67,7 @@ typedef struct relay_config {
     int admin_console;             /* the web console at /console/ */
     char admin_auth_file[CFG_PATH_MAX]; /* console users with a role, or "" */
     long long admin_preview_mib;   /* the console's recent records (preview), 0: none */
+    int admin_two_person;          /* a policy change waits for a second coordinator */
 
     store_conf store;              /* the local COF store */
 

@@ -644,6 +644,11 @@ static int console_policy_apply(void *ctx, const char *name, const char *text, s
     return edit_apply(&((relay *)ctx)->edit, name, text, len, who, comment, b);
 }
 
+static int console_policy_decide(void *ctx, const char *name, int approve, const char *version,
+                                 const char *who, pdns_buf *b) {
+    return edit_decide(&((relay *)ctx)->edit, name, approve, version, who, b);
+}
+
 static void lws_log_to_ours(int level, const char *line) {
     size_t n = strlen(line);
     while (n && line[n - 1] == '\n')
@@ -789,7 +794,7 @@ int cmd_run(int argc, char **argv) {
                                console_policy_list,    console_policy_get,
                                console_policy_history, console_policy_check,
                                console_policy_apply,   console_policy_preview,
-                               &r};
+                               console_policy_decide,  &r};
         if (!(r.console = console_new(r.loop, r.admin_auth, &hooks))) {
             log_error("run: out of memory");
             goto out_lws;

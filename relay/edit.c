@@ -46,34 +46,53 @@ static char *read_file(const char *path, size_t *len) {
     return t;
 }
 
-int edit_list(policy_edit *e, pdns_buf *b) {
-    json_t *a = json_array();
-    for (size_t i = 0; i < e->sh->np; i++) {
-        const partner *pt = &e->sh->p[i];
-        if (pt->pol)
-            json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:b}", "name", pt->pol->partner,
-                                               "file", pt->file, "version", pt->pol->version,
-                                               "enabled", pt->pol->enabled));
-    }
-    return pdns_buf_json(b, json_pack("{s:o}", "partners", a)) < 0 ? -1 : 200;
+/* ---- the change waiting for a second coordinator (admin.two_person) ---------- */
+
+static int pending_path(policy_edit *e, const char *name, char *out, size_t outlen) {
+    char dir[1100];
+    snprintf(dir, sizeof(dir), "%s/policy-pending", e->cfg->state_dir);
+    if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+        return -1;
+    return snprintf(out, outlen, "%s/%s.json", dir, name) < (int)outlen ? 0 : -1;
 }
 
-int edit_get(policy_edit *e, const char *name, pdns_buf *b) {
-    partner *pt = find(e, name);
-    if (!pt)
-        return error(b, 404, "no such partner");
-    size_t len;
-    char *t = read_file(pt->file, &len);
-    if (!t)
-        return error(b, 500, "the policy file cannot be read");
-    int rc = pdns_buf_json(b, json_pack("{s:s,s:s,s:s%}", "name", name, "version", pt->pol->version,
-                              "text", t, len));
-    free(t);
-    return rc < 0 ? -1 : 200;
+/* {"at", "who", "comment", "version", "base", "text"}, or NULL. */
+static json_t *pending_read(policy_edit *e, const char *name) {
+    char path[1200];
+    json_error_t je;
+    if (pending_path(e, name, path, sizeof(path)) < 0)
+        return NULL;
+    json_t *o = json_load_file(path, 0, &je);
+    if (o && (!json_is_object(o) || !json_is_string(json_object_get(o, "text")) ||
+              !json_is_string(json_object_get(o, "who")) ||
+              !json_is_string(json_object_get(o, "version")))) {
+        log_warn("console: %s: not a change waiting for approval; ignored", path);
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static int pending_exists(policy_edit *e, const char *name) {
+    json_t *o = pending_read(e, name);
+    json_decref(o);
+    return o != NULL;
 }
 
 static void add_change(void *ctx, const char *sentence) {
     json_array_append_new(ctx, json_string(sentence));
+}
+
+static void add_words(void *ctx, enum policy_words w, const char *sentence) {
+    json_array_append_new(ctx, json_pack("{s:s,s:s}", "section", policy_words_name(w), "text",
+                                         sentence));
+}
+
+/* The policy in words (policy_describe), as the relay's mixer makes it act. */
+static json_t *words(policy_edit *e, const policy *p) {
+    json_t *a = json_array();
+    policy_describe(p, &e->cfg->mixer, add_words, a);
+    return a;
 }
 
 /* Loads text as partner pt's policy, from a file beside pt's (so that its
@@ -120,6 +139,48 @@ static policy *check(policy_edit *e, partner *pt, const char *name, const char *
     }
     json_object_set_new(o, "ok", json_boolean(p != NULL));
     return p;
+}
+
+int edit_list(policy_edit *e, pdns_buf *b) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < e->sh->np; i++) {
+        const partner *pt = &e->sh->p[i];
+        if (pt->pol)
+            json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:b,s:o,s:b}", "name",
+                                               pt->pol->partner, "file", pt->file, "version",
+                                               pt->pol->version, "enabled", pt->pol->enabled,
+                                               "words", words(e, pt->pol), "pending",
+                                               pending_exists(e, pt->pol->partner)));
+    }
+    return pdns_buf_json(b, json_pack("{s:o}", "partners", a)) < 0 ? -1 : 200;
+}
+
+int edit_get(policy_edit *e, const char *name, pdns_buf *b) {
+    partner *pt = find(e, name);
+    if (!pt)
+        return error(b, 404, "no such partner");
+    size_t len;
+    char *t = read_file(pt->file, &len);
+    if (!t)
+        return error(b, 500, "the policy file cannot be read");
+    json_t *o = json_pack("{s:s,s:s,s:s%,s:o,s:b}", "name", name, "version", pt->pol->version,
+                          "text", t, len, "words", words(e, pt->pol), "two_person",
+                          e->cfg->admin_two_person);
+    free(t);
+    json_t *pend = pending_read(e, name);
+    if (pend) {
+        /* what the waiting change would do, against the policy in force */
+        json_t *chk = json_object();
+        const char *pt_text = json_string_value(json_object_get(pend, "text"));
+        policy *np = check(e, pt, name, pt_text, strlen(pt_text), chk);
+        json_object_set(pend, "changes", json_object_get(chk, "changes"));
+        json_object_set(pend, "messages", json_object_get(chk, "messages"));
+        json_object_set_new(pend, "ok", json_boolean(np != NULL));
+        policy_free(np);
+        json_decref(chk);
+        json_object_set_new(o, "pending", pend);
+    }
+    return pdns_buf_json(b, o) < 0 ? -1 : 200;
 }
 
 int edit_check(policy_edit *e, const char *name, const char *text, size_t len,
@@ -185,17 +246,19 @@ static int history_add(const char *path, json_t *entry) {
     return rc ? -1 : 0;
 }
 
-static json_t *entry(const char *who, const char *comment, const char *version,
-                     const char *text, size_t len) {
-    return json_pack("{s:I,s:s,s:s,s:s,s:s%}", "at", (json_int_t)time(NULL), "who", who,
-                     "comment", comment, "version", version, "text", text, len);
+static json_t *entry(const char *who, const char *approved_by, const char *comment,
+                     const char *version, const char *text, size_t len) {
+    json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:s%}", "at", (json_int_t)time(NULL), "who", who,
+                          "comment", comment, "version", version, "text", text, len);
+    if (o && approved_by)
+        json_object_set_new(o, "approved_by", json_string(approved_by));
+    return o;
 }
 
-int edit_apply(policy_edit *e, const char *name, const char *text, size_t len,
-               const char *who, const char *comment, pdns_buf *b) {
-    partner *pt = find(e, name);
-    if (!pt)
-        return error(b, 404, "no such partner");
+/* Makes text partner pt's policy now: o gets the check's answer. */
+static int apply_now(policy_edit *e, partner *pt, const char *name, const char *text,
+                     size_t len, const char *who, const char *approved_by,
+                     const char *comment, pdns_buf *b) {
     json_t *o = json_object();
     policy *p = check(e, pt, name, text, len, o);
     if (!p)
@@ -211,8 +274,9 @@ int edit_apply(policy_edit *e, const char *name, const char *text, size_t len,
     if (access(hist, F_OK) < 0) { /* the first change: keep what was there */
         size_t ol;
         char *old = read_file(file, &ol);
-        if (old && history_add(hist, entry("", "the policy in force before the console's "
-                                               "first change", pt->pol->version, old, ol)) < 0)
+        if (old && history_add(hist, entry("", NULL, "the policy in force before the "
+                                           "console's first change", pt->pol->version, old,
+                                           ol)) < 0)
             log_warn("console: %s: cannot write", hist);
         free(old);
     }
@@ -223,14 +287,95 @@ int edit_apply(policy_edit *e, const char *name, const char *text, size_t len,
         log_error("console: %s: %s", file, strerror(errno));
         return error(b, 500, "the policy file cannot be written");
     }
-    if (history_add(hist, entry(who, comment, version, text, len)) < 0)
+    if (history_add(hist, entry(who, approved_by, comment, version, text, len)) < 0)
         log_warn("console: %s: the history cannot be written", hist);
-    log_info("console: %s changed partner %s's policy to version %s: %s", who, name, version,
-             comment);
+    if (approved_by)
+        log_info("console: %s changed partner %s's policy to version %s, approved by %s: %s",
+                 who, name, version, approved_by, comment);
+    else
+        log_info("console: %s changed partner %s's policy to version %s: %s", who, name,
+                 version, comment);
     share_reload(e->sh);
     pt = find(e, name);
     json_object_set_new(o, "in_force", json_string(pt ? pt->pol->version : ""));
     return pdns_buf_json(b, o) < 0 ? -1 : 200;
+}
+
+int edit_apply(policy_edit *e, const char *name, const char *text, size_t len,
+               const char *who, const char *comment, pdns_buf *b) {
+    partner *pt = find(e, name);
+    if (!pt)
+        return error(b, 404, "no such partner");
+    if (!e->cfg->admin_two_person)
+        return apply_now(e, pt, name, text, len, who, NULL, comment, b);
+    /* two-person rule: the change waits for a second coordinator */
+    json_t *o = json_object();
+    policy *p = check(e, pt, name, text, len, o);
+    if (!p)
+        return pdns_buf_json(b, o) < 0 ? -1 : 422;
+    char path[1200];
+    json_t *pend = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s%}", "at", (json_int_t)time(NULL), "who",
+                             who, "comment", comment, "version", p->version, "base",
+                             pt->pol->version, "text", text, len);
+    policy_free(p);
+    char *dump = pend ? json_dumps(pend, JSON_COMPACT) : NULL;
+    if (!dump || pending_path(e, name, path, sizeof(path)) < 0 ||
+        pdns_afile_write(path, dump, strlen(dump)) < 0) {
+        free(dump);
+        json_decref(pend);
+        json_decref(o);
+        return error(b, 500, "the change cannot be kept (state_dir/policy-pending)");
+    }
+    free(dump);
+    log_info("console: %s proposes version %s of partner %s's policy, waiting for a second "
+             "coordinator: %s", who, json_string_value(json_object_get(pend, "version")), name,
+             comment);
+    json_object_del(pend, "text");
+    json_object_set_new(o, "pending", pend);
+    return pdns_buf_json(b, o) < 0 ? -1 : 202;
+}
+
+int edit_decide(policy_edit *e, const char *name, int approve, const char *version,
+                const char *who, pdns_buf *b) {
+    partner *pt = find(e, name);
+    if (!pt)
+        return error(b, 404, "no such partner");
+    json_t *pend = pending_read(e, name);
+    if (!pend)
+        return error(b, 404, "no change of this policy is waiting");
+    const char *pv = json_string_value(json_object_get(pend, "version"));
+    const char *pwho = json_string_value(json_object_get(pend, "who"));
+    const char *base = json_string_value(json_object_get(pend, "base"));
+    const char *comment = json_string_value(json_object_get(pend, "comment"));
+    const char *text = json_string_value(json_object_get(pend, "text"));
+    char why[300], path[1200];
+    int st;
+    if (strcmp(version, pv) != 0) {
+        snprintf(why, sizeof(why), "the change waiting is version %s, not %s: look at it again",
+                 pv, version);
+        st = error(b, 409, why);
+    } else if (approve && strcmp(who, pwho) == 0) {
+        snprintf(why, sizeof(why), "%s proposed this change: a second coordinator must "
+                 "approve it", pwho);
+        st = error(b, 403, why);
+    } else if (approve && base && strcmp(base, pt->pol->version) != 0) {
+        snprintf(why, sizeof(why), "the policy changed since this was proposed (%s, now %s): "
+                 "discard it and propose again", base, pt->pol->version);
+        st = error(b, 409, why);
+    } else {
+        st = approve ? apply_now(e, pt, name, text, strlen(text), pwho, who,
+                                 comment ? comment : "", b)
+                     : 200;
+        if (st == 200 && pending_path(e, name, path, sizeof(path)) == 0)
+            unlink(path);
+        if (st == 200 && !approve) {
+            log_info("console: %s discarded version %s of partner %s's policy, proposed by %s",
+                     who, pv, name, pwho);
+            st = pdns_buf_json(b, json_pack("{s:s}", "discarded", pv)) < 0 ? -1 : 200;
+        }
+    }
+    json_decref(pend);
+    return st;
 }
 
 int edit_history(policy_edit *e, const char *name, pdns_buf *b) {

@@ -29,10 +29,15 @@ typedef struct policy_edit {
  * returned (200, 404 no such partner, 422 the text is refused, 500), or
  * -1 when out of memory. */
 
-/* {"partners": [{"name", "file", "version", "enabled"}]} */
+/* {"partners": [{"name", "file", "version", "enabled", "words", "pending"}]}:
+ * words is the policy in words (policy_describe: [{"section", "text"}]),
+ * pending whether a change of it waits for approval. */
 int edit_list(policy_edit *e, pdns_buf *b);
 
-/* {"name", "version", "text"}: the file of partner name as it is. */
+/* {"name", "version", "text", "words", "two_person", "pending"}: the file
+ * of partner name as it is, in words, and the change waiting for approval
+ * ({"at", "who", "comment", "version", "base", "text", "changes",
+ * "messages", "ok"}; absent when none). */
 int edit_get(policy_edit *e, const char *name, pdns_buf *b);
 
 /* {"ok", "version" (when ok), "messages": [{"line", "column", "warning",
@@ -42,10 +47,23 @@ int edit_check(policy_edit *e, const char *name, const char *text, size_t len,
                pdns_buf *b);
 
 /* Checks text, then makes it partner name's policy: {"version",
- * "changes"}; 422 with the check's answer when it has errors. who and
- * comment go to the history. */
+ * "changes", "in_force"}; 422 with the check's answer when it has errors.
+ * who and comment go to the history. Under the two-person rule
+ * (admin.two_person) the change is kept instead, waiting for a second
+ * coordinator (state_dir/policy-pending/NAME.json; a later proposal
+ * replaces it): 202 with {"pending": {"at", "who", "comment", "version",
+ * "base"}}. */
 int edit_apply(policy_edit *e, const char *name, const char *text, size_t len,
                const char *who, const char *comment, pdns_buf *b);
+
+/* The change waiting for approval, which must be version (what the
+ * approver saw): approve (by another user than who proposed it; the policy
+ * in force must still be the one it was proposed against) applies it as
+ * edit_apply would, its history entry naming both; else it is discarded.
+ * 404 when none waits, 409 when it is not version or the policy changed
+ * since, 403 when its proposer approves it. */
+int edit_decide(policy_edit *e, const char *name, int approve, const char *version,
+                const char *who, pdns_buf *b);
 
 /* What partner name would receive under text from the records the relay
  * took in the last minutes (preview.h): {"ok", "version", "messages",
@@ -57,8 +75,8 @@ int edit_apply(policy_edit *e, const char *name, const char *text, size_t len,
 int edit_preview(policy_edit *e, const char *name, const char *text, size_t len,
                  const char *explain, pdns_buf *b);
 
-/* {"history": [{"at", "who", "comment", "version", "text"}]}, newest
- * first. */
+/* {"history": [{"at", "who", "comment", "version", "text", "approved_by"
+ * (under the two-person rule)}]}, newest first. */
 int edit_history(policy_edit *e, const char *name, pdns_buf *b);
 
 #endif

@@ -289,7 +289,7 @@ static int start_sse(console *c, struct lws *wsi, console_conn *cc, pdns_buf *bo
     return 0;
 }
 
-enum { OP_NONE, OP_CHECK, OP_APPLY, OP_PREVIEW };
+enum { OP_NONE, OP_CHECK, OP_APPLY, OP_PREVIEW, OP_APPROVE, OP_DISCARD };
 
 /* An answer a hook made (its status, its JSON in body). */
 static int hooked(struct lws *wsi, pdns_buf *body, int status) {
@@ -308,7 +308,7 @@ static int good_name(const char *n, size_t len) {
     return n[0] != '.';
 }
 
-/* /console/api/policies[/NAME[/history|/check|/apply]] */
+/* /console/api/policies[/NAME[/history|/check|/apply|/preview|/approve|/discard]] */
 static int policies(console *c, struct lws *wsi, console_conn *cc, const session *s,
                     const char *rest, int post, pdns_buf *body) {
     if (!c->h.policy_list)
@@ -331,11 +331,13 @@ static int policies(console *c, struct lws *wsi, console_conn *cc, const session
     int op = strcmp(what, "check") == 0     ? OP_CHECK
              : strcmp(what, "apply") == 0   ? OP_APPLY
              : strcmp(what, "preview") == 0 ? OP_PREVIEW
+             : strcmp(what, "approve") == 0 ? OP_APPROVE
+             : strcmp(what, "discard") == 0 ? OP_DISCARD
                                             : 0;
     if (!post || !op)
         return answer(wsi, body, post ? HTTP_STATUS_NOT_FOUND : 405,
                       post ? "not found" : "method not allowed here", NULL);
-    if (op == OP_APPLY && s->rank < 2) {
+    if ((op == OP_APPLY || op == OP_APPROVE || op == OP_DISCARD) && s->rank < 2) {
         c->forbidden++;
         return answer(wsi, body, HTTP_STATUS_FORBIDDEN,
                       "changing a policy takes the coordinator or admin role", NULL);
@@ -366,19 +368,26 @@ int console_body_done(console *c, struct lws *wsi, console_conn *cc, pdns_buf *b
     json_error_t je;
     json_t *o = json_loadb(cc->in.p ? cc->in.p : "", cc->in.len, 0, &je);
     pdns_buf_free(&cc->in);
-    const char *text = NULL, *comment = "", *explain = "";
+    const char *text = NULL, *comment = "", *explain = "", *version = NULL;
     size_t tl = 0;
-    if (!json_is_object(o) || json_unpack(o, "{s:s%,s?s,s?s}", "text", &text, &tl, "comment",
-                                          &comment, "explain", &explain) < 0) {
+    int decide = op == OP_APPROVE || op == OP_DISCARD;
+    if (!json_is_object(o) ||
+        json_unpack(o, "{s?s%,s?s,s?s,s?s}", "text", &text, &tl, "comment", &comment,
+                    "explain", &explain, "version", &version) < 0 ||
+        (decide ? !version : !text)) {
         json_decref(o);
         return answer(wsi, body, HTTP_STATUS_BAD_REQUEST,
-                      "want a JSON object {\"text\": policy, \"comment\": why}", NULL);
+                      decide ? "want a JSON object {\"version\": the change's version}"
+                             : "want a JSON object {\"text\": policy, \"comment\": why}",
+                      NULL);
     }
     int st;
     if (op == OP_CHECK) {
         st = c->h.policy_check(c->h.ctx, cc->name, text, tl, body);
     } else if (op == OP_PREVIEW) {
         st = c->h.policy_preview(c->h.ctx, cc->name, text, tl, explain, body);
+    } else if (decide) {
+        st = c->h.policy_decide(c->h.ctx, cc->name, op == OP_APPROVE, version, cc->who, body);
     } else if (!comment[0] || strlen(comment) > 500) {
         json_decref(o);
         return answer(wsi, body, HTTP_STATUS_BAD_REQUEST,

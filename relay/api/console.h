@@ -4,7 +4,8 @@
  * Events, and the JSON API behind them (docs/api.md, "Console").
  *
  * Roles: viewer (sees everything the admin listener shows), coordinator
- * (also changes policies), admin (also reloads the relay). A session is a
+ * (also changes policies; under admin.two_person a change waits until
+ * another coordinator approves it), admin (also reloads the relay). A session is a
  * random 256-bit id in an HttpOnly, SameSite=Strict cookie; every change
  * (POST) also carries the session's CSRF token in X-CSRF-Token. Sessions
  * end after CONSOLE_IDLE_S without a request, CONSOLE_MAX_S after sign-in,
@@ -49,6 +50,9 @@ typedef struct console_hooks {
                         const char *who, const char *comment, pdns_buf *b);
     int (*policy_preview)(void *ctx, const char *name, const char *text, size_t len,
                           const char *explain, pdns_buf *b);
+    /* the change waiting for a second coordinator: approve or discard */
+    int (*policy_decide)(void *ctx, const char *name, int approve, const char *version,
+                         const char *who, pdns_buf *b);
     void *ctx;
 } console_hooks;
 

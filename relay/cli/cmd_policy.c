@@ -29,6 +29,7 @@ const char cmd_policy_help[] =
     "                                 [--seed N] [--layout L] [--separator S]\n"
     "                                 [SENSOR=]INPUT...\n"
     "       pdns-relay policy diff [-c CONFIG] OLD NEW\n"
+    "       pdns-relay policy show [-c CONFIG] FILE...\n"
     "\n"
     "check    validates policy files: every error as FILE:LINE:COLUMN: message,\n"
     "         and warnings for risky settings. Exit 0 when all are valid. With\n"
@@ -44,7 +45,10 @@ const char cmd_policy_help[] =
     "         with a sensor_id keep it. --explain NAME tells, for every triple\n"
     "         of that name, what decided its fate. Same input, same output:\n"
     "         the random source is seeded (--seed, default 1).\n"
-    "diff     says in words what changes for the partner from OLD to NEW.\n";
+    "diff     says in words what changes for the partner from OLD to NEW.\n"
+    "show     says in words what the partner gets, what it never gets, the\n"
+    "         thresholds, the delays, the identifiers and the delivery, as\n"
+    "         they act with the relay's settings (-c; else the defaults).\n";
 
 /* ---- shared: the environment -------------------------------------------------- */
 
@@ -221,6 +225,43 @@ static int do_diff(const char *conf, int argc, char **argv) {
 out:
     policy_free(p[0]);
     policy_free(p[1]);
+    penv_free(&e);
+    return rc;
+}
+
+static void say_words(void *ctx, enum policy_words w, const char *sentence) {
+    int *last = ctx;
+    if (*last != (int)w)
+        printf("%s:\n", policy_words_name(w));
+    *last = (int)w;
+    printf("  - %s\n", sentence);
+}
+
+static int do_show(const char *conf, int argc, char **argv) {
+    penv e;
+    int rc = 0;
+    if (argc < 1) {
+        fputs(cmd_policy_help, stderr);
+        return 2;
+    }
+    if (penv_init(&e, conf, NULL) < 0)
+        return 1;
+    for (int i = 0; i < argc; i++) {
+        policy_diag d = {0};
+        d.keys_may_be_missing = 1; /* the words need no key */
+        policy *p = policy_load(argv[i], e.have_cfg ? &e.env : NULL, &d);
+        if (!p)
+            print_diag(&d);
+        policy_diag_free(&d);
+        if (!p) {
+            rc = 1;
+            continue;
+        }
+        int last = -1;
+        printf("%spartner %s, policy version %s\n", i ? "\n" : "", p->partner, p->version);
+        policy_describe(p, &e.cfg.mixer, say_words, &last);
+        policy_free(p);
+    }
     penv_free(&e);
     return rc;
 }
@@ -460,6 +501,8 @@ int cmd_policy(int argc, char **argv) {
         return do_check(conf, strict, argc - i, argv + i);
     if (strcmp(sub, "diff") == 0)
         return do_diff(conf, argc - i, argv + i);
+    if (strcmp(sub, "show") == 0)
+        return do_show(conf, argc - i, argv + i);
     fprintf(stderr, "policy: no subcommand '%s'\n\n%s", sub, cmd_policy_help);
     return 2;
 }

@@ -5,6 +5,7 @@ Screenshots of each page are kept in build/e2e-artifacts (or
 $E2E_ARTIFACTS)."""
 import json
 import os
+import signal
 import subprocess
 
 import pytest
@@ -49,9 +50,8 @@ def send(relay, sensor, payload):
                           and relay.metrics().get("pdns_relay_d4_sessions_active") == 0)
 
 
-@pytest.fixture
-def console_relay(relay_factory):
-    relay = relay_factory(extra={"mixer": FAST_MIXER, "admin": {"auth_file": "users"},
+def start_console_relay(relay_factory, **admin):
+    relay = relay_factory(extra={"mixer": FAST_MIXER, "admin": dict(auth_file="users", **admin),
                                  "policies": {"dir": "partners", "outbox_dir": "outbox"}})
     users = os.path.join(relay.dir, "users")
     for name, (password, role) in USERS.items():
@@ -66,6 +66,11 @@ def console_relay(relay_factory):
     relay.start()
     relay.base = "http://127.0.0.1:%d/console" % relay.admin_port
     return relay
+
+
+@pytest.fixture
+def console_relay(relay_factory):
+    return start_console_relay(relay_factory)
 
 
 def login(relay, user):
@@ -117,6 +122,45 @@ def sign_in(d, relay, user):
     wait(d, lambda: text(d, "#who") == "%s (%s)" % (user, USERS[user][1]))
 
 
+# WCAG 2 contrast of every piece of text shown: its colour against the
+# first opaque background behind it (the page's white when none), measured
+# in the browser on the computed styles. 4.5:1 for text, 3:1 for large
+# text (24 px, or 18.66 px bold).
+CONTRAST_JS = """
+function lum(c) {
+  const v = c.match(/[\\d.]+/g).map(Number);
+  const f = (x) => { x /= 255; return x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4); };
+  return [0.2126 * f(v[0]) + 0.7152 * f(v[1]) + 0.0722 * f(v[2]), v.length > 3 ? v[3] : 1];
+}
+function ground(el) {
+  for (; el; el = el.parentElement) {
+    const b = getComputedStyle(el).backgroundColor, v = b.match(/[\\d.]+/g).map(Number);
+    if (v.length < 4 || v[3] > 0) return b;
+  }
+  return "rgb(255, 255, 255)";
+}
+const out = [];
+let n = 0;
+for (const el of document.querySelectorAll("body *")) {
+  if (!Array.from(el.childNodes).some((t) => t.nodeType === 3 && t.textContent.trim())) continue;
+  if (!el.getClientRects().length || getComputedStyle(el).visibility === "hidden") continue;
+  const st = getComputedStyle(el), [lf, a] = lum(st.color), [lb] = lum(ground(el));
+  const r = (Math.max(lf, lb) + 0.05) / (Math.min(lf, lb) + 0.05);
+  const size = parseFloat(st.fontSize), bold = parseInt(st.fontWeight) >= 700;
+  const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+  n++;
+  if (a < 1 || r < need) out.push([el.tagName + "#" + el.id, el.textContent.trim().slice(0, 40), r.toFixed(2)]);
+}
+return [n, out];
+"""
+
+
+def assert_contrast(d):
+    n, bad = d.execute_script(CONTRAST_JS)
+    assert n > 0 and not bad, bad
+    return n
+
+
 def sensor_cell(d, table, sensor, col):
     """The text of column col in the row of table whose first cell is
     sensor (read in one script: the page replaces its rows every second)."""
@@ -133,6 +177,7 @@ def test_sign_in_and_watch_sensors_live(console_relay, browser):
     relay, d = console_relay, browser
     d.get(relay.base + "/")
     wait(d, lambda: d.find_element(By.ID, "signin").is_displayed())
+    assert_contrast(d)
     # every input has a label; the page says its language
     for inp in d.find_elements(By.CSS_SELECTOR, "input"):
         assert d.find_elements(By.CSS_SELECTOR, "label[for='%s']" % inp.get_attribute("id"))
@@ -154,6 +199,7 @@ def test_sign_in_and_watch_sensors_live(console_relay, browser):
     assert "live" in text(d, "#live-state")
     wait(d, lambda: text(d, "#rate-total") not in ("", "–"))
     wait(d, lambda: text(d, "#chart-peak") != "")
+    assert_contrast(d)
     shot(d, "overview")
 
     d.find_element(By.ID, "nav-sensors").click()
@@ -164,6 +210,7 @@ def test_sign_in_and_watch_sensors_live(console_relay, browser):
     assert sensor_cell(d, "sensor-table", "sensor-a", 1) == SENSORS["sensor-a"][0]
     seen = sensor_cell(d, "sensor-table", "sensor-a", 8)
     assert seen == "now" or seen.endswith(" s ago"), seen
+    assert_contrast(d)
     shot(d, "sensors")
 
     d.find_element(By.ID, "nav-partners").click()
@@ -173,6 +220,15 @@ def test_sign_in_and_watch_sensors_live(console_relay, browser):
     assert sensor_cell(d, "partner-table", "alpha", 2) == "CSIRT Alpha"
     # one sensor's triples are below the policy's thresholds: denied, by reason
     wait(d, lambda: "threshold" in sensor_cell(d, "partner-table", "alpha", 8))
+    # each policy in words, as it acts with the relay's settings
+    wait(d, lambda: "Records of type A." in text(d, "#words-alpha"))
+    said = text(d, "#words-alpha")
+    for sentence in ("Partner alpha", "Names: every name.", "Sightings by the sensors: every one.",
+                     "A triple goes only once at least 2 allowed sensors saw it.",
+                     "No sensor identifier: sensor_id is removed.", "Every batch is labelled "
+                     "TLP:AMBER.", "Signed batches are written to the partner's file"):
+        assert sentence in said, (sentence, said)
+    assert_contrast(d)
     shot(d, "partners")
 
     # the admin reloads from the page; the relay logs who asked
@@ -310,6 +366,7 @@ def test_policy_editor_check_apply_rollback(console_relay, browser):
     wait(d, lambda: "the relay runs version" in text(d, "#policy-result"))
     v2 = text(d, "#policy-in-force")
     assert v2 != v1 and "AAAA" in open(path).read()
+    assert_contrast(d)
     shot(d, "policy-applied")
     # the partner's next batch carries the new version
     both_sensors(relay, "v2")
@@ -439,3 +496,110 @@ def test_long_policies_apply_and_stay_in_the_history(console_relay):
     r = s.post(relay.base + "/api/policies/alpha/preview", headers={"X-CSRF-Token": token},
                data=json.dumps({"text": text}))
     assert r.status_code == 200 and r.json()["ok"]
+
+
+@pytest.fixture
+def two_person_relay(relay_factory):
+    return start_console_relay(relay_factory, two_person=True)
+
+
+AAAA_TOO = ('{"partner": "alpha", "rrtypes": {"allow": ["A", "AAAA"]}, "names": {"allow": '
+            '["."]}, "sensors": {"allow": ["*"]}, "sensor_id": "strip", "tlp": "TLP:AMBER"}')
+
+
+def test_two_person_rule(two_person_relay, browser):
+    """admin.two_person: a coordinator's change waits; its proposer cannot
+    approve it; a second coordinator (here the admin) approves it in the
+    page and the partner's next batch carries it; the history names both."""
+    relay, d = two_person_relay, browser
+    path = os.path.join(relay.dir, "partners", "alpha.json")
+    with open(path) as f:
+        original = f.read()
+    both_sensors(relay, "t1")
+    assert relay.wait_for(lambda: len(trailers(relay)) >= 1, timeout=20)
+    v1 = trailers(relay)[-1]["policy"]
+
+    sign_in(d, relay, "carl")
+    d.execute_script("location.hash = '#policy/alpha'")
+    area = d.find_element(By.ID, "policy-text")
+    wait(d, lambda: '"partner": "alpha"' in area.get_attribute("value"))
+    # the policy in force, in words, on its own page too
+    d.find_element(By.CSS_SELECTOR, "#policy-words-box summary").click()
+    wait(d, lambda: "Records of type A." in text(d, "#policy-words"))
+    assert text(d, "#policy-apply").startswith("Propose")
+    typed(d, area, AAAA_TOO)
+    wait(d, lambda: "will now receive AAAA records" in text(d, "#policy-changes"))
+    d.find_element(By.ID, "policy-comment").send_keys("AAAA too")
+    wait(d, lambda: not d.find_element(By.ID, "policy-apply").get_attribute("disabled"))
+    d.find_element(By.ID, "policy-apply").click()
+    wait(d, lambda: "waits for a second coordinator" in text(d, "#policy-result"))
+    # nothing changed yet; the proposal shows with what it changes
+    with open(path) as f:
+        assert f.read() == original
+    assert text(d, "#policy-in-force") == v1
+    assert "proposed by carl" in text(d, "#pending-what") and \
+        "will now receive AAAA records" in text(d, "#pending-changes")
+    assert d.find_element(By.ID, "pending-approve").get_attribute("disabled")  # his own
+    assert_contrast(d)
+    shot(d, "policy-pending")
+    s, token = login(relay, "carl")
+    pend = s.get(relay.base + "/api/policies/alpha").json()["pending"]
+    r = s.post(relay.base + "/api/policies/alpha/approve", headers={"X-CSRF-Token": token},
+               data=json.dumps({"version": pend["version"]}))
+    assert r.status_code == 403 and "second coordinator" in r.json()["error"]
+    # a viewer may not approve; an approval must name what it approves
+    s2, token2 = login(relay, "victor")
+    assert s2.post(relay.base + "/api/policies/alpha/approve", headers={"X-CSRF-Token": token2},
+                   data=json.dumps({"version": pend["version"]})).status_code == 403
+    s2, token2 = login(relay, "alice")
+    r = s2.post(relay.base + "/api/policies/alpha/approve", headers={"X-CSRF-Token": token2},
+                data=json.dumps({"version": "0" * 32}))
+    assert r.status_code == 409 and pend["version"] in r.json()["error"]
+    assert s2.post(relay.base + "/api/policies/alpha/approve", headers={"X-CSRF-Token": token2},
+                   data="{}").status_code == 400
+    with open(path) as f:
+        assert f.read() == original
+
+    # a second coordinator approves it in the page
+    d.find_element(By.ID, "logout").click()
+    wait(d, lambda: d.find_element(By.ID, "signin").is_displayed())
+    sign_in(d, relay, "alice")
+    d.execute_script("location.hash = '#partners'")
+    wait(d, lambda: "(a change waits for approval)" in text(d, "#words-alpha"))
+    d.execute_script("location.hash = '#policy/alpha'")
+    wait(d, lambda: d.find_element(By.ID, "policy-pending").is_displayed())
+    wait(d, lambda: not d.find_element(By.ID, "pending-approve").get_attribute("disabled"))
+    d.find_element(By.ID, "pending-approve").click()
+    wait(d, lambda: "the relay runs version" in text(d, "#policy-result"))
+    v2 = text(d, "#policy-in-force")
+    assert v2 == pend["version"] != v1
+    assert not d.find_element(By.ID, "policy-pending").is_displayed()
+    with open(path) as f:
+        assert f.read() == AAAA_TOO
+    both_sensors(relay, "t2")
+    assert relay.wait_for(lambda: trailers(relay)[-1]["policy"] == v2, timeout=20)
+    wait(d, lambda: len(d.find_elements(By.CSS_SELECTOR, "#policy-history tbody tr")) == 2)
+    row = d.find_elements(By.CSS_SELECTOR, "#policy-history tbody tr")[0].text
+    assert "carl, approved by alice" in row and "AAAA too" in row
+    assert "approved by alice" in relay.log_text()
+
+    # a proposal made against a policy changed since cannot be approved;
+    # it can be discarded
+    r = s.post(relay.base + "/api/policies/alpha/apply", headers={"X-CSRF-Token": token},
+               data=json.dumps({"text": original, "comment": "back"}))
+    assert r.status_code == 202
+    back = r.json()["pending"]["version"]
+    with open(path, "w") as f:
+        f.write(AAAA_TOO.replace('"TLP:AMBER"', '"TLP:RED"'))
+    relay.proc.send_signal(signal.SIGHUP)
+    assert relay.wait_for(lambda: s.get(relay.base + "/api/policies/alpha").json()["version"]
+                          not in (v1, v2))
+    r = s2.post(relay.base + "/api/policies/alpha/approve", headers={"X-CSRF-Token": token2},
+                data=json.dumps({"version": back}))
+    assert r.status_code == 409 and "changed since" in r.json()["error"]
+    r = s2.post(relay.base + "/api/policies/alpha/discard", headers={"X-CSRF-Token": token2},
+                data=json.dumps({"version": back}))
+    assert r.status_code == 200 and r.json()["discarded"] == back
+    assert "pending" not in s.get(relay.base + "/api/policies/alpha").json()
+    assert s2.post(relay.base + "/api/policies/alpha/discard", headers={"X-CSRF-Token": token2},
+                   data=json.dumps({"version": back})).status_code == 404

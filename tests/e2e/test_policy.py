@@ -141,6 +141,27 @@ def test_policy_check_preview_diff(tmp_path):
     assert "no longer denied: names under example-corp.test" in p.stdout
     assert "min_sensors raised from 2 to 3" in p.stdout
 
+    # the policy in words, section by section; the relay's mixer (-c)
+    # makes the stricter threshold and time rounding the ones that act
+    p = run("policy", "show", str(good), str(bad))
+    assert p.returncode == 1 and "unknown rrtype" in p.stderr
+    words = p.stdout
+    assert words.startswith("partner alpha, policy version ")
+    for line in ("gets:\n", "  - Records of type A, CNAME.\n", "never:\n",
+                 "  - Names: example-corp.test.\n", "thresholds:\n",
+                 "  - A triple goes only once at least 2 allowed sensors saw it.\n",
+                 "identifiers:\n", "  - No sensor identifier: sensor_id is removed.\n",
+                 "  - First and last seen times are rounded outward to 6 h "
+                 "(the relay's setting).\n"):
+        assert line in words, (line, words)
+    cfg = tmp_path / "relay.json"
+    cfg.write_text(json.dumps({"d4": {"enabled": False},
+                               "mixer": {"min_sensors": 4, "time_resolution": 3600}}))
+    p = run("policy", "show", "-c", str(cfg), str(good))
+    assert p.returncode == 0, p.stderr
+    assert "at least 4 allowed sensors saw it (the relay's setting; the policy asks for " \
+           "fewer)." in p.stdout and "rounded outward to 1 h (the relay's setting)" in p.stdout
+
 
 def test_shipped_examples_are_valid(tmp_path):
     """conf/partners/*.json pass `policy check` against the example config

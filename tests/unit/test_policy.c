@@ -662,6 +662,101 @@ static void test_diff(void **state) {
     policy_free(b);
 }
 
+/* A policy in words: each section says what acts, the stricter of the
+ * policy and the relay's settings, and long lists end in "and N more". */
+static char words_out[40][800];
+static int words_sec[40];
+static int nwords;
+
+static void collect_words(void *ctx, enum policy_words w, const char *s) {
+    (void)ctx;
+    assert_true(strlen(s) < 799);
+    if (nwords < 40) {
+        words_sec[nwords] = (int)w;
+        snprintf(words_out[nwords++], 800, "%s", s);
+    }
+}
+
+static int said(enum policy_words w, const char *text) {
+    for (int i = 0; i < nwords; i++)
+        if (words_sec[i] == (int)w && strcmp(words_out[i], text) == 0)
+            return 1;
+    return 0;
+}
+
+static void test_describe(void **state) {
+    (void)state;
+    policy_diag d;
+    policy *p = load("{\"partner\": \"x\", \"tlp\": \"TLP:AMBER\", \"rrtypes\": {\"allow\": [\"A\", "
+                     "\"AAAA\"]}, \"names\": {\"allow\": [\".\"], \"deny\": [\"=www.example.com\", "
+                     "\"internal.example\"]}, \"sensors\": {\"allow\": [\"*\"], \"deny\": [\"s5\"]}, "
+                     "\"min_sensors\": 2, \"delay_min\": 3600, \"sensor_id\": \"pseudonym\", "
+                     "\"pseudonym_key_file\": \"pseudo.key\", \"drop_fields\": [\"bailiwick\"]}", &d);
+    policy_diag_free(&d);
+    assert_non_null(p);
+    mixer_conf m;
+    mixer_conf_defaults(&m);
+    m.min_sensors = 3;
+    m.time_resolution = 21600;
+    nwords = 0;
+    size_t n = policy_describe(p, &m, collect_words, NULL);
+    for (int i = 0; getenv("WORDS") && i < nwords; i++)
+        print_message("%s: %s\n", policy_words_name(words_sec[i]), words_out[i]);
+    assert_int_equal(n, (size_t)nwords);
+    assert_true(said(POLICY_W_GETS, "Every batch is labelled TLP:AMBER."));
+    assert_true(said(POLICY_W_GETS, "Records of type A, AAAA."));
+    assert_true(said(POLICY_W_GETS, "Names: every name."));
+    assert_true(said(POLICY_W_GETS, "Sightings by the sensors: every one."));
+    assert_true(said(POLICY_W_NEVER, "Names: internal.example, www.example.com (exactly)."));
+    assert_true(said(POLICY_W_NEVER, "What only the sensors s5 saw; their sightings count "
+                                     "for nothing."));
+    assert_true(said(POLICY_W_THRESHOLDS, "A triple goes only once at least 3 allowed sensors "
+                                          "saw it (the relay's setting; the policy asks for "
+                                          "fewer)."));
+    assert_true(said(POLICY_W_TIMING, "Then a further 1 h for this partner."));
+    assert_true(said(POLICY_W_TIMING, "First and last seen times are rounded outward to 6 h "
+                                      "(the relay's setting)."));
+    assert_true(said(POLICY_W_TIMING, "Every triple waits in the relay's pool at least 30 s "
+                                      "plus a random delay of mean 2 min, and goes out in a "
+                                      "batch every 10 min, mixed with others."));
+    assert_true(said(POLICY_W_IDENTIFIERS, "Fields removed: bailiwick."));
+    assert_string_equal(policy_words_name(POLICY_W_IDENTIFIERS), "identifiers");
+    /* the policy's own threshold when it is the stricter */
+    m.min_sensors = 1;
+    nwords = 0;
+    policy_describe(p, &m, collect_words, NULL);
+    assert_true(said(POLICY_W_THRESHOLDS, "A triple goes only once at least 2 allowed sensors "
+                                          "saw it."));
+    policy_free(p);
+
+    /* every type but some; a list too long for a sentence */
+    char text[40000];
+    size_t len = (size_t)snprintf(text, sizeof(text), "{\"partner\": \"y\", \"rrtypes\": "
+                                  "{\"allow\": [\"*\"], \"deny\": [\"TXT\"]}, \"names\": "
+                                  "{\"allow\": [");
+    for (int i = 0; i < 500; i++)
+        len += (size_t)snprintf(text + len, sizeof(text) - len, "%s\"zone%03d.example\"",
+                                i ? ", " : "", i);
+    snprintf(text + len, sizeof(text) - len, "]}, \"sensors\": {\"allow\": [\"s0\"]}, "
+             "\"enabled\": false}");
+    p = load(text, &d);
+    policy_diag_free(&d);
+    assert_non_null(p);
+    nwords = 0;
+    policy_describe(p, NULL, collect_words, NULL);
+    assert_true(said(POLICY_W_GETS, "Nothing: the policy is disabled."));
+    assert_true(said(POLICY_W_GETS, "Records of every type but those below."));
+    assert_true(said(POLICY_W_NEVER, "Records of type TXT."));
+    int found = 0;
+    for (int i = 0; i < nwords; i++)
+        if (words_sec[i] == POLICY_W_GETS && strncmp(words_out[i], "Names: zone", 11) == 0) {
+            found = 1;
+            assert_non_null(strstr(words_out[i], " more."));
+        }
+    assert_true(found);
+    policy_free(p);
+}
+
 /* "counts": "total": over many random releases of random triples, every
  * record carries exactly the sum of what was sent of its triple so far, the
  * earliest time_first and the latest time_last; a replay of the journal
@@ -778,6 +873,7 @@ int main(void) {
         cmocka_unit_test(test_properties),
         cmocka_unit_test(test_release_judged_by_current_policy),
         cmocka_unit_test(test_diff),
+        cmocka_unit_test(test_describe),
         cmocka_unit_test(test_totals),
     };
     return cmocka_run_group_tests_name("policy", tests, setup, tmpdir_teardown);

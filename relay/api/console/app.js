@@ -194,6 +194,43 @@ function render(st) {
   prev = st;
 }
 
+// A policy in words (policy_describe): a heading and a list per section.
+const wordSections = {gets: "Gets", never: "Never gets", thresholds: "Thresholds",
+                      timing: "Timing", identifiers: "Identifiers and fields",
+                      delivery: "Delivery"};
+
+function wordsBlock(list) {
+  const out = [];
+  let ul = null, last = null;
+  for (const w of list) {
+    if (w.section !== last) {
+      const h = document.createElement("h4");
+      h.textContent = wordSections[w.section] || w.section;
+      ul = document.createElement("ul");
+      out.push(h, ul);
+      last = w.section;
+    }
+    const li = document.createElement("li");
+    li.textContent = w.text;
+    ul.appendChild(li);
+  }
+  return out;
+}
+
+async function loadWords() {
+  const [r, body] = await getJSON("/console/api/policies");
+  if (!r.ok) { $("partner-words").textContent = body.error || "no policies here"; return; }
+  $("partner-words").replaceChildren(...body.partners.map((p) => {
+    const sec = document.createElement("section");
+    sec.className = "words";
+    sec.id = "words-" + p.name;
+    const h = document.createElement("h3");
+    h.textContent = "Partner " + p.name + (p.pending ? " (a change waits for approval)" : "");
+    sec.append(h, ...wordsBlock(p.words));
+    return sec;
+  }));
+}
+
 function show(route) {
   let page = route, arg = "";
   const slash = route.indexOf("/");
@@ -207,6 +244,7 @@ function show(route) {
   }
   document.title = "pdns-relay console: " + page + (arg ? " " + arg : "");
   if (page === "policy") openPolicy(arg);
+  if (page === "partners") loadWords();
 }
 
 // ---- the policy editor ----------------------------------------------------
@@ -279,7 +317,7 @@ async function loadHistory(name) {
   if (!r.ok) return;
   fill($("policy-history").tBodies[0], body.history, (tr, h) => {
     cell(tr, new Date(h.at * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC");
-    cell(tr, h.who || "–");
+    cell(tr, (h.who || "–") + (h.approved_by ? ", approved by " + h.approved_by : ""));
     cell(tr, h.comment);
     cell(tr, h.version, "name");
     const b = document.createElement("button");
@@ -310,13 +348,64 @@ async function openPolicy(name) {
   $("policy-apply").title = ro ? "changing a policy takes the coordinator or admin role" : "";
   const [r, body] = await getJSON("/console/api/policies/" + encodeURIComponent(name));
   if (!r.ok) { say(body.error || "cannot read the policy"); return; }
-  editing = {name: name, inForce: body.text, ok: true, applied: null};
+  editing = {name: name, inForce: body.text, ok: true, applied: null,
+             twoPerson: body.two_person, pending: body.pending || null};
   $("policy-in-force").textContent = body.version;
   $("policy-text").value = body.text;
+  $("policy-words").replaceChildren(...wordsBlock(body.words));
+  $("policy-apply").textContent = body.two_person ? "Propose (a second coordinator approves)" : "Apply";
+  showPending(body.pending, ro);
   canApply();
   checkNow();
   loadHistory(name);
 }
+
+// The change waiting for a second coordinator (admin.two_person).
+function showPending(p, ro) {
+  $("policy-pending").hidden = !p;
+  $("pending-result").textContent = "";
+  if (!p) return;
+  $("pending-what").textContent = "Version " + p.version + ", proposed by " + p.who + " at " +
+      new Date(p.at * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC: " + p.comment;
+  const items = !p.ok ? ["(it no longer passes the check: discard it)"]
+              : p.changes.length ? p.changes : ["nothing that matters to the partner"];
+  $("pending-changes").replaceChildren(...items.map((t) => {
+    const li = document.createElement("li");
+    li.textContent = t;
+    return li;
+  }));
+  const mine = session && p.who === session.user;
+  $("pending-approve").disabled = ro || mine || !p.ok;
+  $("pending-approve").title = mine ? "you proposed it: another coordinator approves it" : "";
+  $("pending-discard").disabled = ro;
+}
+
+async function decide(what) {
+  const name = editing.name, p = editing.pending;
+  const [r, body] = await post("/console/api/policies/" + encodeURIComponent(name) + "/" + what,
+                               {version: p.version});
+  if (!r.ok) {
+    $("pending-result").textContent = "Not done: " + (body.error || String(r.status));
+    return;
+  }
+  await openPolicy(name);
+  if (what === "approve") {
+    editing.applied = body.version;
+    $("policy-result").textContent = "Approved and written: version " + body.version +
+                                     "; waiting for the relay to run it…";
+  } else {
+    $("policy-result").textContent = "Discarded version " + body.discarded + ".";
+  }
+}
+
+$("pending-approve").addEventListener("click", () => decide("approve"));
+$("pending-discard").addEventListener("click", () => decide("discard"));
+$("pending-load").addEventListener("click", () => {
+  $("policy-text").value = editing.pending.text;
+  $("policy-result").textContent = "";
+  scheduleCheck();
+  $("policy-text").focus();
+});
 
 $("preview-run").addEventListener("click", async () => {
   if (!editing) return;
@@ -365,7 +454,11 @@ $("policy-apply").addEventListener("click", async () => {
   const name = editing.name, text = $("policy-text").value;
   const [r, body] = await post("/console/api/policies/" + encodeURIComponent(name) + "/apply",
                                {text: text, comment: $("policy-comment").value.trim()});
-  if (r.ok) {
+  if (r.status === 202) {
+    await openPolicy(name);
+    $("policy-result").textContent = "Proposed: version " + body.pending.version +
+                                     " waits for a second coordinator.";
+  } else if (r.ok) {
     editing.inForce = text;
     editing.applied = body.version;
     $("policy-result").textContent = "Written: version " + body.version + "; waiting for the relay to run it…";
