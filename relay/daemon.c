@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include "console.h"
 #include "rlink.h"
 #include "d4_listener.h"
+#include "delay.h"
 #include "deliver.h"
 #include "edit.h"
 #include "recent.h"
@@ -72,6 +74,8 @@ typedef struct relay {
     } hist[HIST_SAMPLES];
     size_t hist_n, hist_head;
     uint64_t hist_next_ms;
+    pdns_hist lat_snap;          /* the store's write latency at the last sample */
+    double lat_p50, lat_p99;     /* over the 10 s before it (seconds; -1: no write) */
     query_api query;
     http_api http, admin;
     deliver *deliver;            /* D4 delivery to partners */
@@ -222,6 +226,13 @@ static void note_history(relay *r, uint64_t now) {
     for (int k = 0; k < D4R_COUNT; k++)
         x.rejected += m->d4_rejects[k];
     x.stored = r->storing ? r->store.stored : 0;
+    if (r->storing) {
+        pdns_hist w;
+        pdns_hist_sub(&w, &r->store.lat, &r->lat_snap);
+        r->lat_snap = r->store.lat;
+        r->lat_p50 = pdns_hist_quantile(&w, 0.5);
+        r->lat_p99 = pdns_hist_quantile(&w, 0.99);
+    }
     x.pool = r->mix.pool ? mixer_pool_triples(r->mix.pool) : 0;
     for (size_t i = 0; i < r->sh.np; i++)
         x.sent += r->sh.p[i].sent;
@@ -470,6 +481,13 @@ static void put_int(json_t *o, const char *k, uint64_t v) {
     json_object_set_new(o, k, json_integer((json_int_t)v));
 }
 
+/* A latency quantile in ms: null for none, ">5000" past the last bucket. */
+static json_t *lat_json(double secs) {
+    if (secs < 0)
+        return json_null();
+    return isinf(secs) ? json_string(">5000") : json_real(secs * 1000);
+}
+
 static json_t *console_sensors(const relay *r) {
     json_t *a = json_array();
     for (size_t i = 0; i < r->cfg.n_sensors; i++) {
@@ -555,6 +573,17 @@ static json_t *console_partners(const relay *r) {
         put_int(o, "sent", pt->sent);
         put_int(o, "batches", pt->batches);
         put_int(o, "seq", pt->seq);
+        put_int(o, "delayed", pt->delay ? delay_line_size(pt->delay) : 0);
+        put_int(o, "rate_held", pt->rate_held);
+        deliver_view dv;
+        if (deliver_partner(r->deliver, pt->pol->partner, &dv) == 0) {
+            json_object_set_new(o, "link", json_string(dv.up ? "up" : "down"));
+            put_int(o, "outbox", dv.outbox);
+            put_int(o, "unconfirmed", dv.unconfirmed);
+            put_int(o, "reconnects", dv.reconnects);
+        } else {
+            json_object_set_new(o, "link", json_string("none"));
+        }
         for (int v = 0; v < POLICY_VERDICT_COUNT; v++)
             if (pt->denied[v])
                 put_int(den, policy_verdict_name((enum policy_verdict)v), pt->denied[v]);
@@ -583,6 +612,8 @@ static int console_state(void *ctx, pdns_buf *b) {
         put_int(st, "batches", r->store.batches);
         put_int(st, "errors", r->store.errors);
         put_int(st, "set_aside", r->store.dead);
+        json_object_set_new(st, "write_p50_ms", lat_json(r->lat_p50));
+        json_object_set_new(st, "write_p99_ms", lat_json(r->lat_p99));
     }
     json_object_set_new(o, "store", st);
     json_object_set_new(o, "mixer", console_mixer(r));
@@ -722,7 +753,8 @@ int cmd_run(int argc, char **argv) {
     }
     log_set_level(r.cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
-
+    r.started_ms = pdns_mono_ms();
+    r.lat_p50 = r.lat_p99 = -1;
     /* The start order: signals, then the stages and the links to the
      * stores, then the listeners, then "ready". A SIGHUP or SIGTERM that
      * arrives at any point is handled, once the loop runs. */

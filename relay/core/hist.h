@@ -18,6 +18,15 @@ typedef struct pdns_hist {
 /* Counts one observation of secs seconds. */
 void pdns_hist_add(pdns_hist *h, double secs);
 
+/* out = a - b, bucket by bucket (a later copy of the same histogram minus
+ * an earlier one: what was counted in between). */
+void pdns_hist_sub(pdns_hist *out, const pdns_hist *a, const pdns_hist *b);
+
+/* The upper bound of the bucket holding quantile q (0 < q <= 1), in
+ * seconds: the latency q of the observations did not exceed. -1 when h
+ * is empty; +inf when the quantile is past the last bucket. */
+double pdns_hist_quantile(const pdns_hist *h, double q);
+
 /* Appends "# HELP", "# TYPE ... histogram" and the name_bucket{le=...},
  * name_sum and name_count lines. Returns 0, or -1. */
 int pdns_hist_render(const pdns_hist *h, const char *name, const char *help,

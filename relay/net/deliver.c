@@ -550,6 +550,7 @@ static void drop_confirmed(dpartner *dp, size_t k) {
     for (size_t i = 0; i < k; i++)
         rlink_command(d->rl, dp->skey, NULL, NULL, "XDEL %s %s", dp->skey, dp->sent[i].id);
     dp->batches_confirmed += k;
+    dp->backoff_ms = 0; /* the partner takes batches: a new failure retries soon */
     dp->outbox_len = dp->outbox_len > k ? dp->outbox_len - k : 0;
     memmove(dp->sent, dp->sent + k, (dp->nsent - k) * sizeof(dp->sent[0]));
     dp->nsent -= k;
@@ -722,7 +723,6 @@ static void mark_sent(dpartner *dp) {
     dp->nsent++;
     dp->batches_sent++;
     dp->have_cur = 0;
-    dp->backoff_ms = 0;
     if (!uv_is_active((uv_handle_t *)&dp->ack_timer))
         uv_timer_start(&dp->ack_timer, on_ack_poll, ACK_POLL_MS, ACK_POLL_MS);
 }
@@ -1051,6 +1051,22 @@ static int partner_series(const deliver *d, pdns_buf *b, const char *name,
         rc |= pdns_buf_printf(b, "%s{partner=\"%s\"} %llu\n", name, d->p[i]->name, v);
     }
     return rc;
+}
+
+int deliver_partner(const deliver *d, const char *name, deliver_view *v) {
+    memset(v, 0, sizeof(*v));
+    for (size_t i = 0; d && i < d->n; i++) {
+        const dpartner *dp = d->p[i];
+        if (strcmp(dp->name, name) != 0)
+            continue;
+        v->endpoint = 1;
+        v->up = dp->up;
+        v->outbox = dp->outbox_len;
+        v->unconfirmed = dp->unconf_n + dp->pend_n;
+        v->reconnects = dp->reconnects;
+        return 0;
+    }
+    return -1;
 }
 
 int deliver_metrics(const deliver *d, pdns_buf *b) {

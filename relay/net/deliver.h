@@ -35,4 +35,16 @@ void deliver_outbox_key(const char *relay_id, const char *name, char *out, size_
 void deliver_free(deliver *d);  /* once the loop has closed its handles */
 int deliver_metrics(const deliver *d, pdns_buf *b);
 
+/* One partner's delivery as the console shows it. */
+typedef struct deliver_view {
+    int endpoint;          /* 0: no endpoint (the outbox file only) */
+    int up;                /* connected and the TLS handshake done */
+    uint64_t outbox;       /* batches in its outbox, not yet confirmed */
+    uint64_t unconfirmed;  /* of the relay's own Redis: batches it has not yet taken */
+    uint64_t reconnects;
+} deliver_view;
+
+/* Fills v for partner name: 0, or -1 when it has no delivery. */
+int deliver_partner(const deliver *d, const char *name, deliver_view *v);
+
 #endif

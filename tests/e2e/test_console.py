@@ -50,8 +50,11 @@ def send(relay, sensor, payload):
                           and relay.metrics().get("pdns_relay_d4_sessions_active") == 0)
 
 
-def start_console_relay(relay_factory, **admin):
-    relay = relay_factory(extra={"mixer": FAST_MIXER, "admin": dict(auth_file="users", **admin),
+def start_console_relay(relay_factory, redis=None, partners=(), **admin):
+    """A relay with the console's users, partner alpha (its outbox file
+    only) and the policies in partners (dicts over alpha's)."""
+    relay = relay_factory(redis=redis,
+                          extra={"mixer": FAST_MIXER, "admin": dict(auth_file="users", **admin),
                                  "policies": {"dir": "partners", "outbox_dir": "outbox"}})
     users = os.path.join(relay.dir, "users")
     for name, (password, role) in USERS.items():
@@ -63,6 +66,10 @@ def start_console_relay(relay_factory, **admin):
         json.dump({"partner": "alpha", "description": "CSIRT Alpha", "tlp": "TLP:AMBER",
                    "rrtypes": {"allow": ["A"]}, "names": {"allow": ["."]},
                    "sensors": {"allow": ["*"]}, "sensor_id": "strip"}, f)
+    for pol in partners:
+        with open(os.path.join(relay.dir, "partners", pol["partner"] + ".json"), "w") as f:
+            json.dump(dict({"rrtypes": {"allow": ["A"]}, "names": {"allow": ["."]},
+                            "sensors": {"allow": ["*"]}, "sensor_id": "strip"}, **pol), f)
     relay.start()
     relay.base = "http://127.0.0.1:%d/console" % relay.admin_port
     return relay
@@ -219,7 +226,8 @@ def test_sign_in_and_watch_sensors_live(console_relay, browser):
     assert sensor_cell(d, "partner-table", "alpha", 1) == "enabled"
     assert sensor_cell(d, "partner-table", "alpha", 2) == "CSIRT Alpha"
     # one sensor's triples are below the policy's thresholds: denied, by reason
-    wait(d, lambda: "threshold" in sensor_cell(d, "partner-table", "alpha", 8))
+    wait(d, lambda: "threshold" in sensor_cell(d, "partner-table", "alpha", 11))
+    assert sensor_cell(d, "partner-table", "alpha", 8) == "file only"
     # each policy in words, as it acts with the relay's settings
     wait(d, lambda: "Records of type A." in text(d, "#words-alpha"))
     said = text(d, "#words-alpha")
@@ -603,3 +611,57 @@ def test_two_person_rule(two_person_relay, browser):
     assert "pending" not in s.get(relay.base + "/api/policies/alpha").json()
     assert s2.post(relay.base + "/api/policies/alpha/discard", headers={"X-CSRF-Token": token2},
                    data=json.dumps({"version": back})).status_code == 404
+
+
+def test_overview_store_latency_and_partner_links(relay_factory, redis_server, workdir, tmp_path,
+                                                  browser):
+    """The overview shows the store's write latency (the last 10 s) and, per
+    partner, its link (up, down, or its outbox file only), the batches in
+    its outbox and its delay line: a partner relay that stops shows down,
+    with the batches made meanwhile waiting."""
+    from test_partners import A_HMAC, A_UUID
+    (tmp_path / "a.hmac").write_bytes(A_HMAC)
+    os.chmod(tmp_path / "a.hmac", 0o600)
+    b = relay_factory(sensors=("sensor-c",), extra={
+        "relay_id": "relay-b",
+        "partners_in": [{"name": "e2e", "uuid": A_UUID, "key_file": str(tmp_path / "a.hmac"),
+                         "pubkey": os.path.join(workdir, "relay.pub")}]})
+    b.start()
+    relay = start_console_relay(relay_factory, redis=redis_server, partners=[
+        {"partner": "alpha", "delay_min": 3600},
+        {"partner": "relay-b", "sensor_id": "relay",
+         "endpoint": {"host": "127.0.0.1", "port": b.d4_port, "uuid": A_UUID,
+                      "hmac_key_file": str(tmp_path / "a.hmac"), "insecure": True}}])
+    s, _ = login(relay, "alice")
+
+    def partner(name):
+        st = s.get(relay.base + "/api/state").json()
+        return next(p for p in st["partners"] if p["name"] == name)
+
+    both_sensors(relay, "l1")
+    assert relay.wait_for(lambda: partner("relay-b")["link"] == "up" and
+                          partner("relay-b")["sent"] > 0, timeout=20)
+    assert relay.wait_for(lambda: partner("relay-b")["outbox"] == 0)  # confirmed
+    # alpha's records wait an hour in its delay line; it has no link
+    assert relay.wait_for(lambda: partner("alpha")["delayed"] == 20)
+    assert partner("alpha")["link"] == "none" and "outbox" not in partner("alpha")
+    # the store's writes of the last 10 s, as a bucket bound in ms
+    assert relay.wait_for(lambda: s.get(relay.base + "/api/state").json()["store"]
+                          ["write_p99_ms"] is not None, timeout=30)
+    st = s.get(relay.base + "/api/state").json()["store"]
+    assert 0 < st["write_p50_ms"] <= st["write_p99_ms"]
+
+    sign_in(browser, relay, "alice")
+    d = browser
+    wait(d, lambda: sensor_cell(d, "overview-partners", "relay-b", 1) == "up")
+    assert sensor_cell(d, "overview-partners", "alpha", 1) == "file only"
+    assert sensor_cell(d, "overview-partners", "alpha", 3) == "20"
+    wait(d, lambda: "≤" in text(d, "#store"))
+    # the partner relay stops: down, and what is made meanwhile waits
+    b.stop()
+    both_sensors(relay, "l2")
+    wait(d, lambda: sensor_cell(d, "overview-partners", "relay-b", 1) == "down")
+    wait(d, lambda: int(sensor_cell(d, "overview-partners", "relay-b", 2)) >= 1)
+    assert d.find_element(By.CSS_SELECTOR, "#overview-partners td.link-down")
+    assert_contrast(d)
+    shot(d, "overview-partner-down")

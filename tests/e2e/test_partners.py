@@ -231,6 +231,29 @@ def test_batches_made_while_redis_is_away_are_delivered(relay_factory, redis_ser
     assert "3 batches made while Redis was away are in the outbox now" in a.log_text()
 
 
+def test_a_partner_refusing_every_batch_is_retried_with_backoff(relay_factory, redis_server,
+                                                                 workdir, tmp_path):
+    """B refuses A's batch (addressed to a relay B is not) and closes: A
+    tries again, waiting longer each time, rather than every half second
+    (the wait used to start again from nothing once a batch was written)."""
+    a, b = a_and_b(relay_factory, redis_server, workdir, tmp_path)
+    write_policy(os.path.join(a.dir, "partners", "b.json"), partner="not-b", sensor_id="relay",
+                 endpoint={"host": "127.0.0.1", "port": b.d4_port, "uuid": A_UUID,
+                           "hmac_key_file": str(tmp_path / "a.hmac"), "insecure": True})
+    a.start()
+    for name in ("sensor-a", "sensor-b"):
+        stream(a, name, batch("r", 5))
+    key = 'pdns_relay_partner_reconnects_total{partner="not-b"}'
+    assert a.wait_for(lambda: a.metrics().get(key, 0) >= 2, 20)
+    assert 'is addressed to "not-b", not to us ("relay-b")' in b.log_text()
+    # backoff from here: at least 0.5, 1, 2 s (jittered down to half):
+    # three more tries in 4 s at most; a slow machine makes fewer
+    before = a.metrics()[key]
+    time.sleep(4)
+    assert a.metrics()[key] - before <= 4
+    assert a.metrics()['pdns_relay_partner_outbox_batches{partner="not-b"}'] == 1
+
+
 def test_outbox_bound(relay_factory, redis_server, tmp_path):
     """A partner that is away: its outbox fills up to the policy's bound,
     then refuses new batches (or drops the oldest), counted and logged."""

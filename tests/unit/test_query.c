@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <cmocka.h>
 
 #include "console.h"
+#include "hist.h"
 #include "http_auth.h"
 #include "qparse.h"
 #include "rlink.h"
@@ -294,6 +296,27 @@ static void test_credential_lines(void **state) {
 }
 
 /* The console's session cookie among others, and what is not one. */
+/* The console's store write latency: what a histogram counted between two
+ * copies of it, and the bucket bound of a quantile. */
+static void test_hist_window_quantiles(void **state) {
+    (void)state;
+    pdns_hist a = {0}, snap, w;
+    assert_true(pdns_hist_quantile(&a, 0.5) < 0);      /* nothing counted */
+    for (int i = 0; i < 1000; i++)
+        pdns_hist_add(&a, 0.3);                         /* an old slow period */
+    snap = a;
+    for (int i = 0; i < 98; i++)
+        pdns_hist_add(&a, 0.0004);                      /* <= 0.5 ms */
+    pdns_hist_add(&a, 0.004);                           /* <= 5 ms */
+    pdns_hist_add(&a, 9.0);                             /* past the last bucket */
+    pdns_hist_sub(&w, &a, &snap);
+    assert_int_equal(w.count, 100);
+    assert_true(pdns_hist_quantile(&w, 0.5) == 0.0005);
+    assert_true(pdns_hist_quantile(&w, 0.99) == 0.005);
+    assert_true(isinf(pdns_hist_quantile(&w, 1.0)));
+    assert_true(pdns_hist_quantile(&a, 0.5) == 0.5);    /* the whole: the old period */
+}
+
 static void test_console_cookie(void **state) {
     char v[80];
     (void)state;
@@ -351,6 +374,7 @@ int main(void) {
         cmocka_unit_test(test_filters),
         cmocka_unit_test(test_credential_lines),
         cmocka_unit_test(test_console_cookie),
+        cmocka_unit_test(test_hist_window_quantiles),
         cmocka_unit_test(test_cluster_slots_and_urls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -58,6 +58,10 @@ function list(dl, pairs) {
 }
 
 const num = (n) => (n === undefined || n === null) ? "–" : Number(n).toLocaleString("en");
+// a latency bucket's bound in ms (the last 10 s); "–" when nothing was written
+const ms = (v) => v === null || v === undefined ? "–"
+                : typeof v === "string" ? v + " ms" : "≤ " + (v < 1 ? v.toFixed(1) : v.toFixed(0)) + " ms";
+const link = (x) => x.link === "none" ? "file only" : x.link;
 const rate = (n) => (n === null) ? "–" : n.toFixed(n < 10 ? 1 : 0);
 
 function ago(s) {
@@ -130,6 +134,7 @@ function render(st) {
   const s = st.store;
   list($("store"), s.enabled ? [["link", s.connected ? "up" : "down"], ["stored", num(s.stored)],
                                 ["waiting", num(s.waiting)], ["batches", num(s.batches)],
+                                ["write p50 / p99", ms(s.write_p50_ms) + " / " + ms(s.write_p99_ms)],
                                 ["errors", num(s.errors)], ["set aside", num(s.set_aside)]]
                              : [["store", "off"]]);
   const m = st.mixer;
@@ -166,6 +171,9 @@ function render(st) {
   });
   fill($("overview-partners").tBodies[0], st.partners, (tr, x) => {
     cell(tr, x.name);
+    cell(tr, link(x), "link-" + x.link);
+    cell(tr, num(x.outbox), "num");
+    cell(tr, num(x.delayed), "num");
     cell(tr, num(x.sent), "num");
     cell(tr, num(x.batches), "num");
     cell(tr, words(x.denied));
@@ -179,6 +187,9 @@ function render(st) {
     cell(tr, num(x.sent), "num");
     cell(tr, num(x.batches), "num");
     cell(tr, num(x.seq), "num");
+    cell(tr, link(x), "link-" + x.link);
+    cell(tr, num(x.outbox), "num");
+    cell(tr, num(x.delayed) + (x.rate_held ? " (+" + num(x.rate_held) + " held by the rate)" : ""), "num");
     cell(tr, words(x.denied));
     const a = document.createElement("a");
     a.href = "#policy/" + encodeURIComponent(x.name);
