@@ -573,6 +573,7 @@ static json_t *console_partners(const relay *r) {
         put_int(o, "sent", pt->sent);
         put_int(o, "batches", pt->batches);
         put_int(o, "seq", pt->seq);
+        json_object_set_new(o, "batch_version", json_string(pt->batch_version));
         put_int(o, "delayed", pt->delay ? delay_line_size(pt->delay) : 0);
         put_int(o, "rate_held", pt->rate_held);
         deliver_view dv;

@@ -494,6 +494,7 @@ static void finish_batch(struct emit_ctx *c) {
         s->published(s->published_ctx, pt, t.seq, c->out.p, c->out.len);
     if (ok && pt->fd >= 0 && pdns_buf_write_fd(&c->out, pt->fd) == 0) {
         pt->seq = t.seq;
+        snprintf(pt->batch_version, sizeof(pt->batch_version), "%s", t.policy);
         memcpy(pt->chain, chain, BATCH_HASH);
         pt->batches++;
         if (save_chain(s, pt) < 0)

@@ -39,6 +39,7 @@ typedef struct partner {
     int64_t tokens_ms;
     uint64_t rate_held;       /* records held back by the rate limit */
     uint64_t seq;             /* the last batch's sequence number */
+    char batch_version[33];   /* the policy version it carried ("": none yet) */
     uint8_t chain[BATCH_HASH];/* and its chain hash: the next one's prev */
     int seen;                 /* present in the last directory scan */
     /* "counts": "total": what was sent of each triple, journalled in

@@ -374,11 +374,14 @@ def test_policy_editor_check_apply_rollback(console_relay, browser):
     wait(d, lambda: "the relay runs version" in text(d, "#policy-result"))
     v2 = text(d, "#policy-in-force")
     assert v2 != v1 and "AAAA" in open(path).read()
+    assert "the partner's next batch will carry it" in text(d, "#policy-result")
     assert_contrast(d)
     shot(d, "policy-applied")
-    # the partner's next batch carries the new version
+    # the partner's next batch carries the new version, and the page says so
     both_sensors(relay, "v2")
     assert relay.wait_for(lambda: trailers(relay)[-1]["policy"] == v2, timeout=20)
+    wait(d, lambda: "the partner's batch %d carried it" % trailers(relay)[-1]["seq"]
+         in text(d, "#policy-result"))
     # the history says who, when and why; the first entry is what was there
     wait(d, lambda: len(d.find_elements(By.CSS_SELECTOR, "#policy-history tbody tr")) == 2)
     rows = d.execute_script(
@@ -665,3 +668,48 @@ def test_overview_store_latency_and_partner_links(relay_factory, redis_server, w
     assert d.find_element(By.CSS_SELECTOR, "#overview-partners td.link-down")
     assert_contrast(d)
     shot(d, "overview-partner-down")
+
+
+def test_policy_form_edits_the_json(console_relay, browser):
+    """The form of common fields writes into the JSON text (other keys
+    kept), which is checked as typed; a text that does not parse disables
+    the form; the form follows the text."""
+    relay, d = console_relay, browser
+    sign_in(d, relay, "carl")
+    d.execute_script("location.hash = '#policy/alpha'")
+    area = d.find_element(By.ID, "policy-text")
+    wait(d, lambda: '"partner": "alpha"' in area.get_attribute("value"))
+    wait(d, lambda: d.find_element(By.ID, "f-rrtypes").get_attribute("value") == "A")
+    assert d.find_element(By.ID, "f-names-allow").get_attribute("value") == "."
+    assert d.find_element(By.ID, "f-min-sensors").get_attribute("value") == "2"
+    typed(d, d.find_element(By.ID, "f-rrtypes"), "A, AAAA")
+    wait(d, lambda: "will now receive AAAA records" in text(d, "#policy-changes"))
+    typed(d, d.find_element(By.ID, "f-min-sensors"), "3")
+    typed(d, d.find_element(By.ID, "f-names-deny"), "internal.example\n=www.example.com")
+    wait(d, lambda: "min_sensors raised from 2 to 3" in text(d, "#policy-changes") and
+         "newly denied: the name www.example.com" in text(d, "#policy-changes"))
+    from selenium.webdriver.support.ui import Select
+    Select(d.find_element(By.ID, "f-sensor-id")).select_by_value("relay")
+    wait(d, lambda: "sensor_id changes from strip to relay" in text(d, "#policy-changes"))
+    o = json.loads(area.get_attribute("value"))
+    assert o["rrtypes"] == {"allow": ["A", "AAAA"]} and o["min_sensors"] == 3
+    assert o["names"] == {"allow": ["."], "deny": ["internal.example", "=www.example.com"]}
+    assert o["tlp"] == "TLP:AMBER" and o["description"] == "CSIRT Alpha"  # kept
+    wait(d, lambda: text(d, "#policy-messages") == "No errors.")
+    assert_contrast(d)
+    shot(d, "policy-form")
+    # a text that does not parse: the form waits; fixed, it follows the text
+    area.send_keys(Keys.CONTROL, Keys.END)
+    area.send_keys("}")
+    wait(d, lambda: d.find_element(By.ID, "f-rrtypes").get_attribute("disabled"))
+    assert "does not parse" in text(d, "#form-state")
+    typed(d, area, '{"partner": "alpha", "rrtypes": {"allow": ["TXT"]}}')
+    wait(d, lambda: d.find_element(By.ID, "f-rrtypes").get_attribute("value") == "TXT" and
+         not d.find_element(By.ID, "f-rrtypes").get_attribute("disabled"))
+    # a viewer's form is read only
+    d.find_element(By.ID, "logout").click()
+    wait(d, lambda: d.find_element(By.ID, "signin").is_displayed())
+    sign_in(d, relay, "victor")
+    d.execute_script("location.hash = '#policy/alpha'")
+    wait(d, lambda: d.find_element(By.ID, "f-rrtypes").get_attribute("value") == "A")
+    assert d.find_element(By.ID, "f-rrtypes").get_attribute("disabled")

@@ -199,8 +199,12 @@ function render(st) {
   if (editing && editing.name) {
     const p = st.partners.find((x) => x.name === editing.name);
     if (p) $("policy-in-force").textContent = p.version;
-    if (p && editing.applied && p.version === editing.applied)
-      $("policy-result").textContent = "Applied: the relay runs version " + p.version + ".";
+    if (p && editing.applied && p.batch_version === editing.applied)
+      $("policy-result").textContent = "Applied: version " + p.version +
+          " is in force and the partner's batch " + p.seq + " carried it.";
+    else if (p && editing.applied && p.version === editing.applied)
+      $("policy-result").textContent = "Applied: the relay runs version " + p.version +
+          "; the partner's next batch will carry it.";
   }
   prev = st;
 }
@@ -336,6 +340,7 @@ async function loadHistory(name) {
     b.textContent = "Load this version";
     b.addEventListener("click", () => {
       $("policy-text").value = h.text;
+      formFromText();
       $("policy-comment").value = "back to version " + h.version;
       $("policy-result").textContent = "";
       scheduleCheck();
@@ -363,6 +368,7 @@ async function openPolicy(name) {
              twoPerson: body.two_person, pending: body.pending || null};
   $("policy-in-force").textContent = body.version;
   $("policy-text").value = body.text;
+  formFromText();
   $("policy-words").replaceChildren(...wordsBlock(body.words));
   $("policy-apply").textContent = body.two_person ? "Propose (a second coordinator approves)" : "Apply";
   showPending(body.pending, ro);
@@ -413,6 +419,7 @@ $("pending-approve").addEventListener("click", () => decide("approve"));
 $("pending-discard").addEventListener("click", () => decide("discard"));
 $("pending-load").addEventListener("click", () => {
   $("policy-text").value = editing.pending.text;
+  formFromText();
   $("policy-result").textContent = "";
   scheduleCheck();
   $("policy-text").focus();
@@ -459,7 +466,70 @@ $("preview-run").addEventListener("click", async () => {
   $("preview-out").hidden = false;
 });
 
-$("policy-text").addEventListener("input", () => { $("policy-result").textContent = ""; scheduleCheck(); });
+
+// ---- the form of common fields: it reads and writes the JSON text --------
+const formFields = ["f-enabled", "f-rrtypes", "f-names-allow", "f-names-deny", "f-sensors",
+                    "f-min-sensors", "f-delay", "f-resolution", "f-sensor-id"];
+const csv = (a) => Array.isArray(a) ? a.join(", ") : "";
+const lines = (a) => Array.isArray(a) ? a.join("\n") : "";
+const splitList = (t, sep) => t.split(sep).map((x) => x.trim()).filter((x) => x !== "");
+
+// The form from the text; disabled while the text is not a JSON object.
+function formFromText() {
+  let o = null;
+  try { o = JSON.parse($("policy-text").value); } catch (e) { /* below */ }
+  const ro = !session || session.role === "viewer";
+  const ok = o !== null && typeof o === "object" && !Array.isArray(o);
+  for (const id of formFields) $(id).disabled = ro || !ok;
+  $("form-state").textContent = ok ? (ro ? "Read only." : "")
+                                   : "The JSON does not parse: the form waits until it does.";
+  if (!ok) return;
+  const get = (k) => (o[k] && typeof o[k] === "object") ? o[k] : {};
+  $("f-enabled").checked = o.enabled !== false;
+  $("f-rrtypes").value = csv(get("rrtypes").allow);
+  $("f-names-allow").value = lines(get("names").allow);
+  $("f-names-deny").value = lines(get("names").deny);
+  $("f-sensors").value = csv(get("sensors").allow);
+  $("f-min-sensors").value = o.min_sensors !== undefined ? o.min_sensors : 2;
+  $("f-delay").value = o.delay_min !== undefined ? o.delay_min : 0;
+  $("f-resolution").value = o.time_resolution !== undefined ? o.time_resolution : 1;
+  $("f-sensor-id").value = o.sensor_id || "strip";
+}
+
+// One field changed: the text gets it (the other keys as they were).
+function textFromForm(id) {
+  let o;
+  try { o = JSON.parse($("policy-text").value); } catch (e) { return; }
+  const setList = (dim, which, list) => {
+    const d = (o[dim] && typeof o[dim] === "object") ? o[dim] : {};
+    if (list.length) d[which] = list; else delete d[which];
+    if (Object.keys(d).length) o[dim] = d; else delete o[dim];
+  };
+  const setNum = (k, v) => { if (v === "") delete o[k]; else o[k] = Number(v); };
+  const v = $(id).value;
+  if (id === "f-enabled") { if ($(id).checked) delete o.enabled; else o.enabled = false; }
+  else if (id === "f-rrtypes") setList("rrtypes", "allow", splitList(v, ","));
+  else if (id === "f-names-allow") setList("names", "allow", splitList(v, "\n"));
+  else if (id === "f-names-deny") setList("names", "deny", splitList(v, "\n"));
+  else if (id === "f-sensors") setList("sensors", "allow", splitList(v, ","));
+  else if (id === "f-min-sensors") setNum("min_sensors", v);
+  else if (id === "f-delay") setNum("delay_min", v);
+  else if (id === "f-resolution") setNum("time_resolution", v);
+  else if (id === "f-sensor-id") o.sensor_id = v;
+  $("policy-text").value = JSON.stringify(o, null, 2) + "\n";
+  $("policy-result").textContent = "";
+  scheduleCheck();
+}
+
+for (const id of formFields)
+  $(id).addEventListener(id === "f-enabled" || id === "f-sensor-id" ? "change" : "input",
+                         () => textFromForm(id));
+
+$("policy-text").addEventListener("input", () => {
+  $("policy-result").textContent = "";
+  formFromText();
+  scheduleCheck();
+});
 $("policy-comment").addEventListener("input", canApply);
 $("policy-apply").addEventListener("click", async () => {
   const name = editing.name, text = $("policy-text").value;
