@@ -3,10 +3,13 @@
 per sensor) stream generated CSV to a running relay; records/s is counted
 from the relay's own /metrics, from the first frame to the last record.
 Printed as a table; compare the rows (one sensor vs several, with and
-without the COF output file, with and without the mixer's journal) rather
-than with a fixed target. The mixer takes every record in each row; the
-journal (mixer.journal, on by default) writes each to state_dir: its cost
-per record is the difference of the last two rows, same run."""
+without the COF output file, with and without the mixer's journal, with
+and without the console's recent records) rather than with a fixed
+target. The mixer takes every record in each row; the journal
+(mixer.journal, on by default) writes each to state_dir: its cost per
+record is the difference of rows 3 and 4, same run. The console keeps a
+copy of each for its policy preview (admin.preview_mib, 32 by default):
+its cost is the difference of rows 4 and 5."""
 import json
 import os
 import subprocess
@@ -26,8 +29,9 @@ def main():
     csv = benchutil.gen_csv(d, N)
     size = os.path.getsize(csv)
     rows = []
-    for sensors, output, journal in ((1, False, True), (1, True, True), (3, False, True),
-                                     (3, False, False)):
+    for sensors, output, journal, preview in ((1, False, True, True), (1, True, True, True),
+                                              (3, False, True, True), (3, False, False, True),
+                                              (3, False, False, False)):
         names = list(conftest.SENSORS)[:sensors]
         relay = conftest.Relay(d, sensors=names)
         cfg = json.load(open(relay.config))
@@ -38,6 +42,7 @@ def main():
         # measures the store)
         cfg["store"] = {"enabled": False}
         cfg["mixer"] = {"journal": journal}
+        cfg["admin"]["preview_mib"] = 32 if preview else 0
         json.dump(cfg, open(relay.config, "w"))
         relay.start()
         t0 = time.time()
@@ -56,16 +61,18 @@ def main():
         t = time.time() - t0
         relay.stop()
         rows.append((sensors, ("COF file" if output else "count only") +
-                     ("" if journal else ", no journal"), got, t, got / t,
+                     ("" if journal else ", no journal") + ("" if preview else ", no preview"),
+                     got, t, got / t,
                      size * sensors / t / 1e6))
     print("\nD4/TLS ingest on loopback, %d records per sensor (%.0f bytes/record)" % (N, size / N))
-    print("%-8s %-23s %10s %8s %12s %8s" % ("sensors", "sink", "records", "secs", "records/s",
+    print("%-8s %-35s %10s %8s %12s %8s" % ("sensors", "sink", "records", "secs", "records/s",
                                             "MB/s"))
     for r in rows:
-        print("%-8d %-23s %10d %8.2f %12.0f %8.1f" % r)
-    on, off = rows[2], rows[3]
-    print("mixer journal: %.0f ns per record (%.2fx the records/s without it)"
-          % ((on[3] / on[2] - off[3] / off[2]) * 1e9, on[4] / off[4]))
+        print("%-8d %-35s %10d %8.2f %12.0f %8.1f" % r)
+    for what, on, off in (("mixer journal", rows[2], rows[3]),
+                          ("console preview copy", rows[3], rows[4])):
+        print("%s: %.0f ns per record (%.2fx the records/s without it)"
+              % (what, (on[3] / on[2] - off[3] / off[2]) * 1e9, on[4] / off[4]))
 
 
 if __name__ == "__main__":
