@@ -76,6 +76,8 @@ typedef struct relay {
     uint64_t hist_next_ms;
     pdns_hist lat_snap;          /* the store's write latency at the last sample */
     double lat_p50, lat_p99;     /* over the 10 s before it (seconds; -1: no write) */
+    int64_t triples, names;      /* in the store, as last read (-1: not yet) */
+    int size_asked;              /* a read of them is under way */
     query_api query;
     http_api http, admin;
     deliver *deliver;            /* D4 delivery to partners */
@@ -209,6 +211,18 @@ static void note_sensors_seen(relay *r) {
     }
 }
 
+/* The store's size (st:info), read with the console's samples. */
+static void on_store_size(void *reply, void *ctx) {
+    relay *r = ctx;
+    const redisReply *rep = reply;
+    r->size_asked = 0;
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 3 &&
+        rep->element[1]->type == REDIS_REPLY_STRING && rep->element[2]->type == REDIS_REPLY_STRING) {
+        r->triples = strtoll(rep->element[1]->str, NULL, 10);
+        r->names = strtoll(rep->element[2]->str, NULL, 10);
+    }
+}
+
 /* The totals the console charts, every HIST_EVERY_MS (a ring of an hour). */
 static void note_history(relay *r, uint64_t now) {
     if (now < r->hist_next_ms)
@@ -226,6 +240,9 @@ static void note_history(relay *r, uint64_t now) {
     for (int k = 0; k < D4R_COUNT; k++)
         x.rejected += m->d4_rejects[k];
     x.stored = r->storing ? r->store.stored : 0;
+    if (r->storing && r->console && !r->size_asked && !r->stopping &&
+        store_info(&r->store, on_store_size, r) == 0)
+        r->size_asked = 1;
     if (r->storing) {
         pdns_hist w;
         pdns_hist_sub(&w, &r->store.lat, &r->lat_snap);
@@ -613,6 +630,10 @@ static int console_state(void *ctx, pdns_buf *b) {
         put_int(st, "batches", r->store.batches);
         put_int(st, "errors", r->store.errors);
         put_int(st, "set_aside", r->store.dead);
+        if (r->triples >= 0) {
+            put_int(st, "triples", (uint64_t)r->triples);
+            put_int(st, "names", (uint64_t)r->names);
+        }
         json_object_set_new(st, "write_p50_ms", lat_json(r->lat_p50));
         json_object_set_new(st, "write_p99_ms", lat_json(r->lat_p99));
     }
@@ -756,6 +777,7 @@ int cmd_run(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     r.started_ms = pdns_mono_ms();
     r.lat_p50 = r.lat_p99 = -1;
+    r.triples = r.names = -1;
     /* The start order: signals, then the stages and the links to the
      * stores, then the listeners, then "ready". A SIGHUP or SIGTERM that
      * arrives at any point is handled, once the loop runs. */

@@ -653,6 +653,9 @@ def test_overview_store_latency_and_partner_links(relay_factory, redis_server, w
                           ["write_p99_ms"] is not None, timeout=30)
     st = s.get(relay.base + "/api/state").json()["store"]
     assert 0 < st["write_p50_ms"] <= st["write_p99_ms"]
+    # its size, read with the 10 s samples: both sensors sent the same 20
+    assert relay.wait_for(lambda: s.get(relay.base + "/api/state").json()["store"]
+                          .get("triples") == 20, timeout=30)
 
     sign_in(browser, relay, "alice")
     d = browser

@@ -133,6 +133,7 @@ function render(st) {
   $("rate-sources").textContent = bySource.join(", ");
   const s = st.store;
   list($("store"), s.enabled ? [["link", s.connected ? "up" : "down"], ["stored", num(s.stored)],
+                                ["triples", num(s.triples)], ["names", num(s.names)],
                                 ["waiting", num(s.waiting)], ["batches", num(s.batches)],
                                 ["write p50 / p99", ms(s.write_p50_ms) + " / " + ms(s.write_p99_ms)],
                                 ["errors", num(s.errors)], ["set aside", num(s.set_aside)]]
