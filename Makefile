@@ -107,7 +107,7 @@ unit: $(UNIT_BIN)
 # under the sanitizers the tests marked slow (long waits that test timing,
 # not memory) are left out
 e2e: $(BIN)
-	PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) -m pytest -q -p no:cacheprovider \
+	PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) -m pytest -q -p no:cacheprovider --durations=12 \
 	  $(if $(SANITIZE),-m "not slow") tests/e2e
 
 test: unit e2e

@@ -1454,6 +1454,21 @@ static int wlist_rrtypes(struct wlist *l, const uint8_t *bits, const uint8_t *mi
     return 0;
 }
 
+/* One sentence "<pre><the list><post>" when the list is not empty. */
+static size_t say_list(void (*fn)(void *ctx, enum policy_words w, const char *sentence),
+                       void *ctx, enum policy_words w, const char *pre,
+                       const policy_list *v, const char *post) {
+    struct wlist l;
+    char s[800];
+    memset(&l, 0, sizeof(l));
+    wlist_strings(&l, v);
+    if (!l.n)
+        return 0;
+    snprintf(s, sizeof(s), "%s%s%s", pre, wlist_text(&l), post);
+    fn(ctx, w, s);
+    return 1;
+}
+
 static void say_secs(char *out, size_t len, int64_t ms) {
     int64_t s = ms / 1000;
     if (s >= 3600 && s % 3600 == 0 && ms % 1000 == 0)
@@ -1508,18 +1523,11 @@ size_t policy_describe(const policy *p, const mixer_conf *m,
         SAY(POLICY_W_GETS, "Names: %s.", wlist_text(&l));
     else
         SAY(POLICY_W_GETS, "No name is allowed: nothing is sent.");
-    memset(&l, 0, sizeof(l));
-    wlist_strings(&l, &p->sensors_allow);
-    if (l.n)
-        SAY(POLICY_W_GETS, "Sightings by the sensors: %s.", wlist_text(&l));
-    memset(&l, 0, sizeof(l));
-    wlist_strings(&l, &p->orgs_allow);
-    if (l.n)
-        SAY(POLICY_W_GETS, "Sightings by the organisations: %s.", wlist_text(&l));
-    memset(&l, 0, sizeof(l));
-    wlist_strings(&l, &p->groups_allow);
-    if (l.n)
-        SAY(POLICY_W_GETS, "Sightings by the sensor groups: %s.", wlist_text(&l));
+    n += say_list(fn, ctx, POLICY_W_GETS, "Sightings by the sensors: ", &p->sensors_allow, ".");
+    n += say_list(fn, ctx, POLICY_W_GETS, "Sightings by the organisations: ", &p->orgs_allow,
+                  ".");
+    n += say_list(fn, ctx, POLICY_W_GETS, "Sightings by the sensor groups: ", &p->groups_allow,
+                  ".");
     if (!p->sensors_allow.n && !p->orgs_allow.n && !p->groups_allow.n)
         SAY(POLICY_W_GETS, "No sensor, organisation or group is allowed: nothing is sent.");
     memset(&l, 0, sizeof(l));
@@ -1538,24 +1546,14 @@ size_t policy_describe(const policy *p, const mixer_conf *m,
     wlist_rules(&l, p->name_deny);
     if (l.n)
         SAY(POLICY_W_NEVER, "Names: %s.", wlist_text(&l));
-    memset(&l, 0, sizeof(l));
-    wlist_strings(&l, &p->sensors_deny);
-    if (l.n)
-        SAY(POLICY_W_NEVER, "What only the sensors %s saw; their sightings count for "
-            "nothing.", wlist_text(&l));
-    memset(&l, 0, sizeof(l));
-    wlist_strings(&l, &p->orgs_deny);
-    if (l.n)
-        SAY(POLICY_W_NEVER, "What only the organisations %s saw.", wlist_text(&l));
-    memset(&l, 0, sizeof(l));
-    wlist_strings(&l, &p->groups_deny);
-    if (l.n)
-        SAY(POLICY_W_NEVER, "What only the sensor groups %s saw.", wlist_text(&l));
-    memset(&l, 0, sizeof(l));
-    wlist_strings(&l, &p->own_orgs);
-    if (l.n)
-        SAY(POLICY_W_NEVER, "Its own organisations' sightings (%s) back to it: they "
-            "count toward no threshold.", wlist_text(&l));
+    n += say_list(fn, ctx, POLICY_W_NEVER, "What only the sensors ", &p->sensors_deny,
+                  " saw; their sightings count for nothing.");
+    n += say_list(fn, ctx, POLICY_W_NEVER, "What only the organisations ", &p->orgs_deny,
+                  " saw.");
+    n += say_list(fn, ctx, POLICY_W_NEVER, "What only the sensor groups ", &p->groups_deny,
+                  " saw.");
+    n += say_list(fn, ctx, POLICY_W_NEVER, "Its own organisations' sightings (", &p->own_orgs,
+                  ") back to it: they count toward no threshold.");
     if (!p->reshare)
         SAY(POLICY_W_NEVER, "What only other partners sent to this relay (reshare is off).");
     SAY(POLICY_W_NEVER, "Any record the rules above do not allow: what is not allowed is "

@@ -48,12 +48,18 @@ static char *read_file(const char *path, size_t *len) {
 
 /* ---- the change waiting for a second coordinator (admin.two_person) ---------- */
 
-static int pending_path(policy_edit *e, const char *name, char *out, size_t outlen) {
+/* state_dir/<sub>/<partner><ext>, the directory made when missing. */
+static int state_file(policy_edit *e, const char *sub, const char *name, const char *ext,
+                      char *out, size_t outlen) {
     char dir[1100];
-    snprintf(dir, sizeof(dir), "%s/policy-pending", e->cfg->state_dir);
+    snprintf(dir, sizeof(dir), "%s/%s", e->cfg->state_dir, sub);
     if (mkdir(dir, 0750) < 0 && errno != EEXIST)
         return -1;
-    return snprintf(out, outlen, "%s/%s.json", dir, name) < (int)outlen ? 0 : -1;
+    return snprintf(out, outlen, "%s/%s%s", dir, name, ext) < (int)outlen ? 0 : -1;
+}
+
+static int pending_path(policy_edit *e, const char *name, char *out, size_t outlen) {
+    return state_file(e, "policy-pending", name, ".json", out, outlen);
 }
 
 /* {"at", "who", "comment", "version", "base", "text"}, or NULL. */
@@ -195,11 +201,7 @@ int edit_check(policy_edit *e, const char *name, const char *text, size_t len,
 }
 
 static int history_path(policy_edit *e, const char *name, char *out, size_t outlen) {
-    char dir[1100];
-    snprintf(dir, sizeof(dir), "%s/policy-history", e->cfg->state_dir);
-    if (mkdir(dir, 0750) < 0 && errno != EEXIST)
-        return -1;
-    return snprintf(out, outlen, "%s/%s.ndjson", dir, name) < (int)outlen ? 0 : -1;
+    return state_file(e, "policy-history", name, ".ndjson", out, outlen);
 }
 
 /* The history's entries, oldest first (at most EDIT_HISTORY_MAX). */

@@ -26,6 +26,10 @@ void pdns_machine_describe(char *out, size_t outlen) {
     const char *csv = pdns_cpu_has(PDNS_CPU_AVX512VBMI2) ? "AVX-512 VBMI2"
                       : pdns_cpu_has(PDNS_CPU_AVX512VL) ? "AVX-512 VL"
                                                         : "scalar SWAR";
-    snprintf(out, outlen, "cpu: %s, %ld cores; vector paths: csv %s, hashing %s", model,
-             sysconf(_SC_NPROCESSORS_ONLN), csv, hashmany_impl());
+    /* the caches: a figure whose working set fits in one machine's L3 and
+     * not in another's is not comparable between them (bench_mixer) */
+    long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE), l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    snprintf(out, outlen, "cpu: %s, %ld cores, L2 %ld KiB, L3 %ld MiB (as the CPU reports it); "
+             "vector paths: csv %s, hashing %s", model, sysconf(_SC_NPROCESSORS_ONLN),
+             l2 > 0 ? l2 >> 10 : 0, l3 > 0 ? l3 >> 20 : 0, csv, hashmany_impl());
 }

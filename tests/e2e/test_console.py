@@ -339,19 +339,26 @@ def typed(d, el, text):
     el.send_keys(text)
 
 
-def test_policy_editor_check_apply_rollback(console_relay, browser):
-    relay, d = console_relay, browser
+def open_alpha_editor(relay, d, user, tag):
+    """A first batch to alpha (its policy version in the trailer), then
+    alpha's policy open in the editor as user: (path, original text, the
+    version in force, the text area)."""
     path = os.path.join(relay.dir, "partners", "alpha.json")
     with open(path) as f:
         original = f.read()
-    both_sensors(relay, "v1")
+    both_sensors(relay, tag)
     assert relay.wait_for(lambda: len(trailers(relay)) >= 1, timeout=20)
     v1 = trailers(relay)[-1]["policy"]
-
-    sign_in(d, relay, "carl")
+    sign_in(d, relay, user)
     d.execute_script("location.hash = '#policy/alpha'")
     area = d.find_element(By.ID, "policy-text")
     wait(d, lambda: '"partner": "alpha"' in area.get_attribute("value"))
+    return path, original, v1, area
+
+
+def test_policy_editor_check_apply_rollback(console_relay, browser):
+    relay, d = console_relay, browser
+    path, original, v1, area = open_alpha_editor(relay, d, "carl", "v1")
     assert text(d, "#policy-in-force") == v1
     # an error, seen at its line and column as `policy check` says it
     typed(d, area, '{"partner": "alpha",\n"rrtypes": {"allow": ["A", "AAAA"]},\n'
@@ -523,17 +530,7 @@ def test_two_person_rule(two_person_relay, browser):
     approve it; a second coordinator (here the admin) approves it in the
     page and the partner's next batch carries it; the history names both."""
     relay, d = two_person_relay, browser
-    path = os.path.join(relay.dir, "partners", "alpha.json")
-    with open(path) as f:
-        original = f.read()
-    both_sensors(relay, "t1")
-    assert relay.wait_for(lambda: len(trailers(relay)) >= 1, timeout=20)
-    v1 = trailers(relay)[-1]["policy"]
-
-    sign_in(d, relay, "carl")
-    d.execute_script("location.hash = '#policy/alpha'")
-    area = d.find_element(By.ID, "policy-text")
-    wait(d, lambda: '"partner": "alpha"' in area.get_attribute("value"))
+    path, original, v1, area = open_alpha_editor(relay, d, "carl", "t1")
     # the policy in force, in words, on its own page too
     d.find_element(By.CSS_SELECTOR, "#policy-words-box summary").click()
     wait(d, lambda: "Records of type A." in text(d, "#policy-words"))
