@@ -1425,7 +1425,8 @@ static void rules_add(void *vr, const char *rule, int exact) {
 static void wlist_rules(struct wlist *l, const suffix_set *set) {
     struct rules r = {0};
     suffix_set_each(set, rules_add, &r);
-    qsort(r.v, r.n, sizeof(*r.v), cmp_str);
+    if (r.n > 1)
+        qsort(r.v, r.n, sizeof(*r.v), cmp_str);
     for (size_t i = 0; i < r.n; i++) {
         wlist_add(l, r.v[i]);
         free(r.v[i]);
