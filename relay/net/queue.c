@@ -1,8 +1,9 @@
 /* queue.c - consumer of d4-core analyzer queues (Redis lists
  * analyzer:8:<queue-uuid>, filled by d4-core with LPUSH).
  *
- * Reliable-queue pattern: a Lua script moves up to `batch` lines with
- * RPOPLPUSH into this relay's processing list and gives the batch a random
+ * Reliable-queue pattern: a Lua script moves up to `batch` lines (one RPOP
+ * with a count, one LPUSH per 7,000: the order RPOPLPUSH line by line would
+ * give) into this relay's processing list and gives the batch a random
  * id (pushed, with its line count, on a list beside it); the lines are
  * ingested, stored as one unit that carries the id
  * (store_begin_unit/store_end_unit), and only once the store has them is
@@ -42,10 +43,12 @@
  * then the lines oldest first. */
 static const char move_script[] =
     "local out = {ARGV[2]}\n"
-    "for i = 1, tonumber(ARGV[1]) do\n"
-    "  local v = redis.call('RPOPLPUSH', KEYS[1], KEYS[2])\n"
-    "  if not v then break end\n"
-    "  out[#out + 1] = v\n"
+    "local v = redis.call('RPOP', KEYS[1], tonumber(ARGV[1]))\n"
+    "if v then\n"
+    "  for j = 1, #v, 7000 do\n"
+    "    redis.call('LPUSH', KEYS[2], unpack(v, j, math.min(j + 6999, #v)))\n"
+    "  end\n"
+    "  for j = 1, #v do out[j + 1] = v[j] end\n"
     "end\n"
     "if #out > 1 then\n"
     "  redis.call('LPUSH', KEYS[3], ARGV[2] .. ' ' .. (#out - 1))\n"
