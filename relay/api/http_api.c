@@ -35,7 +35,6 @@ static int respond(struct lws *wsi, http_pss *p, unsigned status,
 static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
               void *in, size_t len) {
     http_pss *p = user;
-    (void)len;
     switch (reason) {
     case LWS_CALLBACK_HTTP: {
         http_api *h = lws_vhost_user(lws_get_vhost(wsi));
