@@ -148,8 +148,11 @@ fuzz: $(FUZZ_OBJ)
 	  n=$$(basename $$f .c); echo "== $$n ($(FUZZ_SECONDS) s)"; \
 	  clang $(FUZZ_CFLAGS) -o build-fuzz/$$n $$f $(FUZZ_OBJ) $(PKG_LIBS) -lssl -lcrypto -lm; \
 	  mkdir -p build-fuzz/corpus-$$n; \
-	  build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	    build-fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>&1 | tail -n 3; \
+	  if ! build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	    -artifact_prefix=build-fuzz/$$n- build-fuzz/corpus-$$n tests/fuzz/corpus/$$n \
+	    > build-fuzz/$$n.log 2>&1; then \
+	    tail -n 40 build-fuzz/$$n.log; echo "$$n found a failure: build-fuzz/$$n-*"; exit 1; \
+	  fi; tail -n 3 build-fuzz/$$n.log; \
 	done
 
 run:

@@ -1233,9 +1233,7 @@ struct diff_ctx {
 
 static void diff_rule(void *vctx, const char *rule, int exact) {
     struct diff_ctx *d = vctx;
-    int ex;
-    const char *hit = suffix_set_which(d->other, rule, strlen(rule), &ex);
-    if (hit && strcmp(hit, rule) == 0 && ex == exact)
+    if (suffix_set_has(d->other, rule, strlen(rule), exact))
         return;
     char s[600];
     snprintf(s, sizeof(s), "%s %s %s", d->verb, exact ? "the name" : "names under", rule);

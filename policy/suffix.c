@@ -127,6 +127,13 @@ int suffix_set_add(suffix_set *s, const char *name, size_t len, int exact) {
     return 0;
 }
 
+int suffix_set_has(const suffix_set *s, const char *name, size_t len, int exact) {
+    if (!s || !s->n)
+        return 0;
+    exact = !!exact;
+    return find(s, hash_of(s, name, len, exact), name, len, exact) != NULL;
+}
+
 const char *suffix_set_which(const suffix_set *s, const char *name,
                              size_t len, int *exact) {
     if (!s || !s->n)

@@ -25,6 +25,10 @@ int suffix_set_add(suffix_set *s, const char *name, size_t len, int exact);
 /* 1 when some rule matches name. */
 int suffix_set_match(const suffix_set *s, const char *name, size_t len);
 
+/* 1 when name is itself a rule of the set (exact: an "=name" rule), not
+ * merely matched by a wider one. */
+int suffix_set_has(const suffix_set *s, const char *name, size_t len, int exact);
+
 /* The rule that matched (for explanations), or NULL; *exact tells which
  * kind. The pointer lives as long as the set. */
 const char *suffix_set_which(const suffix_set *s, const char *name,
