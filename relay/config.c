@@ -457,11 +457,11 @@ static int load_store(cfgctx *c, relay_config *cfg, json_t *o) {
     static const char *const keys[] = {"enabled", "redis", "batch", "max_buffer",
                                        "show_sensors", "default_limit",
                                        "max_limit", "query_budget", "expire",
-                                       "sweep_interval", NULL};
+                                       "sweep_interval", "shards", NULL};
     store_conf *st = &cfg->store;
     long long b = (long long)st->batch, mb = (long long)st->max_buffer,
               dl = (long long)st->default_limit, ml = (long long)st->max_limit,
-              qb = (long long)st->budget, sw = st->sweep_interval;
+              qb = (long long)st->budget, sw = st->sweep_interval, sh = st->shards;
     if (check_keys(c, o, "store", keys) < 0 ||
         get_bool(c, o, "store", "enabled", &st->enabled) < 0 ||
         get_str(c, o, "store", "redis", st->url, sizeof(st->url)) < 0 ||
@@ -471,9 +471,11 @@ static int load_store(cfgctx *c, relay_config *cfg, json_t *o) {
         get_int(c, o, "store", "max_limit", &ml, 1, 10000000) < 0 ||
         get_int(c, o, "store", "default_limit", &dl, 1, ml) < 0 ||
         get_int(c, o, "store", "query_budget", &qb, 100, 100000000) < 0 ||
-        get_int(c, o, "store", "sweep_interval", &sw, 1, 86400 * 7) < 0)
+        get_int(c, o, "store", "sweep_interval", &sw, 1, 86400 * 7) < 0 ||
+        get_int(c, o, "store", "shards", &sh, 1, STORE_SHARDS_MAX) < 0)
         return -1;
     st->sweep_interval = (int)sw;
+    st->shards = (int)sh;
     st->batch = (size_t)b;
     st->max_buffer = (size_t)mb;
     st->default_limit = (size_t)dl;
@@ -838,16 +840,11 @@ static int load(relay_config *cfg, const char *path, char *err, size_t errlen,
     }
     if ((o = json_object_get(root, "store")) && load_store(&c, cfg, o) < 0)
         goto out;
-    if (!cfg->store.url[0] && cluster && cfg->store.enabled) {
-        fail(&c, "redis", "the partner outboxes run on Redis Cluster, the store not yet: "
-             "give the store one server in store.redis (redis://HOST[:PORT][/DB])");
-        goto out;
-    }
     if (!cfg->store.url[0])
-        snprintf(cfg->store.url, sizeof(cfg->store.url), "%s",
-                 cluster ? "redis://127.0.0.1:6379/0" : cfg->redis_url);
+        snprintf(cfg->store.url, sizeof(cfg->store.url), "%s", cfg->redis_url);
     if (config_store_redis(cfg, cfg->store.url) < 0) {
-        fail(&c, "store.redis", "want redis://HOST[:PORT][/DB]");
+        fail(&c, "store.redis", "want redis://HOST[:PORT][/DB] or "
+             "redis+cluster://HOST:PORT[,HOST:PORT...]");
         goto out;
     }
     if ((o = json_object_get(root, "sensors")) && load_sensors(&c, cfg, o) < 0)
@@ -939,10 +936,16 @@ out:
 int config_store_redis(relay_config *cfg, const char *url) {
     cfg_addr a;
     int db;
-    if (config_parse_redis_url(url, &a, &db) < 0)
+    int kind = rlink_url_kind(url);
+    if (kind < 0 || (kind == 0 && config_parse_redis_url(url, &a, &db) < 0))
         return -1;
     if (url != cfg->store.url)
         snprintf(cfg->store.url, sizeof(cfg->store.url), "%s", url);
+    if (kind == 1) { /* a cluster: its seeds are in the URL */
+        cfg->store.host[0] = '\0';
+        cfg->store.port = cfg->store.db = 0;
+        return 0;
+    }
     snprintf(cfg->store.host, sizeof(cfg->store.host), "%s", a.host);
     cfg->store.port = a.port;
     cfg->store.db = db;

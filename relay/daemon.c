@@ -274,7 +274,7 @@ static void on_tick(uv_timer_t *t) {
         ++stop_wait_ticks;
         if ((queue_idle(r->queue) || stop_wait_ticks > 50) &&
             (deliver_settled(r->deliver) || stop_wait_ticks > 50) &&
-            (!r->storing || !store_waiting(&r->store) || !r->store.rc.ready ||
+            (!r->storing || !store_waiting(&r->store) || !store_up(&r->store) ||
              stop_wait_ticks > 100))
             uv_stop(r->loop);
         return;
@@ -484,7 +484,7 @@ static int http_ready(void *ctx, char *why, size_t whylen) {
         snprintf(why, whylen, "stopping");
         return 0;
     }
-    if (r->storing && !r->store.rc.ready) {
+    if (r->storing && !store_up(&r->store)) {
         snprintf(why, whylen, "the store's Redis (%.64s:%d) is not connected",
                  r->cfg.store.host, r->cfg.store.port);
         return 0;
@@ -624,7 +624,7 @@ static int console_state(void *ctx, pdns_buf *b) {
     json_object_set_new(o, "sensors", console_sensors(r));
     json_object_set_new(st, "enabled", json_boolean(r->storing));
     if (r->storing) {
-        json_object_set_new(st, "connected", json_boolean(r->store.rc.ready));
+        json_object_set_new(st, "connected", json_boolean(store_up(&r->store)));
         put_int(st, "stored", r->store.stored);
         put_int(st, "waiting", r->store.waiting);
         put_int(st, "batches", r->store.batches);
@@ -763,7 +763,7 @@ int cmd_run(int argc, char **argv) {
             goto out_cfg;
         }
         /* the store follows the relay's Redis unless it has its own */
-        if (kind == 0 && strcmp(r.cfg.store.url, r.cfg.redis_url) == 0)
+        if (strcmp(r.cfg.store.url, r.cfg.redis_url) == 0)
             config_store_redis(&r.cfg, redis);
         snprintf(r.cfg.redis_url, sizeof(r.cfg.redis_url), "%s", redis);
     }

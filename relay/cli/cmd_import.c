@@ -78,7 +78,7 @@ static void progress(importer *im, int force) {
     fprintf(stderr, "\rimport: %s: %" PRIu64 " lines, %" PRIu64 " records, %"
             PRIu64 " rejected, %.0f records/s%s\033[K", im->file, im->lines,
             im->records, im->rejected, secs > 0 ? (double)im->records / secs : 0,
-            im->st.rc.ready ? "" : " (waiting for Redis)");
+            store_up(&im->st) ? "" : " (waiting for Redis)");
 }
 
 static void on_tick(uv_timer_t *t) {
@@ -200,7 +200,8 @@ int cmd_import(int argc, char **argv) {
         return 2;
     }
     if (redis && config_store_redis(&cfg, redis) < 0) {
-        fprintf(stderr, "import: --redis wants redis://HOST[:PORT][/DB]\n");
+        fprintf(stderr, "import: --redis wants redis://HOST[:PORT][/DB] or "
+                "redis+cluster://HOST:PORT[,HOST:PORT...]\n");
         config_free(&cfg);
         return 2;
     }

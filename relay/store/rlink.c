@@ -401,6 +401,42 @@ static void ignore_reply(redisAsyncContext *ac, void *reply, void *priv) {
     (void)priv;
 }
 
+int rlink_formatted(rlink *l, unsigned slot, redisCallbackFn *cb, void *priv,
+                    const char *cmd, size_t len) {
+    if (!l->cluster)
+        return l->one.ready && redisAsyncFormattedCommand(l->one.ac, cb, priv, cmd, len) ==
+                                   REDIS_OK ? 0 : -1;
+    pending *p = calloc(1, sizeof(*p));
+    char *copy = p ? malloc(len) : NULL;
+    if (!copy) {
+        free(p);
+        return -1;
+    }
+    memcpy(copy, cmd, len);
+    p->l = l;
+    p->cmd = copy;
+    p->len = len;
+    p->slot = slot & (SLOTS - 1);
+    p->cb = cb ? cb : ignore_reply;
+    p->priv = priv;
+    send_pending(l, p);
+    return 0;
+}
+
+int rlink_argv(rlink *l, const char *key, redisCallbackFn *cb, void *priv, int argc,
+               const char **argv, const size_t *argl) {
+    if (!l->cluster)
+        return l->one.ready && redisAsyncCommandArgv(l->one.ac, cb, priv, argc, argv, argl) ==
+                                   REDIS_OK ? 0 : -1;
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, argl);
+    if (len <= 0)
+        return -1;
+    int rc = rlink_formatted(l, rlink_key_slot(key, strlen(key)), cb, priv, cmd, (size_t)len);
+    free(cmd);
+    return rc;
+}
+
 int rlink_command(rlink *l, const char *key, redisCallbackFn *cb, void *priv,
                   const char *fmt, ...) {
     va_list ap;

@@ -54,6 +54,15 @@ int rlink_is_cluster(const rlink *l);
 int rlink_command(rlink *l, const char *key, redisCallbackFn *cb, void *priv,
                   const char *fmt, ...);
 
+/* The same for a command already in RESP (len bytes, copied for a
+ * cluster), sent to the master of slot (ignored for one server). */
+int rlink_formatted(rlink *l, unsigned slot, redisCallbackFn *cb, void *priv,
+                    const char *cmd, size_t len);
+
+/* The same for an argument vector, about key. */
+int rlink_argv(rlink *l, const char *key, redisCallbackFn *cb, void *priv, int argc,
+               const char **argv, const size_t *argl);
+
 /* Counters of a cluster link (all 0 for one server). */
 typedef struct rlink_stats {
     uint64_t moved, ask, retried;   /* redirections followed, TRYAGAIN/CLUSTERDOWN waits */

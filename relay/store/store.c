@@ -15,6 +15,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "merge.h"
 #include "rrtype.h"
 #include "store_ingest.lua.h"
 #include "store_expire.lua.h"
@@ -26,6 +27,9 @@
                                        * limits (and 32-bit offsets) */
 #define ARGS_PER_ENTRY 13
 #define DEAD_MAX 10000     /* records kept in st:dead */
+#define WAIT_MS 2000       /* on a cluster: how long a replica may take to have a part */
+#define PDNS_STR_(x) #x
+#define PDNS_STR(x) PDNS_STR_(x)
 
 /* One entry of a batch: the records of the batch with the same (name,
  * rrtype, rdata, sensor), merged. Its strings are in the chunk's arena. */
@@ -38,6 +42,7 @@ typedef struct entry {
     uint16_t rrtype;
     uint8_t ix;                /* IX_NONE, IX_IP, IX_RD */
     uint8_t is_error;          /* an error line (e:<name>, no indexes) */
+    uint8_t shard;             /* of the name (0 on one server) */
     int64_t tf, tl;
     uint64_t count;
     uint32_t nrec;
@@ -58,7 +63,22 @@ struct store_chunk {
     int in_unit;        /* takes every record until store_end_unit */
     char unit_key[200]; /* the unit's marker ("" for none) and id */
     char unit_id[24];
+    /* the parts of a batch, one per shard it touches (one on one server) */
+    uint8_t part[STORE_SHARDS_MAX]; /* PART_NONE, _TODO, _SENT, _DONE */
+    int parts_init, parts_left;
+    double sent_s;
 };
+
+enum { PART_NONE, PART_TODO, PART_SENT, PART_DONE };
+
+/* One part in flight: on a cluster its EVAL and the WAIT after it both
+ * answer (refs); the part is done when the EVAL applied it and a replica
+ * was asked to have it. */
+typedef struct part_call {
+    store *s;
+    uint64_t seq;
+    int shard, refs, applied, lost;
+} part_call;
 
 static double mono_s(void) {
     struct timespec ts;
@@ -75,6 +95,7 @@ void store_conf_defaults(store_conf *c) {
     c->max_limit = 100000;
     c->budget = 100000;
     c->sweep_interval = 600;
+    c->shards = 12;
 }
 
 size_t store_reverse_name(const char *name, size_t len, char *out) {
@@ -168,11 +189,15 @@ static void kick(store *s);
  * ("<entry> <error>": say a key that holds another type): that entry goes
  * to the dead-letter list st:dead (the newest DEAD_MAX kept) with the
  * reason, is counted and logged, and leaves the chunk. */
-static void set_aside(store *s, store_chunk *c, const char *what) {
+static void set_aside(store *s, store_chunk *c, int shard, const char *what) {
     entry *es = (entry *)c->entries.p;
     size_t n = c->entries.len / sizeof(entry);
     char *end;
-    unsigned long k = strtoul(what, &end, 10);
+    unsigned long nth = strtoul(what, &end, 10), k = 0;
+    /* the part's nth entry */
+    for (; k < n; k++)
+        if (es[k].shard == shard && nth-- == 0)
+            break;
     if (k >= n || *end != ' ') { /* not ours to read: retried, as any error */
         s->errors++;
         s->retry_at_ms = pdns_mono_ms() + RETRY_MS;
@@ -187,9 +212,9 @@ static void set_aside(store *s, store_chunk *c, const char *what) {
                           "time_last", (json_int_t)e->tl, "count", (json_int_t)e->count,
                           "sensor_id", sensor, (size_t)e->sensor_len, "error", end + 1);
     char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    if (t && s->rc.ready) {
-        redisAsyncCommand(s->rc.ac, NULL, NULL, "LPUSH st:dead %s", t);
-        redisAsyncCommand(s->rc.ac, NULL, NULL, "LTRIM st:dead 0 %d", DEAD_MAX - 1);
+    if (t) {
+        rlink_command(s->link, "st:dead", NULL, NULL, "LPUSH st:dead %s", t);
+        rlink_command(s->link, "st:dead", NULL, NULL, "LTRIM st:dead 0 %d", DEAD_MAX - 1);
     }
     log_error("store: Redis cannot take a record (%s): set aside in st:dead: %s",
               end + 1, t ? t : "?");
@@ -202,32 +227,9 @@ static void set_aside(store *s, store_chunk *c, const char *what) {
     c->entries.len -= sizeof(entry);
 }
 
-static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
-    store *s = priv;
-    redisReply *rep = reply;
-    (void)ac;
-    if (!rep)
-        return; /* the connection went away: on_down sends it again */
-    store_chunk *c = s->head;
-    s->busy = 0;
-    pdns_hist_add(&s->lat, mono_s() - s->sent_s);
-    if ((rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_STATUS) &&
-        rep->len > 4 && memcmp(rep->str, "BAD ", 4) == 0) {
-        set_aside(s, c, rep->str + 4);
-        kick(s); /* the rest of the batch goes again: nothing was written */
-        return;
-    }
-    if (rep->type != REDIS_REPLY_INTEGER) {
-        s->errors++;
-        log_error("store: Redis refused a batch of %zu records (%s); "
-                  "retrying in %d ms", c->nrec,
-                  rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply",
-                  RETRY_MS);
-        s->retry_at_ms = pdns_mono_ms() + RETRY_MS;
-        return;
-    }
-    if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 0 && c->nrec)
-        s->duplicates++;
+/* Every part of the head batch is in Redis: the batch is stored. */
+static void batch_stored(store *s, store_chunk *c) {
+    pdns_hist_add(&s->lat, mono_s() - c->sent_s);
     s->batches++;
     s->acked_seq = c->seq;
     s->stored += c->nrec;
@@ -245,14 +247,74 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
         if (s->on_drain)
             s->on_drain(s->ctx);
     }
+}
+
+/* The part's last answer came: done, or to be sent again. */
+static void part_release(part_call *pc) {
+    if (--pc->refs > 0)
+        return;
+    store *s = pc->s;
+    store_chunk *c = s->head;
+    s->busy--;
+    if (c && c->seq == pc->seq && c->part[pc->shard] == PART_SENT) {
+        if (pc->applied && !pc->lost) {
+            c->part[pc->shard] = PART_DONE;
+            if (--c->parts_left == 0)
+                batch_stored(s, c);
+        } else {
+            c->part[pc->shard] = PART_TODO; /* at most once applied: the marker */
+        }
+    }
+    free(pc);
     kick(s);
 }
 
-/* The first three arguments of an EVAL of script (a Lua header's array),
- * with no keys. */
-#define EVAL_HEAD(argv, argl, script)                                      \
+static void on_part(redisAsyncContext *ac, void *reply, void *priv) {
+    part_call *pc = priv;
+    store *s = pc->s;
+    store_chunk *c = s->head;
+    redisReply *rep = reply;
+    (void)ac;
+    if (!rep || !c || c->seq != pc->seq) {
+        pc->lost = 1; /* the connection went away: sent again once it is back */
+    } else if ((rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_STATUS) &&
+               rep->len > 4 && memcmp(rep->str, "BAD ", 4) == 0) {
+        set_aside(s, c, pc->shard, rep->str + 4); /* the rest goes again: nothing was written */
+    } else if (rep->type != REDIS_REPLY_INTEGER) {
+        s->errors++;
+        log_error("store: Redis refused a batch of %zu records (%s); "
+                  "retrying in %d ms", c->nrec,
+                  rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply",
+                  RETRY_MS);
+        s->retry_at_ms = pdns_mono_ms() + RETRY_MS;
+    } else {
+        if (rep->integer == 0 && c->nrec)
+            s->duplicates++;
+        pc->applied = 1;
+    }
+    part_release(pc);
+}
+
+/* On a cluster: a replica has the part too, or the master went away (the
+ * part goes again: its marker keeps it from being applied twice). A
+ * replica that does not answer within WAIT_MS: counted, and taken. */
+static void on_part_wait(redisAsyncContext *ac, void *reply, void *priv) {
+    part_call *pc = priv;
+    redisReply *rep = reply;
+    (void)ac;
+    if (!rep)
+        pc->lost = 1;
+    else if (rep->type != REDIS_REPLY_INTEGER || rep->integer < 1)
+        pc->s->unreplicated++;
+    part_release(pc);
+}
+
+/* The first four arguments of an EVAL of script (a Lua header's array)
+ * with one key (what a cluster routes it by). */
+#define EVAL_HEAD(argv, argl, script, key)                                 \
     ((argv)[0] = "EVAL", (argl)[0] = 4, (argv)[1] = (script),               \
-     (argl)[1] = sizeof(script) - 1, (argv)[2] = "0", (argl)[2] = 1)
+     (argl)[1] = sizeof(script) - 1, (argv)[2] = "1", (argl)[2] = 1,        \
+     (argv)[3] = (key), (argl)[3] = strlen(key))
 
 /* Decimal digits of v into out (no NUL). Returns their number. */
 static size_t utoa(uint64_t v, char out[20]) {
@@ -273,50 +335,67 @@ static size_t itoa64(int64_t v, char out[21]) {
     return 1 + utoa((uint64_t)0 - (uint64_t)v, out + 1);
 }
 
-/* Appends one RESP bulk string, the concatenation a b ("$<n>\r\n<a><b>\r\n").
- * Returns 0, or -1. */
-static int resp_arg(pdns_buf *cmd, const char *a, size_t alen, const char *b,
-                    size_t blen) {
+/* Appends one RESP bulk string, the concatenation p a b
+ * ("$<n>\r\n<p><a><b>\r\n"). Returns 0, or -1. */
+static int resp_arg3(pdns_buf *cmd, const char *p, size_t plen, const char *a, size_t alen,
+                     const char *b, size_t blen) {
     char hdr[24];
     size_t n = 1;
     hdr[0] = '$';
-    n += utoa(alen + blen, hdr + 1);
+    n += utoa(plen + alen + blen, hdr + 1);
     hdr[n++] = '\r';
     hdr[n++] = '\n';
-    if (pdns_buf_reserve(cmd, n + alen + blen + 2) < 0)
+    if (pdns_buf_reserve(cmd, n + plen + alen + blen + 2) < 0)
         return -1;
     char *w = cmd->p + cmd->len;
     memcpy(w, hdr, n);
-    memcpy(w + n, a, alen);
+    w += n;
+    if (plen)
+        memcpy(w, p, plen);
+    memcpy(w + plen, a, alen);
     if (blen)
-        memcpy(w + n + alen, b, blen);
-    memcpy(w + n + alen + blen, "\r\n", 2);
-    cmd->len += n + alen + blen + 2;
+        memcpy(w + plen + alen, b, blen);
+    memcpy(w + plen + alen + blen, "\r\n", 2);
+    cmd->len += n + plen + alen + blen + 2;
     return 0;
 }
 
-/* The EVAL of a chunk as one RESP command, written here rather than by
- * hiredis from an argument vector: the relay composes every key and
- * member (in Redis's Lua, building a string costs more than passing one)
- * and writes them straight into the command. */
-static int build_command(const store *s, const store_chunk *c, pdns_buf *cmd) {
-    size_t n = c->entries.len / sizeof(entry);
+static int resp_arg(pdns_buf *cmd, const char *a, size_t alen, const char *b, size_t blen) {
+    return resp_arg3(cmd, NULL, 0, a, alen, b, blen);
+}
+
+/* The EVAL of a chunk's part for shard k as one RESP command, written
+ * here rather than by hiredis from an argument vector: the relay composes
+ * every key and member (in Redis's Lua, building a string costs more than
+ * passing one) and writes them straight into the command. */
+static int build_command(const store *s, const store_chunk *c, int k, pdns_buf *cmd) {
+    size_t n = c->entries.len / sizeof(entry), in_part = 0;
     const entry *e = (const entry *)c->entries.p;
+    const char *P = s->prefix[k];
+    size_t pl = strlen(P), ml = strlen(s->mark);
     char num[72];
     size_t nl;
+    for (size_t i = 0; i < n; i++)
+        in_part += e[i].shard == k;
     cmd->len = 0;
-    nl = (size_t)snprintf(num, sizeof(num), "*%zu\r\n", 8 + n * ARGS_PER_ENTRY);
+    nl = (size_t)snprintf(num, sizeof(num), "*%zu\r\n", 11 + in_part * ARGS_PER_ENTRY);
     if (pdns_buf_append(cmd, num, nl) < 0 ||
         resp_arg(cmd, "EVAL", 4, NULL, 0) < 0 ||
         resp_arg(cmd, store_ingest_lua, sizeof(store_ingest_lua) - 1, NULL, 0) < 0 ||
-        resp_arg(cmd, "0", 1, NULL, 0) < 0 ||
-        resp_arg(cmd, s->mark, strlen(s->mark), NULL, 0) < 0 ||
+        resp_arg(cmd, "1", 1, NULL, 0) < 0 ||
+        resp_arg3(cmd, P, pl, s->mark, ml, NULL, 0) < 0 ||
+        resp_arg3(cmd, P, pl, s->mark, ml, NULL, 0) < 0 ||
         resp_arg(cmd, s->boot, strlen(s->boot), NULL, 0) < 0 ||
         resp_arg(cmd, num, utoa(c->seq, num), NULL, 0) < 0 ||
-        resp_arg(cmd, c->unit_key, strlen(c->unit_key), NULL, 0) < 0 ||
-        resp_arg(cmd, c->unit_id, strlen(c->unit_id), NULL, 0) < 0)
+        resp_arg3(cmd, c->unit_key[0] ? P : "", c->unit_key[0] ? pl : 0, c->unit_key,
+                  strlen(c->unit_key), NULL, 0) < 0 ||
+        resp_arg(cmd, c->unit_id, strlen(c->unit_id), NULL, 0) < 0 ||
+        resp_arg(cmd, P, pl, NULL, 0) < 0 ||
+        resp_arg(cmd, s->cluster ? "1" : "0", 1, NULL, 0) < 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
+        if (e[i].shard != k)
+            continue;
         const char *name = c->arena.p + e[i].off, *rdata = name + e[i].name_len,
                    *sensor = rdata + e[i].rdata_len, *rev = sensor + e[i].sensor_len,
                    *ixp = rev + e[i].rev_len;
@@ -336,18 +415,18 @@ static int build_command(const store *s, const store_chunk *c, pdns_buf *cmd) {
         num[nl++] = ' ';
         nl += utoa(e[i].count, num + nl);
         char nr[20];
-        size_t nrl = utoa(e[i].nrec, nr);
-        if (resp_arg(cmd, e[i].is_error ? "e:" : "n:", 2, name, e[i].name_len) < 0 ||
+        size_t nrl = utoa(e[i].nrec, nr), fbl = strlen(fb), ixkl = strlen(ixk);
+        if (resp_arg3(cmd, P, pl, e[i].is_error ? "e:" : "n:", 2, name, e[i].name_len) < 0 ||
             resp_arg(cmd, ty, tl, rdata, e[i].rdata_len) < 0 ||
             resp_arg(cmd, num, nl, NULL, 0) < 0 ||
             resp_arg(cmd, sensor, e[i].sensor_len, NULL, 0) < 0 ||
             resp_arg(cmd, nr, nrl, NULL, 0) < 0 ||
             resp_arg(cmd, name, e[i].name_len, NULL, 0) < 0 ||
             resp_arg(cmd, rev, e[i].rev_len, NULL, 0) < 0 ||
-            resp_arg(cmd, fb, strlen(fb), NULL, 0) < 0 ||
-            resp_arg(cmd, "r:", 2, rev, e[i].rb_len) < 0 ||
+            resp_arg3(cmd, P, fbl ? pl : 0, fb, fbl, NULL, 0) < 0 ||
+            resp_arg3(cmd, P, pl, "r:", 2, rev, e[i].rb_len) < 0 ||
             resp_arg(cmd, rev, e[i].rb_len, NULL, 0) < 0 ||
-            resp_arg(cmd, ixk, strlen(ixk), NULL, 0) < 0)
+            resp_arg3(cmd, P, ixkl ? pl : 0, ixk, ixkl, NULL, 0) < 0)
             return -1;
         /* the index member: its prefix (with its space), the owner name */
         if (resp_arg(cmd, ixp, e[i].ixp_len, name, e[i].ix == IX_NONE ? 0 : e[i].name_len) < 0 ||
@@ -357,23 +436,55 @@ static int build_command(const store *s, const store_chunk *c, pdns_buf *cmd) {
     return 0;
 }
 
-/* Sends the oldest batch when nothing is in flight. */
+/* Sends the part of the head batch for shard k. */
+static void send_part(store *s, store_chunk *c, int k) {
+    if (build_command(s, c, k, &s->cmd) < 0) {
+        s->retry_at_ms = pdns_mono_ms() + RETRY_MS;
+        return;
+    }
+    part_call *pc = calloc(1, sizeof(*pc));
+    if (!pc)
+        return;
+    pc->s = s;
+    pc->seq = c->seq;
+    pc->shard = k;
+    pc->refs = 1 + s->cluster;
+    size_t klen = strlen(s->prefix[k]);
+    unsigned slot = rlink_key_slot(s->prefix[k], klen);
+    if (rlink_formatted(s->link, slot, on_part, pc, s->cmd.p, s->cmd.len) < 0) {
+        free(pc);
+        return;
+    }
+    c->part[k] = PART_SENT;
+    s->busy++;
+    static const char wait[] = "*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$4\r\n" PDNS_STR(WAIT_MS) "\r\n";
+    if (s->cluster && rlink_formatted(s->link, slot, on_part_wait, pc, wait, sizeof(wait) - 1) < 0)
+        pc->refs--; /* not asked: the EVAL's answer decides */
+}
+
+/* Sends the parts of the oldest batch not sent yet (one batch at a time). */
 static void kick(store *s) {
     store_chunk *c = s->head;
-    if (s->busy || !c || !s->rc.ready || pdns_mono_ms() < s->retry_at_ms)
+    if (!c || !rlink_ready(s->link) || !s->layout_ok || pdns_mono_ms() < s->retry_at_ms)
         return;
     if (!c->sealed && (c->in_unit || c->nrec < s->conf->batch))
         return; /* still filling: store_flush, the tick or the unit's end sends it */
     c->sealed = 1;
-    if (build_command(s, c, &s->cmd) < 0) {
-        s->retry_at_ms = pdns_mono_ms() + RETRY_MS;
-        return;
+    if (!c->parts_init) {
+        const entry *e = (const entry *)c->entries.p;
+        size_t n = c->entries.len / sizeof(entry);
+        if (n == 0)
+            c->part[0] = PART_TODO; /* a batch with no entry still sets its markers */
+        for (size_t i = 0; i < n; i++)
+            c->part[e[i].shard] = PART_TODO;
+        for (int k = 0; k < s->nshards; k++)
+            c->parts_left += c->part[k] == PART_TODO;
+        c->parts_init = 1;
+        c->sent_s = mono_s();
     }
-    if (redisAsyncFormattedCommand(s->rc.ac, on_reply, s, s->cmd.p, s->cmd.len) ==
-        REDIS_OK) {
-        s->busy = 1;
-        s->sent_s = mono_s();
-    }
+    for (int k = 0; k < s->nshards && s->head == c; k++)
+        if (c->part[k] == PART_TODO)
+            send_part(s, c, k);
     if (s->cmd.cap > (8u << 20)) /* keep a usual batch's buffer, not a huge one */
         pdns_buf_free(&s->cmd);
 }
@@ -452,24 +563,85 @@ static void on_script_load(redisAsyncContext *ac, void *reply, void *priv) {
 static void load_query_script(store *s) {
     const char *argv[] = {"SCRIPT", "LOAD", store_query_lua};
     size_t argl[] = {6, 4, sizeof(store_query_lua) - 1};
-    if (s->script_loading || !s->rc.ready)
-        return;
-    if (redisAsyncCommandArgv(s->rc.ac, on_script_load, s, 3, argv, argl) == REDIS_OK)
+    if (s->script_loading || s->cluster || !rlink_ready(s->link))
+        return; /* a cluster's queries send the script (EVAL): every master caches it */
+    if (rlink_argv(s->link, "", on_script_load, s, 3, argv, argl) == 0)
         s->script_loading = 1;
+}
+
+/* A cluster's store records its number of shards (st:layout) the first
+ * time; a relay configured with another number refuses to write, as its
+ * names would be looked for in the wrong shards. */
+static void on_layout(redisAsyncContext *ac, void *reply, void *priv) {
+    store *s = priv;
+    redisReply *rep = reply;
+    char want[32];
+    (void)ac;
+    snprintf(want, sizeof(want), "shards %d", s->nshards);
+    if (!rep || rep->type != REDIS_REPLY_STRING) {
+        if (rep)
+            log_error("store: reading st:layout: %s",
+                      rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+        return; /* asked again when the link is ready again */
+    }
+    if (strcmp(rep->str, want) != 0) {
+        log_error("store: the cluster's store was made with %s, store.shards says %d: "
+                  "nothing is written (set store.shards to match)", rep->str, s->nshards);
+        return;
+    }
+    s->layout_ok = 1;
+    kick(s);
 }
 
 static void on_ready(void *ctx) {
     store *s = ctx;
     s->script_loaded = s->script_loading = 0;
     load_query_script(s);
+    if (s->cluster && !s->layout_ok) {
+        char want[32];
+        snprintf(want, sizeof(want), "shards %d", s->nshards);
+        rlink_command(s->link, "st:layout", on_layout, s,
+                      "EVAL %s 1 st:layout %s",
+                      "redis.call('SET', KEYS[1], ARGV[1], 'NX') "
+                      "return redis.call('GET', KEYS[1])", want);
+    }
     kick(s);
 }
 
 static void on_down(void *ctx) {
     store *s = ctx;
-    s->busy = 0; /* the batch in flight is sent again (at most once applied) */
-    s->sweep_busy = 0;
+    /* parts in flight get no answer (NULL) and go again once it is back */
     s->script_loaded = s->script_loading = 0;
+}
+
+/* FNV-1a, 32 bits, of a name: its shard (fixed: it places keys). */
+int store_shard_of(const store *s, const char *name, size_t len) {
+    uint32_t h = 2166136261u;
+    if (s->nshards <= 1)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)name[i]) * 16777619u;
+    return (int)(h % (uint32_t)s->nshards);
+}
+
+/* The hash tags of n shards: tag k is the first "s<k>.<j>" whose slot is
+ * the middle of the k-th of n equal slot ranges, so that the shards are
+ * spread evenly over the masters redis-cli --cluster create makes. */
+static void shard_tags(store *s, int n) {
+    for (int k = 0; k < n; k++) {
+        unsigned want = (unsigned)((2 * k + 1) * 16384 / (2 * n));
+        char tag[12];
+        for (unsigned j = 0;; j++) {
+            int l = snprintf(tag, sizeof(tag), "s%d.%u", k, j);
+            if (rlink_key_slot(tag, (size_t)l) == want)
+                break;
+        }
+        snprintf(s->prefix[k], sizeof(s->prefix[k]), "{%s}", tag);
+    }
+}
+
+int store_up(const store *s) {
+    return s->link && rlink_ready(s->link) && s->layout_ok;
 }
 
 int store_init(store *s, const store_conf *c, uv_loop_t *loop,
@@ -485,9 +657,16 @@ int store_init(store *s, const store_conf *c, uv_loop_t *loop,
     unsigned char sha[SHA_DIGEST_LENGTH];
     SHA1((const unsigned char *)store_query_lua, sizeof(store_query_lua) - 1, sha);
     sodium_bin2hex(s->query_sha, sizeof(s->query_sha), sha, sizeof(sha));
-    rconn_init(&s->rc, loop, c->host, c->port, c->db, "store Redis", stopping,
-               on_ready, on_down, s);
-    return rconn_start(&s->rc);
+    s->link = rlink_new(loop, c->url, c->host, c->port, c->db, "store Redis", stopping,
+                        on_ready, on_down, s);
+    if (!s->link)
+        return -1;
+    s->cluster = rlink_is_cluster(s->link);
+    s->nshards = s->cluster ? c->shards : 1;
+    s->layout_ok = !s->cluster;
+    if (s->cluster)
+        shard_tags(s, s->nshards);
+    return rlink_start(s->link);
 }
 
 /* The index an rdata goes to (IX_IP for addresses, IX_RD for a name, or
@@ -611,6 +790,7 @@ int store_add(store *s, const pdns_record *r) {
                .rrtype = r->rrtype,
                .ix = ix,
                .is_error = r->is_error ? 1 : 0,
+               .shard = (uint8_t)store_shard_of(s, r->rrname.p, r->rrname.len),
                .tf = tf,
                .tl = tl,
                .count = count,
@@ -677,6 +857,10 @@ uint64_t store_end_unit(store *s, const char *key, const char *id) {
 
 static void sweep_later(store *s, int pass_done) {
     s->sweep_busy = 0;
+    if (pass_done && ++s->sweep_shard < s->nshards)
+        pass_done = 0; /* the next shard's keys: a SCAN of its own */
+    else if (pass_done)
+        s->sweep_shard = 0;
     s->sweep_at_ms = pdns_mono_ms() + (pass_done ? (uint64_t)s->conf->sweep_interval * 1000 : 100);
 }
 
@@ -706,31 +890,38 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
     }
     snprintf(s->sweep_cursor, sizeof(s->sweep_cursor), "%s", rep->element[0]->str);
     size_t n = (rep->elements - 1) / 3;
-    if (!n || !s->rc.ready) {
+    if (!n || !rlink_ready(s->link)) {
         sweep_later(s, strcmp(s->sweep_cursor, "0") == 0);
         return;
     }
-    size_t total = 3 + n * 9;
+    const char *P = s->prefix[s->sweep_shard];
+    size_t pl = strlen(P);
+    char info[40];
+    snprintf(info, sizeof(info), "%sst:info", P);
+    size_t total = 5 + n * 9;
     const char **argv = calloc(total, sizeof(*argv));
     size_t *argl = calloc(total, sizeof(*argl));
-    char *keys = malloc(n * (8 + 8 + 2200 + 2048));
+    char *keys = malloc(n * (24 + 24 + 2200 + 2048));
     if (!argv || !argl || !keys)
         goto out;
-    EVAL_HEAD(argv, argl, store_expire_lua);
+    EVAL_HEAD(argv, argl, store_expire_lua, info);
+    argv[4] = P, argl[4] = pl;
     for (size_t i = 0; i < n; i++) {
         /* the sweep names the key ("n:<name>" or "e:<name>"), the field
          * and the time_last it saw */
         const redisReply *key = rep->element[1 + 3 * i], *f = rep->element[2 + 3 * i],
                          *tl = rep->element[3 + 3 * i];
-        const char *name = key->str + 2;
-        size_t name_len = key->len > 2 ? key->len - 2 : 0;
-        int error_line = key->str[0] == 'e';
-        char *fk = keys + i * (8 + 8 + 2200 + 2048), *ixk = fk + 8, *ixp = ixk + 8,
+        const char *name = key->str + pl + 2;
+        size_t name_len = key->len > pl + 2 ? key->len - pl - 2 : 0;
+        int error_line = key->len > pl && key->str[pl] == 'e';
+        char *fk = keys + i * (24 + 24 + 2200 + 2048), *ixk = fk + 24, *ixp = ixk + 24,
              *rev = ixp + 2200;
         const char *sp = memchr(f->str, ' ', f->len);
         size_t ixl = 0, revl = name_len <= 1024 ? store_reverse_name(name, name_len, rev) : 0;
         uint8_t ix = IX_NONE;
-        store_fwd_bucket(name, name_len, fk);
+        char b[8];
+        store_fwd_bucket(name, name_len, b);
+        snprintf(fk, 24, "%s%s", P, b);
         ixk[0] = '\0';
         if (error_line)
             fk[0] = '\0'; /* no indexes to clean */
@@ -739,12 +930,12 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
             size_t rl = f->len - (size_t)(rd - f->str);
             ix = index_member((uint16_t)strtoul(f->str, NULL, 10), rd, rl, ixp, 2200, &ixl);
             if (ix == IX_IP)
-                snprintf(ixk, 8, "ix:ip");
+                snprintf(ixk, 24, "%six:ip", P);
             else if (ix == IX_RD)
-                member_bucket(ixp, ixl, ixk);
+                member_bucket(ixp, ixl, b), snprintf(ixk, 24, "%s%s", P, b);
         }
-        const char **v = argv + 3 + i * 9;
-        size_t *l = argl + 3 + i * 9;
+        const char **v = argv + 5 + i * 9;
+        size_t *l = argl + 5 + i * 9;
         v[0] = key->str, l[0] = key->len;
         v[1] = name, l[1] = name_len;
         v[2] = f->str, l[2] = f->len;
@@ -755,7 +946,7 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
         v[7] = ixk, l[7] = strlen(ixk);
         v[8] = ixp, l[8] = ixl;
     }
-    if (redisAsyncCommandArgv(s->rc.ac, on_expired, s, (int)total, argv, argl) == REDIS_OK) {
+    if (rlink_argv(s->link, info, on_expired, s, (int)total, argv, argl) == 0) {
         free(argv);
         free(argl);
         free(keys);
@@ -772,18 +963,20 @@ out:
  * one step in flight, a pass every sweep_interval seconds. Queries hide
  * expired triples meanwhile. */
 static void sweep(store *s) {
-    if (!s->conf->expiry[0] || s->sweep_busy || !s->rc.ready ||
+    if (!s->conf->expiry[0] || s->sweep_busy || !store_up(s) ||
         pdns_mono_ms() < s->sweep_at_ms)
         return;
-    char now[24];
+    char now[24], info[40];
+    const char *P = s->prefix[s->sweep_shard];
     snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
-    const char *argv[] = {"EVAL", store_sweep_lua, "0", s->sweep_cursor, "200", now,
-                          s->conf->expiry};
-    size_t argl[7];
-    for (int i = 0; i < 7; i++)
+    snprintf(info, sizeof(info), "%sst:info", P);
+    const char *argv[] = {"EVAL", store_sweep_lua, "1", info, s->sweep_cursor, "200", now,
+                          s->conf->expiry, P};
+    size_t argl[9];
+    for (int i = 0; i < 9; i++)
         argl[i] = strlen(argv[i]);
     argl[1] = sizeof(store_sweep_lua) - 1;
-    if (redisAsyncCommandArgv(s->rc.ac, on_sweep, s, 7, argv, argl) == REDIS_OK)
+    if (rlink_argv(s->link, info, on_sweep, s, 9, argv, argl) == 0)
         s->sweep_busy = 1;
 }
 
@@ -815,7 +1008,8 @@ size_t store_waiting(const store *s) {
 }
 
 void store_stop(store *s) {
-    rconn_stop(&s->rc);
+    if (s->link)
+        rlink_stop(s->link);
 }
 
 void store_free(store *s) {
@@ -828,6 +1022,8 @@ void store_free(store *s) {
     if (s->waiting)
         log_error("store: %zu records were not stored (Redis unavailable at "
                   "shutdown)", s->waiting);
+    rlink_free(s->link);
+    s->link = NULL;
 }
 
 int store_metrics(const store *s, pdns_buf *b) {
@@ -862,9 +1058,16 @@ int store_metrics(const store *s, pdns_buf *b) {
         "pdns_relay_store_in_flight %d\n"
         "# HELP pdns_relay_store_up 1 while the store's Redis is connected.\n"
         "# TYPE pdns_relay_store_up gauge\n"
-        "pdns_relay_store_up %d\n",
+        "pdns_relay_store_up %d\n"
+        "# HELP pdns_relay_store_shards Shards of the store (1 on one Redis server).\n"
+        "# TYPE pdns_relay_store_shards gauge\n"
+        "pdns_relay_store_shards %d\n"
+        "# HELP pdns_relay_store_unreplicated_total Batch parts no replica confirmed within 2 s (a cluster).\n"
+        "# TYPE pdns_relay_store_unreplicated_total counter\n"
+        "pdns_relay_store_unreplicated_total %" PRIu64 "\n",
         s->stored, s->batches, s->errors, s->dead, s->duplicates, s->waiting,
-        s->buffer_peak, s->full, s->expired, s->busy, s->rc.ready);
+        s->buffer_peak, s->full, s->expired, s->busy > 0, store_up(s), s->nshards,
+        s->unreplicated);
     rc |= pdns_hist_render(&s->lat, "pdns_relay_store_latency_seconds",
                            "Time of one batch write (answered or refused).", b);
     return rc ? -1 : 0;
@@ -895,9 +1098,9 @@ static void on_query(redisAsyncContext *ac, void *reply, void *priv) {
     free(q);
 }
 
-static int call(store *s, int argc, const char **argv, const size_t *argl,
+static int call(store *s, const char *key, int argc, const char **argv, const size_t *argl,
                 const store_query_args *args, store_reply_fn fn, void *ctx) {
-    if (!s->rc.ready)
+    if (!store_up(s))
         return -1;
     query_call *q = malloc(sizeof(*q));
     if (!q)
@@ -906,52 +1109,278 @@ static int call(store *s, int argc, const char **argv, const size_t *argl,
     q->fn = fn;
     q->ctx = ctx;
     q->args = args && s->script_loaded ? args : NULL;
-    if (redisAsyncCommandArgv(s->rc.ac, on_query, q, argc, argv, argl) !=
-        REDIS_OK) {
+    if (rlink_argv(s->link, key, on_query, q, argc, argv, argl) < 0) {
         free(q);
         return -1;
     }
     return 0;
 }
 
+/* ---- a cluster: every shard asked, the answers merged (merge.c) ------- */
+
+typedef struct gather {
+    store *s;
+    store_reply_fn fn;
+    void *ctx;
+    const store_query_args *q;  /* a query, or NULL for /info */
+    int n, got, lost;
+    redisReply *err;            /* the first error a shard gave */
+    redisReply *page[STORE_SHARDS_MAX];
+    char *cursor;               /* the position a numeric cursor stood for */
+    size_t cursor_len;
+} gather;
+
+typedef struct gather_part {
+    gather *g;
+    int k;
+} gather_part;
+
+static void gather_free(gather *g) {
+    for (int k = 0; k < g->n; k++)
+        freeReplyObject(g->page[k]);
+    freeReplyObject(g->err);
+    free(g->cursor);
+    free(g);
+}
+
+/* Tells the caller: an error reply of our own (BADCURSOR, say). */
+static void gather_fail(gather *g, const char *why) {
+    redisReply *e = store_reply_new(REDIS_REPLY_ERROR, why, strlen(why));
+    g->fn(e, g->ctx);
+    freeReplyObject(e);
+    gather_free(g);
+}
+
+static void gather_done(gather *g) {
+    store *s = g->s;
+    if (g->lost) {
+        g->fn(NULL, g->ctx);
+    } else if (g->err) {
+        g->fn(g->err, g->ctx);
+    } else if (!g->q) {
+        redisReply *r = store_merge_info(g->page, g->n);
+        g->fn(r, g->ctx);
+        freeReplyObject(r);
+    } else {
+        const store_query_args *q = g->q;
+        int with_field = q->kind && (strcmp(q->kind, "fwd") == 0 || strcmp(q->kind, "rev") == 0);
+        redisReply *r = store_merge_pages(g->page, g->n, q->limit, with_field);
+        if (r && q->cursor_id && r->element[0]->len) {
+            /* a numeric cursor: it stands for the position, bound to the
+             * query (what store_query.lua does on one server) */
+            char key[48];
+            snprintf(key, sizeof(key), "cur:%s", q->cursor_id);
+            rlink_command(s->link, key, NULL, NULL, "SET %s %s %b EX 3600", key,
+                          q->binding ? q->binding : "", r->element[0]->str,
+                          r->element[0]->len);
+            redisReply *id = store_reply_new(REDIS_REPLY_STRING, q->cursor_id,
+                                             strlen(q->cursor_id));
+            if (id) {
+                freeReplyObject(r->element[0]);
+                r->element[0] = id;
+            }
+        }
+        if (!r)
+            gather_fail(g, "ERR out of memory merging the shards' answers");
+        else
+            g->fn(r, g->ctx);
+        freeReplyObject(r);
+        if (!r)
+            return;
+    }
+    gather_free(g);
+}
+
+static void on_gather(redisAsyncContext *ac, void *reply, void *priv) {
+    gather_part *gp = priv;
+    gather *g = gp->g;
+    redisReply *rep = reply;
+    (void)ac;
+    if (!rep)
+        g->lost = 1;
+    else if (rep->type == REDIS_REPLY_ERROR && !g->err)
+        g->err = store_reply_dup(rep);
+    else if (rep->type != REDIS_REPLY_ERROR && !(g->page[gp->k] = store_reply_dup(rep)))
+        g->lost = 1;
+    free(gp);
+    if (++g->got == g->n)
+        gather_done(g);
+}
+
+/* Sends one shard's part of a gather; a part that cannot be sent counts
+ * as lost (the caller gets NULL, as for a connection gone). */
+static void gather_send(gather *g, int k, int argc, const char **argv, const size_t *argl) {
+    char key[40];
+    snprintf(key, sizeof(key), "%sst:info", g->s->prefix[k]);
+    gather_part *gp = malloc(sizeof(*gp));
+    if (gp) {
+        gp->g = g;
+        gp->k = k;
+    }
+    if (!gp || rlink_argv(g->s->link, key, on_gather, gp, argc, argv, argl) < 0) {
+        free(gp);
+        g->lost = 1;
+        if (++g->got == g->n)
+            gather_done(g);
+    }
+}
+
+/* The arguments of store_query.lua for q on shard k (EVAL, on a cluster;
+ * EVALSHA once loaded, on one server), cursor and cursor id as given. */
+#define QUERY_ARGS 23
+static void query_argv(store *s, const store_query_args *q, int k, const char *cursor,
+                       size_t cursor_len, const char *cursor_id, int positions,
+                       char bufs[8][24], char *key, size_t keysize, const char **argv,
+                       size_t *argl) {
+    int sha = s->script_loaded && !s->cluster;
+    snprintf(bufs[0], 24, "%zu", q->limit);
+    snprintf(bufs[1], 24, "%zu", s->conf->budget);
+    snprintf(bufs[2], 24, "%" PRId64, q->tf_after);
+    snprintf(bufs[3], 24, "%" PRId64, q->tf_before);
+    snprintf(bufs[4], 24, "%" PRId64, q->tl_after);
+    snprintf(bufs[5], 24, "%" PRId64, q->tl_before);
+    snprintf(bufs[6], 24, "%lld", (long long)time(NULL));
+    snprintf(bufs[7], 24, "%sst:info", s->prefix[k]);
+    snprintf(key, keysize, "%s%s", s->prefix[k], q->key);
+    const char *v[QUERY_ARGS] = {sha ? "EVALSHA" : "EVAL", sha ? s->query_sha : store_query_lua,
+                                 "1", bufs[7], q->mode, q->kind ? q->kind : "", key, q->a, q->b,
+                                 cursor ? cursor : "", bufs[0], bufs[1], q->types,
+                                 bufs[2], bufs[3], bufs[4], bufs[5], bufs[6], s->conf->expiry,
+                                 s->conf->show_sensors ? "1" : "0", cursor_id ? cursor_id : "",
+                                 q->binding ? q->binding : "", s->prefix[k]};
+    for (size_t i = 0; i < QUERY_ARGS; i++) {
+        argv[i] = v[i];
+        argl[i] = strlen(v[i]);
+    }
+    if (!sha)
+        argl[1] = sizeof(store_query_lua) - 1;
+    argl[7] = q->alen;
+    argl[8] = q->blen;
+    argl[9] = cursor ? cursor_len : 0;
+    argv[QUERY_ARGS] = positions ? "1" : "0";
+    argl[QUERY_ARGS] = 1;
+}
+
+/* Every shard asked for the page after position cursor. */
+static void gather_query(gather *g) {
+    const char *argv[QUERY_ARGS + 1];
+    size_t argl[QUERY_ARGS + 1];
+    char bufs[8][24], key[1200];
+    int n = g->n;
+    for (int k = 0; k < n; k++) {
+        query_argv(g->s, g->q, k, g->cursor, g->cursor_len, NULL, 1, bufs, key, sizeof(key),
+                   argv, argl);
+        gather_send(g, k, QUERY_ARGS + 1, argv, argl);
+    }
+}
+
+/* A numeric cursor read back: the position it stands for, if it is this
+ * query's. */
+static void on_cursor(redisAsyncContext *ac, void *reply, void *priv) {
+    gather *g = priv;
+    redisReply *rep = reply;
+    (void)ac;
+    if (!rep) {
+        g->fn(NULL, g->ctx);
+        gather_free(g);
+        return;
+    }
+    if (rep->type != REDIS_REPLY_STRING) {
+        gather_fail(g, "BADCURSOR unknown or expired cursor");
+        return;
+    }
+    const char *sp = memchr(rep->str, ' ', rep->len);
+    const char *b = g->q->binding ? g->q->binding : "";
+    if (!sp || (size_t)(sp - rep->str) != strlen(b) || memcmp(rep->str, b, strlen(b)) != 0) {
+        gather_fail(g, "BADCURSOR FOREIGN this cursor belongs to another query");
+        return;
+    }
+    g->cursor_len = rep->len - (size_t)(sp + 1 - rep->str);
+    if (!(g->cursor = malloc(g->cursor_len + 1))) {
+        gather_fail(g, "ERR out of memory");
+        return;
+    }
+    memcpy(g->cursor, sp + 1, g->cursor_len);
+    gather_query(g);
+}
+
+static gather *gather_new(store *s, const store_query_args *q, store_reply_fn fn, void *ctx) {
+    gather *g = calloc(1, sizeof(*g));
+    if (!g)
+        return NULL;
+    g->s = s;
+    g->fn = fn;
+    g->ctx = ctx;
+    g->q = q;
+    g->n = s->nshards;
+    return g;
+}
+
 int store_query(store *s, const store_query_args *q, store_reply_fn fn,
                 void *ctx) {
-    char lim[24], bud[24], t[4][24], now[24];
-    snprintf(lim, sizeof(lim), "%zu", q->limit);
-    snprintf(bud, sizeof(bud), "%zu", s->conf->budget);
-    snprintf(t[0], sizeof(t[0]), "%" PRId64, q->tf_after);
-    snprintf(t[1], sizeof(t[1]), "%" PRId64, q->tf_before);
-    snprintf(t[2], sizeof(t[2]), "%" PRId64, q->tl_after);
-    snprintf(t[3], sizeof(t[3]), "%" PRId64, q->tl_before);
-    snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
-    const char *argv[] = {s->script_loaded ? "EVALSHA" : "EVAL",
-                          s->script_loaded ? s->query_sha : store_query_lua, "0", q->mode,
-                          q->kind ? q->kind : "", q->key, q->a, q->b,
-                          q->cursor ? q->cursor : "", lim, bud, q->types,
-                          t[0], t[1], t[2], t[3], now, s->conf->expiry,
-                          s->conf->show_sensors ? "1" : "0",
-                          q->cursor_id ? q->cursor_id : "",
-                          q->binding ? q->binding : ""};
-    enum { NARGS = sizeof(argv) / sizeof(argv[0]) };
-    size_t argl[NARGS];
-    for (size_t i = 0; i < NARGS; i++)
-        argl[i] = strlen(argv[i]);
-    if (!s->script_loaded)
-        argl[1] = sizeof(store_query_lua) - 1;
-    argl[6] = q->alen;
-    argl[7] = q->blen;
-    argl[8] = q->cursor ? q->cursor_len : 0;
-    return call(s, NARGS, argv, argl, q, fn, ctx);
+    const char *argv[QUERY_ARGS + 1];
+    size_t argl[QUERY_ARGS + 1];
+    char bufs[8][24], key[1200];
+    if (!s->cluster || strcmp(q->mode, "name") == 0) {
+        /* one server, or a name's one shard: store_query.lua does it all */
+        int k = store_shard_of(s, q->a, q->alen);
+        query_argv(s, q, k, q->cursor, q->cursor_len, q->cursor_id, 0, bufs, key, sizeof(key),
+                   argv, argl);
+        return call(s, bufs[7], QUERY_ARGS + 1, argv, argl, q, fn, ctx);
+    }
+    if (!store_up(s))
+        return -1;
+    gather *g = gather_new(s, q, fn, ctx);
+    if (!g)
+        return -1;
+    if (q->cursor_id && q->cursor && q->cursor_len) {
+        char ckey[48];
+        snprintf(ckey, sizeof(ckey), "cur:%.*s", (int)(q->cursor_len < 30 ? q->cursor_len : 30),
+                 q->cursor);
+        if (rlink_command(s->link, ckey, on_cursor, g, "GET %s", ckey) < 0) {
+            gather_free(g);
+            return -1;
+        }
+        return 0;
+    }
+    if (q->cursor && q->cursor_len) {
+        if (!(g->cursor = malloc(q->cursor_len))) {
+            gather_free(g);
+            return -1;
+        }
+        memcpy(g->cursor, q->cursor, q->cursor_len);
+        g->cursor_len = q->cursor_len;
+    }
+    gather_query(g);
+    return 0;
 }
 
 int store_info(store *s, store_reply_fn fn, void *ctx) {
     static const char script[] =
-        "local i = redis.call('HMGET', 'st:info', 'records', 'triples', 'names', 'errors')\n"
+        "local P = ARGV[1]\n"
+        "local i = redis.call('HMGET', P .. 'st:info', 'records', 'triples', 'names', 'errors')\n"
         "local out = {i[1] or '0', i[2] or '0', i[3] or '0', i[4] or '0'}\n"
-        "local h = redis.call('HGETALL', 'st:sensor')\n"
+        "local h = redis.call('HGETALL', P .. 'st:sensor')\n"
         "for j = 1, #h do out[#out + 1] = h[j] end\n"
         "return out\n";
-    const char *argv[] = {"EVAL", script, "0"};
-    size_t argl[] = {4, sizeof(script) - 1, 1};
-    return call(s, 3, argv, argl, NULL, fn, ctx);
+    const char *argv[5];
+    size_t argl[5];
+    char key[40];
+    if (!s->cluster) {
+        EVAL_HEAD(argv, argl, script, "st:info");
+        argv[4] = "", argl[4] = 0;
+        return call(s, "st:info", 5, argv, argl, NULL, fn, ctx);
+    }
+    if (!store_up(s))
+        return -1;
+    gather *g = gather_new(s, NULL, fn, ctx);
+    if (!g)
+        return -1;
+    for (int k = 0; k < s->nshards; k++) {
+        snprintf(key, sizeof(key), "%sst:info", s->prefix[k]);
+        EVAL_HEAD(argv, argl, script, key);
+        argv[4] = s->prefix[k], argl[4] = strlen(s->prefix[k]);
+        gather_send(g, k, 5, argv, argl);
+    }
+    return 0;
 }

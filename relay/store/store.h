@@ -11,7 +11,20 @@
  * stops reading its sockets: TCP backpressure), below half of it the
  * on_drain callback tells them to go on. A batch whose reply was lost is
  * sent again; the script recognises it by (boot id, sequence) and does
- * not apply it twice. The schema is described in docs/guide.md ("The store"). */
+ * not apply it twice. The schema is described in docs/guide.md ("The store").
+ *
+ * On a Redis Cluster (store.redis redis+cluster://...) the store is cut
+ * into store.shards shards by a hash of the name: each shard is the whole
+ * schema under its own hash tag ("{<tag>}n:<name>", "{<tag>}ix:ip", ...),
+ * so a name's triples and every index entry they make are in one slot and
+ * one script call still does a batch's part of a shard atomically. A
+ * batch goes as one call per shard it touches, all at once, each with the
+ * shard's own applied-batch marker, confirmed once a replica has it too
+ * (WAIT); the batch is stored when every part is. A name lookup asks one
+ * shard; a suffix, prefix, rdata or address lookup asks every shard and
+ * merges their pages in the order of one server's answer, with the same
+ * cursors. The tags are chosen so that the shards' slots are spread evenly
+ * over the slot range (so over masters made by redis-cli --cluster create). */
 #ifndef PDNS_STORE_H
 #define PDNS_STORE_H
 
@@ -21,8 +34,10 @@
 
 #include "buf.h"
 #include "hist.h"
-#include "rconn.h"
 #include "record.h"
+#include "rlink.h"
+
+#define STORE_SHARDS_MAX 64
 
 typedef struct store_conf {
     int enabled;
@@ -36,6 +51,7 @@ typedef struct store_conf {
     size_t budget;            /* index entries one query page may visit */
     char expiry[512];         /* ",<rrtype>=<seconds>,...," or "" */
     int sweep_interval;       /* seconds between expiry sweeps */
+    int shards;               /* on a cluster: shards of the store (fixed for its life) */
 } store_conf;
 
 void store_conf_defaults(store_conf *c);
@@ -44,25 +60,28 @@ typedef struct store_chunk store_chunk;
 
 typedef struct store {
     const store_conf *conf;
-    rconn rc;
-    char mark[128];            /* the applied-batch marker key */
+    rlink *link;
+    int cluster, nshards;
+    int layout_ok;             /* a cluster's store has this many shards */
+    char prefix[STORE_SHARDS_MAX][16]; /* each shard's "{<tag>}" ("" on one server) */
+    char mark[128];            /* the applied-batch marker key (after the prefix) */
     char boot[40];             /* this process's boot id */
     store_chunk *head, *tail;  /* oldest first; head is in flight if busy */
     pdns_buf cmd;              /* the RESP command of the batch being sent */
     size_t waiting;            /* records in chunks */
     uint64_t seq;              /* of the newest chunk */
     uint64_t acked_seq;        /* every chunk up to this one is stored */
-    int busy, full;
+    int busy, full;            /* busy: parts of the head batch in flight */
     uint64_t retry_at_ms;      /* after an error reply */
     double sent_s;
     uint64_t hash_seed;        /* merging records within a batch */
     char query_sha[41];        /* SHA1 of the query script (EVALSHA) */
     int script_loaded, script_loading;
     char sweep_cursor[32];     /* the expiry sweep's SCAN cursor */
-    int sweep_busy;
+    int sweep_busy, sweep_shard;
     uint64_t sweep_at_ms, expired;
     /* counters */
-    uint64_t stored, batches, duplicates, errors, dead, buffer_peak;
+    uint64_t stored, batches, duplicates, errors, dead, buffer_peak, unreplicated;
     pdns_hist lat;             /* time of one batch write */
     void (*on_drain)(void *ctx);
     void (*on_acked)(void *ctx);  /* a batch is in Redis (store_done moved) */
@@ -73,6 +92,12 @@ typedef struct store {
  * or -1 when out of memory. */
 int store_init(store *s, const store_conf *c, uv_loop_t *loop,
                const char *relay_id, const int *stopping);
+
+/* 1 while the store's Redis (every master of a cluster) is connected. */
+int store_up(const store *s);
+
+/* The shard of a name (0 on one server). */
+int store_shard_of(const store *s, const char *name, size_t len);
 
 /* Queues one record (an answer: not an error line). Returns 0, or -1 when
  * it cannot be kept (out of memory, or twice max_buffer reached by a

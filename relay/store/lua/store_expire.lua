@@ -1,13 +1,15 @@
 -- store_expire.lua - deletes expired triples and their index entries
 -- (store.c). A triple seen again since the sweep found it (its time_last
 -- changed) is kept.
--- ARGV: 9 per entry: key (n:<name> or e:<name>), name, field,
+-- ARGV[1]: the key prefix of the shard ("" on one server; every key
+-- below is after it); KEYS[1] a key of the shard; then 9 per entry: key (n:<name> or e:<name>), name, field,
 --   time_last, forward bucket key ("" for an error line: no indexes),
 --   reversed name, suffix bucket, index key ("" for none), index member
 --   prefix (its trailing space included: the name follows)
 -- Returns the number of entries deleted.
 local n, gone, gone_names, gone_errors = #ARGV, 0, 0, 0
-local i = 1
+local P = ARGV[1]
+local i = 2
 while i + 8 <= n do
   local key, name, f, tl = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local fk, rev, rb, ixk, ixm = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
@@ -23,12 +25,13 @@ while i + 8 <= n do
     if redis.call('EXISTS', key) == 0 then
       gone_names = gone_names + 1
       redis.call('ZREM', fk, name)
-      redis.call('ZREM', 'r:' .. rb, rev)
-      if redis.call('EXISTS', 'r:' .. rb) == 0 then redis.call('ZREM', 'ix:rb', rb) end
+      redis.call('ZREM', P .. 'r:' .. rb, rev)
+      if redis.call('EXISTS', P .. 'r:' .. rb) == 0 then redis.call('ZREM', P .. 'ix:rb', rb) end
     end
   end
 end
-if gone > 0 then redis.call('HINCRBY', 'st:info', 'triples', -gone) end
-if gone_names > 0 then redis.call('HINCRBY', 'st:info', 'names', -gone_names) end
-if gone_errors > 0 then redis.call('HINCRBY', 'st:info', 'errors', -gone_errors) end
+local info = P .. 'st:info'
+if gone > 0 then redis.call('HINCRBY', info, 'triples', -gone) end
+if gone_names > 0 then redis.call('HINCRBY', info, 'names', -gone_names) end
+if gone_errors > 0 then redis.call('HINCRBY', info, 'errors', -gone_errors) end
 return gone + gone_errors

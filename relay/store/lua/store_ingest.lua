@@ -5,7 +5,13 @@
 -- ARGV[4] a unit's marker key ("" for none) and ARGV[5] its id (a d4-core
 -- queue batch, stored as one call: after a crash the same batch, read
 -- again from the queue's processing list, is recognised by the ids the
--- marker keeps and not applied twice), then 13 arguments per entry (records of the batch with the same triple
+-- marker keeps and not applied twice), ARGV[6] the key prefix of the
+-- store's shard ("" on one server; "{<tag>}" on a cluster, where every key
+-- a call touches shares the tag, so that it is in one slot), ARGV[7] "1"
+-- on a cluster: every key is read before anything is written, so that a
+-- slot being migrated (a key already gone) fails the call before it wrote
+-- anything and the relay sends it again; KEYS[1] the marker again (what a
+-- cluster routes the call by); then 13 arguments per entry (records of the batch with the same triple
 -- and sensor are merged into one entry by the relay, which also composes
 -- every key and member: building strings in this Lua costs more than
 -- passing them):
@@ -14,7 +20,7 @@
 --   an error line: key "e:<name>", field "<rrtype> <rcode>", no indexes),
 --   "r:<suffix bucket>", suffix bucket, index key ("" for none: ix:ip or
 --   a d: bucket), index member, bailiwick ("" when unknown)
--- Keys (docs/guide.md, "Store schema"):
+-- Keys (docs/guide.md, "Store schema"), each after the prefix:
 --   n:<name>   hash "<rrtype> <rdata>" -> "<tf> <tl> <count> |<sid>|<sid>|[ <bailiwick>]"
 --   e:<name>   hash "<rrtype> <rcode>" -> the same: error lines (ingest.keep_errors)
 --   f:<hash>   zset names, bucketed by a hash of the first label (www.*)
@@ -34,6 +40,20 @@ if prev then
 end
 local CMAX = 9007199254740991
 local umark = ARGV[4]
+local P = ARGV[6]
+local n = #ARGV
+local FIRST = 8
+if ARGV[7] == '1' then
+  local ks = {P .. 'st:sid', P .. 'st:info', P .. 'st:sensor', P .. 'st:sname', P .. 'ix:rb'}
+  if umark ~= '' then ks[#ks + 1] = umark end
+  for i = FIRST, n - 12, 13 do
+    ks[#ks + 1] = ARGV[i]
+    if ARGV[i + 7] ~= '' then ks[#ks + 1] = ARGV[i + 7]; ks[#ks + 1] = ARGV[i + 8] end
+    if ARGV[i + 10] ~= '' then ks[#ks + 1] = ARGV[i + 10] end
+    if #ks > 500 then redis.call('EXISTS', unpack(ks)); ks = {} end
+  end
+  if #ks > 0 then redis.call('EXISTS', unpack(ks)) end
+end
 -- the unit marker keeps the last two ids applied: the queue consumer has
 -- at most two batches in flight, and reads both again after a crash
 local ucur = umark ~= '' and redis.call('GET', umark) or nil
@@ -49,31 +69,31 @@ local function zadd(k, m)
   t[#t + 1] = 0
   t[#t + 1] = m
 end
-local n = #ARGV
 -- Reads first, writes after: an entry Redis cannot take (its key holds
 -- another type) is reported before anything is written, as "BAD <entry>
 -- <error>", and the relay sets that one entry aside and sends the rest
 -- again (a script error would keep the writes made before it).
 local old, latest = {}, {}
-local i = 6
+local i = FIRST
 while i + 12 <= n do
   local v = redis.pcall('HGET', ARGV[i], ARGV[i + 1])
   if type(v) == 'table' and v.err then
-    return 'BAD ' .. tostring((i - 6) / 13) .. ' ' .. v.err
+    if not string.find(v.err, 'WRONGTYPE', 1, true) then return redis.error_reply(v.err) end
+    return 'BAD ' .. tostring((i - FIRST) / 13) .. ' ' .. v.err
   end
   old[i] = v
   i = i + 13
 end
-i = 6
+i = FIRST
 while i + 12 <= n do
   local key, f, head, s, nrec = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
   local id = sid[s]
   if not id then
-    id = redis.call('HGET', 'st:sid', s)
+    id = redis.call('HGET', P .. 'st:sid', s)
     if not id then
-      id = tostring(redis.call('HINCRBY', 'st:info', 'sensor_seq', 1))
-      redis.call('HSET', 'st:sid', s, id)
-      redis.call('HSET', 'st:sname', id, s)
+      id = tostring(redis.call('HINCRBY', P .. 'st:info', 'sensor_seq', 1))
+      redis.call('HSET', P .. 'st:sid', s, id)
+      redis.call('HSET', P .. 'st:sname', id, s)
     end
     id = id .. '|'
     sid[s] = id
@@ -123,7 +143,7 @@ while i + 12 <= n do
         newn = newn + 1
         zadd(ARGV[i + 8], ARGV[i + 6])
         local rb = ARGV[i + 9]
-        if not rbs[rb] then rbs[rb] = true; zadd('ix:rb', rb) end
+        if not rbs[rb] then rbs[rb] = true; zadd(P .. 'ix:rb', rb) end
       end
       if ARGV[i + 10] ~= '' then zadd(ARGV[i + 10], ARGV[i + 11]) end
     end
@@ -135,11 +155,12 @@ for k, t in pairs(zadds) do
     redis.call('ZADD', k, unpack(t, j, math.min(j + 6999, #t)))
   end
 end
-for s, c in pairs(per) do redis.call('HINCRBY', 'st:sensor', s, c) end
-redis.call('HINCRBY', 'st:info', 'records', recs)
-if newt > 0 then redis.call('HINCRBY', 'st:info', 'triples', newt) end
-if newn > 0 then redis.call('HINCRBY', 'st:info', 'names', newn) end
-if newe > 0 then redis.call('HINCRBY', 'st:info', 'errors', newe) end
+local info = P .. 'st:info'
+for s, c in pairs(per) do redis.call('HINCRBY', P .. 'st:sensor', s, c) end
+redis.call('HINCRBY', info, 'records', recs)
+if newt > 0 then redis.call('HINCRBY', info, 'triples', newt) end
+if newn > 0 then redis.call('HINCRBY', info, 'names', newn) end
+if newe > 0 then redis.call('HINCRBY', info, 'errors', newe) end
 redis.call('SET', mark, ARGV[2] .. ' ' .. ARGV[3])
 if umark ~= '' then
   local keep = ucur and string.match(ucur, '^(%S+)')

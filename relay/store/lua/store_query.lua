@@ -3,7 +3,11 @@
 -- ARGV: mode, kind, key, a, b, cursor, limit, budget, rrtypes ("" or
 --   ",1,28,"), tf_after, tf_before, tl_after, tl_before, now, expiry
 --   (",1=3600,..,"), sensors (1: map sensor ids to names), cursor id,
---   binding (what a numeric cursor is bound to: the query)
+--   binding (what a numeric cursor is bound to: the query), key prefix
+--   of the store's shard ("" on one server; the key given is prefixed
+--   already), positions ("1": each triple also carries its place in the
+--   walk, for a cluster's merge of its shards' pages)
+-- KEYS[1]: a key of the shard (what a cluster routes the call by)
 -- mode "name": the triples of name a (hash n:<a>; kind "e": the error
 --   lines of name a, hash e:<a>).
 -- mode "lex": the members of zset key from a to b (lex range).
@@ -13,7 +17,7 @@
 --   with all its triples), "ip" and "rd" one triple each.
 -- Returns {next cursor or "", name1, field1, "tf tl count"1, sensors1,
 -- bailiwick1, ...} (sensors "" unless asked for, bailiwick "" when
--- unknown): at most limit
+-- unknown; then its place when asked: "[<bucket>\t]<member>"): at most limit
 -- triples, having looked at no more than budget index entries; the
 -- cursor resumes exactly after the last triple returned.
 -- With a cursor id (dribble clients want a number), the cursor given is
@@ -25,8 +29,10 @@ local types = ARGV[9]
 local tfa, tfb, tla, tlb = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
 local now, expiry, want_sensors = tonumber(ARGV[14]), ARGV[15], ARGV[16] == '1'
 local cursor_id, binding = ARGV[17], ARGV[18]
+local P, want_pos = ARGV[19], ARGV[20] == '1'
+local place = ''  -- where the walk is: "[<bucket>\t]<member>"
 if cursor_id ~= '' and cursor ~= '' then
-  local v = redis.call('GET', 'cur:' .. cursor)
+  local v = redis.call('GET', P .. 'cur:' .. cursor)
   if not v then return redis.error_reply('BADCURSOR unknown or expired cursor') end
   local b, pos = string.match(v, '^(%S*) (.*)$')
   if b ~= binding then
@@ -43,7 +49,7 @@ local function sensors(ss)
   for id in string.gmatch(ss, '(%d+)') do
     local nm = names[id]
     if not nm then
-      nm = redis.call('HGET', 'st:sname', id) or id
+      nm = redis.call('HGET', P .. 'st:sname', id) or id
       names[id] = nm
     end
     r[#r + 1] = nm
@@ -75,13 +81,14 @@ local function emit(name, f, v)
   out[#out + 1] = head
   out[#out + 1] = want_sensors and sensors(ss) or ''
   out[#out + 1] = bw
+  if want_pos then out[#out + 1] = place end
   got = got + 1
 end
 
 -- the triples of one name after field `after` ("" for all); returns the
 -- last field looked at when the page filled up inside this name (resume
 -- after it), or nil when the name is done
-local hprefix = (mode == 'name' and kind == 'e') and 'e:' or 'n:'
+local hprefix = P .. ((mode == 'name' and kind == 'e') and 'e:' or 'n:')
 local function one_name(name, after)
   local h = redis.call('HGETALL', hprefix .. name)
   local fs = {}
@@ -121,12 +128,14 @@ end
 
 -- visits member m (its fields after `after`); returns the field to
 -- resume after when the page filled inside it
+local bucket_pre = ''  -- lexn: "<bucket>\t" of the bucket walked
 local function visit(m, after)
+  place = bucket_pre .. m
   local nm, f = member(m)
   if not nm then return nil end
   if not f then return one_name(nm, after) end
   budget = budget - 1
-  local v = redis.call('HGET', 'n:' .. nm, f)
+  local v = redis.call('HGET', P .. 'n:' .. nm, f)
   if v and keep(f, v) then emit(nm, f, v) end
   return nil
 end
@@ -177,7 +186,8 @@ local function run()
     if not bucket then return redis.error_reply('BADCURSOR malformed cursor') end
     bmin = '(' .. bucket
     local min, pending, pfield = resume(inner, '-')
-    local c = walk(kind == 'rev' and 'r:' .. bucket or bucket, min, '+', pending, pfield)
+    bucket_pre = bucket .. '\t'
+    local c = walk(P .. (kind == 'rev' and 'r:' .. bucket or bucket), min, '+', pending, pfield)
     if c then out[1] = bucket .. '\t' .. c; return end
   end
   while true do
@@ -188,7 +198,8 @@ local function run()
         out[1] = b .. '\t' -- resume at the start of bucket b
         return
       end
-      local c = walk(kind == 'rev' and 'r:' .. b or b, '-', '+', nil, '')
+      bucket_pre = b .. '\t'
+      local c = walk(P .. (kind == 'rev' and 'r:' .. b or b), '-', '+', nil, '')
       if c then out[1] = b .. '\t' .. c; return end
     end
     bmin = '(' .. bs[#bs]
@@ -198,7 +209,7 @@ end
 local err = run()
 if err then return err end
 if cursor_id ~= '' and out[1] ~= '' then
-  redis.call('SET', 'cur:' .. cursor_id, binding .. ' ' .. out[1], 'EX', 3600)
+  redis.call('SET', P .. 'cur:' .. cursor_id, binding .. ' ' .. out[1], 'EX', 3600)
   out[1] = cursor_id
 end
 return out

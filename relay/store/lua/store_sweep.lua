@@ -2,9 +2,11 @@
 -- n:<name> (triples) and e:<name> (error lines) hashes and returns the
 -- entries whose rrtype has an expiry (store.expire) and whose time_last
 -- is older than it.
--- ARGV: SCAN cursor, COUNT, now, expiry (",1=3600,...,")
+-- ARGV: SCAN cursor, COUNT, now, expiry (",1=3600,...,"), key prefix of
+-- the shard ("" on one server; KEYS[1], a key of the shard, routes it on a
+-- cluster, where SCAN walks the node and MATCH keeps the shard's keys)
 -- Returns {next cursor, key1, field1, time_last1, ...}.
-local r = redis.call('SCAN', ARGV[1], 'MATCH', '[ne]:*', 'COUNT', tonumber(ARGV[2]))
+local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[5] .. '[ne]:*', 'COUNT', tonumber(ARGV[2]))
 local now, expiry = tonumber(ARGV[3]), ARGV[4]
 local out = {r[1]}
 for _, k in ipairs(r[2]) do
