@@ -183,6 +183,7 @@ typedef struct append_ctx {
     dpartner *dp;
     uint64_t seq;
     int refs;
+    int wait;   /* a WAIT follows: the master has a replica */
 } append_ctx;
 
 static void append_release(append_ctx *a) {
@@ -273,7 +274,7 @@ static void on_xadd(redisAsyncContext *ac, void *reply, void *priv) {
     dpartner *dp = a->dp;
     redisReply *rep = reply;
     (void)ac;
-    if (rep && !rlink_is_cluster(dp->d->rl))
+    if (rep && !a->wait)
         unconf_drop(dp, a->seq);
     append_release(a);
     if (!rep)
@@ -429,7 +430,8 @@ static void kick(dpartner *dp) {
 
 static void append(dpartner *dp, uint64_t seq, const char *text, size_t len) {
     deliver *d = dp->d;
-    int cluster = rlink_is_cluster(d->rl);
+    /* on a cluster whose master has a replica, confirmed by a WAIT */
+    int wait = rlink_slot_replicas(d->rl, rlink_key_slot(dp->skey, strlen(dp->skey))) > 0;
     append_ctx *a = malloc(sizeof(*a));
     if (!a) {
         dp->outbox_refused++;
@@ -437,7 +439,7 @@ static void append(dpartner *dp, uint64_t seq, const char *text, size_t len) {
                   "is in the outbox file)", dp->name, (unsigned long long)seq);
         return;
     }
-    *a = (append_ctx){dp, seq, cluster ? 2 : 1};
+    *a = (append_ctx){dp, seq, wait ? 2 : 1, wait};
     /* kept until confirmed; a command not sent (the link went down) is sent
      * again the next time the link is up */
     unconf_push(dp, seq, text, len);
@@ -445,7 +447,7 @@ static void append(dpartner *dp, uint64_t seq, const char *text, size_t len) {
                       append_script, dp->skey, dp->mkey, (unsigned long long)seq, text, len,
                       (unsigned long long)dp->outbox_max, dp->drop_oldest, d->boot) < 0)
         append_release(a);
-    if (cluster && rlink_command(d->rl, dp->skey, on_wait, a, "WAIT 1 %d", WAIT_MS) < 0)
+    if (wait && rlink_command(d->rl, dp->skey, on_wait, a, "WAIT 1 %d", WAIT_MS) < 0)
         append_release(a);
     dp->queued++;
 }
@@ -1106,24 +1108,7 @@ int deliver_metrics(const deliver *d, pdns_buf *b) {
         rc |= partner_series(d, b, "pdns_relay_partner_outbox_unreplicated_total", "counter",
                              "Batches appended on Redis Cluster that no replica confirmed within the wait (kept by the master alone).",
                              offsetof(dpartner, unreplicated), 0);
-        rlink_stats st;
-        rlink_get_stats(d->rl, &st);
-        rc |= pdns_buf_printf(
-            b, "# HELP pdns_relay_outbox_cluster_redirects_total MOVED and ASK redirections the outboxes' Redis Cluster link followed, and TRYAGAIN/CLUSTERDOWN waits.\n"
-               "# TYPE pdns_relay_outbox_cluster_redirects_total counter\n"
-               "pdns_relay_outbox_cluster_redirects_total{kind=\"moved\"} %llu\n"
-               "pdns_relay_outbox_cluster_redirects_total{kind=\"ask\"} %llu\n"
-               "pdns_relay_outbox_cluster_redirects_total{kind=\"retry\"} %llu\n"
-               "# HELP pdns_relay_outbox_cluster_map_reads_total Slot maps read (CLUSTER SLOTS).\n"
-               "# TYPE pdns_relay_outbox_cluster_map_reads_total counter\n"
-               "pdns_relay_outbox_cluster_map_reads_total %llu\n"
-               "# TYPE pdns_relay_outbox_cluster_masters gauge\n"
-               "pdns_relay_outbox_cluster_masters %d\n"
-               "# TYPE pdns_relay_outbox_cluster_ready gauge\n"
-               "pdns_relay_outbox_cluster_ready %d\n",
-            (unsigned long long)st.moved, (unsigned long long)st.ask,
-            (unsigned long long)st.retried, (unsigned long long)st.map_reads, st.masters,
-            rlink_ready(d->rl));
+        rc |= rlink_metrics(d->rl, "pdns_relay_outbox_cluster", "the outboxes'", b);
     }
     return rc ? -1 : 0;
 }

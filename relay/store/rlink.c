@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "log.h"
 #include "rconn.h"
 
@@ -17,6 +18,10 @@
 #define REDIRECTS_MAX 16
 #define REFRESH_MS 250      /* the map is re-read this often while not ready */
 #define RETRY_MS 100        /* TRYAGAIN, CLUSTERDOWN: sent again after this */
+#define LONELY_MS 1000      /* the map is re-read this often while a master has no
+                             * replica (one may be joining: its writes then wait
+                             * for it) */
+#define MAP_MS 30000        /* and this often anyway */
 
 typedef struct node {
     rconn rc;
@@ -51,7 +56,9 @@ struct rlink {
     node *nodes[NODES_MAX];
     int nnodes;
     node *slots[SLOTS];         /* the master of each slot, or NULL */
+    uint8_t replicas[SLOTS];    /* how many replicas it has (at most 255) */
     int refreshing, stale;
+    uint64_t map_at_ms;         /* when the map was read last */
     uint64_t refreshes, moved, ask, retried;
     uv_timer_t timer;
     pending *parked, **parked_tail;
@@ -215,7 +222,9 @@ static void on_slots(redisAsyncContext *ac, void *reply, void *priv) {
     }
     (void)ac;
     node *map[SLOTS];
+    uint8_t reps[SLOTS];
     memset(map, 0, sizeof(map));
+    memset(reps, 0, sizeof(reps));
     for (size_t i = 0; i < r->elements; i++) {
         redisReply *e = r->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
@@ -231,10 +240,13 @@ static void on_slots(redisAsyncContext *ac, void *reply, void *priv) {
         const char *host = m->element[0]->len ? m->element[0]->str : from->rc.host;
         node *n = find_node(l, host, (int)m->element[1]->integer, 1);
         long long lo = e->element[0]->integer, hi = e->element[1]->integer;
+        size_t nr = e->elements - 3;
         for (long long s = lo < 0 ? 0 : lo; s <= hi && s < SLOTS; s++)
-            map[s] = n;
+            map[s] = n, reps[s] = (uint8_t)(nr > 255 ? 255 : nr);
     }
     memcpy(l->slots, map, sizeof(map));
+    memcpy(l->replicas, reps, sizeof(reps));
+    l->map_at_ms = uv_now(l->loop);
     l->stale = 0;
     l->refreshes++;
     update_ready(l);
@@ -255,9 +267,17 @@ static void refresh(rlink *l) {
     }
 }
 
+static int lonely(const rlink *l) {
+    for (unsigned s = 0; s < SLOTS; s++)
+        if (!l->replicas[s])
+            return 1;
+    return 0;
+}
+
 static void on_timer(uv_timer_t *t) {
     rlink *l = t->data;
-    if (!l->ready || l->stale)
+    uint64_t age = uv_now(l->loop) - l->map_at_ms;
+    if (!l->ready || l->stale || age >= MAP_MS || (age >= LONELY_MS && lonely(l)))
         refresh(l);
 }
 
@@ -542,6 +562,10 @@ int rlink_is_cluster(const rlink *l) {
     return l->cluster;
 }
 
+int rlink_slot_replicas(const rlink *l, unsigned slot) {
+    return l->cluster ? l->replicas[slot & (SLOTS - 1)] : 0;
+}
+
 void rlink_get_stats(const rlink *l, rlink_stats *st) {
     memset(st, 0, sizeof(*st));
     if (!l->cluster)
@@ -550,6 +574,8 @@ void rlink_get_stats(const rlink *l, rlink_stats *st) {
     st->ask = l->ask;
     st->retried = l->retried;
     st->map_reads = l->refreshes;
+    for (unsigned s = 0; s < SLOTS; s++)
+        st->lonely += l->slots[s] && !l->replicas[s];
     const node *seen[NODES_MAX];
     int n = 0;
     for (unsigned s = 0; s < SLOTS; s++) {
@@ -585,4 +611,31 @@ void rlink_describe(const rlink *l, char *out, size_t size) {
         o += (size_t)w;
         s = e + 1;
     }
+}
+
+int rlink_metrics(const rlink *l, const char *name, const char *whose, pdns_buf *b) {
+    rlink_stats st;
+    if (!l->cluster)
+        return 0;
+    rlink_get_stats(l, &st);
+    return pdns_buf_printf(
+        b, "# HELP %s_redirects_total MOVED and ASK redirections %s Redis Cluster link followed, and TRYAGAIN/CLUSTERDOWN waits.\n"
+           "# TYPE %s_redirects_total counter\n"
+           "%s_redirects_total{kind=\"moved\"} %llu\n"
+           "%s_redirects_total{kind=\"ask\"} %llu\n"
+           "%s_redirects_total{kind=\"retry\"} %llu\n"
+           "# HELP %s_map_reads_total Slot maps read (CLUSTER SLOTS).\n"
+           "# TYPE %s_map_reads_total counter\n"
+           "%s_map_reads_total %llu\n"
+           "# TYPE %s_masters gauge\n"
+           "%s_masters %d\n"
+           "# HELP %s_slots_without_replica Slots whose master has no replica: what is written there is lost with that master.\n"
+           "# TYPE %s_slots_without_replica gauge\n"
+           "%s_slots_without_replica %d\n"
+           "# TYPE %s_ready gauge\n"
+           "%s_ready %d\n",
+        name, whose, name, name, (unsigned long long)st.moved, name,
+        (unsigned long long)st.ask, name, (unsigned long long)st.retried, name, name, name,
+        (unsigned long long)st.map_reads, name, name, st.masters, name, name, name, st.lonely,
+        name, name, l->ready);
 }

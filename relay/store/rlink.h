@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "buf.h"
+
 #define RLINK_PARKED_MAX 100000
 
 typedef struct rlink rlink;
@@ -48,6 +50,10 @@ void rlink_free(rlink *l);   /* after the loop has closed them */
 int rlink_ready(const rlink *l);
 int rlink_is_cluster(const rlink *l);
 
+/* The replicas the master of slot had in the last map read (0 for one
+ * server): a WAIT for one only makes sense when there is one. */
+int rlink_slot_replicas(const rlink *l, unsigned slot);
+
 /* Sends a command (redisFormatCommand's format) about key. The callback
  * gets the final reply (after redirections) or NULL. Returns 0, or -1 when
  * the command could not be formatted or queued (cb is then not called). */
@@ -68,8 +74,14 @@ typedef struct rlink_stats {
     uint64_t moved, ask, retried;   /* redirections followed, TRYAGAIN/CLUSTERDOWN waits */
     uint64_t map_reads;             /* slot maps read */
     int masters;                    /* masters in the map */
+    int lonely;                     /* slots whose master has no replica */
 } rlink_stats;
 void rlink_get_stats(const rlink *l, rlink_stats *st);
+
+/* A cluster link's series (name_redirects_total, _map_reads_total,
+ * _masters, _slots_without_replica, _ready; whose link in the help text)
+ * appended to b; nothing for one server. Returns 0, or -1. */
+int rlink_metrics(const rlink *l, const char *name, const char *whose, pdns_buf *b);
 
 /* What the link sees, one line per master and slot range, for
  * `cluster-status` and the logs: written into out (NUL-terminated). */

@@ -78,6 +78,7 @@ typedef struct part_call {
     store *s;
     uint64_t seq;
     int shard, refs, applied, lost;
+    int again;      /* not applied, and may go again at once (an entry set aside) */
 } part_call;
 
 static double mono_s(void) {
@@ -262,7 +263,14 @@ static void part_release(part_call *pc) {
             if (--c->parts_left == 0)
                 batch_stored(s, c);
         } else {
-            c->part[pc->shard] = PART_TODO; /* at most once applied: the marker */
+            /* sent again by the tick (or when the link is back), not from
+             * here: a link refusing at once would recurse; at most once
+             * applied: the marker */
+            c->part[pc->shard] = PART_TODO;
+            if (!pc->again) {
+                free(pc);
+                return;
+            }
         }
     }
     free(pc);
@@ -280,6 +288,7 @@ static void on_part(redisAsyncContext *ac, void *reply, void *priv) {
     } else if ((rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_STATUS) &&
                rep->len > 4 && memcmp(rep->str, "BAD ", 4) == 0) {
         set_aside(s, c, pc->shard, rep->str + 4); /* the rest goes again: nothing was written */
+        pc->again = 1;
     } else if (rep->type != REDIS_REPLY_INTEGER) {
         s->errors++;
         log_error("store: Redis refused a batch of %zu records (%s); "
@@ -448,17 +457,19 @@ static void send_part(store *s, store_chunk *c, int k) {
     pc->s = s;
     pc->seq = c->seq;
     pc->shard = k;
-    pc->refs = 1 + s->cluster;
     size_t klen = strlen(s->prefix[k]);
     unsigned slot = rlink_key_slot(s->prefix[k], klen);
+    int wait = rlink_slot_replicas(s->link, slot) > 0;
+    pc->refs = 1 + wait;
     if (rlink_formatted(s->link, slot, on_part, pc, s->cmd.p, s->cmd.len) < 0) {
         free(pc);
         return;
     }
     c->part[k] = PART_SENT;
     s->busy++;
-    static const char wait[] = "*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$4\r\n" PDNS_STR(WAIT_MS) "\r\n";
-    if (s->cluster && rlink_formatted(s->link, slot, on_part_wait, pc, wait, sizeof(wait) - 1) < 0)
+    static const char wait_cmd[] = "*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$4\r\n" PDNS_STR(WAIT_MS) "\r\n";
+    if (wait && rlink_formatted(s->link, slot, on_part_wait, pc, wait_cmd,
+                                sizeof(wait_cmd) - 1) < 0)
         pc->refs--; /* not asked: the EVAL's answer decides */
 }
 
@@ -1068,6 +1079,7 @@ int store_metrics(const store *s, pdns_buf *b) {
         s->stored, s->batches, s->errors, s->dead, s->duplicates, s->waiting,
         s->buffer_peak, s->full, s->expired, s->busy > 0, store_up(s), s->nshards,
         s->unreplicated);
+    rc |= rlink_metrics(s->link, "pdns_relay_store_cluster", "the store's", b);
     rc |= pdns_hist_render(&s->lat, "pdns_relay_store_latency_seconds",
                            "Time of one batch write (answered or refused).", b);
     return rc ? -1 : 0;
@@ -1124,6 +1136,7 @@ typedef struct gather {
     void *ctx;
     const store_query_args *q;  /* a query, or NULL for /info */
     int n, got, lost;
+    int one;                    /* the one shard asked (a name's), or -1 for all */
     redisReply *err;            /* the first error a shard gave */
     redisReply *page[STORE_SHARDS_MAX];
     char *cursor;               /* the position a numeric cursor stood for */
@@ -1164,15 +1177,26 @@ static void gather_done(gather *g) {
     } else {
         const store_query_args *q = g->q;
         int with_field = q->kind && (strcmp(q->kind, "fwd") == 0 || strcmp(q->kind, "rev") == 0);
-        redisReply *r = store_merge_pages(g->page, g->n, q->limit, with_field);
+        redisReply *r;
+        if (g->one >= 0) /* a name's shard: its page is the answer */
+            r = g->page[0], g->page[0] = NULL;
+        else
+            r = store_merge_pages(g->page, g->n, q->limit, with_field);
         if (r && q->cursor_id && r->element[0]->len) {
             /* a numeric cursor: it stands for the position, bound to the
              * query (what store_query.lua does on one server) */
             char key[48];
+            const char *b = q->binding ? q->binding : "";
+            size_t bl = strlen(b), vl = bl + 1 + r->element[0]->len;
+            char *v = malloc(vl);
             snprintf(key, sizeof(key), "cur:%s", q->cursor_id);
-            rlink_command(s->link, key, NULL, NULL, "SET %s %s %b EX 3600", key,
-                          q->binding ? q->binding : "", r->element[0]->str,
-                          r->element[0]->len);
+            if (v) {
+                memcpy(v, b, bl);
+                v[bl] = ' ';
+                memcpy(v + bl + 1, r->element[0]->str, r->element[0]->len);
+                rlink_command(s->link, key, NULL, NULL, "SET %s %b EX 3600", key, v, vl);
+                free(v);
+            }
             redisReply *id = store_reply_new(REDIS_REPLY_STRING, q->cursor_id,
                                              strlen(q->cursor_id));
             if (id) {
@@ -1209,9 +1233,10 @@ static void on_gather(redisAsyncContext *ac, void *reply, void *priv) {
 
 /* Sends one shard's part of a gather; a part that cannot be sent counts
  * as lost (the caller gets NULL, as for a connection gone). */
-static void gather_send(gather *g, int k, int argc, const char **argv, const size_t *argl) {
+static void gather_send(gather *g, int k, int shard, int argc, const char **argv,
+                        const size_t *argl) {
     char key[40];
-    snprintf(key, sizeof(key), "%sst:info", g->s->prefix[k]);
+    snprintf(key, sizeof(key), "%sst:info", g->s->prefix[shard]);
     gather_part *gp = malloc(sizeof(*gp));
     if (gp) {
         gp->g = g;
@@ -1268,9 +1293,10 @@ static void gather_query(gather *g) {
     char bufs[8][24], key[1200];
     int n = g->n;
     for (int k = 0; k < n; k++) {
-        query_argv(g->s, g->q, k, g->cursor, g->cursor_len, NULL, 1, bufs, key, sizeof(key),
-                   argv, argl);
-        gather_send(g, k, QUERY_ARGS + 1, argv, argl);
+        int shard = g->one >= 0 ? g->one : k;
+        query_argv(g->s, g->q, shard, g->cursor, g->cursor_len, NULL, g->one < 0, bufs, key,
+                   sizeof(key), argv, argl);
+        gather_send(g, k, shard, QUERY_ARGS + 1, argv, argl);
     }
 }
 
@@ -1313,6 +1339,7 @@ static gather *gather_new(store *s, const store_query_args *q, store_reply_fn fn
     g->ctx = ctx;
     g->q = q;
     g->n = s->nshards;
+    g->one = -1;
     return g;
 }
 
@@ -1321,18 +1348,20 @@ int store_query(store *s, const store_query_args *q, store_reply_fn fn,
     const char *argv[QUERY_ARGS + 1];
     size_t argl[QUERY_ARGS + 1];
     char bufs[8][24], key[1200];
-    if (!s->cluster || strcmp(q->mode, "name") == 0) {
-        /* one server, or a name's one shard: store_query.lua does it all */
-        int k = store_shard_of(s, q->a, q->alen);
-        query_argv(s, q, k, q->cursor, q->cursor_len, q->cursor_id, 0, bufs, key, sizeof(key),
+    if (!s->cluster) { /* store_query.lua does it all */
+        query_argv(s, q, 0, q->cursor, q->cursor_len, q->cursor_id, 0, bufs, key, sizeof(key),
                    argv, argl);
-        return call(s, bufs[7], QUERY_ARGS + 1, argv, argl, q, fn, ctx);
+        return call(s, "st:info", QUERY_ARGS + 1, argv, argl, q, fn, ctx);
     }
     if (!store_up(s))
         return -1;
     gather *g = gather_new(s, q, fn, ctx);
     if (!g)
         return -1;
+    if (strcmp(q->mode, "name") == 0) { /* a name is in one shard */
+        g->one = store_shard_of(s, q->a, q->alen);
+        g->n = 1;
+    }
     if (q->cursor_id && q->cursor && q->cursor_len) {
         char ckey[48];
         snprintf(ckey, sizeof(ckey), "cur:%.*s", (int)(q->cursor_len < 30 ? q->cursor_len : 30),
@@ -1380,7 +1409,7 @@ int store_info(store *s, store_reply_fn fn, void *ctx) {
         snprintf(key, sizeof(key), "%sst:info", s->prefix[k]);
         EVAL_HEAD(argv, argl, script, key);
         argv[4] = s->prefix[k], argl[4] = strlen(s->prefix[k]);
-        gather_send(g, k, 5, argv, argl);
+        gather_send(g, k, k, 5, argv, argl);
     }
     return 0;
 }

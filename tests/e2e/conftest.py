@@ -322,7 +322,7 @@ class Cluster:
             ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
              "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
              "--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0",
-             "--save", "", "--appendonly", "no",
+             "--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0",
              "--dir", d, "--logfile", os.path.join(d, "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(port, self.procs[port])
@@ -368,12 +368,27 @@ class Cluster:
                          for p in self.alive())
                 live = self.alive()
                 covered = sum(hi - lo + 1 for lo, hi, port in self.slots() if port in live)
-                if ok and covered == 16384:
+                if ok and covered == 16384 and self.replicas_in_sync():
                     return
             except (redis.RedisError, OSError, TypeError):
                 pass
             time.sleep(0.2)
         raise AssertionError("the cluster did not settle")
+
+    def replicas_in_sync(self):
+        """Every live replica has its master's data (its first sync done):
+        until then a master that dies takes its writes with it."""
+        for p in self.alive():
+            rep = self.client(p).info("replication")
+            if rep["role"] == "slave" and (rep["master_link_status"] != "up" or
+                                           rep.get("master_sync_in_progress")):
+                return False
+            # and, while every node lives, every node's map lists them (what
+            # a client reads)
+            if self.n > 3 and len(self.alive()) == self.n and any(len(r) < 4 for r in
+                                  self.client(p).execute_command("CLUSTER SLOTS")):
+                return False
+        return True
 
     def slots(self):
         """[(lo, hi, master port)] as a live node sees it."""

@@ -1,0 +1,273 @@
+"""The store on a real Redis Cluster (3 masters, 3 replicas on loopback),
+beside the same store on one redis-server:
+- every query form gives the same records, in the same order, page by page
+  (names, addresses, CIDR, rdata, wildcards on both sides, filters,
+  dribble cursors, DNSDB v2, /info);
+- the master holding part of the store is killed (-9) during ingest: its
+  replica takes over and every record is stored exactly once (the counts
+  say so: a batch part applied twice would double them);
+- slots move between masters (redis-cli --cluster reshard) during ingest:
+  nothing lost, nothing doubled.
+The expected answers come from the records the test generated, and from
+the one-server relay, never from the relay under test alone."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import requests
+
+from conftest import Cluster
+from test_store import (Api, aggregate, as_set, expect, make_records, send_d4, store_relay,
+                        wait_stored)
+
+redis = pytest.importorskip("redis")
+
+
+@pytest.fixture
+def cluster(workdir):
+    c = Cluster(workdir)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+def cluster_relay(relay_factory, cluster, **store):
+    st = {"redis": cluster.url(), "default_limit": 1000}
+    st.update(store)
+    return store_relay(relay_factory, None, store=st)
+
+
+def all_pages(api, path, limit, header=None):
+    """Every page of path, in order (a list of lists of records)."""
+    sep = "&" if "?" in path else "?"
+    pages, cursor = [], None
+    while True:
+        q = "%s%slimit=%d" % (path, sep, limit) + ("&cursor=" + cursor if cursor else "")
+        objs, h = api.page(q)
+        pages.append(objs)
+        cursor = h.get("x-cursor")
+        if not cursor:
+            return pages
+        assert len(pages) < 5000
+
+
+def flat(pages):
+    return [o for p in pages for o in p]
+
+
+QUERIES = ["/query/big.cdn.test", "/query/corp.test", "/query/MIXED.case.corp.test.",
+           "/query/10.1.9.9", "/query/2001:db8:1::a", "/query/10.1.1.0/24",
+           "/query/10.0.0.0/8", "/query/0.0.0.0/0", "/query/2001:db8::/32",
+           "/query/192.0.2.128/25", "/rdata/ns1.dns.test", "/rdata/host0.corp.test",
+           "/rdata/edge.cdn.test", "/query/*.corp.test", "/query/*.test", "/query/www.*",
+           "/query/*.cdn.test", "/query/*.corp.test?rrtype=AAAA",
+           "/query/10.0.0.0/8?time_first_after=1795100000", "/query/nothing.here.test",
+           "/query/*.nothing"]
+
+
+def test_the_cluster_store_answers_as_one_server(cluster, redis_server, relay_factory):
+    obs = make_records(seed=11)
+    one = store_relay(relay_factory, redis_server)
+    many = cluster_relay(relay_factory, cluster)
+    for r in (one, many):
+        send_d4(r, obs)
+    for r in (one, many):
+        wait_stored(r, len(obs), 30)
+    a, b = Api(one.http_port), Api(many.http_port)
+    agg = aggregate(obs)
+    m = many.metrics()
+    assert m["pdns_relay_store_shards"] == 12 and m["pdns_relay_store_up"] == 1
+    # the shards are spread over the three masters, four each
+    masters = {}
+    for p in cluster.alive():
+        n = cluster.client(p)
+        if n.execute_command("ROLE")[0] == b"master":
+            masters[p] = sum(1 for key in n.scan_iter(match="{s*}st:info", count=1000))
+    assert sorted(masters.values()) == [4, 4, 4], masters
+    for path in QUERIES:
+        whole_a, _ = a.page(path + ("&" if "?" in path else "?") + "limit=100000")
+        whole_b, _ = b.page(path + ("&" if "?" in path else "?") + "limit=100000")
+        assert whole_b == whole_a, path  # the same records in the same order
+        for limit in (1, 7, 100):
+            pa, pb = all_pages(a, path, limit), all_pages(b, path, limit)
+            assert flat(pb) == flat(pa), (path, limit)
+            assert pb[0] == pa[0], (path, limit)  # the first page, exactly
+    # against the generated records too, not only the other relay
+    got, _ = b.page("/query/*.test?limit=100000")
+    assert as_set(got) == expect(agg, lambda k, v: k[0].endswith(".test"))
+    # the dribble API (numeric cursors, kept in the cluster), as PyPDNS pages
+    for q in ("big.cdn.test", "*.corp.test", "10.0.0.0/8"):
+        for api in (a, b):
+            got, cursor = [], None
+            while True:
+                h = {"dribble-paginate-count": "13"}
+                if cursor:
+                    h["dribble-paginate-cursor"] = cursor
+                r = requests.get("%s/pdns/query/%s" % (api.base, q), headers=h, timeout=15)
+                assert r.status_code == 200, (q, api is b, r.text)
+                got += [json.loads(l) for l in r.text.splitlines() if l]
+                cursor = r.headers.get("x-dribble-cursor")
+                if not cursor:
+                    break
+            if api is a:
+                want = got
+        assert got == want, q
+    # a numeric cursor is bound to its query
+    r = requests.get("%s/pdns/query/big.cdn.test" % b.base,
+                     headers={"dribble-paginate-count": "10"}, timeout=15)
+    cur = r.headers["x-dribble-cursor"]
+    r = requests.get("%s/pdns/query/*.corp.test" % b.base,
+                     headers={"dribble-paginate-count": "10", "dribble-paginate-cursor": cur},
+                     timeout=15)
+    assert r.status_code == 400 and "another query" in r.json()["error"]
+    r = requests.get("%s/pdns/query/*.corp.test" % b.base,
+                     headers={"dribble-paginate-count": "10", "dribble-paginate-cursor": "99"},
+                     timeout=15)
+    assert r.status_code == 400 and "cursor" in r.json()["error"]
+    # DNSDB v2 and /info
+    for path in ("/dnsdb/v2/lookup/rrset/name/*.corp.test", "/dnsdb/v2/lookup/rdata/ip/10.1.0.0,16",
+                 "/dnsdb/v2/summarize/rrset/name/big.cdn.test"):
+        assert b.get(path)[2] == a.get(path)[2], path
+    ia, ib = json.loads(a.get("/info")[2]), json.loads(b.get("/info")[2])
+    for i in (ia, ib):
+        i["sensors"].sort(key=lambda x: x["name"])
+    assert ib == ia and ib["records"] == len(obs) and ib["triples"] == len(agg)
+
+
+def counts(api):
+    """What the store says of every triple; right after a failover the
+    relay may still be reading the new map (503): asked until it answers."""
+    deadline = time.time() + 30
+    while api.get("/info")[0] != 200 and time.time() < deadline:
+        time.sleep(0.1)
+    got, _ = api.page("/query/*.test?limit=100000")
+    return {(o["rrname"], o["rrtype"], o["rdata"]): (o["time_first"], o["time_last"], o["count"])
+            for o in got}
+
+
+def expected_counts(obs):
+    return {k: (v[0], v[1], v[2]) for k, v in aggregate(obs).items() if k[0].endswith(".test")}
+
+
+def send_in_rounds(relay, rounds, during=None):
+    """Sends each round of records and waits until they are counted in;
+    during() runs once the second round is sent."""
+    sent = 0
+    for i, obs in enumerate(rounds):
+        send_d4(relay, obs)
+        if during and i == 1:
+            during()  # while the store writes this round
+        sent += len(obs)
+        assert relay.wait_for(lambda: relay.sensor_records("sensor-a") +
+                              relay.sensor_records("sensor-b") >= sent, 30)
+        # a sensor's next session is taken once its last one is closed
+        assert relay.wait_for(lambda: relay.metrics()["pdns_relay_d4_sessions_active"] == 0, 30)
+    return sent
+
+
+def shard_master(cluster, shard):
+    """(tag, master port, replica port) of a shard of the store."""
+    for p in cluster.alive():
+        c = cluster.client(p)
+        if c.execute_command("ROLE")[0] != b"master":
+            continue
+        for key in c.scan_iter(match="{s%d.*}st:info" % shard, count=1000):
+            tag = key.decode()[1:key.decode().index("}")]
+            replica = next(r for r in cluster.alive() if r != p and
+                           cluster.client(r).execute_command("ROLE")[0] == b"slave" and
+                           int(cluster.client(r).execute_command("ROLE")[2]) == p)
+            return tag, p, replica
+    raise AssertionError("shard %d not found" % shard)
+
+
+def test_a_master_killed_during_ingest_loses_and_doubles_nothing(cluster, relay_factory):
+    rounds = [make_records(seed=s) for s in (21, 22, 23, 24)]
+    relay = cluster_relay(relay_factory, cluster, batch=50)
+
+    def kill():
+        victim = shard_master(cluster, 0)[1]
+        cluster.procs[victim].send_signal(signal.SIGKILL)
+        cluster.procs[victim].wait()
+    sent = send_in_rounds(relay, rounds, kill)
+    cluster.wait_ok()
+    wait_stored(relay, sent, 90)
+    obs = [o for r in rounds for o in r]
+    got, want = counts(Api(relay.http_port)), expected_counts(obs)
+    assert got == want
+    info = json.loads(Api(relay.http_port).get("/info")[2])
+    assert info["records"] == sent, info
+
+
+def test_a_part_the_master_never_replicated_is_stored_again(cluster, relay_factory):
+    """Redis replicates asynchronously: a batch part the master applied but
+    never passed to its replica is gone when that master dies and the
+    replica takes over. The relay takes a part as stored once a replica
+    has it (WAIT), so it stores that part again, once, on the new master."""
+    rounds = [make_records(seed=s) for s in (41, 42)]
+    relay = cluster_relay(relay_factory, cluster, batch=100000)
+    sent = send_in_rounds(relay, rounds[:1])
+    wait_stored(relay, sent)
+    tag, master, replica = shard_master(cluster, 0)
+    assert relay.metrics()["pdns_relay_store_cluster_slots_without_replica"] == 0
+    m = cluster.client(master)
+    before = int(m.hget("{%s}st:info" % tag, "records"))
+    # the replica stops reading and its link is cut: what the master takes
+    # from now on reaches no replica
+    cluster.procs[replica].send_signal(signal.SIGSTOP)
+    try:
+        m.execute_command("CLIENT KILL TYPE replica")
+        send_d4(relay, rounds[1])
+        assert relay.wait_for(lambda: int(m.hget("{%s}st:info" % tag, "records")) > before, 20)
+        cluster.procs[master].send_signal(signal.SIGKILL)
+        cluster.procs[master].wait()
+    finally:
+        cluster.procs[replica].send_signal(signal.SIGCONT)
+    cluster.wait_ok()
+    assert cluster.master_of(cluster.client(replica).cluster("keyslot", "{%s}" % tag)) == replica
+    sent += len(rounds[1])
+    wait_stored(relay, sent, 60)
+    obs = rounds[0] + rounds[1]
+    got, want = counts(Api(relay.http_port)), expected_counts(obs)
+    assert got == want
+    assert json.loads(Api(relay.http_port).get("/info")[2])["records"] == sent
+
+
+def test_slots_moved_during_ingest_lose_and_double_nothing(cluster, relay_factory, workdir):
+    """redis-cli --cluster reshard moves 1000 slots (some of the store's
+    shards among them) from one master to another while records keep
+    coming: calls meet MOVED, ASK or a slot half-way (refused, sent again),
+    and every record is stored once."""
+    relay = cluster_relay(relay_factory, cluster, batch=50)
+    src, dst = [p for lo, hi, p in cluster.slots()][:2]
+    log = open(os.path.join(workdir, "reshard.log"), "w+")
+    reshard = subprocess.Popen(
+        ["redis-cli", "--cluster", "reshard", "127.0.0.1:%d" % src,
+         "--cluster-from", cluster.node_id(src), "--cluster-to", cluster.node_id(dst),
+         "--cluster-slots", "1000", "--cluster-yes", "--cluster-pipeline", "10"],
+        stdout=log, stderr=subprocess.STDOUT)
+    rounds, seed = [], 300
+    while reshard.poll() is None or len(rounds) < 3:
+        rounds.append(make_records(seed=seed))
+        send_in_rounds(relay, rounds[-1:])
+        seed += 1
+        assert len(rounds) < 1000
+    reshard.wait(120)
+    log.seek(0)
+    assert reshard.returncode == 0, log.read()[-2000:]
+    rounds.append(make_records(seed=seed))  # and after it, on the new map
+    send_in_rounds(relay, rounds[-1:])
+    cluster.wait_ok()
+    sent = sum(len(r) for r in rounds)
+    wait_stored(relay, sent, 90)
+    m = relay.metrics()
+    assert (m['pdns_relay_store_cluster_redirects_total{kind="moved"}'] +
+            m['pdns_relay_store_cluster_redirects_total{kind="ask"}'] +
+            m["pdns_relay_store_errors_total"]) > 0, m
+    obs = [o for r in rounds for o in r]
+    assert counts(Api(relay.http_port)) == expected_counts(obs)
+    assert json.loads(Api(relay.http_port).get("/info")[2])["records"] == sent
