@@ -1,6 +1,8 @@
 /* cmd_cluster.c - `pdns-relay cluster-status`: the relay's Redis as the
- * relay sees it (one server, or a cluster's masters and slot ranges), and
- * each partner's outbox: batches waiting and the age of the oldest. */
+ * relay sees it (one server, or a cluster's masters and slot ranges), each
+ * partner's outbox (batches waiting and the age of the oldest), and the
+ * store: on a cluster, each shard's master and size, and the spread of
+ * triples over masters. */
 #include <dirent.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include "config.h"
 #include "deliver.h"
 #include "rlink.h"
+#include "store.h"
 
 const char cmd_cluster_status_help[] =
     "usage: pdns-relay cluster-status -c CONFIG [--timeout SECONDS]\n"
@@ -21,7 +24,9 @@ const char cmd_cluster_status_help[] =
     "redis+cluster:// seeds) as the relay does and prints what it sees: for a\n"
     "cluster, each slot range and its master, up or down, and the\n"
     "redirections followed; then each partner's outbox (policies.dir): the\n"
-    "batches waiting for delivery and the age of the oldest. Exit 0 when the\n"
+    "batches waiting for delivery and the age of the oldest; then the store\n"
+    "(store.redis, when it is another): on a cluster, each shard's slot, master,\n"
+    "triples, names and records, and the triples per master. Exit 0 when every\n"
     "link became ready within the timeout (default 5 s), 1 otherwise.\n";
 
 #define PARTNERS_MAX 256
@@ -29,8 +34,11 @@ const char cmd_cluster_status_help[] =
 typedef struct status {
     uv_loop_t loop;
     uv_timer_t timer;
-    rlink *l;
-    int stopping, ready, timed_out, waiting;
+    rlink *l, *sl;              /* the outboxes' link, the store's (maybe the same) */
+    int stopping, ready, store_ready, timed_out, waiting;
+    int nshards;
+    char layout[64];
+    long long shard[STORE_SHARDS_MAX][3]; /* triples, names, records; -1 unknown */
     char names[PARTNERS_MAX][64];
     long long len[PARTNERS_MAX];
     char oldest[PARTNERS_MAX][48];
@@ -71,14 +79,60 @@ static void on_first(redisAsyncContext *ac, void *reply, void *priv) {
     done_one(a->st);
 }
 
+static void on_layout(redisAsyncContext *ac, void *reply, void *priv) {
+    status *st = priv;
+    redisReply *r = reply;
+    (void)ac;
+    if (r && r->type == REDIS_REPLY_STRING)
+        snprintf(st->layout, sizeof(st->layout), "%s", r->str);
+    done_one(st);
+}
+
+static void on_shard(redisAsyncContext *ac, void *reply, void *priv) {
+    ask *a = priv;
+    redisReply *r = reply;
+    (void)ac;
+    for (size_t j = 0; r && r->type == REDIS_REPLY_ARRAY && j < 3 && j < r->elements; j++)
+        a->st->shard[a->i][j] =
+            r->element[j]->type == REDIS_REPLY_STRING ? atoll(r->element[j]->str) : 0;
+    done_one(a->st);
+}
+
+/* The store's link is ready: its layout and each shard's counts. */
+static void on_store_ready(void *ctx) {
+    status *st = ctx;
+    static ask asks[STORE_SHARDS_MAX];
+    if (st->store_ready)
+        return;
+    st->store_ready = 1;
+    if (!rlink_is_cluster(st->sl)) {
+        done_one(st);
+        return;
+    }
+    if (rlink_command(st->sl, "st:layout", on_layout, st, "GET st:layout") == 0)
+        st->waiting++;
+    for (int k = 0; k < st->nshards; k++) {
+        char p[16], key[40];
+        store_shard_prefix(k, st->nshards, p);
+        snprintf(key, sizeof(key), "%sst:info", p);
+        asks[k] = (ask){st, (size_t)k};
+        if (rlink_command(st->sl, key, on_shard, &asks[k], "HMGET %s triples names records",
+                          key) == 0)
+            st->waiting++;
+    }
+    done_one(st);
+}
+
 static void on_ready(void *ctx) {
     status *st = ctx;
     if (st->ready)
         return;
     st->ready = 1;
+    if (st->sl == st->l)
+        on_store_ready(st);
     static ask asks[PARTNERS_MAX];
     char key[256];
-    st->waiting = 1;
+    st->waiting++;
     for (size_t i = 0; i < st->n; i++) {
         asks[i] = (ask){st, i};
         deliver_outbox_key(st->relay_id, st->names[i], key, sizeof(key));
@@ -124,6 +178,56 @@ static void no_warning(const char *msg) {
     (void)msg;
 }
 
+/* The store: its link, and on a cluster each shard and the triples per
+ * master (how evenly the store fills the masters). */
+static void print_store(status *st, const relay_config *cfg) {
+    static char map[1 << 16];
+    printf("store %s: %s\n", cfg->store.url, st->store_ready ? "ready" : "NOT READY");
+    if (!rlink_is_cluster(st->sl) || !st->store_ready)
+        return;
+    if (st->sl != st->l) {
+        rlink_describe(st->sl, map, sizeof(map));
+        fputs(map, stdout);
+    }
+    char want[32];
+    snprintf(want, sizeof(want), "shards %d", st->nshards);
+    printf("store layout: %s%s\n", st->layout[0] ? st->layout : "(none yet)",
+           st->layout[0] && strcmp(st->layout, want) ? " (store.shards differs: the relay "
+                                                       "refuses to write)" : "");
+    char masters[STORE_SHARDS_MAX][64];
+    long long per[STORE_SHARDS_MAX];
+    int nm = 0;
+    for (int k = 0; k < st->nshards; k++) {
+        char p[16], m[64];
+        store_shard_prefix(k, st->nshards, p);
+        unsigned slot = rlink_key_slot(p, strlen(p));
+        rlink_slot_master(st->sl, slot, m, sizeof(m));
+        if (st->shard[k][0] < 0)
+            printf("shard %d %s slot %u on %s: unknown\n", k, p, slot, m);
+        else
+            printf("shard %d %s slot %u on %s: %lld triples, %lld names, %lld records\n", k, p,
+                   slot, m, st->shard[k][0], st->shard[k][1], st->shard[k][2]);
+        int j = 0;
+        while (j < nm && strcmp(masters[j], m) != 0)
+            j++;
+        if (j == nm) {
+            snprintf(masters[nm], sizeof(masters[0]), "%s", m);
+            per[nm++] = 0;
+        }
+        per[j] += st->shard[k][0] > 0 ? st->shard[k][0] : 0;
+    }
+    long long lo = -1, hi = 0;
+    for (int j = 0; j < nm; j++) {
+        printf("master %s: %lld triples\n", masters[j], per[j]);
+        if (lo < 0 || per[j] < lo)
+            lo = per[j];
+        if (per[j] > hi)
+            hi = per[j];
+    }
+    if (lo > 0)
+        printf("triples per master: max/min %.2f\n", (double)hi / (double)lo);
+}
+
 int cmd_cluster_status(int argc, char **argv) {
     const char *conf = NULL;
     double timeout = 5;
@@ -149,6 +253,9 @@ int cmd_cluster_status(int argc, char **argv) {
     }
     static status st;
     memset(&st, 0, sizeof(st));
+    memset(st.shard, 0xff, sizeof(st.shard));
+    st.nshards = cfg.store.shards;
+    st.waiting = 1 + (cfg.store.enabled != 0); /* each link's first look */
     snprintf(st.relay_id, sizeof(st.relay_id), "%s", cfg.relay_id);
     read_partners(&st, cfg.policy_dir);
     uv_loop_init(&st.loop);
@@ -160,10 +267,17 @@ int cmd_cluster_status(int argc, char **argv) {
         config_free(&cfg);
         return 1;
     }
+    if (cfg.store.enabled && strcmp(cfg.store.url, cfg.redis_url) != 0)
+        st.sl = rlink_new(&st.loop, cfg.store.url, cfg.store.host, cfg.store.port, cfg.store.db,
+                          "cluster-status: store", &st.stopping, on_store_ready, NULL, &st);
+    else if (cfg.store.enabled)
+        st.sl = st.l;
     uv_timer_init(&st.loop, &st.timer);
     st.timer.data = &st;
     uv_timer_start(&st.timer, on_timeout, (uint64_t)(timeout * 1000), 0);
     rlink_start(st.l);
+    if (st.sl && st.sl != st.l)
+        rlink_start(st.sl);
     uv_run(&st.loop, UV_RUN_DEFAULT);
 
     static char map[1 << 16];
@@ -183,14 +297,22 @@ int cmd_cluster_status(int argc, char **argv) {
             printf("partner %s: %lld batches waiting%s%s\n", st.names[i], st.len[i],
                    st.oldest[i][0] ? ", " : "", st.oldest[i]);
     }
+    if (st.sl)
+        print_store(&st, &cfg);
     st.stopping = 1;
+    if (st.sl && st.sl != st.l) {
+        rlink_stop(st.sl);
+        uv_run(&st.loop, UV_RUN_NOWAIT);
+    }
     rlink_stop(st.l);
     uv_timer_stop(&st.timer);
     uv_close((uv_handle_t *)&st.timer, NULL);
     uv_run(&st.loop, UV_RUN_DEFAULT);
+    if (st.sl != st.l)
+        rlink_free(st.sl);
     rlink_free(st.l);
     uv_loop_close(&st.loop);
-    int rc = st.ready ? 0 : 1;
+    int rc = st.ready && (!st.sl || st.store_ready) ? 0 : 1;
     config_free(&cfg);
     return rc;
 }

@@ -589,6 +589,16 @@ void rlink_get_stats(const rlink *l, rlink_stats *st) {
     st->masters = n;
 }
 
+void rlink_slot_master(const rlink *l, unsigned slot, char *out, size_t size) {
+    const node *n = l->cluster ? l->slots[slot & (SLOTS - 1)] : NULL;
+    if (!l->cluster)
+        snprintf(out, size, "%s:%d", l->one.host, l->one.port);
+    else if (n)
+        snprintf(out, size, "%s:%d", n->rc.host, n->rc.port);
+    else
+        snprintf(out, size, "(no master)");
+}
+
 void rlink_describe(const rlink *l, char *out, size_t size) {
     size_t o = 0;
     out[0] = '\0';
@@ -603,9 +613,10 @@ void rlink_describe(const rlink *l, char *out, size_t size) {
         while (e + 1 < SLOTS && l->slots[e + 1] == l->slots[s])
             e++;
         node *n = l->slots[s];
-        int w = snprintf(out + o, size - o, "slots %u-%u: %s%s%d %s\n", s, e,
+        int w = snprintf(out + o, size - o, "slots %u-%u: %s%s%d %s, %d replica%s\n", s, e,
                          n ? n->rc.host : "(no master)", n ? ":" : "", n ? n->rc.port : 0,
-                         n ? (n->rc.ready ? "up" : "down") : "");
+                         n ? (n->rc.ready ? "up" : "down") : "", l->replicas[s],
+                         l->replicas[s] == 1 ? "" : "s");
         if (w < 0 || (size_t)w >= size - o)
             break;
         o += (size_t)w;

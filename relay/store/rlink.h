@@ -83,6 +83,9 @@ void rlink_get_stats(const rlink *l, rlink_stats *st);
  * appended to b; nothing for one server. Returns 0, or -1. */
 int rlink_metrics(const rlink *l, const char *name, const char *whose, pdns_buf *b);
 
+/* "HOST:PORT" of the master of slot (the server, for one server). */
+void rlink_slot_master(const rlink *l, unsigned slot, char *out, size_t size);
+
 /* What the link sees, one line per master and slot range, for
  * `cluster-status` and the logs: written into out (NUL-terminated). */
 void rlink_describe(const rlink *l, char *out, size_t size);

@@ -635,20 +635,15 @@ int store_shard_of(const store *s, const char *name, size_t len) {
     return (int)(h % (uint32_t)s->nshards);
 }
 
-/* The hash tags of n shards: tag k is the first "s<k>.<j>" whose slot is
- * the middle of the k-th of n equal slot ranges, so that the shards are
- * spread evenly over the masters redis-cli --cluster create makes. */
-static void shard_tags(store *s, int n) {
-    for (int k = 0; k < n; k++) {
-        unsigned want = (unsigned)((2 * k + 1) * 16384 / (2 * n));
-        char tag[12];
-        for (unsigned j = 0;; j++) {
-            int l = snprintf(tag, sizeof(tag), "s%d.%u", k, j);
-            if (rlink_key_slot(tag, (size_t)l) == want)
-                break;
-        }
-        snprintf(s->prefix[k], sizeof(s->prefix[k]), "{%s}", tag);
+void store_shard_prefix(int k, int n, char out[16]) {
+    unsigned want = (unsigned)((2 * k + 1) * 16384 / (2 * n));
+    char tag[12];
+    for (unsigned j = 0;; j++) {
+        int l = snprintf(tag, sizeof(tag), "s%d.%u", k, j);
+        if (rlink_key_slot(tag, (size_t)l) == want)
+            break;
     }
+    snprintf(out, 16, "{%s}", tag);
 }
 
 int store_up(const store *s) {
@@ -675,8 +670,8 @@ int store_init(store *s, const store_conf *c, uv_loop_t *loop,
     s->cluster = rlink_is_cluster(s->link);
     s->nshards = s->cluster ? c->shards : 1;
     s->layout_ok = !s->cluster;
-    if (s->cluster)
-        shard_tags(s, s->nshards);
+    for (int k = 0; s->cluster && k < s->nshards; k++)
+        store_shard_prefix(k, s->nshards, s->prefix[k]);
     return rlink_start(s->link);
 }
 
@@ -1275,13 +1270,10 @@ static void query_argv(store *s, const store_query_args *q, int k, const char *c
                                  q->binding ? q->binding : "", s->prefix[k]};
     for (size_t i = 0; i < QUERY_ARGS; i++) {
         argv[i] = v[i];
-        argl[i] = strlen(v[i]);
+        /* the name or range, and the cursor: lengths of their own */
+        argl[i] = i == 7 ? q->alen : i == 8 ? q->blen : i == 9 ? (cursor ? cursor_len : 0)
+                : i == 1 && !sha ? sizeof(store_query_lua) - 1 : strlen(v[i]);
     }
-    if (!sha)
-        argl[1] = sizeof(store_query_lua) - 1;
-    argl[7] = q->alen;
-    argl[8] = q->blen;
-    argl[9] = cursor ? cursor_len : 0;
     argv[QUERY_ARGS] = positions ? "1" : "0";
     argl[QUERY_ARGS] = 1;
 }
@@ -1327,6 +1319,7 @@ static void on_cursor(redisAsyncContext *ac, void *reply, void *priv) {
         return;
     }
     memcpy(g->cursor, sp + 1, g->cursor_len);
+    g->cursor[g->cursor_len] = '\0';
     gather_query(g);
 }
 
@@ -1373,11 +1366,12 @@ int store_query(store *s, const store_query_args *q, store_reply_fn fn,
         return 0;
     }
     if (q->cursor && q->cursor_len) {
-        if (!(g->cursor = malloc(q->cursor_len))) {
+        if (!(g->cursor = malloc(q->cursor_len + 1))) {
             gather_free(g);
             return -1;
         }
         memcpy(g->cursor, q->cursor, q->cursor_len);
+        g->cursor[q->cursor_len] = '\0';
         g->cursor_len = q->cursor_len;
     }
     gather_query(g);

@@ -99,6 +99,12 @@ int store_up(const store *s);
 /* The shard of a name (0 on one server). */
 int store_shard_of(const store *s, const char *name, size_t len);
 
+/* The key prefix of shard k of n on a cluster, "{<tag>}": the tag is the
+ * first "s<k>.<j>" whose slot is the middle of the k-th of n equal slot
+ * ranges, so that the shards are spread evenly over the masters
+ * redis-cli --cluster create makes. */
+void store_shard_prefix(int k, int n, char out[16]);
+
 /* Queues one record (an answer: not an error line). Returns 0, or -1 when
  * it cannot be kept (out of memory, or twice max_buffer reached by a
  * source that ignored store_full). */

@@ -293,7 +293,9 @@ def cluster_port():
 class Cluster:
     """A Redis Cluster on loopback: n redis-server processes (3 masters and
     3 replicas by default) made one by `redis-cli --cluster create`, a node
-    timeout of 1 s and replicas that take over whatever their data's age."""
+    timeout of 1 s and replicas that take over whatever their data's age.
+    Replicas sync at once (no diskless delay), and a master pings them every
+    second: CLUSTER SLOTS lists a replica only once its offset has moved."""
 
     def __init__(self, workdir, n=6):
         self.dir = os.path.join(workdir, "cluster")
@@ -323,6 +325,7 @@ class Cluster:
              "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
              "--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0",
              "--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0",
+             "--repl-ping-replica-period", "1",
              "--dir", d, "--logfile", os.path.join(d, "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(port, self.procs[port])

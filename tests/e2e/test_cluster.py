@@ -6,7 +6,8 @@ command to the master of its key's slot, and delivers to relay B:
   over and B still gets every batch, none twice;
 - when B's outbox slot is moved to another master while A delivers
   (MIGRATING/IMPORTING: ASK, then MOVED), nothing is lost or doubled.
-The store is not on the cluster yet: A runs without one here."""
+A runs without a store here (test_cluster_store.py has the store on the
+cluster)."""
 import os
 import signal
 import subprocess

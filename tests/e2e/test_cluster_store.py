@@ -19,7 +19,7 @@ import time
 import pytest
 import requests
 
-from conftest import Cluster
+from conftest import BIN, Cluster
 from test_store import (Api, aggregate, as_set, expect, make_records, send_d4, store_relay,
                         wait_stored)
 
@@ -37,9 +37,12 @@ def cluster(workdir):
 
 
 def cluster_relay(relay_factory, cluster, **store):
-    st = {"redis": cluster.url(), "default_limit": 1000}
+    """A relay whose Redis (the store, which follows it, and the outboxes)
+    is the cluster."""
+    st = {"default_limit": 1000}
     st.update(store)
-    return store_relay(relay_factory, None, store=st)
+    return relay_factory(extra={"mixer": {"enabled": False}, "store": st,
+                                "redis": cluster.url()}).start()
 
 
 def all_pages(api, path, limit, header=None):
@@ -133,6 +136,17 @@ def test_the_cluster_store_answers_as_one_server(cluster, redis_server, relay_fa
     for path in ("/dnsdb/v2/lookup/rrset/name/*.corp.test", "/dnsdb/v2/lookup/rdata/ip/10.1.0.0,16",
                  "/dnsdb/v2/summarize/rrset/name/big.cdn.test"):
         assert b.get(path)[2] == a.get(path)[2], path
+    # what an operator sees: each shard on its master, the spread
+    st = subprocess.run([BIN, "cluster-status", "-c", many.config], capture_output=True,
+                        text=True, timeout=30)
+    assert st.returncode == 0, st.stdout + st.stderr
+    out = st.stdout
+    assert "store %s: ready" % cluster.url() in out and "store layout: shards 12\n" in out
+    shards = [l for l in out.splitlines() if l.startswith("shard ")]
+    assert len(shards) == 12
+    assert sum(int(l.split(": ")[1].split()[0]) for l in shards) == len(agg)
+    per_master = [l for l in out.splitlines() if l.startswith("master ")]
+    assert len(per_master) == 3 and "triples per master: max/min" in out
     ia, ib = json.loads(a.get("/info")[2]), json.loads(b.get("/info")[2])
     for i in (ia, ib):
         i["sensors"].sort(key=lambda x: x["name"])
