@@ -15,6 +15,7 @@
 #include "console.h"
 #include "hist.h"
 #include "http_auth.h"
+#include "merge.h"
 #include "qparse.h"
 #include "rlink.h"
 #include "store.h"
@@ -364,6 +365,153 @@ static void test_cluster_slots_and_urls(void **state) {
     assert_int_equal(rlink_url_kind("http://x"), -1);
 }
 
+/* ---- a cluster store's pages merged (merge.c) ----------------------- */
+
+typedef struct mtriple {
+    char place[8], field[8];
+    int shard;
+} mtriple;
+
+static int mt_cmp(const void *x, const void *y) {
+    const mtriple *a = x, *b = y;
+    int c = strcmp(a->place, b->place);
+    return c ? c : strcmp(a->field, b->field);
+}
+
+/* 1 when triple t is after the position cursor ("<place>\n<field>": after
+ * that field of that place; "<place>": after the whole place; "": all) */
+static int after(const mtriple *t, const char *cursor) {
+    if (!cursor[0])
+        return 1;
+    const char *nl = strchr(cursor, '\n');
+    size_t pl = nl ? (size_t)(nl - cursor) : strlen(cursor);
+    char place[16];
+    snprintf(place, sizeof(place), "%.*s", (int)pl, cursor);
+    int c = strcmp(t->place, place);
+    if (c)
+        return c > 0;
+    return nl && strcmp(t->field, nl + 1) > 0;
+}
+
+static redisReply *str_reply(const char *s) {
+    return store_reply_new(REDIS_REPLY_STRING, s, strlen(s));
+}
+
+/* One shard's page as store_query.lua gives it: its triples after cursor,
+ * at most limit, having visited at most budget; its cursor is where it
+ * stopped ("" when it is done). */
+static redisReply *shard_page(const mtriple *all, size_t n, int shard, const char *cursor,
+                              size_t limit, size_t budget) {
+    redisReply *r = calloc(1, sizeof(*r));
+    r->type = REDIS_REPLY_ARRAY;
+    r->element = calloc(1 + 6 * n, sizeof(*r->element));
+    r->elements = 1;
+    char cur[32] = "";
+    size_t got = 0, seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        const mtriple *t = &all[i];
+        if (t->shard != shard || !after(t, cursor))
+            continue;
+        if (got == limit || seen == budget)
+            break;
+        seen++;
+        snprintf(cur, sizeof(cur), "%s\n%s", t->place, t->field);
+        if (t->field[0] == 'x') /* filtered out: visited, not given */
+            continue;
+        const char *f[6] = {t->place, t->field, "1 2 3", "", "", t->place};
+        for (int k = 0; k < 6; k++)
+            r->element[r->elements++] = str_reply(f[k]);
+        got++;
+    }
+    /* done when nothing of this shard is left after cur */
+    int more = 0;
+    for (size_t i = 0; i < n && !more; i++)
+        more = all[i].shard == shard && after(&all[i], cur[0] ? cur : cursor) &&
+               after(&all[i], cursor);
+    r->element[0] = str_reply(more ? cur : "");
+    return r;
+}
+
+static void test_merge_pages_as_one_server(void **state) {
+    (void)state;
+    srand(7);
+    for (int round = 0; round < 300; round++) {
+        size_t n = (size_t)(rand() % 60), limit = 1 + (size_t)(rand() % 9);
+        size_t budget = rand() % 3 ? 1000 : 1 + (size_t)(rand() % 5);
+        int shards = 1 + rand() % 5;
+        mtriple *all = calloc(n ? n : 1, sizeof(*all));
+        static const char al[] = "ab.-z";
+        for (size_t i = 0; i < n; i++) {
+            int pl = 1 + rand() % 3;
+            for (int k = 0; k < pl; k++)
+                all[i].place[k] = al[rand() % 5];
+            snprintf(all[i].field, sizeof(all[i].field), "%c%d", rand() % 8 ? 'f' : 'x',
+                     rand() % 4);
+        }
+        qsort(all, n, sizeof(*all), mt_cmp);
+        size_t u = 0; /* one triple per (place, field); a place in one shard */
+        for (size_t i = 0; i < n; i++)
+            if (!u || mt_cmp(&all[u - 1], &all[i]) != 0)
+                all[u++] = all[i];
+        n = u;
+        for (size_t i = 0; i < n; i++)
+            all[i].shard = i && strcmp(all[i].place, all[i - 1].place) == 0
+                               ? all[i - 1].shard : rand() % shards;
+        /* page through the merged answers: every triple given is the next
+         * one one server would give, none twice, none missed */
+        char cursor[32] = "";
+        size_t next = 0, pages = 0;
+        do {
+            redisReply *pg[8];
+            for (int k = 0; k < shards; k++)
+                pg[k] = shard_page(all, n, k, cursor, limit, budget);
+            redisReply *m = store_merge_pages(pg, shards, limit, 1);
+            assert_non_null(m);
+            assert_true((m->elements - 1) / 5 <= limit);
+            for (size_t j = 1; j + 4 < m->elements; j += 5) {
+                while (next < n && all[next].field[0] == 'x')
+                    next++;
+                assert_true(next < n);
+                assert_string_equal(m->element[j]->str, all[next].place);
+                assert_string_equal(m->element[j + 1]->str, all[next].field);
+                next++;
+            }
+            snprintf(cursor, sizeof(cursor), "%s", m->element[0]->str);
+            freeReplyObject(m);
+            for (int k = 0; k < shards; k++)
+                freeReplyObject(pg[k]);
+            assert_true(++pages < 1000);
+        } while (cursor[0]);
+        while (next < n && all[next].field[0] == 'x')
+            next++;
+        assert_int_equal(next, n);
+        free(all);
+    }
+}
+
+static void test_merge_info(void **state) {
+    (void)state;
+    redisReply *pg[2];
+    const char *a[] = {"10", "4", "3", "0", "sensor-a", "7", "sensor-b", "3"};
+    const char *b[] = {"5", "2", "2", "1", "sensor-b", "5"};
+    for (int k = 0; k < 2; k++) {
+        pg[k] = calloc(1, sizeof(*pg[k]));
+        pg[k]->type = REDIS_REPLY_ARRAY;
+        size_t n = k ? 6 : 8;
+        pg[k]->element = calloc(n, sizeof(redisReply *));
+        for (size_t i = 0; i < n; i++)
+            pg[k]->element[pg[k]->elements++] = str_reply(k ? b[i] : a[i]);
+    }
+    redisReply *m = store_merge_info(pg, 2);
+    const char *want[] = {"15", "6", "5", "1", "sensor-a", "7", "sensor-b", "8"};
+    assert_int_equal(m->elements, 8);
+    for (size_t i = 0; i < 8; i++)
+        assert_string_equal(m->element[i]->str, want[i]);
+    freeReplyObject(m);
+    for (int k = 0; k < 2; k++)
+        freeReplyObject(pg[k]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reverse_name),
@@ -376,6 +524,8 @@ int main(void) {
         cmocka_unit_test(test_console_cookie),
         cmocka_unit_test(test_hist_window_quantiles),
         cmocka_unit_test(test_cluster_slots_and_urls),
+        cmocka_unit_test(test_merge_pages_as_one_server),
+        cmocka_unit_test(test_merge_info),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
