@@ -145,6 +145,14 @@ void store_rd_bucket(const char *rdata, size_t len, char out[8]) {
     snprintf(out, 8, "d:%04x", hash16(rdata, len));
 }
 
+/* On a cluster each shard has its own buckets: 16 bits of bucket in each
+ * of 12 shards would make most buckets a key of one member (about 70 bytes
+ * of key for each), so a shard's f: and d: buckets take 12 bits. */
+static void shard_bucket(const store *s, char *b) {
+    if (s->cluster && (b[0] == 'f' || b[0] == 'd') && b[1] == ':' && strlen(b) == 6)
+        b[5] = '\0';
+}
+
 /* The d: bucket of an rdata index member: that of its target name. */
 static void member_bucket(const char *ixp, size_t ixl, char out[8]) {
     const char *sp = memchr(ixp, ' ', ixl);
@@ -410,12 +418,12 @@ static int build_command(const store *s, const store_chunk *c, int k, pdns_buf *
                    *ixp = rev + e[i].rev_len;
         char fb[8] = "", db[8], ty[24];
         if (!e[i].is_error) /* error lines get no name indexes */
-            store_fwd_bucket(name, e[i].name_len, fb);
+            store_fwd_bucket(name, e[i].name_len, fb), shard_bucket(s, fb);
         const char *ixk = "";
         if (e[i].ix == IX_IP)
             ixk = "ix:ip";
         else if (e[i].ix == IX_RD)
-            member_bucket(ixp, e[i].ixp_len, db), ixk = db;
+            member_bucket(ixp, e[i].ixp_len, db), shard_bucket(s, db), ixk = db;
         size_t tl = utoa(e[i].rrtype, ty);
         ty[tl++] = ' ';
         nl = itoa64(e[i].tf, num);
@@ -927,6 +935,7 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
         uint8_t ix = IX_NONE;
         char b[8];
         store_fwd_bucket(name, name_len, b);
+        shard_bucket(s, b);
         snprintf(fk, 24, "%s%s", P, b);
         ixk[0] = '\0';
         if (error_line)
@@ -938,7 +947,7 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
             if (ix == IX_IP)
                 snprintf(ixk, 24, "%six:ip", P);
             else if (ix == IX_RD)
-                member_bucket(ixp, ixl, b), snprintf(ixk, 24, "%s%s", P, b);
+                member_bucket(ixp, ixl, b), shard_bucket(s, b), snprintf(ixk, 24, "%s%s", P, b);
         }
         const char **v = argv + 5 + i * 9;
         size_t *l = argl + 5 + i * 9;
@@ -1140,7 +1149,8 @@ typedef struct gather {
 
 typedef struct gather_part {
     gather *g;
-    int k;
+    int k, shard;
+    int sha;        /* sent by EVALSHA: on NOSCRIPT, sent again with the script */
 } gather_part;
 
 static void gather_free(gather *g) {
@@ -1210,11 +1220,19 @@ static void gather_done(gather *g) {
     gather_free(g);
 }
 
+static void gather_ask(gather *g, int k, int shard, int sha);
+
 static void on_gather(redisAsyncContext *ac, void *reply, void *priv) {
     gather_part *gp = priv;
     gather *g = gp->g;
     redisReply *rep = reply;
     (void)ac;
+    if (rep && gp->sha && rep->type == REDIS_REPLY_ERROR &&
+        strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+        gather_ask(g, gp->k, gp->shard, 0); /* this master has not run it yet */
+        free(gp);
+        return;
+    }
     if (!rep)
         g->lost = 1;
     else if (rep->type == REDIS_REPLY_ERROR && !g->err)
@@ -1228,15 +1246,13 @@ static void on_gather(redisAsyncContext *ac, void *reply, void *priv) {
 
 /* Sends one shard's part of a gather; a part that cannot be sent counts
  * as lost (the caller gets NULL, as for a connection gone). */
-static void gather_send(gather *g, int k, int shard, int argc, const char **argv,
+static void gather_send(gather *g, int k, int shard, int sha, int argc, const char **argv,
                         const size_t *argl) {
     char key[40];
     snprintf(key, sizeof(key), "%sst:info", g->s->prefix[shard]);
     gather_part *gp = malloc(sizeof(*gp));
-    if (gp) {
-        gp->g = g;
-        gp->k = k;
-    }
+    if (gp)
+        *gp = (gather_part){g, k, shard, sha};
     if (!gp || rlink_argv(g->s->link, key, on_gather, gp, argc, argv, argl) < 0) {
         free(gp);
         g->lost = 1;
@@ -1245,14 +1261,13 @@ static void gather_send(gather *g, int k, int shard, int argc, const char **argv
     }
 }
 
-/* The arguments of store_query.lua for q on shard k (EVAL, on a cluster;
- * EVALSHA once loaded, on one server), cursor and cursor id as given. */
+/* The arguments of store_query.lua for q on shard k (EVALSHA with sha,
+ * else EVAL), cursor and cursor id as given. */
 #define QUERY_ARGS 23
 static void query_argv(store *s, const store_query_args *q, int k, const char *cursor,
-                       size_t cursor_len, const char *cursor_id, int positions,
+                       size_t cursor_len, const char *cursor_id, int positions, int sha,
                        char bufs[8][24], char *key, size_t keysize, const char **argv,
                        size_t *argl) {
-    int sha = s->script_loaded && !s->cluster;
     snprintf(bufs[0], 24, "%zu", q->limit);
     snprintf(bufs[1], 24, "%zu", s->conf->budget);
     snprintf(bufs[2], 24, "%" PRId64, q->tf_after);
@@ -1261,7 +1276,10 @@ static void query_argv(store *s, const store_query_args *q, int k, const char *c
     snprintf(bufs[5], 24, "%" PRId64, q->tl_before);
     snprintf(bufs[6], 24, "%lld", (long long)time(NULL));
     snprintf(bufs[7], 24, "%sst:info", s->prefix[k]);
-    snprintf(key, keysize, "%s%s", s->prefix[k], q->key);
+    char bucket[sizeof(q->key)];
+    snprintf(bucket, sizeof(bucket), "%s", q->key);
+    shard_bucket(s, bucket);
+    snprintf(key, keysize, "%s%s", s->prefix[k], bucket);
     const char *v[QUERY_ARGS] = {sha ? "EVALSHA" : "EVAL", sha ? s->query_sha : store_query_lua,
                                  "1", bufs[7], q->mode, q->kind ? q->kind : "", key, q->a, q->b,
                                  cursor ? cursor : "", bufs[0], bufs[1], q->types,
@@ -1278,18 +1296,22 @@ static void query_argv(store *s, const store_query_args *q, int k, const char *c
     argl[QUERY_ARGS] = 1;
 }
 
-/* Every shard asked for the page after position cursor. */
-static void gather_query(gather *g) {
+/* Shard shard asked for the page after position cursor (its answer is
+ * page k). */
+static void gather_ask(gather *g, int k, int shard, int sha) {
     const char *argv[QUERY_ARGS + 1];
     size_t argl[QUERY_ARGS + 1];
     char bufs[8][24], key[1200];
-    int n = g->n;
-    for (int k = 0; k < n; k++) {
-        int shard = g->one >= 0 ? g->one : k;
-        query_argv(g->s, g->q, shard, g->cursor, g->cursor_len, NULL, g->one < 0, bufs, key,
-                   sizeof(key), argv, argl);
-        gather_send(g, k, shard, QUERY_ARGS + 1, argv, argl);
-    }
+    query_argv(g->s, g->q, shard, g->cursor, g->cursor_len, NULL, g->one < 0, sha, bufs, key,
+               sizeof(key), argv, argl);
+    gather_send(g, k, shard, sha, QUERY_ARGS + 1, argv, argl);
+}
+
+/* Every shard asked (by EVALSHA: each master has the script once it ran
+ * it; NOSCRIPT sends it). */
+static void gather_query(gather *g) {
+    for (int k = 0; k < g->n; k++)
+        gather_ask(g, k, g->one >= 0 ? g->one : k, 1);
 }
 
 /* A numeric cursor read back: the position it stands for, if it is this
@@ -1342,8 +1364,8 @@ int store_query(store *s, const store_query_args *q, store_reply_fn fn,
     size_t argl[QUERY_ARGS + 1];
     char bufs[8][24], key[1200];
     if (!s->cluster) { /* store_query.lua does it all */
-        query_argv(s, q, 0, q->cursor, q->cursor_len, q->cursor_id, 0, bufs, key, sizeof(key),
-                   argv, argl);
+        query_argv(s, q, 0, q->cursor, q->cursor_len, q->cursor_id, 0, s->script_loaded, bufs,
+                   key, sizeof(key), argv, argl);
         return call(s, "st:info", QUERY_ARGS + 1, argv, argl, q, fn, ctx);
     }
     if (!store_up(s))
@@ -1403,7 +1425,7 @@ int store_info(store *s, store_reply_fn fn, void *ctx) {
         snprintf(key, sizeof(key), "%sst:info", s->prefix[k]);
         EVAL_HEAD(argv, argl, script, key);
         argv[4] = s->prefix[k], argl[4] = strlen(s->prefix[k]);
-        gather_send(g, k, k, 5, argv, argl);
+        gather_send(g, k, k, 0, 5, argv, argl);
     }
     return 0;
 }

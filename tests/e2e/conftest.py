@@ -339,7 +339,8 @@ class Cluster:
                 self.start_node(p)
             subprocess.run(["redis-cli", "--cluster", "create"] +
                            ["127.0.0.1:%d" % p for p in self.ports] +
-                           ["--cluster-replicas", "1", "--cluster-yes"],
+                           ["--cluster-replicas", "1" if self.n >= 6 else "0",
+                            "--cluster-yes"],
                            check=True, capture_output=True, timeout=60)
             try:
                 self.wait_ok()
