@@ -129,6 +129,7 @@ bench: $(BIN) $(BENCH_BIN) $(BUILD)/bench/iprof
 	PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) tests/bench/forward_bench.py
 	BENCH_RECORDS=$(BENCH_RECORDS) PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) tests/bench/ingest_bench.py
 	BENCH_RECORDS=$(BENCH_RECORDS) PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) tests/bench/store_bench.py
+	BENCH_RECORDS=$(BENCH_RECORDS) PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) tests/bench/cluster_bench.py
 	PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) tests/bench/preauth_bench.py
 	PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) tests/bench/queue_bench.py
 	PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) tests/bench/stream_bench.py

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
 sys.path.insert(0, os.path.dirname(__file__))
@@ -66,6 +67,20 @@ def triples(ports):
                            "until c == '0' return t", "0")
         total += int(out)
     return total
+
+
+def ready(port, timeout=30):
+    """Until GET /readyz says 200 (the store's link is up)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % port, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    sys.exit("cluster_bench: the relay did not become ready")
 
 
 def main():
@@ -131,11 +146,10 @@ def run(work, one, cluster):
     ]
     qps = {}
     for name, ports, (cfg, http_port) in targets:
-        relay = subprocess.Popen([conftest.BIN if not os.environ.get("PDNS_RELAY_BIN")
-                                  else os.environ["PDNS_RELAY_BIN"], "run", "-c", cfg],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        relay = subprocess.Popen([sb.BIN, "run", "-c", cfg], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
         conftest.wait_port(http_port, relay)
-        time.sleep(0.5)  # the store link up
+        ready(http_port)
         for q, paths in kinds:
             r = sb.wrk(http_port, paths, q.split()[0], work, conns=4)
             qps[(q, name)] = r[0]
