@@ -422,3 +422,14 @@ class Cluster:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+@pytest.fixture
+def cluster(workdir):
+    """A started Cluster (3 masters, 3 replicas), stopped after the test."""
+    c = Cluster(workdir)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()

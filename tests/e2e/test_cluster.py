@@ -15,20 +15,9 @@ import time
 
 import pytest
 
-from conftest import Cluster
 from test_partners import a_and_b, batch, policy_to_b, rrnames, stream
 
 redis = pytest.importorskip("redis")
-
-
-@pytest.fixture
-def cluster(workdir):
-    c = Cluster(workdir)
-    try:
-        c.start()
-        yield c
-    finally:
-        c.stop()
 
 
 OUTBOX = "{pdns-relay:relay-a:relay-b}:outbox"

@@ -19,21 +19,11 @@ import time
 import pytest
 import requests
 
-from conftest import BIN, Cluster
+from conftest import BIN
 from test_store import (Api, aggregate, as_set, expect, make_records, send_d4, store_relay,
                         wait_stored)
 
 redis = pytest.importorskip("redis")
-
-
-@pytest.fixture
-def cluster(workdir):
-    c = Cluster(workdir)
-    try:
-        c.start()
-        yield c
-    finally:
-        c.stop()
 
 
 def cluster_relay(relay_factory, cluster, **store):
