@@ -7,7 +7,8 @@ beside the same store on one redis-server:
   replica takes over and every record is stored exactly once (the counts
   say so: a batch part applied twice would double them);
 - slots move between masters (redis-cli --cluster reshard) during ingest:
-  nothing lost, nothing doubled.
+  nothing lost, nothing doubled;
+- the expiry sweep deletes expired triples from every shard.
 The expected answers come from the records the test generated, and from
 the one-server relay, never from the relay under test alone."""
 import json
@@ -275,3 +276,38 @@ def test_slots_moved_during_ingest_lose_and_double_nothing(cluster, relay_factor
     obs = [o for r in rounds for o in r]
     assert counts(Api(relay.http_port)) == expected_counts(obs)
     assert json.loads(Api(relay.http_port).get("/info")[2])["records"] == sent
+
+
+def test_expiry_sweeps_every_shard(cluster, relay_factory, tmp_path):
+    """store.expire on a cluster: the sweep walks every shard (a SCAN of the
+    shard's keys on its master) and deletes each expired triple with its
+    index entries, wherever its name's shard is."""
+    now = int(time.time())
+    recs = [("gone%d.exp.test" % i, "198.51.%d.%d" % (i // 200, i % 200 + 1), now - 7200)
+            for i in range(60)]
+    recs += [("kept%d.exp.test" % i, "203.0.%d.%d" % (i // 200, i % 200 + 1), now - 60)
+             for i in range(60)]
+    f = tmp_path / "exp.ndjson"
+    f.write_text("\n".join(json.dumps({"rrname": n, "rrtype": "A", "rdata": d,
+                                       "time_first": tl - 10, "time_last": tl, "count": 1})
+                           for n, d, tl in recs) + "\n")
+    relay = cluster_relay(relay_factory, cluster, expire={"A": 3600}, sweep_interval=1)
+    subprocess.run([BIN, "import", "-c", relay.config, str(f)], check=True,
+                   capture_output=True, timeout=60)
+    api = Api(relay.http_port)
+    # hidden at once
+    got, _ = api.page("/query/*.exp.test?limit=1000")
+    assert {o["rrname"] for o in got} == {n for n, _, tl in recs if tl > now - 3600}
+    # deleted by the sweep, from every shard
+    assert relay.wait_for(
+        lambda: relay.metrics()["pdns_relay_store_expired_triples_total"] == 60, 30)
+    left = []
+    for p in cluster.alive():
+        c = cluster.client(p)
+        if c.execute_command("ROLE")[0] == b"master":
+            left += [k for k in c.scan_iter(match="*gone*", count=1000)]
+            left += [m for k in c.scan_iter(match="*ix:ip", count=1000)
+                     for m in c.zrange(k, 0, -1) if b"198.51." in m]
+    assert left == []
+    info = json.loads(api.get("/info")[2])
+    assert info["triples"] == 60 and info["names"] == 60
