@@ -485,8 +485,15 @@ static int http_ready(void *ctx, char *why, size_t whylen) {
         return 0;
     }
     if (r->storing && !store_up(&r->store)) {
-        snprintf(why, whylen, "the store's Redis (%.64s:%d) is not connected",
-                 r->cfg.store.host, r->cfg.store.port);
+        if (!r->store.cluster)
+            snprintf(why, whylen, "the store's Redis (%.64s:%d) is not connected",
+                     r->cfg.store.host, r->cfg.store.port);
+        else if (!rlink_ready(r->store.link))
+            snprintf(why, whylen, "the store's Redis Cluster is not ready (a slot without a "
+                     "master that is up)");
+        else
+            snprintf(why, whylen, "the cluster's store was made with another store.shards "
+                     "(see the log)");
         return 0;
     }
     return 1;

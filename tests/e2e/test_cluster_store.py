@@ -311,3 +311,29 @@ def test_expiry_sweeps_every_shard(cluster, relay_factory, tmp_path):
     assert left == []
     info = json.loads(api.get("/info")[2])
     assert info["triples"] == 60 and info["names"] == 60
+
+
+def test_a_relay_with_other_shards_refuses_to_write(cluster, relay_factory):
+    """st:layout records the store's number of shards: a relay configured
+    with another store.shards would look for names in the wrong shards, so
+    it writes nothing, says why in its log and in /readyz, and loses no
+    record (they wait in its buffer)."""
+    first = cluster_relay(relay_factory, cluster)
+    obs = make_records(seed=51)
+    send_d4(first, obs)
+    wait_stored(first, len(obs))
+    first.stop()
+    other = relay_factory(extra={"mixer": {"enabled": False}, "redis": cluster.url(),
+                                 "store": {"shards": 6}}).start(ready=False)
+    assert other.wait_for(lambda: "made with shards 12, store.shards says 6" in other.log_text(),
+                          20), other.log_text()[-2000:]
+    st, body = other.readyz()
+    assert st == 503 and "another store.shards" in body, body
+    send_d4(other, obs[:100])
+    assert other.wait_for(lambda: other.sensor_records("sensor-a") +
+                          other.sensor_records("sensor-b") == 100, 20)
+    m = other.metrics()
+    assert m["pdns_relay_store_records_total"] == 0 and m["pdns_relay_store_buffered_records"] == 100
+    c = cluster.client(cluster.master_of(cluster.client(cluster.alive()[0])
+                                         .cluster("keyslot", "st:layout")))
+    assert c.get("st:layout") == b"shards 12"
