@@ -574,6 +574,18 @@ static int load_admin(cfgctx *c, relay_config *cfg, json_t *o) {
                ? -1 : 0;
 }
 
+/* mixer.journal: true (state_dir), false, or "redis" */
+static int get_journal(cfgctx *c, json_t *o, int *out) {
+    json_t *v = json_object_get(o, "journal");
+    if (v && json_is_string(v) && strcmp(json_string_value(v), "redis") == 0) {
+        *out = MIXER_JOURNAL_REDIS;
+        return 0;
+    }
+    if (v && !json_is_boolean(v))
+        return fail(c, "mixer.journal", "want true (in state_dir), false or \"redis\"");
+    return get_bool(c, o, "mixer", "journal", out);
+}
+
 static int load_mixer(cfgctx *c, relay_config *cfg, json_t *o) {
     static const char *const keys[] = {
         "enabled", "interval", "min_batch", "send_fraction", "pool_min",
@@ -589,7 +601,7 @@ static int load_mixer(cfgctx *c, relay_config *cfg, json_t *o) {
     char err[256];
     if (check_keys(c, o, "mixer", keys) < 0 ||
         get_bool(c, o, "mixer", "enabled", &cfg->mixer_enabled) < 0 ||
-        get_bool(c, o, "mixer", "journal", &cfg->mixer_journal) < 0 ||
+        get_journal(c, o, &cfg->mixer_journal) < 0 ||
         get_int(c, o, "mixer", "interval", &iv, 1, 86400) < 0 ||
         get_int(c, o, "mixer", "min_batch", &mb, 0, 10000000) < 0 ||
         get_real(c, o, "mixer", "send_fraction", &m->send_fraction, 0.01, 1) < 0 ||

@@ -92,7 +92,8 @@ typedef struct relay_config {
     size_t n_partners_in;
 
     int mixer_enabled;
-    int mixer_journal;             /* the pool journalled and checkpointed in state_dir */
+    int mixer_journal;             /* the pool journalled and checkpointed: 0 no, 1 in
+                                    * state_dir, MIXER_JOURNAL_REDIS in Redis */
     mixer_conf mixer;              /* sensor_org points at mixer_org */
     uint16_t *mixer_org;           /* sensor index -> organisation index */
     char mixer_output[CFG_PATH_MAX]; /* mixed batches as COF, or "" */
@@ -143,5 +144,7 @@ relay_sensor *config_find_sensor(const relay_config *cfg,
 
 /* Wipes keys and frees everything config_load allocated. */
 void config_free(relay_config *cfg);
+
+#define MIXER_JOURNAL_REDIS 2 /* relay_config.mixer_journal: in Redis */
 
 #endif

@@ -862,7 +862,7 @@ int cmd_run(int argc, char **argv) {
             goto out_lws;
         }
     }
-    if (mix_start(&r.mix, &r.cfg, &r.sh) < 0) {
+    if (mix_start(&r.mix, &r.cfg, &r.sh, r.loop, &r.stopping) < 0) {
         log_error("run: cannot start the mixer");
         goto out_lws;
     }
@@ -995,6 +995,7 @@ out_loop:
     uv_run(r.loop, UV_RUN_DEFAULT);
     deliver_free(r.deliver);
     queue_free(r.queue);
+    mix_free(&r.mix);
     if (r.storing)
         store_free(&r.store);
     http_auth_free(r.auth);

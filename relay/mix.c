@@ -12,7 +12,17 @@
  * a new journal. A start restores the last checkpoint and replays the
  * journal of the same generation. A batch's triples are out of both files
  * before it leaves: a crash never releases a triple twice (the batch being
- * handed out at that moment can be lost instead). */
+ * handed out at that moment can be lost instead).
+ *
+ * With mixer.journal "redis" the same two live in the relay's Redis (one
+ * server or a cluster), so that the pool survives the loss of the machine
+ * and another relay process can take it up: the journal is a stream
+ * ({pdns-relay:<id>:mixer}:journal, an entry every 100 ms: the generation
+ * and the records), the checkpoint a string in the same slot
+ * ({...}:pool), written with a blocking call (it must be in Redis before
+ * the batch leaves) that also deletes the journal. Entries of an older
+ * generation (appended after the checkpoint that replaced them, from a
+ * connection of their own) are never replayed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -26,6 +36,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "mix.h"
+#include "rsync.h"
 
 static int checkpoint(mix_stage *m);
 
@@ -37,7 +48,7 @@ static void on_batch(void *ctx, const mixer_batch *b) {
     m->batches++;
     /* before the batch leaves: after a crash from here on, its triples are
      * neither in the pool file nor in the journal, so never released twice */
-    if (m->jfd >= 0)
+    if (m->jfd >= 0 || m->snap)
         checkpoint(m);
     log_info("mixer: batch %" PRIu64 "%s: %zu triples from %zu sensors, H %.2f "
              "bits (anonymity set %.1f, min-entropy %.2f), %zu held back, %zu "
@@ -63,6 +74,9 @@ static void on_batch(void *ctx, const mixer_batch *b) {
 #define SNAP_MAGIC "pdns-relay mixer sources"
 #define JOURNAL_MAGIC "pdns-relay mixer journal"
 #define JOURNAL_FLUSH (1u << 20)
+#define SNAP_TIMEOUT_MS 5000   /* each blocking call to Redis, at most */
+#define RESTORE_TRIES_MS 10000 /* Redis away at start: tried this long */
+#define REPLAY_PAGE 200        /* journal entries read at a time (XRANGE's COUNT) */
 
 /* A journalled insert: the record's triple, times, count, its source and
  * when it came; its name and rdata follow. */
@@ -137,8 +151,33 @@ static int checkpoint(mix_stage *m) {
         source_name(cfg, i, name, sizeof(name));
         rc = pdns_buf_printf(&b, "%s\n", name);
     }
+    if (rc < 0 || mixer_pool_save(m->pool, &b) < 0)
+        goto fail;
+    if (m->snap) { /* Redis: the pool and an empty journal, at once */
+        static const char script[] = "redis.call('SET', KEYS[1], ARGV[1]) "
+                                     "redis.call('DEL', KEYS[2]) return 1";
+        const char *argv[] = {"EVAL", script, "2", m->skey, m->jkey, b.p};
+        size_t argl[] = {4, sizeof(script) - 1, 1, strlen(m->skey), strlen(m->jkey), b.len};
+        char err[300];
+        redisReply *rep = rsync_argv(m->snap, m->skey, 6, argv, argl, err, sizeof(err));
+        int ok = rep && rep->type == REDIS_REPLY_INTEGER;
+        if (rep && !ok)
+            snprintf(err, sizeof(err), "%s", rep->type == REDIS_REPLY_ERROR ? rep->str : "?");
+        freeReplyObject(rep);
+        if (!ok) {
+            m->checkpoint_errors++;
+            log_error("mixer: checkpoint in Redis (%s) failed: %s (what the pool holds may "
+                      "be lost, or released twice, after a crash)", m->skey, err);
+            pdns_buf_free(&b);
+            return -1;
+        }
+        m->jbuf.len = 0; /* what it held is in the checkpoint */
+        m->gen = gen;
+        pdns_buf_free(&b);
+        return 0;
+    }
     state_path(cfg, SNAP_NAME, path, sizeof(path));
-    if (rc < 0 || mixer_pool_save(m->pool, &b) < 0 || pdns_afile_write(path, b.p, b.len) < 0)
+    if (pdns_afile_write(path, b.p, b.len) < 0)
         goto fail;
     b.len = 0;
     state_path(cfg, JOURNAL_NAME, path, sizeof(path));
@@ -165,7 +204,7 @@ fail:
 
 void mix_journal(void *ctx, const pdns_record *r, uint16_t source, int64_t now_ms) {
     mix_stage *m = ctx;
-    if (m->jfd < 0)
+    if (m->jfd < 0 && !m->jrl)
         return;
     if (mix_rec_put(&m->jbuf, r, source, now_ms) < 0)
         m->journal_errors++;
@@ -173,8 +212,31 @@ void mix_journal(void *ctx, const pdns_record *r, uint16_t source, int64_t now_m
         mix_journal_flush(m);
 }
 
+static void on_xadd(redisAsyncContext *ac, void *reply, void *priv) {
+    mix_stage *m = priv;
+    redisReply *rep = reply;
+    (void)ac;
+    if (!rep || rep->type == REDIS_REPLY_ERROR) {
+        m->journal_errors++;
+        log_error("mixer: appending to the journal in Redis: %s",
+                  rep ? rep->str : "the link went away");
+    }
+}
+
 void mix_journal_flush(mix_stage *m) {
-    if (m->jfd < 0 || !m->jbuf.len)
+    if (!m->jbuf.len)
+        return;
+    if (m->jrl) {
+        if (rlink_command(m->jrl, m->jkey, on_xadd, m, "XADD %s * g %llu r %b", m->jkey,
+                          (unsigned long long)m->gen, m->jbuf.p, m->jbuf.len) < 0) {
+            m->journal_errors++;
+            log_error("mixer: the journal's Redis is away: %zu bytes of journal lost",
+                      m->jbuf.len);
+        }
+        m->jbuf.len = 0;
+        return;
+    }
+    if (m->jfd < 0)
         return;
     if (pdns_buf_write_fd(&m->jbuf, m->jfd) < 0) {
         m->journal_errors++;
@@ -204,41 +266,130 @@ static char *slurp(const char *path, size_t *len) {
     return b.p ? b.p : calloc(1, 1);
 }
 
-/* Replays the journal of generation gen (records after the last
- * checkpoint); a torn last record (a crash mid-write) ends it. */
-static long replay(mix_stage *m, const int32_t *map, size_t nmap, uint64_t gen) {
-    char path[4200];
-    size_t len = 0, off;
-    unsigned long long jgen;
-    state_path(m->cfg, JOURNAL_NAME, path, sizeof(path));
-    char *d = slurp(path, &len);
-    long n = 0;
-    char *nl = d ? memchr(d, '\n', len) : NULL;
-    if (!nl || sscanf(d, JOURNAL_MAGIC " %llu", &jgen) != 1 || jgen != gen) {
-        free(d);
-        return 0;
-    }
-    off = (size_t)(nl + 1 - d);
+/* Inserts the journalled records of d (from off); a torn last record (a
+ * crash mid-write) ends them. Returns how many the pool took. */
+static long replay_records(mix_stage *m, const int32_t *map, size_t nmap, const char *d,
+                           size_t len, size_t off) {
     pdns_record r;
     uint16_t src;
     int64_t at;
+    long n = 0;
     while (mix_rec_get(d, len, &off, &r, &src, &at))
         if (src < nmap && map[src] >= 0 &&
             mixer_pool_insert(m->pool, &r, (uint16_t)map[src], at) == 0)
             n++;
+    return n;
+}
+
+/* The journal stream's entries of generation gen, in order, a page at a
+ * time. Returns the records the pool took, or -1 (Redis away). */
+static long replay_redis(mix_stage *m, const int32_t *map, size_t nmap, uint64_t gen) {
+    char start[64] = "-", err[300];
+    long n = 0;
+    for (;;) {
+        const char *argv[] = {"XRANGE", m->jkey, start, "+", "COUNT", "200"};
+        size_t argl[6];
+        for (int i = 0; i < 6; i++)
+            argl[i] = strlen(argv[i]);
+        redisReply *rep = rsync_argv(m->snap, m->jkey, 6, argv, argl, err, sizeof(err));
+        if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+            log_error("mixer: reading the journal %s: %s", m->jkey,
+                      rep && rep->type == REDIS_REPLY_ERROR ? rep->str : err);
+            freeReplyObject(rep);
+            return -1;
+        }
+        size_t got = rep->elements;
+        for (size_t i = 0; i < got; i++) {
+            const redisReply *e = rep->element[i];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+                e->element[0]->type != REDIS_REPLY_STRING)
+                continue;
+            snprintf(start, sizeof(start), "(%s", e->element[0]->str);
+            const redisReply *f = e->element[1];
+            if (f->type != REDIS_REPLY_ARRAY || f->elements != 4 ||
+                strcmp(f->element[0]->str, "g") != 0 || strcmp(f->element[2]->str, "r") != 0 ||
+                strtoull(f->element[1]->str, NULL, 10) != gen)
+                continue; /* another generation: in the checkpoint already */
+            n += replay_records(m, map, nmap, f->element[3]->str, f->element[3]->len, 0);
+        }
+        freeReplyObject(rep);
+        if (got < REPLAY_PAGE)
+            return n;
+    }
+}
+
+/* Replays the journal of generation gen (records after the last
+ * checkpoint). */
+static long replay(mix_stage *m, const int32_t *map, size_t nmap, uint64_t gen) {
+    if (m->snap)
+        return replay_redis(m, map, nmap, gen);
+    char path[4200];
+    size_t len = 0;
+    unsigned long long jgen;
+    state_path(m->cfg, JOURNAL_NAME, path, sizeof(path));
+    char *d = slurp(path, &len);
+    char *nl = d ? memchr(d, '\n', len) : NULL;
+    long n = 0;
+    if (nl && sscanf(d, JOURNAL_MAGIC " %llu", &jgen) == 1 && jgen == gen)
+        n = replay_records(m, map, nmap, d, len, (size_t)(nl + 1 - d));
     free(d);
     return n;
 }
 
-/* At start: the last checkpoint, then the journal written since. */
-static void restore(mix_stage *m) {
+/* The saved pool in Redis: the string (NULL and 0 when there is none yet),
+ * or -1 when Redis did not answer within RESTORE_TRIES_MS. */
+static int load_redis(mix_stage *m, char **d, size_t *len) {
+    char err[300];
+    uint64_t until = pdns_mono_ms() + RESTORE_TRIES_MS;
+    const char *argv[] = {"GET", m->skey};
+    size_t argl[] = {3, strlen(m->skey)};
+    *d = NULL;
+    *len = 0;
+    for (;;) {
+        redisReply *rep = rsync_argv(m->snap, m->skey, 2, argv, argl, err, sizeof(err));
+        if (rep && rep->type == REDIS_REPLY_NIL) {
+            freeReplyObject(rep);
+            return 0;
+        }
+        if (rep && rep->type == REDIS_REPLY_STRING) {
+            *d = malloc(rep->len + 1);
+            if (*d) {
+                memcpy(*d, rep->str, rep->len);
+                (*d)[rep->len] = '\0';
+                *len = rep->len;
+            }
+            freeReplyObject(rep);
+            return *d ? 0 : -1;
+        }
+        if (rep)
+            snprintf(err, sizeof(err), "%s", rep->type == REDIS_REPLY_ERROR ? rep->str : "?");
+        freeReplyObject(rep);
+        if (pdns_mono_ms() >= until) {
+            log_error("mixer: cannot read the saved pool %s from Redis: %s", m->skey, err);
+            return -1;
+        }
+        uv_sleep(200);
+    }
+}
+
+/* At start: the last checkpoint, then the journal written since. Returns
+ * 0, or -1 when the saved pool could not be read (Redis away: starting
+ * empty would overwrite it). */
+static int restore(mix_stage *m) {
     const relay_config *cfg = m->cfg;
     char path[4200], bad[4300], name[200];
     size_t len = 0;
-    state_path(cfg, SNAP_NAME, path, sizeof(path));
-    char *d = slurp(path, &len);
+    char *d;
+    if (m->snap) {
+        snprintf(path, sizeof(path), "Redis %s", m->skey);
+        if (load_redis(m, &d, &len) < 0)
+            return -1;
+    } else {
+        state_path(cfg, SNAP_NAME, path, sizeof(path));
+        d = slurp(path, &len);
+    }
     if (!d)
-        return; /* none yet */
+        return 0; /* none yet */
     size_t nsaved = 0, off = 0;
     unsigned long long gen = 0;
     long restored = -1, replayed = 0;
@@ -271,18 +422,29 @@ static void restore(mix_stage *m) {
     }
     free(map);
     free(d);
+    if (replayed < 0)
+        return -1;
     if (restored < 0) {
-        snprintf(bad, sizeof(bad), "%s.bad", path);
+        snprintf(bad, sizeof(bad), "%s.bad", m->snap ? m->skey : path);
         log_error("mixer: %s is not a saved pool: set aside as %s, the pool starts empty",
                   path, bad);
-        rename(path, bad);
-        return;
+        if (!m->snap) {
+            rename(path, bad);
+        } else {
+            const char *argv[] = {"RENAME", m->skey, bad};
+            size_t argl[] = {6, strlen(m->skey), strlen(bad)};
+            char err[300];
+            freeReplyObject(rsync_argv(m->snap, m->skey, 3, argv, argl, err, sizeof(err)));
+        }
+        return 0;
     }
     log_info("mixer: %ld pooled triples restored from %s, %ld records replayed from the "
              "journal", restored, path, replayed);
+    return 0;
 }
 
-int mix_start(mix_stage *m, const relay_config *cfg, share *sh) {
+int mix_start(mix_stage *m, const relay_config *cfg, share *sh, uv_loop_t *loop,
+              const int *stopping) {
     m->cfg = cfg;
     m->sh = sh;
     m->fd = -1;
@@ -293,7 +455,23 @@ int mix_start(mix_stage *m, const relay_config *cfg, share *sh) {
     m->pool = mixer_pool_new(&m->cfg->mixer, &m->rng, on_batch, m);
     if (!m->pool)
         return -1;
-    if (m->cfg->state_dir[0] && m->cfg->mixer_journal) {
+    if (cfg->mixer_journal == MIXER_JOURNAL_REDIS) {
+        snprintf(m->skey, sizeof(m->skey), "{pdns-relay:%s:mixer}:pool", cfg->relay_id);
+        snprintf(m->jkey, sizeof(m->jkey), "{pdns-relay:%s:mixer}:journal", cfg->relay_id);
+        m->snap = rsync_new(cfg->redis_url, cfg->redis.host, cfg->redis.port, cfg->redis_db,
+                            SNAP_TIMEOUT_MS);
+        m->jrl = m->snap ? rlink_new(loop, cfg->redis_url, cfg->redis.host, cfg->redis.port,
+                                     cfg->redis_db, "mixer journal Redis", stopping, NULL,
+                                     NULL, NULL)
+                         : NULL;
+        if (!m->jrl || rlink_start(m->jrl) < 0 || restore(m) < 0 || checkpoint(m) < 0) {
+            log_error("mixer: mixer.journal is \"redis\" and the pool saved there could not "
+                      "be read or written: not starting (the saved pool is left as it is)");
+            mixer_pool_free(m->pool);
+            m->pool = NULL;
+            return -1;
+        }
+    } else if (m->cfg->state_dir[0] && m->cfg->mixer_journal) {
         restore(m);
         checkpoint(m); /* what was restored, and a new journal from here */
     } else {
@@ -338,11 +516,18 @@ void mix_tick(mix_stage *m) {
 void mix_stop(mix_stage *m) {
     if (m->pool) {
         size_t left = mixer_pool_triples(m->pool);
-        if (m->jfd >= 0 && checkpoint(m) == 0 && left)
+        if (m->snap && checkpoint(m) == 0 && left)
+            log_info("mixer: %zu pooled triples saved in Redis (%s) for the next start", left,
+                     m->skey);
+        else if (m->jfd >= 0 && checkpoint(m) == 0 && left)
             log_info("mixer: %zu pooled triples saved in %s/%s for the next start", left,
                      m->cfg->state_dir, SNAP_NAME);
         mixer_pool_free(m->pool);
     }
+    if (m->jrl)
+        rlink_stop(m->jrl);
+    rsync_free(m->snap);
+    m->snap = NULL;
     if (m->cfg && m->jfd >= 0) /* (m->cfg: mix_start ran, jfd is set) */
         close(m->jfd);
     m->jfd = -1;
@@ -405,4 +590,9 @@ int mix_metrics(const mix_stage *m, pdns_buf *b) {
               (double)s->latency_p50_ms / 1000, (double)s->latency_p95_ms / 1000,
               (double)s->latency_p99_ms / 1000);
     return rc ? -1 : 0;
+}
+
+void mix_free(mix_stage *m) {
+    rlink_free(m->jrl);
+    m->jrl = NULL;
 }

@@ -5,10 +5,14 @@
 
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "buf.h"
 #include "config.h"
 #include "pool.h"
+#include "rlink.h"
 #include "rng.h"
+#include "rsync.h"
 #include "share.h"
 
 typedef struct mix_stage {
@@ -21,17 +25,24 @@ typedef struct mix_stage {
     uint64_t batches, cap_logged;
     uint64_t cap_log_ms;
     int fd;                      /* mixer.output_file, -1 when none */
-    int jfd;                     /* the journal, -1 when none */
+    int jfd;                     /* the journal file, -1 when none */
+    rlink *jrl;                  /* mixer.journal "redis": the journal's link */
+    rsync *snap;                 /* and the checkpoint's (blocking) */
+    char jkey[160], skey[160];   /* the journal stream and the checkpoint key */
     pdns_buf jbuf;               /* journalled inserts not written yet */
     uint64_t gen;                /* the checkpoint's generation */
     uint64_t checkpoint_errors, journal_errors;
 } mix_stage;
 
 /* Starts the stage (nothing to do when the mixer is disabled: m->pool stays
- * NULL). Returns 0, or -1 after logging why. */
-int mix_start(mix_stage *m, const relay_config *cfg, share *sh);
+ * NULL). With mixer.journal "redis" it reads the saved pool from Redis
+ * first (blocking, a few seconds at most). Returns 0, or -1 after logging
+ * why. */
+int mix_start(mix_stage *m, const relay_config *cfg, share *sh, uv_loop_t *loop,
+              const int *stopping);
 void mix_tick(mix_stage *m);
 void mix_stop(mix_stage *m);
+void mix_free(mix_stage *m);  /* once the loop has closed its handles */
 int mix_metrics(const mix_stage *m, pdns_buf *b);
 
 /* One record of the mixer's input as the journal (and the console's

@@ -137,6 +137,16 @@ static int parse_seeds(const char *url, char seeds[][280], int *ports) {
     return n ? n : -1;
 }
 
+int rlink_seed(const char *url, int i, char *host, size_t hsize, int *port) {
+    char seeds[SEEDS_MAX][280];
+    int ports[SEEDS_MAX], n = parse_seeds(url, seeds, ports);
+    if (i < 0 || i >= n || strlen(seeds[i]) >= hsize)
+        return -1;
+    snprintf(host, hsize, "%s", seeds[i]);
+    *port = ports[i];
+    return 0;
+}
+
 int rlink_url_kind(const char *url) {
     char seeds[SEEDS_MAX][280];
     int ports[SEEDS_MAX];

@@ -35,6 +35,9 @@ unsigned rlink_key_slot(const char *key, size_t len);
  * when it is neither or malformed (seeds: at most 16, each HOST:PORT). */
 int rlink_url_kind(const char *url);
 
+/* Seed i of a redis+cluster:// URL: 0 with its host and port, or -1. */
+int rlink_seed(const char *url, int i, char *host, size_t hsize, int *port);
+
 /* A link for url; for one server (redis://) the caller gives its host,
  * port and database, as the configuration parsed them; for a cluster the
  * seeds come from the URL. what names it in the log. on_ready runs each

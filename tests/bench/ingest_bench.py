@@ -9,7 +9,9 @@ target. The mixer takes every record in each row; the journal
 (mixer.journal, on by default) writes each to state_dir: its cost per
 record is the difference of rows 3 and 4, same run. The console keeps a
 copy of each for its policy preview (admin.preview_mib, 32 by default):
-its cost is the difference of rows 4 and 5."""
+its cost is the difference of rows 4 and 5. The last row keeps the
+journal in a redis-server started here (mixer.journal "redis": a stream
+entry every 100 ms): its cost is the difference of rows 6 and 4."""
 import json
 import os
 import subprocess
@@ -29,9 +31,11 @@ def main():
     csv = benchutil.gen_csv(d, N)
     size = os.path.getsize(csv)
     rows = []
+    redis = conftest.Redis(d)
+    redis.start()
     for sensors, output, journal, preview in ((1, False, True, True), (1, True, True, True),
                                               (3, False, True, True), (3, False, False, True),
-                                              (3, False, False, False)):
+                                              (3, False, False, False), (3, False, "redis", True)):
         names = list(conftest.SENSORS)[:sensors]
         relay = conftest.Relay(d, sensors=names)
         cfg = json.load(open(relay.config))
@@ -42,6 +46,8 @@ def main():
         # measures the store)
         cfg["store"] = {"enabled": False}
         cfg["mixer"] = {"journal": journal}
+        if journal == "redis":
+            cfg["redis"] = "redis://127.0.0.1:%d/0" % redis.port
         cfg["admin"]["preview_mib"] = 32 if preview else 0
         json.dump(cfg, open(relay.config, "w"))
         relay.start()
@@ -61,7 +67,8 @@ def main():
         t = time.time() - t0
         relay.stop()
         rows.append((sensors, ("COF file" if output else "count only") +
-                     ("" if journal else ", no journal") + ("" if preview else ", no preview"),
+                     {True: "", False: ", no journal", "redis": ", journal in Redis"}[journal] +
+                     ("" if preview else ", no preview"),
                      got, t, got / t,
                      size * sensors / t / 1e6))
     print("\nD4/TLS ingest on loopback, %d records per sensor (%.0f bytes/record)" % (N, size / N))
@@ -69,8 +76,10 @@ def main():
                                             "MB/s"))
     for r in rows:
         print("%-8d %-35s %10d %8.2f %12.0f %8.1f" % r)
+    redis.stop()
     for what, on, off in (("mixer journal", rows[2], rows[3]),
-                          ("console preview copy", rows[3], rows[4])):
+                          ("console preview copy", rows[3], rows[4]),
+                          ("mixer journal in Redis", rows[5], rows[3])):
         print("%s: %.0f ns per record (%.2fx the records/s without it)"
               % (what, (on[3] / on[2] - off[3] / off[2]) * 1e9, on[4] / off[4]))
 

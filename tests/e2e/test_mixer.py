@@ -8,6 +8,8 @@ import json
 import os
 import time
 
+import pytest
+
 from conftest import DATA, SENSORS
 import d4sensor
 
@@ -148,6 +150,73 @@ def test_pool_survives_restarts_and_kill9_and_is_never_released_twice(relay_fact
     names = [o["rrname"] for o in mixed()]
     assert len(set(names)) == 40 and sum(".crash.test" in n for n in names) == 10
     assert relay.metrics()["pdns_relay_mixer_persist_errors_total{what=\"checkpoint\"}"] == 0
+
+
+@pytest.mark.parametrize("where", ["one server", "cluster"])
+def test_pool_in_redis_survives_the_machine(where, request, relay_factory):
+    """mixer.journal "redis": the journal is a stream and the checkpoint a
+    string in the relay's Redis (one server, or a Redis Cluster), so the
+    pool survives what state_dir does not: each start here is another relay
+    process in a fresh directory (another machine) on the same Redis. What
+    was pooled at a clean stop and at a kill -9 is released by the next
+    one, each triple once, none before its hold time."""
+    import signal
+    from test_policy import batch, stream
+    if where == "cluster":
+        url = request.getfixturevalue("cluster").url()
+    else:
+        r = request.getfixturevalue("redis_server")
+        url = "redis://127.0.0.1:%d/0" % r.port
+    mixer = {"interval": 1, "hold_min": 6, "hold_jitter": 0, "min_batch": 1,
+             "send_fraction": 1.0, "pool_min": 0, "min_sensors": 2, "sensor_quota": 1.0,
+             "time_resolution": 3600, "count_buckets": False, "output_file": "mixed.ndjson",
+             "journal": "redis"}
+
+    def machine():
+        return relay_factory(extra={"redis": url, "store": {"enabled": False},
+                                    "mixer": dict(mixer)})
+    mixed = lambda rl: lines_of(os.path.join(rl.dir, "mixed.ndjson"))  # noqa: E731
+    a = machine().start()
+    t0 = time.time()
+    for name in ("sensor-a", "sensor-b"):
+        stream(a, name, batch("kept", 30))
+        assert a.wait_for(lambda: a.sensor_records(name) == 30)
+    stream(a, "sensor-a", batch("alone", 5))   # one sensor only: k = 2 holds them
+    assert a.wait_for(lambda: a.metrics()["pdns_relay_mixer_pool_triples"] == 35)
+    assert a.stop() == 0
+    assert "35 pooled triples saved in Redis" in a.log_text()
+    assert mixed(a) == [] and not os.path.exists(os.path.join(a.dir, "mixer.pool"))
+
+    b = machine().start()
+    assert "35 pooled triples restored from Redis" in b.log_text()
+    assert b.wait_for(lambda: len(mixed(b)) == 30, 30)
+    assert time.time() - t0 >= 6                    # not before the hold time
+    assert b.metrics()["pdns_relay_mixer_pool_triples"] == 5
+    # pooled, journalled, then the machine is gone (kill -9, its directory
+    # with it): the next one releases them, once; the 30 released are not
+    # released again
+    for name in ("sensor-a", "sensor-b"):
+        stream(b, name, batch("crash", 10))
+        assert b.wait_for(lambda: b.sensor_records(name) >= 10)
+    assert b.wait_for(lambda: b.metrics()["pdns_relay_mixer_pool_triples"] == 15)
+    import redis as redislib
+    if where == "cluster":
+        jr = redislib.RedisCluster(host="127.0.0.1", port=int(url.rsplit(":", 1)[1]))
+    else:
+        jr = r.client()
+    journal = "{pdns-relay:e2e:mixer}:journal"
+    # the journal goes every 100 ms: its records (60-odd bytes each) are in
+    assert b.wait_for(lambda: sum(len(e[1][b"r"]) for e in jr.xrange(journal)) >= 20 * 60)
+    b.stop(signal.SIGKILL)
+    c = machine().start()
+    assert "5 pooled triples restored" in c.log_text()
+    assert "20 records replayed" in c.log_text()
+    assert c.wait_for(lambda: len(mixed(c)) == 10, 30), c.log_text()[-1500:]
+    names = [o["rrname"] for o in mixed(b) + mixed(c)]
+    assert len(names) == 40 and len(set(names)) == 40
+    assert sum(".crash.test" in n for n in names) == 10
+    assert c.metrics()["pdns_relay_mixer_persist_errors_total{what=\"checkpoint\"}"] == 0
+    assert c.metrics()["pdns_relay_mixer_persist_errors_total{what=\"journal\"}"] == 0
 
 
 def test_pool_journal_off(relay_factory):

@@ -92,6 +92,7 @@ static void test_bad(void **state) {
          "relay.json:3:4: key 'sensors[1].uuid': uuid 3f2b9c1e7a444d2e9b1f0c5a8e6d2f10 is registered twice"},
         {"{" GOOD_D4 ", \"redis\": \"http://x\"}", "relay.json:1:51: key 'redis': want redis://HOST[:PORT][/DB] or redis+cluster://HOST:PORT[,HOST:PORT...]"},
         {"{" GOOD_D4 ", \"store\": {\"redis\": \"redis+cluster://nohost\"}}", "relay.json:1:61: key 'store.redis': want redis://HOST[:PORT][/DB] or redis+cluster://HOST:PORT[,HOST:PORT...]"},
+        {"{" GOOD_D4 ", \"mixer\": {\"journal\": \"disk\"}}", "relay.json:1:61: key 'mixer.journal': want true (in state_dir), false or \"redis\""},
         {"{" GOOD_D4 ", \"store\": {\"shards\": 65}}", "relay.json:1:61: key 'store.shards': must be between 1 and 64"},
         {"{" GOOD_D4 ", \"d4core\": {\"queues\": [{\"uuid\": \"0123456789abcdef0123456789abcdef\"}]}}",
          "relay.json:1:51: key 'd4core': queues need \"redis\""},
