@@ -350,13 +350,48 @@ static int source_for(void *ctx, const char *who, const char *path) {
     return share_source_for(ctx, who, path);
 }
 
+/* mixer.journal "redis": the pool may come from another machine, and so
+ * may the chains. Each delivery partner's outbox remembers the last batch
+ * appended ("<boot> <seq> <chain hash>", by the append script): a chain
+ * state behind it (outbox_dir is new here) goes on from there, before the
+ * first batch is made. */
+static void adopt_chains(relay *r) {
+    for (size_t i = 0; i < r->sh.np; i++) {
+        partner *pt = &r->sh.p[i];
+        char key[300], err[300];
+        if (!pt->pol->host[0])
+            continue;
+        deliver_outbox_key(r->cfg.relay_id, pt->pol->partner, key, sizeof(key));
+        strncat(key, ":last", sizeof(key) - strlen(key) - 1);
+        const char *argv[] = {"GET", key};
+        size_t argl[] = {3, strlen(key)};
+        redisReply *rep = rsync_argv(r->mix.snap, key, 2, argv, argl, err, sizeof(err));
+        unsigned long long seq;
+        char boot[64], hex[80];
+        uint8_t chain[BATCH_HASH];
+        size_t got = 0;
+        if (rep && rep->type == REDIS_REPLY_STRING &&
+            sscanf(rep->str, "%63s %llu %79s", boot, &seq, hex) == 3 &&
+            sodium_hex2bin(chain, sizeof(chain), hex, strlen(hex), NULL, &got, NULL) == 0 &&
+            got == BATCH_HASH)
+            share_adopt_chain(&r->sh, pt, seq, chain);
+        else if (!rep)
+            log_warn("policy: partner %s: the last batch in its outbox could not be read "
+                     "(%s): its chain goes on from %s", pt->pol->partner, err,
+                     r->cfg.outbox_dir);
+        freeReplyObject(rep);
+    }
+}
+
 /* Every signed batch goes to its partner's delivery outbox; the open
  * stream takes those of its policy. */
-static void on_published(void *ctx, const partner *pt, uint64_t seq,
+static void on_published(void *ctx, const partner *pt, uint64_t seq, const uint8_t *chain,
                          const char *text, size_t len) {
     relay *r = ctx;
+    char hex[2 * BATCH_HASH + 1];
+    sodium_bin2hex(hex, sizeof(hex), chain, BATCH_HASH);
     if (pt->pol->host[0])
-        deliver_enqueue(r->deliver, pt->pol->partner, seq, text, len);
+        deliver_enqueue(r->deliver, pt->pol->partner, seq, hex, text, len);
     if (!r->streaming || strcmp(pt->pol->partner, r->st.policy) != 0)
         return;
     if (pt->pol->id_mode != POLICY_ID_RELAY &&
@@ -873,6 +908,8 @@ int cmd_run(int argc, char **argv) {
         log_error("run: cannot start the policy stage");
         goto out_lws;
     }
+    if (r.mix.snap) /* before the first batch */
+        adopt_chains(&r);
     r.sh.published = on_published;
     r.sh.published_ctx = &r;
     r.in.relay_id = r.cfg.relay_id;

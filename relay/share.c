@@ -102,6 +102,20 @@ static int save_chain(share *s, partner *pt) {
     return pdns_afile_write(path, text, (size_t)n);
 }
 
+int share_adopt_chain(share *s, partner *pt, uint64_t seq, const uint8_t *chain) {
+    if (seq <= pt->seq)
+        return 0;
+    log_info("policy: partner %s: its chain goes on from its outbox in Redis at batch %llu "
+             "(the chain state in %s said %llu)", pt->pol->partner, (unsigned long long)seq,
+             s->cfg->outbox_dir, (unsigned long long)pt->seq);
+    pt->seq = seq;
+    memcpy(pt->chain, chain, BATCH_HASH);
+    if (save_chain(s, pt) < 0)
+        log_error("policy: partner %s: cannot save the chain state: %s", pt->pol->partner,
+                  strerror(errno));
+    return 1;
+}
+
 /* ---- totals ("counts": "total") -------------------------------------------- */
 
 static void totals_path(const share *s, const partner *pt, char *out, size_t n) {
@@ -491,7 +505,7 @@ static void finish_batch(struct emit_ctx *c) {
     pt->signing_s += cpu_now() - cpu0;
     int ok = batch_trailer_encode(&t, &c->out) == 0;
     if (ok && s->published)
-        s->published(s->published_ctx, pt, t.seq, c->out.p, c->out.len);
+        s->published(s->published_ctx, pt, t.seq, chain, c->out.p, c->out.len);
     if (ok && pt->fd >= 0 && pdns_buf_write_fd(&c->out, pt->fd) == 0) {
         pt->seq = t.seq;
         snprintf(pt->batch_version, sizeof(pt->batch_version), "%s", t.policy);

@@ -62,12 +62,19 @@ typedef struct share {
     size_t np;
     mixer_rng rng;
     uint8_t *sk;              /* the relay's signing key (sodium_malloc) */
-    /* told of every signed batch written (the open stream listens) */
-    void (*published)(void *ctx, const partner *pt, uint64_t seq,
+    /* told of every signed batch written (the open stream listens), with
+     * its chain hash (the next batch's prev) */
+    void (*published)(void *ctx, const partner *pt, uint64_t seq, const uint8_t *chain,
                       const char *text, size_t len);
     void *published_ctx;
     uint64_t reloads, reload_errors;
 } share;
+
+/* Continues partner pt's chain at seq, whose batch had chain hash chain
+ * (what its outbox in Redis says was appended last), when that is further
+ * than the chain state in outbox_dir: the relay runs on another machine
+ * now (mixer.journal "redis"). Returns 1 when taken, 0 when not needed. */
+int share_adopt_chain(share *s, partner *pt, uint64_t seq, const uint8_t *chain);
 
 /* The mixer number of records from partner that passed through path
  * (a comma-separated list of relays, the partner first): a source of its

@@ -160,7 +160,7 @@ static void on_down(void *ctx) {
 static const char append_script[] =
     "local m = redis.call('GET', KEYS[2])\n"
     "if m then\n"
-    "  local b, q = string.match(m, '^(%S+) (%d+)$')\n"
+    "  local b, q = string.match(m, '^(%S+) (%d+)')\n"
     "  if b == ARGV[5] and tonumber(q) >= tonumber(ARGV[1]) then\n"
     "    return {3, redis.call('XLEN', KEYS[1])}\n"
     "  end\n"
@@ -174,7 +174,7 @@ static const char append_script[] =
     "  r = 2\n"
     "end\n"
     "redis.call('XADD', KEYS[1], '*', 'seq', ARGV[1], 'batch', ARGV[2])\n"
-    "redis.call('SET', KEYS[2], ARGV[5] .. ' ' .. ARGV[1])\n"
+    "redis.call('SET', KEYS[2], ARGV[5] .. ' ' .. ARGV[1] .. ' ' .. ARGV[6])\n"
     "return {r, redis.call('XLEN', KEYS[1])}\n";
 
 /* One append in flight: its batch is confirmed by the EVAL's reply (one
@@ -199,6 +199,7 @@ typedef struct ubatch {
     uint64_t seq;
     size_t len;
     int kept;
+    char chain[72];   /* its chain hash, hex: the outbox remembers the last */
     char text[];
 } ubatch;
 
@@ -206,7 +207,8 @@ static int unconf_fits(const dpartner *dp, size_t len) {
     return dp->ubytes + len <= PENDING_MAX;
 }
 
-static void unconf_push(dpartner *dp, uint64_t seq, const char *text, size_t len) {
+static void unconf_push(dpartner *dp, uint64_t seq, const char *chain, const char *text,
+                        size_t len) {
     int keep = unconf_fits(dp, len);
     ubatch *u = malloc(sizeof(*u) + (keep ? len : 0));
     if (!u && keep)
@@ -215,6 +217,7 @@ static void unconf_push(dpartner *dp, uint64_t seq, const char *text, size_t len
         return; /* its confirmation then finds nothing: harmless */
     u->next = NULL;
     u->seq = seq;
+    snprintf(u->chain, sizeof(u->chain), "%s", chain);
     u->kept = keep;
     u->len = keep ? len : 0;
     if (keep)
@@ -428,7 +431,8 @@ static void kick(dpartner *dp) {
     }
 }
 
-static void append(dpartner *dp, uint64_t seq, const char *text, size_t len) {
+static void append(dpartner *dp, uint64_t seq, const char *chain, const char *text,
+                   size_t len) {
     deliver *d = dp->d;
     /* on a cluster whose master has a replica, confirmed by a WAIT */
     int wait = rlink_slot_replicas(d->rl, rlink_key_slot(dp->skey, strlen(dp->skey))) > 0;
@@ -442,10 +446,11 @@ static void append(dpartner *dp, uint64_t seq, const char *text, size_t len) {
     *a = (append_ctx){dp, seq, wait ? 2 : 1, wait};
     /* kept until confirmed; a command not sent (the link went down) is sent
      * again the next time the link is up */
-    unconf_push(dp, seq, text, len);
-    if (rlink_command(d->rl, dp->skey, on_xadd, a, "EVAL %s 2 %s %s %llu %b %llu %d %s",
+    unconf_push(dp, seq, chain, text, len);
+    if (rlink_command(d->rl, dp->skey, on_xadd, a, "EVAL %s 2 %s %s %llu %b %llu %d %s %s",
                       append_script, dp->skey, dp->mkey, (unsigned long long)seq, text, len,
-                      (unsigned long long)dp->outbox_max, dp->drop_oldest, d->boot) < 0)
+                      (unsigned long long)dp->outbox_max, dp->drop_oldest, d->boot,
+                      chain[0] ? chain : "-") < 0)
         append_release(a);
     if (wait && rlink_command(d->rl, dp->skey, on_wait, a, "WAIT 1 %d", WAIT_MS) < 0)
         append_release(a);
@@ -459,7 +464,7 @@ static void flush_pending(dpartner *dp) {
     for (ubatch *u = unconf_take(dp), *next; u; u = next) {
         next = u->next;
         if (u->kept)
-            append(dp, u->seq, u->text, u->len);
+            append(dp, u->seq, u->chain, u->text, u->len);
         free(u);
     }
     if (made)
@@ -468,7 +473,7 @@ static void flush_pending(dpartner *dp) {
     dp->pend_n = 0;
 }
 
-void deliver_enqueue(deliver *d, const char *name, uint64_t seq,
+void deliver_enqueue(deliver *d, const char *name, uint64_t seq, const char *chain_hex,
                      const char *text, size_t len) {
     if (!d)
         return;
@@ -477,7 +482,7 @@ void deliver_enqueue(deliver *d, const char *name, uint64_t seq,
         if (strcmp(dp->name, name) != 0)
             continue;
         if (rlink_ready(d->rl)) {
-            append(dp, seq, text, len);
+            append(dp, seq, chain_hex, text, len);
             return;
         }
         /* Redis is away: held in memory, up to PENDING_MAX bytes a partner */
@@ -495,7 +500,7 @@ void deliver_enqueue(deliver *d, const char *name, uint64_t seq,
         if (!dp->pend_n)
             log_warn("deliver: partner %s: Redis is away: new batches wait in memory "
                      "(up to %u MiB) until it is back", name, PENDING_MAX >> 20);
-        unconf_push(dp, seq, text, len);
+        unconf_push(dp, seq, chain_hex, text, len);
         dp->pend_n++;
         return;
     }

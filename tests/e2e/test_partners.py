@@ -873,3 +873,37 @@ def test_signed_stream_through_a_partners_d4core(relay_factory, redis_server, wo
     assert "the batch is refused" in b.log_text()
     assert not any(".q3." in n for n in rrnames(b))
     d4core.srv.close()
+
+
+def test_a_relay_on_another_machine_goes_on_with_the_chain(relay_factory, redis_server,
+                                                           workdir, tmp_path):
+    """mixer.journal "redis": A's pool lives in Redis, and so does the last
+    batch of each outbox (its seq and chain hash). A relay-a started in a
+    fresh directory (another machine: no outbox_dir, no chain state) on
+    the same Redis goes on with each partner's chain where the outbox left
+    it: B takes its batches (a chain starting again at 1 would read as
+    resends and be dropped) and the chain holds."""
+    mixer = dict(FAST_MIXER, journal="redis")
+    a, b = a_and_b(relay_factory, redis_server, workdir, tmp_path, a_extra={"mixer": mixer})
+    policy_to_b(a, b, tmp_path)
+    a.start()
+    for name in ("sensor-a", "sensor-b"):
+        stream(a, name, batch("m1", 40))
+    assert b.wait_for(lambda: len(rrnames(b)) == 40, 20), a.log_text()[-1500:]
+    assert a.wait_for(lambda: a.metrics()['pdns_relay_partner_outbox_batches{partner="relay-b"}'] == 0)
+    sent = a.metrics()['pdns_relay_partner_batches_total{partner="relay-b"}']
+    assert a.stop() == 0
+    a2 = relay_factory(redis=redis_server, extra={
+        "relay_id": "relay-a", "mixer": mixer,
+        "policies": {"dir": "partners", "outbox_dir": "outbox"}})
+    os.makedirs(os.path.join(a2.dir, "partners"))
+    policy_to_b(a2, b, tmp_path)
+    a2.start()
+    for name in ("sensor-a", "sensor-b"):
+        stream(a2, name, batch("m2", 30))
+    assert b.wait_for(lambda: len(rrnames(b)) == 70, 20), a2.log_text()[-1500:]
+    m = b.metrics()
+    assert m['pdns_relay_partner_in_batches_total{partner="relay-a",result="duplicate"}'] == 0
+    assert m['pdns_relay_partner_in_batches_total{partner="relay-a",result="refused"}'] == 0
+    assert "never arrived" not in b.log_text() and "chain is broken" not in b.log_text()
+    assert "its chain goes on from its outbox in Redis at batch %d" % sent in a2.log_text()
