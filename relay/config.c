@@ -574,6 +574,22 @@ static int load_admin(cfgctx *c, relay_config *cfg, json_t *o) {
                ? -1 : 0;
 }
 
+/* ha: the lease; it needs the mixer's pool where another process finds it */
+static int load_ha(cfgctx *c, relay_config *cfg, json_t *o) {
+    static const char *const keys[] = {"enabled", "lease", "instance", NULL};
+    long long lease = cfg->ha_lease_s;
+    if (check_keys(c, o, "ha", keys) < 0 ||
+        get_bool(c, o, "ha", "enabled", &cfg->ha_enabled) < 0 ||
+        get_int(c, o, "ha", "lease", &lease, 1, 3600) < 0 ||
+        get_str(c, o, "ha", "instance", cfg->ha_instance, sizeof(cfg->ha_instance)) < 0)
+        return -1;
+    cfg->ha_lease_s = (int)lease;
+    if (cfg->ha_enabled && cfg->mixer_enabled && cfg->mixer_journal != MIXER_JOURNAL_REDIS)
+        return fail(c, "ha.enabled", "needs mixer.journal \"redis\" (the pool must be where "
+                    "another process finds it)");
+    return 0;
+}
+
 /* mixer.journal: true (state_dir), false, or "redis" */
 static int get_journal(cfgctx *c, json_t *o, int *out) {
     json_t *v = json_object_get(o, "journal");
@@ -746,6 +762,7 @@ static void defaults(relay_config *cfg) {
     store_conf_defaults(&cfg->store);
     cfg->mixer_enabled = 1;
     cfg->mixer_journal = 1;
+    cfg->ha_lease_s = 5;
     mixer_conf_defaults(&cfg->mixer);
     cfg->max_delayed = 1000000;
     cfg->stream_client_bytes = 4u << 20;
@@ -772,7 +789,7 @@ static int load(relay_config *cfg, const char *path, char *err, size_t errlen,
     static const char *const keys[] = {
         "relay_id", "log_level", "stats_interval", "d4", "http", "admin", "redis",
         "sensors", "d4core", "ingest", "mixer", "policies", "signing_key",
-        "stream", "partners_in", "state_dir", "store", NULL};
+        "stream", "partners_in", "state_dir", "store", "ha", NULL};
     static const char *const stream_keys[] = {"policy", "max_client_bytes", "history",
                                               "max_clients", "max_clients_per_address",
                                               "max_replay_bytes", NULL};
@@ -878,6 +895,8 @@ static int load(relay_config *cfg, const char *path, char *err, size_t errlen,
         }
     }
     if ((o = json_object_get(root, "mixer")) && load_mixer(&c, cfg, o) < 0)
+        goto out;
+    if ((o = json_object_get(root, "ha")) && load_ha(&c, cfg, o) < 0)
         goto out;
     long long md = (long long)cfg->max_delayed;
     if ((o = json_object_get(root, "policies")) &&

@@ -92,6 +92,9 @@ typedef struct relay_config {
     size_t n_partners_in;
 
     int mixer_enabled;
+    int ha_enabled;                /* one relay on several processes: a lease */
+    int ha_lease_s;                /* ha.lease */
+    char ha_instance[128];         /* ha.instance ("": host:pid) */
     int mixer_journal;             /* the pool journalled and checkpointed: 0 no, 1 in
                                     * state_dir, MIXER_JOURNAL_REDIS in Redis */
     mixer_conf mixer;              /* sensor_org points at mixer_org */

@@ -37,6 +37,7 @@
 #include "inbound.h"
 #include "ingest.h"
 #include "log.h"
+#include "ha.h"
 #include "mix.h"
 #include "query.h"
 #include "queue.h"
@@ -58,6 +59,7 @@ typedef struct relay {
     d4_listener d4;
     queue_consumer *queue;
     mix_stage mix;
+    ha ha;                      /* ha.enabled: the lease this process holds */
     uint64_t mix_tick_ms;
     share sh;                    /* per-partner policies */
     stream st;                   /* the open data stream, if configured */
@@ -847,6 +849,16 @@ int cmd_run(int argc, char **argv) {
     uv_timer_init(r.loop, &r.policy_debounce);
     r.policy_debounce.data = &r;
 
+    if (r.cfg.ha_enabled) {
+        /* on standby until this process holds the lease: nothing listens */
+        sd_notify(0, "STATUS=standby: waiting for the lease");
+        if (ha_acquire(&r.ha, &r.cfg, r.loop, &r.stopping) < 0) {
+            rc = r.stopping ? 0 : 1;
+            goto out_loop;
+        }
+        r.mix.fence_key = r.ha.key;
+        r.mix.fence_val = r.ha.val;
+    }
     lws_set_log_level(getenv("PDNS_LWS_DEBUG") ? 0xfff : (LLL_ERR | LLL_WARN), lws_log_to_ours);
     struct lws_context_creation_info info;
     void *foreign[1] = {r.loop};
@@ -1002,6 +1014,10 @@ int cmd_run(int argc, char **argv) {
         log_info("stream: publishing policy %s on ws://%s:%d/stream",
                  r.cfg.stream_policy, r.cfg.http_listen.host, r.cfg.http_listen.port);
     uv_timer_start(&tick, on_tick, 100, 100);
+    if (r.cfg.ha_enabled && ha_start(&r.ha, r.loop, &r.stopping) < 0) {
+        log_error("run: out of memory");
+        goto out_lws;
+    }
     log_listening(&r);
     uv_run(r.loop, UV_RUN_DEFAULT);
     rc = 0;
@@ -1012,6 +1028,8 @@ out_lws:
     deliver_stop(r.deliver);
     queue_stop(r.queue);
     mix_stop(&r.mix);
+    if (r.cfg.ha_enabled)
+        ha_stop(&r.ha); /* after the pool's last checkpoint */
     r.in.mix = NULL;
     r.in.mix_log = NULL;
     share_stop(&r.sh);
@@ -1033,6 +1051,7 @@ out_loop:
     deliver_free(r.deliver);
     queue_free(r.queue);
     mix_free(&r.mix);
+    ha_free(&r.ha);
     if (r.storing)
         store_free(&r.store);
     http_auth_free(r.auth);

@@ -154,12 +154,24 @@ static int checkpoint(mix_stage *m) {
     if (rc < 0 || mixer_pool_save(m->pool, &b) < 0)
         goto fail;
     if (m->snap) { /* Redis: the pool and an empty journal, at once */
-        static const char script[] = "redis.call('SET', KEYS[1], ARGV[1]) "
-                                     "redis.call('DEL', KEYS[2]) return 1";
-        const char *argv[] = {"EVAL", script, "2", m->skey, m->jkey, b.p};
-        size_t argl[] = {4, sizeof(script) - 1, 1, strlen(m->skey), strlen(m->jkey), b.len};
+        /* with ha, only while this process holds the lease (the fence) */
+        static const char script[] =
+            "if ARGV[2] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[2] then "
+            "return redis.error_reply('FENCED the lease is not ours') end "
+            "redis.call('SET', KEYS[1], ARGV[1]) redis.call('DEL', KEYS[2]) return 1";
+        const char *fk = m->fence_key ? m->fence_key : m->skey,
+                   *fv = m->fence_val ? m->fence_val : "";
+        const char *argv[] = {"EVAL", script, "3", m->skey, m->jkey, fk, b.p, fv};
+        size_t argl[] = {4, sizeof(script) - 1, 1, strlen(m->skey), strlen(m->jkey),
+                         strlen(fk), b.len, strlen(fv)};
         char err[300];
-        redisReply *rep = rsync_argv(m->snap, m->skey, 6, argv, argl, err, sizeof(err));
+        redisReply *rep = rsync_argv(m->snap, m->skey, 8, argv, argl, err, sizeof(err));
+        if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "FENCED", 6) == 0) {
+            /* another process runs now: no batch may leave from here */
+            log_error("mixer: %s holds the lease now, not this process: stopping at once",
+                      m->fence_key);
+            _exit(3);
+        }
         int ok = rep && rep->type == REDIS_REPLY_INTEGER;
         if (rep && !ok)
             snprintf(err, sizeof(err), "%s", rep->type == REDIS_REPLY_ERROR ? rep->str : "?");

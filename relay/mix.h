@@ -29,6 +29,7 @@ typedef struct mix_stage {
     rlink *jrl;                  /* mixer.journal "redis": the journal's link */
     rsync *snap;                 /* and the checkpoint's (blocking) */
     char jkey[160], skey[160];   /* the journal stream and the checkpoint key */
+    const char *fence_key, *fence_val; /* ha: the lease a checkpoint checks (NULL: none) */
     pdns_buf jbuf;               /* journalled inserts not written yet */
     uint64_t gen;                /* the checkpoint's generation */
     uint64_t checkpoint_errors, journal_errors;

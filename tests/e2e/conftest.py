@@ -157,12 +157,15 @@ class Relay:
         self.proc = None
         self.env = None  # the process's environment (None: the tests')
 
-    def start(self, ready=True, timeout=30.0):
+    def start(self, ready=True, timeout=30.0, standby=False):
         """Starts the relay; with ready, returns once GET /readyz says 200
-        (listeners open, store link up), else once its ports are open."""
+        (listeners open, store link up), else once its ports are open; on
+        standby (ha: another process holds the lease), at once."""
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen([BIN, "run", "-c", self.config],
                                      stdout=self.logf, stderr=self.logf, env=self.env)
+        if standby:
+            return self
         wait_port(self.http_port, self.proc, timeout)
         wait_port(self.d4_port, self.proc, timeout)
         if ready:
