@@ -850,8 +850,10 @@ int cmd_run(int argc, char **argv) {
     r.policy_debounce.data = &r;
 
     if (r.cfg.ha_enabled) {
-        /* on standby until this process holds the lease: nothing listens */
-        sd_notify(0, "STATUS=standby: waiting for the lease");
+        /* on standby until this process holds the lease: nothing listens.
+         * systemd hears "ready" now (a standby is what it should be; a
+         * start timeout would otherwise end it), and the status says which */
+        sd_notify(0, "READY=1\nSTATUS=standby: another process holds the lease");
         if (ha_acquire(&r.ha, &r.cfg, r.loop, &r.stopping) < 0) {
             rc = r.stopping ? 0 : 1;
             goto out_loop;
