@@ -26,7 +26,8 @@ const char cmd_cluster_status_help[] =
     "redirections followed; then each partner's outbox (policies.dir): the\n"
     "batches waiting for delivery and the age of the oldest; then the store\n"
     "(store.redis, when it is another): on a cluster, each shard's slot, master,\n"
-    "triples, names and records, and the triples per master. Exit 0 when every\n"
+    "triples, names and records, and the triples per master; who holds the ha\n"
+    "lease, and the mixer's checkpoint and journal in Redis. Exit 0 when every\n"
     "link became ready within the timeout (default 5 s), 1 otherwise.\n";
 
 #define PARTNERS_MAX 256
@@ -38,6 +39,8 @@ typedef struct status {
     int stopping, ready, store_ready, timed_out, waiting;
     int nshards;
     char layout[64];
+    char lease[300];            /* ha: the holder, "" when none */
+    long long lease_ttl, journal_len, pool_bytes;
     long long shard[STORE_SHARDS_MAX][3]; /* triples, names, records; -1 unknown */
     char names[PARTNERS_MAX][64];
     long long len[PARTNERS_MAX];
@@ -123,11 +126,38 @@ static void on_store_ready(void *ctx) {
     done_one(st);
 }
 
+static void on_mixer_state(redisAsyncContext *ac, void *reply, void *priv) {
+    status *st = priv;
+    redisReply *r = reply;
+    (void)ac;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
+        if (r->element[0]->type == REDIS_REPLY_STRING)
+            snprintf(st->lease, sizeof(st->lease), "%s", r->element[0]->str);
+        st->lease_ttl = r->element[1]->integer;
+        st->journal_len = r->element[2]->integer;
+        st->pool_bytes = r->element[3]->integer;
+    }
+    done_one(st);
+}
+
 static void on_ready(void *ctx) {
     status *st = ctx;
     if (st->ready)
         return;
     st->ready = 1;
+    /* the lease (ha), the mixer's journal and checkpoint (mixer.journal
+     * "redis"): one slot */
+    char tag[200], k[4][240];
+    snprintf(tag, sizeof(tag), "{pdns-relay:%s:mixer}", st->relay_id);
+    snprintf(k[0], sizeof(k[0]), "%s:lease", tag);
+    snprintf(k[1], sizeof(k[1]), "%s:journal", tag);
+    snprintf(k[2], sizeof(k[2]), "%s:pool", tag);
+    if (rlink_command(st->l, k[0], on_mixer_state, st,
+                      "EVAL %s 3 %s %s %s",
+                      "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), "
+                      "redis.call('XLEN', KEYS[2]), redis.call('STRLEN', KEYS[3])}",
+                      k[0], k[1], k[2]) == 0)
+        st->waiting++;
     if (st->sl == st->l)
         on_store_ready(st);
     static ask asks[PARTNERS_MAX];
@@ -290,6 +320,13 @@ int cmd_cluster_status(int argc, char **argv) {
                rs.masters, (unsigned long long)rs.map_reads, (unsigned long long)rs.moved,
                (unsigned long long)rs.ask);
     fputs(map, stdout);
+    if (st.ready && st.lease[0])
+        printf("lease: held by %s, %lld ms left\n", st.lease, st.lease_ttl);
+    else if (st.ready)
+        printf("lease: none (ha off, or no process holds it)\n");
+    if (st.ready && (st.pool_bytes > 0 || st.journal_len > 0))
+        printf("mixer in Redis: checkpoint %lld bytes, %lld journal entries since it\n",
+               st.pool_bytes, st.journal_len);
     for (size_t i = 0; i < st.n; i++) {
         if (st.len[i] < 0 || !st.ready)
             printf("partner %s: outbox unknown\n", st.names[i]);

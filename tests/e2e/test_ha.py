@@ -9,17 +9,19 @@ import os
 import signal
 import time
 
+import pytest
+
 from test_partners import a_and_b, policy_to_b, rrnames
 from test_policy import FAST_MIXER, batch, stream
 
 LEASE = 2
 
 
-def relay_a(relay_factory, redis_server, tmp_path, b):
+def relay_a(relay_factory, url, tmp_path, b):
     """A relay-a process in a directory of its own (a machine), with the
     policy to B."""
-    a = relay_factory(redis=redis_server, extra={
-        "relay_id": "relay-a", "mixer": dict(FAST_MIXER, journal="redis"),
+    a = relay_factory(extra={
+        "relay_id": "relay-a", "redis": url, "mixer": dict(FAST_MIXER, journal="redis"),
         "ha": {"enabled": True, "lease": LEASE},
         "policies": {"dir": "partners", "outbox_dir": "outbox"}})
     os.makedirs(os.path.join(a.dir, "partners"))
@@ -27,14 +29,25 @@ def relay_a(relay_factory, redis_server, tmp_path, b):
     return a
 
 
-def test_a_standby_takes_over_the_mixer_and_delivery(relay_factory, redis_server, workdir,
+@pytest.mark.parametrize("where", ["one server", "cluster"])
+def test_a_standby_takes_over_the_mixer_and_delivery(where, request, relay_factory, workdir,
                                                      tmp_path):
-    a1, b = a_and_b(relay_factory, redis_server, workdir, tmp_path, a_extra={
-        "mixer": dict(FAST_MIXER, journal="redis"), "ha": {"enabled": True, "lease": LEASE}})
+    import redis as redislib
+    if where == "cluster":  # the lease, the pool, the outboxes and the store
+        cl = request.getfixturevalue("cluster")
+        url = cl.url()
+        r = redislib.RedisCluster(host="127.0.0.1", port=cl.ports[0])
+    else:
+        rs = request.getfixturevalue("redis_server")
+        url = "redis://127.0.0.1:%d/0" % rs.port
+        r = rs.client()
+    a1, b = a_and_b(relay_factory, None, workdir, tmp_path, a_extra={
+        "redis": url, "mixer": dict(FAST_MIXER, journal="redis"),
+        "ha": {"enabled": True, "lease": LEASE}})
     policy_to_b(a1, b, tmp_path)
     a1.start()
     assert "holds the lease" in a1.log_text()
-    a2 = relay_a(relay_factory, redis_server, tmp_path, b).start(standby=True)
+    a2 = relay_a(relay_factory, url, tmp_path, b).start(standby=True)
     assert a2.wait_for(lambda: "on standby" in a2.log_text(), 10), a2.log_text()
     for name in ("sensor-a", "sensor-b"):
         stream(a1, name, batch("h1", 40))
@@ -43,7 +56,6 @@ def test_a_standby_takes_over_the_mixer_and_delivery(relay_factory, redis_server
     stream(a1, "sensor-a", batch("h2", 20))
     assert a1.wait_for(lambda: a1.metrics()["pdns_relay_mixer_pool_triples"] == 20)
     # and journalled in Redis (every 100 ms)
-    r = redis_server.client()
     assert a1.wait_for(lambda: sum(len(e[1][b"r"]) for e in
                                    r.xrange("{pdns-relay:relay-a:mixer}:journal")) >= 20 * 60)
     a1.stop(signal.SIGKILL)
@@ -66,9 +78,17 @@ def test_a_standby_takes_over_the_mixer_and_delivery(relay_factory, redis_server
     assert m['pdns_relay_partner_in_batches_total{partner="relay-a",result="duplicate"}'] == 0
     assert m['pdns_relay_partner_in_batches_total{partner="relay-a",result="refused"}'] == 0
     assert "chain is broken" not in b.log_text() and "never arrived" not in b.log_text()
+    # what an operator sees: the holder, the mixer's state in Redis
+    from conftest import BIN
+    import subprocess
+    st = subprocess.run([BIN, "cluster-status", "-c", a2.config], capture_output=True,
+                        text=True, timeout=30)
+    assert st.returncode == 0, st.stdout + st.stderr
+    assert ":%d " % a2.proc.pid in st.stdout and "lease: held by" in st.stdout, st.stdout
+    assert "mixer in Redis: checkpoint" in st.stdout
 
     # a clean stop gives the lease back: a third process takes over at once
-    a3 = relay_a(relay_factory, redis_server, tmp_path, b).start(standby=True)
+    a3 = relay_a(relay_factory, url, tmp_path, b).start(standby=True)
     assert a3.wait_for(lambda: "on standby" in a3.log_text(), 10)
     assert a2.stop() == 0
     assert "the lease is given back" in a2.log_text()
@@ -82,6 +102,6 @@ def test_a_standby_takes_over_the_mixer_and_delivery(relay_factory, redis_server
     assert len(set(rrnames(b))) == 100
     assert "chain is broken" not in b.log_text() and "never arrived" not in b.log_text()
     # a standby stops cleanly on SIGTERM
-    a4 = relay_a(relay_factory, redis_server, tmp_path, b).start(standby=True)
+    a4 = relay_a(relay_factory, url, tmp_path, b).start(standby=True)
     assert a4.wait_for(lambda: "on standby" in a4.log_text(), 10)
     assert a4.stop() == 0
