@@ -99,6 +99,23 @@ def test_mixer_bad_config(relay_factory, tmp_path):
     assert "key 'mixer': max_hold must be longer than interval" in p.stderr
 
 
+# triples wait 6 s, and for two sensors
+HOLD_MIXER = {"interval": 1, "hold_min": 6, "hold_jitter": 0, "min_batch": 1,
+              "send_fraction": 1.0, "pool_min": 0, "min_sensors": 2, "sensor_quota": 1.0,
+              "time_resolution": 3600, "count_buckets": False, "output_file": "mixed.ndjson"}
+
+
+def pool_35(relay):
+    """30 triples from both sensors (released after their hold) and 5 from
+    one (k = 2 holds them): 35 in the pool."""
+    from test_policy import batch, stream
+    for name in ("sensor-a", "sensor-b"):
+        stream(relay, name, batch("kept", 30))
+        assert relay.wait_for(lambda: relay.sensor_records(name) == 30)
+    stream(relay, "sensor-a", batch("alone", 5))
+    assert relay.wait_for(lambda: relay.metrics()["pdns_relay_mixer_pool_triples"] == 35)
+
+
 def test_pool_survives_restarts_and_kill9_and_is_never_released_twice(relay_factory):
     """The pool is checkpointed (state_dir/mixer.pool) and every insert
     journalled (state_dir/mixer.journal). Triples pooled at a clean stop,
@@ -108,17 +125,10 @@ def test_pool_survives_restarts_and_kill9_and_is_never_released_twice(relay_fact
     import signal
     from test_policy import batch, stream
     mixed = lambda: lines_of(os.path.join(relay.dir, "mixed.ndjson"))
-    relay = relay_factory(extra={"mixer": {
-        "interval": 1, "hold_min": 6, "hold_jitter": 0, "min_batch": 1,
-        "send_fraction": 1.0, "pool_min": 0, "min_sensors": 2, "sensor_quota": 1.0,
-        "time_resolution": 3600, "count_buckets": False, "output_file": "mixed.ndjson"}})
+    relay = relay_factory(extra={"mixer": dict(HOLD_MIXER)})
     relay.start()
     t0 = time.time()
-    for name in ("sensor-a", "sensor-b"):
-        stream(relay, name, batch("kept", 30))
-        assert relay.wait_for(lambda: relay.sensor_records(name) == 30)
-    stream(relay, "sensor-a", batch("alone", 5))   # one sensor only: k = 2 holds them
-    assert relay.wait_for(lambda: relay.metrics()["pdns_relay_mixer_pool_triples"] == 35)
+    pool_35(relay)
     assert relay.stop() == 0
     saved = os.path.join(relay.dir, "mixer.pool")
     journal = os.path.join(relay.dir, "mixer.journal")
@@ -167,10 +177,7 @@ def test_pool_in_redis_survives_the_machine(where, request, relay_factory):
     else:
         r = request.getfixturevalue("redis_server")
         url = "redis://127.0.0.1:%d/0" % r.port
-    mixer = {"interval": 1, "hold_min": 6, "hold_jitter": 0, "min_batch": 1,
-             "send_fraction": 1.0, "pool_min": 0, "min_sensors": 2, "sensor_quota": 1.0,
-             "time_resolution": 3600, "count_buckets": False, "output_file": "mixed.ndjson",
-             "journal": "redis"}
+    mixer = dict(HOLD_MIXER, journal="redis")
 
     def machine():
         return relay_factory(extra={"redis": url, "store": {"enabled": False},
@@ -178,11 +185,7 @@ def test_pool_in_redis_survives_the_machine(where, request, relay_factory):
     mixed = lambda rl: lines_of(os.path.join(rl.dir, "mixed.ndjson"))  # noqa: E731
     a = machine().start()
     t0 = time.time()
-    for name in ("sensor-a", "sensor-b"):
-        stream(a, name, batch("kept", 30))
-        assert a.wait_for(lambda: a.sensor_records(name) == 30)
-    stream(a, "sensor-a", batch("alone", 5))   # one sensor only: k = 2 holds them
-    assert a.wait_for(lambda: a.metrics()["pdns_relay_mixer_pool_triples"] == 35)
+    pool_35(a)
     assert a.stop() == 0
     assert "35 pooled triples saved in Redis" in a.log_text()
     assert mixed(a) == [] and not os.path.exists(os.path.join(a.dir, "mixer.pool"))
