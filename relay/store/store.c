@@ -455,6 +455,7 @@ static int build_command(const store *s, const store_chunk *c, int k, pdns_buf *
 
 /* Sends the part of the head batch for shard k. */
 static void send_part(store *s, store_chunk *c, int k) {
+    static const char wait_cmd[] = "*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$4\r\n" PDNS_STR(WAIT_MS) "\r\n";
     if (build_command(s, c, k, &s->cmd) < 0) {
         s->retry_at_ms = pdns_mono_ms() + RETRY_MS;
         return;
@@ -468,17 +469,20 @@ static void send_part(store *s, store_chunk *c, int k) {
     size_t klen = strlen(s->prefix[k]);
     unsigned slot = rlink_key_slot(s->prefix[k], klen);
     int wait = rlink_slot_replicas(s->link, slot) > 0;
-    pc->refs = 1 + wait;
-    if (rlink_formatted(s->link, slot, on_part, pc, s->cmd.p, s->cmd.len) < 0) {
-        free(pc);
-        return;
-    }
+    /* the EVAL's answer, the WAIT's, and this function's own: a link that
+     * fails a command at once answers it (NULL) before rlink returns, and
+     * the part must be in flight by then */
+    pc->refs = 2 + wait;
     c->part[k] = PART_SENT;
     s->busy++;
-    static const char wait_cmd[] = "*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$4\r\n" PDNS_STR(WAIT_MS) "\r\n";
-    if (wait && rlink_formatted(s->link, slot, on_part_wait, pc, wait_cmd,
-                                sizeof(wait_cmd) - 1) < 0)
+    if (rlink_formatted(s->link, slot, on_part, pc, s->cmd.p, s->cmd.len) < 0) {
+        pc->lost = 1; /* not sent: the tick sends it again */
+        pc->refs -= 1 + wait;
+    } else if (wait && rlink_formatted(s->link, slot, on_part_wait, pc, wait_cmd,
+                                       sizeof(wait_cmd) - 1) < 0) {
         pc->refs--; /* not asked: the EVAL's answer decides */
+    }
+    part_release(pc); /* a part lost at once is TODO again, never finished here */
 }
 
 /* Sends the parts of the oldest batch not sent yet (one batch at a time). */
