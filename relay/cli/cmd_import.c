@@ -218,6 +218,9 @@ int cmd_import(int argc, char **argv) {
     im.tty = isatty(2);
     im.keep_errors = cfg.keep_errors;
     uv_loop_init(&im.loop);
+    /* import loads; the running relay sweeps what expires (two sweepers
+     * would each count part of it) */
+    cfg.store.expiry[0] = '\0';
     store_init(&im.st, &cfg.store, &im.loop, cfg.relay_id, &im.stopping);
     uv_timer_init(&im.loop, &im.tick);
     im.tick.data = &im;
