@@ -190,6 +190,9 @@ def shard_master(cluster, shard):
     raise AssertionError("shard %d not found" % shard)
 
 
+# failovers on a cluster: waits for a replica to take over (slow: left out
+# under the sanitizers; the slot move below runs the retry paths there)
+@pytest.mark.slow
 def test_a_master_killed_during_ingest_loses_and_doubles_nothing(cluster, relay_factory):
     rounds = [make_records(seed=s) for s in (21, 22, 23, 24)]
     relay = cluster_relay(relay_factory, cluster, batch=50)
@@ -208,6 +211,7 @@ def test_a_master_killed_during_ingest_loses_and_doubles_nothing(cluster, relay_
     assert info["records"] == sent, info
 
 
+@pytest.mark.slow
 def test_a_part_the_master_never_replicated_is_stored_again(cluster, relay_factory):
     """Redis replicates asynchronously: a batch part the master applied but
     never passed to its replica is gone when that master dies and the

@@ -29,7 +29,7 @@ def relay_a(relay_factory, url, tmp_path, b):
     return a
 
 
-@pytest.mark.parametrize("where", ["one server", "cluster"])
+@pytest.mark.parametrize("where", ["one server", pytest.param("cluster", marks=pytest.mark.slow)])
 def test_a_standby_takes_over_the_mixer_and_delivery(where, request, relay_factory, workdir,
                                                      tmp_path):
     import redis as redislib
