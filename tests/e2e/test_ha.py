@@ -17,6 +17,15 @@ from test_policy import FAST_MIXER, batch, stream
 LEASE = 2
 
 
+def send(relay, name, lines):
+    """One session of sensor name, waited for until counted and closed (the
+    relay refuses a sensor's second session while its first is open)."""
+    before = relay.sensor_records(name)
+    stream(relay, name, lines)
+    assert relay.wait_for(lambda: relay.sensor_records(name) >= before + len(lines) and
+                          relay.metrics()["pdns_relay_d4_sessions_active"] == 0, 20)
+
+
 def relay_a(relay_factory, url, tmp_path, b):
     """A relay-a process in a directory of its own (a machine), with the
     policy to B."""
@@ -50,10 +59,10 @@ def test_a_standby_takes_over_the_mixer_and_delivery(where, request, relay_facto
     a2 = relay_a(relay_factory, url, tmp_path, b).start(standby=True)
     assert a2.wait_for(lambda: "on standby" in a2.log_text(), 10), a2.log_text()
     for name in ("sensor-a", "sensor-b"):
-        stream(a1, name, batch("h1", 40))
+        send(a1, name, batch("h1", 40))
     assert b.wait_for(lambda: len(rrnames(b)) == 40, 20), a1.log_text()[-1500:]
     # pooled by a1, never released: one sensor only (min_sensors 2)
-    stream(a1, "sensor-a", batch("h2", 20))
+    send(a1, "sensor-a", batch("h2", 20))
     assert a1.wait_for(lambda: a1.metrics()["pdns_relay_mixer_pool_triples"] == 20)
     # and journalled in Redis (every 100 ms)
     assert a1.wait_for(lambda: sum(len(e[1][b"r"]) for e in
@@ -68,9 +77,9 @@ def test_a_standby_takes_over_the_mixer_and_delivery(where, request, relay_facto
     assert "20 records replayed" in a2.log_text() or "20 pooled triples restored" in \
         a2.log_text(), a2.log_text()[-2000:]
     # the other sensor sees the same names at a2: released there, once
-    stream(a2, "sensor-b", batch("h2", 20))
+    send(a2, "sensor-b", batch("h2", 20))
     for name in ("sensor-a", "sensor-b"):
-        stream(a2, name, batch("h3", 30))
+        send(a2, name, batch("h3", 30))
     assert b.wait_for(lambda: len(rrnames(b)) == 90, 30), a2.log_text()[-2000:]
     names = rrnames(b)
     assert len(set(names)) == 90
@@ -97,7 +106,7 @@ def test_a_standby_takes_over_the_mixer_and_delivery(where, request, relay_facto
     assert time.time() - t0 < LEASE, time.time() - t0
     a3.wait_ready()
     for name in ("sensor-a", "sensor-b"):
-        stream(a3, name, batch("h4", 10))
+        send(a3, name, batch("h4", 10))
     assert b.wait_for(lambda: len(rrnames(b)) == 100, 30), a3.log_text()[-2000:]
     assert len(set(rrnames(b))) == 100
     assert "chain is broken" not in b.log_text() and "never arrived" not in b.log_text()
