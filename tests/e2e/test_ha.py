@@ -110,6 +110,18 @@ def test_a_standby_takes_over_the_mixer_and_delivery(where, request, relay_facto
     assert b.wait_for(lambda: len(rrnames(b)) == 100, 30), a3.log_text()[-2000:]
     assert len(set(rrnames(b))) == 100
     assert "chain is broken" not in b.log_text() and "never arrived" not in b.log_text()
+    # the three processes' signed batches (each kept a COF copy in its own
+    # outbox_dir), one after the other, are one chain: `verify` says so
+    whole = tmp_path / ("chain-%s.ndjson" % where.replace(" ", "-"))
+    with open(whole, "w") as out:
+        for rl in (a1, a2, a3):
+            with open(os.path.join(rl.dir, "outbox", "relay-b.ndjson")) as f:
+                out.write(f.read())
+    import subprocess
+    from conftest import BIN
+    p = subprocess.run([BIN, "verify", "--pubkey", os.path.join(workdir, "relay.pub"),
+                        str(whole)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "all verified" in p.stderr, p.stderr
     # a standby stops cleanly on SIGTERM
     a4 = relay_a(relay_factory, url, tmp_path, b).start(standby=True)
     assert a4.wait_for(lambda: "on standby" in a4.log_text(), 10)
