@@ -1213,13 +1213,12 @@ static void gather_done(gather *g) {
                 r->element[0] = id;
             }
         }
-        if (!r)
+        if (!r) {
             gather_fail(g, "ERR out of memory merging the shards' answers");
-        else
-            g->fn(r, g->ctx);
-        freeReplyObject(r);
-        if (!r)
             return;
+        }
+        g->fn(r, g->ctx);
+        freeReplyObject(r);
     }
     gather_free(g);
 }

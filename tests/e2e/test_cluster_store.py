@@ -170,7 +170,7 @@ def send_in_rounds(relay, rounds, during=None):
         sent += len(obs)
         assert relay.wait_for(lambda: relay.sensor_records("sensor-a") +
                               relay.sensor_records("sensor-b") >= sent, 30)
-        # a sensor's next session is taken once its last one is closed
+        # the relay takes a D4 sensor's next connection only once its last one closed
         assert relay.wait_for(lambda: relay.metrics()["pdns_relay_d4_sessions_active"] == 0, 30)
     return sent
 

@@ -18,8 +18,8 @@ LEASE = 2
 
 
 def send(relay, name, lines):
-    """One session of sensor name, waited for until counted and closed (the
-    relay refuses a sensor's second session while its first is open)."""
+    """One D4 connection of sensor name, waited for until counted and closed
+    (the relay refuses a sensor's second connection while its first is open)."""
     before = relay.sensor_records(name)
     stream(relay, name, lines)
     assert relay.wait_for(lambda: relay.sensor_records(name) >= before + len(lines) and
