@@ -333,29 +333,41 @@ class Cluster:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(port, self.procs[port])
 
-    def start(self, attempts=2):
-        """Starts the nodes and makes them one cluster; if it does not
-        settle (a port taken meanwhile by another process), once more on
-        new ports, with the first attempt's node logs printed."""
+    def start(self, attempts=3):
+        """Starts the nodes and makes them one cluster. If that fails (a
+        port taken meanwhile by another process, or a fresh node that
+        already knows another node when `--cluster create` asks), once more
+        on new ports, with each node's view and log printed."""
         for attempt in range(attempts):
             for p in self.ports:
                 self.start_node(p)
-            subprocess.run(["redis-cli", "--cluster", "create"] +
-                           ["127.0.0.1:%d" % p for p in self.ports] +
-                           ["--cluster-replicas", "1" if self.n >= 6 else "0",
-                            "--cluster-yes"],
-                           check=True, capture_output=True, timeout=60)
+            create = subprocess.run(["redis-cli", "--cluster", "create"] +
+                                    ["127.0.0.1:%d" % p for p in self.ports] +
+                                    ["--cluster-replicas", "1" if self.n >= 6 else "0",
+                                     "--cluster-yes"],
+                                    capture_output=True, timeout=60)
             try:
+                assert create.returncode == 0, create.stdout.decode(errors="replace")
                 self.wait_ok()
                 return
-            except AssertionError:
+            except AssertionError as e:
                 if attempt == attempts - 1:
                     raise
-                for p in self.ports:
-                    with open(os.path.join(self.dir, str(p), "redis.log"), errors="replace") as f:
-                        print("node %d:\n%s" % (p, "".join(f.readlines()[-15:])))
+                print("cluster attempt %d failed: %s" % (attempt + 1, e))
+                self.print_nodes()
                 self.stop()
                 self.ports = self.pick_ports()
+
+    def print_nodes(self):
+        """Each node's CLUSTER NODES and the end of its log."""
+        for p in self.ports:
+            try:
+                print("node %d knows:\n%s" % (p, self.client(p).execute_command(
+                    "CLUSTER NODES").decode(errors="replace")))
+            except Exception as e:  # noqa: BLE001 (diagnostics only)
+                print("node %d: %s" % (p, e))
+            with open(os.path.join(self.dir, str(p), "redis.log"), errors="replace") as f:
+                print("node %d log:\n%s" % (p, "".join(f.readlines()[-15:])))
 
     def client(self, port):
         import redis
