@@ -385,6 +385,30 @@ static void adopt_chains(relay *r) {
     }
 }
 
+/* ha: this process holds the lease now. It takes up the pool (the saved
+ * one and the journal since) and the partners' chains, delivers, and
+ * reads the d4-core queues. */
+static void on_lease(void *ctx) {
+    relay *r = ctx;
+    char err[300];
+    if (mix_take_over(&r->mix) < 0)
+        _exit(3); /* logged; the lease runs out and another process takes over */
+    adopt_chains(r);
+    r->deliver = deliver_start(r->loop, &r->cfg, &r->sh, &r->stopping, err, sizeof(err));
+    if (!r->deliver && err[0]) {
+        log_error("run: cannot start delivery to partners: %s", err);
+        _exit(3);
+    }
+    /* d4-core queues: one consumer (their processing lists are per relay) */
+    r->queue = queue_start(r->loop, &r->cfg, &r->in, r->storing ? &r->store : NULL,
+                           &r->stopping, err, sizeof(err));
+    if (!r->queue && err[0]) {
+        log_error("run: cannot start the queue consumer: %s", err);
+        _exit(3);
+    }
+    sd_notify(0, "STATUS=holds the lease: mixing and delivering");
+}
+
 /* Every signed batch goes to its partner's delivery outbox; the open
  * stream takes those of its policy. */
 static void on_published(void *ctx, const partner *pt, uint64_t seq, const uint8_t *chain,
@@ -481,7 +505,8 @@ static int http_metrics(void *ctx, pdns_buf *b) {
     relay *r = ctx;
     if (ingest_metrics_render(&r->in, &r->cfg, b) < 0 ||
         mix_metrics(&r->mix, b) < 0 || share_metrics(&r->sh, b) < 0 ||
-        deliver_metrics(r->deliver, b) < 0 || http_auth_metrics(r->auth, b) < 0 ||
+        deliver_metrics(r->deliver, b) < 0 || ha_metrics(&r->ha, b) < 0 ||
+        http_auth_metrics(r->auth, b) < 0 ||
         (r->storing && store_metrics(&r->store, b) < 0))
         return -1;
     return 0;
@@ -850,14 +875,7 @@ int cmd_run(int argc, char **argv) {
     r.policy_debounce.data = &r;
 
     if (r.cfg.ha_enabled) {
-        /* on standby until this process holds the lease: nothing listens.
-         * systemd hears "ready" now (a standby is what it should be; a
-         * start timeout would otherwise end it), and the status says which */
-        sd_notify(0, "READY=1\nSTATUS=standby: another process holds the lease");
-        if (ha_acquire(&r.ha, &r.cfg, r.loop, &r.stopping) < 0) {
-            rc = r.stopping ? 0 : 1;
-            goto out_loop;
-        }
+        /* a checkpoint goes through only while this process holds the lease */
         r.mix.fence_key = r.ha.key;
         r.mix.fence_val = r.ha.val;
     }
@@ -915,14 +933,15 @@ int cmd_run(int argc, char **argv) {
         log_error("run: cannot start the mixer");
         goto out_lws;
     }
-    r.in.mix = r.mix.pool;
-    r.in.mix_log = on_mixer_input;
+    /* in Redis, the pool takes its input from the journal stream */
+    r.in.mix = r.mix.snap ? NULL : r.mix.pool;
+    r.in.mix_log = r.mix.pool ? on_mixer_input : NULL;
     r.in.mix_log_ctx = &r;
     if (share_start(&r.sh, &r.cfg) < 0) {
         log_error("run: cannot start the policy stage");
         goto out_lws;
     }
-    if (r.mix.snap) /* before the first batch */
+    if (r.mix.snap && !r.cfg.ha_enabled) /* before the first batch */
         adopt_chains(&r);
     r.sh.published = on_published;
     r.sh.published_ctx = &r;
@@ -943,7 +962,8 @@ int cmd_run(int argc, char **argv) {
         r.store.ctx = &r;
         r.in.store = &r.store;
     }
-    r.deliver = deliver_start(r.loop, &r.cfg, &r.sh, &r.stopping, err, sizeof(err));
+    if (!r.cfg.ha_enabled) /* with ha, once this process holds the lease */
+        r.deliver = deliver_start(r.loop, &r.cfg, &r.sh, &r.stopping, err, sizeof(err));
     if (!r.deliver && err[0]) {
         log_error("run: cannot start delivery to partners: %s", err);
         goto out_lws;
@@ -965,8 +985,9 @@ int cmd_run(int argc, char **argv) {
             log_warn("policy: cannot watch %s; reload with SIGHUP",
                      r.cfg.policy_dir);
     }
-    r.queue = queue_start(r.loop, &r.cfg, &r.in, r.storing ? &r.store : NULL,
-                          &r.stopping, err, sizeof(err));
+    if (!r.cfg.ha_enabled) /* with ha, once this process holds the lease */
+        r.queue = queue_start(r.loop, &r.cfg, &r.in, r.storing ? &r.store : NULL,
+                              &r.stopping, err, sizeof(err));
     if (!r.queue && err[0]) {
         log_error("run: cannot start the queue consumer: %s", err);
         goto out_lws;
@@ -1016,10 +1037,8 @@ int cmd_run(int argc, char **argv) {
         log_info("stream: publishing policy %s on ws://%s:%d/stream",
                  r.cfg.stream_policy, r.cfg.http_listen.host, r.cfg.http_listen.port);
     uv_timer_start(&tick, on_tick, 100, 100);
-    if (r.cfg.ha_enabled && ha_start(&r.ha, r.loop, &r.stopping) < 0) {
-        log_error("run: out of memory");
+    if (r.cfg.ha_enabled && ha_start(&r.ha, &r.cfg, r.loop, &r.stopping, on_lease, &r) < 0)
         goto out_lws;
-    }
     log_listening(&r);
     uv_run(r.loop, UV_RUN_DEFAULT);
     rc = 0;

@@ -77,9 +77,9 @@ int64_t ingest_clock_ms(void) {
 static void emit(ingest *in, const pdns_record *r, uint16_t index) {
     if (in->store && store_add(in->store, r) < 0)
         in->m.store_dropped++;
-    if (in->mix) {
+    if (in->mix || in->mix_log) { /* no pool here: the log is the mixer's input */
         int64_t now = ingest_clock_ms();
-        if (mixer_pool_insert(in->mix, r, index, now) < 0)
+        if (in->mix && mixer_pool_insert(in->mix, r, index, now) < 0)
             in->m.mixer_insert_errors++;
         else if (in->mix_log)
             in->mix_log(in->mix_log_ctx, r, index, now);

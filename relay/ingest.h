@@ -50,7 +50,8 @@ struct store;
 typedef struct ingest {
     relay_metrics m;
     struct mixer_pool *mix;    /* accepted answers go here too, if set */
-    /* told of each record the mixer took, for its journal */
+    /* told of each record the mixer took, for its journal; with no mix,
+     * of each record (the journal in Redis is the mixer's input) */
     void (*mix_log)(void *ctx, const pdns_record *r, uint16_t index, int64_t now_ms);
     void *mix_log_ctx;
     struct store *store;       /* and here: the local COF store */

@@ -16,13 +16,18 @@
  *
  * With mixer.journal "redis" the same two live in the relay's Redis (one
  * server or a cluster), so that the pool survives the loss of the machine
- * and another relay process can take it up: the journal is a stream
- * ({pdns-relay:<id>:mixer}:journal, an entry every 100 ms: the generation
- * and the records), the checkpoint a string in the same slot
- * ({...}:pool), written with a blocking call (it must be in Redis before
- * the batch leaves) that also deletes the journal. Entries of an older
- * generation (appended after the checkpoint that replaced them, from a
- * connection of their own) are never replayed. */
+ * and another relay process can take it up. The journal is a stream,
+ * {pdns-relay:<id>:mixer}:journal, and it is the mixer's input: ingest
+ * appends what it takes (an entry every 100 ms: the fingerprint of the
+ * process's sources and the records), and the mixer reads the stream in
+ * order, so that several processes (ha) feed one mixer. The checkpoint, a
+ * string in the same slot ({...}:pool), holds the pool and the id of the
+ * last entry it took; it is written with a blocking call (it must be in
+ * Redis before the batch leaves) that also trims the stream up to that id.
+ * A start (or a takeover) restores the checkpoint and reads on from there.
+ * Entries whose fingerprint is not this process's (another configuration
+ * of sensors, queues or partners_in: their source numbers mean other
+ * sources) are refused, logged and counted, never mixed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -77,6 +82,7 @@ static void on_batch(void *ctx, const mixer_batch *b) {
 #define SNAP_TIMEOUT_MS 5000   /* each blocking call to Redis, at most */
 #define RESTORE_TRIES_MS 10000 /* Redis away at start: tried this long */
 #define REPLAY_PAGE 200        /* journal entries read at a time (XRANGE's COUNT) */
+#define REPLAY_PAGE_S "200"
 
 /* A journalled insert: the record's triple, times, count, its source and
  * when it came; its name and rdata follow. */
@@ -135,37 +141,53 @@ static void state_path(const relay_config *cfg, const char *name, char *out, siz
     snprintf(out, n, "%s/%s", cfg->state_dir, name);
 }
 
+/* The id after stream id pos ("ms-seq"): XTRIM MINID keeps it and what
+ * follows. "" when nothing was taken yet. */
+static void next_id(const char *pos, char *out, size_t n) {
+    unsigned long long ms, seq;
+    out[0] = '\0';
+    if (sscanf(pos, "%llu-%llu", &ms, &seq) == 2 && (ms || seq))
+        snprintf(out, n, "%llu-%llu", ms, seq + 1);
+}
+
 /* The checkpoint: the pool as it is now (with its sources' names and a
  * generation number) in mixer.pool, then a new, empty journal of the same
  * generation. A journal of another generation is older than the pool file
  * (a crash between the two writes) and is never replayed: everything in
- * it is in the pool file already. Returns 0, or -1 (logged, counted). */
+ * it is in the pool file already. In Redis: the pool and the id of the
+ * stream's last entry it took, and the stream trimmed up to there, at
+ * once. Returns 0, or -1 (logged, counted). */
 static int checkpoint(mix_stage *m) {
     const relay_config *cfg = m->cfg;
     size_t n = cfg->mixer.n_sensors;
     uint64_t gen = m->gen + 1;
     char path[4200], name[200];
     pdns_buf b = {0};
-    int rc = pdns_buf_printf(&b, "%s %zu %llu\n", SNAP_MAGIC, n, (unsigned long long)gen);
+    int rc = pdns_buf_printf(&b, "%s %zu %llu%s%s\n", SNAP_MAGIC, n, (unsigned long long)gen,
+                             m->snap ? " " : "", m->snap ? m->pos : "");
     for (size_t i = 0; i < n && rc == 0; i++) {
         source_name(cfg, i, name, sizeof(name));
         rc = pdns_buf_printf(&b, "%s\n", name);
     }
     if (rc < 0 || mixer_pool_save(m->pool, &b) < 0)
         goto fail;
-    if (m->snap) { /* Redis: the pool and an empty journal, at once */
+    if (m->snap) { /* Redis: the pool, and the stream trimmed, at once */
         /* with ha, only while this process holds the lease (the fence) */
         static const char script[] =
             "if ARGV[2] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[2] then "
             "return redis.error_reply('FENCED the lease is not ours') end "
-            "redis.call('SET', KEYS[1], ARGV[1]) redis.call('DEL', KEYS[2]) return 1";
+            "redis.call('SET', KEYS[1], ARGV[1]) "
+            "if ARGV[3] ~= '' then redis.call('XTRIM', KEYS[2], 'MINID', ARGV[3]) end "
+            "return 1";
         const char *fk = m->fence_key ? m->fence_key : m->skey,
                    *fv = m->fence_val ? m->fence_val : "";
-        const char *argv[] = {"EVAL", script, "3", m->skey, m->jkey, fk, b.p, fv};
+        char minid[64];
+        next_id(m->pos, minid, sizeof(minid));
+        const char *argv[] = {"EVAL", script, "3", m->skey, m->jkey, fk, b.p, fv, minid};
         size_t argl[] = {4, sizeof(script) - 1, 1, strlen(m->skey), strlen(m->jkey),
-                         strlen(fk), b.len, strlen(fv)};
+                         strlen(fk), b.len, strlen(fv), strlen(minid)};
         char err[300];
-        redisReply *rep = rsync_argv(m->snap, m->skey, 8, argv, argl, err, sizeof(err));
+        redisReply *rep = rsync_argv(m->snap, m->skey, 9, argv, argl, err, sizeof(err));
         if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "FENCED", 6) == 0) {
             /* another process runs now: no batch may leave from here */
             log_error("mixer: %s holds the lease now, not this process: stopping at once",
@@ -183,7 +205,6 @@ static int checkpoint(mix_stage *m) {
             pdns_buf_free(&b);
             return -1;
         }
-        m->jbuf.len = 0; /* what it held is in the checkpoint */
         m->gen = gen;
         pdns_buf_free(&b);
         return 0;
@@ -235,19 +256,24 @@ static void on_xadd(redisAsyncContext *ac, void *reply, void *priv) {
     }
 }
 
+static void read_more(mix_stage *m);
+
 void mix_journal_flush(mix_stage *m) {
-    if (!m->jbuf.len)
-        return;
     if (m->jrl) {
-        if (rlink_command(m->jrl, m->jkey, on_xadd, m, "XADD %s * g %llu r %b", m->jkey,
-                          (unsigned long long)m->gen, m->jbuf.p, m->jbuf.len) < 0) {
+        if (m->jbuf.len &&
+            rlink_command(m->jrl, m->jkey, on_xadd, m, "XADD %s * c %s r %b", m->jkey, m->fp,
+                          m->jbuf.p, m->jbuf.len) < 0) {
             m->journal_errors++;
             log_error("mixer: the journal's Redis is away: %zu bytes of journal lost",
                       m->jbuf.len);
         }
         m->jbuf.len = 0;
+        if (m->mixing && !m->reading)
+            read_more(m);
         return;
     }
+    if (!m->jbuf.len)
+        return;
     if (m->jfd < 0)
         return;
     if (pdns_buf_write_fd(&m->jbuf, m->jfd) < 0) {
@@ -279,27 +305,68 @@ static char *slurp(const char *path, size_t *len) {
 }
 
 /* Inserts the journalled records of d (from off); a torn last record (a
- * crash mid-write) ends them. Returns how many the pool took. */
+ * crash mid-write) ends them. map gives the pool's source for each
+ * journalled one (NULL: the same numbers as this configuration's). Returns
+ * how many the pool took. */
 static long replay_records(mix_stage *m, const int32_t *map, size_t nmap, const char *d,
                            size_t len, size_t off) {
     pdns_record r;
     uint16_t src;
     int64_t at;
     long n = 0;
-    while (mix_rec_get(d, len, &off, &r, &src, &at))
-        if (src < nmap && map[src] >= 0 &&
-            mixer_pool_insert(m->pool, &r, (uint16_t)map[src], at) == 0)
+    while (mix_rec_get(d, len, &off, &r, &src, &at)) {
+        int32_t to = map ? (src < nmap ? map[src] : -1)
+                         : (src < m->cfg->mixer.n_sensors ? src : -1);
+        if (to >= 0 && mixer_pool_insert(m->pool, &r, (uint16_t)to, at) == 0)
             n++;
+    }
     return n;
 }
 
-/* The journal stream's entries of generation gen, in order, a page at a
- * time. Returns the records the pool took, or -1 (Redis away). */
+/* One entry of the journal stream (its id and fields): its records go to
+ * the pool, and the pool's position moves past it. Entries of another
+ * fingerprint are refused (counted, logged); an entry of the generation
+ * scheme ("g", before stream positions) is taken if of generation gen,
+ * with the checkpoint's source map. Returns the records the pool took. */
+static long take_entry(mix_stage *m, const redisReply *e, const int32_t *map, size_t nmap,
+                       uint64_t gen) {
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+        e->element[0]->type != REDIS_REPLY_STRING || e->element[0]->len >= sizeof(m->pos))
+        return 0;
+    snprintf(m->pos, sizeof(m->pos), "%s", e->element[0]->str);
+    const redisReply *f = e->element[1];
+    if (f->type != REDIS_REPLY_ARRAY || f->elements != 4 ||
+        f->element[0]->type != REDIS_REPLY_STRING || f->element[1]->type != REDIS_REPLY_STRING ||
+        f->element[2]->type != REDIS_REPLY_STRING || f->element[3]->type != REDIS_REPLY_STRING ||
+        strcmp(f->element[2]->str, "r") != 0)
+        return 0;
+    const char *what = f->element[0]->str, *val = f->element[1]->str;
+    const redisReply *rec = f->element[3];
+    if (strcmp(what, "g") == 0)
+        return strtoull(val, NULL, 10) == gen
+                   ? replay_records(m, map, nmap, rec->str, rec->len, 0)
+                   : 0; /* another generation: in the checkpoint already */
+    if (strcmp(what, "c") != 0 || strcmp(val, m->fp) != 0) {
+        if (m->foreign++ == 0 || m->foreign % 1000 == 0)
+            log_error("mixer: journal entry %s comes from a process whose sensors, queues "
+                      "or partners_in differ from this one's (fingerprint %s, here %s): "
+                      "not mixed (%" PRIu64 " such entries so far); give every process of "
+                      "relay %s the same sources", m->pos, val, m->fp, m->foreign,
+                      m->cfg->relay_id);
+        return 0;
+    }
+    return replay_records(m, NULL, 0, rec->str, rec->len, 0);
+}
+
+/* The journal stream's entries after the checkpoint's position, in order,
+ * a page at a time, now (a start or a takeover). Returns the records the
+ * pool took, or -1 (Redis away). */
 static long replay_redis(mix_stage *m, const int32_t *map, size_t nmap, uint64_t gen) {
-    char start[64] = "-", err[300];
+    char start[64], err[300];
     long n = 0;
     for (;;) {
-        const char *argv[] = {"XRANGE", m->jkey, start, "+", "COUNT", "200"};
+        snprintf(start, sizeof(start), "(%s", m->pos);
+        const char *argv[] = {"XRANGE", m->jkey, start, "+", "COUNT", REPLAY_PAGE_S};
         size_t argl[6];
         for (int i = 0; i < 6; i++)
             argl[i] = strlen(argv[i]);
@@ -311,23 +378,41 @@ static long replay_redis(mix_stage *m, const int32_t *map, size_t nmap, uint64_t
             return -1;
         }
         size_t got = rep->elements;
-        for (size_t i = 0; i < got; i++) {
-            const redisReply *e = rep->element[i];
-            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-                e->element[0]->type != REDIS_REPLY_STRING)
-                continue;
-            snprintf(start, sizeof(start), "(%s", e->element[0]->str);
-            const redisReply *f = e->element[1];
-            if (f->type != REDIS_REPLY_ARRAY || f->elements != 4 ||
-                strcmp(f->element[0]->str, "g") != 0 || strcmp(f->element[2]->str, "r") != 0 ||
-                strtoull(f->element[1]->str, NULL, 10) != gen)
-                continue; /* another generation: in the checkpoint already */
-            n += replay_records(m, map, nmap, f->element[3]->str, f->element[3]->len, 0);
-        }
+        for (size_t i = 0; i < got; i++)
+            n += take_entry(m, rep->element[i], map, nmap, gen);
         freeReplyObject(rep);
         if (got < REPLAY_PAGE)
             return n;
     }
+}
+
+/* The mixer's input, as it runs: the stream's next entries, read on the
+ * loop (one read at a time; the next page at once when this one was full). */
+static void on_xrange(redisAsyncContext *ac, void *reply, void *priv) {
+    mix_stage *m = priv;
+    redisReply *rep = reply;
+    (void)ac;
+    m->reading = 0;
+    if (!rep || !m->pool || !m->mixing)
+        return;
+    if (rep->type != REDIS_REPLY_ARRAY) {
+        m->journal_errors++;
+        log_error("mixer: reading the journal %s: %s", m->jkey,
+                  rep->type == REDIS_REPLY_ERROR ? rep->str : "?");
+        return;
+    }
+    for (size_t i = 0; i < rep->elements; i++)
+        take_entry(m, rep->element[i], NULL, 0, 0);
+    if (rep->elements >= REPLAY_PAGE)
+        read_more(m);
+}
+
+static void read_more(mix_stage *m) {
+    char start[64];
+    snprintf(start, sizeof(start), "(%s", m->pos);
+    if (rlink_command(m->jrl, m->jkey, on_xrange, m, "XRANGE %s %s + COUNT %s", m->jkey, start,
+                      REPLAY_PAGE_S) == 0)
+        m->reading = 1;
 }
 
 /* Replays the journal of generation gen (records after the last
@@ -400,14 +485,20 @@ static int restore(mix_stage *m) {
         state_path(cfg, SNAP_NAME, path, sizeof(path));
         d = slurp(path, &len);
     }
-    if (!d)
-        return 0; /* none yet */
+    if (!d) { /* none yet; in Redis, what other processes took may wait */
+        long n = m->snap ? replay_redis(m, NULL, 0, 0) : 0;
+        if (n > 0)
+            log_info("mixer: no saved pool in Redis; %ld records taken from the journal", n);
+        return n < 0 ? -1 : 0;
+    }
     size_t nsaved = 0, off = 0;
     unsigned long long gen = 0;
     long restored = -1, replayed = 0;
     int32_t *map = NULL;
     char *nl = memchr(d, '\n', len);
-    if (nl && sscanf(d, SNAP_MAGIC " %zu %llu", &nsaved, &gen) == 2 && nsaved <= 65536 &&
+    char pos[48] = "0-0";
+    if (nl && sscanf(d, SNAP_MAGIC " %zu %llu %47s", &nsaved, &gen, pos) >= 2 &&
+        nsaved <= 65536 &&
         (map = calloc(nsaved ? nsaved : 1, sizeof(*map)))) {
         off = (size_t)(nl + 1 - d);
         size_t i;
@@ -429,6 +520,8 @@ static int restore(mix_stage *m) {
                                           nsaved, ingest_clock_ms());
         if (restored >= 0) {
             m->gen = gen;
+            if (m->snap)
+                snprintf(m->pos, sizeof(m->pos), "%s", pos);
             replayed = replay(m, map, nsaved, gen);
         }
     }
@@ -455,6 +548,36 @@ static int restore(mix_stage *m) {
     return 0;
 }
 
+/* The sources' names, hashed (FNV-1a, hex): the source numbers in a
+ * journal entry mean the same sources only between processes of the same
+ * fingerprint. */
+static void sources_fingerprint(const relay_config *cfg, char *out, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    char name[200];
+    for (size_t i = 0; i < cfg->mixer.n_sensors; i++) {
+        source_name(cfg, i, name, sizeof(name));
+        for (const char *c = name;; c++) {
+            h = (h ^ (uint8_t)*c) * 1099511628211ull;
+            if (!*c)
+                break;
+        }
+    }
+    snprintf(out, n, "%016" PRIx64, h);
+}
+
+int mix_take_over(mix_stage *m) {
+    if (!m->pool || !m->snap)
+        return 0;
+    if (restore(m) < 0 || checkpoint(m) < 0) {
+        log_error("mixer: mixer.journal is \"redis\" and the pool saved there could not "
+                  "be read or written: not mixing (the saved pool is left as it is)");
+        return -1;
+    }
+    m->mixing = 1;
+    read_more(m);
+    return 0;
+}
+
 int mix_start(mix_stage *m, const relay_config *cfg, share *sh, uv_loop_t *loop,
               const int *stopping) {
     m->cfg = cfg;
@@ -470,15 +593,16 @@ int mix_start(mix_stage *m, const relay_config *cfg, share *sh, uv_loop_t *loop,
     if (cfg->mixer_journal == MIXER_JOURNAL_REDIS) {
         snprintf(m->skey, sizeof(m->skey), "{pdns-relay:%s:mixer}:pool", cfg->relay_id);
         snprintf(m->jkey, sizeof(m->jkey), "{pdns-relay:%s:mixer}:journal", cfg->relay_id);
+        snprintf(m->pos, sizeof(m->pos), "0-0");
+        sources_fingerprint(cfg, m->fp, sizeof(m->fp));
         m->snap = rsync_new(cfg->redis_url, cfg->redis.host, cfg->redis.port, cfg->redis_db,
                             SNAP_TIMEOUT_MS);
         m->jrl = m->snap ? rlink_new(loop, cfg->redis_url, cfg->redis.host, cfg->redis.port,
                                      cfg->redis_db, "mixer journal Redis", stopping, NULL,
                                      NULL, NULL)
                          : NULL;
-        if (!m->jrl || rlink_start(m->jrl) < 0 || restore(m) < 0 || checkpoint(m) < 0) {
-            log_error("mixer: mixer.journal is \"redis\" and the pool saved there could not "
-                      "be read or written: not starting (the saved pool is left as it is)");
+        /* with ha, the process holding the lease mixes (mix_take_over) */
+        if (!m->jrl || rlink_start(m->jrl) < 0 || (!cfg->ha_enabled && mix_take_over(m) < 0)) {
             mixer_pool_free(m->pool);
             m->pool = NULL;
             return -1;
@@ -511,7 +635,7 @@ int mix_start(mix_stage *m, const relay_config *cfg, share *sh, uv_loop_t *loop,
 }
 
 void mix_tick(mix_stage *m) {
-    if (!m->pool)
+    if (!m->pool || (m->snap && !m->mixing))
         return;
     mixer_pool_tick(m->pool, ingest_clock_ms());
     uint64_t cap = mixer_pool_counters(m->pool)->dropped[MIXER_DROP_CAPACITY];
@@ -528,7 +652,10 @@ void mix_tick(mix_stage *m) {
 void mix_stop(mix_stage *m) {
     if (m->pool) {
         size_t left = mixer_pool_triples(m->pool);
-        if (m->snap && checkpoint(m) == 0 && left)
+        mix_journal_flush(m); /* what this process took last: to the stream */
+        if (m->snap && !m->mixing)
+            left = 0; /* following: nothing pooled here */
+        else if (m->snap && checkpoint(m) == 0 && left)
             log_info("mixer: %zu pooled triples saved in Redis (%s) for the next start", left,
                      m->skey);
         else if (m->jfd >= 0 && checkpoint(m) == 0 && left)
@@ -578,8 +705,11 @@ int mix_metrics(const mix_stage *m, pdns_buf *b) {
     rc |= pdns_buf_printf(b, "# HELP pdns_relay_mixer_persist_errors_total Checkpoints and journal writes of the pool that failed (a crash may then lose pooled triples or release some twice).\n"
                  "# TYPE pdns_relay_mixer_persist_errors_total counter\n"
                  "pdns_relay_mixer_persist_errors_total{what=\"checkpoint\"} %" PRIu64 "\n"
-                 "pdns_relay_mixer_persist_errors_total{what=\"journal\"} %" PRIu64 "\n",
-                 m->checkpoint_errors, m->journal_errors);
+                 "pdns_relay_mixer_persist_errors_total{what=\"journal\"} %" PRIu64 "\n"
+                 "# HELP pdns_relay_mixer_journal_foreign_total Journal entries in Redis from a process with other sources (sensors, queues, partners_in): not mixed.\n"
+                 "# TYPE pdns_relay_mixer_journal_foreign_total counter\n"
+                 "pdns_relay_mixer_journal_foreign_total %" PRIu64 "\n",
+                 m->checkpoint_errors, m->journal_errors, m->foreign);
     rc |= pdns_buf_printf(b, "# TYPE pdns_relay_mixer_pool_triples gauge\n"
                  "pdns_relay_mixer_pool_triples %zu\n"
                  "# TYPE pdns_relay_mixer_pool_bytes gauge\n"

@@ -32,7 +32,11 @@ typedef struct mix_stage {
     const char *fence_key, *fence_val; /* ha: the lease a checkpoint checks (NULL: none) */
     pdns_buf jbuf;               /* journalled inserts not written yet */
     uint64_t gen;                /* the checkpoint's generation */
-    uint64_t checkpoint_errors, journal_errors;
+    char pos[48];                /* Redis: the stream's last entry the pool took */
+    char fp[24];                 /* Redis: this process's sources' fingerprint */
+    int mixing;                  /* Redis: this process reads the stream and mixes */
+    int reading;                 /* an XRANGE of the stream in flight */
+    uint64_t checkpoint_errors, journal_errors, foreign;
 } mix_stage;
 
 /* Starts the stage (nothing to do when the mixer is disabled: m->pool stays
@@ -41,6 +45,11 @@ typedef struct mix_stage {
  * why. */
 int mix_start(mix_stage *m, const relay_config *cfg, share *sh, uv_loop_t *loop,
               const int *stopping);
+/* mixer.journal "redis" with ha: this process now holds the lease; it
+ * restores the saved pool, takes the stream since and mixes from there on
+ * (blocking, a few seconds at most). Returns 0, or -1 (logged). Without ha
+ * mix_start does this. */
+int mix_take_over(mix_stage *m);
 void mix_tick(mix_stage *m);
 void mix_stop(mix_stage *m);
 void mix_free(mix_stage *m);  /* once the loop has closed its handles */
@@ -54,9 +63,11 @@ int mix_rec_put(pdns_buf *b, const pdns_record *r, uint16_t source, int64_t now_
 int mix_rec_get(const char *d, size_t len, size_t *off, pdns_record *r, uint16_t *source,
                 int64_t *now_ms);
 
-/* Journals an insert the pool took (ingest's hook; ctx is the stage). */
+/* Journals an insert the pool took (ingest's hook; ctx is the stage); in
+ * Redis, the mixer's input itself (the pool takes it from the stream). */
 void mix_journal(void *ctx, const pdns_record *r, uint16_t source, int64_t now_ms);
-/* Writes what was journalled (every loop tick, and when 1 MiB gathered). */
+/* Writes what was journalled (every loop tick, and when 1 MiB gathered);
+ * in Redis, also reads the stream on (the process that mixes). */
 void mix_journal_flush(mix_stage *m);
 
 #endif

@@ -1,10 +1,12 @@
-"""One relay on several processes (ha.enabled): the process holding the
-lease in Redis runs everything; another waits on standby and takes over
-when the holder dies (kill -9: within the lease) or stops (at once: it gives
-the lease back). The pool and the partners' chains are in Redis
-(mixer.journal "redis"), so the new holder releases what the old one had
-pooled, and partner B takes its batches as the chain's next ones: every
-triple once, no chain broken, nothing dropped as a resend."""
+"""One relay on several processes (ha.enabled), active-active: every
+process takes sensors, stores what it takes and answers queries; the mixer's
+input of every process goes to one stream in Redis, and the process holding
+the lease consumes it: one mixer, whose thresholds count sensors seen by any
+process, and one delivery to each partner. When the holder dies (kill -9:
+within the lease) or stops (at once: it gives the lease back), another
+process takes over the pool (checkpoint plus the stream since) and the
+partners' chains: every triple once, no chain broken, nothing dropped as a
+resend."""
 import os
 import signal
 import time
@@ -28,21 +30,32 @@ def send(relay, name, lines):
 
 def relay_a(relay_factory, url, tmp_path, b):
     """A relay-a process in a directory of its own (a machine), with the
-    policy to B."""
+    policy to B and the store."""
     a = relay_factory(extra={
-        "relay_id": "relay-a", "redis": url, "mixer": dict(FAST_MIXER, journal="redis"),
-        "ha": {"enabled": True, "lease": LEASE},
+        "relay_id": "relay-a", "redis": url, "store": {"enabled": True},
+        "mixer": dict(FAST_MIXER, journal="redis"), "ha": {"enabled": True, "lease": LEASE},
         "policies": {"dir": "partners", "outbox_dir": "outbox"}})
     os.makedirs(os.path.join(a.dir, "partners"))
     policy_to_b(a, b, tmp_path)
     return a
 
 
+def holds(relay):
+    return relay.metrics().get("pdns_relay_ha_holder") == 1
+
+
+def stored_counts(relay, tag):
+    """{name: count} of the store's triples under *.<tag>.test, asked of relay."""
+    from test_store import Api
+    got, _ = Api(relay.http_port).page("/query/*.%s.test?limit=1000" % tag)
+    return {o["rrname"]: o["count"] for o in got}
+
+
 @pytest.mark.parametrize("where", ["one server", pytest.param("cluster", marks=pytest.mark.slow)])
-def test_a_standby_takes_over_the_mixer_and_delivery(where, request, relay_factory, workdir,
-                                                     tmp_path):
+def test_every_process_takes_sensors_and_one_mixes(where, request, relay_factory, workdir,
+                                                    tmp_path):
     import redis as redislib
-    if where == "cluster":  # the lease, the pool, the outboxes and the store
+    if where == "cluster":  # the lease, the pool, the stream, the outboxes and the store
         cl = request.getfixturevalue("cluster")
         url = cl.url()
         r = redislib.RedisCluster(host="127.0.0.1", port=cl.ports[0])
@@ -51,31 +64,30 @@ def test_a_standby_takes_over_the_mixer_and_delivery(where, request, relay_facto
         url = "redis://127.0.0.1:%d/0" % rs.port
         r = rs.client()
     a1, b = a_and_b(relay_factory, None, workdir, tmp_path, a_extra={
-        "redis": url, "mixer": dict(FAST_MIXER, journal="redis"),
+        "redis": url, "store": {"enabled": True}, "mixer": dict(FAST_MIXER, journal="redis"),
         "ha": {"enabled": True, "lease": LEASE}})
     policy_to_b(a1, b, tmp_path)
     a1.start()
-    assert "holds the lease" in a1.log_text()
-    a2 = relay_a(relay_factory, url, tmp_path, b).start(standby=True)
-    assert a2.wait_for(lambda: "on standby" in a2.log_text(), 10), a2.log_text()
-    for name in ("sensor-a", "sensor-b"):
-        send(a1, name, batch("h1", 40))
+    assert a1.wait_for(lambda: holds(a1)), a1.log_text()
+    # a2 takes sensors at once, while a1 holds the lease
+    a2 = relay_a(relay_factory, url, tmp_path, b).start()
+    assert a2.wait_for(lambda: "follows" in a2.log_text()) and not holds(a2), a2.log_text()
+    # min_sensors 2: one sensor at each process, one mixer sees both
+    send(a1, "sensor-a", batch("h1", 40))
+    send(a2, "sensor-b", batch("h1", 40))
     assert b.wait_for(lambda: len(rrnames(b)) == 40, 20), a1.log_text()[-1500:]
-    # pooled by a1, never released: one sensor only (min_sensors 2)
-    send(a1, "sensor-a", batch("h2", 20))
-    assert a1.wait_for(lambda: a1.metrics()["pdns_relay_mixer_pool_triples"] == 20)
-    # and journalled in Redis (every 100 ms)
-    assert a1.wait_for(lambda: sum(len(e[1][b"r"]) for e in
-                                   r.xrange("{pdns-relay:relay-a:mixer}:journal")) >= 20 * 60)
+    assert a2.metrics()["pdns_relay_mixer_batches_total"] == 0
+    # given to a2, pooled by a1 (one sensor only), never released
+    send(a2, "sensor-a", batch("h2", 20))
+    assert a1.wait_for(lambda: a1.metrics()["pdns_relay_mixer_pool_triples"] == 20), \
+        a1.log_text()[-1500:]
     a1.stop(signal.SIGKILL)
     t0 = time.time()
-    from conftest import wait_port
-    wait_port(a2.http_port, a2.proc, 30)
+    assert a2.wait_for(lambda: holds(a2), LEASE + 10), a2.log_text()[-2000:]
     took = time.time() - t0
     assert took < LEASE + 5, took
-    a2.wait_ready()
-    assert "20 records replayed" in a2.log_text() or "20 pooled triples restored" in \
-        a2.log_text(), a2.log_text()[-2000:]
+    # a1's checkpoint (its last batch) and the stream since: h2's 20 records
+    assert "20 records replayed from the journal" in a2.log_text(), a2.log_text()[-2000:]
     # the other sensor sees the same names at a2: released there, once
     send(a2, "sensor-b", batch("h2", 20))
     for name in ("sensor-a", "sensor-b"):
@@ -87,6 +99,13 @@ def test_a_standby_takes_over_the_mixer_and_delivery(where, request, relay_facto
     assert m['pdns_relay_partner_in_batches_total{partner="relay-a",result="duplicate"}'] == 0
     assert m['pdns_relay_partner_in_batches_total{partner="relay-a",result="refused"}'] == 0
     assert "chain is broken" not in b.log_text() and "never arrived" not in b.log_text()
+    # the store has every record either process took, once
+    for tag, n in (("h1", 40), ("h2", 20), ("h3", 30)):
+        assert a2.wait_for(lambda: stored_counts(a2, tag) ==
+                           {"h%d.%s.test" % (i, tag): 2 for i in range(n)}, 20), \
+            (tag, stored_counts(a2, tag))
+    # the stream holds what was taken since the last checkpoint, no more
+    assert r.xlen("{pdns-relay:relay-a:mixer}:journal") <= 10
     # what an operator sees: the holder, the mixer's state in Redis
     from conftest import BIN
     import subprocess
@@ -97,14 +116,13 @@ def test_a_standby_takes_over_the_mixer_and_delivery(where, request, relay_facto
     assert "mixer in Redis: checkpoint" in st.stdout
 
     # a clean stop gives the lease back: a third process takes over at once
-    a3 = relay_a(relay_factory, url, tmp_path, b).start(standby=True)
-    assert a3.wait_for(lambda: "on standby" in a3.log_text(), 10)
+    a3 = relay_a(relay_factory, url, tmp_path, b).start()
+    assert not holds(a3)
     assert a2.stop() == 0
     assert "the lease is given back" in a2.log_text()
     t0 = time.time()
-    wait_port(a3.http_port, a3.proc, 30)
+    assert a3.wait_for(lambda: holds(a3), LEASE + 10), a3.log_text()[-2000:]
     assert time.time() - t0 < LEASE, time.time() - t0
-    a3.wait_ready()
     for name in ("sensor-a", "sensor-b"):
         send(a3, name, batch("h4", 10))
     assert b.wait_for(lambda: len(rrnames(b)) == 100, 30), a3.log_text()[-2000:]
@@ -122,7 +140,37 @@ def test_a_standby_takes_over_the_mixer_and_delivery(where, request, relay_facto
     p = subprocess.run([BIN, "verify", "--pubkey", os.path.join(workdir, "relay.pub"),
                         str(whole)], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and "all verified" in p.stderr, p.stderr
-    # a standby stops cleanly on SIGTERM
-    a4 = relay_a(relay_factory, url, tmp_path, b).start(standby=True)
-    assert a4.wait_for(lambda: "on standby" in a4.log_text(), 10)
+    # a process that follows stops cleanly on SIGTERM
+    a4 = relay_a(relay_factory, url, tmp_path, b).start()
+    assert not holds(a4)
     assert a4.stop() == 0
+
+
+def test_a_process_with_other_sources_is_not_mixed(relay_factory, redis_server, workdir,
+                                                  tmp_path):
+    """Journal entries carry source numbers; a process whose sensors are
+    listed in another order would have the holder count its sensor-b as
+    sensor-a, and release a name only sensor-b saw (min_sensors 2). Each
+    entry carries the fingerprint of its writer's sources: the holder
+    refuses other ones, says so, counts them, and mixes none of them."""
+    url = "redis://127.0.0.1:%d/0" % redis_server.port
+    a1, b = a_and_b(relay_factory, None, workdir, tmp_path, a_extra={
+        "redis": url, "mixer": dict(FAST_MIXER, journal="redis"),
+        "ha": {"enabled": True, "lease": LEASE}})
+    policy_to_b(a1, b, tmp_path)
+    a1.start()
+    assert a1.wait_for(lambda: holds(a1)), a1.log_text()
+    a2 = relay_factory(sensors=("sensor-b", "sensor-a"), extra={
+        "relay_id": "relay-a", "redis": url, "mixer": dict(FAST_MIXER, journal="redis"),
+        "ha": {"enabled": True, "lease": LEASE}}).start()
+    assert a2.wait_for(lambda: "follows" in a2.log_text())
+    send(a2, "sensor-b", batch("h5", 20))   # a2's source 0
+    send(a1, "sensor-b", batch("h5", 20))   # a1's source 1
+    assert a1.wait_for(lambda: a1.metrics()["pdns_relay_mixer_journal_foreign_total"] >= 1), \
+        a1.log_text()[-1500:]
+    assert "differ from this one's" in a1.log_text()
+    for name in ("sensor-a", "sensor-b"):
+        send(a1, name, batch("h6", 20))
+    assert b.wait_for(lambda: len(rrnames(b)) >= 20, 20), a1.log_text()[-1500:]
+    assert all(".h6." in n for n in rrnames(b)), rrnames(b)
+    assert a1.metrics()["pdns_relay_mixer_pool_triples"] == 20  # h5: sensor-b only
