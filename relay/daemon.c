@@ -354,7 +354,8 @@ static int source_for(void *ctx, const char *who, const char *path) {
 
 /* mixer.journal "redis": the pool may come from another machine, and so
  * may the chains. Each delivery partner's outbox remembers the last batch
- * appended ("<boot> <seq> <chain hash>", by the append script): a chain
+ * appended ("<boot> <seq> <chain hash> <delay line place>", by the append
+ * script): a chain
  * state behind it (outbox_dir is new here) goes on from there, before the
  * first batch is made. */
 static void adopt_chains(relay *r) {
@@ -368,15 +369,17 @@ static void adopt_chains(relay *r) {
         const char *argv[] = {"GET", key};
         size_t argl[] = {3, strlen(key)};
         redisReply *rep = rsync_argv(r->mix.snap, key, 2, argv, argl, err, sizeof(err));
-        unsigned long long seq;
+        unsigned long long seq, left_id = 0;
+        long long left_at = 0;
         char boot[64], hex[80];
         uint8_t chain[BATCH_HASH];
         size_t got = 0;
         if (rep && rep->type == REDIS_REPLY_STRING &&
-            sscanf(rep->str, "%63s %llu %79s", boot, &seq, hex) == 3 &&
+            sscanf(rep->str, "%63s %llu %79s %lld:%llu", boot, &seq, hex, &left_at,
+                   &left_id) >= 3 &&
             sodium_hex2bin(chain, sizeof(chain), hex, strlen(hex), NULL, &got, NULL) == 0 &&
             got == BATCH_HASH)
-            share_adopt_chain(&r->sh, pt, seq, chain);
+            share_adopt_chain(&r->sh, pt, seq, chain, left_at, left_id);
         else if (!rep)
             log_warn("policy: partner %s: the last batch in its outbox could not be read "
                      "(%s): its chain goes on from %s", pt->pol->partner, err,
@@ -394,6 +397,8 @@ static void on_lease(void *ctx) {
     if (mix_take_over(&r->mix) < 0)
         _exit(3); /* logged; the lease runs out and another process takes over */
     adopt_chains(r);
+    if (mix_resume(&r->mix) < 0)
+        _exit(3);
     r->deliver = deliver_start(r->loop, &r->cfg, &r->sh, &r->stopping, err, sizeof(err));
     if (!r->deliver && err[0]) {
         log_error("run: cannot start delivery to partners: %s", err);
@@ -414,10 +419,13 @@ static void on_lease(void *ctx) {
 static void on_published(void *ctx, const partner *pt, uint64_t seq, const uint8_t *chain,
                          const char *text, size_t len) {
     relay *r = ctx;
-    char hex[2 * BATCH_HASH + 1];
+    /* the outbox remembers the chain hash and how far the delay line went */
+    char hex[2 * BATCH_HASH + 1], mark[2 * BATCH_HASH + 48];
     sodium_bin2hex(hex, sizeof(hex), chain, BATCH_HASH);
+    snprintf(mark, sizeof(mark), "%s %lld:%llu", hex, (long long)pt->left_at,
+             (unsigned long long)pt->left_id);
     if (pt->pol->host[0])
-        deliver_enqueue(r->deliver, pt->pol->partner, seq, hex, text, len);
+        deliver_enqueue(r->deliver, pt->pol->partner, seq, mark, text, len);
     if (!r->streaming || strcmp(pt->pol->partner, r->st.policy) != 0)
         return;
     if (pt->pol->id_mode != POLICY_ID_RELAY &&
@@ -943,6 +951,8 @@ int cmd_run(int argc, char **argv) {
     }
     if (r.mix.snap && !r.cfg.ha_enabled) /* before the first batch */
         adopt_chains(&r);
+    if (!r.cfg.ha_enabled && mix_resume(&r.mix) < 0)
+        goto out_lws;
     r.sh.published = on_published;
     r.sh.published_ctx = &r;
     r.in.relay_id = r.cfg.relay_id;

@@ -51,10 +51,6 @@ static void on_batch(void *ctx, const mixer_batch *b) {
     m->last = *s;
     m->last_ms = b->time_ms;
     m->batches++;
-    /* before the batch leaves: after a crash from here on, its triples are
-     * neither in the pool file nor in the journal, so never released twice */
-    if (m->jfd >= 0 || m->snap)
-        checkpoint(m);
     log_info("mixer: batch %" PRIu64 "%s: %zu triples from %zu sensors, H %.2f "
              "bits (anonymity set %.1f, min-entropy %.2f), %zu held back, %zu "
              "dropped, mix delay p50 %" PRId64 " s p95 %" PRId64 " s p99 %" PRId64 " s",
@@ -63,6 +59,12 @@ static void on_batch(void *ctx, const mixer_batch *b) {
              s->held_back, s->dropped, s->latency_p50_ms / 1000,
              s->latency_p95_ms / 1000, s->latency_p99_ms / 1000);
     share_batch(m->sh, b, ingest_clock_ms());
+    /* before anything of the batch leaves (share_batch only puts it in the
+     * partners' delay lines): after a crash from here on, its triples are
+     * in the saved delay lines, not in the pool nor the journal, so never
+     * released twice */
+    if (m->jfd >= 0 || m->mixing)
+        checkpoint(m);
     if (m->fd < 0)
         return;
     pdns_buf out = {0};
@@ -76,7 +78,8 @@ static void on_batch(void *ctx, const mixer_batch *b) {
 
 #define SNAP_NAME "mixer.pool"
 #define JOURNAL_NAME "mixer.journal"
-#define SNAP_MAGIC "pdns-relay mixer sources"
+#define SNAP_MAGIC "pdns-relay mixer sources"     /* a pool alone (read, not written) */
+#define CKPT_MAGIC "pdns-relay mixer checkpoint"  /* a pool and the delay lines */
 #define JOURNAL_MAGIC "pdns-relay mixer journal"
 #define JOURNAL_FLUSH (1u << 20)
 #define SNAP_TIMEOUT_MS 5000   /* each blocking call to Redis, at most */
@@ -156,19 +159,27 @@ static void next_id(const char *pos, char *out, size_t n) {
  * (a crash between the two writes) and is never replayed: everything in
  * it is in the pool file already. In Redis: the pool and the id of the
  * stream's last entry it took, and the stream trimmed up to there, at
- * once. Returns 0, or -1 (logged, counted). */
+ * once. Either way the partners' delay lines go with the pool. Returns 0,
+ * or -1 (logged, counted). */
 static int checkpoint(mix_stage *m) {
     const relay_config *cfg = m->cfg;
     size_t n = cfg->mixer.n_sensors;
     uint64_t gen = m->gen + 1;
     char path[4200], name[200];
-    pdns_buf b = {0};
-    int rc = pdns_buf_printf(&b, "%s %zu %llu%s%s\n", SNAP_MAGIC, n, (unsigned long long)gen,
-                             m->snap ? " " : "", m->snap ? m->pos : "");
+    pdns_buf b = {0}, dl = {0};
+    if (m->sh && share_save_delays(m->sh, &dl) < 0) {
+        pdns_buf_free(&dl);
+        goto fail;
+    }
+    int rc = pdns_buf_printf(&b, "%s %zu %llu %s %zu\n", CKPT_MAGIC, n, (unsigned long long)gen,
+                             m->snap ? m->pos : "-", dl.len);
     for (size_t i = 0; i < n && rc == 0; i++) {
         source_name(cfg, i, name, sizeof(name));
         rc = pdns_buf_printf(&b, "%s\n", name);
     }
+    if (rc == 0 && dl.len)
+        rc = pdns_buf_append(&b, dl.p, dl.len);
+    pdns_buf_free(&dl);
     if (rc < 0 || mixer_pool_save(m->pool, &b) < 0)
         goto fail;
     if (m->snap) { /* Redis: the pool, and the stream trimmed, at once */
@@ -497,7 +508,9 @@ static int restore(mix_stage *m) {
     int32_t *map = NULL;
     char *nl = memchr(d, '\n', len);
     char pos[48] = "0-0";
-    if (nl && sscanf(d, SNAP_MAGIC " %zu %llu %47s", &nsaved, &gen, pos) >= 2 &&
+    size_t dbytes = 0;
+    int ckpt = nl && sscanf(d, CKPT_MAGIC " %zu %llu %47s %zu", &nsaved, &gen, pos, &dbytes) == 4;
+    if (nl && (ckpt || sscanf(d, SNAP_MAGIC " %zu %llu %47s", &nsaved, &gen, pos) >= 2) &&
         nsaved <= 65536 &&
         (map = calloc(nsaved ? nsaved : 1, sizeof(*map)))) {
         off = (size_t)(nl + 1 - d);
@@ -515,12 +528,22 @@ static int restore(mix_stage *m) {
             }
             off = (size_t)(e + 1 - d);
         }
-        if (i == nsaved)
+        if (i == nsaved && dbytes <= len - off) {
+            /* the delay lines wait for the policy stage (mix_resume) */
+            if (dbytes && (m->delays = malloc(dbytes)) &&
+                (m->dmap = malloc(nsaved * sizeof(*map)))) {
+                memcpy(m->delays, d + off, dbytes);
+                memcpy(m->dmap, map, nsaved * sizeof(*map));
+                m->delays_len = dbytes;
+                m->dnmap = nsaved;
+            }
+            off += dbytes;
             restored = mixer_pool_restore(m->pool, (const uint8_t *)d + off, len - off, map,
                                           nsaved, ingest_clock_ms());
+        }
         if (restored >= 0) {
             m->gen = gen;
-            if (m->snap)
+            if (m->snap && strcmp(pos, "-") != 0)
                 snprintf(m->pos, sizeof(m->pos), "%s", pos);
             replayed = replay(m, map, nsaved, gen);
         }
@@ -568,13 +591,35 @@ static void sources_fingerprint(const relay_config *cfg, char *out, size_t n) {
 int mix_take_over(mix_stage *m) {
     if (!m->pool || !m->snap)
         return 0;
-    if (restore(m) < 0 || checkpoint(m) < 0) {
+    if (restore(m) < 0) {
         log_error("mixer: mixer.journal is \"redis\" and the pool saved there could not "
-                  "be read or written: not mixing (the saved pool is left as it is)");
+                  "be read: not mixing (the saved pool is left as it is)");
         return -1;
     }
-    m->mixing = 1;
-    read_more(m);
+    return 0;
+}
+
+int mix_resume(mix_stage *m) {
+    if (!m->pool)
+        return 0;
+    if (m->delays) {
+        share_restore_delays(m->sh, m->delays, m->delays_len, m->dmap, m->dnmap);
+        free(m->delays);
+        free(m->dmap);
+        m->delays = NULL;
+        m->dmap = NULL;
+    }
+    if (m->snap) {
+        if (checkpoint(m) < 0) {
+            log_error("mixer: mixer.journal is \"redis\" and the pool cannot be saved "
+                      "there: not mixing");
+            return -1;
+        }
+        m->mixing = 1;
+        read_more(m);
+    } else if (m->cfg->state_dir[0] && m->cfg->mixer_journal) {
+        checkpoint(m); /* what was restored, and a new journal from here */
+    }
     return 0;
 }
 
@@ -608,8 +653,7 @@ int mix_start(mix_stage *m, const relay_config *cfg, share *sh, uv_loop_t *loop,
             return -1;
         }
     } else if (m->cfg->state_dir[0] && m->cfg->mixer_journal) {
-        restore(m);
-        checkpoint(m); /* what was restored, and a new journal from here */
+        restore(m); /* mix_resume writes the first checkpoint */
     } else {
         log_info("mixer: mixer.journal is off: a restart or a crash forgets the pool");
     }
@@ -735,6 +779,10 @@ int mix_metrics(const mix_stage *m, pdns_buf *b) {
 }
 
 void mix_free(mix_stage *m) {
+    free(m->delays);
+    free(m->dmap);
+    m->delays = NULL;
+    m->dmap = NULL;
     rlink_free(m->jrl);
     m->jrl = NULL;
 }

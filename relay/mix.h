@@ -37,6 +37,9 @@ typedef struct mix_stage {
     int mixing;                  /* Redis: this process reads the stream and mixes */
     int reading;                 /* an XRANGE of the stream in flight */
     uint64_t checkpoint_errors, journal_errors, foreign;
+    char *delays;                /* the saved delay lines, until mix_resume */
+    size_t delays_len, dnmap;
+    int32_t *dmap;               /* their sensors' map (as the pool's) */
 } mix_stage;
 
 /* Starts the stage (nothing to do when the mixer is disabled: m->pool stays
@@ -46,10 +49,15 @@ typedef struct mix_stage {
 int mix_start(mix_stage *m, const relay_config *cfg, share *sh, uv_loop_t *loop,
               const int *stopping);
 /* mixer.journal "redis" with ha: this process now holds the lease; it
- * restores the saved pool, takes the stream since and mixes from there on
- * (blocking, a few seconds at most). Returns 0, or -1 (logged). Without ha
- * mix_start does this. */
+ * restores the saved pool and takes the stream since (blocking, a few
+ * seconds at most). Returns 0, or -1 (logged). Without ha mix_start does
+ * this. */
 int mix_take_over(mix_stage *m);
+/* Once the policy stage runs (and the partners' chains are adopted): the
+ * saved delay lines go back to the partners, the first checkpoint is
+ * written and, in Redis, the mixer reads the stream on. Returns 0, or -1
+ * (in Redis: the checkpoint could not be written; logged). */
+int mix_resume(mix_stage *m);
 void mix_tick(mix_stage *m);
 void mix_stop(mix_stage *m);
 void mix_free(mix_stage *m);  /* once the loop has closed its handles */

@@ -76,33 +76,45 @@ static void state_path(const share *s, const partner *pt, char *out, size_t n) {
 static void load_chain(share *s, partner *pt) {
     char path[1100], hex[80];
     unsigned long long seq;
+    long long at = 0;
+    unsigned long long id = 0;
     size_t got = 0;
     state_path(s, pt, path, sizeof(path));
     FILE *f = fopen(path, "r");
     pt->seq = 0;
+    pt->left_at = 0;
+    pt->left_id = 0;
     memset(pt->chain, 0, sizeof(pt->chain));
     if (!f)
         return;
     if (fscanf(f, "seq %llu\nchain %70s", &seq, hex) == 2 &&
         sodium_hex2bin(pt->chain, BATCH_HASH, hex, strlen(hex), NULL, &got, NULL) == 0 &&
-        got == BATCH_HASH)
+        got == BATCH_HASH) {
         pt->seq = seq;
-    else
+        /* the place in the delay line of the last record handed out */
+        if (fscanf(f, "\nleft %lld:%llu", &at, &id) == 2) {
+            pt->left_at = at;
+            pt->left_id = id;
+        }
+    } else {
         log_error("policy: %s is damaged: partner %s's chain starts again at 1",
                   path, pt->pol->partner);
+    }
     fclose(f);
 }
 
 static int save_chain(share *s, partner *pt) {
-    char path[1100], hex[65], text[128];
+    char path[1100], hex[65], text[200];
     state_path(s, pt, path, sizeof(path));
     sodium_bin2hex(hex, sizeof(hex), pt->chain, BATCH_HASH);
-    int n = snprintf(text, sizeof(text), "seq %llu\nchain %s\n",
-                     (unsigned long long)pt->seq, hex);
+    int n = snprintf(text, sizeof(text), "seq %llu\nchain %s\nleft %lld:%llu\n",
+                     (unsigned long long)pt->seq, hex, (long long)pt->left_at,
+                     (unsigned long long)pt->left_id);
     return pdns_afile_write(path, text, (size_t)n);
 }
 
-int share_adopt_chain(share *s, partner *pt, uint64_t seq, const uint8_t *chain) {
+int share_adopt_chain(share *s, partner *pt, uint64_t seq, const uint8_t *chain,
+                      int64_t left_at, uint64_t left_id) {
     if (seq <= pt->seq)
         return 0;
     log_info("policy: partner %s: its chain goes on from its outbox in Redis at batch %llu "
@@ -110,10 +122,73 @@ int share_adopt_chain(share *s, partner *pt, uint64_t seq, const uint8_t *chain)
              s->cfg->outbox_dir, (unsigned long long)pt->seq);
     pt->seq = seq;
     memcpy(pt->chain, chain, BATCH_HASH);
+    pt->left_at = left_at;
+    pt->left_id = left_id;
     if (save_chain(s, pt) < 0)
         log_error("policy: partner %s: cannot save the chain state: %s", pt->pol->partner,
                   strerror(errno));
     return 1;
+}
+
+/* ---- delay lines across restarts -------------------------------------------- */
+
+int share_save_delays(const share *s, pdns_buf *out) {
+    pdns_buf line = {0};
+    int rc = 0;
+    for (size_t i = 0; i < s->np && rc == 0; i++) {
+        const partner *pt = &s->p[i];
+        if (!delay_line_size(pt->delay))
+            continue;
+        line.len = 0;
+        rc = delay_line_save(pt->delay, &line) < 0 ||
+                     pdns_buf_printf(out, "%s %zu\n", pt->pol->partner, line.len) < 0 ||
+                     pdns_buf_append(out, line.p, line.len) < 0
+                 ? -1
+                 : 0;
+    }
+    pdns_buf_free(&line);
+    return rc;
+}
+
+void share_restore_delays(share *s, const char *d, size_t len, const int32_t *map,
+                          size_t nmap) {
+    size_t off = 0;
+    while (off < len) {
+        const char *nl = memchr(d + off, '\n', len - off);
+        char name[200];
+        size_t n;
+        if (!nl || (size_t)(nl - (d + off)) >= sizeof(name)) {
+            log_error("policy: the saved delay lines are damaged: the rest is not restored");
+            return;
+        }
+        memcpy(name, d + off, (size_t)(nl - (d + off)));
+        name[nl - (d + off)] = '\0';
+        char *sp = strrchr(name, ' ');
+        off = (size_t)(nl + 1 - d);
+        if (!sp || sscanf(sp + 1, "%zu", &n) != 1 || n > len - off) {
+            log_error("policy: the saved delay lines are damaged: the rest is not restored");
+            return;
+        }
+        *sp = '\0';
+        partner *pt = NULL;
+        for (size_t i = 0; i < s->np && !pt; i++)
+            if (strcmp(s->p[i].pol->partner, name) == 0)
+                pt = &s->p[i];
+        size_t gone = 0;
+        long got = pt ? delay_line_restore(pt->delay, (const uint8_t *)d + off, n, map, nmap,
+                                           pt->left_at, pt->left_id, &gone)
+                      : 0;
+        if (!pt)
+            log_warn("policy: partner %s has no policy now: its delayed records are dropped",
+                     name);
+        else if (got < 0)
+            log_error("policy: partner %s: its saved delay line is damaged: not restored",
+                      name);
+        else
+            log_info("policy: partner %s: %ld delayed records restored (%zu had left before; "
+                     "its outbox says so)", name, got, gone);
+        off += n;
+    }
 }
 
 /* ---- totals ("counts": "total") -------------------------------------------- */
@@ -470,6 +545,8 @@ struct emit_ctx {
     pdns_buf out;         /* the batch so far */
     hashmany_span *lines; /* each record line in out, without its "\n" */
     size_t n, cap;
+    int64_t mark_at;      /* the delay line's place of the last record in out */
+    uint64_t mark_id;
 };
 
 static double cpu_now(void) {
@@ -504,6 +581,9 @@ static void finish_batch(struct emit_ctx *c) {
     batch_sign(&t, s->sk, chain);
     pt->signing_s += cpu_now() - cpu0;
     int ok = batch_trailer_encode(&t, &c->out) == 0;
+    /* what left the delay line up to here is the partner's with this batch */
+    pt->left_at = c->mark_at;
+    pt->left_id = c->mark_id;
     if (ok && s->published)
         s->published(s->published_ctx, pt, t.seq, chain, c->out.p, c->out.len);
     if (ok && pt->fd >= 0 && pdns_buf_write_fd(&c->out, pt->fd) == 0) {
@@ -530,6 +610,9 @@ static void emit(void *vctx, const policy_out *o) {
     partner *pt = c->pt;
     pdns_record r = o->rec;
     totals_entry te;
+    int64_t at;
+    uint64_t id;
+    delay_line_last(pt->delay, &at, &id); /* this record's place */
     c->line.len = 0;
     if (pt->tot) {
         totals_apply(pt->tot, &r, &te);
@@ -550,6 +633,8 @@ static void emit(void *vctx, const policy_out *o) {
         return;
     c->lines[c->n].off = start;
     c->lines[c->n++].len = c->line.len - 1;
+    c->mark_at = at;
+    c->mark_id = id;
     c->pt->sent++;
 }
 
@@ -559,7 +644,7 @@ static void emit(void *vctx, const policy_out *o) {
 void share_tick(share *s, int64_t now_ms) {
     for (size_t i = 0; i < s->np; i++) {
         partner *pt = &s->p[i];
-        struct emit_ctx c = {s, pt, now_ms, SHARE_BATCH_BYTES, {0}, {0}, NULL, 0, 0};
+        struct emit_ctx c = {s, pt, now_ms, SHARE_BATCH_BYTES, {0}, {0}, NULL, 0, 0, 0, 0};
         if (pt->pol->max_frame)
             c.budget = pt->pol->max_frame;
         /* the rate limit: a token bucket; what exceeds it waits in the

@@ -41,6 +41,8 @@ typedef struct partner {
     uint64_t seq;             /* the last batch's sequence number */
     char batch_version[33];   /* the policy version it carried ("": none yet) */
     uint8_t chain[BATCH_HASH];/* and its chain hash: the next one's prev */
+    int64_t left_at;          /* the delay line's place of the last record in */
+    uint64_t left_id;         /* a batch handed out (delay_line_last) */
     int seen;                 /* present in the last directory scan */
     /* "counts": "total": what was sent of each triple, journalled in
      * outbox_dir/<partner>.totals (fixed-size entries, the last wins) */
@@ -71,10 +73,21 @@ typedef struct share {
 } share;
 
 /* Continues partner pt's chain at seq, whose batch had chain hash chain
- * (what its outbox in Redis says was appended last), when that is further
- * than the chain state in outbox_dir: the relay runs on another machine
- * now (mixer.journal "redis"). Returns 1 when taken, 0 when not needed. */
-int share_adopt_chain(share *s, partner *pt, uint64_t seq, const uint8_t *chain);
+ * and took the delay line up to (left_at, left_id) (what its outbox in
+ * Redis says was appended last), when that is further than the chain
+ * state in outbox_dir: the relay runs on another machine now
+ * (mixer.journal "redis"). Returns 1 when taken, 0 when not needed. */
+int share_adopt_chain(share *s, partner *pt, uint64_t seq, const uint8_t *chain,
+                      int64_t left_at, uint64_t left_id);
+
+/* The partners' delay lines in the mixer's checkpoint: save appends, for
+ * each partner with records waiting, "<partner> <bytes>\n" and its saved
+ * line (0, or -1 out of memory); restore puts them back (the sensors
+ * mapped as the pool's), without the records each partner's chain state
+ * says had left, and logs what it did. */
+int share_save_delays(const share *s, pdns_buf *out);
+void share_restore_delays(share *s, const char *d, size_t len, const int32_t *map,
+                          size_t nmap);
 
 /* The mixer number of records from partner that passed through path
  * (a comma-separated list of relays, the partner first): a source of its

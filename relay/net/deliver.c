@@ -199,7 +199,8 @@ typedef struct ubatch {
     uint64_t seq;
     size_t len;
     int kept;
-    char chain[72];   /* its chain hash, hex: the outbox remembers the last */
+    char chain[128];  /* its chain hash, hex, and its delay line place: the
+                       * outbox remembers the last */
     char text[];
 } ubatch;
 

@@ -174,3 +174,52 @@ def test_a_process_with_other_sources_is_not_mixed(relay_factory, redis_server, 
     assert b.wait_for(lambda: len(rrnames(b)) >= 20, 20), a1.log_text()[-1500:]
     assert all(".h6." in n for n in rrnames(b)), rrnames(b)
     assert a1.metrics()["pdns_relay_mixer_pool_triples"] == 20  # h5: sensor-b only
+
+
+@pytest.mark.parametrize("how", ["kill -9 and restart", "takeover"])
+def test_the_delay_line_survives(how, relay_factory, redis_server, workdir, tmp_path):
+    """Records waiting in partner B's delay line (delay_min 2 s plus an
+    exponential jitter of mean 4 s) when the relay is killed with -9, part
+    of them already at B: the restarted relay (the checkpoint in state_dir), or
+    the process that takes over (the checkpoint in Redis), sends the others,
+    each once; the partner's outbox says which had left."""
+    url = "redis://127.0.0.1:%d/0" % redis_server.port
+    extra = {"redis": url, "mixer": dict(FAST_MIXER, journal="redis")} if how == "takeover" \
+        else {"state_dir": str(tmp_path / "a-state")}
+    if how == "takeover":
+        extra["ha"] = {"enabled": True, "lease": LEASE}
+    else:
+        os.makedirs(extra["state_dir"])
+    a1, b = a_and_b(relay_factory, redis_server if how != "takeover" else None, workdir,
+                    tmp_path, a_extra=extra)
+    policy_to_b(a1, b, tmp_path, delay_min=2, delay_jitter=4)
+    a1.start()
+    delayed = 'pdns_relay_partner_delayed{partner="relay-b"}'
+    for name in ("sensor-a", "sensor-b"):
+        send(a1, name, batch("dl", 60))
+    assert a1.wait_for(lambda: a1.metrics()[delayed] + len(rrnames(b)) == 60, 20)
+    # some at B, the others waiting
+    assert b.wait_for(lambda: len(rrnames(b)) >= 1, 30)
+    left = a1.metrics()[delayed]
+    assert 0 < left < 60, left
+    if how == "takeover":
+        a2 = relay_a(relay_factory, url, tmp_path, b)
+        policy_to_b(a2, b, tmp_path, delay_min=2, delay_jitter=4)
+        a2.start()
+        assert a2.wait_for(lambda: "follows" in a2.log_text())
+        a1.stop(signal.SIGKILL)
+        assert a2.wait_for(lambda: holds(a2), LEASE + 10), a2.log_text()[-2000:]
+        after = a2
+    else:
+        a1.stop(signal.SIGKILL)
+        after = a1.start()
+    assert after.wait_for(lambda: "delayed records restored" in after.log_text(), 20), \
+        after.log_text()[-2000:]
+    assert b.wait_for(lambda: len(rrnames(b)) >= 60, 60), (len(rrnames(b)),
+                                                           after.log_text()[-2000:])
+    assert after.wait_for(lambda: after.metrics()[delayed] == 0, 30)
+    names = rrnames(b)
+    assert len(names) == 60 and len(set(names)) == 60, sorted(names)
+    m = b.metrics()
+    assert m['pdns_relay_partner_in_batches_total{partner="relay-a",result="duplicate"}'] == 0
+    assert "chain is broken" not in b.log_text() and "never arrived" not in b.log_text()
