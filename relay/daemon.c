@@ -355,15 +355,14 @@ static int source_for(void *ctx, const char *who, const char *path) {
 /* mixer.journal "redis": the pool may come from another machine, and so
  * may the chains. Each delivery partner's outbox remembers the last batch
  * appended ("<boot> <seq> <chain hash> <delay line place>", by the append
- * script): a chain
- * state behind it (outbox_dir is new here) goes on from there, before the
- * first batch is made. */
+ * script; for a partner without an endpoint, a SET when it is published):
+ * a chain state behind it (outbox_dir is new here) goes on from there, and
+ * the delay line restored leaves out what had left, before the first
+ * batch is made. */
 static void adopt_chains(relay *r) {
     for (size_t i = 0; i < r->sh.np; i++) {
         partner *pt = &r->sh.p[i];
         char key[300], err[300];
-        if (!pt->pol->host[0])
-            continue;
         deliver_outbox_key(r->cfg.relay_id, pt->pol->partner, key, sizeof(key));
         strncat(key, ":last", sizeof(key) - strlen(key) - 1);
         const char *argv[] = {"GET", key};
@@ -424,8 +423,16 @@ static void on_published(void *ctx, const partner *pt, uint64_t seq, const uint8
     sodium_bin2hex(hex, sizeof(hex), chain, BATCH_HASH);
     snprintf(mark, sizeof(mark), "%s %lld:%llu", hex, (long long)pt->left_at,
              (unsigned long long)pt->left_id);
-    if (pt->pol->host[0])
+    if (pt->pol->host[0]) {
         deliver_enqueue(r->deliver, pt->pol->partner, seq, mark, text, len);
+    } else if (r->mix.jrl) {
+        /* no outbox in Redis: its marker alone, for the next holder */
+        char key[300], val[sizeof(mark) + 32];
+        deliver_outbox_key(r->cfg.relay_id, pt->pol->partner, key, sizeof(key));
+        strncat(key, ":last", sizeof(key) - strlen(key) - 1);
+        snprintf(val, sizeof(val), "- %llu %s", (unsigned long long)seq, mark);
+        rlink_command(r->mix.jrl, key, NULL, NULL, "SET %s %s", key, val);
+    }
     if (!r->streaming || strcmp(pt->pol->partner, r->st.policy) != 0)
         return;
     if (pt->pol->id_mode != POLICY_ID_RELAY &&

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from test_partners import a_and_b, policy_to_b, rrnames
-from test_policy import FAST_MIXER, batch, stream
+from test_policy import FAST_MIXER, batch, outbox, stream, write_policy
 
 LEASE = 2
 
@@ -193,6 +193,9 @@ def test_the_delay_line_survives(how, relay_factory, redis_server, workdir, tmp_
     a1, b = a_and_b(relay_factory, redis_server if how != "takeover" else None, workdir,
                     tmp_path, a_extra=extra)
     policy_to_b(a1, b, tmp_path, delay_min=2, delay_jitter=4)
+    if how == "takeover":  # and a partner without an endpoint: its outbox file only
+        write_policy(os.path.join(a1.dir, "partners", "alpha.json"), delay_min=2,
+                     delay_jitter=4)
     a1.start()
     delayed = 'pdns_relay_partner_delayed{partner="relay-b"}'
     for name in ("sensor-a", "sensor-b"):
@@ -205,6 +208,8 @@ def test_the_delay_line_survives(how, relay_factory, redis_server, workdir, tmp_
     if how == "takeover":
         a2 = relay_a(relay_factory, url, tmp_path, b)
         policy_to_b(a2, b, tmp_path, delay_min=2, delay_jitter=4)
+        write_policy(os.path.join(a2.dir, "partners", "alpha.json"), delay_min=2,
+                     delay_jitter=4)
         a2.start()
         assert a2.wait_for(lambda: "follows" in a2.log_text())
         a1.stop(signal.SIGKILL)
@@ -223,3 +228,9 @@ def test_the_delay_line_survives(how, relay_factory, redis_server, workdir, tmp_
     m = b.metrics()
     assert m['pdns_relay_partner_in_batches_total{partner="relay-a",result="duplicate"}'] == 0
     assert "chain is broken" not in b.log_text() and "never arrived" not in b.log_text()
+    if how == "takeover":
+        assert a2.wait_for(
+            lambda: a2.metrics()['pdns_relay_partner_delayed{partner="alpha"}'] == 0, 30)
+        alpha = [o["rrname"] for rl in (a1, a2) for o in outbox(rl)]
+        assert len(alpha) == 60 and len(set(alpha)) == 60, sorted(alpha)
+        assert "partner alpha: its chain goes on from its outbox in Redis" in a2.log_text()
