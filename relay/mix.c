@@ -8,11 +8,15 @@
  * is journalled (state_dir/mixer.journal, written every 100 ms), and the
  * pool is checkpointed (state_dir/mixer.pool, its sources by name so that
  * a configuration with sensors added or removed maps them) at the start,
- * before every batch leaves, and at a clean stop, each checkpoint starting
- * a new journal. A start restores the last checkpoint and replays the
- * journal of the same generation. A batch's triples are out of both files
- * before it leaves: a crash never releases a triple twice (the batch being
- * handed out at that moment can be lost instead).
+ * once a batch has entered the partners' delay lines (before anything of
+ * it leaves), and at a clean stop, each checkpoint starting a new journal.
+ * The checkpoint holds the delay lines too (share_save_delays). A start
+ * restores the last checkpoint and replays the journal of the same
+ * generation; the delay lines go back once the policy stage runs
+ * (mix_resume), without what each partner's chain state says had left. A
+ * batch's triples are out of both files before it leaves: a crash never
+ * releases a triple twice (the batch being handed out at that moment can
+ * be lost instead).
  *
  * With mixer.journal "redis" the same two live in the relay's Redis (one
  * server or a cluster), so that the pool survives the loss of the machine
