@@ -11,7 +11,9 @@ record is the difference of rows 3 and 4, same run. The console keeps a
 copy of each for its policy preview (admin.preview_mib, 32 by default):
 its cost is the difference of rows 4 and 5. The last row keeps the
 journal in a redis-server started here (mixer.journal "redis": a stream
-entry every 100 ms): its cost is the difference of rows 6 and 4."""
+entry every 100 ms, which the mixer reads back as its input; a row ends
+when the mixer has taken every record): its cost is the difference of
+rows 6 and 4."""
 import json
 import os
 import subprocess
@@ -62,6 +64,13 @@ def main():
         while True:
             got = sum(relay.sensor_records(n) for n in names)
             if got >= want or time.time() - t0 > 120:
+                break
+            time.sleep(0.01)
+        # and the mixer has taken them (with the journal in Redis, the
+        # mixer reads its input from the stream)
+        while time.time() - t0 < 120:
+            m = relay.metrics()
+            if m["pdns_relay_mixer_inserted_total"] + m["pdns_relay_mixer_merged_total"] >= got:
                 break
             time.sleep(0.01)
         t = time.time() - t0
