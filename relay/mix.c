@@ -685,6 +685,11 @@ int mix_start(mix_stage *m, const relay_config *cfg, share *sh, uv_loop_t *loop,
 void mix_tick(mix_stage *m) {
     if (!m->pool || (m->snap && !m->mixing))
         return;
+    if (m->snap) { /* how far the mixer has read, for cluster-status (10 s) */
+        char key[200];
+        snprintf(key, sizeof(key), "{pdns-relay:%s:mixer}:read", m->cfg->relay_id);
+        rlink_command(m->jrl, key, NULL, NULL, "SET %s %s PX 10000", key, m->pos);
+    }
     mixer_pool_tick(m->pool, ingest_clock_ms());
     uint64_t cap = mixer_pool_counters(m->pool)->dropped[MIXER_DROP_CAPACITY];
     if (cap > m->cap_logged &&

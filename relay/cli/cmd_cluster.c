@@ -41,6 +41,7 @@ typedef struct status {
     char layout[64];
     char lease[300];            /* ha: the holder, "" when none */
     long long lease_ttl, journal_len, pool_bytes;
+    char read_pos[48], newest[48]; /* the mixer's place in its journal, and its end */
     long long shard[STORE_SHARDS_MAX][3]; /* triples, names, records; -1 unknown */
     char names[PARTNERS_MAX][64];
     long long len[PARTNERS_MAX];
@@ -130,12 +131,16 @@ static void on_mixer_state(redisAsyncContext *ac, void *reply, void *priv) {
     status *st = priv;
     redisReply *r = reply;
     (void)ac;
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 6) {
         if (r->element[0]->type == REDIS_REPLY_STRING)
             snprintf(st->lease, sizeof(st->lease), "%s", r->element[0]->str);
         st->lease_ttl = r->element[1]->integer;
         st->journal_len = r->element[2]->integer;
         st->pool_bytes = r->element[3]->integer;
+        if (r->element[4]->type == REDIS_REPLY_STRING)
+            snprintf(st->read_pos, sizeof(st->read_pos), "%s", r->element[4]->str);
+        if (r->element[5]->type == REDIS_REPLY_STRING)
+            snprintf(st->newest, sizeof(st->newest), "%s", r->element[5]->str);
     }
     done_one(st);
 }
@@ -152,11 +157,14 @@ static void on_ready(void *ctx) {
     snprintf(k[0], sizeof(k[0]), "%s:lease", tag);
     snprintf(k[1], sizeof(k[1]), "%s:journal", tag);
     snprintf(k[2], sizeof(k[2]), "%s:pool", tag);
+    snprintf(k[3], sizeof(k[3]), "%s:read", tag);
     if (rlink_command(st->l, k[0], on_mixer_state, st,
-                      "EVAL %s 3 %s %s %s",
+                      "EVAL %s 4 %s %s %s %s",
+                      "local n = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1) "
                       "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), "
-                      "redis.call('XLEN', KEYS[2]), redis.call('STRLEN', KEYS[3])}",
-                      k[0], k[1], k[2]) == 0)
+                      "redis.call('XLEN', KEYS[2]), redis.call('STRLEN', KEYS[3]), "
+                      "redis.call('GET', KEYS[4]), n[1] and n[1][1] or false}",
+                      k[0], k[1], k[2], k[3]) == 0)
         st->waiting++;
     if (st->sl == st->l)
         on_store_ready(st);
@@ -327,6 +335,14 @@ int cmd_cluster_status(int argc, char **argv) {
     if (st.ready && (st.pool_bytes > 0 || st.journal_len > 0))
         printf("mixer in Redis: checkpoint %lld bytes, %lld journal entries since it\n",
                st.pool_bytes, st.journal_len);
+    if (st.ready && st.read_pos[0]) {
+        /* stream ids start with the ms Redis added them: the mixer's lag */
+        long long rd = atoll(st.read_pos), nw = atoll(st.newest);
+        printf("mixer reads the journal up to %s: %lld ms behind its newest entry\n",
+               st.read_pos, st.newest[0] && nw > rd ? nw - rd : 0);
+    } else if (st.ready && st.journal_len > 0) {
+        printf("mixer: no process has read the journal for 10 s (no lease holder?)\n");
+    }
     for (size_t i = 0; i < st.n; i++) {
         if (st.len[i] < 0 || !st.ready)
             printf("partner %s: outbox unknown\n", st.names[i]);

@@ -114,6 +114,7 @@ def test_every_process_takes_sensors_and_one_mixes(where, request, relay_factory
     assert st.returncode == 0, st.stdout + st.stderr
     assert ":%d " % a2.proc.pid in st.stdout and "lease: held by" in st.stdout, st.stdout
     assert "mixer in Redis: checkpoint" in st.stdout
+    assert "mixer reads the journal up to " in st.stdout, st.stdout
 
     # a clean stop gives the lease back: a third process takes over at once
     a3 = relay_a(relay_factory, url, tmp_path, b).start()
