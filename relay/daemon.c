@@ -352,6 +352,82 @@ static int source_for(void *ctx, const char *who, const char *path) {
     return share_source_for(ctx, who, path);
 }
 
+/* A partner's totals ("counts": "total") in Redis, beside its outbox: a
+ * hash of triple key -> count, time_first, time_last (binary), kept as the
+ * journal in outbox_dir is written, for the process that takes over. */
+static void totals_key_of(const relay *r, const partner *pt, char *key, size_t n) {
+    deliver_outbox_key(r->cfg.relay_id, pt->pol->partner, key, n);
+    strncat(key, ":totals", n - strlen(key) - 1);
+}
+
+_Static_assert(sizeof(totals_entry) == TOTALS_KEY + 3 * sizeof(uint64_t),
+               "a totals entry is its key, then count, time_first and time_last");
+
+static void on_totals_written(void *ctx, const partner *pt, const totals_entry *e, size_t n,
+                              int whole) {
+    relay *r = ctx;
+    enum { CHUNK = 500 };
+    char key[300];
+    const char *argv[2 + 2 * CHUNK];
+    size_t argl[2 + 2 * CHUNK];
+    if (!r->mix.jrl)
+        return;
+    totals_key_of(r, pt, key, sizeof(key));
+    if (whole)
+        rlink_command(r->mix.jrl, key, NULL, NULL, "DEL %s", key);
+    for (size_t i = 0; i < n; i += CHUNK) {
+        size_t k = n - i < CHUNK ? n - i : CHUNK;
+        argv[0] = "HSET";
+        argl[0] = 4;
+        argv[1] = key;
+        argl[1] = strlen(key);
+        for (size_t j = 0; j < k; j++) {
+            argv[2 + 2 * j] = (const char *)e[i + j].key;
+            argl[2 + 2 * j] = TOTALS_KEY;
+            argv[3 + 2 * j] = (const char *)&e[i + j].count;
+            argl[3 + 2 * j] = sizeof(totals_entry) - TOTALS_KEY;
+        }
+        rlink_argv(r->mix.jrl, key, NULL, NULL, (int)(2 + 2 * k), argv, argl);
+    }
+}
+
+/* Takes a partner's totals from Redis (blocking, at a takeover). */
+static void adopt_totals(relay *r, partner *pt) {
+    char key[300], cur[32] = "0", err[300];
+    pdns_buf got = {0};
+    totals_key_of(r, pt, key, sizeof(key));
+    do {
+        const char *argv[] = {"HSCAN", key, cur, "COUNT", "1000"};
+        size_t argl[5];
+        for (int i = 0; i < 5; i++)
+            argl[i] = strlen(argv[i]);
+        redisReply *rep = rsync_argv(r->mix.snap, key, 5, argv, argl, err, sizeof(err));
+        if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+            rep->element[0]->type != REDIS_REPLY_STRING ||
+            rep->element[1]->type != REDIS_REPLY_ARRAY) {
+            log_error("policy: partner %s: its totals in Redis (%s) cannot be read: %s",
+                      pt->pol->partner, key, rep ? "not a scan" : err);
+            freeReplyObject(rep);
+            pdns_buf_free(&got);
+            return;
+        }
+        snprintf(cur, sizeof(cur), "%s", rep->element[0]->str);
+        const redisReply *kv = rep->element[1];
+        for (size_t i = 0; i + 1 < kv->elements; i += 2) {
+            totals_entry e;
+            if (kv->element[i]->len != TOTALS_KEY ||
+                kv->element[i + 1]->len != sizeof(e) - TOTALS_KEY)
+                continue;
+            memcpy(e.key, kv->element[i]->str, TOTALS_KEY);
+            memcpy(&e.count, kv->element[i + 1]->str, sizeof(e) - TOTALS_KEY);
+            pdns_buf_append(&got, &e, sizeof(e));
+        }
+        freeReplyObject(rep);
+    } while (strcmp(cur, "0") != 0);
+    share_adopt_totals(&r->sh, pt, (const totals_entry *)got.p, got.len / sizeof(totals_entry));
+    pdns_buf_free(&got);
+}
+
 /* mixer.journal "redis": the pool may come from another machine, and so
  * may the chains. Each delivery partner's outbox remembers the last batch
  * appended ("<boot> <seq> <chain hash> <delay line place>", by the append
@@ -373,16 +449,22 @@ static void adopt_chains(relay *r) {
         char boot[64], hex[80];
         uint8_t chain[BATCH_HASH];
         size_t got = 0;
-        if (rep && rep->type == REDIS_REPLY_STRING &&
-            sscanf(rep->str, "%63s %llu %79s %lld:%llu", boot, &seq, hex, &left_at,
-                   &left_id) >= 3 &&
-            sodium_hex2bin(chain, sizeof(chain), hex, strlen(hex), NULL, &got, NULL) == 0 &&
-            got == BATCH_HASH)
-            share_adopt_chain(&r->sh, pt, seq, chain, left_at, left_id);
-        else if (!rep)
+        int parsed = rep && rep->type == REDIS_REPLY_STRING &&
+                     sscanf(rep->str, "%63s %llu %79s %lld:%llu", boot, &seq, hex, &left_at,
+                            &left_id) >= 3 &&
+                     sodium_hex2bin(chain, sizeof(chain), hex, strlen(hex), NULL, &got,
+                                    NULL) == 0 &&
+                     got == BATCH_HASH;
+        if (!rep)
             log_warn("policy: partner %s: the last batch in its outbox could not be read "
                      "(%s): its chain goes on from %s", pt->pol->partner, err,
                      r->cfg.outbox_dir);
+        if (parsed && share_adopt_chain(&r->sh, pt, seq, chain, left_at, left_id)) {
+            if (pt->tot)
+                adopt_totals(r, pt);
+        } else if (pt->tot) { /* this process's totals are the partner's: Redis's copy */
+            share_adopt_totals(&r->sh, pt, NULL, 0);
+        }
         freeReplyObject(rep);
     }
 }
@@ -961,6 +1043,7 @@ int cmd_run(int argc, char **argv) {
     if (!r.cfg.ha_enabled && mix_resume(&r.mix) < 0)
         goto out_lws;
     r.sh.published = on_published;
+    r.sh.totals_written = on_totals_written;
     r.sh.published_ctx = &r;
     r.in.relay_id = r.cfg.relay_id;
     if (r.cfg.policy_dir[0]) {

@@ -242,6 +242,8 @@ static void totals_sync(share *s, partner *pt) {
         if (pt->tot) {
             totals_close(pt);
             unlink(path);
+            if (s->totals_written) /* and its copy */
+                s->totals_written(s->published_ctx, pt, NULL, 0, 1);
             log_info("policy: partner %s: counts are deltas now; the totals "
                      "journal is removed", pt->pol->partner);
         }
@@ -273,27 +275,20 @@ static void snapshot_entry(void *ctx, const totals_entry *e) {
  * outbox (after a crash, totals count at most the batch in flight twice);
  * rewrites the journal as one snapshot when it has grown to twice the
  * table and more. */
-static void totals_flush(share *s, partner *pt) {
-    if (!pt->tot || !pt->tot_pending.len)
-        return;
-    if (pdns_buf_write_fd(&pt->tot_pending, pt->tot_fd) < 0 || fdatasync(pt->tot_fd) < 0) {
-        if (pt->tot_errors++ % 1000 == 0)
-            log_error("policy: partner %s: totals journal: %s; totals sent after a "
-                      "restart may be low", pt->pol->partner, strerror(errno));
-        pt->tot_pending.len = 0;
-        return;
-    }
-    pt->tot_journal += pt->tot_pending.len / sizeof(totals_entry);
-    pt->tot_pending.len = 0;
-    if (pt->tot_journal < 2 * (uint64_t)totals_size(pt->tot) + 100000)
-        return;
+/* Rewrites the journal as one snapshot of the table (and says so to
+ * totals_written, which keeps its copy). */
+static void totals_rewrite(share *s, partner *pt) {
     char path[1100];
     pdns_buf snap = {0};
     totals_path(s, pt, path, sizeof(path));
     totals_each(pt->tot, snapshot_entry, &snap);
     if (snap.len == totals_size(pt->tot) * sizeof(totals_entry) &&
         pdns_afile_write(path, snap.p, snap.len) == 0) {
-        close(pt->tot_fd);
+        if (s->totals_written)
+            s->totals_written(s->published_ctx, pt, (const totals_entry *)snap.p,
+                              snap.len / sizeof(totals_entry), 1);
+        if (pt->tot_fd >= 0)
+            close(pt->tot_fd);
         pt->tot_fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
         pt->tot_journal = totals_size(pt->tot);
         if (pt->tot_fd < 0) {
@@ -303,6 +298,40 @@ static void totals_flush(share *s, partner *pt) {
         }
     }
     pdns_buf_free(&snap);
+}
+
+/* Writes the batch's totals to the journal, before the batch goes to the
+ * outbox (after a crash, totals count at most the batch in flight twice);
+ * rewrites the journal as one snapshot when it has grown to twice the
+ * table and more. */
+static void totals_flush(share *s, partner *pt) {
+    if (!pt->tot || !pt->tot_pending.len)
+        return;
+    if (s->totals_written)
+        s->totals_written(s->published_ctx, pt, (const totals_entry *)pt->tot_pending.p,
+                          pt->tot_pending.len / sizeof(totals_entry), 0);
+    if (pdns_buf_write_fd(&pt->tot_pending, pt->tot_fd) < 0 || fdatasync(pt->tot_fd) < 0) {
+        if (pt->tot_errors++ % 1000 == 0)
+            log_error("policy: partner %s: totals journal: %s; totals sent after a "
+                      "restart may be low", pt->pol->partner, strerror(errno));
+        pt->tot_pending.len = 0;
+        return;
+    }
+    pt->tot_journal += pt->tot_pending.len / sizeof(totals_entry);
+    pt->tot_pending.len = 0;
+    if (pt->tot_journal >= 2 * (uint64_t)totals_size(pt->tot) + 100000)
+        totals_rewrite(s, pt);
+}
+
+void share_adopt_totals(share *s, partner *pt, const totals_entry *e, size_t n) {
+    if (!pt->tot)
+        return;
+    for (size_t i = 0; i < n; i++)
+        totals_set(pt->tot, &e[i]);
+    totals_rewrite(s, pt);
+    if (e)
+        log_info("policy: partner %s: %zu triples' totals taken from Redis", pt->pol->partner,
+                 n);
 }
 
 static int open_outbox(share *s, partner *pt) {

@@ -69,6 +69,11 @@ typedef struct share {
     void (*published)(void *ctx, const partner *pt, uint64_t seq, const uint8_t *chain,
                       const char *text, size_t len);
     void *published_ctx;
+    /* the totals ("counts": "total") just written to the partner's journal
+     * (whole: the table as a whole, in place of what came before); the
+     * context is published_ctx */
+    void (*totals_written)(void *ctx, const partner *pt, const totals_entry *e, size_t n,
+                           int whole);
     uint64_t reloads, reload_errors;
 } share;
 
@@ -79,6 +84,11 @@ typedef struct share {
  * (mixer.journal "redis"). Returns 1 when taken, 0 when not needed. */
 int share_adopt_chain(share *s, partner *pt, uint64_t seq, const uint8_t *chain,
                       int64_t left_at, uint64_t left_id);
+
+/* Partner pt's totals as another process left them (its copy in Redis):
+ * set in the table, and the journal rewritten (and so the copy too: with
+ * e NULL, this process's table is the copy). */
+void share_adopt_totals(share *s, partner *pt, const totals_entry *e, size_t n);
 
 /* The partners' delay lines in the mixer's checkpoint: save appends, for
  * each partner with records waiting, "<partner> <bytes>\n" and its saved

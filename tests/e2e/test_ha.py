@@ -235,3 +235,33 @@ def test_the_delay_line_survives(how, relay_factory, redis_server, workdir, tmp_
         alpha = [o["rrname"] for rl in (a1, a2) for o in outbox(rl)]
         assert len(alpha) == 60 and len(set(alpha)) == 60, sorted(alpha)
         assert "partner alpha: its chain goes on from its outbox in Redis" in a2.log_text()
+
+
+def test_totals_move_with_the_lease(relay_factory, redis_server, workdir, tmp_path):
+    """counts "total": each record B gets carries the sum of what B was sent
+    of its triple. The holder keeps a copy of those totals in Redis beside
+    B's outbox, so the process that takes over goes on from them: after the
+    takeover B gets 4 for a triple it had 2 of, not 2 again."""
+    url = "redis://127.0.0.1:%d/0" % redis_server.port
+    a1, b = a_and_b(relay_factory, None, workdir, tmp_path, a_extra={
+        "redis": url, "mixer": dict(FAST_MIXER, journal="redis"),
+        "ha": {"enabled": True, "lease": LEASE}})
+    policy_to_b(a1, b, tmp_path, counts="total")
+    a1.start()
+    assert a1.wait_for(lambda: holds(a1)), a1.log_text()
+    a2 = relay_a(relay_factory, url, tmp_path, b)
+    policy_to_b(a2, b, tmp_path, counts="total")
+    a2.start()
+    assert a2.wait_for(lambda: "follows" in a2.log_text())
+    for name in ("sensor-a", "sensor-b"):
+        send(a1, name, batch("t1", 20))
+    assert b.wait_for(lambda: len(rrnames(b)) == 20, 20)
+    assert {o["count"] for o in b.output_lines()} == {2}
+    a1.stop(signal.SIGKILL)
+    assert a2.wait_for(lambda: holds(a2), LEASE + 10), a2.log_text()[-2000:]
+    assert "20 triples' totals taken from Redis" in a2.log_text(), a2.log_text()[-2000:]
+    for name in ("sensor-a", "sensor-b"):
+        send(a2, name, batch("t1", 20))
+    assert b.wait_for(lambda: len(rrnames(b)) == 40, 20), a2.log_text()[-2000:]
+    last = {o["rrname"]: o["count"] for o in b.output_lines()}
+    assert set(last.values()) == {4}, last
