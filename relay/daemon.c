@@ -1062,6 +1062,7 @@ int cmd_run(int argc, char **argv) {
         r.store.ctx = &r;
         r.in.store = &r.store;
     }
+    err[0] = '\0';
     if (!r.cfg.ha_enabled) /* with ha, once this process holds the lease */
         r.deliver = deliver_start(r.loop, &r.cfg, &r.sh, &r.stopping, err, sizeof(err));
     if (!r.deliver && err[0]) {
@@ -1085,6 +1086,7 @@ int cmd_run(int argc, char **argv) {
             log_warn("policy: cannot watch %s; reload with SIGHUP",
                      r.cfg.policy_dir);
     }
+    err[0] = '\0';
     if (!r.cfg.ha_enabled) /* with ha, once this process holds the lease */
         r.queue = queue_start(r.loop, &r.cfg, &r.in, r.storing ? &r.store : NULL,
                               &r.stopping, err, sizeof(err));

@@ -166,8 +166,11 @@ class Relay:
                                      stdout=self.logf, stderr=self.logf, env=self.env)
         if standby:
             return self
-        wait_port(self.http_port, self.proc, timeout)
-        wait_port(self.d4_port, self.proc, timeout)
+        try:
+            wait_port(self.http_port, self.proc, timeout)
+            wait_port(self.d4_port, self.proc, timeout)
+        except RuntimeError as e:  # it exited: say why
+            raise RuntimeError("%s:\n%s" % (e, self.log_text()[-3000:])) from None
         if ready:
             self.wait_ready(timeout)
         return self
