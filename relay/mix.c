@@ -418,6 +418,13 @@ static void on_xrange(redisAsyncContext *ac, void *reply, void *priv) {
     }
     for (size_t i = 0; i < rep->elements; i++)
         take_entry(m, rep->element[i], NULL, 0, 0);
+    /* the age of the newest entry read (ids start with Redis's ms): how far
+     * the mixer is behind the processes that take records; 0 when idle */
+    m->lag_ms = 0;
+    if (rep->elements) {
+        int64_t at = (int64_t)strtoll(m->pos, NULL, 10), now = pdns_wall_ms();
+        m->lag_ms = now > at ? now - at : 0;
+    }
     if (rep->elements >= REPLAY_PAGE)
         read_more(m);
 }
@@ -763,6 +770,11 @@ int mix_metrics(const mix_stage *m, pdns_buf *b) {
                  "# TYPE pdns_relay_mixer_journal_foreign_total counter\n"
                  "pdns_relay_mixer_journal_foreign_total %" PRIu64 "\n",
                  m->checkpoint_errors, m->journal_errors, m->foreign);
+    if (m->mixing)
+        rc |= pdns_buf_printf(b, "# HELP pdns_relay_mixer_journal_lag_seconds How old the newest journal entry the mixer read was when it read it (mixer.journal \"redis\"; 0 when it had nothing to read).\n"
+                     "# TYPE pdns_relay_mixer_journal_lag_seconds gauge\n"
+                     "pdns_relay_mixer_journal_lag_seconds %.3f\n",
+                     (double)m->lag_ms / 1000.0);
     rc |= pdns_buf_printf(b, "# TYPE pdns_relay_mixer_pool_triples gauge\n"
                  "pdns_relay_mixer_pool_triples %zu\n"
                  "# TYPE pdns_relay_mixer_pool_bytes gauge\n"

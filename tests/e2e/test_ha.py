@@ -77,6 +77,9 @@ def test_every_process_takes_sensors_and_one_mixes(where, request, relay_factory
     send(a2, "sensor-b", batch("h1", 40))
     assert b.wait_for(lambda: len(rrnames(b)) == 40, 20), a1.log_text()[-1500:]
     assert a2.metrics()["pdns_relay_mixer_batches_total"] == 0
+    # the holder says how far behind the stream it reads; a follower reads none
+    assert a1.metrics()["pdns_relay_mixer_journal_lag_seconds"] < 5
+    assert "pdns_relay_mixer_journal_lag_seconds" not in a2.metrics()
     # given to a2, pooled by a1 (one sensor only), never released
     send(a2, "sensor-a", batch("h2", 20))
     assert a1.wait_for(lambda: a1.metrics()["pdns_relay_mixer_pool_triples"] == 20), \
