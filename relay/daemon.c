@@ -352,13 +352,17 @@ static int source_for(void *ctx, const char *who, const char *path) {
     return share_source_for(ctx, who, path);
 }
 
+/* A key beside partner pt's outbox in Redis (same hash tag): ":last", the
+ * last batch's marker; ":totals", its totals. */
+static void outbox_key_with(const relay *r, const partner *pt, const char *what, char *key,
+                            size_t n) {
+    deliver_outbox_key(r->cfg.relay_id, pt->pol->partner, key, n);
+    strncat(key, what, n - strlen(key) - 1);
+}
+
 /* A partner's totals ("counts": "total") in Redis, beside its outbox: a
  * hash of triple key -> count, time_first, time_last (binary), kept as the
  * journal in outbox_dir is written, for the process that takes over. */
-static void totals_key_of(const relay *r, const partner *pt, char *key, size_t n) {
-    deliver_outbox_key(r->cfg.relay_id, pt->pol->partner, key, n);
-    strncat(key, ":totals", n - strlen(key) - 1);
-}
 
 _Static_assert(sizeof(totals_entry) == TOTALS_KEY + 3 * sizeof(uint64_t),
                "a totals entry is its key, then count, time_first and time_last");
@@ -372,7 +376,7 @@ static void on_totals_written(void *ctx, const partner *pt, const totals_entry *
     size_t argl[2 + 2 * CHUNK];
     if (!r->mix.jrl)
         return;
-    totals_key_of(r, pt, key, sizeof(key));
+    outbox_key_with(r, pt, ":totals", key, sizeof(key));
     if (whole)
         rlink_command(r->mix.jrl, key, NULL, NULL, "DEL %s", key);
     for (size_t i = 0; i < n; i += CHUNK) {
@@ -395,7 +399,7 @@ static void on_totals_written(void *ctx, const partner *pt, const totals_entry *
 static void adopt_totals(relay *r, partner *pt) {
     char key[300], cur[32] = "0", err[300];
     pdns_buf got = {0};
-    totals_key_of(r, pt, key, sizeof(key));
+    outbox_key_with(r, pt, ":totals", key, sizeof(key));
     do {
         const char *argv[] = {"HSCAN", key, cur, "COUNT", "1000"};
         size_t argl[5];
@@ -439,8 +443,7 @@ static void adopt_chains(relay *r) {
     for (size_t i = 0; i < r->sh.np; i++) {
         partner *pt = &r->sh.p[i];
         char key[300], err[300];
-        deliver_outbox_key(r->cfg.relay_id, pt->pol->partner, key, sizeof(key));
-        strncat(key, ":last", sizeof(key) - strlen(key) - 1);
+        outbox_key_with(r, pt, ":last", key, sizeof(key));
         const char *argv[] = {"GET", key};
         size_t argl[] = {3, strlen(key)};
         redisReply *rep = rsync_argv(r->mix.snap, key, 2, argv, argl, err, sizeof(err));
@@ -469,29 +472,36 @@ static void adopt_chains(relay *r) {
     }
 }
 
-/* ha: this process holds the lease now. It takes up the pool (the saved
- * one and the journal since) and the partners' chains, delivers, and
- * reads the d4-core queues. */
-static void on_lease(void *ctx) {
-    relay *r = ctx;
-    char err[300];
-    if (mix_take_over(&r->mix) < 0)
-        _exit(3); /* logged; the lease runs out and another process takes over */
-    adopt_chains(r);
-    if (mix_resume(&r->mix) < 0)
-        _exit(3);
+/* What only the process that mixes runs: delivery to partners, and the
+ * d4-core queues (one consumer: their processing lists are per relay).
+ * Returns 0, or -1 (logged). */
+static int start_delivery_and_queues(relay *r) {
+    char err[1024];
     r->deliver = deliver_start(r->loop, &r->cfg, &r->sh, &r->stopping, err, sizeof(err));
     if (!r->deliver && err[0]) {
         log_error("run: cannot start delivery to partners: %s", err);
-        _exit(3);
+        return -1;
     }
-    /* d4-core queues: one consumer (their processing lists are per relay) */
     r->queue = queue_start(r->loop, &r->cfg, &r->in, r->storing ? &r->store : NULL,
                            &r->stopping, err, sizeof(err));
     if (!r->queue && err[0]) {
         log_error("run: cannot start the queue consumer: %s", err);
-        _exit(3);
+        return -1;
     }
+    return 0;
+}
+
+/* ha: this process holds the lease now. It takes up the pool (the saved
+ * one and the journal since) and the partners' chains, delivers, and
+ * reads the d4-core queues. Any failure ends it (logged): the lease runs
+ * out and another process takes over. */
+static void on_lease(void *ctx) {
+    relay *r = ctx;
+    if (mix_take_over(&r->mix) < 0)
+        _exit(3);
+    adopt_chains(r);
+    if (mix_resume(&r->mix) < 0 || start_delivery_and_queues(r) < 0)
+        _exit(3);
     sd_notify(0, "STATUS=holds the lease: mixing and delivering");
 }
 
@@ -510,8 +520,7 @@ static void on_published(void *ctx, const partner *pt, uint64_t seq, const uint8
     } else if (r->mix.jrl) {
         /* no outbox in Redis: its marker alone, for the next holder */
         char key[300], val[sizeof(mark) + 32];
-        deliver_outbox_key(r->cfg.relay_id, pt->pol->partner, key, sizeof(key));
-        strncat(key, ":last", sizeof(key) - strlen(key) - 1);
+        outbox_key_with(r, pt, ":last", key, sizeof(key));
         snprintf(val, sizeof(val), "- %llu %s", (unsigned long long)seq, mark);
         rlink_command(r->mix.jrl, key, NULL, NULL, "SET %s %s", key, val);
     }
@@ -1062,13 +1071,6 @@ int cmd_run(int argc, char **argv) {
         r.store.ctx = &r;
         r.in.store = &r.store;
     }
-    err[0] = '\0';
-    if (!r.cfg.ha_enabled) /* with ha, once this process holds the lease */
-        r.deliver = deliver_start(r.loop, &r.cfg, &r.sh, &r.stopping, err, sizeof(err));
-    if (!r.deliver && err[0]) {
-        log_error("run: cannot start delivery to partners: %s", err);
-        goto out_lws;
-    }
     if (r.cfg.stream_policy[0]) {
         stream_limits lim = {r.cfg.stream_client_bytes, r.cfg.stream_history,
                              r.cfg.stream_clients, r.cfg.stream_clients_per_addr,
@@ -1086,14 +1088,9 @@ int cmd_run(int argc, char **argv) {
             log_warn("policy: cannot watch %s; reload with SIGHUP",
                      r.cfg.policy_dir);
     }
-    err[0] = '\0';
-    if (!r.cfg.ha_enabled) /* with ha, once this process holds the lease */
-        r.queue = queue_start(r.loop, &r.cfg, &r.in, r.storing ? &r.store : NULL,
-                              &r.stopping, err, sizeof(err));
-    if (!r.queue && err[0]) {
-        log_error("run: cannot start the queue consumer: %s", err);
+    /* with ha, once this process holds the lease */
+    if (!r.cfg.ha_enabled && start_delivery_and_queues(&r) < 0)
         goto out_lws;
-    }
 
     /* listeners last: nothing outside reaches the relay before it can
      * answer for itself */

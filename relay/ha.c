@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "mix.h"
 
 #define SYNC_TIMEOUT_MS 2000
 
@@ -117,8 +118,8 @@ int ha_start(ha *h, const relay_config *cfg, uv_loop_t *loop, const int *stoppin
     h->cfg = cfg;
     h->on_held = on_held;
     h->ctx = ctx;
-    snprintf(h->key, sizeof(h->key), "{pdns-relay:%s:mixer}:lease", cfg->relay_id);
-    snprintf(h->fence, sizeof(h->fence), "{pdns-relay:%s:mixer}:fence", cfg->relay_id);
+    mix_key(cfg->relay_id, "lease", h->key, sizeof(h->key));
+    mix_key(cfg->relay_id, "fence", h->fence, sizeof(h->fence));
     snprintf(h->instance, sizeof(h->instance), "%s", cfg->ha_instance);
     if (!h->instance[0]) {
         char host[128] = "relay";

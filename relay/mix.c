@@ -89,7 +89,9 @@ static void on_batch(void *ctx, const mixer_batch *b) {
 #define SNAP_TIMEOUT_MS 5000   /* each blocking call to Redis, at most */
 #define RESTORE_TRIES_MS 10000 /* Redis away at start: tried this long */
 #define REPLAY_PAGE 200        /* journal entries read at a time (XRANGE's COUNT) */
-#define REPLAY_PAGE_S "200"
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define REPLAY_PAGE_S STR(REPLAY_PAGE)
 
 /* A journalled insert: the record's triple, times, count, its source and
  * when it came; its name and rdata follow. */
@@ -599,6 +601,10 @@ static void sources_fingerprint(const relay_config *cfg, char *out, size_t n) {
     snprintf(out, n, "%016" PRIx64, h);
 }
 
+void mix_key(const char *relay_id, const char *what, char *out, size_t n) {
+    snprintf(out, n, "{pdns-relay:%s:mixer}:%s", relay_id, what);
+}
+
 int mix_take_over(mix_stage *m) {
     if (!m->pool || !m->snap)
         return 0;
@@ -647,8 +653,9 @@ int mix_start(mix_stage *m, const relay_config *cfg, share *sh, uv_loop_t *loop,
     if (!m->pool)
         return -1;
     if (cfg->mixer_journal == MIXER_JOURNAL_REDIS) {
-        snprintf(m->skey, sizeof(m->skey), "{pdns-relay:%s:mixer}:pool", cfg->relay_id);
-        snprintf(m->jkey, sizeof(m->jkey), "{pdns-relay:%s:mixer}:journal", cfg->relay_id);
+        mix_key(cfg->relay_id, "pool", m->skey, sizeof(m->skey));
+        mix_key(cfg->relay_id, "journal", m->jkey, sizeof(m->jkey));
+        mix_key(cfg->relay_id, "read", m->rkey, sizeof(m->rkey));
         snprintf(m->pos, sizeof(m->pos), "0-0");
         sources_fingerprint(cfg, m->fp, sizeof(m->fp));
         m->snap = rsync_new(cfg->redis_url, cfg->redis.host, cfg->redis.port, cfg->redis_db,
@@ -692,11 +699,8 @@ int mix_start(mix_stage *m, const relay_config *cfg, share *sh, uv_loop_t *loop,
 void mix_tick(mix_stage *m) {
     if (!m->pool || (m->snap && !m->mixing))
         return;
-    if (m->snap) { /* how far the mixer has read, for cluster-status (10 s) */
-        char key[200];
-        snprintf(key, sizeof(key), "{pdns-relay:%s:mixer}:read", m->cfg->relay_id);
-        rlink_command(m->jrl, key, NULL, NULL, "SET %s %s PX 10000", key, m->pos);
-    }
+    if (m->snap) /* how far the mixer has read, for cluster-status (10 s) */
+        rlink_command(m->jrl, m->rkey, NULL, NULL, "SET %s %s PX 10000", m->rkey, m->pos);
     mixer_pool_tick(m->pool, ingest_clock_ms());
     uint64_t cap = mixer_pool_counters(m->pool)->dropped[MIXER_DROP_CAPACITY];
     if (cap > m->cap_logged &&

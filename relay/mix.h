@@ -29,6 +29,7 @@ typedef struct mix_stage {
     rlink *jrl;                  /* mixer.journal "redis": the journal's link */
     rsync *snap;                 /* and the checkpoint's (blocking) */
     char jkey[160], skey[160];   /* the journal stream and the checkpoint key */
+    char rkey[160];              /* how far the mixer has read (cluster-status) */
     const char *fence_key, *fence_val; /* ha: the lease a checkpoint checks (NULL: none) */
     pdns_buf jbuf;               /* journalled inserts not written yet */
     uint64_t gen;                /* the checkpoint's generation */
@@ -42,6 +43,10 @@ typedef struct mix_stage {
     size_t delays_len, dnmap;
     int32_t *dmap;               /* their sensors' map (as the pool's) */
 } mix_stage;
+
+/* The key `what` ("pool", "journal", "read", "lease", "fence") of relay
+ * relay_id's mixer in Redis: all under one hash tag, so in one slot. */
+void mix_key(const char *relay_id, const char *what, char *out, size_t n);
 
 /* Starts the stage (nothing to do when the mixer is disabled: m->pool stays
  * NULL). With mixer.journal "redis" it reads the saved pool from Redis

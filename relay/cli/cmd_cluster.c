@@ -14,6 +14,7 @@
 #include "cmd.h"
 #include "config.h"
 #include "deliver.h"
+#include "mix.h"
 #include "rlink.h"
 #include "store.h"
 
@@ -152,12 +153,10 @@ static void on_ready(void *ctx) {
     st->ready = 1;
     /* the lease (ha), the mixer's journal and checkpoint (mixer.journal
      * "redis"): one slot */
-    char tag[200], k[4][240];
-    snprintf(tag, sizeof(tag), "{pdns-relay:%s:mixer}", st->relay_id);
-    snprintf(k[0], sizeof(k[0]), "%s:lease", tag);
-    snprintf(k[1], sizeof(k[1]), "%s:journal", tag);
-    snprintf(k[2], sizeof(k[2]), "%s:pool", tag);
-    snprintf(k[3], sizeof(k[3]), "%s:read", tag);
+    char k[4][240];
+    static const char *const what[] = {"lease", "journal", "pool", "read"};
+    for (int i = 0; i < 4; i++)
+        mix_key(st->relay_id, what[i], k[i], sizeof(k[i]));
     if (rlink_command(st->l, k[0], on_mixer_state, st,
                       "EVAL %s 4 %s %s %s %s",
                       "local n = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1) "

@@ -474,7 +474,7 @@ static void flush_pending(dpartner *dp) {
     dp->pend_n = 0;
 }
 
-void deliver_enqueue(deliver *d, const char *name, uint64_t seq, const char *chain_hex,
+void deliver_enqueue(deliver *d, const char *name, uint64_t seq, const char *mark,
                      const char *text, size_t len) {
     if (!d)
         return;
@@ -483,7 +483,7 @@ void deliver_enqueue(deliver *d, const char *name, uint64_t seq, const char *cha
         if (strcmp(dp->name, name) != 0)
             continue;
         if (rlink_ready(d->rl)) {
-            append(dp, seq, chain_hex, text, len);
+            append(dp, seq, mark, text, len);
             return;
         }
         /* Redis is away: held in memory, up to PENDING_MAX bytes a partner */
@@ -501,7 +501,7 @@ void deliver_enqueue(deliver *d, const char *name, uint64_t seq, const char *cha
         if (!dp->pend_n)
             log_warn("deliver: partner %s: Redis is away: new batches wait in memory "
                      "(up to %u MiB) until it is back", name, PENDING_MAX >> 20);
-        unconf_push(dp, seq, chain_hex, text, len);
+        unconf_push(dp, seq, mark, text, len);
         dp->pend_n++;
         return;
     }

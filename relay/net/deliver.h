@@ -22,7 +22,10 @@ typedef struct deliver deliver;
 deliver *deliver_start(uv_loop_t *loop, const relay_config *cfg, share *sh,
                        const int *stopping, char *err, size_t errlen);
 void deliver_sync(deliver *d);  /* after a policy reload: new endpoints */
-void deliver_enqueue(deliver *d, const char *name, uint64_t seq, const char *chain_hex,
+/* Appends a signed batch to partner name's outbox; mark ("<chain hash hex>
+ * <delay line place>") is what the outbox remembers of the last batch, after
+ * the run's boot id and seq. */
+void deliver_enqueue(deliver *d, const char *name, uint64_t seq, const char *mark,
                      const char *text, size_t len);
 /* 1 when every byte written to a partner has been acknowledged (or its
  * link is down): a stopping relay waits for this, bounded, so that a clean
