@@ -168,6 +168,53 @@ redisReply *store_merge_pages(redisReply **pages, int n, size_t limit, int with_
     return out;
 }
 
+static int reply_cmp(const void *x, const void *y) {
+    const redisReply *a = *(redisReply *const *)x, *b = *(redisReply *const *)y;
+    return bytes_cmp(a->str, a->len, b->str, b->len);
+}
+
+redisReply *store_merge_members(redisReply **pages, int n, size_t limit) {
+    size_t total = 0;
+    int more = 0;
+    for (int k = 0; k < n; k++) {
+        const redisReply *p = pages[k];
+        if (!p || p->type != REDIS_REPLY_ARRAY || p->elements < 1)
+            return NULL;
+        for (size_t i = 0; i < p->elements; i++)
+            if (p->element[i]->type != REDIS_REPLY_STRING)
+                return NULL;
+        total += p->elements - 1;
+        more |= p->element[0]->len > 0;
+    }
+    redisReply *out = calloc(1, sizeof(*out));
+    if (!out || !(out->element = calloc(total + 1, sizeof(*out->element)))) {
+        free(out);
+        return NULL;
+    }
+    out->type = REDIS_REPLY_ARRAY;
+    out->elements = 1;
+    for (int k = 0; k < n; k++)
+        for (size_t i = 1; i < pages[k]->elements; i++) {
+            out->element[out->elements++] = pages[k]->element[i];
+            pages[k]->element[i] = NULL;
+        }
+    qsort(out->element + 1, total, sizeof(*out->element), reply_cmp);
+    if (total > limit) {
+        for (size_t i = 1 + limit; i < out->elements; i++)
+            freeReplyObject(out->element[i]);
+        out->elements = 1 + limit;
+        more = 1;
+    }
+    const redisReply *last = out->elements > 1 ? out->element[out->elements - 1] : NULL;
+    out->element[0] = more && last ? store_reply_new(REDIS_REPLY_STRING, last->str, last->len)
+                                   : store_reply_new(REDIS_REPLY_STRING, "", 0);
+    if (!out->element[0]) {
+        freeReplyObject(out);
+        return NULL;
+    }
+    return out;
+}
+
 static int to_i64(const redisReply *r, int64_t *v) {
     char *end;
     if (r->type == REDIS_REPLY_INTEGER) {

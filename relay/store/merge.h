@@ -32,6 +32,14 @@ redisReply *store_reply_new(int type, const char *s, size_t len);
  * memory or a page is malformed. */
 redisReply *store_merge_pages(redisReply **pages, int n, size_t limit, int with_field);
 
+/* Address index members: the first limit of the shards' pages ({cursor,
+ * member, ...}, each the members of its shard after one position, at most
+ * limit) in order, as {cursor, member, ...}. The cursor is the last member
+ * given when more may follow (more were given, or a shard's page was
+ * full), else "". The members are moved out of pages. NULL when out of
+ * memory or a page is malformed. */
+redisReply *store_merge_members(redisReply **pages, int n, size_t limit);
+
 /* The sum of the shards' /info answers ({records, triples, names, errors,
  * sensor, count, ...}): one of the same shape, sensors in the order first
  * seen. NULL when out of memory or an answer is malformed. */

@@ -51,6 +51,8 @@ typedef struct entry {
 
 enum { IX_NONE, IX_IP, IX_RD };
 
+typedef struct gone_member gone_member;
+
 struct store_chunk {
     store_chunk *next;
     pdns_buf arena;     /* the entries' strings */
@@ -381,6 +383,16 @@ static int resp_arg(pdns_buf *cmd, const char *a, size_t alen, const char *b, si
     return resp_arg3(cmd, NULL, 0, a, alen, b, blen);
 }
 
+/* The shard whose address index takes entry e's member (a cluster whose
+ * address index is sharded by prefix), or -1. */
+static int addr_shard(const store *s, const store_chunk *c, const entry *e) {
+    if (!s->ip_by_prefix || e->ix != IX_IP)
+        return -1;
+    const char *ixp = c->arena.p + e->off + e->name_len + e->rdata_len + e->sensor_len +
+                      e->rev_len;
+    return store_ip_shard(s->nshards, ixp, e->ixp_len);
+}
+
 /* The EVAL of a chunk's part for shard k as one RESP command, written
  * here rather than by hiredis from an argument vector: the relay composes
  * every key and member (in Redis's Lua, building a string costs more than
@@ -392,10 +404,13 @@ static int build_command(const store *s, const store_chunk *c, int k, pdns_buf *
     size_t pl = strlen(P), ml = strlen(s->mark);
     char num[72];
     size_t nl;
-    for (size_t i = 0; i < n; i++)
+    size_t nmem = 0;
+    for (size_t i = 0; i < n; i++) {
         in_part += e[i].shard == k;
+        nmem += addr_shard(s, c, &e[i]) == k;
+    }
     cmd->len = 0;
-    nl = (size_t)snprintf(num, sizeof(num), "*%zu\r\n", 11 + in_part * ARGS_PER_ENTRY);
+    nl = (size_t)snprintf(num, sizeof(num), "*%zu\r\n", 12 + nmem + in_part * ARGS_PER_ENTRY);
     if (pdns_buf_append(cmd, num, nl) < 0 ||
         resp_arg(cmd, "EVAL", 4, NULL, 0) < 0 ||
         resp_arg(cmd, store_ingest_lua, sizeof(store_ingest_lua) - 1, NULL, 0) < 0 ||
@@ -408,8 +423,18 @@ static int build_command(const store *s, const store_chunk *c, int k, pdns_buf *
                   strlen(c->unit_key), NULL, 0) < 0 ||
         resp_arg(cmd, c->unit_id, strlen(c->unit_id), NULL, 0) < 0 ||
         resp_arg(cmd, P, pl, NULL, 0) < 0 ||
-        resp_arg(cmd, s->cluster ? "1" : "0", 1, NULL, 0) < 0)
+        resp_arg(cmd, s->cluster ? "1" : "0", 1, NULL, 0) < 0 ||
+        resp_arg(cmd, num, utoa(nmem, num), NULL, 0) < 0)
         return -1;
+    /* the address index members of this shard's addresses */
+    for (size_t i = 0; i < n; i++)
+        if (addr_shard(s, c, &e[i]) == k) {
+            const char *name = c->arena.p + e[i].off;
+            const char *ixp = name + e[i].name_len + e[i].rdata_len + e[i].sensor_len +
+                              e[i].rev_len;
+            if (resp_arg(cmd, ixp, e[i].ixp_len, name, e[i].name_len) < 0)
+                return -1;
+        }
     for (size_t i = 0; i < n; i++) {
         if (e[i].shard != k)
             continue;
@@ -420,7 +445,7 @@ static int build_command(const store *s, const store_chunk *c, int k, pdns_buf *
         if (!e[i].is_error) /* error lines get no name indexes */
             store_fwd_bucket(name, e[i].name_len, fb), shard_bucket(s, fb);
         const char *ixk = "";
-        if (e[i].ix == IX_IP)
+        if (e[i].ix == IX_IP && !s->ip_by_prefix)
             ixk = "ix:ip";
         else if (e[i].ix == IX_RD)
             member_bucket(ixp, e[i].ixp_len, db), shard_bucket(s, db), ixk = db;
@@ -498,8 +523,12 @@ static void kick(store *s) {
         size_t n = c->entries.len / sizeof(entry);
         if (n == 0)
             c->part[0] = PART_TODO; /* a batch with no entry still sets its markers */
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             c->part[e[i].shard] = PART_TODO;
+            int a = addr_shard(s, c, &e[i]);
+            if (a >= 0)
+                c->part[a] = PART_TODO;
+        }
         for (int k = 0; k < s->nshards; k++)
             c->parts_left += c->part[k] == PART_TODO;
         c->parts_init = 1;
@@ -592,26 +621,41 @@ static void load_query_script(store *s) {
         s->script_loading = 1;
 }
 
-/* A cluster's store records its number of shards (st:layout) the first
- * time; a relay configured with another number refuses to write, as its
- * names would be looked for in the wrong shards. */
+/* A cluster's store records its layout (st:layout) the first time:
+ * "shards <n> ip-by-prefix". A relay configured with another number of
+ * shards refuses to write, as its names would be looked for in the wrong
+ * shards. A store whose layout is "shards <n>" keeps each address index
+ * member in its name's shard: the relay goes on writing and asking it so
+ * (an address lookup asks every shard). */
+#define LAYOUT_IP " ip-by-prefix"
+int store_layout_kind(const char *layout, int nshards) {
+    char want[32];
+    size_t wl = (size_t)snprintf(want, sizeof(want), "shards %d", nshards);
+    if (strncmp(layout, want, wl) != 0)
+        return -1;
+    return !layout[wl] ? 0 : strcmp(layout + wl, LAYOUT_IP) == 0 ? 1 : -1;
+}
+
 static void on_layout(redisAsyncContext *ac, void *reply, void *priv) {
     store *s = priv;
     redisReply *rep = reply;
-    char want[32];
     (void)ac;
-    snprintf(want, sizeof(want), "shards %d", s->nshards);
     if (!rep || rep->type != REDIS_REPLY_STRING) {
         if (rep)
             log_error("store: reading st:layout: %s",
                       rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
         return; /* asked again when the link is ready again */
     }
-    if (strcmp(rep->str, want) != 0) {
+    int by_prefix = store_layout_kind(rep->str, s->nshards);
+    if (by_prefix < 0) {
         log_error("store: the cluster's store was made with %s, store.shards says %d: "
                   "nothing is written (set store.shards to match)", rep->str, s->nshards);
         return;
     }
+    s->ip_by_prefix = by_prefix;
+    if (!by_prefix)
+        log_info("store: the cluster's store keeps its address index in the names' shards "
+                 "(st:layout \"%s\"): an address lookup asks every shard", rep->str);
     s->layout_ok = 1;
     kick(s);
 }
@@ -621,8 +665,8 @@ static void on_ready(void *ctx) {
     s->script_loaded = s->script_loading = 0;
     load_query_script(s);
     if (s->cluster && !s->layout_ok) {
-        char want[32];
-        snprintf(want, sizeof(want), "shards %d", s->nshards);
+        char want[40];
+        snprintf(want, sizeof(want), "shards %d" LAYOUT_IP, s->nshards);
         rlink_command(s->link, "st:layout", on_layout, s,
                       "EVAL %s 1 st:layout %s",
                       "redis.call('SET', KEYS[1], ARGV[1], 'NX') "
@@ -637,14 +681,67 @@ static void on_down(void *ctx) {
     s->script_loaded = s->script_loading = 0;
 }
 
-/* FNV-1a, 32 bits, of a name: its shard (fixed: it places keys). */
-int store_shard_of(const store *s, const char *name, size_t len) {
+/* FNV-1a, 32 bits, of p, modulo n: a shard (fixed: it places keys). */
+static int shard_hash(const char *p, size_t len, int n) {
     uint32_t h = 2166136261u;
-    if (s->nshards <= 1)
+    if (n <= 1)
         return 0;
     for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)name[i]) * 16777619u;
-    return (int)(h % (uint32_t)s->nshards);
+        h = (h ^ (uint8_t)p[i]) * 16777619u;
+    return (int)(h % (uint32_t)n);
+}
+
+int store_shard_of(const store *s, const char *name, size_t len) {
+    return shard_hash(name, len, s->nshards);
+}
+
+/* Hex digits of an address key's shard prefix: a /24 of IPv4, a /48 of
+ * IPv6 (after the family digit). */
+static size_t ip_prefix_digits(char family) {
+    return family == '6' ? 12 : 6;
+}
+
+int store_ip_shard(int n, const char *member, size_t len) {
+    if (!len)
+        return 0;
+    size_t pl = 1 + ip_prefix_digits(member[0]);
+    return shard_hash(member, pl < len ? pl : len, n);
+}
+
+static int hex_u64(const char *p, size_t n, uint64_t *v) {
+    *v = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)p[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return -1;
+        *v = *v << 4 | (uint64_t)d;
+    }
+    return 0;
+}
+
+int store_ip_range_shards(int n, const char *a, size_t alen, const char *b, size_t blen,
+                          uint8_t want[STORE_SHARDS_MAX]) {
+    static const char hex[] = "0123456789abcdef";
+    size_t pd = alen ? ip_prefix_digits(a[0]) : 0;
+    uint64_t lo, hi;
+    int many = n < 1 || alen <= pd || blen <= pd || a[0] != b[0] ||
+               (a[0] != '4' && a[0] != '6') || hex_u64(a + 1, pd, &lo) < 0 ||
+               hex_u64(b + 1, pd, &hi) < 0 || hi < lo || hi - lo >= 4 * (uint64_t)n;
+    memset(want, !!many, (size_t)n);
+    for (uint64_t p = lo; !many; p++) {
+        char m[13];
+        m[0] = a[0];
+        for (size_t i = 0; i < pd; i++)
+            m[1 + i] = hex[(p >> (4 * (pd - 1 - i))) & 15];
+        want[store_ip_shard(n, m, 1 + pd)] = 1;
+        if (p == hi)
+            break;
+    }
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        k += want[i];
+    return k;
 }
 
 void store_shard_prefix(int k, int n, char out[16]) {
@@ -882,14 +979,29 @@ static void sweep_later(store *s, int pass_done) {
     s->sweep_at_ms = pdns_mono_ms() + (pass_done ? (uint64_t)s->conf->sweep_interval * 1000 : 100);
 }
 
+/* The expired triples are deleted; the address index members of theirs
+ * that are in other shards (store_expire.lua lists them) go too. */
 static void on_expired(redisAsyncContext *ac, void *reply, void *priv) {
     store *s = priv;
     redisReply *rep = reply;
     (void)ac;
-    if (rep && rep->type == REDIS_REPLY_INTEGER)
-        s->expired += (uint64_t)rep->integer;
-    else if (rep && rep->type == REDIS_REPLY_ERROR)
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements &&
+        rep->element[0]->type == REDIS_REPLY_INTEGER) {
+        s->expired += (uint64_t)rep->element[0]->integer;
+        for (size_t i = 1; i < rep->elements; i++) {
+            long long at = rep->element[i]->integer;
+            if (rep->element[i]->type != REDIS_REPLY_INTEGER || at < 0 ||
+                (size_t)at >= s->gone_n || !s->gone[at].len)
+                continue;
+            const gone_member *g = &s->gone[at];
+            char key[40];
+            snprintf(key, sizeof(key), "%six:ip", s->prefix[g->shard]);
+            rlink_command(s->link, key, NULL, NULL, "ZREM %s %b", key,
+                          s->gone_buf.p + g->off, (size_t)g->len);
+        }
+    } else if (rep && rep->type == REDIS_REPLY_ERROR) {
         log_error("store: expiring triples: %s", rep->str);
+    }
     sweep_later(s, strcmp(s->sweep_cursor, "0") == 0);
 }
 
@@ -920,8 +1032,12 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
     const char **argv = calloc(total, sizeof(*argv));
     size_t *argl = calloc(total, sizeof(*argl));
     char *keys = malloc(n * (24 + 24 + 2200 + 2048));
-    if (!argv || !argl || !keys)
+    free(s->gone);
+    s->gone_n = 0;
+    s->gone_buf.len = 0;
+    if (!argv || !argl || !keys || !(s->gone = calloc(n, sizeof(*s->gone))))
         goto out;
+    s->gone_n = n;
     EVAL_HEAD(argv, argl, store_expire_lua, info);
     argv[4] = P, argl[4] = pl;
     for (size_t i = 0; i < n; i++) {
@@ -948,9 +1064,17 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
             const char *rd = sp + 1;
             size_t rl = f->len - (size_t)(rd - f->str);
             ix = index_member((uint16_t)strtoul(f->str, NULL, 10), rd, rl, ixp, 2200, &ixl);
-            if (ix == IX_IP)
+            if (ix == IX_IP && s->ip_by_prefix) {
+                /* in its address's shard: removed there once it is gone */
+                s->gone[i] = (gone_member){(uint32_t)s->gone_buf.len,
+                                           (uint32_t)(ixl + name_len),
+                                           (uint8_t)store_ip_shard(s->nshards, ixp, ixl)};
+                if (pdns_buf_append(&s->gone_buf, ixp, ixl) < 0 ||
+                    pdns_buf_append(&s->gone_buf, name, name_len) < 0)
+                    goto out;
+            } else if (ix == IX_IP) {
                 snprintf(ixk, 24, "%six:ip", P);
-            else if (ix == IX_RD)
+            } else if (ix == IX_RD)
                 member_bucket(ixp, ixl, b), shard_bucket(s, b), snprintf(ixk, 24, "%s%s", P, b);
         }
         const char **v = argv + 5 + i * 9;
@@ -1043,6 +1167,9 @@ void store_free(store *s) {
                   "shutdown)", s->waiting);
     rlink_free(s->link);
     s->link = NULL;
+    free(s->gone);
+    s->gone = NULL;
+    pdns_buf_free(&s->gone_buf);
 }
 
 int store_metrics(const store *s, pdns_buf *b) {
@@ -1149,6 +1276,17 @@ typedef struct gather {
     redisReply *page[STORE_SHARDS_MAX];
     char *cursor;               /* the position a numeric cursor stood for */
     size_t cursor_len;
+    /* an address lookup on a store whose address index is sharded by
+     * prefix goes in rounds: phase 1 reads the next members from the
+     * address shards the range overlaps (want), phase 2 their triples from
+     * the names' shards, until the page one server gives is full */
+    int phase;                  /* 0: one round (every other lookup) */
+    uint8_t want[STORE_SHARDS_MAX];
+    int shard_of[STORE_SHARDS_MAX]; /* the shard that gives page k */
+    store_query_args sub;       /* the round's query: mode, kind, limit */
+    redisReply *members;        /* phase 1's, merged: {cursor, member, ...} */
+    redisReply *acc;            /* the page so far: {cursor, 5 per triple} */
+    size_t visited;             /* members looked at for this page */
 } gather;
 
 typedef struct gather_part {
@@ -1161,6 +1299,8 @@ static void gather_free(gather *g) {
     for (int k = 0; k < g->n; k++)
         freeReplyObject(g->page[k]);
     freeReplyObject(g->err);
+    freeReplyObject(g->members);
+    freeReplyObject(g->acc);
     free(g->cursor);
     free(g);
 }
@@ -1187,7 +1327,9 @@ static void gather_done(gather *g) {
         const store_query_args *q = g->q;
         int with_field = q->kind && (strcmp(q->kind, "fwd") == 0 || strcmp(q->kind, "rev") == 0);
         redisReply *r;
-        if (g->one >= 0) /* a name's shard: its page is the answer */
+        if (g->phase) /* an address lookup in rounds: the page it made */
+            r = g->acc, g->acc = NULL;
+        else if (g->one >= 0) /* a name's shard: its page is the answer */
             r = g->page[0], g->page[0] = NULL;
         else
             r = store_merge_pages(g->page, g->n, q->limit, with_field);
@@ -1224,6 +1366,7 @@ static void gather_done(gather *g) {
 }
 
 static void gather_ask(gather *g, int k, int shard, int sha);
+static void ip_step(gather *g);
 
 static void on_gather(redisAsyncContext *ac, void *reply, void *priv) {
     gather_part *gp = priv;
@@ -1244,11 +1387,18 @@ static void on_gather(redisAsyncContext *ac, void *reply, void *priv) {
         g->lost = 1;
     free(gp);
     if (++g->got == g->n)
-        gather_done(g);
+        g->phase ? ip_step(g) : gather_done(g);
 }
 
-/* Sends one shard's part of a gather; a part that cannot be sent counts
- * as lost (the caller gets NULL, as for a connection gone). */
+/* A part that cannot be sent counts as lost (the caller gets NULL, as
+ * for a connection gone). */
+static void gather_lost(gather *g) {
+    g->lost = 1;
+    if (++g->got == g->n)
+        g->phase ? ip_step(g) : gather_done(g);
+}
+
+/* Sends one shard's part of a gather. */
 static void gather_send(gather *g, int k, int shard, int sha, int argc, const char **argv,
                         const size_t *argl) {
     char key[40];
@@ -1258,9 +1408,7 @@ static void gather_send(gather *g, int k, int shard, int sha, int argc, const ch
         *gp = (gather_part){g, k, shard, sha};
     if (!gp || rlink_argv(g->s->link, key, on_gather, gp, argc, argv, argl) < 0) {
         free(gp);
-        g->lost = 1;
-        if (++g->got == g->n)
-            gather_done(g);
+        gather_lost(g);
     }
 }
 
@@ -1299,22 +1447,185 @@ static void query_argv(store *s, const store_query_args *q, int k, const char *c
     argl[QUERY_ARGS] = 1;
 }
 
-/* Shard shard asked for the page after position cursor (its answer is
- * page k). */
+/* The name of an address index member "<key> <rrtype> <rdata> <name>". */
+static const char *member_name(const redisReply *m, size_t *len) {
+    const char *p = m->str, *end = m->str + m->len;
+    for (int sp = 0; sp < 3 && p < end; p++)
+        sp += *p == ' ';
+    *len = (size_t)(end - p);
+    return p;
+}
+
+/* Shard shard asked for its part of the round (its answer is page k):
+ * the page after position cursor, or in phase 2 the triples of the
+ * members whose names are in that shard. */
 static void gather_ask(gather *g, int k, int shard, int sha) {
-    const char *argv[QUERY_ARGS + 1];
-    size_t argl[QUERY_ARGS + 1];
+    const char *fixed[QUERY_ARGS + 1], **argv = fixed;
+    size_t fixedl[QUERY_ARGS + 1], *argl = fixedl, argc = QUERY_ARGS + 1;
     char bufs[8][24], key[1200];
-    query_argv(g->s, g->q, shard, g->cursor, g->cursor_len, NULL, g->one < 0, sha, bufs, key,
-               sizeof(key), argv, argl);
-    gather_send(g, k, shard, sha, QUERY_ARGS + 1, argv, argl);
+    const redisReply *ms = g->members;
+    if (g->phase == 2) {
+        argv = malloc((QUERY_ARGS + ms->elements) * sizeof(*argv));
+        argl = malloc((QUERY_ARGS + ms->elements) * sizeof(*argl));
+        if (!argv || !argl) {
+            free(argv);
+            free(argl);
+            gather_lost(g);
+            return;
+        }
+    }
+    query_argv(g->s, g->phase ? &g->sub : g->q, shard, g->cursor, g->cursor_len, NULL,
+               g->one < 0 && g->phase != 1, sha, bufs, key, sizeof(key), argv, argl);
+    for (size_t i = 1; g->phase == 2 && i < ms->elements; i++) {
+        size_t nl;
+        const char *nm = member_name(ms->element[i], &nl);
+        if (store_shard_of(g->s, nm, nl) == shard)
+            argv[argc] = ms->element[i]->str, argl[argc++] = ms->element[i]->len;
+    }
+    gather_send(g, k, shard, sha, (int)argc, argv, argl);
+    if (argv != fixed) {
+        free(argv);
+        free(argl);
+    }
 }
 
 /* Every shard asked (by EVALSHA: each master has the script once it ran
  * it; NOSCRIPT sends it). */
+static void ip_round(gather *g);
 static void gather_query(gather *g) {
+    if (g->phase) {
+        ip_round(g);
+        return;
+    }
     for (int k = 0; k < g->n; k++)
         gather_ask(g, k, g->one >= 0 ? g->one : k, 1);
+}
+
+/* A new round's replies: none yet. */
+static void gather_reset(gather *g) {
+    for (int k = 0; k < g->n; k++) {
+        freeReplyObject(g->page[k]);
+        g->page[k] = NULL;
+    }
+    g->n = g->got = 0;
+}
+
+/* Phase 1 of a round: the next members after the cursor, as many as the
+ * page may still take and look at, from the address shards of the range. */
+static void ip_round(gather *g) {
+    size_t room = g->q->limit - (g->acc->elements - 1) / 5,
+           left = g->s->conf->budget - g->visited;
+    gather_reset(g);
+    g->phase = 1;
+    g->sub.limit = room < left ? room : left;
+    int n = 0;
+    for (int j = 0; j < g->s->nshards; j++)
+        if (g->want[j])
+            g->shard_of[n++] = j;
+    g->n = n;
+    for (int k = 0; k < n; k++)
+        gather_ask(g, k, g->shard_of[k], 1);
+}
+
+/* An empty page: {""}. NULL when out of memory. */
+static redisReply *ip_page_new(void) {
+    redisReply *r = calloc(1, sizeof(*r));
+    if (!r || !(r->element = calloc(1, sizeof(*r->element))) ||
+        !(r->element[0] = store_reply_new(REDIS_REPLY_STRING, "", 0))) {
+        if (r)
+            free(r->element);
+        free(r);
+        return NULL;
+    }
+    r->type = REDIS_REPLY_ARRAY;
+    r->elements = 1;
+    return r;
+}
+
+/* Appends the triples of page p ({cursor, 5 per triple}) to the page so
+ * far. Returns 0, or -1 when out of memory. */
+static int ip_append(gather *g, redisReply *p) {
+    redisReply *a = g->acc;
+    void *e = realloc(a->element, (a->elements + p->elements - 1) * sizeof(*a->element));
+    if (!e)
+        return -1;
+    a->element = e;
+    for (size_t i = 1; i < p->elements; i++) {
+        a->element[a->elements++] = p->element[i];
+        p->element[i] = NULL;
+    }
+    return 0;
+}
+
+/* A phase's replies are in: on to the next. */
+static void ip_step(gather *g) {
+    const store_query_args *q = g->q;
+    if (g->lost || g->err) {
+        gather_done(g);
+        return;
+    }
+    if (g->phase == 1) {
+        freeReplyObject(g->members);
+        g->members = store_merge_members(g->page, g->n, g->sub.limit);
+        if (!g->members) {
+            gather_fail(g, "ERR out of memory merging the shards' answers");
+            return;
+        }
+        size_t nm = g->members->elements - 1;
+        g->visited += nm;
+        uint8_t names[STORE_SHARDS_MAX] = {0};
+        for (size_t i = 1; i <= nm; i++) {
+            size_t nl;
+            const char *nmp = member_name(g->members->element[i], &nl);
+            names[store_shard_of(g->s, nmp, nl)] = 1;
+        }
+        gather_reset(g);
+        g->phase = 2;
+        g->sub.mode = "get";
+        g->sub.kind = "ip";
+        for (int j = 0; j < g->s->nshards; j++)
+            if (names[j])
+                g->shard_of[g->n++] = j;
+        if (g->n) {
+            for (int k = 0; k < g->n; k++)
+                gather_ask(g, k, g->shard_of[k], 1);
+            return;
+        }
+    } else {
+        redisReply *m = store_merge_pages(g->page, g->n, SIZE_MAX, 0);
+        if (!m || ip_append(g, m) < 0) {
+            freeReplyObject(m);
+            gather_fail(g, "ERR out of memory merging the shards' answers");
+            return;
+        }
+        freeReplyObject(m);
+    }
+    /* the round is done: the page is full, looked at all it may, or the
+     * range is done; else another round from the last member */
+    const redisReply *c = g->members->element[0];
+    char *cur = malloc(c->len + 1);
+    if (!cur) {
+        gather_fail(g, "ERR out of memory");
+        return;
+    }
+    memcpy(cur, c->str, c->len);
+    cur[c->len] = '\0';
+    free(g->cursor);
+    g->cursor = cur;
+    g->cursor_len = c->len;
+    g->sub.mode = q->mode;
+    g->sub.kind = "ipm";
+    if (!c->len || (g->acc->elements - 1) / 5 >= q->limit || g->visited >= g->s->conf->budget) {
+        freeReplyObject(g->acc->element[0]);
+        if (!(g->acc->element[0] = store_reply_new(REDIS_REPLY_STRING, c->str, c->len))) {
+            gather_fail(g, "ERR out of memory");
+            return;
+        }
+        gather_reset(g);
+        gather_done(g);
+        return;
+    }
+    ip_round(g);
 }
 
 /* A numeric cursor read back: the position it stands for, if it is this
@@ -1379,6 +1690,15 @@ int store_query(store *s, const store_query_args *q, store_reply_fn fn,
     if (strcmp(q->mode, "name") == 0) { /* a name is in one shard */
         g->one = store_shard_of(s, q->a, q->alen);
         g->n = 1;
+    } else if (s->ip_by_prefix && q->kind && strcmp(q->kind, "ip") == 0) {
+        g->phase = 1; /* in rounds: gather_query */
+        g->sub = *q;
+        g->sub.kind = "ipm";
+        store_ip_range_shards(s->nshards, q->a, q->alen, q->b, q->blen, g->want);
+        if (!(g->acc = ip_page_new())) {
+            gather_free(g);
+            return -1;
+        }
     }
     if (q->cursor_id && q->cursor && q->cursor_len) {
         char ckey[48];

@@ -21,9 +21,12 @@
  * batch goes as one call per shard it touches, all at once, each with the
  * shard's own applied-batch marker, confirmed once a replica has it too
  * (WAIT); the batch is stored when every part is. A name lookup asks one
- * shard; a suffix, prefix, rdata or address lookup asks every shard and
- * merges their pages in the order of one server's answer, with the same
- * cursors. The tags are chosen so that the shards' slots are spread evenly
+ * shard; a suffix, prefix or rdata lookup asks every shard and merges
+ * their pages in the order of one server's answer, with the same cursors.
+ * The address index is sharded by address prefix instead (/24, /48:
+ * store_ip_shard): an address or CIDR lookup reads the members from the
+ * shards its range overlaps, then their triples from the names' shards,
+ * until the page one server would give is full. The tags are chosen so that the shards' slots are spread evenly
  * over the slot range (so over masters made by redis-cli --cluster create). */
 #ifndef PDNS_STORE_H
 #define PDNS_STORE_H
@@ -63,6 +66,8 @@ typedef struct store {
     rlink *link;
     int cluster, nshards;
     int layout_ok;             /* a cluster's store has this many shards */
+    int ip_by_prefix;          /* a cluster's address index is sharded by
+                                * address prefix, not kept with the names */
     char prefix[STORE_SHARDS_MAX][16]; /* each shard's "{<tag>}" ("" on one server) */
     char mark[128];            /* the applied-batch marker key (after the prefix) */
     char boot[40];             /* this process's boot id */
@@ -78,6 +83,12 @@ typedef struct store {
     char query_sha[41];        /* SHA1 of the query script (EVALSHA) */
     int script_loaded, script_loading;
     char sweep_cursor[32];     /* the expiry sweep's SCAN cursor */
+    struct gone_member {       /* the sweep step's entries' address index */
+        uint32_t off, len;     /* members in other shards (len 0: none), */
+        uint8_t shard;         /* in gone_buf, and the shard of each */
+    } *gone;
+    size_t gone_n;
+    pdns_buf gone_buf;
     int sweep_busy, sweep_shard;
     uint64_t sweep_at_ms, expired;
     /* counters */
@@ -98,6 +109,24 @@ int store_up(const store *s);
 
 /* The shard of a name (0 on one server). */
 int store_shard_of(const store *s, const char *name, size_t len);
+
+/* The shard of n whose address index holds member ("<4|6><hex address>
+ * ..."): a fixed hash of its /24 (IPv4) or /48 (IPv6), so that a lookup
+ * of an address, or of a range inside one such prefix, asks one shard. */
+int store_ip_shard(int n, const char *member, size_t len);
+
+/* Marks in want[0..n) the shards whose address index may hold members
+ * from a up to b (an address query's lex range): those of the prefixes
+ * the range overlaps, or every shard when it overlaps more than 4n of
+ * them. Returns how many are marked. */
+int store_ip_range_shards(int n, const char *a, size_t alen, const char *b, size_t blen,
+                          uint8_t want[STORE_SHARDS_MAX]);
+
+/* What a cluster's st:layout says to a relay with nshards shards: 1
+ * "shards <n> ip-by-prefix" (the address index sharded by address
+ * prefix), 0 "shards <n>" (each address index member in its name's
+ * shard), -1 another number of shards (the relay must not write). */
+int store_layout_kind(const char *layout, int nshards);
 
 /* The key prefix of shard k of n on a cluster, "{<tag>}": the tag is the
  * first "s<k>.<j>" whose slot is the middle of the k-th of n equal slot

@@ -11,6 +11,7 @@ beside the same store on one redis-server:
 - the expiry sweep deletes expired triples from every shard.
 The expected answers come from the records the test generated, and from
 the one-server relay, never from the relay under test alone."""
+import ipaddress
 import json
 import os
 import signal
@@ -132,7 +133,8 @@ def test_the_cluster_store_answers_as_one_server(cluster, redis_server, relay_fa
                         text=True, timeout=30)
     assert st.returncode == 0, st.stdout + st.stderr
     out = st.stdout
-    assert "store %s: ready" % cluster.url() in out and "store layout: shards 12\n" in out
+    assert "store %s: ready" % cluster.url() in out
+    assert "store layout: shards 12 ip-by-prefix\n" in out
     shards = [l for l in out.splitlines() if l.startswith("shard ")]
     assert len(shards) == 12
     assert sum(int(l.split(": ")[1].split()[0]) for l in shards) == len(agg)
@@ -142,6 +144,112 @@ def test_the_cluster_store_answers_as_one_server(cluster, redis_server, relay_fa
     for i in (ia, ib):
         i["sensors"].sort(key=lambda x: x["name"])
     assert ib == ia and ib["records"] == len(obs) and ib["triples"] == len(agg)
+
+
+def fnv_shard(b, n=12):
+    """The store's shard of a name (FNV-1a, 32 bits, modulo the shards)."""
+    h = 2166136261
+    for c in b:
+        h = ((h ^ c) * 16777619) & 0xffffffff
+    return h % n
+
+
+def ip_shard(member):
+    """The shard of an address index member: that of its /24 or /48."""
+    return fnv_shard(member[:13 if member[:1] == b"6" else 7])
+
+
+def index_members(cluster):
+    """{shard: [member, ...]} of every shard's address index."""
+    out = {}
+    for p in cluster.alive():
+        c = cluster.client(p)
+        if c.execute_command("ROLE")[0] == b"master":
+            for key in c.scan_iter(match="{s*}ix:ip", count=1000):
+                shard = int(key[2:key.index(b".")])
+                out[shard] = c.zrange(key, 0, -1)
+    return out
+
+
+def script_calls(cluster):
+    """EVAL and EVALSHA calls on the masters since their last CONFIG RESETSTAT."""
+    n = 0
+    for p in cluster.alive():
+        c = cluster.client(p)
+        if c.execute_command("ROLE")[0] == b"master":
+            st = c.info("commandstats")
+            n += sum(st.get("cmdstat_" + k, {}).get("calls", 0) for k in ("eval", "evalsha"))
+    return n
+
+
+def reset_stats(cluster):
+    for p in cluster.alive():
+        cluster.client(p).config_resetstat()
+
+
+def prefix_shards(path):
+    """The shards of the /24s or /48s an address query's range overlaps."""
+    net = ipaddress.ip_network(path.split("/", 2)[2], strict=False)
+    plen = 24 if net.version == 4 else 48
+    subs = [net] if net.prefixlen >= plen else list(net.subnets(new_prefix=plen))
+    return {ip_shard(b"%d%s" % (net.version, s.network_address.packed.hex().encode()))
+            for s in subs}
+
+
+ADDRESS_QUERIES = ["/query/10.1.9.9", "/query/10.1.1.0/24", "/query/192.0.2.0/24",
+                   "/query/2001:db8:1::/48", "/query/10.1.0.0/23", "/query/10.0.0.0/8",
+                   "/query/2001:db8::/32"]
+
+
+def test_an_address_lookup_asks_the_shards_of_its_prefix(cluster, relay_factory):
+    """The address index is sharded by address prefix (/24 of IPv4, /48 of
+    IPv6), not by name: each member is in its prefix's shard, and a lookup
+    of an address, or of a range inside one prefix, asks that one shard for
+    the members and then only the shards of the names it found (the other
+    forms of the same test, against one server, are above)."""
+    obs = make_records(seed=5)
+    many = cluster_relay(relay_factory, cluster)
+    send_d4(many, obs)
+    wait_stored(many, len(obs))
+    members = index_members(cluster)
+    assert all(ip_shard(m) == k for k, ms in members.items() for m in ms)
+    assert sum(len(ms) for ms in members.values()) == \
+        sum(1 for k in aggregate(obs) if k[1] in ("A", "AAAA"))
+    assert len([k for k, ms in members.items() if ms]) > 6  # spread, not in one shard
+    api = Api(many.http_port)
+    for path in ADDRESS_QUERIES[:5]:
+        want, _ = api.page(path + "?limit=100000")  # each master has the script after it
+        reset_stats(cluster)
+        got, _ = api.page(path + "?limit=100000")
+        assert got == want and got, path
+        names = {fnv_shard(o["rrname"].encode()) for o in got}
+        assert script_calls(cluster) == len(prefix_shards(path)) + len(names), path
+        if path == "/query/10.1.9.9":
+            assert len(names) == 1  # two calls, where every shard was asked
+
+
+def test_a_store_with_its_address_index_beside_the_names(cluster, redis_server,
+                                                         relay_factory):
+    """A cluster store whose st:layout is "shards 12" keeps each address
+    index member in its name's shard: the relay goes on writing it there
+    and answers address lookups from every shard, as one server does."""
+    node = cluster.client(cluster.alive()[0])
+    cluster.client(cluster.master_of(node.cluster("keyslot", "st:layout"))).set(
+        "st:layout", "shards 12")
+    obs = make_records(seed=9)
+    one = store_relay(relay_factory, redis_server)
+    many = cluster_relay(relay_factory, cluster)
+    for r in (one, many):
+        send_d4(r, obs)
+    for r in (one, many):
+        wait_stored(r, len(obs), 30)
+    assert "address lookup asks every shard" in many.log_text()
+    members = index_members(cluster)
+    assert all(fnv_shard(m.split(b" ", 3)[3]) == k for k, ms in members.items() for m in ms)
+    a, b = Api(one.http_port), Api(many.http_port)
+    for path in ADDRESS_QUERIES:
+        for limit in (7, 100000):
+            assert flat(all_pages(b, path, limit)) == flat(all_pages(a, path, limit)), path
 
 
 def counts(api):
@@ -329,8 +437,8 @@ def test_a_relay_with_other_shards_refuses_to_write(cluster, relay_factory):
     first.stop()
     other = relay_factory(extra={"mixer": {"enabled": False}, "redis": cluster.url(),
                                  "store": {"shards": 6}}).start(ready=False)
-    assert other.wait_for(lambda: "made with shards 12, store.shards says 6" in other.log_text(),
-                          20), other.log_text()[-2000:]
+    assert other.wait_for(lambda: "made with shards 12 ip-by-prefix, store.shards says 6"
+                          in other.log_text(), 20), other.log_text()[-2000:]
     st, body = other.readyz()
     assert st == 503 and "another store.shards" in body, body
     send_d4(other, obs[:100])
@@ -340,4 +448,4 @@ def test_a_relay_with_other_shards_refuses_to_write(cluster, relay_factory):
     assert m["pdns_relay_store_records_total"] == 0 and m["pdns_relay_store_buffered_records"] == 100
     c = cluster.client(cluster.master_of(cluster.client(cluster.alive()[0])
                                          .cluster("keyslot", "st:layout")))
-    assert c.get("st:layout") == b"shards 12"
+    assert c.get("st:layout") == b"shards 12 ip-by-prefix"

@@ -489,6 +489,98 @@ static void test_merge_pages_as_one_server(void **state) {
     }
 }
 
+/* Address index members of several shards, paged through as the relay
+ * does for a cluster's address lookups: every member once, in order. */
+static void test_merge_members_in_order(void **state) {
+    (void)state;
+    srand(11);
+    for (int round = 0; round < 300; round++) {
+        int shards = 1 + rand() % 6;
+        size_t n = (size_t)(rand() % 80), limit = 1 + (size_t)(rand() % 12);
+        char (*all)[12] = calloc(n ? n : 1, sizeof(*all));
+        int *sh = calloc(n ? n : 1, sizeof(*sh));
+        for (size_t i = 0; i < n; i++) /* distinct, sorted: i in hex */
+            snprintf(all[i], sizeof(all[i]), "4%08x", (unsigned)(i * 7)), sh[i] = rand() % shards;
+        char cursor[12] = "";
+        size_t next = 0, pages = 0;
+        do {
+            redisReply *pg[8];
+            for (int k = 0; k < shards; k++) { /* the shard's members after cursor */
+                pg[k] = calloc(1, sizeof(*pg[k]));
+                pg[k]->type = REDIS_REPLY_ARRAY;
+                pg[k]->element = calloc(1 + limit, sizeof(redisReply *));
+                pg[k]->elements = 1;
+                size_t got = 0, i = 0;
+                const char *last = "";
+                for (; i < n && got < limit; i++)
+                    if (sh[i] == k && strcmp(all[i], cursor) > 0)
+                        pg[k]->element[pg[k]->elements++] = str_reply(all[i]), got++,
+                            last = all[i];
+                int more = 0;
+                for (; i < n; i++)
+                    more |= sh[i] == k && strcmp(all[i], cursor) > 0;
+                pg[k]->element[0] = str_reply(more ? last : "");
+            }
+            redisReply *m = store_merge_members(pg, shards, limit);
+            assert_non_null(m);
+            assert_true(m->elements - 1 <= limit);
+            for (size_t j = 1; j < m->elements; j++)
+                assert_string_equal(m->element[j]->str, all[next++]);
+            snprintf(cursor, sizeof(cursor), "%s", m->element[0]->str);
+            if (cursor[0]) /* the cursor is the last member given */
+                assert_string_equal(cursor, all[next - 1]);
+            freeReplyObject(m);
+            for (int k = 0; k < shards; k++)
+                freeReplyObject(pg[k]);
+            assert_true(++pages < 1000);
+        } while (cursor[0]);
+        assert_int_equal(next, n);
+        free(all);
+        free(sh);
+    }
+}
+
+/* The shards a range of addresses overlaps include the shard of every
+ * address in it, and are few when the range is inside a few prefixes. */
+static void test_ip_range_shards(void **state) {
+    (void)state;
+    srand(13);
+    for (int round = 0; round < 2000; round++) {
+        int n = 1 + rand() % 16, v6 = rand() % 2, nb = v6 ? 16 : 4;
+        uint8_t addr[16], lo[16], hi[16];
+        for (int i = 0; i < nb; i++)
+            addr[i] = (uint8_t)rand();
+        int plen = rand() % (8 * nb + 1);
+        for (int i = 0; i < nb; i++) {
+            int keep = plen - 8 * i;
+            uint8_t mask = keep >= 8 ? 0xff : keep <= 0 ? 0 : (uint8_t)(0xff << (8 - keep));
+            lo[i] = addr[i] & mask;
+            hi[i] = (uint8_t)(addr[i] | (uint8_t)~mask);
+        }
+        char a[40], b[40], m[40];
+        a[0] = b[0] = v6 ? '6' : '4';
+        for (int i = 0; i < nb; i++) {
+            snprintf(a + 1 + 2 * i, 3, "%02x", lo[i]);
+            snprintf(b + 1 + 2 * i, 3, "%02x", hi[i]);
+        }
+        size_t al = strlen(a), bl = strlen(b);
+        b[bl++] = ' ', b[bl++] = (char)0xff, b[bl] = '\0';
+        uint8_t want[STORE_SHARDS_MAX];
+        int k = store_ip_range_shards(n, a, al, b, bl, want);
+        int within = plen >= (v6 ? 48 : 24);
+        if (within) /* one prefix: one shard */
+            assert_int_equal(k, 1);
+        for (int t = 0; t < 20; t++) { /* addresses of the range */
+            m[0] = a[0];
+            for (int i = 0; i < nb; i++) {
+                uint8_t x = (uint8_t)(lo[i] + (hi[i] > lo[i] ? rand() % (hi[i] - lo[i] + 1) : 0));
+                snprintf(m + 1 + 2 * i, 3, "%02x", x);
+            }
+            assert_true(want[store_ip_shard(n, m, strlen(m))]);
+        }
+    }
+}
+
 static void test_merge_info(void **state) {
     (void)state;
     redisReply *pg[2];
@@ -526,6 +618,8 @@ int main(void) {
         cmocka_unit_test(test_cluster_slots_and_urls),
         cmocka_unit_test(test_merge_pages_as_one_server),
         cmocka_unit_test(test_merge_info),
+        cmocka_unit_test(test_merge_members_in_order),
+        cmocka_unit_test(test_ip_range_shards),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

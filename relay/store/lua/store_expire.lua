@@ -5,9 +5,13 @@
 -- below is after it); KEYS[1] a key of the shard; then 9 per entry: key (n:<name> or e:<name>), name, field,
 --   time_last, forward bucket key ("" for an error line: no indexes),
 --   reversed name, suffix bucket, index key ("" for none), index member
---   prefix (its trailing space included: the name follows)
--- Returns the number of entries deleted.
+--   prefix (its trailing space included: the name follows); an index
+--   key "" with a member prefix: the member is in another shard (a
+--   cluster's address index), the relay removes it there
+-- Returns {entries deleted, then the places (0-based) of the deleted
+-- entries whose member the relay removes}.
 local n, gone, gone_names, gone_errors = #ARGV, 0, 0, 0
+local elsewhere = {}
 local P = ARGV[1]
 local i = 2
 while i + 8 <= n do
@@ -21,7 +25,11 @@ while i + 8 <= n do
   elseif v and string.match(v, '^%d+ (%d+)') == tl then
     redis.call('HDEL', key, f)
     gone = gone + 1
-    if ixk ~= '' then redis.call('ZREM', ixk, ixm .. name) end
+    if ixk ~= '' then
+      redis.call('ZREM', ixk, ixm .. name)
+    elseif ixm ~= '' then
+      elsewhere[#elsewhere + 1] = (i - 11) / 9
+    end
     if redis.call('EXISTS', key) == 0 then
       gone_names = gone_names + 1
       redis.call('ZREM', fk, name)
@@ -34,4 +42,6 @@ local info = P .. 'st:info'
 if gone > 0 then redis.call('HINCRBY', info, 'triples', -gone) end
 if gone_names > 0 then redis.call('HINCRBY', info, 'names', -gone_names) end
 if gone_errors > 0 then redis.call('HINCRBY', info, 'errors', -gone_errors) end
-return gone + gone_errors
+local out = {gone + gone_errors}
+for _, e in ipairs(elsewhere) do out[#out + 1] = e end
+return out

@@ -11,7 +11,12 @@
 -- on a cluster: every key is read before anything is written, so that a
 -- slot being migrated (a key already gone) fails the call before it wrote
 -- anything and the relay sends it again; KEYS[1] the marker again (what a
--- cluster routes the call by); then 13 arguments per entry (records of the batch with the same triple
+-- cluster routes the call by); ARGV[8] the number M of address index
+-- members that follow (a cluster: the address index is sharded by address
+-- prefix, so a triple's member goes to the part of its address's shard,
+-- added at each sighting, as that shard cannot tell a new triple; "0" on
+-- one server, where the triple's own entry adds it); ARGV[9 .. 8 + M] the
+-- members; then 13 arguments per entry (records of the batch with the same triple
 -- and sensor are merged into one entry by the relay, which also composes
 -- every key and member: building strings in this Lua costs more than
 -- passing them):
@@ -26,7 +31,8 @@
 --   f:<hash>   zset names, bucketed by a hash of the first label (www.*)
 --   r:<zone>   zset reversed names, bucketed by their last two labels
 --   ix:rb      zset the r: buckets (for *.com)
---   ix:ip      zset "<4|6><hex address> <rrtype> <rdata> <name>"
+--   ix:ip      zset "<4|6><hex address> <rrtype> <rdata> <name>" (a cluster:
+--              in the shard of the address's /24 or /48, not the name's)
 --   d:<hash>   zset "<rdata name> <rrtype> <name>", bucketed by a hash
 --   st:info    hash records, triples, names, errors, sensor_seq
 --   st:sensor  hash sensor -> records; st:sid sensor -> id; st:sname id -> sensor
@@ -42,10 +48,12 @@ local CMAX = 9007199254740991
 local umark = ARGV[4]
 local P = ARGV[6]
 local n = #ARGV
-local FIRST = 8
+local M = tonumber(ARGV[8])
+local FIRST = 9 + M
 if ARGV[7] == '1' then
   local ks = {P .. 'st:sid', P .. 'st:info', P .. 'st:sensor', P .. 'st:sname', P .. 'ix:rb'}
   if umark ~= '' then ks[#ks + 1] = umark end
+  if M > 0 then ks[#ks + 1] = P .. 'ix:ip' end
   for i = FIRST, n - 12, 13 do
     ks[#ks + 1] = ARGV[i]
     if ARGV[i + 7] ~= '' then ks[#ks + 1] = ARGV[i + 7]; ks[#ks + 1] = ARGV[i + 8] end
@@ -150,6 +158,7 @@ while i + 12 <= n do
   end
   i = i + 13
 end
+for j = 9, 8 + M do zadd(P .. 'ix:ip', ARGV[j]) end
 for k, t in pairs(zadds) do
   for j = 1, #t, 7000 do
     redis.call('ZADD', k, unpack(t, j, math.min(j + 6999, #t)))

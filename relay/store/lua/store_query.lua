@@ -13,8 +13,13 @@
 -- mode "lex": the members of zset key from a to b (lex range).
 -- mode "lexn": the buckets listed in zset key from a to b, each whole
 --   (zset kind-prefix .. bucket: "r:" for the suffix index).
+-- mode "get" (a cluster's address index, sharded apart from the names):
+--   the triples of the address index members ARGV[21], ... (kind "ip"),
+--   each with its place.
 -- kind says what a member is: "fwd" a name, "rev" a reversed name (each
---   with all its triples), "ip" and "rd" one triple each.
+--   with all its triples), "ip" and "rd" one triple each; "ipm" an
+--   address index member given as it is ({cursor, member, ...}: the
+--   triples are in the names' shards, asked next by mode "get").
 -- Returns {next cursor or "", name1, field1, "tf tl count"1, sensors1,
 -- bailiwick1, ...} (sensors "" unless asked for, bailiwick "" when
 -- unknown; then its place when asked: "[<bucket>\t]<member>"): at most limit
@@ -130,6 +135,12 @@ end
 -- resume after when the page filled inside it
 local bucket_pre = ''  -- lexn: "<bucket>\t" of the bucket walked
 local function visit(m, after)
+  if kind == 'ipm' then
+    budget = budget - 1
+    out[#out + 1] = m
+    got = got + 1
+    return nil
+  end
   place = bucket_pre .. m
   local nm, f = member(m)
   if not nm then return nil end
@@ -172,6 +183,10 @@ end
 local function run()
   if mode == 'name' then
     out[1] = one_name(A, cursor) or ''
+    return
+  end
+  if mode == 'get' then
+    for j = 21, #ARGV do visit(ARGV[j], '') end
     return
   end
   if mode == 'lex' then
