@@ -10,8 +10,9 @@ with it the WAIT after every batch part), on this machine, in one run:
    triple summed over the masters, and how evenly the masters fill
    (max/min of their used_memory growth).
 2. Queries on the all-new store, with wrk -c4 and random paths: an exact
-   name (one shard), an address and a /24 (every shard, pages merged), a
-   left-hand wildcard (every shard): q/s and p50/p99.
+   name (one shard), an address and a /24 (the prefix's shard for the
+   index members, then the names' shards), a left-hand wildcard (every
+   shard, pages merged): q/s and p50/p99.
 The relay, the servers and wrk share this machine's cores: the cluster
 column says what a cluster costs in CPU and latency, not what it gains;
 a cluster gains capacity (each master holds its share) and, on machines

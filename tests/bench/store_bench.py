@@ -68,7 +68,8 @@ return total
 
 def distinct_csv(path, n):
     """n distinct triples: n/2 names under n/50 zones, each with an A
-    record (its own address) and an AAAA or a TXT record."""
+    record (its own address, 256 to a /24) and an AAAA or a TXT record
+    (AAAA: 128 to a /48)."""
     names = n // 2
     t = 1795930000
     with open(path, "w") as f:
@@ -79,8 +80,8 @@ def distinct_csv(path, n):
             buf.append("%d.000000||10.0.0.1||10.0.0.2||IN||%s.||A||%s||300||1\n"
                        % (t + i % 86400, name, ip))
             if i & 1:
-                buf.append("%d.000000||10.0.0.1||10.0.0.2||IN||%s.||AAAA||2001:db8::%x:%x||300||1\n"
-                           % (t + i % 86400, name, i >> 16, i & 0xffff))
+                buf.append("%d.000000||10.0.0.1||10.0.0.2||IN||%s.||AAAA||2001:db8:%x::%x||300||1\n"
+                           % (t + i % 86400, name, i >> 8, i & 0xff))
             else:
                 buf.append('%d.000000||10.0.0.1||10.0.0.2||IN||%s.||TXT||"id=%d"||300||1\n'
                            % (t + i % 86400, name, i))
