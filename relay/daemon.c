@@ -432,6 +432,123 @@ static void adopt_totals(relay *r, partner *pt) {
     pdns_buf_free(&got);
 }
 
+/* mixer.journal "redis" (a relay on several processes): a partner relay's
+ * chain as taken (last sequence number and hash, "<seq> <hex>") is kept
+ * in Redis beside the journal too, so that a partner reaching another
+ * process (its first went away, or a balancer sent it there) has its
+ * resends dropped there as well. A process reads every partner's before
+ * it reads a new D4 connection, at its start and when it takes the lease,
+ * and keeps the newer of Redis's and its own. */
+static void partner_in_key(const relay *r, const relay_sensor *p, char *out, size_t n) {
+    char what[96];
+    snprintf(what, sizeof(what), "in:%s", p->name);
+    mix_key(r->cfg.relay_id, what, out, n);
+}
+
+static void on_partner_taken(void *ctx, const relay_sensor *p) {
+    static const char script[] =
+        "local v = redis.call('GET', KEYS[1]) "
+        "if v and tonumber(string.match(v, '^(%d+)')) >= tonumber(ARGV[1]) then return 0 end "
+        "redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2]) return 1";
+    relay *r = ctx;
+    char key[200], seq[24], hex[2 * BATCH_HASH + 1];
+    partner_in_key(r, p, key, sizeof(key));
+    snprintf(seq, sizeof(seq), "%llu", (unsigned long long)p->in_seq);
+    sodium_bin2hex(hex, sizeof(hex), p->in_chain, BATCH_HASH);
+    rlink_command(r->mix.jrl, key, NULL, NULL, "EVAL %s 1 %s %s %s", script, key, seq, hex);
+}
+
+/* The partners' chains in an MGET reply: each one ahead of ours is taken. */
+static void partners_adopt(relay *r, const redisReply *rep) {
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != r->cfg.n_partners_in)
+        return;
+    for (size_t i = 0; i < rep->elements; i++) {
+        relay_sensor *p = &r->cfg.partners_in[i];
+        const redisReply *v = rep->element[i];
+        unsigned long long seq;
+        char hex[80];
+        uint8_t chain[BATCH_HASH];
+        size_t got = 0;
+        if (v->type != REDIS_REPLY_STRING || sscanf(v->str, "%llu %79s", &seq, hex) != 2 ||
+            sodium_hex2bin(chain, sizeof(chain), hex, strlen(hex), NULL, &got, NULL) != 0 ||
+            got != BATCH_HASH || (p->in_have && seq <= p->in_seq))
+            continue;
+        log_info("inbound: partner %s: batch %llu was taken by another process of the relay: "
+                 "the chain goes on from there", p->name, seq);
+        p->in_have = 1;
+        p->in_seq = seq;
+        memcpy(p->in_chain, chain, BATCH_HASH);
+    }
+}
+
+/* The MGET of every partner's chain; returns argc (argv[0] "MGET"). */
+static int partners_mget(const relay *r, char (*keys)[200], const char **argv, size_t *argl) {
+    argv[0] = "MGET";
+    argl[0] = 4;
+    for (size_t i = 0; i < r->cfg.n_partners_in; i++) {
+        partner_in_key(r, &r->cfg.partners_in[i], keys[i], sizeof(keys[i]));
+        argv[1 + i] = keys[i];
+        argl[1 + i] = strlen(keys[i]);
+    }
+    return 1 + (int)r->cfg.n_partners_in;
+}
+
+/* At the start and at a takeover (blocking). */
+static void partners_read(relay *r) {
+    char (*keys)[200] = calloc(r->cfg.n_partners_in, sizeof(*keys)), err[300];
+    const char **argv = calloc(1 + r->cfg.n_partners_in, sizeof(*argv));
+    size_t *argl = calloc(1 + r->cfg.n_partners_in, sizeof(*argl));
+    if (keys && argv && argl) {
+        int argc = partners_mget(r, keys, argv, argl);
+        redisReply *rep = rsync_argv(r->mix.snap, keys[0], argc, argv, argl, err, sizeof(err));
+        if (!rep || rep->type != REDIS_REPLY_ARRAY)
+            log_warn("inbound: the partners' chains in Redis cannot be read (%s): each "
+                     "goes on from this process's state_dir",
+                     rep && rep->type == REDIS_REPLY_ERROR ? rep->str : err);
+        partners_adopt(r, rep);
+        freeReplyObject(rep);
+    }
+    free(keys);
+    free(argv);
+    free(argl);
+}
+
+typedef struct held_conn {
+    relay *r;
+    uint64_t id;
+} held_conn;
+
+static void on_partners_read(redisAsyncContext *ac, void *reply, void *priv) {
+    held_conn *h = priv;
+    (void)ac;
+    partners_adopt(h->r, reply);
+    d4_listener_release(&h->r->d4, h->id);
+    free(h);
+}
+
+/* A new D4 connection waits for the partners' chains (a partner's resends
+ * may have been taken by another process). */
+static void hold_d4(void *ctx, uint64_t id) {
+    relay *r = ctx;
+    held_conn *h = malloc(sizeof(*h));
+    char (*keys)[200] = calloc(r->cfg.n_partners_in, sizeof(*keys));
+    const char **argv = calloc(1 + r->cfg.n_partners_in, sizeof(*argv));
+    size_t *argl = calloc(1 + r->cfg.n_partners_in, sizeof(*argl));
+    int sent = 0;
+    if (h && keys && argv && argl) {
+        *h = (held_conn){r, id};
+        int argc = partners_mget(r, keys, argv, argl);
+        sent = rlink_argv(r->mix.jrl, keys[0], on_partners_read, h, argc, argv, argl) == 0;
+    }
+    if (!sent) { /* Redis away: this process's own state */
+        free(h);
+        d4_listener_release(&r->d4, id);
+    }
+    free(keys);
+    free(argv);
+    free(argl);
+}
+
 /* mixer.journal "redis": the pool may come from another machine, and so
  * may the chains. Each delivery partner's outbox remembers the last batch
  * appended ("<boot> <seq> <chain hash> <delay line place>", by the append
@@ -499,6 +616,8 @@ static void on_lease(void *ctx) {
     relay *r = ctx;
     if (mix_take_over(&r->mix) < 0)
         _exit(3);
+    if (r->cfg.n_partners_in) /* the d4-core queues may carry partners' batches */
+        partners_read(r);
     adopt_chains(r);
     if (mix_resume(&r->mix) < 0 || start_delivery_and_queues(r) < 0)
         _exit(3);
@@ -1059,6 +1178,11 @@ int cmd_run(int argc, char **argv) {
         r.in.source_for = source_for;
         r.in.source_ctx = &r.sh;
     }
+    if (r.mix.snap && r.cfg.n_partners_in) {
+        partners_read(&r);
+        r.in.partner_taken = on_partner_taken;
+        r.in.partner_ctx = &r;
+    }
     if (r.cfg.store.enabled) {
         if (store_init(&r.store, &r.cfg.store, r.loop, r.cfg.relay_id,
                        &r.stopping) < 0) {
@@ -1095,6 +1219,10 @@ int cmd_run(int argc, char **argv) {
     /* listeners last: nothing outside reaches the relay before it can
      * answer for itself */
     d4_listener_init(&r.d4, &r.cfg, &r.in, r.storing ? &r.store : NULL);
+    if (r.mix.snap && r.cfg.n_partners_in) {
+        r.d4.hold = hold_d4;
+        r.d4.hold_ctx = &r;
+    }
     r.query.st = r.storing ? &r.store : NULL;
     r.query.conf = &r.cfg.store;
     r.query.relay_id = r.cfg.relay_id;

@@ -30,6 +30,8 @@ typedef struct d4_conn {
     enum d4_close why;  /* set when the relay closes it */
     uint64_t acked_n;   /* a partner's batches taken or dropped, as acknowledged */
     int paused;         /* not reading: the store's buffer is full */
+    int held;           /* not reading yet: d4_listener.hold */
+    uint64_t id;
     char peer[64];
 } d4_conn;
 
@@ -148,6 +150,12 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         l->in->m.d4_sessions_total++;
         l->in->m.d4_sessions_active++;
         log_debug("d4: connection from %s", c->peer);
+        if (l->hold) {
+            c->id = ++l->next_id;
+            c->held = 1;
+            lws_rx_flow_control(wsi, 0);
+            l->hold(l->hold_ctx, c->id);
+        }
         break;
     case LWS_CALLBACK_RAW_RX: {
         enum d4_reject why;
@@ -238,7 +246,7 @@ void d4_listener_sweep(d4_listener *l) {
     uint64_t now = pdns_mono_ms(), limit = (uint64_t)l->cfg->header_timeout * 1000,
              idle = (uint64_t)l->cfg->idle_timeout * 1000;
     for (d4_conn *c = l->conns; c; c = c->next) {
-        if (c->dead || c->paused)
+        if (c->dead || c->paused || c->held)
             continue;
         if (c->armed_ms && now - c->armed_ms >= limit) {
             reject(l, c, D4R_TIMEOUT,
@@ -253,16 +261,30 @@ void d4_listener_sweep(d4_listener *l) {
     }
 }
 
-void d4_listener_resume(d4_listener *l) {
+/* Reads c again: the time it waited was the relay's, not the sensor's. */
+static void read_again(d4_conn *c) {
     uint64_t now = pdns_mono_ms();
+    c->rx_ms = now;
+    if (c->armed_ms)
+        c->armed_ms = now;
+    lws_rx_flow_control(c->wsi, 1);
+}
+
+void d4_listener_resume(d4_listener *l) {
     for (d4_conn *c = l->conns; c; c = c->next)
         if (c->paused && !c->dead) {
-            /* the time spent paused was the relay's, not the sensor's */
             c->paused = 0;
-            c->rx_ms = now;
-            if (c->armed_ms)
-                c->armed_ms = now;
-            lws_rx_flow_control(c->wsi, 1);
+            if (!c->held)
+                read_again(c);
+        }
+}
+
+void d4_listener_release(d4_listener *l, uint64_t id) {
+    for (d4_conn *c = l->conns; c; c = c->next)
+        if (c->id == id && c->held) {
+            c->held = 0;
+            if (!c->paused && !c->dead)
+                read_again(c);
         }
 }
 

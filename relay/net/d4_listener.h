@@ -19,6 +19,11 @@ typedef struct d4_listener {
     store *st;                   /* NULL: no store, no backpressure */
     d4_session_conf sconf;
     struct d4_conn *conns;       /* open connections (list) */
+    /* when set, a new connection is not read until d4_listener_release(l,
+     * id) (the partner relays' chains are read from Redis first) */
+    void (*hold)(void *ctx, uint64_t id);
+    void *hold_ctx;
+    uint64_t next_id;
 } d4_listener;
 
 /* Fills in l for cfg; the connections come and go with the vhost. */
@@ -29,6 +34,9 @@ void d4_listener_sweep(d4_listener *l);
 
 /* Resumes reading the connections paused for the store's backpressure. */
 void d4_listener_resume(d4_listener *l);
+
+/* The connection held with id may be read (no-op when it is gone). */
+void d4_listener_release(d4_listener *l, uint64_t id);
 
 /* The relay is stopping: the sessions still open end for that reason. */
 void d4_listener_stopping(d4_listener *l);

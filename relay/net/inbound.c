@@ -179,6 +179,8 @@ static int end_batch(inbound *ib, ingest *in, relay_sensor *p,
     memcpy(p->in_chain, chain, BATCH_HASH);
     p->in_batches++;
     save_state(p, state_dir);
+    if (in->partner_taken)
+        in->partner_taken(in->partner_ctx, p);
     ib->lines.len = 0;
     ib->n = 0;
     return 0;

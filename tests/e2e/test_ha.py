@@ -268,3 +268,63 @@ def test_totals_move_with_the_lease(relay_factory, redis_server, workdir, tmp_pa
     assert b.wait_for(lambda: len(rrnames(b)) == 40, 20), a2.log_text()[-2000:]
     last = {o["rrname"]: o["count"] for o in b.output_lines()}
     assert set(last.values()) == {4}, last
+
+
+def test_a_partner_reaching_another_process_has_its_resends_dropped(relay_factory, redis_server,
+                                                                    workdir, tmp_path):
+    """A partner relay's chain as taken (its last sequence number and hash)
+    is kept in Redis beside the journal: when the partner reaches another
+    process of the relay (its first went away, or a balancer sent it
+    there), that process drops what the first took (a batch sent again
+    after its acknowledgement was lost) and takes the next, whose chain
+    goes on from the first's."""
+    from test_partners import A_HMAC, A_UUID, batches_of, send_batches
+    a = relay_factory(extra={"relay_id": "relay-a", "mixer": FAST_MIXER,
+                             "policies": {"dir": "partners", "outbox_dir": "outbox"}})
+    os.makedirs(os.path.join(a.dir, "partners"))
+    write_policy(os.path.join(a.dir, "partners", "b.json"), partner="relay-b",
+                 sensor_id="relay")
+    a.start()
+    box = os.path.join(a.dir, "outbox", "relay-b.ndjson")
+    for k, tag in enumerate(("p1", "p2", "p3")):  # a batch each
+        for name in ("sensor-a", "sensor-b"):
+            send(a, name, batch(tag, 10))
+        assert a.wait_for(lambda: os.path.exists(box) and len(batches_of(box)) == k + 1, 20)
+    texts = batches_of(box)
+    (tmp_path / "a.hmac").write_bytes(A_HMAC)
+    os.chmod(tmp_path / "a.hmac", 0o600)
+    url = "redis://127.0.0.1:%d/0" % redis_server.port
+
+    def relay_b():
+        return relay_factory(sensors=("sensor-c",), extra={
+            "relay_id": "relay-b", "redis": url, "store": {"enabled": True},
+            "mixer": dict(FAST_MIXER, min_sensors=1, journal="redis"),
+            "ha": {"enabled": True, "lease": LEASE},
+            "partners_in": [{"name": "relay-a", "uuid": A_UUID,
+                             "key_file": str(tmp_path / "a.hmac"),
+                             "pubkey": os.path.join(workdir, "relay.pub")}]}).start()
+
+    def batches(relay, result):
+        return relay.metrics()['pdns_relay_partner_in_batches_total{partner="relay-a",'
+                               'result="%s"}' % result]
+    b1 = relay_b()
+    assert b1.wait_for(lambda: holds(b1))
+    b2 = relay_b()
+    assert b2.wait_for(lambda: "follows" in b2.log_text())
+    s = send_batches(b1.d4_port, texts[:2])
+    assert b1.wait_for(lambda: batches(b1, "taken") == 2, 20), b1.log_text()[-1500:]
+    s.close()
+    # batch 2's acknowledgement was lost: the partner sends it again, to b2
+    s = send_batches(b2.d4_port, texts[1:])
+    assert b2.wait_for(lambda: batches(b2, "taken") + batches(b2, "duplicate") == 2, 20), \
+        b2.log_text()[-1500:]
+    s.close()
+    assert batches(b2, "duplicate") == 1 and batches(b2, "taken") == 1
+    assert batches(b2, "refused") == 0 and "never arrived" not in b2.log_text()
+    assert "partner relay-a: batch 2 was taken by another process" in b2.log_text()
+    # the store has each of the partner's records once (a count of 2: both
+    # of A's sensors saw each name)
+    for tag in ("p1", "p2", "p3"):
+        assert b2.wait_for(lambda: stored_counts(b2, tag) ==
+                           {"h%d.%s.test" % (i, tag): 2 for i in range(10)}, 20), \
+            (tag, stored_counts(b2, tag))
