@@ -481,36 +481,56 @@ static void partners_adopt(relay *r, const redisReply *rep) {
     }
 }
 
-/* The MGET of every partner's chain; returns argc (argv[0] "MGET"). */
-static int partners_mget(const relay *r, char (*keys)[200], const char **argv, size_t *argl) {
-    argv[0] = "MGET";
-    argl[0] = 4;
-    for (size_t i = 0; i < r->cfg.n_partners_in; i++) {
-        partner_in_key(r, &r->cfg.partners_in[i], keys[i], sizeof(keys[i]));
-        argv[1 + i] = keys[i];
-        argl[1 + i] = strlen(keys[i]);
+/* The MGET of every partner's chain. */
+typedef struct partners_mget {
+    char (*keys)[200];
+    const char **argv;
+    size_t *argl;
+    int argc;
+} partners_mget;
+
+static void mget_free(partners_mget *m) {
+    free(m->keys);
+    free(m->argv);
+    free(m->argl);
+}
+
+/* Returns 0, or -1 when out of memory. */
+static int mget_make(const relay *r, partners_mget *m) {
+    size_t n = r->cfg.n_partners_in;
+    m->keys = calloc(n, sizeof(*m->keys));
+    m->argv = calloc(1 + n, sizeof(*m->argv));
+    m->argl = calloc(1 + n, sizeof(*m->argl));
+    if (!m->keys || !m->argv || !m->argl) {
+        mget_free(m);
+        return -1;
     }
-    return 1 + (int)r->cfg.n_partners_in;
+    m->argv[0] = "MGET";
+    m->argl[0] = 4;
+    for (size_t i = 0; i < n; i++) {
+        partner_in_key(r, &r->cfg.partners_in[i], m->keys[i], sizeof(m->keys[i]));
+        m->argv[1 + i] = m->keys[i];
+        m->argl[1 + i] = strlen(m->keys[i]);
+    }
+    m->argc = 1 + (int)n;
+    return 0;
 }
 
 /* At the start and at a takeover (blocking). */
 static void partners_read(relay *r) {
-    char (*keys)[200] = calloc(r->cfg.n_partners_in, sizeof(*keys)), err[300];
-    const char **argv = calloc(1 + r->cfg.n_partners_in, sizeof(*argv));
-    size_t *argl = calloc(1 + r->cfg.n_partners_in, sizeof(*argl));
-    if (keys && argv && argl) {
-        int argc = partners_mget(r, keys, argv, argl);
-        redisReply *rep = rsync_argv(r->mix.snap, keys[0], argc, argv, argl, err, sizeof(err));
-        if (!rep || rep->type != REDIS_REPLY_ARRAY)
-            log_warn("inbound: the partners' chains in Redis cannot be read (%s): each "
-                     "goes on from this process's state_dir",
-                     rep && rep->type == REDIS_REPLY_ERROR ? rep->str : err);
-        partners_adopt(r, rep);
-        freeReplyObject(rep);
-    }
-    free(keys);
-    free(argv);
-    free(argl);
+    partners_mget m;
+    char err[300];
+    if (mget_make(r, &m) < 0)
+        return;
+    redisReply *rep = rsync_argv(r->mix.snap, m.keys[0], m.argc, m.argv, m.argl, err,
+                                 sizeof(err));
+    if (!rep || rep->type != REDIS_REPLY_ARRAY)
+        log_warn("inbound: the partners' chains in Redis cannot be read (%s): each "
+                 "goes on from this process's state_dir",
+                 rep && rep->type == REDIS_REPLY_ERROR ? rep->str : err);
+    partners_adopt(r, rep);
+    freeReplyObject(rep);
+    mget_free(&m);
 }
 
 typedef struct held_conn {
@@ -531,22 +551,18 @@ static void on_partners_read(redisAsyncContext *ac, void *reply, void *priv) {
 static void hold_d4(void *ctx, uint64_t id) {
     relay *r = ctx;
     held_conn *h = malloc(sizeof(*h));
-    char (*keys)[200] = calloc(r->cfg.n_partners_in, sizeof(*keys));
-    const char **argv = calloc(1 + r->cfg.n_partners_in, sizeof(*argv));
-    size_t *argl = calloc(1 + r->cfg.n_partners_in, sizeof(*argl));
+    partners_mget m;
     int sent = 0;
-    if (h && keys && argv && argl) {
+    if (h && mget_make(r, &m) == 0) {
         *h = (held_conn){r, id};
-        int argc = partners_mget(r, keys, argv, argl);
-        sent = rlink_argv(r->mix.jrl, keys[0], on_partners_read, h, argc, argv, argl) == 0;
+        sent = rlink_argv(r->mix.jrl, m.keys[0], on_partners_read, h, m.argc, m.argv,
+                          m.argl) == 0;
+        mget_free(&m);
     }
     if (!sent) { /* Redis away: this process's own state */
         free(h);
         d4_listener_release(&r->d4, id);
     }
-    free(keys);
-    free(argv);
-    free(argl);
 }
 
 /* mixer.journal "redis": the pool may come from another machine, and so

@@ -2,7 +2,10 @@
 beside the same store on one redis-server:
 - every query form gives the same records, in the same order, page by page
   (names, addresses, CIDR, rdata, wildcards on both sides, filters,
-  dribble cursors, DNSDB v2, /info);
+  dribble cursors, DNSDB v2, /info); the address index is sharded by
+  address prefix, and an address lookup asks only the shards of its
+  prefixes and of the names it finds; a store made with the index beside
+  the names answers the same;
 - the master holding part of the store is killed (-9) during ingest: its
   replica takes over and every record is stored exactly once (the counts
   say so: a batch part applied twice would double them);
@@ -65,14 +68,21 @@ QUERIES = ["/query/big.cdn.test", "/query/corp.test", "/query/MIXED.case.corp.te
            "/query/*.nothing"]
 
 
-def test_the_cluster_store_answers_as_one_server(cluster, redis_server, relay_factory):
-    obs = make_records(seed=11)
+def one_and_many(relay_factory, redis_server, cluster, seed):
+    """A relay on one redis-server and one on the cluster, each with the
+    same generated records stored: (one, many, the records)."""
+    obs = make_records(seed=seed)
     one = store_relay(relay_factory, redis_server)
     many = cluster_relay(relay_factory, cluster)
     for r in (one, many):
         send_d4(r, obs)
     for r in (one, many):
         wait_stored(r, len(obs), 30)
+    return one, many, obs
+
+
+def test_the_cluster_store_answers_as_one_server(cluster, redis_server, relay_factory):
+    one, many, obs = one_and_many(relay_factory, redis_server, cluster, 11)
     a, b = Api(one.http_port), Api(many.http_port)
     agg = aggregate(obs)
     m = many.metrics()
@@ -92,6 +102,7 @@ def test_the_cluster_store_answers_as_one_server(cluster, redis_server, relay_fa
             pa, pb = all_pages(a, path, limit), all_pages(b, path, limit)
             assert flat(pb) == flat(pa), (path, limit)
             assert pb[0] == pa[0], (path, limit)  # the first page, exactly
+    check_address_shards(cluster, many, obs)
     # against the generated records too, not only the other relay
     got, _ = b.page("/query/*.test?limit=100000")
     assert as_set(got) == expect(agg, lambda k, v: k[0].endswith(".test"))
@@ -201,16 +212,12 @@ ADDRESS_QUERIES = ["/query/10.1.9.9", "/query/10.1.1.0/24", "/query/192.0.2.0/24
                    "/query/2001:db8::/32"]
 
 
-def test_an_address_lookup_asks_the_shards_of_its_prefix(cluster, relay_factory):
+def check_address_shards(cluster, many, obs):
     """The address index is sharded by address prefix (/24 of IPv4, /48 of
     IPv6), not by name: each member is in its prefix's shard, and a lookup
-    of an address, or of a range inside one prefix, asks that one shard for
-    the members and then only the shards of the names it found (the other
-    forms of the same test, against one server, are above)."""
-    obs = make_records(seed=5)
-    many = cluster_relay(relay_factory, cluster)
-    send_d4(many, obs)
-    wait_stored(many, len(obs))
+    of an address, or of a range inside a few prefixes, asks those shards
+    for the members and then only the shards of the names it found (Redis's
+    own count of script calls says so)."""
     members = index_members(cluster)
     assert all(ip_shard(m) == k for k, ms in members.items() for m in ms)
     assert sum(len(ms) for ms in members.values()) == \
@@ -236,13 +243,7 @@ def test_a_store_with_its_address_index_beside_the_names(cluster, redis_server,
     node = cluster.client(cluster.alive()[0])
     cluster.client(cluster.master_of(node.cluster("keyslot", "st:layout"))).set(
         "st:layout", "shards 12")
-    obs = make_records(seed=9)
-    one = store_relay(relay_factory, redis_server)
-    many = cluster_relay(relay_factory, cluster)
-    for r in (one, many):
-        send_d4(r, obs)
-    for r in (one, many):
-        wait_stored(r, len(obs), 30)
+    one, many, _ = one_and_many(relay_factory, redis_server, cluster, 9)
     assert "address lookup asks every shard" in many.log_text()
     members = index_members(cluster)
     assert all(fnv_shard(m.split(b" ", 3)[3]) == k for k, ms in members.items() for m in ms)
