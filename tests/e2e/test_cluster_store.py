@@ -233,6 +233,12 @@ def check_address_shards(cluster, many, obs):
         assert script_calls(cluster) == len(prefix_shards(path)) + len(names), path
         if path == "/query/10.1.9.9":
             assert len(names) == 1  # two calls, where every shard was asked
+    # the masters forgot the query script (a restart, SCRIPT FLUSH): each
+    # round's calls are sent again with the script itself
+    for p in cluster.alive():
+        cluster.client(p).script_flush()
+    for path in ADDRESS_QUERIES:
+        assert flat(all_pages(api, path, 7)) == api.page(path + "?limit=100000")[0], path
 
 
 def test_a_store_with_its_address_index_beside_the_names(cluster, redis_server,
