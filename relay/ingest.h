@@ -58,12 +58,12 @@ typedef struct ingest {
     /* partner records: the mixer number of (partner, relay path), and this
      * relay's id (a record that already passed it is a loop) */
     int (*source_for)(void *ctx, const char *partner, const char *path);
+    void *source_ctx;
+    const char *relay_id;
     /* a partner relay's batch was taken (its in_seq and in_chain moved):
      * with several processes, they keep it in Redis too */
     void (*partner_taken)(void *ctx, const relay_sensor *p);
     void *partner_ctx;
-    void *source_ctx;
-    const char *relay_id;
     int out_fd;              /* COF output file, or -1 */
     pdns_buf out;            /* waiting to be written: OUTPUT_MAX at most */
     int out_failing;         /* the last write failed (full disk, ...) */

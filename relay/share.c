@@ -271,10 +271,6 @@ static void snapshot_entry(void *ctx, const totals_entry *e) {
     pdns_buf_append(ctx, e, sizeof(*e));
 }
 
-/* Writes the batch's totals to the journal, before the batch goes to the
- * outbox (after a crash, totals count at most the batch in flight twice);
- * rewrites the journal as one snapshot when it has grown to twice the
- * table and more. */
 /* Rewrites the journal as one snapshot of the table (and says so to
  * totals_written, which keeps its copy). */
 static void totals_rewrite(share *s, partner *pt) {

@@ -1285,6 +1285,7 @@ typedef struct gather {
     int shard_of[STORE_SHARDS_MAX]; /* the shard that gives page k */
     store_query_args sub;       /* the round's query: mode, kind, limit */
     redisReply *members;        /* phase 1's, merged: {cursor, member, ...} */
+    uint8_t *mshard;            /* the shard of each member's name */
     redisReply *acc;            /* the page so far: {cursor, 5 per triple} */
     size_t visited;             /* members looked at for this page */
 } gather;
@@ -1301,6 +1302,7 @@ static void gather_free(gather *g) {
     freeReplyObject(g->err);
     freeReplyObject(g->members);
     freeReplyObject(g->acc);
+    free(g->mshard);
     free(g->cursor);
     free(g);
 }
@@ -1476,12 +1478,9 @@ static void gather_ask(gather *g, int k, int shard, int sha) {
     }
     query_argv(g->s, g->phase ? &g->sub : g->q, shard, g->cursor, g->cursor_len, NULL,
                g->one < 0 && g->phase != 1, sha, bufs, key, sizeof(key), argv, argl);
-    for (size_t i = 1; g->phase == 2 && i < ms->elements; i++) {
-        size_t nl;
-        const char *nm = member_name(ms->element[i], &nl);
-        if (store_shard_of(g->s, nm, nl) == shard)
+    for (size_t i = 1; g->phase == 2 && i < ms->elements; i++)
+        if (g->mshard[i - 1] == shard)
             argv[argc] = ms->element[i]->str, argl[argc++] = ms->element[i]->len;
-    }
     gather_send(g, k, shard, sha, (int)argc, argv, argl);
     if (argv != fixed) {
         free(argv);
@@ -1573,11 +1572,16 @@ static void ip_step(gather *g) {
         }
         size_t nm = g->members->elements - 1;
         g->visited += nm;
+        free(g->mshard);
+        if (!(g->mshard = malloc(nm ? nm : 1))) {
+            gather_fail(g, "ERR out of memory");
+            return;
+        }
         uint8_t names[STORE_SHARDS_MAX] = {0};
-        for (size_t i = 1; i <= nm; i++) {
+        for (size_t i = 0; i < nm; i++) {
             size_t nl;
-            const char *nmp = member_name(g->members->element[i], &nl);
-            names[store_shard_of(g->s, nmp, nl)] = 1;
+            const char *nmp = member_name(g->members->element[i + 1], &nl);
+            names[g->mshard[i] = (uint8_t)store_shard_of(g->s, nmp, nl)] = 1;
         }
         gather_reset(g);
         g->phase = 2;
