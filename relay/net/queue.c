@@ -3,18 +3,19 @@
  *
  * Reliable-queue pattern: a Lua script moves up to `batch` lines (one RPOP
  * with a count, one LPUSH per 7,000: the order RPOPLPUSH line by line would
- * give) into this relay's processing list and gives the batch a random
- * id (pushed, with its line count, on a list beside it); the lines are
- * ingested, stored as one unit that carries the id
- * (store_begin_unit/store_end_unit), and only once the store has them is
- * the batch trimmed off the processing list (with its id, in one script).
- * The next batch is moved while the store writes the one before (at most
- * MAX_AHEAD in flight), so that neither Redis waits for the other. After
- * a crash, whatever is left in the processing list is ingested first, unit
- * by unit with their ids: the store keeps the last ids it applied and
- * recognises a unit it already has, so a kill -9 between storing and
- * trimming stores nothing twice. A trim follows the store's
- * acknowledgement at once (queue_stored), not a timer.
+ * give) into this relay's processing list and pushes the batch's random
+ * id, with its line count, on a list beside it; the lines are ingested,
+ * stored as one unit that carries the id (store_begin_unit/store_end_unit),
+ * and only once the store has them is the batch trimmed off the processing
+ * list (with its id, in one script). The next batch is asked for before
+ * the one just read is ingested, and moved while the relay parses this one
+ * and the store writes the ones before (at most MAX_AHEAD in flight), so
+ * that neither Redis nor the relay waits for another. After a crash,
+ * whatever is left in the processing list is ingested first, unit by unit
+ * with their ids: the store keeps the last ids it applied and recognises a
+ * unit it already has, so a kill -9 between storing and trimming stores
+ * nothing twice. A trim follows the store's acknowledgement at once
+ * (queue_stored), not a timer.
  *
  * The processing list is "{analyzer:8:<uuid>}:pdns-relay:<relay_id>:
  * processing": its hash tag is the source key's name, so the keys share
@@ -32,29 +33,26 @@
 #include "rconn.h"
 
 #define POLL_IDLE_MS 200
-#define MAX_AHEAD 2      /* batches moved and not yet stored (the store keeps
-                          * this many ids per queue: store_ingest.lua) */
+#define MAX_AHEAD 3      /* batches moved and not yet stored, the one being
+                          * ingested included (the store keeps this many ids
+                          * per queue: store_ingest.lua) */
 #define MAX_PENDING 16   /* with the units a recovery finds */
 /* lines a signed batch can have: it fits one D4 frame (1,000,000 bytes at
  * most) and a record line is longer than 50 bytes */
 #define COF_WINDOW 20000
 
-/* Moves up to ARGV[1] lines and names the batch ARGV[2]; returns the id,
- * then the lines oldest first. */
+/* Moves up to ARGV[1] of the oldest lines and names the batch ARGV[2];
+ * returns the lines oldest first (the relay knows the id: no copy of the
+ * lines into another table). */
 static const char move_script[] =
-    "local out = {ARGV[2]}\n"
     "local v = redis.call('RPOP', KEYS[1], tonumber(ARGV[1]))\n"
-    "if v then\n"
-    "  for j = 1, #v, 7000 do\n"
-    "    redis.call('LPUSH', KEYS[2], unpack(v, j, math.min(j + 6999, #v)))\n"
-    "  end\n"
-    "  for j = 1, #v do out[j + 1] = v[j] end\n"
+    "if not v then return {} end\n"
+    "for j = 1, #v, 7000 do\n"
+    "  redis.call('LPUSH', KEYS[2], unpack(v, j, math.min(j + 6999, #v)))\n"
     "end\n"
-    "if #out > 1 then\n"
-    "  redis.call('LPUSH', KEYS[3], ARGV[2] .. ' ' .. (#out - 1))\n"
-    "  redis.call('LTRIM', KEYS[3], 0, 31)\n"
-    "end\n"
-    "return out\n";
+    "redis.call('LPUSH', KEYS[3], ARGV[2] .. ' ' .. #v)\n"
+    "redis.call('LTRIM', KEYS[3], 0, 31)\n"
+    "return v\n";
 
 /* The same for a "pdns-cof" queue (a partner relay's signed batches,
  * every line of every type-254 frame pushed by d4-core's default handler):
@@ -70,8 +68,8 @@ static const char move_cof_script[] =
     "  if string.sub(l[i], 1, 20) == '{\"pdns_relay_batch\":' then k = #l - i + 1 end\n"
     "end\n"
     "if k == 0 and #l >= w then k = w end\n"
-    "local out = {ARGV[2]}\n"
-    "for i = 1, k do out[#out + 1] = redis.call('RPOPLPUSH', KEYS[1], KEYS[2]) end\n"
+    "local out = {}\n"
+    "for i = 1, k do out[i] = redis.call('RPOPLPUSH', KEYS[1], KEYS[2]) end\n"
     "if k > 0 then\n"
     "  redis.call('LPUSH', KEYS[3], ARGV[2] .. ' ' .. k)\n"
     "  redis.call('LTRIM', KEYS[3], 0, 31)\n"
@@ -128,7 +126,9 @@ struct queue_consumer {
     uv_timer_t timer;        /* the next poll */
     queue_state *q;
     size_t n, cur;     /* queue being polled (round robin) */
+    char move_id[17];  /* the id of the batch being moved */
     int busy;          /* a move (or recovery) is in flight */
+    int inhand;        /* a batch read is being ingested */
     int empty_round;   /* queues found empty since the last full batch */
     /* batches ingested, oldest first: each is trimmed once the store has
      * it (store_done(mark)) */
@@ -144,8 +144,27 @@ static void schedule(queue_consumer *qc, uint64_t ms);
 static void poll_next(queue_consumer *qc);
 static void trim_stored(queue_consumer *qc);
 
-/* Ingests n lines (el, in the order given) of queue q as one store unit
- * named id ("" for none), and remembers the batch for its trim. */
+/* Ingests one line of queue q. */
+static void take_line(queue_consumer *qc, queue_state *q, const ingest_source *src,
+                      char *p, size_t len) {
+    while (len && (p[len - 1] == '\n' || p[len - 1] == '\r'))
+        len--;
+    if (q->conf->cof) {
+        char err[256];
+        if (len && inbound_line(&q->ib, qc->in, q->conf->from, qc->cfg->state_dir, p, len,
+                                err, sizeof(err)) < 0 &&
+            ingest_log_allowed(qc->in))
+            log_warn("queue: %s: %s; the batch is refused", q->src, err);
+    } else if (len > qc->cfg->max_line) {
+        ingest_line_too_long(qc->in, src, q->where);
+    } else if (len) {
+        ingest_csv_line(qc->in, src, q->where, p, len);
+    }
+}
+
+/* Ingests n lines (el, in the order given; reverse: the oldest is the
+ * last) of queue q as one store unit named id ("" for none), and
+ * remembers the batch for its trim. */
 static void take_unit(queue_consumer *qc, size_t qi, const char *id, redisReply **el,
                       size_t n, int reverse) {
     queue_state *q = &qc->q[qi];
@@ -154,22 +173,8 @@ static void take_unit(queue_consumer *qc, size_t qi, const char *id, redisReply 
     int unit = qc->st && n && id[0] && store_begin_unit(qc->st) == 0;
     for (size_t i = 0; i < n; i++) {
         redisReply *e = el[reverse ? n - 1 - i : i];
-        if (e->type != REDIS_REPLY_STRING)
-            continue;
-        size_t len = e->len;
-        while (len && (e->str[len - 1] == '\n' || e->str[len - 1] == '\r'))
-            len--;
-        if (q->conf->cof) {
-            char err[256];
-            if (len && inbound_line(&q->ib, qc->in, q->conf->from, qc->cfg->state_dir,
-                                    e->str, len, err, sizeof(err)) < 0 &&
-                ingest_log_allowed(qc->in))
-                log_warn("queue: %s: %s; the batch is refused", q->src, err);
-        } else if (len > qc->cfg->max_line) {
-            ingest_line_too_long(qc->in, &src, q->where);
-        } else if (len) {
-            ingest_csv_line(qc->in, &src, q->where, e->str, len);
-        }
+        if (e->type == REDIS_REPLY_STRING)
+            take_line(qc, q, &src, e->str, e->len);
     }
     /* the output file is a copy on the side: a full disk under it is
      * logged and counted there, and holds up neither the store nor the queue */
@@ -222,44 +227,46 @@ static size_t take_recovered(queue_consumer *qc, size_t qi, redisReply *rep) {
 }
 
 /* A move's (or a recovery's) reply: the lines are ingested and stored;
- * the next batch is moved meanwhile. */
+ * the next batch is asked for first, and moved meanwhile. */
 static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
     queue_consumer *qc = priv;
-    queue_state *q = &qc->q[qc->cur];
+    size_t qi = qc->cur;
+    queue_state *q = &qc->q[qi];
     redisReply *rep = reply;
     int recovering = !q->recovered;
     (void)ac;
     qc->busy = 0;
     if (!rep) /* disconnected: the lines stay in the processing list */
         return;
-    if (rep->type != REDIS_REPLY_ARRAY) {
+    if (rep->type != REDIS_REPLY_ARRAY ||
+        (recovering && (rep->elements < 1 || rep->element[0]->type != REDIS_REPLY_STRING))) {
         log_error("queue: %s: unexpected reply: %s", q->src,
-                  rep->type == REDIS_REPLY_ERROR ? rep->str : "not an array");
+                  rep->type == REDIS_REPLY_ERROR ? rep->str : "not a batch");
         schedule(qc, 1000);
         return;
     }
-    if (rep->elements < 1 || rep->element[0]->type != REDIS_REPLY_STRING) {
-        schedule(qc, 1000);
-        return;
-    }
-    size_t n = rep->elements - 1;
     if (recovering) {
         q->recovered = 1;
-        n = take_recovered(qc, qc->cur, rep);
+        size_t n = take_recovered(qc, qi, rep);
         qc->in->m.queue_recovered += n;
         if (n)
             log_info("queue: %s: recovered %zu lines left by an earlier run",
                      q->src, n);
     } else {
-        char id[24];
-        snprintf(id, sizeof(id), "%.*s", (int)rep->element[0]->len, rep->element[0]->str);
-        if (n)
-            take_unit(qc, qc->cur, id, rep->element + 1, n, 0);
+        char id[sizeof(qc->move_id)];
+        size_t n = rep->elements;
+        memcpy(id, qc->move_id, sizeof(id));
         /* a short batch means the queue is drained */
         if (n == (size_t)qc->cfg->queue_batch)
             qc->empty_round = 0;
         else
             qc->empty_round++;
+        /* the next batch is moved while this one is parsed */
+        qc->inhand = 1;
+        poll_next(qc);
+        if (n)
+            take_unit(qc, qi, id, rep->element, n, 0);
+        qc->inhand = 0;
     }
     trim_stored(qc);
     poll_next(qc);
@@ -282,7 +289,7 @@ static void trim_stored(queue_consumer *qc) {
 }
 
 static void poll_next(queue_consumer *qc) {
-    if (qc->busy || !qc->rc.ready || qc->npend >= MAX_AHEAD)
+    if (qc->busy || !qc->rc.ready || qc->npend + (size_t)qc->inhand >= MAX_AHEAD)
         return;
     if (*qc->stopping) {
         return;
@@ -304,15 +311,14 @@ static void poll_next(queue_consumer *qc) {
                           q->proc, q->proc_id);
     } else {
         uint8_t r[8];
-        char id[17];
         randombytes_buf(r, sizeof(r));
-        sodium_bin2hex(id, sizeof(id), r, sizeof(r));
+        sodium_bin2hex(qc->move_id, sizeof(qc->move_id), r, sizeof(r));
         int window = qc->cfg->queue_batch;
         if (q->conf->cof && window < COF_WINDOW)
             window = COF_WINDOW;
         redisAsyncCommand(qc->rc.ac, on_batch, qc, "EVAL %s 3 %s %s %s %d %s",
                           q->conf->cof ? move_cof_script : move_script, q->src,
-                          q->proc, q->proc_id, window, id);
+                          q->proc, q->proc_id, window, qc->move_id);
     }
 }
 

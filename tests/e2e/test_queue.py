@@ -26,6 +26,16 @@ def push(r, items):
         r.lpush(SRC, *items[i:i + 5000])
 
 
+def asleep(redis):
+    """True while redis is inside a DEBUG SLEEP (it does not answer)."""
+    import redis as redispy
+    try:
+        redispy.Redis(port=redis.port, socket_timeout=0.2).ping()
+        return False
+    except redispy.exceptions.TimeoutError:
+        return True
+
+
 def test_drains_queue(redis_server, relay_factory):
     r = redis_server.client()
     items = lines(3000) + [b"not a passivedns line"]
@@ -60,9 +70,10 @@ def test_kill9_loses_nothing(redis_server, relay_factory):
     missing = [i for i in range(n) if names["host%d.q.test" % i] == 0]
     assert missing == []
     # the output file is a copy on the side, written at ingest: the batches
-    # in flight at the kill (the consumer moves one while the store writes
-    # the one before: two at most) may come twice there, no more
-    assert sum(names.values()) - n <= 2 * 1000
+    # in flight at the kill (the consumer moves one while it parses another
+    # and the store writes the one before: three at most) may come twice
+    # there, no more
+    assert sum(names.values()) - n <= 3 * 1000
     # the store recognises them: every record exactly once
     assert relay.wait_for(lambda: int(r.hget("st:info", "records") or 0) >= n, 20)
     assert int(r.hget("st:info", "records")) == n
@@ -103,15 +114,7 @@ def test_kill9_between_store_and_trim_stores_nothing_twice(redis_server, relay_f
         relay = relay_factory(redis=store, extra=cfg).start()
         held = threading.Thread(target=lambda: store.client().execute_command("DEBUG", "SLEEP", 8))
         held.start()
-
-        def asleep():
-            import redis
-            try:
-                redis.Redis(port=store.port, socket_timeout=0.2).ping()
-                return False
-            except redis.exceptions.TimeoutError:
-                return True
-        assert relay.wait_for(asleep, 10)  # the store's Redis is inside DEBUG SLEEP
+        assert relay.wait_for(lambda: asleep(store), 10)  # inside DEBUG SLEEP
         push(q, lines(500))
         assert relay.wait_for(lambda: q.llen(PROC) == 500, 10)
         # the batch's EVAL is on its way to the sleeping Redis
@@ -130,6 +133,38 @@ def test_kill9_between_store_and_trim_stores_nothing_twice(redis_server, relay_f
             lambda: relay.metrics()["pdns_relay_store_duplicate_batches_total"] == 1, 10)
         assert int(st.hget("st:info", "records")) == 500  # not 1000
         assert "recovered 500 lines" in relay.log_text()
+    finally:
+        store.stop()
+
+
+def test_no_more_batches_in_flight_than_the_store_remembers(redis_server, relay_factory,
+                                                           workdir):
+    """While the store's Redis is held busy, the consumer moves batches
+    ahead (one parsed while the next is moved and the one before is
+    stored) but never more than the three whose ids the store keeps: after
+    a crash each of them is recognised, so none is stored twice."""
+    import threading
+    from conftest import Redis
+    store = Redis(workdir, extra=["--enable-debug-command", "local"])
+    store.start()
+    try:
+        q, st = redis_server.client(), store.client()
+        cfg = queue_cfg(redis_server, batch=100)
+        cfg["mixer"] = {"enabled": False}
+        relay = relay_factory(redis=store, extra=cfg).start()
+        held = threading.Thread(target=lambda: store.client().execute_command("DEBUG", "SLEEP", 5))
+        held.start()
+        assert relay.wait_for(lambda: asleep(store), 10)
+        push(q, lines(1000))
+        seen = []
+        while held.is_alive():
+            seen.append((q.llen(PROC), q.llen(PROC + ":id")))
+            time.sleep(0.01)
+        # three batches of 100 wait, no more
+        assert max(a for a, _ in seen) == 300 and max(b for _, b in seen) == 3
+        assert relay.wait_for(lambda: q.llen(SRC) == 0 and q.llen(PROC) == 0, 20)
+        assert relay.wait_for(lambda: int(st.hget("st:info", "records") or 0) == 1000, 10)
+        assert len(st.get("st:qapplied:e2e:" + SRC).split()) == 3
     finally:
         store.stop()
 
@@ -167,9 +202,9 @@ def test_recovery_takes_each_batch_once(redis_server, relay_factory, workdir):
         relay.start()
         assert relay.wait_for(lambda: q.llen(PROC) == 0, 20)
         assert relay.wait_for(lambda: int(st.hget("st:info", "records") or 0) == 6, 10)
-        # and the marker keeps the last two ids applied
+        # and the marker keeps the last three ids applied
         assert st.get("st:qapplied:e2e:" + SRC).decode().split() == \
-            ["cccc000000000003", "bbbb000000000002"]
+            ["cccc000000000003", "bbbb000000000002", "aaaa000000000001"]
         relay.stop()
         # ids that do not match the lines (an edited list): read once as
         # one batch, and the id list goes with it

@@ -62,8 +62,8 @@ if ARGV[7] == '1' then
   end
   if #ks > 0 then redis.call('EXISTS', unpack(ks)) end
 end
--- the unit marker keeps the last two ids applied: the queue consumer has
--- at most two batches in flight, and reads both again after a crash
+-- the unit marker keeps the last three ids applied: the queue consumer has
+-- at most three batches in flight, and reads them again after a crash
 local ucur = umark ~= '' and redis.call('GET', umark) or nil
 if ucur and string.find(' ' .. ucur .. ' ', ' ' .. ARGV[5] .. ' ', 1, true) then return 0 end
 local sid, per = {}, {}
@@ -172,7 +172,7 @@ if newn > 0 then redis.call('HINCRBY', info, 'names', newn) end
 if newe > 0 then redis.call('HINCRBY', info, 'errors', newe) end
 redis.call('SET', mark, ARGV[2] .. ' ' .. ARGV[3])
 if umark ~= '' then
-  local keep = ucur and string.match(ucur, '^(%S+)')
+  local keep = ucur and string.match(ucur, '^(%S+ ?%S*)')
   redis.call('SET', umark, keep and (ARGV[5] .. ' ' .. keep) or ARGV[5])
 end
 return recs
