@@ -26,6 +26,9 @@
 #define CHUNK_MAX_BYTES (32u << 20)   /* a batch's strings: well within Redis's
                                        * limits (and 32-bit offsets) */
 #define ARGS_PER_ENTRY 13
+#define MERGE_FACTOR 16    /* a batch closes at store.batch entries, or at this
+                            * many times as many records (records of a triple
+                            * already in the batch merge into its entry) */
 #define DEAD_MAX 10000     /* records kept in st:dead */
 #define WAIT_MS 2000       /* on a cluster: how long a replica may take to have a part */
 #define PDNS_STR_(x) #x
@@ -478,6 +481,14 @@ static int build_command(const store *s, const store_chunk *c, int k, pdns_buf *
     return 0;
 }
 
+/* A batch takes more records until it holds store.batch entries (what a
+ * store call costs Redis) or MERGE_FACTOR times as many records; a unit
+ * takes every record until its end. */
+static int chunk_filling(const store *s, const store_chunk *c) {
+    return c->in_unit || (c->entries.len / sizeof(entry) < s->conf->batch &&
+                          c->nrec < (size_t)MERGE_FACTOR * s->conf->batch);
+}
+
 /* Sends the part of the head batch for shard k. */
 static void send_part(store *s, store_chunk *c, int k) {
     static const char wait_cmd[] = "*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$4\r\n" PDNS_STR(WAIT_MS) "\r\n";
@@ -515,7 +526,7 @@ static void kick(store *s) {
     store_chunk *c = s->head;
     if (!c || !rlink_ready(s->link) || !s->layout_ok || pdns_mono_ms() < s->retry_at_ms)
         return;
-    if (!c->sealed && (c->in_unit || c->nrec < s->conf->batch))
+    if (!c->sealed && chunk_filling(s, c))
         return; /* still filling: store_flush, the tick or the unit's end sends it */
     c->sealed = 1;
     if (!c->parts_init) {
@@ -585,10 +596,10 @@ static store_chunk *new_chunk(store *s) {
 /* The chunk records go into: the tail, unless it is full or sealed. */
 static store_chunk *open_chunk(store *s) {
     store_chunk *c = s->tail;
-    if (c && !c->sealed && (c->in_unit || (c->nrec < s->conf->batch &&
-                                           c->arena.len < CHUNK_MAX_BYTES)))
+    if (c && !c->sealed && chunk_filling(s, c) &&
+        (c->in_unit || c->arena.len < CHUNK_MAX_BYTES))
         return c;
-    int by_size = c && !c->sealed && c->nrec && c->nrec < s->conf->batch;
+    int by_size = c && !c->sealed && c->nrec && chunk_filling(s, c);
     if (by_size)
         c->sealed = 1; /* full by size: it goes as it is */
     store_chunk *n = new_chunk(s);
@@ -933,7 +944,7 @@ counted:
         log_warn("store: %zu records wait for Redis; sources pause until "
                  "half of them are stored", s->waiting);
     }
-    if (c->nrec >= s->conf->batch)
+    if (!chunk_filling(s, c))
         kick(s);
     return 0;
 }

@@ -412,6 +412,30 @@ def test_import_csv_and_foreign_cof(redis_server, relay_factory, tmp_path):
         (6, 1700000100, 1700000200)]
 
 
+def test_repeated_records_merge_into_few_store_calls(redis_server, relay_factory, tmp_path):
+    """A batch closes at store.batch distinct entries, not records: 20,000
+    records of 20 triples (passive DNS repeats itself) take two store calls
+    (a batch also closes at 16 x store.batch records), not twenty, and
+    every count adds up."""
+    relay = relay_factory(redis=redis_server, extra={"mixer": {"enabled": False},
+                                                     "store": {"batch": 1000}})
+    f = tmp_path / "repeats.csv"
+    f.write_text("".join("17959306%02d.000000||10.0.0.1||10.0.0.2||IN||r%d.merge.test.||A||"
+                         "192.0.2.%d||60||1\n" % (i % 60, i % 20, i % 20) for i in range(20000)))
+    r = redis_server.client()
+    r.config_resetstat()
+    p = subprocess.run([BIN, "import", "-c", relay.config, str(f)], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "20000 records stored" in p.stderr
+    stats = r.info("commandstats")
+    calls = sum(stats.get(k, {}).get("calls", 0) for k in ("cmdstat_eval", "cmdstat_evalsha"))
+    assert calls == 2
+    assert int(r.hget("st:info", "records")) == 20000
+    assert int(r.hget("st:info", "triples")) == 20
+    assert r.hget("n:r7.merge.test", "1 192.0.2.7").decode().split()[2] == "1000"
+
+
 def test_redis_restart_during_ingest_loses_nothing(redis_server, relay_factory):
     obs = make_records(seed=3) * 4
     relay = store_relay(relay_factory, redis_server, store={"batch": 50})
