@@ -33,6 +33,8 @@ typedef struct d4_conn {
     int held;           /* not reading yet: d4_listener.hold */
     uint64_t id;
     char peer[64];
+    const relay_sensor *where_for; /* the sensor `where` names */
+    char where[160];               /* "sensor <name> from <peer>", for errors */
 } d4_conn;
 
 static d4_listener *listener_of(struct lws *wsi) {
@@ -62,20 +64,25 @@ static ingest_source source_of(relay_sensor *s) {
     return src;
 }
 
+/* Where a line came from, for its error message: written once a session. */
+static const char *where_of(d4_conn *c, const relay_sensor *s) {
+    if (c->where_for != s) {
+        snprintf(c->where, sizeof(c->where), "sensor %s from %s", s->name, c->peer);
+        c->where_for = s;
+    }
+    return c->where;
+}
+
 static void on_line(void *ctx, relay_sensor *s, char *line, size_t len) {
     struct feed_ctx *f = ctx;
-    char where[160];
     ingest_source src = source_of(s);
-    snprintf(where, sizeof(where), "sensor %s from %s", s->name, f->c->peer);
-    ingest_csv_line(f->l->in, &src, where, line, len);
+    ingest_csv_line(f->l->in, &src, where_of(f->c, s), line, len);
 }
 
 static void on_too_long(void *ctx, relay_sensor *s) {
     struct feed_ctx *f = ctx;
-    char where[160];
     ingest_source src = source_of(s);
-    snprintf(where, sizeof(where), "sensor %s from %s", s->name, f->c->peer);
-    ingest_line_too_long(f->l->in, &src, where);
+    ingest_line_too_long(f->l->in, &src, where_of(f->c, s));
 }
 
 static relay_sensor *lookup_fc(void *ctx, const uint8_t uuid[16]) {

@@ -66,6 +66,42 @@ static void test_known_answers(void **state) {
     json_decref(root);
 }
 
+/* The frame HMAC (OpenSSL's) equals libsodium's HMAC-SHA256 of the
+ * zeroed header and the payload, over random keys (empty, short, longer
+ * than SHA-256's block, which HMAC hashes first) and payloads (empty to
+ * several blocks, every length near a block boundary). */
+static void test_hmac_matches_libsodium(void **state) {
+    (void)state;
+    static uint8_t key[200], payload[5000];
+    for (int round = 0; round < 2000; round++) {
+        size_t keylen = randombytes_uniform(sizeof(key) + 1);
+        size_t len = round < 200 ? (size_t)round : randombytes_uniform(sizeof(payload) + 1);
+        randombytes_buf(key, keylen);
+        randombytes_buf(payload, len);
+        d4_header h = {.version = 1, .type = (uint8_t)randombytes_uniform(256),
+                       .timestamp = randombytes_random(), .size = (uint32_t)len};
+        randombytes_buf(h.uuid, sizeof(h.uuid));
+        randombytes_buf(h.hmac, sizeof(h.hmac)); /* zeroed for the HMAC */
+        uint8_t hdr[D4_HEADER_SIZE], want[D4_HMAC_SIZE], got[D4_HMAC_SIZE];
+        d4_header z = h;
+        memset(z.hmac, 0, sizeof(z.hmac));
+        d4_header_encode(&z, hdr);
+        crypto_auth_hmacsha256_state st;
+        crypto_auth_hmacsha256_init(&st, key, keylen);
+        crypto_auth_hmacsha256_update(&st, hdr, sizeof(hdr));
+        crypto_auth_hmacsha256_update(&st, payload, len);
+        crypto_auth_hmacsha256_final(&st, want);
+        d4_hmac_compute(key, keylen, &h, payload, len, got);
+        assert_memory_equal(got, want, D4_HMAC_SIZE);
+        memcpy(h.hmac, want, sizeof(want));
+        assert_int_equal(d4_hmac_verify(key, keylen, &h, payload, len), 0);
+        if (len) {
+            payload[randombytes_uniform((uint32_t)len)] ^= 1;
+            assert_int_equal(d4_hmac_verify(key, keylen, &h, payload, len), -1);
+        }
+    }
+}
+
 /* ---- session ------------------------------------------------------------- */
 
 static relay_sensor sensors[2];
@@ -269,6 +305,7 @@ int main(void) {
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_answers),
+        cmocka_unit_test(test_hmac_matches_libsodium),
         cmocka_unit_test(test_tls_chunks),
         cmocka_unit_test_setup(test_split_everywhere, setup),
         cmocka_unit_test_setup(test_rejects, setup),
