@@ -753,7 +753,7 @@ static void defaults(relay_config *cfg) {
     config_parse_addr("127.0.0.1:8400", &cfg->http_listen);
     snprintf(cfg->redis_url, sizeof(cfg->redis_url), "redis://127.0.0.1:6379/0");
     config_parse_redis_url(cfg->redis_url, &cfg->redis, &cfg->redis_db);
-    cfg->queue_batch = 10000;
+    cfg->queue_batch = 2000;
     cfg->http_anonymous = 2;
     cfg->admin_enabled = 1;
     cfg->admin_console = 1;

@@ -36,7 +36,7 @@
 #define MAX_AHEAD 3      /* batches moved and not yet stored, the one being
                           * ingested included (the store keeps this many ids
                           * per queue: store_ingest.lua) */
-#define MAX_PENDING 16   /* with the units a recovery finds */
+#define MAX_PENDING 40   /* with the units a recovery finds (its id list keeps 32) */
 /* lines a signed batch can have: it fits one D4 frame (1,000,000 bytes at
  * most) and a record line is longer than 50 bytes */
 #define COF_WINDOW 20000

@@ -6,7 +6,7 @@ gen_pdns.py's ~63 % new triples), stored by
   - D4 over TLS: `pdns-relay send` as one sensor to a running relay;
   - the d4-core queue: the lines LPUSHed onto analyzer:8:<uuid> in one
     redis-server (d4-core's), drained by a relay into its store in another,
-    for d4core.batch 2000 and 10000 (the default).
+    for d4core.batch 2000 (the default) and 10000.
 Each path is timed from the first record in the store to the last (the
 store's record count, read every 5 ms), the same way for all three: the
 relay's start, its first poll of an idle queue and the import's start are
@@ -121,7 +121,7 @@ def main():
         base = None
         for what, label, batch in (("import", "pdns-relay import (baseline)", None),
                                    ("d4", "D4/TLS -> store (pdns-relay send)", None),
-                                   ("queue", "d4-core queue -> store, d4core.batch 2000", 2000),
+                                   ("queue", "d4-core queue -> store, d4core.batch 2000 (default)", 2000),
                                    ("queue", "d4-core queue -> store, d4core.batch 10000", 10000)):
             got, secs = run_path(work, csv, lines, what, batch)
             rate = got / secs
