@@ -828,16 +828,34 @@ static uint8_t index_member(uint16_t rrtype, const char *rdata, size_t len,
 }
 
 
+/* 64 x 64 -> 128-bit multiply, folded: the mixing step of the entry hash */
+static inline uint64_t fold_mul(uint64_t a, uint64_t b) {
+    __uint128_t r = (__uint128_t)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+/* Mixes n bytes into h, eight at a time; the length ends each part, so
+ * that parts split differently hash differently. */
+static uint64_t hash_part(uint64_t h, const char *p, size_t n) {
+    size_t len = n;
+    for (; n >= 8; p += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = fold_mul(h ^ w, 0x9e3779b97f4a7c15ULL);
+    }
+    uint64_t w = 0;
+    memcpy(&w, p, n);
+    return fold_mul(h ^ w ^ ((uint64_t)len << 48), 0xbf58476d1ce4e5b9ULL);
+}
+
+/* The batch table's hash of an entry's key (seeded per store: what a
+ * sensor sends cannot aim at one slot) */
 static uint64_t entry_hash(const store *s, const pdns_record *r,
                            const char *sensor, size_t sl) {
     uint64_t h = s->hash_seed ^ r->rrtype ^ ((uint64_t)r->is_error << 32);
-    const pdns_str parts[3] = {r->rrname, r->rdata, {sensor, sl}};
-    for (int k = 0; k < 3; k++) {
-        for (size_t i = 0; i < parts[k].len; i++)
-            h = (h ^ (uint8_t)parts[k].p[i]) * 1099511628211ULL;
-        h = (h ^ 0xff) * 1099511628211ULL;
-    }
-    return h;
+    h = hash_part(h, r->rrname.p, r->rrname.len);
+    h = hash_part(h, r->rdata.p, r->rdata.len);
+    return hash_part(h, sensor, sl);
 }
 
 static int same(const store_chunk *c, const entry *e, const pdns_record *r,
