@@ -143,18 +143,19 @@ FUZZ_OBJ := $(CORE_SRC:%.c=build-fuzz/obj/%.o)
 build-fuzz/obj/%.o: %.c $(LUA_HDR)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -c $< -o $@
-fuzz: $(FUZZ_OBJ)
-	@mkdir -p build-fuzz
-	@set -e; for f in tests/fuzz/fuzz_*.c; do \
-	  n=$$(basename $$f .c); echo "== $$n ($(FUZZ_SECONDS) s)"; \
-	  clang $(FUZZ_CFLAGS) -o build-fuzz/$$n $$f $(FUZZ_OBJ) $(PKG_LIBS) -lssl -lcrypto -lm; \
-	  mkdir -p build-fuzz/corpus-$$n; \
-	  if ! build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	    -artifact_prefix=build-fuzz/$$n- build-fuzz/corpus-$$n tests/fuzz/corpus/$$n \
-	    > build-fuzz/$$n.log 2>&1; then \
-	    tail -n 40 build-fuzz/$$n.log; echo "$$n found a failure: build-fuzz/$$n-*"; exit 1; \
-	  fi; tail -n 3 build-fuzz/$$n.log; \
-	done
+# one rule per target: `make -j2 fuzz` runs two at a time
+FUZZ_NAMES := $(basename $(notdir $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_RUNS := $(addprefix fuzz-run-,$(FUZZ_NAMES))
+fuzz: $(FUZZ_RUNS)
+.PHONY: $(FUZZ_RUNS)
+$(FUZZ_RUNS): fuzz-run-%: tests/fuzz/%.c $(FUZZ_OBJ)
+	@mkdir -p build-fuzz/corpus-$*
+	@clang $(FUZZ_CFLAGS) -o build-fuzz/$* $< $(FUZZ_OBJ) $(PKG_LIBS) -lssl -lcrypto -lm
+	@if ! build-fuzz/$* -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	    -artifact_prefix=build-fuzz/$*- build-fuzz/corpus-$* tests/fuzz/corpus/$* \
+	    > build-fuzz/$*.log 2>&1; then \
+	  tail -n 40 build-fuzz/$*.log; echo "$* found a failure: build-fuzz/$*-*"; exit 1; \
+	fi; echo "== $* ($(FUZZ_SECONDS) s)"; tail -n 3 build-fuzz/$*.log
 
 run:
 	./scripts/demo.sh
