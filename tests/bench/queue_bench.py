@@ -1,8 +1,11 @@
 #!/usr/bin/python3
-"""Every source into the store, on the same lines, in one run: QUEUE_RECORDS
-generated passivedns lines, in two mixes (gen_csv.py's Zipf-like repeats;
-gen_pdns.py's ~63 % new triples), stored by
-  - `pdns-relay import` into a fresh store: the baseline, the store's speed;
+"""Every source into the store, on the same lines, in one run: generated
+passivedns lines in two mixes, gen_pdns.py's ~63 % new triples
+(QUEUE_RECORDS, 300,000) and gen_csv.py's Zipf-like repeats
+(QUEUE_ZIPF_RECORDS, ten times as many; QUEUE_MIXES=new or zipf runs one
+mix), stored by
+  - `pdns-relay import` into a fresh store: the baseline (the store's speed
+    where new triples are many; on Zipf-like lines, the relay's parsing);
   - D4 over TLS: `pdns-relay send` as one sensor to a running relay;
   - the d4-core queue: the lines LPUSHed onto analyzer:8:<uuid> in one
     redis-server (d4-core's), drained by a relay into its store in another,
