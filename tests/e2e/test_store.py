@@ -424,13 +424,17 @@ def test_repeated_records_merge_into_few_store_calls(redis_server, relay_factory
                          "192.0.2.%d||60||1\n" % (i % 60, i % 20, i % 20) for i in range(20000)))
     r = redis_server.client()
     r.config_resetstat()
+    t0 = time.monotonic()
     p = subprocess.run([BIN, "import", "-c", relay.config, str(f)], capture_output=True,
                        text=True, timeout=60)
+    took = time.monotonic() - t0
     assert p.returncode == 0, p.stderr
     assert "20000 records stored" in p.stderr
     stats = r.info("commandstats")
     calls = sum(stats.get(k, {}).get("calls", 0) for k in ("cmdstat_eval", "cmdstat_evalsha"))
-    assert calls == 2
+    # two, and one more for each 100 ms tick that sent a partial batch while
+    # the import ran (a slow machine); batches of store.batch records were 20
+    assert 2 <= calls <= 2 + int(took / 0.1), (calls, took)
     assert int(r.hget("st:info", "records")) == 20000
     assert int(r.hget("st:info", "triples")) == 20
     assert r.hget("n:r7.merge.test", "1 192.0.2.7").decode().split()[2] == "1000"
