@@ -4,7 +4,8 @@
  * layer links anyway): its SHA-256 uses the CPU's SHA extensions where
  * there are any, several times the speed of libsodium's portable one,
  * and a sensor's stream is hashed whole. tests/unit/test_d4.c checks it
- * against libsodium's on random keys and frames. */
+ * against libsodium's on random keys and frames. If it cannot be computed
+ * (out of memory), no frame verifies and none is encoded. */
 #include "d4.h"
 
 #include <openssl/core_names.h>
@@ -42,11 +43,13 @@ void d4_header_decode(const uint8_t in[D4_HEADER_SIZE], d4_header *h) {
     h->size = (uint32_t)get_le(in + 58, 4);
 }
 
-/* HMAC-SHA256 of hdr (a header with its HMAC field zeroed) and the
- * payload, by OpenSSL; -1 if it cannot (out of memory). */
-static int hmac_openssl(const uint8_t *key, size_t keylen, const uint8_t *hdr,
-                        const uint8_t *payload, size_t len, uint8_t out[D4_HMAC_SIZE]) {
+int d4_hmac_compute(const uint8_t *key, size_t keylen, const d4_header *h,
+                    const uint8_t *payload, size_t len, uint8_t out[D4_HMAC_SIZE]) {
     static EVP_MAC *mac; /* fetched once: a fetch looks up OpenSSL's providers */
+    uint8_t hdr[D4_HEADER_SIZE];
+    d4_header z = *h;
+    memset(z.hmac, 0, sizeof(z.hmac));
+    d4_header_encode(&z, hdr);
     if (!mac && !(mac = EVP_MAC_fetch(NULL, "HMAC", NULL)))
         return -1;
     EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);
@@ -58,37 +61,19 @@ static int hmac_openssl(const uint8_t *key, size_t keylen, const uint8_t *hdr,
         OSSL_PARAM_construct_end()};
     size_t outl = 0;
     int ok = EVP_MAC_init(ctx, key, keylen, params) == 1 &&
-             EVP_MAC_update(ctx, hdr, D4_HEADER_SIZE) == 1 &&
+             EVP_MAC_update(ctx, hdr, sizeof(hdr)) == 1 &&
              (len == 0 || EVP_MAC_update(ctx, payload, len) == 1) &&
              EVP_MAC_final(ctx, out, &outl, D4_HMAC_SIZE) == 1 && outl == D4_HMAC_SIZE;
     EVP_MAC_CTX_free(ctx); /* clears the key schedule it held */
     return ok ? 0 : -1;
 }
 
-void d4_hmac_compute(const uint8_t *key, size_t keylen, const d4_header *h,
-                     const uint8_t *payload, size_t len,
-                     uint8_t out[D4_HMAC_SIZE]) {
-    uint8_t hdr[D4_HEADER_SIZE];
-    d4_header z = *h;
-    memset(z.hmac, 0, sizeof(z.hmac));
-    d4_header_encode(&z, hdr);
-    if (hmac_openssl(key, keylen, hdr, payload, len, out) == 0)
-        return;
-    /* OpenSSL could not: libsodium's gives the same bytes, slower */
-    crypto_auth_hmacsha256_state st;
-    crypto_auth_hmacsha256_init(&st, key, keylen);
-    crypto_auth_hmacsha256_update(&st, hdr, sizeof(hdr));
-    if (len)
-        crypto_auth_hmacsha256_update(&st, payload, len);
-    crypto_auth_hmacsha256_final(&st, out);
-    sodium_memzero(&st, sizeof(st));
-}
-
 int d4_hmac_verify(const uint8_t *key, size_t keylen, const d4_header *h,
                    const uint8_t *payload, size_t len) {
     uint8_t mac[D4_HMAC_SIZE];
-    d4_hmac_compute(key, keylen, h, payload, len, mac);
-    int ok = sodium_memcmp(mac, h->hmac, D4_HMAC_SIZE) == 0;
+    /* a MAC that cannot be computed (OpenSSL out of memory) verifies nothing */
+    int ok = d4_hmac_compute(key, keylen, h, payload, len, mac) == 0 &&
+             sodium_memcmp(mac, h->hmac, D4_HMAC_SIZE) == 0;
     sodium_memzero(mac, sizeof(mac));
     return ok ? 0 : -1;
 }
@@ -98,7 +83,8 @@ int d4_frame_encode(d4_header *h, const uint8_t *key, size_t keylen,
     if (len > UINT32_MAX || pdns_buf_reserve(out, D4_HEADER_SIZE + len) < 0)
         return -1;
     h->size = (uint32_t)len;
-    d4_hmac_compute(key, keylen, h, payload, len, h->hmac);
+    if (d4_hmac_compute(key, keylen, h, payload, len, h->hmac) < 0)
+        return -1;
     d4_header_encode(h, (uint8_t *)out->p + out->len);
     out->len += D4_HEADER_SIZE;
     if (len)

@@ -40,10 +40,9 @@ void d4_header_encode(const d4_header *h, uint8_t out[D4_HEADER_SIZE]);
 void d4_header_decode(const uint8_t in[D4_HEADER_SIZE], d4_header *h);
 
 /* HMAC-SHA256 over the header (its hmac field taken as zeros) and the
- * payload. */
-void d4_hmac_compute(const uint8_t *key, size_t keylen, const d4_header *h,
-                     const uint8_t *payload, size_t len,
-                     uint8_t out[D4_HMAC_SIZE]);
+ * payload; 0, or -1 if it cannot be computed (out of memory). */
+int d4_hmac_compute(const uint8_t *key, size_t keylen, const d4_header *h,
+                    const uint8_t *payload, size_t len, uint8_t out[D4_HMAC_SIZE]);
 
 /* Returns 0 when h->hmac is right for this key and payload, else -1. */
 int d4_hmac_verify(const uint8_t *key, size_t keylen, const d4_header *h,
