@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -705,6 +706,41 @@ static int load_partners_in(cfgctx *c, relay_config *cfg, json_t *arr) {
 
 /* Sensor numbers for the mixer: sensors first, then d4-core queues; and
  * each one's organisation number (sensors without one are their own). */
+/* Two listeners on one port would not fail to start: lws puts vhosts with
+ * the same port on one socket, and the second's clients would talk to the
+ * first (an admin's GET /metrics read as a D4 frame, the connection reset).
+ * Hosts are apart only when both are distinct address literals. */
+static int host_literal(const char *h) {
+    unsigned char a[16];
+    return strcmp(h, "0.0.0.0") != 0 && strcmp(h, "::") != 0 &&
+           (inet_pton(AF_INET, h, a) == 1 || inet_pton(AF_INET6, h, a) == 1);
+}
+
+static int listeners_apart(cfgctx *c, json_t *root, const relay_config *cfg) {
+    const struct {
+        const char *sect, *path;
+        const cfg_addr *a;
+        int on;
+    } l[] = {{"d4", "d4.listen", &cfg->d4_listen, cfg->d4_enabled},
+             {"http", "http.listen", &cfg->http_listen, cfg->http_enabled},
+             {"admin", "admin.listen", &cfg->admin_listen, cfg->admin_enabled}};
+    size_t n = sizeof(l) / sizeof(l[0]);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++) {
+            const cfg_addr *a = l[i].a, *b = l[j].a;
+            if (!l[i].on || !l[j].on || a->port == 0 || a->port != b->port ||
+                (host_literal(a->host) && host_literal(b->host) &&
+                 strcasecmp(a->host, b->host) != 0))
+                continue;
+            /* told at the key the file sets (the later one if both are) */
+            int at_j = json_object_get(json_object_get(root, l[j].sect), "listen") != NULL;
+            return fail(c, at_j ? l[j].path : l[i].path,
+                        "port %d is also %s's: each listener needs a port of its own",
+                        a->port, at_j ? l[i].path : l[j].path);
+        }
+    return 0;
+}
+
 static int number_sources(cfgctx *c, relay_config *cfg) {
     size_t n = cfg->n_sensors + cfg->n_queues + cfg->n_partners_in;
     if (n > 65536)
@@ -949,7 +985,7 @@ static int load(relay_config *cfg, const char *path, char *err, size_t errlen,
              "partner's records are written until signed delivery exists)");
         goto out;
     }
-    if (number_sources(&c, cfg) < 0)
+    if (number_sources(&c, cfg) < 0 || listeners_apart(&c, root, cfg) < 0)
         goto out;
     if (cfg->d4_enabled && (!cfg->tls_cert[0] || !cfg->tls_key[0])) {
         fail(&c, "d4", "the D4 listener needs \"tls_cert\" and \"tls_key\"");

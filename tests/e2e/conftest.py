@@ -31,10 +31,23 @@ def pytest_configure(config):
                             "(left out of the sanitizer run)")
 
 
+SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak|Undefined)Sanitizer|runtime error: ")
+
+
+_GIVEN_PORTS = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now and not handed out before in this run: the kernel may
+    give the same free port to two calls in a row, and a relay whose D4 and
+    admin listeners share a port would not start."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            p = s.getsockname()[1]
+        if p not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(p)
+            return p
 
 
 def wait_port(port, proc=None, timeout=10.0):
@@ -67,7 +80,10 @@ def workdir():
     subprocess.run([BIN, "keygen", "--out", os.path.join(d, "relay")], check=True,
                    capture_output=True)
     yield d
-    shutil.rmtree(d, ignore_errors=True)
+    if os.environ.get("PDNS_E2E_KEEP"):  # the relays' configs and logs, to read after
+        print("\ne2e work directory kept: " + d)
+    else:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 class Redis:
@@ -216,8 +232,14 @@ class Relay:
         return rc
 
     def metrics(self):
-        text = urllib.request.urlopen(
-            "http://127.0.0.1:%d/metrics" % self.admin_port, timeout=5).read().decode()
+        try:
+            text = urllib.request.urlopen(
+                "http://127.0.0.1:%d/metrics" % self.admin_port, timeout=5).read().decode()
+        except OSError as e:  # say whether the relay is still there, and why not
+            state = "running" if self.proc and self.proc.poll() is None else \
+                "exited with %s" % (self.proc.returncode if self.proc else None)
+            raise OSError("GET /metrics on the admin port %d: %s (relay %s); its log ends:\n%s"
+                          % (self.admin_port, e, state, self.log_text()[-3000:])) from e
         out = {}
         for line in text.splitlines():
             if line and not line.startswith("#"):
@@ -274,6 +296,15 @@ def relay_factory(workdir):
     yield make
     for r in made:
         r.stop(signal.SIGKILL)
+    # a sanitizer's report ends the relay; whether or not the test noticed,
+    # the run fails with the report
+    for r in made:
+        if os.path.exists(r.log):
+            text = r.log_text()
+            m = SANITIZER_REPORT.search(text)
+            if m:
+                pytest.fail("%s: sanitizer report in the relay's log:\n%s"
+                            % (r.log, text[max(0, m.start() - 500):m.start() + 6000]))
 
 
 @pytest.fixture

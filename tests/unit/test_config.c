@@ -98,6 +98,13 @@ static void test_bad(void **state) {
          "relay.json:1:51: key 'd4core': queues need \"redis\""},
         {"{\"d4\": {\"enabled\": \"yes\"}}", "relay.json:1:9: key 'd4.enabled': must be true or false"},
         {"[]", "relay.json:1:1: must be an object"},
+        /* two listeners on one port: lws would put both on one socket, and
+         * the second's clients would talk to the first */
+        {"{\"d4\": {\"tls_cert\": \"c.pem\", \"tls_key\": \"k.pem\", \"listen\": \"127.0.0.1:9000\"},\n"
+         " \"admin\": {\"listen\": \"127.0.0.1:9000\"}}",
+         "relay.json:2:12: key 'admin.listen': port 9000 is also d4.listen's: each listener needs a port of its own"},
+        {"{" GOOD_D4 ", \"http\": {\"listen\": \"0.0.0.0:8401\"}}",
+         "relay.json:1:60: key 'http.listen': port 8401 is also admin.listen's: each listener needs a port of its own"},
     };
     char err[1024], want[1024];
     int bad = 0;
