@@ -105,9 +105,15 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; (cd tests/unit && ../../$$t); done
 
 # under the sanitizers the tests marked slow (long waits that test timing,
-# not memory) are left out
+# not memory) are left out. With python3-pytest-xdist the tests run
+# E2E_JOBS at a time (most of their time is waiting on the processes they
+# start; each worker takes its ports from a range of its own); E2E_JOBS=1
+# runs them one by one.
+E2E_JOBS ?= 2
+XDIST := $(shell $(PY) -c 'import xdist' 2>/dev/null && echo yes)
 e2e: $(BIN)
 	PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) -m pytest -q -p no:cacheprovider --durations=12 \
+	  $(if $(and $(XDIST),$(filter-out 1,$(E2E_JOBS))),-n $(E2E_JOBS)) \
 	  $(if $(SANITIZE),-m "not slow") tests/e2e
 
 test: unit e2e

@@ -3,6 +3,7 @@ a TLS certificate and sensor keys made for the test, all on loopback and
 on free ports, all torn down afterwards."""
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -35,19 +36,31 @@ SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak|Undefined)Sanitizer|runtime
 
 
 _GIVEN_PORTS = set()
+_PORT_RNG = random.Random(os.getpid())
 
 
 def free_port():
-    """A port free now and not handed out before in this run: the kernel may
-    give the same free port to two calls in a row, and a relay whose D4 and
-    admin listeners share a port would not start."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            p = s.getsockname()[1]
-        if p not in _GIVEN_PORTS:
-            _GIVEN_PORTS.add(p)
+    """A port free now and never handed out before in this run. Ports come
+    from below the kernel's ephemeral range (32768 and up), so no outgoing
+    connection takes one between this call and the server's bind, and the
+    kernel cannot give the same one to two calls in a row (a relay whose D4
+    and admin listeners got one port would not start). Under pytest-xdist
+    each worker has a range of its own: 15000 + 4000 * worker, 4000 wide;
+    a Redis Cluster node's bus (+10000) lands in 25000-32999, no one's."""
+    w = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    lo = 15000 + 4000 * (int(w[2:]) if w[2:].isdigit() else 0)
+    for _ in range(10000):
+        p = _PORT_RNG.randrange(lo, lo + 4000)
+        if p in _GIVEN_PORTS:
+            continue
+        _GIVEN_PORTS.add(p)
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", p))
             return p
+        except OSError:  # something else holds it
+            continue
+    raise RuntimeError("no free port left in %d-%d" % (lo, lo + 3999))
 
 
 def wait_port(port, proc=None, timeout=10.0):
