@@ -226,11 +226,13 @@ static void print_store(status *st, const relay_config *cfg) {
         rlink_describe(st->sl, map, sizeof(map));
         fputs(map, stdout);
     }
-    int kind = st->layout[0] ? store_layout_kind(st->layout, st->nshards) : 1;
+    int kind = st->layout[0] ? store_layout_kind(st->layout, st->nshards)
+                             : STORE_LAYOUT_IP_BY_PREFIX;
     printf("store layout: %s%s\n", st->layout[0] ? st->layout : "(none yet)",
            kind < 0 ? " (store.shards differs: the relay refuses to write)"
-           : kind == 0 ? " (address index in the names' shards: an address lookup asks "
-                         "every shard)" : "");
+           : !(kind & STORE_LAYOUT_IP_BY_PREFIX)
+               ? " (address index in the names' shards: an address lookup asks every shard)"
+               : "");
     char masters[STORE_SHARDS_MAX][64];
     long long per[STORE_SHARDS_MAX];
     int nm = 0;

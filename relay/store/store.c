@@ -44,6 +44,7 @@ typedef struct entry {
     uint16_t bw_len;
     uint16_t rrtype;
     uint8_t ix;                /* IX_NONE, IX_IP, IX_RD */
+    uint8_t ip_canon;          /* IX_IP: the rdata is the text of its key */
     uint8_t is_error;          /* an error line (e:<name>, no indexes) */
     uint8_t shard;             /* of the name (0 on one server) */
     int64_t tf, tl;
@@ -386,6 +387,17 @@ static int resp_arg(pdns_buf *cmd, const char *a, size_t alen, const char *b, si
     return resp_arg3(cmd, NULL, 0, a, alen, b, blen);
 }
 
+/* The length of an index member prefix as the store keeps it: an address
+ * whose rdata is canonical, in a store whose layout says ip-name, is only
+ * "<key> " (the name follows). */
+static size_t ip_member_len(const store *s, uint8_t ix, uint8_t canon, const char *ixp,
+                            size_t ixl) {
+    if (ix != IX_IP || !canon || !s->ip_name)
+        return ixl;
+    const char *sp = memchr(ixp, ' ', ixl);
+    return sp ? (size_t)(sp - ixp) + 1 : ixl;
+}
+
 /* The shard whose address index takes entry e's member (a cluster whose
  * address index is sharded by prefix), or -1. */
 static int addr_shard(const store *s, const store_chunk *c, const entry *e) {
@@ -435,7 +447,8 @@ static int build_command(const store *s, const store_chunk *c, int k, pdns_buf *
             const char *name = c->arena.p + e[i].off;
             const char *ixp = name + e[i].name_len + e[i].rdata_len + e[i].sensor_len +
                               e[i].rev_len;
-            if (resp_arg(cmd, ixp, e[i].ixp_len, name, e[i].name_len) < 0)
+            if (resp_arg(cmd, ixp, ip_member_len(s, e[i].ix, e[i].ip_canon, ixp, e[i].ixp_len),
+                         name, e[i].name_len) < 0)
                 return -1;
         }
     for (size_t i = 0; i < n; i++) {
@@ -474,7 +487,8 @@ static int build_command(const store *s, const store_chunk *c, int k, pdns_buf *
             resp_arg3(cmd, P, ixkl ? pl : 0, ixk, ixkl, NULL, 0) < 0)
             return -1;
         /* the index member: its prefix (with its space), the owner name */
-        if (resp_arg(cmd, ixp, e[i].ixp_len, name, e[i].ix == IX_NONE ? 0 : e[i].name_len) < 0 ||
+        if (resp_arg(cmd, ixp, ip_member_len(s, e[i].ix, e[i].ip_canon, ixp, e[i].ixp_len),
+                     name, e[i].ix == IX_NONE ? 0 : e[i].name_len) < 0 ||
             resp_arg(cmd, c->arena.p + e[i].bw_off, e[i].bw_len, NULL, 0) < 0)
             return -1;
     }
@@ -632,19 +646,35 @@ static void load_query_script(store *s) {
         s->script_loading = 1;
 }
 
-/* A cluster's store records its layout (st:layout) the first time:
- * "shards <n> ip-by-prefix". A relay configured with another number of
+/* A store records its layout (st:layout) the first time a relay finds it
+ * without one: "shards <n> ip-by-prefix ip-name" on a cluster, "shards 1
+ * ip-name" on one server. A relay configured with another number of
  * shards refuses to write, as its names would be looked for in the wrong
- * shards. A store whose layout is "shards <n>" keeps each address index
- * member in its name's shard: the relay goes on writing and asking it so
- * (an address lookup asks every shard). */
-#define LAYOUT_IP " ip-by-prefix"
+ * shards. A cluster's store whose layout lacks "ip-by-prefix" keeps each
+ * address index member in its name's shard: the relay goes on writing and
+ * asking it so (an address lookup asks every shard). A store whose layout
+ * lacks "ip-name" (one server: a store with data and no st:layout, made
+ * before members were "<key> <name>") keeps writing the long members
+ * "<key> <rrtype> <rdata> <name>"; queries read both. */
+static const struct {
+    const char *word;
+    int flag;
+} layout_words[] = {{" ip-by-prefix", STORE_LAYOUT_IP_BY_PREFIX},
+                    {" ip-name", STORE_LAYOUT_IP_NAME}};
+
 int store_layout_kind(const char *layout, int nshards) {
     char want[32];
     size_t wl = (size_t)snprintf(want, sizeof(want), "shards %d", nshards);
     if (strncmp(layout, want, wl) != 0)
         return -1;
-    return !layout[wl] ? 0 : strcmp(layout + wl, LAYOUT_IP) == 0 ? 1 : -1;
+    const char *p = layout + wl;
+    int kind = 0;
+    for (size_t i = 0; i < sizeof(layout_words) / sizeof(layout_words[0]); i++) {
+        size_t n = strlen(layout_words[i].word);
+        if (strncmp(p, layout_words[i].word, n) == 0 && (p[n] == ' ' || !p[n]))
+            kind |= layout_words[i].flag, p += n;
+    }
+    return *p ? -1 : kind;
 }
 
 static void on_layout(redisAsyncContext *ac, void *reply, void *priv) {
@@ -657,31 +687,42 @@ static void on_layout(redisAsyncContext *ac, void *reply, void *priv) {
                       rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
         return; /* asked again when the link is ready again */
     }
-    int by_prefix = store_layout_kind(rep->str, s->nshards);
-    if (by_prefix < 0) {
-        log_error("store: the cluster's store was made with %s, store.shards says %d: "
+    int kind = store_layout_kind(rep->str, s->nshards);
+    if (kind < 0) {
+        log_error("store: the store was made with %s (st:layout), store.shards says %d: "
                   "nothing is written (set store.shards to match)", rep->str, s->nshards);
         return;
     }
-    s->ip_by_prefix = by_prefix;
-    if (!by_prefix)
+    s->ip_by_prefix = s->cluster && (kind & STORE_LAYOUT_IP_BY_PREFIX);
+    s->ip_name = (kind & STORE_LAYOUT_IP_NAME) != 0;
+    if (s->cluster && !s->ip_by_prefix)
         log_info("store: the cluster's store keeps its address index in the names' shards "
                  "(st:layout \"%s\"): an address lookup asks every shard", rep->str);
     s->layout_ok = 1;
     kick(s);
 }
 
+/* st:layout, written the first time: a store on one server that has data
+ * (st:info) but no layout was made before layouts, with long members */
+static const char layout_lua[] =
+    "local l = redis.call('GET', KEYS[1]) "
+    "if l then return l end "
+    "l = ARGV[1] "
+    "if ARGV[3] ~= '' and redis.call('EXISTS', ARGV[3]) == 1 then l = ARGV[2] end "
+    "redis.call('SET', KEYS[1], l) "
+    "return l";
+
 static void on_ready(void *ctx) {
     store *s = ctx;
     s->script_loaded = s->script_loading = 0;
     load_query_script(s);
-    if (s->cluster && !s->layout_ok) {
-        char want[40];
-        snprintf(want, sizeof(want), "shards %d" LAYOUT_IP, s->nshards);
-        rlink_command(s->link, "st:layout", on_layout, s,
-                      "EVAL %s 1 st:layout %s",
-                      "redis.call('SET', KEYS[1], ARGV[1], 'NX') "
-                      "return redis.call('GET', KEYS[1])", want);
+    if (!s->layout_ok) {
+        char want[48], old[32];
+        snprintf(old, sizeof(old), "shards %d", s->nshards);
+        snprintf(want, sizeof(want), "shards %d%s ip-name", s->nshards,
+                 s->cluster ? " ip-by-prefix" : "");
+        rlink_command(s->link, "st:layout", on_layout, s, "EVAL %s 1 st:layout %s %s %s",
+                      layout_lua, want, old, s->cluster ? "" : "st:info");
     }
     kick(s);
 }
@@ -789,7 +830,6 @@ int store_init(store *s, const store_conf *c, uv_loop_t *loop,
         return -1;
     s->cluster = rlink_is_cluster(s->link);
     s->nshards = s->cluster ? c->shards : 1;
-    s->layout_ok = !s->cluster;
     for (int k = 0; s->cluster && k < s->nshards; k++)
         store_shard_prefix(k, s->nshards, s->prefix[k]);
     return rlink_start(s->link);
@@ -797,15 +837,26 @@ int store_init(store *s, const store_conf *c, uv_loop_t *loop,
 
 /* The index an rdata goes to (IX_IP for addresses, IX_RD for a name, or
  * IX_NONE) and its member prefix ("<key> <rrtype> <rdata> " or "<rdata>
- * <rrtype> "; the owner name follows). */
+ * <rrtype> "; the owner name follows). For an address, *canon says
+ * whether the rdata is the text inet_ntop writes for the key (what every
+ * path into the store makes of it), which a query can write again from
+ * the key: then a store whose layout says ip-name keeps the member short,
+ * "<key> <name>" (ip_member_len). */
 static uint8_t index_member(uint16_t rrtype, const char *rdata, size_t len,
-                            char *ixp, size_t size, size_t *ixl) {
+                            char *ixp, size_t size, size_t *ixl, uint8_t *canon) {
     *ixl = 0;
+    *canon = 0;
     if (rrtype == PDNS_RR_A || rrtype == PDNS_RR_AAAA) {
-        char key[34];
+        char key[34], text[64], back[INET6_ADDRSTRLEN];
+        uint8_t a[16];
         size_t kl = store_ip_key(rdata, len, key);
         if (!kl || len >= 64)
             return IX_NONE;
+        int af = key[0] == '4' ? AF_INET : AF_INET6;
+        memcpy(text, rdata, len);
+        text[len] = '\0';
+        *canon = inet_pton(af, text, a) == 1 && inet_ntop(af, a, back, sizeof(back)) &&
+                 strcmp(back, text) == 0;
         *ixl = (size_t)snprintf(ixp, size, "%s %u %.*s ", key, (unsigned)rrtype,
                                 (int)len, rdata);
         return IX_IP;
@@ -921,8 +972,9 @@ int store_add(store *s, const pdns_record *r) {
         }
         slot = (slot + 1) & mask;
     }
+    uint8_t canon = 0;
     if (!r->is_error)
-        ix = index_member(r->rrtype, r->rdata.p, r->rdata.len, ixp, sizeof(ixp), &ixl);
+        ix = index_member(r->rrtype, r->rdata.p, r->rdata.len, ixp, sizeof(ixp), &ixl, &canon);
     size_t revl = store_reverse_name(r->rrname.p, r->rrname.len, rev);
     entry e = {.off = (uint32_t)c->arena.len,
                .name_len = (uint16_t)r->rrname.len,
@@ -933,6 +985,7 @@ int store_add(store *s, const pdns_record *r) {
                .rdata_len = (uint32_t)r->rdata.len,
                .rrtype = r->rrtype,
                .ix = ix,
+               .ip_canon = canon,
                .is_error = r->is_error ? 1 : 0,
                .shard = (uint8_t)store_shard_of(s, r->rrname.p, r->rrname.len),
                .tf = tf,
@@ -1092,7 +1145,10 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
         else if (sp) {
             const char *rd = sp + 1;
             size_t rl = f->len - (size_t)(rd - f->str);
-            ix = index_member((uint16_t)strtoul(f->str, NULL, 10), rd, rl, ixp, 2200, &ixl);
+            uint8_t canon;
+            ix = index_member((uint16_t)strtoul(f->str, NULL, 10), rd, rl, ixp, 2200, &ixl,
+                              &canon);
+            ixl = ip_member_len(s, ix, canon, ixp, ixl);
             if (ix == IX_IP && s->ip_by_prefix) {
                 /* in its address's shard: removed there once it is gone */
                 s->gone[i] = (gone_member){(uint32_t)s->gone_buf.len,
@@ -1478,12 +1534,13 @@ static void query_argv(store *s, const store_query_args *q, int k, const char *c
     argl[QUERY_ARGS] = 1;
 }
 
-/* The name of an address index member "<key> <rrtype> <rdata> <name>". */
+/* The name of an address index member, "<key> <name>" or "<key> <rrtype>
+ * <rdata> <name>": after its last space (names hold none). */
 static const char *member_name(const redisReply *m, size_t *len) {
-    const char *p = m->str, *end = m->str + m->len;
-    for (int sp = 0; sp < 3 && p < end; p++)
-        sp += *p == ' ';
-    *len = (size_t)(end - p);
+    const char *p = m->str + m->len;
+    while (p > m->str && p[-1] != ' ')
+        p--;
+    *len = (size_t)(m->str + m->len - p);
     return p;
 }
 

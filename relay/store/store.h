@@ -65,9 +65,10 @@ typedef struct store {
     const store_conf *conf;
     rlink *link;
     int cluster, nshards;
-    int layout_ok;             /* a cluster's store has this many shards */
+    int layout_ok;             /* st:layout read: the store's shards match */
     int ip_by_prefix;          /* a cluster's address index is sharded by
                                 * address prefix, not kept with the names */
+    int ip_name;               /* address index members are "<key> <name>" */
     char prefix[STORE_SHARDS_MAX][16]; /* each shard's "{<tag>}" ("" on one server) */
     char mark[128];            /* the applied-batch marker key (after the prefix) */
     char boot[40];             /* this process's boot id */
@@ -122,10 +123,14 @@ int store_ip_shard(int n, const char *member, size_t len);
 int store_ip_range_shards(int n, const char *a, size_t alen, const char *b, size_t blen,
                           uint8_t want[STORE_SHARDS_MAX]);
 
-/* What a cluster's st:layout says to a relay with nshards shards: 1
- * "shards <n> ip-by-prefix" (the address index sharded by address
- * prefix), 0 "shards <n>" (each address index member in its name's
- * shard), -1 another number of shards (the relay must not write). */
+/* What a store's st:layout says to a relay with nshards shards (1 on one
+ * server): "shards <n>[ ip-by-prefix][ ip-name]" gives the flags below
+ * (without ip-by-prefix a cluster keeps each address index member in its
+ * name's shard; without ip-name a member is "<key> <rrtype> <rdata>
+ * <name>"), another number of shards or word -1 (the relay must not
+ * write). */
+#define STORE_LAYOUT_IP_BY_PREFIX 1
+#define STORE_LAYOUT_IP_NAME 2
 int store_layout_kind(const char *layout, int nshards);
 
 /* The key prefix of shard k of n on a cluster, "{<tag>}": the tag is the

@@ -581,6 +581,31 @@ static void test_ip_range_shards(void **state) {
     }
 }
 
+/* st:layout: the shards, then the words in their order, nothing else */
+static void test_layout_kind(void **state) {
+    (void)state;
+    static const struct {
+        const char *layout;
+        int nshards, want;
+    } cases[] = {
+        {"shards 12 ip-by-prefix ip-name", 12, STORE_LAYOUT_IP_BY_PREFIX | STORE_LAYOUT_IP_NAME},
+        {"shards 12 ip-by-prefix", 12, STORE_LAYOUT_IP_BY_PREFIX},
+        {"shards 12", 12, 0},
+        {"shards 1 ip-name", 1, STORE_LAYOUT_IP_NAME},
+        {"shards 1", 1, 0},
+        {"shards 6 ip-by-prefix", 12, -1},
+        {"shards 120", 12, -1},
+        {"shards 12 ip-name ip-by-prefix", 12, -1},
+        {"shards 12 ip-by-prefixx", 12, -1},
+        {"shards 12 ip-name ", 12, -1},
+        {"", 1, -1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        if (store_layout_kind(cases[i].layout, cases[i].nshards) != cases[i].want)
+            fail_msg("\"%s\" with %d shards: %d, want %d", cases[i].layout, cases[i].nshards,
+                     store_layout_kind(cases[i].layout, cases[i].nshards), cases[i].want);
+}
+
 static void test_merge_info(void **state) {
     (void)state;
     redisReply *pg[2];
@@ -608,6 +633,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reverse_name),
         cmocka_unit_test(test_ip_key),
+        cmocka_unit_test(test_layout_kind),
         cmocka_unit_test(test_forms),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_cidr_property),

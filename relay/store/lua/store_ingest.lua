@@ -31,7 +31,8 @@
 --   f:<hash>   zset names, bucketed by a hash of the first label (www.*)
 --   r:<zone>   zset reversed names, bucketed by their last two labels
 --   ix:rb      zset the r: buckets (for *.com)
---   ix:ip      zset "<4|6><hex address> <rrtype> <rdata> <name>" (a cluster:
+--   ix:ip      zset "<4|6><hex address> <name>" (a store without the layout
+--              word ip-name: "<4|6><hex> <rrtype> <rdata> <name>"; a cluster:
 --              in the shard of the address's /24 or /48, not the name's)
 --   d:<hash>   zset "<rdata name> <rrtype> <name>", bucketed by a hash
 --   st:info    hash records, triples, names, errors, sensor_seq

@@ -111,6 +111,46 @@ local function one_name(name, after)
   return nil
 end
 
+-- the text of an address index key "<4|6><hex>" as inet_ntop writes it,
+-- and its rrtype (record.c's fmt_ipv6: the first longest run of two or
+-- more zero groups as "::", the forms ::a.b.c.d and ::ffff:a.b.c.d)
+local function ip_text(k)
+  if string.sub(k, 1, 1) == '4' then
+    return string.format('%d.%d.%d.%d', tonumber(string.sub(k, 2, 3), 16),
+      tonumber(string.sub(k, 4, 5), 16), tonumber(string.sub(k, 6, 7), 16),
+      tonumber(string.sub(k, 8, 9), 16)), '1'
+  end
+  local w = {}
+  for i = 0, 7 do w[i] = tonumber(string.sub(k, 2 + 4 * i, 5 + 4 * i), 16) end
+  local best, blen, cur, clen = -1, 0, -1, 0
+  for i = 0, 7 do
+    if w[i] == 0 then
+      if cur < 0 then cur, clen = i, 0 end
+      clen = clen + 1
+      if clen > blen then best, blen = cur, clen end
+    else
+      cur = -1
+    end
+  end
+  if blen < 2 then best = -1 end
+  local o = {}
+  for i = 0, 7 do
+    if best >= 0 and i >= best and i < best + blen then
+      if i == best then o[#o + 1] = ':' end
+    else
+      if i > 0 then o[#o + 1] = ':' end
+      if i == 6 and best == 0 and (blen == 6 or (blen == 5 and w[5] == 65535)) then
+        o[#o + 1] = string.format('%d.%d.%d.%d', math.floor(w[6] / 256), w[6] % 256,
+          math.floor(w[7] / 256), w[7] % 256)
+        return table.concat(o), '28'
+      end
+      o[#o + 1] = string.format('%x', w[i])
+    end
+  end
+  if best >= 0 and best + blen == 8 then o[#o + 1] = ':' end
+  return table.concat(o), '28'
+end
+
 -- the name of an index member, and the one field it stands for (or nil)
 local function member(m)
   if kind == 'fwd' then return m, nil end
@@ -120,8 +160,14 @@ local function member(m)
     return table.concat(l, '.'), nil
   end
   if kind == 'ip' then
+    -- "<key> <name>" (a store whose layout says ip-name: the rdata is
+    -- the key's text), or "<key> <rrtype> <rdata> <name>"
     local ty, rd, nm = string.match(m, '^%S+ (%d+) (%S+) (.*)$')
-    return nm, ty .. ' ' .. rd
+    if ty then return nm, ty .. ' ' .. rd end
+    local k, name = string.match(m, '^(%S+) (%S+)$')
+    if not k then return nil end
+    local text, t = ip_text(k)
+    return name, t .. ' ' .. text
   end
   local rd, ty, nm = string.match(m, '^(%S+) (%d+) (.*)$')
   -- a master-file MX, SRV or SOA: its whole rdata, then the name (names
