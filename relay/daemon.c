@@ -788,14 +788,17 @@ static int http_ready(void *ctx, char *why, size_t whylen) {
         return 0;
     }
     if (r->storing && !store_up(&r->store)) {
-        if (!r->store.cluster)
+        if (!r->store.cluster && !rlink_ready(r->store.link))
             snprintf(why, whylen, "the store's Redis (%.64s:%d) is not connected",
                      r->cfg.store.host, r->cfg.store.port);
         else if (!rlink_ready(r->store.link))
             snprintf(why, whylen, "the store's Redis Cluster is not ready (a slot without a "
                      "master that is up)");
+        else if (r->store.layout_bad)
+            snprintf(why, whylen, "the %sstore was made with another store.shards "
+                     "(see the log)", r->store.cluster ? "cluster's " : "");
         else
-            snprintf(why, whylen, "the cluster's store was made with another store.shards "
+            snprintf(why, whylen, "the store's layout (st:layout) is not read yet "
                      "(see the log)");
         return 0;
     }

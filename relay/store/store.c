@@ -681,16 +681,20 @@ static void on_layout(redisAsyncContext *ac, void *reply, void *priv) {
     store *s = priv;
     redisReply *rep = reply;
     (void)ac;
+    s->layout_asking = 0;
     if (!rep || rep->type != REDIS_REPLY_STRING) {
+        /* say a Redis still loading its data: asked again by the tick */
         if (rep)
             log_error("store: reading st:layout: %s",
                       rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
-        return; /* asked again when the link is ready again */
+        s->layout_retry_ms = pdns_mono_ms() + RETRY_MS;
+        return;
     }
     int kind = store_layout_kind(rep->str, s->nshards);
     if (kind < 0) {
         log_error("store: the store was made with %s (st:layout), store.shards says %d: "
                   "nothing is written (set store.shards to match)", rep->str, s->nshards);
+        s->layout_bad = 1;
         return;
     }
     s->ip_by_prefix = s->cluster && (kind & STORE_LAYOUT_IP_BY_PREFIX);
@@ -712,18 +716,28 @@ static const char layout_lua[] =
     "redis.call('SET', KEYS[1], l) "
     "return l";
 
+/* Nothing is written before the store's layout is known (on_ready, and
+ * the tick after an error reply). */
+static void ask_layout(store *s) {
+    if (s->layout_ok || s->layout_asking || s->layout_bad || !rlink_ready(s->link) ||
+        pdns_mono_ms() < s->layout_retry_ms)
+        return;
+    char want[48], old[32];
+    snprintf(old, sizeof(old), "shards %d", s->nshards);
+    snprintf(want, sizeof(want), "shards %d%s ip-name", s->nshards,
+             s->cluster ? " ip-by-prefix" : "");
+    if (rlink_command(s->link, "st:layout", on_layout, s, "EVAL %s 1 st:layout %s %s %s",
+                      layout_lua, want, old, s->cluster ? "" : "st:info") == 0)
+        s->layout_asking = 1;
+}
+
 static void on_ready(void *ctx) {
     store *s = ctx;
     s->script_loaded = s->script_loading = 0;
     load_query_script(s);
-    if (!s->layout_ok) {
-        char want[48], old[32];
-        snprintf(old, sizeof(old), "shards %d", s->nshards);
-        snprintf(want, sizeof(want), "shards %d%s ip-name", s->nshards,
-                 s->cluster ? " ip-by-prefix" : "");
-        rlink_command(s->link, "st:layout", on_layout, s, "EVAL %s 1 st:layout %s %s %s",
-                      layout_lua, want, old, s->cluster ? "" : "st:info");
-    }
+    s->layout_bad = 0;
+    s->layout_retry_ms = 0;
+    ask_layout(s);
     kick(s);
 }
 
@@ -1209,6 +1223,7 @@ static void sweep(store *s) {
 }
 
 void store_tick(store *s) {
+    ask_layout(s);
     if (!s->script_loaded)
         load_query_script(s);
     sweep(s);

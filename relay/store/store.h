@@ -66,6 +66,10 @@ typedef struct store {
     rlink *link;
     int cluster, nshards;
     int layout_ok;             /* st:layout read: the store's shards match */
+    int layout_asking;         /* the read of st:layout is in flight */
+    int layout_bad;            /* st:layout says other shards: not asked
+                                * again until the link comes back */
+    uint64_t layout_retry_ms;  /* asked again after an error reply */
     int ip_by_prefix;          /* a cluster's address index is sharded by
                                 * address prefix, not kept with the names */
     int ip_name;               /* address index members are "<key> <name>" */

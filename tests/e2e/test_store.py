@@ -715,6 +715,27 @@ def test_a_store_made_before_layouts_keeps_its_members(redis_server, relay_facto
     assert_found_by_address(Api(relay.http_port), first + second)
 
 
+def test_the_layout_is_asked_again_after_an_error(redis_server, relay_factory):
+    """Nothing is written before st:layout is read; an error reply (a Redis
+    still loading its data, say; here the key holds a hash) is logged and
+    the layout asked again, and the records wait in the buffer meanwhile."""
+    r = redis_server.client()
+    r.hset("st:layout", "not", "a string")
+    relay = relay_factory(redis=redis_server, extra={"mixer": {"enabled": False}}).start(
+        ready=False)
+    assert relay.wait_for(lambda: "reading st:layout: WRONGTYPE" in relay.log_text(), 20)
+    st, why = relay.readyz()
+    assert st == 503 and "st:layout" in why, why
+    obs = make_records(seed=5)[:200]
+    send_d4(relay, obs)
+    assert relay.wait_for(lambda: relay.metrics()["pdns_relay_store_buffered_records"] == 200, 20)
+    assert r.hget("st:info", "records") is None
+    r.delete("st:layout")
+    wait_stored(relay, 200)
+    assert r.get("st:layout") == b"shards 1 ip-name"
+    assert relay.readyz()[0] == 200
+
+
 def test_queue_lines_leave_the_queue_only_once_stored(redis_server, relay_factory, workdir):
     """A d4-core queue batch is trimmed off the processing list only once
     the store has it: with the store's Redis down and the relay killed,
