@@ -111,20 +111,59 @@ local function one_name(name, after)
   return nil
 end
 
--- the text of an address index key "<4|6><hex>" as inet_ntop writes it,
--- and its rrtype (record.c's fmt_ipv6: the first longest run of two or
--- more zero groups as "::", the forms ::a.b.c.d and ::ffff:a.b.c.d)
-local function ip_text(k)
-  if string.sub(k, 1, 1) == '4' then
-    return string.format('%d.%d.%d.%d', tonumber(string.sub(k, 2, 3), 16),
-      tonumber(string.sub(k, 4, 5), 16), tonumber(string.sub(k, 6, 7), 16),
-      tonumber(string.sub(k, 8, 9), 16)), '1'
+-- The field "<rrtype> <address>" an address index key "<4|6><hex>"
+-- stands for, the address as inet_ntop writes it (record.c's fmt_ipv6:
+-- the first longest run of two or more zero groups as "::", the forms
+-- ::a.b.c.d and ::ffff:a.b.c.d). A page walks many members: the digits
+-- are read as bytes and the text made in one concatenation, so that a
+-- member costs no more than reading the address from a long member did.
+local DEC, H, g6, o6
+local function dotted(k, at) -- the IPv4 address in the 8 hex digits from at
+  local a1, a2, b1, b2, c1, c2, d1, d2 = string.byte(k, at, at + 7)
+  if not d2 then return nil end
+  if not DEC then
+    H = {[48] = 0, [49] = 1, [50] = 2, [51] = 3, [52] = 4, [53] = 5, [54] = 6, [55] = 7,
+         [56] = 8, [57] = 9, [97] = 10, [98] = 11, [99] = 12, [100] = 13, [101] = 14,
+         [102] = 15}
+    DEC = {[0] = '0',
+    '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15', '16',
+    '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31',
+    '32', '33', '34', '35', '36', '37', '38', '39', '40', '41', '42', '43', '44', '45', '46',
+    '47', '48', '49', '50', '51', '52', '53', '54', '55', '56', '57', '58', '59', '60', '61',
+    '62', '63', '64', '65', '66', '67', '68', '69', '70', '71', '72', '73', '74', '75', '76',
+    '77', '78', '79', '80', '81', '82', '83', '84', '85', '86', '87', '88', '89', '90', '91',
+    '92', '93', '94', '95', '96', '97', '98', '99', '100', '101', '102', '103', '104', '105',
+    '106', '107', '108', '109', '110', '111', '112', '113', '114', '115', '116', '117', '118',
+    '119', '120', '121', '122', '123', '124', '125', '126', '127', '128', '129', '130', '131',
+    '132', '133', '134', '135', '136', '137', '138', '139', '140', '141', '142', '143', '144',
+    '145', '146', '147', '148', '149', '150', '151', '152', '153', '154', '155', '156', '157',
+    '158', '159', '160', '161', '162', '163', '164', '165', '166', '167', '168', '169', '170',
+    '171', '172', '173', '174', '175', '176', '177', '178', '179', '180', '181', '182', '183',
+    '184', '185', '186', '187', '188', '189', '190', '191', '192', '193', '194', '195', '196',
+    '197', '198', '199', '200', '201', '202', '203', '204', '205', '206', '207', '208', '209',
+    '210', '211', '212', '213', '214', '215', '216', '217', '218', '219', '220', '221', '222',
+    '223', '224', '225', '226', '227', '228', '229', '230', '231', '232', '233', '234', '235',
+    '236', '237', '238', '239', '240', '241', '242', '243', '244', '245', '246', '247', '248',
+    '249', '250', '251', '252', '253', '254', '255'}
   end
-  local w = {}
-  for i = 0, 7 do w[i] = tonumber(string.sub(k, 2 + 4 * i, 5 + 4 * i), 16) end
+  local h = H
+  return DEC[h[a1] * 16 + h[a2]] .. '.' .. DEC[h[b1] * 16 + h[b2]] .. '.' ..
+    DEC[h[c1] * 16 + h[c2]] .. '.' .. DEC[h[d1] * 16 + h[d2]]
+end
+
+local function ip6_text(k)
+  if #k ~= 33 then return nil end
+  g6, o6 = g6 or {}, o6 or {}
+  local g = g6
   local best, blen, cur, clen = -1, 0, -1, 0
   for i = 0, 7 do
-    if w[i] == 0 then
+    -- each group's digits from its first that is not 0 ("" for 0000)
+    local at = 2 + 4 * i
+    local c1, c2, c3 = string.byte(k, at, at + 2)
+    local from = c1 ~= 48 and at or c2 ~= 48 and at + 1 or c3 ~= 48 and at + 2 or at + 3
+    g[i] = from
+    if from == at + 3 and string.byte(k, at + 3) == 48 then
+      g[i] = -1
       if cur < 0 then cur, clen = i, 0 end
       clen = clen + 1
       if clen > blen then best, blen = cur, clen end
@@ -133,22 +172,30 @@ local function ip_text(k)
     end
   end
   if blen < 2 then best = -1 end
-  local o = {}
+  if best == 0 and (blen == 6 or (blen == 5 and string.sub(k, 22, 25) == 'ffff')) then
+    return (blen == 5 and '::ffff:' or '::') .. dotted(k, 26)
+  end
+  local o, n = o6, 0
   for i = 0, 7 do
     if best >= 0 and i >= best and i < best + blen then
-      if i == best then o[#o + 1] = ':' end
+      if i == best then n = n + 1; o[n] = ':' end
     else
-      if i > 0 then o[#o + 1] = ':' end
-      if i == 6 and best == 0 and (blen == 6 or (blen == 5 and w[5] == 65535)) then
-        o[#o + 1] = string.format('%d.%d.%d.%d', math.floor(w[6] / 256), w[6] % 256,
-          math.floor(w[7] / 256), w[7] % 256)
-        return table.concat(o), '28'
-      end
-      o[#o + 1] = string.format('%x', w[i])
+      if i > 0 then n = n + 1; o[n] = ':' end
+      n = n + 1
+      o[n] = g[i] < 0 and '0' or string.sub(k, g[i], 5 + 4 * i)
     end
   end
-  if best >= 0 and best + blen == 8 then o[#o + 1] = ':' end
-  return table.concat(o), '28'
+  if best >= 0 and best + blen == 8 then n = n + 1; o[n] = ':' end
+  return table.concat(o, '', 1, n)
+end
+
+local function ip_field(k)
+  if string.byte(k, 1) == 52 then -- '4'
+    local t = #k == 9 and dotted(k, 2)
+    return t and '1 ' .. t
+  end
+  local t = ip6_text(k)
+  return t and '28 ' .. t
 end
 
 -- the name of an index member, and the one field it stands for (or nil)
@@ -162,12 +209,15 @@ local function member(m)
   if kind == 'ip' then
     -- "<key> <name>" (a store whose layout says ip-name: the rdata is
     -- the key's text), or "<key> <rrtype> <rdata> <name>"
+    local sp = string.find(m, ' ', 1, true)
+    if sp and not string.find(m, ' ', sp + 1, true) then
+      local f = ip_field(string.sub(m, 1, sp - 1))
+      if not f then return nil end
+      return string.sub(m, sp + 1), f
+    end
     local ty, rd, nm = string.match(m, '^%S+ (%d+) (%S+) (.*)$')
-    if ty then return nm, ty .. ' ' .. rd end
-    local k, name = string.match(m, '^(%S+) (%S+)$')
-    if not k then return nil end
-    local text, t = ip_text(k)
-    return name, t .. ' ' .. text
+    if not ty then return nil end
+    return nm, ty .. ' ' .. rd
   end
   local rd, ty, nm = string.match(m, '^(%S+) (%d+) (.*)$')
   -- a master-file MX, SRV or SOA: its whole rdata, then the name (names
