@@ -704,8 +704,6 @@ static int load_partners_in(cfgctx *c, relay_config *cfg, json_t *arr) {
     return 0;
 }
 
-/* Sensor numbers for the mixer: sensors first, then d4-core queues; and
- * each one's organisation number (sensors without one are their own). */
 /* Two listeners on one port would not fail to start: lws puts vhosts with
  * the same port on one socket, and the second's clients would talk to the
  * first (an admin's GET /metrics read as a D4 frame, the connection reset).
@@ -741,6 +739,8 @@ static int listeners_apart(cfgctx *c, json_t *root, const relay_config *cfg) {
     return 0;
 }
 
+/* Sensor numbers for the mixer: sensors first, then d4-core queues; and
+ * each one's organisation number (sensors without one are their own). */
 static int number_sources(cfgctx *c, relay_config *cfg) {
     size_t n = cfg->n_sensors + cfg->n_queues + cfg->n_partners_in;
     if (n > 65536)
