@@ -387,6 +387,25 @@ static int resp_arg(pdns_buf *cmd, const char *a, size_t alen, const char *b, si
     return resp_arg3(cmd, NULL, 0, a, alen, b, blen);
 }
 
+/* The suffix index member of a reversed name whose bucket is its first
+ * rb_len bytes: the whole reversed name, or in a store whose layout says
+ * r-rel the part from the dot after the bucket (".www" in com.example),
+ * "." for the bucket's own name: never empty (a cursor's member), and in
+ * the order of the whole names. */
+static const char *rev_member(const store *s, const char *rev, size_t rev_len, size_t rb_len,
+                              size_t *len) {
+    if (!s->r_rel) {
+        *len = rev_len;
+        return rev;
+    }
+    if (rev_len <= rb_len) {
+        *len = 1;
+        return ".";
+    }
+    *len = rev_len - rb_len;
+    return rev + rb_len;
+}
+
 /* The length of an index member prefix as the store keeps it: an address
  * whose rdata is canonical, in a store whose layout says ip-name, is only
  * "<key> " (the name follows). */
@@ -473,14 +492,15 @@ static int build_command(const store *s, const store_chunk *c, int k, pdns_buf *
         num[nl++] = ' ';
         nl += utoa(e[i].count, num + nl);
         char nr[20];
-        size_t nrl = utoa(e[i].nrec, nr), fbl = strlen(fb), ixkl = strlen(ixk);
+        size_t nrl = utoa(e[i].nrec, nr), fbl = strlen(fb), ixkl = strlen(ixk), rml;
+        const char *rm = rev_member(s, rev, e[i].rev_len, e[i].rb_len, &rml);
         if (resp_arg3(cmd, P, pl, e[i].is_error ? "e:" : "n:", 2, name, e[i].name_len) < 0 ||
             resp_arg(cmd, ty, tl, rdata, e[i].rdata_len) < 0 ||
             resp_arg(cmd, num, nl, NULL, 0) < 0 ||
             resp_arg(cmd, sensor, e[i].sensor_len, NULL, 0) < 0 ||
             resp_arg(cmd, nr, nrl, NULL, 0) < 0 ||
             resp_arg(cmd, name, e[i].name_len, NULL, 0) < 0 ||
-            resp_arg(cmd, rev, e[i].rev_len, NULL, 0) < 0 ||
+            resp_arg(cmd, rm, rml, NULL, 0) < 0 ||
             resp_arg3(cmd, P, fbl ? pl : 0, fb, fbl, NULL, 0) < 0 ||
             resp_arg3(cmd, P, pl, "r:", 2, rev, e[i].rb_len) < 0 ||
             resp_arg(cmd, rev, e[i].rb_len, NULL, 0) < 0 ||
@@ -647,20 +667,22 @@ static void load_query_script(store *s) {
 }
 
 /* A store records its layout (st:layout) the first time a relay finds it
- * without one: "shards <n> ip-by-prefix ip-name" on a cluster, "shards 1
- * ip-name" on one server. A relay configured with another number of
+ * without one: "shards <n> ip-by-prefix ip-name r-rel" on a cluster,
+ * "shards 1 ip-name r-rel" on one server. A relay configured with another number of
  * shards refuses to write, as its names would be looked for in the wrong
  * shards. A cluster's store whose layout lacks "ip-by-prefix" keeps each
  * address index member in its name's shard: the relay goes on writing and
  * asking it so (an address lookup asks every shard). A store whose layout
  * lacks "ip-name" (one server: a store with data and no st:layout, made
  * before members were "<key> <name>") keeps writing the long members
- * "<key> <rrtype> <rdata> <name>"; queries read both. */
+ * "<key> <rrtype> <rdata> <name>"; queries read both. Likewise a store
+ * without "r-rel" keeps whole reversed names in its suffix buckets. */
 static const struct {
     const char *word;
     int flag;
 } layout_words[] = {{" ip-by-prefix", STORE_LAYOUT_IP_BY_PREFIX},
-                    {" ip-name", STORE_LAYOUT_IP_NAME}};
+                    {" ip-name", STORE_LAYOUT_IP_NAME},
+                    {" r-rel", STORE_LAYOUT_R_REL}};
 
 int store_layout_kind(const char *layout, int nshards) {
     char want[32];
@@ -699,6 +721,7 @@ static void on_layout(redisAsyncContext *ac, void *reply, void *priv) {
     }
     s->ip_by_prefix = s->cluster && (kind & STORE_LAYOUT_IP_BY_PREFIX);
     s->ip_name = (kind & STORE_LAYOUT_IP_NAME) != 0;
+    s->r_rel = (kind & STORE_LAYOUT_R_REL) != 0;
     if (s->cluster && !s->ip_by_prefix)
         log_info("store: the cluster's store keeps its address index in the names' shards "
                  "(st:layout \"%s\"): an address lookup asks every shard", rep->str);
@@ -724,7 +747,7 @@ static void ask_layout(store *s) {
         return;
     char want[48], old[32];
     snprintf(old, sizeof(old), "shards %d", s->nshards);
-    snprintf(want, sizeof(want), "shards %d%s ip-name", s->nshards,
+    snprintf(want, sizeof(want), "shards %d%s ip-name r-rel", s->nshards,
              s->cluster ? " ip-by-prefix" : "");
     if (rlink_command(s->link, "st:layout", on_layout, s, "EVAL %s 1 st:layout %s %s %s",
                       layout_lua, want, old, s->cluster ? "" : "st:info") == 0)
@@ -1183,7 +1206,7 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
         v[2] = f->str, l[2] = f->len;
         v[3] = tl->str, l[3] = tl->len;
         v[4] = fk, l[4] = strlen(fk);
-        v[5] = rev, l[5] = revl;
+        v[5] = rev_member(s, rev, revl, store_rev_bucket(rev, revl), &l[5]);
         v[6] = rev, l[6] = store_rev_bucket(rev, revl);
         v[7] = ixk, l[7] = strlen(ixk);
         v[8] = ixp, l[8] = ixl;
@@ -1514,6 +1537,14 @@ static void gather_send(gather *g, int k, int shard, int sha, int argc, const ch
     }
 }
 
+/* The kind of member the query script walks: "rrev" for a suffix index
+ * whose members are relative to their bucket (layout r-rel). */
+static const char *query_kind(const store *s, const char *kind) {
+    if (!kind)
+        return "";
+    return s->r_rel && strcmp(kind, "rev") == 0 ? "rrev" : kind;
+}
+
 /* The arguments of store_query.lua for q on shard k (EVALSHA with sha,
  * else EVAL), cursor and cursor id as given. */
 #define QUERY_ARGS 23
@@ -1534,7 +1565,7 @@ static void query_argv(store *s, const store_query_args *q, int k, const char *c
     shard_bucket(s, bucket);
     snprintf(key, keysize, "%s%s", s->prefix[k], bucket);
     const char *v[QUERY_ARGS] = {sha ? "EVALSHA" : "EVAL", sha ? s->query_sha : store_query_lua,
-                                 "1", bufs[7], q->mode, q->kind ? q->kind : "", key, q->a, q->b,
+                                 "1", bufs[7], q->mode, query_kind(s, q->kind), key, q->a, q->b,
                                  cursor ? cursor : "", bufs[0], bufs[1], q->types,
                                  bufs[2], bufs[3], bufs[4], bufs[5], bufs[6], s->conf->expiry,
                                  s->conf->show_sensors ? "1" : "0", cursor_id ? cursor_id : "",

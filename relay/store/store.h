@@ -73,6 +73,8 @@ typedef struct store {
     int ip_by_prefix;          /* a cluster's address index is sharded by
                                 * address prefix, not kept with the names */
     int ip_name;               /* address index members are "<key> <name>" */
+    int r_rel;                 /* suffix index members are relative to
+                                * their bucket */
     char prefix[STORE_SHARDS_MAX][16]; /* each shard's "{<tag>}" ("" on one server) */
     char mark[128];            /* the applied-batch marker key (after the prefix) */
     char boot[40];             /* this process's boot id */
@@ -128,13 +130,15 @@ int store_ip_range_shards(int n, const char *a, size_t alen, const char *b, size
                           uint8_t want[STORE_SHARDS_MAX]);
 
 /* What a store's st:layout says to a relay with nshards shards (1 on one
- * server): "shards <n>[ ip-by-prefix][ ip-name]" gives the flags below
+ * server): "shards <n>[ ip-by-prefix][ ip-name][ r-rel]" gives the flags below
  * (without ip-by-prefix a cluster keeps each address index member in its
  * name's shard; without ip-name a member is "<key> <rrtype> <rdata>
- * <name>"), another number of shards or word -1 (the relay must not
- * write). */
+ * <name>"; without r-rel a suffix index member is the whole reversed
+ * name, with it the part from the dot after its bucket), another
+ * number of shards or word -1 (the relay must not write). */
 #define STORE_LAYOUT_IP_BY_PREFIX 1
 #define STORE_LAYOUT_IP_NAME 2
+#define STORE_LAYOUT_R_REL 4
 int store_layout_kind(const char *layout, int nshards);
 
 /* The key prefix of shard k of n on a cluster, "{<tag>}": the tag is the

@@ -145,7 +145,7 @@ def test_the_cluster_store_answers_as_one_server(cluster, redis_server, relay_fa
     assert st.returncode == 0, st.stdout + st.stderr
     out = st.stdout
     assert "store %s: ready" % cluster.url() in out
-    assert "store layout: shards 12 ip-by-prefix ip-name\n" in out
+    assert "store layout: shards 12 ip-by-prefix ip-name r-rel\n" in out
     shards = [l for l in out.splitlines() if l.startswith("shard ")]
     assert len(shards) == 12
     assert sum(int(l.split(": ")[1].split()[0]) for l in shards) == len(agg)
@@ -445,7 +445,7 @@ def test_a_relay_with_other_shards_refuses_to_write(cluster, relay_factory):
     first.stop()
     other = relay_factory(extra={"mixer": {"enabled": False}, "redis": cluster.url(),
                                  "store": {"shards": 6}}).start(ready=False)
-    assert other.wait_for(lambda: "made with shards 12 ip-by-prefix ip-name (st:layout), "
+    assert other.wait_for(lambda: "made with shards 12 ip-by-prefix ip-name r-rel (st:layout), "
                           "store.shards says 6"
                           in other.log_text(), 20), other.log_text()[-2000:]
     st, body = other.readyz()
@@ -457,4 +457,4 @@ def test_a_relay_with_other_shards_refuses_to_write(cluster, relay_factory):
     assert m["pdns_relay_store_records_total"] == 0 and m["pdns_relay_store_buffered_records"] == 100
     c = cluster.client(cluster.master_of(cluster.client(cluster.alive()[0])
                                          .cluster("keyslot", "st:layout")))
-    assert c.get("st:layout") == b"shards 12 ip-by-prefix ip-name"
+    assert c.get("st:layout") == b"shards 12 ip-by-prefix ip-name r-rel"

@@ -630,7 +630,8 @@ def test_expiry_per_rrtype(redis_server, relay_factory, tmp_path):
     assert r.hkeys("n:mixed.exp.test") and b"1 198.51.100.2" not in r.hkeys("n:mixed.exp.test")
     members = [m.decode() for m in r.zrange("ix:ip", 0, -1)]
     assert members == ["4c6336403 mixed.exp.test"]  # 198.51.100.3; .1 and .2 are gone
-    assert r.zscore("r:test.exp", "test.exp.gone") is None
+    # the suffix index: each member is the reversed name after its bucket
+    assert r.zrange("r:test.exp", 0, -1) == [b".alias", b".mixed"]
     info = json.loads(api.get("/info")[2])
     assert info["triples"] == 3 and info["names"] == 2 and info["errors"] == 1
 
@@ -674,13 +675,13 @@ def assert_found_by_address(api, recs):
 
 def test_address_index_members_are_key_and_name(redis_server, relay_factory, tmp_path):
     """A new store keeps an address index member as "<key> <name>" (st:layout
-    "shards 1 ip-name"), not with the rrtype and address again: a query
+    "shards 1 ip-name r-rel"), not with the rrtype and address again: a query
     writes the address from the key, as the relay wrote the rdata."""
     relay = store_relay(relay_factory, redis_server)
     recs = [("f%d.forms.test" % i, a) for i, a in enumerate(ADDRESS_FORMS)]
     import_ndjson(relay, tmp_path / "forms.ndjson", recs)
     r = redis_server.client()
-    assert r.get("st:layout") == b"shards 1 ip-name"
+    assert r.get("st:layout") == b"shards 1 ip-name r-rel"
     members = [m.decode() for m in r.zrange("ix:ip", 0, -1)]
     assert len(members) == len(recs)
     assert all(re.fullmatch(r"(4[0-9a-f]{8}|6[0-9a-f]{32}) f\d+\.forms\.test", m)
@@ -696,10 +697,16 @@ def test_a_store_made_before_layouts_keeps_its_members(redis_server, relay_facto
     first = [("old%d.forms.test" % i, a) for i, a in enumerate(ADDRESS_FORMS)]
     import_ndjson(relay, tmp_path / "old.ndjson", first)
     relay.stop()
-    # what an earlier relay left: long members (half of them: a store an
-    # earlier and a later relay wrote has both), and no st:layout
+    # what an earlier relay left: long address members (half of them: a
+    # store an earlier and a later relay wrote has both), whole reversed
+    # names in the suffix buckets, and no st:layout
     r = redis_server.client()
     r.delete("st:layout")
+    for key in r.scan_iter(match="r:*"):
+        bucket = key.decode()[2:]
+        for m in r.zrange(key, 0, -1):
+            r.zrem(key, m)
+            r.zadd(key, {bucket + (m.decode() if m != b"." else ""): 0})
     for i, m in enumerate(sorted(m.decode() for m in r.zrange("ix:ip", 0, -1))):
         if i % 2 == 0:
             key, name = m.split(" ")
@@ -713,6 +720,39 @@ def test_a_store_made_before_layouts_keeps_its_members(redis_server, relay_facto
     members = [m.decode() for m in r.zrange("ix:ip", 0, -1)]
     assert sum(m.count(" ") == 3 for m in members if " new" in m) == len(second), members
     assert_found_by_address(Api(relay.http_port), first + second)
+    # its suffix index keeps whole reversed names too
+    assert r.zscore("r:test.forms", "test.forms.new0") is not None
+    got, _ = Api(relay.http_port).page("/query/*.forms.test?limit=1000")
+    assert {o["rrname"] for o in got} == {n for n, _ in first + second}
+
+
+def test_suffix_index_members_are_relative_to_their_bucket(redis_server, relay_factory,
+                                                           tmp_path):
+    """In a new store (layout r-rel) a suffix bucket r:<tld>.<sld> holds the
+    rest of each reversed name ("." for the bucket's own name): *.zone finds
+    every name under it and not the zone itself, deeper suffixes and *.tld
+    as before, page by page through the bucket's own name."""
+    names = ["example.test", "www.example.test", "a.example.test", "b.a.example.test",
+             "x.b.a.example.test", "example-a.test", "www.example-a.test", "test",
+             "other.test", "a.other.test", "examplez.test"] + \
+            ["h%d.example.test" % i for i in range(30)]
+    relay = store_relay(relay_factory, redis_server)
+    import_ndjson(relay, tmp_path / "names.ndjson",
+                  [(n, "192.0.2.%d" % (i % 250 + 1)) for i, n in enumerate(names)])
+    r = redis_server.client()
+    assert r.get("st:layout") == b"shards 1 ip-name r-rel"
+    assert set(r.zrange("r:test.example", 0, -1)) >= {b".", b".www", b".a", b".a.b", b".a.b.x"}
+    assert r.zrange("r:test", 0, -1) == [b"."]
+    api = Api(relay.http_port)
+
+    def under(suffix):
+        return {n for n in names if n.endswith("." + suffix)}
+
+    for suffix in ("example.test", "a.example.test", "b.a.example.test", "test",
+                   "example-a.test", "other.test", "nothing.test", "x.b.a.example.test"):
+        for limit in (1, 3, 1000):
+            got, _ = api.all_pages("/query/*.%s" % suffix, limit)
+            assert {o["rrname"] for o in got} == under(suffix), (suffix, limit)
 
 
 def test_the_layout_is_asked_again_after_an_error(redis_server, relay_factory):
@@ -732,7 +772,7 @@ def test_the_layout_is_asked_again_after_an_error(redis_server, relay_factory):
     assert r.hget("st:info", "records") is None
     r.delete("st:layout")
     wait_stored(relay, 200)
-    assert r.get("st:layout") == b"shards 1 ip-name"
+    assert r.get("st:layout") == b"shards 1 ip-name r-rel"
     assert relay.readyz()[0] == 200
 
 

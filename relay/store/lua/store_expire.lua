@@ -4,7 +4,7 @@
 -- ARGV[1]: the key prefix of the shard ("" on one server; every key
 -- below is after it); KEYS[1] a key of the shard; then 9 per entry: key (n:<name> or e:<name>), name, field,
 --   time_last, forward bucket key ("" for an error line: no indexes),
---   reversed name, suffix bucket, index key ("" for none), index member
+--   suffix index member (the reversed name, or its part from the dot after the bucket), suffix bucket, index key ("" for none), index member
 --   prefix (its trailing space included: the name follows); an index
 --   key "" with a member prefix: the member is in another shard (a
 --   cluster's address index), the relay removes it there

@@ -21,7 +21,9 @@
 -- every key and member: building strings in this Lua costs more than
 -- passing them):
 --   "n:<name>", "<rrtype> <rdata>", "<time_first> <time_last> <count>",
---   sensor, records merged, name, reversed name, forward bucket key ("" for
+--   sensor, records merged, name, suffix index member (the reversed name;
+--   with r-rel the part from the dot after its bucket, "." for the
+--   bucket's own name), forward bucket key ("" for
 --   an error line: key "e:<name>", field "<rrtype> <rcode>", no indexes),
 --   "r:<suffix bucket>", suffix bucket, index key ("" for none: ix:ip or
 --   a d: bucket), index member, bailiwick ("" when unknown)
@@ -29,7 +31,8 @@
 --   n:<name>   hash "<rrtype> <rdata>" -> "<tf> <tl> <count> |<sid>|<sid>|[ <bailiwick>]"
 --   e:<name>   hash "<rrtype> <rcode>" -> the same: error lines (ingest.keep_errors)
 --   f:<hash>   zset names, bucketed by a hash of the first label (www.*)
---   r:<zone>   zset reversed names, bucketed by their last two labels
+--   r:<zone>   zset reversed names, bucketed by their last two labels (with
+--              the layout word r-rel, the part from the dot after <zone>)
 --   ix:rb      zset the r: buckets (for *.com)
 --   ix:ip      zset "<4|6><hex address> <name>" (a store without the layout
 --              word ip-name: "<4|6><hex> <rrtype> <rdata> <name>"; a cluster:

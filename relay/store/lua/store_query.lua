@@ -16,8 +16,10 @@
 -- mode "get" (a cluster's address index, sharded apart from the names):
 --   the triples of the address index members ARGV[21], ... (kind "ip"),
 --   each with its place.
--- kind says what a member is: "fwd" a name, "rev" a reversed name (each
---   with all its triples), "ip" and "rd" one triple each; "ipm" an
+-- kind says what a member is: "fwd" a name, "rev" a reversed name, "rrev"
+--   the part of a reversed name from the dot after its bucket's
+--   "<tld>.<sld>" (a store whose layout says r-rel; "." for the bucket's
+--   own name; each with all its triples), "ip" and "rd" one triple each; "ipm" an
 --   address index member given as it is ({cursor, member, ...}: the
 --   triples are in the names' shards, asked next by mode "get").
 -- Returns {next cursor or "", name1, field1, "tf tl count"1, sensors1,
@@ -199,9 +201,13 @@ local function ip_field(k)
 end
 
 -- the name of an index member, and the one field it stands for (or nil)
+local rbucket = ''  -- rrev: the suffix bucket walked
 local function member(m)
   if kind == 'fwd' then return m, nil end
-  if kind == 'rev' then
+  if kind == 'rev' or kind == 'rrev' then
+    -- rrev: the member is the reversed name from the dot after its
+    -- bucket (".www"), "." for the bucket's own name
+    if kind == 'rrev' then m = m == '.' and rbucket or rbucket .. m end
     local l = {}
     for lab in string.gmatch(m, '[^.]+') do table.insert(l, 1, lab) end
     return table.concat(l, '.'), nil
@@ -286,8 +292,21 @@ local function run()
     return
   end
   if mode == 'lex' then
-    local min, pending, pfield = resume(cursor, '[' .. A)
-    out[1] = walk(key, min, '[' .. B, pending, pfield) or ''
+    local lo, hi = '[' .. A, '[' .. B
+    if kind == 'rrev' then
+      -- the range "<bucket>.<rest>" within bucket r:<bucket>, whose
+      -- members are ".<rest>" ("." is the bucket's own name, not under
+      -- it; no member ends in a dot, so the low end is exclusive)
+      rbucket = string.match(key, 'r:(.*)$')
+      local n = #rbucket + 1
+      if string.sub(A, 1, n) ~= rbucket .. '.' then
+        return redis.error_reply('BADRANGE not in bucket ' .. rbucket)
+      end
+      A, B = string.sub(A, n), string.sub(B, n)
+      lo, hi = '(' .. A, '[' .. B
+    end
+    local min, pending, pfield = resume(cursor, lo)
+    out[1] = walk(key, min, hi, pending, pfield) or ''
     return
   end
   -- lexn: cursor is "<bucket>\t<member>[\n<field>]"
@@ -297,8 +316,9 @@ local function run()
     if not bucket then return redis.error_reply('BADCURSOR malformed cursor') end
     bmin = '(' .. bucket
     local min, pending, pfield = resume(inner, '-')
-    bucket_pre = bucket .. '\t'
-    local c = walk(P .. (kind == 'rev' and 'r:' .. bucket or bucket), min, '+', pending, pfield)
+    bucket_pre, rbucket = bucket .. '\t', bucket
+    local rk = (kind == 'rev' or kind == 'rrev') and 'r:' .. bucket or bucket
+    local c = walk(P .. rk, min, '+', pending, pfield)
     if c then out[1] = bucket .. '\t' .. c; return end
   end
   while true do
@@ -309,8 +329,8 @@ local function run()
         out[1] = b .. '\t' -- resume at the start of bucket b
         return
       end
-      bucket_pre = b .. '\t'
-      local c = walk(P .. (kind == 'rev' and 'r:' .. b or b), '-', '+', nil, '')
+      bucket_pre, rbucket = b .. '\t', b
+      local c = walk(P .. ((kind == 'rev' or kind == 'rrev') and 'r:' .. b or b), '-', '+', nil, '')
       if c then out[1] = b .. '\t' .. c; return end
     end
     bmin = '(' .. bs[#bs]
