@@ -509,11 +509,14 @@ def test_full_buffer_stops_reading_instead_of_dropping(redis_server, relay_facto
     assert m['pdns_relay_sensor_records_total{sensor="sensor-a"}'] == len(lines)
     assert m["pdns_relay_store_dropped_total"] == 0
     assert m["pdns_relay_store_backpressure"] == 0
-    # the sensor's one session lived through the outage (the total of
-    # accepted connections may also count the start's port probe)
+    # the sensor's one session lived through the outage: nothing timed out
+    # or was refused (the start's port probe, connected and closed, may
+    # count as a session its peer closed, when the relay took it before
+    # the probe's close: on a busy machine)
     assert m["pdns_relay_d4_sessions_active"] == 1
     assert m['pdns_relay_d4_closed_sessions_total{reason="idle"}'] == 0
-    assert sum(v for k, v in m.items() if k.startswith("pdns_relay_d4_closed_sessions_total")) == 0
+    assert m['pdns_relay_d4_closed_sessions_total{reason="rejected"}'] == 0
+    assert m['pdns_relay_d4_closed_sessions_total{reason="peer"}'] <= 1
     s.close()
 
 
