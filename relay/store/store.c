@@ -165,21 +165,24 @@ static void member_bucket(const char *ixp, size_t ixl, char out[8]) {
     store_rd_bucket(ixp, sp ? (size_t)(sp - ixp) : ixl, out);
 }
 
-size_t store_ip_key(const char *text, size_t len, char out[34]) {
+/* store_ip_key, and with canon whether text is what inet_ntop writes for
+ * the address (what a query writes again from the key). */
+static size_t ip_key(const char *text, size_t len, char out[34], uint8_t *canon) {
     static const char hex[] = "0123456789abcdef";
-    char tmp[64];
+    char tmp[64], back[INET6_ADDRSTRLEN];
     uint8_t a[16];
     if (len >= sizeof(tmp))
         return 0;
     memcpy(tmp, text, len);
     tmp[len] = '\0';
     size_t n;
+    int af;
     if (inet_pton(AF_INET, tmp, a) == 1) {
         out[0] = '4';
-        n = 4;
+        n = 4, af = AF_INET;
     } else if (inet_pton(AF_INET6, tmp, a) == 1) {
         out[0] = '6';
-        n = 16;
+        n = 16, af = AF_INET6;
     } else {
         return 0;
     }
@@ -188,7 +191,13 @@ size_t store_ip_key(const char *text, size_t len, char out[34]) {
         out[2 + 2 * i] = hex[a[i] & 15];
     }
     out[1 + 2 * n] = '\0';
+    if (canon)
+        *canon = inet_ntop(af, a, back, sizeof(back)) && strcmp(back, tmp) == 0;
     return 1 + 2 * n;
+}
+
+size_t store_ip_key(const char *text, size_t len, char out[34]) {
+    return ip_key(text, len, out, NULL);
 }
 
 static void chunk_free(store_chunk *c) {
@@ -884,16 +893,9 @@ static uint8_t index_member(uint16_t rrtype, const char *rdata, size_t len,
     *ixl = 0;
     *canon = 0;
     if (rrtype == PDNS_RR_A || rrtype == PDNS_RR_AAAA) {
-        char key[34], text[64], back[INET6_ADDRSTRLEN];
-        uint8_t a[16];
-        size_t kl = store_ip_key(rdata, len, key);
-        if (!kl || len >= 64)
+        char key[34];
+        if (!ip_key(rdata, len, key, canon))
             return IX_NONE;
-        int af = key[0] == '4' ? AF_INET : AF_INET6;
-        memcpy(text, rdata, len);
-        text[len] = '\0';
-        *canon = inet_pton(af, text, a) == 1 && inet_ntop(af, a, back, sizeof(back)) &&
-                 strcmp(back, text) == 0;
         *ixl = (size_t)snprintf(ixp, size, "%s %u %.*s ", key, (unsigned)rrtype,
                                 (int)len, rdata);
         return IX_IP;
@@ -1206,8 +1208,9 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
         v[2] = f->str, l[2] = f->len;
         v[3] = tl->str, l[3] = tl->len;
         v[4] = fk, l[4] = strlen(fk);
-        v[5] = rev_member(s, rev, revl, store_rev_bucket(rev, revl), &l[5]);
-        v[6] = rev, l[6] = store_rev_bucket(rev, revl);
+        size_t rbl = store_rev_bucket(rev, revl);
+        v[5] = rev_member(s, rev, revl, rbl, &l[5]);
+        v[6] = rev, l[6] = rbl;
         v[7] = ixk, l[7] = strlen(ixk);
         v[8] = ixp, l[8] = ixl;
     }

@@ -159,7 +159,7 @@ local function ip6_text(k)
   local g = g6
   local best, blen, cur, clen = -1, 0, -1, 0
   for i = 0, 7 do
-    -- each group's digits from its first that is not 0 ("" for 0000)
+    -- each group's digits from its first that is not 0 (-1 for 0000)
     local at = 2 + 4 * i
     local c1, c2, c3 = string.byte(k, at, at + 2)
     local from = c1 ~= 48 and at or c2 ~= 48 and at + 1 or c3 ~= 48 and at + 2 or at + 3
@@ -309,7 +309,11 @@ local function run()
     out[1] = walk(key, min, hi, pending, pfield) or ''
     return
   end
-  -- lexn: cursor is "<bucket>\t<member>[\n<field>]"
+  -- lexn: cursor is "<bucket>\t<member>[\n<field>]"; a bucket b listed
+  -- in key is zset r:<b> for the suffix index, b itself otherwise
+  local function bucket_key(b)
+    return P .. ((kind == 'rev' or kind == 'rrev') and 'r:' .. b or b)
+  end
   local bmin = '[' .. A
   if cursor ~= '' then
     local bucket, inner = string.match(cursor, '^(.-)\t(.*)$')
@@ -317,8 +321,7 @@ local function run()
     bmin = '(' .. bucket
     local min, pending, pfield = resume(inner, '-')
     bucket_pre, rbucket = bucket .. '\t', bucket
-    local rk = (kind == 'rev' or kind == 'rrev') and 'r:' .. bucket or bucket
-    local c = walk(P .. rk, min, '+', pending, pfield)
+    local c = walk(bucket_key(bucket), min, '+', pending, pfield)
     if c then out[1] = bucket .. '\t' .. c; return end
   end
   while true do
@@ -330,7 +333,7 @@ local function run()
         return
       end
       bucket_pre, rbucket = b .. '\t', b
-      local c = walk(P .. ((kind == 'rev' or kind == 'rrev') and 'r:' .. b or b), '-', '+', nil, '')
+      local c = walk(bucket_key(b), '-', '+', nil, '')
       if c then out[1] = b .. '\t' .. c; return end
     end
     bmin = '(' .. bs[#bs]
