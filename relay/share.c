@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,6 +21,8 @@
 #include "afile.h"
 #include "cof.h"
 #include "log.h"
+
+#define TRAILER_MAX 1024 /* room for a batch's trailer line */
 
 int share_env_build(const relay_config *cfg, policy_source **srcp,
                     policy_env *env) {
@@ -68,49 +71,179 @@ static partner *find_file(share *s, const char *file) {
     return NULL;
 }
 
-/* The partner's chain survives restarts: outbox_dir/<partner>.state. */
+/* The partner's chain survives restarts: outbox_dir/<partner>.state,
+ *
+ *   seq <n>
+ *   chain <hex>
+ *   left <at>:<id>
+ *   before seq <n> chain <hex> left <at>:<id>
+ *
+ * the last batch in the outbox: its seq, its chain hash, and the place in
+ * the delay line of its last record (what a restored delay line leaves
+ * out). The state is written before the batch goes into the outbox, with
+ * the state it replaces on the "before" line: a crash before the batch is
+ * whole in the outbox goes back to that one (load_chain), so that a batch
+ * is neither sent twice nor lost. */
+typedef struct chain_state {
+    uint64_t seq;
+    uint8_t chain[BATCH_HASH];
+    int64_t left_at;
+    uint64_t left_id;
+} chain_state;
+
 static void state_path(const share *s, const partner *pt, char *out, size_t n) {
     snprintf(out, n, "%s/%s.state", s->cfg->outbox_dir, pt->pol->partner);
 }
 
-static void load_chain(share *s, partner *pt) {
-    char path[1100], hex[80];
-    unsigned long long seq;
-    long long at = 0;
-    unsigned long long id = 0;
+static int parse_chain(const char *seq, const char *hex, const char *left, chain_state *c) {
+    char *end;
     size_t got = 0;
+    memset(c, 0, sizeof(*c));
+    errno = 0;
+    c->seq = strtoull(seq, &end, 10);
+    if (errno || *end || sodium_hex2bin(c->chain, BATCH_HASH, hex, strlen(hex), NULL, &got,
+                                        NULL) != 0 || got != BATCH_HASH)
+        return -1;
+    long long at;
+    unsigned long long id;
+    if (left && sscanf(left, "%lld:%llu", &at, &id) == 2) {
+        c->left_at = at;
+        c->left_id = id;
+    }
+    return 0;
+}
+
+/* Reads the state file: 1 with *before (the "before" line), 0 without,
+ * -1 when it is damaged. */
+static int read_chain(const char *path, chain_state *now, chain_state *before) {
+    char text[512], a[24], b[80], c[48], d[24], e[80], f[48];
+    FILE *fp = fopen(path, "r");
+    size_t n = fp ? fread(text, 1, sizeof(text) - 1, fp) : 0;
+    if (fp)
+        fclose(fp);
+    text[n] = '\0';
+    c[0] = '\0';
+    int k = sscanf(text, "seq %23s chain %79s left %47s before seq %23s chain %79s left %47s",
+                   a, b, c, d, e, f);
+    if (k < 2 || parse_chain(a, b, k >= 3 ? c : NULL, now) < 0)
+        return -1;
+    return k == 6 && parse_chain(d, e, f, before) == 0;
+}
+
+/* An outbox holds whole batches, each ending in its trailer line. A crash
+ * while one was being written leaves part of it: cut off here (its records
+ * go out again, load_chain). *seq is the seq of the last whole batch (0:
+ * none). Returns 0, or -1 when the file cannot be read or mended. */
+static int outbox_mend(int fd, const char *path, uint64_t *seq) {
+    static const char tag[] = "{\"pdns_relay_batch\":";
+    enum { BLOCK = 1 << 16 };
+    struct stat st;
+    *seq = 0;
+    if (fstat(fd, &st) < 0)
+        return -1;
+    off_t size = st.st_size, whole = -1;
+    char *buf = malloc(BLOCK + TRAILER_MAX + 1);
+    if (!buf)
+        return -1;
+    /* line starts below hi are still to look at, from the end; a batch is
+     * at most the largest frame, so its trailer is no further back */
+    off_t lowest = size > ((off_t)64 << 20) + 2 * TRAILER_MAX ? size - ((off_t)64 << 20) -
+                                                                    2 * TRAILER_MAX
+                                                              : 0;
+    for (off_t hi = size; hi > lowest && whole < 0;) {
+        off_t lo = hi > lowest + BLOCK ? hi - BLOCK : lowest;
+        off_t rd = lo > 0 ? lo - 1 : 0; /* the byte before a line start */
+        off_t end = hi + TRAILER_MAX < size ? hi + TRAILER_MAX : size;
+        if (pread(fd, buf, (size_t)(end - rd), rd) != end - rd) {
+            free(buf);
+            return -1;
+        }
+        for (off_t p = hi - 1; p >= lo && whole < 0; p--) {
+            const char *line = buf + (p - rd);
+            if ((p > 0 && line[-1] != '\n') || (size_t)(end - p) < sizeof(tag) - 1 ||
+                memcmp(line, tag, sizeof(tag) - 1) != 0)
+                continue;
+            const char *nl = memchr(line, '\n', (size_t)(end - p));
+            if (!nl) /* the trailer itself cut short */
+                continue;
+            buf[nl - buf] = '\0';
+            const char *sq = strstr(line, "\"seq\":");
+            if (sq)
+                *seq = strtoull(sq + 6, NULL, 10);
+            whole = p + (nl - line) + 1;
+        }
+        hi = lo;
+    }
+    free(buf);
+    if (whole < 0 && lowest > 0)
+        return -1; /* not an outbox this relay wrote: left alone */
+    if (whole < 0)
+        whole = 0;
+    if (whole < size) {
+        if (ftruncate(fd, whole) < 0)
+            return -1;
+        log_warn("policy: outbox %s ended in a batch cut short by a stop (%lld bytes after "
+                 "batch %llu): removed; its records go out again", path,
+                 (long long)(size - whole), (unsigned long long)*seq);
+    }
+    return 0;
+}
+
+static void load_chain(share *s, partner *pt, const char *outbox) {
+    char path[1100];
+    chain_state now, before;
+    uint64_t last = 0;
     state_path(s, pt, path, sizeof(path));
-    FILE *f = fopen(path, "r");
+    int mended = outbox_mend(pt->fd, outbox, &last) == 0;
+    if (!mended)
+        log_error("policy: outbox %s: cannot read its last batch: %s", outbox,
+                  strerror(errno));
     pt->seq = 0;
     pt->left_at = 0;
     pt->left_id = 0;
     memset(pt->chain, 0, sizeof(pt->chain));
-    if (!f)
+    if (access(path, F_OK) != 0)
         return;
-    if (fscanf(f, "seq %llu\nchain %70s", &seq, hex) == 2 &&
-        sodium_hex2bin(pt->chain, BATCH_HASH, hex, strlen(hex), NULL, &got, NULL) == 0 &&
-        got == BATCH_HASH) {
-        pt->seq = seq;
-        /* the place in the delay line of the last record handed out */
-        if (fscanf(f, "\nleft %lld:%llu", &at, &id) == 2) {
-            pt->left_at = at;
-            pt->left_id = id;
-        }
-    } else {
+    int k = read_chain(path, &now, &before);
+    if (k < 0) {
         log_error("policy: %s is damaged: partner %s's chain starts again at 1",
                   path, pt->pol->partner);
+        return;
     }
-    fclose(f);
+    if (k == 1 && mended && last == before.seq && last != now.seq) {
+        log_info("policy: partner %s: batch %llu did not reach its outbox before the relay "
+                 "stopped: the chain goes on from batch %llu, the records go out again",
+                 pt->pol->partner, (unsigned long long)now.seq, (unsigned long long)last);
+        now = before;
+    }
+    pt->seq = now.seq;
+    memcpy(pt->chain, now.chain, BATCH_HASH);
+    pt->left_at = now.left_at;
+    pt->left_id = now.left_id;
 }
 
-static int save_chain(share *s, partner *pt) {
-    char path[1100], hex[65], text[200];
+static int save_chain(share *s, const partner *pt, const chain_state *now,
+                      const chain_state *before) {
+    char path[1100], hex[65], bhex[65], text[400];
     state_path(s, pt, path, sizeof(path));
-    sodium_bin2hex(hex, sizeof(hex), pt->chain, BATCH_HASH);
+    sodium_bin2hex(hex, sizeof(hex), now->chain, BATCH_HASH);
     int n = snprintf(text, sizeof(text), "seq %llu\nchain %s\nleft %lld:%llu\n",
-                     (unsigned long long)pt->seq, hex, (long long)pt->left_at,
-                     (unsigned long long)pt->left_id);
+                     (unsigned long long)now->seq, hex, (long long)now->left_at,
+                     (unsigned long long)now->left_id);
+    if (before) {
+        sodium_bin2hex(bhex, sizeof(bhex), before->chain, BATCH_HASH);
+        n += snprintf(text + n, sizeof(text) - (size_t)n,
+                      "before seq %llu chain %s left %lld:%llu\n",
+                      (unsigned long long)before->seq, bhex, (long long)before->left_at,
+                      (unsigned long long)before->left_id);
+    }
     return pdns_afile_write(path, text, (size_t)n);
+}
+
+static chain_state chain_of(const partner *pt) {
+    chain_state c = {pt->seq, {0}, pt->left_at, pt->left_id};
+    memcpy(c.chain, pt->chain, BATCH_HASH);
+    return c;
 }
 
 int share_adopt_chain(share *s, partner *pt, uint64_t seq, const uint8_t *chain,
@@ -124,7 +257,8 @@ int share_adopt_chain(share *s, partner *pt, uint64_t seq, const uint8_t *chain,
     memcpy(pt->chain, chain, BATCH_HASH);
     pt->left_at = left_at;
     pt->left_id = left_id;
-    if (save_chain(s, pt) < 0)
+    chain_state now = chain_of(pt);
+    if (save_chain(s, pt, &now, NULL) < 0)
         log_error("policy: partner %s: cannot save the chain state: %s", pt->pol->partner,
                   strerror(errno));
     return 1;
@@ -334,12 +468,12 @@ static int open_outbox(share *s, partner *pt) {
     char path[1100];
     snprintf(path, sizeof(path), "%s/%s.ndjson", s->cfg->outbox_dir,
              pt->pol->partner);
-    pt->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    pt->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (pt->fd < 0) {
         log_error("policy: outbox %s: %s", path, strerror(errno));
         return -1;
     }
-    load_chain(s, pt);
+    load_chain(s, pt, path);
     return 0;
 }
 
@@ -559,7 +693,6 @@ void share_batch(share *s, const mixer_batch *b, int64_t now_ms) {
 
 /* A batch's trailer line is at most this long (fixed fields, 64-byte
  * origin, partner and TLP, hex hashes and signature). */
-#define TRAILER_MAX 1024
 
 struct emit_ctx {
     share *s;
@@ -578,6 +711,22 @@ static double cpu_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Appends a batch to an outbox. PDNS_RELAY_CRASH_AT makes the process kill
+ * itself (SIGKILL) at one point of it, for the tests of what a crash there
+ * leaves: "outbox-before" (the chain state saved, nothing written),
+ * "outbox-torn" (half the batch written), "outbox-after". */
+static int outbox_write(int fd, pdns_buf *b) {
+    const char *crash = getenv("PDNS_RELAY_CRASH_AT");
+    if (crash && strcmp(crash, "outbox-before") == 0)
+        raise(SIGKILL);
+    if (crash && strcmp(crash, "outbox-torn") == 0 && write(fd, b->p, b->len / 2) >= 0)
+        raise(SIGKILL);
+    int rc = pdns_buf_write_fd(b, fd);
+    if (crash && strcmp(crash, "outbox-after") == 0)
+        raise(SIGKILL);
+    return rc;
 }
 
 /* Signs what emit collected as one batch and writes it to the partner's
@@ -606,22 +755,34 @@ static void finish_batch(struct emit_ctx *c) {
     batch_sign(&t, s->sk, chain);
     pt->signing_s += cpu_now() - cpu0;
     int ok = batch_trailer_encode(&t, &c->out) == 0;
+    chain_state was = chain_of(pt);
     /* what left the delay line up to here is the partner's with this batch */
     pt->left_at = c->mark_at;
     pt->left_id = c->mark_id;
     if (ok && s->published)
         s->published(s->published_ctx, pt, t.seq, chain, c->out.p, c->out.len);
-    if (ok && pt->fd >= 0 && pdns_buf_write_fd(&c->out, pt->fd) == 0) {
+    if (!ok || pt->fd < 0) {
+        log_error("policy: partner %s: no outbox: a batch of %zu records is not written",
+                  pt->pol->partner, c->n);
+        goto done;
+    }
+    chain_state next = {t.seq, {0}, pt->left_at, pt->left_id};
+    memcpy(next.chain, chain, BATCH_HASH);
+    if (save_chain(s, pt, &next, &was) < 0)
+        log_error("policy: partner %s: cannot save the chain state: %s", pt->pol->partner,
+                  strerror(errno));
+    off_t end = lseek(pt->fd, 0, SEEK_END);
+    if (outbox_write(pt->fd, &c->out) == 0) {
         pt->seq = t.seq;
         snprintf(pt->batch_version, sizeof(pt->batch_version), "%s", t.policy);
         memcpy(pt->chain, chain, BATCH_HASH);
         pt->batches++;
-        if (save_chain(s, pt) < 0)
-            log_error("policy: partner %s: cannot save the chain state: %s",
+    } else { /* the outbox as it was, and the state that says so */
+        log_error("policy: partner %s outbox: %s: a batch of %zu records is not written",
+                  pt->pol->partner, strerror(errno), c->n);
+        if (end < 0 || ftruncate(pt->fd, end) < 0 || save_chain(s, pt, &was, NULL) < 0)
+            log_error("policy: partner %s: cannot put its outbox and chain state back: %s",
                       pt->pol->partner, strerror(errno));
-    } else {
-        log_error("policy: partner %s outbox: %s", pt->pol->partner,
-                  strerror(errno));
     }
 done:
     c->out.len = 0;

@@ -10,6 +10,7 @@ import time
 
 from conftest import BIN, DATA, SENSORS
 import d4sensor
+import pytest
 
 FAST_MIXER = {"interval": 1, "hold_min": 0, "hold_jitter": 0, "min_batch": 1,
               "send_fraction": 1.0, "pool_min": 0, "min_sensors": 2, "sensor_quota": 1.0,
@@ -430,6 +431,62 @@ def test_counts_delta_and_total(relay_factory):
         assert added[name] == kept[name] == {"count": want_count, "time_first": want_first}
     # each release of the "adds" partner carried only its own round
     assert sorted({o["count"] for o in records("adds")}) == sorted(2 * c for c, _ in rounds)
+    relay.stop()
+
+
+@pytest.mark.parametrize("point", ["outbox-before", "outbox-torn", "outbox-after"])
+def test_a_crash_at_the_outbox_sends_every_record_once(relay_factory, workdir, point):
+    """The relay dies (SIGKILL) just before, in the middle of, or just
+    after writing a batch to a partner's outbox: after the restart the
+    outbox holds every record exactly once, in batches that verify (no
+    torn line, no gap or repeat in the chain). PDNS_RELAY_CRASH_AT names
+    the point (docs/hacking.md)."""
+    import signal
+    relay = relay_factory(extra={"mixer": dict(FAST_MIXER, count_buckets=False),
+                                 "policies": {"dir": "partners", "outbox_dir": "outbox"}})
+    os.makedirs(os.path.join(relay.dir, "partners"))
+    write_policy(os.path.join(relay.dir, "partners", "alpha.json"))
+    box = os.path.join(relay.dir, "outbox", "alpha.ndjson")
+
+    def names():
+        with open(box, "rb") as f:
+            return [json.loads(l)["rrname"] for l in f
+                    if l.endswith(b"\n") and not l.startswith(b'{"pdns_relay_batch"')]
+
+    n = 20
+    relay.start()
+    for name in ("sensor-a", "sensor-b"):
+        stream(relay, name, batch("one", n))
+    assert relay.wait_for(lambda: len(outbox(relay)) == n, 20), relay.log_text()[-2000:]
+    relay.stop()
+
+    relay.env = dict(os.environ, PDNS_RELAY_CRASH_AT=point)
+    relay.start()
+    for name in ("sensor-a", "sensor-b"):
+        stream(relay, name, batch("two", n))
+    relay.proc.wait(30)
+    assert relay.proc.returncode == -signal.SIGKILL, relay.log_text()[-2000:]
+    seen, tail = names(), open(box, "rb").read().splitlines(keepends=True)[-1]
+    if point == "outbox-before":
+        assert len(seen) == n
+    elif point == "outbox-torn":  # half a batch: no trailer after its records
+        assert n <= len(seen) < 2 * n and not tail.startswith(b'{"pdns_relay_batch"'), seen
+    else:
+        assert len(seen) > n and tail.startswith(b'{"pdns_relay_batch"'), seen
+
+    relay.env = None
+    relay.start()
+    assert relay.wait_for(lambda: "delayed records restored" in relay.log_text(), 20)
+    for name in ("sensor-a", "sensor-b"):  # a third round: what was restored is out before it
+        stream(relay, name, batch("three", n))
+    assert relay.wait_for(lambda: sum(1 for x in names() if ".three." in x) == n, 20), \
+        relay.log_text()[-2000:]
+    got = names()
+    assert sorted(got) == sorted(set(got)) and len(got) == 3 * n, relay.log_text()[-3000:]
+    with open(os.path.join(workdir, "relay.pub")) as f:
+        batches = py_verify(box, f.read().strip())
+    assert [s for s, _ in batches] == list(range(1, len(batches) + 1))
+    assert sum(c for _, c in batches) == 3 * n
     relay.stop()
 
 
