@@ -1,25 +1,31 @@
 /* queue.c - consumer of d4-core analyzer queues (Redis lists
  * analyzer:8:<queue-uuid>, filled by d4-core with LPUSH).
  *
- * Reliable-queue pattern: a Lua script moves up to `batch` lines (one RPOP
- * with a count, one LPUSH per 7,000: the order RPOPLPUSH line by line would
- * give) into this relay's processing list and pushes the batch's random
- * id, with its line count, on a list beside it; the lines are ingested,
+ * Reliable-queue pattern: a Lua script moves up to `batch` of the oldest
+ * lines into a list of their own, the batch's processing list (SORT BY
+ * nosort LIMIT ... STORE copies the range inside Redis, then LTRIM: no line
+ * passes through Lua, a third of the CPU a line of moving it with RPOP and
+ * LPUSH), and pushes the batch's random id, with its line count, on a list
+ * beside it; an LRANGE right after reads the lines. They are ingested,
  * stored as one unit that carries the id (store_begin_unit/store_end_unit),
- * and only once the store has them is the batch trimmed off the processing
- * list (with its id, in one script). The next batch is asked for before
+ * and only once the store has them is the batch's list deleted, with its
+ * id, in one script. The next batch is asked for before
  * the one just read is ingested, and moved while the relay parses this one
  * and the store writes the ones before (at most MAX_AHEAD in flight), so
  * that neither Redis nor the relay waits for another. After a crash,
- * whatever is left in the processing list is ingested first, unit by unit
+ * whatever batches are left are ingested first, unit by unit
  * with their ids: the store keeps the last ids it applied and recognises a
  * unit it already has, so a kill -9 between storing and trimming stores
  * nothing twice. A trim follows the store's acknowledgement at once
- * (queue_stored), not a timer.
+ * (queue_stored), not a timer. The lines are moved, not read where they
+ * are: d4-core trims a queue to its maximum size after every push (LTRIM
+ * 0 max_size), which would shift lines read in place.
  *
- * The processing list is "{analyzer:8:<uuid>}:pdns-relay:<relay_id>:
- * processing": its hash tag is the source key's name, so the keys share
- * a Redis Cluster slot and the script runs unchanged on a cluster. */
+ * A batch's list is "{analyzer:8:<uuid>}:pdns-relay:<relay_id>:processing:
+ * <id>", the id list the same with ":id" (an older relay kept all the
+ * batches in one list, "...:processing", recovered here): their hash tag is
+ * the source key's name, so the keys share a Redis Cluster slot and the
+ * scripts run unchanged on a cluster. */
 #include <hiredis/async.h>
 #include <sodium.h>
 #include <hiredis/hiredis.h>
@@ -41,18 +47,21 @@
  * most) and a record line is longer than 50 bytes */
 #define COF_WINDOW 20000
 
-/* Moves up to ARGV[1] of the oldest lines and names the batch ARGV[2];
- * returns the lines oldest first (the relay knows the id: no copy of the
- * lines into another table). */
+/* Moves up to ARGV[1] of the oldest lines of KEYS[1] into the batch's own
+ * list KEYS[3] (SORT ... STORE copies a range of a list inside Redis: no
+ * line passes through Lua) and pushes the batch's id ARGV[2], with its line
+ * count, on the id list KEYS[2]; returns the count. The lines are then read
+ * with LRANGE (newest first). */
 static const char move_script[] =
-    "local v = redis.call('RPOP', KEYS[1], tonumber(ARGV[1]))\n"
-    "if not v then return {} end\n"
-    "for j = 1, #v, 7000 do\n"
-    "  redis.call('LPUSH', KEYS[2], unpack(v, j, math.min(j + 6999, #v)))\n"
-    "end\n"
-    "redis.call('LPUSH', KEYS[3], ARGV[2] .. ' ' .. #v)\n"
-    "redis.call('LTRIM', KEYS[3], 0, 31)\n"
-    "return v\n";
+    "local len = redis.call('LLEN', KEYS[1])\n"
+    "local n = math.min(len, tonumber(ARGV[1]))\n"
+    "if n == 0 then return 0 end\n"
+    "redis.call('SORT', KEYS[1], 'BY', 'nosort', 'LIMIT', len - n, n, 'STORE', KEYS[3])\n"
+    "if n == len then redis.call('DEL', KEYS[1])\n"
+    "else redis.call('LTRIM', KEYS[1], 0, len - n - 1) end\n"
+    "redis.call('LPUSH', KEYS[2], ARGV[2] .. ' ' .. n)\n"
+    "redis.call('LTRIM', KEYS[2], 0, 31)\n"
+    "return n\n";
 
 /* The same for a "pdns-cof" queue (a partner relay's signed batches,
  * every line of every type-254 frame pushed by d4-core's default handler):
@@ -68,48 +77,92 @@ static const char move_cof_script[] =
     "  if string.sub(l[i], 1, 20) == '{\"pdns_relay_batch\":' then k = #l - i + 1 end\n"
     "end\n"
     "if k == 0 and #l >= w then k = w end\n"
-    "local out = {}\n"
-    "for i = 1, k do out[i] = redis.call('RPOPLPUSH', KEYS[1], KEYS[2]) end\n"
+    "for i = 1, k do redis.call('RPOPLPUSH', KEYS[1], KEYS[3]) end\n"
     "if k > 0 then\n"
-    "  redis.call('LPUSH', KEYS[3], ARGV[2] .. ' ' .. k)\n"
-    "  redis.call('LTRIM', KEYS[3], 0, 31)\n"
+    "  redis.call('LPUSH', KEYS[2], ARGV[2] .. ' ' .. k)\n"
+    "  redis.call('LTRIM', KEYS[2], 0, 31)\n"
     "end\n"
-    "return out\n";
+    "return k\n";
 
-/* The oldest batch is stored: its lines (the ARGV[1] oldest, rightmost)
- * and its id leave together; a batch read without an id (ids that did not
- * match the lines) takes the whole id list with it (ARGV[2] "all"). */
+/* The oldest batch is stored: its list KEYS[1] and its id (the oldest on
+ * the id list KEYS[2]) leave together. */
 static const char trim_script[] =
-    "redis.call('LTRIM', KEYS[1], 0, -tonumber(ARGV[1]) - 1)\n"
-    "if ARGV[2] == 'all' then redis.call('DEL', KEYS[2]) else redis.call('RPOP', KEYS[2]) end\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "redis.call('RPOP', KEYS[2])\n"
     "return 1\n";
 
-/* What an earlier run left in the processing list: the number of units,
- * each "<id> <lines>" oldest first, then the lines newest first. An older
- * relay kept one id as a string: one unit of every line, and the id list
- * takes its place. */
+/* What an earlier run left: the batches on the id list KEYS[2] ("<id>
+ * <lines>", newest first), each in its list KEYS[1]:<id>. An older relay
+ * kept every batch's lines in one list, KEYS[1] (the oldest batch
+ * rightmost), and before that one id as a string for all of them: their
+ * lines go into lists of their own here. Lines the ids do not account for
+ * (an edited list) become one batch with the new id ARGV[1]. Returns
+ * "<batches> <lines not accounted for>", then "<id> <lines>" for each
+ * batch, oldest first, then each batch's lines (newest first), oldest
+ * batch first. */
 static const char recover_script[] =
-    "local lines = redis.call('LRANGE', KEYS[1], 0, -1)\n"
+    "local P = KEYS[1]\n"
     "local ids = {}\n"
     "local t = redis.call('TYPE', KEYS[2]).ok\n"
     "if t == 'list' then\n"
     "  local l = redis.call('LRANGE', KEYS[2], 0, -1)\n"
     "  for i = #l, 1, -1 do ids[#ids + 1] = l[i] end\n"
     "elseif t == 'string' then\n"
-    "  ids[1] = redis.call('GET', KEYS[2]) .. ' ' .. #lines\n"
+    "  ids[1] = redis.call('GET', KEYS[2]) .. ' ' .. redis.call('LLEN', P)\n"
     "  redis.call('DEL', KEYS[2])\n"
-    "  redis.call('RPUSH', KEYS[2], ids[1])\n"
     "end\n"
-    "local out = {tostring(#ids)}\n"
-    "for _, v in ipairs(ids) do out[#out + 1] = v end\n"
-    "for _, v in ipairs(lines) do out[#out + 1] = v end\n"
+    "local old = redis.call('LRANGE', P, 0, -1)\n"
+    "local inlist, sum, stray = {}, 0, 0\n"
+    "for i, v in ipairs(ids) do\n"
+    "  local id, n = string.match(v, '^(%S+) (%d+)$')\n"
+    "  if not id or redis.call('EXISTS', P .. ':' .. id) == 0 then\n"
+    "    inlist[i] = true\n"
+    "    sum = sum + (tonumber(n) or #old + 1)\n"
+    "  end\n"
+    "end\n"
+    "local keep = {}\n"
+    "if #old > 0 and sum == #old then\n"
+    "  local e = #old\n"
+    "  for i, v in ipairs(ids) do\n"
+    "    if inlist[i] then\n"
+    "      local id, n = string.match(v, '^(%S+) (%d+)$')\n"
+    "      n = tonumber(n)\n"
+    "      for j = e - n + 1, e, 7000 do\n"
+    "        redis.call('RPUSH', P .. ':' .. id, unpack(old, j, math.min(j + 6999, e)))\n"
+    "      end\n"
+    "      e = e - n\n"
+    "    end\n"
+    "    keep[#keep + 1] = v\n"
+    "  end\n"
+    "else\n"
+    "  if #old > 0 then\n"
+    "    stray = #old\n"
+    "    for j = 1, #old, 7000 do\n"
+    "      redis.call('RPUSH', P .. ':' .. ARGV[1], unpack(old, j, math.min(j + 6999, #old)))\n"
+    "    end\n"
+    "    keep[1] = ARGV[1] .. ' ' .. #old\n"
+    "  end\n"
+    "  for i, v in ipairs(ids) do\n"
+    "    if not inlist[i] then keep[#keep + 1] = v end\n"
+    "  end\n"
+    "end\n"
+    "redis.call('DEL', P, KEYS[2])\n"
+    "for _, v in ipairs(keep) do redis.call('LPUSH', KEYS[2], v) end\n"
+    "local out = {#keep .. ' ' .. stray}\n"
+    "for _, v in ipairs(keep) do out[#out + 1] = v end\n"
+    "for _, v in ipairs(keep) do\n"
+    "  local id = string.match(v, '^(%S+)')\n"
+    "  for _, x in ipairs(redis.call('LRANGE', P .. ':' .. id, 0, -1)) do\n"
+    "    out[#out + 1] = x\n"
+    "  end\n"
+    "end\n"
     "return out\n";
 
 typedef struct queue_state {
     const cfg_queue *conf;
     char src[128];
     char proc[256];
-    char proc_id[280];       /* the batch id of what is in proc */
+    char proc_id[280];       /* the id list: "<id> <lines>" of each batch, newest first */
     char unit_key[300];      /* in the store: the last batch id applied */
     char where[160];
     int recovered;    /* the processing list was drained at start */
@@ -128,6 +181,7 @@ struct queue_consumer {
     size_t n, cur;     /* queue being polled (round robin) */
     char move_id[17];  /* the id of the batch being moved */
     int busy;          /* a move (or recovery) is in flight */
+    int move_failed;   /* its script failed (logged): wait before the next */
     int inhand;        /* a batch read is being ingested */
     int empty_round;   /* queues found empty since the last full batch */
     /* batches ingested, oldest first: each is trimmed once the store has
@@ -135,7 +189,7 @@ struct queue_consumer {
     struct {
         size_t q, n;
         uint64_t mark;
-        int no_id;             /* read without an id: its trim clears the ids */
+        char id[24];           /* its list is proc:<id> */
     } pend[MAX_PENDING];
     size_t npend;
 };
@@ -185,45 +239,52 @@ static void take_unit(queue_consumer *qc, size_t qi, const char *id, redisReply 
         qc->pend[qc->npend].q = qi;
         qc->pend[qc->npend].n = n;
         qc->pend[qc->npend].mark = mark;
-        qc->pend[qc->npend].no_id = !id[0];
+        snprintf(qc->pend[qc->npend].id, sizeof(qc->pend[0].id), "%s", id);
         qc->npend++;
     }
 }
 
-/* Reads a recovery's reply: units oldest first, the lines newest first.
- * Counts that do not add up to the lines (a list from before a crash in
- * the middle of a trim cannot, but an edited one can) make the lines one
- * unit without an id: read at least once. Returns the number of lines. */
+/* Reads a recovery's reply (recover_script): batches oldest first, each
+ * batch's lines newest first. Returns the number of lines. */
 static size_t take_recovered(queue_consumer *qc, size_t qi, redisReply *rep) {
     queue_state *q = &qc->q[qi];
-    size_t units = (size_t)strtoul(rep->element[0]->str, NULL, 10);
-    if (units + 1 > rep->elements)
+    size_t units = 0, stray = 0, at, sum = 0;
+    if (sscanf(rep->element[0]->str, "%zu %zu", &units, &stray) != 2 ||
+        units + 1 > rep->elements)
         units = 0;
-    redisReply **lines = rep->element + 1 + units;
-    size_t nl = rep->elements - 1 - units, sum = 0;
+    at = 1 + units;
+    size_t nl = rep->elements - at;
+    if (stray)
+        log_warn("queue: %s: the processing list's batch ids do not match its %zu "
+                 "lines; they are read again as one batch", q->src, stray);
     for (size_t u = 0; u < units; u++) {
         const redisReply *v = rep->element[1 + u];
         const char *sp = v->type == REDIS_REPLY_STRING ? memchr(v->str, ' ', v->len) : NULL;
-        sum += sp ? (size_t)strtoul(sp + 1, NULL, 10) : nl + 1;
-    }
-    if (sum != nl) {
-        if (nl && units)
-            log_warn("queue: %s: the processing list's batch ids do not match its %zu "
-                     "lines; they are read again as one batch", q->src, nl);
-        take_unit(qc, qi, "", lines, nl, 1);
-        return nl;
-    }
-    size_t end = nl; /* the oldest unit is at the end of the list */
-    for (size_t u = 0; u < units; u++) {
-        const redisReply *v = rep->element[1 + u];
-        const char *sp = memchr(v->str, ' ', v->len);
-        size_t c = (size_t)strtoul(sp + 1, NULL, 10);
+        size_t c = sp ? (size_t)strtoul(sp + 1, NULL, 10) : 0;
+        if (!sp || c > rep->elements - at) {
+            log_error("queue: %s: a batch in the processing lists is unreadable: %s",
+                      q->src, v->type == REDIS_REPLY_STRING ? v->str : "not a string");
+            break;
+        }
         char id[24];
         snprintf(id, sizeof(id), "%.*s", (int)(sp - v->str), v->str);
-        take_unit(qc, qi, id, lines + end - c, c, 1);
-        end -= c;
+        take_unit(qc, qi, id, rep->element + at, c, 1);
+        at += c;
+        sum += c;
     }
-    return nl;
+    return sum < nl ? nl : sum;
+}
+
+/* A move's script: an error (a queue key of another type, a Redis that
+ * refuses SORT) is logged, and the next move waits a second. */
+static void on_moved(redisAsyncContext *ac, void *reply, void *priv) {
+    queue_consumer *qc = priv;
+    redisReply *rep = reply;
+    (void)ac;
+    if (rep && rep->type == REDIS_REPLY_ERROR) {
+        log_error("queue: %s: cannot move a batch: %s", qc->q[qc->cur].src, rep->str);
+        qc->move_failed = 1;
+    }
 }
 
 /* A move's (or a recovery's) reply: the lines are ingested and stored;
@@ -238,6 +299,11 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
     qc->busy = 0;
     if (!rep) /* disconnected: the lines stay in the processing list */
         return;
+    if (qc->move_failed) {
+        qc->move_failed = 0;
+        schedule(qc, 1000);
+        return;
+    }
     if (rep->type != REDIS_REPLY_ARRAY ||
         (recovering && (rep->elements < 1 || rep->element[0]->type != REDIS_REPLY_STRING))) {
         log_error("queue: %s: unexpected reply: %s", q->src,
@@ -265,7 +331,7 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
         qc->inhand = 1;
         poll_next(qc);
         if (n)
-            take_unit(qc, qi, id, rep->element, n, 0);
+            take_unit(qc, qi, id, rep->element, n, 1);
         qc->inhand = 0;
     }
     trim_stored(qc);
@@ -280,9 +346,11 @@ static void trim_stored(queue_consumer *qc) {
             return;
         queue_state *q = &qc->q[qc->pend[0].q];
         qc->in->m.queue_batches++;
-        redisAsyncCommand(qc->rc.ac, NULL, NULL, "EVAL %s 2 %s %s %llu %s", trim_script,
-                          q->proc, q->proc_id, (unsigned long long)qc->pend[0].n,
-                          qc->pend[0].no_id ? "all" : "one");
+        char key[sizeof(q->proc) + 32];
+        snprintf(key, sizeof(key), "%s:%s", q->proc, qc->pend[0].id);
+        if (qc->pend[0].id[0])
+            redisAsyncCommand(qc->rc.ac, NULL, NULL, "EVAL %s 2 %s %s", trim_script, key,
+                              q->proc_id);
         memmove(qc->pend, qc->pend + 1, (qc->npend - 1) * sizeof(qc->pend[0]));
         qc->npend--;
     }
@@ -306,20 +374,24 @@ static void poll_next(queue_consumer *qc) {
     qc->cur = (qc->cur + 1) % qc->n;
     queue_state *q = &qc->q[qc->cur];
     qc->busy = 1;
+    uint8_t r[8];
+    randombytes_buf(r, sizeof(r));
+    sodium_bin2hex(qc->move_id, sizeof(qc->move_id), r, sizeof(r));
     if (!q->recovered) {
-        redisAsyncCommand(qc->rc.ac, on_batch, qc, "EVAL %s 2 %s %s", recover_script,
-                          q->proc, q->proc_id);
-    } else {
-        uint8_t r[8];
-        randombytes_buf(r, sizeof(r));
-        sodium_bin2hex(qc->move_id, sizeof(qc->move_id), r, sizeof(r));
-        int window = qc->cfg->queue_batch;
-        if (q->conf->cof && window < COF_WINDOW)
-            window = COF_WINDOW;
-        redisAsyncCommand(qc->rc.ac, on_batch, qc, "EVAL %s 3 %s %s %s %d %s",
-                          q->conf->cof ? move_cof_script : move_script, q->src,
-                          q->proc, q->proc_id, window, qc->move_id);
+        redisAsyncCommand(qc->rc.ac, on_batch, qc, "EVAL %s 2 %s %s %s", recover_script,
+                          q->proc, q->proc_id, qc->move_id);
+        return;
     }
+    char key[sizeof(q->proc) + 32];
+    snprintf(key, sizeof(key), "%s:%s", q->proc, qc->move_id);
+    int window = qc->cfg->queue_batch;
+    if (q->conf->cof && window < COF_WINDOW)
+        window = COF_WINDOW;
+    /* the lines come with the LRANGE after it, as Redis writes them */
+    redisAsyncCommand(qc->rc.ac, on_moved, qc, "EVAL %s 3 %s %s %s %d %s",
+                      q->conf->cof ? move_cof_script : move_script, q->src, q->proc_id, key,
+                      window, qc->move_id);
+    redisAsyncCommand(qc->rc.ac, on_batch, qc, "LRANGE %s 0 -1", key);
 }
 
 static void on_timer(uv_timer_t *t) {

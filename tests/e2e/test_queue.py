@@ -10,6 +10,13 @@ SRC = "analyzer:8:" + QUEUE
 PROC = "{%s}:pdns-relay:e2e:processing" % SRC
 
 
+def in_processing(r):
+    """Lines in the relay's processing lists: one per batch, PROC:<id> (an
+    older relay's single list PROC too)."""
+    return sum(r.llen(k) for k in [PROC.encode()] + list(r.scan_iter(match=PROC + ":*"))
+               if not k.endswith(b":id"))
+
+
 def lines(n, start=0):
     return [("1795930651.%06d||10.0.0.1||10.0.0.2||IN||host%d.q.test.||A||10.9.%d.%d||60||1"
              % (i % 1000000, i, (i >> 8) & 255, i & 255)).encode() for i in range(start, start + n)]
@@ -41,7 +48,7 @@ def test_drains_queue(redis_server, relay_factory):
     items = lines(3000) + [b"not a passivedns line"]
     push(r, items)
     relay = relay_factory(redis=redis_server, extra=queue_cfg(redis_server)).start()
-    assert relay.wait_for(lambda: r.llen(SRC) == 0 and r.llen(PROC) == 0, 20)
+    assert relay.wait_for(lambda: r.llen(SRC) == 0 and in_processing(r) == 0, 20)
     assert relay.wait_for(lambda: relay.metrics()['pdns_relay_records_total{source="queue"}'] == 3000)
     m = relay.metrics()
     assert m['pdns_relay_rejected_lines_total{source="queue",reason="fields"}'] == 1
@@ -62,10 +69,10 @@ def test_kill9_loses_nothing(redis_server, relay_factory):
     # kill it while it is in the middle of the queue
     assert relay.wait_for(lambda: r.llen(SRC) < n - 20000, 20)
     relay.stop(signal.SIGKILL)
-    left = r.llen(SRC) + r.llen(PROC)
+    left = r.llen(SRC) + in_processing(r)
     assert 0 < left < n
     relay.start()
-    assert relay.wait_for(lambda: r.llen(SRC) == 0 and r.llen(PROC) == 0, 60)
+    assert relay.wait_for(lambda: r.llen(SRC) == 0 and in_processing(r) == 0, 60)
     names = collections.Counter(o["rrname"] for o in relay.output_lines(torn_ok=1))
     missing = [i for i in range(n) if names["host%d.q.test" % i] == 0]
     assert missing == []
@@ -116,7 +123,7 @@ def test_kill9_between_store_and_trim_stores_nothing_twice(redis_server, relay_f
         held.start()
         assert relay.wait_for(lambda: asleep(store), 10)  # inside DEBUG SLEEP
         push(q, lines(500))
-        assert relay.wait_for(lambda: q.llen(PROC) == 500, 10)
+        assert relay.wait_for(lambda: in_processing(q) == 500, 10)
         # the batch's EVAL is on its way to the sleeping Redis
         assert relay.wait_for(lambda: relay.metrics()["pdns_relay_store_in_flight"] == 1, 10)
         time.sleep(0.2)  # from hiredis's buffer into the socket: the next loop turn
@@ -126,9 +133,9 @@ def test_kill9_between_store_and_trim_stores_nothing_twice(redis_server, relay_f
         # several turns of its loop) and applies it: stored, not trimmed
         assert relay.wait_for(lambda: st.hget("st:info", "records") is not None, 20)
         assert int(st.hget("st:info", "records")) == 500
-        assert q.llen(PROC) == 500
+        assert in_processing(q) == 500
         relay.start()
-        assert relay.wait_for(lambda: q.llen(PROC) == 0 and q.llen(SRC) == 0, 20)
+        assert relay.wait_for(lambda: in_processing(q) == 0 and q.llen(SRC) == 0, 20)
         assert relay.wait_for(
             lambda: relay.metrics()["pdns_relay_store_duplicate_batches_total"] == 1, 10)
         assert int(st.hget("st:info", "records")) == 500  # not 1000
@@ -158,11 +165,11 @@ def test_no_more_batches_in_flight_than_the_store_remembers(redis_server, relay_
         push(q, lines(1000))
         seen = []
         while held.is_alive():
-            seen.append((q.llen(PROC), q.llen(PROC + ":id")))
+            seen.append((in_processing(q), q.llen(PROC + ":id")))
             time.sleep(0.01)
         # three batches of 100 wait, no more
         assert max(a for a, _ in seen) == 300 and max(b for _, b in seen) == 3
-        assert relay.wait_for(lambda: q.llen(SRC) == 0 and q.llen(PROC) == 0, 20)
+        assert relay.wait_for(lambda: q.llen(SRC) == 0 and in_processing(q) == 0, 20)
         assert relay.wait_for(lambda: int(st.hget("st:info", "records") or 0) == 1000, 10)
         assert len(st.get("st:qapplied:e2e:" + SRC).split()) == 3
     finally:
@@ -189,7 +196,7 @@ def test_recovery_takes_each_batch_once(redis_server, relay_factory, workdir):
         q.lpush(PROC + ":id", "aaaa000000000001 3", "bbbb000000000002 2")
         st.set("st:qapplied:e2e:" + SRC, "aaaa000000000001")
         relay = relay_factory(redis=store, extra=queue_cfg(redis_server)).start()
-        assert relay.wait_for(lambda: q.llen(PROC) == 0 and q.llen(PROC + ":id") == 0, 20)
+        assert relay.wait_for(lambda: in_processing(q) == 0 and q.llen(PROC + ":id") == 0, 20)
         assert relay.wait_for(lambda: int(st.hget("st:info", "records") or 0) == 2, 10)
         assert relay.wait_for(
             lambda: relay.metrics()["pdns_relay_store_duplicate_batches_total"] == 1, 10)
@@ -200,7 +207,7 @@ def test_recovery_takes_each_batch_once(redis_server, relay_factory, workdir):
         q.lpush(PROC, *lines(4, 300))
         q.set(PROC + ":id", "cccc000000000003")
         relay.start()
-        assert relay.wait_for(lambda: q.llen(PROC) == 0, 20)
+        assert relay.wait_for(lambda: in_processing(q) == 0, 20)
         assert relay.wait_for(lambda: int(st.hget("st:info", "records") or 0) == 6, 10)
         # and the marker keeps the last three ids applied
         assert st.get("st:qapplied:e2e:" + SRC).decode().split() == \
@@ -211,8 +218,20 @@ def test_recovery_takes_each_batch_once(redis_server, relay_factory, workdir):
         q.lpush(PROC, *lines(3, 400))
         q.lpush(PROC + ":id", "dddd000000000004 5", "eeee000000000005 1")
         relay.start()
-        assert relay.wait_for(lambda: q.llen(PROC) == 0 and not q.exists(PROC + ":id"), 20)
+        assert relay.wait_for(lambda: in_processing(q) == 0 and not q.exists(PROC + ":id"), 20)
         assert relay.wait_for(lambda: int(st.hget("st:info", "records") or 0) == 9, 10)
         assert "do not match its 3 lines" in relay.log_text()
+        relay.stop()
+        # each batch in a list of its own (this relay's form), the oldest
+        # still in an older relay's single list: each stored once, in order
+        q.lpush(PROC, *lines(2, 500))
+        q.lpush(PROC + ":ffff000000000007", *lines(3, 600))
+        q.lpush(PROC + ":id", "ffff000000000006 2", "ffff000000000007 3")
+        relay.start()
+        assert relay.wait_for(lambda: in_processing(q) == 0 and not q.exists(PROC + ":id"), 20)
+        assert relay.wait_for(lambda: int(st.hget("st:info", "records") or 0) == 14, 10)
+        assert st.get("st:qapplied:e2e:" + SRC).decode().split()[:2] == \
+            ["ffff000000000007", "ffff000000000006"]
+        assert not list(q.scan_iter(match=PROC + "*"))
     finally:
         store.stop()
