@@ -15,7 +15,8 @@ store's record count, read every 5 ms), the same way for all three: the
 relay's start, its first poll of an idle queue and the import's start are
 not the path's rate. The queue holds every line before the relay starts,
 as after an outage. Records/s and the ratio to import (target within
-10 %)."""
+10 %); for the queue, the CPU d4-core's redis-server spent a line while the
+relay drained it (INFO cpu, sys + user: moving, reading and trimming)."""
 import json
 import os
 import subprocess
@@ -52,8 +53,15 @@ def stored_span(store, n, proc=None, timeout=600):
         time.sleep(0.005)
 
 
+def redis_cpu(client):
+    """Seconds of CPU the redis-server has used (INFO cpu, sys + user)."""
+    c = client.info("cpu")
+    return c["used_cpu_sys"] + c["used_cpu_user"]
+
+
 def run_path(work, csv, lines, what, batch):
-    """Stores csv's lines by one path; (records stored, seconds)."""
+    """Stores csv's lines by one path; (records stored, seconds, seconds of
+    d4-core's Redis CPU while the relay drained its queue, or None)."""
     # d4-core's analyzer Redis as its server/configs/6380.conf runs it: no
     # append-only file (the store's Redis keeps one)
     d4core = conftest.Redis(work, extra=["--appendonly", "no"])
@@ -77,11 +85,12 @@ def run_path(work, csv, lines, what, batch):
             got, secs = stored_span(store, n, p)
             if p.wait():
                 sys.exit(p.stderr.read().decode())
-            return got, secs
+            return got, secs, None
         if what == "queue":  # what d4-core's server pushed, before the relay starts
             q = d4core.client()
             for i in range(0, n, 10000):
                 q.lpush(SRC, *lines[i:i + 10000])
+            cpu0 = redis_cpu(q)
         relay.logf = open(relay.log, "ab")
         relay.proc = subprocess.Popen([conftest.BIN, "run", "-c", relay.config],
                                       stdout=relay.logf, stderr=relay.logf)
@@ -96,8 +105,9 @@ def run_path(work, csv, lines, what, batch):
         got, secs = stored_span(store, n)
         if send:
             send.wait()
+        cpu = redis_cpu(q) - cpu0 if what == "queue" else None
         relay.stop()
-        return got, secs
+        return got, secs, cpu
     finally:
         d4core.stop()
         store.stop()
@@ -111,8 +121,9 @@ def main():
              ("new", "~63 % new triples (gen_pdns.py 0.6)", ["gen_pdns.py", str(N), "0.6"]))
     print("\nevery source -> store, %d Zipf-like and %d ~63 %%-new generated lines, each "
           "path from its first stored record to its last" % (ZN, N))
-    print("| lines | path | records stored | seconds | records/s | vs import |")
-    print("|---|---|---|---|---|---|")
+    print("| lines | path | records stored | seconds | records/s | vs import | d4-core's "
+          "Redis CPU a line |")
+    print("|---|---|---|---|---|---|---|")
     for key, mix, gen in mixes:
         if ONLY and key != ONLY:
             continue
@@ -126,11 +137,12 @@ def main():
                                    ("d4", "D4/TLS -> store (pdns-relay send)", None),
                                    ("queue", "d4-core queue -> store, d4core.batch 2000 (default)", 2000),
                                    ("queue", "d4-core queue -> store, d4core.batch 10000", 10000)):
-            got, secs = run_path(work, csv, lines, what, batch)
+            got, secs, cpu = run_path(work, csv, lines, what, batch)
             rate = got / secs
             base = base or rate
-            print("| %s | %s | %d | %.2f | %.0f | %.2fx |" % (mix, label, got, secs, rate,
-                                                              rate / base), flush=True)
+            print("| %s | %s | %d | %.2f | %.0f | %.2fx | %s |" % (
+                mix, label, got, secs, rate, rate / base,
+                "%.2f us" % (cpu * 1e6 / got) if cpu is not None else "-"), flush=True)
 
 
 if __name__ == "__main__":
