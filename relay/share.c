@@ -340,29 +340,81 @@ static void totals_close(partner *pt) {
     pdns_buf_free(&pt->tot_pending);
 }
 
-/* Reads the journal into a new table (a torn last entry is cut off). */
+/* The journal holds each batch's entries followed by a marker with the
+ * batch's seq (a snapshot, by the seq of the last batch it counts): a
+ * batch that never reached the outbox (a crash in between, load_chain)
+ * has its entries taken back at the start, so that its records, sent
+ * again, are counted once. */
+static totals_entry totals_marker(uint64_t seq) {
+    totals_entry m;
+    memset(m.key, 0xff, sizeof(m.key));
+    m.count = seq;
+    m.time_first = m.time_last = INT64_MIN;
+    return m;
+}
+
+static int is_marker(const totals_entry *e) {
+    static const uint8_t ff[TOTALS_KEY] = {[0 ... TOTALS_KEY - 1] = 0xff};
+    return e->time_first == INT64_MIN && memcmp(e->key, ff, sizeof(ff)) == 0;
+}
+
+/* Reads the journal into a new table: entries up to the last marker whose
+ * batch is in the outbox (seq at most pt->seq). What follows (a batch that
+ * did not get there, a torn write) is cut off; a journal without markers
+ * (an older relay's) is read whole, less a torn last entry. */
 static int totals_load(const char *path, partner *pt) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? 0 : -1;
     totals_entry e[256];
-    ssize_t got;
-    size_t have = 0;
-    pt->tot_journal = 0;
-    while ((got = read(fd, (char *)e + have, sizeof(e) - have)) > 0) {
+    pdns_buf group = {0}; /* the entries since the last marker */
+    ssize_t got = 0;
+    size_t have = 0, seen = 0, kept = 0; /* entries read; up to the last marker taken */
+    int markers = 0, stop = 0, rc = 0;
+    while (!stop && rc == 0 && (got = read(fd, (char *)e + have, sizeof(e) - have)) > 0) {
         have += (size_t)got;
         size_t k = have / sizeof(e[0]);
-        for (size_t i = 0; i < k; i++)
-            totals_set(pt->tot, &e[i]);
-        pt->tot_journal += k;
+        for (size_t i = 0; i < k && !stop && rc == 0; i++) {
+            seen++;
+            if (!is_marker(&e[i])) {
+                rc = pdns_buf_append(&group, &e[i], sizeof(e[i]));
+                continue;
+            }
+            markers = 1;
+            if (e[i].count > pt->seq) { /* that batch is not in the outbox */
+                stop = 1;
+                break;
+            }
+            for (size_t j = 0; j < group.len / sizeof(e[0]); j++)
+                totals_set(pt->tot, (const totals_entry *)group.p + j);
+            group.len = 0;
+            kept = seen;
+        }
         memmove(e, (char *)e + k * sizeof(e[0]), have - k * sizeof(e[0]));
         have -= k * sizeof(e[0]);
     }
     close(fd);
-    if (got < 0)
+    if (got < 0 || rc < 0) {
+        pdns_buf_free(&group);
         return -1;
-    if (have && truncate(path, (off_t)(pt->tot_journal * sizeof(e[0]))) < 0)
+    }
+    size_t gone = group.len / sizeof(e[0]);
+    if (!markers) { /* an older relay's journal: every whole entry counts */
+        for (size_t j = 0; j < gone; j++)
+            totals_set(pt->tot, (const totals_entry *)group.p + j);
+        kept = gone;
+        gone = 0;
+    }
+    pdns_buf_free(&group);
+    pt->tot_journal = kept;
+    struct stat st;
+    if (stat(path, &st) == 0 && st.st_size > (off_t)(kept * sizeof(e[0])) &&
+        truncate(path, (off_t)(kept * sizeof(e[0]))) < 0)
         return -1;
+    if (gone)
+        log_info("policy: partner %s: the totals of %zu records of a batch that did not "
+                 "reach the outbox are taken back (they go out again)", pt->pol->partner,
+                 gone);
     return 0;
 }
 
@@ -412,15 +464,16 @@ static void totals_rewrite(share *s, partner *pt) {
     pdns_buf snap = {0};
     totals_path(s, pt, path, sizeof(path));
     totals_each(pt->tot, snapshot_entry, &snap);
-    if (snap.len == totals_size(pt->tot) * sizeof(totals_entry) &&
+    size_t n = snap.len / sizeof(totals_entry);
+    totals_entry mark = totals_marker(pt->seq); /* the snapshot counts batches up to here */
+    if (n == totals_size(pt->tot) && pdns_buf_append(&snap, &mark, sizeof(mark)) == 0 &&
         pdns_afile_write(path, snap.p, snap.len) == 0) {
         if (s->totals_written)
-            s->totals_written(s->published_ctx, pt, (const totals_entry *)snap.p,
-                              snap.len / sizeof(totals_entry), 1);
+            s->totals_written(s->published_ctx, pt, (const totals_entry *)snap.p, n, 1);
         if (pt->tot_fd >= 0)
             close(pt->tot_fd);
         pt->tot_fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
-        pt->tot_journal = totals_size(pt->tot);
+        pt->tot_journal = n + 1;
         if (pt->tot_fd < 0) {
             log_error("policy: partner %s: totals %s: %s", pt->pol->partner, path,
                       strerror(errno));
@@ -430,17 +483,18 @@ static void totals_rewrite(share *s, partner *pt) {
     pdns_buf_free(&snap);
 }
 
-/* Writes the batch's totals to the journal, before the batch goes to the
- * outbox (after a crash, totals count at most the batch in flight twice);
- * rewrites the journal as one snapshot when it has grown to twice the
- * table and more. */
-static void totals_flush(share *s, partner *pt) {
+/* Writes batch seq's totals to the journal, with its marker, before the
+ * batch goes to the outbox (totals_load takes them back if it never gets
+ * there). */
+static void totals_flush(share *s, partner *pt, uint64_t seq) {
     if (!pt->tot || !pt->tot_pending.len)
         return;
     if (s->totals_written)
         s->totals_written(s->published_ctx, pt, (const totals_entry *)pt->tot_pending.p,
                           pt->tot_pending.len / sizeof(totals_entry), 0);
-    if (pdns_buf_write_fd(&pt->tot_pending, pt->tot_fd) < 0 || fdatasync(pt->tot_fd) < 0) {
+    totals_entry mark = totals_marker(seq);
+    if (pdns_buf_append(&pt->tot_pending, &mark, sizeof(mark)) < 0 ||
+        pdns_buf_write_fd(&pt->tot_pending, pt->tot_fd) < 0 || fdatasync(pt->tot_fd) < 0) {
         if (pt->tot_errors++ % 1000 == 0)
             log_error("policy: partner %s: totals journal: %s; totals sent after a "
                       "restart may be low", pt->pol->partner, strerror(errno));
@@ -449,8 +503,6 @@ static void totals_flush(share *s, partner *pt) {
     }
     pt->tot_journal += pt->tot_pending.len / sizeof(totals_entry);
     pt->tot_pending.len = 0;
-    if (pt->tot_journal >= 2 * (uint64_t)totals_size(pt->tot) + 100000)
-        totals_rewrite(s, pt);
 }
 
 void share_adopt_totals(share *s, partner *pt, const totals_entry *e, size_t n) {
@@ -713,18 +765,27 @@ static double cpu_now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Appends a batch to an outbox. PDNS_RELAY_CRASH_AT makes the process kill
- * itself (SIGKILL) at one point of it, for the tests of what a crash there
- * leaves: "outbox-before" (the chain state saved, nothing written),
- * "outbox-torn" (half the batch written), "outbox-after". */
-static int outbox_write(int fd, pdns_buf *b) {
-    const char *crash = getenv("PDNS_RELAY_CRASH_AT");
-    if (crash && strcmp(crash, "outbox-before") == 0)
+/* PDNS_RELAY_CRASH_AT makes the process kill itself (SIGKILL) at one point
+ * of writing a batch to an outbox, for the tests of what a crash there
+ * leaves: "outbox-before" (the chain state and totals saved, nothing
+ * written), "outbox-torn" (half the batch written), "outbox-after";
+ * "<point>:<partner>" for one partner's outbox only. */
+static int crash_at(const char *point, const char *who) {
+    const char *at = getenv("PDNS_RELAY_CRASH_AT");
+    size_t n = strlen(point);
+    return at && strncmp(at, point, n) == 0 &&
+           (at[n] == '\0' || (at[n] == ':' && strcmp(at + n + 1, who) == 0));
+}
+
+/* Appends a batch to a partner's outbox. */
+static int outbox_write(const partner *pt, pdns_buf *b) {
+    const char *name = pt->pol->partner;
+    if (crash_at("outbox-before", name))
         raise(SIGKILL);
-    if (crash && strcmp(crash, "outbox-torn") == 0 && write(fd, b->p, b->len / 2) >= 0)
+    if (crash_at("outbox-torn", name) && write(pt->fd, b->p, b->len / 2) >= 0)
         raise(SIGKILL);
-    int rc = pdns_buf_write_fd(b, fd);
-    if (crash && strcmp(crash, "outbox-after") == 0)
+    int rc = pdns_buf_write_fd(b, pt->fd);
+    if (crash_at("outbox-after", name))
         raise(SIGKILL);
     return rc;
 }
@@ -735,7 +796,7 @@ static void finish_batch(struct emit_ctx *c) {
     share *s = c->s;
     partner *pt = c->pt;
     double cpu0 = cpu_now();
-    totals_flush(s, pt);
+    totals_flush(s, pt, pt->seq + 1);
     batch_trailer t;
     memset(&t, 0, sizeof(t));
     snprintf(t.origin, sizeof(t.origin), "%s", s->cfg->relay_id);
@@ -772,11 +833,15 @@ static void finish_batch(struct emit_ctx *c) {
         log_error("policy: partner %s: cannot save the chain state: %s", pt->pol->partner,
                   strerror(errno));
     off_t end = lseek(pt->fd, 0, SEEK_END);
-    if (outbox_write(pt->fd, &c->out) == 0) {
+    if (outbox_write(pt, &c->out) == 0) {
         pt->seq = t.seq;
         snprintf(pt->batch_version, sizeof(pt->batch_version), "%s", t.policy);
         memcpy(pt->chain, chain, BATCH_HASH);
         pt->batches++;
+        /* the journal as one snapshot once it has grown to twice the table
+         * and more (after the write: the snapshot counts this batch) */
+        if (pt->tot && pt->tot_journal >= 2 * (uint64_t)totals_size(pt->tot) + 100000)
+            totals_rewrite(s, pt);
     } else { /* the outbox as it was, and the state that says so */
         log_error("policy: partner %s outbox: %s: a batch of %zu records is not written",
                   pt->pol->partner, strerror(errno), c->n);

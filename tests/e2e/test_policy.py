@@ -434,30 +434,43 @@ def test_counts_delta_and_total(relay_factory):
     relay.stop()
 
 
-@pytest.mark.parametrize("point", ["outbox-before", "outbox-torn", "outbox-after"])
+@pytest.mark.parametrize("point", ["outbox-before:alpha", "outbox-torn:alpha",
+                                   "outbox-after:alpha", "outbox-before:keeps",
+                                   "outbox-torn:keeps"])
 def test_a_crash_at_the_outbox_sends_every_record_once(relay_factory, workdir, point):
     """The relay dies (SIGKILL) just before, in the middle of, or just
-    after writing a batch to a partner's outbox: after the restart the
-    outbox holds every record exactly once, in batches that verify (no
-    torn line, no gap or repeat in the chain). PDNS_RELAY_CRASH_AT names
-    the point (docs/hacking.md)."""
+    after writing a batch to a partner's outbox: after the restart each
+    partner's outbox holds every record exactly once, in batches that
+    verify (no torn line, no gap or repeat in the chain), and the "total"
+    partner's counts hold each sighting once. PDNS_RELAY_CRASH_AT names the
+    point and the partner (docs/hacking.md); that partner's first batch
+    after the start crashes the relay."""
     import signal
     relay = relay_factory(extra={"mixer": dict(FAST_MIXER, count_buckets=False),
                                  "policies": {"dir": "partners", "outbox_dir": "outbox"}})
     os.makedirs(os.path.join(relay.dir, "partners"))
     write_policy(os.path.join(relay.dir, "partners", "alpha.json"))
-    box = os.path.join(relay.dir, "outbox", "alpha.ndjson")
+    write_policy(os.path.join(relay.dir, "partners", "keeps.json"), partner="keeps",
+                 counts="total")
+    how, crashed = point.split(":")
 
-    def names():
-        with open(box, "rb") as f:
-            return [json.loads(l)["rrname"] for l in f
+    def box(partner):
+        return os.path.join(relay.dir, "outbox", partner + ".ndjson")
+
+    def records(partner):
+        with open(box(partner), "rb") as f:
+            return [json.loads(l) for l in f
                     if l.endswith(b"\n") and not l.startswith(b'{"pdns_relay_batch"')]
+
+    def names(partner):
+        return [o["rrname"] for o in records(partner)]
 
     n = 20
     relay.start()
     for name in ("sensor-a", "sensor-b"):
         stream(relay, name, batch("one", n))
-    assert relay.wait_for(lambda: len(outbox(relay)) == n, 20), relay.log_text()[-2000:]
+    assert relay.wait_for(lambda: len(names("alpha")) == len(names("keeps")) == n, 20), \
+        relay.log_text()[-2000:]
     relay.stop()
 
     relay.env = dict(os.environ, PDNS_RELAY_CRASH_AT=point)
@@ -466,10 +479,11 @@ def test_a_crash_at_the_outbox_sends_every_record_once(relay_factory, workdir, p
         stream(relay, name, batch("two", n))
     relay.proc.wait(30)
     assert relay.proc.returncode == -signal.SIGKILL, relay.log_text()[-2000:]
-    seen, tail = names(), open(box, "rb").read().splitlines(keepends=True)[-1]
-    if point == "outbox-before":
+    seen = names(crashed)
+    tail = open(box(crashed), "rb").read().splitlines(keepends=True)[-1]
+    if how == "outbox-before":
         assert len(seen) == n
-    elif point == "outbox-torn":  # half a batch: no trailer after its records
+    elif how == "outbox-torn":  # half a batch: no trailer after its records
         assert n <= len(seen) < 2 * n and not tail.startswith(b'{"pdns_relay_batch"'), seen
     else:
         assert len(seen) > n and tail.startswith(b'{"pdns_relay_batch"'), seen
@@ -479,14 +493,56 @@ def test_a_crash_at_the_outbox_sends_every_record_once(relay_factory, workdir, p
     assert relay.wait_for(lambda: "delayed records restored" in relay.log_text(), 20)
     for name in ("sensor-a", "sensor-b"):  # a third round: what was restored is out before it
         stream(relay, name, batch("three", n))
-    assert relay.wait_for(lambda: sum(1 for x in names() if ".three." in x) == n, 20), \
-        relay.log_text()[-2000:]
-    got = names()
-    assert sorted(got) == sorted(set(got)) and len(got) == 3 * n, relay.log_text()[-3000:]
-    with open(os.path.join(workdir, "relay.pub")) as f:
-        batches = py_verify(box, f.read().strip())
-    assert [s for s, _ in batches] == list(range(1, len(batches) + 1))
-    assert sum(c for _, c in batches) == 3 * n
+    pub = open(os.path.join(workdir, "relay.pub")).read().strip()
+    for partner in ("alpha", "keeps"):
+        assert relay.wait_for(lambda: sum(1 for x in names(partner) if ".three." in x) == n,
+                              20), relay.log_text()[-2000:]
+        got = names(partner)
+        assert sorted(got) == sorted(set(got)) and len(got) == 3 * n, relay.log_text()[-3000:]
+        batches = py_verify(box(partner), pub)
+        assert [s for s, _ in batches] == list(range(1, len(batches) + 1))
+        assert sum(c for _, c in batches) == 3 * n
+    # each name was seen once by each of two sensors: its total is 2
+    assert {o["count"] for o in records("keeps")} == {2}
+    relay.stop()
+
+
+def test_a_totals_journal_without_markers_is_read_whole(relay_factory):
+    """An older relay's totals journal has no batch markers: every entry in
+    it counts, and the totals go on from it."""
+    import struct
+    relay = relay_factory(extra={"mixer": dict(FAST_MIXER, count_buckets=False),
+                                 "policies": {"dir": "partners", "outbox_dir": "outbox"}})
+    os.makedirs(os.path.join(relay.dir, "partners"))
+    write_policy(os.path.join(relay.dir, "partners", "keeps.json"), partner="keeps",
+                 counts="total")
+    path = os.path.join(relay.dir, "outbox", "keeps.ndjson")
+    journal = os.path.join(relay.dir, "outbox", "keeps.totals")
+
+    def counts():
+        with open(path) as f:
+            return [json.loads(l)["count"] for l in f if not l.startswith('{"pdns_relay_b')]
+
+    n = 10
+    relay.start()
+    for name in ("sensor-a", "sensor-b"):
+        stream(relay, name, counted("j", n, 3, 1795930651))
+    assert relay.wait_for(lambda: len(counts()) == n, 20), relay.log_text()[-2000:]
+    relay.stop()
+    raw = open(journal, "rb").read()
+    size = 40  # key[16], count, time_first, time_last
+    entries = [raw[i:i + size] for i in range(0, len(raw), size)]
+    marker = b"\xff" * 16
+    old = [e for e in entries if not (e[:16] == marker and
+                                      struct.unpack("<q", e[24:32])[0] == -2 ** 63)]
+    assert len(old) == n and len(entries) > n  # it had markers; now it has none
+    with open(journal, "wb") as f:
+        f.write(b"".join(old))
+    relay.start()
+    for name in ("sensor-a", "sensor-b"):
+        stream(relay, name, counted("j", n, 2, 1795930651))
+    assert relay.wait_for(lambda: len(counts()) == 2 * n, 20), relay.log_text()[-2000:]
+    assert counts()[n:] == [10] * n  # 2 x 3, then 2 x 2 more
     relay.stop()
 
 
