@@ -783,7 +783,7 @@ def test_queue_lines_leave_the_queue_only_once_stored(redis_server, relay_factor
     """A d4-core queue batch is trimmed off the processing list only once
     the store has it: with the store's Redis down and the relay killed,
     the lines wait in d4-core's Redis and reach the store after a restart."""
-    from test_queue import PROC, SRC, lines, push, queue_cfg
+    from test_queue import SRC, in_processing, lines, push, queue_cfg
     store_redis = Redis(workdir)
     store_redis.start()
     try:
@@ -796,11 +796,11 @@ def test_queue_lines_leave_the_queue_only_once_stored(redis_server, relay_factor
         relay = relay_factory(redis=store_redis, extra=cfg).start(ready=False)
         assert relay.wait_for(lambda: relay.metrics()['pdns_relay_records_total{source="queue"}'] > 0)
         time.sleep(0.5)
-        assert q.llen(PROC) > 0  # read, but not trimmed: the store lacks it
+        assert in_processing(q) > 0  # read, but not trimmed: the store lacks it
         relay.stop(signal.SIGKILL)
         store_redis.start()
         relay.start()
-        assert relay.wait_for(lambda: q.llen(SRC) == 0 and q.llen(PROC) == 0, 30)
+        assert relay.wait_for(lambda: q.llen(SRC) == 0 and in_processing(q) == 0, 30)
         wait_stored(relay, n)
         info = json.loads(Api(relay.http_port).get("/info")[2])
         assert info["triples"] == n  # every line is in the store
