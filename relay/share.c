@@ -399,11 +399,13 @@ static int totals_load(const char *path, partner *pt) {
         return -1;
     }
     size_t gone = group.len / sizeof(e[0]);
+    int seal = 0;
     if (!markers) { /* an older relay's journal: every whole entry counts */
         for (size_t j = 0; j < gone; j++)
             totals_set(pt->tot, (const totals_entry *)group.p + j);
         kept = gone;
         gone = 0;
+        seal = kept > 0;
     }
     pdns_buf_free(&group);
     pt->tot_journal = kept;
@@ -411,6 +413,17 @@ static int totals_load(const char *path, partner *pt) {
     if (stat(path, &st) == 0 && st.st_size > (off_t)(kept * sizeof(e[0])) &&
         truncate(path, (off_t)(kept * sizeof(e[0]))) < 0)
         return -1;
+    if (seal) { /* its entries are the outbox's: a marker after them */
+        totals_entry m = totals_marker(pt->seq);
+        fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+        if (fd < 0 || write(fd, &m, sizeof(m)) != (ssize_t)sizeof(m)) {
+            if (fd >= 0)
+                close(fd);
+            return -1;
+        }
+        close(fd);
+        pt->tot_journal++;
+    }
     if (gone)
         log_info("policy: partner %s: the totals of %zu records of a batch that did not "
                  "reach the outbox are taken back (they go out again)", pt->pol->partner,

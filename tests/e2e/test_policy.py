@@ -509,7 +509,7 @@ def test_a_crash_at_the_outbox_sends_every_record_once(relay_factory, workdir, p
 
 def test_a_totals_journal_without_markers_is_read_whole(relay_factory):
     """An older relay's totals journal has no batch markers: every entry in
-    it counts, and the totals go on from it."""
+    it counts, and the totals go on from it, across a crash too."""
     import struct
     relay = relay_factory(extra={"mixer": dict(FAST_MIXER, count_buckets=False),
                                  "policies": {"dir": "partners", "outbox_dir": "outbox"}})
@@ -538,9 +538,15 @@ def test_a_totals_journal_without_markers_is_read_whole(relay_factory):
     assert len(old) == n and len(entries) > n  # it had markers; now it has none
     with open(journal, "wb") as f:
         f.write(b"".join(old))
+    # the first batch after it is lost to a crash: that batch's totals are
+    # taken back, not the older relay's
+    relay.env = dict(os.environ, PDNS_RELAY_CRASH_AT="outbox-before")
     relay.start()
     for name in ("sensor-a", "sensor-b"):
         stream(relay, name, counted("j", n, 2, 1795930651))
+    relay.proc.wait(30)
+    relay.env = None
+    relay.start()
     assert relay.wait_for(lambda: len(counts()) == 2 * n, 20), relay.log_text()[-2000:]
     assert counts()[n:] == [10] * n  # 2 x 3, then 2 x 2 more
     relay.stop()
