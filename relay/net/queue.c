@@ -297,7 +297,7 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
     int recovering = !q->recovered;
     (void)ac;
     qc->busy = 0;
-    if (!rep) /* disconnected: the lines stay in the processing list */
+    if (!rep) /* disconnected: the lines stay in their batch list */
         return;
     if (qc->move_failed) {
         qc->move_failed = 0;
