@@ -130,11 +130,9 @@ static int read_chain(const char *path, chain_state *now, chain_state *before) {
     return k == 6 && parse_chain(d, e, f, before) == 0;
 }
 
-/* An outbox holds whole batches, each ending in its trailer line. A crash
- * while one was being written leaves part of it: cut off here (its records
- * go out again, load_chain). *seq is the seq of the last whole batch (0:
- * none). Returns 0, or -1 when the file cannot be read or mended. */
-static int outbox_mend(int fd, const char *path, uint64_t *seq) {
+/* See share.h. Called by load_chain: the records of a batch cut off go out
+ * again. */
+int share_outbox_mend(int fd, const char *path, uint64_t *seq) {
     static const char tag[] = "{\"pdns_relay_batch\":";
     enum { BLOCK = 1 << 16 };
     struct stat st;
@@ -194,7 +192,7 @@ static void load_chain(share *s, partner *pt, const char *outbox) {
     chain_state now, before;
     uint64_t last = 0;
     state_path(s, pt, path, sizeof(path));
-    int mended = outbox_mend(pt->fd, outbox, &last) == 0;
+    int mended = share_outbox_mend(pt->fd, outbox, &last) == 0;
     if (!mended)
         log_error("policy: outbox %s: cannot read its last batch: %s", outbox,
                   strerror(errno));

@@ -90,6 +90,14 @@ int share_adopt_chain(share *s, partner *pt, uint64_t seq, const uint8_t *chain,
  * e NULL, this process's table is the copy). */
 void share_adopt_totals(share *s, partner *pt, const totals_entry *e, size_t n);
 
+/* An outbox file (fd, opened for reading and writing; path for the log)
+ * holds whole batches, each ending in its trailer line. A crash while one
+ * was being written leaves part of it: cut off here. *seq is the seq of
+ * the last whole batch (0: none). Returns 0, or -1 when the file cannot be
+ * read or mended (errno), or when no trailer is within the largest batch
+ * of its end (not an outbox this relay wrote: left alone). */
+int share_outbox_mend(int fd, const char *path, uint64_t *seq);
+
 /* The partners' delay lines in the mixer's checkpoint: save appends, for
  * each partner with records waiting, "<partner> <bytes>\n" and its saved
  * line (0, or -1 out of memory); restore puts them back (the sensors

@@ -12,7 +12,7 @@
 
 static char dir[64];
 
-static void tmpdir_write(const char *name, const char *text, mode_t mode) {
+__attribute__((unused)) static void tmpdir_write(const char *name, const char *text, mode_t mode) {
     char p[256];
     snprintf(p, sizeof(p), "%s/%s", dir, name);
     FILE *f = fopen(p, "w");
