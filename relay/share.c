@@ -122,7 +122,6 @@ static int read_chain(const char *path, chain_state *now, chain_state *before) {
     if (fp)
         fclose(fp);
     text[n] = '\0';
-    c[0] = '\0';
     int k = sscanf(text, "seq %23s chain %79s left %47s before seq %23s chain %79s left %47s",
                    a, b, c, d, e, f);
     if (k < 2 || parse_chain(a, b, k >= 3 ? c : NULL, now) < 0)
@@ -356,6 +355,12 @@ static int is_marker(const totals_entry *e) {
     return e->time_first == INT64_MIN && memcmp(e->key, ff, sizeof(ff)) == 0;
 }
 
+/* Sets the totals of the entries in g. */
+static void totals_set_all(partner *pt, const pdns_buf *g) {
+    for (size_t j = 0; j < g->len / sizeof(totals_entry); j++)
+        totals_set(pt->tot, (const totals_entry *)g->p + j);
+}
+
 /* Reads the journal into a new table: entries up to the last marker whose
  * batch is in the outbox (seq at most pt->seq). What follows (a batch that
  * did not get there, a torn write) is cut off; a journal without markers
@@ -383,8 +388,7 @@ static int totals_load(const char *path, partner *pt) {
                 stop = 1;
                 break;
             }
-            for (size_t j = 0; j < group.len / sizeof(e[0]); j++)
-                totals_set(pt->tot, (const totals_entry *)group.p + j);
+            totals_set_all(pt, &group);
             group.len = 0;
             kept = seen;
         }
@@ -399,8 +403,7 @@ static int totals_load(const char *path, partner *pt) {
     size_t gone = group.len / sizeof(e[0]);
     int seal = 0;
     if (!markers) { /* an older relay's journal: every whole entry counts */
-        for (size_t j = 0; j < gone; j++)
-            totals_set(pt->tot, (const totals_entry *)group.p + j);
+        totals_set_all(pt, &group);
         kept = gone;
         gone = 0;
         seal = kept > 0;

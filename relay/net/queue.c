@@ -102,6 +102,11 @@ static const char trim_script[] =
  * batch first. */
 static const char recover_script[] =
     "local P = KEYS[1]\n"
+    "local function into(id, l, a, b)\n"
+    "  for j = a, b, 7000 do\n"
+    "    redis.call('RPUSH', P .. ':' .. id, unpack(l, j, math.min(j + 6999, b)))\n"
+    "  end\n"
+    "end\n"
     "local ids = {}\n"
     "local t = redis.call('TYPE', KEYS[2]).ok\n"
     "if t == 'list' then\n"
@@ -127,9 +132,7 @@ static const char recover_script[] =
     "    if inlist[i] then\n"
     "      local id, n = string.match(v, '^(%S+) (%d+)$')\n"
     "      n = tonumber(n)\n"
-    "      for j = e - n + 1, e, 7000 do\n"
-    "        redis.call('RPUSH', P .. ':' .. id, unpack(old, j, math.min(j + 6999, e)))\n"
-    "      end\n"
+    "      into(id, old, e - n + 1, e)\n"
     "      e = e - n\n"
     "    end\n"
     "    keep[#keep + 1] = v\n"
@@ -137,9 +140,7 @@ static const char recover_script[] =
     "else\n"
     "  if #old > 0 then\n"
     "    stray = #old\n"
-    "    for j = 1, #old, 7000 do\n"
-    "      redis.call('RPUSH', P .. ':' .. ARGV[1], unpack(old, j, math.min(j + 6999, #old)))\n"
-    "    end\n"
+    "    into(ARGV[1], old, 1, #old)\n"
     "    keep[1] = ARGV[1] .. ' ' .. #old\n"
     "  end\n"
     "  for i, v in ipairs(ids) do\n"
@@ -195,6 +196,11 @@ struct queue_consumer {
 };
 
 static void schedule(queue_consumer *qc, uint64_t ms);
+
+/* The list of queue q's batch id: "<processing>:<id>". */
+static void batch_key(const queue_state *q, const char *id, char *out, size_t n) {
+    snprintf(out, n, "%s:%s", q->proc, id);
+}
 static void poll_next(queue_consumer *qc);
 static void trim_stored(queue_consumer *qc);
 
@@ -347,7 +353,7 @@ static void trim_stored(queue_consumer *qc) {
         queue_state *q = &qc->q[qc->pend[0].q];
         qc->in->m.queue_batches++;
         char key[sizeof(q->proc) + 32];
-        snprintf(key, sizeof(key), "%s:%s", q->proc, qc->pend[0].id);
+        batch_key(q, qc->pend[0].id, key, sizeof(key));
         if (qc->pend[0].id[0])
             redisAsyncCommand(qc->rc.ac, NULL, NULL, "EVAL %s 2 %s %s", trim_script, key,
                               q->proc_id);
@@ -383,7 +389,7 @@ static void poll_next(queue_consumer *qc) {
         return;
     }
     char key[sizeof(q->proc) + 32];
-    snprintf(key, sizeof(key), "%s:%s", q->proc, qc->move_id);
+    batch_key(q, qc->move_id, key, sizeof(key));
     int window = qc->cfg->queue_batch;
     if (q->conf->cof && window < COF_WINDOW)
         window = COF_WINDOW;
