@@ -9,7 +9,8 @@ The distribution, meant to look like a sensor network's day:
     to 20 characters, a long tail), of type A 50 %, AAAA 20 %, CNAME 15 %
     (a chain: the name points at a fresh target in a CDN zone, and the
     next record gives that target an A: two new triples), TXT 7 %, MX 4 %,
-    NS 4 %; addresses drawn from 4,096 /24s (many names share a /24);
+    NS 4 %; addresses drawn from 4,096 /20s (16.7 M addresses: few
+    names share an address, or a /28);
   - a repeat: a triple emitted before, 80 % of the time one of the first
     10 % emitted (the popular head), else any;
   - times advance by an exponential gap (mean 1 ms), TTLs 60 to 86,400 s,
