@@ -129,61 +129,142 @@ static int read_chain(const char *path, chain_state *now, chain_state *before) {
     return k == 6 && parse_chain(d, e, f, before) == 0;
 }
 
-/* See share.h. Called by load_chain: the records of a batch cut off go out
- * again. */
-int share_outbox_mend(int fd, const char *path, uint64_t *seq) {
-    static const char tag[] = "{\"pdns_relay_batch\":";
+#define OUTBOX_SCAN ((off_t)64 << 20) /* a batch is at most the largest frame */
+static const char trailer_tag[] = "{\"pdns_relay_batch\":";
+
+/* Looks back from the end of an outbox file (size bytes) for the last
+ * trailer line whose seq is at most at_most: *end is the offset after it,
+ * *seq its seq. Returns 0, 1 when none is within OUTBOX_SCAN of the end
+ * (*end -1) or in the file (*end 0, *seq 0), or -1 (errno). */
+static int trailer_back(int fd, off_t size, uint64_t at_most, off_t *end, uint64_t *seq) {
     enum { BLOCK = 1 << 16 };
-    struct stat st;
+    *end = -1;
     *seq = 0;
-    if (fstat(fd, &st) < 0)
-        return -1;
-    off_t size = st.st_size, whole = -1;
     char *buf = malloc(BLOCK + TRAILER_MAX + 1);
     if (!buf)
         return -1;
-    /* line starts below hi are still to look at, from the end; a batch is
-     * at most the largest frame, so its trailer is no further back */
-    off_t lowest = size > ((off_t)64 << 20) + 2 * TRAILER_MAX ? size - ((off_t)64 << 20) -
-                                                                    2 * TRAILER_MAX
-                                                              : 0;
-    for (off_t hi = size; hi > lowest && whole < 0;) {
+    /* line starts below hi are still to look at, from the end */
+    off_t lowest = size > OUTBOX_SCAN + 2 * TRAILER_MAX ? size - OUTBOX_SCAN - 2 * TRAILER_MAX
+                                                         : 0;
+    for (off_t hi = size; hi > lowest && *end < 0;) {
         off_t lo = hi > lowest + BLOCK ? hi - BLOCK : lowest;
         off_t rd = lo > 0 ? lo - 1 : 0; /* the byte before a line start */
-        off_t end = hi + TRAILER_MAX < size ? hi + TRAILER_MAX : size;
-        if (pread(fd, buf, (size_t)(end - rd), rd) != end - rd) {
+        off_t last = hi + TRAILER_MAX < size ? hi + TRAILER_MAX : size;
+        if (pread(fd, buf, (size_t)(last - rd), rd) != last - rd) {
             free(buf);
             return -1;
         }
-        for (off_t p = hi - 1; p >= lo && whole < 0; p--) {
+        for (off_t p = hi - 1; p >= lo && *end < 0; p--) {
             const char *line = buf + (p - rd);
-            if ((p > 0 && line[-1] != '\n') || (size_t)(end - p) < sizeof(tag) - 1 ||
-                memcmp(line, tag, sizeof(tag) - 1) != 0)
+            if ((p > 0 && line[-1] != '\n') || (size_t)(last - p) < sizeof(trailer_tag) - 1 ||
+                memcmp(line, trailer_tag, sizeof(trailer_tag) - 1) != 0)
                 continue;
-            const char *nl = memchr(line, '\n', (size_t)(end - p));
+            const char *nl = memchr(line, '\n', (size_t)(last - p));
             if (!nl) /* the trailer itself cut short */
                 continue;
             buf[nl - buf] = '\0';
             const char *sq = strstr(line, "\"seq\":");
-            if (sq)
-                *seq = strtoull(sq + 6, NULL, 10);
-            whole = p + (nl - line) + 1;
+            uint64_t v = sq ? strtoull(sq + 6, NULL, 10) : 0;
+            if (v <= at_most)
+                *seq = v, *end = p + (nl - line) + 1;
         }
         hi = lo;
     }
     free(buf);
-    if (whole < 0 && lowest > 0)
-        return -1; /* not an outbox this relay wrote: left alone */
+    if (*end >= 0)
+        return 0;
+    if (lowest == 0)
+        *end = 0;
+    return 1;
+}
+
+/* See share.h. Called by load_chain: the records of a batch cut off go out
+ * again. */
+int share_outbox_mend(int fd, const char *path, uint64_t *seq) {
+    struct stat st;
+    off_t whole;
+    if (fstat(fd, &st) < 0)
+        return -1;
+    int k = trailer_back(fd, st.st_size, UINT64_MAX, &whole, seq);
+    if (k < 0)
+        return -1;
     if (whole < 0)
-        whole = 0;
-    if (whole < size) {
+        return -1; /* not an outbox this relay wrote: left alone */
+    if (whole < st.st_size) {
         if (ftruncate(fd, whole) < 0)
             return -1;
         log_warn("policy: outbox %s ended in a batch cut short by a stop (%lld bytes after "
                  "batch %llu): removed; its records go out again", path,
-                 (long long)(size - whole), (unsigned long long)*seq);
+                 (long long)(st.st_size - whole), (unsigned long long)*seq);
     }
     return 0;
+}
+
+int share_outbox_since(share *s, const char *name, uint64_t after,
+                       const uint8_t prev[BATCH_HASH], share_batch_fn fn, void *ctx) {
+    partner *pt = NULL;
+    for (size_t i = 0; i < s->np && !pt; i++)
+        if (strcmp(s->p[i].pol->partner, name) == 0)
+            pt = &s->p[i];
+    struct stat st;
+    off_t from;
+    uint64_t seq;
+    if (!pt || pt->fd < 0 || after >= pt->seq)
+        return 0; /* nothing made after it */
+    if (fstat(pt->fd, &st) < 0 || trailer_back(pt->fd, st.st_size, after, &from, &seq) < 0)
+        return -1;
+    if (from < 0 || seq != after) {
+        log_error("policy: outbox %s/%s.ndjson does not hold batch %llu within its last "
+                  "%lld MiB: batches %llu to %llu are not appended to its outbox in Redis",
+                  s->cfg->outbox_dir, name, (unsigned long long)after,
+                  (long long)(OUTBOX_SCAN >> 20), (unsigned long long)after + 1,
+                  (unsigned long long)pt->seq);
+        return -2;
+    }
+    size_t len = (size_t)(st.st_size - from);
+    char *buf = malloc(len + 1);
+    if (!buf || pread(pt->fd, buf, len, from) != (ssize_t)len) {
+        free(buf);
+        return -1;
+    }
+    const uint8_t *pk = s->sk + crypto_sign_SEEDBYTES; /* libsodium: seed, then public key */
+    uint8_t want[BATCH_HASH], chain[BATCH_HASH];
+    memcpy(want, prev, BATCH_HASH);
+    int n = 0;
+    for (size_t at = 0, line = 0; line < len;) {
+        const char *nl = memchr(buf + line, '\n', len - line);
+        if (!nl)
+            break; /* share_outbox_mend left whole batches only */
+        size_t ll = (size_t)(nl - (buf + line));
+        batch_trailer t;
+        char err[128], hex[2 * BATCH_HASH + 1], mark[2 * BATCH_HASH + 48];
+        if (!batch_is_trailer(buf + line, ll)) {
+            line += ll + 1;
+            continue;
+        }
+        if (batch_trailer_decode(buf + line, ll, &t, err, sizeof(err)) < 0 ||
+            t.seq != after + 1 + (uint64_t)n || memcmp(t.prev, want, BATCH_HASH) != 0 ||
+            batch_verify_sig(&t, pk, chain) < 0) {
+            log_error("policy: outbox %s/%s.ndjson: the batch after %llu does not go on from "
+                      "it (%s): not appended to its outbox in Redis", s->cfg->outbox_dir, name,
+                      (unsigned long long)(after + (uint64_t)n),
+                      t.seq != after + 1 + (uint64_t)n ? "another seq" : "another chain");
+            break;
+        }
+        sodium_bin2hex(hex, sizeof(hex), chain, BATCH_HASH);
+        if (t.seq == pt->seq) /* the last: where the delay line is */
+            snprintf(mark, sizeof(mark), "%s %lld:%llu", hex, (long long)pt->left_at,
+                     (unsigned long long)pt->left_id);
+        else
+            snprintf(mark, sizeof(mark), "%s", hex);
+        line += ll + 1;
+        fn(ctx, t.seq, mark, buf + at, line - at);
+        memcpy(want, chain, BATCH_HASH);
+        at = line;
+        n++;
+    }
+    free(buf);
+    return n;
 }
 
 static void load_chain(share *s, partner *pt, const char *outbox) {

@@ -98,6 +98,20 @@ void share_adopt_totals(share *s, partner *pt, const totals_entry *e, size_t n);
  * of its end (not an outbox this relay wrote: left alone). */
 int share_outbox_mend(int fd, const char *path, uint64_t *seq);
 
+/* The batches of a partner's outbox file after batch `after` (the last in
+ * its outbox in Redis, whose chain hash is prev), oldest first, each given
+ * to fn with its seq, the mark the outbox in Redis keeps ("<chain hash
+ * hex>", and for the partner's last batch " <delay line place>") and its
+ * text: what a stop kept from reaching Redis. They must go on from it (the
+ * first names prev, each is signed by this relay, the seqs follow on);
+ * the first that does not ends the walk (logged). Returns how many were
+ * given, -2 when batch `after` is not in the file's last 64 MiB (logged),
+ * or -1 (errno). */
+typedef void (*share_batch_fn)(void *ctx, uint64_t seq, const char *mark, const char *text,
+                               size_t len);
+int share_outbox_since(share *s, const char *name, uint64_t after,
+                       const uint8_t prev[BATCH_HASH], share_batch_fn fn, void *ctx);
+
 /* The partners' delay lines in the mixer's checkpoint: save appends, for
  * each partner with records waiting, "<partner> <bytes>\n" and its saved
  * line (0, or -1 out of memory); restore puts them back (the sensors

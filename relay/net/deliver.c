@@ -22,7 +22,10 @@
  * (d4-core, and the analyzer behind it); after a crash, at most what was
  * in flight is (a pdns-relay receiver drops those by sequence number). At most KEEP_SENT batches are
  * written and not yet confirmed. A relay killed with SIGKILL resumes from
- * Redis. Reconnects back off exponentially with jitter. */
+ * Redis; the batches its outbox file holds after the last one Redis has
+ * (a kill before the append left, or while Redis was away) are appended
+ * from the file when the link comes up (catch_up). Reconnects back off
+ * exponentially with jitter. */
 #include <hiredis/async.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
@@ -64,7 +67,7 @@ typedef struct dpartner {
     size_t keylen;
     uint32_t frame_max;
     char skey[256];               /* the Redis Stream */
-    char mkey[272];               /* the last seq appended in this run (same slot) */
+    char mkey[272];               /* the last batch appended (same slot) */
     uv_tcp_t tcp;
     uv_connect_t creq;
     SSL *ssl;
@@ -97,6 +100,9 @@ typedef struct dpartner {
     uint64_t outbox_max, outbox_refused, outbox_dropped, full_logged_ms;
     uint64_t outbox_len;          /* batches in the outbox, as last seen */
     uint64_t pend_n;              /* of those below, made while Redis was away */
+    int catching;                 /* the outbox file's batches that never reached
+                                   * Redis are being appended: new ones wait */
+    uint64_t file_upto;           /* the last of them */
     struct ubatch *uhead, **utail; /* not yet confirmed in Redis, oldest first: made
                                    * while it was away, or appended and not confirmed;
                                    * (again, idempotently) appended when the link is up */
@@ -123,7 +129,6 @@ struct deliver {
 
 static void kick(dpartner *dp);
 static void send_next(dpartner *dp);
-static void flush_pending(dpartner *dp);
 
 /* ---- Redis ------------------------------------------------------------------ */
 
@@ -134,11 +139,13 @@ static void on_xlen(redisAsyncContext *ac, void *reply, void *priv) {
         ((dpartner *)priv)->outbox_len = (uint64_t)rep->integer;
 }
 
+static void catch_up(dpartner *dp);
+
 static void on_ready(void *ctx) {
     deliver *d = ctx;
     for (size_t i = 0; i < d->n; i++) {
         rlink_command(d->rl, d->p[i]->skey, on_xlen, d->p[i], "XLEN %s", d->p[i]->skey);
-        flush_pending(d->p[i]);
+        catch_up(d->p[i]);
         kick(d->p[i]);
     }
 }
@@ -459,12 +466,13 @@ static void append(dpartner *dp, uint64_t seq, const char *chain, const char *te
 }
 
 /* Redis is back: every batch not confirmed goes, in order (the script
- * adds one only if it is not there yet). */
-static void flush_pending(dpartner *dp) {
+ * adds one only if it is not there yet), but those up to seq upto, which
+ * went from the outbox file. */
+static void flush_pending(dpartner *dp, ubatch *list, uint64_t upto) {
     uint64_t made = dp->pend_n;
-    for (ubatch *u = unconf_take(dp), *next; u; u = next) {
+    for (ubatch *u = list, *next; u; u = next) {
         next = u->next;
-        if (u->kept)
+        if (u->kept && u->seq > upto)
             append(dp, u->seq, u->chain, u->text, u->len);
         free(u);
     }
@@ -472,6 +480,63 @@ static void flush_pending(dpartner *dp) {
         log_info("deliver: partner %s: %llu batches made while Redis was away are in "
                  "the outbox now", dp->name, (unsigned long long)made);
     dp->pend_n = 0;
+}
+
+/* A batch of the outbox file that had not reached Redis. */
+static void append_from_file(void *ctx, uint64_t seq, const char *mark, const char *text,
+                             size_t len) {
+    dpartner *dp = ctx;
+    append(dp, seq, mark, text, len);
+    dp->file_upto = seq;
+}
+
+/* The outbox in Redis remembers the last batch appended ("<boot> <seq>
+ * <chain hash> [<delay line place>]"): the batches of the outbox file
+ * after it are appended first, in order (those a stop kept from Redis:
+ * the relay killed just after writing the file, or while Redis was away
+ * and batches waited in memory), then the batches waiting now. An outbox
+ * with no mark is new (or its Redis lost its data): nothing is sent again
+ * from the file. */
+static void on_last(redisAsyncContext *ac, void *reply, void *priv) {
+    dpartner *dp = priv;
+    redisReply *rep = reply;
+    (void)ac;
+    if (!rep)
+        return; /* the link went down: again when it is back */
+    /* what waits (made while Redis was away, or not confirmed) is in the
+     * file too, but for a batch whose file write failed */
+    ubatch *waiting = unconf_take(dp);
+    dp->file_upto = 0;
+    unsigned long long seq;
+    char boot[64], hex[80];
+    uint8_t chain[32];
+    size_t got = 0;
+    if (rep->type == REDIS_REPLY_STRING &&
+        sscanf(rep->str, "%63s %llu %79s", boot, &seq, hex) == 3 &&
+        sodium_hex2bin(chain, sizeof(chain), hex, strlen(hex), NULL, &got, NULL) == 0 &&
+        got == sizeof(chain)) {
+        int n = share_outbox_since(dp->d->sh, dp->name, seq, chain, append_from_file, dp);
+        if (n > 0)
+            log_info("deliver: partner %s: %d batch%s from the outbox file appended to its "
+                     "outbox in Redis (the relay had stopped before they reached it)",
+                     dp->name, n, n == 1 ? "" : "es");
+        else if (n == -1)
+            log_error("deliver: partner %s: reading its outbox file: %s", dp->name,
+                      strerror(errno));
+    } else if (rep->type == REDIS_REPLY_ERROR) {
+        log_error("deliver: partner %s: reading %s: %s", dp->name, dp->mkey, rep->str);
+    }
+    dp->catching = 0;
+    flush_pending(dp, waiting, dp->file_upto);
+    kick(dp);
+}
+
+static void catch_up(dpartner *dp) {
+    dp->catching = 1;
+    if (rlink_command(dp->d->rl, dp->mkey, on_last, dp, "GET %s", dp->mkey) < 0) {
+        dp->catching = 0;
+        flush_pending(dp, unconf_take(dp), 0);
+    }
 }
 
 void deliver_enqueue(deliver *d, const char *name, uint64_t seq, const char *mark,
@@ -482,8 +547,12 @@ void deliver_enqueue(deliver *d, const char *name, uint64_t seq, const char *mar
         dpartner *dp = d->p[i];
         if (strcmp(dp->name, name) != 0)
             continue;
-        if (rlink_ready(d->rl)) {
+        if (rlink_ready(d->rl) && !dp->catching) {
             append(dp, seq, mark, text, len);
+            return;
+        }
+        if (rlink_ready(d->rl)) { /* after the outbox file's batches */
+            unconf_push(dp, seq, mark, text, len);
             return;
         }
         /* Redis is away: held in memory, up to PENDING_MAX bytes a partner */

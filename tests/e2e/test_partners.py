@@ -7,6 +7,8 @@ import os
 import subprocess
 import time
 
+import pytest
+
 from conftest import BIN, SENSORS, free_port
 from test_policy import FAST_MIXER, batch, stream, write_policy
 import d4sensor
@@ -229,6 +231,63 @@ def test_batches_made_while_redis_is_away_are_delivered(relay_factory, redis_ser
     n = rrnames(b)
     assert len(set(n)) == 40
     assert "3 batches made while Redis was away are in the outbox now" in a.log_text()
+
+
+@pytest.mark.parametrize("how", ["outbox-after", "redis-away", "foreign-mark"])
+def test_a_crash_never_loses_a_batch_from_delivery(relay_factory, redis_server, workdir,
+                                                   tmp_path, how):
+    """A batch in A's outbox file but not yet in its Redis outbox when A is
+    killed (just after the file write, before the append left the
+    process; or made while Redis was away and waiting in memory) is
+    appended from the file at the next start, in order: B gets every
+    record once, and its chain has no gap. The file's batches go only
+    where they continue the chain the outbox in Redis names (a mark with
+    another chain hash: another process's, nothing is appended)."""
+    import signal
+    a, b = a_and_b(relay_factory, redis_server, workdir, tmp_path)
+    policy_to_b(a, b, tmp_path)
+    a.start()
+    for name in ("sensor-a", "sensor-b"):
+        stream(a, name, batch("one", 10))
+    assert b.wait_for(lambda: len(rrnames(b)) == 10, 20), a.log_text()[-1500:]
+    if how in ("outbox-after", "foreign-mark"):
+        a.stop()
+        a.env = dict(os.environ, PDNS_RELAY_CRASH_AT="outbox-after:relay-b")
+        a.start()
+        for name in ("sensor-a", "sensor-b"):
+            stream(a, name, batch("two", 10))
+        a.proc.wait(30)
+        assert a.proc.returncode == -signal.SIGKILL, a.log_text()[-2000:]
+        a.env = None
+        if how == "foreign-mark":
+            r = redis_server.client()
+            (key,) = [k for k in r.scan_iter(match="*relay-b*:last")]
+            boot, seq, _ = r.get(key).decode().split(" ", 2)
+            r.set(key, "%s %s %s" % (boot, seq, "00" * 32))
+    else:
+        redis_server.stop()
+        for name in ("sensor-a", "sensor-b"):
+            stream(a, name, batch("two", 10))
+        assert a.wait_for(lambda: a.metrics().get(
+            'pdns_relay_partner_batches_total{partner="relay-b"}', 0) >= 2, 20)
+        a.stop(signal.SIGKILL)
+        redis_server.start()
+    a.start()
+    for name in ("sensor-a", "sensor-b"):
+        stream(a, name, batch("three", 10))
+    assert b.wait_for(lambda: sum(".three." in n for n in rrnames(b)) == 10, 30), \
+        a.log_text()[-2000:]
+    if how == "foreign-mark":
+        assert "does not go on from it (another chain): not appended" in a.log_text()
+        assert sorted(rrnames(b)) == sorted(set(rrnames(b))) and len(rrnames(b)) == 20
+        assert "partner relay-a: batches" in b.log_text() and "never arrived" in b.log_text()
+        return
+    assert b.wait_for(lambda: len(rrnames(b)) == 30, 10), (rrnames(b), a.log_text()[-2000:])
+    n = rrnames(b)
+    assert len(n) == len(set(n)) == 30
+    assert "1 batch from the outbox file appended to its outbox in Redis" in a.log_text()
+    assert "never arrived" not in b.log_text()
+    assert b.metrics()['pdns_relay_partner_in_batches_total{partner="relay-a",result="refused"}'] == 0
 
 
 def test_a_partner_refusing_every_batch_is_retried_with_backoff(relay_factory, redis_server,
