@@ -259,6 +259,11 @@ int ingest_metrics_render(const ingest *in, const relay_config *cfg,
                                  "pdns_relay_partner_in_batches_total{partner=\"%s\",result=\"refused\"} %" PRIu64 "\n",
                               s->name, s->in_batches, s->name, s->in_duplicates, s->name, s->in_refused);
     }
+    rc |= pdns_buf_printf(b, "# HELP pdns_relay_partner_in_missing_batches_total Batches a partner relay's sequence numbers skipped: never arrived.\n"
+                             "# TYPE pdns_relay_partner_in_missing_batches_total counter\n");
+    for (size_t i = 0; i < cfg->n_partners_in; i++)
+        rc |= pdns_buf_printf(b, "pdns_relay_partner_in_missing_batches_total{partner=\"%s\"} %" PRIu64 "\n",
+                              cfg->partners_in[i].name, cfg->partners_in[i].in_missing);
     rc |= pdns_buf_printf(b, "# TYPE pdns_relay_queue_batches_total counter\n"
                  "pdns_relay_queue_batches_total %" PRIu64 "\n"
                  "# TYPE pdns_relay_queue_recovered_lines_total counter\n"

@@ -161,9 +161,11 @@ static int end_batch(inbound *ib, ingest *in, relay_sensor *p,
                  "match batch seq %" PRIu64 " (the chain is broken)", t.seq, p->in_seq);
         return fail(ib, p, err, errlen, why);
     }
-    if (p->in_have && t.seq > p->in_seq + 1)
+    if (p->in_have && t.seq > p->in_seq + 1) {
+        p->in_missing += t.seq - p->in_seq - 1;
         log_warn("inbound: partner %s: batches %" PRIu64 "-%" PRIu64 " never "
                  "arrived", p->name, p->in_seq + 1, t.seq - 1);
+    }
     /* verified: now the records may be used */
     struct intake it = {in, {PDNS_SRC_PARTNER, p, p->name, p->index, NULL}, ""};
     pdns_record init;

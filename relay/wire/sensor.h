@@ -26,6 +26,7 @@ typedef struct relay_sensor {
     uint64_t in_seq;
     uint8_t in_chain[32];
     uint64_t in_batches, in_duplicates, in_refused;
+    uint64_t in_missing; /* batches the seqs taken skipped (never arrived) */
     csv_layout layout;
     /* live state */
     int active_csv;      /* sessions sending type 8 */

@@ -165,6 +165,18 @@ def policy_to_b(a, b, tmp_path, **extra):
                  **extra)
 
 
+def a_delivering_to_b(relay_factory, redis_server, workdir, tmp_path, tag, n):
+    """A (started) delivering to B, which has A's first n records (a batch
+    of n names `tag`, from both sensors)."""
+    a, b = a_and_b(relay_factory, redis_server, workdir, tmp_path)
+    policy_to_b(a, b, tmp_path)
+    a.start()
+    for name in ("sensor-a", "sensor-b"):
+        stream(a, name, batch(tag, n))
+    assert b.wait_for(lambda: len(rrnames(b)) == n, 20), a.log_text()[-1500:]
+    return a, b
+
+
 def rrnames(relay):
     """The names in relay's COF output file, in order."""
     return [o["rrname"] for o in relay.output_lines()]
@@ -175,14 +187,7 @@ def test_delivery_a_to_b_survives_restarts(relay_factory, redis_server, workdir,
     while, A is killed with SIGKILL mid-stream: B ends with every record A's
     policy allows, none twice."""
     import signal
-    a, b = a_and_b(relay_factory, redis_server, workdir, tmp_path)
-    policy_to_b(a, b, tmp_path)
-    a.start()
-
-
-    for name in ("sensor-a", "sensor-b"):
-        stream(a, name, batch("d1", 40))
-    assert b.wait_for(lambda: len(rrnames(b)) == 40, 20), a.log_text()[-1500:]
+    a, b = a_delivering_to_b(relay_factory, redis_server, workdir, tmp_path, "d1", 40)
     assert all(o["sensor_id"] == "relay-a/relay-a" for o in b.output_lines())
 
     # B goes away; A keeps making batches; B comes back and gets them
@@ -213,12 +218,7 @@ def test_batches_made_while_redis_is_away_are_delivered(relay_factory, redis_ser
                                                         workdir, tmp_path):
     """A's outboxes are in Redis. Batches A signs while that Redis is down
     wait in memory and reach B, in order, once it is back: none lost."""
-    a, b = a_and_b(relay_factory, redis_server, workdir, tmp_path)
-    policy_to_b(a, b, tmp_path)
-    a.start()
-    for name in ("sensor-a", "sensor-b"):
-        stream(a, name, batch("before", 10))
-    assert b.wait_for(lambda: len(rrnames(b)) == 10, 20), a.log_text()[-1500:]
+    a, b = a_delivering_to_b(relay_factory, redis_server, workdir, tmp_path, "before", 10)
     redis_server.stop()
     for i in range(3):
         for name in ("sensor-a", "sensor-b"):
@@ -244,12 +244,7 @@ def test_a_crash_never_loses_a_batch_from_delivery(relay_factory, redis_server, 
     where they continue the chain the outbox in Redis names (a mark with
     another chain hash: another process's, nothing is appended)."""
     import signal
-    a, b = a_and_b(relay_factory, redis_server, workdir, tmp_path)
-    policy_to_b(a, b, tmp_path)
-    a.start()
-    for name in ("sensor-a", "sensor-b"):
-        stream(a, name, batch("one", 10))
-    assert b.wait_for(lambda: len(rrnames(b)) == 10, 20), a.log_text()[-1500:]
+    a, b = a_delivering_to_b(relay_factory, redis_server, workdir, tmp_path, "one", 10)
     if how in ("outbox-after", "foreign-mark"):
         a.stop()
         a.env = dict(os.environ, PDNS_RELAY_CRASH_AT="outbox-after:relay-b")
@@ -281,12 +276,14 @@ def test_a_crash_never_loses_a_batch_from_delivery(relay_factory, redis_server, 
         assert "does not go on from it (another chain): not appended" in a.log_text()
         assert sorted(rrnames(b)) == sorted(set(rrnames(b))) and len(rrnames(b)) == 20
         assert "partner relay-a: batches" in b.log_text() and "never arrived" in b.log_text()
+        assert b.metrics()['pdns_relay_partner_in_missing_batches_total{partner="relay-a"}'] == 1
         return
     assert b.wait_for(lambda: len(rrnames(b)) == 30, 10), (rrnames(b), a.log_text()[-2000:])
     n = rrnames(b)
     assert len(n) == len(set(n)) == 30
     assert "1 batch from the outbox file appended to its outbox in Redis" in a.log_text()
     assert "never arrived" not in b.log_text()
+    assert b.metrics()['pdns_relay_partner_in_missing_batches_total{partner="relay-a"}'] == 0
     assert b.metrics()['pdns_relay_partner_in_batches_total{partner="relay-a",result="refused"}'] == 0
 
 
