@@ -15,8 +15,13 @@ store's record count, read every 5 ms), the same way for all three: the
 relay's start, its first poll of an idle queue and the import's start are
 not the path's rate. The queue holds every line before the relay starts,
 as after an outage. Records/s and the ratio to import (target within
-10 %); for the queue, the CPU d4-core's redis-server spent a line while the
-relay drained it (INFO cpu, sys + user: moving, reading and trimming)."""
+10 %); the CPU the relay's process spent a line, from its start to its
+end (/proc/<pid>/stat), and its ratio to import's: whether a path is
+slower for the relay's own work or for what shares the cores with it;
+for D4, the CPU `pdns-relay send` spent a line (it encrypts on the same
+cores); for the queue, the CPU d4-core's redis-server spent a line while
+the relay drained it (INFO cpu, sys + user: moving, reading and
+trimming)."""
 import json
 import os
 import subprocess
@@ -53,6 +58,16 @@ def stored_span(store, n, proc=None, timeout=600):
         time.sleep(0.005)
 
 
+def proc_cpu(pid, ended=False):
+    """Seconds of CPU process pid has used (user + system); ended: once it
+    has ended (waited for without reaping it, so that its stat is there)."""
+    if ended:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def redis_cpu(client):
     """Seconds of CPU the redis-server has used (INFO cpu, sys + user)."""
     c = client.info("cpu")
@@ -61,7 +76,9 @@ def redis_cpu(client):
 
 def run_path(work, csv, lines, what, batch):
     """Stores csv's lines by one path; (records stored, seconds, seconds of
-    d4-core's Redis CPU while the relay drained its queue, or None)."""
+    d4-core's Redis CPU while the relay drained its queue, or None; seconds
+    of the relay process's CPU, start to end; of `pdns-relay send`'s, or
+    None)."""
     # d4-core's analyzer Redis as its server/configs/6380.conf runs it: no
     # append-only file (the store's Redis keeps one)
     d4core = conftest.Redis(work, extra=["--appendonly", "no"])
@@ -83,9 +100,10 @@ def run_path(work, csv, lines, what, batch):
             p = subprocess.Popen([conftest.BIN, "import", "-c", relay.config, csv],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             got, secs = stored_span(store, n, p)
+            cpu = proc_cpu(p.pid, ended=True)
             if p.wait():
                 sys.exit(p.stderr.read().decode())
-            return got, secs, None
+            return got, secs, None, cpu, None
         if what == "queue":  # what d4-core's server pushed, before the relay starts
             q = d4core.client()
             for i in range(0, n, 10000):
@@ -103,11 +121,14 @@ def run_path(work, csv, lines, what, batch):
                                      os.path.join(work, "sensor-a.key"), "--insecure", csv],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         got, secs = stored_span(store, n)
+        send_cpu = None
         if send:
+            send_cpu = proc_cpu(send.pid, ended=True)
             send.wait()
         cpu = redis_cpu(q) - cpu0 if what == "queue" else None
+        relay_cpu = proc_cpu(relay.proc.pid)
         relay.stop()
-        return got, secs, cpu
+        return got, secs, cpu, relay_cpu, send_cpu
     finally:
         d4core.stop()
         store.stop()
@@ -121,9 +142,9 @@ def main():
              ("new", "~63 % new triples (gen_pdns.py 0.6)", ["gen_pdns.py", str(N), "0.6"]))
     print("\nevery source -> store, %d Zipf-like and %d ~63 %%-new generated lines, each "
           "path from its first stored record to its last" % (ZN, N))
-    print("| lines | path | records stored | seconds | records/s | vs import | d4-core's "
-          "Redis CPU a line |")
-    print("|---|---|---|---|---|---|---|")
+    print("| lines | path | records stored | seconds | records/s | vs import | the relay's "
+          "CPU a line (vs import) | pdns-relay send's CPU a line | d4-core's Redis CPU a line |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for key, mix, gen in mixes:
         if ONLY and key != ONLY:
             continue
@@ -132,17 +153,22 @@ def main():
             subprocess.run([sys.executable, os.path.join(here, gen[0])] + gen[1:], stdout=f,
                            check=True)
         lines = open(csv, "rb").read().splitlines()
-        base = None
+        base = base_cpu = None
         for what, label, batch in (("import", "pdns-relay import (baseline)", None),
                                    ("d4", "D4/TLS -> store (pdns-relay send)", None),
                                    ("queue", "d4-core queue -> store, d4core.batch 2000 (default)", 2000),
                                    ("queue", "d4-core queue -> store, d4core.batch 10000", 10000)):
-            got, secs, cpu = run_path(work, csv, lines, what, batch)
+            got, secs, cpu, relay_cpu, send_cpu = run_path(work, csv, lines, what, batch)
             rate = got / secs
             base = base or rate
-            print("| %s | %s | %d | %.2f | %.0f | %.2fx | %s |" % (
-                mix, label, got, secs, rate, rate / base,
-                "%.2f us" % (cpu * 1e6 / got) if cpu is not None else "-"), flush=True)
+            per = relay_cpu * 1e6 / got
+            base_cpu = base_cpu or per
+
+            def us(v):
+                return "%.2f us" % (v * 1e6 / got) if v is not None else "-"
+            print("| %s | %s | %d | %.2f | %.0f | %.2fx | %.2f us (%.2fx) | %s | %s |" % (
+                mix, label, got, secs, rate, rate / base, per, per / base_cpu, us(send_cpu),
+                us(cpu)), flush=True)
 
 
 if __name__ == "__main__":
