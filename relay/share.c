@@ -214,8 +214,8 @@ int share_outbox_since(share *s, const char *name, uint64_t after,
     if (fstat(pt->fd, &st) < 0 || trailer_back(pt->fd, st.st_size, after, &from, &seq) < 0)
         return -1;
     if (from < 0 || seq != after) {
-        log_error("policy: outbox %s/%s.ndjson does not hold batch %llu within its last "
-                  "%lld MiB: batches %llu to %llu are not appended to its outbox in Redis",
+        log_error("policy: outbox %s/%s.ndjson does not hold batch %llu (in its last "
+                  "%lld MiB): batches %llu to %llu are not appended to its outbox in Redis",
                   s->cfg->outbox_dir, name, (unsigned long long)after,
                   (long long)(OUTBOX_SCAN >> 20), (unsigned long long)after + 1,
                   (unsigned long long)pt->seq);
@@ -228,8 +228,10 @@ int share_outbox_since(share *s, const char *name, uint64_t after,
         return -1;
     }
     const uint8_t *pk = s->sk + crypto_sign_SEEDBYTES; /* libsodium: seed, then public key */
-    uint8_t want[BATCH_HASH], chain[BATCH_HASH];
+    uint8_t want[BATCH_HASH], chain[BATCH_HASH], root[BATCH_HASH];
     memcpy(want, prev, BATCH_HASH);
+    hashmany_span *lines = NULL;
+    size_t nlines = 0, cap = 0;
     int n = 0;
     for (size_t at = 0, line = 0; line < len;) {
         const char *nl = memchr(buf + line, '\n', len - line);
@@ -239,18 +241,33 @@ int share_outbox_since(share *s, const char *name, uint64_t after,
         batch_trailer t;
         char err[128], hex[2 * BATCH_HASH + 1], mark[2 * BATCH_HASH + 48];
         if (!batch_is_trailer(buf + line, ll)) {
+            hashmany_span *g = pdns_grow(lines, &cap, nlines, sizeof(*g), 256);
+            if (!g)
+                break;
+            lines = g;
+            lines[nlines++] = (hashmany_span){line, ll};
             line += ll + 1;
             continue;
         }
-        if (batch_trailer_decode(buf + line, ll, &t, err, sizeof(err)) < 0 ||
-            t.seq != after + 1 + (uint64_t)n || memcmp(t.prev, want, BATCH_HASH) != 0 ||
-            batch_verify_sig(&t, pk, chain) < 0) {
+        const char *why = NULL;
+        if (batch_trailer_decode(buf + line, ll, &t, err, sizeof(err)) < 0)
+            why = err;
+        else if (t.seq != after + 1 + (uint64_t)n)
+            why = "another seq";
+        else if (memcmp(t.prev, want, BATCH_HASH) != 0)
+            why = "another chain";
+        else if (batch_verify_sig(&t, pk, chain) < 0)
+            why = "not signed by this relay's key";
+        else if (t.count != nlines || batch_lines_root(buf, lines, nlines, root) < 0 ||
+                 memcmp(root, t.merkle_root, BATCH_HASH) != 0)
+            why = "its records do not match its trailer";
+        if (why) {
             log_error("policy: outbox %s/%s.ndjson: the batch after %llu does not go on from "
                       "it (%s): not appended to its outbox in Redis", s->cfg->outbox_dir, name,
-                      (unsigned long long)(after + (uint64_t)n),
-                      t.seq != after + 1 + (uint64_t)n ? "another seq" : "another chain");
+                      (unsigned long long)(after + (uint64_t)n), why);
             break;
         }
+        nlines = 0;
         sodium_bin2hex(hex, sizeof(hex), chain, BATCH_HASH);
         if (t.seq == pt->seq) /* the last: where the delay line is */
             snprintf(mark, sizeof(mark), "%s %lld:%llu", hex, (long long)pt->left_at,
@@ -263,6 +280,7 @@ int share_outbox_since(share *s, const char *name, uint64_t after,
         at = line;
         n++;
     }
+    free(lines);
     free(buf);
     return n;
 }

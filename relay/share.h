@@ -103,8 +103,9 @@ int share_outbox_mend(int fd, const char *path, uint64_t *seq);
  * to fn with its seq, the mark the outbox in Redis keeps ("<chain hash
  * hex>", and for the partner's last batch " <delay line place>") and its
  * text: what a stop kept from reaching Redis. They must go on from it (the
- * first names prev, each is signed by this relay, the seqs follow on);
- * the first that does not ends the walk (logged). Returns how many were
+ * first names prev, the seqs follow on, each is signed by this relay and
+ * its records match its trailer's count and Merkle root); the first that
+ * does not ends the walk (logged). Returns how many were
  * given, -2 when batch `after` is not in the file's last 64 MiB (logged),
  * or -1 (errno). */
 typedef void (*share_batch_fn)(void *ctx, uint64_t seq, const char *mark, const char *text,
