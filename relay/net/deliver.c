@@ -560,9 +560,10 @@ void deliver_enqueue(deliver *d, const char *name, uint64_t seq, const char *mar
             dp->outbox_refused++;
             if (pdns_mono_ms() - dp->full_logged_ms >= 60000) {
                 log_error("deliver: partner %s: Redis is away and %llu batches (%zu bytes) "
-                          "wait for it: batch seq %llu refused (counted; it is in the "
-                          "outbox file)", name, (unsigned long long)dp->unconf_n,
-                          dp->ubytes, (unsigned long long)seq);
+                          "wait for it in memory: batch seq %llu waits in the outbox file "
+                          "alone (counted), appended from there when Redis is back", name,
+                          (unsigned long long)dp->unconf_n, dp->ubytes,
+                          (unsigned long long)seq);
                 dp->full_logged_ms = pdns_mono_ms();
             }
             return;
