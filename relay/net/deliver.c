@@ -211,8 +211,19 @@ typedef struct ubatch {
     char text[];
 } ubatch;
 
+/* PENDING_MAX, or PDNS_RELAY_PENDING_MAX bytes (docs/hacking.md: the
+ * tests of what goes beyond it) */
+static size_t pending_max(void) {
+    static size_t max;
+    if (!max) {
+        const char *e = getenv("PDNS_RELAY_PENDING_MAX");
+        max = e && atol(e) > 0 ? (size_t)atol(e) : PENDING_MAX;
+    }
+    return max;
+}
+
 static int unconf_fits(const dpartner *dp, size_t len) {
-    return dp->ubytes + len <= PENDING_MAX;
+    return dp->ubytes + len <= pending_max();
 }
 
 static void unconf_push(dpartner *dp, uint64_t seq, const char *chain, const char *text,
@@ -570,7 +581,7 @@ void deliver_enqueue(deliver *d, const char *name, uint64_t seq, const char *mar
         }
         if (!dp->pend_n)
             log_warn("deliver: partner %s: Redis is away: new batches wait in memory "
-                     "(up to %u MiB) until it is back", name, PENDING_MAX >> 20);
+                     "(up to %zu MiB) until it is back", name, pending_max() >> 20);
         unconf_push(dp, seq, mark, text, len);
         dp->pend_n++;
         return;

@@ -165,11 +165,14 @@ def policy_to_b(a, b, tmp_path, **extra):
                  **extra)
 
 
-def a_delivering_to_b(relay_factory, redis_server, workdir, tmp_path, tag, n):
-    """A (started) delivering to B, which has A's first n records (a batch
-    of n names `tag`, from both sensors)."""
+def a_delivering_to_b(relay_factory, redis_server, workdir, tmp_path, tag, n, env=None):
+    """A (started, with env added to its environment) delivering to B,
+    which has A's first n records (a batch of n names `tag`, from both
+    sensors)."""
     a, b = a_and_b(relay_factory, redis_server, workdir, tmp_path)
     policy_to_b(a, b, tmp_path)
+    if env:
+        a.env = dict(os.environ, **env)
     a.start()
     for name in ("sensor-a", "sensor-b"):
         stream(a, name, batch(tag, n))
@@ -214,23 +217,33 @@ def test_delivery_a_to_b_survives_restarts(relay_factory, redis_server, workdir,
     assert b.metrics()['pdns_relay_partner_in_batches_total{partner="relay-a",result="refused"}'] == 0
 
 
+@pytest.mark.parametrize("bound", ["memory", "file"])
 def test_batches_made_while_redis_is_away_are_delivered(relay_factory, redis_server,
-                                                        workdir, tmp_path):
+                                                        workdir, tmp_path, bound):
     """A's outboxes are in Redis. Batches A signs while that Redis is down
-    wait in memory and reach B, in order, once it is back: none lost."""
-    a, b = a_delivering_to_b(relay_factory, redis_server, workdir, tmp_path, "before", 10)
+    wait in memory and reach B, in order, once it is back: none lost.
+    Beyond what may wait in memory (PDNS_RELAY_PENDING_MAX here, 64 MiB by
+    default) they wait in the outbox file alone, and go from there."""
+    env = {"PDNS_RELAY_PENDING_MAX": "1"} if bound == "file" else None  # not one batch
+    a, b = a_delivering_to_b(relay_factory, redis_server, workdir, tmp_path, "before", 10, env)
     redis_server.stop()
     for i in range(3):
         for name in ("sensor-a", "sensor-b"):
             stream(a, name, batch("away%d" % i, 10))
         assert a.wait_for(lambda: a.metrics().get(
             'pdns_relay_partner_batches_total{partner="relay-b"}', 0) >= i + 2, 20)
-    assert "Redis is away: new batches wait in memory" in a.log_text()
+    if bound == "memory":
+        assert "Redis is away: new batches wait in memory" in a.log_text()
+    else:
+        assert "waits in the outbox file alone (counted)" in a.log_text()
     redis_server.start()
     assert b.wait_for(lambda: len(rrnames(b)) == 40, 30), a.log_text()[-1500:]
     n = rrnames(b)
-    assert len(set(n)) == 40
-    assert "3 batches made while Redis was away are in the outbox now" in a.log_text()
+    assert len(n) == len(set(n)) == 40
+    assert "3 batches from the outbox file appended to its outbox in Redis" in a.log_text()
+    if bound == "memory":
+        assert "3 batches made while Redis was away are in the outbox now" in a.log_text()
+    assert b.metrics()['pdns_relay_partner_in_missing_batches_total{partner="relay-a"}'] == 0
 
 
 @pytest.mark.parametrize("how", ["outbox-after", "redis-away", "foreign-mark"])
