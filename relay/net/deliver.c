@@ -529,7 +529,7 @@ static void on_last(redisAsyncContext *ac, void *reply, void *priv) {
         int n = share_outbox_since(dp->d->sh, dp->name, seq, chain, append_from_file, dp);
         if (n > 0)
             log_info("deliver: partner %s: %d batch%s from the outbox file appended to its "
-                     "outbox in Redis (the relay had stopped before they reached it)",
+                     "outbox in Redis (they had not reached it: the relay stopped, or Redis was away)",
                      dp->name, n, n == 1 ? "" : "es");
         else if (n == -1)
             log_error("deliver: partner %s: reading its outbox file: %s", dp->name,
