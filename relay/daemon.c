@@ -580,17 +580,11 @@ static void adopt_chains(relay *r) {
         const char *argv[] = {"GET", key};
         size_t argl[] = {3, strlen(key)};
         redisReply *rep = rsync_argv(r->mix.snap, key, 2, argv, argl, err, sizeof(err));
-        unsigned long long seq, left_id = 0;
-        long long left_at = 0;
-        char boot[64], hex[80];
+        uint64_t seq, left_id;
+        int64_t left_at;
         uint8_t chain[BATCH_HASH];
-        size_t got = 0;
         int parsed = rep && rep->type == REDIS_REPLY_STRING &&
-                     sscanf(rep->str, "%63s %llu %79s %lld:%llu", boot, &seq, hex, &left_at,
-                            &left_id) >= 3 &&
-                     sodium_hex2bin(chain, sizeof(chain), hex, strlen(hex), NULL, &got,
-                                    NULL) == 0 &&
-                     got == BATCH_HASH;
+                     share_mark_read(rep->str, &seq, chain, &left_at, &left_id) == 0;
         if (!rep)
             log_warn("policy: partner %s: the last batch in its outbox could not be read "
                      "(%s): its chain goes on from %s", pt->pol->partner, err,
@@ -646,10 +640,8 @@ static void on_published(void *ctx, const partner *pt, uint64_t seq, const uint8
                          const char *text, size_t len) {
     relay *r = ctx;
     /* the outbox remembers the chain hash and how far the delay line went */
-    char hex[2 * BATCH_HASH + 1], mark[2 * BATCH_HASH + 48];
-    sodium_bin2hex(hex, sizeof(hex), chain, BATCH_HASH);
-    snprintf(mark, sizeof(mark), "%s %lld:%llu", hex, (long long)pt->left_at,
-             (unsigned long long)pt->left_id);
+    char mark[SHARE_MARK_MAX];
+    share_mark(pt, chain, 1, mark);
     if (pt->pol->host[0]) {
         deliver_enqueue(r->deliver, pt->pol->partner, seq, mark, text, len);
     } else if (r->mix.jrl) {

@@ -71,6 +71,13 @@ static partner *find_file(share *s, const char *file) {
     return NULL;
 }
 
+static partner *find_partner(const share *s, const char *name) {
+    for (size_t i = 0; i < s->np; i++)
+        if (strcmp(s->p[i].pol->partner, name) == 0)
+            return &s->p[i];
+    return NULL;
+}
+
 /* The partner's chain survives restarts: outbox_dir/<partner>.state,
  *
  *   seq <n>
@@ -110,6 +117,31 @@ static int parse_chain(const char *seq, const char *hex, const char *left, chain
         c->left_at = at;
         c->left_id = id;
     }
+    return 0;
+}
+
+void share_mark(const partner *pt, const uint8_t chain[BATCH_HASH], int place,
+                char out[SHARE_MARK_MAX]) {
+    char hex[2 * BATCH_HASH + 1];
+    sodium_bin2hex(hex, sizeof(hex), chain, BATCH_HASH);
+    if (place)
+        snprintf(out, SHARE_MARK_MAX, "%s %lld:%llu", hex, (long long)pt->left_at,
+                 (unsigned long long)pt->left_id);
+    else
+        snprintf(out, SHARE_MARK_MAX, "%s", hex);
+}
+
+int share_mark_read(const char *text, uint64_t *seq, uint8_t chain[BATCH_HASH],
+                    int64_t *left_at, uint64_t *left_id) {
+    char boot[64], a[24], b[80], c[48];
+    chain_state cs;
+    int k = sscanf(text, "%63s %23s %79s %47s", boot, a, b, c);
+    if (k < 3 || parse_chain(a, b, k == 4 ? c : NULL, &cs) < 0)
+        return -1;
+    *seq = cs.seq;
+    memcpy(chain, cs.chain, BATCH_HASH);
+    *left_at = cs.left_at;
+    *left_id = cs.left_id;
     return 0;
 }
 
@@ -202,10 +234,7 @@ int share_outbox_mend(int fd, const char *path, uint64_t *seq) {
 
 int share_outbox_since(share *s, const char *name, uint64_t after,
                        const uint8_t prev[BATCH_HASH], share_batch_fn fn, void *ctx) {
-    partner *pt = NULL;
-    for (size_t i = 0; i < s->np && !pt; i++)
-        if (strcmp(s->p[i].pol->partner, name) == 0)
-            pt = &s->p[i];
+    partner *pt = find_partner(s, name);
     struct stat st;
     off_t from;
     uint64_t seq;
@@ -239,7 +268,7 @@ int share_outbox_since(share *s, const char *name, uint64_t after,
             break; /* share_outbox_mend left whole batches only */
         size_t ll = (size_t)(nl - (buf + line));
         batch_trailer t;
-        char err[128], hex[2 * BATCH_HASH + 1], mark[2 * BATCH_HASH + 48];
+        char err[128], mark[SHARE_MARK_MAX];
         if (!batch_is_trailer(buf + line, ll)) {
             hashmany_span *g = pdns_grow(lines, &cap, nlines, sizeof(*g), 256);
             if (!g)
@@ -268,12 +297,7 @@ int share_outbox_since(share *s, const char *name, uint64_t after,
             break;
         }
         nlines = 0;
-        sodium_bin2hex(hex, sizeof(hex), chain, BATCH_HASH);
-        if (t.seq == pt->seq) /* the last: where the delay line is */
-            snprintf(mark, sizeof(mark), "%s %lld:%llu", hex, (long long)pt->left_at,
-                     (unsigned long long)pt->left_id);
-        else
-            snprintf(mark, sizeof(mark), "%s", hex);
+        share_mark(pt, chain, t.seq == pt->seq, mark);
         line += ll + 1;
         fn(ctx, t.seq, mark, buf + at, line - at);
         memcpy(want, chain, BATCH_HASH);
@@ -400,10 +424,7 @@ void share_restore_delays(share *s, const char *d, size_t len, const int32_t *ma
             return;
         }
         *sp = '\0';
-        partner *pt = NULL;
-        for (size_t i = 0; i < s->np && !pt; i++)
-            if (strcmp(s->p[i].pol->partner, name) == 0)
-                pt = &s->p[i];
+        partner *pt = find_partner(s, name);
         size_t gone = 0;
         long got = pt ? delay_line_restore(pt->delay, (const uint8_t *)d + off, n, map, nmap,
                                            pt->left_at, pt->left_id, &gone)
@@ -1064,12 +1085,9 @@ void share_stop(share *s) {
 }
 
 int share_partner_active(const share *s, const char *name, int64_t now_s) {
-    for (size_t i = 0; i < s->np; i++) {
-        const policy *p = s->p[i].pol;
-        if (strcmp(p->partner, name) == 0)
-            return p->enabled && (!p->valid_until || now_s < p->valid_until);
-    }
-    return 0;
+    const partner *pt = find_partner(s, name);
+    const policy *p = pt ? pt->pol : NULL;
+    return p && p->enabled && (!p->valid_until || now_s < p->valid_until);
 }
 
 int share_metrics(const share *s, pdns_buf *b) {

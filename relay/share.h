@@ -90,6 +90,19 @@ int share_adopt_chain(share *s, partner *pt, uint64_t seq, const uint8_t *chain,
  * e NULL, this process's table is the copy). */
 void share_adopt_totals(share *s, partner *pt, const totals_entry *e, size_t n);
 
+/* The mark an outbox in Redis keeps of its last batch, after "<boot>
+ * <seq> " (`...:last`): "<chain hash hex>", and " <delay line place>"
+ * when place is set (the batch is the partner's last: its place is where
+ * the delay line is). */
+#define SHARE_MARK_MAX (2 * BATCH_HASH + 48)
+void share_mark(const partner *pt, const uint8_t chain[BATCH_HASH], int place,
+                char out[SHARE_MARK_MAX]);
+
+/* Reads a `...:last` value, "<boot> <seq> <chain hash hex>[ <place>]":
+ * 0 with the seq, chain hash and place (0:0 when it has none), or -1. */
+int share_mark_read(const char *text, uint64_t *seq, uint8_t chain[BATCH_HASH],
+                    int64_t *left_at, uint64_t *left_id);
+
 /* An outbox file (fd, opened for reading and writing; path for the log)
  * holds whole batches, each ending in its trailer line. A crash while one
  * was being written leaves part of it: cut off here. *seq is the seq of

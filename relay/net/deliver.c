@@ -518,14 +518,11 @@ static void on_last(redisAsyncContext *ac, void *reply, void *priv) {
      * file too, but for a batch whose file write failed */
     ubatch *waiting = unconf_take(dp);
     dp->file_upto = 0;
-    unsigned long long seq;
-    char boot[64], hex[80];
-    uint8_t chain[32];
-    size_t got = 0;
+    uint64_t seq, left_id;
+    int64_t left_at;
+    uint8_t chain[BATCH_HASH];
     if (rep->type == REDIS_REPLY_STRING &&
-        sscanf(rep->str, "%63s %llu %79s", boot, &seq, hex) == 3 &&
-        sodium_hex2bin(chain, sizeof(chain), hex, strlen(hex), NULL, &got, NULL) == 0 &&
-        got == sizeof(chain)) {
+        share_mark_read(rep->str, &seq, chain, &left_at, &left_id) == 0) {
         int n = share_outbox_since(dp->d->sh, dp->name, seq, chain, append_from_file, dp);
         if (n > 0)
             log_info("deliver: partner %s: %d batch%s from the outbox file appended to its "

@@ -222,17 +222,17 @@ static void take_line(queue_consumer *qc, queue_state *q, const ingest_source *s
     }
 }
 
-/* Ingests n lines (el, in the order given; reverse: the oldest is the
- * last) of queue q as one store unit named id ("" for none), and
+/* Ingests the n lines of batch id of queue q (el: as LRANGE gives a
+ * batch's list, the newest first) as one store unit named id, and
  * remembers the batch for its trim. */
 static void take_unit(queue_consumer *qc, size_t qi, const char *id, redisReply **el,
-                      size_t n, int reverse) {
+                      size_t n) {
     queue_state *q = &qc->q[qi];
     ingest_source src = {PDNS_SRC_QUEUE, NULL, q->conf->sensor,
                          q->conf->index, &q->conf->layout};
-    int unit = qc->st && n && id[0] && store_begin_unit(qc->st) == 0;
+    int unit = qc->st && n && store_begin_unit(qc->st) == 0;
     for (size_t i = 0; i < n; i++) {
-        redisReply *e = el[reverse ? n - 1 - i : i];
+        redisReply *e = el[n - 1 - i];
         if (e->type == REDIS_REPLY_STRING)
             take_line(qc, q, &src, e->str, e->len);
     }
@@ -274,7 +274,7 @@ static size_t take_recovered(queue_consumer *qc, size_t qi, redisReply *rep) {
         }
         char id[24];
         snprintf(id, sizeof(id), "%.*s", (int)(sp - v->str), v->str);
-        take_unit(qc, qi, id, rep->element + at, c, 1);
+        take_unit(qc, qi, id, rep->element + at, c);
         at += c;
         sum += c;
     }
@@ -337,7 +337,7 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
         qc->inhand = 1;
         poll_next(qc);
         if (n)
-            take_unit(qc, qi, id, rep->element, n, 1);
+            take_unit(qc, qi, id, rep->element, n);
         qc->inhand = 0;
     }
     trim_stored(qc);
@@ -354,9 +354,8 @@ static void trim_stored(queue_consumer *qc) {
         qc->in->m.queue_batches++;
         char key[sizeof(q->proc) + 32];
         batch_key(q, qc->pend[0].id, key, sizeof(key));
-        if (qc->pend[0].id[0])
-            redisAsyncCommand(qc->rc.ac, NULL, NULL, "EVAL %s 2 %s %s", trim_script, key,
-                              q->proc_id);
+        redisAsyncCommand(qc->rc.ac, NULL, NULL, "EVAL %s 2 %s %s", trim_script, key,
+                          q->proc_id);
         memmove(qc->pend, qc->pend + 1, (qc->npend - 1) * sizeof(qc->pend[0]));
         qc->npend--;
     }

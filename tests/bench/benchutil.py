@@ -54,3 +54,13 @@ def rss_mib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024.0
     return 0.0
+
+
+def cpu_seconds(pid, ended=False):
+    """Seconds of CPU process pid has used (user + system); ended: once it
+    has ended (waited for without reaping it, so that its stat is there)."""
+    if ended:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

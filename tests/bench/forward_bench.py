@@ -32,12 +32,6 @@ TICK = int(os.environ.get("BENCH_FORWARD_TICK", "8"))
 A_UUID = "a0a0a0a0a0a0400080000000000000aa"
 
 
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run(store_on, cluster=False):
     work = benchutil.workdir()
     hm = os.path.join(work, "a.hmac")
@@ -80,7 +74,7 @@ def run(store_on, cluster=False):
               open(os.path.join(a.dir, "partners", "b.json"), "w"))
     a.start()
     time.sleep(0.5)
-    cpu0 = cpu_seconds(a.proc.pid)
+    cpu0 = benchutil.cpu_seconds(a.proc.pid)
     t0 = time.time()
     for name in ("sensor-a", "sensor-b"):
         subprocess.run([conftest.BIN, "send", "--host", "127.0.0.1", "--port", str(a.d4_port),
@@ -88,21 +82,21 @@ def run(store_on, cluster=False):
                         os.path.join(work, name + ".key"), "--insecure", csv],
                        check=True, capture_output=True)
     t_ingested = time.time() - t0
-    cpu_ingested = cpu_seconds(a.proc.pid)  # A idles from here to the tick
+    cpu_ingested = benchutil.cpu_seconds(a.proc.pid)  # A idles from here to the tick
     while time.time() - t0 < 300:
         m = b.metrics()
         if m.get('pdns_relay_records_total{source="partner"}', 0) >= N:
             break
         time.sleep(0.01)
     t_end = time.time()
-    cpu_fwd = cpu_seconds(a.proc.pid) - cpu_ingested
+    cpu_fwd = benchutil.cpu_seconds(a.proc.pid) - cpu_ingested
     ma = a.metrics()
     released_first = ma.get("pdns_relay_mixer_released_total", 0) \
         if ma.get("pdns_relay_mixer_batches_total") == 1 else 0
     t_release = ma.get("pdns_relay_mixer_last_batch_time_seconds", 0)
     t = t_end - t0 - max(0.0, t_release - t0 - t_ingested)
     got = b.metrics().get('pdns_relay_records_total{source="partner"}', 0)
-    cpu = cpu_seconds(a.proc.pid) - cpu0
+    cpu = benchutil.cpu_seconds(a.proc.pid) - cpu0
     # hashing and signing: the CPU time A itself measured around that work
     signing = sum(v for k, v in ma.items()
                   if k.startswith("pdns_relay_partner_signing_seconds_total"))

@@ -58,16 +58,6 @@ def stored_span(store, n, proc=None, timeout=600):
         time.sleep(0.005)
 
 
-def proc_cpu(pid, ended=False):
-    """Seconds of CPU process pid has used (user + system); ended: once it
-    has ended (waited for without reaping it, so that its stat is there)."""
-    if ended:
-        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def redis_cpu(client):
     """Seconds of CPU the redis-server has used (INFO cpu, sys + user)."""
     c = client.info("cpu")
@@ -100,7 +90,7 @@ def run_path(work, csv, lines, what, batch):
             p = subprocess.Popen([conftest.BIN, "import", "-c", relay.config, csv],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             got, secs = stored_span(store, n, p)
-            cpu = proc_cpu(p.pid, ended=True)
+            cpu = benchutil.cpu_seconds(p.pid, ended=True)
             if p.wait():
                 sys.exit(p.stderr.read().decode())
             return got, secs, None, cpu, None
@@ -123,10 +113,10 @@ def run_path(work, csv, lines, what, batch):
         got, secs = stored_span(store, n)
         send_cpu = None
         if send:
-            send_cpu = proc_cpu(send.pid, ended=True)
+            send_cpu = benchutil.cpu_seconds(send.pid, ended=True)
             send.wait()
         cpu = redis_cpu(q) - cpu0 if what == "queue" else None
-        relay_cpu = proc_cpu(relay.proc.pid)
+        relay_cpu = benchutil.cpu_seconds(relay.proc.pid)
         relay.stop()
         return got, secs, cpu, relay_cpu, send_cpu
     finally:

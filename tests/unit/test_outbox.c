@@ -217,6 +217,22 @@ static void test_since_gives_what_goes_on_from_redis(void **state) {
     }
     assert_int_equal(g.text.len, starts[NB + 1] - starts[5]);
     assert_memory_equal(g.text.p, b.p + starts[5], g.text.len);
+    /* the mark reads back as the outbox in Redis keeps it, "<boot> <seq> <mark>" */
+    char kept[sizeof(g.mark[0]) + 32];
+    uint64_t seq, id;
+    int64_t at;
+    uint8_t ch[BATCH_HASH];
+    snprintf(kept, sizeof(kept), "b00t %llu %s", (unsigned long long)g.seq[g.n - 1],
+             g.mark[g.n - 1]);
+    assert_int_equal(share_mark_read(kept, &seq, ch, &at, &id), 0);
+    assert_int_equal(seq, NB);
+    assert_memory_equal(ch, chains[NB], BATCH_HASH);
+    assert_int_equal(at, 5);
+    assert_int_equal(id, 7);
+    snprintf(kept, sizeof(kept), "- 5 %s", g.mark[0]);
+    assert_int_equal(share_mark_read(kept, &seq, ch, &at, &id), 0);
+    assert_true(seq == 5 && at == 0 && id == 0);
+    assert_int_equal(share_mark_read("b00t 5 nothex", &seq, ch, &at, &id), -1);
     /* the first batch ever (Redis has none: its prev is all zeros) */
     assert_int_equal(since(&s, &pt, &b, 0, chains[0], &g), NB);
     /* Redis has them all, or names another chain: nothing */
