@@ -7,9 +7,10 @@
  * passes through Lua, a third of the CPU a line of moving it with RPOP and
  * LPUSH), and pushes the batch's random id, with its line count, on a list
  * beside it; an LRANGE right after reads the lines. They are ingested,
- * stored as one unit that carries the id (store_begin_unit/store_end_unit),
- * and only once the store has them is the batch's list deleted, with its
- * id, in one script. The next batch is asked for before
+ * stored as one unit that carries the id (store_begin_unit/store_end_unit;
+ * full batches of one queue that follow each other share a store call, as
+ * import's lines do), and only once the store has them is the batch's list
+ * deleted, with its id, in one script. The next batch is asked for before
  * the one just read is ingested, and moved while the relay parses this one
  * and the store writes the ones before (at most MAX_AHEAD in flight), so
  * that neither Redis nor the relay waits for another. After a crash,
@@ -39,9 +40,10 @@
 #include "rconn.h"
 
 #define POLL_IDLE_MS 200
-#define MAX_AHEAD 3      /* batches moved and not yet stored, the one being
-                          * ingested included (the store keeps this many ids
-                          * per queue: store_ingest.lua) */
+#define MAX_AHEAD 16     /* batches moved and not yet stored, the one being
+                          * ingested included: two store calls' worth */
+_Static_assert(MAX_AHEAD >= 2 * STORE_UNIT_MERGE && MAX_AHEAD <= STORE_UNIT_IDS_KEPT,
+               "the store recognises every batch in flight after a crash");
 #define MAX_PENDING 40   /* with the units a recovery finds (its id list keeps 32) */
 /* lines a signed batch can have: it fits one D4 frame (1,000,000 bytes at
  * most) and a record line is longer than 50 bytes */
@@ -224,13 +226,14 @@ static void take_line(queue_consumer *qc, queue_state *q, const ingest_source *s
 
 /* Ingests the n lines of batch id of queue q (el: as LRANGE gives a
  * batch's list, the newest first) as one store unit named id, and
- * remembers the batch for its trim. */
+ * remembers the batch for its trim. more: the next batch of the same queue
+ * is being moved, and may share this one's store call. */
 static void take_unit(queue_consumer *qc, size_t qi, const char *id, redisReply **el,
-                      size_t n) {
+                      size_t n, int more) {
     queue_state *q = &qc->q[qi];
     ingest_source src = {PDNS_SRC_QUEUE, NULL, q->conf->sensor,
                          q->conf->index, &q->conf->layout};
-    int unit = qc->st && n && store_begin_unit(qc->st) == 0;
+    int unit = qc->st && n && store_begin_unit(qc->st, q->unit_key) == 0;
     for (size_t i = 0; i < n; i++) {
         redisReply *e = el[n - 1 - i];
         if (e->type == REDIS_REPLY_STRING)
@@ -239,7 +242,7 @@ static void take_unit(queue_consumer *qc, size_t qi, const char *id, redisReply 
     /* the output file is a copy on the side: a full disk under it is
      * logged and counted there, and holds up neither the store nor the queue */
     ingest_commit(qc->in);
-    uint64_t mark = unit ? store_end_unit(qc->st, q->unit_key, id)
+    uint64_t mark = unit ? store_end_unit(qc->st, id, more)
                          : qc->st ? store_barrier(qc->st) : 0;
     if (qc->npend < MAX_PENDING) {
         qc->pend[qc->npend].q = qi;
@@ -274,7 +277,7 @@ static size_t take_recovered(queue_consumer *qc, size_t qi, redisReply *rep) {
         }
         char id[24];
         snprintf(id, sizeof(id), "%.*s", (int)(sp - v->str), v->str);
-        take_unit(qc, qi, id, rep->element + at, c);
+        take_unit(qc, qi, id, rep->element + at, c, 0);
         at += c;
         sum += c;
     }
@@ -303,6 +306,10 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
     int recovering = !q->recovered;
     (void)ac;
     qc->busy = 0;
+    /* a store call left open for this batch goes without it */
+    if (qc->st && (!rep || qc->move_failed || recovering || rep->type != REDIS_REPLY_ARRAY ||
+                   rep->elements == 0))
+        store_close_unit(qc->st);
     if (!rep) /* disconnected: the lines stay in their batch list */
         return;
     if (qc->move_failed) {
@@ -333,11 +340,14 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
             qc->empty_round = 0;
         else
             qc->empty_round++;
-        /* the next batch is moved while this one is parsed */
+        /* the next batch is moved while this one is parsed, and a full
+         * batch of the same queue shares this one's store call */
         qc->inhand = 1;
         poll_next(qc);
+        int more = qc->busy && qc->cur == qi && n == (size_t)qc->cfg->queue_batch &&
+                   !q->conf->cof;
         if (n)
-            take_unit(qc, qi, id, rep->element, n);
+            take_unit(qc, qi, id, rep->element, n, more);
         qc->inhand = 0;
     }
     trim_stored(qc);

@@ -67,8 +67,10 @@ struct store_chunk {
     uint64_t seq;
     int sealed;         /* sent once: never takes more records */
     int in_unit;        /* takes every record until store_end_unit */
-    char unit_key[200]; /* the unit's marker ("" for none) and id */
-    char unit_id[24];
+    char unit_key[200]; /* the units' marker ("" for none) and their ids */
+    char unit_ids[STORE_UNIT_MERGE * 24];
+    int unit_n;         /* ids in unit_ids: > 0 and !in_unit, not sealed: open
+                         * for the next unit of the same key */
     /* the parts of a batch, one per shard it touches (one on one server) */
     uint8_t part[STORE_SHARDS_MAX]; /* PART_NONE, _TODO, _SENT, _DONE */
     int parts_init, parts_left;
@@ -464,7 +466,7 @@ static int build_command(const store *s, const store_chunk *c, int k, pdns_buf *
         resp_arg(cmd, num, utoa(c->seq, num), NULL, 0) < 0 ||
         resp_arg3(cmd, c->unit_key[0] ? P : "", c->unit_key[0] ? pl : 0, c->unit_key,
                   strlen(c->unit_key), NULL, 0) < 0 ||
-        resp_arg(cmd, c->unit_id, strlen(c->unit_id), NULL, 0) < 0 ||
+        resp_arg(cmd, c->unit_ids, strlen(c->unit_ids), NULL, 0) < 0 ||
         resp_arg(cmd, P, pl, NULL, 0) < 0 ||
         resp_arg(cmd, s->cluster ? "1" : "0", 1, NULL, 0) < 0 ||
         resp_arg(cmd, num, utoa(nmem, num), NULL, 0) < 0)
@@ -530,6 +532,12 @@ static int build_command(const store *s, const store_chunk *c, int k, pdns_buf *
 static int chunk_filling(const store *s, const store_chunk *c) {
     return c->in_unit || (c->entries.len / sizeof(entry) < s->conf->batch &&
                           c->nrec < (size_t)MERGE_FACTOR * s->conf->batch);
+}
+
+/* 1 when the tail is a call open for another unit (store_end_unit with more). */
+static int unit_open(const store *s) {
+    const store_chunk *c = s->tail;
+    return c && !c->sealed && !c->in_unit && c->unit_n > 0;
 }
 
 /* Sends the part of the head batch for shard k. */
@@ -639,6 +647,12 @@ static store_chunk *new_chunk(store *s) {
 /* The chunk records go into: the tail, unless it is full or sealed. */
 static store_chunk *open_chunk(store *s) {
     store_chunk *c = s->tail;
+    if (unit_open(s)) {
+        c->sealed = 1; /* a call open for the next unit takes only units */
+        store_chunk *n = new_chunk(s);
+        kick(s);
+        return n;
+    }
     if (c && !c->sealed && chunk_filling(s, c) &&
         (c->in_unit || c->arena.len < CHUNK_MAX_BYTES))
         return c;
@@ -1061,34 +1075,49 @@ counted:
 
 void store_flush(store *s) {
     store_chunk *c = s->tail;
-    if (c && c->nrec && !c->in_unit)
+    if (c && (c->nrec || c->unit_n) && !c->in_unit)
         c->sealed = 1; /* the partial tail becomes a batch of its own */
     kick(s);
 }
 
-int store_begin_unit(store *s) {
+int store_begin_unit(store *s, const char *key) {
     store_chunk *c = s->tail;
-    if (c && !c->sealed && c->nrec)
+    if (unit_open(s) && strcmp(c->unit_key, key) == 0 && c->unit_n < STORE_UNIT_MERGE &&
+        chunk_filling(s, c) && c->arena.len < CHUNK_MAX_BYTES) {
+        c->in_unit = 1; /* goes on in the call of the unit before */
+        return 0;
+    }
+    if (c && !c->sealed && (c->nrec || c->unit_n))
         c->sealed = 1; /* what came before is not part of the unit */
     if (!c || c->sealed) {
         store_chunk *n = new_chunk(s);
         if (!n)
             return -1;
     }
+    snprintf(s->tail->unit_key, sizeof(s->tail->unit_key), "%s", key);
     s->tail->in_unit = 1;
     return 0;
 }
 
-uint64_t store_end_unit(store *s, const char *key, const char *id) {
+uint64_t store_end_unit(store *s, const char *id, int more) {
     store_chunk *c = s->tail;
     if (!c || !c->in_unit)
         return s->acked_seq;
-    snprintf(c->unit_key, sizeof(c->unit_key), "%s", key);
-    snprintf(c->unit_id, sizeof(c->unit_id), "%s", id);
+    size_t at = strlen(c->unit_ids);
+    snprintf(c->unit_ids + at, sizeof(c->unit_ids) - at, "%s%s", at ? " " : "", id);
+    c->unit_n++;
     c->in_unit = 0;
-    c->sealed = 1;
+    if (!more || c->unit_n >= STORE_UNIT_MERGE || !chunk_filling(s, c))
+        c->sealed = 1;
     kick(s);
     return c->seq;
+}
+
+void store_close_unit(store *s) {
+    if (!unit_open(s))
+        return;
+    s->tail->sealed = 1;
+    kick(s);
 }
 
 static void sweep_later(store *s, int pass_done) {

@@ -159,13 +159,23 @@ void store_flush(store *s);
 void store_tick(store *s);
 
 /* A unit: the records queued between store_begin_unit and store_end_unit
- * go to Redis in one call, whatever their number, with a marker (key, id)
- * set in the same call; a unit whose marker already holds id is not
- * applied again. A d4-core queue batch read again after a crash is not
- * stored twice. store_end_unit returns a mark for store_done. begin
- * returns 0, or -1 when out of memory. */
-int store_begin_unit(store *s);
-uint64_t store_end_unit(store *s, const char *key, const char *id);
+ * go to Redis in one call, whatever their number, with a marker key (a
+ * d4-core queue's) and the unit's id set in the same call; a unit whose
+ * marker already holds its id is not applied again. A d4-core queue batch
+ * read again after a crash is not stored twice. Units that follow each
+ * other with the same key share one call (one EVAL, the ids of all of
+ * them) while it holds fewer than store.batch entries, 16 times as many
+ * records and STORE_UNIT_MERGE ids, as `import`'s lines do: store_end_unit
+ * with more = 1 leaves the call open for the next unit (the caller knows
+ * one is on its way), store_close_unit closes it. The marker keeps the
+ * last STORE_UNIT_IDS_KEPT ids. store_end_unit returns a mark for
+ * store_done (the same for units sharing a call). begin returns 0, or -1
+ * when out of memory. */
+#define STORE_UNIT_MERGE 8
+#define STORE_UNIT_IDS_KEPT 32
+int store_begin_unit(store *s, const char *key);
+uint64_t store_end_unit(store *s, const char *id, int more);
+void store_close_unit(store *s);
 
 /* Sends what is queued and returns a mark: store_done(s, mark) is 1 once
  * every record queued before the call is in Redis. */

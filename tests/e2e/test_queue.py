@@ -5,6 +5,8 @@ import collections
 import signal
 import time
 
+import pytest
+
 QUEUE = "6d2b1f3c4a5e4f60a1b2c3d4e5f60718"
 SRC = "analyzer:8:" + QUEUE
 PROC = "{%s}:pdns-relay:e2e:processing" % SRC
@@ -104,19 +106,22 @@ def test_redis_down_then_up(redis_server, relay_factory):
     assert relay.metrics()["pdns_relay_redis_disconnects_total"] >= 1
 
 
+@pytest.mark.parametrize("batch", [500, 100])
 def test_kill9_between_store_and_trim_stores_nothing_twice(redis_server, relay_factory,
-                                                          workdir):
+                                                          workdir, batch):
     """The relay is killed after the store took a queue batch and before it
     trimmed the batch off the processing list (the store's Redis is held
     busy meanwhile, so the order is certain): after the restart the batch is
-    read again from the processing list, and the store recognises it."""
+    read again from the processing list, and the store recognises it. With
+    batches of 100 the five go to the store in one call, and after the
+    restart each is read again on its own and recognised by its id."""
     import threading
     from conftest import Redis
     store = Redis(workdir, extra=["--enable-debug-command", "local"])
     store.start()
     try:
         q, st = redis_server.client(), store.client()
-        cfg = queue_cfg(redis_server)
+        cfg = queue_cfg(redis_server, batch=batch)
         cfg["mixer"] = {"enabled": False}
         relay = relay_factory(redis=store, extra=cfg).start()
         held = threading.Thread(target=lambda: store.client().execute_command("DEBUG", "SLEEP", 8))
@@ -137,18 +142,39 @@ def test_kill9_between_store_and_trim_stores_nothing_twice(redis_server, relay_f
         relay.start()
         assert relay.wait_for(lambda: in_processing(q) == 0 and q.llen(SRC) == 0, 20)
         assert relay.wait_for(
-            lambda: relay.metrics()["pdns_relay_store_duplicate_batches_total"] == 1, 10)
+            lambda: relay.metrics()["pdns_relay_store_duplicate_batches_total"] == 500 // batch,
+            10)
         assert int(st.hget("st:info", "records")) == 500  # not 1000
         assert "recovered 500 lines" in relay.log_text()
     finally:
         store.stop()
 
 
+def test_consecutive_batches_go_to_the_store_in_one_call(redis_server, relay_factory):
+    """Batches of one queue that follow each other are stored by one call,
+    as `import` stores its lines (up to store.batch entries, 16 times as
+    many records, or eight batches): 20 batches of 100 lines, most of them
+    repeats, take a few store calls, not 20; every line is stored once."""
+    r = redis_server.client()
+    items = lines(200) * 10
+    push(r, items)
+    cfg = queue_cfg(redis_server, batch=100)
+    cfg["mixer"] = {"enabled": False}
+    relay = relay_factory(redis=redis_server, extra=cfg).start()
+    assert relay.wait_for(lambda: r.llen(SRC) == 0 and in_processing(r) == 0, 20)
+    assert relay.wait_for(lambda: int(r.hget("st:info", "records") or 0) == 2000, 10)
+    m = relay.metrics()
+    assert m["pdns_relay_queue_batches_total"] == 20
+    assert m["pdns_relay_store_batches_total"] <= 10
+    assert int(r.hget("st:info", "triples")) == 200
+    assert len(r.get("st:qapplied:e2e:" + SRC).split()) == 20
+
+
 def test_no_more_batches_in_flight_than_the_store_remembers(redis_server, relay_factory,
                                                            workdir):
     """While the store's Redis is held busy, the consumer moves batches
-    ahead (one parsed while the next is moved and the one before is
-    stored) but never more than the three whose ids the store keeps: after
+    ahead (parsed while the next are moved and the ones before are
+    stored) but never more than 16, half the 32 ids the store keeps: after
     a crash each of them is recognised, so none is stored twice."""
     import threading
     from conftest import Redis
@@ -162,16 +188,16 @@ def test_no_more_batches_in_flight_than_the_store_remembers(redis_server, relay_
         held = threading.Thread(target=lambda: store.client().execute_command("DEBUG", "SLEEP", 5))
         held.start()
         assert relay.wait_for(lambda: asleep(store), 10)
-        push(q, lines(1000))
+        push(q, lines(4000))
         seen = []
         while held.is_alive():
             seen.append((in_processing(q), q.llen(PROC + ":id")))
             time.sleep(0.01)
-        # three batches of 100 wait, no more
-        assert max(a for a, _ in seen) == 300 and max(b for _, b in seen) == 3
+        # 16 batches of 100 wait, no more
+        assert max(a for a, _ in seen) == 1600 and max(b for _, b in seen) == 16
         assert relay.wait_for(lambda: q.llen(SRC) == 0 and in_processing(q) == 0, 20)
-        assert relay.wait_for(lambda: int(st.hget("st:info", "records") or 0) == 1000, 10)
-        assert len(st.get("st:qapplied:e2e:" + SRC).split()) == 3
+        assert relay.wait_for(lambda: int(st.hget("st:info", "records") or 0) == 4000, 10)
+        assert len(st.get("st:qapplied:e2e:" + SRC).split()) == 32
     finally:
         store.stop()
 
@@ -209,7 +235,7 @@ def test_recovery_takes_each_batch_once(redis_server, relay_factory, workdir):
         relay.start()
         assert relay.wait_for(lambda: in_processing(q) == 0, 20)
         assert relay.wait_for(lambda: int(st.hget("st:info", "records") or 0) == 6, 10)
-        # and the marker keeps the last three ids applied
+        # and the marker keeps the ids applied, newest first
         assert st.get("st:qapplied:e2e:" + SRC).decode().split() == \
             ["cccc000000000003", "bbbb000000000002", "aaaa000000000001"]
         relay.stop()

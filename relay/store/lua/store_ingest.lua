@@ -2,8 +2,8 @@
 -- One call per batch; runs atomically, so a batch is stored whole or not.
 --
 -- ARGV[1] applied-marker key, ARGV[2] boot id, ARGV[3] batch sequence,
--- ARGV[4] a unit's marker key ("" for none) and ARGV[5] its id (a d4-core
--- queue batch, stored as one call: after a crash the same batch, read
+-- ARGV[4] a unit's marker key ("" for none) and ARGV[5] its ids (d4-core
+-- queue batches, stored as one call: after a crash the same batch, read
 -- again from the queue's processing list, is recognised by the ids the
 -- marker keeps and not applied twice), ARGV[6] the key prefix of the
 -- store's shard ("" on one server; "{<tag>}" on a cluster, where every key
@@ -66,10 +66,18 @@ if ARGV[7] == '1' then
   end
   if #ks > 0 then redis.call('EXISTS', unpack(ks)) end
 end
--- the unit marker keeps the last three ids applied: the queue consumer has
--- at most three batches in flight, and reads them again after a crash
+-- the unit marker keeps the last 32 ids applied (STORE_UNIT_IDS_KEPT),
+-- newest first: the queue consumer has at most 16 batches in flight, and
+-- reads each again on its own after a crash. ARGV[5] holds the ids of the
+-- units this call stores (one, or several batches that followed each
+-- other): they were applied together or not at all
 local ucur = umark ~= '' and redis.call('GET', umark) or nil
-if ucur and string.find(' ' .. ucur .. ' ', ' ' .. ARGV[5] .. ' ', 1, true) then return 0 end
+if ucur then
+  local have = ' ' .. ucur .. ' '
+  for id in string.gmatch(ARGV[5], '%S+') do
+    if string.find(have, ' ' .. id .. ' ', 1, true) then return 0 end
+  end
+end
 local sid, per = {}, {}
 local recs, newt, newn, newe = 0, 0, 0, 0
 -- index entries, written at the end with one ZADD per key: the per-call
@@ -176,7 +184,12 @@ if newn > 0 then redis.call('HINCRBY', info, 'names', newn) end
 if newe > 0 then redis.call('HINCRBY', info, 'errors', newe) end
 redis.call('SET', mark, ARGV[2] .. ' ' .. ARGV[3])
 if umark ~= '' then
-  local keep = ucur and string.match(ucur, '^(%S+ ?%S*)')
-  redis.call('SET', umark, keep and (ARGV[5] .. ' ' .. keep) or ARGV[5])
+  local ids = {}
+  for id in string.gmatch(ARGV[5], '%S+') do table.insert(ids, 1, id) end
+  for id in string.gmatch(ucur or '', '%S+') do
+    if #ids >= 32 then break end
+    ids[#ids + 1] = id
+  end
+  redis.call('SET', umark, table.concat(ids, ' '))
 end
 return recs
