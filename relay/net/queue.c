@@ -44,6 +44,8 @@
                           * ingested included: two store calls' worth */
 _Static_assert(MAX_AHEAD >= 2 * STORE_UNIT_MERGE && MAX_AHEAD <= STORE_UNIT_IDS_KEPT,
                "the store recognises every batch in flight after a crash");
+#define MOVES_MAX 2      /* moves in flight: d4-core's Redis moves the next
+                          * batch while the relay reads the one before */
 #define MAX_PENDING 40   /* with the units a recovery finds (its id list keeps 32) */
 /* lines a signed batch can have: it fits one D4 frame (1,000,000 bytes at
  * most) and a record line is longer than 50 bytes */
@@ -181,10 +183,16 @@ struct queue_consumer {
     rconn rc;                /* the d4-core server's Redis */
     uv_timer_t timer;        /* the next poll */
     queue_state *q;
-    size_t n, cur;     /* queue being polled (round robin) */
-    char move_id[17];  /* the id of the batch being moved */
-    int busy;          /* a move (or recovery) is in flight */
-    int move_failed;   /* its script failed (logged): wait before the next */
+    size_t n, cur;     /* queue polled last (round robin) */
+    /* moves (or a recovery, alone) in flight, oldest first: their replies
+     * come in this order */
+    struct {
+        size_t q;
+        char id[17];   /* the batch's id */
+        int recover;   /* a recovery of queue q, not a move */
+        int failed;    /* its script failed (logged): wait before the next */
+    } mv[MOVES_MAX];
+    size_t nmv;
     int inhand;        /* a batch read is being ingested */
     int empty_round;   /* queues found empty since the last full batch */
     /* batches ingested, oldest first: each is trimmed once the store has
@@ -291,8 +299,9 @@ static void on_moved(redisAsyncContext *ac, void *reply, void *priv) {
     redisReply *rep = reply;
     (void)ac;
     if (rep && rep->type == REDIS_REPLY_ERROR) {
-        log_error("queue: %s: cannot move a batch: %s", qc->q[qc->cur].src, rep->str);
-        qc->move_failed = 1;
+        /* the move's LRANGE answers next: it is the oldest in flight */
+        log_error("queue: %s: cannot move a batch: %s", qc->q[qc->mv[0].q].src, rep->str);
+        qc->mv[0].failed = 1;
     }
 }
 
@@ -300,20 +309,24 @@ static void on_moved(redisAsyncContext *ac, void *reply, void *priv) {
  * the next batch is asked for first, and moved meanwhile. */
 static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
     queue_consumer *qc = priv;
-    size_t qi = qc->cur;
-    queue_state *q = &qc->q[qi];
     redisReply *rep = reply;
-    int recovering = !q->recovered;
     (void)ac;
-    qc->busy = 0;
+    if (!qc->nmv) /* a reply of a link that went down meanwhile */
+        return;
+    size_t qi = qc->mv[0].q;
+    queue_state *q = &qc->q[qi];
+    int recovering = qc->mv[0].recover, failed = qc->mv[0].failed;
+    char id[sizeof(qc->mv[0].id)];
+    memcpy(id, qc->mv[0].id, sizeof(id));
+    memmove(qc->mv, qc->mv + 1, (qc->nmv - 1) * sizeof(qc->mv[0]));
+    qc->nmv--;
     /* a store call left open for this batch goes without it */
-    if (qc->st && (!rep || qc->move_failed || recovering || rep->type != REDIS_REPLY_ARRAY ||
+    if (qc->st && (!rep || failed || recovering || rep->type != REDIS_REPLY_ARRAY ||
                    rep->elements == 0))
         store_close_unit(qc->st);
     if (!rep) /* disconnected: the lines stay in their batch list */
         return;
-    if (qc->move_failed) {
-        qc->move_failed = 0;
+    if (failed) {
         schedule(qc, 1000);
         return;
     }
@@ -332,9 +345,7 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
             log_info("queue: %s: recovered %zu lines left by an earlier run",
                      q->src, n);
     } else {
-        char id[sizeof(qc->move_id)];
         size_t n = rep->elements;
-        memcpy(id, qc->move_id, sizeof(id));
         /* a short batch means the queue is drained */
         if (n == (size_t)qc->cfg->queue_batch)
             qc->empty_round = 0;
@@ -344,8 +355,8 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
          * batch of the same queue shares this one's store call */
         qc->inhand = 1;
         poll_next(qc);
-        int more = qc->busy && qc->cur == qi && n == (size_t)qc->cfg->queue_batch &&
-                   !q->conf->cof;
+        int more = qc->nmv && qc->mv[0].q == qi && !qc->mv[0].recover &&
+                   n == (size_t)qc->cfg->queue_batch && !q->conf->cof;
         if (n)
             take_unit(qc, qi, id, rep->element, n, more);
         qc->inhand = 0;
@@ -371,42 +382,50 @@ static void trim_stored(queue_consumer *qc) {
     }
 }
 
+/* Asks for the next batches, round robin over the queues, up to MOVES_MAX
+ * in flight (a recovery goes alone). */
 static void poll_next(queue_consumer *qc) {
-    if (qc->busy || !qc->rc.ready || qc->npend + (size_t)qc->inhand >= MAX_AHEAD)
-        return;
-    if (*qc->stopping) {
-        return;
+    while (qc->nmv < MOVES_MAX && qc->rc.ready && !*qc->stopping &&
+           qc->npend + (size_t)qc->inhand + qc->nmv < MAX_AHEAD &&
+           !(qc->nmv && qc->mv[0].recover)) {
+        if (qc->st && store_full(qc->st)) { /* backpressure */
+            schedule(qc, POLL_IDLE_MS);
+            return;
+        }
+        if (qc->empty_round >= (int)qc->n) { /* every queue empty: wait */
+            qc->empty_round = 0;
+            schedule(qc, POLL_IDLE_MS);
+            return;
+        }
+        size_t next = (qc->cur + 1) % qc->n;
+        queue_state *q = &qc->q[next];
+        if (!q->recovered && qc->nmv)
+            return; /* its recovery goes alone, after the moves in flight */
+        qc->cur = next;
+        uint8_t r[8];
+        randombytes_buf(r, sizeof(r));
+        memset(&qc->mv[qc->nmv], 0, sizeof(qc->mv[0]));
+        qc->mv[qc->nmv].q = next;
+        qc->mv[qc->nmv].recover = !q->recovered;
+        const char *id = qc->mv[qc->nmv].id;
+        sodium_bin2hex(qc->mv[qc->nmv].id, sizeof(qc->mv[0].id), r, sizeof(r));
+        qc->nmv++;
+        if (!q->recovered) {
+            redisAsyncCommand(qc->rc.ac, on_batch, qc, "EVAL %s 2 %s %s %s", recover_script,
+                              q->proc, q->proc_id, id);
+            return;
+        }
+        char key[sizeof(q->proc) + 32];
+        batch_key(q, id, key, sizeof(key));
+        int window = qc->cfg->queue_batch;
+        if (q->conf->cof && window < COF_WINDOW)
+            window = COF_WINDOW;
+        /* the lines come with the LRANGE after it, as Redis writes them */
+        redisAsyncCommand(qc->rc.ac, on_moved, qc, "EVAL %s 3 %s %s %s %d %s",
+                          q->conf->cof ? move_cof_script : move_script, q->src, q->proc_id,
+                          key, window, id);
+        redisAsyncCommand(qc->rc.ac, on_batch, qc, "LRANGE %s 0 -1", key);
     }
-    if (qc->st && store_full(qc->st)) { /* backpressure */
-        schedule(qc, POLL_IDLE_MS);
-        return;
-    }
-    if (qc->empty_round >= (int)qc->n) { /* every queue empty: wait */
-        qc->empty_round = 0;
-        schedule(qc, POLL_IDLE_MS);
-        return;
-    }
-    qc->cur = (qc->cur + 1) % qc->n;
-    queue_state *q = &qc->q[qc->cur];
-    qc->busy = 1;
-    uint8_t r[8];
-    randombytes_buf(r, sizeof(r));
-    sodium_bin2hex(qc->move_id, sizeof(qc->move_id), r, sizeof(r));
-    if (!q->recovered) {
-        redisAsyncCommand(qc->rc.ac, on_batch, qc, "EVAL %s 2 %s %s %s", recover_script,
-                          q->proc, q->proc_id, qc->move_id);
-        return;
-    }
-    char key[sizeof(q->proc) + 32];
-    batch_key(q, qc->move_id, key, sizeof(key));
-    int window = qc->cfg->queue_batch;
-    if (q->conf->cof && window < COF_WINDOW)
-        window = COF_WINDOW;
-    /* the lines come with the LRANGE after it, as Redis writes them */
-    redisAsyncCommand(qc->rc.ac, on_moved, qc, "EVAL %s 3 %s %s %s %d %s",
-                      q->conf->cof ? move_cof_script : move_script, q->src, q->proc_id, key,
-                      window, qc->move_id);
-    redisAsyncCommand(qc->rc.ac, on_batch, qc, "LRANGE %s 0 -1", key);
 }
 
 static void on_timer(uv_timer_t *t) {
@@ -419,7 +438,7 @@ static void schedule(queue_consumer *qc, uint64_t ms) {
 
 static void on_ready(void *ctx) {
     queue_consumer *qc = ctx;
-    qc->busy = 0;
+    qc->nmv = 0;
     qc->npend = 0; /* their lines are in the processing lists: read again */
     for (size_t i = 0; i < qc->n; i++)
         qc->q[i].recovered = 0; /* re-read processing lists after a reconnect */
@@ -428,7 +447,7 @@ static void on_ready(void *ctx) {
 
 static void on_down(void *ctx) {
     queue_consumer *qc = ctx;
-    qc->busy = 0; /* what was in flight stays in the processing list */
+    qc->nmv = 0; /* what was in flight stays in the processing lists */
 }
 
 queue_consumer *queue_start(uv_loop_t *loop, const relay_config *cfg,
@@ -484,7 +503,7 @@ void queue_stored(queue_consumer *qc) {
 }
 
 int queue_idle(const queue_consumer *qc) {
-    return !qc || (!qc->busy && !qc->npend);
+    return !qc || (!qc->nmv && !qc->npend);
 }
 
 void queue_stop(queue_consumer *qc) {
