@@ -195,6 +195,7 @@ struct queue_consumer {
     size_t nmv;
     int inhand;        /* a batch read is being ingested */
     int empty_round;   /* queues found empty since the last full batch */
+    int idle;          /* every queue was: the next round waits for the timer */
     /* batches ingested, oldest first: each is trimmed once the store has
      * it (store_done(mark)) */
     struct {
@@ -393,8 +394,10 @@ static void poll_next(queue_consumer *qc) {
             return;
         }
         if (qc->empty_round >= (int)qc->n) { /* every queue empty: wait */
-            qc->empty_round = 0;
-            schedule(qc, POLL_IDLE_MS);
+            if (!qc->idle) {
+                qc->idle = 1;
+                schedule(qc, POLL_IDLE_MS);
+            }
             return;
         }
         size_t next = (qc->cur + 1) % qc->n;
@@ -429,7 +432,12 @@ static void poll_next(queue_consumer *qc) {
 }
 
 static void on_timer(uv_timer_t *t) {
-    poll_next(t->data);
+    queue_consumer *qc = t->data;
+    if (qc->idle) { /* every queue was empty: a new round */
+        qc->idle = 0;
+        qc->empty_round = 0;
+    }
+    poll_next(qc);
 }
 
 static void schedule(queue_consumer *qc, uint64_t ms) {

@@ -63,6 +63,25 @@ def test_drains_queue(redis_server, relay_factory):
     assert relay.wait_for(lambda: len(relay.output_lines()) == 3010)
 
 
+def test_an_empty_queue_is_asked_five_times_a_second(redis_server, relay_factory):
+    """A drained queue is asked again every 200 ms, not in a loop of round
+    trips that keeps d4-core's Redis busy (and the relay's core) while
+    nothing comes; a line pushed later is still taken."""
+    r = redis_server.client()
+    push(r, lines(10))
+    relay = relay_factory(redis=redis_server, extra=queue_cfg(redis_server)).start()
+    assert relay.wait_for(lambda: r.llen(SRC) == 0 and in_processing(r) == 0, 20)
+
+    def moves():
+        return r.info("commandstats").get("cmdstat_eval", {}).get("calls", 0)
+    before, t0 = moves(), time.time()
+    time.sleep(2)  # an upper bound on what happens meanwhile: a slow run asks less
+    # at most two moves in flight per wait, and the trims of the first batch
+    assert (moves() - before) / (time.time() - t0) <= 15
+    push(r, lines(1, 100))
+    assert relay.wait_for(lambda: relay.metrics()['pdns_relay_records_total{source="queue"}'] == 11)
+
+
 def test_kill9_loses_nothing(redis_server, relay_factory):
     r = redis_server.client()
     n = 200000
