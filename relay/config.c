@@ -455,18 +455,20 @@ static int load_queues(cfgctx *c, relay_config *cfg, json_t *o) {
 }
 
 static int load_store(cfgctx *c, relay_config *cfg, json_t *o) {
-    static const char *const keys[] = {"enabled", "redis", "batch", "max_buffer",
+    static const char *const keys[] = {"enabled", "redis", "batch", "call_ms", "max_buffer",
                                        "show_sensors", "default_limit",
                                        "max_limit", "query_budget", "expire",
                                        "sweep_interval", "shards", NULL};
     store_conf *st = &cfg->store;
     long long b = (long long)st->batch, mb = (long long)st->max_buffer,
               dl = (long long)st->default_limit, ml = (long long)st->max_limit,
-              qb = (long long)st->budget, sw = st->sweep_interval, sh = st->shards;
+              qb = (long long)st->budget, sw = st->sweep_interval, sh = st->shards,
+              cm = st->call_ms;
     if (check_keys(c, o, "store", keys) < 0 ||
         get_bool(c, o, "store", "enabled", &st->enabled) < 0 ||
         get_str(c, o, "store", "redis", st->url, sizeof(st->url)) < 0 ||
         get_int(c, o, "store", "batch", &b, 1, 100000) < 0 ||
+        get_int(c, o, "store", "call_ms", &cm, 0, 60000) < 0 ||
         get_int(c, o, "store", "max_buffer", &mb, 1000, 1000000000) < 0 ||
         get_bool(c, o, "store", "show_sensors", &st->show_sensors) < 0 ||
         get_int(c, o, "store", "max_limit", &ml, 1, 10000000) < 0 ||
@@ -477,6 +479,7 @@ static int load_store(cfgctx *c, relay_config *cfg, json_t *o) {
         return -1;
     st->sweep_interval = (int)sw;
     st->shards = (int)sh;
+    st->call_ms = (int)cm;
     st->batch = (size_t)b;
     st->max_buffer = (size_t)mb;
     st->default_limit = (size_t)dl;

@@ -30,6 +30,7 @@
                             * many times as many records (records of a triple
                             * already in the batch merge into its entry) */
 #define DEAD_MAX 10000     /* records kept in st:dead */
+#define CALL_MIN 64        /* entries a call takes at least (store.call_ms) */
 #define WAIT_MS 2000       /* on a cluster: how long a replica may take to have a part */
 #define PDNS_STR_(x) #x
 #define PDNS_STR(x) PDNS_STR_(x)
@@ -99,6 +100,7 @@ void store_conf_defaults(store_conf *c) {
     memset(c, 0, sizeof(*c));
     c->enabled = 1;
     c->batch = 1000;
+    c->call_ms = 10;
     c->max_buffer = 500000;
     c->default_limit = 1000;
     c->max_limit = 100000;
@@ -253,9 +255,28 @@ static void set_aside(store *s, store_chunk *c, int shard, const char *what) {
     c->entries.len -= sizeof(entry);
 }
 
+/* After a call of n entries took secs (sent to answered): the entries
+ * the next calls take, so that one holds Redis about store.call_ms (a
+ * query waits behind it), between CALL_MIN and store.batch. Calls of
+ * fewer than CALL_MIN entries (a partial batch) say little of an entry's
+ * cost and are left out; the average follows a quarter of each call. */
+static void size_calls(store *s, size_t n, double secs) {
+    if (s->conf->call_ms <= 0 || n < CALL_MIN)
+        return;
+    double per = secs / (double)n;
+    s->entry_s = s->entry_s > 0 ? 0.75 * s->entry_s + 0.25 * per : per;
+    double want = s->conf->call_ms / 1000.0 / s->entry_s;
+    size_t lo = CALL_MIN < s->conf->batch ? CALL_MIN : s->conf->batch;
+    s->call_entries = want >= (double)s->conf->batch ? s->conf->batch
+                      : want <= (double)lo            ? lo
+                                                      : (size_t)want;
+}
+
 /* Every part of the head batch is in Redis: the batch is stored. */
 static void batch_stored(store *s, store_chunk *c) {
-    pdns_hist_add(&s->lat, mono_s() - c->sent_s);
+    double secs = mono_s() - c->sent_s;
+    pdns_hist_add(&s->lat, secs);
+    size_calls(s, c->entries.len / sizeof(entry), secs);
     s->batches++;
     s->acked_seq = c->seq;
     s->stored += c->nrec;
@@ -526,11 +547,11 @@ static int build_command(const store *s, const store_chunk *c, int k, pdns_buf *
     return 0;
 }
 
-/* A batch takes more records until it holds store.batch entries (what a
- * store call costs Redis) or MERGE_FACTOR times as many records; a unit
- * takes every record until its end. */
+/* A batch takes more records until it holds call_entries entries (what a
+ * store call costs Redis) or MERGE_FACTOR times store.batch records; a
+ * unit takes every record until its end. */
 static int chunk_filling(const store *s, const store_chunk *c) {
-    return c->in_unit || (c->entries.len / sizeof(entry) < s->conf->batch &&
+    return c->in_unit || (c->entries.len / sizeof(entry) < s->call_entries &&
                           c->nrec < (size_t)MERGE_FACTOR * s->conf->batch);
 }
 
@@ -647,20 +668,17 @@ static store_chunk *new_chunk(store *s) {
 /* The chunk records go into: the tail, unless it is full or sealed. */
 static store_chunk *open_chunk(store *s) {
     store_chunk *c = s->tail;
-    if (unit_open(s)) {
-        c->sealed = 1; /* a call open for the next unit takes only units */
-        store_chunk *n = new_chunk(s);
-        kick(s);
-        return n;
-    }
-    if (c && !c->sealed && chunk_filling(s, c) &&
+    if (c && !c->sealed && !unit_open(s) && chunk_filling(s, c) &&
         (c->in_unit || c->arena.len < CHUNK_MAX_BYTES))
         return c;
-    int by_size = c && !c->sealed && c->nrec && chunk_filling(s, c);
-    if (by_size)
-        c->sealed = 1; /* full by size: it goes as it is */
+    /* every chunk but the tail is sealed: one full now (by entries,
+     * records or bytes) would take records again once calls grow
+     * (size_calls), and a call open for the next unit takes only units */
+    int was_open = c && !c->sealed;
+    if (was_open)
+        c->sealed = 1;
     store_chunk *n = new_chunk(s);
-    if (by_size)
+    if (was_open)
         kick(s);
     return n;
 }
@@ -876,6 +894,7 @@ int store_init(store *s, const store_conf *c, uv_loop_t *loop,
     uint8_t rnd[12];
     memset(s, 0, sizeof(*s));
     s->conf = c;
+    s->call_entries = c->batch;
     snprintf(s->mark, sizeof(s->mark), "st:applied:%s", relay_id);
     randombytes_buf(rnd, sizeof(rnd));
     sodium_bin2hex(s->boot, sizeof(s->boot), rnd, sizeof(rnd));
@@ -1343,6 +1362,9 @@ int store_metrics(const store *s, pdns_buf *b) {
         "# HELP pdns_relay_store_duplicate_batches_total Batches sent again after a lost reply that Redis had applied.\n"
         "# TYPE pdns_relay_store_duplicate_batches_total counter\n"
         "pdns_relay_store_duplicate_batches_total %" PRIu64 "\n"
+        "# HELP pdns_relay_store_call_entries Entries a store call takes now (store.batch, fewer while calls take longer than store.call_ms).\n"
+        "# TYPE pdns_relay_store_call_entries gauge\n"
+        "pdns_relay_store_call_entries %zu\n"
         "# HELP pdns_relay_store_buffered_records Records waiting for Redis.\n"
         "# TYPE pdns_relay_store_buffered_records gauge\n"
         "pdns_relay_store_buffered_records %zu\n"
@@ -1366,7 +1388,7 @@ int store_metrics(const store *s, pdns_buf *b) {
         "# HELP pdns_relay_store_unreplicated_total Batch parts no replica confirmed within 2 s (a cluster).\n"
         "# TYPE pdns_relay_store_unreplicated_total counter\n"
         "pdns_relay_store_unreplicated_total %" PRIu64 "\n",
-        s->stored, s->batches, s->errors, s->dead, s->duplicates, s->waiting,
+        s->stored, s->batches, s->errors, s->dead, s->duplicates, s->call_entries, s->waiting,
         s->buffer_peak, s->full, s->expired, s->busy > 0, store_up(s), s->nshards,
         s->unreplicated);
     rc |= rlink_metrics(s->link, "pdns_relay_store_cluster", "the store's", b);

@@ -47,7 +47,9 @@ typedef struct store_conf {
     char url[512];            /* redis://HOST:PORT/DB */
     char host[256];
     int port, db;
-    size_t batch;             /* records per EVAL */
+    size_t batch;             /* entries per EVAL, at most */
+    int call_ms;              /* a call's target time: fewer entries when
+                               * calls take longer (0: always batch) */
     size_t max_buffer;        /* records waiting before backpressure */
     int show_sensors;         /* query answers name the sensors */
     size_t default_limit, max_limit;
@@ -86,6 +88,10 @@ typedef struct store {
     int busy, full;            /* busy: parts of the head batch in flight */
     uint64_t retry_at_ms;      /* after an error reply */
     double sent_s;
+    size_t call_entries;       /* a batch closes at this many entries:
+                                * store.batch, fewer while calls take longer
+                                * than store.call_ms */
+    double entry_s;            /* seconds a call takes per entry (moving average) */
     uint64_t hash_seed;        /* merging records within a batch */
     char query_sha[41];        /* SHA1 of the query script (EVALSHA) */
     int script_loaded, script_loading;
