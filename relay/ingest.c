@@ -268,6 +268,9 @@ int ingest_metrics_render(const ingest *in, const relay_config *cfg,
                  "pdns_relay_queue_batches_total %" PRIu64 "\n"
                  "# TYPE pdns_relay_queue_recovered_lines_total counter\n"
                  "pdns_relay_queue_recovered_lines_total %" PRIu64 "\n"
+                 "# HELP pdns_relay_queue_move_lines Lines a d4-core queue move asks for now (d4core.batch, fewer while store calls shrink).\n"
+                 "# TYPE pdns_relay_queue_move_lines gauge\n"
+                 "pdns_relay_queue_move_lines %" PRIu64 "\n"
                  "# TYPE pdns_relay_redis_disconnects_total counter\n"
                  "pdns_relay_redis_disconnects_total %" PRIu64 "\n"
                  "# TYPE pdns_relay_output_write_errors_total counter\n"
@@ -286,7 +289,7 @@ int ingest_metrics_render(const ingest *in, const relay_config *cfg,
                  "# HELP pdns_relay_store_dropped_total Records the store could not keep (buffer at twice its bound).\n"
                  "# TYPE pdns_relay_store_dropped_total counter\n"
                  "pdns_relay_store_dropped_total %" PRIu64 "\n",
-              m->queue_batches, m->queue_recovered, m->redis_disconnects,
+              m->queue_batches, m->queue_recovered, m->queue_move_lines, m->redis_disconnects,
               m->output_write_errors, m->output_dropped, in->out_failing,
               m->log_suppressed, m->partner_loops,
               m->store_dropped);

@@ -26,6 +26,7 @@ typedef struct relay_metrics {
     uint64_t error_lines[PDNS_SRC_COUNT];
     uint64_t queue_batches;
     uint64_t queue_recovered;
+    uint64_t queue_move_lines;  /* lines a queue move asks for now */
     uint64_t redis_disconnects;
     uint64_t output_write_errors;
     uint64_t output_dropped;   /* records not written: the output failing and full */

@@ -10,7 +10,9 @@
  * stored as one unit that carries the id (store_begin_unit/store_end_unit;
  * full batches of one queue that follow each other share a store call, as
  * import's lines do), and only once the store has them is the batch's list
- * deleted, with its id, in one script. The next batch is asked for before
+ * deleted, with its id, in one script. A move asks for no more lines than
+ * make the entries a store call takes now (move_lines), so that a batch's
+ * call holds Redis no longer than the store's other calls. The next batch is asked for before
  * the one just read is ingested, and moved while the relay parses this one
  * and the store writes the ones before (at most MAX_AHEAD in flight), so
  * that neither Redis nor the relay waits for another. After a crash,
@@ -46,6 +48,7 @@ _Static_assert(MAX_AHEAD >= 2 * STORE_UNIT_MERGE && MAX_AHEAD <= STORE_UNIT_IDS_
                "the store recognises every batch in flight after a crash");
 #define MOVES_MAX 2      /* moves in flight: d4-core's Redis moves the next
                           * batch while the relay reads the one before */
+#define MOVE_MIN 64      /* lines a move asks for at least */
 #define MAX_PENDING 40   /* with the units a recovery finds (its id list keeps 32) */
 /* lines a signed batch can have: it fits one D4 frame (1,000,000 bytes at
  * most) and a record line is longer than 50 bytes */
@@ -190,10 +193,12 @@ struct queue_consumer {
         size_t q;
         char id[17];   /* the batch's id */
         int recover;   /* a recovery of queue q, not a move */
+        int window;    /* lines it asked for */
         int failed;    /* its script failed (logged): wait before the next */
     } mv[MOVES_MAX];
     size_t nmv;
     int inhand;        /* a batch read is being ingested */
+    double lines_per_entry; /* lines a store entry took, on average (0: none yet) */
     int empty_round;   /* queues found empty since the last full batch */
     int idle;          /* every queue was: the next round waits for the timer */
     /* batches ingested, oldest first: each is trimmed once the store has
@@ -243,10 +248,17 @@ static void take_unit(queue_consumer *qc, size_t qi, const char *id, redisReply 
     ingest_source src = {PDNS_SRC_QUEUE, NULL, q->conf->sensor,
                          q->conf->index, &q->conf->layout};
     int unit = qc->st && n && store_begin_unit(qc->st, q->unit_key) == 0;
+    size_t e0 = unit ? store_tail_entries(qc->st) : 0;
     for (size_t i = 0; i < n; i++) {
         redisReply *e = el[n - 1 - i];
         if (e->type == REDIS_REPLY_STRING)
             take_line(qc, q, &src, e->str, e->len);
+    }
+    size_t added = unit ? store_tail_entries(qc->st) - e0 : 0;
+    if (added && !q->conf->cof) { /* what sizes the next moves */
+        double per = (double)n / (double)added;
+        qc->lines_per_entry =
+            qc->lines_per_entry > 0 ? 0.75 * qc->lines_per_entry + 0.25 * per : per;
     }
     /* the output file is a copy on the side: a full disk under it is
      * logged and counted there, and holds up neither the store nor the queue */
@@ -316,7 +328,7 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
         return;
     size_t qi = qc->mv[0].q;
     queue_state *q = &qc->q[qi];
-    int recovering = qc->mv[0].recover, failed = qc->mv[0].failed;
+    int recovering = qc->mv[0].recover, failed = qc->mv[0].failed, window = qc->mv[0].window;
     char id[sizeof(qc->mv[0].id)];
     memcpy(id, qc->mv[0].id, sizeof(id));
     memmove(qc->mv, qc->mv + 1, (qc->nmv - 1) * sizeof(qc->mv[0]));
@@ -348,7 +360,7 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
     } else {
         size_t n = rep->elements;
         /* a short batch means the queue is drained */
-        if (n == (size_t)qc->cfg->queue_batch)
+        if (n == (size_t)window)
             qc->empty_round = 0;
         else
             qc->empty_round++;
@@ -357,7 +369,7 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv) {
         qc->inhand = 1;
         poll_next(qc);
         int more = qc->nmv && qc->mv[0].q == qi && !qc->mv[0].recover &&
-                   n == (size_t)qc->cfg->queue_batch && !q->conf->cof;
+                   n == (size_t)window && !q->conf->cof;
         if (n)
             take_unit(qc, qi, id, rep->element, n, more);
         qc->inhand = 0;
@@ -381,6 +393,24 @@ static void trim_stored(queue_consumer *qc) {
         memmove(qc->pend, qc->pend + 1, (qc->npend - 1) * sizeof(qc->pend[0]));
         qc->npend--;
     }
+}
+
+/* Lines the next move of q asks for: d4core.batch, or fewer while the
+ * store's calls take fewer entries (a batch is one call, whatever its
+ * size, and a query waits behind it): the entries a call takes now times
+ * the lines an entry took, on average. */
+static int move_lines(queue_consumer *qc, const queue_state *q) {
+    int w = qc->cfg->queue_batch;
+    if (q->conf->cof)
+        return w < COF_WINDOW ? COF_WINDOW : w;
+    if (qc->st && qc->lines_per_entry > 0) {
+        double want = (double)store_call_entries(qc->st) * qc->lines_per_entry;
+        int lo = w < MOVE_MIN ? w : MOVE_MIN;
+        if (want < w)
+            w = want < lo ? lo : (int)want;
+    }
+    qc->in->m.queue_move_lines = (uint64_t)w;
+    return w;
 }
 
 /* Asks for the next batches, round robin over the queues, up to MOVES_MAX
@@ -420,9 +450,7 @@ static void poll_next(queue_consumer *qc) {
         }
         char key[sizeof(q->proc) + 32];
         batch_key(q, id, key, sizeof(key));
-        int window = qc->cfg->queue_batch;
-        if (q->conf->cof && window < COF_WINDOW)
-            window = COF_WINDOW;
+        int window = qc->mv[qc->nmv - 1].window = move_lines(qc, q);
         /* the lines come with the LRANGE after it, as Redis writes them */
         redisAsyncCommand(qc->rc.ac, on_moved, qc, "EVAL %s 3 %s %s %s %d %s",
                           q->conf->cof ? move_cof_script : move_script, q->src, q->proc_id,
@@ -489,6 +517,7 @@ queue_consumer *queue_start(uv_loop_t *loop, const relay_config *cfg,
         snprintf(q->where, sizeof(q->where), "queue %s", q->src);
     }
     qc->cur = qc->n - 1;
+    in->m.queue_move_lines = (uint64_t)cfg->queue_batch;
     uv_timer_init(loop, &qc->timer);
     qc->timer.data = qc;
     rconn_init(&qc->rc, loop, cfg->queue_redis.host, cfg->queue_redis.port,

@@ -1132,6 +1132,14 @@ uint64_t store_end_unit(store *s, const char *id, int more) {
     return c->seq;
 }
 
+size_t store_call_entries(const store *s) {
+    return s->call_entries;
+}
+
+size_t store_tail_entries(const store *s) {
+    return s->tail && !s->tail->sealed ? s->tail->entries.len / sizeof(entry) : 0;
+}
+
 void store_close_unit(store *s) {
     if (!unit_open(s))
         return;

@@ -183,6 +183,11 @@ int store_begin_unit(store *s, const char *key);
 uint64_t store_end_unit(store *s, const char *id, int more);
 void store_close_unit(store *s);
 
+/* Entries a call takes now (store.batch, fewer while calls are slow), and
+ * the entries of the batch being filled (the tail). */
+size_t store_call_entries(const store *s);
+size_t store_tail_entries(const store *s);
+
 /* Sends what is queued and returns a mark: store_done(s, mark) is 1 once
  * every record queued before the call is in Redis. */
 uint64_t store_barrier(store *s);

@@ -188,6 +188,51 @@ def test_consecutive_batches_go_to_the_store_in_one_call(redis_server, relay_fac
     assert len(r.get("st:qapplied:e2e:" + SRC).split()) == 20
 
 
+def test_moves_shrink_with_the_store_calls(redis_server, relay_factory, workdir):
+    """A queue batch is one store call whatever its size: while the store's
+    calls shrink (Redis slow: held by DEBUG SLEEP, store.call_ms 100), the
+    consumer moves fewer lines at a time, as many as make a call's entries
+    (here every line is a new triple: one entry a line); once Redis is
+    quick again it moves a full call's worth, store.batch (1000) lines,
+    within d4core.batch (2000). Every line is stored once."""
+    import threading
+    from conftest import Redis
+    store = Redis(workdir, extra=["--enable-debug-command", "local"])
+    store.start()
+    try:
+        q, st = redis_server.client(), store.client()
+        cfg = queue_cfg(redis_server, batch=2000)
+        cfg["mixer"] = {"enabled": False}
+        cfg["store"] = {"call_ms": 100, "batch": 1000}
+        relay = relay_factory(redis=store, extra=cfg).start()
+
+        def window():
+            return relay.metrics()["pdns_relay_queue_move_lines"]
+        assert window() == 2000
+        held = threading.Event()
+
+        def hold():
+            c = store.client()
+            while not held.is_set():
+                c.execute_command("DEBUG", "SLEEP", "0.5")
+        t = threading.Thread(target=hold)
+        t.start()
+        try:
+            push(q, lines(40000))
+            assert relay.wait_for(lambda: window() < 200, 60), relay.log_text()[-1500:]
+        finally:
+            held.set()
+            t.join()
+        assert relay.wait_for(lambda: q.llen(SRC) == 0 and in_processing(q) == 0, 60)
+        push(q, lines(40000, 40000))
+        assert relay.wait_for(lambda: window() == 1000, 30)
+        assert relay.wait_for(lambda: q.llen(SRC) == 0 and in_processing(q) == 0, 30)
+        assert relay.wait_for(lambda: int(st.hget("st:info", "records") or 0) == 80000, 20)
+        assert int(st.hget("st:info", "triples")) == 80000
+    finally:
+        store.stop()
+
+
 def test_no_more_batches_in_flight_than_the_store_remembers(redis_server, relay_factory,
                                                            workdir):
     """While the store's Redis is held busy, the consumer moves batches
