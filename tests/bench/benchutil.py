@@ -1,5 +1,7 @@
 """What the Python benchmarks share: a work directory with the files a
-relay under test needs, and a process's resident memory."""
+relay under test needs, a relay that only stores, and a process's
+resident memory and CPU time."""
+import json
 import os
 import resource
 import subprocess
@@ -54,6 +56,22 @@ def rss_mib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024.0
     return 0.0
+
+
+def store_relay(work, store, edit=None):
+    """A relay (not started) with one sensor, storing into store, without
+    the mixer and without an ingest output file; edit(cfg) changes its
+    configuration further."""
+    relay = conftest.Relay(work, redis=store, sensors=("sensor-a",))
+    with open(relay.config) as f:
+        cfg = json.load(f)
+    cfg["mixer"] = {"enabled": False}
+    cfg.pop("ingest", None)
+    if edit:
+        edit(cfg)
+    with open(relay.config, "w") as f:
+        json.dump(cfg, f)
+    return relay
 
 
 def cpu_seconds(pid, ended=False):

@@ -13,7 +13,6 @@ and latency percentiles, and Redis's mean and longest store call (INFO
 commandstats, SLOWLOG: its time inside Redis). Then `import` of Zipf-like lines (gen_csv.py, ten times as
 many) alone: cheap calls keep store.batch entries, so its rate is the
 same either way."""
-import json
 import os
 import random
 import subprocess
@@ -46,12 +45,8 @@ def round_(work, call_ms, a, b, zipf):
     store = conftest.Redis(work)
     store.start()
     try:
-        relay = conftest.Relay(work, redis=store, sensors=("sensor-a",))
-        cfg = json.load(open(relay.config))
-        cfg["mixer"] = {"enabled": False}
-        cfg.pop("ingest", None)
-        cfg.setdefault("store", {})["call_ms"] = call_ms
-        json.dump(cfg, open(relay.config, "w"))
+        relay = benchutil.store_relay(
+            work, store, lambda cfg: cfg.setdefault("store", {}).update(call_ms=call_ms))
         relay.start()
         try:
             store_bench.run_import(relay.config, a, store.port)

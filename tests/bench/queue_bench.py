@@ -22,7 +22,6 @@ for D4, the CPU `pdns-relay send` spent a line (it encrypts on the same
 cores); for the queue, the CPU d4-core's redis-server spent a line while
 the relay drained it (INFO cpu, sys + user: moving, reading and
 trimming)."""
-import json
 import os
 import subprocess
 import sys
@@ -76,15 +75,13 @@ def run_path(work, csv, lines, what, batch):
     d4core.start()
     store.start()
     try:
-        relay = conftest.Relay(work, redis=store, sensors=("sensor-a",))
-        cfg = json.load(open(relay.config))
-        cfg["mixer"] = {"enabled": False}
-        cfg.pop("ingest", None)
-        cfg["d4"]["enabled"] = what == "d4"
-        if what == "queue":
-            cfg["d4core"] = {"redis": "redis://127.0.0.1:%d/0" % d4core.port,
-                             "batch": batch, "queues": [{"uuid": QUEUE}]}
-        json.dump(cfg, open(relay.config, "w"))
+
+        def edit(cfg):
+            cfg["d4"]["enabled"] = what == "d4"
+            if what == "queue":
+                cfg["d4core"] = {"redis": "redis://127.0.0.1:%d/0" % d4core.port,
+                                 "batch": batch, "queues": [{"uuid": QUEUE}]}
+        relay = benchutil.store_relay(work, store, edit)
         n = len(lines)
         if what == "import":
             p = subprocess.Popen([conftest.BIN, "import", "-c", relay.config, csv],

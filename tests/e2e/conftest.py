@@ -1,6 +1,7 @@
 """End-to-end fixtures: a real redis-server, a real pdns-relay process with
 a TLS certificate and sensor keys made for the test, all on loopback and
 on free ports, all torn down afterwards."""
+import contextlib
 import json
 import os
 import random
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -142,6 +144,34 @@ def redis_server(workdir):
     r.start()
     yield r
     r.stop()
+
+
+@pytest.fixture
+def debug_redis(workdir):
+    """A redis-server that takes DEBUG commands (DEBUG SLEEP holds it)."""
+    r = Redis(workdir, extra=["--enable-debug-command", "local"])
+    r.start()
+    yield r
+    r.stop()
+
+
+@contextlib.contextmanager
+def held_busy(redis, secs=0.5):
+    """While inside, redis (a debug_redis) is held by one DEBUG SLEEP of
+    secs after another: every command waits up to secs."""
+    done = threading.Event()
+
+    def hold():
+        c = redis.client()
+        while not done.is_set():
+            c.execute_command("DEBUG", "SLEEP", str(secs))
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        yield
+    finally:
+        done.set()
+        t.join()
 
 
 class Relay:

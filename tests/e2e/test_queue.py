@@ -126,7 +126,7 @@ def test_redis_down_then_up(redis_server, relay_factory):
 
 @pytest.mark.parametrize("batch", [500, 100])
 def test_kill9_between_store_and_trim_stores_nothing_twice(redis_server, relay_factory,
-                                                          workdir, batch):
+                                                          debug_redis, batch):
     """The relay is killed after the store took a queue batch and before it
     trimmed the batch off the processing list (the store's Redis is held
     busy meanwhile, so the order is certain): after the restart the batch is
@@ -134,38 +134,33 @@ def test_kill9_between_store_and_trim_stores_nothing_twice(redis_server, relay_f
     batches of 100 the five go to the store in one call, and after the
     restart each is read again on its own and recognised by its id."""
     import threading
-    from conftest import Redis
-    store = Redis(workdir, extra=["--enable-debug-command", "local"])
-    store.start()
-    try:
-        q, st = redis_server.client(), store.client()
-        cfg = queue_cfg(redis_server, batch=batch)
-        cfg["mixer"] = {"enabled": False}
-        relay = relay_factory(redis=store, extra=cfg).start()
-        held = threading.Thread(target=lambda: store.client().execute_command("DEBUG", "SLEEP", 8))
-        held.start()
-        assert relay.wait_for(lambda: asleep(store), 10)  # inside DEBUG SLEEP
-        push(q, lines(500))
-        assert relay.wait_for(lambda: in_processing(q) == 500, 10)
-        # the batch's EVAL is on its way to the sleeping Redis
-        assert relay.wait_for(lambda: relay.metrics()["pdns_relay_store_in_flight"] == 1, 10)
-        time.sleep(0.2)  # from hiredis's buffer into the socket: the next loop turn
-        relay.stop(signal.SIGKILL)
-        held.join()
-        # awake again, Redis reads the batch's EVAL (a few hundred KiB, over
-        # several turns of its loop) and applies it: stored, not trimmed
-        assert relay.wait_for(lambda: st.hget("st:info", "records") is not None, 20)
-        assert int(st.hget("st:info", "records")) == 500
-        assert in_processing(q) == 500
-        relay.start()
-        assert relay.wait_for(lambda: in_processing(q) == 0 and q.llen(SRC) == 0, 20)
-        assert relay.wait_for(
-            lambda: relay.metrics()["pdns_relay_store_duplicate_batches_total"] == 500 // batch,
-            10)
-        assert int(st.hget("st:info", "records")) == 500  # not 1000
-        assert "recovered 500 lines" in relay.log_text()
-    finally:
-        store.stop()
+    q, st = redis_server.client(), debug_redis.client()
+    cfg = queue_cfg(redis_server, batch=batch)
+    cfg["mixer"] = {"enabled": False}
+    relay = relay_factory(redis=debug_redis, extra=cfg).start()
+    sleeper = debug_redis.client()
+    held = threading.Thread(target=lambda: sleeper.execute_command("DEBUG", "SLEEP", 8))
+    held.start()
+    assert relay.wait_for(lambda: asleep(debug_redis), 10)  # inside DEBUG SLEEP
+    push(q, lines(500))
+    assert relay.wait_for(lambda: in_processing(q) == 500, 10)
+    # the batch's EVAL is on its way to the sleeping Redis
+    assert relay.wait_for(lambda: relay.metrics()["pdns_relay_store_in_flight"] == 1, 10)
+    time.sleep(0.2)  # from hiredis's buffer into the socket: the next loop turn
+    relay.stop(signal.SIGKILL)
+    held.join()
+    # awake again, Redis reads the batch's EVAL (a few hundred KiB, over
+    # several turns of its loop) and applies it: stored, not trimmed
+    assert relay.wait_for(lambda: st.hget("st:info", "records") is not None, 20)
+    assert int(st.hget("st:info", "records")) == 500
+    assert in_processing(q) == 500
+    relay.start()
+    assert relay.wait_for(lambda: in_processing(q) == 0 and q.llen(SRC) == 0, 20)
+    assert relay.wait_for(
+        lambda: relay.metrics()["pdns_relay_store_duplicate_batches_total"] == 500 // batch,
+        10)
+    assert int(st.hget("st:info", "records")) == 500  # not 1000
+    assert "recovered 500 lines" in relay.log_text()
 
 
 def test_consecutive_batches_go_to_the_store_in_one_call(redis_server, relay_factory):
@@ -188,81 +183,59 @@ def test_consecutive_batches_go_to_the_store_in_one_call(redis_server, relay_fac
     assert len(r.get("st:qapplied:e2e:" + SRC).split()) == 20
 
 
-def test_moves_shrink_with_the_store_calls(redis_server, relay_factory, workdir):
+def test_moves_shrink_with_the_store_calls(redis_server, relay_factory, debug_redis):
     """A queue batch is one store call whatever its size: while the store's
     calls shrink (Redis slow: held by DEBUG SLEEP, store.call_ms 100), the
     consumer moves fewer lines at a time, as many as make a call's entries
     (here every line is a new triple: one entry a line); once Redis is
     quick again it moves a full call's worth, store.batch (1000) lines,
     within d4core.batch (2000). Every line is stored once."""
-    import threading
-    from conftest import Redis
-    store = Redis(workdir, extra=["--enable-debug-command", "local"])
-    store.start()
-    try:
-        q, st = redis_server.client(), store.client()
-        cfg = queue_cfg(redis_server, batch=2000)
-        cfg["mixer"] = {"enabled": False}
-        cfg["store"] = {"call_ms": 100, "batch": 1000}
-        relay = relay_factory(redis=store, extra=cfg).start()
+    from conftest import held_busy
+    q, st = redis_server.client(), debug_redis.client()
+    cfg = queue_cfg(redis_server, batch=2000)
+    cfg["mixer"] = {"enabled": False}
+    cfg["store"] = {"call_ms": 100, "batch": 1000}
+    relay = relay_factory(redis=debug_redis, extra=cfg).start()
 
-        def window():
-            return relay.metrics()["pdns_relay_queue_move_lines"]
-        assert window() == 2000
-        held = threading.Event()
-
-        def hold():
-            c = store.client()
-            while not held.is_set():
-                c.execute_command("DEBUG", "SLEEP", "0.5")
-        t = threading.Thread(target=hold)
-        t.start()
-        try:
-            push(q, lines(40000))
-            assert relay.wait_for(lambda: window() < 200, 60), relay.log_text()[-1500:]
-        finally:
-            held.set()
-            t.join()
-        assert relay.wait_for(lambda: q.llen(SRC) == 0 and in_processing(q) == 0, 60)
-        push(q, lines(40000, 40000))
-        assert relay.wait_for(lambda: window() == 1000, 30)
-        assert relay.wait_for(lambda: q.llen(SRC) == 0 and in_processing(q) == 0, 30)
-        assert relay.wait_for(lambda: int(st.hget("st:info", "records") or 0) == 80000, 20)
-        assert int(st.hget("st:info", "triples")) == 80000
-    finally:
-        store.stop()
+    def window():
+        return relay.metrics()["pdns_relay_queue_move_lines"]
+    assert window() == 2000
+    with held_busy(debug_redis):
+        push(q, lines(40000))
+        assert relay.wait_for(lambda: window() < 200, 60), relay.log_text()[-1500:]
+    assert relay.wait_for(lambda: q.llen(SRC) == 0 and in_processing(q) == 0, 60)
+    push(q, lines(40000, 40000))
+    assert relay.wait_for(lambda: window() == 1000, 30)
+    assert relay.wait_for(lambda: q.llen(SRC) == 0 and in_processing(q) == 0, 30)
+    assert relay.wait_for(lambda: int(st.hget("st:info", "records") or 0) == 80000, 20)
+    assert int(st.hget("st:info", "triples")) == 80000
 
 
 def test_no_more_batches_in_flight_than_the_store_remembers(redis_server, relay_factory,
-                                                           workdir):
+                                                           debug_redis):
     """While the store's Redis is held busy, the consumer moves batches
     ahead (parsed while the next are moved and the ones before are
     stored) but never more than 16, half the 32 ids the store keeps: after
     a crash each of them is recognised, so none is stored twice."""
     import threading
-    from conftest import Redis
-    store = Redis(workdir, extra=["--enable-debug-command", "local"])
-    store.start()
-    try:
-        q, st = redis_server.client(), store.client()
-        cfg = queue_cfg(redis_server, batch=100)
-        cfg["mixer"] = {"enabled": False}
-        relay = relay_factory(redis=store, extra=cfg).start()
-        held = threading.Thread(target=lambda: store.client().execute_command("DEBUG", "SLEEP", 5))
-        held.start()
-        assert relay.wait_for(lambda: asleep(store), 10)
-        push(q, lines(4000))
-        seen = []
-        while held.is_alive():
-            seen.append((in_processing(q), q.llen(PROC + ":id")))
-            time.sleep(0.01)
-        # 16 batches of 100 wait, no more
-        assert max(a for a, _ in seen) == 1600 and max(b for _, b in seen) == 16
-        assert relay.wait_for(lambda: q.llen(SRC) == 0 and in_processing(q) == 0, 20)
-        assert relay.wait_for(lambda: int(st.hget("st:info", "records") or 0) == 4000, 10)
-        assert len(st.get("st:qapplied:e2e:" + SRC).split()) == 32
-    finally:
-        store.stop()
+    q, st = redis_server.client(), debug_redis.client()
+    cfg = queue_cfg(redis_server, batch=100)
+    cfg["mixer"] = {"enabled": False}
+    relay = relay_factory(redis=debug_redis, extra=cfg).start()
+    sleeper = debug_redis.client()
+    held = threading.Thread(target=lambda: sleeper.execute_command("DEBUG", "SLEEP", 5))
+    held.start()
+    assert relay.wait_for(lambda: asleep(debug_redis), 10)
+    push(q, lines(4000))
+    seen = []
+    while held.is_alive():
+        seen.append((in_processing(q), q.llen(PROC + ":id")))
+        time.sleep(0.01)
+    # 16 batches of 100 wait, no more
+    assert max(a for a, _ in seen) == 1600 and max(b for _, b in seen) == 16
+    assert relay.wait_for(lambda: q.llen(SRC) == 0 and in_processing(q) == 0, 20)
+    assert relay.wait_for(lambda: int(st.hget("st:info", "records") or 0) == 4000, 10)
+    assert len(st.get("st:qapplied:e2e:" + SRC).split()) == 32
 
 
 def test_recovery_takes_each_batch_once(redis_server, relay_factory, workdir):

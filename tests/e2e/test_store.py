@@ -443,55 +443,39 @@ def test_repeated_records_merge_into_few_store_calls(redis_server, relay_factory
     assert r.hget("n:r7.merge.test", "1 192.0.2.7").decode().split()[2] == "1000"
 
 
-def test_store_calls_shrink_while_redis_is_slow_and_grow_back(relay_factory, workdir):
+def test_store_calls_shrink_while_redis_is_slow_and_grow_back(relay_factory, debug_redis):
     """A store call holds Redis, and every query waits behind it: while
     calls take longer than store.call_ms (here Redis is held half a second
     at a time by DEBUG SLEEP), they take fewer entries, down to 64; once
     Redis is quick again they take store.batch again. Every record is
     stored once either way."""
-    import threading
-    store = Redis(workdir, extra=["--enable-debug-command", "local"])
-    store.start()
-    try:
-        relay = store_relay(relay_factory, store, store={"batch": 1000, "call_ms": 100})
+    from conftest import held_busy
+    relay = store_relay(relay_factory, debug_redis, store={"batch": 1000, "call_ms": 100})
 
-        def entries():
-            return relay.metrics()["pdns_relay_store_call_entries"]
+    def entries():
+        return relay.metrics()["pdns_relay_store_call_entries"]
 
-        def lines(first, n):
-            return ["17959306%02d.000000||10.0.0.1||10.0.0.2||IN||s%d.slow.test.||A||"
-                    "10.%d.%d.%d||60||1" % (i % 60, i, i >> 16 & 255, i >> 8 & 255, i & 255)
-                    for i in range(first, first + n)]
+    def lines(first, n):
+        return ["17959306%02d.000000||10.0.0.1||10.0.0.2||IN||s%d.slow.test.||A||"
+                "10.%d.%d.%d||60||1" % (i % 60, i, i >> 16 & 255, i >> 8 & 255, i & 255)
+                for i in range(first, first + n)]
 
-        def send(ls):
-            s = d4sensor.connect(relay.d4_port)
-            for i in range(0, len(ls), 200):
-                s.sendall(d4sensor.frame(A_UUID, A_KEY, ("\n".join(ls[i:i + 200]) + "\n").encode()))
-            s.close()
-        assert entries() == 1000
-        held = threading.Event()
-
-        def hold():
-            c = store.client()
-            while not held.is_set():
-                c.execute_command("DEBUG", "SLEEP", "0.5")
-        t = threading.Thread(target=hold)
-        t.start()
-        try:
-            send(lines(0, 30000))
-            assert relay.wait_for(lambda: entries() == 64, 30), relay.log_text()[-1500:]
-        finally:
-            held.set()
-            t.join()
-        wait_stored(relay, 30000, 60)
-        send(lines(30000, 30000))
-        assert relay.wait_for(lambda: entries() == 1000, 30)
-        wait_stored(relay, 60000)
-        r = store.client()
-        assert int(r.hget("st:info", "records")) == 60000
-        assert int(r.hget("st:info", "triples")) == 60000
-    finally:
-        store.stop()
+    def send(ls):
+        s = d4sensor.connect(relay.d4_port)
+        for i in range(0, len(ls), 200):
+            s.sendall(d4sensor.frame(A_UUID, A_KEY, ("\n".join(ls[i:i + 200]) + "\n").encode()))
+        s.close()
+    assert entries() == 1000
+    with held_busy(debug_redis):
+        send(lines(0, 30000))
+        assert relay.wait_for(lambda: entries() == 64, 30), relay.log_text()[-1500:]
+    wait_stored(relay, 30000, 60)
+    send(lines(30000, 30000))
+    assert relay.wait_for(lambda: entries() == 1000, 30)
+    wait_stored(relay, 60000)
+    r = debug_redis.client()
+    assert int(r.hget("st:info", "records")) == 60000
+    assert int(r.hget("st:info", "triples")) == 60000
 
 
 def test_redis_restart_during_ingest_loses_nothing(redis_server, relay_factory):
