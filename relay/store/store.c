@@ -72,6 +72,8 @@ struct store_chunk {
     char unit_ids[STORE_UNIT_MERGE * 24];
     int unit_n;         /* ids in unit_ids: > 0 and !in_unit, not sealed: open
                          * for the next unit of the same key */
+    int resent;         /* a part went again (Redis away, an error): its time
+                         * is not what the call cost (size_calls) */
     /* the parts of a batch, one per shard it touches (one on one server) */
     uint8_t part[STORE_SHARDS_MAX]; /* PART_NONE, _TODO, _SENT, _DONE */
     int parts_init, parts_left;
@@ -276,7 +278,8 @@ static void size_calls(store *s, size_t n, double secs) {
 static void batch_stored(store *s, store_chunk *c) {
     double secs = mono_s() - c->sent_s;
     pdns_hist_add(&s->lat, secs);
-    size_calls(s, c->entries.len / sizeof(entry), secs);
+    if (!c->resent)
+        size_calls(s, c->entries.len / sizeof(entry), secs);
     s->batches++;
     s->acked_seq = c->seq;
     s->stored += c->nrec;
@@ -313,6 +316,7 @@ static void part_release(part_call *pc) {
              * here: a link refusing at once would recurse; at most once
              * applied: the marker */
             c->part[pc->shard] = PART_TODO;
+            c->resent = 1;
             if (!pc->again) {
                 free(pc);
                 return;

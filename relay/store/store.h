@@ -170,8 +170,9 @@ void store_tick(store *s);
  * marker already holds its id is not applied again. A d4-core queue batch
  * read again after a crash is not stored twice. Units that follow each
  * other with the same key share one call (one EVAL, the ids of all of
- * them) while it holds fewer than store.batch entries, 16 times as many
- * records and STORE_UNIT_MERGE ids, as `import`'s lines do: store_end_unit
+ * them) while it holds fewer entries than a call takes (store.batch, or
+ * fewer: store.call_ms), 16 times store.batch records and STORE_UNIT_MERGE
+ * ids, as `import`'s lines do: store_end_unit
  * with more = 1 leaves the call open for the next unit (the caller knows
  * one is on its way), store_close_unit closes it. The marker keeps the
  * last STORE_UNIT_IDS_KEPT ids. store_end_unit returns a mark for
