@@ -27,8 +27,8 @@ import conftest  # noqa: E402
 
 N = int(os.environ.get("BUSY_RECORDS", "300000"))
 ROUNDS = int(os.environ.get("BUSY_ROUNDS", "2"))
-os.environ.setdefault("WRK_SECONDS", os.environ.get("BUSY_WRK_SECONDS", "6"))
-import store_bench  # noqa: E402  (reads WRK_SECONDS)
+os.environ.setdefault("BENCH_WRK_SECONDS", os.environ.get("BUSY_WRK_SECONDS", "6"))
+import store_bench  # noqa: E402  (reads BENCH_WRK_SECONDS)
 
 HERE = os.path.dirname(__file__)
 
