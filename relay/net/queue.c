@@ -254,7 +254,7 @@ static void take_unit(queue_consumer *qc, size_t qi, const char *id, redisReply 
         if (e->type == REDIS_REPLY_STRING)
             take_line(qc, q, &src, e->str, e->len);
     }
-    size_t added = unit ? store_tail_entries(qc->st) - e0 : 0;
+    size_t e1 = unit ? store_tail_entries(qc->st) : 0, added = e1 > e0 ? e1 - e0 : 0;
     if (added && !q->conf->cof) { /* what sizes the next moves */
         double per = (double)n / (double)added;
         qc->lines_per_entry =
