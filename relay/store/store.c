@@ -559,6 +559,18 @@ static int chunk_filling(const store *s, const store_chunk *c) {
                           c->nrec < (size_t)MERGE_FACTOR * s->conf->batch);
 }
 
+/* 1 when chunk c, not sealed, may take another record: it is filling and
+ * within CHUNK_MAX_BYTES (a unit takes every record until its end). */
+static int takes_more(const store *s, const store_chunk *c) {
+    return !c->sealed && chunk_filling(s, c) && (c->in_unit || c->arena.len < CHUNK_MAX_BYTES);
+}
+
+/* 1 when chunk c has something to send: records, or the ids of units (a
+ * unit whose lines were all refused still sets its marker). */
+static int chunk_holds(const store_chunk *c) {
+    return c->nrec || c->unit_n;
+}
+
 /* 1 when the tail is a call open for another unit (store_end_unit with more). */
 static int unit_open(const store *s) {
     const store_chunk *c = s->tail;
@@ -672,8 +684,7 @@ static store_chunk *new_chunk(store *s) {
 /* The chunk records go into: the tail, unless it is full or sealed. */
 static store_chunk *open_chunk(store *s) {
     store_chunk *c = s->tail;
-    if (c && !c->sealed && !unit_open(s) && chunk_filling(s, c) &&
-        (c->in_unit || c->arena.len < CHUNK_MAX_BYTES))
+    if (c && !unit_open(s) && takes_more(s, c))
         return c;
     /* every chunk but the tail is sealed: one full now (by entries,
      * records or bytes) would take records again once calls grow
@@ -1098,7 +1109,7 @@ counted:
 
 void store_flush(store *s) {
     store_chunk *c = s->tail;
-    if (c && (c->nrec || c->unit_n) && !c->in_unit)
+    if (c && chunk_holds(c) && !c->in_unit)
         c->sealed = 1; /* the partial tail becomes a batch of its own */
     kick(s);
 }
@@ -1106,11 +1117,11 @@ void store_flush(store *s) {
 int store_begin_unit(store *s, const char *key) {
     store_chunk *c = s->tail;
     if (unit_open(s) && strcmp(c->unit_key, key) == 0 && c->unit_n < STORE_UNIT_MERGE &&
-        chunk_filling(s, c) && c->arena.len < CHUNK_MAX_BYTES) {
+        takes_more(s, c)) {
         c->in_unit = 1; /* goes on in the call of the unit before */
         return 0;
     }
-    if (c && !c->sealed && (c->nrec || c->unit_n))
+    if (c && !c->sealed && chunk_holds(c))
         c->sealed = 1; /* what came before is not part of the unit */
     if (!c || c->sealed) {
         store_chunk *n = new_chunk(s);
