@@ -49,7 +49,8 @@ _Static_assert(MAX_AHEAD >= 2 * STORE_UNIT_MERGE && MAX_AHEAD <= STORE_UNIT_IDS_
 #define MOVES_MAX 2      /* moves in flight: d4-core's Redis moves the next
                           * batch while the relay reads the one before */
 #define MOVE_MIN 64      /* lines a move asks for at least */
-#define MAX_PENDING 40   /* with the units a recovery finds (its id list keeps 32) */
+#define MAX_PENDING 40   /* a recovery's units (its id list keeps 32, and lines
+                          * the ids do not account for make one more) */
 /* lines a signed batch can have: it fits one D4 frame (1,000,000 bytes at
  * most) and a record line is longer than 50 bytes */
 #define COF_WINDOW 20000
@@ -271,6 +272,9 @@ static void take_unit(queue_consumer *qc, size_t qi, const char *id, redisReply 
         qc->pend[qc->npend].mark = mark;
         snprintf(qc->pend[qc->npend].id, sizeof(qc->pend[0].id), "%s", id);
         qc->npend++;
+    } else {
+        log_error("queue: %s: batch %s is stored but more batches wait for their trim "
+                  "than the relay keeps: its list stays in d4-core's Redis", q->src, id);
     }
 }
 
@@ -432,8 +436,9 @@ static void poll_next(queue_consumer *qc) {
         }
         size_t next = (qc->cur + 1) % qc->n;
         queue_state *q = &qc->q[next];
-        if (!q->recovered && qc->nmv)
-            return; /* its recovery goes alone, after the moves in flight */
+        if (!q->recovered && (qc->nmv || qc->npend))
+            return; /* its recovery goes alone, once the batches before it
+                     * are trimmed: it may bring as many as an id list keeps */
         qc->cur = next;
         uint8_t r[8];
         randombytes_buf(r, sizeof(r));

@@ -297,3 +297,27 @@ def test_recovery_takes_each_batch_once(redis_server, relay_factory, workdir):
         assert not list(q.scan_iter(match=PROC + "*"))
     finally:
         store.stop()
+
+
+def test_two_queues_recover_every_batch_left(redis_server, relay_factory):
+    """Two queues each left with 32 batches in their processing lists (as
+    many as an id list keeps): every batch is stored once and trimmed, the
+    second queue's recovery waiting until the first's batches are trimmed."""
+    other = "7e3c2a4d5b6f4071b2c3d4e5f6071829"
+    q = redis_server.client()
+    procs = []
+    for k, uuid in enumerate((QUEUE, other)):
+        proc = "{analyzer:8:%s}:pdns-relay:e2e:processing" % uuid
+        procs.append(proc)
+        for b in range(32):
+            bid = "%04x%012x" % (k + 1, b)
+            q.lpush("%s:%s" % (proc, bid), *lines(2, 1000 * k + 10 * b))
+            q.lpush(proc + ":id", "%s 2" % bid)
+    cfg = queue_cfg(redis_server)
+    cfg["d4core"]["queues"].append({"uuid": other, "sensor": "d4core-west"})
+    relay = relay_factory(redis=redis_server, extra=cfg).start()
+    assert relay.wait_for(
+        lambda: relay.metrics()['pdns_relay_records_total{source="queue"}'] == 128, 20)
+    assert relay.wait_for(lambda: not any(q.exists(p + ":id") for p in procs), 20)
+    assert relay.wait_for(lambda: not [k for p in procs for k in q.scan_iter(match=p + "*")], 20)
+    assert int(q.hget("st:info", "records")) == 128
