@@ -529,6 +529,7 @@ queue_consumer *queue_start(uv_loop_t *loop, const relay_config *cfg,
                cfg->queue_redis_db, "queue: d4-core Redis", stopping, on_ready,
                on_down, qc);
     qc->rc.count_into = &in->m.redis_disconnects;
+    rconn_arena_replies(&qc->rc);
     rconn_start(&qc->rc);
     log_info("queue: consuming %zu d4-core queue(s) from %s:%d db %d", qc->n,
              cfg->queue_redis.host, cfg->queue_redis.port, cfg->queue_redis_db);
@@ -561,6 +562,7 @@ void queue_free(queue_consumer *qc) {
         return;
     for (size_t i = 0; i < qc->n; i++)
         inbound_free(&qc->q[i].ib);
+    rconn_free(&qc->rc);
     free(qc->q);
     free(qc);
 }

@@ -14,6 +14,129 @@
 static void try_connect(rconn *c);
 static void on_timer(uv_timer_t *t);
 
+/* ---- replies in an arena ---------------------------------------------------
+ * hiredis's async context reads one reply, runs its callback, frees it and
+ * only then reads the next: one reply lives at a time, so its objects are
+ * carved out of blocks kept from one reply to the next, and freeing the
+ * reply (hiredis calls freeObject on the top object only) makes the blocks
+ * free again. Up to ARENA_KEEP bytes of blocks are kept. */
+#define ARENA_BLOCK (256u << 10)
+#define ARENA_KEEP (4u << 20)
+
+struct rconn_block {
+    rconn_block *next;
+    size_t cap, len;
+    _Alignas(16) char data[];
+};
+
+static void *arena_alloc(rconn_arena *a, size_t n) {
+    n = (n + 15) & ~(size_t)15;
+    for (;;) {
+        rconn_block *b = a->cur;
+        if (b && b->cap - b->len >= n) {
+            void *p = b->data + b->len;
+            b->len += n;
+            return p;
+        }
+        if (b && b->next) { /* a block kept from an earlier reply */
+            a->cur = b->next;
+            continue;
+        }
+        size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+        rconn_block *nb = malloc(sizeof(*nb) + cap);
+        if (!nb)
+            return NULL;
+        nb->next = NULL;
+        nb->cap = cap;
+        nb->len = 0;
+        if (b)
+            b->next = nb;
+        else
+            a->head = nb;
+        a->cur = nb;
+    }
+}
+
+static void arena_reset(rconn_arena *a) {
+    size_t kept = 0;
+    rconn_block **pp = &a->head;
+    while (*pp) {
+        rconn_block *b = *pp;
+        if (kept + b->cap > ARENA_KEEP) {
+            *pp = b->next;
+            free(b);
+            continue;
+        }
+        kept += b->cap;
+        b->len = 0;
+        pp = &b->next;
+    }
+    a->cur = a->head;
+}
+
+/* A new object: linked into its parent array, as hiredis's own are; a
+ * reply's top object has its arena before it, for arena_free. */
+#define ARENA_HEAD 16
+static redisReply *arena_reply(const redisReadTask *task, int type, size_t extra) {
+    size_t head = task->parent ? 0 : ARENA_HEAD;
+    char *p = arena_alloc(task->privdata, head + sizeof(redisReply) + extra);
+    if (!p)
+        return NULL;
+    if (head)
+        memcpy(p, &task->privdata, sizeof(task->privdata));
+    redisReply *r = (redisReply *)(p + head);
+    memset(r, 0, sizeof(*r));
+    r->type = type;
+    if (task->parent)
+        ((redisReply *)task->parent->obj)->element[task->idx] = r;
+    return r;
+}
+
+static void *arena_string(const redisReadTask *task, char *str, size_t len) {
+    redisReply *r = arena_reply(task, task->type, len + 1);
+    if (!r)
+        return NULL;
+    r->str = (char *)(r + 1);
+    memcpy(r->str, str, len);
+    r->str[len] = '\0';
+    r->len = len;
+    return r;
+}
+
+static void *arena_array(const redisReadTask *task, int elements) {
+    size_t n = elements > 0 ? (size_t)elements : 0;
+    redisReply *r = arena_reply(task, REDIS_REPLY_ARRAY, n * sizeof(redisReply *));
+    if (!r)
+        return NULL;
+    r->elements = n;
+    r->element = n ? (redisReply **)(r + 1) : NULL;
+    if (n)
+        memset(r->element, 0, n * sizeof(redisReply *));
+    return r;
+}
+
+static void *arena_integer(const redisReadTask *task, long long value) {
+    redisReply *r = arena_reply(task, REDIS_REPLY_INTEGER, 0);
+    if (r)
+        r->integer = value;
+    return r;
+}
+
+static void *arena_nil(const redisReadTask *task) {
+    return arena_reply(task, REDIS_REPLY_NIL, 0);
+}
+
+/* The reader frees only a reply's top object: after its callback, or a
+ * partial reply when the link goes. */
+static void arena_free(void *reply) {
+    rconn_arena *a;
+    memcpy(&a, (char *)reply - ARENA_HEAD, sizeof(a));
+    arena_reset(a);
+}
+
+static redisReplyObjectFunctions arena_fns = {arena_string, arena_array, arena_integer,
+                                              arena_nil, arena_free};
+
 /* ---- hiredis on the libuv loop ------------------------------------------
  * hiredis 0.14's own libuv adapter (adapters/libuv.h) returns from its poll
  * callback when libuv reports an error on the socket, which it does when
@@ -166,6 +289,10 @@ static void try_connect(rconn *c) {
         return;
     }
     ac->data = c;
+    if (c->use_arena) {
+        ac->c.reader->fn = &arena_fns;
+        ac->c.reader->privdata = &c->arena;
+    }
     if (attach(ac, c->loop) < 0) {
         redisAsyncFree(ac);
         retry(c, "out of memory");
@@ -191,6 +318,19 @@ void rconn_init(rconn *c, uv_loop_t *loop, const char *host, int port, int db,
     c->on_ready = on_ready;
     c->on_down = on_down;
     c->ctx = ctx;
+}
+
+void rconn_arena_replies(rconn *c) {
+    c->use_arena = 1;
+}
+
+void rconn_free(rconn *c) {
+    while (c->arena.head) {
+        rconn_block *b = c->arena.head;
+        c->arena.head = b->next;
+        free(b);
+    }
+    c->arena.cur = NULL;
 }
 
 int rconn_start(rconn *c) {

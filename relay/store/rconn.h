@@ -14,6 +14,12 @@
 #include <stdint.h>
 #include <uv.h>
 
+/* Replies built in one arena (rconn_arena_replies). */
+typedef struct rconn_block rconn_block;
+typedef struct rconn_arena {
+    rconn_block *head, *cur;
+} rconn_arena;
+
 typedef struct rconn {
     uv_loop_t *loop;
     char host[256];
@@ -30,6 +36,8 @@ typedef struct rconn {
     uint64_t disconnects;      /* failed connects and lost connections */
     uint64_t *count_into;      /* also counted here, when set */
     uv_timer_t timer;
+    int use_arena;             /* rconn_arena_replies */
+    rconn_arena arena;
 } rconn;
 
 /* Fills in what the connection is: where it goes, its name in the log,
@@ -37,6 +45,15 @@ typedef struct rconn {
 void rconn_init(rconn *c, uv_loop_t *loop, const char *host, int port, int db,
                 const char *what, const int *stopping, void (*on_ready)(void *),
                 void (*on_down)(void *), void *ctx);
+
+/* Builds the replies of this connection in an arena of its own instead of
+ * an allocation per object (a d4-core queue batch is thousands of strings):
+ * a reply lives until its callback returns, as with hiredis's own objects,
+ * and must not be kept or freed with freeReplyObject. Before rconn_start. */
+void rconn_arena_replies(rconn *c);
+
+/* Frees what the connection keeps once its loop has ended (the arena). */
+void rconn_free(rconn *c);
 
 /* Starts connecting. Returns 0. */
 int rconn_start(rconn *c);

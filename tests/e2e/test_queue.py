@@ -321,3 +321,21 @@ def test_two_queues_recover_every_batch_left(redis_server, relay_factory):
     assert relay.wait_for(lambda: not any(q.exists(p + ":id") for p in procs), 20)
     assert relay.wait_for(lambda: not [k for p in procs for k in q.scan_iter(match=p + "*")], 20)
     assert int(q.hget("st:info", "records")) == 128
+
+
+def test_a_line_longer_than_the_bound_is_refused_and_the_rest_stored(redis_server,
+                                                                     relay_factory):
+    """A queue line of 600 KB (longer than d4.max_line, and than the blocks
+    the relay reads replies into) among 5,000 ordinary lines in ten
+    batches: it is refused and counted, every other line stored."""
+    r = redis_server.client()
+    items = lines(2500) + [b"x" * 600000] + lines(2500, 2500)
+    push(r, items)
+    relay = relay_factory(redis=redis_server, extra=queue_cfg(redis_server)).start()
+    assert relay.wait_for(lambda: r.llen(SRC) == 0 and in_processing(r) == 0, 20)
+    assert relay.wait_for(
+        lambda: relay.metrics()['pdns_relay_records_total{source="queue"}'] == 5000, 10)
+    m = relay.metrics()
+    assert m['pdns_relay_rejected_lines_total{source="queue",reason="too_long"}'] == 1
+    assert int(r.hget("st:info", "records")) == 5000
+    assert "longer than the line bound" in relay.log_text()
