@@ -109,9 +109,10 @@ static void *arena_array(const redisReadTask *task, int elements) {
     if (!r)
         return NULL;
     r->elements = n;
+    /* filled by the elements as they are read, and not read before the
+     * reply is whole: left untouched, as calloc would leave the pages of
+     * an array a server announces and never sends */
     r->element = n ? (redisReply **)(r + 1) : NULL;
-    if (n)
-        memset(r->element, 0, n * sizeof(redisReply *));
     return r;
 }
 
