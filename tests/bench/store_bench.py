@@ -14,7 +14,8 @@
    fields, values, index members, counted by a Lua script on the server)
    and the schema's overhead beyond them. On the ~63 % mix, where Redis's
    time goes: the same store written again as plain HSET/ZADD, family by
-   family (n: hashes, then each index on top), beside the script; and the
+   family (n: hashes, then each index on top), beside the script; what
+   Lua itself costs (a script's arguments, a redis.call); and the
    same import with Redis's zset-max-listpack-value at 256 (index buckets
    holding long names stay listpacks: the memory it saves).
    After each all-new store (each scale): latency at that size with the
@@ -152,6 +153,37 @@ def plain_floor(port, work):
                            capture_output=True)
         out.append((fam, redis_cpu(port) - cpu0))
     return out
+
+
+def lua_floor(port):
+    """What the store's script pays for Lua itself: EVALSHA calls of 500
+    entries of 13 arguments each, sized as the ~63 % mix's (keys, fields,
+    values, index members), into database 15, one script that only takes
+    its arguments and one that adds a redis.call per entry (an HGET of a
+    key that is not there). Returns (us an entry for the arguments, us a
+    call), from INFO commandstats."""
+    import random
+    import redis as redispy
+    r = redispy.Redis(port=port, db=15)
+    rnd = random.Random(3)
+    args = []
+    for i in range(500):
+        name = "%s.x%d.z%d.tld%d." % ("".join(rnd.choice("abcdefghijklmnop") for _ in range(14)),
+                                     i, i % 5000, i % 40)
+        args += ["n:" + name, "A 10.%d.%d.%d" % (i % 256, i >> 8, i % 200),
+                 "1795930000 1795930000 1", "sensor-a", "1", name, ".x%d.%s" % (i, name[:14]),
+                 "f:%04x" % i, "r:tld%d.z%d" % (i % 40, i % 5000), "tld%d.z%d" % (i % 40, i % 5000),
+                 "ix:ip", "40a%06x %s" % (i, name), ""]
+    per = []
+    for script in ("return 1",
+                   "for i = 1, #ARGV, 13 do redis.call('HGET', ARGV[i], ARGV[i + 1]) end return 1"):
+        sha = r.script_load(script)
+        r.config_resetstat()
+        for _ in range(100):
+            r.evalsha(sha, 0, *args)
+        per.append(r.info("commandstats")["cmdstat_evalsha"]["usec_per_call"] / 500)
+    r.flushdb()
+    return per[0], per[1] - per[0]
 
 
 def pin(pid, cpus):
@@ -319,6 +351,10 @@ def main():
                                  cpu * 1e6 / triples,
                                  ", ".join("%s %.1f" % (f, c * 1e6 / triples)
                                            for f, c in fams))))
+                args_us, call_us = lua_floor(port)
+                rows.append(("  Lua itself (EVALSHA, 500 entries a call)",
+                             "%.2f us/entry" % args_us,
+                             "to take its 13 arguments; %.2f us a redis.call" % call_us))
                 # the same lines with index buckets of long names kept as
                 # listpacks (docs/guide.md, store schema)
                 redis_cli(port, "FLUSHALL")
