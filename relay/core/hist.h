@@ -3,6 +3,7 @@
 #ifndef PDNS_HIST_H
 #define PDNS_HIST_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -31,5 +32,20 @@ double pdns_hist_quantile(const pdns_hist *h, double q);
  * name_sum and name_count lines. Returns 0, or -1. */
 int pdns_hist_render(const pdns_hist *h, const char *name, const char *help,
                      pdns_buf *b);
+
+/* Sizes the relay adapts to what it measures (store calls, queue moves). */
+
+/* A moving average that follows a quarter of each new value x (avg 0:
+ * none yet, x is the first). */
+static inline double pdns_avg_step(double avg, double x) {
+    return avg > 0 ? 0.75 * avg + 0.25 * x : x;
+}
+
+/* want, rounded down, within [lo, hi] (lo above hi counts as hi). */
+static inline size_t pdns_within(double want, size_t lo, size_t hi) {
+    if (lo > hi)
+        lo = hi;
+    return want >= (double)hi ? hi : want <= (double)lo ? lo : (size_t)want;
+}
 
 #endif

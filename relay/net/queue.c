@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hist.h"
 #include "inbound.h"
 #include "log.h"
 #include "queue.h"
@@ -256,11 +257,8 @@ static void take_unit(queue_consumer *qc, size_t qi, const char *id, redisReply 
             take_line(qc, q, &src, e->str, e->len);
     }
     size_t e1 = unit ? store_tail_entries(qc->st) : 0, added = e1 > e0 ? e1 - e0 : 0;
-    if (added && !q->conf->cof) { /* what sizes the next moves */
-        double per = (double)n / (double)added;
-        qc->lines_per_entry =
-            qc->lines_per_entry > 0 ? 0.75 * qc->lines_per_entry + 0.25 * per : per;
-    }
+    if (added && !q->conf->cof) /* what sizes the next moves */
+        qc->lines_per_entry = pdns_avg_step(qc->lines_per_entry, (double)n / (double)added);
     /* the output file is a copy on the side: a full disk under it is
      * logged and counted there, and holds up neither the store nor the queue */
     ingest_commit(qc->in);
@@ -407,12 +405,9 @@ static int move_lines(queue_consumer *qc, const queue_state *q) {
     int w = qc->cfg->queue_batch;
     if (q->conf->cof)
         return w < COF_WINDOW ? COF_WINDOW : w;
-    if (qc->st && qc->lines_per_entry > 0) {
-        double want = (double)store_call_entries(qc->st) * qc->lines_per_entry;
-        int lo = w < MOVE_MIN ? w : MOVE_MIN;
-        if (want < w)
-            w = want < lo ? lo : (int)want;
-    }
+    if (qc->st && qc->lines_per_entry > 0)
+        w = (int)pdns_within((double)store_call_entries(qc->st) * qc->lines_per_entry,
+                             MOVE_MIN, (size_t)w);
     qc->in->m.queue_move_lines = (uint64_t)w;
     return w;
 }

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "hist.h"
 #include "log.h"
 #include "merge.h"
 #include "rrtype.h"
@@ -265,13 +266,9 @@ static void set_aside(store *s, store_chunk *c, int shard, const char *what) {
 static void size_calls(store *s, size_t n, double secs) {
     if (s->conf->call_ms <= 0 || n < CALL_MIN)
         return;
-    double per = secs / (double)n;
-    s->entry_s = s->entry_s > 0 ? 0.75 * s->entry_s + 0.25 * per : per;
-    double want = s->conf->call_ms / 1000.0 / s->entry_s;
-    size_t lo = CALL_MIN < s->conf->batch ? CALL_MIN : s->conf->batch;
-    s->call_entries = want >= (double)s->conf->batch ? s->conf->batch
-                      : want <= (double)lo            ? lo
-                                                      : (size_t)want;
+    s->entry_s = pdns_avg_step(s->entry_s, secs / (double)n);
+    s->call_entries = pdns_within(s->conf->call_ms / 1000.0 / s->entry_s, CALL_MIN,
+                                  s->conf->batch);
 }
 
 /* Every part of the head batch is in Redis: the batch is stored. */

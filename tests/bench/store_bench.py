@@ -209,6 +209,15 @@ def redis_latency(port, keys, n=30000):
     return tuple(lat[int(len(lat) * q)] * 1e3 for q in (0.5, 0.99, 0.999))
 
 
+def measured_import(cfg, path, port):
+    """path imported into the emptied server: (records stored, seconds,
+    seconds of Redis CPU, bytes of Redis memory it added)."""
+    redis_cli(port, "FLUSHALL")
+    mem0, cpu0 = used_memory(port), redis_cpu(port)
+    stored, secs = run_import(cfg, path, port)
+    return stored, secs, redis_cpu(port) - cpu0, used_memory(port) - mem0
+
+
 def run_import(cfg, path, port):
     t0 = time.time()
     p = subprocess.run([BIN, "import", "-c", cfg, path], capture_output=True, text=True)
@@ -329,18 +338,14 @@ def main():
         for kind in MIXES:
             path = os.path.join(work, "mix.csv")
             mix(kind, n, path)
-            redis_cli(port, "FLUSHALL")
-            before, cpu0 = used_memory(port), redis_cpu(port)
-            stored, secs = run_import(cfg, path, port)
-            cpu = redis_cpu(port) - cpu0
-            after = used_memory(port)
+            stored, secs, cpu, mem = measured_import(cfg, path, port)
             triples = int(redis_cli(port, "HGET", "st:info", "triples"))
             rate = stored / secs
             rows.append(("import %s, %d records, %d new triples" % (kind, stored, triples),
                          "%.0f records/s" % rate,
                          "%.3fx SET; Redis CPU %.1f us/record, %.1f us/new triple; %.0f B/triple"
                          % (rate / set_rate, cpu * 1e6 / stored, cpu * 1e6 / max(triples, 1),
-                            (after - before) / max(triples, 1))))
+                            mem / max(triples, 1))))
             if kind == "60% new" and scale == SCALES[0]:
                 # where Redis's time goes: the same store as plain writes
                 fams = plain_floor(port, work)
@@ -357,11 +362,8 @@ def main():
                              "to take its 13 arguments; %.2f us a redis.call" % call_us))
                 # the same lines with index buckets of long names kept as
                 # listpacks (docs/guide.md, store schema)
-                redis_cli(port, "FLUSHALL")
                 redis_cli(port, "CONFIG", "SET", "zset-max-listpack-value", "256")
-                m0, c0 = used_memory(port), redis_cpu(port)
-                stored2, secs2 = run_import(cfg, path, port)
-                c1, m1 = redis_cpu(port) - c0, used_memory(port) - m0
+                stored2, secs2, c1, m1 = measured_import(cfg, path, port)
                 redis_cli(port, "CONFIG", "SET", "zset-max-listpack-value", "64")
                 rows.append(("  the same, zset-max-listpack-value 256",
                              "%.0f records/s" % (stored2 / secs2),
@@ -373,7 +375,7 @@ def main():
                 strings = int(redis_cli(port, "EVAL", STRING_BYTES, "0"))
                 rows.append(("  of which strings", "%.0f B/triple" % (strings / triples),
                              "overhead %.0f B (target <= 200 B)" %
-                             ((after - before - strings) / triples)))
+                             ((mem - strings) / triples)))
                 names = n // 2
 
     # 3. queries over that store
