@@ -146,10 +146,20 @@ def redis_server(workdir):
     r.stop()
 
 
+def redis_version():
+    """The (major, minor) of the redis-server first on PATH (Redis's, or
+    Valkey's: 7 and later of either turn DEBUG off unless told)."""
+    out = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout
+    m = re.search(r"v=(\d+)\.(\d+)", out)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
 @pytest.fixture
 def debug_redis(workdir):
-    """A redis-server that takes DEBUG commands (DEBUG SLEEP holds it)."""
-    r = Redis(workdir, extra=["--enable-debug-command", "local"])
+    """A redis-server that takes DEBUG commands (DEBUG SLEEP holds it):
+    Redis 7 turns them off unless told; 6.2 has no such option."""
+    r = Redis(workdir, extra=["--enable-debug-command", "local"]
+              if redis_version() >= (7, 0) else [])
     r.start()
     yield r
     r.stop()

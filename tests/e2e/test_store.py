@@ -801,7 +801,9 @@ def test_the_layout_is_asked_again_after_an_error(redis_server, relay_factory):
     r.hset("st:layout", "not", "a string")
     relay = relay_factory(redis=redis_server, extra={"mixer": {"enabled": False}}).start(
         ready=False)
-    assert relay.wait_for(lambda: "reading st:layout: WRONGTYPE" in relay.log_text(), 20)
+    # Redis 7 passes the script's error on as it is; 6.2 wraps it in its own
+    assert relay.wait_for(lambda: re.search(r"reading st:layout: .*WRONGTYPE",
+                                            relay.log_text()), 20)
     st, why = relay.readyz()
     assert st == 503 and "st:layout" in why, why
     obs = make_records(seed=5)[:200]
