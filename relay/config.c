@@ -1,5 +1,6 @@
 /* config.c - JSON configuration loader with positioned errors. */
 #include "config.h"
+#include "rconn.h"
 #include "rlink.h"
 
 #include <arpa/inet.h>
@@ -204,10 +205,13 @@ int config_parse_redis_url(const char *s, cfg_addr *a, int *db) {
     char hp[CFG_HOST_MAX + 8];
     if (strncmp(s, "redis://", 8) != 0)
         return -1;
+    char user[128], pass[512];
+    if (rconn_url_auth(s, user, sizeof(user), pass, sizeof(pass)) < 0)
+        return -1;
     s += 8;
-    const char *at = strchr(s, '@');
-    if (at)
-        s = at + 1;
+    for (const char *p = s; *p && *p != '/'; p++) /* after the credentials */
+        if (*p == '@')
+            s = p + 1;
     size_t hl = strcspn(s, "/");
     if (hl == 0 || hl >= sizeof(hp) - 8)
         return -1;
@@ -409,7 +413,8 @@ static int load_queues(cfgctx *c, relay_config *cfg, json_t *o) {
     if (cfg->queue_redis_url[0] &&
         config_parse_redis_url(cfg->queue_redis_url, &cfg->queue_redis,
                                &cfg->queue_redis_db) < 0)
-        return fail(c, "d4core.redis", "want redis://HOST[:PORT][/DB]");
+        return fail(c, "d4core.redis", "want redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] "
+                    "(USER and PASSWORD percent-encoded)");
     json_t *arr = json_object_get(o, "queues");
     if (!arr)
         return 0;
@@ -902,8 +907,7 @@ static int load(relay_config *cfg, const char *path, char *err, size_t errlen,
         goto out;
     int cluster = rlink_url_kind(cfg->redis_url) == 1;
     if (!cluster && config_parse_redis_url(cfg->redis_url, &cfg->redis, &cfg->redis_db) < 0) {
-        fail(&c, "redis", "want redis://HOST[:PORT][/DB] or "
-             "redis+cluster://HOST:PORT[,HOST:PORT...]");
+        fail(&c, "redis", "want " CFG_REDIS_URL_FORMS);
         goto out;
     }
     if ((o = json_object_get(root, "store")) && load_store(&c, cfg, o) < 0)
@@ -911,8 +915,7 @@ static int load(relay_config *cfg, const char *path, char *err, size_t errlen,
     if (!cfg->store.url[0])
         snprintf(cfg->store.url, sizeof(cfg->store.url), "%s", cfg->redis_url);
     if (config_store_redis(cfg, cfg->store.url) < 0) {
-        fail(&c, "store.redis", "want redis://HOST[:PORT][/DB] or "
-             "redis+cluster://HOST:PORT[,HOST:PORT...]");
+        fail(&c, "store.redis", "want " CFG_REDIS_URL_FORMS);
         goto out;
     }
     if ((o = json_object_get(root, "sensors")) && load_sensors(&c, cfg, o) < 0)

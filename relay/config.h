@@ -128,8 +128,15 @@ int config_load_keys_optional(relay_config *cfg, const char *path, char *err,
 /* Parses "HOST:PORT" or "[V6]:PORT". Returns 0, or -1. */
 int config_parse_addr(const char *s, cfg_addr *a);
 
-/* Parses "redis://[:PASSWORD@]HOST[:PORT][/DB]" (password not kept).
- * Returns 0, or -1. */
+/* The forms of a Redis URL, for errors. */
+#define CFG_REDIS_URL_FORMS                                                      \
+    "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or "                             \
+    "redis+cluster://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...] "                \
+    "(USER and PASSWORD percent-encoded)"
+
+/* Parses "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]" into the address and
+ * the database; the credentials are checked (rconn_url_auth), and each
+ * link takes them from the URL. Returns 0, or -1. */
 int config_parse_redis_url(const char *s, cfg_addr *a, int *db);
 
 /* Points the store at url (redis://...). Returns 0, or -1 when url is

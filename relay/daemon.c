@@ -1063,8 +1063,7 @@ int cmd_run(int argc, char **argv) {
         int kind = rlink_url_kind(redis);
         if (kind < 0 || (kind == 0 && config_parse_redis_url(redis, &r.cfg.redis,
                                                              &r.cfg.redis_db) < 0)) {
-            fprintf(stderr, "run: --redis wants redis://HOST[:PORT][/DB] or "
-                    "redis+cluster://HOST:PORT[,HOST:PORT...]\n");
+            fprintf(stderr, "run: --redis wants " CFG_REDIS_URL_FORMS "\n");
             goto out_cfg;
         }
         /* the store follows the relay's Redis unless it has its own */

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "deliver.h"
 #include "mix.h"
+#include "rconn.h"
 #include "rlink.h"
 #include "store.h"
 
@@ -219,7 +220,9 @@ static void no_warning(const char *msg) {
  * master (how evenly the store fills the masters). */
 static void print_store(status *st, const relay_config *cfg) {
     static char map[1 << 16];
-    printf("store %s: %s\n", cfg->store.url, st->store_ready ? "ready" : "NOT READY");
+    char shown[sizeof(cfg->store.url)];
+    printf("store %s: %s\n", rconn_url_shown(cfg->store.url, shown, sizeof(shown)),
+           st->store_ready ? "ready" : "NOT READY");
     if (!rlink_is_cluster(st->sl) || !st->store_ready)
         return;
     if (st->sl != st->l) {
@@ -285,6 +288,7 @@ int cmd_cluster_status(int argc, char **argv) {
         return 2;
     }
     relay_config cfg;
+    char shown[sizeof(cfg.redis_url)];
     char err[1024];
     if (config_load_keys_optional(&cfg, conf, err, sizeof(err), no_warning) < 0) {
         fprintf(stderr, "cluster-status: %s\n", err);
@@ -302,7 +306,8 @@ int cmd_cluster_status(int argc, char **argv) {
                      "cluster-status", &st.stopping, on_ready, NULL,
                      &st);
     if (!st.l) {
-        fprintf(stderr, "cluster-status: cannot use redis %s\n", cfg.redis_url);
+        fprintf(stderr, "cluster-status: cannot use redis %s\n",
+                rconn_url_shown(cfg.redis_url, shown, sizeof(shown)));
         config_free(&cfg);
         return 1;
     }
@@ -323,7 +328,8 @@ int cmd_cluster_status(int argc, char **argv) {
     rlink_describe(st.l, map, sizeof(map));
     rlink_stats rs;
     rlink_get_stats(st.l, &rs);
-    printf("redis %s: %s\n", cfg.redis_url, st.ready ? "ready" : "NOT READY");
+    printf("redis %s: %s\n", rconn_url_shown(cfg.redis_url, shown, sizeof(shown)),
+           st.ready ? "ready" : "NOT READY");
     if (rlink_is_cluster(st.l))
         printf("cluster: %d masters; %llu slot maps read, %llu MOVED, %llu ASK followed\n",
                rs.masters, (unsigned long long)rs.map_reads, (unsigned long long)rs.moved,

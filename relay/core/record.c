@@ -317,7 +317,7 @@ void pdns_uuid_hex(const uint8_t uuid[16], char out[33]) {
     out[32] = '\0';
 }
 
-static int hexval(char c) {
+int pdns_hexval(char c) {
     if (c >= '0' && c <= '9')
         return c - '0';
     if (c >= 'a' && c <= 'f')
@@ -338,7 +338,7 @@ int pdns_uuid_parse(const char *s, uint8_t uuid[16]) {
                 return -1;
             continue;
         }
-        int hi = hexval(s[i]), lo = i + 1 < len ? hexval(s[i + 1]) : -1;
+        int hi = pdns_hexval(s[i]), lo = i + 1 < len ? pdns_hexval(s[i + 1]) : -1;
         if (hi < 0 || lo < 0 || n >= 16)
             return -1;
         uuid[n++] = (uint8_t)(hi << 4 | lo);

@@ -101,6 +101,9 @@ static inline uint64_t pdns_count_add(uint64_t a, uint64_t b) {
 /* Formats 16 uuid bytes as 32 lower-case hex characters and a NUL. */
 void pdns_uuid_hex(const uint8_t uuid[16], char out[33]);
 
+/* The value of a hex digit, or -1. */
+int pdns_hexval(char c);
+
 /* Parses 32 hex characters, with or without the four RFC 4122 dashes.
  * Returns 0, or -1 when s is not a uuid. */
 int pdns_uuid_parse(const char *s, uint8_t uuid[16]);

@@ -43,6 +43,7 @@
 #include "d4.h"
 #include "deliver.h"
 #include "log.h"
+#include "rconn.h"
 #include "rlink.h"
 #include "rrtype.h"
 
@@ -1061,7 +1062,9 @@ deliver *deliver_start(uv_loop_t *loop, const relay_config *cfg, share *sh,
                       "deliver: Redis (partner outboxes)", stopping,
                       on_ready, on_down, d);
     if (!d->rl) {
-        snprintf(err, errlen, "redis: cannot use %s", cfg->redis_url);
+        char shown[sizeof(cfg->redis_url)];
+        snprintf(err, errlen, "redis: cannot use %s",
+                 rconn_url_shown(cfg->redis_url, shown, sizeof(shown)));
         free(d);
         return NULL;
     }

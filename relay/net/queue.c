@@ -524,6 +524,7 @@ queue_consumer *queue_start(uv_loop_t *loop, const relay_config *cfg,
                cfg->queue_redis_db, "queue: d4-core Redis", stopping, on_ready,
                on_down, qc);
     qc->rc.count_into = &in->m.redis_disconnects;
+    rconn_auth_from(&qc->rc, cfg->queue_redis_url); /* checked by the config */
     rconn_arena_replies(&qc->rc);
     rconn_start(&qc->rc);
     log_info("queue: consuming %zu d4-core queue(s) from %s:%d db %d", qc->n,

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "record.h"
 
 #define CONNECT_TIMEOUT_MS 2000
 #define BACKOFF_MAX_MS 30000
@@ -264,6 +265,21 @@ static void on_select(redisAsyncContext *ac, void *reply, void *priv) {
         c->on_ready(c->ctx);
 }
 
+static void on_auth(redisAsyncContext *ac, void *reply, void *priv) {
+    rconn *c = priv;
+    redisReply *rep = reply;
+    if (!rep)
+        return; /* gone again: on_disconnect retries */
+    if (rep->type != REDIS_REPLY_STATUS) {
+        /* the reply names no credential: WRONGPASS, or AUTH unknown */
+        log_error("%s %s:%d: AUTH refused: %s", c->what, c->host, c->port,
+                  rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    redisAsyncCommand(ac, on_select, c, "SELECT %d", c->db);
+}
+
 static void on_connect(const redisAsyncContext *ac, int status) {
     rconn *c = ac->data;
     c->connecting = 0;
@@ -272,7 +288,13 @@ static void on_connect(const redisAsyncContext *ac, int status) {
         retry(c, ac->errstr);
         return;
     }
-    redisAsyncCommand((redisAsyncContext *)ac, on_select, c, "SELECT %d", c->db);
+    redisAsyncContext *a = (redisAsyncContext *)ac;
+    if (c->user[0])
+        redisAsyncCommand(a, on_auth, c, "AUTH %s %s", c->user, c->pass);
+    else if (c->pass[0])
+        redisAsyncCommand(a, on_auth, c, "AUTH %s", c->pass);
+    else
+        redisAsyncCommand(a, on_select, c, "SELECT %d", c->db);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status) {
@@ -319,6 +341,79 @@ void rconn_init(rconn *c, uv_loop_t *loop, const char *host, int port, int db,
     c->on_ready = on_ready;
     c->on_down = on_down;
     c->ctx = ctx;
+}
+
+/* The URL's userinfo: what lies between "://" and the last '@' before
+ * the path. len 0: none. */
+static const char *userinfo(const char *url, size_t *len) {
+    const char *s = strstr(url, "://");
+    *len = 0;
+    if (!s)
+        return NULL;
+    s += 3;
+    size_t span = strcspn(s, "/");
+    const char *at = NULL;
+    for (const char *p = s; p < s + span; p++)
+        if (*p == '@')
+            at = p;
+    if (at)
+        *len = (size_t)(at - s);
+    return at ? s : NULL;
+}
+
+/* p[0..n) percent-decoded into out: 0, or -1 (a bad escape, a NUL, too long) */
+static int unescape(const char *p, size_t n, char *out, size_t size) {
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int ch = (unsigned char)p[i];
+        if (ch == '%') {
+            int hi = i + 2 < n ? pdns_hexval(p[i + 1]) : -1;
+            int lo = hi >= 0 ? pdns_hexval(p[i + 2]) : -1;
+            if (lo < 0)
+                return -1;
+            ch = hi * 16 + lo;
+            i += 2;
+        }
+        if (ch == 0 || o + 1 >= size)
+            return -1;
+        out[o++] = (char)ch;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+int rconn_url_auth(const char *url, char *user, size_t usize, char *pass, size_t psize) {
+    size_t n;
+    const char *u = userinfo(url, &n);
+    user[0] = pass[0] = '\0';
+    if (!u)
+        return 0;
+    const char *colon = memchr(u, ':', n);
+    if (!colon) /* a user alone: Redis has no AUTH without a password */
+        return -1;
+    if (unescape(u, (size_t)(colon - u), user, usize) < 0 ||
+        unescape(colon + 1, n - (size_t)(colon - u) - 1, pass, psize) < 0 || !pass[0])
+        return -1;
+    return 0;
+}
+
+const char *rconn_url_shown(const char *url, char *out, size_t size) {
+    size_t n;
+    const char *u = userinfo(url, &n);
+    if (!u)
+        snprintf(out, size, "%s", url);
+    else
+        snprintf(out, size, "%.*s***%s", (int)(u - url), url, u + n);
+    return out;
+}
+
+void rconn_set_auth(rconn *c, const char *user, const char *pass) {
+    snprintf(c->user, sizeof(c->user), "%s", user);
+    snprintf(c->pass, sizeof(c->pass), "%s", pass);
+}
+
+int rconn_auth_from(rconn *c, const char *url) {
+    return rconn_url_auth(url, c->user, sizeof(c->user), c->pass, sizeof(c->pass));
 }
 
 void rconn_arena_replies(rconn *c) {

@@ -1,6 +1,7 @@
 /* rconn.h - one hiredis async connection on the relay's loop that stays
- * up: connects, SELECTs the database (a reply other than OK drops the
- * link: not a Redis), and when Redis goes away (a close, a reset, or no
+ * up: connects, sends AUTH when the URL has credentials, SELECTs the
+ * database (a reply other than OK drops the link: not a Redis, or
+ * credentials refused), and when Redis goes away (a close, a reset, or no
  * answer to the connect within CONNECT_TIMEOUT_MS) retries with
  * exponential backoff, logging the outage once. hiredis is glued to libuv
  * by rconn.c itself: the adapter hiredis 0.14 ships ignores socket errors,
@@ -24,6 +25,7 @@ typedef struct rconn {
     uv_loop_t *loop;
     char host[256];
     int port, db;
+    char user[128], pass[512];  /* AUTH [user] pass first, when pass is set */
     const char *what;          /* for the log: "d4-core Redis" */
     const int *stopping;       /* no retries once *stopping */
     void (*on_ready)(void *ctx);
@@ -45,6 +47,24 @@ typedef struct rconn {
 void rconn_init(rconn *c, uv_loop_t *loop, const char *host, int port, int db,
                 const char *what, const int *stopping, void (*on_ready)(void *),
                 void (*on_down)(void *), void *ctx);
+
+/* The credentials of a redis:// or redis+cluster:// URL: USER:PASSWORD@
+ * or :PASSWORD@ before the host (or the seeds), percent-encoded. 0 with
+ * user and pass set ("" when the URL has none), or -1: not well formed
+ * (a bad %-escape, a user without a password, too long). */
+int rconn_url_auth(const char *url, char *user, size_t usize, char *pass, size_t psize);
+
+/* url with its credentials masked (the user and password shown as three stars), for the
+ * log and the console: out. */
+const char *rconn_url_shown(const char *url, char *out, size_t size);
+
+/* AUTH [user] pass on every connection this link makes (pass "": none).
+ * Before rconn_start. */
+void rconn_set_auth(rconn *c, const char *user, const char *pass);
+
+/* The same with the credentials of url (rconn_url_auth); -1 when they
+ * are not well formed. */
+int rconn_auth_from(rconn *c, const char *url);
 
 /* Builds the replies of this connection in an arena of its own instead of
  * an allocation per object (a d4-core queue batch is thousands of strings):

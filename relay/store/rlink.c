@@ -52,6 +52,7 @@ struct rlink {
     int cluster;
     int ready;
     rconn one;                  /* one server */
+    char user[128], pass[512];  /* the URL's credentials, for every node */
     /* a cluster */
     node *nodes[NODES_MAX];
     int nnodes;
@@ -123,8 +124,10 @@ static int parse_seeds(const char *url, char seeds[][280], int *ports) {
     static const char pre[] = "redis+cluster://";
     if (strncmp(url, pre, sizeof(pre) - 1) != 0)
         return -1;
-    const char *s = url + sizeof(pre) - 1;
+    const char *s = url + sizeof(pre) - 1, *at = strrchr(s, '@');
     int n = 0;
+    if (at) /* credentials (rconn_url_auth) */
+        s = at + 1;
     while (*s) {
         size_t len = strcspn(s, ",");
         if (n == SEEDS_MAX || parse_hostport(s, len, seeds[n], 280, &ports[n]) < 0)
@@ -148,8 +151,10 @@ int rlink_seed(const char *url, int i, char *host, size_t hsize, int *port) {
 }
 
 int rlink_url_kind(const char *url) {
-    char seeds[SEEDS_MAX][280];
+    char seeds[SEEDS_MAX][280], user[128], pass[512];
     int ports[SEEDS_MAX];
+    if (rconn_url_auth(url, user, sizeof(user), pass, sizeof(pass)) < 0)
+        return -1;
     if (strncmp(url, "redis+cluster://", 16) == 0)
         return parse_seeds(url, seeds, ports) > 0 ? 1 : -1;
     return strncmp(url, "redis://", 8) == 0 ? 0 : -1;
@@ -207,6 +212,7 @@ static node *find_node(rlink *l, const char *host, int port, int create) {
     n->l = l;
     snprintf(n->what, sizeof(n->what), "%s: cluster node", l->what);
     rconn_init(&n->rc, l->loop, host, port, 0, n->what, l->stopping, node_ready, node_down, n);
+    rconn_set_auth(&n->rc, l->user, l->pass);
     l->nodes[l->nnodes++] = n;
     if (l->timer.data) { /* started: so is the node */
         n->started = 1;
@@ -504,6 +510,10 @@ rlink *rlink_new(uv_loop_t *loop, const char *url, const char *host, int port, i
     rlink *l = kind < 0 ? NULL : calloc(1, sizeof(*l));
     if (!l)
         return NULL;
+    if (rconn_url_auth(url, l->user, sizeof(l->user), l->pass, sizeof(l->pass)) < 0) {
+        free(l);
+        return NULL;
+    }
     l->loop = loop;
     l->what = what;
     l->stopping = stopping;
@@ -513,6 +523,7 @@ rlink *rlink_new(uv_loop_t *loop, const char *url, const char *host, int port, i
     l->parked_tail = &l->parked;
     if (kind == 0) {
         rconn_init(&l->one, loop, host, port, db, what, stopping, one_ready, one_down, l);
+        rconn_set_auth(&l->one, l->user, l->pass);
         return l;
     }
     l->cluster = 1;

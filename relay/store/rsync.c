@@ -6,12 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rconn.h"
 #include "rlink.h"
 
 #define REDIRECTS_MAX 8
 
 struct rsync {
     char url[512], host[280];
+    char user[128], pass[512];  /* the URL's credentials (rconn_url_auth) */
     int port, db, cluster, timeout_ms;
     redisContext *c;
     char at_host[280];          /* where c is connected */
@@ -23,6 +25,10 @@ rsync *rsync_new(const char *url, const char *host, int port, int db, int timeou
     if (!r)
         return NULL;
     snprintf(r->url, sizeof(r->url), "%s", url);
+    if (rconn_url_auth(url, r->user, sizeof(r->user), r->pass, sizeof(r->pass)) < 0) {
+        free(r);
+        return NULL;
+    }
     r->cluster = rlink_url_kind(url) == 1;
     if (r->cluster) {
         if (rlink_seed(url, 0, r->host, sizeof(r->host), &r->port) < 0) {
@@ -64,6 +70,18 @@ static int connect_to(rsync *r, const char *host, int port, char *err, size_t er
         return -1;
     }
     redisSetTimeout(r->c, tv);
+    if (r->pass[0]) {
+        redisReply *rep = r->user[0] ? redisCommand(r->c, "AUTH %s %s", r->user, r->pass)
+                                     : redisCommand(r->c, "AUTH %s", r->pass);
+        if (!rep || rep->type != REDIS_REPLY_STATUS) {
+            snprintf(err, errlen, "%s:%d: AUTH refused: %s", host, port,
+                     rep && rep->type == REDIS_REPLY_ERROR ? rep->str : "no reply");
+            freeReplyObject(rep);
+            drop(r);
+            return -1;
+        }
+        freeReplyObject(rep);
+    }
     snprintf(r->at_host, sizeof(r->at_host), "%s", host);
     r->at_port = port;
     if (!r->cluster && r->db) {

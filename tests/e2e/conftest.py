@@ -102,11 +102,14 @@ def workdir():
 
 
 class Redis:
-    def __init__(self, workdir, extra=()):
+    def __init__(self, workdir, extra=(), password=None):
+        """password: the server wants it (requirepass) from the default user;
+        ACL users come in extra ("--user", "NAME", "on", ">PASSWORD", ...)."""
         self.port = free_port()
         self.dir = tempfile.mkdtemp(dir=workdir, prefix="redis-")
         self.proc = None
-        self.extra = list(extra)
+        self.password = password
+        self.extra = list(extra) + (["--requirepass", password] if password else [])
 
     def start(self):
         self.proc = subprocess.Popen(
@@ -135,7 +138,7 @@ class Redis:
 
     def client(self):
         import redis
-        return redis.Redis(host="127.0.0.1", port=self.port)
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password)
 
 
 @pytest.fixture

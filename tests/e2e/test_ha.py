@@ -328,3 +328,45 @@ def test_a_partner_reaching_another_process_has_its_resends_dropped(relay_factor
         assert b2.wait_for(lambda: stored_counts(b2, tag) ==
                            {"h%d.%s.test" % (i, tag): 2 for i in range(10)}, 20), \
             (tag, stored_counts(b2, tag))
+
+
+def test_a_redis_that_wants_a_password(relay_factory, workdir, tmp_path):
+    """The relay's Redis and d4-core's want a password (requirepass, or an
+    ACL user's): the URL's credentials, percent-encoded, go with every
+    connection the relay makes (store, outbox, mixer journal and lease,
+    d4-core queue), and none of them shows in the log. A wrong password is
+    logged as refused, the relay is not ready, and it tries again."""
+    from urllib.parse import quote
+    from test_queue import QUEUE, lines, push
+    from conftest import Redis
+    pw = "s3cret:@/%x"
+    rs = Redis(workdir, password=pw,
+               extra=["--user", "relay", "on", ">acl-pw", "~*", "&*", "+@all"])
+    rs.start()
+    try:
+        url = "redis://:%s@127.0.0.1:%d/0" % (quote(pw, safe=""), rs.port)
+        a, b = a_and_b(relay_factory, None, workdir, tmp_path, a_extra={
+            "redis": url, "store": {"enabled": True},
+            "mixer": dict(FAST_MIXER, journal="redis"), "ha": {"enabled": True, "lease": LEASE},
+            "d4core": {"redis": "redis://relay:acl-pw@127.0.0.1:%d/0" % rs.port,
+                       "queues": [{"uuid": QUEUE, "sensor": "d4core-east"}]}})
+        policy_to_b(a, b, tmp_path)
+        a.start()
+        assert a.wait_for(lambda: holds(a)), a.log_text()
+        send(a, "sensor-a", batch("pw", 30))
+        send(a, "sensor-b", batch("pw", 30))
+        assert b.wait_for(lambda: len(rrnames(b)) == 30, 20), a.log_text()[-1500:]
+        push(rs.client(), lines(500))
+        assert a.wait_for(lambda: a.metrics().get("pdns_relay_store_records_total", 0) >= 560,
+                          20), a.log_text()[-1500:]
+        assert rs.client().hget("st:info", "records") == b"560"
+        bad = relay_factory(extra={"redis": "redis://relay:wrong@127.0.0.1:%d/0" % rs.port,
+                                   "store": {"enabled": True}}).start(ready=False)
+        assert bad.wait_for(lambda: "AUTH" in bad.log_text(), 20), bad.log_text()
+        assert bad.readyz()[0] == 503
+        for r in (a, bad):
+            text = r.log_text()
+            for secret in (pw, quote(pw, safe=""), "acl-pw", "wrong"):
+                assert secret not in text, (secret, text[-2000:])
+    finally:
+        rs.stop()

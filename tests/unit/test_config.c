@@ -12,6 +12,8 @@
 #include <sodium.h>
 
 #include "config.h"
+#include "rconn.h"
+#include "rlink.h"
 
 #include "tmpdir.h"
 
@@ -90,8 +92,12 @@ static void test_bad(void **state) {
         {"{" GOOD_D4 ",\n \"sensors\": [{\"uuid\": \"3f2b9c1e7a444d2e9b1f0c5a8e6d2f10\", \"key_file\": \"a.key\"},\n"
          "  {\"uuid\": \"3f2b9c1e7a444d2e9b1f0c5a8e6d2f10\", \"key_file\": \"a.key\"}]}",
          "relay.json:3:4: key 'sensors[1].uuid': uuid 3f2b9c1e7a444d2e9b1f0c5a8e6d2f10 is registered twice"},
-        {"{" GOOD_D4 ", \"redis\": \"http://x\"}", "relay.json:1:51: key 'redis': want redis://HOST[:PORT][/DB] or redis+cluster://HOST:PORT[,HOST:PORT...]"},
-        {"{" GOOD_D4 ", \"store\": {\"redis\": \"redis+cluster://nohost\"}}", "relay.json:1:61: key 'store.redis': want redis://HOST[:PORT][/DB] or redis+cluster://HOST:PORT[,HOST:PORT...]"},
+        {"{" GOOD_D4 ", \"redis\": \"http://x\"}", "relay.json:1:51: key 'redis': want redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or redis+cluster://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...] (USER and PASSWORD percent-encoded)"},
+        {"{" GOOD_D4 ", \"store\": {\"redis\": \"redis+cluster://nohost\"}}", "relay.json:1:61: key 'store.redis': want redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or redis+cluster://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...] (USER and PASSWORD percent-encoded)"},
+        /* a user without a password; a bad escape */
+        {"{" GOOD_D4 ", \"redis\": \"redis://relay@h:1/0\"}", "relay.json:1:51: key 'redis': want redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or redis+cluster://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...] (USER and PASSWORD percent-encoded)"},
+        {"{" GOOD_D4 ", \"store\": {\"redis\": \"redis+cluster://:p%zz@h:1\"}}", "relay.json:1:61: key 'store.redis': want redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or redis+cluster://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...] (USER and PASSWORD percent-encoded)"},
+        {"{" GOOD_D4 ", \"d4core\": {\"redis\": \"redis://:p%4@h\"}}", "relay.json:1:62: key 'd4core.redis': want redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (USER and PASSWORD percent-encoded)"},
         {"{" GOOD_D4 ", \"mixer\": {\"journal\": \"disk\"}}", "relay.json:1:61: key 'mixer.journal': want true (in state_dir), false or \"redis\""},
         {"{" GOOD_D4 ", \"store\": {\"shards\": 65}}", "relay.json:1:61: key 'store.shards': must be between 1 and 64"},
         {"{" GOOD_D4 ", \"d4core\": {\"queues\": [{\"uuid\": \"0123456789abcdef0123456789abcdef\"}]}}",
@@ -140,6 +146,35 @@ static void test_addr_and_url(void **state) {
     assert_string_equal(a.host, "h");
     assert_int_equal(db, 2);
     assert_int_equal(config_parse_redis_url("redis://h/x", &a, &db), -1);
+    /* credentials: percent-encoded, a '@' in them before the last one */
+    char user[128], pass[512], shown[128];
+    assert_int_equal(config_parse_redis_url("redis://u:p@ss%2F%3a@h:7/1", &a, &db), 0);
+    assert_string_equal(a.host, "h");
+    assert_int_equal(a.port, 7);
+    assert_int_equal(rconn_url_auth("redis://u:p@ss%2F%3a@h:7/1", user, sizeof(user), pass,
+                                    sizeof(pass)), 0);
+    assert_string_equal(user, "u");
+    assert_string_equal(pass, "p@ss/:");
+    assert_int_equal(rconn_url_auth("redis+cluster://:pw@h:1,g:2", user, sizeof(user), pass,
+                                    sizeof(pass)), 0);
+    assert_string_equal(user, "");
+    assert_string_equal(pass, "pw");
+    assert_int_equal(rconn_url_auth("redis://h:1/0", user, sizeof(user), pass, sizeof(pass)), 0);
+    assert_string_equal(pass, "");
+    assert_int_equal(rconn_url_auth("redis://:@h", user, sizeof(user), pass, sizeof(pass)), -1);
+    assert_int_equal(rconn_url_auth("redis://:%00@h", user, sizeof(user), pass, sizeof(pass)), -1);
+    assert_int_equal(rconn_url_auth("redis://:ab%4@h", user, sizeof(user), pass, sizeof(pass)), -1);
+    assert_int_equal(rconn_url_auth("redis://:ab%@h", user, sizeof(user), pass, sizeof(pass)), -1);
+    assert_string_equal(rconn_url_shown("redis://u:secret@h:1/0", shown, sizeof(shown)),
+                        "redis://***@h:1/0");
+    assert_string_equal(rconn_url_shown("redis://h:1/0", shown, sizeof(shown)), "redis://h:1/0");
+    assert_int_equal(rlink_url_kind("redis+cluster://:pw@h:1,g:2"), 1);
+    assert_int_equal(rlink_url_kind("redis+cluster://u@h:1"), -1);
+    char host[64];
+    int port;
+    assert_int_equal(rlink_seed("redis+cluster://:p@w@h:1,g:2", 1, host, sizeof(host), &port), 0);
+    assert_string_equal(host, "g");
+    assert_int_equal(port, 2);
 }
 
 int main(void) {
