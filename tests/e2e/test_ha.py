@@ -360,13 +360,13 @@ def test_a_redis_that_wants_a_password(relay_factory, workdir, tmp_path):
         assert a.wait_for(lambda: a.metrics().get("pdns_relay_store_records_total", 0) >= 560,
                           20), a.log_text()[-1500:]
         assert rs.client().hget("st:info", "records") == b"560"
-        bad = relay_factory(extra={"redis": "redis://relay:wrong@127.0.0.1:%d/0" % rs.port,
+        bad = relay_factory(extra={"redis": "redis://relay:n0t-the-pw@127.0.0.1:%d/0" % rs.port,
                                    "store": {"enabled": True}}).start(ready=False)
         assert bad.wait_for(lambda: "AUTH" in bad.log_text(), 20), bad.log_text()
         assert bad.readyz()[0] == 503
         for r in (a, bad):
             text = r.log_text()
-            for secret in (pw, quote(pw, safe=""), "acl-pw", "wrong"):
+            for secret in (pw, quote(pw, safe=""), "acl-pw", "n0t-the-pw"):
                 assert secret not in text, (secret, text[-2000:])
     finally:
         rs.stop()
