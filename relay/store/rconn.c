@@ -242,6 +242,32 @@ static void on_timer(uv_timer_t *t) {
         try_connect(c);
 }
 
+int rconn_version_ok(const char *info, char *ver, size_t vsize) {
+    const char *v = strstr(info, "redis_version:");
+    if (!v)
+        return 1;
+    v += 14;
+    snprintf(ver, vsize, "%.*s", (int)strcspn(v, "\r\n"), v);
+    int major = atoi(ver), minor = 0;
+    const char *dot = strchr(ver, '.');
+    if (dot)
+        minor = atoi(dot + 1);
+    return major > 6 || (major == 6 && minor >= 2);
+}
+
+static void on_info(redisAsyncContext *ac, void *reply, void *priv) {
+    rconn *c = priv;
+    redisReply *rep = reply;
+    char ver[32];
+    (void)ac;
+    if (!rep || rep->type != REDIS_REPLY_STRING)
+        return; /* gone, or INFO refused (an ACL): asked again next time */
+    c->version_checked = 1;
+    if (!rconn_version_ok(rep->str, ver, sizeof(ver)))
+        log_warn("%s %s:%d runs Redis %s: partner outboxes and the mixer's journal in "
+                 "Redis need 6.2 or later (the store works)", c->what, c->host, c->port, ver);
+}
+
 static void on_select(redisAsyncContext *ac, void *reply, void *priv) {
     rconn *c = priv;
     redisReply *rep = reply;
@@ -256,6 +282,8 @@ static void on_select(redisAsyncContext *ac, void *reply, void *priv) {
         redisAsyncDisconnect(ac);
         return;
     }
+    if (!c->version_checked)
+        redisAsyncCommand(ac, on_info, c, "INFO server");
     c->ready = 1;
     c->backoff_ms = 0;
     if (c->logged_down)

@@ -38,6 +38,7 @@ typedef struct rconn {
     uint64_t disconnects;      /* failed connects and lost connections */
     uint64_t *count_into;      /* also counted here, when set */
     uv_timer_t timer;
+    int version_checked;       /* INFO server read once (rconn_version_ok) */
     int use_arena;             /* rconn_arena_replies */
     rconn_arena arena;
 } rconn;
@@ -57,6 +58,13 @@ int rconn_url_auth(const char *url, char *user, size_t usize, char *pass, size_t
 /* url with its credentials masked (the user and password shown as three stars), for the
  * log and the console: out. */
 const char *rconn_url_shown(const char *url, char *out, size_t size);
+
+/* Whether the server an INFO reply describes is Redis 6.2 or later (what
+ * partner outboxes and the mixer's journal need: exclusive XRANGE ranges,
+ * XTRIM MINID): 1, or 0 with its version in ver. A server that does not
+ * say (not Redis) counts as new enough. Each link logs a warning once
+ * when its server is older. */
+int rconn_version_ok(const char *info, char *ver, size_t vsize);
 
 /* AUTH [user] pass on every connection this link makes (pass "": none).
  * Before rconn_start. */

@@ -170,6 +170,21 @@ static void test_addr_and_url(void **state) {
     assert_string_equal(rconn_url_shown("redis://h:1/0", shown, sizeof(shown)), "redis://h:1/0");
     assert_int_equal(rlink_url_kind("redis+cluster://:pw@h:1,g:2"), 1);
     assert_int_equal(rlink_url_kind("redis+cluster://u@h:1"), -1);
+    /* INFO server as Redis 6.0, 6.2, 7.0, a development build and Valkey
+     * wrote it here */
+    char ver[32];
+    assert_int_equal(rconn_version_ok("# Server\r\nredis_version:6.0.20\r\nredis_git_sha1:0\r\n",
+                                      ver, sizeof(ver)), 0);
+    assert_string_equal(ver, "6.0.20");
+    assert_int_equal(rconn_version_ok("# Server\r\nredis_version:6.2.14\r\n", ver, sizeof(ver)),
+                     1);
+    assert_int_equal(rconn_version_ok("# Server\r\nredis_version:7.0.15\r\n", ver, sizeof(ver)),
+                     1);
+    assert_int_equal(rconn_version_ok("redis_version:255.255.255\r\n", ver, sizeof(ver)), 1);
+    assert_int_equal(rconn_version_ok("# Server\r\nredis_version:7.2.4\r\nserver_name:valkey\r\n"
+                                      "valkey_version:255.255.255\r\n", ver, sizeof(ver)), 1);
+    assert_int_equal(rconn_version_ok("redis_version:5.0.7\r\n", ver, sizeof(ver)), 0);
+    assert_int_equal(rconn_version_ok("not redis", ver, sizeof(ver)), 1);
     char host[64];
     int port;
     assert_int_equal(rlink_seed("redis+cluster://:p@w@h:1,g:2", 1, host, sizeof(host), &port), 0);
