@@ -208,10 +208,7 @@ int config_parse_redis_url(const char *s, cfg_addr *a, int *db) {
     char user[128], pass[512];
     if (rconn_url_auth(s, user, sizeof(user), pass, sizeof(pass)) < 0)
         return -1;
-    s += 8;
-    for (const char *p = s; *p && *p != '/'; p++) /* after the credentials */
-        if (*p == '@')
-            s = p + 1;
+    s = rconn_url_host(s);
     size_t hl = strcspn(s, "/");
     if (hl == 0 || hl >= sizeof(hp) - 8)
         return -1;

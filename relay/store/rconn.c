@@ -425,6 +425,12 @@ int rconn_url_auth(const char *url, char *user, size_t usize, char *pass, size_t
     return 0;
 }
 
+const char *rconn_url_host(const char *url) {
+    size_t n;
+    const char *u = userinfo(url, &n), *s = strstr(url, "://");
+    return u ? u + n + 1 : s ? s + 3 : url;
+}
+
 const char *rconn_url_shown(const char *url, char *out, size_t size) {
     size_t n;
     const char *u = userinfo(url, &n);

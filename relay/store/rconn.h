@@ -55,6 +55,10 @@ void rconn_init(rconn *c, uv_loop_t *loop, const char *host, int port, int db,
  * (a bad %-escape, a user without a password, too long). */
 int rconn_url_auth(const char *url, char *user, size_t usize, char *pass, size_t psize);
 
+/* Where url's host (or its seeds) starts: after the scheme and the
+ * credentials. */
+const char *rconn_url_host(const char *url);
+
 /* url with its credentials masked (the user and password shown as three stars), for the
  * log and the console: out. */
 const char *rconn_url_shown(const char *url, char *out, size_t size);

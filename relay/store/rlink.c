@@ -124,10 +124,8 @@ static int parse_seeds(const char *url, char seeds[][280], int *ports) {
     static const char pre[] = "redis+cluster://";
     if (strncmp(url, pre, sizeof(pre) - 1) != 0)
         return -1;
-    const char *s = url + sizeof(pre) - 1, *at = strrchr(s, '@');
+    const char *s = rconn_url_host(url); /* after the credentials */
     int n = 0;
-    if (at) /* credentials (rconn_url_auth) */
-        s = at + 1;
     while (*s) {
         size_t len = strcspn(s, ",");
         if (n == SEEDS_MAX || parse_hostport(s, len, seeds[n], 280, &ports[n]) < 0)
@@ -510,10 +508,8 @@ rlink *rlink_new(uv_loop_t *loop, const char *url, const char *host, int port, i
     rlink *l = kind < 0 ? NULL : calloc(1, sizeof(*l));
     if (!l)
         return NULL;
-    if (rconn_url_auth(url, l->user, sizeof(l->user), l->pass, sizeof(l->pass)) < 0) {
-        free(l);
-        return NULL;
-    }
+    /* well formed: rlink_url_kind checked them */
+    rconn_url_auth(url, l->user, sizeof(l->user), l->pass, sizeof(l->pass));
     l->loop = loop;
     l->what = what;
     l->stopping = stopping;

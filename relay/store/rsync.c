@@ -25,11 +25,13 @@ rsync *rsync_new(const char *url, const char *host, int port, int db, int timeou
     if (!r)
         return NULL;
     snprintf(r->url, sizeof(r->url), "%s", url);
-    if (rconn_url_auth(url, r->user, sizeof(r->user), r->pass, sizeof(r->pass)) < 0) {
+    int kind = rlink_url_kind(url); /* -1: credentials not well formed */
+    if (kind < 0) {
         free(r);
         return NULL;
     }
-    r->cluster = rlink_url_kind(url) == 1;
+    rconn_url_auth(url, r->user, sizeof(r->user), r->pass, sizeof(r->pass));
+    r->cluster = kind == 1;
     if (r->cluster) {
         if (rlink_seed(url, 0, r->host, sizeof(r->host), &r->port) < 0) {
             free(r);
