@@ -15,7 +15,8 @@ typedef struct rsync rsync;
 
 /* A link for url (host, port and db as the configuration parsed them for
  * one server; a cluster's seeds come from the URL); each call waits at
- * most timeout_ms for each reply. NULL when out of memory. */
+ * most timeout_ms for each reply. NULL when out of memory or when url
+ * is not a Redis URL (rlink_url_kind). */
 rsync *rsync_new(const char *url, const char *host, int port, int db, int timeout_ms);
 void rsync_free(rsync *r);
 
