@@ -49,7 +49,7 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all test unit e2e bench fuzz run clean deps install
 
-all: $(BIN) pdns-relay
+all: $(BIN) pdns-relay $(BUILD)/pdnsrelay.so
 
 pdns-relay: $(BIN)
 	ln -sf $(BIN) $@
@@ -86,6 +86,13 @@ $(BUILD)/relay/wire/hashmany.o: CFLAGS += -O3
 # faster, measured with bench_csv)
 $(BUILD)/relay/wire/csv.o: CFLAGS += -O3
 
+# the optional Redis module (relay/store/module/pdnsrelay.c): loaded into
+# redis-server, so built without the sanitizers (Redis is not) and alone
+MODULE_FLAGS = $(filter-out -fsanitize=% -fno-sanitize-recover=% -MMD -MP,$(CFLAGS)) -fPIC -shared
+$(BUILD)/pdnsrelay.so: relay/store/module/pdnsrelay.c
+	@mkdir -p $(dir $@)
+	$(CC) $(MODULE_FLAGS) $(filter-out -fsanitize=%,$(LDFLAGS)) -o $@ $<
+
 $(BUILD)/libpdns.a: $(CORE_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
@@ -111,8 +118,8 @@ unit: $(UNIT_BIN)
 # range of its own). E2E_JOBS=1: one by one.
 E2E_JOBS ?= 2
 XDIST := $(shell $(PY) -c 'import xdist' 2>/dev/null && echo yes)
-e2e: $(BIN)
-	PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) -m pytest -q -p no:cacheprovider --durations=12 \
+e2e: $(BIN) $(BUILD)/pdnsrelay.so
+	PDNS_RELAY_BIN=$(abspath $(BIN)) PDNS_RELAY_MODULE=$(abspath $(BUILD)/pdnsrelay.so) $(PY) -m pytest -q -p no:cacheprovider --durations=12 \
 	  $(if $(and $(XDIST),$(filter-out 1,$(E2E_JOBS))),-n $(E2E_JOBS)) \
 	  $(if $(SANITIZE),-m "not slow") tests/e2e
 
@@ -180,6 +187,8 @@ install:
 	    $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/doc/pdns-relay \
 	    $(DESTDIR)/lib/systemd/system $(DESTDIR)$(SYSCONFDIR)/pdns-relay/partners \
 	    $(DESTDIR)$(SYSCONFDIR)/pdns-relay/partners.example
+	install -d $(DESTDIR)$(PREFIX)/lib/pdns-relay
+	install -m 0755 $(dir $(INSTALL_BIN))pdnsrelay.so $(DESTDIR)$(PREFIX)/lib/pdns-relay/pdnsrelay.so
 	install -d -m 0700 $(DESTDIR)$(SYSCONFDIR)/pdns-relay/keys $(DESTDIR)/var/lib/pdns-relay
 	install -m 0755 $(INSTALL_BIN) $(DESTDIR)$(PREFIX)/sbin/pdns-relay
 	install -m 0644 man/pdns-relay.8 $(DESTDIR)$(PREFIX)/share/man/man8/pdns-relay.8

@@ -460,7 +460,7 @@ static int load_store(cfgctx *c, relay_config *cfg, json_t *o) {
     static const char *const keys[] = {"enabled", "redis", "batch", "call_ms", "max_buffer",
                                        "show_sensors", "default_limit",
                                        "max_limit", "query_budget", "expire",
-                                       "sweep_interval", "shards", NULL};
+                                       "sweep_interval", "shards", "module", NULL};
     store_conf *st = &cfg->store;
     long long b = (long long)st->batch, mb = (long long)st->max_buffer,
               dl = (long long)st->default_limit, ml = (long long)st->max_limit,
@@ -473,6 +473,7 @@ static int load_store(cfgctx *c, relay_config *cfg, json_t *o) {
         get_int(c, o, "store", "call_ms", &cm, 0, 60000) < 0 ||
         get_int(c, o, "store", "max_buffer", &mb, 1000, 1000000000) < 0 ||
         get_bool(c, o, "store", "show_sensors", &st->show_sensors) < 0 ||
+        get_bool(c, o, "store", "module", &st->module) < 0 ||
         get_int(c, o, "store", "max_limit", &ml, 1, 10000000) < 0 ||
         get_int(c, o, "store", "default_limit", &dl, 1, ml) < 0 ||
         get_int(c, o, "store", "query_budget", &qb, 100, 100000000) < 0 ||

@@ -27,6 +27,9 @@
 #define CHUNK_MAX_BYTES (32u << 20)   /* a batch's strings: well within Redis's
                                        * limits (and 32-bit offsets) */
 #define ARGS_PER_ENTRY 13
+/* The argument layout PDNSRELAY.INGEST takes (relay/store/module/pdnsrelay.c,
+ * LAYOUT): store_ingest.lua's arguments, this word in the script's place. */
+#define STORE_MODULE_LAYOUT "1"
 #define MERGE_FACTOR 16    /* a batch closes at store.batch entries, or at this
                             * many times as many records (records of a triple
                             * already in the batch merge into its entry) */
@@ -104,6 +107,7 @@ void store_conf_defaults(store_conf *c) {
     c->enabled = 1;
     c->batch = 1000;
     c->call_ms = 10;
+    c->module = 1;
     c->max_buffer = 500000;
     c->default_limit = 1000;
     c->max_limit = 100000;
@@ -336,6 +340,13 @@ static void on_part(redisAsyncContext *ac, void *reply, void *priv) {
                rep->len > 4 && memcmp(rep->str, "BAD ", 4) == 0) {
         set_aside(s, c, pc->shard, rep->str + 4); /* the rest goes again: nothing was written */
         pc->again = 1;
+    } else if (rep->type != REDIS_REPLY_INTEGER && s->module) {
+        /* the module refused (unloaded, another version): the script
+         * takes this batch and the next, until the next connect asks */
+        s->module = 0;
+        log_warn("store: PDNSRELAY.INGEST refused a batch (%s); batches go to the "
+                 "script", rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+        pc->again = 1;
     } else if (rep->type != REDIS_REPLY_INTEGER) {
         s->errors++;
         log_error("store: Redis refused a batch of %zu records (%s); "
@@ -478,9 +489,12 @@ static int build_command(const store *s, const store_chunk *c, int k, pdns_buf *
     }
     cmd->len = 0;
     nl = (size_t)snprintf(num, sizeof(num), "*%zu\r\n", 12 + nmem + in_part * ARGS_PER_ENTRY);
+    int mod = s->module && !s->cluster;
     if (pdns_buf_append(cmd, num, nl) < 0 ||
-        resp_arg(cmd, "EVAL", 4, NULL, 0) < 0 ||
-        resp_arg(cmd, store_ingest_lua, sizeof(store_ingest_lua) - 1, NULL, 0) < 0 ||
+        (mod ? resp_arg(cmd, "PDNSRELAY.INGEST", 16, NULL, 0)
+             : resp_arg(cmd, "EVAL", 4, NULL, 0)) < 0 ||
+        (mod ? resp_arg(cmd, STORE_MODULE_LAYOUT, 1, NULL, 0)
+             : resp_arg(cmd, store_ingest_lua, sizeof(store_ingest_lua) - 1, NULL, 0)) < 0 ||
         resp_arg(cmd, "1", 1, NULL, 0) < 0 ||
         resp_arg3(cmd, P, pl, s->mark, ml, NULL, 0) < 0 ||
         resp_arg3(cmd, P, pl, s->mark, ml, NULL, 0) < 0 ||
@@ -807,10 +821,34 @@ static void ask_layout(store *s) {
         s->layout_asking = 1;
 }
 
+static void on_module(redisAsyncContext *ac, void *reply, void *priv) {
+    store *s = priv;
+    redisReply *rep = reply;
+    (void)ac;
+    s->module_asking = 0;
+    s->module = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+                rep->element[0]->type == REDIS_REPLY_ARRAY;
+    if (s->module)
+        log_info("store: Redis has the pdnsrelay module: batches go to PDNSRELAY.INGEST");
+}
+
+/* On one server, with store.module: whether Redis has the module's
+ * command (asked at each connect; until the answer, the script). */
+static void ask_module(store *s) {
+    const char *argv[] = {"COMMAND", "INFO", "pdnsrelay.ingest"};
+    size_t argl[] = {7, 4, 16};
+    s->module = 0;
+    if (!s->conf->module || s->cluster || s->module_asking)
+        return;
+    if (rlink_argv(s->link, "", on_module, s, 3, argv, argl) == 0)
+        s->module_asking = 1;
+}
+
 static void on_ready(void *ctx) {
     store *s = ctx;
     s->script_loaded = s->script_loading = 0;
     load_query_script(s);
+    ask_module(s);
     s->layout_bad = 0;
     s->layout_retry_ms = 0;
     ask_layout(s);
@@ -821,6 +859,7 @@ static void on_down(void *ctx) {
     store *s = ctx;
     /* parts in flight get no answer (NULL) and go again once it is back */
     s->script_loaded = s->script_loading = 0;
+    s->module = s->module_asking = 0;
 }
 
 /* FNV-1a, 32 bits, of p, modulo n: a shard (fixed: it places keys). */
@@ -1402,6 +1441,9 @@ int store_metrics(const store *s, pdns_buf *b) {
         "# HELP pdns_relay_store_up 1 while the store's Redis is connected.\n"
         "# TYPE pdns_relay_store_up gauge\n"
         "pdns_relay_store_up %d\n"
+        "# HELP pdns_relay_store_module 1 while batches go to the pdnsrelay Redis module (PDNSRELAY.INGEST), 0 while they go to the script.\n"
+        "# TYPE pdns_relay_store_module gauge\n"
+        "pdns_relay_store_module %d\n"
         "# HELP pdns_relay_store_shards Shards of the store (1 on one Redis server).\n"
         "# TYPE pdns_relay_store_shards gauge\n"
         "pdns_relay_store_shards %d\n"
@@ -1409,7 +1451,7 @@ int store_metrics(const store *s, pdns_buf *b) {
         "# TYPE pdns_relay_store_unreplicated_total counter\n"
         "pdns_relay_store_unreplicated_total %" PRIu64 "\n",
         s->stored, s->batches, s->errors, s->dead, s->duplicates, s->call_entries, s->waiting,
-        s->buffer_peak, s->full, s->expired, s->busy > 0, store_up(s), s->nshards,
+        s->buffer_peak, s->full, s->expired, s->busy > 0, store_up(s), s->module, s->nshards,
         s->unreplicated);
     rc |= rlink_metrics(s->link, "pdns_relay_store_cluster", "the store's", b);
     rc |= pdns_hist_render(&s->lat, "pdns_relay_store_latency_seconds",

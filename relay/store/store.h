@@ -52,6 +52,8 @@ typedef struct store_conf {
                                * calls take longer (0: always batch) */
     size_t max_buffer;        /* records waiting before backpressure */
     int show_sensors;         /* query answers name the sensors */
+    int module;               /* batches go to PDNSRELAY.INGEST when Redis
+                               * has the module (relay/store/module/) */
     size_t default_limit, max_limit;
     size_t budget;            /* index entries one query page may visit */
     char expiry[512];         /* ",<rrtype>=<seconds>,...," or "" */
@@ -95,6 +97,7 @@ typedef struct store {
     uint64_t hash_seed;        /* merging records within a batch */
     char query_sha[41];        /* SHA1 of the query script (EVALSHA) */
     int script_loaded, script_loading;
+    int module, module_asking; /* Redis has PDNSRELAY.INGEST (asked at each connect) */
     char sweep_cursor[32];     /* the expiry sweep's SCAN cursor */
     struct gone_member {       /* the sweep step's entries' address index */
         uint32_t off, len;     /* members in other shards (len 0: none), */

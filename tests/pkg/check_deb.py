@@ -108,8 +108,25 @@ def main():
               "/usr/share/man/man8/pdns-relay.8.gz", "/usr/share/man/man5/pdns-relay.conf.5.gz",
               "/usr/share/man/man5/pdns-relay-policy.5.gz",
               "/usr/share/doc/pdns-relay/guide.md.gz", "/etc/pdns-relay/relay.json",
-              "/etc/pdns-relay/partners/open-data.json"):
+              "/etc/pdns-relay/partners/open-data.json", "/usr/lib/pdns-relay/pdnsrelay.so"):
         check(os.path.exists(f), f + " installed")
+    # the store's Redis module, as installed, loads into Debian's redis-server
+    with tempfile.TemporaryDirectory() as rd:
+        with socket.socket() as sk:
+            sk.bind(("127.0.0.1", 0))
+            rport = sk.getsockname()[1]
+        redis = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1",
+                                  "--dir", rd, "--save", "", "--loadmodule",
+                                  "/usr/lib/pdns-relay/pdnsrelay.so"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait(lambda: listening(rport) or redis.poll() is not None, "redis-server")
+            out = subprocess.run(["redis-cli", "-p", str(rport), "COMMAND", "INFO",
+                                  "pdnsrelay.ingest"], capture_output=True, text=True).stdout
+            check("pdnsrelay.ingest" in out, "the module loads into redis-server")
+        finally:
+            redis.terminate()
+            redis.wait(10)
     st = os.stat("/etc/pdns-relay/keys")
     check(st.st_mode & 0o777 == 0o700 and st.st_uid == user.pw_uid, "keys/ 0700, the user's")
     for k in ("relay.key", "tls.key", "sensor-1.key"):

@@ -1,0 +1,225 @@
+"""The optional Redis module (relay/store/module/pdnsrelay.c): PDNSRELAY.INGEST
+writes exactly what the store's script writes, the relay uses it when Redis
+has it and the script when not, and its writes reach the AOF (and replicas)
+as plain commands, so a server without the module can load them."""
+import os
+import random
+import subprocess
+
+import pytest
+
+from conftest import BIN, Redis, redis_version
+from test_store import (Api, aggregate, as_set, expect, make_records, send_d4, store_relay,
+                        wait_stored)
+
+HERE = os.path.dirname(__file__)
+MODULE = os.environ.get("PDNS_RELAY_MODULE") or os.path.join(
+    HERE, "..", "..", "build", "pdnsrelay.so")
+SCRIPT = open(os.path.join(HERE, "..", "..", "relay", "store", "lua",
+                           "store_ingest.lua"), "rb").read()
+
+
+@pytest.fixture
+def module_redis(workdir):
+    if not os.path.exists(MODULE):
+        pytest.fail("no %s: make builds it" % MODULE)
+    # MODULE UNLOAD, from loopback (Redis 7 turns MODULE off unless told)
+    extra = ("--enable-module-command", "local") if redis_version() >= (7, 0) else ()
+    r = Redis(workdir, extra=extra + ("--loadmodule", os.path.abspath(MODULE)))
+    r.start()
+    yield r
+    r.stop()
+
+
+def dump(r, skip=()):
+    """Every key of the server: its type and whole value."""
+    out = {}
+    for k in r.scan_iter(count=10000):
+        if k in skip:
+            continue
+        t = r.type(k)
+        if t == b"hash":
+            out[k] = sorted(r.hgetall(k).items())
+        elif t == b"zset":
+            out[k] = r.zrange(k, 0, -1, withscores=True)
+        elif t == b"string":
+            out[k] = r.get(k)
+        else:
+            out[k] = t
+    return out
+
+
+def differences(a, b):
+    keys = sorted(set(a) | set(b))
+    return [(k, a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)][:5]
+
+
+def random_call(rng, boot, seq, unit_ids=""):
+    """The arguments of one store call as the relay composes them
+    (store_ingest.lua's header): entries drawn from small pools, so that
+    triples, names and buckets repeat within a call and across calls,
+    several sensors see one triple, and error lines and bailiwicks come
+    and go."""
+    entries = []
+    for _ in range(rng.randint(1, 40)):
+        name = "h%d.z%d.test" % (rng.randint(0, 30), rng.randint(0, 4))
+        rev = ".".join(reversed(name.split(".")))
+        if rng.random() < 0.1:  # an error line: e:<name>, no indexes
+            entries += ["e:" + name, "1 %d" % rng.choice((2, 3)), "", "", "", name, rev,
+                        "", "", "", "", "", ""]
+        else:
+            rrtype, rdata = rng.choice([(1, "192.0.2.%d" % rng.randint(0, 9)),
+                                        (28, "2001:db8::%d" % rng.randint(0, 9)),
+                                        (5, "c%d.test" % rng.randint(0, 5)),
+                                        (16, "txt %d" % rng.randint(0, 3))])
+            if rrtype in (1, 28):
+                ixk, ixm = "ix:ip", "%s%08x %s" % ("4" if rrtype == 1 else "6",
+                                                   rng.randint(0, 9), name)
+            elif rrtype == 5:
+                ixk, ixm = "d:%d" % rng.randint(0, 3), "%s %d %s" % (rdata, rrtype, name)
+            else:
+                ixk, ixm = "", ""
+            zone = ".".join(name.split(".")[-2:])
+            entries += ["n:" + name, "%d %s" % (rrtype, rdata), ""]
+            entries += ["", "", name, rev, "f:%d" % rng.randint(0, 7), "r:" + zone, zone,
+                        ixk, ixm, rng.choice(("", "", "z0.test", "test"))]
+        tf = rng.randint(1700000000, 1700001000)
+        cnt = rng.choice((1, 2, 5, 9007199254740990))
+        e = entries[-13:]
+        e[2] = "%d %d %d" % (tf, tf + rng.randint(0, 500), cnt)
+        e[3] = rng.choice(("s-a", "s-b", "s-c", "import"))
+        e[4] = str(rng.randint(1, 4))
+        entries[-13:] = e
+    umark = "st:unit:q" if unit_ids else ""
+    return ["st:applied:x", "st:applied:x", boot, str(seq), umark, unit_ids, "", "0", "0"] + entries
+
+
+def test_module_and_script_write_the_same_store(redis_server, module_redis):
+    """Hundreds of random calls, each sent to the script on one server and
+    to the module on the other: the same reply every time, and in the end
+    the same keys with the same values (markers and all). Among them calls
+    sent again (the marker: nothing applied), unit ids seen before, an
+    entry whose key holds a string (BAD, nothing written), values an older
+    relay wrote that the script cannot read, and counts at 2^53 - 1."""
+    a, b = redis_server.client(), module_redis.client()
+    rng = random.Random(2026)
+    for r in (a, b):  # what an older relay left: an unreadable value, a count past 2^53
+        r.hset("n:h1.z1.test", "1 192.0.2.1", "garbage")
+        r.hset("n:h2.z2.test", "1 192.0.2.2", "1700000000 1700000001 -5 |1|")
+    seq, sent = 0, []
+    for i in range(400):
+        roll = rng.random()
+        if roll < 0.05 and sent and i != 200:
+            args = rng.choice(sent)  # sent again: its marker says applied
+        else:
+            seq += 1
+            ids = " ".join("1700-%d" % rng.randint(0, 60) for _ in range(rng.randint(1, 3))) \
+                if roll < 0.3 else ""
+            args = random_call(rng, rng.choice(("boot1", "boot2")), seq, ids)
+            sent.append(args)
+        if i == 200:  # a name's key holds another type: the call names the entry
+            for r in (a, b):
+                r.set(args[9], "a string")
+        ra = a.eval(SCRIPT, 1, args[0], *args[1:])
+        rb = b.execute_command("PDNSRELAY.INGEST", "1", "1", args[0], *args[1:])
+        assert ra == rb, (i, ra, rb)
+        if i == 200:
+            assert ra.startswith(b"BAD 0 WRONGTYPE"), ra
+            for r in (a, b):
+                r.delete(args[9])
+        assert not differences(dump(a), dump(b)) if i % 50 == 0 else True
+    da, db = dump(a), dump(b)
+    assert not differences(da, db), differences(da, db)
+    assert len(da) > 50 and b"st:unit:q" in da and any(k.startswith(b"e:") for k in da)
+    # what the module stores answers as the script's store does
+    info = b.hgetall("st:info")
+    assert int(info[b"records"]) > 1000 and int(info[b"triples"]) > 100, info
+
+
+def test_module_refuses_what_it_cannot_take(module_redis):
+    b = module_redis.client()
+    import redis
+    with pytest.raises(redis.ResponseError, match="unknown argument layout"):
+        b.execute_command("PDNSRELAY.INGEST", "2", "1", "m", *["x"] * 8)
+    with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
+        b.execute_command("PDNSRELAY.INGEST", "1", "1", "m")
+    with pytest.raises(redis.ResponseError, match="cluster"):
+        b.execute_command("PDNSRELAY.INGEST", "1", "1", "m", "m", "b", "1", "", "", "", "1", "0")
+    assert b.dbsize() == 0
+
+
+def test_import_through_the_module_equals_the_script(redis_server, module_redis,
+                                                      relay_factory, tmp_path):
+    """The relay's own calls: the same lines imported by the relay into a
+    server with the module (it takes every batch but the first few, sent
+    before the relay has asked) and into one without give the same store."""
+    lines = subprocess.run(["/usr/bin/python3", os.path.join(HERE, "..", "bench", "gen_pdns.py"),
+                            "20000", "0.6"], capture_output=True, text=True, check=True).stdout
+    f = tmp_path / "mix.csv"
+    f.write_text(lines + "1795930000.5||10.0.0.1||10.1.0.1||IN||gone.test.||A||"
+                 "NXDOMAIN||0||1\n")
+    stores = []
+    for r in (redis_server, module_redis):
+        relay = relay_factory(redis=r, extra={"mixer": {"enabled": False},
+                                              "ingest": {"keep_errors": True},
+                                              "store": {"batch": 300, "call_ms": 0}})
+        p = subprocess.run([BIN, "import", "-c", relay.config, str(f)], capture_output=True,
+                           text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        assert "20001 records stored" in p.stderr, p.stderr
+        calls = r.client().info("commandstats")
+        assert ("cmdstat_pdnsrelay.ingest" in calls) == (r is module_redis), calls.keys()
+        stores.append(dump(r.client(), skip=(b"st:applied:e2e",)))
+    assert len(stores[0]) > 10000
+    assert not differences(*stores), differences(*stores)
+    assert calls["cmdstat_pdnsrelay.ingest"]["calls"] >= 20000 // 300 // 2
+
+
+def test_relay_uses_the_module_and_the_script_when_it_is_gone(module_redis, relay_factory):
+    """A relay on a server with the module stores through it (the metric
+    says so); unloaded while the relay runs, the next batch goes to the
+    script and nothing is lost; every query answers as before."""
+    obs = make_records(seed=5)
+    relay = store_relay(relay_factory, module_redis)
+    assert relay.wait_for(lambda: relay.metrics().get("pdns_relay_store_module") == 1), \
+        relay.log_text()[-2000:]
+    half = len(obs) // 2
+    send_d4(relay, obs[:half])
+    wait_stored(relay, half)
+    r = module_redis.client()
+    assert r.info("commandstats").get("cmdstat_pdnsrelay.ingest", {}).get("calls", 0) >= 1
+    r.execute_command("MODULE", "UNLOAD", "pdnsrelay")
+    send_d4(relay, obs[half:])
+    wait_stored(relay, len(obs))
+    assert relay.metrics().get("pdns_relay_store_module") == 0
+    assert "PDNSRELAY.INGEST refused a batch" in relay.log_text()
+    assert relay.metrics().get("pdns_relay_store_errors_total", 0) == 0
+    api = Api(relay.http_port)
+    got, _ = api.all_pages("/query/*.test", 100)
+    assert as_set(got) == expect(aggregate(obs), lambda k, v: k[0].endswith(".test"))
+
+
+def test_module_writes_load_from_the_aof_without_the_module(module_redis, relay_factory,
+                                                             workdir, tmp_path):
+    """The module's writes reach the AOF as HSET, ZADD, HINCRBY and SET: a
+    server started on that AOF without the module has the same store."""
+    relay = relay_factory(redis=module_redis, extra={"mixer": {"enabled": False}})
+    f = tmp_path / "mix.csv"
+    f.write_text(subprocess.run(["/usr/bin/python3",
+                                 os.path.join(HERE, "..", "bench", "gen_pdns.py"), "5000", "0.6"],
+                                capture_output=True, text=True, check=True).stdout)
+    p = subprocess.run([BIN, "import", "-c", relay.config, str(f)], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "cmdstat_pdnsrelay.ingest" in module_redis.client().info("commandstats")
+    before = dump(module_redis.client())
+    assert len(before) > 1000
+    module_redis.stop()
+    plain = Redis(workdir)
+    plain.dir, plain.port = module_redis.dir, module_redis.port
+    plain.start()
+    try:
+        after = dump(plain.client())
+    finally:
+        plain.stop()
+    assert not differences(before, after), differences(before, after)
