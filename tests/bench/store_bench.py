@@ -10,6 +10,9 @@
    distribution documented there); all new (every record a new triple).
    For each: records/s and the ratio to SET, Redis's own CPU (INFO cpu,
    sys + user) per record and per new triple, INFO used_memory per triple;
+   for the ~63 % and all-new mixes the same import again through the
+   pdnsrelay Redis module (build/pdnsrelay.so, loaded into the same server;
+   the rows above it are the store's Lua script, store.module false);
    for the all-new store also the bytes of the strings themselves (keys,
    fields, values, index members, counted by a Lua script on the server)
    and the schema's overhead beyond them. On the ~63 % mix, where Redis's
@@ -46,6 +49,8 @@ N = int(os.environ.get("BENCH_RECORDS", "1000000"))
 SCALES = [int(x) for x in os.environ.get("BENCH_SCALES", "1").split(",")]
 WRK_SECONDS = os.environ.get("BENCH_WRK_SECONDS", "5")
 # BENCH_MIXES=all: only the all-new store at each scale (the latency rows)
+MODULE = os.environ.get("PDNS_RELAY_MODULE") or os.path.join(os.path.dirname(BIN),
+                                                             "pdnsrelay.so")
 MIXES = {"all": ("all new",)}.get(os.environ.get("BENCH_MIXES", ""), ("zipf", "60% new", "all new"))
 
 STRING_BYTES = """
@@ -298,17 +303,21 @@ def main():
     for tool in ("redis-benchmark", "wrk"):
         if subprocess.run(["which", tool], capture_output=True).returncode != 0:
             sys.exit("store_bench: %s is missing (apt-get install redis-tools wrk)" % tool)
-    redis = conftest.Redis(work)
+    have_module = os.path.exists(MODULE)
+    redis = conftest.Redis(work, extra=("--loadmodule", os.path.abspath(MODULE))
+                           if have_module else ())
     redis.start()
     port = redis.port
     redis_cli(port, "CONFIG", "SET", "appendonly", "no")
     cfg = os.path.join(work, "relay.json")
+    cfg_module = os.path.join(work, "relay-module.json")
     http_port = conftest.free_port()
-    with open(cfg, "w") as f:
-        json.dump({"relay_id": "bench", "d4": {"enabled": False},
-                   "http": {"listen": "127.0.0.1:%d" % http_port},
-                   "redis": "redis://127.0.0.1:%d/0" % port,
-                   "mixer": {"enabled": False}, "admin": {"enabled": False}}, f)
+    for path, module in ((cfg, False), (cfg_module, True)):
+        with open(path, "w") as f:
+            json.dump({"relay_id": "bench", "d4": {"enabled": False},
+                       "http": {"listen": "127.0.0.1:%d" % http_port},
+                       "redis": "redis://127.0.0.1:%d/0" % port, "store": {"module": module},
+                       "mixer": {"enabled": False}, "admin": {"enabled": False}}, f)
     rows = []
     two_cores = len(os.sched_getaffinity(0)) >= 2
 
@@ -346,6 +355,18 @@ def main():
                          "%.3fx SET; Redis CPU %.1f us/record, %.1f us/new triple; %.0f B/triple"
                          % (rate / set_rate, cpu * 1e6 / stored, cpu * 1e6 / max(triples, 1),
                             mem / max(triples, 1))))
+            if kind != "zipf" and have_module:
+                stored_m, secs_m, cpu_m, mem_m = measured_import(cfg_module, path, port)
+                rate_m = stored_m / secs_m
+                rows.append(("  the same through the pdnsrelay module",
+                             "%.0f records/s" % rate_m,
+                             "%.3fx SET, %.2fx the script; Redis CPU %.1f us/new triple; "
+                             "%.0f B/triple" % (rate_m / set_rate, rate_m / rate,
+                                                cpu_m * 1e6 / max(triples, 1),
+                                                mem_m / max(triples, 1))))
+            elif kind != "zipf":
+                rows.append(("  the same through the pdnsrelay module", "-",
+                             "no %s (make builds it)" % MODULE))
             if kind == "60% new" and scale == SCALES[0]:
                 # where Redis's time goes: the same store as plain writes
                 fams = plain_floor(port, work)

@@ -4,7 +4,10 @@ has it and the script when not, and its writes reach the AOF (and replicas)
 as plain commands, so a server without the module can load them."""
 import os
 import random
+import re
+import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -134,6 +137,63 @@ def test_module_and_script_write_the_same_store(redis_server, module_redis):
     # what the module stores answers as the script's store does
     info = b.hgetall("st:info")
     assert int(info[b"records"]) > 1000 and int(info[b"triples"]) > 100, info
+
+
+@pytest.mark.slow
+def test_module_under_valgrind(workdir):
+    """The relay's sanitizers cannot see into the module (redis-server is
+    not built with them): the same random calls, the module loaded into a
+    redis-server run by valgrind's memcheck: no invalid read or write, no
+    use of an uninitialised value, nothing leaked."""
+    if not shutil.which("valgrind"):
+        pytest.fail("valgrind is missing (apt-get install valgrind)")
+    srv = Redis(workdir)
+    log = os.path.join(srv.dir, "valgrind.log")
+    proc = subprocess.Popen(["valgrind", "--leak-check=full", "--show-leak-kinds=definite",
+                             "--errors-for-leak-kinds=definite", "--log-file=" + log,
+                             "redis-server", "--port", str(srv.port), "--bind", "127.0.0.1",
+                             "--dir", srv.dir, "--save", "", "--loadmodule",
+                             os.path.abspath(MODULE)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    r = srv.client()
+    import redis
+    end = time.time() + 120
+    while True:
+        try:
+            r.ping()
+            break
+        except redis.exceptions.ConnectionError:
+            assert proc.poll() is None and time.time() < end, open(log).read()[-2000:]
+            time.sleep(0.2)
+    try:
+        rng = random.Random(7)
+        r.hset("n:h1.z1.test", "1 192.0.2.1", "garbage")
+        sent = []
+        for i in range(150):
+            if rng.random() < 0.05 and sent:
+                args = rng.choice(sent)
+            else:
+                ids = "1700-%d" % rng.randint(0, 40) if rng.random() < 0.3 else ""
+                args = random_call(rng, "boot1", i + 1, ids)
+                sent.append(args)
+            if i == 75:
+                r.set(args[9], "a string")
+            out = r.execute_command("PDNSRELAY.INGEST", "1", "1", args[0], *args[1:])
+            if i == 75:
+                assert out.startswith(b"BAD 0 "), out
+                r.delete(args[9])
+        assert int(r.hget("st:info", "triples")) > 100
+        r.shutdown(nosave=True)
+    except redis.exceptions.ConnectionError:
+        pass
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait(60)
+    text = open(log).read()
+    assert "ERROR SUMMARY: 0 errors" in text, text[-4000:]
+    lost = re.search(r"definitely lost: ([\d,]+) bytes", text)
+    assert lost is None or lost.group(1) == "0", text[-4000:]
 
 
 def test_module_refuses_what_it_cannot_take(module_redis):

@@ -41,666 +41,638 @@ typedef int (*rm_cmd_fn)(RedisModuleCtx *, RedisModuleString **, int);
 #define RM_APIVER_1 1
 
 static int (*RedisModule_GetApi)(const char *, void *);
-static int (*RedisModule_SetModuleAttribs)(RedisModuleCtx *, const char *, int,
-                                           int);
+static int (*RedisModule_SetModuleAttribs)(RedisModuleCtx *, const char *, int, int);
 static int (*RedisModule_IsModuleNameBusy)(const char *);
-static int (*RedisModule_CreateCommand)(RedisModuleCtx *, const char *,
-                                        rm_cmd_fn, const char *, int, int, int);
-static RedisModuleKey *(*RedisModule_OpenKey)(RedisModuleCtx *,
-                                              RedisModuleString *, int);
+static int (*RedisModule_CreateCommand)(RedisModuleCtx *, const char *, rm_cmd_fn, const char *,
+                                        int, int, int);
+static RedisModuleKey *(*RedisModule_OpenKey)(RedisModuleCtx *, RedisModuleString *, int);
 static void (*RedisModule_CloseKey)(RedisModuleKey *);
 static int (*RedisModule_KeyType)(RedisModuleKey *);
 static char *(*RedisModule_StringDMA)(RedisModuleKey *, size_t *, int);
 static int (*RedisModule_StringSet)(RedisModuleKey *, RedisModuleString *);
 static int (*RedisModule_HashGet)(RedisModuleKey *, int, ...);
 static int (*RedisModule_HashSet)(RedisModuleKey *, int, ...);
-static int (*RedisModule_ZsetAdd)(RedisModuleKey *, double, RedisModuleString *,
-                                  int *);
-static const char *(*RedisModule_StringPtrLen)(const RedisModuleString *,
-                                               size_t *);
-static RedisModuleString *(*RedisModule_CreateString)(RedisModuleCtx *,
-                                                      const char *, size_t);
+static int (*RedisModule_ZsetAdd)(RedisModuleKey *, double, RedisModuleString *, int *);
+static const char *(*RedisModule_StringPtrLen)(const RedisModuleString *, size_t *);
+static RedisModuleString *(*RedisModule_CreateString)(RedisModuleCtx *, const char *, size_t);
 static void (*RedisModule_FreeString)(RedisModuleCtx *, RedisModuleString *);
 static int (*RedisModule_ReplyWithLongLong)(RedisModuleCtx *, long long);
 static int (*RedisModule_ReplyWithError)(RedisModuleCtx *, const char *);
-static int (*RedisModule_ReplyWithStringBuffer)(RedisModuleCtx *, const char *,
-                                                size_t);
-static int (*RedisModule_Replicate)(RedisModuleCtx *, const char *,
-                                    const char *, ...);
+static int (*RedisModule_ReplyWithStringBuffer)(RedisModuleCtx *, const char *, size_t);
+static int (*RedisModule_Replicate)(RedisModuleCtx *, const char *, const char *, ...);
 static int (*RedisModule_WrongArity)(RedisModuleCtx *);
 
 /* The argument layout this module takes in place of the script's text;
  * the relay sends the same word (store.c, STORE_MODULE_LAYOUT). */
 #define LAYOUT "1"
 #define PER_ENTRY 13
-#define CMAX                                                                   \
-  9007199254740991.0 /* counts saturate at 2^53 - 1, as in the script */
+#define CMAX 9007199254740991.0 /* counts saturate at 2^53 - 1, as in the script */
 #define UNIT_IDS_KEPT 32
-#define VAL_MAX                                                                \
-  4096 /* a triple's value: three numbers, sensor ids, a bailiwick */
-#define WRONGTYPE                                                              \
-  "WRONGTYPE Operation against a key holding the wrong kind of value"
+#define VAL_MAX 4096 /* a triple's value: three numbers, sensor ids, a bailiwick */
+#define WRONGTYPE "WRONGTYPE Operation against a key holding the wrong kind of value"
 
 /* One call's state: the context, the key prefix, and what is freed at
  * its end. */
 typedef struct {
-  RedisModuleCtx *ctx;
-  const char *P;
-  size_t pl;
-  int failed; /* a write Redis refused: the call replies with an error */
+    RedisModuleCtx *ctx;
+    const char *P;
+    size_t pl;
+    int failed; /* a write Redis refused: the call replies with an error */
 } call;
 
 static RedisModuleString *str(call *c, const char *p, size_t n) {
-  return RedisModule_CreateString(c->ctx, p, n);
+    return RedisModule_CreateString(c->ctx, p, n);
 }
 
 /* P .. name as a new string. */
 static RedisModuleString *pkey(call *c, const char *name) {
-  char buf[256];
-  size_t n = strlen(name);
-  if (c->pl + n > sizeof(buf))
-    return NULL;
-  memcpy(buf, c->P, c->pl);
-  memcpy(buf + c->pl, name, n);
-  return str(c, buf, c->pl + n);
+    char buf[256];
+    size_t n = strlen(name);
+    if (c->pl + n > sizeof(buf))
+        return NULL;
+    memcpy(buf, c->P, c->pl);
+    memcpy(buf + c->pl, name, n);
+    return str(c, buf, c->pl + n);
 }
 
 static const char *sp(const RedisModuleString *s, size_t *n) {
-  return RedisModule_StringPtrLen(s, n);
+    return RedisModule_StringPtrLen(s, n);
 }
 
 static int empty(const RedisModuleString *s) {
-  size_t n;
-  sp(s, &n);
-  return n == 0;
+    size_t n;
+    sp(s, &n);
+    return n == 0;
 }
 
 /* The hash field f of key k (a new string), NULL when there is none;
  * *wrong is set when k holds another type. */
-static RedisModuleString *hget(call *c, RedisModuleString *k,
-                               RedisModuleString *f, int *wrong) {
-  RedisModuleString *v = NULL;
-  RedisModuleKey *key = RedisModule_OpenKey(c->ctx, k, RM_READ);
-  *wrong = 0;
-  if (!key)
-    return NULL;
-  if (RedisModule_KeyType(key) != RM_KEYTYPE_HASH)
-    *wrong = 1;
-  else
-    RedisModule_HashGet(key, 0, f, &v, NULL);
-  RedisModule_CloseKey(key);
-  return v;
+static RedisModuleString *hget(call *c, RedisModuleString *k, RedisModuleString *f, int *wrong) {
+    RedisModuleString *v = NULL;
+    RedisModuleKey *key = RedisModule_OpenKey(c->ctx, k, RM_READ);
+    *wrong = 0;
+    if (!key)
+        return NULL;
+    if (RedisModule_KeyType(key) != RM_KEYTYPE_HASH)
+        *wrong = 1;
+    else
+        RedisModule_HashGet(key, 0, f, &v, NULL);
+    RedisModule_CloseKey(key);
+    return v;
 }
 
 /* HSET k f v, propagated as itself. */
-static void hset(call *c, RedisModuleString *k, RedisModuleString *f,
-                 RedisModuleString *v) {
-  RedisModuleKey *key = RedisModule_OpenKey(c->ctx, k, RM_READ | RM_WRITE);
-  int t = RedisModule_KeyType(key);
-  if (t != RM_KEYTYPE_EMPTY && t != RM_KEYTYPE_HASH) {
-    c->failed = 1;
-  } else {
-    RedisModule_HashSet(key, 0, f, v, NULL);
-    RedisModule_Replicate(c->ctx, "HSET", "sss", k, f, v);
-  }
-  RedisModule_CloseKey(key);
+static void hset(call *c, RedisModuleString *k, RedisModuleString *f, RedisModuleString *v) {
+    RedisModuleKey *key = RedisModule_OpenKey(c->ctx, k, RM_READ | RM_WRITE);
+    int t = RedisModule_KeyType(key);
+    if (t != RM_KEYTYPE_EMPTY && t != RM_KEYTYPE_HASH) {
+        c->failed = 1;
+    } else {
+        RedisModule_HashSet(key, 0, f, v, NULL);
+        RedisModule_Replicate(c->ctx, "HSET", "sss", k, f, v);
+    }
+    RedisModule_CloseKey(key);
 }
 
 /* ZADD k 0 m, propagated as itself. Returns 1 when m is new. */
 static int zadd(call *c, RedisModuleString *k, RedisModuleString *m) {
-  int flags = 0;
-  RedisModuleKey *key = RedisModule_OpenKey(c->ctx, k, RM_READ | RM_WRITE);
-  if (RedisModule_ZsetAdd(key, 0, m, &flags) != RM_OK)
-    c->failed = 1;
-  else
-    RedisModule_Replicate(c->ctx, "ZADD", "scs", k, "0", m);
-  RedisModule_CloseKey(key);
-  return (flags & RM_ZADD_ADDED) != 0;
+    int flags = 0;
+    RedisModuleKey *key = RedisModule_OpenKey(c->ctx, k, RM_READ | RM_WRITE);
+    if (RedisModule_ZsetAdd(key, 0, m, &flags) != RM_OK)
+        c->failed = 1;
+    else
+        RedisModule_Replicate(c->ctx, "ZADD", "scs", k, "0", m);
+    RedisModule_CloseKey(key);
+    return (flags & RM_ZADD_ADDED) != 0;
 }
 
 /* A decimal integer of at most 18 digits at *p (a leading '-' when neg),
  * read as the script's Lua reads a number (a double); *p moves past it.
  * Returns 0, or -1 when there is none. */
 static int num(const char **p, const char *end, int neg, double *out) {
-  const char *q = *p;
-  int minus = 0;
-  double v = 0;
-  if (neg && q < end && *q == '-')
-    minus = 1, q++;
-  const char *d = q;
-  while (q < end && *q >= '0' && *q <= '9')
-    v = v * 10 + (*q++ - '0');
-  if (q == d)
-    return -1;
-  *p = q;
-  *out = minus ? -v : v;
-  return 0;
+    const char *q = *p;
+    int minus = 0;
+    double v = 0;
+    if (neg && q < end && *q == '-')
+        minus = 1, q++;
+    const char *d = q;
+    while (q < end && *q >= '0' && *q <= '9')
+        v = v * 10 + (*q++ - '0');
+    if (q == d)
+        return -1;
+    *p = q;
+    *out = minus ? -v : v;
+    return 0;
 }
 
 /* Decimal digits of v (a double holding an integer, as Lua's %d prints
  * it) at out. Returns their number. */
 static size_t dec(double v, char *out) {
-  char tmp[24];
-  size_t n = 0, o = 0;
-  long long x = v >= 9.2e18    ? INT64_MAX
-                : v <= -9.2e18 ? INT64_MIN
-                               : (long long)v;
-  unsigned long long u =
-      x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x;
-  if (x < 0)
-    out[o++] = '-';
-  do
-    tmp[n++] = (char)('0' + u % 10);
-  while (u /= 10);
-  while (n)
-    out[o++] = tmp[--n];
-  return o;
+    char tmp[24];
+    size_t n = 0, o = 0;
+    long long x = v >= 9.2e18 ? INT64_MAX : v <= -9.2e18 ? INT64_MIN : (long long)v;
+    unsigned long long u = x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x;
+    if (x < 0)
+        out[o++] = '-';
+    do
+        tmp[n++] = (char)('0' + u % 10);
+    while (u /= 10);
+    while (n)
+        out[o++] = tmp[--n];
+    return o;
 }
 
 /* A string GET of key k: *v and *n, or NULL when there is none; -1
  * when k holds another type. */
-static int get(call *c, RedisModuleString *k, char *buf, size_t cap,
-               size_t *n) {
-  RedisModuleKey *key = RedisModule_OpenKey(c->ctx, k, RM_READ);
-  *n = 0;
-  if (!key)
-    return 0;
-  int t = RedisModule_KeyType(key), rc = 0;
-  if (t != RM_KEYTYPE_STRING) {
-    rc = -1;
-  } else {
-    size_t l;
-    const char *p = RedisModule_StringDMA(key, &l, RM_READ);
-    if (l >= cap)
-      rc = -1;
-    else
-      memcpy(buf, p, l), buf[l] = 0, *n = l, rc = 1;
-  }
-  RedisModule_CloseKey(key);
-  return rc;
+static int get(call *c, RedisModuleString *k, char *buf, size_t cap, size_t *n) {
+    RedisModuleKey *key = RedisModule_OpenKey(c->ctx, k, RM_READ);
+    *n = 0;
+    if (!key)
+        return 0;
+    int t = RedisModule_KeyType(key), rc = 0;
+    if (t != RM_KEYTYPE_STRING) {
+        rc = -1;
+    } else {
+        size_t l;
+        const char *p = RedisModule_StringDMA(key, &l, RM_READ);
+        if (l >= cap)
+            rc = -1;
+        else
+            memcpy(buf, p, l), buf[l] = 0, *n = l, rc = 1;
+    }
+    RedisModule_CloseKey(key);
+    return rc;
 }
 
 /* SET k v, propagated as itself. */
 static void set(call *c, RedisModuleString *k, const char *v, size_t n) {
-  RedisModuleString *s = str(c, v, n);
-  RedisModuleKey *key = RedisModule_OpenKey(c->ctx, k, RM_READ | RM_WRITE);
-  RedisModule_StringSet(key, s);
-  RedisModule_Replicate(c->ctx, "SET", "ss", k, s);
-  RedisModule_CloseKey(key);
-  RedisModule_FreeString(c->ctx, s);
+    RedisModuleString *s = str(c, v, n);
+    RedisModuleKey *key = RedisModule_OpenKey(c->ctx, k, RM_READ | RM_WRITE);
+    RedisModule_StringSet(key, s);
+    RedisModule_Replicate(c->ctx, "SET", "ss", k, s);
+    RedisModule_CloseKey(key);
+    RedisModule_FreeString(c->ctx, s);
 }
 
 /* HINCRBY k f by (k after the prefix), propagated as itself. Returns
  * the new value. */
-static long long hincrby(call *c, const char *k, RedisModuleString *f,
-                         long long by) {
-  RedisModuleString *ks = pkey(c, k);
-  int wrong = 0;
-  long long v = 0;
-  RedisModuleString *old = ks ? hget(c, ks, f, &wrong) : NULL;
-  if (!ks || wrong)
-    c->failed = 1;
-  if (old) {
-    size_t n;
-    const char *p = sp(old, &n);
-    char *e, tmp[32];
-    if (n && n < sizeof(tmp)) {
-      memcpy(tmp, p, n), tmp[n] = 0;
-      v = strtoll(tmp, &e, 10);
-      if (*e)
+static long long hincrby(call *c, const char *k, RedisModuleString *f, long long by) {
+    RedisModuleString *ks = pkey(c, k);
+    int wrong = 0;
+    long long v = 0;
+    RedisModuleString *old = ks ? hget(c, ks, f, &wrong) : NULL;
+    if (!ks || wrong)
         c->failed = 1;
-    } else {
-      c->failed = 1;
+    if (old) {
+        size_t n;
+        const char *p = sp(old, &n);
+        char *e, tmp[32];
+        if (n && n < sizeof(tmp)) {
+            memcpy(tmp, p, n), tmp[n] = 0;
+            v = strtoll(tmp, &e, 10);
+            if (*e)
+                c->failed = 1;
+        } else {
+            c->failed = 1;
+        }
+        RedisModule_FreeString(c->ctx, old);
     }
-    RedisModule_FreeString(c->ctx, old);
-  }
-  if (!c->failed) {
-    char buf[24];
-    v += by;
-    RedisModuleString *vs = str(c, buf, dec((double)v, buf));
-    RedisModuleKey *key = RedisModule_OpenKey(c->ctx, ks, RM_READ | RM_WRITE);
-    RedisModule_HashSet(key, 0, f, vs, NULL);
-    RedisModule_Replicate(c->ctx, "HINCRBY", "ssl", ks, f, by);
-    RedisModule_CloseKey(key);
-    RedisModule_FreeString(c->ctx, vs);
-  }
-  if (ks)
-    RedisModule_FreeString(c->ctx, ks);
-  return v;
+    if (!c->failed) {
+        char buf[24];
+        v += by;
+        RedisModuleString *vs = str(c, buf, dec((double)v, buf));
+        RedisModuleKey *key = RedisModule_OpenKey(c->ctx, ks, RM_READ | RM_WRITE);
+        RedisModule_HashSet(key, 0, f, vs, NULL);
+        RedisModule_Replicate(c->ctx, "HINCRBY", "ssl", ks, f, by);
+        RedisModule_CloseKey(key);
+        RedisModule_FreeString(c->ctx, vs);
+    }
+    if (ks)
+        RedisModule_FreeString(c->ctx, ks);
+    return v;
 }
 
 /* HINCRBY of the field named f of st:info. */
 static void info_incr(call *c, const char *f, long long by) {
-  RedisModuleString *fs = str(c, f, strlen(f));
-  hincrby(c, "st:info", fs, by);
-  RedisModule_FreeString(c->ctx, fs);
+    RedisModuleString *fs = str(c, f, strlen(f));
+    hincrby(c, "st:info", fs, by);
+    RedisModule_FreeString(c->ctx, fs);
 }
 
 /* 1 when the word w (length wl) is one of the space-separated words of s. */
 static int has_word(const char *s, const char *w, size_t wl) {
-  for (const char *p = s; *p;) {
-    while (*p == ' ')
-      p++;
-    size_t n = strcspn(p, " ");
-    if (n == wl && memcmp(p, w, wl) == 0)
-      return 1;
-    p += n;
-  }
-  return 0;
+    for (const char *p = s; *p;) {
+        while (*p == ' ')
+            p++;
+        size_t n = strcspn(p, " ");
+        if (n == wl && memcmp(p, w, wl) == 0)
+            return 1;
+        p += n;
+    }
+    return 0;
 }
 
 /* The sensors of one call: name -> "<id>|" and records. */
 typedef struct {
-  RedisModuleString *name;
-  char id[24];
-  size_t idl;
-  long long recs;
+    RedisModuleString *name;
+    char id[24];
+    size_t idl;
+    long long recs;
 } sensor;
 
 static sensor *sensor_of(call *c, sensor *ss, size_t *n, RedisModuleString *s) {
-  size_t l;
-  const char *p = sp(s, &l);
-  for (size_t i = 0; i < *n; i++) {
-    size_t ol;
-    const char *o = sp(ss[i].name, &ol);
-    if (ol == l && memcmp(o, p, l) == 0)
-      return &ss[i];
-  }
-  sensor *e = &ss[(*n)++];
-  e->name = s;
-  e->recs = 0;
-  RedisModuleString *sid = pkey(c, "st:sid");
-  int wrong;
-  RedisModuleString *id = hget(c, sid, s, &wrong);
-  if (wrong) {
-    c->failed = 1;
-  } else if (id) {
-    const char *ip = sp(id, &l);
-    l = l < sizeof(e->id) - 2 ? l : sizeof(e->id) - 2;
-    memcpy(e->id, ip, l);
-    e->idl = l;
-    RedisModule_FreeString(c->ctx, id);
-  } else {
-    RedisModuleString *f = str(c, "sensor_seq", 10);
-    long long seq = hincrby(c, "st:info", f, 1);
-    RedisModule_FreeString(c->ctx, f);
-    e->idl = dec((double)seq, e->id);
-    RedisModuleString *v = str(c, e->id, e->idl), *sname = pkey(c, "st:sname");
-    hset(c, sid, s, v);
-    hset(c, sname, v, s);
-    RedisModule_FreeString(c->ctx, sname);
-    RedisModule_FreeString(c->ctx, v);
-  }
-  e->id[e->idl++] = '|';
-  RedisModule_FreeString(c->ctx, sid);
-  return e;
+    size_t l;
+    const char *p = sp(s, &l);
+    for (size_t i = 0; i < *n; i++) {
+        size_t ol;
+        const char *o = sp(ss[i].name, &ol);
+        if (ol == l && memcmp(o, p, l) == 0)
+            return &ss[i];
+    }
+    sensor *e = &ss[(*n)++];
+    e->name = s;
+    e->recs = 0;
+    RedisModuleString *sid = pkey(c, "st:sid");
+    int wrong;
+    RedisModuleString *id = hget(c, sid, s, &wrong);
+    if (wrong) {
+        c->failed = 1;
+    } else if (id) {
+        const char *ip = sp(id, &l);
+        l = l < sizeof(e->id) - 2 ? l : sizeof(e->id) - 2;
+        memcpy(e->id, ip, l);
+        e->idl = l;
+        RedisModule_FreeString(c->ctx, id);
+    } else {
+        RedisModuleString *f = str(c, "sensor_seq", 10);
+        long long seq = hincrby(c, "st:info", f, 1);
+        RedisModule_FreeString(c->ctx, f);
+        e->idl = dec((double)seq, e->id);
+        RedisModuleString *v = str(c, e->id, e->idl), *sname = pkey(c, "st:sname");
+        hset(c, sid, s, v);
+        hset(c, sname, v, s);
+        RedisModule_FreeString(c->ctx, sname);
+        RedisModule_FreeString(c->ctx, v);
+    }
+    e->id[e->idl++] = '|';
+    RedisModule_FreeString(c->ctx, sid);
+    return e;
 }
 
 /* The merged value of a triple whose value was old (len ol), given this
  * entry's head "<tf> <tl> <count>", sensor id and bailiwick, at out.
  * Returns its length, or 0 when it would not fit. */
-static size_t merge(const char *old, size_t ol, const char *head, size_t hl,
-                    const sensor *s, const char *bw, size_t bwl, char *out) {
-  double tf, tl, cnt, otf, otl, oc;
-  const char *h = head, *he = head + hl;
-  if (num(&h, he, 0, &tf) < 0 || h >= he || *h++ != ' ' ||
-      num(&h, he, 0, &tl) < 0 || h >= he || *h++ != ' ' ||
-      num(&h, he, 0, &cnt) < 0)
-    return 0;
-  /* "<tf> <tl> <count> <sensors>[ <bailiwick>]", as the script's pattern
-   * '^(%-?%d+) (%-?%d+) (%-?%d+) (%S+) ?(.*)$' reads it */
-  const char *p = old, *e = old + ol, *ss = NULL, *obw = "";
-  size_t ssl = 0, obwl = 0;
-  int ok = num(&p, e, 1, &otf) == 0 && p < e && *p++ == ' ' &&
-           num(&p, e, 1, &otl) == 0 && p < e && *p++ == ' ' &&
-           num(&p, e, 1, &oc) == 0 && p < e && *p++ == ' ' && p < e &&
-           *p != ' ';
-  if (ok) {
-    ss = p;
-    while (p < e && *p != ' ')
-      p++;
-    ssl = (size_t)(p - ss);
-    if (p < e)
-      p++;
-    obw = p, obwl = (size_t)(e - p);
-  } else {
-    /* a value the script cannot read: the triple starts again */
-    otf = tf, otl = tl, oc = 0, ss = "|", ssl = 1;
-  }
-  if (oc < 0 || oc > CMAX)
-    oc = CMAX;
-  if (otf < tf)
-    tf = otf;
-  if (otl > tl)
-    tl = otl;
-  if (obwl)
-    bw = obw, bwl = obwl;
-  double sum = oc + cnt;
-  if (sum > CMAX)
-    sum = CMAX;
-  /* the sensor's "|<id>|" unless the set has it */
-  int has = 0;
-  for (size_t i = 0; i + 1 + s->idl <= ssl && !has; i++)
-    has = ss[i] == '|' && memcmp(ss + i + 1, s->id, s->idl) == 0;
-  if (72 + ssl + s->idl + 1 + bwl > VAL_MAX)
-    return 0;
-  size_t n = dec(tf, out);
-  out[n++] = ' ';
-  n += dec(tl, out + n);
-  out[n++] = ' ';
-  n += dec(sum, out + n);
-  out[n++] = ' ';
-  memcpy(out + n, ss, ssl), n += ssl;
-  if (!has)
-    memcpy(out + n, s->id, s->idl), n += s->idl;
-  if (bwl) {
+static size_t merge(const char *old, size_t ol, const char *head, size_t hl, const sensor *s,
+                    const char *bw, size_t bwl, char *out) {
+    double tf, tl, cnt, otf, otl, oc;
+    const char *h = head, *he = head + hl;
+    if (num(&h, he, 0, &tf) < 0 || h >= he || *h++ != ' ' || num(&h, he, 0, &tl) < 0 || h >= he ||
+        *h++ != ' ' || num(&h, he, 0, &cnt) < 0)
+        return 0;
+    /* "<tf> <tl> <count> <sensors>[ <bailiwick>]", as the script's pattern
+     * '^(%-?%d+) (%-?%d+) (%-?%d+) (%S+) ?(.*)$' reads it */
+    const char *p = old, *e = old + ol, *ss = NULL, *obw = "";
+    size_t ssl = 0, obwl = 0;
+    int ok = num(&p, e, 1, &otf) == 0 && p < e && *p++ == ' ' && num(&p, e, 1, &otl) == 0 &&
+             p < e && *p++ == ' ' && num(&p, e, 1, &oc) == 0 && p < e && *p++ == ' ' && p < e &&
+             *p != ' ';
+    if (ok) {
+        ss = p;
+        while (p < e && *p != ' ')
+            p++;
+        ssl = (size_t)(p - ss);
+        if (p < e)
+            p++;
+        obw = p, obwl = (size_t)(e - p);
+    } else {
+        /* a value the script cannot read: the triple starts again */
+        otf = tf, otl = tl, oc = 0, ss = "|", ssl = 1;
+    }
+    if (oc < 0 || oc > CMAX)
+        oc = CMAX;
+    if (otf < tf)
+        tf = otf;
+    if (otl > tl)
+        tl = otl;
+    if (obwl)
+        bw = obw, bwl = obwl;
+    double sum = oc + cnt;
+    if (sum > CMAX)
+        sum = CMAX;
+    /* the sensor's "|<id>|" unless the set has it */
+    int has = 0;
+    for (size_t i = 0; i + 1 + s->idl <= ssl && !has; i++)
+        has = ss[i] == '|' && memcmp(ss + i + 1, s->id, s->idl) == 0;
+    if (72 + ssl + s->idl + 1 + bwl > VAL_MAX)
+        return 0;
+    size_t n = dec(tf, out);
     out[n++] = ' ';
-    memcpy(out + n, bw, bwl), n += bwl;
-  }
-  return n;
+    n += dec(tl, out + n);
+    out[n++] = ' ';
+    n += dec(sum, out + n);
+    out[n++] = ' ';
+    memcpy(out + n, ss, ssl), n += ssl;
+    if (!has)
+        memcpy(out + n, s->id, s->idl), n += s->idl;
+    if (bwl) {
+        out[n++] = ' ';
+        memcpy(out + n, bw, bwl), n += bwl;
+    }
+    return n;
 }
 
 /* FNV-1a of a triple's key and field: finds entries of one call with the
  * same triple (another sensor's entry for it). */
-static uint64_t kf_hash(const RedisModuleString *k,
-                        const RedisModuleString *f) {
-  uint64_t h = 1469598103934665603ULL;
-  size_t n;
-  const unsigned char *p = (const unsigned char *)sp(k, &n);
-  for (size_t i = 0; i < n; i++)
-    h = (h ^ p[i]) * 1099511628211ULL;
-  h = (h ^ '\n') * 1099511628211ULL;
-  p = (const unsigned char *)sp(f, &n);
-  for (size_t i = 0; i < n; i++)
-    h = (h ^ p[i]) * 1099511628211ULL;
-  return h | 1;
+static uint64_t kf_hash(const RedisModuleString *k, const RedisModuleString *f) {
+    uint64_t h = 1469598103934665603ULL;
+    size_t n;
+    const unsigned char *p = (const unsigned char *)sp(k, &n);
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    h = (h ^ '\n') * 1099511628211ULL;
+    p = (const unsigned char *)sp(f, &n);
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    return h | 1;
 }
 
 static int same_str(const RedisModuleString *a, const RedisModuleString *b) {
-  size_t an, bn;
-  const char *ap = sp(a, &an), *bp = sp(b, &bn);
-  return an == bn && memcmp(ap, bp, an) == 0;
+    size_t an, bn;
+    const char *ap = sp(a, &an), *bp = sp(b, &bn);
+    return an == bn && memcmp(ap, bp, an) == 0;
 }
 
 /* For each entry, 1 when an earlier entry of the call has the same key
  * and field (its value is then what the call wrote, read again). */
 static int mark_repeats(RedisModuleString **a, int ne, unsigned char *rep) {
-  size_t cap = 16;
-  while (cap < (size_t)ne * 2)
-    cap *= 2;
-  uint64_t *h = calloc(cap, sizeof(*h));
-  int *at = calloc(cap, sizeof(*at));
-  if (!h || !at) {
-    free(h), free(at);
-    return -1;
-  }
-  for (int i = 0; i < ne; i++) {
-    RedisModuleString **e = a + (size_t)i * PER_ENTRY;
-    uint64_t x = kf_hash(e[0], e[1]);
-    size_t j = x & (cap - 1);
-    rep[i] = 0;
-    for (; h[j]; j = (j + 1) & (cap - 1)) {
-      RedisModuleString **o = a + (size_t)at[j] * PER_ENTRY;
-      if (h[j] == x && same_str(o[0], e[0]) && same_str(o[1], e[1])) {
-        rep[i] = 1;
-        break;
-      }
+    size_t cap = 16;
+    while (cap < (size_t)ne * 2)
+        cap *= 2;
+    uint64_t *h = calloc(cap, sizeof(*h));
+    int *at = calloc(cap, sizeof(*at));
+    if (!h || !at) {
+        free(h), free(at);
+        return -1;
     }
-    if (!h[j])
-      h[j] = x, at[j] = i;
-  }
-  free(h), free(at);
-  return 0;
+    for (int i = 0; i < ne; i++) {
+        RedisModuleString **e = a + (size_t)i * PER_ENTRY;
+        uint64_t x = kf_hash(e[0], e[1]);
+        size_t j = x & (cap - 1);
+        rep[i] = 0;
+        for (; h[j]; j = (j + 1) & (cap - 1)) {
+            RedisModuleString **o = a + (size_t)at[j] * PER_ENTRY;
+            if (h[j] == x && same_str(o[0], e[0]) && same_str(o[1], e[1])) {
+                rep[i] = 1;
+                break;
+            }
+        }
+        if (!h[j])
+            h[j] = x, at[j] = i;
+    }
+    free(h), free(at);
+    return 0;
 }
 
 /* PDNSRELAY.INGEST <layout> 1 <marker> <ARGV[1] ...>: what
  * store_ingest.lua does with KEYS[1] and ARGV (its header says each). */
 static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-  if (argc < 12)
-    return RedisModule_WrongArity(ctx);
-  size_t n;
-  const char *lay = sp(argv[1], &n);
-  if (n != strlen(LAYOUT) || memcmp(lay, LAYOUT, n) != 0)
-    return RedisModule_ReplyWithError(
-        ctx, "ERR pdnsrelay: unknown argument layout (this "
-             "module takes layout " LAYOUT ")");
-  RedisModuleString **A = argv + 4; /* A[j] is the script's ARGV[j + 1] */
-  call c = {ctx, NULL, 0, 0};
-  c.P = sp(A[5], &c.pl);
-  if (!empty(A[6]) && sp(A[6], NULL)[0] == '1')
-    return RedisModule_ReplyWithError(
-        ctx, "ERR pdnsrelay: a cluster's store takes the script");
-  char mbuf[256], ubuf[4096];
-  size_t ml, ul;
-  /* a batch already applied: (boot id, sequence) */
-  int got = get(&c, A[0], mbuf, sizeof(mbuf), &ml);
-  if (got < 0)
-    return RedisModule_ReplyWithError(ctx, WRONGTYPE);
-  if (got) {
-    const char *boot = sp(A[1], &n), *sq = memchr(mbuf, ' ', ml);
-    double ps, seq;
-    const char *q = sq ? sq + 1 : NULL, *s3 = sp(A[2], NULL);
-    if (sq && (size_t)(sq - mbuf) == n && memcmp(mbuf, boot, n) == 0 &&
-        num(&q, mbuf + ml, 0, &ps) == 0 && q == mbuf + ml &&
-        num(&s3, s3 + 24, 0, &seq) == 0 && ps >= seq)
-      return RedisModule_ReplyWithLongLong(ctx, 0);
-  }
-  int unit = !empty(A[3]);
-  got = unit ? get(&c, A[3], ubuf, sizeof(ubuf), &ul) : 0;
-  if (got < 0)
-    return RedisModule_ReplyWithError(ctx, WRONGTYPE);
-  if (!got)
-    ubuf[0] = 0;
-  if (got) {
-    const char *ids = sp(A[4], &n), *e = ids + n;
-    for (const char *p = ids; p < e;) {
-      while (p < e && *p == ' ')
-        p++;
-      const char *w = p;
-      while (p < e && *p != ' ')
-        p++;
-      if (p > w && has_word(ubuf, w, (size_t)(p - w)))
-        return RedisModule_ReplyWithLongLong(ctx, 0);
+    if (argc < 12)
+        return RedisModule_WrongArity(ctx);
+    size_t n;
+    const char *lay = sp(argv[1], &n);
+    if (n != strlen(LAYOUT) || memcmp(lay, LAYOUT, n) != 0)
+        return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: unknown argument layout (this "
+                                               "module takes layout " LAYOUT ")");
+    RedisModuleString **A = argv + 4; /* A[j] is the script's ARGV[j + 1] */
+    call c = {ctx, NULL, 0, 0};
+    c.P = sp(A[5], &c.pl);
+    if (!empty(A[6]) && sp(A[6], NULL)[0] == '1')
+        return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: a cluster's store takes the script");
+    char mbuf[256], ubuf[4096];
+    size_t ml, ul;
+    /* a batch already applied: (boot id, sequence) */
+    int got = get(&c, A[0], mbuf, sizeof(mbuf), &ml);
+    if (got < 0)
+        return RedisModule_ReplyWithError(ctx, WRONGTYPE);
+    if (got) {
+        const char *boot = sp(A[1], &n), *sq = memchr(mbuf, ' ', ml);
+        double ps, seq;
+        const char *q = sq ? sq + 1 : NULL, *s3 = sp(A[2], NULL);
+        if (sq && (size_t)(sq - mbuf) == n && memcmp(mbuf, boot, n) == 0 &&
+            num(&q, mbuf + ml, 0, &ps) == 0 && q == mbuf + ml && num(&s3, s3 + 24, 0, &seq) == 0 &&
+            ps >= seq)
+            return RedisModule_ReplyWithLongLong(ctx, 0);
     }
-  }
-  long M = atol(sp(A[7], NULL));
-  if (M < 0 || 12 + M > argc)
-    return RedisModule_WrongArity(ctx);
-  RedisModuleString **E = A + 8 + M;
-  int ne = (argc - 12 - (int)M) / PER_ENTRY;
-  RedisModuleString **old = calloc((size_t)ne + 1, sizeof(*old));
-  unsigned char *rep = malloc((size_t)ne + 1);
-  sensor *ss = calloc((size_t)ne + 1, sizeof(*ss));
-  if (!old || !rep || !ss || mark_repeats(E, ne, rep) < 0) {
-    free(old), free(rep), free(ss);
-    return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: out of memory");
-  }
-  /* reads first, writes after: an entry whose key holds another type is
-   * reported before anything is written */
-  for (int i = 0; i < ne; i++) {
-    RedisModuleString **e = E + (size_t)i * PER_ENTRY;
-    int wrong;
-    old[i] = rep[i] ? NULL : hget(&c, e[0], e[1], &wrong);
-    if (!rep[i] && wrong) {
-      char b[160];
-      size_t bl = dec(i, b);
-      b[bl++] = ' ';
-      memcpy(b + bl, WRONGTYPE, sizeof(WRONGTYPE) - 1),
-          bl += sizeof(WRONGTYPE) - 1;
-      for (int j = 0; j < i; j++)
-        if (old[j])
-          RedisModule_FreeString(ctx, old[j]);
-      free(old), free(rep), free(ss);
-      char r[170] = "BAD ";
-      memcpy(r + 4, b, bl);
-      return RedisModule_ReplyWithStringBuffer(ctx, r, bl + 4);
+    int unit = !empty(A[3]);
+    got = unit ? get(&c, A[3], ubuf, sizeof(ubuf), &ul) : 0;
+    if (got < 0)
+        return RedisModule_ReplyWithError(ctx, WRONGTYPE);
+    if (!got)
+        ubuf[0] = 0;
+    if (got) {
+        const char *ids = sp(A[4], &n), *e = ids + n;
+        for (const char *p = ids; p < e;) {
+            while (p < e && *p == ' ')
+                p++;
+            const char *w = p;
+            while (p < e && *p != ' ')
+                p++;
+            if (p > w && has_word(ubuf, w, (size_t)(p - w)))
+                return RedisModule_ReplyWithLongLong(ctx, 0);
+        }
     }
-  }
-  size_t nss = 0;
-  long long recs = 0, newt = 0, newn = 0, newe = 0;
-  RedisModuleString *rb_key = pkey(&c, "ix:rb");
-  /* the r: buckets this call added to ix:rb (the script's rbs) */
-  RedisModuleString **rbs = calloc((size_t)ne + 1, sizeof(*rbs));
-  size_t nrbs = 0;
-  char *val = malloc(VAL_MAX);
-  for (int i = 0; i < ne && !c.failed && val && rbs; i++) {
-    RedisModuleString **e = E + (size_t)i * PER_ENTRY;
-    sensor *s = sensor_of(&c, ss, &nss, e[3]);
-    long long nrec = atoll(sp(e[4], NULL));
-    s->recs += nrec;
-    recs += nrec;
-    RedisModuleString *v = old[i];
-    if (rep[i]) {
-      int wrong;
-      v = hget(&c, e[0], e[1], &wrong);
+    long M = atol(sp(A[7], NULL));
+    if (M < 0 || 12 + M > argc)
+        return RedisModule_WrongArity(ctx);
+    RedisModuleString **E = A + 8 + M;
+    int ne = (argc - 12 - (int)M) / PER_ENTRY;
+    RedisModuleString **old = calloc((size_t)ne + 1, sizeof(*old));
+    unsigned char *rep = malloc((size_t)ne + 1);
+    sensor *ss = calloc((size_t)ne + 1, sizeof(*ss));
+    if (!old || !rep || !ss || mark_repeats(E, ne, rep) < 0) {
+        free(old), free(rep), free(ss);
+        return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: out of memory");
     }
-    size_t hl, bwl, vl;
-    const char *head = sp(e[2], &hl), *bw = sp(e[12], &bwl);
-    if (v) {
-      const char *ov = sp(v, &vl);
-      vl = merge(ov, vl, head, hl, s, bw, bwl, val);
-      RedisModule_FreeString(ctx, v);
-      old[i] = NULL;
-      if (!vl) {
-        c.failed = 1;
-        break;
-      }
-      RedisModuleString *nv = str(&c, val, vl);
-      hset(&c, e[0], e[1], nv);
-      RedisModule_FreeString(ctx, nv);
-      continue;
+    /* reads first, writes after: an entry whose key holds another type is
+     * reported before anything is written */
+    for (int i = 0; i < ne; i++) {
+        RedisModuleString **e = E + (size_t)i * PER_ENTRY;
+        int wrong;
+        old[i] = rep[i] ? NULL : hget(&c, e[0], e[1], &wrong);
+        if (!rep[i] && wrong) {
+            char b[160];
+            size_t bl = dec(i, b);
+            b[bl++] = ' ';
+            memcpy(b + bl, WRONGTYPE, sizeof(WRONGTYPE) - 1), bl += sizeof(WRONGTYPE) - 1;
+            for (int j = 0; j < i; j++)
+                if (old[j])
+                    RedisModule_FreeString(ctx, old[j]);
+            free(old), free(rep), free(ss);
+            char r[170] = "BAD ";
+            memcpy(r + 4, b, bl);
+            return RedisModule_ReplyWithStringBuffer(ctx, r, bl + 4);
+        }
     }
-    if (hl + 2 + s->idl + 1 + bwl > VAL_MAX) {
-      c.failed = 1;
-      break;
+    size_t nss = 0;
+    long long recs = 0, newt = 0, newn = 0, newe = 0;
+    RedisModuleString *rb_key = pkey(&c, "ix:rb");
+    /* the r: buckets this call added to ix:rb (the script's rbs) */
+    RedisModuleString **rbs = calloc((size_t)ne + 1, sizeof(*rbs));
+    size_t nrbs = 0;
+    char *val = malloc(VAL_MAX);
+    for (int i = 0; i < ne && !c.failed && val && rbs; i++) {
+        RedisModuleString **e = E + (size_t)i * PER_ENTRY;
+        sensor *s = sensor_of(&c, ss, &nss, e[3]);
+        long long nrec = atoll(sp(e[4], NULL));
+        s->recs += nrec;
+        recs += nrec;
+        RedisModuleString *v = old[i];
+        if (rep[i]) {
+            int wrong;
+            v = hget(&c, e[0], e[1], &wrong);
+        }
+        size_t hl, bwl, vl;
+        const char *head = sp(e[2], &hl), *bw = sp(e[12], &bwl);
+        if (v) {
+            const char *ov = sp(v, &vl);
+            vl = merge(ov, vl, head, hl, s, bw, bwl, val);
+            RedisModule_FreeString(ctx, v);
+            old[i] = NULL;
+            if (!vl) {
+                c.failed = 1;
+                break;
+            }
+            RedisModuleString *nv = str(&c, val, vl);
+            hset(&c, e[0], e[1], nv);
+            RedisModule_FreeString(ctx, nv);
+            continue;
+        }
+        if (hl + 2 + s->idl + 1 + bwl > VAL_MAX) {
+            c.failed = 1;
+            break;
+        }
+        memcpy(val, head, hl), vl = hl;
+        val[vl++] = ' ';
+        val[vl++] = '|';
+        memcpy(val + vl, s->id, s->idl), vl += s->idl;
+        if (bwl)
+            val[vl++] = ' ', memcpy(val + vl, bw, bwl), vl += bwl;
+        RedisModuleString *nv = str(&c, val, vl);
+        hset(&c, e[0], e[1], nv);
+        RedisModule_FreeString(ctx, nv);
+        if (empty(e[7])) {
+            newe++; /* an error line: no indexes */
+            continue;
+        }
+        newt++;
+        if (zadd(&c, e[7], e[5])) {
+            /* a new name: the suffix index and its bucket list too */
+            newn++;
+            zadd(&c, e[8], e[6]);
+            size_t k = 0;
+            while (k < nrbs && !same_str(rbs[k], e[9]))
+                k++;
+            if (k == nrbs) {
+                rbs[nrbs++] = e[9];
+                zadd(&c, rb_key, e[9]);
+            }
+        }
+        if (!empty(e[10]))
+            zadd(&c, e[10], e[11]);
     }
-    memcpy(val, head, hl), vl = hl;
-    val[vl++] = ' ';
-    val[vl++] = '|';
-    memcpy(val + vl, s->id, s->idl), vl += s->idl;
-    if (bwl)
-      val[vl++] = ' ', memcpy(val + vl, bw, bwl), vl += bwl;
-    RedisModuleString *nv = str(&c, val, vl);
-    hset(&c, e[0], e[1], nv);
-    RedisModule_FreeString(ctx, nv);
-    if (empty(e[7])) {
-      newe++; /* an error line: no indexes */
-      continue;
+    for (int i = 0; i < ne; i++)
+        if (old[i])
+            RedisModule_FreeString(ctx, old[i]);
+    free(old), free(rep), free(rbs), free(val);
+    if (!c.failed && M > 0) {
+        RedisModuleString *ip = pkey(&c, "ix:ip");
+        for (long j = 0; j < M && !c.failed; j++)
+            zadd(&c, ip, A[8 + j]);
+        RedisModule_FreeString(ctx, ip);
     }
-    newt++;
-    if (zadd(&c, e[7], e[5])) {
-      /* a new name: the suffix index and its bucket list too */
-      newn++;
-      zadd(&c, e[8], e[6]);
-      size_t k = 0;
-      while (k < nrbs && !same_str(rbs[k], e[9]))
-        k++;
-      if (k == nrbs) {
-        rbs[nrbs++] = e[9];
-        zadd(&c, rb_key, e[9]);
-      }
+    if (!c.failed) {
+        for (size_t i = 0; i < nss; i++)
+            hincrby(&c, "st:sensor", ss[i].name, ss[i].recs);
+        info_incr(&c, "records", recs);
+        if (newt > 0)
+            info_incr(&c, "triples", newt);
+        if (newn > 0)
+            info_incr(&c, "names", newn);
+        if (newe > 0)
+            info_incr(&c, "errors", newe);
     }
-    if (!empty(e[10]))
-      zadd(&c, e[10], e[11]);
-  }
-  for (int i = 0; i < ne; i++)
-    if (old[i])
-      RedisModule_FreeString(ctx, old[i]);
-  free(old), free(rep), free(rbs), free(val);
-  if (!c.failed && M > 0) {
-    RedisModuleString *ip = pkey(&c, "ix:ip");
-    for (long j = 0; j < M && !c.failed; j++)
-      zadd(&c, ip, A[8 + j]);
-    RedisModule_FreeString(ctx, ip);
-  }
-  if (!c.failed) {
-    for (size_t i = 0; i < nss; i++)
-      hincrby(&c, "st:sensor", ss[i].name, ss[i].recs);
-    info_incr(&c, "records", recs);
-    if (newt > 0)
-      info_incr(&c, "triples", newt);
-    if (newn > 0)
-      info_incr(&c, "names", newn);
-    if (newe > 0)
-      info_incr(&c, "errors", newe);
-  }
-  free(ss);
-  RedisModule_FreeString(ctx, rb_key);
-  if (c.failed)
-    return RedisModule_ReplyWithError(
-        ctx, "ERR pdnsrelay: a write was refused (a key "
-             "holds another type, or a value is too long)");
-  /* the batch's marker; the unit's ids, newest first, the last 32 */
-  size_t bl, sl;
-  const char *boot = sp(A[1], &bl), *seq = sp(A[2], &sl);
-  if (bl + 1 + sl < sizeof(mbuf)) {
-    memcpy(mbuf, boot, bl), mbuf[bl] = ' ', memcpy(mbuf + bl + 1, seq, sl);
-    set(&c, A[0], mbuf, bl + 1 + sl);
-  }
-  if (unit) {
-    const char *words[UNIT_IDS_KEPT * 2];
-    size_t wl[UNIT_IDS_KEPT * 2], nw = 0, tot = 0;
-    const char *ids = sp(A[4], &n), *e = ids + n;
-    const char *fresh[4096];
-    size_t fl[4096], nf = 0;
-    for (const char *p = ids; p < e && nf < 4096;) {
-      while (p < e && *p == ' ')
-        p++;
-      const char *w = p;
-      while (p < e && *p != ' ')
-        p++;
-      if (p > w)
-        fresh[nf] = w, fl[nf++] = (size_t)(p - w);
+    free(ss);
+    RedisModule_FreeString(ctx, rb_key);
+    if (c.failed)
+        return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: a write was refused (a key "
+                                               "holds another type, or a value is too long)");
+    /* the batch's marker; the unit's ids, newest first, the last 32 */
+    size_t bl, sl;
+    const char *boot = sp(A[1], &bl), *seq = sp(A[2], &sl);
+    if (bl + 1 + sl < sizeof(mbuf)) {
+        memcpy(mbuf, boot, bl), mbuf[bl] = ' ', memcpy(mbuf + bl + 1, seq, sl);
+        set(&c, A[0], mbuf, bl + 1 + sl);
     }
-    /* the script keeps every id of this call, then old ones up to 32 */
-    char *out = malloc(n + sizeof(ubuf) + 2);
-    if (!out)
-      return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: out of memory");
-    size_t ol = 0;
-    for (size_t i = nf; i-- > 0;) {
-      if (ol)
-        out[ol++] = ' ';
-      memcpy(out + ol, fresh[i], fl[i]), ol += fl[i];
+    if (unit) {
+        const char *words[UNIT_IDS_KEPT * 2];
+        size_t wl[UNIT_IDS_KEPT * 2], nw = 0, tot = 0;
+        const char *ids = sp(A[4], &n), *e = ids + n;
+        const char *fresh[4096];
+        size_t fl[4096], nf = 0;
+        for (const char *p = ids; p < e && nf < 4096;) {
+            while (p < e && *p == ' ')
+                p++;
+            const char *w = p;
+            while (p < e && *p != ' ')
+                p++;
+            if (p > w)
+                fresh[nf] = w, fl[nf++] = (size_t)(p - w);
+        }
+        /* the script keeps every id of this call, then old ones up to 32 */
+        char *out = malloc(n + sizeof(ubuf) + 2);
+        if (!out)
+            return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: out of memory");
+        size_t ol = 0;
+        for (size_t i = nf; i-- > 0;) {
+            if (ol)
+                out[ol++] = ' ';
+            memcpy(out + ol, fresh[i], fl[i]), ol += fl[i];
+        }
+        tot = nf;
+        for (const char *p = ubuf; *p && nw < UNIT_IDS_KEPT * 2;) {
+            while (*p == ' ')
+                p++;
+            size_t k = strcspn(p, " ");
+            if (k)
+                words[nw] = p, wl[nw++] = k;
+            p += k;
+        }
+        for (size_t i = 0; i < nw && tot < UNIT_IDS_KEPT; i++, tot++) {
+            if (ol)
+                out[ol++] = ' ';
+            memcpy(out + ol, words[i], wl[i]), ol += wl[i];
+        }
+        set(&c, A[3], out, ol);
+        free(out);
     }
-    tot = nf;
-    for (const char *p = ubuf; *p && nw < UNIT_IDS_KEPT * 2;) {
-      while (*p == ' ')
-        p++;
-      size_t k = strcspn(p, " ");
-      if (k)
-        words[nw] = p, wl[nw++] = k;
-      p += k;
-    }
-    for (size_t i = 0; i < nw && tot < UNIT_IDS_KEPT; i++, tot++) {
-      if (ol)
-        out[ol++] = ' ';
-      memcpy(out + ol, words[i], wl[i]), ol += wl[i];
-    }
-    set(&c, A[3], out, ol);
-    free(out);
-  }
-  return RedisModule_ReplyWithLongLong(ctx, recs);
+    return RedisModule_ReplyWithLongLong(ctx, recs);
 }
 
-#define API(name)                                                              \
-  RedisModule_GetApi("RedisModule_" #name, (void *)&RedisModule_##name)
+#define API(name) RedisModule_GetApi("RedisModule_" #name, (void *)&RedisModule_##name)
 
-int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv,
-                       int argc) {
-  (void)argv, (void)argc;
-  RedisModule_GetApi = (int (*)(const char *, void *))((void **)ctx)[0];
-  if (API(SetModuleAttribs) || API(CreateCommand) || API(OpenKey) ||
-      API(CloseKey) || API(KeyType) || API(StringDMA) || API(StringSet) ||
-      API(HashGet) || API(HashSet) || API(ZsetAdd) || API(StringPtrLen) ||
-      API(CreateString) || API(FreeString) || API(ReplyWithLongLong) ||
-      API(ReplyWithError) || API(ReplyWithStringBuffer) || API(Replicate) ||
-      API(WrongArity))
-    return 1;
-  API(IsModuleNameBusy);
-  if (RedisModule_IsModuleNameBusy && RedisModule_IsModuleNameBusy("pdnsrelay"))
-    return 1;
-  RedisModule_SetModuleAttribs(ctx, "pdnsrelay", 1, RM_APIVER_1);
-  /* the marker (argument 3) is the key a cluster would route by */
-  return RedisModule_CreateCommand(ctx, "pdnsrelay.ingest", ingest,
-                                   "write deny-oom", 3, 3, 1);
+int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    (void)argv, (void)argc;
+    RedisModule_GetApi = (int (*)(const char *, void *))((void **)ctx)[0];
+    if (API(SetModuleAttribs) || API(CreateCommand) || API(OpenKey) || API(CloseKey) ||
+        API(KeyType) || API(StringDMA) || API(StringSet) || API(HashGet) || API(HashSet) ||
+        API(ZsetAdd) || API(StringPtrLen) || API(CreateString) || API(FreeString) ||
+        API(ReplyWithLongLong) || API(ReplyWithError) || API(ReplyWithStringBuffer) ||
+        API(Replicate) || API(WrongArity))
+        return 1;
+    API(IsModuleNameBusy);
+    if (RedisModule_IsModuleNameBusy && RedisModule_IsModuleNameBusy("pdnsrelay"))
+        return 1;
+    RedisModule_SetModuleAttribs(ctx, "pdnsrelay", 1, RM_APIVER_1);
+    /* the marker (argument 3) is the key a cluster would route by */
+    return RedisModule_CreateCommand(ctx, "pdnsrelay.ingest", ingest, "write deny-oom", 3, 3, 1);
 }
