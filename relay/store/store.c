@@ -340,12 +340,13 @@ static void on_part(redisAsyncContext *ac, void *reply, void *priv) {
                rep->len > 4 && memcmp(rep->str, "BAD ", 4) == 0) {
         set_aside(s, c, pc->shard, rep->str + 4); /* the rest goes again: nothing was written */
         pc->again = 1;
-    } else if (rep->type != REDIS_REPLY_INTEGER && s->module) {
-        /* the module refused (unloaded, another version): the script
-         * takes this batch and the next, until the next connect asks */
+    } else if (rep->type == REDIS_REPLY_ERROR && s->module &&
+               (strstr(rep->str, "unknown command") || strstr(rep->str, "argument layout"))) {
+        /* the module is gone (unloaded) or speaks another layout: the
+         * script takes this batch and the next, until the next connect asks */
         s->module = 0;
-        log_warn("store: PDNSRELAY.INGEST refused a batch (%s); batches go to the "
-                 "script", rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+        log_warn("store: PDNSRELAY.INGEST refused a batch (%s); batches go to the script",
+                 rep->str);
         pc->again = 1;
     } else if (rep->type != REDIS_REPLY_INTEGER) {
         s->errors++;

@@ -21,7 +21,9 @@ slower for the relay's own work or for what shares the cores with it;
 for D4, the CPU `pdns-relay send` spent a line (it encrypts on the same
 cores); for the queue, the CPU d4-core's redis-server spent a line while
 the relay drained it (INFO cpu, sys + user: moving, reading and
-trimming)."""
+trimming). QUEUE_MODULE=1: the store's redis-server loads the pdnsrelay
+module (build/pdnsrelay.so, or PDNS_RELAY_MODULE) and every path stores
+through it."""
 import os
 import subprocess
 import sys
@@ -38,6 +40,10 @@ ZN = int(os.environ.get("QUEUE_ZIPF_RECORDS", str(10 * N)))
 # QUEUE_MIXES=zipf or new: one mix only
 ONLY = os.environ.get("QUEUE_MIXES", "")
 QUEUE = "6d2b1f3c4a5e4f60a1b2c3d4e5f60718"
+MODULE = os.environ.get("PDNS_RELAY_MODULE") or os.path.join(
+    os.path.dirname(conftest.BIN), "pdnsrelay.so")
+STORE_EXTRA = ["--loadmodule", os.path.abspath(MODULE)] \
+    if os.environ.get("QUEUE_MODULE") == "1" else []
 SRC = "analyzer:8:" + QUEUE
 
 
@@ -71,7 +77,7 @@ def run_path(work, csv, lines, what, batch):
     # d4-core's analyzer Redis as its server/configs/6380.conf runs it: no
     # append-only file (the store's Redis keeps one)
     d4core = conftest.Redis(work, extra=["--appendonly", "no"])
-    store = conftest.Redis(work)
+    store = conftest.Redis(work, extra=STORE_EXTRA)
     d4core.start()
     store.start()
     try:
@@ -128,7 +134,8 @@ def main():
     mixes = (("zipf", "Zipf-like (gen_csv.py)", ["gen_csv.py", str(ZN)]),
              ("new", "~63 % new triples (gen_pdns.py 0.6)", ["gen_pdns.py", str(N), "0.6"]))
     print("\nevery source -> store, %d Zipf-like and %d ~63 %%-new generated lines, each "
-          "path from its first stored record to its last" % (ZN, N))
+          "path from its first stored record to its last%s" % (
+              ZN, N, "; the store through the pdnsrelay module" if STORE_EXTRA else ""))
     print("| lines | path | records stored | seconds | records/s | vs import | the relay's "
           "CPU a line (vs import) | pdns-relay send's CPU a line | d4-core's Redis CPU a line |")
     print("|---|---|---|---|---|---|---|---|---|")
