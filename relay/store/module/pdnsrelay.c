@@ -463,6 +463,11 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
             ps >= seq)
             return RedisModule_ReplyWithLongLong(ctx, 0);
     }
+    size_t bl, sl;
+    sp(A[1], &bl), sp(A[2], &sl);
+    if (bl + 1 + sl >= sizeof(mbuf) || sp(A[4], &n) == NULL || n >= sizeof(ubuf) / 2)
+        return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: boot id, sequence or unit ids "
+                                               "too long");
     int unit = !empty(A[3]);
     got = unit ? get(&c, A[3], ubuf, sizeof(ubuf), &ul) : 0;
     if (got < 0)
@@ -500,17 +505,16 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         int wrong;
         old[i] = rep[i] ? NULL : hget(&c, e[0], e[1], &wrong);
         if (!rep[i] && wrong) {
-            char b[160];
-            size_t bl = dec(i, b);
-            b[bl++] = ' ';
-            memcpy(b + bl, WRONGTYPE, sizeof(WRONGTYPE) - 1), bl += sizeof(WRONGTYPE) - 1;
+            /* "BAD <entry> <error>", as the script says it */
+            char r[160] = "BAD ";
+            size_t rl = 4 + dec(i, r + 4);
+            r[rl++] = ' ';
+            memcpy(r + rl, WRONGTYPE, sizeof(WRONGTYPE) - 1), rl += sizeof(WRONGTYPE) - 1;
             for (int j = 0; j < i; j++)
                 if (old[j])
                     RedisModule_FreeString(ctx, old[j]);
             free(old), free(rep), free(ss);
-            char r[170] = "BAD ";
-            memcpy(r + 4, b, bl);
-            return RedisModule_ReplyWithStringBuffer(ctx, r, bl + 4);
+            return RedisModule_ReplyWithStringBuffer(ctx, r, rl);
         }
     }
     size_t nss = 0;
@@ -607,12 +611,9 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: a write was refused (a key "
                                                "holds another type, or a value is too long)");
     /* the batch's marker; the unit's ids, newest first, the last 32 */
-    size_t bl, sl;
     const char *boot = sp(A[1], &bl), *seq = sp(A[2], &sl);
-    if (bl + 1 + sl < sizeof(mbuf)) {
-        memcpy(mbuf, boot, bl), mbuf[bl] = ' ', memcpy(mbuf + bl + 1, seq, sl);
-        set(&c, A[0], mbuf, bl + 1 + sl);
-    }
+    memcpy(mbuf, boot, bl), mbuf[bl] = ' ', memcpy(mbuf + bl + 1, seq, sl);
+    set(&c, A[0], mbuf, bl + 1 + sl);
     if (unit) {
         const char *words[UNIT_IDS_KEPT * 2];
         size_t wl[UNIT_IDS_KEPT * 2], nw = 0, tot = 0;
