@@ -277,8 +277,11 @@ static void on_select(redisAsyncContext *ac, void *reply, void *priv) {
     if (rep->type != REDIS_REPLY_STATUS) {
         /* an error, or not a Redis at all (a TCP self-connect to a free
          * local port reads its own command back): drop it and retry */
-        log_error("%s: SELECT %d failed: %s", c->what, c->db,
-                  rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+        if (!c->logged_refused)
+            log_error("%s: SELECT %d failed: %s (retrying with backoff; logged once until "
+                      "it connects)", c->what, c->db,
+                      rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+        c->logged_refused = 1;
         redisAsyncDisconnect(ac);
         return;
     }
@@ -286,6 +289,7 @@ static void on_select(redisAsyncContext *ac, void *reply, void *priv) {
         redisAsyncCommand(ac, on_info, c, "INFO server");
     c->ready = 1;
     c->backoff_ms = 0;
+    c->logged_refused = 0;
     if (c->logged_down)
         log_info("%s: connected again", c->what);
     c->logged_down = 0;
@@ -300,8 +304,11 @@ static void on_auth(redisAsyncContext *ac, void *reply, void *priv) {
         return; /* gone again: on_disconnect retries */
     if (rep->type != REDIS_REPLY_STATUS) {
         /* the reply names no credential: WRONGPASS, or AUTH unknown */
-        log_error("%s %s:%d: AUTH refused: %s", c->what, c->host, c->port,
-                  rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+        if (!c->logged_refused)
+            log_error("%s %s:%d: AUTH refused: %s (retrying with backoff; logged once "
+                      "until it connects)", c->what, c->host, c->port,
+                      rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+        c->logged_refused = 1;
         redisAsyncDisconnect(ac);
         return;
     }

@@ -34,6 +34,7 @@ typedef struct rconn {
     /* state */
     redisAsyncContext *ac;     /* usable when ready */
     int ready, connecting, logged_down;
+    int logged_refused;          /* AUTH or SELECT refusal logged: once until connected */
     uint64_t backoff_ms;
     uint64_t disconnects;      /* failed connects and lost connections */
     uint64_t *count_into;      /* also counted here, when set */

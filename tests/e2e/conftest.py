@@ -110,6 +110,12 @@ class Redis:
         self.proc = None
         self.password = password
         self.extra = list(extra) + (["--requirepass", password] if password else [])
+        # E2E_REDIS_MODULE=<pdnsrelay.so>: every test's Redis loads the
+        # store's module, so that the whole suite stores through it
+        # (docs/hacking.md)
+        mod = os.environ.get("E2E_REDIS_MODULE")
+        if mod and "--loadmodule" not in self.extra:
+            self.extra += ["--loadmodule", os.path.abspath(mod)]
 
     def start(self):
         self.proc = subprocess.Popen(

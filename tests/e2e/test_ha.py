@@ -364,6 +364,16 @@ def test_a_redis_that_wants_a_password(relay_factory, workdir, tmp_path):
                                    "store": {"enabled": True}}).start(ready=False)
         assert bad.wait_for(lambda: "AUTH" in bad.log_text(), 20), bad.log_text()
         assert bad.readyz()[0] == 503
+
+        # it tries again with backoff (Redis's ACL LOG counts the refusals)
+        # and says so once a link, not at every attempt
+        def refusals():
+            return sum(e["count"] for e in rs.client().acl_log()
+                       if e["reason"] == "auth" and e["username"] == "relay")
+        assert bad.wait_for(lambda: refusals() >= 6, 40), refusals()
+        said = [line.split(" AUTH refused")[0].split(" ", 2)[-1]
+                for line in bad.log_text().splitlines() if "AUTH refused" in line]
+        assert said and len(said) == len(set(said)), said
         for r in (a, bad):
             text = r.log_text()
             for secret in (pw, quote(pw, safe=""), "acl-pw", "n0t-the-pw"):
