@@ -4,7 +4,8 @@
  * sensors that saw them, plus the indexes the query API needs.
  *
  * Records are batched: one EVAL of relay/lua/store_ingest.lua per batch
- * (`batch` records), one batch in flight at a time; records of a batch
+ * (`batch` records; on one server whose Redis has the pdnsrelay module,
+ * PDNSRELAY.INGEST with the same arguments), one batch in flight at a time; records of a batch
  * with the same (name, rrtype, rdata, sensor) are merged before they go. While Redis is away
  * the batches wait in memory, up to `max_buffer` records; above that
  * store_full() is true and the sources stop reading (the D4 listener
