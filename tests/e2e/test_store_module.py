@@ -139,6 +139,29 @@ def test_module_and_script_write_the_same_store(redis_server, module_redis):
     assert int(info[b"records"]) > 1000 and int(info[b"triples"]) > 100, info
 
 
+def test_a_triple_many_sensors_saw(redis_server, module_redis):
+    """A triple's value names every sensor that saw it: seen by 1,500
+    sensors (a large network and a popular name) it is over 6 KB, and the
+    module keeps it as the script does, call after call."""
+    a, b = redis_server.client(), module_redis.client()
+    for call in range(3):
+        entries = []
+        for k in range(500):
+            entries += ["n:popular.test", "1 192.0.2.1", "%d %d 1" % (1700000000 + call,
+                                                                     1700000100 + call),
+                        "sensor-%04d" % (call * 500 + k), "1", "popular.test", "test.popular",
+                        "f:1", "r:popular.test", "popular.test", "ix:ip",
+                        "4c0000201 popular.test", ""]
+        args = ["st:applied:x", "st:applied:x", "boot", str(call + 1), "", "", "", "0", "0"]
+        args += entries
+        ra = a.eval(SCRIPT, 1, args[0], *args[1:])
+        rb = b.execute_command("PDNSRELAY.INGEST", "1", "1", args[0], *args[1:])
+        assert ra == rb == 500, (ra, rb)
+    value = b.hget("n:popular.test", "1 192.0.2.1")
+    assert len(value) > 6000 and value.count(b"|") == 1501, value[:200]
+    assert not differences(dump(a), dump(b)), differences(dump(a), dump(b))
+
+
 @pytest.mark.slow
 def test_module_under_valgrind(workdir):
     """The relay's sanitizers cannot see into the module (redis-server is

@@ -2,7 +2,7 @@
  * Redis module (relay/store/module/pdnsrelay.c, included whole: its Redis
  * API pointers stay unset, merge() uses none). A triple's old value is
  * whatever Redis holds, so any bytes: the merged value fits its buffer
- * (exactly VAL_MAX bytes here, so that ASan sees a byte past it), starts
+ * (exactly value_bound bytes here, so that ASan sees a byte past it), starts
  * with three numbers and holds the sensor's id. */
 #include "../../relay/store/module/pdnsrelay.c"
 
@@ -19,10 +19,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memset(&s, 0, sizeof(s));
     s.idl = dec((double)(size % 1000), s.id);
     s.id[s.idl++] = '|';
-    char *out = malloc(VAL_MAX);
-    size_t n = merge(p, (size_t)(z1 - p), z1 + 1, (size_t)(z2 - z1 - 1), &s, z2 + 1,
-                     (size_t)(end - z2 - 1), out);
-    if (n > VAL_MAX)
+    size_t ol = (size_t)(z1 - p), hl = (size_t)(z2 - z1 - 1), bwl = (size_t)(end - z2 - 1);
+    size_t cap = value_bound(ol, hl, s.idl, bwl);
+    char *out = malloc(cap);
+    size_t n = merge(p, ol, z1 + 1, hl, &s, z2 + 1, bwl, out);
+    if (n > cap)
         abort();
     if (n) {
         const char *q = out, *e = out + n;

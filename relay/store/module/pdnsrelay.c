@@ -68,7 +68,6 @@ static int (*RedisModule_WrongArity)(RedisModuleCtx *);
 #define PER_ENTRY 13
 #define CMAX 9007199254740991.0 /* counts saturate at 2^53 - 1, as in the script */
 #define UNIT_IDS_KEPT 32
-#define VAL_MAX 4096 /* a triple's value: three numbers, sensor ids, a bailiwick */
 #define WRONGTYPE "WRONGTYPE Operation against a key holding the wrong kind of value"
 
 /* One call's state: the context, the key prefix, and what is freed at
@@ -319,9 +318,18 @@ static sensor *sensor_of(call *c, sensor *ss, size_t *n, RedisModuleString *s) {
     return e;
 }
 
+/* The bytes a triple's value may take, new or merged: its old value (ol;
+ * the sensor set and bailiwick it keeps), the entry's head (hl), sensor
+ * id (idl) and bailiwick (bwl), three numbers of up to 20 characters.
+ * A value grows with the sensors that saw the triple: no fixed limit. */
+static size_t value_bound(size_t ol, size_t hl, size_t idl, size_t bwl) {
+    return ol + hl + idl + bwl + 80;
+}
+
 /* The merged value of a triple whose value was old (len ol), given this
- * entry's head "<tf> <tl> <count>", sensor id and bailiwick, at out.
- * Returns its length, or 0 when it would not fit. */
+ * entry's head "<tf> <tl> <count>", sensor id and bailiwick, at out
+ * (value_bound bytes). Returns its length, or 0 when head is not three
+ * numbers. */
 static size_t merge(const char *old, size_t ol, const char *head, size_t hl, const sensor *s,
                     const char *bw, size_t bwl, char *out) {
     double tf, tl, cnt, otf, otl, oc;
@@ -363,8 +371,6 @@ static size_t merge(const char *old, size_t ol, const char *head, size_t hl, con
     int has = 0;
     for (size_t i = 0; i + 1 + s->idl <= ssl && !has; i++)
         has = ss[i] == '|' && memcmp(ss + i + 1, s->id, s->idl) == 0;
-    if (72 + ssl + s->idl + 1 + bwl > VAL_MAX)
-        return 0;
     size_t n = dec(tf, out);
     out[n++] = ' ';
     n += dec(tl, out + n);
@@ -523,8 +529,11 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     /* the r: buckets this call added to ix:rb (the script's rbs) */
     RedisModuleString **rbs = calloc((size_t)ne + 1, sizeof(*rbs));
     size_t nrbs = 0;
-    char *val = malloc(VAL_MAX);
-    for (int i = 0; i < ne && !c.failed && val && rbs; i++) {
+    size_t cap = 4096;
+    char *val = malloc(cap);
+    if (!val || !rbs)
+        c.failed = 1;
+    for (int i = 0; i < ne && !c.failed; i++) {
         RedisModuleString **e = E + (size_t)i * PER_ENTRY;
         sensor *s = sensor_of(&c, ss, &nss, e[3]);
         long long nrec = atoll(sp(e[4], NULL));
@@ -535,10 +544,20 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
             int wrong;
             v = hget(&c, e[0], e[1], &wrong);
         }
-        size_t hl, bwl, vl;
-        const char *head = sp(e[2], &hl), *bw = sp(e[12], &bwl);
+        size_t hl, bwl, vl = 0;
+        const char *head = sp(e[2], &hl), *bw = sp(e[12], &bwl), *ov = v ? sp(v, &vl) : NULL;
+        size_t need = value_bound(vl, hl, s->idl, bwl);
+        if (need > cap) {
+            char *bigger = realloc(val, need);
+            if (!bigger) {
+                if (v)
+                    RedisModule_FreeString(ctx, v), old[i] = NULL;
+                c.failed = 1;
+                break;
+            }
+            val = bigger, cap = need;
+        }
         if (v) {
-            const char *ov = sp(v, &vl);
             vl = merge(ov, vl, head, hl, s, bw, bwl, val);
             RedisModule_FreeString(ctx, v);
             old[i] = NULL;
@@ -550,10 +569,6 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
             hset(&c, e[0], e[1], nv);
             RedisModule_FreeString(ctx, nv);
             continue;
-        }
-        if (hl + 2 + s->idl + 1 + bwl > VAL_MAX) {
-            c.failed = 1;
-            break;
         }
         memcpy(val, head, hl), vl = hl;
         val[vl++] = ' ';
@@ -609,7 +624,8 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     RedisModule_FreeString(ctx, rb_key);
     if (c.failed)
         return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: a write was refused (a key "
-                                               "holds another type, or a value is too long)");
+                                               "holds another type, a triple's time is not "
+                                               "three numbers, or out of memory)");
     /* the batch's marker; the unit's ids, newest first, the last 32 */
     const char *boot = sp(A[1], &bl), *seq = sp(A[2], &sl);
     memcpy(mbuf, boot, bl), mbuf[bl] = ' ', memcpy(mbuf + bl + 1, seq, sl);
