@@ -279,16 +279,10 @@ typedef struct {
     long long recs;
 } sensor;
 
-static sensor *sensor_of(call *c, sensor *ss, size_t *n, RedisModuleString *s) {
+/* The sensor named s, first seen in this call, at e: its id from st:sid,
+ * or a new one (st:info's sensor_seq, st:sid, st:sname). */
+static void sensor_new(call *c, sensor *e, RedisModuleString *s) {
     size_t l;
-    const char *p = sp(s, &l);
-    for (size_t i = 0; i < *n; i++) {
-        size_t ol;
-        const char *o = sp(ss[i].name, &ol);
-        if (ol == l && memcmp(o, p, l) == 0)
-            return &ss[i];
-    }
-    sensor *e = &ss[(*n)++];
     e->name = s;
     e->recs = 0;
     RedisModuleString *sid = pkey(c, "st:sid");
@@ -315,7 +309,6 @@ static sensor *sensor_of(call *c, sensor *ss, size_t *n, RedisModuleString *s) {
     }
     e->id[e->idl++] = '|';
     RedisModule_FreeString(c->ctx, sid);
-    return e;
 }
 
 /* The bytes a triple's value may take, new or merged: its old value (ol;
@@ -387,19 +380,12 @@ static size_t merge(const char *old, size_t ol, const char *head, size_t hl, con
     return n;
 }
 
-/* FNV-1a of a triple's key and field: finds entries of one call with the
- * same triple (another sensor's entry for it). */
-static uint64_t kf_hash(const RedisModuleString *k, const RedisModuleString *f) {
-    uint64_t h = 1469598103934665603ULL;
+static uint64_t fnv(uint64_t h, const RedisModuleString *s) {
     size_t n;
-    const unsigned char *p = (const unsigned char *)sp(k, &n);
+    const unsigned char *p = (const unsigned char *)sp(s, &n);
     for (size_t i = 0; i < n; i++)
         h = (h ^ p[i]) * 1099511628211ULL;
-    h = (h ^ '\n') * 1099511628211ULL;
-    p = (const unsigned char *)sp(f, &n);
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 1099511628211ULL;
-    return h | 1;
+    return (h ^ '\n') * 1099511628211ULL;
 }
 
 static int same_str(const RedisModuleString *a, const RedisModuleString *b) {
@@ -408,9 +394,12 @@ static int same_str(const RedisModuleString *a, const RedisModuleString *b) {
     return an == bn && memcmp(ap, bp, an) == 0;
 }
 
-/* For each entry, 1 when an earlier entry of the call has the same key
- * and field (its value is then what the call wrote, read again). */
-static int mark_repeats(RedisModuleString **a, int ne, unsigned char *rep) {
+/* For each entry i of a call, first[i]: the first entry with the same
+ * argument f1 (and f2, when not -1), i itself for the first. What the
+ * script keeps in Lua tables (the triples a call wrote, its sensors, the
+ * r: buckets it added), in time linear in the entries. Returns 0, or -1
+ * when out of memory. */
+static int first_same(RedisModuleString **a, int ne, int f1, int f2, int *first) {
     size_t cap = 16;
     while (cap < (size_t)ne * 2)
         cap *= 2;
@@ -422,13 +411,16 @@ static int mark_repeats(RedisModuleString **a, int ne, unsigned char *rep) {
     }
     for (int i = 0; i < ne; i++) {
         RedisModuleString **e = a + (size_t)i * PER_ENTRY;
-        uint64_t x = kf_hash(e[0], e[1]);
+        uint64_t x = fnv(1469598103934665603ULL, e[f1]);
+        if (f2 >= 0)
+            x = fnv(x, e[f2]);
+        x |= 1; /* 0 marks a free slot */
         size_t j = x & (cap - 1);
-        rep[i] = 0;
+        first[i] = i;
         for (; h[j]; j = (j + 1) & (cap - 1)) {
             RedisModuleString **o = a + (size_t)at[j] * PER_ENTRY;
-            if (h[j] == x && same_str(o[0], e[0]) && same_str(o[1], e[1])) {
-                rep[i] = 1;
+            if (h[j] == x && same_str(o[f1], e[f1]) && (f2 < 0 || same_str(o[f2], e[f2]))) {
+                first[i] = at[j];
                 break;
             }
         }
@@ -497,11 +489,17 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         return RedisModule_WrongArity(ctx);
     RedisModuleString **E = A + 8 + M;
     int ne = (argc - 12 - (int)M) / PER_ENTRY;
+    /* per entry: its old value; the first entry of its triple, of its
+     * sensor and of its r: bucket; for a first entry, its sensor's slot
+     * and whether its bucket went to ix:rb */
     RedisModuleString **old = calloc((size_t)ne + 1, sizeof(*old));
-    unsigned char *rep = malloc((size_t)ne + 1);
+    int *ft = malloc(((size_t)ne + 1) * sizeof(int) * 4);
+    int *fs = ft + ne + 1, *fb = fs + ne + 1, *slot = fb + ne + 1;
+    unsigned char *rb_added = calloc((size_t)ne + 1, 1);
     sensor *ss = calloc((size_t)ne + 1, sizeof(*ss));
-    if (!old || !rep || !ss || mark_repeats(E, ne, rep) < 0) {
-        free(old), free(rep), free(ss);
+    if (!old || !ft || !rb_added || !ss || first_same(E, ne, 0, 1, ft) < 0 ||
+        first_same(E, ne, 3, -1, fs) < 0 || first_same(E, ne, 9, -1, fb) < 0) {
+        free(old), free(ft), free(rb_added), free(ss);
         return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: out of memory");
     }
     /* reads first, writes after: an entry whose key holds another type is
@@ -509,8 +507,9 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     for (int i = 0; i < ne; i++) {
         RedisModuleString **e = E + (size_t)i * PER_ENTRY;
         int wrong;
-        old[i] = rep[i] ? NULL : hget(&c, e[0], e[1], &wrong);
-        if (!rep[i] && wrong) {
+        int again = ft[i] != i; /* read after the call wrote it */
+        old[i] = again ? NULL : hget(&c, e[0], e[1], &wrong);
+        if (!again && wrong) {
             /* "BAD <entry> <error>", as the script says it */
             char r[160] = "BAD ";
             size_t rl = 4 + dec(i, r + 4);
@@ -519,28 +518,27 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
             for (int j = 0; j < i; j++)
                 if (old[j])
                     RedisModule_FreeString(ctx, old[j]);
-            free(old), free(rep), free(ss);
+            free(old), free(ft), free(rb_added), free(ss);
             return RedisModule_ReplyWithStringBuffer(ctx, r, rl);
         }
     }
     size_t nss = 0;
     long long recs = 0, newt = 0, newn = 0, newe = 0;
     RedisModuleString *rb_key = pkey(&c, "ix:rb");
-    /* the r: buckets this call added to ix:rb (the script's rbs) */
-    RedisModuleString **rbs = calloc((size_t)ne + 1, sizeof(*rbs));
-    size_t nrbs = 0;
     size_t cap = 4096;
     char *val = malloc(cap);
-    if (!val || !rbs)
+    if (!val)
         c.failed = 1;
     for (int i = 0; i < ne && !c.failed; i++) {
         RedisModuleString **e = E + (size_t)i * PER_ENTRY;
-        sensor *s = sensor_of(&c, ss, &nss, e[3]);
+        if (fs[i] == i)
+            slot[i] = (int)nss, sensor_new(&c, &ss[nss++], e[3]);
+        sensor *s = &ss[slot[fs[i]]];
         long long nrec = atoll(sp(e[4], NULL));
         s->recs += nrec;
         recs += nrec;
         RedisModuleString *v = old[i];
-        if (rep[i]) {
+        if (ft[i] != i) {
             int wrong;
             v = hget(&c, e[0], e[1], &wrong);
         }
@@ -588,11 +586,8 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
             /* a new name: the suffix index and its bucket list too */
             newn++;
             zadd(&c, e[8], e[6]);
-            size_t k = 0;
-            while (k < nrbs && !same_str(rbs[k], e[9]))
-                k++;
-            if (k == nrbs) {
-                rbs[nrbs++] = e[9];
+            if (!rb_added[fb[i]]) {
+                rb_added[fb[i]] = 1;
                 zadd(&c, rb_key, e[9]);
             }
         }
@@ -602,7 +597,7 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     for (int i = 0; i < ne; i++)
         if (old[i])
             RedisModule_FreeString(ctx, old[i]);
-    free(old), free(rep), free(rbs), free(val);
+    free(old), free(ft), free(rb_added), free(val);
     if (!c.failed && M > 0) {
         RedisModuleString *ip = pkey(&c, "ix:ip");
         for (long j = 0; j < M && !c.failed; j++)
