@@ -490,7 +490,7 @@ static int build_command(const store *s, const store_chunk *c, int k, pdns_buf *
     }
     cmd->len = 0;
     nl = (size_t)snprintf(num, sizeof(num), "*%zu\r\n", 12 + nmem + in_part * ARGS_PER_ENTRY);
-    int mod = s->module && !s->cluster;
+    int mod = s->module; /* never on a cluster: ask_module */
     if (pdns_buf_append(cmd, num, nl) < 0 ||
         (mod ? resp_arg(cmd, "PDNSRELAY.INGEST", 16, NULL, 0)
              : resp_arg(cmd, "EVAL", 4, NULL, 0)) < 0 ||

@@ -97,6 +97,24 @@ def random_call(rng, boot, seq, unit_ids=""):
     return ["st:applied:x", "st:applied:x", boot, str(seq), umark, unit_ids, "", "0", "0"] + entries
 
 
+def random_calls(rng, count, bad_at):
+    """count calls: mostly new ones (some with unit ids, boot ids that
+    change), now and then one sent again; call bad_at is always new, for
+    the caller to break (a key holding another type). Yields (i, args)."""
+    seq, sent = 0, []
+    for i in range(count):
+        roll = rng.random()
+        if roll < 0.05 and sent and i != bad_at:
+            args = rng.choice(sent)  # sent again: its marker says applied
+        else:
+            seq += 1
+            ids = " ".join("1700-%d" % rng.randint(0, 60) for _ in range(rng.randint(1, 3))) \
+                if roll < 0.3 else ""
+            args = random_call(rng, rng.choice(("boot1", "boot2")), seq, ids)
+            sent.append(args)
+        yield i, args
+
+
 def test_module_and_script_write_the_same_store(redis_server, module_redis):
     """Hundreds of random calls, each sent to the script on one server and
     to the module on the other: the same reply every time, and in the end
@@ -109,17 +127,7 @@ def test_module_and_script_write_the_same_store(redis_server, module_redis):
     for r in (a, b):  # what an older relay left: an unreadable value, a count past 2^53
         r.hset("n:h1.z1.test", "1 192.0.2.1", "garbage")
         r.hset("n:h2.z2.test", "1 192.0.2.2", "1700000000 1700000001 -5 |1|")
-    seq, sent = 0, []
-    for i in range(400):
-        roll = rng.random()
-        if roll < 0.05 and sent and i != 200:
-            args = rng.choice(sent)  # sent again: its marker says applied
-        else:
-            seq += 1
-            ids = " ".join("1700-%d" % rng.randint(0, 60) for _ in range(rng.randint(1, 3))) \
-                if roll < 0.3 else ""
-            args = random_call(rng, rng.choice(("boot1", "boot2")), seq, ids)
-            sent.append(args)
+    for i, args in random_calls(rng, 400, 200):
         if i == 200:  # a name's key holds another type: the call names the entry
             for r in (a, b):
                 r.set(args[9], "a string")
@@ -130,7 +138,8 @@ def test_module_and_script_write_the_same_store(redis_server, module_redis):
             assert ra.startswith(b"BAD 0 WRONGTYPE"), ra
             for r in (a, b):
                 r.delete(args[9])
-        assert not differences(dump(a), dump(b)) if i % 50 == 0 else True
+        if i % 50 == 0:
+            assert not differences(dump(a), dump(b)), i
     da, db = dump(a), dump(b)
     assert not differences(da, db), differences(da, db)
     assert len(da) > 50 and b"st:unit:q" in da and any(k.startswith(b"e:") for k in da)
@@ -191,14 +200,7 @@ def test_module_under_valgrind(workdir):
     try:
         rng = random.Random(7)
         r.hset("n:h1.z1.test", "1 192.0.2.1", "garbage")
-        sent = []
-        for i in range(150):
-            if rng.random() < 0.05 and sent:
-                args = rng.choice(sent)
-            else:
-                ids = "1700-%d" % rng.randint(0, 40) if rng.random() < 0.3 else ""
-                args = random_call(rng, "boot1", i + 1, ids)
-                sent.append(args)
+        for i, args in random_calls(rng, 150, 75):
             if i == 75:
                 r.set(args[9], "a string")
             out = r.execute_command("PDNSRELAY.INGEST", "1", "1", args[0], *args[1:])

@@ -258,16 +258,25 @@ static void info_incr(call *c, const char *f, long long by) {
     RedisModule_FreeString(c->ctx, fs);
 }
 
-/* 1 when the word w (length wl) is one of the space-separated words of s. */
-static int has_word(const char *s, const char *w, size_t wl) {
-    for (const char *p = s; *p;) {
-        while (*p == ' ')
-            p++;
-        size_t n = strcspn(p, " ");
-        if (n == wl && memcmp(p, w, wl) == 0)
+/* The next space-separated word of [*p, end): its start and *wl, or
+ * NULL at the end; *p moves past it. */
+static const char *next_word(const char **p, const char *end, size_t *wl) {
+    const char *q = *p;
+    while (q < end && *q == ' ')
+        q++;
+    const char *w = q;
+    while (q < end && *q != ' ')
+        q++;
+    *p = q, *wl = (size_t)(q - w);
+    return q > w ? w : NULL;
+}
+
+/* 1 when the word w (length wl) is one of the words of [s, end). */
+static int has_word(const char *s, const char *end, const char *w, size_t wl) {
+    size_t n;
+    for (const char *x; (x = next_word(&s, end, &n));)
+        if (n == wl && memcmp(x, w, wl) == 0)
             return 1;
-        p += n;
-    }
     return 0;
 }
 
@@ -455,15 +464,17 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     if (got) {
         const char *boot = sp(A[1], &n), *sq = memchr(mbuf, ' ', ml);
         double ps, seq;
-        const char *q = sq ? sq + 1 : NULL, *s3 = sp(A[2], NULL);
+        size_t s3l;
+        const char *q = sq ? sq + 1 : NULL, *s3 = sp(A[2], &s3l);
         if (sq && (size_t)(sq - mbuf) == n && memcmp(mbuf, boot, n) == 0 &&
-            num(&q, mbuf + ml, 0, &ps) == 0 && q == mbuf + ml && num(&s3, s3 + 24, 0, &seq) == 0 &&
+            num(&q, mbuf + ml, 0, &ps) == 0 && q == mbuf + ml && num(&s3, s3 + s3l, 0, &seq) == 0 &&
             ps >= seq)
             return RedisModule_ReplyWithLongLong(ctx, 0);
     }
-    size_t bl, sl;
+    size_t bl, sl, idl;
+    const char *ids = sp(A[4], &idl);
     sp(A[1], &bl), sp(A[2], &sl);
-    if (bl + 1 + sl >= sizeof(mbuf) || sp(A[4], &n) == NULL || n >= sizeof(ubuf) / 2)
+    if (bl + 1 + sl >= sizeof(mbuf) || idl >= sizeof(ubuf) / 2)
         return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: boot id, sequence or unit ids "
                                                "too long");
     int unit = !empty(A[3]);
@@ -471,19 +482,12 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     if (got < 0)
         return RedisModule_ReplyWithError(ctx, WRONGTYPE);
     if (!got)
-        ubuf[0] = 0;
-    if (got) {
-        const char *ids = sp(A[4], &n), *e = ids + n;
-        for (const char *p = ids; p < e;) {
-            while (p < e && *p == ' ')
-                p++;
-            const char *w = p;
-            while (p < e && *p != ' ')
-                p++;
-            if (p > w && has_word(ubuf, w, (size_t)(p - w)))
-                return RedisModule_ReplyWithLongLong(ctx, 0);
-        }
-    }
+        ul = 0;
+    size_t wl;
+    const char *p = ids;
+    for (const char *w; got && (w = next_word(&p, ids + idl, &wl));)
+        if (has_word(ubuf, ubuf + ul, w, wl))
+            return RedisModule_ReplyWithLongLong(ctx, 0);
     long M = atol(sp(A[7], NULL));
     if (M < 0 || 12 + M > argc)
         return RedisModule_WrongArity(ctx);
@@ -626,46 +630,26 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     memcpy(mbuf, boot, bl), mbuf[bl] = ' ', memcpy(mbuf + bl + 1, seq, sl);
     set(&c, A[0], mbuf, bl + 1 + sl);
     if (unit) {
-        const char *words[UNIT_IDS_KEPT * 2];
-        size_t wl[UNIT_IDS_KEPT * 2], nw = 0, tot = 0;
-        const char *ids = sp(A[4], &n), *e = ids + n;
-        const char *fresh[4096];
-        size_t fl[4096], nf = 0;
-        for (const char *p = ids; p < e && nf < 4096;) {
-            while (p < e && *p == ' ')
-                p++;
-            const char *w = p;
-            while (p < e && *p != ' ')
-                p++;
-            if (p > w)
-                fresh[nf] = w, fl[nf++] = (size_t)(p - w);
-        }
-        /* the script keeps every id of this call, then old ones up to 32 */
-        char *out = malloc(n + sizeof(ubuf) + 2);
-        if (!out)
-            return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: out of memory");
-        size_t ol = 0;
+        /* the script keeps every id of this call, newest first, then the
+         * old ones while fewer than 32 */
+        const char *fresh[sizeof(ubuf) / 4];
+        size_t fl[sizeof(ubuf) / 4], nf = 0, ol = 0, k;
+        char out[sizeof(ubuf) * 2];
+        p = ids;
+        for (const char *w; (w = next_word(&p, ids + idl, &k));)
+            fresh[nf] = w, fl[nf++] = k;
         for (size_t i = nf; i-- > 0;) {
             if (ol)
                 out[ol++] = ' ';
             memcpy(out + ol, fresh[i], fl[i]), ol += fl[i];
         }
-        tot = nf;
-        for (const char *p = ubuf; *p && nw < UNIT_IDS_KEPT * 2;) {
-            while (*p == ' ')
-                p++;
-            size_t k = strcspn(p, " ");
-            if (k)
-                words[nw] = p, wl[nw++] = k;
-            p += k;
-        }
-        for (size_t i = 0; i < nw && tot < UNIT_IDS_KEPT; i++, tot++) {
+        p = ubuf;
+        for (const char *w; nf < UNIT_IDS_KEPT && (w = next_word(&p, ubuf + ul, &k)); nf++) {
             if (ol)
                 out[ol++] = ' ';
-            memcpy(out + ol, words[i], wl[i]), ol += wl[i];
+            memcpy(out + ol, w, k), ol += k;
         }
         set(&c, A[3], out, ol);
-        free(out);
     }
     return RedisModule_ReplyWithLongLong(ctx, recs);
 }
