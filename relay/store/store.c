@@ -341,9 +341,11 @@ static void on_part(redisAsyncContext *ac, void *reply, void *priv) {
         set_aside(s, c, pc->shard, rep->str + 4); /* the rest goes again: nothing was written */
         pc->again = 1;
     } else if (rep->type == REDIS_REPLY_ERROR && s->module &&
-               (strstr(rep->str, "unknown command") || strstr(rep->str, "argument layout"))) {
-        /* the module is gone (unloaded) or speaks another layout: the
-         * script takes this batch and the next, until the next connect asks */
+               (strstr(rep->str, "unknown command") || strstr(rep->str, "argument layout") ||
+                strstr(rep->str, "takes the script"))) {
+        /* the module is gone (unloaded), speaks another layout, or is one
+         * that leaves a cluster to the script: the script takes this batch
+         * and the next, until the next connect asks */
         s->module = 0;
         log_warn("store: PDNSRELAY.INGEST refused a batch (%s); batches go to the script",
                  rep->str);
@@ -490,7 +492,7 @@ static int build_command(const store *s, const store_chunk *c, int k, pdns_buf *
     }
     cmd->len = 0;
     nl = (size_t)snprintf(num, sizeof(num), "*%zu\r\n", 12 + nmem + in_part * ARGS_PER_ENTRY);
-    int mod = s->module; /* never on a cluster: ask_module */
+    int mod = s->module;
     if (pdns_buf_append(cmd, num, nl) < 0 ||
         (mod ? resp_arg(cmd, "PDNSRELAY.INGEST", 16, NULL, 0)
              : resp_arg(cmd, "EVAL", 4, NULL, 0)) < 0 ||
@@ -822,27 +824,54 @@ static void ask_layout(store *s) {
         s->layout_asking = 1;
 }
 
+/* One master's answer to ask_module, of the asking generation gen. */
+typedef struct {
+    store *s;
+    unsigned gen;
+} module_ask;
+
 static void on_module(redisAsyncContext *ac, void *reply, void *priv) {
-    store *s = priv;
+    module_ask *a = priv;
+    store *s = a->s;
     redisReply *rep = reply;
     (void)ac;
-    s->module_asking = 0;
-    s->module = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
-                rep->element[0]->type == REDIS_REPLY_ARRAY;
-    if (s->module)
-        log_info("store: Redis has the pdnsrelay module: batches go to PDNSRELAY.INGEST");
+    int has = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+              rep->element[0]->type == REDIS_REPLY_ARRAY;
+    if (a->gen == s->module_gen && s->module_asking > 0) {
+        s->module_missing += !has;
+        if (--s->module_asking == 0 && !s->module_missing) {
+            s->module = 1;
+            log_info("store: Redis has the pdnsrelay module%s: batches go to PDNSRELAY.INGEST",
+                     s->cluster ? " on every master" : "");
+        }
+    }
+    free(a);
 }
 
-/* On one server, with store.module: whether Redis has the module's
- * command (asked at each connect; until the answer, the script). */
+/* With store.module: whether Redis has the module's command, asked at
+ * each connect (until the answers, the script). On a cluster the master
+ * of every shard is asked: batches go to the module only when all have it. */
 static void ask_module(store *s) {
     const char *argv[] = {"COMMAND", "INFO", "pdnsrelay.ingest"};
     size_t argl[] = {7, 4, 16};
     s->module = 0;
-    if (!s->conf->module || s->cluster || s->module_asking)
+    s->module_gen++;
+    s->module_asking = s->module_missing = 0;
+    if (!s->conf->module)
         return;
-    if (rlink_argv(s->link, "", on_module, s, 3, argv, argl) == 0)
-        s->module_asking = 1;
+    for (int k = 0; k < s->nshards; k++) {
+        module_ask *a = malloc(sizeof(*a));
+        if (!a)
+            return;
+        *a = (module_ask){s, s->module_gen};
+        if (rlink_argv(s->link, s->cluster ? s->prefix[k] : "", on_module, a, 3, argv, argl) < 0) {
+            free(a);
+            s->module_gen++; /* what was asked is of no use */
+            s->module_asking = 0;
+            return;
+        }
+        s->module_asking++;
+    }
 }
 
 static void on_ready(void *ctx) {
@@ -861,6 +890,7 @@ static void on_down(void *ctx) {
     /* parts in flight get no answer (NULL) and go again once it is back */
     s->script_loaded = s->script_loading = 0;
     s->module = s->module_asking = 0;
+    s->module_gen++;
 }
 
 /* FNV-1a, 32 bits, of p, modulo n: a shard (fixed: it places keys). */

@@ -98,7 +98,9 @@ typedef struct store {
     uint64_t hash_seed;        /* merging records within a batch */
     char query_sha[41];        /* SHA1 of the query script (EVALSHA) */
     int script_loaded, script_loading;
-    int module, module_asking; /* Redis has PDNSRELAY.INGEST (asked at each connect) */
+    int module, module_asking; /* Redis has PDNSRELAY.INGEST (asked at each connect): */
+    int module_missing;        /* masters asked that do not have it */
+    unsigned module_gen;       /* answers to an older asking are ignored */
     char sweep_cursor[32];     /* the expiry sweep's SCAN cursor */
     struct gone_member {       /* the sweep step's entries' address index */
         uint32_t off, len;     /* members in other shards (len 0: none), */

@@ -16,7 +16,10 @@ with it the WAIT after every batch part), on this machine, in one run:
 The relay, the servers and wrk share this machine's cores: the cluster
 column says what a cluster costs in CPU and latency, not what it gains;
 a cluster gains capacity (each master holds its share) and, on machines
-of their own, the masters' CPU. Printed as a table."""
+of their own, the masters' CPU. BENCH_MODULE=1: every server loads the
+pdnsrelay module, and each mix is also imported into the cluster with
+store.module false (the script), for the module's gain on a cluster in
+the same run. Printed as a table."""
 import json
 import os
 import random
@@ -35,6 +38,8 @@ import store_bench as sb  # noqa: E402
 
 N = int(os.environ.get("BENCH_RECORDS", "1000000"))
 REPLICAS = os.environ.get("BENCH_CLUSTER_REPLICAS", "0") == "1"
+MODULE = os.path.abspath(os.path.join(os.path.dirname(conftest.BIN), "pdnsrelay.so")) \
+    if os.environ.get("BENCH_MODULE") == "1" else None
 
 
 def masters(cluster):
@@ -46,13 +51,14 @@ def flush(ports):
         sb.redis_cli(p, "FLUSHALL")
 
 
-def config(work, name, store_url):
+def config(work, name, store_url, module=True):
     http_port = conftest.free_port()
     cfg = os.path.join(work, name + ".json")
     with open(cfg, "w") as f:
         json.dump({"relay_id": "bench", "d4": {"enabled": False},
                    "http": {"listen": "127.0.0.1:%d" % http_port},
                    "redis": store_url, "mixer": {"enabled": False},
+                   "store": {"module": module},
                    "admin": {"enabled": False}}, f)
     return cfg, http_port
 
@@ -90,9 +96,9 @@ def main():
         if subprocess.run(["which", tool], capture_output=True).returncode != 0:
             sys.exit("cluster_bench: %s is missing (apt-get install redis-tools wrk)" % tool)
     work = tempfile.mkdtemp(prefix="pdns-cluster-bench-")
-    one = conftest.Redis(work)
+    one = conftest.Redis(work, extra=("--loadmodule", MODULE) if MODULE else ())
     one.start()
-    cluster = conftest.Cluster(work, n=6 if REPLICAS else 3)
+    cluster = conftest.Cluster(work, n=6 if REPLICAS else 3, module=MODULE)
     cluster.start()
     try:
         run(work, one, cluster)
@@ -107,6 +113,10 @@ def run(work, one, cluster):
                                                           % one.port)),
                ("cluster, %d masters%s" % (len(ms), " + replicas" if REPLICAS else ""), ms,
                 config(work, "cluster", cluster.url()))]
+    if MODULE:  # the module everywhere; the cluster once more with the script
+        targets = [(n + ", module", p, c) for n, p, c in targets]
+        targets.append((targets[1][0][:-len(", module")] + ", script", ms,
+                        config(work, "cluster-script", cluster.url(), module=False)))
     rows, rate = [], {}
     here = os.path.dirname(__file__)
     zipf = os.path.join(work, "zipf.csv")
@@ -132,6 +142,9 @@ def run(work, one, cluster):
                              t, cpu * 1e6 / stored, sum(grew) / max(t, 1), spread)))
         rows.append(("  cluster / one server, " + kind, "%.2f x" % (
             rate[(kind, targets[1][0])] / rate[(kind, targets[0][0])]), "records/s"))
+        if MODULE:
+            rows.append(("  cluster, module / script, " + kind, "%.2f x" % (
+                rate[(kind, targets[1][0])] / rate[(kind, targets[2][0])]), "records/s"))
     # queries over the all-new store, on each
     rnd = random.Random(1)
     names = N // 2
@@ -146,7 +159,7 @@ def run(work, one, cluster):
                                    for _ in range(5000)]),
     ]
     qps = {}
-    for name, ports, (cfg, http_port) in targets:
+    for name, ports, (cfg, http_port) in targets[:2]:
         relay = subprocess.Popen([sb.BIN, "run", "-c", cfg], stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
         conftest.wait_port(http_port, relay)

@@ -396,10 +396,13 @@ class Cluster:
     Replicas sync at once (no diskless delay), and a master pings them every
     second: CLUSTER SLOTS lists a replica only once its offset has moved."""
 
-    def __init__(self, workdir, n=6):
+    def __init__(self, workdir, n=6, module=None):
+        """module: every node loads it (the pdnsrelay module), and takes
+        MODULE LOAD/UNLOAD from loopback."""
         self.dir = os.path.join(workdir, "cluster")
         os.makedirs(self.dir, exist_ok=True)
         self.n = n
+        self.module = module or os.environ.get("E2E_REDIS_MODULE")
         self.ports = self.pick_ports()
         self.procs = {}
 
@@ -425,7 +428,10 @@ class Cluster:
              "--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0",
              "--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0",
              "--repl-ping-replica-period", "1",
-             "--dir", d, "--logfile", os.path.join(d, "redis.log")],
+             "--dir", d, "--logfile", os.path.join(d, "redis.log")] +
+            (["--loadmodule", os.path.abspath(self.module)] if self.module else []) +
+            (["--enable-module-command", "local"]
+             if self.module and redis_version() >= (7, 0) else []),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(port, self.procs[port])
 

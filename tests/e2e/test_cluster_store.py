@@ -11,7 +11,11 @@ beside the same store on one redis-server:
   say so: a batch part applied twice would double them);
 - slots move between masters (redis-cli --cluster reshard) during ingest:
   nothing lost, nothing doubled;
-- the expiry sweep deletes expired triples from every shard.
+- the expiry sweep deletes expired triples from every shard;
+- with the pdnsrelay module on every node, the masters store through it,
+  the answers are those of the script's store, a slot moving meanwhile
+  loses and doubles nothing, and a master without it sends the batches
+  back to the script.
 The expected answers come from the records the test generated, and from
 the one-server relay, never from the relay under test alone."""
 import ipaddress
@@ -24,7 +28,7 @@ import time
 import pytest
 import requests
 
-from conftest import BIN
+from conftest import BIN, Cluster
 from test_store import (Api, aggregate, as_set, expect, make_records, send_d4, store_relay,
                         wait_stored)
 
@@ -366,6 +370,10 @@ def test_slots_moved_during_ingest_lose_and_double_nothing(cluster, relay_factor
     shards among them) from one master to another while records keep
     coming: calls meet MOVED, ASK or a slot half-way (refused, sent again),
     and every record is stored once."""
+    slots_moved_during_ingest(cluster, relay_factory, workdir)
+
+
+def slots_moved_during_ingest(cluster, relay_factory, workdir):
     relay = cluster_relay(relay_factory, cluster, batch=50)
     src, dst = [p for lo, hi, p in cluster.slots()][:2]
     log = open(os.path.join(workdir, "reshard.log"), "w+")
@@ -395,6 +403,77 @@ def test_slots_moved_during_ingest_lose_and_double_nothing(cluster, relay_factor
     obs = [o for r in rounds for o in r]
     assert counts(Api(relay.http_port)) == expected_counts(obs)
     assert json.loads(Api(relay.http_port).get("/info")[2])["records"] == sent
+    return relay
+
+
+MODULE = os.environ.get("PDNS_RELAY_MODULE") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "pdnsrelay.so")
+
+
+@pytest.fixture
+def module_cluster(workdir):
+    """A started Cluster whose every node loads the pdnsrelay module."""
+    if not os.path.exists(MODULE):
+        pytest.fail("no %s: make builds it" % MODULE)
+    c = Cluster(workdir, module=MODULE)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+def masters(cluster):
+    return [p for p in cluster.alive()
+            if cluster.client(p).execute_command("ROLE")[0] == b"master"]
+
+
+def module_calls(cluster, port):
+    """PDNSRELAY.INGEST calls the node ran."""
+    st = cluster.client(port).info("commandstats")
+    return st.get("cmdstat_pdnsrelay.ingest", {}).get("calls", 0)
+
+
+def test_the_module_on_every_master_stores_as_the_script(module_cluster, redis_server,
+                                                          relay_factory):
+    """Every master has the module: the relay asks each shard's master,
+    and the batches go to PDNSRELAY.INGEST on all three; the store answers
+    every query as the script's store on one server does. A master that
+    loses the module (MODULE UNLOAD) refuses the next batch as an unknown
+    command: it goes to the script, as do the rest, and nothing is lost."""
+    one, many, obs = one_and_many(relay_factory, redis_server, module_cluster, 11)
+    assert many.metrics()["pdns_relay_store_module"] == 1
+    assert "Redis has the pdnsrelay module on every master" in many.log_text()
+    ms = masters(module_cluster)
+    assert len(ms) == 3 and all(module_calls(module_cluster, p) > 0 for p in ms), \
+        [module_calls(module_cluster, p) for p in ms]
+    a, b = Api(one.http_port), Api(many.http_port)
+    for path in QUERIES:
+        sep = "&" if "?" in path else "?"
+        assert b.page(path + sep + "limit=100000")[0] == a.page(path + sep + "limit=100000")[0], \
+            path
+    ia, ib = json.loads(a.get("/info")[2]), json.loads(b.get("/info")[2])
+    for i in (ia, ib):
+        i["sensors"].sort(key=lambda x: x["name"])
+    assert ib == ia and ib["records"] == len(obs)
+    # one master without it: the script takes over
+    module_cluster.client(ms[0]).execute_command("MODULE", "UNLOAD", "pdnsrelay")
+    more = make_records(seed=12)
+    send_d4(many, more)
+    wait_stored(many, len(obs) + len(more), 60)
+    assert many.metrics()["pdns_relay_store_module"] == 0
+    assert "PDNSRELAY.INGEST refused a batch" in many.log_text()
+    assert counts(b) == expected_counts(obs + more)
+
+
+def test_slots_moved_during_ingest_through_the_module(module_cluster, relay_factory, workdir):
+    """The same slot move, the masters storing through the module: a call
+    whose keys are half moved is refused before it writes (the module asks
+    EXISTS of every key, as the script does), sent again, and every record
+    is stored once."""
+    relay = slots_moved_during_ingest(module_cluster, relay_factory, workdir)
+    assert relay.metrics()["pdns_relay_store_module"] == 1
+    assert sum(module_calls(module_cluster, p) for p in masters(module_cluster)) > 0
 
 
 def test_expiry_sweeps_every_shard(cluster, relay_factory, tmp_path):

@@ -1,5 +1,5 @@
 /* pdnsrelay.c - an optional Redis module: PDNSRELAY.INGEST, the store's
- * ingest script (relay/store/lua/store_ingest.lua) in C, for one server.
+ * ingest script (relay/store/lua/store_ingest.lua) in C.
  *
  * Loaded into redis-server (`loadmodule /usr/lib/pdns-relay/pdnsrelay.so`),
  * it takes the arguments the relay gives the script, in the same order,
@@ -8,9 +8,12 @@
  * compares the two stores key by key). It spends no time in Lua: taking
  * arguments, converting each call's values and interning strings are
  * about half of the script's time. The relay uses it when Redis has it
- * (COMMAND INFO at each connect) and the script otherwise, and on a
- * cluster always the script (a module's key writes are not checked
- * against a slot being migrated, the script's are).
+ * (COMMAND INFO at each connect) and the script otherwise. On a cluster
+ * it first asks EXISTS of every key the call touches, as the script does:
+ * a key of a slot being migrated that is already gone fails the call
+ * before it wrote anything (RedisModule_Call applies the cluster's checks
+ * to the keys it is given; the module's own key writes would not), and
+ * the relay sends it again.
  *
  * Every write is propagated to replicas and the AOF as the plain command
  * it amounts to (HSET, ZADD, HINCRBY, SET), so a replica, or a server
@@ -29,6 +32,7 @@
 typedef struct RedisModuleCtx RedisModuleCtx;
 typedef struct RedisModuleKey RedisModuleKey;
 typedef struct RedisModuleString RedisModuleString;
+typedef struct RedisModuleCallReply RedisModuleCallReply;
 typedef int (*rm_cmd_fn)(RedisModuleCtx *, RedisModuleString **, int);
 
 #define RM_OK 0
@@ -61,6 +65,9 @@ static int (*RedisModule_ReplyWithError)(RedisModuleCtx *, const char *);
 static int (*RedisModule_ReplyWithStringBuffer)(RedisModuleCtx *, const char *, size_t);
 static int (*RedisModule_Replicate)(RedisModuleCtx *, const char *, const char *, ...);
 static int (*RedisModule_WrongArity)(RedisModuleCtx *);
+static RedisModuleCallReply *(*RedisModule_Call)(RedisModuleCtx *, const char *, const char *,
+                                                 ...);
+static void (*RedisModule_FreeCallReply)(RedisModuleCallReply *);
 
 /* The argument layout this module takes in place of the script's text;
  * the relay sends the same word (store.c, STORE_MODULE_LAYOUT). */
@@ -440,6 +447,37 @@ static int first_same(RedisModuleString **a, int ne, int f1, int f2, int *first)
     return 0;
 }
 
+/* On a cluster: whether every key the call touches is served here, asked
+ * as the script asks it (EXISTS of them all, through RedisModule_Call,
+ * which refuses a key of a slot being migrated that is no longer here).
+ * E holds ne entries; A the script's ARGV (M address index members). */
+static int keys_here(call *c, RedisModuleString **A, long M, RedisModuleString **E, int ne) {
+    static const char *const fixed[] = {"st:sid", "st:info", "st:sensor", "st:sname", "ix:rb",
+                                        "ix:ip"};
+    size_t nf = M > 0 ? 6 : 5, n = 0;
+    RedisModuleString **k = malloc((nf + 1 + (size_t)ne * 4) * sizeof(*k));
+    int ok = k != NULL;
+    for (size_t i = 0; ok && i < nf; i++)
+        ok = (k[n++] = pkey(c, fixed[i])) != NULL;
+    if (ok && !empty(A[3]))
+        k[n++] = A[3];
+    for (int i = 0; ok && i < ne; i++) {
+        RedisModuleString **e = E + (size_t)i * PER_ENTRY;
+        k[n++] = e[0];
+        if (!empty(e[7]))
+            k[n++] = e[7], k[n++] = e[8];
+        if (!empty(e[10]))
+            k[n++] = e[10];
+    }
+    RedisModuleCallReply *r = ok ? RedisModule_Call(c->ctx, "EXISTS", "v", k, n) : NULL;
+    if (r)
+        RedisModule_FreeCallReply(r);
+    for (size_t i = 0; k && i < nf && i < n && k[i]; i++)
+        RedisModule_FreeString(c->ctx, k[i]);
+    free(k);
+    return r != NULL;
+}
+
 /* PDNSRELAY.INGEST <layout> 1 <marker> <ARGV[1] ...>: what
  * store_ingest.lua does with KEYS[1] and ARGV (its header says each). */
 static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
@@ -453,8 +491,7 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     RedisModuleString **A = argv + 4; /* A[j] is the script's ARGV[j + 1] */
     call c = {ctx, NULL, 0, 0};
     c.P = sp(A[5], &c.pl);
-    if (!empty(A[6]) && sp(A[6], NULL)[0] == '1')
-        return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: a cluster's store takes the script");
+    int cluster = !empty(A[6]) && sp(A[6], NULL)[0] == '1';
     char mbuf[256], ubuf[4096];
     size_t ml, ul;
     /* a batch already applied: (boot id, sequence) */
@@ -493,6 +530,9 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         return RedisModule_WrongArity(ctx);
     RedisModuleString **E = A + 8 + M;
     int ne = (argc - 12 - (int)M) / PER_ENTRY;
+    if (cluster && !keys_here(&c, A, M, E, ne))
+        return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: a key of this call is not served "
+                                               "here (its slot is being migrated)");
     /* per entry: its old value; the first entry of its triple, of its
      * sensor and of its r: bucket; for a first entry, its sensor's slot
      * and whether its bucket went to ix:rb */
@@ -663,7 +703,7 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
         API(KeyType) || API(StringDMA) || API(StringSet) || API(HashGet) || API(HashSet) ||
         API(ZsetAdd) || API(StringPtrLen) || API(CreateString) || API(FreeString) ||
         API(ReplyWithLongLong) || API(ReplyWithError) || API(ReplyWithStringBuffer) ||
-        API(Replicate) || API(WrongArity))
+        API(Replicate) || API(WrongArity) || API(Call) || API(FreeCallReply))
         return 1;
     API(IsModuleNameBusy);
     if (RedisModule_IsModuleNameBusy && RedisModule_IsModuleNameBusy("pdnsrelay"))
