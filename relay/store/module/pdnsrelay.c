@@ -531,8 +531,9 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     RedisModuleString **E = A + 8 + M;
     int ne = (argc - 12 - (int)M) / PER_ENTRY;
     if (cluster && !keys_here(&c, A, M, E, ne))
-        return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: a key of this call is not served "
-                                               "here (its slot is being migrated)");
+        return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: EXISTS refused a key of this "
+                                               "call (its slot is being migrated), or out of "
+                                               "memory");
     /* per entry: its old value; the first entry of its triple, of its
      * sensor and of its r: bucket; for a first entry, its sensor's slot
      * and whether its bucket went to ix:rb */
