@@ -28,7 +28,8 @@ const char cmd_cluster_status_help[] =
     "redirections followed; then each partner's outbox (policies.dir): the\n"
     "batches waiting for delivery and the age of the oldest; then the store\n"
     "(store.redis, when it is another): on a cluster, each shard's slot, master,\n"
-    "triples, names and records, and the triples per master; who holds the ha\n"
+    "triples, names and records, the triples per master and whether it has the\n"
+    "pdnsrelay module (one server: whether it has it); who holds the ha\n"
     "lease, and the mixer's checkpoint and journal in Redis. Exit 0 when every\n"
     "link became ready within the timeout (default 5 s), 1 otherwise.\n";
 
@@ -45,6 +46,7 @@ typedef struct status {
     long long lease_ttl, journal_len, pool_bytes;
     char read_pos[48], newest[48]; /* the mixer's place in its journal, and its end */
     long long shard[STORE_SHARDS_MAX][3]; /* triples, names, records; -1 unknown */
+    int module[STORE_SHARDS_MAX]; /* its master has the pdnsrelay module: 1, 0; -1 unknown */
     char names[PARTNERS_MAX][64];
     long long len[PARTNERS_MAX];
     char oldest[PARTNERS_MAX][48];
@@ -104,14 +106,33 @@ static void on_shard(redisAsyncContext *ac, void *reply, void *priv) {
     done_one(a->st);
 }
 
-/* The store's link is ready: its layout and each shard's counts. */
+static void on_module(redisAsyncContext *ac, void *reply, void *priv) {
+    ask *a = priv;
+    redisReply *r = reply;
+    (void)ac;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1)
+        a->st->module[a->i] = r->element[0]->type == REDIS_REPLY_ARRAY;
+    done_one(a->st);
+}
+
+/* The store's link is ready: whether its masters have the pdnsrelay
+ * module, and on a cluster its layout and each shard's counts. */
 static void on_store_ready(void *ctx) {
     status *st = ctx;
     static ask asks[STORE_SHARDS_MAX];
     if (st->store_ready)
         return;
     st->store_ready = 1;
-    if (!rlink_is_cluster(st->sl)) {
+    int cluster = rlink_is_cluster(st->sl);
+    for (int k = 0; k < (cluster ? st->nshards : 1); k++) {
+        char p[16];
+        store_shard_prefix(k, st->nshards, p);
+        asks[k] = (ask){st, (size_t)k};
+        if (rlink_command(st->sl, cluster ? p : "", on_module, &asks[k],
+                          "COMMAND INFO pdnsrelay.ingest") == 0)
+            st->waiting++;
+    }
+    if (!cluster) {
         done_one(st);
         return;
     }
@@ -223,6 +244,8 @@ static void print_store(status *st, const relay_config *cfg) {
     char shown[sizeof(cfg->store.url)];
     printf("store %s: %s\n", rconn_url_shown(cfg->store.url, shown, sizeof(shown)),
            st->store_ready ? "ready" : "NOT READY");
+    if (!rlink_is_cluster(st->sl) && st->module[0] >= 0)
+        printf("store's Redis: pdnsrelay module %s\n", st->module[0] ? "loaded" : "absent");
     if (!rlink_is_cluster(st->sl) || !st->store_ready)
         return;
     if (st->sl != st->l) {
@@ -238,6 +261,7 @@ static void print_store(status *st, const relay_config *cfg) {
                : "");
     char masters[STORE_SHARDS_MAX][64];
     long long per[STORE_SHARDS_MAX];
+    int mod[STORE_SHARDS_MAX];
     int nm = 0;
     for (int k = 0; k < st->nshards; k++) {
         char p[16], m[64];
@@ -254,13 +278,17 @@ static void print_store(status *st, const relay_config *cfg) {
             j++;
         if (j == nm) {
             snprintf(masters[nm], sizeof(masters[0]), "%s", m);
+            mod[nm] = -1;
             per[nm++] = 0;
         }
+        if (st->module[k] >= 0)
+            mod[j] = st->module[k];
         per[j] += st->shard[k][0] > 0 ? st->shard[k][0] : 0;
     }
     long long lo = -1, hi = 0;
     for (int j = 0; j < nm; j++) {
-        printf("master %s: %lld triples\n", masters[j], per[j]);
+        printf("master %s: %lld triples%s\n", masters[j], per[j],
+               mod[j] < 0 ? "" : mod[j] ? ", pdnsrelay module loaded" : ", pdnsrelay module absent");
         if (lo < 0 || per[j] < lo)
             lo = per[j];
         if (per[j] > hi)
@@ -297,6 +325,7 @@ int cmd_cluster_status(int argc, char **argv) {
     static status st;
     memset(&st, 0, sizeof(st));
     memset(st.shard, 0xff, sizeof(st.shard));
+    memset(st.module, 0xff, sizeof(st.module));
     st.nshards = cfg.store.shards;
     st.waiting = 1 + (cfg.store.enabled != 0); /* each link's first look */
     snprintf(st.relay_id, sizeof(st.relay_id), "%s", cfg.relay_id);

@@ -464,6 +464,13 @@ def test_the_module_on_every_master_stores_as_the_script(module_cluster, redis_s
     assert many.metrics()["pdns_relay_store_module"] == 0
     assert "PDNSRELAY.INGEST refused a batch" in many.log_text()
     assert counts(b) == expected_counts(obs + more)
+    # what an operator sees: the master without it
+    out = subprocess.run([BIN, "cluster-status", "-c", many.config], capture_output=True,
+                         text=True, timeout=30).stdout
+    lines = [l for l in out.splitlines() if l.startswith("master ")]
+    assert len(lines) == 3 and sum("pdnsrelay module loaded" in l for l in lines) == 2, out
+    assert [l for l in lines if "module absent" in l][0].startswith(
+        "master 127.0.0.1:%d:" % ms[0]), out
 
 
 def test_slots_moved_during_ingest_through_the_module(module_cluster, relay_factory, workdir):

@@ -242,6 +242,18 @@ def test_module_refuses_what_it_cannot_take(module_redis):
     assert b.dbsize() == 0
 
 
+def test_cluster_status_says_whether_redis_has_the_module(redis_server, module_redis,
+                                                          relay_factory):
+    """What an operator asks first when pdns_relay_store_module stays 0."""
+    plain = "loaded" if os.environ.get("E2E_REDIS_MODULE") else "absent"
+    for r, word in ((module_redis, "loaded"), (redis_server, plain)):
+        relay = relay_factory(redis=r)
+        st = subprocess.run([BIN, "cluster-status", "-c", relay.config], capture_output=True,
+                            text=True, timeout=30)
+        assert st.returncode == 0, st.stdout + st.stderr
+        assert "store's Redis: pdnsrelay module %s\n" % word in st.stdout, st.stdout
+
+
 def test_import_through_the_module_equals_the_script(redis_server, module_redis,
                                                       relay_factory, tmp_path):
     """The relay's own calls: the same lines imported by the relay into a
