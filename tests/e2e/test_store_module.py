@@ -242,6 +242,51 @@ def test_module_refuses_what_it_cannot_take(module_redis):
     assert b.dbsize() == 0
 
 
+def test_arguments_the_relay_never_sends_never_crash_redis(module_redis):
+    """The module runs inside the operator's redis-server: whatever a
+    client sends it (a member count of 40 digits, a key prefix longer than
+    any key, values that are no numbers, keys holding other types, random
+    bytes, any number of arguments) gets a reply, and Redis lives on."""
+    r = module_redis.client()
+    import redis
+    rng = random.Random(7)
+    pool = ["", "0", "1", "-1", "13", "9999999999", "x", "n:a", "f:1", "r:a", "ix:ip", "d:1",
+            "1 2 3", "-5 -6 -7", "1700000000 1700000001 5", "a b", " ", "|1|", "{s1}",
+            "st:info", "st:sid", "4c0000201 a", "1 192.0.2.1", "e:a", "\x00", "z" * 300,
+            "9" * 40, "1e308", "-" + "9" * 30]
+
+    def val():
+        if rng.random() < 0.85:
+            return rng.choice(pool)
+        return bytes(rng.randrange(256) for _ in range(rng.randint(0, 20)))
+
+    def send(args):
+        try:
+            r.execute_command("PDNSRELAY.INGEST", *args)
+        except redis.ResponseError:
+            pass
+        except redis.ConnectionError:
+            raise AssertionError("redis-server died on %r" % (args,))
+    # the shapes that once crashed it: a member count past any argument
+    # count, and a shard prefix too long for a key
+    send(["1", "1", "m", "m", "b", "1", "", "", "", "0", "9" * 40])
+    send(["1", "1", "m", "m", "b", "1", "", "", "z" * 300, "0", "0"] + random_call(
+        random.Random(1), "b", 1)[9:22])
+    for i in range(3000):
+        n = rng.choice([rng.randint(0, 14), 12 + 13 * rng.randint(0, 4) + rng.randint(0, 3)])
+        args = [val() for _ in range(n)]
+        if n >= 12 and rng.random() < 0.7:
+            args[0], args[1] = "1", "1"
+            args[10] = rng.choice(["0", "0", "1", "2", str(n), "-3", "9" * 40])
+        if rng.random() < 0.2:  # a key holding another type
+            k = val()
+            r.delete(k)
+            rng.choice([lambda: r.set(k, "v"), lambda: r.lpush(k, "v"),
+                        lambda: r.zadd(k, {"m": 1}), lambda: r.hset(k, "f", "v")])()
+        send(args)
+    assert r.ping()
+
+
 def test_cluster_status_says_whether_redis_has_the_module(redis_server, module_redis,
                                                           relay_factory):
     """What an operator asks first when pdns_relay_store_module stays 0."""

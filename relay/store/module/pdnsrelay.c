@@ -75,6 +75,7 @@ static void (*RedisModule_FreeCallReply)(RedisModuleCallReply *);
 #define PER_ENTRY 13
 #define CMAX 9007199254740991.0 /* counts saturate at 2^53 - 1, as in the script */
 #define UNIT_IDS_KEPT 32
+#define PREFIX_MAX 128 /* a shard's key prefix ("{s7}" from the relay) */
 #define WRONGTYPE "WRONGTYPE Operation against a key holding the wrong kind of value"
 
 /* One call's state: the context, the key prefix, and what is freed at
@@ -451,7 +452,7 @@ static int first_same(RedisModuleString **a, int ne, int f1, int f2, int *first)
  * as the script asks it (EXISTS of them all, through RedisModule_Call,
  * which refuses a key of a slot being migrated that is no longer here).
  * E holds ne entries; A the script's ARGV (M address index members). */
-static int keys_here(call *c, RedisModuleString **A, long M, RedisModuleString **E, int ne) {
+static int keys_here(call *c, RedisModuleString **A, size_t M, RedisModuleString **E, int ne) {
     static const char *const fixed[] = {"st:sid", "st:info", "st:sensor", "st:sname", "ix:rb",
                                         "ix:ip"};
     size_t nf = M > 0 ? 6 : 5, n = 0;
@@ -491,6 +492,8 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     RedisModuleString **A = argv + 4; /* A[j] is the script's ARGV[j + 1] */
     call c = {ctx, NULL, 0, 0};
     c.P = sp(A[5], &c.pl);
+    if (c.pl > PREFIX_MAX) /* keys are built after it (pkey) */
+        return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: key prefix too long");
     int cluster = !empty(A[6]) && sp(A[6], NULL)[0] == '1';
     char mbuf[256], ubuf[4096];
     size_t ml, ul;
@@ -525,8 +528,12 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     for (const char *w; got && (w = next_word(&p, ids + idl, &wl));)
         if (has_word(ubuf, ubuf + ul, w, wl))
             return RedisModule_ReplyWithLongLong(ctx, 0);
-    long M = atol(sp(A[7], NULL));
-    if (M < 0 || 12 + M > argc)
+    /* the address index members: a count of the arguments there are */
+    size_t M = 0, Ml;
+    const char *Ms = sp(A[7], &Ml);
+    for (size_t i = 0; i < Ml && M <= (size_t)argc; i++)
+        M = Ms[i] >= '0' && Ms[i] <= '9' ? M * 10 + (size_t)(Ms[i] - '0') : (size_t)argc + 1;
+    if (!Ml || 12 + M > (size_t)argc)
         return RedisModule_WrongArity(ctx);
     RedisModuleString **E = A + 8 + M;
     int ne = (argc - 12 - (int)M) / PER_ENTRY;
@@ -579,7 +586,7 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         if (fs[i] == i)
             slot[i] = (int)nss, sensor_new(&c, &ss[nss++], e[3]);
         sensor *s = &ss[slot[fs[i]]];
-        long long nrec = atoll(sp(e[4], NULL));
+        long long nrec = strtoll(sp(e[4], NULL), NULL, 10);
         s->recs += nrec;
         recs += nrec;
         RedisModuleString *v = old[i];
@@ -645,7 +652,7 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     free(old), free(ft), free(rb_added), free(val);
     if (!c.failed && M > 0) {
         RedisModuleString *ip = pkey(&c, "ix:ip");
-        for (long j = 0; j < M && !c.failed; j++)
+        for (size_t j = 0; j < M && !c.failed; j++)
             zadd(&c, ip, A[8 + j]);
         RedisModule_FreeString(ctx, ip);
     }
