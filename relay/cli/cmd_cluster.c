@@ -110,8 +110,8 @@ static void on_module(redisAsyncContext *ac, void *reply, void *priv) {
     ask *a = priv;
     redisReply *r = reply;
     (void)ac;
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1)
-        a->st->module[a->i] = r->element[0]->type == REDIS_REPLY_ARRAY;
+    if (r && r->type == REDIS_REPLY_ARRAY)
+        a->st->module[a->i] = store_has_module(r);
     done_one(a->st);
 }
 

@@ -830,15 +830,17 @@ typedef struct {
     unsigned gen;
 } module_ask;
 
+int store_has_module(const redisReply *rep) {
+    return rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+           rep->element[0]->type == REDIS_REPLY_ARRAY;
+}
+
 static void on_module(redisAsyncContext *ac, void *reply, void *priv) {
     module_ask *a = priv;
     store *s = a->s;
-    redisReply *rep = reply;
     (void)ac;
-    int has = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
-              rep->element[0]->type == REDIS_REPLY_ARRAY;
-    if (a->gen == s->module_gen && s->module_asking > 0) {
-        s->module_missing += !has;
+    if (a->gen == s->module_gen) {
+        s->module_missing += !store_has_module(reply);
         if (--s->module_asking == 0 && !s->module_missing) {
             s->module = 1;
             log_info("store: Redis has the pdnsrelay module%s: batches go to PDNSRELAY.INGEST",
@@ -864,13 +866,12 @@ static void ask_module(store *s) {
         if (!a)
             return;
         *a = (module_ask){s, s->module_gen};
+        s->module_asking++; /* before: a link that fails at once answers (NULL) at once */
         if (rlink_argv(s->link, s->cluster ? s->prefix[k] : "", on_module, a, 3, argv, argl) < 0) {
             free(a);
             s->module_gen++; /* what was asked is of no use */
-            s->module_asking = 0;
             return;
         }
-        s->module_asking++;
     }
 }
 
@@ -889,8 +890,8 @@ static void on_down(void *ctx) {
     store *s = ctx;
     /* parts in flight get no answer (NULL) and go again once it is back */
     s->script_loaded = s->script_loading = 0;
-    s->module = s->module_asking = 0;
-    s->module_gen++;
+    s->module = 0;
+    s->module_gen++; /* answers still on their way are of no use */
 }
 
 /* FNV-1a, 32 bits, of p, modulo n: a shard (fixed: it places keys). */

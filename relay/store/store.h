@@ -4,8 +4,8 @@
  * sensors that saw them, plus the indexes the query API needs.
  *
  * Records are batched: one EVAL of relay/lua/store_ingest.lua per batch
- * (`batch` records; on one server whose Redis has the pdnsrelay module,
- * PDNSRELAY.INGEST with the same arguments), one batch in flight at a time; records of a batch
+ * (`batch` records; when Redis has the pdnsrelay module, on every master of
+ * a cluster, PDNSRELAY.INGEST with the same arguments), one batch in flight at a time; records of a batch
  * with the same (name, rrtype, rdata, sensor) are merged before they go. While Redis is away
  * the batches wait in memory, up to `max_buffer` records; above that
  * store_full() is true and the sources stop reading (the D4 listener
@@ -152,6 +152,11 @@ int store_ip_range_shards(int n, const char *a, size_t alen, const char *b, size
 #define STORE_LAYOUT_IP_NAME 2
 #define STORE_LAYOUT_R_REL 4
 int store_layout_kind(const char *layout, int nshards);
+
+/* Whether rep, Redis's answer to `COMMAND INFO pdnsrelay.ingest`, says
+ * the server has the pdnsrelay module (relay/store/module/). */
+struct redisReply;
+int store_has_module(const struct redisReply *rep);
 
 /* The key prefix of shard k of n on a cluster, "{<tag>}": the tag is the
  * first "s<k>.<j>" whose slot is the middle of the k-th of n equal slot

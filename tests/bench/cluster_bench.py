@@ -38,12 +38,7 @@ import store_bench as sb  # noqa: E402
 
 N = int(os.environ.get("BENCH_RECORDS", "1000000"))
 REPLICAS = os.environ.get("BENCH_CLUSTER_REPLICAS", "0") == "1"
-MODULE = os.path.abspath(os.path.join(os.path.dirname(conftest.BIN), "pdnsrelay.so")) \
-    if os.environ.get("BENCH_MODULE") == "1" else None
-
-
-def masters(cluster):
-    return sorted({p for lo, hi, p in cluster.slots()})
+MODULE = os.path.abspath(conftest.MODULE) if os.environ.get("BENCH_MODULE") == "1" else None
 
 
 def flush(ports):
@@ -108,7 +103,7 @@ def main():
 
 
 def run(work, one, cluster):
-    ms = masters(cluster)
+    ms = cluster.masters()
     targets = [("one redis-server", [one.port], config(work, "one", "redis://127.0.0.1:%d/0"
                                                           % one.port)),
                ("cluster, %d masters%s" % (len(ms), " + replicas" if REPLICAS else ""), ms,

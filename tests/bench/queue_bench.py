@@ -40,8 +40,7 @@ ZN = int(os.environ.get("QUEUE_ZIPF_RECORDS", str(10 * N)))
 # QUEUE_MIXES=zipf or new: one mix only
 ONLY = os.environ.get("QUEUE_MIXES", "")
 QUEUE = "6d2b1f3c4a5e4f60a1b2c3d4e5f60718"
-MODULE = os.environ.get("PDNS_RELAY_MODULE") or os.path.join(
-    os.path.dirname(conftest.BIN), "pdnsrelay.so")
+MODULE = conftest.MODULE
 STORE_EXTRA = ["--loadmodule", os.path.abspath(MODULE)] \
     if os.environ.get("QUEUE_MODULE") == "1" else []
 SRC = "analyzer:8:" + QUEUE

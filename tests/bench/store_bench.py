@@ -44,13 +44,12 @@ import benchutil  # noqa: E402
 import conftest  # noqa: E402
 
 BIN = os.environ.get("PDNS_RELAY_BIN") or conftest.BIN
+MODULE = conftest.MODULE
 N = int(os.environ.get("BENCH_RECORDS", "1000000"))
 # BENCH_SCALES=1,10: each mix at N and at 10 N records (the bend with size)
 SCALES = [int(x) for x in os.environ.get("BENCH_SCALES", "1").split(",")]
 WRK_SECONDS = os.environ.get("BENCH_WRK_SECONDS", "5")
 # BENCH_MIXES=all: only the all-new store at each scale (the latency rows)
-MODULE = os.environ.get("PDNS_RELAY_MODULE") or os.path.join(os.path.dirname(BIN),
-                                                             "pdnsrelay.so")
 MIXES = {"all": ("all new",)}.get(os.environ.get("BENCH_MIXES", ""), ("zipf", "60% new", "all new"))
 
 STRING_BYTES = """

@@ -21,6 +21,9 @@ import pytest
 BIN = os.environ.get("PDNS_RELAY_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "pdns-relay")
 DATA = os.path.join(os.path.dirname(__file__), "..", "data")
+# the store's optional Redis module (make builds it beside the relay)
+MODULE = os.environ.get("PDNS_RELAY_MODULE") or os.path.join(os.path.dirname(BIN),
+                                                             "pdnsrelay.so")
 
 SENSORS = {
     "sensor-a": ("3f2b9c1e7a444d2e9b1f0c5a8e6d2f10", b"key-of-sensor-a"),
@@ -528,6 +531,10 @@ class Cluster:
                 return port
         return None
 
+    def masters(self):
+        """The ports of the masters that serve slots, as a live node sees it."""
+        return sorted({port for lo, hi, port in self.slots()})
+
     def node_id(self, port):
         return self.client(port).execute_command("CLUSTER MYID").decode()
 
@@ -541,12 +548,24 @@ class Cluster:
                 p.wait()
 
 
-@pytest.fixture
-def cluster(workdir):
-    """A started Cluster (3 masters, 3 replicas), stopped after the test."""
-    c = Cluster(workdir)
+def started_cluster(workdir, module=None):
+    c = Cluster(workdir, module=module)
     try:
         c.start()
         yield c
     finally:
         c.stop()
+
+
+@pytest.fixture
+def cluster(workdir):
+    """A started Cluster (3 masters, 3 replicas), stopped after the test."""
+    yield from started_cluster(workdir)
+
+
+@pytest.fixture
+def module_cluster(workdir):
+    """The same, every node loading the pdnsrelay module."""
+    if not os.path.exists(MODULE):
+        pytest.fail("no %s: make builds it" % MODULE)
+    yield from started_cluster(workdir, MODULE)

@@ -28,7 +28,7 @@ import time
 import pytest
 import requests
 
-from conftest import BIN, Cluster
+from conftest import BIN
 from test_store import (Api, aggregate, as_set, expect, make_records, send_d4, store_relay,
                         wait_stored)
 
@@ -406,28 +406,6 @@ def slots_moved_during_ingest(cluster, relay_factory, workdir):
     return relay
 
 
-MODULE = os.environ.get("PDNS_RELAY_MODULE") or os.path.join(
-    os.path.dirname(__file__), "..", "..", "build", "pdnsrelay.so")
-
-
-@pytest.fixture
-def module_cluster(workdir):
-    """A started Cluster whose every node loads the pdnsrelay module."""
-    if not os.path.exists(MODULE):
-        pytest.fail("no %s: make builds it" % MODULE)
-    c = Cluster(workdir, module=MODULE)
-    try:
-        c.start()
-        yield c
-    finally:
-        c.stop()
-
-
-def masters(cluster):
-    return [p for p in cluster.alive()
-            if cluster.client(p).execute_command("ROLE")[0] == b"master"]
-
-
 def module_calls(cluster, port):
     """PDNSRELAY.INGEST calls the node ran."""
     st = cluster.client(port).info("commandstats")
@@ -444,7 +422,7 @@ def test_the_module_on_every_master_stores_as_the_script(module_cluster, redis_s
     one, many, obs = one_and_many(relay_factory, redis_server, module_cluster, 11)
     assert many.metrics()["pdns_relay_store_module"] == 1
     assert "Redis has the pdnsrelay module on every master" in many.log_text()
-    ms = masters(module_cluster)
+    ms = module_cluster.masters()
     assert len(ms) == 3 and all(module_calls(module_cluster, p) > 0 for p in ms), \
         [module_calls(module_cluster, p) for p in ms]
     a, b = Api(one.http_port), Api(many.http_port)
@@ -480,7 +458,7 @@ def test_slots_moved_during_ingest_through_the_module(module_cluster, relay_fact
     is stored once."""
     relay = slots_moved_during_ingest(module_cluster, relay_factory, workdir)
     assert relay.metrics()["pdns_relay_store_module"] == 1
-    assert sum(module_calls(module_cluster, p) for p in masters(module_cluster)) > 0
+    assert sum(module_calls(module_cluster, p) for p in module_cluster.masters()) > 0
 
 
 def test_expiry_sweeps_every_shard(cluster, relay_factory, tmp_path):

@@ -11,13 +11,11 @@ import time
 
 import pytest
 
-from conftest import BIN, Redis, redis_version
+from conftest import BIN, MODULE, Redis, redis_version
 from test_store import (Api, aggregate, as_set, expect, make_records, send_d4, store_relay,
                         wait_stored)
 
 HERE = os.path.dirname(__file__)
-MODULE = os.environ.get("PDNS_RELAY_MODULE") or os.path.join(
-    HERE, "..", "..", "build", "pdnsrelay.so")
 SCRIPT = open(os.path.join(HERE, "..", "..", "relay", "store", "lua",
                            "store_ingest.lua"), "rb").read()
 
