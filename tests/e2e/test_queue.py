@@ -131,8 +131,10 @@ def test_kill9_between_store_and_trim_stores_nothing_twice(redis_server, relay_f
     trimmed the batch off the processing list (the store's Redis is held
     busy meanwhile, so the order is certain): after the restart the batch is
     read again from the processing list, and the store recognises it. With
-    batches of 100 the five go to the store in one call, and after the
-    restart each is read again on its own and recognised by its id."""
+    batches of 100 the five share store calls (as many as follow each other
+    before the store's tick closes the call: on a slow machine not all
+    five), and after the restart each batch the killed call held is read
+    again on its own and recognised by its id; the others are stored."""
     import threading
     q, st = redis_server.client(), debug_redis.client()
     cfg = queue_cfg(redis_server, batch=batch)
@@ -152,12 +154,14 @@ def test_kill9_between_store_and_trim_stores_nothing_twice(redis_server, relay_f
     # awake again, Redis reads the batch's EVAL (a few hundred KiB, over
     # several turns of its loop) and applies it: stored, not trimmed
     assert relay.wait_for(lambda: st.hget("st:info", "records") is not None, 20)
-    assert int(st.hget("st:info", "records")) == 500
+    stored = int(st.hget("st:info", "records"))  # the killed call's batches, whole
+    assert stored % batch == 0 and 0 < stored <= 500, stored
+    assert batch == 100 or stored == 500
     assert in_processing(q) == 500
     relay.start()
     assert relay.wait_for(lambda: in_processing(q) == 0 and q.llen(SRC) == 0, 20)
     assert relay.wait_for(
-        lambda: relay.metrics()["pdns_relay_store_duplicate_batches_total"] == 500 // batch,
+        lambda: relay.metrics()["pdns_relay_store_duplicate_batches_total"] == stored // batch,
         10)
     assert int(st.hget("st:info", "records")) == 500  # not 1000
     assert "recovered 500 lines" in relay.log_text()
