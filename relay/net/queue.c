@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "d4.h"
 #include "hist.h"
 #include "inbound.h"
 #include "log.h"
@@ -56,18 +57,36 @@ _Static_assert(MAX_AHEAD >= 2 * STORE_UNIT_MERGE && MAX_AHEAD <= STORE_UNIT_IDS_
  * most) and a record line is longer than 50 bytes */
 #define COF_WINDOW 20000
 
+/* Lines longer than ARGV[3] bytes never leave d4-core's Redis: each is
+ * replaced in the batch's list by a stand-in, a NUL byte and its length,
+ * which the relay refuses as too long. Whether a batch has one is told by
+ * its list's size (MEMORY USAGE adds up the list's nodes, not its lines);
+ * only then are its lines looked at one by one. So a reply holds no more
+ * than a batch of lines of the bound (d4-core splits a sensor's stream on
+ * newlines: a stream without one makes a line as long as the stream). */
+#define STUB_LONG_LINES                                                                  \
+    "local function stub(key, n, cap)\n"                                                 \
+    "  local size = redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0') or 0\n"           \
+    "  if size <= n * (cap + 64) + 4096 then return end\n"                               \
+    "  for i = 0, n - 1 do\n"                                                            \
+    "    local x = redis.call('LINDEX', key, i)\n"                                       \
+    "    if x and #x > cap then redis.call('LSET', key, i, '\\0' .. #x) end\n"          \
+    "  end\n"                                                                            \
+    "end\n"
+
 /* Moves up to ARGV[1] of the oldest lines of KEYS[1] into the batch's own
  * list KEYS[3] (SORT ... STORE copies a range of a list inside Redis: no
  * line passes through Lua) and pushes the batch's id ARGV[2], with its line
  * count, on the id list KEYS[2]; returns the count. The lines are then read
  * with LRANGE (newest first). */
-static const char move_script[] =
+static const char move_script[] = STUB_LONG_LINES
     "local len = redis.call('LLEN', KEYS[1])\n"
     "local n = math.min(len, tonumber(ARGV[1]))\n"
     "if n == 0 then return 0 end\n"
     "redis.call('SORT', KEYS[1], 'BY', 'nosort', 'LIMIT', len - n, n, 'STORE', KEYS[3])\n"
     "if n == len then redis.call('DEL', KEYS[1])\n"
     "else redis.call('LTRIM', KEYS[1], 0, len - n - 1) end\n"
+    "stub(KEYS[3], n, tonumber(ARGV[3]))\n"
     "redis.call('LPUSH', KEYS[2], ARGV[2] .. ' ' .. n)\n"
     "redis.call('LTRIM', KEYS[2], 0, 31)\n"
     "return n\n";
@@ -78,7 +97,7 @@ static const char move_script[] =
  * trailer among the oldest ARGV[1], so that a batch read again after a
  * crash is whole. A window without a trailer (a batch larger than any
  * frame) moves as it is, and is refused. */
-static const char move_cof_script[] =
+static const char move_cof_script[] = STUB_LONG_LINES
     "local w = tonumber(ARGV[1])\n"
     "local l = redis.call('LRANGE', KEYS[1], -w, -1)\n"
     "local k = 0\n"
@@ -88,6 +107,7 @@ static const char move_cof_script[] =
     "if k == 0 and #l >= w then k = w end\n"
     "for i = 1, k do redis.call('RPOPLPUSH', KEYS[1], KEYS[3]) end\n"
     "if k > 0 then\n"
+    "  stub(KEYS[3], k, tonumber(ARGV[3]))\n"
     "  redis.call('LPUSH', KEYS[2], ARGV[2] .. ' ' .. k)\n"
     "  redis.call('LTRIM', KEYS[2], 0, 31)\n"
     "end\n"
@@ -109,7 +129,7 @@ static const char trim_script[] =
  * "<batches> <lines not accounted for>", then "<id> <lines>" for each
  * batch, oldest first, then each batch's lines (newest first), oldest
  * batch first. */
-static const char recover_script[] =
+static const char recover_script[] = STUB_LONG_LINES
     "local P = KEYS[1]\n"
     "local function into(id, l, a, b)\n"
     "  for j = a, b, 7000 do\n"
@@ -162,6 +182,7 @@ static const char recover_script[] =
     "for _, v in ipairs(keep) do out[#out + 1] = v end\n"
     "for _, v in ipairs(keep) do\n"
     "  local id = string.match(v, '^(%S+)')\n"
+    "  stub(P .. ':' .. id, redis.call('LLEN', P .. ':' .. id), tonumber(ARGV[2]))\n"
     "  for _, x in ipairs(redis.call('LRANGE', P .. ':' .. id, 0, -1)) do\n"
     "    out[#out + 1] = x\n"
     "  end\n"
@@ -233,8 +254,8 @@ static void take_line(queue_consumer *qc, queue_state *q, const ingest_source *s
                                 err, sizeof(err)) < 0 &&
             ingest_log_allowed(qc->in))
             log_warn("queue: %s: %s; the batch is refused", q->src, err);
-    } else if (len > qc->cfg->max_line) {
-        ingest_line_too_long(qc->in, src, q->where);
+    } else if (len > qc->cfg->max_line || (len && p[0] == '\0')) {
+        ingest_line_too_long(qc->in, src, q->where); /* '\0': a stand-in (line_cap) */
     } else if (len) {
         ingest_csv_line(qc->in, src, q->where, p, len);
     }
@@ -397,6 +418,13 @@ static void trim_stored(queue_consumer *qc) {
     }
 }
 
+/* The longest line a move lets through to the relay (STUB_LONG_LINES):
+ * d4.max_line and a line end d4-core may have left; a signed batch's line
+ * fits one D4 frame. (An int: hiredis's format takes no %zu.) */
+static int line_cap(const queue_consumer *qc, const queue_state *q) {
+    return q->conf->cof ? (int)D4_DEFAULT_MAX_PAYLOAD : (int)qc->cfg->max_line + 2;
+}
+
 /* Lines the next move of q asks for: d4core.batch, or fewer while the
  * store's calls take fewer entries (a batch is one call, whatever its
  * size, and a query waits behind it): the entries a call takes now times
@@ -444,17 +472,17 @@ static void poll_next(queue_consumer *qc) {
         sodium_bin2hex(qc->mv[qc->nmv].id, sizeof(qc->mv[0].id), r, sizeof(r));
         qc->nmv++;
         if (!q->recovered) {
-            redisAsyncCommand(qc->rc.ac, on_batch, qc, "EVAL %s 2 %s %s %s", recover_script,
-                              q->proc, q->proc_id, id);
+            redisAsyncCommand(qc->rc.ac, on_batch, qc, "EVAL %s 2 %s %s %s %d",
+                              recover_script, q->proc, q->proc_id, id, line_cap(qc, q));
             return;
         }
         char key[sizeof(q->proc) + 32];
         batch_key(q, id, key, sizeof(key));
         int window = qc->mv[qc->nmv - 1].window = move_lines(qc, q);
         /* the lines come with the LRANGE after it, as Redis writes them */
-        redisAsyncCommand(qc->rc.ac, on_moved, qc, "EVAL %s 3 %s %s %s %d %s",
+        redisAsyncCommand(qc->rc.ac, on_moved, qc, "EVAL %s 3 %s %s %s %d %s %d",
                           q->conf->cof ? move_cof_script : move_script, q->src, q->proc_id,
-                          key, window, id);
+                          key, window, id, line_cap(qc, q));
         redisAsyncCommand(qc->rc.ac, on_batch, qc, "LRANGE %s 0 -1", key);
     }
 }

@@ -343,3 +343,35 @@ def test_a_line_longer_than_the_bound_is_refused_and_the_rest_stored(redis_serve
     assert m['pdns_relay_rejected_lines_total{source="queue",reason="too_long"}'] == 1
     assert int(r.hget("st:info", "records")) == 5000
     assert "longer than the line bound" in relay.log_text()
+
+
+def peak_kib(relay):
+    """The relay's peak resident memory (VmHWM), KiB."""
+    with open("/proc/%d/status" % relay.proc.pid) as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+
+
+def test_lines_longer_than_the_bound_never_reach_the_relay(redis_server, relay_factory):
+    """d4-core's Redis is outside the relay: four lines of 48 MB among
+    2,000 ordinary ones (a sensor that sends no newline) stay in Redis.
+    The relay reads each in its place as a short stand-in, refuses and
+    counts it, stores every other line, and its memory never holds one:
+    what a reply can make it hold is d4core.batch lines of d4.max_line."""
+    r = redis_server.client()
+    cfg = queue_cfg(redis_server)
+    cfg["d4"] = {"max_line": 4096}
+    relay = relay_factory(redis=redis_server, extra=cfg).start()
+    assert relay.wait_for(lambda: relay.metrics()["pdns_relay_store_up"] == 1)
+    before = peak_kib(relay)
+    big = [bytes([65 + i]) * (48 << 20) for i in range(4)]
+    push(r, lines(500) + big[:2] + lines(1000, 500) + big[2:] + lines(500, 1500))  # one LPUSH
+    del big
+    assert relay.wait_for(lambda: relay.metrics()['pdns_relay_records_total{source="queue"}']
+                          == 2000, 60)
+    assert relay.wait_for(lambda: r.llen(SRC) == 0 and in_processing(r) == 0, 20)
+    m = relay.metrics()
+    assert m['pdns_relay_rejected_lines_total{source="queue",reason="too_long"}'] == 4
+    assert relay.wait_for(lambda: int(r.hget("st:info", "records") or 0) == 2000, 20)
+    grew = peak_kib(relay) - before
+    assert grew < 48 << 10, grew  # less than one such line
+    assert "longer than the line bound" in relay.log_text()
