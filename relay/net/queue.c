@@ -57,17 +57,18 @@ _Static_assert(MAX_AHEAD >= 2 * STORE_UNIT_MERGE && MAX_AHEAD <= STORE_UNIT_IDS_
  * most) and a record line is longer than 50 bytes */
 #define COF_WINDOW 20000
 
-/* Lines longer than ARGV[3] bytes never leave d4-core's Redis: each is
- * replaced in the batch's list by a stand-in, a NUL byte and its length,
- * which the relay refuses as too long. Whether a batch has one is told by
- * its list's size (MEMORY USAGE adds up the list's nodes, not its lines);
- * only then are its lines looked at one by one. So a reply holds no more
- * than a batch of lines of the bound (d4-core splits a sensor's stream on
- * newlines: a stream without one makes a line as long as the stream). */
+/* A line longer than ARGV[3] bytes does not leave d4-core's Redis when it
+ * makes its batch's list larger than a kilobyte a line and one line of the
+ * bound (MEMORY USAGE adds up the list's nodes, not its lines): then each
+ * such line is replaced in the list by a stand-in, a NUL byte and its
+ * length, which the relay refuses as too long. Only those batches' lines
+ * are looked at one by one; a reply holds at most a batch's count of lines
+ * of the bound. (d4-core splits a sensor's stream on newlines: a stream
+ * without one is one line, as long as the stream.) */
 #define STUB_LONG_LINES                                                                  \
     "local function stub(key, n, cap)\n"                                                 \
     "  local size = redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0') or 0\n"           \
-    "  if size <= n * (cap + 64) + 4096 then return end\n"                               \
+    "  if size <= n * 1024 + cap then return end\n"                                      \
     "  for i = 0, n - 1 do\n"                                                            \
     "    local x = redis.call('LINDEX', key, i)\n"                                       \
     "    if x and #x > cap then redis.call('LSET', key, i, '\\0' .. #x) end\n"          \

@@ -355,12 +355,10 @@ def test_lines_longer_than_the_bound_never_reach_the_relay(redis_server, relay_f
     """d4-core's Redis is outside the relay: four lines of 48 MB among
     2,000 ordinary ones (a sensor that sends no newline) stay in Redis.
     The relay reads each in its place as a short stand-in, refuses and
-    counts it, stores every other line, and its memory never holds one:
-    what a reply can make it hold is d4core.batch lines of d4.max_line."""
+    counts it, stores every other line, and its memory never holds one
+    (d4.max_line 65536, the default; batches of 500)."""
     r = redis_server.client()
-    cfg = queue_cfg(redis_server)
-    cfg["d4"] = {"max_line": 4096}
-    relay = relay_factory(redis=redis_server, extra=cfg).start()
+    relay = relay_factory(redis=redis_server, extra=queue_cfg(redis_server)).start()
     assert relay.wait_for(lambda: relay.metrics()["pdns_relay_store_up"] == 1)
     before = peak_kib(relay)
     big = [bytes([65 + i]) * (48 << 20) for i in range(4)]
