@@ -251,6 +251,9 @@ static void take_line(queue_consumer *qc, queue_state *q, const ingest_source *s
         len--;
     if (q->conf->cof) {
         char err[256];
+        if (len && p[0] == '\0' && ingest_log_allowed(qc->in)) /* a stand-in (line_cap) */
+            log_warn("queue: %s: a line of %.*s bytes, longer than a D4 frame, stayed in "
+                     "d4-core's Redis; its batch will be refused", q->src, (int)(len - 1), p + 1);
         if (len && inbound_line(&q->ib, qc->in, q->conf->from, qc->cfg->state_dir, p, len,
                                 err, sizeof(err)) < 0 &&
             ingest_log_allowed(qc->in))

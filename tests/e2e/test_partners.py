@@ -925,10 +925,10 @@ def test_signed_stream_through_a_partners_d4core(relay_factory, redis_server, wo
     # arrives, or the LSET below could hit a line that moved meanwhile
     last = [None, 0.0]
 
-    def whole():
+    def whole(tag=b"q3.test"):
         vals = r.lrange(key, 0, -1)
         if not (vals and vals[0].startswith(b'{"pdns_relay_batch"') and
-                any(b"q3.test" in v for v in vals)):
+                any(tag in v for v in vals)):
             return False
         if last[0] != len(vals):
             last[0], last[1] = len(vals), time.time()
@@ -941,6 +941,21 @@ def test_signed_stream_through_a_partners_d4core(relay_factory, redis_server, wo
     assert b.wait_for(lambda: b.metrics()[m % "refused"] == 1, 20), b.log_text()[-1500:]
     assert "the batch is refused" in b.log_text()
     assert not any(".q3." in n for n in rrnames(b))
+    # a line longer than a D4 frame (a signed batch's line fits one) stays
+    # in d4-core's Redis: the relay reads a stand-in and refuses its batch
+    b.stop()
+    for name in ("sensor-a", "sensor-b"):
+        stream(a, name, batch("q4", 10))
+    last[0] = None
+    assert a.wait_for(lambda: whole(b"q4.test"), 30)
+    vals = r.lrange(key, 0, -1)
+    i = next(i for i, v in enumerate(vals) if b"q4.test" in v)
+    r.lset(key, i, b"x" * 3000000)
+    b.start()
+    assert b.wait_for(lambda: b.metrics()[m % "refused"] == 1, 20), b.log_text()[-1500:]
+    assert "a line of 3000000 bytes, longer than a D4 frame, stayed in d4-core's Redis" \
+        in b.log_text()
+    assert not any(".q4." in n for n in rrnames(b))
     d4core.srv.close()
 
 
