@@ -64,11 +64,13 @@ _Static_assert(MAX_AHEAD >= 2 * STORE_UNIT_MERGE && MAX_AHEAD <= STORE_UNIT_IDS_
  * length, which the relay refuses as too long. Only those batches' lines
  * are looked at one by one; a reply holds at most a batch's count of lines
  * of the bound. (d4-core splits a sensor's stream on newlines: a stream
- * without one is one line, as long as the stream.) */
+ * without one is one line, as long as the stream.) Where MEMORY is missing
+ * (Redis before 4.0) or denied (an ACL), every line goes through, and the
+ * relay refuses the long ones once it has read them. */
 #define STUB_LONG_LINES                                                                  \
     "local function stub(key, n, cap)\n"                                                 \
-    "  local size = redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0') or 0\n"           \
-    "  if size <= n * 1024 + cap then return end\n"                                      \
+    "  local size = redis.pcall('MEMORY', 'USAGE', key, 'SAMPLES', '0')\n"               \
+    "  if type(size) ~= 'number' or size <= n * 1024 + cap then return end\n"            \
     "  for i = 0, n - 1 do\n"                                                            \
     "    local x = redis.call('LINDEX', key, i)\n"                                       \
     "    if x and #x > cap then redis.call('LSET', key, i, '\\0' .. #x) end\n"          \

@@ -373,3 +373,27 @@ def test_lines_longer_than_the_bound_never_reach_the_relay(redis_server, relay_f
     grew = peak_kib(relay) - before
     assert grew < 48 << 10, grew  # less than one such line
     assert "longer than the line bound" in relay.log_text()
+
+
+def test_a_d4core_redis_that_denies_memory_still_drains(redis_server, relay_factory, workdir):
+    """Where d4-core's Redis denies MEMORY to the relay's user (an ACL),
+    the bound on long lines is off, nothing else: long lines reach the
+    relay, which refuses them, and every other line is stored."""
+    from conftest import Redis
+    d4 = Redis(workdir, extra=["--user", "relay", "on", ">pw", "~*", "&*", "+@all", "-memory"])
+    d4.start()
+    try:
+        r = d4.client()
+        push(r, lines(500) + [b"x" * (8 << 20)] + lines(500, 500))
+        cfg = queue_cfg(redis_server)
+        cfg["d4core"]["redis"] = "redis://relay:pw@127.0.0.1:%d/0" % d4.port
+        relay = relay_factory(redis=redis_server, extra=cfg).start()
+        assert relay.wait_for(lambda: r.llen(SRC) == 0 and in_processing(r) == 0, 30)
+        assert relay.wait_for(
+            lambda: int(redis_server.client().hget("st:info", "records") or 0) == 1000, 20)
+        m = relay.metrics()
+        assert m['pdns_relay_rejected_lines_total{source="queue",reason="too_long"}'] == 1
+        assert "cannot move" not in relay.log_text()
+        assert any(e["reason"] == "command" and "memory" in e["object"] for e in r.acl_log())
+    finally:
+        d4.stop()
