@@ -23,7 +23,6 @@ the same run. Printed as a table."""
 import json
 import os
 import random
-import re
 import subprocess
 import sys
 import tempfile

@@ -3,7 +3,7 @@ import json
 import os
 import subprocess
 
-from conftest import BIN, DATA
+from conftest import BIN
 
 
 def run(*args, stdin=None):

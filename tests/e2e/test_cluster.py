@@ -8,10 +8,8 @@ command to the master of its key's slot, and delivers to relay B:
   (MIGRATING/IMPORTING: ASK, then MOVED), nothing is lost or doubled.
 A runs without a store here (test_cluster_store.py has the store on the
 cluster)."""
-import os
 import signal
 import subprocess
-import time
 
 import pytest
 

@@ -558,8 +558,8 @@ def test_full_buffer_stops_reading_instead_of_dropping(redis_server, relay_facto
 
 def test_auth_keys_users_and_rate_limit(redis_server, relay_factory, tmp_path):
     auth = str(tmp_path / "users")
-    p = subprocess.run([BIN, "passwd", auth, "alice"], input="correct horse battery\n",
-                       capture_output=True, text=True, check=True)
+    subprocess.run([BIN, "passwd", auth, "alice"], input="correct horse battery\n",
+                   capture_output=True, text=True, check=True)
     key = subprocess.run([BIN, "passwd", "--key", auth, "tooling"], capture_output=True,
                          text=True, check=True).stdout.strip()
     assert key.startswith("tooling.") and len(key) > 40
@@ -1238,7 +1238,6 @@ def test_pdns_query_without_paging_is_whole_or_says_it_is_cut(redis_server, rela
                             store={"default_limit": 50, "max_limit": max_limit})
         send_d4(relay, obs)
         wait_stored(relay, len(obs))
-        import requests
         r = requests.get("http://127.0.0.1:%d/pdns/query/big.cdn.test" % relay.http_port,
                          headers={"Accept": "application/json"}, timeout=15)
         lines = [json.loads(l) for l in r.text.splitlines() if l]

@@ -11,7 +11,6 @@ import time
 
 import websocket  # python3-websocket
 
-from conftest import SENSORS
 from test_policy import FAST_MIXER, H, batch, mth, stream, write_policy
 import nacl.signing
 
