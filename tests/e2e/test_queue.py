@@ -290,12 +290,17 @@ def test_recovery_takes_each_batch_once(redis_server, relay_factory, workdir):
         relay.stop()
         # each batch in a list of its own (this relay's form), the oldest
         # still in an older relay's single list: each stored once, in order
+        # (the newer with a line of 8 MB, which stays in Redis as a stand-in)
         q.lpush(PROC, *lines(2, 500))
-        q.lpush(PROC + ":ffff000000000007", *lines(3, 600))
-        q.lpush(PROC + ":id", "ffff000000000006 2", "ffff000000000007 3")
+        q.lpush(PROC + ":ffff000000000007", *(lines(3, 600) + [b"y" * (8 << 20)]))
+        q.lpush(PROC + ":id", "ffff000000000006 2", "ffff000000000007 4")
+        q.config_resetstat()
         relay.start()
         assert relay.wait_for(lambda: in_processing(q) == 0 and not q.exists(PROC + ":id"), 20)
         assert relay.wait_for(lambda: int(st.hget("st:info", "records") or 0) == 14, 10)
+        assert relay.metrics()[
+            'pdns_relay_rejected_lines_total{source="queue",reason="too_long"}'] == 1
+        assert q.info("commandstats")["cmdstat_lset"]["calls"] == 1  # the stand-in
         assert st.get("st:qapplied:e2e:" + SRC).decode().split()[:2] == \
             ["ffff000000000007", "ffff000000000006"]
         assert not list(q.scan_iter(match=PROC + "*"))
