@@ -57,16 +57,18 @@ _Static_assert(MAX_AHEAD >= 2 * STORE_UNIT_MERGE && MAX_AHEAD <= STORE_UNIT_IDS_
  * most) and a record line is longer than 50 bytes */
 #define COF_WINDOW 20000
 
-/* A line longer than ARGV[3] bytes does not leave d4-core's Redis when it
- * makes its batch's list larger than a kilobyte a line and one line of the
- * bound (MEMORY USAGE adds up the list's nodes, not its lines): then each
+/* stub(key, n, cap), in each script: a line longer than cap bytes
+ * (line_cap, the script's last argument) does not leave d4-core's Redis
+ * when it makes its batch's list larger than a kilobyte a line and one line
+ * of cap (MEMORY USAGE adds up the list's nodes, not its lines): then each
  * such line is replaced in the list by a stand-in, a NUL byte and its
  * length, which the relay refuses as too long. Only those batches' lines
- * are looked at one by one; a reply holds at most a batch's count of lines
- * of the bound. (d4-core splits a sensor's stream on newlines: a stream
- * without one is one line, as long as the stream.) Where MEMORY is missing
- * (Redis before 4.0) or denied (an ACL), every line goes through, and the
- * relay refuses the long ones once it has read them. */
+ * are looked at one by one. A reply holds n lines of cap at most, or n
+ * kilobytes and one line of cap where that is more. (d4-core splits a
+ * sensor's stream on newlines: a stream without one is one line, as long
+ * as the stream.) Where MEMORY is missing (Redis before 4.0) or denied (an
+ * ACL), every line goes through, and the relay refuses the long ones once
+ * it has read them. */
 #define STUB_LONG_LINES                                                                  \
     "local function stub(key, n, cap)\n"                                                 \
     "  local size = redis.pcall('MEMORY', 'USAGE', key, 'SAMPLES', '0')\n"               \
@@ -81,7 +83,7 @@ _Static_assert(MAX_AHEAD >= 2 * STORE_UNIT_MERGE && MAX_AHEAD <= STORE_UNIT_IDS_
  * list KEYS[3] (SORT ... STORE copies a range of a list inside Redis: no
  * line passes through Lua) and pushes the batch's id ARGV[2], with its line
  * count, on the id list KEYS[2]; returns the count. The lines are then read
- * with LRANGE (newest first). */
+ * with LRANGE (newest first); those over ARGV[3] bytes as stand-ins. */
 static const char move_script[] = STUB_LONG_LINES
     "local len = redis.call('LLEN', KEYS[1])\n"
     "local n = math.min(len, tonumber(ARGV[1]))\n"
@@ -99,7 +101,8 @@ static const char move_script[] = STUB_LONG_LINES
  * only whole signed batches move, the oldest lines up to the newest batch
  * trailer among the oldest ARGV[1], so that a batch read again after a
  * crash is whole. A window without a trailer (a batch larger than any
- * frame) moves as it is, and is refused. */
+ * frame) moves as it is, and is refused. Lines over ARGV[3] bytes as
+ * stand-ins. */
 static const char move_cof_script[] = STUB_LONG_LINES
     "local w = tonumber(ARGV[1])\n"
     "local l = redis.call('LRANGE', KEYS[1], -w, -1)\n"
@@ -131,7 +134,7 @@ static const char trim_script[] =
  * (an edited list) become one batch with the new id ARGV[1]. Returns
  * "<batches> <lines not accounted for>", then "<id> <lines>" for each
  * batch, oldest first, then each batch's lines (newest first), oldest
- * batch first. */
+ * batch first; those over ARGV[2] bytes as stand-ins. */
 static const char recover_script[] = STUB_LONG_LINES
     "local P = KEYS[1]\n"
     "local function into(id, l, a, b)\n"
