@@ -68,10 +68,12 @@ _Static_assert(MAX_AHEAD >= 2 * STORE_UNIT_MERGE && MAX_AHEAD <= STORE_UNIT_IDS_
  * sensor's stream on newlines: a stream without one is one line, as long
  * as the stream.) Where MEMORY is missing (Redis before 4.0) or denied (an
  * ACL), every line goes through, and the relay refuses the long ones once
- * it has read them. */
+ * it has read them: stub returns Redis's refusal, and a move returns it
+ * beside its count, for the log (on_moved). */
 #define STUB_LONG_LINES                                                                  \
     "local function stub(key, n, cap)\n"                                                 \
     "  local size = redis.pcall('MEMORY', 'USAGE', key, 'SAMPLES', '0')\n"               \
+    "  if type(size) == 'table' and size.err then return size.err end\n"                 \
     "  if type(size) ~= 'number' or size <= n * 1024 + cap then return end\n"            \
     "  for i = 0, n - 1 do\n"                                                            \
     "    local x = redis.call('LINDEX', key, i)\n"                                       \
@@ -91,9 +93,10 @@ static const char move_script[] = STUB_LONG_LINES
     "redis.call('SORT', KEYS[1], 'BY', 'nosort', 'LIMIT', len - n, n, 'STORE', KEYS[3])\n"
     "if n == len then redis.call('DEL', KEYS[1])\n"
     "else redis.call('LTRIM', KEYS[1], 0, len - n - 1) end\n"
-    "stub(KEYS[3], n, tonumber(ARGV[3]))\n"
+    "local why = stub(KEYS[3], n, tonumber(ARGV[3]))\n"
     "redis.call('LPUSH', KEYS[2], ARGV[2] .. ' ' .. n)\n"
     "redis.call('LTRIM', KEYS[2], 0, 31)\n"
+    "if why then return {n, why} end\n"
     "return n\n";
 
 /* The same for a "pdns-cof" queue (a partner relay's signed batches,
@@ -113,9 +116,10 @@ static const char move_cof_script[] = STUB_LONG_LINES
     "if k == 0 and #l >= w then k = w end\n"
     "for i = 1, k do redis.call('RPOPLPUSH', KEYS[1], KEYS[3]) end\n"
     "if k > 0 then\n"
-    "  stub(KEYS[3], k, tonumber(ARGV[3]))\n"
+    "  local why = stub(KEYS[3], k, tonumber(ARGV[3]))\n"
     "  redis.call('LPUSH', KEYS[2], ARGV[2] .. ' ' .. k)\n"
     "  redis.call('LTRIM', KEYS[2], 0, 31)\n"
+    "  if why then return {k, why} end\n"
     "end\n"
     "return k\n";
 
@@ -203,6 +207,7 @@ typedef struct queue_state {
     char unit_key[300];      /* in the store: the last batch id applied */
     char where[160];
     int recovered;    /* the processing list was drained at start */
+    int no_memory;    /* d4-core's Redis refused MEMORY (STUB_LONG_LINES): said once */
     inbound ib;       /* pdns-cof: the signed batch being read */
 } queue_state;
 
@@ -347,6 +352,14 @@ static void on_moved(redisAsyncContext *ac, void *reply, void *priv) {
         /* the move's LRANGE answers next: it is the oldest in flight */
         log_error("queue: %s: cannot move a batch: %s", qc->q[qc->mv[0].q].src, rep->str);
         qc->mv[0].failed = 1;
+    } else if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+               rep->element[1]->type == REDIS_REPLY_STRING && !qc->q[qc->mv[0].q].no_memory) {
+        queue_state *q = &qc->q[qc->mv[0].q];
+        q->no_memory = 1;
+        log_warn("queue: %s: d4-core's Redis refuses MEMORY USAGE (%s): lines longer than "
+                 "d4.max_line reach the relay before it refuses them; allow MEMORY to the "
+                 "relay's Redis user",
+                 q->src, rep->element[1]->str);
     }
 }
 

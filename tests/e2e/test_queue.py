@@ -399,6 +399,7 @@ def test_a_d4core_redis_that_denies_memory_still_drains(redis_server, relay_fact
         m = relay.metrics()
         assert m['pdns_relay_rejected_lines_total{source="queue",reason="too_long"}'] == 1
         assert "cannot move" not in relay.log_text()
+        assert relay.log_text().count("d4-core's Redis refuses MEMORY USAGE") == 1
         assert any(e["reason"] == "command" and "memory" in e["object"] for e in r.acl_log())
     finally:
         d4.stop()
