@@ -124,27 +124,18 @@ static void on_store_ready(void *ctx) {
         return;
     st->store_ready = 1;
     int cluster = rlink_is_cluster(st->sl);
-    for (int k = 0; k < (cluster ? st->nshards : 1); k++) {
-        char p[16];
-        store_shard_prefix(k, st->nshards, p);
-        asks[k] = (ask){st, (size_t)k};
-        if (rlink_command(st->sl, cluster ? p : "", on_module, &asks[k],
-                          "COMMAND INFO pdnsrelay.ingest") == 0)
-            st->waiting++;
-    }
-    if (!cluster) {
-        done_one(st);
-        return;
-    }
-    if (rlink_command(st->sl, "st:layout", on_layout, st, "GET st:layout") == 0)
+    if (cluster && rlink_command(st->sl, "st:layout", on_layout, st, "GET st:layout") == 0)
         st->waiting++;
-    for (int k = 0; k < st->nshards; k++) {
+    for (int k = 0; k < (cluster ? st->nshards : 1); k++) {
         char p[16], key[40];
         store_shard_prefix(k, st->nshards, p);
         snprintf(key, sizeof(key), "%sst:info", p);
         asks[k] = (ask){st, (size_t)k};
-        if (rlink_command(st->sl, key, on_shard, &asks[k], "HMGET %s triples names records",
-                          key) == 0)
+        if (rlink_command(st->sl, cluster ? p : "", on_module, &asks[k],
+                          "COMMAND INFO pdnsrelay.ingest") == 0)
+            st->waiting++;
+        if (cluster && rlink_command(st->sl, key, on_shard, &asks[k],
+                                     "HMGET %s triples names records", key) == 0)
             st->waiting++;
     }
     done_one(st);

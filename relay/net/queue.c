@@ -259,17 +259,18 @@ static void take_line(queue_consumer *qc, queue_state *q, const ingest_source *s
                       char *p, size_t len) {
     while (len && (p[len - 1] == '\n' || p[len - 1] == '\r'))
         len--;
+    int stand_in = len && p[0] == '\0'; /* a line that stayed in Redis (line_cap) */
     if (q->conf->cof) {
         char err[256];
-        if (len && p[0] == '\0' && ingest_log_allowed(qc->in)) /* a stand-in (line_cap) */
+        if (stand_in && ingest_log_allowed(qc->in))
             log_warn("queue: %s: a line of %.*s bytes, longer than a D4 frame, stayed in "
                      "d4-core's Redis; its batch will be refused", q->src, (int)(len - 1), p + 1);
         if (len && inbound_line(&q->ib, qc->in, q->conf->from, qc->cfg->state_dir, p, len,
                                 err, sizeof(err)) < 0 &&
             ingest_log_allowed(qc->in))
             log_warn("queue: %s: %s; the batch is refused", q->src, err);
-    } else if (len > qc->cfg->max_line || (len && p[0] == '\0')) {
-        ingest_line_too_long(qc->in, src, q->where); /* '\0': a stand-in (line_cap) */
+    } else if (len > qc->cfg->max_line || stand_in) {
+        ingest_line_too_long(qc->in, src, q->where);
     } else if (len) {
         ingest_csv_line(qc->in, src, q->where, p, len);
     }
