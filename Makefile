@@ -89,9 +89,10 @@ $(BUILD)/relay/wire/csv.o: CFLAGS += -O3
 # the optional Redis module (relay/store/module/pdnsrelay.c): loaded into
 # redis-server, so built without the sanitizers (Redis is not) and alone
 MODULE_FLAGS = $(filter-out -fsanitize=% -fno-sanitize-recover=% -MMD -MP,$(CFLAGS)) -fPIC -shared
-$(BUILD)/pdnsrelay.so: relay/store/module/pdnsrelay.c
+$(BUILD)/pdnsrelay.so: relay/store/module/pdnsrelay.c relay/store/module/ixtree.c \
+                       relay/store/module/ixtree.h
 	@mkdir -p $(dir $@)
-	$(CC) $(MODULE_FLAGS) $(filter-out -fsanitize=%,$(LDFLAGS)) -o $@ $<
+	$(CC) $(MODULE_FLAGS) $(filter-out -fsanitize=%,$(LDFLAGS)) -o $@ $(filter %.c,$^)
 
 $(BUILD)/libpdns.a: $(CORE_OBJ)
 	rm -f $@ && ar rcs $@ $^

@@ -460,7 +460,7 @@ static int load_store(cfgctx *c, relay_config *cfg, json_t *o) {
     static const char *const keys[] = {"enabled", "redis", "batch", "call_ms", "max_buffer",
                                        "show_sensors", "default_limit",
                                        "max_limit", "query_budget", "expire",
-                                       "sweep_interval", "shards", "module", NULL};
+                                       "sweep_interval", "shards", "module", "index", NULL};
     store_conf *st = &cfg->store;
     long long b = (long long)st->batch, mb = (long long)st->max_buffer,
               dl = (long long)st->default_limit, ml = (long long)st->max_limit,
@@ -480,6 +480,15 @@ static int load_store(cfgctx *c, relay_config *cfg, json_t *o) {
         get_int(c, o, "store", "sweep_interval", &sw, 1, 86400 * 7) < 0 ||
         get_int(c, o, "store", "shards", &sh, 1, STORE_SHARDS_MAX) < 0)
         return -1;
+    char index[16] = "";
+    if (get_str(c, o, "store", "index", index, sizeof(index)) < 0)
+        return -1;
+    if (index[0] && strcmp(index, "zset") != 0 && strcmp(index, "tree") != 0)
+        return fail(c, "store.index", "must be \"zset\" or \"tree\"");
+    if (index[0])
+        st->trees = strcmp(index, "tree") == 0;
+    if (st->trees && !st->module)
+        return fail(c, "store.index", "\"tree\" needs the pdnsrelay module (store.module true)");
     st->sweep_interval = (int)sw;
     st->shards = (int)sh;
     st->call_ms = (int)cm;

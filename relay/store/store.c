@@ -30,6 +30,7 @@
 /* The argument layout PDNSRELAY.INGEST takes (relay/store/module/pdnsrelay.c,
  * LAYOUT): store_ingest.lua's arguments, this word in the script's place. */
 #define STORE_MODULE_LAYOUT "1"
+#define STORE_MODULE_LAYOUT_TREES "1t" /* the same; new index keys are the module's trees */
 #define MERGE_FACTOR 16    /* a batch closes at store.batch entries, or at this
                             * many times as many records (records of a triple
                             * already in the batch merge into its entry) */
@@ -347,8 +348,8 @@ static void on_part(redisAsyncContext *ac, void *reply, void *priv) {
          * that leaves a cluster to the script: the script takes this batch
          * and the next, until the next connect asks */
         s->module = 0;
-        log_warn("store: PDNSRELAY.INGEST refused a batch (%s); batches go to the script",
-                 rep->str);
+        log_warn("store: PDNSRELAY.INGEST refused a batch (%s); %s", rep->str,
+                 s->trees ? "the store's trees take nothing else" : "batches go to the script");
         pc->again = 1;
     } else if (rep->type != REDIS_REPLY_INTEGER) {
         s->errors++;
@@ -493,10 +494,11 @@ static int build_command(const store *s, const store_chunk *c, int k, pdns_buf *
     cmd->len = 0;
     nl = (size_t)snprintf(num, sizeof(num), "*%zu\r\n", 12 + nmem + in_part * ARGS_PER_ENTRY);
     int mod = s->module;
+    const char *lay = s->trees ? STORE_MODULE_LAYOUT_TREES : STORE_MODULE_LAYOUT;
     if (pdns_buf_append(cmd, num, nl) < 0 ||
         (mod ? resp_arg(cmd, "PDNSRELAY.INGEST", 16, NULL, 0)
              : resp_arg(cmd, "EVAL", 4, NULL, 0)) < 0 ||
-        (mod ? resp_arg(cmd, STORE_MODULE_LAYOUT, 1, NULL, 0)
+        (mod ? resp_arg(cmd, lay, strlen(lay), NULL, 0)
              : resp_arg(cmd, store_ingest_lua, sizeof(store_ingest_lua) - 1, NULL, 0)) < 0 ||
         resp_arg(cmd, "1", 1, NULL, 0) < 0 ||
         resp_arg3(cmd, P, pl, s->mark, ml, NULL, 0) < 0 ||
@@ -628,6 +630,18 @@ static void kick(store *s) {
     store_chunk *c = s->head;
     if (!c || !rlink_ready(s->link) || !s->layout_ok || pdns_mono_ms() < s->retry_at_ms)
         return;
+    if (s->trees && !s->module) {
+        /* only the module writes a store of trees: the records wait */
+        if (!s->module_asking && !s->trees_told) {
+            s->trees_told = 1;
+            log_error("store: the store keeps its indexes in the pdnsrelay module's trees "
+                      "(st:layout ix-tree) and %s: nothing is written until it does (load "
+                      "the module, of this version, into every Redis of the store)",
+                      !s->conf->module ? "store.module is false"
+                                       : "Redis has no pdnsrelay module taking them");
+        }
+        return;
+    }
     if (!c->sealed && chunk_filling(s, c))
         return; /* still filling: store_flush, the tick or the unit's end sends it */
     c->sealed = 1;
@@ -738,7 +752,9 @@ static void load_query_script(store *s) {
 
 /* A store records its layout (st:layout) the first time a relay finds it
  * without one: "shards <n> ip-by-prefix ip-name r-rel" on a cluster,
- * "shards 1 ip-name r-rel" on one server. A relay configured with another number of
+ * "shards 1 ip-name r-rel" on one server, and " ix-tree" after either when
+ * store.index is "tree" (the indexes are the pdnsrelay module's trees:
+ * only the module writes the store). A relay configured with another number of
  * shards refuses to write, as its names would be looked for in the wrong
  * shards. A cluster's store whose layout lacks "ip-by-prefix" keeps each
  * address index member in its name's shard: the relay goes on writing and
@@ -752,7 +768,8 @@ static const struct {
     int flag;
 } layout_words[] = {{" ip-by-prefix", STORE_LAYOUT_IP_BY_PREFIX},
                     {" ip-name", STORE_LAYOUT_IP_NAME},
-                    {" r-rel", STORE_LAYOUT_R_REL}};
+                    {" r-rel", STORE_LAYOUT_R_REL},
+                    {" ix-tree", STORE_LAYOUT_IX_TREE}};
 
 int store_layout_kind(const char *layout, int nshards) {
     char want[32];
@@ -792,6 +809,10 @@ static void on_layout(redisAsyncContext *ac, void *reply, void *priv) {
     s->ip_by_prefix = s->cluster && (kind & STORE_LAYOUT_IP_BY_PREFIX);
     s->ip_name = (kind & STORE_LAYOUT_IP_NAME) != 0;
     s->r_rel = (kind & STORE_LAYOUT_R_REL) != 0;
+    s->trees = (kind & STORE_LAYOUT_IX_TREE) != 0;
+    if (s->conf->trees && !s->trees)
+        log_info("store: the store keeps its indexes in sorted sets (st:layout \"%s\"): "
+                 "store.index \"tree\" applies to a new store", rep->str);
     if (s->cluster && !s->ip_by_prefix)
         log_info("store: the cluster's store keeps its address index in the names' shards "
                  "(st:layout \"%s\"): an address lookup asks every shard", rep->str);
@@ -815,10 +836,10 @@ static void ask_layout(store *s) {
     if (s->layout_ok || s->layout_asking || s->layout_bad || !rlink_ready(s->link) ||
         pdns_mono_ms() < s->layout_retry_ms)
         return;
-    char want[48], old[32];
+    char want[64], old[32];
     snprintf(old, sizeof(old), "shards %d", s->nshards);
-    snprintf(want, sizeof(want), "shards %d%s ip-name r-rel", s->nshards,
-             s->cluster ? " ip-by-prefix" : "");
+    snprintf(want, sizeof(want), "shards %d%s ip-name r-rel%s", s->nshards,
+             s->cluster ? " ip-by-prefix" : "", s->conf->trees ? " ix-tree" : "");
     if (rlink_command(s->link, "st:layout", on_layout, s, "EVAL %s 1 st:layout %s %s %s",
                       layout_lua, want, old, s->cluster ? "" : "st:info") == 0)
         s->layout_asking = 1;
@@ -846,6 +867,8 @@ static void on_module(redisAsyncContext *ac, void *reply, void *priv) {
             log_info("store: Redis has the pdnsrelay module%s: batches go to PDNSRELAY.INGEST",
                      s->cluster ? " on every master" : "");
         }
+        if (!s->module_asking)
+            kick(s); /* a store of trees waits for this answer */
     }
     free(a);
 }
@@ -892,6 +915,7 @@ static void on_down(void *ctx) {
     s->script_loaded = s->script_loading = 0;
     s->module = 0;
     s->module_gen++; /* answers still on their way are of no use */
+    s->trees_told = 0;
 }
 
 /* FNV-1a, 32 bits, of p, modulo n: a shard (fixed: it places keys). */
@@ -1256,7 +1280,8 @@ static void on_expired(redisAsyncContext *ac, void *reply, void *priv) {
             const gone_member *g = &s->gone[at];
             char key[40];
             snprintf(key, sizeof(key), "%six:ip", s->prefix[g->shard]);
-            rlink_command(s->link, key, NULL, NULL, "ZREM %s %b", key,
+            rlink_command(s->link, key, NULL, NULL,
+                          s->trees ? "PDNSRELAY.IXREM %s %b" : "ZREM %s %b", key,
                           s->gone_buf.p + g->off, (size_t)g->len);
         }
     } else if (rep && rep->type == REDIS_REPLY_ERROR) {

@@ -55,6 +55,8 @@ typedef struct store_conf {
     int show_sensors;         /* query answers name the sensors */
     int module;               /* batches go to PDNSRELAY.INGEST when Redis
                                * has the module (relay/store/module/) */
+    int trees;                /* store.index "tree": a new store keeps its
+                               * indexes in the module's type */
     size_t default_limit, max_limit;
     size_t budget;            /* index entries one query page may visit */
     char expiry[512];         /* ",<rrtype>=<seconds>,...," or "" */
@@ -100,6 +102,8 @@ typedef struct store {
     int script_loaded, script_loading;
     int module, module_asking; /* Redis has PDNSRELAY.INGEST (asked at each connect): */
     int module_missing;        /* masters asked that do not have it */
+    int trees;                 /* the layout says ix-tree: only the module writes */
+    int trees_told;            /* "the module is missing" logged once a connection */
     unsigned module_gen;       /* answers to an older asking are ignored */
     char sweep_cursor[32];     /* the expiry sweep's SCAN cursor */
     struct gone_member {       /* the sweep step's entries' address index */
@@ -151,6 +155,7 @@ int store_ip_range_shards(int n, const char *a, size_t alen, const char *b, size
 #define STORE_LAYOUT_IP_BY_PREFIX 1
 #define STORE_LAYOUT_IP_NAME 2
 #define STORE_LAYOUT_R_REL 4
+#define STORE_LAYOUT_IX_TREE 8
 int store_layout_kind(const char *layout, int nshards);
 
 /* Whether rep, Redis's answer to `COMMAND INFO pdnsrelay.ingest`, says

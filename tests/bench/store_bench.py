@@ -11,8 +11,10 @@
    For each: records/s and the ratio to SET, Redis's own CPU (INFO cpu,
    sys + user) per record and per new triple, INFO used_memory per triple;
    for the ~63 % and all-new mixes the same import again through the
-   pdnsrelay Redis module (build/pdnsrelay.so, loaded into the same server;
-   the rows above it are the store's Lua script, store.module false);
+   pdnsrelay Redis module (build/pdnsrelay.so, loaded into the same server
+   with its argument "trees"; the rows above it are the store's Lua
+   script, store.module false), once into sorted sets and once into the
+   module's trees (store.index "tree");
    for the all-new store also the bytes of the strings themselves (keys,
    fields, values, index members, counted by a Lua script on the server)
    and the schema's overhead beyond them. On the ~63 % mix, where Redis's
@@ -303,19 +305,21 @@ def main():
         if subprocess.run(["which", tool], capture_output=True).returncode != 0:
             sys.exit("store_bench: %s is missing (apt-get install redis-tools wrk)" % tool)
     have_module = os.path.exists(MODULE)
-    redis = conftest.Redis(work, extra=("--loadmodule", os.path.abspath(MODULE))
+    redis = conftest.Redis(work, extra=("--loadmodule", os.path.abspath(MODULE), "trees")
                            if have_module else ())
     redis.start()
     port = redis.port
     redis_cli(port, "CONFIG", "SET", "appendonly", "no")
     cfg = os.path.join(work, "relay.json")
     cfg_module = os.path.join(work, "relay-module.json")
+    cfg_trees = os.path.join(work, "relay-trees.json")
     http_port = conftest.free_port()
-    for path, module in ((cfg, False), (cfg_module, True)):
+    for path, store in ((cfg, {"module": False}), (cfg_module, {"module": True}),
+                        (cfg_trees, {"module": True, "index": "tree"})):
         with open(path, "w") as f:
             json.dump({"relay_id": "bench", "d4": {"enabled": False},
                        "http": {"listen": "127.0.0.1:%d" % http_port},
-                       "redis": "redis://127.0.0.1:%d/0" % port, "store": {"module": module},
+                       "redis": "redis://127.0.0.1:%d/0" % port, "store": store,
                        "mixer": {"enabled": False}, "admin": {"enabled": False}}, f)
     rows = []
     two_cores = len(os.sched_getaffinity(0)) >= 2
@@ -355,14 +359,23 @@ def main():
                          % (rate / set_rate, cpu * 1e6 / stored, cpu * 1e6 / max(triples, 1),
                             mem / max(triples, 1))))
             if kind != "zipf" and have_module:
+                # the trees first: the store the rows below look at is the
+                # module's sorted sets, as the script writes them
+                stored_t, secs_t, cpu_t, mem_t = measured_import(cfg_trees, path, port)
                 stored_m, secs_m, cpu_m, mem_m = measured_import(cfg_module, path, port)
-                rate_m = stored_m / secs_m
+                rate_m, rate_t = stored_m / secs_m, stored_t / secs_t
                 rows.append(("  the same through the pdnsrelay module",
                              "%.0f records/s" % rate_m,
                              "%.3fx SET, %.2fx the script; Redis CPU %.1f us/new triple; "
                              "%.0f B/triple" % (rate_m / set_rate, rate_m / rate,
                                                 cpu_m * 1e6 / max(triples, 1),
                                                 mem_m / max(triples, 1))))
+                rows.append(("  the same into the module's trees (store.index tree)",
+                             "%.0f records/s" % rate_t,
+                             "%.3fx SET, %.2fx the script, %.2fx the module's sorted sets; "
+                             "Redis CPU %.1f us/new triple; %.0f B/triple"
+                             % (rate_t / set_rate, rate_t / rate, rate_t / rate_m,
+                                cpu_t * 1e6 / max(triples, 1), mem_t / max(triples, 1))))
             elif kind != "zipf":
                 rows.append(("  the same through the pdnsrelay module", "-",
                              "no %s (make builds it)" % MODULE))

@@ -4,6 +4,7 @@
  * whatever Redis holds, so any bytes: the merged value fits its buffer
  * (exactly value_bound bytes here, so that ASan sees a byte past it), starts
  * with three numbers and holds the sensor's id. */
+#include "../../relay/store/module/ixtree.c"
 #include "../../relay/store/module/pdnsrelay.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

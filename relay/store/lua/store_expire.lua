@@ -11,6 +11,13 @@
 -- Returns {entries deleted, then the places (0-based) of the deleted
 -- entries whose member the relay removes}.
 local n, gone, gone_names, gone_errors = #ARGV, 0, 0, 0
+-- an index key is a sorted set or (layout ix-tree) the pdnsrelay module's tree
+local function zrem(k, m)
+  if redis.call('TYPE', k)['ok'] == 'pdns-tree' then
+    return redis.call('PDNSRELAY.IXREM', k, m)
+  end
+  return redis.call('ZREM', k, m)
+end
 local elsewhere = {}
 local P = ARGV[1]
 local i = 2
@@ -26,15 +33,15 @@ while i + 8 <= n do
     redis.call('HDEL', key, f)
     gone = gone + 1
     if ixk ~= '' then
-      redis.call('ZREM', ixk, ixm .. name)
+      zrem(ixk, ixm .. name)
     elseif ixm ~= '' then
       elsewhere[#elsewhere + 1] = (i - 11) / 9
     end
     if redis.call('EXISTS', key) == 0 then
       gone_names = gone_names + 1
-      redis.call('ZREM', fk, name)
-      redis.call('ZREM', P .. 'r:' .. rb, rev)
-      if redis.call('EXISTS', P .. 'r:' .. rb) == 0 then redis.call('ZREM', P .. 'ix:rb', rb) end
+      zrem(fk, name)
+      zrem(P .. 'r:' .. rb, rev)
+      if redis.call('EXISTS', P .. 'r:' .. rb) == 0 then zrem(P .. 'ix:rb', rb) end
     end
   end
 end

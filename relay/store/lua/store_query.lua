@@ -253,6 +253,20 @@ local function visit(m, after)
   return nil
 end
 
+-- the members of index key k from min to max, n at most: a sorted set's
+-- (ZRANGEBYLEX) or, in a store whose layout says ix-tree, the pdnsrelay
+-- module's tree's (the same order and bounds)
+local kinds = {}
+local function lex(k, min, max, n)
+  local t = kinds[k]
+  if not t then
+    t = redis.call('TYPE', k)['ok']
+    kinds[k] = t
+  end
+  if t == 'pdns-tree' then return redis.call('PDNSRELAY.IXRANGE', k, min, max, n) end
+  return redis.call('ZRANGEBYLEX', k, min, max, 'LIMIT', 0, n)
+end
+
 -- walks zset k from min to max ('[' or '(' bounds); returns the cursor
 -- (relative to k) when the page is full, or nil when k is done
 local function walk(k, min, max, pending, pfield)
@@ -262,7 +276,7 @@ local function walk(k, min, max, pending, pfield)
   end
   local last = pending
   while true do
-    local ms = redis.call('ZRANGEBYLEX', k, min, max, 'LIMIT', 0, 200)
+    local ms = lex(k, min, max, 200)
     if #ms == 0 then return nil end
     for _, m in ipairs(ms) do
       if got >= limit or budget <= 0 then return last end
@@ -325,7 +339,7 @@ local function run()
     if c then out[1] = bucket .. '\t' .. c; return end
   end
   while true do
-    local bs = redis.call('ZRANGEBYLEX', key, bmin, '[' .. B, 'LIMIT', 0, 100)
+    local bs = lex(key, bmin, '[' .. B, 100)
     if #bs == 0 then out[1] = ''; return end
     for _, b in ipairs(bs) do
       if got >= limit or budget <= 0 then

@@ -17,7 +17,20 @@
  *
  * Every write is propagated to replicas and the AOF as the plain command
  * it amounts to (HSET, ZADD, HINCRBY, SET), so a replica, or a server
- * that loads the AOF, needs no module.
+ * that loads the AOF, needs no module; except in a store whose indexes
+ * are the module's own type.
+ *
+ * That type (ixtree.c; TYPE says "pdns-tree") is an ordered set of byte
+ * strings: what the store's sorted sets of score 0 are, in fewer bytes
+ * and cache lines a member; the module has it when loaded with the
+ * argument "trees". A store whose layout says "ix-tree" keeps
+ * its index keys (f:, r:, ix:rb, ix:ip, d:) so: PDNSRELAY.INGEST with
+ * layout "1t" makes new index keys trees (an index key that is a sorted
+ * set stays one), and PDNSRELAY.IXADD, IXREM, IXRANGE and IXCARD are
+ * ZADD, ZREM, ZRANGEBYLEX and ZCARD for them (the query and expiry
+ * scripts ask TYPE). Their writes are propagated as these commands and
+ * the AOF is rewritten as IXADDs: replicas and a server loading the AOF
+ * or RDB need the module.
  *
  * Redis's module API is declared here, only the functions this file
  * uses: each is looked up by name when the module loads
@@ -29,10 +42,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ixtree.h"
+
 typedef struct RedisModuleCtx RedisModuleCtx;
 typedef struct RedisModuleKey RedisModuleKey;
 typedef struct RedisModuleString RedisModuleString;
 typedef struct RedisModuleCallReply RedisModuleCallReply;
+typedef struct RedisModuleType RedisModuleType;
+typedef struct RedisModuleIO RedisModuleIO;
+/* RedisModuleTypeMethods, version 1: the fields up to free */
+typedef struct {
+    uint64_t version;
+    void *(*rdb_load)(RedisModuleIO *, int);
+    void (*rdb_save)(RedisModuleIO *, void *);
+    void (*aof_rewrite)(RedisModuleIO *, RedisModuleString *, void *);
+    size_t (*mem_usage)(const void *);
+    void (*digest)(void *, void *);
+    void (*free)(void *);
+} rm_type_methods;
 typedef int (*rm_cmd_fn)(RedisModuleCtx *, RedisModuleString **, int);
 
 #define RM_OK 0
@@ -41,6 +68,8 @@ typedef int (*rm_cmd_fn)(RedisModuleCtx *, RedisModuleString **, int);
 #define RM_KEYTYPE_EMPTY 0
 #define RM_KEYTYPE_STRING 1
 #define RM_KEYTYPE_HASH 3
+#define RM_KEYTYPE_MODULE 6
+#define RM_POSTPONED_LEN -1L
 #define RM_ZADD_ADDED (1 << 2)
 #define RM_APIVER_1 1
 
@@ -65,13 +94,29 @@ static int (*RedisModule_ReplyWithError)(RedisModuleCtx *, const char *);
 static int (*RedisModule_ReplyWithStringBuffer)(RedisModuleCtx *, const char *, size_t);
 static int (*RedisModule_Replicate)(RedisModuleCtx *, const char *, const char *, ...);
 static int (*RedisModule_WrongArity)(RedisModuleCtx *);
-static RedisModuleCallReply *(*RedisModule_Call)(RedisModuleCtx *, const char *, const char *,
-                                                 ...);
+static RedisModuleCallReply *(*RedisModule_Call)(RedisModuleCtx *, const char *, const char *, ...);
 static void (*RedisModule_FreeCallReply)(RedisModuleCallReply *);
+static void *(*RedisModule_Alloc)(size_t);
+static void (*RedisModule_Free)(void *);
+static RedisModuleType *(*RedisModule_CreateDataType)(RedisModuleCtx *, const char *, int,
+                                                      rm_type_methods *);
+static int (*RedisModule_ModuleTypeSetValue)(RedisModuleKey *, RedisModuleType *, void *);
+static RedisModuleType *(*RedisModule_ModuleTypeGetType)(RedisModuleKey *);
+static void *(*RedisModule_ModuleTypeGetValue)(RedisModuleKey *);
+static void (*RedisModule_SaveUnsigned)(RedisModuleIO *, uint64_t);
+static uint64_t (*RedisModule_LoadUnsigned)(RedisModuleIO *);
+static void (*RedisModule_SaveStringBuffer)(RedisModuleIO *, const char *, size_t);
+static char *(*RedisModule_LoadStringBuffer)(RedisModuleIO *, size_t *);
+static void (*RedisModule_EmitAOF)(RedisModuleIO *, const char *, const char *, ...);
+static int (*RedisModule_ReplyWithArray)(RedisModuleCtx *, long);
+static void (*RedisModule_ReplySetArrayLength)(RedisModuleCtx *, long);
+static int (*RedisModule_ReplicateVerbatim)(RedisModuleCtx *);
+static int (*RedisModule_DeleteKey)(RedisModuleKey *);
 
 /* The argument layout this module takes in place of the script's text;
  * the relay sends the same word (store.c, STORE_MODULE_LAYOUT). */
 #define LAYOUT "1"
+#define LAYOUT_TREES "1t" /* new index keys are trees */
 #define PER_ENTRY 13
 #define CMAX 9007199254740991.0 /* counts saturate at 2^53 - 1, as in the script */
 #define UNIT_IDS_KEPT 32
@@ -85,7 +130,10 @@ typedef struct {
     const char *P;
     size_t pl;
     int failed; /* a write Redis refused: the call replies with an error */
+    int trees;  /* new index keys are the module's type (layout "1t") */
 } call;
+
+static RedisModuleType *ixtype;
 
 static RedisModuleString *str(call *c, const char *p, size_t n) {
     return RedisModule_CreateString(c->ctx, p, n);
@@ -141,14 +189,35 @@ static void hset(call *c, RedisModuleString *k, RedisModuleString *f, RedisModul
     RedisModule_CloseKey(key);
 }
 
-/* ZADD k 0 m, propagated as itself. Returns 1 when m is new. */
+/* The tree key holds, or NULL when it holds something else; an empty key
+ * gets a new tree when make is set. */
+static ixtree *tree_of(RedisModuleKey *key, int make) {
+    int t = RedisModule_KeyType(key);
+    if (t == RM_KEYTYPE_MODULE && RedisModule_ModuleTypeGetType(key) == ixtype)
+        return RedisModule_ModuleTypeGetValue(key);
+    if (t != RM_KEYTYPE_EMPTY || !make)
+        return NULL;
+    ixtree *tr = ixtree_new();
+    RedisModule_ModuleTypeSetValue(key, ixtype, tr);
+    return tr;
+}
+
+/* ZADD k 0 m, propagated as itself, or PDNSRELAY.IXADD k m when k is a
+ * tree (or is new and the call makes trees). Returns 1 when m is new. */
 static int zadd(call *c, RedisModuleString *k, RedisModuleString *m) {
     int flags = 0;
     RedisModuleKey *key = RedisModule_OpenKey(c->ctx, k, RM_READ | RM_WRITE);
-    if (RedisModule_ZsetAdd(key, 0, m, &flags) != RM_OK)
+    ixtree *t = tree_of(key, c->trees);
+    if (t) {
+        size_t n;
+        const char *p = sp(m, &n);
+        flags = ixtree_add(t, p, n) ? RM_ZADD_ADDED : 0;
+        RedisModule_Replicate(c->ctx, "PDNSRELAY.IXADD", "ss", k, m);
+    } else if (RedisModule_ZsetAdd(key, 0, m, &flags) != RM_OK) {
         c->failed = 1;
-    else
+    } else {
         RedisModule_Replicate(c->ctx, "ZADD", "scs", k, "0", m);
+    }
     RedisModule_CloseKey(key);
     return (flags & RM_ZADD_ADDED) != 0;
 }
@@ -453,8 +522,8 @@ static int first_same(RedisModuleString **a, int ne, int f1, int f2, int *first)
  * which refuses a key of a slot being migrated that is no longer here).
  * E holds ne entries; A the script's ARGV (M address index members). */
 static int keys_here(call *c, RedisModuleString **A, size_t M, RedisModuleString **E, int ne) {
-    static const char *const fixed[] = {"st:sid", "st:info", "st:sensor", "st:sname", "ix:rb",
-                                        "ix:ip"};
+    static const char *const fixed[] = {"st:sid",   "st:info", "st:sensor",
+                                        "st:sname", "ix:rb",   "ix:ip"};
     size_t nf = M > 0 ? 6 : 5, n = 0;
     RedisModuleString **k = malloc((nf + 1 + (size_t)ne * 4) * sizeof(*k));
     int ok = k != NULL;
@@ -486,11 +555,16 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         return RedisModule_WrongArity(ctx);
     size_t n;
     const char *lay = sp(argv[1], &n);
-    if (n != strlen(LAYOUT) || memcmp(lay, LAYOUT, n) != 0)
-        return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: unknown argument layout (this "
-                                               "module takes layout " LAYOUT ")");
+    int trees = ixtype && n == strlen(LAYOUT_TREES) && memcmp(lay, LAYOUT_TREES, n) == 0;
+    if (!trees && (n != strlen(LAYOUT) || memcmp(lay, LAYOUT, n) != 0))
+        return RedisModule_ReplyWithError(
+            ctx, ixtype
+                     ? "ERR pdnsrelay: unknown argument layout (this module takes layouts " LAYOUT
+                       " and " LAYOUT_TREES ")"
+                     : "ERR pdnsrelay: unknown argument layout (this module takes layout " LAYOUT
+                       "; " LAYOUT_TREES " when loaded with the argument trees)");
     RedisModuleString **A = argv + 4; /* A[j] is the script's ARGV[j + 1] */
-    call c = {ctx, NULL, 0, 0};
+    call c = {ctx, NULL, 0, 0, trees};
     c.P = sp(A[5], &c.pl);
     if (c.pl > PREFIX_MAX) /* keys are built after it (pkey) */
         return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: key prefix too long");
@@ -702,21 +776,218 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     return RedisModule_ReplyWithLongLong(ctx, recs);
 }
 
+/* The index type's callbacks: an RDB value is the member count, then
+ * each member in order (a load fills its leaves); an AOF rewrite is an
+ * IXADD a member. */
+static void *ix_rdb_load(RedisModuleIO *io, int encver) {
+    if (encver != 0)
+        return NULL;
+    uint64_t n = RedisModule_LoadUnsigned(io);
+    ixtree *t = ixtree_new();
+    for (uint64_t i = 0; i < n; i++) {
+        size_t l;
+        char *m = RedisModule_LoadStringBuffer(io, &l);
+        if (!m) {
+            ixtree_free(t);
+            return NULL;
+        }
+        ixtree_add(t, m, l);
+        RedisModule_Free(m);
+    }
+    return t;
+}
+
+static int save_one(void *io, const char *m, size_t n) {
+    RedisModule_SaveStringBuffer(io, m, n);
+    return 0;
+}
+
+static const ixtree_bound ALL_LO = {-1, 0, NULL, 0}, ALL_HI = {1, 0, NULL, 0};
+
+static void ix_rdb_save(RedisModuleIO *io, void *v) {
+    RedisModule_SaveUnsigned(io, ixtree_count(v));
+    ixtree_range(v, &ALL_LO, &ALL_HI, 0, save_one, io);
+}
+
+typedef struct {
+    RedisModuleIO *io;
+    RedisModuleString *key;
+} aof_walk;
+
+static int aof_one(void *arg, const char *m, size_t n) {
+    aof_walk *w = arg;
+    RedisModule_EmitAOF(w->io, "PDNSRELAY.IXADD", "sb", w->key, m, n);
+    return 0;
+}
+
+static void ix_aof_rewrite(RedisModuleIO *io, RedisModuleString *key, void *v) {
+    aof_walk w = {io, key};
+    ixtree_range(v, &ALL_LO, &ALL_HI, 0, aof_one, &w);
+}
+
+static size_t ix_mem_usage(const void *v) { return ixtree_bytes(v); }
+
+static void ix_free(void *v) { ixtree_free(v); }
+
+/* The tree of argv[1] for an IX command: *t NULL for a key that does not
+ * exist (or is new, with make); -1 (after the error reply) when it holds
+ * another type. */
+static int ix_open(RedisModuleCtx *ctx, RedisModuleString *k, int mode, int make,
+                   RedisModuleKey **key, ixtree **t) {
+    *key = RedisModule_OpenKey(ctx, k, mode);
+    *t = tree_of(*key, make);
+    if (!*t && RedisModule_KeyType(*key) != RM_KEYTYPE_EMPTY) {
+        RedisModule_CloseKey(*key);
+        RedisModule_ReplyWithError(ctx, WRONGTYPE);
+        return -1;
+    }
+    return 0;
+}
+
+/* PDNSRELAY.IXADD key member [member ...]: the members added. */
+static int ix_add_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    RedisModuleKey *key;
+    ixtree *t;
+    long long added = 0;
+    if (argc < 3)
+        return RedisModule_WrongArity(ctx);
+    if (ix_open(ctx, argv[1], RM_READ | RM_WRITE, 1, &key, &t) < 0)
+        return 0;
+    for (int i = 2; i < argc; i++) {
+        size_t n;
+        const char *m = sp(argv[i], &n);
+        added += ixtree_add(t, m, n);
+    }
+    RedisModule_CloseKey(key);
+    RedisModule_ReplicateVerbatim(ctx);
+    return RedisModule_ReplyWithLongLong(ctx, added);
+}
+
+/* PDNSRELAY.IXREM key member [member ...]: the members removed; a tree
+ * left empty is deleted, as a sorted set is. */
+static int ix_rem_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    RedisModuleKey *key;
+    ixtree *t;
+    long long gone = 0;
+    if (argc < 3)
+        return RedisModule_WrongArity(ctx);
+    if (ix_open(ctx, argv[1], RM_READ | RM_WRITE, 0, &key, &t) < 0)
+        return 0;
+    for (int i = 2; t && i < argc; i++) {
+        size_t n;
+        const char *m = sp(argv[i], &n);
+        gone += ixtree_del(t, m, n);
+    }
+    if (t && ixtree_count(t) == 0)
+        RedisModule_DeleteKey(key);
+    RedisModule_CloseKey(key);
+    if (gone)
+        RedisModule_ReplicateVerbatim(ctx);
+    return RedisModule_ReplyWithLongLong(ctx, gone);
+}
+
+static int reply_one(void *ctx, const char *m, size_t n) {
+    RedisModule_ReplyWithStringBuffer(ctx, m, n);
+    return 0;
+}
+
+/* PDNSRELAY.IXRANGE key min max [count]: ZRANGEBYLEX key min max LIMIT 0
+ * count (no count: all). */
+static int ix_range_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    RedisModuleKey *key;
+    ixtree *t;
+    ixtree_bound lo, hi;
+    long long count = 0;
+    size_t ln, hn;
+    if (argc != 4 && argc != 5)
+        return RedisModule_WrongArity(ctx);
+    const char *l = sp(argv[2], &ln), *h = sp(argv[3], &hn);
+    if (ixtree_bound_parse(l, ln, &lo) < 0 || ixtree_bound_parse(h, hn, &hi) < 0)
+        return RedisModule_ReplyWithError(ctx, "ERR min or max not valid string range item");
+    if (argc == 5) {
+        size_t cn;
+        const char *cs = sp(argv[4], &cn);
+        char tmp[24], *e;
+        if (!cn || cn >= sizeof(tmp))
+            return RedisModule_ReplyWithError(ctx, "ERR count is not an integer");
+        memcpy(tmp, cs, cn), tmp[cn] = 0;
+        count = strtoll(tmp, &e, 10);
+        if (*e)
+            return RedisModule_ReplyWithError(ctx, "ERR count is not an integer");
+        if (count == 0)
+            return RedisModule_ReplyWithArray(ctx, 0);
+    }
+    if (ix_open(ctx, argv[1], RM_READ, 0, &key, &t) < 0)
+        return 0;
+    if (!t) {
+        RedisModule_CloseKey(key);
+        return RedisModule_ReplyWithArray(ctx, 0);
+    }
+    RedisModule_ReplyWithArray(ctx, RM_POSTPONED_LEN);
+    size_t given = ixtree_range(t, &lo, &hi, count > 0 ? (size_t)count : 0, reply_one, ctx);
+    RedisModule_ReplySetArrayLength(ctx, (long)given);
+    RedisModule_CloseKey(key);
+    return 0;
+}
+
+/* PDNSRELAY.IXCARD key: its members (0 for none). */
+static int ix_card_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    RedisModuleKey *key;
+    ixtree *t;
+    if (argc != 2)
+        return RedisModule_WrongArity(ctx);
+    if (ix_open(ctx, argv[1], RM_READ, 0, &key, &t) < 0)
+        return 0;
+    long long n = t ? (long long)ixtree_count(t) : 0;
+    RedisModule_CloseKey(key);
+    return RedisModule_ReplyWithLongLong(ctx, n);
+}
+
 #define API(name) RedisModule_GetApi("RedisModule_" #name, (void *)&RedisModule_##name)
 
+/* Loaded with the argument "trees" (loadmodule .../pdnsrelay.so trees),
+ * the module has its index type and the IX commands: a store of trees
+ * needs them from the start, to load its RDB or AOF. Redis cannot unload
+ * a module that has a type; loaded without it, the module can be
+ * unloaded (MODULE UNLOAD), and refuses layout "1t". */
 int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    (void)argv, (void)argc;
     RedisModule_GetApi = (int (*)(const char *, void *))((void **)ctx)[0];
     if (API(SetModuleAttribs) || API(CreateCommand) || API(OpenKey) || API(CloseKey) ||
         API(KeyType) || API(StringDMA) || API(StringSet) || API(HashGet) || API(HashSet) ||
         API(ZsetAdd) || API(StringPtrLen) || API(CreateString) || API(FreeString) ||
         API(ReplyWithLongLong) || API(ReplyWithError) || API(ReplyWithStringBuffer) ||
-        API(Replicate) || API(WrongArity) || API(Call) || API(FreeCallReply))
+        API(Replicate) || API(WrongArity) || API(Call) || API(FreeCallReply) || API(Alloc) ||
+        API(Free) || API(CreateDataType) || API(ModuleTypeSetValue) || API(ModuleTypeGetType) ||
+        API(ModuleTypeGetValue) || API(SaveUnsigned) || API(LoadUnsigned) ||
+        API(SaveStringBuffer) || API(LoadStringBuffer) || API(EmitAOF) || API(ReplyWithArray) ||
+        API(ReplySetArrayLength) || API(ReplicateVerbatim) || API(DeleteKey))
         return 1;
     API(IsModuleNameBusy);
     if (RedisModule_IsModuleNameBusy && RedisModule_IsModuleNameBusy("pdnsrelay"))
         return 1;
+    int trees = 0;
+    for (int i = 0; i < argc; i++) {
+        size_t n;
+        const char *a = sp(argv[i], &n);
+        if (n == 5 && memcmp(a, "trees", 5) == 0)
+            trees = 1;
+        else
+            return 1; /* Redis says the module failed to load; its log names the argument */
+    }
     RedisModule_SetModuleAttribs(ctx, "pdnsrelay", 1, RM_APIVER_1);
     /* the marker (argument 3) is the key a cluster would route by */
-    return RedisModule_CreateCommand(ctx, "pdnsrelay.ingest", ingest, "write deny-oom", 3, 3, 1);
+    if (RedisModule_CreateCommand(ctx, "pdnsrelay.ingest", ingest, "write deny-oom", 3, 3, 1))
+        return 1;
+    if (!trees)
+        return 0;
+    ixtree_set_allocator(RedisModule_Alloc, RedisModule_Free);
+    rm_type_methods tm = {1, ix_rdb_load, ix_rdb_save, ix_aof_rewrite, ix_mem_usage, NULL, ix_free};
+    ixtype = RedisModule_CreateDataType(ctx, "pdns-tree", 0, &tm);
+    return !ixtype ||
+           RedisModule_CreateCommand(ctx, "pdnsrelay.ixadd", ix_add_cmd, "write deny-oom", 1, 1,
+                                     1) ||
+           RedisModule_CreateCommand(ctx, "pdnsrelay.ixrem", ix_rem_cmd, "write", 1, 1, 1) ||
+           RedisModule_CreateCommand(ctx, "pdnsrelay.ixrange", ix_range_cmd, "readonly", 1, 1, 1) ||
+           RedisModule_CreateCommand(ctx, "pdnsrelay.ixcard", ix_card_cmd, "readonly fast", 1, 1,
+                                     1);
 }

@@ -1,0 +1,275 @@
+"""A store whose indexes are the pdnsrelay module's trees (store.index
+"tree", the module loaded with the argument "trees"): it holds what a store
+of sorted sets holds and answers every query the same; it comes back whole
+from its RDB, its AOF (with and without the RDB preamble) and on replicas;
+expiry removes members from its trees; and a relay that cannot write it so
+writes nothing and says why."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import BIN, MODULE, Redis
+from test_store import Api, csv_line, make_records, send_d4, store_relay
+
+HERE = os.path.dirname(__file__)
+
+
+def tree_redis(workdir, extra=()):
+    if not os.path.exists(MODULE):
+        pytest.fail("no %s: make builds it" % MODULE)
+    r = Redis(workdir, extra=tuple(extra) + ("--loadmodule", os.path.abspath(MODULE), "trees"))
+    r.start()
+    return r
+
+
+@pytest.fixture
+def trees(workdir):
+    r = tree_redis(workdir)
+    yield r
+    r.stop()
+
+
+def dump(r, skip=(b"st:layout",)):
+    """Every key: its type and whole value, a tree read as the sorted set
+    of score 0 it stands for."""
+    out = {}
+    for k in r.scan_iter(count=10000):
+        if k in skip or k.startswith(b"st:applied:"):
+            continue
+        t = r.type(k)
+        if t == b"hash":
+            out[k] = sorted(r.hgetall(k).items())
+        elif t in (b"zset", b"pdns-tree"):
+            ms = r.zrange(k, 0, -1) if t == b"zset" else \
+                r.execute_command("PDNSRELAY.IXRANGE", k, "-", "+")
+            assert t == b"zset" or r.execute_command("PDNSRELAY.IXCARD", k) == len(ms)
+            out[k] = ("index", ms)
+        elif t == b"string":
+            out[k] = r.get(k)
+        else:
+            out[k] = t
+    return out
+
+
+def differences(a, b):
+    keys = sorted(set(a) | set(b))
+    return [(k, a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)][:5]
+
+
+def lines_file(tmp_path):
+    """gen_pdns.py's ~60 % new mix (long-tail names, CNAME chains), the
+    query tests' records (a name with 260 addresses, IPv6, NS, MX) and an
+    error line."""
+    mix = subprocess.run(["/usr/bin/python3", os.path.join(HERE, "..", "bench", "gen_pdns.py"),
+                          "20000", "0.6"], capture_output=True, text=True, check=True).stdout
+    f = tmp_path / "lines.csv"
+    f.write_text(mix + "\n".join(csv_line(o) for o in make_records()) +
+                 "\n1795930000.5||10.0.0.1||10.1.0.1||IN||gone.test.||A||NXDOMAIN||0||1\n")
+    return f, 20001 + len(make_records())
+
+
+def import_into(relay_factory, redis, f, n, **store):
+    relay = store_relay(relay_factory, redis, ingest={"keep_errors": True},
+                        store=dict({"batch": 300, "call_ms": 0}, **store))
+    p = subprocess.run([BIN, "import", "-c", relay.config, str(f)], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "%d records stored" % n in p.stderr, p.stderr
+    return relay
+
+
+def query_paths(r):
+    """Every query form over what the store holds: names, addresses, CIDR
+    ranges, left- and right-hand wildcards, rdata names, error lines."""
+    names = sorted({k.decode()[2:] for k in r.scan_iter(match="n:*", count=10000)})
+    ips = sorted({m.decode().split(" ")[0] for m in
+                  r.execute_command("PDNSRELAY.IXRANGE", "ix:ip", "-", "+", 400)})
+    paths = ["/query/" + n for n in names[::97]]
+    paths += ["/query/*." + ".".join(n.split(".")[-2:]) for n in names[::211]]
+    paths += ["/query/" + n.split(".")[0] + ".*" for n in names[::307]]
+    paths += ["/query/big.cdn.test", "/query/*.corp.test", "/query/*.test", "/query/www.*",
+              "/query/10.1.1.0/24", "/query/10.0.0.0/8", "/query/2001:db8::/32",
+              "/query/192.0.2.128/25", "/rdata/host0.corp.test", "/rdata/ns1.dns.test",
+              "/rdata/mail.corp.test", "/errors/gone.test", "/dnsdb/v2/lookup/rrset/name/"
+              "big.cdn.test", "/dnsdb/v2/lookup/rdata/ip/10.1.9.9"]
+    for h in ips[::40]:  # "4<hex>": an address, and its /24
+        if h.startswith("4"):
+            a = ".".join(str(int(h[i:i + 2], 16)) for i in range(1, 9, 2))
+            paths += ["/query/" + a, "/query/%s.0/24" % a.rsplit(".", 1)[0]]
+    return paths
+
+
+def answers(api, path):
+    """Every page of path, small pages (cursors), as a sorted list."""
+    if path.startswith("/dnsdb/"):
+        st, _, body = api.get(path)
+        assert st == 200, (path, st, body)
+        return sorted(body.splitlines())
+    got, pages = api.all_pages(path, 37)
+    return sorted(json.dumps(o, sort_keys=True) for o in got)
+
+
+def test_a_store_of_trees_holds_and_answers_what_sorted_sets_do(redis_server, trees,
+                                                               relay_factory, tmp_path):
+    f, n = lines_file(tmp_path)
+    zs = import_into(relay_factory, redis_server, f, n, module=False)
+    tr = import_into(relay_factory, trees, f, n, index="tree")
+    a, b = redis_server.client(), trees.client()
+    assert a.get("st:layout") == b"shards 1 ip-name r-rel"
+    assert b.get("st:layout") == b"shards 1 ip-name r-rel ix-tree"
+    assert b.type("ix:ip") == b"pdns-tree" and b.type("ix:rb") == b"pdns-tree"
+    assert a.type("ix:ip") == b"zset"
+    da, db = dump(a), dump(b)
+    assert len(da) > 10000 and not differences(da, db), differences(da, db)
+    assert "cmdstat_zadd" not in b.info("commandstats")
+    paths = query_paths(b)
+    assert len(paths) > 150
+    za, ta = Api(zs.http_port), Api(tr.http_port)
+    for p in paths:
+        got = answers(ta, p)
+        assert got == answers(za, p), p
+    assert len(answers(ta, "/query/big.cdn.test")) == 260
+    # the trees take less memory than the sorted sets
+    mem = [c.execute_command("MEMORY", "USAGE", "ix:ip") for c in (a, b)]
+    assert mem[1] < 0.8 * mem[0], mem
+
+
+def wait_rewritten(r):
+    end = time.time() + 60
+    while True:
+        p = r.info("persistence")
+        if not p["aof_rewrite_in_progress"] and not p["aof_rewrite_scheduled"]:
+            return
+        assert time.time() < end, p
+        time.sleep(0.05)
+
+
+def test_trees_come_back_from_aof_rdb_and_on_replicas(trees, relay_factory, tmp_path, workdir):
+    """The index writes reach the AOF and replicas as PDNSRELAY.IXADD; an
+    AOF rewrite saves the trees in its RDB preamble or, without it, as
+    IXADDs; a replica that syncs whole loads them from an RDB."""
+    early = tree_redis(workdir, extra=("--replicaof", "127.0.0.1", str(trees.port)))
+    f, n = lines_file(tmp_path)
+    import_into(relay_factory, trees, f, n, index="tree")
+    r = trees.client()
+    want = dump(r)
+    assert len(want) > 10000
+
+    def same_after_restart():
+        trees.stop()
+        trees.start()
+        got = dump(trees.client())
+        assert not differences(want, got), differences(want, got)
+    same_after_restart()  # the AOF as written: HSETs, IXADDs
+    r = trees.client()
+    r.bgrewriteaof()
+    wait_rewritten(r)
+    same_after_restart()  # an RDB preamble
+    r = trees.client()
+    r.config_set("aof-use-rdb-preamble", "no")
+    r.bgrewriteaof()
+    wait_rewritten(r)
+    same_after_restart()  # IXADDs a member
+    late = tree_redis(workdir, extra=("--replicaof", "127.0.0.1", str(trees.port)))
+    try:
+        master = trees.client()
+        for rep in (early, late):
+            c = rep.client()
+            end = time.time() + 60
+            while c.info("replication").get("master_link_status") != "up" or \
+                    c.info("replication")["slave_repl_offset"] != \
+                    master.info("replication")["master_repl_offset"]:
+                assert time.time() < end, c.info("replication")
+                time.sleep(0.05)
+            got = dump(c)
+            assert not differences(want, got), differences(want, got)
+    finally:
+        early.stop()
+        late.stop()
+
+
+def test_expiry_removes_members_from_the_trees(trees, relay_factory, tmp_path):
+    now = int(time.time())
+    old, fresh = now - 7200, now - 60
+    recs = [("gone.exp.test", "A", "198.51.100.1", old),
+            ("mixed.exp.test", "A", "198.51.100.2", old),
+            ("mixed.exp.test", "A", "198.51.100.3", fresh),
+            ("alias.exp.test", "CNAME", "gone.exp.test", old),
+            ("only.gone.test", "A", "198.51.100.9", old)]
+    f = tmp_path / "exp.ndjson"
+    f.write_text("\n".join(json.dumps({"rrname": n, "rrtype": t, "rdata": d, "time_first": tl,
+                                       "time_last": tl, "count": 1})
+                           for n, t, d, tl in recs) + "\n")
+    relay = store_relay(relay_factory, trees,
+                        store={"index": "tree", "expire": {"A": 3600, "CNAME": 3600},
+                               "sweep_interval": 1})
+    subprocess.run([BIN, "import", "-c", relay.config, str(f)], check=True,
+                   capture_output=True, timeout=60)
+    r = trees.client()
+    assert r.type("ix:ip") == b"pdns-tree"
+    assert relay.wait_for(lambda: relay.metrics()["pdns_relay_store_expired_triples_total"] == 4,
+                          30), relay.log_text()[-2000:]
+
+    def members(k):
+        return [m.decode() for m in r.execute_command("PDNSRELAY.IXRANGE", k, "-", "+")]
+    assert [m.split(" ")[1] for m in members("ix:ip")] == ["mixed.exp.test"]
+    # the names with nothing left leave their buckets; a bucket left empty
+    # leaves ix:rb and is deleted, as a sorted set is
+    assert members("r:test.exp") == [".mixed"]
+    assert not r.exists("r:test.gone") and "test.gone" not in members("ix:rb")
+    assert [k for k in r.scan_iter(match="d:*") if members(k)] == []
+    api = Api(relay.http_port)
+    got, _ = api.page("/query/*.exp.test")
+    assert {(o["rrname"], o["rdata"]) for o in got} == {("mixed.exp.test", "198.51.100.3")}
+
+
+def test_a_relay_that_cannot_write_trees_writes_nothing_and_says_why(relay_factory, workdir,
+                                                                     tmp_path):
+    """A store of trees on a Redis whose module was loaded without
+    "trees" (or is absent): the relay keeps its records and says what to
+    load; store.index "tree" without the module is a configuration error."""
+    plain = Redis(workdir, extra=("--loadmodule", os.path.abspath(MODULE)))
+    plain.start()
+    try:
+        relay = store_relay(relay_factory, plain, store={"index": "tree"})
+        obs = make_records()[:50]
+        send_d4(relay, obs)
+        assert relay.wait_for(lambda: "nothing is written until" in relay.log_text(), 20), \
+            relay.log_text()[-2000:]
+        c = plain.client()
+        assert c.get("st:layout") == b"shards 1 ip-name r-rel ix-tree"
+        assert list(c.scan_iter(match="n:*")) == []
+        assert relay.metrics()["pdns_relay_store_buffered_records"] > 0
+    finally:
+        plain.stop()
+    bad = relay_factory(extra={"store": {"index": "tree", "module": False}})
+    p = subprocess.run([BIN, "run", "-c", bad.config], capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode == 1 and "store.index" in p.stderr and "module" in p.stderr, p.stderr
+
+
+def test_tree_commands_refuse_what_they_cannot_take(trees):
+    r = trees.client()
+    import redis
+    r.set("s", "x")
+    for cmd in (("PDNSRELAY.IXADD", "s", "m"), ("PDNSRELAY.IXRANGE", "s", "-", "+"),
+                ("PDNSRELAY.IXREM", "s", "m"), ("PDNSRELAY.IXCARD", "s")):
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+            r.execute_command(*cmd)
+    with pytest.raises(redis.ResponseError, match="string range item"):
+        r.execute_command("PDNSRELAY.IXRANGE", "k", "a", "+")
+    with pytest.raises(redis.ResponseError, match="not an integer"):
+        r.execute_command("PDNSRELAY.IXRANGE", "k", "-", "+", "x")
+    with pytest.raises(redis.ResponseError, match="wrong number"):
+        r.execute_command("PDNSRELAY.IXADD", "k")
+    assert r.execute_command("PDNSRELAY.IXADD", "k", "b", "a", "", "a") == 3
+    assert r.execute_command("PDNSRELAY.IXRANGE", "k", "(", "+") == [b"a", b"b"]
+    assert r.execute_command("PDNSRELAY.IXRANGE", "k", "[a", "[b", "1") == [b"a"]
+    assert r.execute_command("PDNSRELAY.IXRANGE", "k", "-", "+", "0") == []
+    assert r.execute_command("PDNSRELAY.IXRANGE", "nokey", "-", "+") == []
+    assert r.execute_command("PDNSRELAY.IXREM", "k", "", "a", "b", "c") == 3
+    assert not r.exists("k")
+    assert r.execute_command("PDNSRELAY.IXCARD", "k") == 0
