@@ -399,13 +399,14 @@ class Cluster:
     Replicas sync at once (no diskless delay), and a master pings them every
     second: CLUSTER SLOTS lists a replica only once its offset has moved."""
 
-    def __init__(self, workdir, n=6, module=None):
-        """module: every node loads it (the pdnsrelay module), and takes
-        MODULE LOAD/UNLOAD from loopback."""
+    def __init__(self, workdir, n=6, module=None, module_args=()):
+        """module: every node loads it (the pdnsrelay module, with
+        module_args), and takes MODULE LOAD/UNLOAD from loopback."""
         self.dir = os.path.join(workdir, "cluster")
         os.makedirs(self.dir, exist_ok=True)
         self.n = n
         self.module = module or os.environ.get("E2E_REDIS_MODULE")
+        self.module_args = list(module_args)
         self.ports = self.pick_ports()
         self.procs = {}
 
@@ -432,7 +433,8 @@ class Cluster:
              "--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0",
              "--repl-ping-replica-period", "1",
              "--dir", d, "--logfile", os.path.join(d, "redis.log")] +
-            (["--loadmodule", os.path.abspath(self.module)] if self.module else []) +
+            (["--loadmodule", os.path.abspath(self.module)] + self.module_args
+             if self.module else []) +
             (["--enable-module-command", "local"]
              if self.module and redis_version() >= (7, 0) else []),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -548,8 +550,8 @@ class Cluster:
                 p.wait()
 
 
-def started_cluster(workdir, module=None):
-    c = Cluster(workdir, module=module)
+def started_cluster(workdir, module=None, module_args=()):
+    c = Cluster(workdir, module=module, module_args=module_args)
     try:
         c.start()
         yield c
@@ -569,3 +571,12 @@ def module_cluster(workdir):
     if not os.path.exists(MODULE):
         pytest.fail("no %s: make builds it" % MODULE)
     yield from started_cluster(workdir, MODULE)
+
+
+@pytest.fixture
+def tree_cluster(workdir):
+    """The same, every node loading the module with its index type
+    (the argument trees)."""
+    if not os.path.exists(MODULE):
+        pytest.fail("no %s: make builds it" % MODULE)
+    yield from started_cluster(workdir, MODULE, ("trees",))
