@@ -259,7 +259,7 @@ def wrk(port, paths, name, work, conns=32, threads=None, cpus=None):
     return qps, pct(50), pct(90), pct(99), int(non2xx.group(1)) if non2xx else 0
 
 
-def latency_rows(rows, port, http_port, cfg, n, work):
+def latency_rows(rows, port, http_port, cfg, n, work, label=""):
     """Latency at this store's size, without the load generator taking the
     servers' CPU: Redis (and the relay) on the second core, the client
     (wrk -t1 -c4, or one Redis client) on the first. Exact names and
@@ -276,7 +276,7 @@ def latency_rows(rows, port, http_port, cfg, n, work):
     try:
         p50, p99, p999 = redis_latency(port, ["n:host%d.z%d.example" % (i, i % zones)
                                               for i in hosts])
-        rows.append(("  %d triples: Redis alone, HGETALL of a name" % n,
+        rows.append(("  %d triples%s: Redis alone, HGETALL of a name" % (n, label),
                      "p99 %.2f ms" % p99, "p50 %.3f ms, p99.9 %.2f ms (one client on core 0, "
                      "Redis on core 1)" % (p50, p999)))
         relay = subprocess.Popen(["taskset", "-c", "1", BIN, "run", "-c", cfg],
@@ -288,7 +288,7 @@ def latency_rows(rows, port, http_port, cfg, n, work):
                              for i in hosts])):
             qps, p50, p90, p99, bad = wrk(http_port, paths, "pinned", work, conns=4, threads=1,
                                           cpus={0})
-            rows.append(("  %d triples: query %s, wrk -c4 on core 0" % (n, what),
+            rows.append(("  %d triples%s: query %s, wrk -c4 on core 0" % (n, label, what),
                          "p99 %.2f ms" % p99, "p50 %.2f ms, %.0f q/s (relay and Redis on "
                          "core 1)%s" % (p50, qps, ", %d non-200!" % bad if bad else "")))
         relay.terminate()
@@ -362,6 +362,8 @@ def main():
                 # the trees first: the store the rows below look at is the
                 # module's sorted sets, as the script writes them
                 stored_t, secs_t, cpu_t, mem_t = measured_import(cfg_trees, path, port)
+                if kind == "all new" and two_cores:
+                    latency_rows(rows, port, http_port, cfg_trees, n, work, " (trees)")
                 stored_m, secs_m, cpu_m, mem_m = measured_import(cfg_module, path, port)
                 rate_m, rate_t = stored_m / secs_m, stored_t / secs_t
                 rows.append(("  the same through the pdnsrelay module",

@@ -4,13 +4,14 @@
  * range form ZRANGEBYLEX has with and without a limit, members given in
  * order filling their leaves, the bytes held going back to one empty
  * leaf. (fuzz_ixtree does the same on short programs.) */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 #include "../../relay/store/module/ixtree.c"
 

@@ -11,11 +11,16 @@
 -- Returns {entries deleted, then the places (0-based) of the deleted
 -- entries whose member the relay removes}.
 local n, gone, gone_names, gone_errors = #ARGV, 0, 0, 0
--- an index key is a sorted set or (layout ix-tree) the pdnsrelay module's tree
+-- index keys are sorted sets or (layout ix-tree) the pdnsrelay module's
+-- trees, all of one kind: the first that exists says which
+local ixkind
 local function zrem(k, m)
-  if redis.call('TYPE', k)['ok'] == 'pdns-tree' then
-    return redis.call('PDNSRELAY.IXREM', k, m)
+  if not ixkind then
+    local t = redis.call('TYPE', k)['ok']
+    if t == 'none' then return 0 end
+    ixkind = t
   end
+  if ixkind == 'pdns-tree' then return redis.call('PDNSRELAY.IXREM', k, m) end
   return redis.call('ZREM', k, m)
 end
 local elsewhere = {}

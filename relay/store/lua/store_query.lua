@@ -255,15 +255,16 @@ end
 
 -- the members of index key k from min to max, n at most: a sorted set's
 -- (ZRANGEBYLEX) or, in a store whose layout says ix-tree, the pdnsrelay
--- module's tree's (the same order and bounds)
-local kinds = {}
+-- module's tree's (the same order and bounds). A store's index keys are
+-- all of one kind: the first that exists says which.
+local ixkind
 local function lex(k, min, max, n)
-  local t = kinds[k]
-  if not t then
-    t = redis.call('TYPE', k)['ok']
-    kinds[k] = t
+  if not ixkind then
+    local t = redis.call('TYPE', k)['ok']
+    if t == 'none' then return {} end
+    ixkind = t
   end
-  if t == 'pdns-tree' then return redis.call('PDNSRELAY.IXRANGE', k, min, max, n) end
+  if ixkind == 'pdns-tree' then return redis.call('PDNSRELAY.IXRANGE', k, min, max, n) end
   return redis.call('ZRANGEBYLEX', k, min, max, 'LIMIT', 0, n)
 end
 

@@ -1,7 +1,7 @@
 /* ixtree.c - an ordered set of byte strings: a B+tree whose nodes hold up
  * to 64 entries, each the member's first 8 bytes (big-endian, so that most
  * comparisons are one integer compare), its length and its bytes. A leaf
- * starts with room for 4 and grows, so that the many small index buckets
+ * starts with room for 2 and grows, so that the many small index buckets
  * (a few names each) stay small. Members are in memcmp order, a prefix
  * first: ZRANGEBYLEX's. A removal frees a leaf that becomes empty and
  * leaves other nodes as they are (no merging: a tree that shrank keeps
@@ -19,7 +19,7 @@
 #include <string.h>
 
 #define FAN 64
-#define LEAF_FIRST 4
+#define LEAF_FIRST 2
 
 typedef struct {
     uint64_t pre;
