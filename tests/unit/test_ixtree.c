@@ -2,8 +2,8 @@
  * ixtree.c) against a sorted array: 200,000 random adds and removals of
  * members that share long prefixes, a tree three levels deep, every
  * range form ZRANGEBYLEX has with and without a limit, members given in
- * order filling their leaves, the bytes held going back to one empty
- * leaf. (fuzz_ixtree does the same on short programs.) */
+ * order filling their leaves, members of any length, the bytes held
+ * going back to one empty leaf. (fuzz_ixtree does the same on short programs.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -168,6 +168,45 @@ static void test_members_in_order_fill_their_leaves(void **state) {
     ixtree_free(t);
 }
 
+typedef struct {
+    size_t n[16], got;
+} lens;
+
+static int keep_len(void *arg, const char *m, size_t n) {
+    lens *l = arg;
+    (void)m;
+    l->n[l->got++] = n;
+    return 0;
+}
+
+static void test_members_of_any_length(void **state) {
+    (void)state;
+    /* lengths around the bytes that hold them (1 below 128, 2 below
+     * 16,384, more above), in order: "x" repeated */
+    static const size_t len[] = {0, 1, 8, 9, 127, 128, 300, 16383, 16384, 70000};
+    size_t k = sizeof(len) / sizeof(len[0]);
+    char *buf = malloc(70000);
+    memset(buf, 'x', 70000);
+    ixtree *t = ixtree_new();
+    for (size_t i = k; i-- > 0;)
+        assert_int_equal(ixtree_add(t, buf, len[i]), 1);
+    for (size_t i = 0; i < k; i++)
+        assert_int_equal(ixtree_add(t, buf, len[i]), 0);
+    ixtree_bound lo = {-1, 0, NULL, 0}, hi = {1, 0, NULL, 0};
+    lens l = {{0}, 0};
+    assert_int_equal(ixtree_range(t, &lo, &hi, 0, keep_len, &l), k);
+    for (size_t i = 0; i < k; i++)
+        assert_int_equal(l.n[i], len[i]);
+    for (size_t i = 0; i < k; i += 2)
+        assert_int_equal(ixtree_del(t, buf, len[i]), 1);
+    assert_int_equal(ixtree_count(t), k / 2);
+    for (size_t i = 1; i < k; i += 2)
+        assert_int_equal(ixtree_del(t, buf, len[i]), 1);
+    assert_int_equal(ixtree_bytes(t), sizeof(ixtree) + node_size(1, t->root->cap));
+    ixtree_free(t);
+    free(buf);
+}
+
 static void test_bounds_parse_as_zrangebylex(void **state) {
     (void)state;
     ixtree_bound b;
@@ -188,6 +227,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_against_sorted_array),
         cmocka_unit_test(test_members_in_order_fill_their_leaves),
+        cmocka_unit_test(test_members_of_any_length),
         cmocka_unit_test(test_bounds_parse_as_zrangebylex),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

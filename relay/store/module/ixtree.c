@@ -1,8 +1,10 @@
 /* ixtree.c - an ordered set of byte strings: a B+tree whose nodes hold up
- * to 64 entries, each the member's first 8 bytes (big-endian, so that most
- * comparisons are one integer compare), its length and its bytes. A leaf
- * starts with room for 2 and grows, so that the many small index buckets
- * (a few names each) stay small. Members are in memcmp order, a prefix
+ * to 63 entries, each the member's first 8 bytes (big-endian, so that most
+ * comparisons are one integer compare) and its length and bytes. A node
+ * starts small (a leaf with room for 2, a new root for 4) and doubles, so
+ * that the many small index buckets (a few names each) stay small; 63 makes
+ * a full leaf 1,024 bytes and a full inner node 1,528, just under one of
+ * the allocator's sizes. Members are in memcmp order, a prefix
  * first: ZRANGEBYLEX's. A removal frees a leaf that becomes empty and
  * leaves other nodes as they are (no merging: a tree that shrank keeps
  * some half-empty nodes until it grows again).
@@ -18,19 +20,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FAN 64
+#define FAN 63
 #define LEAF_FIRST 2
 
+/* An entry: the member's first 8 bytes and its allocation, which holds
+ * its length (7 bits a byte, low first: one byte below 128) and then its
+ * bytes. 16 bytes an entry: a full leaf is 1,024. */
 typedef struct {
     uint64_t pre;
-    uint32_t len;
-    char *s;
+    unsigned char *m;
 } ent;
 
 typedef struct node {
     uint16_t n, cap;
     uint8_t leaf;
-    struct node **c; /* inner nodes: FAN children, after the entries */
+    struct node **c; /* inner nodes: cap children, after the entries */
     ent k[];
 } node;
 
@@ -67,7 +71,7 @@ static void give(ixtree *t, void *p, size_t n) {
 }
 
 static size_t node_size(int leaf, int cap) {
-    return sizeof(node) + (size_t)cap * sizeof(ent) + (leaf ? 0 : FAN * sizeof(node *));
+    return sizeof(node) + (size_t)cap * (sizeof(ent) + (leaf ? 0 : sizeof(node *)));
 }
 
 static node *node_new(ixtree *t, int leaf, int cap) {
@@ -90,23 +94,60 @@ static probe probe_of(const char *s, size_t n) {
     return (probe){v, s, n};
 }
 
+static size_t head_len(size_t n) {
+    size_t h = 1;
+    while (n >= 128)
+        n >>= 7, h++;
+    return h;
+}
+
+/* The bytes of e's member, and their number in *n. */
+static const char *bytes_of(const ent *e, size_t *n) {
+    const unsigned char *q = e->m;
+    size_t v = 0;
+    int sh = 0;
+    do
+        v |= (size_t)(*q & 127) << sh, sh += 7;
+    while (*q++ & 128);
+    *n = v;
+    return (const char *)q;
+}
+
+static probe probe_at(const ent *e) {
+    probe p;
+    p.pre = e->pre;
+    p.s = bytes_of(e, &p.n);
+    return p;
+}
+
 static ent ent_copy(ixtree *t, const probe *p) {
-    ent e = {p->pre, (uint32_t)p->n, take(t, p->n ? p->n : 1)};
-    memcpy(e.s, p->s, p->n);
+    size_t n = p->n;
+    ent e = {p->pre, take(t, head_len(n) + n)};
+    unsigned char *q = e.m;
+    for (; n >= 128; n >>= 7)
+        *q++ = (unsigned char)(n | 128);
+    *q++ = (unsigned char)n;
+    memcpy(q, p->s, p->n);
     return e;
 }
 
-static void ent_put(ixtree *t, ent *e) { give(t, e->s, e->len ? e->len : 1); }
+static void ent_put(ixtree *t, ent *e) {
+    size_t n;
+    bytes_of(e, &n);
+    give(t, e->m, head_len(n) + n);
+}
 
 /* The order of e against p: <0, 0, >0. */
 static int cmp(const ent *e, const probe *p) {
     if (e->pre != p->pre)
         return e->pre < p->pre ? -1 : 1;
-    size_t m = e->len < p->n ? e->len : p->n;
-    int r = m > 8 ? memcmp(e->s + 8, p->s + 8, m - 8) : 0;
+    size_t en;
+    const char *es = bytes_of(e, &en);
+    size_t m = en < p->n ? en : p->n;
+    int r = m > 8 ? memcmp(es + 8, p->s + 8, m - 8) : 0;
     if (r)
         return r;
-    return e->len < p->n ? -1 : e->len > p->n;
+    return en < p->n ? -1 : en > p->n;
 }
 
 /* The first entry of x not below p; *eq when it is p. */
@@ -159,6 +200,17 @@ static node *split(ixtree *t, node *x, int *i, node **at) {
     return r;
 }
 
+/* *xp again, with room for twice its entries (FAN at most). */
+static node *grow(ixtree *t, node **xp) {
+    node *x = *xp, *y = node_new(t, x->leaf, x->cap * 2 < FAN ? x->cap * 2 : FAN);
+    memcpy(y->k, x->k, (size_t)x->n * sizeof(ent));
+    if (!x->leaf)
+        memcpy(y->c, x->c, (size_t)x->n * sizeof(node *));
+    y->n = x->n;
+    node_put(t, x);
+    return *xp = y;
+}
+
 /* Adds p under *xp: 1 when new. When the node split, *right is the new
  * node after it and *sep its lower bound (a copy the caller keeps). */
 static int add(ixtree *t, node **xp, const probe *p, node **right, ent *sep) {
@@ -169,13 +221,8 @@ static int add(ixtree *t, node **xp, const probe *p, node **right, ent *sep) {
         int i = lower(x, p, &eq);
         if (eq)
             return 0;
-        if (x->n == x->cap && x->cap < FAN) {
-            node *y = node_new(t, 1, x->cap * 2 < FAN ? x->cap * 2 : FAN);
-            memcpy(y->k, x->k, (size_t)x->n * sizeof(ent));
-            y->n = x->n;
-            node_put(t, x);
-            *xp = x = y;
-        }
+        if (x->n == x->cap && x->cap < FAN)
+            x = grow(t, xp);
         ent e = ent_copy(t, p);
         if (x->n < x->cap) {
             ins_at(x, i, e, NULL);
@@ -191,15 +238,16 @@ static int add(ixtree *t, node **xp, const probe *p, node **right, ent *sep) {
         if (!cr)
             return added;
         int i = j + 1;
-        if (x->n < FAN) {
+        if (x->n == x->cap && x->cap < FAN)
+            x = grow(t, xp);
+        if (x->n < x->cap) {
             ins_at(x, i, cs, cr);
             return added;
         }
         *right = split(t, x, &i, &at);
         ins_at(at, i, cs, cr);
     }
-    const ent *r0 = &(*right)->k[0];
-    probe rp = {r0->pre, r0->s, r0->len};
+    probe rp = probe_at(&(*right)->k[0]);
     *sep = ent_copy(t, &rp);
     return 1;
 }
@@ -259,9 +307,8 @@ int ixtree_add(ixtree *t, const char *s, size_t n) {
     ent sep;
     int added = add(t, &t->root, &p, &right, &sep);
     if (right) {
-        node *r = node_new(t, 0, FAN);
-        const ent *l0 = &t->root->k[0];
-        probe lp = {l0->pre, l0->s, l0->len};
+        node *r = node_new(t, 0, 4);
+        probe lp = probe_at(&t->root->k[0]);
         r->k[0] = ent_copy(t, &lp);
         r->c[0] = t->root;
         r->k[1] = sep;
@@ -331,7 +378,9 @@ static int walk(const node *x, const probe *lo, int lo_excl, walk_state *w) {
                     return 1;
             }
             w->given++;
-            if (w->fn(w->arg, e->s, e->len) || (w->limit && w->given >= w->limit))
+            size_t n;
+            const char *m = bytes_of(e, &n);
+            if (w->fn(w->arg, m, n) || (w->limit && w->given >= w->limit))
                 return 1;
         }
         return 0;
