@@ -1501,6 +1501,9 @@ int store_metrics(const store *s, pdns_buf *b) {
         "# HELP pdns_relay_store_module 1 while batches go to the pdnsrelay Redis module (PDNSRELAY.INGEST), 0 while they go to the script.\n"
         "# TYPE pdns_relay_store_module gauge\n"
         "pdns_relay_store_module %d\n"
+        "# HELP pdns_relay_store_index_trees 1 when the store's indexes are the pdnsrelay module's trees (st:layout ix-tree).\n"
+        "# TYPE pdns_relay_store_index_trees gauge\n"
+        "pdns_relay_store_index_trees %d\n"
         "# HELP pdns_relay_store_shards Shards of the store (1 on one Redis server).\n"
         "# TYPE pdns_relay_store_shards gauge\n"
         "pdns_relay_store_shards %d\n"
@@ -1508,8 +1511,8 @@ int store_metrics(const store *s, pdns_buf *b) {
         "# TYPE pdns_relay_store_unreplicated_total counter\n"
         "pdns_relay_store_unreplicated_total %" PRIu64 "\n",
         s->stored, s->batches, s->errors, s->dead, s->duplicates, s->call_entries, s->waiting,
-        s->buffer_peak, s->full, s->expired, s->busy > 0, store_up(s), s->module, s->nshards,
-        s->unreplicated);
+        s->buffer_peak, s->full, s->expired, s->busy > 0, store_up(s), s->module, s->trees,
+        s->nshards, s->unreplicated);
     rc |= rlink_metrics(s->link, "pdns_relay_store_cluster", "the store's", b);
     rc |= pdns_hist_render(&s->lat, "pdns_relay_store_latency_seconds",
                            "Time of one batch write (answered or refused).", b);

@@ -33,7 +33,9 @@ def module_redis(workdir):
 
 
 def dump(r, skip=()):
-    """Every key of the server: its type and whole value."""
+    """Every key of the server: its type and whole value (an index key
+    that is the module's tree as the sorted set of score 0 it stands
+    for)."""
     out = {}
     for k in r.scan_iter(count=10000):
         if k in skip:
@@ -43,6 +45,10 @@ def dump(r, skip=()):
             out[k] = sorted(r.hgetall(k).items())
         elif t == b"zset":
             out[k] = r.zrange(k, 0, -1, withscores=True)
+        elif t == b"pdns-tree":
+            ms = r.execute_command("PDNSRELAY.IXRANGE", k, "-", "+")
+            assert r.execute_command("PDNSRELAY.IXCARD", k) == len(ms)
+            out[k] = [(m, 0.0) for m in ms]
         elif t == b"string":
             out[k] = r.get(k)
         else:

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import BIN, MODULE, Redis
 from test_store import Api, csv_line, make_records, send_d4, store_relay
+from test_store_module import differences, dump as module_dump
 
 HERE = os.path.dirname(__file__)
 
@@ -32,31 +33,11 @@ def trees(workdir):
     r.stop()
 
 
-def dump(r, skip=(b"st:layout",)):
-    """Every key: its type and whole value, a tree read as the sorted set
-    of score 0 it stands for."""
-    out = {}
-    for k in r.scan_iter(count=10000):
-        if k in skip or k.startswith(b"st:applied:"):
-            continue
-        t = r.type(k)
-        if t == b"hash":
-            out[k] = sorted(r.hgetall(k).items())
-        elif t in (b"zset", b"pdns-tree"):
-            ms = r.zrange(k, 0, -1) if t == b"zset" else \
-                r.execute_command("PDNSRELAY.IXRANGE", k, "-", "+")
-            assert t == b"zset" or r.execute_command("PDNSRELAY.IXCARD", k) == len(ms)
-            out[k] = ("index", ms)
-        elif t == b"string":
-            out[k] = r.get(k)
-        else:
-            out[k] = t
-    return out
-
-
-def differences(a, b):
-    keys = sorted(set(a) | set(b))
-    return [(k, a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)][:5]
+def dump(r):
+    """Every key but the layout and the batch markers (see
+    test_store_module.dump)."""
+    return {k: v for k, v in module_dump(r).items()
+            if k != b"st:layout" and not k.startswith(b"st:applied:")}
 
 
 def lines_file(tmp_path):
@@ -125,6 +106,8 @@ def test_a_store_of_trees_holds_and_answers_what_sorted_sets_do(redis_server, tr
     da, db = dump(a), dump(b)
     assert len(da) > 10000 and not differences(da, db), differences(da, db)
     assert "cmdstat_zadd" not in b.info("commandstats")
+    assert tr.metrics()["pdns_relay_store_index_trees"] == 1
+    assert zs.metrics()["pdns_relay_store_index_trees"] == 0
     paths = query_paths(b)
     assert len(paths) > 150
     za, ta = Api(zs.http_port), Api(tr.http_port)

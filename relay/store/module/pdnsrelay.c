@@ -844,46 +844,36 @@ static int ix_open(RedisModuleCtx *ctx, RedisModuleString *k, int mode, int make
     return 0;
 }
 
-/* PDNSRELAY.IXADD key member [member ...]: the members added. */
-static int ix_add_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+/* PDNSRELAY.IXADD key member [member ...]: the members added; and
+ * PDNSRELAY.IXREM key member [member ...]: the members removed (a tree
+ * left empty is deleted, as a sorted set is). */
+static int ix_write(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, int add) {
     RedisModuleKey *key;
     ixtree *t;
-    long long added = 0;
+    long long done = 0;
     if (argc < 3)
         return RedisModule_WrongArity(ctx);
-    if (ix_open(ctx, argv[1], RM_READ | RM_WRITE, 1, &key, &t) < 0)
-        return 0;
-    for (int i = 2; i < argc; i++) {
-        size_t n;
-        const char *m = sp(argv[i], &n);
-        added += ixtree_add(t, m, n);
-    }
-    RedisModule_CloseKey(key);
-    RedisModule_ReplicateVerbatim(ctx);
-    return RedisModule_ReplyWithLongLong(ctx, added);
-}
-
-/* PDNSRELAY.IXREM key member [member ...]: the members removed; a tree
- * left empty is deleted, as a sorted set is. */
-static int ix_rem_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    RedisModuleKey *key;
-    ixtree *t;
-    long long gone = 0;
-    if (argc < 3)
-        return RedisModule_WrongArity(ctx);
-    if (ix_open(ctx, argv[1], RM_READ | RM_WRITE, 0, &key, &t) < 0)
+    if (ix_open(ctx, argv[1], RM_READ | RM_WRITE, add, &key, &t) < 0)
         return 0;
     for (int i = 2; t && i < argc; i++) {
         size_t n;
         const char *m = sp(argv[i], &n);
-        gone += ixtree_del(t, m, n);
+        done += add ? ixtree_add(t, m, n) : ixtree_del(t, m, n);
     }
-    if (t && ixtree_count(t) == 0)
+    if (t && !add && ixtree_count(t) == 0)
         RedisModule_DeleteKey(key);
     RedisModule_CloseKey(key);
-    if (gone)
+    if (done || add)
         RedisModule_ReplicateVerbatim(ctx);
-    return RedisModule_ReplyWithLongLong(ctx, gone);
+    return RedisModule_ReplyWithLongLong(ctx, done);
+}
+
+static int ix_add_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    return ix_write(ctx, argv, argc, 1);
+}
+
+static int ix_rem_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    return ix_write(ctx, argv, argc, 0);
 }
 
 static int reply_one(void *ctx, const char *m, size_t n) {
