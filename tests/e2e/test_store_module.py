@@ -192,8 +192,9 @@ def test_module_under_valgrind(workdir):
     not built with them): the same random calls, the module loaded into a
     redis-server run by valgrind's memcheck: no invalid read or write, no
     use of an uninitialised value, nothing leaked. Loaded with its index
-    type (trees): half the calls make trees, which are then read, pruned
-    and saved (RDB) there too."""
+    type (trees): half the calls make trees, which are then read, pruned,
+    saved (RDB), copied and unlinked (freed by Redis's lazy-free thread)
+    there too."""
     if not shutil.which("valgrind"):
         pytest.fail("valgrind is missing (apt-get install valgrind)")
     srv = Redis(workdir)
@@ -237,6 +238,10 @@ def test_module_under_valgrind(workdir):
         # Redis's own, as Redis's test suite suppresses them)
         r.config_set("rdbcompression", "no")
         r.save()
+        r.copy(trees[0], "copied")
+        r.execute_command("PDNSRELAY.IXADD", "big", *("m%04d" % i for i in range(500)))
+        r.unlink("big")  # freed by the lazy-free thread
+        r.delete("copied")
         r.shutdown(nosave=True)
     except redis.exceptions.ConnectionError:
         pass

@@ -253,6 +253,19 @@ def test_tree_commands_refuse_what_they_cannot_take(trees):
     assert r.execute_command("PDNSRELAY.IXRANGE", "k", "[a", "[b", "1") == [b"a"]
     assert r.execute_command("PDNSRELAY.IXRANGE", "k", "-", "+", "0") == []
     assert r.execute_command("PDNSRELAY.IXRANGE", "nokey", "-", "+") == []
+    # COPY makes a tree of its own; a large tree is unlinked by Redis's
+    # lazy-free thread
+    assert r.copy("k", "k2")
+    assert r.execute_command("PDNSRELAY.IXADD", "k2", "c") == 1
+    assert r.execute_command("PDNSRELAY.IXRANGE", "k2", "-", "+") == [b"", b"a", b"b", b"c"]
+    assert r.execute_command("PDNSRELAY.IXCARD", "k") == 3
+    r.execute_command("PDNSRELAY.IXADD", "big", *("m%05d" % i for i in range(20000)))
+    freed = r.info("memory")["lazyfreed_objects"]
+    assert r.unlink("big") == 1
+    end = time.time() + 20  # counted by the lazy-free thread once it has freed it
+    while r.info("memory")["lazyfreed_objects"] != freed + 1:
+        assert time.time() < end, r.info("memory")
+        time.sleep(0.02)
     assert r.execute_command("PDNSRELAY.IXREM", "k", "", "a", "b", "c") == 3
     assert not r.exists("k")
     assert r.execute_command("PDNSRELAY.IXCARD", "k") == 0

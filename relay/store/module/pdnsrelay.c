@@ -50,7 +50,8 @@ typedef struct RedisModuleString RedisModuleString;
 typedef struct RedisModuleCallReply RedisModuleCallReply;
 typedef struct RedisModuleType RedisModuleType;
 typedef struct RedisModuleIO RedisModuleIO;
-/* RedisModuleTypeMethods, version 1: the fields up to free */
+/* RedisModuleTypeMethods, version 3: the fields up to defrag (version 4
+ * adds fields after them, which Redis would read past this struct). */
 typedef struct {
     uint64_t version;
     void *(*rdb_load)(RedisModuleIO *, int);
@@ -59,6 +60,13 @@ typedef struct {
     size_t (*mem_usage)(const void *);
     void (*digest)(void *, void *);
     void (*free)(void *);
+    int (*aux_load)(RedisModuleIO *, int, int);
+    void (*aux_save)(RedisModuleIO *, int);
+    int aux_save_triggers;
+    size_t (*free_effort)(RedisModuleString *, const void *);
+    void (*unlink)(RedisModuleString *, const void *);
+    void *(*copy)(RedisModuleString *, RedisModuleString *, const void *);
+    void *defrag;
 } rm_type_methods;
 typedef int (*rm_cmd_fn)(RedisModuleCtx *, RedisModuleString **, int);
 
@@ -829,6 +837,26 @@ static size_t ix_mem_usage(const void *v) { return ixtree_bytes(v); }
 
 static void ix_free(void *v) { ixtree_free(v); }
 
+/* What freeing takes: a tree of more than 64 members is freed by Redis's
+ * lazy-free thread (UNLINK, FLUSHALL ASYNC), not in a command. */
+static size_t ix_free_effort(RedisModuleString *key, const void *v) {
+    (void)key;
+    return ixtree_count(v);
+}
+
+static int copy_one(void *to, const char *m, size_t n) {
+    ixtree_add(to, m, n);
+    return 0;
+}
+
+/* COPY: the same members, in order (its leaves fill). */
+static void *ix_copy(RedisModuleString *from, RedisModuleString *to, const void *v) {
+    (void)from, (void)to;
+    ixtree *t = ixtree_new();
+    ixtree_range(v, &ALL_LO, &ALL_HI, 0, copy_one, t);
+    return t;
+}
+
 /* The tree of argv[1] for an IX command: *t NULL for a key that does not
  * exist (or is new, with make); -1 (after the error reply) when it holds
  * another type. */
@@ -971,7 +999,14 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
     if (!trees)
         return 0;
     ixtree_set_allocator(RedisModule_Alloc, RedisModule_Free);
-    rm_type_methods tm = {1, ix_rdb_load, ix_rdb_save, ix_aof_rewrite, ix_mem_usage, NULL, ix_free};
+    rm_type_methods tm = {.version = 3,
+                          .rdb_load = ix_rdb_load,
+                          .rdb_save = ix_rdb_save,
+                          .aof_rewrite = ix_aof_rewrite,
+                          .mem_usage = ix_mem_usage,
+                          .free = ix_free,
+                          .free_effort = ix_free_effort,
+                          .copy = ix_copy};
     ixtype = RedisModule_CreateDataType(ctx, "pdns-tree", 0, &tm);
     return !ixtype ||
            RedisModule_CreateCommand(ctx, "pdnsrelay.ixadd", ix_add_cmd, "write deny-oom", 1, 1,
