@@ -125,7 +125,7 @@ static void test_random_against_sorted_array(void **state) {
             range_check(t, &seed);
     }
     int depth = 1;
-    for (node *x = t->root; !x->leaf; x = x->c[0])
+    for (node *x = t->root; !x->leaf; x = kids(x)[0])
         depth++;
     assert_true(depth >= 3);
     for (size_t i = 0; i < nref; i++)

@@ -3,7 +3,7 @@
  * comparisons are one integer compare) and its length and bytes. A node
  * starts small (a leaf with room for 2, a new root for 4) and doubles, so
  * that the many small index buckets (a few names each) stay small; 63 makes
- * a full leaf 1,024 bytes and a full inner node 1,528, just under one of
+ * a full leaf 1,016 bytes and a full inner node 1,520, just under one of
  * the allocator's sizes. Members are in memcmp order, a prefix
  * first: ZRANGEBYLEX's. A removal frees a leaf that becomes empty and
  * leaves other nodes as they are (no merging: a tree that shrank keeps
@@ -25,7 +25,7 @@
 
 /* An entry: the member's first 8 bytes and its allocation, which holds
  * its length (7 bits a byte, low first: one byte below 128) and then its
- * bytes. 16 bytes an entry: a full leaf is 1,024. */
+ * bytes. 16 bytes an entry. */
 typedef struct {
     uint64_t pre;
     unsigned char *m;
@@ -34,8 +34,7 @@ typedef struct {
 typedef struct node {
     uint16_t n, cap;
     uint8_t leaf;
-    struct node **c; /* inner nodes: cap children, after the entries */
-    ent k[];
+    ent k[]; /* an inner node's cap children follow its entries (kids) */
 } node;
 
 struct ixtree {
@@ -79,9 +78,11 @@ static node *node_new(ixtree *t, int leaf, int cap) {
     x->n = 0;
     x->cap = (uint16_t)cap;
     x->leaf = (uint8_t)leaf;
-    x->c = leaf ? NULL : (node **)(x->k + cap);
     return x;
 }
+
+/* An inner node's children. */
+static node **kids(const node *x) { return (node **)(x->k + x->cap); }
 
 static void node_put(ixtree *t, node *x) { give(t, x, node_size(x->leaf, x->cap)); }
 
@@ -174,8 +175,9 @@ static void ins_at(node *x, int i, ent e, node *child) {
     memmove(&x->k[i + 1], &x->k[i], (size_t)(x->n - i) * sizeof(ent));
     x->k[i] = e;
     if (child) {
-        memmove(&x->c[i + 1], &x->c[i], (size_t)(x->n - i) * sizeof(node *));
-        x->c[i] = child;
+        node **c = kids(x);
+        memmove(&c[i + 1], &c[i], (size_t)(x->n - i) * sizeof(node *));
+        c[i] = child;
     }
     x->n++;
 }
@@ -191,7 +193,7 @@ static node *split(ixtree *t, node *x, int *i, node **at) {
     r->n = (uint16_t)(x->n - h);
     memcpy(r->k, x->k + h, (size_t)r->n * sizeof(ent));
     if (!x->leaf)
-        memcpy(r->c, x->c + h, (size_t)r->n * sizeof(node *));
+        memcpy(kids(r), kids(x) + h, (size_t)r->n * sizeof(node *));
     x->n = (uint16_t)h;
     if (*i >= h)
         *at = r, *i -= h;
@@ -205,7 +207,7 @@ static node *grow(ixtree *t, node **xp) {
     node *x = *xp, *y = node_new(t, x->leaf, x->cap * 2 < FAN ? x->cap * 2 : FAN);
     memcpy(y->k, x->k, (size_t)x->n * sizeof(ent));
     if (!x->leaf)
-        memcpy(y->c, x->c, (size_t)x->n * sizeof(node *));
+        memcpy(kids(y), kids(x), (size_t)x->n * sizeof(node *));
     y->n = x->n;
     node_put(t, x);
     return *xp = y;
@@ -234,7 +236,7 @@ static int add(ixtree *t, node **xp, const probe *p, node **right, ent *sep) {
         int j = child_of(x, p);
         node *cr;
         ent cs;
-        int added = add(t, &x->c[j], p, &cr, &cs);
+        int added = add(t, &kids(x)[j], p, &cr, &cs);
         if (!cr)
             return added;
         int i = j + 1;
@@ -265,13 +267,14 @@ static int del(ixtree *t, node *x, const probe *p) {
         return 1;
     }
     int j = child_of(x, p);
-    if (!del(t, x->c[j], p))
+    node **c = kids(x);
+    if (!del(t, c[j], p))
         return 0;
-    if (x->c[j]->n == 0) {
-        node_put(t, x->c[j]);
+    if (c[j]->n == 0) {
+        node_put(t, c[j]);
         ent_put(t, &x->k[j]);
         memmove(&x->k[j], &x->k[j + 1], (size_t)(x->n - j - 1) * sizeof(ent));
-        memmove(&x->c[j], &x->c[j + 1], (size_t)(x->n - j - 1) * sizeof(node *));
+        memmove(&c[j], &c[j + 1], (size_t)(x->n - j - 1) * sizeof(node *));
         x->n--;
     }
     return 1;
@@ -288,7 +291,7 @@ ixtree *ixtree_new(void) {
 static void free_node(ixtree *t, node *x) {
     for (int i = 0; i < x->n; i++) {
         if (!x->leaf)
-            free_node(t, x->c[i]);
+            free_node(t, kids(x)[i]);
         ent_put(t, &x->k[i]);
     }
     node_put(t, x);
@@ -310,9 +313,9 @@ int ixtree_add(ixtree *t, const char *s, size_t n) {
         node *r = node_new(t, 0, 4);
         probe lp = probe_at(&t->root->k[0]);
         r->k[0] = ent_copy(t, &lp);
-        r->c[0] = t->root;
+        kids(r)[0] = t->root;
         r->k[1] = sep;
-        r->c[1] = right;
+        kids(r)[1] = right;
         r->n = 2;
         t->root = r;
     }
@@ -329,7 +332,7 @@ int ixtree_del(ixtree *t, const char *s, size_t n) {
      * becomes an empty leaf */
     while (!t->root->leaf && t->root->n <= 1) {
         node *old = t->root;
-        t->root = old->n ? old->c[0] : node_new(t, 1, LEAF_FIRST);
+        t->root = old->n ? kids(old)[0] : node_new(t, 1, LEAF_FIRST);
         if (old->n)
             ent_put(t, &old->k[0]);
         node_put(t, old);
@@ -387,7 +390,7 @@ static int walk(const node *x, const probe *lo, int lo_excl, walk_state *w) {
     }
     int j = lo ? child_of(x, lo) : 0;
     for (int c = j; c < x->n; c++)
-        if (walk(x->c[c], c == j ? lo : NULL, lo_excl, w))
+        if (walk(kids(x)[c], c == j ? lo : NULL, lo_excl, w))
             return 1;
     return 0;
 }

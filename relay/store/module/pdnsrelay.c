@@ -120,6 +120,7 @@ static int (*RedisModule_ReplyWithArray)(RedisModuleCtx *, long);
 static void (*RedisModule_ReplySetArrayLength)(RedisModuleCtx *, long);
 static int (*RedisModule_ReplicateVerbatim)(RedisModuleCtx *);
 static int (*RedisModule_DeleteKey)(RedisModuleKey *);
+static void (*RedisModule_Log)(RedisModuleCtx *, const char *, const char *, ...);
 
 /* The argument layout this module takes in place of the script's text;
  * the relay sends the same word (store.c, STORE_MODULE_LAYOUT). */
@@ -891,7 +892,7 @@ static int ix_write(RedisModuleCtx *ctx, RedisModuleString **argv, int argc, int
     if (t && !add && ixtree_count(t) == 0)
         RedisModule_DeleteKey(key);
     RedisModule_CloseKey(key);
-    if (done || add)
+    if (done)
         RedisModule_ReplicateVerbatim(ctx);
     return RedisModule_ReplyWithLongLong(ctx, done);
 }
@@ -978,7 +979,7 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
         API(Free) || API(CreateDataType) || API(ModuleTypeSetValue) || API(ModuleTypeGetType) ||
         API(ModuleTypeGetValue) || API(SaveUnsigned) || API(LoadUnsigned) ||
         API(SaveStringBuffer) || API(LoadStringBuffer) || API(EmitAOF) || API(ReplyWithArray) ||
-        API(ReplySetArrayLength) || API(ReplicateVerbatim) || API(DeleteKey))
+        API(ReplySetArrayLength) || API(ReplicateVerbatim) || API(DeleteKey) || API(Log))
         return 1;
     API(IsModuleNameBusy);
     if (RedisModule_IsModuleNameBusy && RedisModule_IsModuleNameBusy("pdnsrelay"))
@@ -987,10 +988,15 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
     for (int i = 0; i < argc; i++) {
         size_t n;
         const char *a = sp(argv[i], &n);
-        if (n == 5 && memcmp(a, "trees", 5) == 0)
+        if (n == 5 && memcmp(a, "trees", 5) == 0) {
             trees = 1;
-        else
-            return 1; /* Redis says the module failed to load; its log names the argument */
+        } else {
+            RedisModule_Log(ctx, "warning",
+                            "pdnsrelay: unknown argument '%.*s' (it takes "
+                            "\"trees\" or none)",
+                            (int)(n < 64 ? n : 64), a);
+            return 1;
+        }
     }
     RedisModule_SetModuleAttribs(ctx, "pdnsrelay", 1, RM_APIVER_1);
     /* the marker (argument 3) is the key a cluster would route by */
