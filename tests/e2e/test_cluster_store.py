@@ -33,6 +33,8 @@ from test_store import (Api, aggregate, as_set, expect, make_records, send_d4, s
                         wait_stored)
 
 redis = pytest.importorskip("redis")
+from test_store_module import differences  # noqa: E402
+from test_store_trees import typed, wait_synced  # noqa: E402
 
 
 def cluster_relay(relay_factory, cluster, console=True, **store):
@@ -554,6 +556,17 @@ def test_a_cluster_of_trees_answers_as_one_server_and_moves_its_slots(
         assert b.page(path + sep + "limit=100000")[0] == a.page(path + sep + "limit=100000")[0], \
             path
         assert flat(all_pages(b, path, 7)) == flat(all_pages(a, path, 7)), path
+    # each shard's replica ran the master's calls (replicated as themselves)
+    # and holds what its master holds, trees and all
+    for p in tree_cluster.masters():
+        master = tree_cluster.client(p)
+        rep = master.info("replication")["slave0"]
+        replica = redis.Redis(host="127.0.0.1", port=int(rep["port"]),
+                              single_connection_client=True)
+        replica.execute_command("READONLY")
+        wait_synced(master, replica)
+        want, got = typed(master), typed(replica)
+        assert len(want) > 50 and not differences(want, got), differences(want, got)
     many.stop()
     for p in tree_cluster.masters():
         tree_cluster.client(p).flushall()

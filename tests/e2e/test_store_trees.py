@@ -6,6 +6,7 @@ expiry removes members from its trees; and a relay that cannot write it so
 writes nothing and says why."""
 import json
 import os
+import random
 import subprocess
 import time
 
@@ -13,7 +14,7 @@ import pytest
 
 from conftest import BIN, MODULE, Redis, free_port
 from test_store import Api, csv_line, make_records, send_d4, store_relay
-from test_store_module import differences, dump as module_dump
+from test_store_module import differences, dump as module_dump, random_calls
 
 HERE = os.path.dirname(__file__)
 
@@ -130,6 +131,66 @@ def wait_rewritten(r):
         time.sleep(0.05)
 
 
+def wait_synced(master, replica):
+    """Until the replica has applied all its master has sent."""
+    end = time.time() + 60
+    while replica.info("replication").get("master_link_status") != "up" or \
+            replica.info("replication")["slave_repl_offset"] != \
+            master.info("replication")["master_repl_offset"]:
+        assert time.time() < end, replica.info("replication")
+        time.sleep(0.05)
+
+
+def typed(r):
+    """dump of every key (markers too), with each key's type."""
+    return {k: (r.type(k), v) for k, v in module_dump(r).items()}
+
+
+def test_calls_reach_replicas_and_the_aof_as_they_left_the_master(trees, workdir):
+    """With layout "1t" a call reaches replicas and the AOF as itself, not
+    as its writes: a replica and a restart from the AOF end with the
+    master's keys, types and values, markers included, after hundreds of
+    random calls among which calls sent again, cluster-shard calls, an
+    entry whose key holds another type (BAD, nothing written) and a call
+    refused after it wrote part of its entries (an entry whose times are not
+    three numbers, after a first entry of the same triple)."""
+    early = tree_redis(workdir, extra=("--replicaof", "127.0.0.1", str(trees.port)))
+    try:
+        r = trees.client()
+        r.hset("n:h1.z1.test", "1 192.0.2.1", "garbage")
+        rng = random.Random(5)
+        refused = None
+        for i, args in random_calls(rng, 300, 100):
+            if i == 100:
+                r.set(args[9], "a string")
+            if i == 200:
+                first = 9 + int(args[8])
+                bad = args[first:first + 13]
+                bad[2] = "not three numbers"
+                args = args + bad
+            try:
+                out = r.execute_command("PDNSRELAY.INGEST", "1t", "1", args[0], *args[1:])
+            except Exception as e:  # redis.ResponseError
+                out = e
+            if i == 100:
+                assert out.startswith(b"BAD 0 "), out
+            if i == 200:
+                assert "a write was refused" in str(out), out
+                refused = args[first]
+        assert r.exists(refused), "the refused call wrote its first entry"
+        want = typed(r)
+        assert {t for t, _ in want.values()} >= {b"hash", b"pdns-tree", b"string"}
+        wait_synced(r, early.client())
+        got = typed(early.client())
+        assert not differences(want, got), differences(want, got)
+        trees.stop()
+        trees.start()
+        got = typed(trees.client())
+        assert not differences(want, got), differences(want, got)
+    finally:
+        early.stop()
+
+
 def test_trees_come_back_from_aof_rdb_and_on_replicas(trees, relay_factory, tmp_path, workdir):
     """The index writes reach the AOF and replicas as PDNSRELAY.IXADD; an
     AOF rewrite saves the trees in its RDB preamble or, without it, as
@@ -161,12 +222,7 @@ def test_trees_come_back_from_aof_rdb_and_on_replicas(trees, relay_factory, tmp_
         master = trees.client()
         for rep in (early, late):
             c = rep.client()
-            end = time.time() + 60
-            while c.info("replication").get("master_link_status") != "up" or \
-                    c.info("replication")["slave_repl_offset"] != \
-                    master.info("replication")["master_repl_offset"]:
-                assert time.time() < end, c.info("replication")
-                time.sleep(0.05)
+            wait_synced(master, c)
             got = dump(c)
             assert not differences(want, got), differences(want, got)
     finally:

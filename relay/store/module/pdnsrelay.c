@@ -15,10 +15,9 @@
  * to the keys it is given; the module's own key writes would not), and
  * the relay sends it again.
  *
- * Every write is propagated to replicas and the AOF as the plain command
- * it amounts to (HSET, ZADD, HINCRBY, SET), so a replica, or a server
- * that loads the AOF, needs no module; except in a store whose indexes
- * are the module's own type.
+ * With layout "1" every write is propagated to replicas and the AOF as
+ * the plain command it amounts to (HSET, ZADD, HINCRBY, SET), so a
+ * replica, or a server that loads the AOF, needs no module.
  *
  * That type (ixtree.c; TYPE says "pdns-tree") is an ordered set of byte
  * strings: what the store's sorted sets of score 0 are, in fewer bytes
@@ -28,9 +27,14 @@
  * layout "1t" makes new index keys trees (an index key that is a sorted
  * set stays one), and PDNSRELAY.IXADD, IXREM, IXRANGE and IXCARD are
  * ZADD, ZREM, ZRANGEBYLEX and ZCARD for them (the query and expiry
- * scripts ask TYPE). Their writes are propagated as these commands and
- * the AOF is rewritten as IXADDs: replicas and a server loading the AOF
- * or RDB need the module.
+ * scripts ask TYPE). Such a store's replicas and AOF need the module
+ * anyway, so an INGEST with layout "1t" is propagated as itself, once,
+ * rather than as each write (a tenth of Redis's CPU a new triple): a
+ * replica, or Redis loading the AOF, runs it again and does what it did
+ * here, as nothing it does depends on more than the keys and arguments
+ * (no clock, no randomness; no failure for want of memory, which ends
+ * Redis; the cluster's slot check is not made again). IXADD and IXREM
+ * are propagated as themselves; the AOF is rewritten as IXADDs.
  *
  * Redis's module API is declared here, only the functions this file
  * uses: each is looked up by name when the module loads
@@ -80,6 +84,8 @@ typedef int (*rm_cmd_fn)(RedisModuleCtx *, RedisModuleString **, int);
 #define RM_POSTPONED_LEN -1L
 #define RM_ZADD_ADDED (1 << 2)
 #define RM_APIVER_1 1
+#define RM_CTX_FLAGS_REPLICATED (1 << 12)
+#define RM_CTX_FLAGS_LOADING (1 << 13)
 
 static int (*RedisModule_GetApi)(const char *, void *);
 static int (*RedisModule_SetModuleAttribs)(RedisModuleCtx *, const char *, int, int);
@@ -105,6 +111,9 @@ static int (*RedisModule_WrongArity)(RedisModuleCtx *);
 static RedisModuleCallReply *(*RedisModule_Call)(RedisModuleCtx *, const char *, const char *, ...);
 static void (*RedisModule_FreeCallReply)(RedisModuleCallReply *);
 static void *(*RedisModule_Alloc)(size_t);
+static void *(*RedisModule_Realloc)(void *, size_t);
+static void *(*RedisModule_Calloc)(size_t, size_t);
+static int (*RedisModule_GetContextFlags)(RedisModuleCtx *);
 static void (*RedisModule_Free)(void *);
 static RedisModuleType *(*RedisModule_CreateDataType)(RedisModuleCtx *, const char *, int,
                                                       rm_type_methods *);
@@ -140,6 +149,9 @@ typedef struct {
     size_t pl;
     int failed; /* a write Redis refused: the call replies with an error */
     int trees;  /* new index keys are the module's type (layout "1t") */
+    /* the call reaches replicas and the AOF as itself, not as its writes
+     * (layout "1t": where the store's trees are, the module is) */
+    int verbatim;
 } call;
 
 static RedisModuleType *ixtype;
@@ -193,7 +205,8 @@ static void hset(call *c, RedisModuleString *k, RedisModuleString *f, RedisModul
         c->failed = 1;
     } else {
         RedisModule_HashSet(key, 0, f, v, NULL);
-        RedisModule_Replicate(c->ctx, "HSET", "sss", k, f, v);
+        if (!c->verbatim)
+            RedisModule_Replicate(c->ctx, "HSET", "sss", k, f, v);
     }
     RedisModule_CloseKey(key);
 }
@@ -212,7 +225,8 @@ static ixtree *tree_of(RedisModuleKey *key, int make) {
 }
 
 /* ZADD k 0 m, propagated as itself, or PDNSRELAY.IXADD k m when k is a
- * tree (or is new and the call makes trees). Returns 1 when m is new. */
+ * tree (or is new and the call makes trees; unless the call is propagated
+ * as itself). Returns 1 when m is new. */
 static int zadd(call *c, RedisModuleString *k, RedisModuleString *m) {
     int flags = 0;
     RedisModuleKey *key = RedisModule_OpenKey(c->ctx, k, RM_READ | RM_WRITE);
@@ -221,10 +235,11 @@ static int zadd(call *c, RedisModuleString *k, RedisModuleString *m) {
         size_t n;
         const char *p = sp(m, &n);
         flags = ixtree_add(t, p, n) ? RM_ZADD_ADDED : 0;
-        RedisModule_Replicate(c->ctx, "PDNSRELAY.IXADD", "ss", k, m);
+        if (!c->verbatim)
+            RedisModule_Replicate(c->ctx, "PDNSRELAY.IXADD", "ss", k, m);
     } else if (RedisModule_ZsetAdd(key, 0, m, &flags) != RM_OK) {
         c->failed = 1;
-    } else {
+    } else if (!c->verbatim) {
         RedisModule_Replicate(c->ctx, "ZADD", "scs", k, "0", m);
     }
     RedisModule_CloseKey(key);
@@ -294,7 +309,8 @@ static void set(call *c, RedisModuleString *k, const char *v, size_t n) {
     RedisModuleString *s = str(c, v, n);
     RedisModuleKey *key = RedisModule_OpenKey(c->ctx, k, RM_READ | RM_WRITE);
     RedisModule_StringSet(key, s);
-    RedisModule_Replicate(c->ctx, "SET", "ss", k, s);
+    if (!c->verbatim)
+        RedisModule_Replicate(c->ctx, "SET", "ss", k, s);
     RedisModule_CloseKey(key);
     RedisModule_FreeString(c->ctx, s);
 }
@@ -328,7 +344,8 @@ static long long hincrby(call *c, const char *k, RedisModuleString *f, long long
         RedisModuleString *vs = str(c, buf, dec((double)v, buf));
         RedisModuleKey *key = RedisModule_OpenKey(c->ctx, ks, RM_READ | RM_WRITE);
         RedisModule_HashSet(key, 0, f, vs, NULL);
-        RedisModule_Replicate(c->ctx, "HINCRBY", "ssl", ks, f, by);
+        if (!c->verbatim)
+            RedisModule_Replicate(c->ctx, "HINCRBY", "ssl", ks, f, by);
         RedisModule_CloseKey(key);
         RedisModule_FreeString(c->ctx, vs);
     }
@@ -492,18 +509,13 @@ static int same_str(const RedisModuleString *a, const RedisModuleString *b) {
 /* For each entry i of a call, first[i]: the first entry with the same
  * argument f1 (and f2, when not -1), i itself for the first. What the
  * script keeps in Lua tables (the triples a call wrote, its sensors, the
- * r: buckets it added), in time linear in the entries. Returns 0, or -1
- * when out of memory. */
-static int first_same(RedisModuleString **a, int ne, int f1, int f2, int *first) {
+ * r: buckets it added), in time linear in the entries. */
+static void first_same(RedisModuleString **a, int ne, int f1, int f2, int *first) {
     size_t cap = 16;
     while (cap < (size_t)ne * 2)
         cap *= 2;
-    uint64_t *h = calloc(cap, sizeof(*h));
-    int *at = calloc(cap, sizeof(*at));
-    if (!h || !at) {
-        free(h), free(at);
-        return -1;
-    }
+    uint64_t *h = RedisModule_Calloc(cap, sizeof(*h));
+    int *at = RedisModule_Calloc(cap, sizeof(*at));
     for (int i = 0; i < ne; i++) {
         RedisModuleString **e = a + (size_t)i * PER_ENTRY;
         uint64_t x = fnv(1469598103934665603ULL, e[f1]);
@@ -522,8 +534,7 @@ static int first_same(RedisModuleString **a, int ne, int f1, int f2, int *first)
         if (!h[j])
             h[j] = x, at[j] = i;
     }
-    free(h), free(at);
-    return 0;
+    RedisModule_Free(h), RedisModule_Free(at);
 }
 
 /* On a cluster: whether every key the call touches is served here, asked
@@ -557,6 +568,10 @@ static int keys_here(call *c, RedisModuleString **A, size_t M, RedisModuleString
     return r != NULL;
 }
 
+static void free_call(void *old, void *ft, void *rb_added, void *ss) {
+    RedisModule_Free(old), RedisModule_Free(ft), RedisModule_Free(rb_added), RedisModule_Free(ss);
+}
+
 /* PDNSRELAY.INGEST <layout> 1 <marker> <ARGV[1] ...>: what
  * store_ingest.lua does with KEYS[1] and ARGV (its header says each). */
 static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
@@ -573,7 +588,7 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
                      : "ERR pdnsrelay: unknown argument layout (this module takes layout " LAYOUT
                        "; " LAYOUT_TREES " when loaded with the argument trees)");
     RedisModuleString **A = argv + 4; /* A[j] is the script's ARGV[j + 1] */
-    call c = {ctx, NULL, 0, 0, trees};
+    call c = {ctx, NULL, 0, 0, trees, trees};
     c.P = sp(A[5], &c.pl);
     if (c.pl > PREFIX_MAX) /* keys are built after it (pkey) */
         return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: key prefix too long");
@@ -620,23 +635,27 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         return RedisModule_WrongArity(ctx);
     RedisModuleString **E = A + 8 + M;
     int ne = (argc - 12 - (int)M) / PER_ENTRY;
-    if (cluster && !keys_here(&c, A, M, E, ne))
+    /* a replica, or Redis loading its AOF, does what its master did: the
+     * slots of that time are not asked again */
+    int replay =
+        RedisModule_GetContextFlags(ctx) & (RM_CTX_FLAGS_REPLICATED | RM_CTX_FLAGS_LOADING);
+    if (cluster && !replay && !keys_here(&c, A, M, E, ne))
         return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: EXISTS refused a key of this "
                                                "call (its slot is being migrated), or out of "
                                                "memory");
     /* per entry: its old value; the first entry of its triple, of its
      * sensor and of its r: bucket; for a first entry, its sensor's slot
-     * and whether its bucket went to ix:rb */
-    RedisModuleString **old = calloc((size_t)ne + 1, sizeof(*old));
-    int *ft = malloc(((size_t)ne + 1) * sizeof(int) * 4);
+     * and whether its bucket went to ix:rb (Redis's allocator: a call
+     * that a replica or the AOF does again does not fail there for want
+     * of memory where it did not here) */
+    RedisModuleString **old = RedisModule_Calloc((size_t)ne + 1, sizeof(*old));
+    int *ft = RedisModule_Calloc(((size_t)ne + 1) * 4, sizeof(int));
     int *fs = ft + ne + 1, *fb = fs + ne + 1, *slot = fb + ne + 1;
-    unsigned char *rb_added = calloc((size_t)ne + 1, 1);
-    sensor *ss = calloc((size_t)ne + 1, sizeof(*ss));
-    if (!old || !ft || !rb_added || !ss || first_same(E, ne, 0, 1, ft) < 0 ||
-        first_same(E, ne, 3, -1, fs) < 0 || first_same(E, ne, 9, -1, fb) < 0) {
-        free(old), free(ft), free(rb_added), free(ss);
-        return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: out of memory");
-    }
+    unsigned char *rb_added = RedisModule_Calloc((size_t)ne + 1, 1);
+    sensor *ss = RedisModule_Calloc((size_t)ne + 1, sizeof(*ss));
+    first_same(E, ne, 0, 1, ft);
+    first_same(E, ne, 3, -1, fs);
+    first_same(E, ne, 9, -1, fb);
     /* reads first, writes after: an entry whose key holds another type is
      * reported before anything is written */
     for (int i = 0; i < ne; i++) {
@@ -653,17 +672,20 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
             for (int j = 0; j < i; j++)
                 if (old[j])
                     RedisModule_FreeString(ctx, old[j]);
-            free(old), free(ft), free(rb_added), free(ss);
+            free_call(old, ft, rb_added, ss);
             return RedisModule_ReplyWithStringBuffer(ctx, r, rl);
         }
     }
     size_t nss = 0;
     long long recs = 0, newt = 0, newn = 0, newe = 0;
     RedisModuleString *rb_key = pkey(&c, "ix:rb");
+    /* writes from here on: a replica or the AOF gets the call itself, and
+     * does what it did here, a refused write included (nothing below
+     * fails for want of memory: Redis's allocator ends Redis first) */
+    if (c.verbatim)
+        RedisModule_ReplicateVerbatim(ctx);
     size_t cap = 4096;
-    char *val = malloc(cap);
-    if (!val)
-        c.failed = 1;
+    char *val = RedisModule_Alloc(cap);
     for (int i = 0; i < ne && !c.failed; i++) {
         RedisModuleString **e = E + (size_t)i * PER_ENTRY;
         if (fs[i] == i)
@@ -680,16 +702,8 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         size_t hl, bwl, vl = 0;
         const char *head = sp(e[2], &hl), *bw = sp(e[12], &bwl), *ov = v ? sp(v, &vl) : NULL;
         size_t need = value_bound(vl, hl, s->idl, bwl);
-        if (need > cap) {
-            char *bigger = realloc(val, need);
-            if (!bigger) {
-                if (v)
-                    RedisModule_FreeString(ctx, v), old[i] = NULL;
-                c.failed = 1;
-                break;
-            }
-            val = bigger, cap = need;
-        }
+        if (need > cap)
+            val = RedisModule_Realloc(val, need), cap = need;
         if (v) {
             vl = merge(ov, vl, head, hl, s, bw, bwl, val);
             RedisModule_FreeString(ctx, v);
@@ -732,7 +746,7 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     for (int i = 0; i < ne; i++)
         if (old[i])
             RedisModule_FreeString(ctx, old[i]);
-    free(old), free(ft), free(rb_added), free(val);
+    RedisModule_Free(val);
     if (!c.failed && M > 0) {
         RedisModuleString *ip = pkey(&c, "ix:ip");
         for (size_t j = 0; j < M && !c.failed; j++)
@@ -750,7 +764,7 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         if (newe > 0)
             info_incr(&c, "errors", newe);
     }
-    free(ss);
+    free_call(old, ft, rb_added, ss);
     RedisModule_FreeString(ctx, rb_key);
     if (c.failed)
         return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: a write was refused (a key "
@@ -976,10 +990,11 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
         API(ZsetAdd) || API(StringPtrLen) || API(CreateString) || API(FreeString) ||
         API(ReplyWithLongLong) || API(ReplyWithError) || API(ReplyWithStringBuffer) ||
         API(Replicate) || API(WrongArity) || API(Call) || API(FreeCallReply) || API(Alloc) ||
-        API(Free) || API(CreateDataType) || API(ModuleTypeSetValue) || API(ModuleTypeGetType) ||
-        API(ModuleTypeGetValue) || API(SaveUnsigned) || API(LoadUnsigned) ||
-        API(SaveStringBuffer) || API(LoadStringBuffer) || API(EmitAOF) || API(ReplyWithArray) ||
-        API(ReplySetArrayLength) || API(ReplicateVerbatim) || API(DeleteKey) || API(Log))
+        API(Free) || API(Realloc) || API(Calloc) || API(GetContextFlags) || API(CreateDataType) ||
+        API(ModuleTypeSetValue) || API(ModuleTypeGetType) || API(ModuleTypeGetValue) ||
+        API(SaveUnsigned) || API(LoadUnsigned) || API(SaveStringBuffer) || API(LoadStringBuffer) ||
+        API(EmitAOF) || API(ReplyWithArray) || API(ReplySetArrayLength) || API(ReplicateVerbatim) ||
+        API(DeleteKey) || API(Log))
         return 1;
     API(IsModuleNameBusy);
     if (RedisModule_IsModuleNameBusy && RedisModule_IsModuleNameBusy("pdnsrelay"))
