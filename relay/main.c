@@ -29,6 +29,8 @@ static const struct command {
      "make an Ed25519 key pair for signing batches"},
     {"cluster-status", cmd_cluster_status, cmd_cluster_status_help,
      "show the relay's Redis (or cluster) and its partner outboxes"},
+    {"index-trees", cmd_index_trees, cmd_index_trees_help,
+     "move a store's indexes from sorted sets into the module's trees"},
     {"verify", cmd_verify, cmd_verify_help,
      "verify a stream of signed batches, or an inclusion proof"},
 };

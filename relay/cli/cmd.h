@@ -13,6 +13,7 @@ int cmd_import(int argc, char **argv);
 int cmd_passwd(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_cluster_status(int argc, char **argv);
+int cmd_index_trees(int argc, char **argv);
 
 #include <stddef.h>
 #include <sys/types.h>
@@ -31,5 +32,6 @@ extern const char cmd_import_help[];
 extern const char cmd_passwd_help[];
 extern const char cmd_init_help[];
 extern const char cmd_cluster_status_help[];
+extern const char cmd_index_trees_help[];
 
 #endif

@@ -529,6 +529,51 @@ def test_a_relay_with_other_shards_refuses_to_write(cluster, relay_factory):
     assert c.get("st:layout") == b"shards 12 ip-by-prefix ip-name r-rel"
 
 
+def replicas_hold_their_masters(cluster):
+    """Each shard's replica holds what its master holds, types and all."""
+    for p in cluster.masters():
+        master = cluster.client(p)
+        rep = master.info("replication")["slave0"]
+        replica = redis.Redis(host="127.0.0.1", port=int(rep["port"]),
+                              single_connection_client=True)
+        replica.execute_command("READONLY")
+        wait_synced(master, replica)
+        want, got = typed(master), typed(replica)
+        assert len(want) > 50 and not differences(want, got), differences(want, got)
+
+
+def test_index_trees_moves_a_cluster_store_shard_by_shard(tree_cluster, redis_server,
+                                                          relay_factory):
+    """`pdns-relay index-trees` on a cluster's store of sorted sets: every
+    shard's index keys become trees on their masters and replicas, the
+    layout records it, and the store answers as one server's does."""
+    obs = make_records(seed=13)
+    one = store_relay(relay_factory, redis_server, store={"module": False})
+    many = cluster_relay(relay_factory, tree_cluster, console=False)
+    for r in (one, many):
+        send_d4(r, obs)
+    for r in (one, many):
+        wait_stored(r, len(obs), 30)
+    many.stop()
+    p = subprocess.run([BIN, "index-trees", "-c", many.config], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "index keys moved into trees (12 shards)" in p.stdout, p.stdout
+    assert 'st:layout "shards 12 ip-by-prefix ip-name r-rel ix-tree"' in p.stdout, p.stdout
+    kinds = set()
+    for port in tree_cluster.masters():
+        c = tree_cluster.client(port)
+        kinds |= {(c.type(k), k) for k in c.scan_iter(match="{s*}[fdr]:*", count=1000)}
+        kinds |= {(c.type(k), k) for k in c.scan_iter(match="{s*}ix:*", count=1000)}
+    assert {t for t, _ in kinds} == {b"pdns-tree"}, [k for t, k in kinds if t != b"pdns-tree"]
+    replicas_hold_their_masters(tree_cluster)
+    many.start()
+    assert many.metrics()["pdns_relay_store_index_trees"] == 1
+    a, b = Api(one.http_port), Api(many.http_port)
+    for path in QUERIES:
+        assert flat(all_pages(b, path, 7)) == flat(all_pages(a, path, 7)), path
+
+
 def test_a_cluster_of_trees_answers_as_one_server_and_moves_its_slots(
         tree_cluster, redis_server, relay_factory, workdir):
     """store.index "tree" on a cluster whose nodes have the module's index
@@ -557,16 +602,7 @@ def test_a_cluster_of_trees_answers_as_one_server_and_moves_its_slots(
             path
         assert flat(all_pages(b, path, 7)) == flat(all_pages(a, path, 7)), path
     # each shard's replica ran the master's calls (replicated as themselves)
-    # and holds what its master holds, trees and all
-    for p in tree_cluster.masters():
-        master = tree_cluster.client(p)
-        rep = master.info("replication")["slave0"]
-        replica = redis.Redis(host="127.0.0.1", port=int(rep["port"]),
-                              single_connection_client=True)
-        replica.execute_command("READONLY")
-        wait_synced(master, replica)
-        want, got = typed(master), typed(replica)
-        assert len(want) > 50 and not differences(want, got), differences(want, got)
+    replicas_hold_their_masters(tree_cluster)
     many.stop()
     for p in tree_cluster.masters():
         tree_cluster.client(p).flushall()

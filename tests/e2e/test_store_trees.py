@@ -7,6 +7,7 @@ writes nothing and says why."""
 import json
 import os
 import random
+import re
 import subprocess
 import time
 
@@ -338,3 +339,103 @@ def test_tree_commands_refuse_what_they_cannot_take(trees):
     assert r.execute_command("PDNSRELAY.IXREM", "k", "", "a", "b", "c") == 3
     assert not r.exists("k")
     assert r.execute_command("PDNSRELAY.IXCARD", "k") == 0
+
+
+def index_trees(relay, *args):
+    return subprocess.run([BIN, "index-trees", "-c", relay.config] + list(args),
+                          capture_output=True, text=True, timeout=300)
+
+
+def index_kinds(r):
+    return {r.type(k) for p in ("f:*", "d:*", "r:*", "ix:*") for k in r.scan_iter(match=p,
+                                                                                count=10000)}
+
+
+def test_index_trees_moves_a_store_of_sorted_sets_into_trees(redis_server, trees, relay_factory,
+                                                             tmp_path, workdir):
+    """`pdns-relay index-trees` on a store of sorted sets: every index key
+    becomes a tree of the same members, st:layout gets ix-tree, a replica
+    follows, and queries answer as before, also on the way there (a store
+    with both kinds: a relay of the sorted-set layout writing into keys
+    already converted, more converted by hand); run again it finds nothing
+    left; a relay started after it writes trees."""
+    early = tree_redis(workdir, extra=("--replicaof", "127.0.0.1", str(trees.port)))
+    try:
+        f, n = lines_file(tmp_path)
+        lines = f.read_text().splitlines(keepends=True)
+        f1, f2 = tmp_path / "first.csv", tmp_path / "second.csv"
+        f1.write_text("".join(lines[:12000]))
+        f2.write_text("".join(lines[12000:]))
+        ref = import_into(relay_factory, redis_server, f, n, module=False)
+        import_into(relay_factory, trees, f1, 12000, module=True).stop()
+        r = trees.client()
+        assert r.get("st:layout") == b"shards 1 ip-name r-rel"
+        assert index_kinds(r) == {b"zset"}
+        some = [k for k in r.scan_iter(match="f:*", count=10000)][::2] + [b"ix:ip"]
+        assert r.execute_command("PDNSRELAY.IXCONVERT", *some) == len(some)
+        relay = import_into(relay_factory, trees, f2, n - 12000, module=True)
+        assert index_kinds(r) == {b"zset", b"pdns-tree"}
+        want = dump(redis_server.client())
+        got = dump(r)
+        assert not differences(want, got), differences(want, got)
+        paths = query_paths(r)
+        za, ta = Api(ref.http_port), Api(relay.http_port)
+
+        def same_answers():
+            for p in paths:
+                assert answers(ta, p) == answers(za, p), p
+        same_answers()  # both kinds in one store
+        relay.stop()
+        p = index_trees(relay)
+        assert p.returncode == 0, p.stderr
+        assert re.search(r"index-trees: \d+ index keys moved into trees \(1 shard\); "
+                         r'st:layout "shards 1 ip-name r-rel ix-tree"', p.stdout), p.stdout
+        assert int(p.stdout.split()[1]) > 1000
+        assert index_kinds(r) == {b"pdns-tree"}
+        got = dump(r)
+        assert not differences(want, got), differences(want, got)
+        wait_synced(r, early.client())
+        assert not differences(typed(r), typed(early.client()))
+        p = index_trees(relay)
+        assert p.returncode == 0 and " 0 index keys moved" in p.stdout, (p.stdout, p.stderr)
+        relay.start()
+        assert relay.metrics()["pdns_relay_store_index_trees"] == 1
+        ta = Api(relay.http_port)
+        same_answers()
+        send_d4(relay, make_records(seed=5))
+        assert relay.wait_for(lambda: int(r.hget("st:info", "records")) >
+                              int(redis_server.client().hget("st:info", "records")), 20)
+        assert index_kinds(r) == {b"pdns-tree"}
+    finally:
+        early.stop()
+
+
+def test_index_trees_says_what_it_cannot_do(redis_server, trees, relay_factory):
+    """No store, no module with trees, a member of another score: a reason,
+    exit status 1, the layout unchanged."""
+    plain = store_relay(relay_factory, redis_server, store={"module": False})
+    plain.stop()
+    redis_server.client().delete("st:layout")
+    p = index_trees(plain)
+    assert p.returncode == 1 and "has no store (no st:layout" in p.stderr, p.stderr
+    redis_server.client().set("st:layout", "shards 1 ip-name r-rel")
+    redis_server.client().zadd("f:0001", {"www.example.test": 0})
+    p = index_trees(plain)
+    assert p.returncode == 1 and "load the pdnsrelay module with the argument trees" in p.stderr, \
+        p.stderr
+    r = trees.client()
+    relay = store_relay(relay_factory, trees, store={"module": True})
+    relay.stop()
+    r.zadd("f:0000", {"a.test": 0})
+    r.zadd("f:0001", {"b.test": 0, "c.test": 2})
+    p = index_trees(relay)
+    assert p.returncode == 1, p.stderr
+    assert "key 'f:0001' has a member whose score is not 0 (1 converted before it)" in p.stderr
+    assert r.type("f:0000") == b"pdns-tree" and r.type("f:0001") == b"zset"
+    assert r.get("st:layout") == b"shards 1 ip-name r-rel"
+    r.set("f:0002", "a string")
+    r.zadd("f:0001", {"c.test": 0})
+    p = index_trees(relay)
+    assert p.returncode == 1 and "key 'f:0002' is neither a sorted set nor a tree" in p.stderr
+    with pytest.raises(Exception, match="wrong number"):
+        r.execute_command("PDNSRELAY.IXCONVERT")

@@ -12,15 +12,17 @@
 -- entries whose member the relay removes}.
 local n, gone, gone_names, gone_errors = #ARGV, 0, 0, 0
 -- index keys are sorted sets or (layout ix-tree) the pdnsrelay module's
--- trees, all of one kind: the first that exists says which
-local ixkind
+-- trees; a store being moved to trees (pdns-relay index-trees) has both:
+-- TYPE says which, once a key and call
+local ixkind = {}
 local function zrem(k, m)
-  if not ixkind then
-    local t = redis.call('TYPE', k)['ok']
-    if t == 'none' then return 0 end
-    ixkind = t
+  local t = ixkind[k]
+  if not t then
+    t = redis.call('TYPE', k)['ok']
+    ixkind[k] = t
   end
-  if ixkind == 'pdns-tree' then return redis.call('PDNSRELAY.IXREM', k, m) end
+  if t == 'pdns-tree' then return redis.call('PDNSRELAY.IXREM', k, m) end
+  if t == 'none' then return 0 end
   return redis.call('ZREM', k, m)
 end
 local elsewhere = {}

@@ -255,16 +255,18 @@ end
 
 -- the members of index key k from min to max, n at most: a sorted set's
 -- (ZRANGEBYLEX) or, in a store whose layout says ix-tree, the pdnsrelay
--- module's tree's (the same order and bounds). A store's index keys are
--- all of one kind: the first that exists says which.
-local ixkind
+-- module's tree's (the same order and bounds). A store being moved to
+-- trees (pdns-relay index-trees) has both kinds: TYPE says which, once a
+-- key and call.
+local ixkind = {}
 local function lex(k, min, max, n)
-  if not ixkind then
-    local t = redis.call('TYPE', k)['ok']
-    if t == 'none' then return {} end
-    ixkind = t
+  local t = ixkind[k]
+  if not t then
+    t = redis.call('TYPE', k)['ok']
+    ixkind[k] = t
   end
-  if ixkind == 'pdns-tree' then return redis.call('PDNSRELAY.IXRANGE', k, min, max, n) end
+  if t == 'pdns-tree' then return redis.call('PDNSRELAY.IXRANGE', k, min, max, n) end
+  if t == 'none' then return {} end
   return redis.call('ZRANGEBYLEX', k, min, max, 'LIMIT', 0, n)
 end
 

@@ -43,6 +43,7 @@
  * as a shared object (make: build/pdnsrelay.so). */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,6 +81,7 @@ typedef int (*rm_cmd_fn)(RedisModuleCtx *, RedisModuleString **, int);
 #define RM_KEYTYPE_EMPTY 0
 #define RM_KEYTYPE_STRING 1
 #define RM_KEYTYPE_HASH 3
+#define RM_KEYTYPE_ZSET 5
 #define RM_KEYTYPE_MODULE 6
 #define RM_POSTPONED_LEN -1L
 #define RM_ZADD_ADDED (1 << 2)
@@ -100,6 +102,11 @@ static int (*RedisModule_StringSet)(RedisModuleKey *, RedisModuleString *);
 static int (*RedisModule_HashGet)(RedisModuleKey *, int, ...);
 static int (*RedisModule_HashSet)(RedisModuleKey *, int, ...);
 static int (*RedisModule_ZsetAdd)(RedisModuleKey *, double, RedisModuleString *, int *);
+static int (*RedisModule_ZsetFirstInScoreRange)(RedisModuleKey *, double, double, int, int);
+static RedisModuleString *(*RedisModule_ZsetRangeCurrentElement)(RedisModuleKey *, double *);
+static int (*RedisModule_ZsetRangeNext)(RedisModuleKey *);
+static int (*RedisModule_ZsetRangeEndReached)(RedisModuleKey *);
+static void (*RedisModule_ZsetRangeStop)(RedisModuleKey *);
 static const char *(*RedisModule_StringPtrLen)(const RedisModuleString *, size_t *);
 static RedisModuleString *(*RedisModule_CreateString)(RedisModuleCtx *, const char *, size_t);
 static void (*RedisModule_FreeString)(RedisModuleCtx *, RedisModuleString *);
@@ -964,6 +971,65 @@ static int ix_range_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 }
 
 /* PDNSRELAY.IXCARD key: its members (0 for none). */
+/* PDNSRELAY.IXCONVERT key [key ...]: each key that is a sorted set of
+ * members of score 0 becomes a tree of the same members, in place (what
+ * `pdns-relay index-trees` does to each index key of a store); a key that
+ * is a tree already, or none, is left. Replies with the keys converted,
+ * or, at the first key it cannot convert (another type, a member of
+ * another score), an error naming it, the keys before it converted. The
+ * call reaches replicas and the AOF as itself. One sorted set of n
+ * members holds Redis for about n * 0.5 us. */
+static int ix_convert_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (argc < 2)
+        return RedisModule_WrongArity(ctx);
+    long long done = 0;
+    const char *why = NULL;
+    int i;
+    for (i = 1; i < argc && !why; i++) {
+        RedisModuleKey *key = RedisModule_OpenKey(ctx, argv[i], RM_READ | RM_WRITE);
+        int t = RedisModule_KeyType(key);
+        if (t == RM_KEYTYPE_ZSET) {
+            /* score order, which is the members' order when all are 0 */
+            ixtree *tr = ixtree_new();
+            RedisModule_ZsetFirstInScoreRange(key, -1.0 / 0.0, 1.0 / 0.0, 0, 0);
+            while (!why && !RedisModule_ZsetRangeEndReached(key)) {
+                double score;
+                size_t n;
+                RedisModuleString *m = RedisModule_ZsetRangeCurrentElement(key, &score);
+                const char *p = sp(m, &n);
+                if (score != 0)
+                    why = "has a member whose score is not 0";
+                else
+                    ixtree_add(tr, p, n);
+                RedisModule_FreeString(ctx, m);
+                RedisModule_ZsetRangeNext(key);
+            }
+            RedisModule_ZsetRangeStop(key);
+            if (why)
+                ixtree_free(tr);
+            else
+                RedisModule_ModuleTypeSetValue(key, ixtype, tr), done++;
+        } else if (t != RM_KEYTYPE_EMPTY && !tree_of(key, 0)) {
+            why = "is neither a sorted set nor a tree";
+        }
+        RedisModule_CloseKey(key);
+    }
+    if (done)
+        RedisModule_ReplicateVerbatim(ctx);
+    if (!why)
+        return RedisModule_ReplyWithLongLong(ctx, done);
+    char msg[320], kb[201];
+    size_t kl;
+    const char *k = sp(argv[i - 1], &kl);
+    kl = kl < sizeof(kb) - 1 ? kl : sizeof(kb) - 1;
+    for (size_t j = 0; j < kl; j++) /* a reply's error is one line */
+        kb[j] = k[j] >= ' ' && k[j] < 127 ? k[j] : '?';
+    kb[kl] = 0;
+    snprintf(msg, sizeof(msg), "ERR pdnsrelay: key '%s' %s (%lld converted before it)", kb, why,
+             done);
+    return RedisModule_ReplyWithError(ctx, msg);
+}
+
 static int ix_card_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     RedisModuleKey *key;
     ixtree *t;
@@ -987,13 +1053,15 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
     RedisModule_GetApi = (int (*)(const char *, void *))((void **)ctx)[0];
     if (API(SetModuleAttribs) || API(CreateCommand) || API(OpenKey) || API(CloseKey) ||
         API(KeyType) || API(StringDMA) || API(StringSet) || API(HashGet) || API(HashSet) ||
-        API(ZsetAdd) || API(StringPtrLen) || API(CreateString) || API(FreeString) ||
-        API(ReplyWithLongLong) || API(ReplyWithError) || API(ReplyWithStringBuffer) ||
-        API(Replicate) || API(WrongArity) || API(Call) || API(FreeCallReply) || API(Alloc) ||
-        API(Free) || API(Realloc) || API(Calloc) || API(GetContextFlags) || API(CreateDataType) ||
-        API(ModuleTypeSetValue) || API(ModuleTypeGetType) || API(ModuleTypeGetValue) ||
-        API(SaveUnsigned) || API(LoadUnsigned) || API(SaveStringBuffer) || API(LoadStringBuffer) ||
-        API(EmitAOF) || API(ReplyWithArray) || API(ReplySetArrayLength) || API(ReplicateVerbatim) ||
+        API(ZsetAdd) || API(ZsetFirstInScoreRange) || API(ZsetRangeCurrentElement) ||
+        API(ZsetRangeNext) || API(ZsetRangeEndReached) || API(ZsetRangeStop) || API(StringPtrLen) ||
+        API(CreateString) || API(FreeString) || API(ReplyWithLongLong) || API(ReplyWithError) ||
+        API(ReplyWithStringBuffer) || API(Replicate) || API(WrongArity) || API(Call) ||
+        API(FreeCallReply) || API(Alloc) || API(Free) || API(Realloc) || API(Calloc) ||
+        API(GetContextFlags) || API(CreateDataType) || API(ModuleTypeSetValue) ||
+        API(ModuleTypeGetType) || API(ModuleTypeGetValue) || API(SaveUnsigned) ||
+        API(LoadUnsigned) || API(SaveStringBuffer) || API(LoadStringBuffer) || API(EmitAOF) ||
+        API(ReplyWithArray) || API(ReplySetArrayLength) || API(ReplicateVerbatim) ||
         API(DeleteKey) || API(Log))
         return 1;
     API(IsModuleNameBusy);
@@ -1033,6 +1101,8 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
            RedisModule_CreateCommand(ctx, "pdnsrelay.ixadd", ix_add_cmd, "write deny-oom", 1, 1,
                                      1) ||
            RedisModule_CreateCommand(ctx, "pdnsrelay.ixrem", ix_rem_cmd, "write", 1, 1, 1) ||
+           RedisModule_CreateCommand(ctx, "pdnsrelay.ixconvert", ix_convert_cmd, "write", 1, -1,
+                                     1) ||
            RedisModule_CreateCommand(ctx, "pdnsrelay.ixrange", ix_range_cmd, "readonly", 1, 1, 1) ||
            RedisModule_CreateCommand(ctx, "pdnsrelay.ixcard", ix_card_cmd, "readonly fast", 1, 1,
                                      1);
