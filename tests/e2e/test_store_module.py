@@ -242,9 +242,18 @@ def test_module_under_valgrind(workdir):
         r.execute_command("PDNSRELAY.IXADD", "big", *("m%04d" % i for i in range(500)))
         r.unlink("big")  # freed by the lazy-free thread
         r.delete("copied")
-        r.shutdown(nosave=True)
-    except redis.exceptions.ConnectionError:
-        pass
+        # a sorted set into a tree; one whose score is not 0 refused whole
+        r.zadd("zs", {"m%04d" % i: 0 for i in range(300)})
+        r.zadd("zbad", {"a": 0, "b": 1})
+        with pytest.raises(redis.ResponseError, match="score is not 0"):
+            r.execute_command("PDNSRELAY.IXCONVERT", "zs", "nokey", "zbad")
+        assert r.type("zs") == b"pdns-tree" and r.type("zbad") == b"zset"
+        assert r.execute_command("PDNSRELAY.IXCARD", "zs") == 300
+        try:
+            r.shutdown(nosave=True)
+        except redis.exceptions.ConnectionError:
+            pass  # the connection closes as Redis exits
+        assert proc.wait(120) == 0, open(log).read()[-4000:]
     finally:
         if proc.poll() is None:
             proc.terminate()
