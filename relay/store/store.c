@@ -24,6 +24,7 @@
 #include "store_sweep.lua.h"
 
 #define RETRY_MS 1000
+#define SPARE_MAX_BYTES (16u << 20)  /* stored chunks' buffers kept for the next */
 #define CHUNK_MAX_BYTES (32u << 20)   /* a batch's strings: well within Redis's
                                        * limits (and 32-bit offsets) */
 #define ARGS_PER_ENTRY 13
@@ -219,6 +220,23 @@ static void chunk_free(store_chunk *c) {
     free(c);
 }
 
+static size_t chunk_bytes(const store_chunk *c) {
+    return c->arena.cap + c->entries.cap + c->nslots * sizeof(*c->slots);
+}
+
+/* A chunk stored: its buffers for a next one (new_chunk), within
+ * SPARE_MAX_BYTES in all. */
+static void spare_put(store *s, store_chunk *c) {
+    size_t b = chunk_bytes(c);
+    if (s->spare_bytes + b > SPARE_MAX_BYTES) {
+        chunk_free(c);
+        return;
+    }
+    c->next = s->spare;
+    s->spare = c;
+    s->spare_bytes += b;
+}
+
 static void kick(store *s);
 
 /* The store script refused one entry of chunk c before writing anything
@@ -289,7 +307,7 @@ static void batch_stored(store *s, store_chunk *c) {
     s->head = c->next;
     if (!s->head)
         s->tail = NULL;
-    chunk_free(c);
+    spare_put(s, c);
     if (s->on_acked)
         s->on_acked(s->ctx);
     if (s->full && s->waiting <= s->conf->max_buffer / 2) {
@@ -689,16 +707,40 @@ static int grow_slots(store_chunk *c) {
 }
 
 static store_chunk *new_chunk(store *s) {
-    store_chunk *c = calloc(1, sizeof(*c));
-    if (!c)
-        return NULL;
-    c->nslots = 16;
-    while (c->nslots < 2 * s->conf->batch)
-        c->nslots *= 2;
-    c->slots = calloc(c->nslots, sizeof(*c->slots));
-    if (!c->slots) {
-        free(c);
-        return NULL;
+    size_t nslots = 16;
+    while (nslots < 2 * s->conf->batch)
+        nslots *= 2;
+    store_chunk *c = s->spare;
+    if (c) {
+        /* the last chunk stored: its buffers as they grew, emptied */
+        pdns_buf arena = c->arena, entries = c->entries;
+        uint32_t *slots = c->slots;
+        size_t had = c->nslots;
+        s->spare = c->next;
+        s->spare_bytes -= chunk_bytes(c);
+        memset(c, 0, sizeof(*c));
+        c->arena = arena, c->entries = entries;
+        c->arena.len = c->entries.len = 0;
+        if (had < nslots) { /* store.batch grew (a reload) */
+            free(slots);
+            if (!(slots = malloc(nslots * sizeof(*slots)))) {
+                chunk_free(c);
+                return NULL;
+            }
+        }
+        c->slots = slots, c->nslots = nslots;
+        memset(c->slots, 0, nslots * sizeof(*c->slots));
+    } else {
+        if (!(c = calloc(1, sizeof(*c))))
+            return NULL;
+        c->nslots = nslots;
+        c->slots = calloc(c->nslots, sizeof(*c->slots));
+        /* as large as the last chunk grew: not grown copy by copy */
+        if (!c->slots || (s->tail && (pdns_buf_reserve(&c->arena, s->tail->arena.len) < 0 ||
+                                      pdns_buf_reserve(&c->entries, s->tail->entries.len) < 0))) {
+            chunk_free(c);
+            return NULL;
+        }
     }
     c->seq = ++s->seq;
     if (s->tail)
@@ -1452,6 +1494,12 @@ void store_free(store *s) {
         chunk_free(c);
     }
     s->tail = NULL;
+    while (s->spare) {
+        store_chunk *c = s->spare;
+        s->spare = c->next;
+        chunk_free(c);
+    }
+    s->spare_bytes = 0;
     if (s->waiting)
         log_error("store: %zu records were not stored (Redis unavailable at "
                   "shutdown)", s->waiting);

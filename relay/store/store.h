@@ -86,6 +86,9 @@ typedef struct store {
     char mark[128];            /* the applied-batch marker key (after the prefix) */
     char boot[40];             /* this process's boot id */
     store_chunk *head, *tail;  /* oldest first; head is in flight if busy */
+    store_chunk *spare;        /* chunks stored, their buffers kept for the
+                                * next ones: no reallocation, no fresh pages */
+    size_t spare_bytes;        /* their buffers' bytes */
     pdns_buf cmd;              /* the RESP command of the batch being sent */
     size_t waiting;            /* records in chunks */
     uint64_t seq;              /* of the newest chunk */
