@@ -32,7 +32,7 @@ const char cmd_index_trees_help[] =
     "  -c, --config CONF  the relay configuration\n"
     "  --redis URL        override the store's redis://HOST:PORT/DB\n"
     "  --timeout S        seconds to wait for each call (default 60; a\n"
-    "                     sorted set of a million members takes about one)\n";
+    "                     sorted set of a million members takes about 0.65)\n";
 
 typedef struct {
     rsync *r;

@@ -978,7 +978,7 @@ static int ix_range_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
  * or, at the first key it cannot convert (another type, a member of
  * another score), an error naming it, the keys before it converted. The
  * call reaches replicas and the AOF as itself. One sorted set of n
- * members holds Redis for about n * 0.5 us. */
+ * members holds Redis for about n * 0.65 us (docs/performance.md). */
 static int ix_convert_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     if (argc < 2)
         return RedisModule_WrongArity(ctx);
