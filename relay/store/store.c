@@ -712,7 +712,7 @@ static store_chunk *new_chunk(store *s) {
         nslots *= 2;
     store_chunk *c = s->spare;
     if (c) {
-        /* the last chunk stored: its buffers as they grew, emptied */
+        /* a chunk stored: its buffers as they grew, emptied */
         pdns_buf arena = c->arena, entries = c->entries;
         uint32_t *slots = c->slots;
         size_t had = c->nslots;

@@ -970,7 +970,6 @@ static int ix_range_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
     return 0;
 }
 
-/* PDNSRELAY.IXCARD key: its members (0 for none). */
 /* PDNSRELAY.IXCONVERT key [key ...]: each key that is a sorted set of
  * members of score 0 becomes a tree of the same members, in place (what
  * `pdns-relay index-trees` does to each index key of a store); a key that
@@ -1030,6 +1029,7 @@ static int ix_convert_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int arg
     return RedisModule_ReplyWithError(ctx, msg);
 }
 
+/* PDNSRELAY.IXCARD key: its members (0 for none). */
 static int ix_card_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     RedisModuleKey *key;
     ixtree *t;
