@@ -1305,6 +1305,13 @@ static void sweep_later(store *s, int pass_done) {
     s->sweep_at_ms = pdns_mono_ms() + (pass_done ? (uint64_t)s->conf->sweep_interval * 1000 : 100);
 }
 
+/* ZREM or PDNSRELAY.IXREM of ARGV[1] from KEYS[1], whichever its kind. */
+static const char ixrem_lua[] =
+    "local t = redis.call('TYPE', KEYS[1])['ok'] "
+    "if t == 'pdns-tree' then return redis.call('PDNSRELAY.IXREM', KEYS[1], ARGV[1]) end "
+    "if t == 'zset' then return redis.call('ZREM', KEYS[1], ARGV[1]) end "
+    "return 0";
+
 /* The expired triples are deleted; the address index members of theirs
  * that are in other shards (store_expire.lua lists them) go too. */
 static void on_expired(redisAsyncContext *ac, void *reply, void *priv) {
@@ -1322,8 +1329,9 @@ static void on_expired(redisAsyncContext *ac, void *reply, void *priv) {
             const gone_member *g = &s->gone[at];
             char key[40];
             snprintf(key, sizeof(key), "%six:ip", s->prefix[g->shard]);
-            rlink_command(s->link, key, NULL, NULL,
-                          s->trees ? "PDNSRELAY.IXREM %s %b" : "ZREM %s %b", key,
+            /* a sorted set, or a tree (also in a store whose layout does
+             * not say so yet: pdns-relay index-trees ran meanwhile) */
+            rlink_command(s->link, key, NULL, NULL, "EVAL %s 1 %s %b", ixrem_lua, key,
                           s->gone_buf.p + g->off, (size_t)g->len);
         }
     } else if (rep && rep->type == REDIS_REPLY_ERROR) {

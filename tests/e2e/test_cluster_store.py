@@ -502,6 +502,53 @@ def test_expiry_sweeps_every_shard(cluster, relay_factory, tmp_path):
     assert info["triples"] == 60 and info["names"] == 60
 
 
+def test_expiry_removes_address_members_whichever_kind_their_key_is(tree_cluster,
+                                                                    relay_factory, tmp_path):
+    """A relay that read the sorted-set layout before `index-trees` moved
+    the address index (one left running while it ran) still removes an
+    expired triple's address member from the address's shard, where the
+    key is now a tree."""
+    now = int(time.time())
+    recs = [("gone%d.exp.test" % i, "198.51.%d.%d" % (i // 200, i % 200 + 1), now - 7200)
+            for i in range(60)]
+    recs += [("kept%d.exp.test" % i, "203.0.%d.%d" % (i // 200, i % 200 + 1), now - 60)
+             for i in range(60)]
+    f = tmp_path / "exp.ndjson"
+    f.write_text("\n".join(json.dumps({"rrname": n, "rrtype": "A", "rdata": d,
+                                       "time_first": tl - 10, "time_last": tl, "count": 1})
+                           for n, d, tl in recs) + "\n")
+    relay = relay_factory(extra={"mixer": {"enabled": False}, "admin": {"console": False},
+                                 "redis": tree_cluster.url(),
+                                 "store": {"expire": {"A": 3600}, "sweep_interval": 1}})
+    subprocess.run([BIN, "import", "-c", relay.config, str(f)], check=True,
+                   capture_output=True, timeout=60)
+    converted = 0
+    for p in tree_cluster.masters():
+        c = tree_cluster.client(p)
+        for k in c.scan_iter(match="{s*}ix:ip", count=1000):
+            converted += c.execute_command("PDNSRELAY.IXCONVERT", k)
+    assert converted >= 2
+    relay.start()
+    assert relay.wait_for(
+        lambda: relay.metrics()["pdns_relay_store_expired_triples_total"] == 60, 30)
+    assert relay.metrics()["pdns_relay_store_index_trees"] == 0
+
+    def gone_members():
+        out = []
+        for p in tree_cluster.masters():
+            c = tree_cluster.client(p)
+            for k in c.scan_iter(match="{s*}ix:ip", count=1000):
+                out += [m for m in c.execute_command("PDNSRELAY.IXRANGE", k, "-", "+")
+                        if m.startswith(b"4c633") or b"gone" in m]  # 198.51.
+        return out
+    # (removed after the sweep counted them, by calls that follow)
+    assert relay.wait_for(lambda: not gone_members(), 10), gone_members()
+    kept = [m for p in tree_cluster.masters() for k in tree_cluster.client(p).scan_iter(
+        match="{s*}ix:ip", count=1000)
+        for m in tree_cluster.client(p).execute_command("PDNSRELAY.IXRANGE", k, "-", "+")]
+    assert len(kept) == 60 and all(b"kept" in m for m in kept), kept
+
+
 def test_a_relay_with_other_shards_refuses_to_write(cluster, relay_factory):
     """st:layout records the store's number of shards: a relay configured
     with another store.shards would look for names in the wrong shards, so
