@@ -23,7 +23,8 @@ cores); for the queue, the CPU d4-core's redis-server spent a line while
 the relay drained it (INFO cpu, sys + user: moving, reading and
 trimming). QUEUE_MODULE=1: the store's redis-server loads the pdnsrelay
 module (build/pdnsrelay.so, or PDNS_RELAY_MODULE) and every path stores
-through it."""
+through it; QUEUE_MODULE=tree: into the module's trees (store.index
+"tree")."""
 import os
 import subprocess
 import sys
@@ -41,8 +42,9 @@ ZN = int(os.environ.get("QUEUE_ZIPF_RECORDS", str(10 * N)))
 ONLY = os.environ.get("QUEUE_MIXES", "")
 QUEUE = "6d2b1f3c4a5e4f60a1b2c3d4e5f60718"
 MODULE = conftest.MODULE
-STORE_EXTRA = ["--loadmodule", os.path.abspath(MODULE)] \
-    if os.environ.get("QUEUE_MODULE") == "1" else []
+TREES = os.environ.get("QUEUE_MODULE") == "tree"
+STORE_EXTRA = ["--loadmodule", os.path.abspath(MODULE)] + (["trees"] if TREES else []) \
+    if os.environ.get("QUEUE_MODULE") in ("1", "tree") else []
 SRC = "analyzer:8:" + QUEUE
 
 
@@ -83,6 +85,8 @@ def run_path(work, csv, lines, what, batch):
 
         def edit(cfg):
             cfg["d4"]["enabled"] = what == "d4"
+            if TREES:
+                cfg.setdefault("store", {}).update({"module": True, "index": "tree"})
             if what == "queue":
                 cfg["d4core"] = {"redis": "redis://127.0.0.1:%d/0" % d4core.port,
                                  "batch": batch, "queues": [{"uuid": QUEUE}]}
@@ -134,7 +138,8 @@ def main():
              ("new", "~63 % new triples (gen_pdns.py 0.6)", ["gen_pdns.py", str(N), "0.6"]))
     print("\nevery source -> store, %d Zipf-like and %d ~63 %%-new generated lines, each "
           "path from its first stored record to its last%s" % (
-              ZN, N, "; the store through the pdnsrelay module" if STORE_EXTRA else ""))
+              ZN, N, "; the store through the pdnsrelay module" + ("'s trees" if TREES else "")
+              if STORE_EXTRA else ""))
     print("| lines | path | records stored | seconds | records/s | vs import | the relay's "
           "CPU a line (vs import) | pdns-relay send's CPU a line | d4-core's Redis CPU a line |")
     print("|---|---|---|---|---|---|---|---|---|")
