@@ -17,6 +17,9 @@ int cmd_index_trees(int argc, char **argv);
 
 #include <stddef.h>
 #include <sys/types.h>
+/* A config_load_keys_optional warning callback that says nothing: key
+ * files are not needed to look at Redis. */
+void cmd_no_warning(const char *msg);
 /* Writes len bytes to path, created with mode (never replacing a file). */
 int cmd_write_new_file(const char *path, const void *data, size_t len, mode_t mode);
 /* An Ed25519 key pair as PREFIX.key (0600) and PREFIX.pub; its id. */

@@ -169,8 +169,6 @@ static long long convert_shard(conv *c, const char *P, int digits) {
     return rc < 0 ? -1 : done;
 }
 
-static void no_warning(const char *msg) { (void)msg; }
-
 int cmd_index_trees(int argc, char **argv) {
     const char *conf = NULL, *url = NULL;
     double timeout = 60;
@@ -192,7 +190,7 @@ int cmd_index_trees(int argc, char **argv) {
     }
     static relay_config cfg;
     char err[1024], shown[sizeof(cfg.store.url)];
-    if (config_load_keys_optional(&cfg, conf, err, sizeof(err), no_warning) < 0) {
+    if (config_load_keys_optional(&cfg, conf, err, sizeof(err), cmd_no_warning) < 0) {
         fprintf(stderr, "index-trees: %s\n", err);
         return 1;
     }

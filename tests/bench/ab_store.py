@@ -29,59 +29,44 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
 import benchutil  # noqa: E402
 import conftest  # noqa: E402
+import store_bench  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def redis_cpu(cli):
-    info = subprocess.run(cli + ["INFO", "cpu"], capture_output=True, text=True).stdout
-    vals = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
-    return float(vals["used_cpu_sys"]) + float(vals["used_cpu_user"])
-
-
 def one_run(relay, module, lines, nrec, aof, index, work, pinned):
-    port = conftest.free_port()
-    d = tempfile.mkdtemp(dir=work)
-    pre = (lambda core: ["taskset", "-c", str(core)]) if pinned else (lambda core: [])
-    args = pre(1) + ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", d,
-                     "--save", "", "--appendonly", "yes" if aof else "no"]
+    extra = ["--appendonly", "yes" if aof else "no"]
     if module:
-        args += ["--loadmodule", os.path.abspath(module), "trees"]
-    srv = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    cli = ["redis-cli", "-p", str(port)]
-    end = time.time() + 30
-    while subprocess.run(cli + ["PING"], capture_output=True, text=True).stdout.strip() != "PONG":
-        if srv.poll() is not None or time.time() > end:
-            sys.exit("ab_store: redis-server did not start (%s)" % " ".join(args))
-        time.sleep(0.05)
-    cfg = os.path.join(d, "relay.json")
+        extra += ["--loadmodule", os.path.abspath(module), "trees"]
+    srv = conftest.Redis(work, extra=extra)
+    srv.start()
+    port = srv.port
+    if pinned:
+        store_bench.pin(srv.proc.pid, {1})
+    cfg = os.path.join(srv.dir, "relay.json")
     with open(cfg, "w") as f:
         json.dump({"relay_id": "bench", "d4": {"enabled": False},
                    "http": {"listen": "127.0.0.1:0"}, "mixer": {"enabled": False},
                    "admin": {"enabled": False}, "redis": "redis://127.0.0.1:%d/0" % port,
                    "store": {"module": bool(module), "index": index}}, f)
     try:
-        cpu0 = redis_cpu(cli)
+        cpu0 = store_bench.redis_cpu(port)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.time()
-        p = subprocess.run(pre(0) + [relay, "import", "-c", cfg, lines], capture_output=True,
-                           text=True)
+        p = subprocess.run((["taskset", "-c", "0"] if pinned else []) +
+                           [relay, "import", "-c", cfg, lines], capture_output=True, text=True)
         secs = time.time() - t0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if p.returncode != 0 or "%d records stored" % nrec not in p.stderr:
             sys.exit("ab_store: import failed: " + p.stderr[-2000:])
-        cpu = redis_cpu(cli) - cpu0
-        triples = int(subprocess.run(cli + ["HGET", "st:info", "triples"], capture_output=True,
-                                     text=True).stdout)
-        mem = subprocess.run(cli + ["INFO", "memory"], capture_output=True, text=True).stdout
-        used = int(next(line.split(":")[1] for line in mem.splitlines()
-                        if line.startswith("used_memory:")))
+        cpu = store_bench.redis_cpu(port) - cpu0
+        triples = int(store_bench.redis_cli(port, "HGET", "st:info", "triples"))
         own = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         return {"redis us/new triple": cpu * 1e6 / triples, "import us/record": own * 1e6 / nrec,
-                "records/s": nrec / secs, "B/triple": used / triples}
+                "records/s": nrec / secs,
+                "B/triple": store_bench.used_memory(port) / triples}
     finally:
-        subprocess.run(cli + ["SHUTDOWN", "NOSAVE"], capture_output=True)
-        srv.wait(30)
+        srv.stop()
 
 
 def main():

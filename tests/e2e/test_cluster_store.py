@@ -466,10 +466,9 @@ def test_slots_moved_during_ingest_through_the_module(module_cluster, relay_fact
     assert sum(module_calls(module_cluster, p) for p in module_cluster.masters()) > 0
 
 
-def test_expiry_sweeps_every_shard(cluster, relay_factory, tmp_path):
-    """store.expire on a cluster: the sweep walks every shard (a SCAN of the
-    shard's keys on its master) and deletes each expired triple with its
-    index entries, wherever its name's shard is."""
+def expiring_records(tmp_path):
+    """60 A records two hours old (gone*, 198.51.x) and 60 a minute old
+    (kept*, 203.0.x), as COF in a file: (now, records, the file)."""
     now = int(time.time())
     recs = [("gone%d.exp.test" % i, "198.51.%d.%d" % (i // 200, i % 200 + 1), now - 7200)
             for i in range(60)]
@@ -479,6 +478,14 @@ def test_expiry_sweeps_every_shard(cluster, relay_factory, tmp_path):
     f.write_text("\n".join(json.dumps({"rrname": n, "rrtype": "A", "rdata": d,
                                        "time_first": tl - 10, "time_last": tl, "count": 1})
                            for n, d, tl in recs) + "\n")
+    return now, recs, f
+
+
+def test_expiry_sweeps_every_shard(cluster, relay_factory, tmp_path):
+    """store.expire on a cluster: the sweep walks every shard (a SCAN of the
+    shard's keys on its master) and deletes each expired triple with its
+    index entries, wherever its name's shard is."""
+    now, recs, f = expiring_records(tmp_path)
     relay = cluster_relay(relay_factory, cluster, expire={"A": 3600}, sweep_interval=1)
     subprocess.run([BIN, "import", "-c", relay.config, str(f)], check=True,
                    capture_output=True, timeout=60)
@@ -508,15 +515,7 @@ def test_expiry_removes_address_members_whichever_kind_their_key_is(tree_cluster
     the address index (one left running while it ran) still removes an
     expired triple's address member from the address's shard, where the
     key is now a tree."""
-    now = int(time.time())
-    recs = [("gone%d.exp.test" % i, "198.51.%d.%d" % (i // 200, i % 200 + 1), now - 7200)
-            for i in range(60)]
-    recs += [("kept%d.exp.test" % i, "203.0.%d.%d" % (i // 200, i % 200 + 1), now - 60)
-             for i in range(60)]
-    f = tmp_path / "exp.ndjson"
-    f.write_text("\n".join(json.dumps({"rrname": n, "rrtype": "A", "rdata": d,
-                                       "time_first": tl - 10, "time_last": tl, "count": 1})
-                           for n, d, tl in recs) + "\n")
+    _, _, f = expiring_records(tmp_path)
     relay = relay_factory(extra={"mixer": {"enabled": False}, "admin": {"console": False},
                                  "redis": tree_cluster.url(),
                                  "store": {"expire": {"A": 3600}, "sweep_interval": 1}})

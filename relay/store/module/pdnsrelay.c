@@ -155,11 +155,19 @@ typedef struct {
     const char *P;
     size_t pl;
     int failed; /* a write Redis refused: the call replies with an error */
-    int trees;  /* new index keys are the module's type (layout "1t") */
-    /* the call reaches replicas and the AOF as itself, not as its writes
-     * (layout "1t": where the store's trees are, the module is) */
-    int verbatim;
+    /* layout "1t": new index keys are the module's type, and the call
+     * reaches replicas and the AOF as itself, not as its writes (where the
+     * store's trees are, the module is) */
+    int trees;
 } call;
+
+/* A write of call c propagated as the command it amounts to, unless the
+ * whole call is (layout "1t"). */
+#define REPLICATE(c, ...)                                                                          \
+    do {                                                                                           \
+        if (!(c)->trees)                                                                           \
+            RedisModule_Replicate((c)->ctx, __VA_ARGS__);                                          \
+    } while (0)
 
 static RedisModuleType *ixtype;
 
@@ -212,8 +220,7 @@ static void hset(call *c, RedisModuleString *k, RedisModuleString *f, RedisModul
         c->failed = 1;
     } else {
         RedisModule_HashSet(key, 0, f, v, NULL);
-        if (!c->verbatim)
-            RedisModule_Replicate(c->ctx, "HSET", "sss", k, f, v);
+        REPLICATE(c, "HSET", "sss", k, f, v);
     }
     RedisModule_CloseKey(key);
 }
@@ -242,12 +249,11 @@ static int zadd(call *c, RedisModuleString *k, RedisModuleString *m) {
         size_t n;
         const char *p = sp(m, &n);
         flags = ixtree_add(t, p, n) ? RM_ZADD_ADDED : 0;
-        if (!c->verbatim)
-            RedisModule_Replicate(c->ctx, "PDNSRELAY.IXADD", "ss", k, m);
+        REPLICATE(c, "PDNSRELAY.IXADD", "ss", k, m);
     } else if (RedisModule_ZsetAdd(key, 0, m, &flags) != RM_OK) {
         c->failed = 1;
-    } else if (!c->verbatim) {
-        RedisModule_Replicate(c->ctx, "ZADD", "scs", k, "0", m);
+    } else {
+        REPLICATE(c, "ZADD", "scs", k, "0", m);
     }
     RedisModule_CloseKey(key);
     return (flags & RM_ZADD_ADDED) != 0;
@@ -316,8 +322,7 @@ static void set(call *c, RedisModuleString *k, const char *v, size_t n) {
     RedisModuleString *s = str(c, v, n);
     RedisModuleKey *key = RedisModule_OpenKey(c->ctx, k, RM_READ | RM_WRITE);
     RedisModule_StringSet(key, s);
-    if (!c->verbatim)
-        RedisModule_Replicate(c->ctx, "SET", "ss", k, s);
+    REPLICATE(c, "SET", "ss", k, s);
     RedisModule_CloseKey(key);
     RedisModule_FreeString(c->ctx, s);
 }
@@ -351,8 +356,7 @@ static long long hincrby(call *c, const char *k, RedisModuleString *f, long long
         RedisModuleString *vs = str(c, buf, dec((double)v, buf));
         RedisModuleKey *key = RedisModule_OpenKey(c->ctx, ks, RM_READ | RM_WRITE);
         RedisModule_HashSet(key, 0, f, vs, NULL);
-        if (!c->verbatim)
-            RedisModule_Replicate(c->ctx, "HINCRBY", "ssl", ks, f, by);
+        REPLICATE(c, "HINCRBY", "ssl", ks, f, by);
         RedisModule_CloseKey(key);
         RedisModule_FreeString(c->ctx, vs);
     }
@@ -595,7 +599,7 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
                      : "ERR pdnsrelay: unknown argument layout (this module takes layout " LAYOUT
                        "; " LAYOUT_TREES " when loaded with the argument trees)");
     RedisModuleString **A = argv + 4; /* A[j] is the script's ARGV[j + 1] */
-    call c = {ctx, NULL, 0, 0, trees, trees};
+    call c = {ctx, NULL, 0, 0, trees};
     c.P = sp(A[5], &c.pl);
     if (c.pl > PREFIX_MAX) /* keys are built after it (pkey) */
         return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: key prefix too long");
@@ -689,7 +693,7 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     /* writes from here on: a replica or the AOF gets the call itself, and
      * does what it did here, a refused write included (nothing below
      * fails for want of memory: Redis's allocator ends Redis first) */
-    if (c.verbatim)
+    if (c.trees)
         RedisModule_ReplicateVerbatim(ctx);
     size_t cap = 4096;
     char *val = RedisModule_Alloc(cap);
