@@ -24,8 +24,11 @@ the relay drained it (INFO cpu, sys + user: moving, reading and
 trimming). QUEUE_MODULE=1: the store's redis-server loads the pdnsrelay
 module (build/pdnsrelay.so, or PDNS_RELAY_MODULE) and every path stores
 through it; QUEUE_MODULE=tree: into the module's trees (store.index
-"tree")."""
+"tree"). QUEUE_ROUNDS (3) runs every path that many times, in turn, and
+prints medians, with each ratio taken against the import of its own
+round."""
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -40,6 +43,8 @@ N = int(os.environ.get("QUEUE_RECORDS", "300000"))
 ZN = int(os.environ.get("QUEUE_ZIPF_RECORDS", str(10 * N)))
 # QUEUE_MIXES=zipf or new: one mix only
 ONLY = os.environ.get("QUEUE_MIXES", "")
+# every path this many times, in turn: the machine's speed drifts
+ROUNDS = int(os.environ.get("QUEUE_ROUNDS", "3"))
 QUEUE = "6d2b1f3c4a5e4f60a1b2c3d4e5f60718"
 MODULE = conftest.MODULE
 TREES = os.environ.get("QUEUE_MODULE") == "tree"
@@ -82,6 +87,8 @@ def run_path(work, csv, lines, what, batch):
     d4core.start()
     store.start()
     try:
+        st = store.client()
+        st_cpu0 = redis_cpu(st)
 
         def edit(cfg):
             cfg["d4"]["enabled"] = what == "d4"
@@ -96,10 +103,11 @@ def run_path(work, csv, lines, what, batch):
             p = subprocess.Popen([conftest.BIN, "import", "-c", relay.config, csv],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             got, secs = stored_span(store, n, p)
+            store_cpu = redis_cpu(st) - st_cpu0
             cpu = benchutil.cpu_seconds(p.pid, ended=True)
             if p.wait():
                 sys.exit(p.stderr.read().decode())
-            return got, secs, None, cpu, None
+            return got, secs, None, cpu, None, store_cpu
         if what == "queue":  # what d4-core's server pushed, before the relay starts
             q = d4core.client()
             for i in range(0, n, 10000):
@@ -117,6 +125,7 @@ def run_path(work, csv, lines, what, batch):
                                      os.path.join(work, "sensor-a.key"), "--insecure", csv],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         got, secs = stored_span(store, n)
+        store_cpu = redis_cpu(st) - st_cpu0
         send_cpu = None
         if send:
             send_cpu = benchutil.cpu_seconds(send.pid, ended=True)
@@ -124,10 +133,22 @@ def run_path(work, csv, lines, what, batch):
         cpu = redis_cpu(q) - cpu0 if what == "queue" else None
         relay_cpu = benchutil.cpu_seconds(relay.proc.pid)
         relay.stop()
-        return got, secs, cpu, relay_cpu, send_cpu
+        return got, secs, cpu, relay_cpu, send_cpu, store_cpu
     finally:
         d4core.stop()
         store.stop()
+
+
+PATHS = (("import", "pdns-relay import (baseline)", None),
+         ("d4", "D4/TLS -> store (pdns-relay send)", None),
+         ("queue", "d4-core queue -> store, d4core.batch 2000 (default)", 2000),
+         ("queue", "d4-core queue -> store, d4core.batch 10000", 10000))
+
+
+def spread(xs, fmt):
+    """The median of xs, and its minimum-maximum when there are several."""
+    m = fmt % statistics.median(xs)
+    return m if fmt % min(xs) == fmt % max(xs) else "%s (%s-%s)" % (m, fmt % min(xs), fmt % max(xs))
 
 
 def main():
@@ -137,11 +158,13 @@ def main():
     mixes = (("zipf", "Zipf-like (gen_csv.py)", ["gen_csv.py", str(ZN)]),
              ("new", "~63 % new triples (gen_pdns.py 0.6)", ["gen_pdns.py", str(N), "0.6"]))
     print("\nevery source -> store, %d Zipf-like and %d ~63 %%-new generated lines, each "
-          "path from its first stored record to its last%s" % (
-              ZN, N, "; the store through the pdnsrelay module" + ("'s trees" if TREES else "")
-              if STORE_EXTRA else ""))
-    print("| lines | path | records stored | seconds | records/s | vs import | the relay's "
-          "CPU a line (vs import) | pdns-relay send's CPU a line | d4-core's Redis CPU a line |")
+          "path from its first stored record to its last, %d round(s) of every path in turn: "
+          "medians (minimum-maximum); a ratio is to the import of the same round%s" % (
+              ZN, N, ROUNDS, "; the store through the pdnsrelay module" +
+              ("'s trees" if TREES else "") if STORE_EXTRA else ""))
+    print("| lines | path | records stored | records/s | vs import | the relay's CPU a line "
+          "(vs import) | pdns-relay send's CPU a line | d4-core's Redis CPU a line | "
+          "the store's Redis CPU a line |")
     print("|---|---|---|---|---|---|---|---|---|")
     for key, mix, gen in mixes:
         if ONLY and key != ONLY:
@@ -151,22 +174,32 @@ def main():
             subprocess.run([sys.executable, os.path.join(here, gen[0])] + gen[1:], stdout=f,
                            check=True)
         lines = open(csv, "rb").read().splitlines()
-        base = base_cpu = None
-        for what, label, batch in (("import", "pdns-relay import (baseline)", None),
-                                   ("d4", "D4/TLS -> store (pdns-relay send)", None),
-                                   ("queue", "d4-core queue -> store, d4core.batch 2000 (default)", 2000),
-                                   ("queue", "d4-core queue -> store, d4core.batch 10000", 10000)):
-            got, secs, cpu, relay_cpu, send_cpu = run_path(work, csv, lines, what, batch)
-            rate = got / secs
-            base = base or rate
-            per = relay_cpu * 1e6 / got
-            base_cpu = base_cpu or per
+        # per path, per round: records stored, records/s, its ratio to the
+        # round's import, and CPU a line (us) of the relay, its ratio,
+        # send, d4-core's Redis and the store's Redis
+        seen = [[] for _ in PATHS]
+        for _ in range(ROUNDS):
+            base = None
+            for k, (what, _label, batch) in enumerate(PATHS):
+                got, secs, cpu, relay_cpu, send_cpu, store_cpu = run_path(
+                    work, csv, lines, what, batch)
+                rate = got / secs
+                per = [v * 1e6 / got if v is not None else None
+                       for v in (relay_cpu, send_cpu, cpu, store_cpu)]
+                base = base or (rate, per[0])
+                seen[k].append((got, rate, rate / base[0], per[0], per[0] / base[1]) +
+                               tuple(per[1:]))
+        for (what, label, _), runs in zip(PATHS, seen):
+            col = list(zip(*runs))
 
-            def us(v):
-                return "%.2f us" % (v * 1e6 / got) if v is not None else "-"
-            print("| %s | %s | %d | %.2f | %.0f | %.2fx | %.2f us (%.2fx) | %s | %s |" % (
-                mix, label, got, secs, rate, rate / base, per, per / base_cpu, us(send_cpu),
-                us(cpu)), flush=True)
+            def us(i):
+                if col[i][0] is None:
+                    return "-"
+                return spread(col[i], "%.2f") + " us"
+            print("| %s | %s | %d | %s | %s | %s us (%s) | %s | %s | %s |" % (
+                mix, label, min(col[0]), spread(col[1], "%.0f"), spread(col[2], "%.2fx"),
+                spread(col[3], "%.2f"), spread(col[4], "%.2fx"), us(5), us(6), us(7)),
+                flush=True)
 
 
 if __name__ == "__main__":

@@ -186,6 +186,50 @@ def test_a_triple_many_sensors_saw(redis_server, module_redis):
     assert not differences(dump(a), dump(b)), differences(dump(a), dump(b))
 
 
+def test_a_malformed_entry_writes_nothing(redis_server, module_redis):
+    """A call whose entry has times and count that are not three numbers,
+    or a record count that is not one (the relay never builds one; a
+    hand-made call can), is refused before anything is written, as an
+    entry whose key holds another type is: "BAD <entry> <reason>" from
+    the script and the module alike, the store as it was (the entries
+    before it included), and the relay would set that entry aside and
+    send the rest again."""
+    a, b = redis_server.client(), module_redis.client()
+
+    def entry(name, head="1700000000 1700000100 1", nrec="1"):
+        return ["n:" + name, "1 192.0.2.1", head, "s-a", nrec, name,
+                ".".join(reversed(name.split("."))), "f:1", "r:" + name, name, "ix:ip",
+                "4c0000201 " + name, ""]
+
+    def call(seq, *entries):
+        args = ["st:applied:x", "st:applied:x", "boot", str(seq), "", "", "", "0", "0"]
+        for e in entries:
+            args += e
+        ra = a.eval(SCRIPT, 1, args[0], *args[1:])
+        rb = b.execute_command("PDNSRELAY.INGEST", "1", "1", args[0], *args[1:])
+        assert ra == rb, (ra, rb)
+        return ra
+
+    assert call(1, entry("old.test")) == 1
+    before = dump(a)
+    assert not differences(before, dump(b))
+    for seq, (head, nrec) in enumerate([("1700000000 x 1", "1"), ("1700000000 1700000100", "1"),
+                                       ("1700000000  1700000100 1", "1"),
+                                       ("-1 1700000100 1", "1"),
+                                       ("1700000000 1700000100 1 ", "1"),
+                                       ("1700000000 1700000100 " + "9" * 19, "1"),
+                                       ("1700000000 1700000100 1", "many"),
+                                       ("1700000000 1700000100 1", "")], 2):
+        for name in ("old.test", "new.test"):  # merged into a triple, a new one
+            out = call(seq, entry("first.test"), entry(name, head, nrec), entry("last.test"))
+            assert out.startswith(b"BAD 1 "), (head, nrec, out)
+            assert b"not three numbers" in out or b"record count" in out, out
+            assert dump(a) == before and dump(b) == before, (head, nrec, name)
+    assert call(20, entry("first.test"), entry("old.test", "1699999999 1700000200 2")) == 2
+    assert a.hget("n:old.test", "1 192.0.2.1") == b"1699999999 1700000200 3 |1|"
+    assert not differences(dump(a), dump(b))
+
+
 @pytest.mark.slow
 def test_module_under_valgrind(workdir):
     """The relay's sanitizers cannot see into the module (redis-server is

@@ -153,8 +153,8 @@ def test_calls_reach_replicas_and_the_aof_as_they_left_the_master(trees, workdir
     master's keys, types and values, markers included, after hundreds of
     random calls among which calls sent again, cluster-shard calls, an
     entry whose key holds another type (BAD, nothing written) and a call
-    refused after it wrote part of its entries (an entry whose times are not
-    three numbers, after a first entry of the same triple)."""
+    refused after it wrote part of its entries (a new triple whose prefix
+    index key holds a string, after the call's other entries)."""
     early = tree_redis(workdir, extra=("--replicaof", "127.0.0.1", str(trees.port)))
     try:
         r = trees.client()
@@ -167,7 +167,8 @@ def test_calls_reach_replicas_and_the_aof_as_they_left_the_master(trees, workdir
             if i == 200:
                 first = 9 + int(args[8])
                 bad = args[first:first + 13]
-                bad[2] = "not three numbers"
+                bad[1], bad[7] = "1 198.51.100.7", "f:broken"
+                r.set("f:broken", "a string")
                 args = args + bad
             try:
                 out = r.execute_command("PDNSRELAY.INGEST", "1t", "1", args[0], *args[1:])

@@ -93,9 +93,22 @@ end
 -- another type) is reported before anything is written, as "BAD <entry>
 -- <error>", and the relay sets that one entry aside and sends the rest
 -- again (a script error would keep the writes made before it).
+-- An entry whose times and count are not three numbers, or whose record
+-- count is not one, is refused so too (the relay never builds one).
+local function malformed(head, nrec)
+  local tf, tl, c = string.match(head, '^(%d+) (%d+) (%d+)$')
+  if not tf or #tf > 18 or #tl > 18 or #c > 18 then
+    return 'ERR malformed entry: its times and count are not three numbers'
+  end
+  if #nrec > 18 or not string.match(nrec, '^%d+$') then
+    return 'ERR malformed entry: its record count is not a number'
+  end
+end
 local old, latest = {}, {}
 local i = FIRST
 while i + 12 <= n do
+  local bad = malformed(ARGV[i + 2], ARGV[i + 4])
+  if bad then return 'BAD ' .. tostring((i - FIRST) / 13) .. ' ' .. bad end
   local v = redis.pcall('HGET', ARGV[i], ARGV[i + 1])
   if type(v) == 'table' and v.err then
     if not string.find(v.err, 'WRONGTYPE', 1, true) then return redis.error_reply(v.err) end

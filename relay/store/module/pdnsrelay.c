@@ -259,7 +259,7 @@ static int zadd(call *c, RedisModuleString *k, RedisModuleString *m) {
     return (flags & RM_ZADD_ADDED) != 0;
 }
 
-/* A decimal integer of at most 18 digits at *p (a leading '-' when neg),
+/* A decimal integer at *p (a leading '-' when neg),
  * read as the script's Lua reads a number (a double); *p moves past it.
  * Returns 0, or -1 when there is none. */
 static int num(const char **p, const char *end, int neg, double *out) {
@@ -503,6 +503,28 @@ static size_t merge(const char *old, size_t ol, const char *head, size_t hl, con
     return n;
 }
 
+/* Whether [*p, end) starts with 1 to 18 decimal digits; *p after them. */
+static int digits(const char **p, const char *end) {
+    const char *d = *p;
+    while (*p < end && **p >= '0' && **p <= '9')
+        (*p)++;
+    return *p > d && *p - d <= 18;
+}
+
+/* Why an entry cannot be stored, as the script says it, or NULL: its
+ * times and count (head) are not three numbers of 1 to 18 digits, or its
+ * record count (nrec) is not one (the relay never builds such an entry). */
+static const char *malformed(const RedisModuleString *head, const RedisModuleString *nrec) {
+    size_t hl, nl;
+    const char *h = sp(head, &hl), *he = h + hl, *r = sp(nrec, &nl), *re = r + nl;
+    if (!digits(&h, he) || h >= he || *h++ != ' ' || !digits(&h, he) || h >= he ||
+        *h++ != ' ' || !digits(&h, he) || h != he)
+        return "ERR malformed entry: its times and count are not three numbers";
+    if (!digits(&r, re) || r != re)
+        return "ERR malformed entry: its record count is not a number";
+    return NULL;
+}
+
 static uint64_t fnv(uint64_t h, const RedisModuleString *s) {
     size_t n;
     const unsigned char *p = (const unsigned char *)sp(s, &n);
@@ -671,15 +693,18 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
      * reported before anything is written */
     for (int i = 0; i < ne; i++) {
         RedisModuleString **e = E + (size_t)i * PER_ENTRY;
-        int wrong;
+        int wrong = 0;
         int again = ft[i] != i; /* read after the call wrote it */
-        old[i] = again ? NULL : hget(&c, e[0], e[1], &wrong);
-        if (!again && wrong) {
+        const char *bad = malformed(e[2], e[4]);
+        old[i] = again || bad ? NULL : hget(&c, e[0], e[1], &wrong);
+        if (!bad && !again && wrong)
+            bad = WRONGTYPE;
+        if (bad) {
             /* "BAD <entry> <error>", as the script says it */
             char r[160] = "BAD ";
-            size_t rl = 4 + dec(i, r + 4);
+            size_t rl = 4 + dec(i, r + 4), badl = strlen(bad);
             r[rl++] = ' ';
-            memcpy(r + rl, WRONGTYPE, sizeof(WRONGTYPE) - 1), rl += sizeof(WRONGTYPE) - 1;
+            memcpy(r + rl, bad, badl), rl += badl;
             for (int j = 0; j < i; j++)
                 if (old[j])
                     RedisModule_FreeString(ctx, old[j]);
@@ -779,8 +804,7 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     RedisModule_FreeString(ctx, rb_key);
     if (c.failed)
         return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: a write was refused (a key "
-                                               "holds another type, a triple's time is not "
-                                               "three numbers, or out of memory)");
+                                               "holds another type)");
     /* the batch's marker; the unit's ids, newest first, the last 32 */
     const char *boot = sp(A[1], &bl), *seq = sp(A[2], &sl);
     memcpy(mbuf, boot, bl), mbuf[bl] = ' ', memcpy(mbuf + bl + 1, seq, sl);
