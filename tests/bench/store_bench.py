@@ -2,6 +2,9 @@
 """The COF store and query API, measured on this machine, in one run:
 
 1. `redis-benchmark -P 64 -t set` on the same server, the baseline.
+   Before each all-new import, Redis alone writing as many new keys
+   (redis-benchmark HSET of random names): how much Redis itself slows
+   as it grows, the baseline of the bend from N to 10 N.
 2. Ingest: `pdns-relay import` of BENCH_RECORDS generated passivedns
    records (and 10x that with BENCH_SCALES=1,10) into a fresh redis-server,
    in three mixes: Zipf-like repeats as a busy sensor sees (gen_csv.py: few
@@ -224,6 +227,18 @@ def measured_import(cfg, path, port):
     return stored, secs, redis_cpu(port) - cpu0, used_memory(port) - mem0
 
 
+def new_keys_rate(port, n):
+    """Redis alone writing n new keys, as a new triple's n: hash is
+    written: redis-benchmark -P 64 HSET of a random name (of 2e9) into the
+    emptied server. Ops/s."""
+    redis_cli(port, "FLUSHALL")
+    out = subprocess.run(["redis-benchmark", "-p", str(port), "-P", "64", "-n", str(n), "-r",
+                          "2000000000", "-q", "hset", "n:__rand_int__", "1 192.0.2.1",
+                          "1700000000 1700000100 1 |1|"], capture_output=True, text=True).stdout
+    redis_cli(port, "FLUSHALL")
+    return float(re.findall(r"([\d.]+) requests per second", out)[-1])
+
+
 def run_import(cfg, path, port):
     t0 = time.time()
     p = subprocess.run([BIN, "import", "-c", cfg, path], capture_output=True, text=True)
@@ -345,14 +360,23 @@ def main():
             distinct_csv(path, n)
 
     # 2. three mixes, at each scale: records/s, Redis CPU and memory per new triple
+    # all new, per scale: records/s of the script, the module, its trees, and
+    # Redis alone writing as many new keys (the bend with size)
+    bend = {}
     for scale in SCALES:
         n = N * scale
         for kind in MIXES:
             path = os.path.join(work, "mix.csv")
             mix(kind, n, path)
+            if kind == "all new":
+                bend[scale] = [new_keys_rate(port, n)]
+                rows.append(("Redis alone: HSET of %d new keys (redis-benchmark -P 64)" % n,
+                             "%.0f ops/s" % bend[scale][0], "the bend's baseline"))
             stored, secs, cpu, mem = measured_import(cfg, path, port)
             triples = int(redis_cli(port, "HGET", "st:info", "triples"))
             rate = stored / secs
+            if kind == "all new":
+                bend[scale].append(rate)
             rows.append(("import %s, %d records, %d new triples" % (kind, stored, triples),
                          "%.0f records/s" % rate,
                          "%.3fx SET; Redis CPU %.1f us/record, %.1f us/new triple; %.0f B/triple"
@@ -366,6 +390,8 @@ def main():
                     latency_rows(rows, port, http_port, cfg_trees, n, work, " (trees)")
                 stored_m, secs_m, cpu_m, mem_m = measured_import(cfg_module, path, port)
                 rate_m, rate_t = stored_m / secs_m, stored_t / secs_t
+                if kind == "all new":
+                    bend[scale] += [rate_m, rate_t]
                 rows.append(("  the same through the pdnsrelay module",
                              "%.0f records/s" % rate_m,
                              "%.3fx SET, %.2fx the script; Redis CPU %.1f us/new triple; "
@@ -412,6 +438,15 @@ def main():
                              "overhead %.0f B (target <= 200 B)" %
                              ((mem - strings) / triples)))
                 names = n // 2
+
+    if len(bend) > 1:
+        a, b = SCALES[0], SCALES[-1]
+        rows.append(("bend, all new, %d to %d records" % (N * a, N * b),
+                     "%.2fx the script" % (bend[b][1] / bend[a][1]),
+                     ", ".join("%.2fx %s" % (bend[b][k] / bend[a][k], what)
+                               for k, what in ((2, "the module"), (3, "its trees"),
+                                               (0, "Redis alone (HSET of new keys)"))
+                               if len(bend[a]) > k) + " (target: no bend beyond 15 %)"))
 
     # 3. queries over that store
     relay = subprocess.Popen([BIN, "run", "-c", cfg], stdout=subprocess.DEVNULL,

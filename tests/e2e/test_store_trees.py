@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import BIN, MODULE, Redis, free_port
+from conftest import BIN, MODULE, Redis, free_port, redis_version
 from test_store import Api, csv_line, make_records, send_d4, store_relay
 from test_store_module import differences, dump as module_dump, random_calls
 
@@ -23,7 +23,10 @@ HERE = os.path.dirname(__file__)
 def tree_redis(workdir, extra=()):
     if not os.path.exists(MODULE):
         pytest.fail("no %s: make builds it" % MODULE)
-    r = Redis(workdir, extra=tuple(extra) + ("--loadmodule", os.path.abspath(MODULE), "trees"))
+    # DEBUG DIGEST from loopback (Redis 7 turns DEBUG off unless told)
+    debug = ("--enable-debug-command", "local") if redis_version() >= (7, 0) else ()
+    r = Redis(workdir, extra=tuple(extra) + debug +
+              ("--loadmodule", os.path.abspath(MODULE), "trees"))
     r.start()
     return r
 
@@ -185,10 +188,21 @@ def test_calls_reach_replicas_and_the_aof_as_they_left_the_master(trees, workdir
         wait_synced(r, early.client())
         got = typed(early.client())
         assert not differences(want, got), differences(want, got)
+        # DEBUG DIGEST, as an operator checks a replica: trees count in it
+        digest = r.execute_command("DEBUG", "DIGEST")
+        assert early.client().execute_command("DEBUG", "DIGEST") == digest
+        tree = next(k for k, (t, _) in want.items() if t == b"pdns-tree")
+        d1 = r.execute_command("DEBUG", "DIGEST-VALUE", tree)
+        assert d1 != [b"0" * 40], d1
+        r.execute_command("PDNSRELAY.IXADD", tree, "zz-one-more")
+        assert r.execute_command("DEBUG", "DIGEST-VALUE", tree) != d1
+        r.execute_command("PDNSRELAY.IXREM", tree, "zz-one-more")
+        assert r.execute_command("DEBUG", "DIGEST-VALUE", tree) == d1
         trees.stop()
         trees.start()
         got = typed(trees.client())
         assert not differences(want, got), differences(want, got)
+        assert trees.client().execute_command("DEBUG", "DIGEST") == digest
     finally:
         early.stop()
 

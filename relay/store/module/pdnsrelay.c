@@ -55,6 +55,7 @@ typedef struct RedisModuleString RedisModuleString;
 typedef struct RedisModuleCallReply RedisModuleCallReply;
 typedef struct RedisModuleType RedisModuleType;
 typedef struct RedisModuleIO RedisModuleIO;
+typedef struct RedisModuleDigest RedisModuleDigest;
 /* RedisModuleTypeMethods, version 3: the fields up to defrag (version 4
  * adds fields after them, which Redis would read past this struct). */
 typedef struct {
@@ -131,6 +132,8 @@ static void (*RedisModule_SaveUnsigned)(RedisModuleIO *, uint64_t);
 static uint64_t (*RedisModule_LoadUnsigned)(RedisModuleIO *);
 static void (*RedisModule_SaveStringBuffer)(RedisModuleIO *, const char *, size_t);
 static char *(*RedisModule_LoadStringBuffer)(RedisModuleIO *, size_t *);
+static void (*RedisModule_DigestAddStringBuffer)(RedisModuleDigest *, const char *, size_t);
+static void (*RedisModule_DigestEndSequence)(RedisModuleDigest *);
 static void (*RedisModule_EmitAOF)(RedisModuleIO *, const char *, const char *, ...);
 static int (*RedisModule_ReplyWithArray)(RedisModuleCtx *, long);
 static void (*RedisModule_ReplySetArrayLength)(RedisModuleCtx *, long);
@@ -883,6 +886,18 @@ static void ix_aof_rewrite(RedisModuleIO *io, RedisModuleString *key, void *v) {
     ixtree_range(v, &ALL_LO, &ALL_HI, 0, aof_one, &w);
 }
 
+static int digest_one(void *md, const char *m, size_t n) {
+    RedisModule_DigestAddStringBuffer(md, m, n);
+    return 0;
+}
+
+/* DEBUG DIGEST and DIGEST-VALUE: the members in order, one sequence (a
+ * replica's tree, or one loaded from an RDB or AOF, gives its master's). */
+static void ix_digest(void *md, void *v) {
+    ixtree_range(v, &ALL_LO, &ALL_HI, 0, digest_one, md);
+    RedisModule_DigestEndSequence(md);
+}
+
 static size_t ix_mem_usage(const void *v) { return ixtree_bytes(v); }
 
 static void ix_free(void *v) { ixtree_free(v); }
@@ -1089,6 +1104,7 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
         API(GetContextFlags) || API(CreateDataType) || API(ModuleTypeSetValue) ||
         API(ModuleTypeGetType) || API(ModuleTypeGetValue) || API(SaveUnsigned) ||
         API(LoadUnsigned) || API(SaveStringBuffer) || API(LoadStringBuffer) || API(EmitAOF) ||
+        API(DigestAddStringBuffer) || API(DigestEndSequence) ||
         API(ReplyWithArray) || API(ReplySetArrayLength) || API(ReplicateVerbatim) ||
         API(DeleteKey) || API(Log))
         return 1;
@@ -1121,6 +1137,7 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
                           .rdb_save = ix_rdb_save,
                           .aof_rewrite = ix_aof_rewrite,
                           .mem_usage = ix_mem_usage,
+                          .digest = ix_digest,
                           .free = ix_free,
                           .free_effort = ix_free_effort,
                           .copy = ix_copy};
