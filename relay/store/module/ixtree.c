@@ -151,8 +151,17 @@ static int cmp(const ent *e, const probe *p) {
     return en < p->n ? -1 : en > p->n;
 }
 
-/* The first entry of x not below p; *eq when it is p. */
+/* The first entry of x not below p; *eq when it is p. Every cache line
+ * of x's entries is asked for first, at once: a binary search over a
+ * node not in the cache would otherwise wait for each of its probes in
+ * turn. */
 static int lower(const node *x, const probe *p, int *eq) {
+    for (const char *c = (const char *)x->k, *e = (const char *)(x->k + x->n); c < e; c += 64)
+        __builtin_prefetch(c);
+    if (!x->leaf)
+        for (const char *c = (const char *)kids(x), *e = (const char *)(kids(x) + x->n); c < e;
+             c += 64)
+            __builtin_prefetch(c);
     int lo = x->leaf ? 0 : 1, hi = x->n;
     while (lo < hi) {
         int mid = (lo + hi) / 2;

@@ -520,8 +520,8 @@ static int digits(const char **p, const char *end) {
 static const char *malformed(const RedisModuleString *head, const RedisModuleString *nrec) {
     size_t hl, nl;
     const char *h = sp(head, &hl), *he = h + hl, *r = sp(nrec, &nl), *re = r + nl;
-    if (!digits(&h, he) || h >= he || *h++ != ' ' || !digits(&h, he) || h >= he ||
-        *h++ != ' ' || !digits(&h, he) || h != he)
+    if (!digits(&h, he) || h >= he || *h++ != ' ' || !digits(&h, he) || h >= he || *h++ != ' ' ||
+        !digits(&h, he) || h != he)
         return "ERR malformed entry: its times and count are not three numbers";
     if (!digits(&r, re) || r != re)
         return "ERR malformed entry: its record count is not a number";
@@ -1104,9 +1104,8 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
         API(GetContextFlags) || API(CreateDataType) || API(ModuleTypeSetValue) ||
         API(ModuleTypeGetType) || API(ModuleTypeGetValue) || API(SaveUnsigned) ||
         API(LoadUnsigned) || API(SaveStringBuffer) || API(LoadStringBuffer) || API(EmitAOF) ||
-        API(DigestAddStringBuffer) || API(DigestEndSequence) ||
-        API(ReplyWithArray) || API(ReplySetArrayLength) || API(ReplicateVerbatim) ||
-        API(DeleteKey) || API(Log))
+        API(DigestAddStringBuffer) || API(DigestEndSequence) || API(ReplyWithArray) ||
+        API(ReplySetArrayLength) || API(ReplicateVerbatim) || API(DeleteKey) || API(Log))
         return 1;
     API(IsModuleNameBusy);
     if (RedisModule_IsModuleNameBusy && RedisModule_IsModuleNameBusy("pdnsrelay"))
