@@ -8,14 +8,15 @@
 #include <stdio.h>
 
 #define MAXM 512
+#define MLEN 16 /* a member's bytes, at most: past the tree's 8-byte prefixes */
 
 typedef struct {
-    char s[8][8];
+    char s[8][MLEN];
     size_t n[8];
     size_t got;
 } seen;
 
-static char model[MAXM][8];
+static char model[MAXM][MLEN];
 static size_t model_len[MAXM], nmodel;
 
 static int mcmp(const char *a, size_t an, const char *b, size_t bn) {
@@ -68,10 +69,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     while (i + 8 <= size) {
         const uint8_t *op = data + i;
         i += 8;
-        /* members: 0-7 bytes from a small alphabet, so that they collide
+        /* members: 0-15 bytes from a small alphabet, so that they collide
          * and share prefixes of 8 and more */
-        char m[8];
-        size_t n = op[1] % 8;
+        char m[MLEN];
+        size_t n = op[1] % MLEN;
         for (size_t j = 0; j < n; j++)
             m[j] = "ab\0\xff"[(op[2 + j / 4] >> (2 * (j % 4))) & 3];
         int eq;
@@ -89,7 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if (ixtree_add(t, m, n) != !eq)
                     abort();
                 if (!eq && nmodel < MAXM) {
-                    memmove(model[at + 1], model[at], (nmodel - at) * 8);
+                    memmove(model[at + 1], model[at], (nmodel - at) * MLEN);
                     memmove(model_len + at + 1, model_len + at, (nmodel - at) * sizeof(size_t));
                     memcpy(model[at], m, n), model_len[at] = n, nmodel++;
                 } else if (!eq) {
@@ -101,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (ixtree_del(t, m, n) != eq)
                 abort();
             if (eq) {
-                memmove(model[at], model[at + 1], (nmodel - at - 1) * 8);
+                memmove(model[at], model[at + 1], (nmodel - at - 1) * MLEN);
                 memmove(model_len + at, model_len + at + 1, (nmodel - at - 1) * sizeof(size_t));
                 nmodel--;
             }

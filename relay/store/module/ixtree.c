@@ -154,7 +154,9 @@ static int cmp(const ent *e, const probe *p) {
 /* The first entry of x not below p; *eq when it is p. Every cache line
  * of x's entries is asked for first, at once: a binary search over a
  * node not in the cache would otherwise wait for each of its probes in
- * turn. */
+ * turn. The prefixes alone then find the entries whose first 8 bytes are
+ * p's (an entry of a lower prefix is below p, of a higher one above it),
+ * and only their members are read, asked for at once too. */
 static int lower(const node *x, const probe *p, int *eq) {
     for (const char *c = (const char *)x->k, *e = (const char *)(x->k + x->n); c < e; c += 64)
         __builtin_prefetch(c);
@@ -163,6 +165,17 @@ static int lower(const node *x, const probe *p, int *eq) {
              c += 64)
             __builtin_prefetch(c);
     int lo = x->leaf ? 0 : 1, hi = x->n;
+    while (lo < hi) { /* the first prefix not below p's */
+        int mid = (lo + hi) / 2;
+        if (x->k[mid].pre < p->pre)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    int end = lo;
+    while (end < x->n && x->k[end].pre == p->pre)
+        __builtin_prefetch(x->k[end++].m);
+    hi = end;
     while (lo < hi) {
         int mid = (lo + hi) / 2;
         if (cmp(&x->k[mid], p) < 0)
@@ -170,7 +183,7 @@ static int lower(const node *x, const probe *p, int *eq) {
         else
             hi = mid;
     }
-    *eq = lo < x->n && cmp(&x->k[lo], p) == 0;
+    *eq = lo < end && cmp(&x->k[lo], p) == 0;
     return lo;
 }
 
