@@ -140,6 +140,7 @@ bench: $(BIN) $(BENCH_BIN) $(BUILD)/bench/iprof
 	$(BUILD)/bench/bench_policy
 	$(BUILD)/bench/bench_canary
 	$(BUILD)/bench/bench_batch $(BENCH_RECORDS) $(BIN)
+	$(BUILD)/bench/bench_ixtree $(BENCH_RECORDS)
 	PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) tests/bench/forward_bench.py
 	BENCH_RECORDS=$(BENCH_RECORDS) PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) tests/bench/ingest_bench.py
 	BENCH_RECORDS=$(BENCH_RECORDS) PDNS_RELAY_BIN=$(abspath $(BIN)) $(PY) tests/bench/store_bench.py
