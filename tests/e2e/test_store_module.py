@@ -217,7 +217,7 @@ def test_a_malformed_entry_writes_nothing(redis_server, module_redis):
                                        ("1700000000  1700000100 1", "1"),
                                        ("-1 1700000100 1", "1"),
                                        ("1700000000 1700000100 1 ", "1"),
-                                       ("1700000000 1700000100 " + "9" * 19, "1"),
+                                       ("1700000000 1700000100 " + "9" * 20, "1"),
                                        ("1700000000 1700000100 1", "many"),
                                        ("1700000000 1700000100 1", "")], 2):
         for name in ("old.test", "new.test"):  # merged into a triple, a new one
@@ -227,6 +227,8 @@ def test_a_malformed_entry_writes_nothing(redis_server, module_redis):
             assert dump(a) == before and dump(b) == before, (head, nrec, name)
     assert call(20, entry("first.test"), entry("old.test", "1699999999 1700000200 2")) == 2
     assert a.hget("n:old.test", "1 192.0.2.1") == b"1699999999 1700000200 3 |1|"
+    # the largest time a record can carry (an int64) is stored, not refused
+    assert call(21, entry("far.test", "9223372036854775807 9223372036854775807 1")) == 1
     assert not differences(dump(a), dump(b))
 
 

@@ -93,14 +93,15 @@ end
 -- another type) is reported before anything is written, as "BAD <entry>
 -- <error>", and the relay sets that one entry aside and sends the rest
 -- again (a script error would keep the writes made before it).
--- An entry whose times and count are not three numbers, or whose record
--- count is not one, is refused so too (the relay never builds one).
+-- An entry whose times and count are not three numbers of at most 19
+-- digits (an int64's), or whose record count is not one, is refused so
+-- too (the relay never builds one).
 local function malformed(head, nrec)
   local tf, tl, c = string.match(head, '^(%d+) (%d+) (%d+)$')
-  if not tf or #tf > 18 or #tl > 18 or #c > 18 then
+  if not tf or #tf > 19 or #tl > 19 or #c > 19 then
     return 'ERR malformed entry: its times and count are not three numbers'
   end
-  if #nrec > 18 or not string.match(nrec, '^%d+$') then
+  if #nrec > 19 or not string.match(nrec, '^%d+$') then
     return 'ERR malformed entry: its record count is not a number'
   end
 end

@@ -506,16 +506,17 @@ static size_t merge(const char *old, size_t ol, const char *head, size_t hl, con
     return n;
 }
 
-/* Whether [*p, end) starts with 1 to 18 decimal digits; *p after them. */
+/* Whether [*p, end) starts with 1 to 19 decimal digits (an int64's); *p
+ * after them. */
 static int digits(const char **p, const char *end) {
     const char *d = *p;
     while (*p < end && **p >= '0' && **p <= '9')
         (*p)++;
-    return *p > d && *p - d <= 18;
+    return *p > d && *p - d <= 19;
 }
 
 /* Why an entry cannot be stored, as the script says it, or NULL: its
- * times and count (head) are not three numbers of 1 to 18 digits, or its
+ * times and count (head) are not three numbers of 1 to 19 digits, or its
  * record count (nrec) is not one (the relay never builds such an entry). */
 static const char *malformed(const RedisModuleString *head, const RedisModuleString *nrec) {
     size_t hl, nl;
