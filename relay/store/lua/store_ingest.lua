@@ -95,25 +95,23 @@ end
 -- again (a script error would keep the writes made before it).
 -- An entry whose times and count are not three numbers of at most 19
 -- digits (an int64's), or whose record count is not one, is refused so
--- too (the relay never builds one).
-local function malformed(head, nrec)
-  local tf, tl, c = string.match(head, '^(%d+) (%d+) (%d+)$')
-  if not tf or #tf > 19 or #tl > 19 or #c > 19 then
-    return 'ERR malformed entry: its times and count are not three numbers'
-  end
-  if #nrec > 19 or not string.match(nrec, '^%d+$') then
-    return 'ERR malformed entry: its record count is not a number'
-  end
-end
-local old, latest = {}, {}
+-- too (the relay never builds one); they are read here, once.
+local old, latest, htf, htl, hc = {}, {}, {}, {}, {}
 local i = FIRST
+local function bad(err) return 'BAD ' .. tostring((i - FIRST) / 13) .. ' ' .. err end
 while i + 12 <= n do
-  local bad = malformed(ARGV[i + 2], ARGV[i + 4])
-  if bad then return 'BAD ' .. tostring((i - FIRST) / 13) .. ' ' .. bad end
+  local tf, tl, c = string.match(ARGV[i + 2], '^(%d+) (%d+) (%d+)$')
+  if not tf or #tf > 19 or #tl > 19 or #c > 19 then
+    return bad('ERR malformed entry: its times and count are not three numbers')
+  end
+  if #ARGV[i + 4] > 19 or not string.match(ARGV[i + 4], '^%d+$') then
+    return bad('ERR malformed entry: its record count is not a number')
+  end
+  htf[i], htl[i], hc[i] = tonumber(tf), tonumber(tl), tonumber(c)
   local v = redis.pcall('HGET', ARGV[i], ARGV[i + 1])
   if type(v) == 'table' and v.err then
     if not string.find(v.err, 'WRONGTYPE', 1, true) then return redis.error_reply(v.err) end
-    return 'BAD ' .. tostring((i - FIRST) / 13) .. ' ' .. v.err
+    return bad(v.err)
   end
   old[i] = v
   i = i + 13
@@ -142,8 +140,7 @@ while i + 12 <= n do
   if v == nil then v = old[i] end
   if v then
     local otf, otl, oc, ss, obw = string.match(v, '^(%-?%d+) (%-?%d+) (%-?%d+) (%S+) ?(.*)$')
-    local tf, tl, c = string.match(head, '^(%d+) (%d+) (%d+)$')
-    tf, tl, c = tonumber(tf), tonumber(tl), tonumber(c)
+    local tf, tl, c = htf[i], htl[i], hc[i]
     if not otf then
       -- a value this script cannot read (written by an older relay): the
       -- triple starts again from this batch rather than stop every batch

@@ -445,17 +445,30 @@ static size_t value_bound(size_t ol, size_t hl, size_t idl, size_t bwl) {
     return ol + hl + idl + bwl + 80;
 }
 
+/* An entry's numbers: its head "<tf> <tl> <count>" into v[0..2] and its
+ * records merged into v[3]. Why they cannot be, as the script says it,
+ * or NULL: each is 1 to 19 decimal digits (an int64's; the relay never
+ * builds another). */
+static const char *entry_numbers(const RedisModuleString *head, const RedisModuleString *nrec,
+                                 double v[4]) {
+    size_t hl, nl;
+    const char *h = sp(head, &hl), *he = h + hl, *r = sp(nrec, &nl), *re = r + nl, *a;
+    for (int k = 0; k < 3; k++)
+        if ((k && (h >= he || *h++ != ' ')) || (a = h, num(&h, he, 0, &v[k]) < 0) || h - a > 19)
+            return "ERR malformed entry: its times and count are not three numbers";
+    if (h != he)
+        return "ERR malformed entry: its times and count are not three numbers";
+    if (num(&r, re, 0, &v[3]) < 0 || r != re || nl > 19)
+        return "ERR malformed entry: its record count is not a number";
+    return NULL;
+}
+
 /* The merged value of a triple whose value was old (len ol), given this
- * entry's head "<tf> <tl> <count>", sensor id and bailiwick, at out
- * (value_bound bytes). Returns its length, or 0 when head is not three
- * numbers. */
-static size_t merge(const char *old, size_t ol, const char *head, size_t hl, const sensor *s,
-                    const char *bw, size_t bwl, char *out) {
-    double tf, tl, cnt, otf, otl, oc;
-    const char *h = head, *he = head + hl;
-    if (num(&h, he, 0, &tf) < 0 || h >= he || *h++ != ' ' || num(&h, he, 0, &tl) < 0 || h >= he ||
-        *h++ != ' ' || num(&h, he, 0, &cnt) < 0)
-        return 0;
+ * entry's numbers h (entry_numbers), sensor id and bailiwick, at out
+ * (value_bound bytes). Returns its length. */
+static size_t merge(const char *old, size_t ol, const double *h, const sensor *s, const char *bw,
+                    size_t bwl, char *out) {
+    double tf = h[0], tl = h[1], cnt = h[2], otf, otl, oc;
     /* "<tf> <tl> <count> <sensors>[ <bailiwick>]", as the script's pattern
      * '^(%-?%d+) (%-?%d+) (%-?%d+) (%S+) ?(.*)$' reads it */
     const char *p = old, *e = old + ol, *ss = NULL, *obw = "";
@@ -504,29 +517,6 @@ static size_t merge(const char *old, size_t ol, const char *head, size_t hl, con
         memcpy(out + n, bw, bwl), n += bwl;
     }
     return n;
-}
-
-/* Whether [*p, end) starts with 1 to 19 decimal digits (an int64's); *p
- * after them. */
-static int digits(const char **p, const char *end) {
-    const char *d = *p;
-    while (*p < end && **p >= '0' && **p <= '9')
-        (*p)++;
-    return *p > d && *p - d <= 19;
-}
-
-/* Why an entry cannot be stored, as the script says it, or NULL: its
- * times and count (head) are not three numbers of 1 to 19 digits, or its
- * record count (nrec) is not one (the relay never builds such an entry). */
-static const char *malformed(const RedisModuleString *head, const RedisModuleString *nrec) {
-    size_t hl, nl;
-    const char *h = sp(head, &hl), *he = h + hl, *r = sp(nrec, &nl), *re = r + nl;
-    if (!digits(&h, he) || h >= he || *h++ != ' ' || !digits(&h, he) || h >= he || *h++ != ' ' ||
-        !digits(&h, he) || h != he)
-        return "ERR malformed entry: its times and count are not three numbers";
-    if (!digits(&r, re) || r != re)
-        return "ERR malformed entry: its record count is not a number";
-    return NULL;
 }
 
 static uint64_t fnv(uint64_t h, const RedisModuleString *s) {
@@ -605,8 +595,9 @@ static int keys_here(call *c, RedisModuleString **A, size_t M, RedisModuleString
     return r != NULL;
 }
 
-static void free_call(void *old, void *ft, void *rb_added, void *ss) {
+static void free_call(void *old, void *ft, void *rb_added, void *ss, void *nums) {
     RedisModule_Free(old), RedisModule_Free(ft), RedisModule_Free(rb_added), RedisModule_Free(ss);
+    RedisModule_Free(nums);
 }
 
 /* PDNSRELAY.INGEST <layout> 1 <marker> <ARGV[1] ...>: what
@@ -680,9 +671,9 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: EXISTS refused a key of this "
                                                "call (its slot is being migrated), or out of "
                                                "memory");
-    /* per entry: its old value; the first entry of its triple, of its
-     * sensor and of its r: bucket; for a first entry, its sensor's slot
-     * and whether its bucket went to ix:rb (Redis's allocator: a call
+    /* per entry: its old value; its numbers; the first entry of its
+     * triple, of its sensor and of its r: bucket; for a first entry, its
+     * sensor's slot and whether its bucket went to ix:rb (Redis's allocator: a call
      * that a replica or the AOF does again does not fail there for want
      * of memory where it did not here) */
     RedisModuleString **old = RedisModule_Calloc((size_t)ne + 1, sizeof(*old));
@@ -690,16 +681,17 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     int *fs = ft + ne + 1, *fb = fs + ne + 1, *slot = fb + ne + 1;
     unsigned char *rb_added = RedisModule_Calloc((size_t)ne + 1, 1);
     sensor *ss = RedisModule_Calloc((size_t)ne + 1, sizeof(*ss));
+    double *nums = RedisModule_Calloc(((size_t)ne + 1) * 4, sizeof(double));
     first_same(E, ne, 0, 1, ft);
     first_same(E, ne, 3, -1, fs);
     first_same(E, ne, 9, -1, fb);
-    /* reads first, writes after: an entry whose key holds another type is
-     * reported before anything is written */
+    /* reads first, writes after: an entry whose key holds another type,
+     * or whose numbers are not, is reported before anything is written */
     for (int i = 0; i < ne; i++) {
         RedisModuleString **e = E + (size_t)i * PER_ENTRY;
         int wrong = 0;
         int again = ft[i] != i; /* read after the call wrote it */
-        const char *bad = malformed(e[2], e[4]);
+        const char *bad = entry_numbers(e[2], e[4], nums + (size_t)i * 4);
         old[i] = again || bad ? NULL : hget(&c, e[0], e[1], &wrong);
         if (!bad && !again && wrong)
             bad = WRONGTYPE;
@@ -712,7 +704,7 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
             for (int j = 0; j < i; j++)
                 if (old[j])
                     RedisModule_FreeString(ctx, old[j]);
-            free_call(old, ft, rb_added, ss);
+            free_call(old, ft, rb_added, ss, nums);
             return RedisModule_ReplyWithStringBuffer(ctx, r, rl);
         }
     }
@@ -731,7 +723,8 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         if (fs[i] == i)
             slot[i] = (int)nss, sensor_new(&c, &ss[nss++], e[3]);
         sensor *s = &ss[slot[fs[i]]];
-        long long nrec = strtoll(sp(e[4], NULL), NULL, 10);
+        const double *h = nums + (size_t)i * 4;
+        long long nrec = h[3] < 9e18 ? (long long)h[3] : 9000000000000000000LL;
         s->recs += nrec;
         recs += nrec;
         RedisModuleString *v = old[i];
@@ -745,13 +738,9 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         if (need > cap)
             val = RedisModule_Realloc(val, need), cap = need;
         if (v) {
-            vl = merge(ov, vl, head, hl, s, bw, bwl, val);
+            vl = merge(ov, vl, h, s, bw, bwl, val);
             RedisModule_FreeString(ctx, v);
             old[i] = NULL;
-            if (!vl) {
-                c.failed = 1;
-                break;
-            }
             RedisModuleString *nv = str(&c, val, vl);
             hset(&c, e[0], e[1], nv);
             RedisModule_FreeString(ctx, nv);
@@ -804,7 +793,7 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         if (newe > 0)
             info_incr(&c, "errors", newe);
     }
-    free_call(old, ft, rb_added, ss);
+    free_call(old, ft, rb_added, ss, nums);
     RedisModule_FreeString(ctx, rb_key);
     if (c.failed)
         return RedisModule_ReplyWithError(ctx, "ERR pdnsrelay: a write was refused (a key "
