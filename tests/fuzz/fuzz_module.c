@@ -1,6 +1,8 @@
 /* fuzz_module.c - libFuzzer target for the value merge of the store's
  * Redis module (relay/store/module/pdnsrelay.c, included whole: its Redis
- * API pointers stay unset, merge() uses none). A triple's old value is
+ * API pointers stay unset, entry_numbers() and merge() use none). An
+ * entry's head is any bytes: merged only when entry_numbers reads it.
+ * A triple's old value is
  * whatever Redis holds, so any bytes: the merged value fits its buffer
  * (exactly value_bound bytes here, so that ASan sees a byte past it), starts
  * with three numbers and holds the sensor's id. */
@@ -22,8 +24,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     s.id[s.idl++] = '|';
     size_t ol = (size_t)(z1 - p), hl = (size_t)(z2 - z1 - 1), bwl = (size_t)(end - z2 - 1);
     size_t cap = value_bound(ol, hl, s.idl, bwl);
+    double h[4];
+    if (entry_numbers(z1 + 1, hl, "1", 1, h))
+        return 0;
     char *out = malloc(cap);
-    size_t n = merge(p, ol, z1 + 1, hl, &s, z2 + 1, bwl, out);
+    size_t n = merge(p, ol, h, &s, z2 + 1, bwl, out);
     if (n > cap)
         abort();
     if (n) {

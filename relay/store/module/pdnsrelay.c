@@ -449,10 +449,8 @@ static size_t value_bound(size_t ol, size_t hl, size_t idl, size_t bwl) {
  * records merged into v[3]. Why they cannot be, as the script says it,
  * or NULL: each is 1 to 19 decimal digits (an int64's; the relay never
  * builds another). */
-static const char *entry_numbers(const RedisModuleString *head, const RedisModuleString *nrec,
-                                 double v[4]) {
-    size_t hl, nl;
-    const char *h = sp(head, &hl), *he = h + hl, *r = sp(nrec, &nl), *re = r + nl, *a;
+static const char *entry_numbers(const char *h, size_t hl, const char *r, size_t nl, double v[4]) {
+    const char *he = h + hl, *re = r + nl, *a;
     for (int k = 0; k < 3; k++)
         if ((k && (h >= he || *h++ != ' ')) || (a = h, num(&h, he, 0, &v[k]) < 0) || h - a > 19)
             return "ERR malformed entry: its times and count are not three numbers";
@@ -691,7 +689,9 @@ static int ingest(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         RedisModuleString **e = E + (size_t)i * PER_ENTRY;
         int wrong = 0;
         int again = ft[i] != i; /* read after the call wrote it */
-        const char *bad = entry_numbers(e[2], e[4], nums + (size_t)i * 4);
+        size_t hl, nl;
+        const char *hp = sp(e[2], &hl), *np = sp(e[4], &nl);
+        const char *bad = entry_numbers(hp, hl, np, nl, nums + (size_t)i * 4);
         old[i] = again || bad ? NULL : hget(&c, e[0], e[1], &wrong);
         if (!bad && !again && wrong)
             bad = WRONGTYPE;
