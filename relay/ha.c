@@ -11,8 +11,6 @@
 #include "log.h"
 #include "mix.h"
 
-#define SYNC_TIMEOUT_MS 2000
-
 /* SET the lease if nobody holds it, with a new fencing token; else who
  * holds it. */
 static const char acquire_script[] =
@@ -32,6 +30,46 @@ static uint64_t lease_ms(const ha *h) {
     return (uint64_t)h->cfg->ha_lease_s * 1000;
 }
 
+/* The lease no longer this process's: it must not go on for a moment. */
+static void lost(const ha *h) {
+    log_error("ha: the lease is no longer ours (%s): stopping at once so that only "
+              "the holder mixes", h->key);
+    _exit(3);
+}
+
+/* The renewal script on the blocking link, with ms as the new lifetime
+ * ("0" gives the lease back): its reply, or NULL with the reason in err. */
+static redisReply *renew_sync(ha *h, const char *ms, char *err, size_t errlen) {
+    const char *argv[] = {"EVAL", renew_script, "1", h->key, h->val, ms};
+    size_t argl[6];
+    for (int i = 0; i < 6; i++)
+        argl[i] = strlen(argv[i]);
+    return rsync_argv(h->sync, h->key, 6, argv, argl, err, errlen);
+}
+
+/* The loop stood still past a third of the lease (a long takeover, a
+ * paused process or machine): Redis says at once whether the lease is still
+ * this process's, before anything else runs. 1 renewed; -1 when Redis did
+ * not answer (err says why); ends the process when another holds it or it
+ * ran out. */
+static int renew_now(ha *h, char *err, size_t errlen) {
+    char ms[24];
+    snprintf(ms, sizeof(ms), "%" PRIu64, lease_ms(h));
+    uint64_t t0 = pdns_mono_ms();
+    redisReply *rep = renew_sync(h, ms, err, errlen);
+    int ok = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer == 1 : -1;
+    if (rep && rep->type != REDIS_REPLY_INTEGER)
+        snprintf(err, errlen, "%s", rep->type == REDIS_REPLY_ERROR ? rep->str : "an odd reply");
+    freeReplyObject(rep);
+    if (ok == 0)
+        lost(h);
+    if (ok == 1) {
+        h->ok_ms = t0;
+        h->renewals++;
+    }
+    return ok;
+}
+
 static void on_acquire(redisAsyncContext *ac, void *reply, void *priv) {
     ha *h = priv;
     redisReply *rep = reply;
@@ -49,6 +87,11 @@ static void on_acquire(redisAsyncContext *ac, void *reply, void *priv) {
                  "; it runs the mixer and delivery", h->instance, h->token);
         if (h->on_held)
             h->on_held(h->ctx);
+        char err[300];
+        uint64_t took = pdns_mono_ms() - h->ok_ms;
+        if (took > lease_ms(h) / 3 && renew_now(h, err, sizeof(err)) == 1)
+            log_warn("ha: taking over took %" PRIu64 " ms; the lease is still this process's: "
+                     "renewed", took);
         return;
     }
     if (rep->type == REDIS_REPLY_STRING) {
@@ -77,16 +120,14 @@ static void on_renew(redisAsyncContext *ac, void *reply, void *priv) {
     (void)ac;
     h->in_flight = 0;
     if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1) {
-        h->ok_ms = pdns_mono_ms();
+        /* the lease runs from when Redis renewed it, after it was asked */
+        if (h->sent_ms > h->ok_ms)
+            h->ok_ms = h->sent_ms;
         h->renewals++;
         return;
     }
-    if (rep && rep->type == REDIS_REPLY_INTEGER) {
-        /* another process holds it: this one must not go on for a moment */
-        log_error("ha: the lease is no longer ours (%s): stopping at once so that only "
-                  "the holder mixes", h->key);
-        _exit(3);
-    }
+    if (rep && rep->type == REDIS_REPLY_INTEGER)
+        lost(h); /* another process holds it */
 }
 
 static void on_timer(uv_timer_t *t) {
@@ -98,15 +139,23 @@ static void on_timer(uv_timer_t *t) {
         return;
     }
     if (now - h->ok_ms > lease_ms(h) * 2 / 3) {
-        log_error("ha: the lease was not renewed for %" PRIu64 " ms (Redis away?): "
-                  "stopping at once, before another process may take it over",
-                  now - h->ok_ms);
+        char err[300] = "";
+        uint64_t stood = now - h->ok_ms;
+        if (renew_now(h, err, sizeof(err)) == 1) {
+            log_warn("ha: the lease was not renewed for %" PRIu64 " ms (the process stood "
+                     "still, or Redis was slow); it is still this process's: renewed", stood);
+            return;
+        }
+        log_error("ha: the lease was not renewed for %" PRIu64 " ms and Redis does not "
+                  "answer (%s): stopping at once, before another process may take it over",
+                  pdns_mono_ms() - h->ok_ms, err);
         _exit(3);
     }
     if (h->in_flight)
         return;
     char ms[24];
     snprintf(ms, sizeof(ms), "%" PRIu64, lease_ms(h));
+    h->sent_ms = now;
     if (rlink_command(h->rl, h->key, on_renew, h, "EVAL %s 1 %s %s %s", renew_script, h->key,
                       h->val, ms) == 0)
         h->in_flight = 1;
@@ -126,8 +175,10 @@ int ha_start(ha *h, const relay_config *cfg, uv_loop_t *loop, const int *stoppin
         gethostname(host, sizeof(host) - 1);
         snprintf(h->instance, sizeof(h->instance), "%s:%d", host, (int)getpid());
     }
+    /* a renewal on the blocking link waits at most a third of the lease */
+    uint64_t wait = lease_ms(h) / 3 < 2000 ? lease_ms(h) / 3 : 2000;
     h->sync = rsync_new(cfg->redis_url, cfg->redis.host, cfg->redis.port, cfg->redis_db,
-                        SYNC_TIMEOUT_MS);
+                        (int)wait);
     h->rl = rlink_new(loop, cfg->redis_url, cfg->redis.host, cfg->redis.port, cfg->redis_db,
                       "ha lease Redis", stopping, NULL, NULL, NULL);
     if (!h->sync || !h->rl || rlink_start(h->rl) < 0) {
@@ -151,11 +202,7 @@ void ha_stop(ha *h) {
     if (h->held && h->sync) {
         /* given back: a follower takes over without waiting out the lease */
         char err[300];
-        const char *argv[] = {"EVAL", renew_script, "1", h->key, h->val, "0"};
-        size_t argl[6];
-        for (int i = 0; i < 6; i++)
-            argl[i] = strlen(argv[i]);
-        freeReplyObject(rsync_argv(h->sync, h->key, 6, argv, argl, err, sizeof(err)));
+        freeReplyObject(renew_sync(h, "0", err, sizeof(err)));
         h->held = 0;
         log_info("ha: the lease is given back");
     }

@@ -8,10 +8,14 @@
  * the token from INCR {...}:fence), in the slot of the mixer's checkpoint,
  * whose script checks it: a process that lost its lease cannot let a batch
  * leave. A follower asks for it every third of ha.lease; the holder renews
- * it every sixth. A renewal refused (another holds it) or not answered
- * within two thirds of ha.lease ends the holder at once (it may not know
- * what happened meanwhile; systemd starts it again, following). A clean
- * stop gives the lease back. */
+ * it every sixth. A renewal refused (another holds it) ends the holder at
+ * once. When none was answered for two thirds of ha.lease (Redis slow or
+ * away, or the process stood still), the holder asks again on the blocking
+ * link, waiting at most a third of the lease, before anything else runs:
+ * renewed, it goes on; refused or not answered, it ends (it may not know
+ * what happened meanwhile; systemd starts it again, following). A takeover
+ * that took more than a third of the lease is followed by such a renewal
+ * too. A clean stop gives the lease back. */
 #ifndef PDNS_HA_H
 #define PDNS_HA_H
 
@@ -25,7 +29,7 @@
 
 typedef struct ha {
     const relay_config *cfg;
-    rsync *sync;                /* the give-back at a clean stop */
+    rsync *sync;                /* renewals after a stall; the give-back */
     rlink *rl;
     uv_timer_t timer;
     char key[200], fence[200];  /* the lease, the fencing counter */
@@ -33,7 +37,8 @@ typedef struct ha {
     char val[300];              /* "<instance> <token>" once held */
     char holder[300];           /* who holds it, as last heard (a follower) */
     uint64_t token;
-    uint64_t ok_ms;             /* the last renewal answered (loop time) */
+    uint64_t ok_ms;             /* when the last renewal answered was asked */
+    uint64_t sent_ms;           /* when the renewal in flight was asked */
     uint64_t asked_ms;          /* a follower's last request */
     int held, in_flight, timer_on;
     uint64_t renewals, takeovers;

@@ -380,3 +380,42 @@ def test_a_redis_that_wants_a_password(relay_factory, workdir, tmp_path):
                 assert secret not in text, (secret, text[-2000:])
     finally:
         rs.stop()
+
+
+def test_a_stalled_holder_asks_redis_before_it_stops(relay_factory, redis_server, workdir,
+                                                     tmp_path):
+    """A holder whose loop stood still for more than two thirds of the lease
+    (a slow takeover, a paused VM, SIGSTOP) asks Redis before it goes on: the
+    lease still its own, it renews it and goes on mixing and delivering; the
+    lease taken by another meanwhile, it stops at once (exit status 3) and
+    delivers nothing more."""
+    lease = 6
+    url = "redis://127.0.0.1:%d/0" % redis_server.port
+    a1, b = a_and_b(relay_factory, None, workdir, tmp_path, a_extra={
+        "redis": url, "mixer": dict(FAST_MIXER, journal="redis"),
+        "ha": {"enabled": True, "lease": lease}})
+    policy_to_b(a1, b, tmp_path)
+    a1.start()
+    assert a1.wait_for(lambda: holds(a1)), a1.log_text()
+    a2 = relay_factory(extra={
+        "relay_id": "relay-a", "redis": url, "mixer": dict(FAST_MIXER, journal="redis"),
+        "ha": {"enabled": True, "lease": lease}}).start()
+    assert a2.wait_for(lambda: "follows" in a2.log_text())
+    # stopped for 4.5 s: past two thirds of the lease (4 s), within the lease
+    a1.proc.send_signal(signal.SIGSTOP)
+    time.sleep(4.5)
+    a1.proc.send_signal(signal.SIGCONT)
+    assert a1.wait_for(lambda: "still this process's: renewed" in a1.log_text(), 10), \
+        a1.log_text()[-1500:]
+    assert a1.proc.poll() is None and holds(a1) and not holds(a2)
+    for name in ("sensor-a", "sensor-b"):
+        send(a1, name, batch("st1", 10))
+    assert b.wait_for(lambda: len(rrnames(b)) == 10, 20), a1.log_text()[-1500:]
+    # stopped past the lease: a2 takes over, and a1 stops when it wakes
+    a1.proc.send_signal(signal.SIGSTOP)
+    assert a2.wait_for(lambda: holds(a2), lease + 10), a2.log_text()[-2000:]
+    a1.proc.send_signal(signal.SIGCONT)
+    a1.proc.wait(15)
+    assert a1.proc.returncode == 3, a1.log_text()[-1500:]
+    assert "the lease is no longer ours" in a1.log_text(), a1.log_text()[-1500:]
+    assert len(rrnames(b)) == 10
