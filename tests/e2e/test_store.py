@@ -318,6 +318,34 @@ def test_info_and_metrics(loaded):
     assert m["pdns_relay_store_up"] == 1
 
 
+def test_a_value_the_store_does_not_write_is_left_out(redis_server, relay_factory):
+    """A triple whose value is not what the store writes ("<tf> <tl>
+    <count> <sensors>[ <bailiwick>]": a hand edit, a damaged restore) is
+    left out of the answers, with and without filters and sensors; the
+    name's other triples and every other query still answer."""
+    relay = store_relay(relay_factory, redis_server, store={"show_sensors": True})
+    s = d4sensor.connect(relay.d4_port)
+    s.sendall(d4sensor.frame(A_UUID, A_KEY, b"1795930651.1||c||s||IN||odd.value.test.||A||"
+                             b"10.0.0.1||60||2\n"))
+    s.close()
+    wait_stored(relay, 1)
+    r = redis_server.client()
+    for i, v in enumerate(("garbage", "1795930000 1795930000 3 ", "1795930000 x 3 |1|", "")):
+        r.hset("n:odd.value.test", "1 10.0.0.%d" % (i + 2), v)
+        r.zadd("ix:ip", {"40a0000%02x odd.value.test" % (i + 2): 0})
+    api = Api(relay.http_port)
+    for path in ("/query/odd.value.test", "/query/odd.value.test?time_first_after=1",
+                 "/query/10.0.0.0/24", "/query/*.value.test?rrtype=A",
+                 "/query/10.0.0.2", "/query/10.0.0.3?time_last_before=1895930000"):
+        got, _ = api.page(path)
+        want = [] if path.startswith("/query/10.0.0.") and "/24" not in path else \
+            [("odd.value.test", "10.0.0.1", 2, "sensor-a")]
+        assert [(o["rrname"], o["rdata"], o["count"], o["sensor_id"]) for o in got] == want, \
+            (path, got)
+    assert relay.metrics().get('pdns_relay_queries_total{endpoint="query",status="500"}', 0) \
+        == 0
+
+
 def test_sensors_shown_only_when_configured(redis_server, relay_factory):
     obs = make_records()[:300]
     relay = store_relay(relay_factory, redis_server, store={"show_sensors": True})

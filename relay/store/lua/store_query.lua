@@ -48,6 +48,7 @@ if cursor_id ~= '' and cursor ~= '' then
   cursor = pos
 end
 local out = {''}
+local no = 1  -- #out
 local got = 0
 local names = {}
 
@@ -65,10 +66,13 @@ local function sensors(ss)
 end
 
 -- true when the triple (field f, value v) passes the filters
+local filtered = types ~= '' or tfa > 0 or tfb > 0 or tla > 0 or tlb > 0 or expiry ~= ''
 local function keep(f, v)
+  if not filtered then return true end
   local ty = string.match(f, '^(%d+)')
   if types ~= '' and not string.find(types, ',' .. ty .. ',', 1, true) then return false end
   local tf, tl = string.match(v, '^(%d+) (%d+)')
+  if not tl then return false end
   tf, tl = tonumber(tf), tonumber(tl)
   if tfa > 0 and tf < tfa then return false end
   if tfb > 0 and tf > tfb then return false end
@@ -81,14 +85,22 @@ local function keep(f, v)
   return true
 end
 
+-- a value is "<tf> <tl> <count> <sensors>[ <bailiwick>]"; another one
+-- (a hand edit, a damaged restore) is left out
 local function emit(name, f, v)
-  local head, ss, bw = string.match(v, '^(%d+ %d+ %d+) (%S+) ?(.*)$')
-  out[#out + 1] = name
-  out[#out + 1] = f
-  out[#out + 1] = head
-  out[#out + 1] = want_sensors and sensors(ss) or ''
-  out[#out + 1] = bw
-  if want_pos then out[#out + 1] = place end
+  local _, e = string.find(v, '^%d+ %d+ %d+ %S')
+  if not e then return end
+  local sp = string.find(v, ' ', e, true)
+  local head = string.sub(v, 1, e - 2)
+  local bw = sp and string.sub(v, sp + 1) or ''
+  local ss = want_sensors and string.sub(v, e, sp and sp - 1 or -1)
+  out[no + 1] = name
+  out[no + 2] = f
+  out[no + 3] = head
+  out[no + 4] = want_sensors and sensors(ss) or ''
+  out[no + 5] = bw
+  no = no + 5
+  if want_pos then no = no + 1; out[no] = place end
   got = got + 1
 end
 
@@ -202,6 +214,7 @@ end
 
 -- the name of an index member, and the one field it stands for (or nil)
 local rbucket = ''  -- rrev: the suffix bucket walked
+local ip_key, ip_f    -- ip: the last address key and its field
 local function member(m)
   if kind == 'fwd' then return m, nil end
   if kind == 'rev' or kind == 'rrev' then
@@ -217,9 +230,11 @@ local function member(m)
     -- the key's text), or "<key> <rrtype> <rdata> <name>"
     local sp = string.find(m, ' ', 1, true)
     if sp and not string.find(m, ' ', sp + 1, true) then
-      local f = ip_field(string.sub(m, 1, sp - 1))
-      if not f then return nil end
-      return string.sub(m, sp + 1), f
+      -- the members of an address follow each other: its field once
+      local k = string.sub(m, 1, sp - 1)
+      if k ~= ip_key then ip_key, ip_f = k, ip_field(k) end
+      if not ip_f then return nil end
+      return string.sub(m, sp + 1), ip_f
     end
     local ty, rd, nm = string.match(m, '^%S+ (%d+) (%S+) (.*)$')
     if not ty then return nil end
@@ -236,19 +251,21 @@ end
 -- visits member m (its fields after `after`); returns the field to
 -- resume after when the page filled inside it
 local bucket_pre = ''  -- lexn: "<bucket>\t" of the bucket walked
+local NP = P .. 'n:'
 local function visit(m, after)
   if kind == 'ipm' then
     budget = budget - 1
-    out[#out + 1] = m
+    no = no + 1
+    out[no] = m
     got = got + 1
     return nil
   end
-  place = bucket_pre .. m
+  if want_pos then place = bucket_pre .. m end
   local nm, f = member(m)
   if not nm then return nil end
   if not f then return one_name(nm, after) end
   budget = budget - 1
-  local v = redis.call('HGET', P .. 'n:' .. nm, f)
+  local v = redis.call('HGET', NP .. nm, f)
   if v and keep(f, v) then emit(nm, f, v) end
   return nil
 end
