@@ -116,6 +116,21 @@ void query_abandon(query_req **slot) {
     }
 }
 
+/* The number of 1 to 19 digits at *p (before end), *p moved past it and
+ * then past one c if it follows (c 0: the number ends the text); -1 when
+ * there is none, or when what follows is not c. */
+static int number_then(const char **p, const char *end, char c, uint64_t *v) {
+    const char *s = *p;
+    uint64_t x = 0;
+    while (s < end && *s >= '0' && *s <= '9' && s - *p < 19)
+        x = x * 10 + (uint64_t)(*s++ - '0');
+    if (s == *p || (c ? s == end || *s != c : s != end))
+        return -1;
+    *v = x;
+    *p = s + (c != 0);
+    return 0;
+}
+
 /* One triple of the store's reply: name, "<rrtype> <rdata>",
  * "<tf> <tl> <count>", sensors ("" unless shown), bailiwick ("" unknown).
  * Returns 1, or 0 when it is not one (skipped). */
@@ -133,12 +148,13 @@ static int read_triple(redisReply **el, pdns_record *rec) {
     rec->rrname.len = n->len;
     rec->rdata.p = sp + 1;
     rec->rdata.len = f->len - (size_t)(sp + 1 - f->str);
-    long long tf, tl;
-    unsigned long long c;
-    if (sscanf(v->str, "%lld %lld %llu", &tf, &tl, &c) != 3)
+    const char *p = v->str, *end = v->str + v->len;
+    uint64_t tf, tl, c;
+    if (number_then(&p, end, ' ', &tf) < 0 || number_then(&p, end, ' ', &tl) < 0 ||
+        number_then(&p, end, 0, &c) < 0 || tf > INT64_MAX || tl > INT64_MAX)
         return 0;
-    rec->time_first = tf;
-    rec->time_last = tl;
+    rec->time_first = (int64_t)tf;
+    rec->time_last = (int64_t)tl;
     rec->count = c;
     rec->sensor_id.p = el[3]->str;
     rec->sensor_id.len = el[3]->len;
