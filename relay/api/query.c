@@ -17,6 +17,7 @@
 #include "http.h"
 #include "http_auth.h"
 #include "log.h"
+#include "merge.h"
 #include "qparse.h"
 #include "rrtype.h"
 #include "version.h"
@@ -116,27 +117,28 @@ void query_abandon(query_req **slot) {
     }
 }
 
-/* The number of 1 to 19 digits at *p (before end), *p moved past it and
- * then past one c if it follows (c 0: the number ends the text); -1 when
- * there is none, or when what follows is not c. */
-static int number_then(const char **p, const char *end, char c, uint64_t *v) {
+/* The number of 1 to 19 digits at *p (before end), followed by a space:
+ * *p moved past both; -1 when there is none, or no space follows. */
+static int number_sp(const char **p, const char *end, uint64_t *v) {
     const char *s = *p;
     uint64_t x = 0;
     while (s < end && *s >= '0' && *s <= '9' && s - *p < 19)
         x = x * 10 + (uint64_t)(*s++ - '0');
-    if (s == *p || (c ? s == end || *s != c : s != end))
+    if (s == *p || s == end || *s != ' ')
         return -1;
     *v = x;
-    *p = s + (c != 0);
+    *p = s + 1;
     return 0;
 }
 
-/* One triple of the store's reply: name, "<rrtype> <rdata>",
- * "<tf> <tl> <count>", sensors ("" unless shown), bailiwick ("" unknown).
- * Returns 1, or 0 when it is not one (skipped). */
+/* One triple of the store's reply (STORE_TRIPLE_ELEMENTS): name,
+ * "<rrtype> <rdata>", the value as stored ("<tf> <tl> <count> <sensor
+ * ids>[ <bailiwick>]"), the sensors' names ("" unless shown). Returns 1, or
+ * 0 when it is not one: a value the store does not write (a hand edit, a
+ * damaged restore) is left out. */
 static int read_triple(redisReply **el, pdns_record *rec) {
     memset(rec, 0, sizeof(*rec));
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < STORE_TRIPLE_ELEMENTS; i++)
         if (el[i]->type != REDIS_REPLY_STRING)
             return 0;
     const redisReply *n = el[0], *f = el[1], *v = el[2];
@@ -150,16 +152,20 @@ static int read_triple(redisReply **el, pdns_record *rec) {
     rec->rdata.len = f->len - (size_t)(sp + 1 - f->str);
     const char *p = v->str, *end = v->str + v->len;
     uint64_t tf, tl, c;
-    if (number_then(&p, end, ' ', &tf) < 0 || number_then(&p, end, ' ', &tl) < 0 ||
-        number_then(&p, end, 0, &c) < 0 || tf > INT64_MAX || tl > INT64_MAX)
+    if (number_sp(&p, end, &tf) < 0 || number_sp(&p, end, &tl) < 0 ||
+        number_sp(&p, end, &c) < 0 || p == end || *p == ' ' || tf > INT64_MAX ||
+        tl > INT64_MAX)
         return 0;
     rec->time_first = (int64_t)tf;
     rec->time_last = (int64_t)tl;
     rec->count = c;
     rec->sensor_id.p = el[3]->str;
     rec->sensor_id.len = el[3]->len;
-    rec->bailiwick.p = el[4]->str;
-    rec->bailiwick.len = el[4]->len;
+    const char *bw = memchr(p, ' ', (size_t)(end - p)); /* after the sensor ids */
+    if (bw) {
+        rec->bailiwick.p = bw + 1;
+        rec->bailiwick.len = (size_t)(end - bw - 1);
+    }
     return 1;
 }
 
@@ -295,7 +301,7 @@ static void answer(query_req *q, const redisReply *rep) {
         rc |= pdns_buf_append(q->body, "[", 1);
     else if (q->saf)
         rc |= pdns_buf_append(q->body, SAF_BEGIN, strlen(SAF_BEGIN));
-    for (size_t i = 1; i + 4 < rep->elements; i += 5)
+    for (size_t i = 1; i + STORE_TRIPLE_ELEMENTS <= rep->elements; i += STORE_TRIPLE_ELEMENTS)
         rc |= put_triple(q, rep->element + i);
     if (q->json) {
         if (q->body->p[q->body->len - 1] == ',')
@@ -333,7 +339,7 @@ static void answer_dnsdb(query_req *q, const redisReply *rep) {
     int rc = 0;
     q->body->len = LWS_PRE;
     rc |= pdns_buf_append(q->body, SAF_BEGIN, strlen(SAF_BEGIN));
-    for (size_t i = 1; i + 4 < rep->elements; i += 5) {
+    for (size_t i = 1; i + STORE_TRIPLE_ELEMENTS <= rep->elements; i += STORE_TRIPLE_ELEMENTS) {
         pdns_record rec;
         if (!read_triple(rep->element + i, &rec))
             continue;

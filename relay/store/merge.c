@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PAGE_STRIDE 6   /* name, field, head, sensors, bailiwick, place */
-#define OUT_STRIDE 5
+#define OUT_STRIDE STORE_TRIPLE_ELEMENTS
+#define PAGE_STRIDE (OUT_STRIDE + 1) /* and its place */
 
 redisReply *store_reply_new(int type, const char *s, size_t len) {
     redisReply *r = calloc(1, sizeof(*r));
@@ -107,7 +107,7 @@ redisReply *store_merge_pages(redisReply **pages, int n, size_t limit, int with_
     size_t m = 0;
     for (int k = 0; k < n; k++)
         for (size_t i = 1; i < pages[k]->elements; i += PAGE_STRIDE)
-            it[m++] = (item){pages[k]->element[i + 5], k, i};
+            it[m++] = (item){pages[k]->element[i + OUT_STRIDE], k, i};
     qsort(it, m, sizeof(*it), item_cmp);
     size_t take = 0;
     int full = 0;

@@ -4,7 +4,7 @@
  * summed. Pure: replies in, a reply out, no I/O (store.c asks the shards).
  *
  * A shard's page (store_query.lua with positions) is {cursor, then per
- * triple: name, field, "tf tl count", sensors, bailiwick, place}; place
+ * triple: name, field, value, sensors, place}; place
  * is where the walk was, "[<bucket>\t]<member>". Every member is in one
  * shard only (a name's triples and index entries share its shard), so the
  * order of one server's walk is the order of places, and within a place
@@ -15,6 +15,11 @@
 #include <hiredis/hiredis.h>
 #include <stddef.h>
 
+/* The elements of one triple in a query page: its name, "<rrtype>
+ * <rdata>", the value as stored ("<tf> <tl> <count> <sensor ids>[
+ * <bailiwick>]") and the sensors' names ("" unless asked for). */
+#define STORE_TRIPLE_ELEMENTS 4
+
 /* A copy of r that outlives hiredis's (freeReplyObject frees it). NULL
  * when out of memory. */
 redisReply *store_reply_dup(const redisReply *r);
@@ -23,7 +28,7 @@ redisReply *store_reply_dup(const redisReply *r);
 redisReply *store_reply_new(int type, const char *s, size_t len);
 
 /* The page one server would have given: {cursor, then per triple name,
- * field, head, sensors, bailiwick}, at most limit triples. A shard whose
+ * field, value, sensors}, at most limit triples. A shard whose
  * page ended early (its cursor is not "") bounds what may be given: only
  * triples up to its cursor are known to be all there is. with_field: the
  * members are names whose triples follow one another (a cursor inside one

@@ -1876,7 +1876,7 @@ static void gather_reset(gather *g) {
 /* Phase 1 of a round: the next members after the cursor, as many as the
  * page may still take and look at, from the address shards of the range. */
 static void ip_round(gather *g) {
-    size_t room = g->q->limit - (g->acc->elements - 1) / 5,
+    size_t room = g->q->limit - (g->acc->elements - 1) / STORE_TRIPLE_ELEMENTS,
            left = g->s->conf->budget - g->visited;
     gather_reset(g);
     g->phase = 1;
@@ -1983,7 +1983,7 @@ static void ip_step(gather *g) {
     g->cursor_len = c->len;
     g->sub.mode = q->mode;
     g->sub.kind = "ipm";
-    if (!c->len || (g->acc->elements - 1) / 5 >= q->limit || g->visited >= g->s->conf->budget) {
+    if (!c->len || (g->acc->elements - 1) / STORE_TRIPLE_ELEMENTS >= q->limit || g->visited >= g->s->conf->budget) {
         freeReplyObject(g->acc->element[0]);
         if (!(g->acc->element[0] = store_reply_new(REDIS_REPLY_STRING, c->str, c->len))) {
             gather_fail(g, "ERR out of memory");

@@ -404,7 +404,7 @@ static redisReply *shard_page(const mtriple *all, size_t n, int shard, const cha
                               size_t limit, size_t budget) {
     redisReply *r = calloc(1, sizeof(*r));
     r->type = REDIS_REPLY_ARRAY;
-    r->element = calloc(1 + 6 * n, sizeof(*r->element));
+    r->element = calloc(1 + (STORE_TRIPLE_ELEMENTS + 1) * n, sizeof(*r->element));
     r->elements = 1;
     char cur[32] = "";
     size_t got = 0, seen = 0;
@@ -418,8 +418,9 @@ static redisReply *shard_page(const mtriple *all, size_t n, int shard, const cha
         snprintf(cur, sizeof(cur), "%s\n%s", t->place, t->field);
         if (t->field[0] == 'x') /* filtered out: visited, not given */
             continue;
-        const char *f[6] = {t->place, t->field, "1 2 3", "", "", t->place};
-        for (int k = 0; k < 6; k++)
+        const char *f[STORE_TRIPLE_ELEMENTS + 1] = {t->place, t->field, "1 2 3 |1|", "",
+                                                    t->place};
+        for (int k = 0; k < STORE_TRIPLE_ELEMENTS + 1; k++)
             r->element[r->elements++] = str_reply(f[k]);
         got++;
     }
@@ -467,8 +468,9 @@ static void test_merge_pages_as_one_server(void **state) {
                 pg[k] = shard_page(all, n, k, cursor, limit, budget);
             redisReply *m = store_merge_pages(pg, shards, limit, 1);
             assert_non_null(m);
-            assert_true((m->elements - 1) / 5 <= limit);
-            for (size_t j = 1; j + 4 < m->elements; j += 5) {
+            assert_true((m->elements - 1) / STORE_TRIPLE_ELEMENTS <= limit);
+            for (size_t j = 1; j + STORE_TRIPLE_ELEMENTS <= m->elements;
+                 j += STORE_TRIPLE_ELEMENTS) {
                 while (next < n && all[next].field[0] == 'x')
                     next++;
                 assert_true(next < n);

@@ -22,9 +22,10 @@
 --   own name; each with all its triples), "ip" and "rd" one triple each; "ipm" an
 --   address index member given as it is ({cursor, member, ...}: the
 --   triples are in the names' shards, asked next by mode "get").
--- Returns {next cursor or "", name1, field1, "tf tl count"1, sensors1,
--- bailiwick1, ...} (sensors "" unless asked for, bailiwick "" when
--- unknown; then its place when asked: "[<bucket>\t]<member>"): at most limit
+-- Returns {next cursor or "", name1, field1, value1, sensors1, ...} (the
+-- value as stored, "<tf> <tl> <count> <sensor ids>[ <bailiwick>]": the
+-- relay reads it, and leaves out one the store does not write; sensors
+-- "" unless asked for; then its place when asked: "[<bucket>\t]<member>"): at most limit
 -- triples, having looked at no more than budget index entries; the
 -- cursor resumes exactly after the last triple returned.
 -- With a cursor id (dribble clients want a number), the cursor given is
@@ -85,21 +86,12 @@ local function keep(f, v)
   return true
 end
 
--- a value is "<tf> <tl> <count> <sensors>[ <bailiwick>]"; another one
--- (a hand edit, a damaged restore) is left out
 local function emit(name, f, v)
-  local _, e = string.find(v, '^%d+ %d+ %d+ %S')
-  if not e then return end
-  local sp = string.find(v, ' ', e, true)
-  local head = string.sub(v, 1, e - 2)
-  local bw = sp and string.sub(v, sp + 1) or ''
-  local ss = want_sensors and string.sub(v, e, sp and sp - 1 or -1)
   out[no + 1] = name
   out[no + 2] = f
-  out[no + 3] = head
-  out[no + 4] = want_sensors and sensors(ss) or ''
-  out[no + 5] = bw
-  no = no + 5
+  out[no + 3] = v
+  out[no + 4] = want_sensors and sensors(string.match(v, '^%d+ %d+ %d+ (%S+)') or '') or ''
+  no = no + 4
   if want_pos then no = no + 1; out[no] = place end
   got = got + 1
 end
