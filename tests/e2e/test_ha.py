@@ -44,6 +44,28 @@ def holds(relay):
     return relay.metrics().get("pdns_relay_ha_holder") == 1
 
 
+def holder_and_b(relay_factory, redis_server, workdir, tmp_path, lease=LEASE, **policy):
+    """Partner B, and relay-a holding the lease (its mixer's journal in
+    redis_server) with its policy to B; and the Redis URL."""
+    url = "redis://127.0.0.1:%d/0" % redis_server.port
+    a1, b = a_and_b(relay_factory, None, workdir, tmp_path, a_extra={
+        "redis": url, "mixer": dict(FAST_MIXER, journal="redis"),
+        "ha": {"enabled": True, "lease": lease}})
+    policy_to_b(a1, b, tmp_path, **policy)
+    a1.start()
+    assert a1.wait_for(lambda: holds(a1)), a1.log_text()
+    return a1, b, url
+
+
+def follower(relay_factory, url, lease=LEASE, sensors=("sensor-a", "sensor-b")):
+    """Another relay-a process, following."""
+    a2 = relay_factory(sensors=sensors, extra={
+        "relay_id": "relay-a", "redis": url, "mixer": dict(FAST_MIXER, journal="redis"),
+        "ha": {"enabled": True, "lease": lease}}).start()
+    assert a2.wait_for(lambda: "follows" in a2.log_text())
+    return a2
+
+
 def stored_counts(relay, tag):
     """{name: count} of the store's triples under *.<tag>.test, asked of relay."""
     from test_store import Api
@@ -157,17 +179,8 @@ def test_a_process_with_other_sources_is_not_mixed(relay_factory, redis_server, 
     sensor-a, and release a name only sensor-b saw (min_sensors 2). Each
     entry carries the fingerprint of its writer's sources: the holder
     refuses other ones, says so, counts them, and mixes none of them."""
-    url = "redis://127.0.0.1:%d/0" % redis_server.port
-    a1, b = a_and_b(relay_factory, None, workdir, tmp_path, a_extra={
-        "redis": url, "mixer": dict(FAST_MIXER, journal="redis"),
-        "ha": {"enabled": True, "lease": LEASE}})
-    policy_to_b(a1, b, tmp_path)
-    a1.start()
-    assert a1.wait_for(lambda: holds(a1)), a1.log_text()
-    a2 = relay_factory(sensors=("sensor-b", "sensor-a"), extra={
-        "relay_id": "relay-a", "redis": url, "mixer": dict(FAST_MIXER, journal="redis"),
-        "ha": {"enabled": True, "lease": LEASE}}).start()
-    assert a2.wait_for(lambda: "follows" in a2.log_text())
+    a1, b, url = holder_and_b(relay_factory, redis_server, workdir, tmp_path)
+    a2 = follower(relay_factory, url, sensors=("sensor-b", "sensor-a"))
     send(a2, "sensor-b", batch("h5", 20))   # a2's source 0
     send(a1, "sensor-b", batch("h5", 20))   # a1's source 1
     assert a1.wait_for(lambda: a1.metrics()["pdns_relay_mixer_journal_foreign_total"] >= 1), \
@@ -245,13 +258,7 @@ def test_totals_move_with_the_lease(relay_factory, redis_server, workdir, tmp_pa
     of its triple. The holder keeps a copy of those totals in Redis beside
     B's outbox, so the process that takes over goes on from them: after the
     takeover B gets 4 for a triple it had 2 of, not 2 again."""
-    url = "redis://127.0.0.1:%d/0" % redis_server.port
-    a1, b = a_and_b(relay_factory, None, workdir, tmp_path, a_extra={
-        "redis": url, "mixer": dict(FAST_MIXER, journal="redis"),
-        "ha": {"enabled": True, "lease": LEASE}})
-    policy_to_b(a1, b, tmp_path, counts="total")
-    a1.start()
-    assert a1.wait_for(lambda: holds(a1)), a1.log_text()
+    a1, b, url = holder_and_b(relay_factory, redis_server, workdir, tmp_path, counts="total")
     a2 = relay_a(relay_factory, url, tmp_path, b)
     policy_to_b(a2, b, tmp_path, counts="total")
     a2.start()
@@ -390,17 +397,8 @@ def test_a_stalled_holder_asks_redis_before_it_stops(relay_factory, redis_server
     lease taken by another meanwhile, it stops at once (exit status 3) and
     delivers nothing more."""
     lease = 6
-    url = "redis://127.0.0.1:%d/0" % redis_server.port
-    a1, b = a_and_b(relay_factory, None, workdir, tmp_path, a_extra={
-        "redis": url, "mixer": dict(FAST_MIXER, journal="redis"),
-        "ha": {"enabled": True, "lease": lease}})
-    policy_to_b(a1, b, tmp_path)
-    a1.start()
-    assert a1.wait_for(lambda: holds(a1)), a1.log_text()
-    a2 = relay_factory(extra={
-        "relay_id": "relay-a", "redis": url, "mixer": dict(FAST_MIXER, journal="redis"),
-        "ha": {"enabled": True, "lease": lease}}).start()
-    assert a2.wait_for(lambda: "follows" in a2.log_text())
+    a1, b, url = holder_and_b(relay_factory, redis_server, workdir, tmp_path, lease)
+    a2 = follower(relay_factory, url, lease)
     # stopped for 4.5 s: past two thirds of the lease (4 s), within the lease
     a1.proc.send_signal(signal.SIGSTOP)
     time.sleep(4.5)
