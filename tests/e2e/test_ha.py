@@ -396,12 +396,14 @@ def test_a_stalled_holder_asks_redis_before_it_stops(relay_factory, redis_server
     lease still its own, it renews it and goes on mixing and delivering; the
     lease taken by another meanwhile, it stops at once (exit status 3) and
     delivers nothing more."""
-    lease = 6
+    lease = 9
     a1, b, url = holder_and_b(relay_factory, redis_server, workdir, tmp_path, lease)
     a2 = follower(relay_factory, url, lease)
-    # stopped for 4.5 s: past two thirds of the lease (4 s), within the lease
+    # stopped for 6.3 s: past two thirds of the lease (6 s) since its last
+    # renewal, and at least 1.2 s before the lease runs out (renewed every
+    # 1.5 s): the time it has to wake and ask
     a1.proc.send_signal(signal.SIGSTOP)
-    time.sleep(4.5)
+    time.sleep(6.3)
     a1.proc.send_signal(signal.SIGCONT)
     assert a1.wait_for(lambda: "still this process's: renewed" in a1.log_text(), 10), \
         a1.log_text()[-1500:]
