@@ -53,10 +53,8 @@ static redisReply *renew_sync(ha *h, const char *ms, char *err, size_t errlen) {
  * not answer (err says why); ends the process when another holds it or it
  * ran out. */
 static int renew_now(ha *h, char *err, size_t errlen) {
-    char ms[24];
-    snprintf(ms, sizeof(ms), "%" PRIu64, lease_ms(h));
     uint64_t t0 = pdns_mono_ms();
-    redisReply *rep = renew_sync(h, ms, err, errlen);
+    redisReply *rep = renew_sync(h, h->ms, err, errlen);
     int ok = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer == 1 : -1;
     if (rep && rep->type != REDIS_REPLY_INTEGER)
         snprintf(err, errlen, "%s", rep->type == REDIS_REPLY_ERROR ? rep->str : "an odd reply");
@@ -106,11 +104,9 @@ static void on_acquire(redisAsyncContext *ac, void *reply, void *priv) {
 }
 
 static void ask(ha *h) {
-    char ms[24];
-    snprintf(ms, sizeof(ms), "%" PRIu64, lease_ms(h));
     h->asked_ms = pdns_mono_ms();
     if (rlink_command(h->rl, h->key, on_acquire, h, "EVAL %s 2 %s %s %s %s", acquire_script,
-                      h->key, h->fence, h->instance, ms) == 0)
+                      h->key, h->fence, h->instance, h->ms) == 0)
         h->in_flight = 1;
 }
 
@@ -153,11 +149,9 @@ static void on_timer(uv_timer_t *t) {
     }
     if (h->in_flight)
         return;
-    char ms[24];
-    snprintf(ms, sizeof(ms), "%" PRIu64, lease_ms(h));
     h->sent_ms = now;
     if (rlink_command(h->rl, h->key, on_renew, h, "EVAL %s 1 %s %s %s", renew_script, h->key,
-                      h->val, ms) == 0)
+                      h->val, h->ms) == 0)
         h->in_flight = 1;
 }
 
@@ -167,6 +161,7 @@ int ha_start(ha *h, const relay_config *cfg, uv_loop_t *loop, const int *stoppin
     h->cfg = cfg;
     h->on_held = on_held;
     h->ctx = ctx;
+    snprintf(h->ms, sizeof(h->ms), "%" PRIu64, lease_ms(h));
     mix_key(cfg->relay_id, "lease", h->key, sizeof(h->key));
     mix_key(cfg->relay_id, "fence", h->fence, sizeof(h->fence));
     snprintf(h->instance, sizeof(h->instance), "%s", cfg->ha_instance);

@@ -35,6 +35,7 @@ typedef struct ha {
     char key[200], fence[200];  /* the lease, the fencing counter */
     char instance[200];
     char val[300];              /* "<instance> <token>" once held */
+    char ms[24];                /* ha.lease in milliseconds, as Redis takes it */
     char holder[300];           /* who holds it, as last heard (a follower) */
     uint64_t token;
     uint64_t ok_ms;             /* when the last renewal answered was asked */
