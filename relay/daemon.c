@@ -575,6 +575,8 @@ static void hold_d4(void *ctx, uint64_t id) {
 static void adopt_chains(relay *r) {
     for (size_t i = 0; i < r->sh.np; i++) {
         partner *pt = &r->sh.p[i];
+        if (r->cfg.ha_enabled) /* a takeover: a partner's totals can be many */
+            ha_keep(&r->ha);
         char key[300], err[300];
         outbox_key_with(r, pt, ":last", key, sizeof(key));
         const char *argv[] = {"GET", key};
@@ -629,7 +631,10 @@ static void on_lease(void *ctx) {
     if (r->cfg.n_partners_in) /* the d4-core queues may carry partners' batches */
         partners_read(r);
     adopt_chains(r);
-    if (mix_resume(&r->mix) < 0 || start_delivery_and_queues(r) < 0)
+    if (mix_resume(&r->mix) < 0)
+        _exit(3);
+    ha_keep(&r->ha);
+    if (start_delivery_and_queues(r) < 0)
         _exit(3);
     sd_notify(0, "STATUS=holds the lease: mixing and delivering");
 }
@@ -1113,6 +1118,8 @@ int cmd_run(int argc, char **argv) {
         /* a checkpoint goes through only while this process holds the lease */
         r.mix.fence_key = r.ha.key;
         r.mix.fence_val = r.ha.val;
+        r.mix.keep = ha_keep; /* a long takeover keeps the lease */
+        r.mix.keep_ctx = &r.ha;
     }
     lws_set_log_level(getenv("PDNS_LWS_DEBUG") ? 0xfff : (LLL_ERR | LLL_WARN), lws_log_to_ours);
     struct lws_context_creation_info info;

@@ -68,6 +68,28 @@ static int renew_now(ha *h, char *err, size_t errlen) {
     return ok;
 }
 
+/* A renewal on the blocking link, now: 1 renewed; 0 Redis did not answer
+ * and the lease has time left (asked again later); ends the process when
+ * the lease is gone, or unanswered past two thirds of it. */
+static int renew_or_stop(ha *h) {
+    char err[300] = "";
+    if (renew_now(h, err, sizeof(err)) == 1)
+        return 1;
+    uint64_t since = pdns_mono_ms() - h->ok_ms;
+    if (since <= lease_ms(h) * 2 / 3)
+        return 0;
+    log_error("ha: the lease was not renewed for %" PRIu64 " ms and Redis does not "
+              "answer (%s): stopping at once, before another process may take it over",
+              since, err);
+    _exit(3);
+}
+
+void ha_keep(void *ctx) {
+    ha *h = ctx;
+    if (h->held && pdns_mono_ms() - h->ok_ms > lease_ms(h) / 3 && renew_or_stop(h))
+        h->kept++;
+}
+
 static void on_acquire(redisAsyncContext *ac, void *reply, void *priv) {
     ha *h = priv;
     redisReply *rep = reply;
@@ -83,13 +105,14 @@ static void on_acquire(redisAsyncContext *ac, void *reply, void *priv) {
         h->ok_ms = pdns_mono_ms();
         log_info("ha: this process (%s) holds the lease, token %" PRIu64
                  "; it runs the mixer and delivery", h->instance, h->token);
+        uint64_t t0 = h->ok_ms;
+        h->kept = 0;
         if (h->on_held)
             h->on_held(h->ctx);
-        char err[300];
-        uint64_t took = pdns_mono_ms() - h->ok_ms;
-        if (took > lease_ms(h) / 3 && renew_now(h, err, sizeof(err)) == 1)
-            log_warn("ha: taking over took %" PRIu64 " ms; the lease is still this process's: "
-                     "renewed", took);
+        ha_keep(h);
+        if (h->kept)
+            log_warn("ha: taking over took %" PRIu64 " ms; the lease is still this "
+                     "process's (%" PRIu64 " renewals meanwhile)", pdns_mono_ms() - t0, h->kept);
         return;
     }
     if (rep->type == REDIS_REPLY_STRING) {
@@ -135,17 +158,11 @@ static void on_timer(uv_timer_t *t) {
         return;
     }
     if (now - h->ok_ms > lease_ms(h) * 2 / 3) {
-        char err[300] = "";
         uint64_t stood = now - h->ok_ms;
-        if (renew_now(h, err, sizeof(err)) == 1) {
+        if (renew_or_stop(h)) /* past two thirds: renewed, or the process ends */
             log_warn("ha: the lease was not renewed for %" PRIu64 " ms (the process stood "
                      "still, or Redis was slow); it is still this process's: renewed", stood);
-            return;
-        }
-        log_error("ha: the lease was not renewed for %" PRIu64 " ms and Redis does not "
-                  "answer (%s): stopping at once, before another process may take it over",
-                  pdns_mono_ms() - h->ok_ms, err);
-        _exit(3);
+        return;
     }
     if (h->in_flight)
         return;

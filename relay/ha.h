@@ -14,8 +14,10 @@
  * link, waiting at most a third of the lease, before anything else runs:
  * renewed, it goes on; refused or not answered, it ends (it may not know
  * what happened meanwhile; systemd starts it again, following). A takeover
- * that took more than a third of the lease is followed by such a renewal
- * too. A clean stop gives the lease back. */
+ * (restoring the pool, replaying the journal, adopting the partners'
+ * chains: blocking work that can outlast the lease) renews the lease the
+ * same way as it goes (ha_keep), once a third of it has passed since the
+ * last renewal. A clean stop gives the lease back. */
 #ifndef PDNS_HA_H
 #define PDNS_HA_H
 
@@ -43,6 +45,7 @@ typedef struct ha {
     uint64_t asked_ms;          /* a follower's last request */
     int held, in_flight, timer_on;
     uint64_t renewals, takeovers;
+    uint64_t kept;              /* renewals by ha_keep during this takeover */
     void (*on_held)(void *ctx); /* this process now holds the lease */
     void *ctx;
 } ha;
@@ -52,6 +55,13 @@ typedef struct ha {
  * is renewed. Returns 0, or -1 (out of memory, logged). */
 int ha_start(ha *h, const relay_config *cfg, uv_loop_t *loop, const int *stopping,
              void (*on_held)(void *ctx), void *ctx);
+
+/* Blocking work while this process holds the lease (the takeover, on_held)
+ * calls this as it goes (ctx: the ha): once a third of the lease has passed
+ * since the last renewal, the lease is renewed on the blocking link. Ends
+ * the process (exit 3) when the lease is another's or gone, or Redis does
+ * not answer past two thirds of it. Nothing when not holding. */
+void ha_keep(void *ctx);
 
 /* Gives the lease back (a clean stop) and stops renewing. */
 void ha_stop(ha *h);

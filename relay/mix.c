@@ -395,8 +395,11 @@ static long replay_redis(mix_stage *m, const int32_t *map, size_t nmap, uint64_t
             return -1;
         }
         size_t got = rep->elements;
-        for (size_t i = 0; i < got; i++)
+        for (size_t i = 0; i < got; i++) {
             n += take_entry(m, rep->element[i], map, nmap, gen);
+            if (m->keep)
+                m->keep(m->keep_ctx);
+        }
         freeReplyObject(rep);
         if (got < REPLAY_PAGE)
             return n;
@@ -627,6 +630,8 @@ int mix_resume(mix_stage *m) {
         m->dmap = NULL;
     }
     if (m->snap) {
+        if (m->keep)
+            m->keep(m->keep_ctx);
         if (checkpoint(m) < 0) {
             log_error("mixer: mixer.journal is \"redis\" and the pool cannot be saved "
                       "there: not mixing");

@@ -31,6 +31,8 @@ typedef struct mix_stage {
     char jkey[160], skey[160];   /* the journal stream and the checkpoint key */
     char rkey[160];              /* how far the mixer has read (cluster-status) */
     const char *fence_key, *fence_val; /* ha: the lease a checkpoint checks (NULL: none) */
+    void (*keep)(void *ctx);     /* ha: called as a takeover goes on (ha_keep) */
+    void *keep_ctx;
     pdns_buf jbuf;               /* journalled inserts not written yet */
     uint64_t gen;                /* the checkpoint's generation */
     char pos[48];                /* Redis: the stream's last entry the pool took */
@@ -55,8 +57,9 @@ void mix_key(const char *relay_id, const char *what, char *out, size_t n);
 int mix_start(mix_stage *m, const relay_config *cfg, share *sh, uv_loop_t *loop,
               const int *stopping);
 /* mixer.journal "redis" with ha: this process now holds the lease; it
- * restores the saved pool and takes the stream since (blocking, a few
- * seconds at most). Returns 0, or -1 (logged). Without ha mix_start does
+ * restores the saved pool and takes the stream since (blocking: as long as
+ * the journal since the last checkpoint takes; m->keep is called after
+ * every entry). Returns 0, or -1 (logged). Without ha mix_start does
  * this. */
 int mix_take_over(mix_stage *m);
 /* Once the policy stage runs (and the partners' chains are adopted): the

@@ -8,7 +8,9 @@ process takes over the pool (checkpoint plus the stream since) and the
 partners' chains: every triple once, no chain broken, nothing dropped as a
 resend."""
 import os
+import re
 import signal
+import struct
 import time
 
 import pytest
@@ -419,3 +421,56 @@ def test_a_stalled_holder_asks_redis_before_it_stops(relay_factory, redis_server
     assert a1.proc.returncode == 3, a1.log_text()[-1500:]
     assert "the lease is no longer ours" in a1.log_text(), a1.log_text()[-1500:]
     assert len(rrnames(b)) == 10
+
+
+def journal_records(blob):
+    """The records of a journal entry's "r" field: each a 48-byte header
+    (relay/mix.c, jrec: name length at byte 36, rdata length at 40), then
+    its name and rdata."""
+    n = off = 0
+    while off + 48 <= len(blob):
+        name_len, rdata_len = struct.unpack_from("<H", blob, off + 36)[0], \
+            struct.unpack_from("<I", blob, off + 40)[0]
+        off += 48 + name_len + rdata_len
+        n += 1
+    return n
+
+
+@pytest.mark.slow
+def test_a_long_takeover_keeps_the_lease(relay_factory, redis_server):
+    """A takeover replays the mixer's journal since the last checkpoint; with
+    a long journal (a holder that stood still while the other processes went
+    on taking records) it takes longer than the lease. The process renews
+    the lease as it goes, so that it is still the holder when the takeover
+    ends, rather than losing the lease to its own takeover (exit 3) and
+    leaving the next process to try the same."""
+    url = "redis://127.0.0.1:%d/0" % redis_server.port
+    r = redis_server.client()
+    lease_key = "{pdns-relay:relay-a:mixer}:lease"
+    r.set(lease_key, "a-holder-that-stood-still 1", px=600000)
+    a2 = follower(relay_factory, url, lease=1)
+    send(a2, "sensor-a", batch("lt", 2000))
+    journal = "{pdns-relay:relay-a:mixer}:journal"
+    assert a2.wait_for(lambda: sum(journal_records(f[b"r"]) for _, f in r.xrange(journal))
+                       == 2000)
+    entries = r.xrange(journal)
+    # the same entries again and again: a journal of millions of records,
+    # which take the replay longer than the lease (1 s) on any machine
+    copies = 4000
+    pipe = r.pipeline(transaction=False)
+    for _ in range(copies):
+        for _, fields in entries:
+            pipe.xadd(journal, fields)
+    pipe.execute()
+    taken = 2000 * (copies + 1)
+    r.delete(lease_key)
+    assert a2.wait_for(lambda: "records taken from the journal" in a2.log_text() or
+                       a2.proc.poll() is not None, 120), a2.log_text()[-2000:]
+    assert a2.proc.poll() is None, a2.log_text()[-2000:]
+    assert "%d records taken from the journal" % taken in a2.log_text(), a2.log_text()[-2000:]
+    assert a2.wait_for(lambda: holds(a2)), a2.log_text()[-2000:]
+    took = re.search(r"taking over took (\d+) ms; the lease is still this process's",
+                     a2.log_text())
+    assert took and int(took.group(1)) > 1000, a2.log_text()[-2000:]  # longer than the lease
+    assert r.get(lease_key).decode().startswith(a2.log_text().split("this process (")[1]
+                                                .split(")")[0])
