@@ -88,10 +88,8 @@ static void on_batch(void *ctx, const mixer_batch *b) {
 #define JOURNAL_FLUSH (1u << 20)
 #define SNAP_TIMEOUT_MS 5000   /* each blocking call to Redis, at most */
 #define RESTORE_TRIES_MS 10000 /* Redis away at start: tried this long */
-#define REPLAY_PAGE 200        /* journal entries read at a time (XRANGE's COUNT) */
-#define STR_(x) #x
-#define STR(x) STR_(x)
-#define REPLAY_PAGE_S STR(REPLAY_PAGE)
+#define REPLAY_PAGE 200        /* journal entries read at a time (XRANGE's COUNT), at most */
+#define REPLAY_BYTES (8u << 20) /* and about this many bytes of them */
 
 /* A journalled insert: the record's triple, times, count, its source and
  * when it came; its name and rdata follow. */
@@ -375,15 +373,35 @@ static long take_entry(mix_stage *m, const redisReply *e, const int32_t *map, si
     return replay_records(m, NULL, 0, rec->str, rec->len, 0);
 }
 
+/* A page of the journal read (an XRANGE's reply): the next asks for as
+ * many entries as make about REPLAY_BYTES at the size of these (an entry
+ * holds up to JOURNAL_FLUSH bytes of records: 200 full ones would be 200
+ * MiB in one reply), from 1 to REPLAY_PAGE. Returns 1 when the page was
+ * full (more may follow at once). */
+static int page_read(mix_stage *m, const redisReply *rep) {
+    size_t bytes = 0, n = rep->elements;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *e = rep->element[i];
+        if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
+            e->element[1]->type == REDIS_REPLY_ARRAY && e->element[1]->elements == 4)
+            bytes += e->element[1]->element[3]->len;
+    }
+    int full = n >= m->page;
+    size_t per = n ? bytes / n + 1 : 1, page = REPLAY_BYTES / per;
+    m->page = (unsigned)(page < 1 ? 1 : page > REPLAY_PAGE ? REPLAY_PAGE : page);
+    return full;
+}
+
 /* The journal stream's entries after the checkpoint's position, in order,
  * a page at a time, now (a start or a takeover). Returns the records the
  * pool took, or -1 (Redis away). */
 static long replay_redis(mix_stage *m, const int32_t *map, size_t nmap, uint64_t gen) {
-    char start[64], err[300];
+    char start[64], count[24], err[300];
     long n = 0;
     for (;;) {
         snprintf(start, sizeof(start), "(%s", m->pos);
-        const char *argv[] = {"XRANGE", m->jkey, start, "+", "COUNT", REPLAY_PAGE_S};
+        snprintf(count, sizeof(count), "%u", m->page);
+        const char *argv[] = {"XRANGE", m->jkey, start, "+", "COUNT", count};
         size_t argl[6];
         for (int i = 0; i < 6; i++)
             argl[i] = strlen(argv[i]);
@@ -394,14 +412,14 @@ static long replay_redis(mix_stage *m, const int32_t *map, size_t nmap, uint64_t
             freeReplyObject(rep);
             return -1;
         }
-        size_t got = rep->elements;
-        for (size_t i = 0; i < got; i++) {
+        for (size_t i = 0; i < rep->elements; i++) {
             n += take_entry(m, rep->element[i], map, nmap, gen);
             if (m->keep)
                 m->keep(m->keep_ctx);
         }
+        int more = page_read(m, rep);
         freeReplyObject(rep);
-        if (got < REPLAY_PAGE)
+        if (!more)
             return n;
     }
 }
@@ -430,15 +448,15 @@ static void on_xrange(redisAsyncContext *ac, void *reply, void *priv) {
         int64_t at = (int64_t)strtoll(m->pos, NULL, 10), now = pdns_wall_ms();
         m->lag_ms = now > at ? now - at : 0;
     }
-    if (rep->elements >= REPLAY_PAGE)
+    if (page_read(m, rep))
         read_more(m);
 }
 
 static void read_more(mix_stage *m) {
     char start[64];
     snprintf(start, sizeof(start), "(%s", m->pos);
-    if (rlink_command(m->jrl, m->jkey, on_xrange, m, "XRANGE %s %s + COUNT %s", m->jkey, start,
-                      REPLAY_PAGE_S) == 0)
+    if (rlink_command(m->jrl, m->jkey, on_xrange, m, "XRANGE %s %s + COUNT %u", m->jkey, start,
+                      m->page) == 0)
         m->reading = 1;
 }
 
@@ -662,6 +680,7 @@ int mix_start(mix_stage *m, const relay_config *cfg, share *sh, uv_loop_t *loop,
         mix_key(cfg->relay_id, "journal", m->jkey, sizeof(m->jkey));
         mix_key(cfg->relay_id, "read", m->rkey, sizeof(m->rkey));
         snprintf(m->pos, sizeof(m->pos), "0-0");
+        m->page = REPLAY_BYTES / JOURNAL_FLUSH; /* until the first page says */
         sources_fingerprint(cfg, m->fp, sizeof(m->fp));
         m->snap = rsync_new(cfg->redis_url, cfg->redis.host, cfg->redis.port, cfg->redis_db,
                             SNAP_TIMEOUT_MS);

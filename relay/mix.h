@@ -39,6 +39,7 @@ typedef struct mix_stage {
     char fp[24];                 /* Redis: this process's sources' fingerprint */
     int mixing;                  /* Redis: this process reads the stream and mixes */
     int reading;                 /* an XRANGE of the stream in flight */
+    unsigned page;               /* entries the next XRANGE asks for */
     int64_t lag_ms;              /* the age of the newest entry read, when read */
     uint64_t checkpoint_errors, journal_errors, foreign;
     char *delays;                /* the saved delay lines, until mix_resume */
