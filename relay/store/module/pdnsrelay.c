@@ -36,8 +36,11 @@
  * Redis; the cluster's slot check is not made again). IXADD and IXREM
  * are propagated as themselves; the AOF is rewritten as IXADDs.
  *
- * Redis's module API is declared here, only the functions this file
- * uses: each is looked up by name when the module loads
+ * PDNSRELAY.QUERY (query.c) is the store's query script
+ * (relay/store/lua/store_query.lua) in C.
+ *
+ * Redis's module API is declared in rmapi.h, only the functions the
+ * module uses: each is looked up by name when the module loads
  * (RedisModule_GetApi, the first word of the load context). It is API
  * version 1, Redis 6.2 and later. Not linked with the relay: built alone
  * as a shared object (make: build/pdnsrelay.so). */
@@ -47,99 +50,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define RMAPI_DEFINE
 #include "ixtree.h"
+#include "rmapi.h"
 
-typedef struct RedisModuleCtx RedisModuleCtx;
-typedef struct RedisModuleKey RedisModuleKey;
-typedef struct RedisModuleString RedisModuleString;
-typedef struct RedisModuleCallReply RedisModuleCallReply;
-typedef struct RedisModuleType RedisModuleType;
-typedef struct RedisModuleIO RedisModuleIO;
-typedef struct RedisModuleDigest RedisModuleDigest;
-/* RedisModuleTypeMethods, version 3: the fields up to defrag (version 4
- * adds fields after them, which Redis would read past this struct). */
-typedef struct {
-    uint64_t version;
-    void *(*rdb_load)(RedisModuleIO *, int);
-    void (*rdb_save)(RedisModuleIO *, void *);
-    void (*aof_rewrite)(RedisModuleIO *, RedisModuleString *, void *);
-    size_t (*mem_usage)(const void *);
-    void (*digest)(void *, void *);
-    void (*free)(void *);
-    int (*aux_load)(RedisModuleIO *, int, int);
-    void (*aux_save)(RedisModuleIO *, int);
-    int aux_save_triggers;
-    size_t (*free_effort)(RedisModuleString *, const void *);
-    void (*unlink)(RedisModuleString *, const void *);
-    void *(*copy)(RedisModuleString *, RedisModuleString *, const void *);
-    void *defrag;
-} rm_type_methods;
-typedef int (*rm_cmd_fn)(RedisModuleCtx *, RedisModuleString **, int);
-
-#define RM_OK 0
-#define RM_READ (1 << 0)
-#define RM_WRITE (1 << 1)
-#define RM_KEYTYPE_EMPTY 0
-#define RM_KEYTYPE_STRING 1
-#define RM_KEYTYPE_HASH 3
-#define RM_KEYTYPE_ZSET 5
-#define RM_KEYTYPE_MODULE 6
-#define RM_POSTPONED_LEN -1L
-#define RM_ZADD_ADDED (1 << 2)
-#define RM_APIVER_1 1
-#define RM_CTX_FLAGS_REPLICATED (1 << 12)
-#define RM_CTX_FLAGS_LOADING (1 << 13)
-
-static int (*RedisModule_GetApi)(const char *, void *);
-static int (*RedisModule_SetModuleAttribs)(RedisModuleCtx *, const char *, int, int);
-static int (*RedisModule_IsModuleNameBusy)(const char *);
-static int (*RedisModule_CreateCommand)(RedisModuleCtx *, const char *, rm_cmd_fn, const char *,
-                                        int, int, int);
-static RedisModuleKey *(*RedisModule_OpenKey)(RedisModuleCtx *, RedisModuleString *, int);
-static void (*RedisModule_CloseKey)(RedisModuleKey *);
-static int (*RedisModule_KeyType)(RedisModuleKey *);
-static char *(*RedisModule_StringDMA)(RedisModuleKey *, size_t *, int);
-static int (*RedisModule_StringSet)(RedisModuleKey *, RedisModuleString *);
-static int (*RedisModule_HashGet)(RedisModuleKey *, int, ...);
-static int (*RedisModule_HashSet)(RedisModuleKey *, int, ...);
-static int (*RedisModule_ZsetAdd)(RedisModuleKey *, double, RedisModuleString *, int *);
-static int (*RedisModule_ZsetFirstInScoreRange)(RedisModuleKey *, double, double, int, int);
-static RedisModuleString *(*RedisModule_ZsetRangeCurrentElement)(RedisModuleKey *, double *);
-static int (*RedisModule_ZsetRangeNext)(RedisModuleKey *);
-static int (*RedisModule_ZsetRangeEndReached)(RedisModuleKey *);
-static void (*RedisModule_ZsetRangeStop)(RedisModuleKey *);
-static const char *(*RedisModule_StringPtrLen)(const RedisModuleString *, size_t *);
-static RedisModuleString *(*RedisModule_CreateString)(RedisModuleCtx *, const char *, size_t);
-static void (*RedisModule_FreeString)(RedisModuleCtx *, RedisModuleString *);
-static int (*RedisModule_ReplyWithLongLong)(RedisModuleCtx *, long long);
-static int (*RedisModule_ReplyWithError)(RedisModuleCtx *, const char *);
-static int (*RedisModule_ReplyWithStringBuffer)(RedisModuleCtx *, const char *, size_t);
-static int (*RedisModule_Replicate)(RedisModuleCtx *, const char *, const char *, ...);
-static int (*RedisModule_WrongArity)(RedisModuleCtx *);
-static RedisModuleCallReply *(*RedisModule_Call)(RedisModuleCtx *, const char *, const char *, ...);
-static void (*RedisModule_FreeCallReply)(RedisModuleCallReply *);
-static void *(*RedisModule_Alloc)(size_t);
-static void *(*RedisModule_Realloc)(void *, size_t);
-static void *(*RedisModule_Calloc)(size_t, size_t);
-static int (*RedisModule_GetContextFlags)(RedisModuleCtx *);
-static void (*RedisModule_Free)(void *);
-static RedisModuleType *(*RedisModule_CreateDataType)(RedisModuleCtx *, const char *, int,
-                                                      rm_type_methods *);
-static int (*RedisModule_ModuleTypeSetValue)(RedisModuleKey *, RedisModuleType *, void *);
-static RedisModuleType *(*RedisModule_ModuleTypeGetType)(RedisModuleKey *);
-static void *(*RedisModule_ModuleTypeGetValue)(RedisModuleKey *);
-static void (*RedisModule_SaveUnsigned)(RedisModuleIO *, uint64_t);
-static uint64_t (*RedisModule_LoadUnsigned)(RedisModuleIO *);
-static void (*RedisModule_SaveStringBuffer)(RedisModuleIO *, const char *, size_t);
-static char *(*RedisModule_LoadStringBuffer)(RedisModuleIO *, size_t *);
-static void (*RedisModule_DigestAddStringBuffer)(RedisModuleDigest *, const char *, size_t);
-static void (*RedisModule_DigestEndSequence)(RedisModuleDigest *);
-static void (*RedisModule_EmitAOF)(RedisModuleIO *, const char *, const char *, ...);
-static int (*RedisModule_ReplyWithArray)(RedisModuleCtx *, long);
-static void (*RedisModule_ReplySetArrayLength)(RedisModuleCtx *, long);
-static int (*RedisModule_ReplicateVerbatim)(RedisModuleCtx *);
-static int (*RedisModule_DeleteKey)(RedisModuleKey *);
-static void (*RedisModule_Log)(RedisModuleCtx *, const char *, const char *, ...);
 
 /* The argument layout this module takes in place of the script's text;
  * the relay sends the same word (store.c, STORE_MODULE_LAYOUT). */
@@ -172,7 +86,7 @@ typedef struct {
             RedisModule_Replicate((c)->ctx, __VA_ARGS__);                                          \
     } while (0)
 
-static RedisModuleType *ixtype;
+RedisModuleType *ixtype;
 
 static RedisModuleString *str(call *c, const char *p, size_t n) {
     return RedisModule_CreateString(c->ctx, p, n);
@@ -1095,7 +1009,9 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
         API(ModuleTypeGetType) || API(ModuleTypeGetValue) || API(SaveUnsigned) ||
         API(LoadUnsigned) || API(SaveStringBuffer) || API(LoadStringBuffer) || API(EmitAOF) ||
         API(DigestAddStringBuffer) || API(DigestEndSequence) || API(ReplyWithArray) ||
-        API(ReplySetArrayLength) || API(ReplicateVerbatim) || API(DeleteKey) || API(Log))
+        API(ReplySetArrayLength) || API(ReplicateVerbatim) || API(DeleteKey) || API(Log) ||
+        API(ZsetFirstInLexRange) || API(ScanCursorCreate) || API(ScanCursorDestroy) ||
+        API(ScanKey) || API(CallReplyType) || API(CallReplyStringPtr))
         return 1;
     API(IsModuleNameBusy);
     if (RedisModule_IsModuleNameBusy && RedisModule_IsModuleNameBusy("pdnsrelay"))
@@ -1117,6 +1033,10 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
     RedisModule_SetModuleAttribs(ctx, "pdnsrelay", 1, RM_APIVER_1);
     /* the marker (argument 3) is the key a cluster would route by */
     if (RedisModule_CreateCommand(ctx, "pdnsrelay.ingest", ingest, "write deny-oom", 3, 3, 1))
+        return 1;
+    /* reads, and stores a numeric cursor as the query script does */
+    if (RedisModule_CreateCommand(ctx, "pdnsrelay.query", pdns_query_cmd, "may-replicate", 1, 1,
+                                  1))
         return 1;
     if (!trees)
         return 0;
