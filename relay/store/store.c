@@ -894,8 +894,15 @@ typedef struct {
 } module_ask;
 
 int store_has_module(const redisReply *rep) {
-    return rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+    return rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
            rep->element[0]->type == REDIS_REPLY_ARRAY;
+}
+
+/* The same answer (COMMAND INFO of both commands): 1 when it has
+ * PDNSRELAY.QUERY too (a module of this version). */
+static int has_query_command(const redisReply *rep) {
+    return store_has_module(rep) && rep->elements == 2 &&
+           rep->element[1]->type == REDIS_REPLY_ARRAY;
 }
 
 static void on_module(redisAsyncContext *ac, void *reply, void *priv) {
@@ -904,10 +911,16 @@ static void on_module(redisAsyncContext *ac, void *reply, void *priv) {
     (void)ac;
     if (a->gen == s->module_gen) {
         s->module_missing += !store_has_module(reply);
+        s->query_missing += !has_query_command(reply);
         if (--s->module_asking == 0 && !s->module_missing) {
             s->module = 1;
-            log_info("store: Redis has the pdnsrelay module%s: batches go to PDNSRELAY.INGEST",
-                     s->cluster ? " on every master" : "");
+            s->module_query = !s->query_missing;
+            log_info("store: Redis has the pdnsrelay module%s: batches go to "
+                     "PDNSRELAY.INGEST, query pages to %s",
+                     s->cluster ? " on every master" : "",
+                     s->module_query ? "PDNSRELAY.QUERY"
+                                     : "the script (the module has no PDNSRELAY.QUERY: an "
+                                       "older version)");
         }
         if (!s->module_asking)
             kick(s); /* a store of trees waits for this answer */
@@ -919,11 +932,11 @@ static void on_module(redisAsyncContext *ac, void *reply, void *priv) {
  * each connect (until the answers, the script). On a cluster the master
  * of every shard is asked: batches go to the module only when all have it. */
 static void ask_module(store *s) {
-    const char *argv[] = {"COMMAND", "INFO", "pdnsrelay.ingest"};
-    size_t argl[] = {7, 4, 16};
-    s->module = 0;
+    const char *argv[] = {"COMMAND", "INFO", "pdnsrelay.ingest", "pdnsrelay.query"};
+    size_t argl[] = {7, 4, 16, 15};
+    s->module = s->module_query = 0;
     s->module_gen++;
-    s->module_asking = s->module_missing = 0;
+    s->module_asking = s->module_missing = s->query_missing = 0;
     if (!s->conf->module)
         return;
     for (int k = 0; k < s->nshards; k++) {
@@ -932,7 +945,7 @@ static void ask_module(store *s) {
             return;
         *a = (module_ask){s, s->module_gen};
         s->module_asking++; /* before: a link that fails at once answers (NULL) at once */
-        if (rlink_argv(s->link, s->cluster ? s->prefix[k] : "", on_module, a, 3, argv, argl) < 0) {
+        if (rlink_argv(s->link, s->cluster ? s->prefix[k] : "", on_module, a, 4, argv, argl) < 0) {
             free(a);
             s->module_gen++; /* what was asked is of no use */
             return;
@@ -955,7 +968,7 @@ static void on_down(void *ctx) {
     store *s = ctx;
     /* parts in flight get no answer (NULL) and go again once it is back */
     s->script_loaded = s->script_loading = 0;
-    s->module = 0;
+    s->module = s->module_query = 0;
     s->module_gen++; /* answers still on their way are of no use */
     s->trees_told = 0;
 }
@@ -1557,6 +1570,9 @@ int store_metrics(const store *s, pdns_buf *b) {
         "# HELP pdns_relay_store_module 1 while batches go to the pdnsrelay Redis module (PDNSRELAY.INGEST), 0 while they go to the script.\n"
         "# TYPE pdns_relay_store_module gauge\n"
         "pdns_relay_store_module %d\n"
+        "# HELP pdns_relay_store_query_module 1 while query pages go to the pdnsrelay Redis module (PDNSRELAY.QUERY), 0 while they go to the script.\n"
+        "# TYPE pdns_relay_store_query_module gauge\n"
+        "pdns_relay_store_query_module %d\n"
         "# HELP pdns_relay_store_index_trees 1 when the store's indexes are the pdnsrelay module's trees (st:layout ix-tree).\n"
         "# TYPE pdns_relay_store_index_trees gauge\n"
         "pdns_relay_store_index_trees %d\n"
@@ -1567,7 +1583,7 @@ int store_metrics(const store *s, pdns_buf *b) {
         "# TYPE pdns_relay_store_unreplicated_total counter\n"
         "pdns_relay_store_unreplicated_total %" PRIu64 "\n",
         s->stored, s->batches, s->errors, s->dead, s->duplicates, s->call_entries, s->waiting,
-        s->buffer_peak, s->full, s->expired, s->busy > 0, store_up(s), s->module, s->trees,
+        s->buffer_peak, s->full, s->expired, s->busy > 0, store_up(s), s->module, s->module_query, s->trees,
         s->nshards, s->unreplicated);
     rc |= rlink_metrics(s->link, "pdns_relay_store_cluster", "the store's", b);
     rc |= pdns_hist_render(&s->lat, "pdns_relay_store_latency_seconds",
@@ -1580,12 +1596,31 @@ typedef struct query_call {
     store_reply_fn fn;
     void *ctx;
     const store_query_args *args;  /* a query: sent again on NOSCRIPT */
+    int module;                    /* sent to PDNSRELAY.QUERY */
 } query_call;
+
+/* A page the module refused as an unknown command (unloaded since the
+ * relay asked, or an older module): pages go to the script until the link
+ * reconnects and asks again. 1 when it was that. */
+static int module_gone(store *s, const redisReply *rep) {
+    if (!rep || rep->type != REDIS_REPLY_ERROR || strncmp(rep->str, "ERR unknown command", 19))
+        return 0;
+    if (s->module_query)
+        log_warn("store: Redis refused PDNSRELAY.QUERY (%s): query pages go to the script "
+                 "until the next connect", rep->str);
+    s->module_query = 0;
+    return 1;
+}
 
 static void on_query(redisAsyncContext *ac, void *reply, void *priv) {
     query_call *q = priv;
     redisReply *rep = reply;
     (void)ac;
+    if (q->module && q->args && module_gone(q->s, rep) &&
+        store_query(q->s, q->args, q->fn, q->ctx) == 0) {
+        free(q);
+        return;
+    }
     if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0 &&
         q->args) {
         /* the script cache was flushed: send the script itself, once */
@@ -1601,7 +1636,7 @@ static void on_query(redisAsyncContext *ac, void *reply, void *priv) {
 }
 
 static int call(store *s, const char *key, int argc, const char **argv, const size_t *argl,
-                const store_query_args *args, store_reply_fn fn, void *ctx) {
+                const store_query_args *args, int module, store_reply_fn fn, void *ctx) {
     if (!store_up(s))
         return -1;
     query_call *q = malloc(sizeof(*q));
@@ -1610,7 +1645,8 @@ static int call(store *s, const char *key, int argc, const char **argv, const si
     q->s = s;
     q->fn = fn;
     q->ctx = ctx;
-    q->args = args && s->script_loaded ? args : NULL;
+    q->args = args && (s->script_loaded || module) ? args : NULL;
+    q->module = module;
     if (rlink_argv(s->link, key, on_query, q, argc, argv, argl) < 0) {
         free(q);
         return -1;
@@ -1649,6 +1685,7 @@ typedef struct gather_part {
     gather *g;
     int k, shard;
     int sha;        /* sent by EVALSHA: on NOSCRIPT, sent again with the script */
+    int module;     /* sent to PDNSRELAY.QUERY: refused, sent again to the script */
 } gather_part;
 
 static void gather_free(gather *g) {
@@ -1731,7 +1768,7 @@ static void on_gather(redisAsyncContext *ac, void *reply, void *priv) {
     redisReply *rep = reply;
     (void)ac;
     if (rep && gp->sha && rep->type == REDIS_REPLY_ERROR &&
-        strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+        (strncmp(rep->str, "NOSCRIPT", 8) == 0 || (gp->module && module_gone(g->s, rep)))) {
         gather_ask(g, gp->k, gp->shard, 0); /* this master has not run it yet */
         free(gp);
         return;
@@ -1756,13 +1793,13 @@ static void gather_lost(gather *g) {
 }
 
 /* Sends one shard's part of a gather. */
-static void gather_send(gather *g, int k, int shard, int sha, int argc, const char **argv,
-                        const size_t *argl) {
+static void gather_send(gather *g, int k, int shard, int sha, int module, int argc,
+                        const char **argv, const size_t *argl) {
     char key[40];
     snprintf(key, sizeof(key), "%sst:info", g->s->prefix[shard]);
     gather_part *gp = malloc(sizeof(*gp));
     if (gp)
-        *gp = (gather_part){g, k, shard, sha};
+        *gp = (gather_part){g, k, shard, sha, module};
     if (!gp || rlink_argv(g->s->link, key, on_gather, gp, argc, argv, argl) < 0) {
         free(gp);
         gather_lost(g);
@@ -1777,13 +1814,15 @@ static const char *query_kind(const store *s, const char *kind) {
     return s->r_rel && strcmp(kind, "rev") == 0 ? "rrev" : kind;
 }
 
-/* The arguments of store_query.lua for q on shard k (EVALSHA with sha,
- * else EVAL), cursor and cursor id as given. */
+/* The arguments of store_query.lua for q on shard k (with sha,
+ * PDNSRELAY.QUERY when Redis has the module, else EVALSHA; without, EVAL),
+ * cursor and cursor id as given. Returns where the command starts in argv:
+ * 2 for the module's (the script's words after its SHA1 and key count). */
 #define QUERY_ARGS 23
-static void query_argv(store *s, const store_query_args *q, int k, const char *cursor,
-                       size_t cursor_len, const char *cursor_id, int positions, int sha,
-                       char bufs[8][24], char *key, size_t keysize, const char **argv,
-                       size_t *argl) {
+static int query_argv(store *s, const store_query_args *q, int k, const char *cursor,
+                      size_t cursor_len, const char *cursor_id, int positions, int sha,
+                      char bufs[8][24], char *key, size_t keysize, const char **argv,
+                      size_t *argl) {
     snprintf(bufs[0], 24, "%zu", q->limit);
     snprintf(bufs[1], 24, "%zu", s->conf->budget);
     snprintf(bufs[2], 24, "%" PRId64, q->tf_after);
@@ -1810,6 +1849,11 @@ static void query_argv(store *s, const store_query_args *q, int k, const char *c
     }
     argv[QUERY_ARGS] = positions ? "1" : "0";
     argl[QUERY_ARGS] = 1;
+    if (!sha || !s->module_query)
+        return 0;
+    argv[2] = "PDNSRELAY.QUERY";
+    argl[2] = 15;
+    return 2;
 }
 
 /* The name of an address index member, "<key> <name>" or "<key> <rrtype>
@@ -1840,12 +1884,12 @@ static void gather_ask(gather *g, int k, int shard, int sha) {
             return;
         }
     }
-    query_argv(g->s, g->phase ? &g->sub : g->q, shard, g->cursor, g->cursor_len, NULL,
-               g->one < 0 && g->phase != 1, sha, bufs, key, sizeof(key), argv, argl);
+    int at = query_argv(g->s, g->phase ? &g->sub : g->q, shard, g->cursor, g->cursor_len, NULL,
+                        g->one < 0 && g->phase != 1, sha, bufs, key, sizeof(key), argv, argl);
     for (size_t i = 1; g->phase == 2 && i < ms->elements; i++)
         if (g->mshard[i - 1] == shard)
             argv[argc] = ms->element[i]->str, argl[argc++] = ms->element[i]->len;
-    gather_send(g, k, shard, sha, (int)argc, argv, argl);
+    gather_send(g, k, shard, sha, at > 0, (int)argc - at, argv + at, argl + at);
     if (argv != fixed) {
         free(argv);
         free(argl);
@@ -2046,9 +2090,10 @@ int store_query(store *s, const store_query_args *q, store_reply_fn fn,
     size_t argl[QUERY_ARGS + 1];
     char bufs[8][24], key[1200];
     if (!s->cluster) { /* store_query.lua does it all */
-        query_argv(s, q, 0, q->cursor, q->cursor_len, q->cursor_id, 0, s->script_loaded, bufs,
-                   key, sizeof(key), argv, argl);
-        return call(s, "st:info", QUERY_ARGS + 1, argv, argl, q, fn, ctx);
+        int at = query_argv(s, q, 0, q->cursor, q->cursor_len, q->cursor_id, 0,
+                            s->script_loaded || s->module_query, bufs, key, sizeof(key), argv,
+                            argl);
+        return call(s, "st:info", QUERY_ARGS + 1 - at, argv + at, argl + at, q, at > 0, fn, ctx);
     }
     if (!store_up(s))
         return -1;
@@ -2105,7 +2150,7 @@ int store_info(store *s, store_reply_fn fn, void *ctx) {
     if (!s->cluster) {
         EVAL_HEAD(argv, argl, script, "st:info");
         argv[4] = "", argl[4] = 0;
-        return call(s, "st:info", 5, argv, argl, NULL, fn, ctx);
+        return call(s, "st:info", 5, argv, argl, NULL, 0, fn, ctx);
     }
     if (!store_up(s))
         return -1;
@@ -2116,7 +2161,7 @@ int store_info(store *s, store_reply_fn fn, void *ctx) {
         snprintf(key, sizeof(key), "%sst:info", s->prefix[k]);
         EVAL_HEAD(argv, argl, script, key);
         argv[4] = s->prefix[k], argl[4] = strlen(s->prefix[k]);
-        gather_send(g, k, k, 0, 5, argv, argl);
+        gather_send(g, k, k, 0, 0, 5, argv, argl);
     }
     return 0;
 }

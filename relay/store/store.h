@@ -105,6 +105,8 @@ typedef struct store {
     int script_loaded, script_loading;
     int module, module_asking; /* Redis has PDNSRELAY.INGEST (asked at each connect): */
     int module_missing;        /* masters asked that do not have it */
+    int module_query;          /* and PDNSRELAY.QUERY: query pages go to it */
+    int query_missing;         /* masters asked that do not have that */
     int trees;                 /* the layout says ix-tree: only the module writes */
     int trees_told;            /* "the module is missing" logged once a connection */
     unsigned module_gen;       /* answers to an older asking are ignored */

@@ -426,6 +426,7 @@ def test_the_module_on_every_master_stores_as_the_script(module_cluster, redis_s
     command: it goes to the script, as do the rest, and nothing is lost."""
     one, many, obs = one_and_many(relay_factory, redis_server, module_cluster, 11)
     assert many.metrics()["pdns_relay_store_module"] == 1
+    assert many.metrics()["pdns_relay_store_query_module"] == 1
     assert "Redis has the pdnsrelay module on every master" in many.log_text()
     ms = module_cluster.masters()
     assert len(ms) == 3 and all(module_calls(module_cluster, p) > 0 for p in ms), \
@@ -446,7 +447,8 @@ def test_the_module_on_every_master_stores_as_the_script(module_cluster, redis_s
     wait_stored(many, len(obs) + len(more), 60)
     assert many.metrics()["pdns_relay_store_module"] == 0
     assert "PDNSRELAY.INGEST refused a batch" in many.log_text()
-    assert counts(b) == expected_counts(obs + more)
+    assert counts(b) == expected_counts(obs + more)  # its query pages: the script's
+    assert many.metrics()["pdns_relay_store_query_module"] == 0
     # what an operator sees: the master without it
     out = subprocess.run([BIN, "cluster-status", "-c", many.config], capture_output=True,
                          text=True, timeout=30).stdout

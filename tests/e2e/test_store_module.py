@@ -238,7 +238,8 @@ def test_module_under_valgrind(workdir):
     not built with them): the same random calls, the module loaded into a
     redis-server run by valgrind's memcheck: no invalid read or write, no
     use of an uninitialised value, nothing leaked. Loaded with its index
-    type (trees): half the calls make trees, which are then read, pruned,
+    type (trees): half the calls make trees, which are then queried
+    (random pages, PDNSRELAY.QUERY beside the script), read, pruned,
     saved (RDB), copied and unlinked (freed by Redis's lazy-free thread)
     there too."""
     if not shutil.which("valgrind"):
@@ -273,6 +274,10 @@ def test_module_under_valgrind(workdir):
                 assert out.startswith(b"BAD 0 "), out
                 r.delete(args[9])
         assert int(r.hget("st:info", "triples")) > 100
+        # query pages by the module, each compared with the script's
+        from test_store_query_module import compare_pages
+        compared, _ = compare_pages(r, random.Random(3), 400)
+        assert compared >= 400
         trees = [k for k in r.scan_iter(count=1000) if r.type(k) == b"pdns-tree"]
         assert len(trees) > 10
         for k in trees:
@@ -408,25 +413,35 @@ def test_import_through_the_module_equals_the_script(redis_server, module_redis,
 
 
 def test_relay_uses_the_module_and_the_script_when_it_is_gone(module_redis, relay_factory):
-    """A relay on a server with the module stores through it (the metric
-    says so); unloaded while the relay runs, the next batch goes to the
-    script and nothing is lost; every query answers as before."""
+    """A relay on a server with the module stores through it and asks it
+    its query pages (the metrics say so); unloaded while the relay runs,
+    the next batch goes to the script and nothing is lost, and the next
+    page the module refuses goes to the script: every query answers as
+    before."""
     obs = make_records(seed=5)
     relay = store_relay(relay_factory, module_redis)
     assert relay.wait_for(lambda: relay.metrics().get("pdns_relay_store_module") == 1), \
         relay.log_text()[-2000:]
+    assert relay.metrics().get("pdns_relay_store_query_module") == 1
     half = len(obs) // 2
     send_d4(relay, obs[:half])
     wait_stored(relay, half)
     r = module_redis.client()
     assert r.info("commandstats").get("cmdstat_pdnsrelay.ingest", {}).get("calls", 0) >= 1
+    api = Api(relay.http_port)
+    before, _ = api.all_pages("/query/*.test", 100)
+    assert r.info("commandstats").get("cmdstat_pdnsrelay.query", {}).get("calls", 0) >= 1
+    assert as_set(before) == expect(aggregate(obs[:half]), lambda k, v: k[0].endswith(".test"))
     r.execute_command("MODULE", "UNLOAD", "pdnsrelay")
+    again, _ = api.all_pages("/query/*.test", 100)
+    assert again == before
+    assert relay.metrics().get("pdns_relay_store_query_module") == 0
+    assert "Redis refused PDNSRELAY.QUERY" in relay.log_text()
     send_d4(relay, obs[half:])
     wait_stored(relay, len(obs))
     assert relay.metrics().get("pdns_relay_store_module") == 0
     assert "PDNSRELAY.INGEST refused a batch" in relay.log_text()
     assert relay.metrics().get("pdns_relay_store_errors_total", 0) == 0
-    api = Api(relay.http_port)
     got, _ = api.all_pages("/query/*.test", 100)
     assert as_set(got) == expect(aggregate(obs), lambda k, v: k[0].endswith(".test"))
 

@@ -11,6 +11,8 @@ import subprocess
 import pytest
 
 from conftest import BIN
+from test_store import Api, store_relay
+from test_store_module import module_redis  # noqa: F401 (a fixture)
 from test_store_trees import answers, import_into, lines_file, query_paths, tree_redis
 
 HERE = os.path.dirname(__file__)
@@ -81,7 +83,7 @@ class Gen:
         self.ms = {}
         # times the store holds: filters that fall on them exactly
         self.times = sorted({int(t) for k in self.big[:50] for v in r.hvals(k)
-                             for t in v.split()[:2]})
+                             for t in v.split()[:2] if t.isdigit()})
 
     def members(self, key):
         if key not in self.ms:
@@ -234,3 +236,75 @@ def test_the_module_answers_every_page_as_the_script(index, relay_factory, workd
         compare_numeric_cursors(r, rng)
     finally:
         r_srv.stop()
+
+
+def test_the_relay_asks_the_module_and_answers_as_with_the_script(module_redis, relay_factory,
+                                                                  tmp_path):
+    """A relay on a server with the module sends its query pages to
+    PDNSRELAY.QUERY (the metric says so; Redis counts the calls), one with
+    store.module false to the script: every query form, page after page,
+    with sensors shown, in COF and DNSDB, answers the same."""
+    f, n = lines_file(tmp_path)
+    mod = import_into(relay_factory, module_redis, f, n, show_sensors=True)
+    script = store_relay(relay_factory, module_redis,
+                         store={"module": False, "show_sensors": True})
+    assert mod.wait_for(lambda: mod.metrics().get("pdns_relay_store_query_module") == 1), \
+        mod.log_text()[-2000:]
+    assert "query pages to PDNSRELAY.QUERY" in mod.log_text()
+    assert script.metrics().get("pdns_relay_store_query_module") == 0
+    r = module_redis.client()
+    paths = query_paths(r)
+    assert len(paths) > 150
+    r.config_resetstat()
+    am, asc = Api(mod.http_port), Api(script.http_port)
+    for p in paths:
+        got = answers(am, p)
+        assert got == answers(asc, p), p
+    assert len(answers(am, "/query/big.cdn.test")) == 260
+    st = r.info("commandstats")
+    assert st["cmdstat_pdnsrelay.query"]["calls"] >= len(paths), st
+    assert st["cmdstat_evalsha"]["calls"] >= len(paths), st
+
+
+def test_query_arguments_the_relay_never_sends_never_crash_redis(module_redis):
+    """The module runs inside the operator's redis-server: any number of
+    arguments, numbers that are none, keys of other types, cursors and
+    members of random bytes get a reply (the script's, or an error), and
+    Redis lives on."""
+    import redis
+    r = module_redis.client()
+    rng = random.Random(11)
+    r.hset("n:a.test", mapping={"1 192.0.2.1": "1700000000 1700000001 3 |1|2|",
+                                "28 2001:db8::1": "1 2", "x": "y", "": ""})
+    r.zadd("ix:ip", {"4c0000201 a.test": 0, "6" + "0" * 32 + " a.test": 0, "4zz b": 0,
+                     "4c0000201 1 192.0.2.1 a.test": 0, "garbage": 0})
+    r.zadd("d:1", {"a.test 5 a.test": 0, "mx 15 10 mx a.test": 0, "nospace": 0})
+    r.zadd("ix:rb", {"test.a": 0, "": 0})
+    r.zadd("r:test.a", {".": 0, ".www": 0, "..": 0})
+    r.set("f:1", "a string")
+    r.lpush("r:x", "a list")
+    r.set("cur:7", "nospace")
+    pool = ["", "0", "1", "-1", "7", "name", "lex", "lexn", "get", "fwd", "rev", "rrev", "ip",
+            "ipm", "rd", "e", "ix:ip", "d:1", "ix:rb", "r:test.a", "f:1", "r:x", "n:a.test",
+            "a.test", "test.a", "test.a.", "\t", "\n", "a\tb\nc", "(", "[", "-", "+", "nan",
+            "inf", "1e308", "9" * 40, ",1,", ",1=60,", ",=,", "\x00", "z" * 300, "\xff"]
+
+    def val():
+        if rng.random() < 0.9:
+            return rng.choice(pool)
+        return bytes(rng.randrange(256) for _ in range(rng.randint(0, 20)))
+
+    for i in range(4000):
+        n = rng.choice([rng.randint(0, 24), 21, 21, 21, 22 + rng.randint(0, 5)])
+        args = [val() for _ in range(n)]
+        if n >= 21 and rng.random() < 0.8:  # the numbers numbers, now and then
+            for j in (7, 8, 10, 11, 12, 13, 14):
+                if rng.random() < 0.8:
+                    args[j] = rng.choice(["0", "1", "3", "1000", "1700000001"])
+        try:
+            r.execute_command("PDNSRELAY.QUERY", *args)
+        except redis.ResponseError:
+            pass
+        except redis.ConnectionError:
+            raise AssertionError("redis-server died on %r" % (args,))
+    assert r.ping()

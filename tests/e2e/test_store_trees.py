@@ -71,8 +71,9 @@ def query_paths(r):
     """Every query form over what the store holds: names, addresses, CIDR
     ranges, left- and right-hand wildcards, rdata names, error lines."""
     names = sorted({k.decode()[2:] for k in r.scan_iter(match="n:*", count=10000)})
-    ips = sorted({m.decode().split(" ")[0] for m in
-                  r.execute_command("PDNSRELAY.IXRANGE", "ix:ip", "-", "+", 400)})
+    first = r.execute_command("PDNSRELAY.IXRANGE", "ix:ip", "-", "+", 400) \
+        if r.type("ix:ip") == b"pdns-tree" else r.zrangebylex("ix:ip", "-", "+", 0, 400)
+    ips = sorted({m.decode().split(" ")[0] for m in first})
     paths = ["/query/" + n for n in names[::97]]
     paths += ["/query/*." + ".".join(n.split(".")[-2:]) for n in names[::211]]
     paths += ["/query/" + n.split(".")[0] + ".*" for n in names[::307]]
