@@ -34,7 +34,11 @@
    more about the scheduler than about the store.
 3. Queries on that store: wrk (Debian package) with random paths, for an
    exact name, an address, a left-hand wildcard and a /24 CIDR: q/s and
-   latency percentiles (target >= 10k q/s for exact lookups, p99 < 10 ms).
+   latency percentiles (target >= 10k q/s for exact lookups, p99 < 10 ms);
+   then the first page of an address with 10,000 names under wrk -c1. Each
+   through the query script (store.module false) and, the module built,
+   through PDNSRELAY.QUERY, the two taking turns kind by kind on the same
+   store: the module's rows give their ratio to the script's.
 Printed as a table."""
 import json
 import os
@@ -448,10 +452,34 @@ def main():
                                                (0, "Redis alone (HSET of new keys)"))
                                if len(bend[a]) > k) + " (target: no bend beyond 15 %)"))
 
-    # 3. queries over that store
-    relay = subprocess.Popen([BIN, "run", "-c", cfg], stdout=subprocess.DEVNULL,
+    # 3. queries over that store: through the query script, and (the module
+    # loaded) through PDNSRELAY.QUERY, taking turns, kind by kind
+    ways = [("script", cfg)] + ([("module", cfg_module)] if have_module else [])
+
+    def relay_for(c):
+        r = subprocess.Popen([BIN, "run", "-c", c], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
-    conftest.wait_port(http_port, relay)
+        conftest.wait_port(http_port, r)
+        return r
+
+    def measure(name, paths, tag, conns=32, note=""):
+        """wrk on paths through each way; a row each, the module's with its
+        ratio to the script's. Returns the script's q/s."""
+        got = {}
+        for way, c in ways:
+            relay = relay_for(c)
+            got[way] = wrk(http_port, paths, tag, work, conns=conns)
+            relay.terminate()
+            relay.wait(15)
+        for way, _ in ways:
+            qps, p50, p90, p99, bad = got[way]
+            vs = ", %.2fx the script's q/s" % (qps / got["script"][0]) if way != "script" else ""
+            rows.append(("query: %s (%s)" % (name, way), "%.0f q/s" % qps,
+                         "p50 %.2f ms, p90 %.2f ms, p99 %.2f ms%s%s%s" % (
+                             p50, p90, p99, note, vs,
+                             ", %d non-200!" % bad if bad else "")))
+        return got["script"][0]
+
     import random
     rnd = random.Random(1)
     zones = max(names // 25, 1)
@@ -471,34 +499,20 @@ def main():
     ]
     qps_of = {}
     for name, paths in kinds:
-        qps, p50, p90, p99, bad = wrk(http_port, paths, name.split()[0], work)
-        qps_of[name] = qps
-        rows.append(("query: " + name, "%.0f q/s" % qps,
-                     "p50 %.2f ms, p90 %.2f ms, p99 %.2f ms%s" % (
-                         p50, p90, p99, ", %d non-200!" % bad if bad else "")))
+        qps_of[name] = measure(name, paths, name.split()[0])
     # an address with 10,000 names: the first page (store.default_limit) alone, one client
     fan = os.path.join(work, "fan.csv")
     with open(fan, "w") as f:
         f.write("".join("1795930000.000000||10.0.0.1||10.0.0.2||IN||fan%d.z%d.example.||A||"
                         "10.254.254.254||300||1\n" % (i, i % 97) for i in range(10000)))
-    relay.terminate()
-    relay.wait(15)
     run_import(cfg, fan, port)
-    relay = subprocess.Popen([BIN, "run", "-c", cfg], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-    conftest.wait_port(http_port, relay)
     for name, path in (("address with 10,000 names, first page", "/query/10.254.254.254"),
                        ("the same, DNSDB v2, limit 1000",
                         "/dnsdb/v2/lookup/rdata/ip/10.254.254.254?limit=1000")):
-        qps, p50, p90, p99, bad = wrk(http_port, [path], "fan", work, conns=1)
-        rows.append(("query: " + name, "%.0f q/s" % qps,
-                     "p50 %.2f ms, p99 %.2f ms (wrk -c1; target p99 < 20 ms)%s" % (
-                         p50, p99, ", %d non-200!" % bad if bad else "")))
+        measure(name, [path], "fan", conns=1, note=" (wrk -c1; target p99 < 20 ms)")
     for what in ("exact name", "address"):  # the same keys, the same store, one run
         rows.append(("DNSDB v2 / COF, " + what, "%.2f x" % (
             qps_of[what + ", DNSDB v2"] / qps_of[what]), "q/s ratio (target within 10 %)"))
-    relay.terminate()
-    relay.wait(15)
     redis.stop()
 
     w = max(len(r[0]) for r in rows)

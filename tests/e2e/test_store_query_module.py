@@ -308,3 +308,21 @@ def test_query_arguments_the_relay_never_sends_never_crash_redis(module_redis):
         except redis.ConnectionError:
             raise AssertionError("redis-server died on %r" % (args,))
     assert r.ping()
+
+
+def test_a_triple_many_sensors_saw_names_them_all(module_redis):
+    """A triple seen by 1,500 sensors, half of them with names: the page
+    with sensors shown names each (an id without a name as itself), in the
+    value's order, as the script does."""
+    r = module_redis.client()
+    ids = "|" + "|".join(str(i) for i in range(1, 1501)) + "|"
+    r.hset("n:popular.test", mapping={"1 192.0.2.1": "1700000000 1700000100 9 " + ids,
+                                      "1 192.0.2.2": "1700000000 1700000100 9 |7|7|3|"})
+    r.hset("st:sname", mapping={str(i): "sensor-%04d" % i for i in range(1, 1501, 2)})
+    args = ["name", "", "", "popular.test", "", "", "10", "1000000", "", "0", "0", "0", "0",
+            "1795935000", "", "1", "", "", "", "0"]
+    got_s, got_m = both(r, args)
+    assert got_s == got_m
+    names = got_m[4].decode().split(",")
+    assert len(names) == 1500 and names[:3] == ["sensor-0001", "2", "sensor-0003"], names[:3]
+    assert got_m[8] == b"sensor-0007,sensor-0007,sensor-0003"

@@ -67,6 +67,12 @@ typedef struct {
     int set;
 } opt;
 
+/* a sensor id and its name, in Q.names */
+typedef struct {
+    uint64_t h;
+    size_t id, idl, nm, nl;
+} name_slot;
+
 enum kind { K_FWD, K_REV, K_RREV, K_IP, K_IPM, K_OTHER };
 
 typedef struct {
@@ -84,7 +90,9 @@ typedef struct {
     buf place, bucket_pre, rbucket;
     buf ip_key;
     opt ip_f;
-    buf names; /* "\n<id>\t<name>\n..." asked so far */
+    buf names;        /* the ids and names asked so far, */
+    name_slot *slots; /* found by a table of them */
+    size_t nslots, nnames;
     buf key_tmp, name_tmp, f_tmp;
     const char *err; /* an error reply, the page abandoned */
 } Q;
@@ -227,6 +235,69 @@ static int keep(Q *q, const char *f, size_t fl, const char *v, size_t vl) {
     return 1;
 }
 
+/* FNV-1a of n bytes */
+static uint64_t fnv(const char *p, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
+    return h;
+}
+
+/* The name of sensor id (d digits), asked of st:sname once a page (the id
+ * itself when it has none), as the script's table of names does; *nl its
+ * length. Valid until the next call. */
+static const char *sensor_name(Q *q, const char *id, size_t d, size_t *nl) {
+    uint64_t h = fnv(id, d);
+    size_t mask = q->nslots - 1, i = q->nslots ? (size_t)h & mask : 0;
+    for (; q->nslots && q->slots[i].idl; i = (i + 1) & mask) {
+        name_slot *e = &q->slots[i];
+        if (e->h == h && e->idl == d && memcmp(q->names.p + e->id, id, d) == 0) {
+            *nl = e->nl;
+            return q->names.p + e->nm;
+        }
+    }
+    if (2 * (q->nnames + 1) > q->nslots) { /* grown: at most half full */
+        size_t n = q->nslots ? q->nslots * 2 : 64;
+        name_slot *t = RedisModule_Calloc(n, sizeof(*t));
+        for (size_t k = 0; k < q->nslots; k++) {
+            if (!q->slots[k].idl)
+                continue;
+            size_t at = (size_t)q->slots[k].h & (n - 1);
+            while (t[at].idl)
+                at = (at + 1) & (n - 1);
+            t[at] = q->slots[k];
+        }
+        RedisModule_Free(q->slots);
+        q->slots = t;
+        q->nslots = n;
+        mask = n - 1;
+        for (i = (size_t)h & mask; q->slots[i].idl; i = (i + 1) & mask)
+            ;
+    }
+    buf key = {0};
+    b_set(&key, id, d);
+    RedisModuleKey *k = open_key(q, "st:sname", 8, "", 0);
+    RedisModuleString *s = hget_c(k, key.p);
+    if (k)
+        RedisModule_CloseKey(k);
+    size_t sl = d;
+    const char *sp = s ? RedisModule_StringPtrLen(s, &sl) : id;
+    name_slot *e = &q->slots[i];
+    e->h = h;
+    e->id = q->names.n;
+    e->idl = d ? d : 1; /* an empty id is never asked: digits() found one */
+    b_add(&q->names, id, d);
+    e->nm = q->names.n;
+    e->nl = sl;
+    b_add(&q->names, sp, sl);
+    q->nnames++;
+    if (s)
+        RedisModule_FreeString(q->ctx, s);
+    b_free(&key);
+    *nl = e->nl;
+    return q->names.p + e->nm;
+}
+
 /* the sensors' names of the ids in the value's fourth word (its
  * '^%d+ %d+ %d+ (%S+)'), comma-separated, into out */
 static void sensors(Q *q, const char *v, size_t vl, buf *out) {
@@ -251,45 +322,8 @@ static void sensors(Q *q, const char *v, size_t vl, buf *out) {
             j++;
             continue;
         }
-        size_t d = digits(v + j, e - j);
-        /* the name, asked once a page ("\n<id>\t<name>\n" in q->names) */
-        char pat[48];
-        const char *nm = v + j;
-        size_t nl = d;
-        if (d < 40) {
-            pat[0] = '\n';
-            memcpy(pat + 1, v + j, d);
-            pat[d + 1] = '\t';
-            pat[d + 2] = 0;
-            const char *hit = q->names.p ? strstr(q->names.p, pat) : NULL;
-            if (hit) {
-                nm = hit + d + 2;
-                nl = (size_t)(strchr(nm, '\n') - nm);
-            } else {
-                char id[48];
-                memcpy(id, v + j, d);
-                id[d] = 0;
-                RedisModuleKey *k = open_key(q, "st:sname", 8, "", 0);
-                RedisModuleString *s = hget_c(k, id);
-                if (k)
-                    RedisModule_CloseKey(k);
-                size_t sl = 0;
-                const char *sp = s ? RedisModule_StringPtrLen(s, &sl) : id;
-                if (!s)
-                    sl = d;
-                if (!q->names.n)
-                    b_add(&q->names, "\n", 1);
-                b_add(&q->names, id, d);
-                b_add(&q->names, "\t", 1);
-                size_t at = q->names.n;
-                b_add(&q->names, sp, sl);
-                b_add(&q->names, "\n", 1);
-                if (s)
-                    RedisModule_FreeString(q->ctx, s);
-                nm = q->names.p + at;
-                nl = sl;
-            }
-        }
+        size_t d = digits(v + j, e - j), nl;
+        const char *nm = sensor_name(q, v + j, d, &nl);
         if (!first)
             b_add(out, ",", 1);
         b_add(out, nm, nl);
@@ -956,6 +990,7 @@ static void q_free(Q *q) {
     b_free(&q->ip_key);
     b_free(&q->ip_f.s);
     b_free(&q->names);
+    RedisModule_Free(q->slots);
     b_free(&q->key_tmp);
     b_free(&q->name_tmp);
     b_free(&q->f_tmp);
