@@ -25,8 +25,7 @@
 #include "ixtree.h"
 #include "rmapi.h"
 
-#define NARGS 20      /* the script's ARGV before the members of mode "get" */
-#define LEX_BATCH 200 /* the script asks an index for this many at a time */
+#define NARGS 20 /* the script's ARGV before the members of mode "get" */
 
 /* A byte buffer of the module's allocator; NUL-terminated. */
 typedef struct {
@@ -730,22 +729,20 @@ static int walk_one(void *arg, const char *m, size_t n) {
             b_set(&w->ret.s, w->last.s.p, w->last.s.n);
         return 1;
     }
+    /* m stays valid through the visit (a tree's member, or a string the
+     * sorted set's range gave and frees after this returns) */
     opt none = {0}, stop = {0};
-    buf mm = {0};
-    b_set(&mm, m, n); /* m may be a string the visit's own reads replace */
-    if (visit(q, mm.p, mm.n, &none, &stop)) {
-        b_set(&w->ret.s, mm.p, mm.n);
+    if (visit(q, m, n, &none, &stop)) {
+        b_set(&w->ret.s, m, n);
         b_add(&w->ret.s, "\n", 1);
         b_add(&w->ret.s, stop.s.p, stop.s.n);
         w->ret.set = 1;
         b_free(&stop.s);
-        b_free(&mm);
         return 1;
     }
     b_free(&stop.s);
-    b_set(&w->last.s, mm.p, mm.n);
+    b_set(&w->last.s, m, n);
     w->last.set = 1;
-    b_free(&mm);
     return 0;
 }
 
@@ -817,8 +814,6 @@ static void bucket_key(Q *q, const char *b, size_t bl, buf *out) {
 typedef struct {
     Q *q;
     opt *cur; /* the page's cursor once it is known */
-    buf last; /* the last bucket listed */
-    int any;
 } lexn_st;
 
 static int lexn_one(void *arg, const char *b, size_t bl) {
@@ -826,31 +821,28 @@ static int lexn_one(void *arg, const char *b, size_t bl) {
     Q *q = st->q;
     if (q->err)
         return 1;
-    st->any = 1;
-    b_set(&st->last, b, bl);
     if (q->got >= q->limit || q->budget <= 0) {
         b_set(&st->cur->s, b, bl);
         b_add(&st->cur->s, "\t", 1);
         st->cur->set = 1;
         return 1;
     }
-    buf bk = {0}, bname = {0};
-    b_set(&bname, b, bl); /* b may be a string the walk's reads replace */
-    b_set(&q->bucket_pre, bname.p, bname.n);
+    /* b stays valid through the walk, as m does in walk_one */
+    buf bk = {0};
+    b_set(&q->bucket_pre, b, bl);
     b_add(&q->bucket_pre, "\t", 1);
-    b_set(&q->rbucket, bname.p, bname.n);
-    bucket_key(q, bname.p, bname.n, &bk);
+    b_set(&q->rbucket, b, bl);
+    bucket_key(q, b, bl, &bk);
     opt none = {0}, c = {0};
     walk(q, bk.p, bk.n, "-", 1, "+", 1, &none, &none, &c);
     if (c.set) {
-        b_set(&st->cur->s, bname.p, bname.n);
+        b_set(&st->cur->s, b, bl);
         b_add(&st->cur->s, "\t", 1);
         b_add(&st->cur->s, c.s.p, c.s.n);
         st->cur->set = 1;
     }
     b_free(&c.s);
     b_free(&bk);
-    b_free(&bname);
     return c.set;
 }
 
@@ -952,9 +944,8 @@ static void run(Q *q, RedisModuleString **extra, int nextra, opt *cur, const cha
     }
     b_set(&hi, "[", 1);
     b_add(&hi, q->B, q->Blen);
-    lexn_st st = {q, cur, {0}, 0};
+    lexn_st st = {q, cur};
     lex(q, q->key, q->keylen, bmin.p, bmin.n, hi.p, hi.n, lexn_one, &st);
-    b_free(&st.last);
     b_free(&bmin);
 out:
     b_free(&min);
