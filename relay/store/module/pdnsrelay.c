@@ -1034,9 +1034,11 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
     /* the marker (argument 3) is the key a cluster would route by */
     if (RedisModule_CreateCommand(ctx, "pdnsrelay.ingest", ingest, "write deny-oom", 3, 3, 1))
         return 1;
-    /* reads, and stores a numeric cursor as the query script does */
+    /* reads, and stores a numeric cursor as the query script does (a
+     * Redis that does not know the flag "may-replicate": "write") */
     if (RedisModule_CreateCommand(ctx, "pdnsrelay.query", pdns_query_cmd, "may-replicate", 1, 1,
-                                  1))
+                                  1) &&
+        RedisModule_CreateCommand(ctx, "pdnsrelay.query", pdns_query_cmd, "write", 1, 1, 1))
         return 1;
     if (!trees)
         return 0;
