@@ -1583,8 +1583,8 @@ int store_metrics(const store *s, pdns_buf *b) {
         "# TYPE pdns_relay_store_unreplicated_total counter\n"
         "pdns_relay_store_unreplicated_total %" PRIu64 "\n",
         s->stored, s->batches, s->errors, s->dead, s->duplicates, s->call_entries, s->waiting,
-        s->buffer_peak, s->full, s->expired, s->busy > 0, store_up(s), s->module, s->module_query, s->trees,
-        s->nshards, s->unreplicated);
+        s->buffer_peak, s->full, s->expired, s->busy > 0, store_up(s), s->module, s->module_query,
+        s->trees, s->nshards, s->unreplicated);
     rc |= rlink_metrics(s->link, "pdns_relay_store_cluster", "the store's", b);
     rc |= pdns_hist_render(&s->lat, "pdns_relay_store_latency_seconds",
                            "Time of one batch write (answered or refused).", b);
@@ -2089,7 +2089,7 @@ int store_query(store *s, const store_query_args *q, store_reply_fn fn,
     const char *argv[QUERY_ARGS + 1];
     size_t argl[QUERY_ARGS + 1];
     char bufs[8][24], key[1200];
-    if (!s->cluster) { /* store_query.lua does it all */
+    if (!s->cluster) { /* one call does it all: store_query.lua, or the module's */
         int at = query_argv(s, q, 0, q->cursor, q->cursor_len, q->cursor_id, 0,
                             s->script_loaded || s->module_query, bufs, key, sizeof(key), argv,
                             argl);

@@ -1,4 +1,8 @@
 -- store_query.lua - one page of a COF query (store.c, query.c).
+-- The pdnsrelay module's PDNSRELAY.QUERY (relay/store/module/query.c) is
+-- this script in C, taking the same arguments and giving the same reply:
+-- a change here is made there too (tests/e2e/test_store_query_module.py
+-- compares the two page by page).
 --
 -- ARGV: mode, kind, key, a, b, cursor, limit, budget, rrtypes ("" or
 --   ",1,28,"), tf_after, tf_before, tl_after, tl_before, now, expiry
