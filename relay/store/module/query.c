@@ -181,19 +181,15 @@ static int keep(Q *q, const char *f, size_t fl, const char *v, size_t vl) {
     if (!q->filtered)
         return 1;
     size_t tyl = digits(f, fl);
-    if (!tyl)
+    if (!tyl || tyl > 24)
         return 0; /* the script fails on such a field; the relay writes none */
-    if (q->types[0]) {
-        char pat[32];
-        if (tyl > 24)
-            return 0;
-        pat[0] = ',';
-        memcpy(pat + 1, f, tyl);
-        pat[tyl + 1] = ',';
-        pat[tyl + 2] = 0;
-        if (!strstr(q->types, pat))
-            return 0;
-    }
+    char pat[32]; /* ",<type>" and the character after it, to find in a list */
+    pat[0] = ',';
+    memcpy(pat + 1, f, tyl);
+    pat[tyl + 2] = 0;
+    pat[tyl + 1] = ',';
+    if (q->types[0] && !strstr(q->types, pat))
+        return 0;
     size_t a = digits(v, vl);
     if (!a || a >= vl || v[a] != ' ')
         return 0;
@@ -213,13 +209,7 @@ static int keep(Q *q, const char *f, size_t fl, const char *v, size_t vl) {
         return 0;
     if (q->expiry[0]) {
         /* the first ",<type>=<digits>," in expiry */
-        char pat[32];
-        if (tyl > 24)
-            return 0;
-        pat[0] = ',';
-        memcpy(pat + 1, f, tyl);
         pat[tyl + 1] = '=';
-        pat[tyl + 2] = 0;
         for (const char *e = strstr(q->expiry, pat); e; e = strstr(e + 1, pat)) {
             const char *d = e + tyl + 2;
             size_t dl = digits(d, strlen(d));
