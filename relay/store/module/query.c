@@ -7,8 +7,8 @@
  * the arguments and the reply are the script's, word for word (the
  * script's comment says what each is), so the relay sends either with the
  * same words and reads either's reply the same way.
- * tests/e2e/test_store_module.py compares the two on random queries over
- * generated stores, page by page. Where the script compares strings it
+ * tests/e2e/test_store_query_module.py compares the two on random pages
+ * over generated stores. Where the script compares strings it
  * compares as its Lua does (strcoll, in Redis's collation); where the
  * script would fail on a malformed index member or value (one the relay
  * does not write), this leaves the member out.
