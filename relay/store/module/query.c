@@ -225,7 +225,7 @@ static int keep(Q *q, const char *f, size_t fl, const char *v, size_t vl) {
 }
 
 /* FNV-1a of n bytes */
-static uint64_t fnv(const char *p, size_t n) {
+static uint64_t id_hash(const char *p, size_t n) {
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < n; i++)
         h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
@@ -236,7 +236,7 @@ static uint64_t fnv(const char *p, size_t n) {
  * itself when it has none), as the script's table of names does; *nl its
  * length. Valid until the next call. */
 static const char *sensor_name(Q *q, const char *id, size_t d, size_t *nl) {
-    uint64_t h = fnv(id, d);
+    uint64_t h = id_hash(id, d);
     size_t mask = q->nslots - 1, i = q->nslots ? (size_t)h & mask : 0;
     for (; q->nslots && q->slots[i].idl; i = (i + 1) & mask) {
         name_slot *e = &q->slots[i];
@@ -739,8 +739,9 @@ static int walk_one(void *arg, const char *m, size_t n) {
 /* Walks index k from min to max; the cursor (relative to k) into *ret
  * when the page is full, unset when k is done. pending: the member the
  * cursor stood in, with the field pfield to resume after. */
-static void walk(Q *q, const char *k, size_t kl, const char *min, size_t minl, const char *max,
-                 size_t maxl, const opt *pending, const opt *pfield, opt *ret) {
+static void walk_index(Q *q, const char *k, size_t kl, const char *min, size_t minl,
+                       const char *max, size_t maxl, const opt *pending, const opt *pfield,
+                       opt *ret) {
     walk_st w = {q, {{0}, 0}, {{0}, 0}};
     ret->set = 0;
     if (pending->set && pfield->s.n) {
@@ -824,7 +825,7 @@ static int lexn_one(void *arg, const char *b, size_t bl) {
     b_set(&q->rbucket, b, bl);
     bucket_key(q, b, bl, &bk);
     opt none = {0}, c = {0};
-    walk(q, bk.p, bk.n, "-", 1, "+", 1, &none, &none, &c);
+    walk_index(q, bk.p, bk.n, "-", 1, "+", 1, &none, &none, &c);
     if (c.set) {
         b_set(&st->cur->s, b, bl);
         b_add(&st->cur->s, "\t", 1);
@@ -895,7 +896,7 @@ static void run(Q *q, RedisModuleString **extra, int nextra, opt *cur, const cha
         b_set(&hi, "[", 1);
         b_add(&hi, B, Bl);
         resume(cursor, cursorl, lo.p, lo.n, &min, &pending, &pfield);
-        walk(q, q->key, q->keylen, min.p, min.n, hi.p, hi.n, &pending, &pfield, cur);
+        walk_index(q, q->key, q->keylen, min.p, min.n, hi.p, hi.n, &pending, &pfield, cur);
         goto out;
     }
     /* lexn: the cursor is "<bucket>\t<member>[\n<field>]" */
@@ -919,7 +920,7 @@ static void run(Q *q, RedisModuleString **extra, int nextra, opt *cur, const cha
         buf bk = {0};
         bucket_key(q, cursor, bl, &bk);
         opt c = {0};
-        walk(q, bk.p, bk.n, min.p, min.n, "+", 1, &pending, &pfield, &c);
+        walk_index(q, bk.p, bk.n, min.p, min.n, "+", 1, &pending, &pfield, &c);
         b_free(&bk);
         if (c.set) {
             b_set(&cur->s, cursor, bl);
