@@ -176,6 +176,16 @@ static size_t digits(const char *s, size_t n) {
     return i;
 }
 
+/* The word of m from i (non-white bytes; digits when num) and the space
+ * after it, as a Lua pattern's "%S+ " or "%d+ " reads them: the index
+ * after that space, 0 when there is none. */
+static size_t word_sp(const char *m, size_t ml, size_t i, int num) {
+    size_t j = i;
+    while (j < ml && (num ? lua_digit(m[j]) : !lua_space(m[j])))
+        j++;
+    return j > i && j < ml && m[j] == ' ' ? j + 1 : 0;
+}
+
 /* whether the triple (field f, value v) passes the query's filters */
 static int keep(Q *q, const char *f, size_t fl, const char *v, size_t vl) {
     if (!q->filtered)
@@ -190,14 +200,9 @@ static int keep(Q *q, const char *f, size_t fl, const char *v, size_t vl) {
     pat[tyl + 1] = ',';
     if (q->types[0] && !strstr(q->types, pat))
         return 0;
-    size_t a = digits(v, vl);
-    if (!a || a >= vl || v[a] != ' ')
-        return 0;
-    size_t b = digits(v + a + 1, vl - a - 1);
-    if (!b)
-        return 0;
+    size_t a = word_sp(v, vl, 0, 1), b = a ? digits(v + a, vl - a) : 0;
     double tf, tl;
-    if (!to_number(v, a, &tf) || !to_number(v + a + 1, b, &tl))
+    if (!b || !to_number(v, a - 1, &tf) || !to_number(v + a, b, &tl))
         return 0;
     if (q->tfa > 0 && tf < q->tfa)
         return 0;
@@ -294,12 +299,9 @@ static void sensors(Q *q, const char *v, size_t vl, buf *out) {
     b_reserve(out, 0);
     out->p[0] = 0;
     size_t i = 0;
-    for (int w = 0; w < 3; w++) {
-        size_t d = digits(v + i, vl - i);
-        if (!d || i + d >= vl || v[i + d] != ' ')
+    for (int w = 0; w < 3; w++)
+        if (!(i = word_sp(v, vl, i, 1)))
             return;
-        i += d + 1;
-    }
     size_t e = i;
     while (e < vl && !lua_space(v[e]))
         e++;
@@ -572,39 +574,24 @@ static int member(Q *q, const char *m, size_t ml, int *has_f) {
             return 1;
         }
         /* '^%S+ (%d+) (%S+) (.*)$' */
-        size_t i = 0;
-        while (i < ml && !lua_space(m[i]))
-            i++;
-        if (!i || i >= ml || m[i] != ' ')
+        size_t ty = word_sp(m, ml, 0, 0), rd = ty ? word_sp(m, ml, ty, 1) : 0,
+               at = rd ? word_sp(m, ml, rd, 0) : 0;
+        if (!at)
             return 0;
-        size_t ty = ++i, tyl = digits(m + i, ml - i);
-        i += tyl;
-        if (!tyl || i >= ml || m[i] != ' ')
-            return 0;
-        size_t rd = ++i;
-        while (i < ml && !lua_space(m[i]))
-            i++;
-        if (i == rd || i >= ml || m[i] != ' ')
-            return 0;
-        b_set(f, m + ty, tyl);
+        b_set(f, m + ty, rd - ty - 1);
         b_add(f, " ", 1);
-        b_add(f, m + rd, i - rd);
-        b_set(nm, m + i + 1, ml - i - 1);
+        b_add(f, m + rd, at - rd - 1);
+        b_set(nm, m + at, ml - at);
         *has_f = 1;
         return 1;
     }
     /* "<rdata> <rrtype> <name>": '^(%S+) (%d+) (.*)$' */
-    size_t i = 0;
-    while (i < ml && !lua_space(m[i]))
-        i++;
-    if (!i || i >= ml || m[i] != ' ')
+    size_t ty = word_sp(m, ml, 0, 0), at = ty ? word_sp(m, ml, ty, 1) : 0;
+    if (!at)
         return 0;
-    size_t rdl = i, ty = ++i, tyl = digits(m + i, ml - i);
-    i += tyl;
-    if (!tyl || i >= ml || m[i] != ' ')
-        return 0;
-    const char *rest = m + i + 1;
-    size_t rl = ml - i - 1;
+    size_t rdl = ty - 1, tyl = at - ty - 1;
+    const char *rest = m + at;
+    size_t rl = ml - at;
     /* a master-file MX, SRV or SOA: its whole rdata, then the name
      * ('^(.*) (%S+)$': the last space, with no other white space after) */
     size_t ls = rl;
