@@ -1280,7 +1280,7 @@ int cmd_run(int argc, char **argv) {
     if (r.streaming)
         log_info("stream: publishing policy %s on ws://%s:%d/stream",
                  r.cfg.stream_policy, r.cfg.http_listen.host, r.cfg.http_listen.port);
-    uv_timer_start(&tick, on_tick, 100, 100);
+    uv_timer_start(&tick, on_tick, STORE_TICK_MS, STORE_TICK_MS);
     if (r.cfg.ha_enabled && ha_start(&r.ha, &r.cfg, r.loop, &r.stopping, on_lease, &r) < 0)
         goto out_lws;
     log_listening(&r);

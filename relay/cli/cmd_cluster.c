@@ -46,7 +46,7 @@ typedef struct status {
     long long lease_ttl, journal_len, pool_bytes;
     char read_pos[48], newest[48]; /* the mixer's place in its journal, and its end */
     long long shard[STORE_SHARDS_MAX][3]; /* triples, names, records; -1 unknown */
-    int module[STORE_SHARDS_MAX]; /* its master has the pdnsrelay module: 1, 0; -1 unknown */
+    int module[STORE_SHARDS_MAX]; /* its master's store_module_parts; -1 unknown */
     char names[PARTNERS_MAX][64];
     long long len[PARTNERS_MAX];
     char oldest[PARTNERS_MAX][48];
@@ -111,7 +111,7 @@ static void on_module(redisAsyncContext *ac, void *reply, void *priv) {
     redisReply *r = reply;
     (void)ac;
     if (r && r->type == REDIS_REPLY_ARRAY)
-        a->st->module[a->i] = store_has_module(r);
+        a->st->module[a->i] = store_module_parts(r);
     done_one(a->st);
 }
 
@@ -132,7 +132,7 @@ static void on_store_ready(void *ctx) {
         snprintf(key, sizeof(key), "%sst:info", p);
         asks[k] = (ask){st, (size_t)k};
         if (rlink_command(st->sl, cluster ? p : "", on_module, &asks[k],
-                          "COMMAND INFO pdnsrelay.ingest") == 0)
+                          STORE_MODULE_ASK) == 0)
             st->waiting++;
         if (cluster && rlink_command(st->sl, key, on_shard, &asks[k],
                                      "HMGET %s triples names records", key) == 0)
@@ -228,6 +228,23 @@ void cmd_no_warning(const char *msg) {
     (void)msg;
 }
 
+/* What a master (or the one server) has of the pdnsrelay module, after
+ * "pdnsrelay module". */
+static const char *module_said(int parts) {
+    switch (parts) {
+    case 0:
+        return "absent";
+    case STORE_MODULE_INGEST | STORE_MODULE_QUERY | STORE_MODULE_TREES:
+        return "loaded: PDNSRELAY.INGEST, PDNSRELAY.QUERY, trees";
+    case STORE_MODULE_INGEST | STORE_MODULE_QUERY:
+        return "loaded: PDNSRELAY.INGEST, PDNSRELAY.QUERY, without trees (store.index \"tree\" "
+               "needs the argument trees)";
+    default:
+        return "loaded: PDNSRELAY.INGEST, without PDNSRELAY.QUERY (an older module: query pages "
+               "go to the script)";
+    }
+}
+
 /* The store: its link, and on a cluster each shard and the triples per
  * master (how evenly the store fills the masters). */
 static void print_store(status *st, const relay_config *cfg) {
@@ -236,7 +253,7 @@ static void print_store(status *st, const relay_config *cfg) {
     printf("store %s: %s\n", rconn_url_shown(cfg->store.url, shown, sizeof(shown)),
            st->store_ready ? "ready" : "NOT READY");
     if (!rlink_is_cluster(st->sl) && st->module[0] >= 0)
-        printf("store's Redis: pdnsrelay module %s\n", st->module[0] ? "loaded" : "absent");
+        printf("store's Redis: pdnsrelay module %s\n", module_said(st->module[0]));
     if (!rlink_is_cluster(st->sl) || !st->store_ready)
         return;
     if (st->sl != st->l) {
@@ -278,8 +295,8 @@ static void print_store(status *st, const relay_config *cfg) {
     }
     long long lo = -1, hi = 0;
     for (int j = 0; j < nm; j++) {
-        printf("master %s: %lld triples%s\n", masters[j], per[j],
-               mod[j] < 0 ? "" : mod[j] ? ", pdnsrelay module loaded" : ", pdnsrelay module absent");
+        printf("master %s: %lld triples%s%s\n", masters[j], per[j],
+               mod[j] < 0 ? "" : ", pdnsrelay module ", mod[j] < 0 ? "" : module_said(mod[j]));
         if (lo < 0 || per[j] < lo)
             lo = per[j];
         if (per[j] > hi)

@@ -224,7 +224,7 @@ int cmd_import(int argc, char **argv) {
     store_init(&im.st, &cfg.store, &im.loop, cfg.relay_id, &im.stopping);
     uv_timer_init(&im.loop, &im.tick);
     im.tick.data = &im;
-    uv_timer_start(&im.tick, on_tick, 100, 100);
+    uv_timer_start(&im.tick, on_tick, STORE_TICK_MS, STORE_TICK_MS);
     im.t0_ms = mono_ms();
 
     for (int i = optind; i < argc; i++) {

@@ -893,16 +893,12 @@ typedef struct {
     unsigned gen;
 } module_ask;
 
-int store_has_module(const redisReply *rep) {
-    return rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
-           rep->element[0]->type == REDIS_REPLY_ARRAY;
-}
-
-/* The same answer (COMMAND INFO of both commands): 1 when it has
- * PDNSRELAY.QUERY too (a module of this version). */
-static int has_query_command(const redisReply *rep) {
-    return store_has_module(rep) && rep->elements == 2 &&
-           rep->element[1]->type == REDIS_REPLY_ARRAY;
+int store_module_parts(const redisReply *rep) {
+    int parts = 0;
+    for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i < rep->elements && i < 3; i++)
+        if (rep->element[i]->type == REDIS_REPLY_ARRAY)
+            parts |= 1 << i;
+    return parts & STORE_MODULE_INGEST ? parts : 0;
 }
 
 static void on_module(redisAsyncContext *ac, void *reply, void *priv) {
@@ -910,8 +906,9 @@ static void on_module(redisAsyncContext *ac, void *reply, void *priv) {
     store *s = a->s;
     (void)ac;
     if (a->gen == s->module_gen) {
-        s->module_missing += !store_has_module(reply);
-        s->query_missing += !has_query_command(reply);
+        int parts = store_module_parts(reply);
+        s->module_missing += !parts;
+        s->query_missing += !(parts & STORE_MODULE_QUERY);
         if (--s->module_asking == 0 && !s->module_missing) {
             s->module = 1;
             s->module_query = !s->query_missing;
@@ -932,8 +929,6 @@ static void on_module(redisAsyncContext *ac, void *reply, void *priv) {
  * each connect (until the answers, the script). On a cluster the master
  * of every shard is asked: batches go to the module only when all have it. */
 static void ask_module(store *s) {
-    const char *argv[] = {"COMMAND", "INFO", "pdnsrelay.ingest", "pdnsrelay.query"};
-    size_t argl[] = {7, 4, 16, 15};
     s->module = s->module_query = 0;
     s->module_gen++;
     s->module_asking = s->module_missing = s->query_missing = 0;
@@ -945,7 +940,8 @@ static void ask_module(store *s) {
             return;
         *a = (module_ask){s, s->module_gen};
         s->module_asking++; /* before: a link that fails at once answers (NULL) at once */
-        if (rlink_argv(s->link, s->cluster ? s->prefix[k] : "", on_module, a, 4, argv, argl) < 0) {
+        if (rlink_command(s->link, s->cluster ? s->prefix[k] : "", on_module, a,
+                          STORE_MODULE_ASK) < 0) {
             free(a);
             s->module_gen++; /* what was asked is of no use */
             return;
@@ -1309,13 +1305,37 @@ void store_close_unit(store *s) {
     kick(s);
 }
 
+static void sweep_step(store *s);
+
+/* A step of the expiry sweep is done. Its steps are paced so that a pass
+ * over the store's keys (DBSIZE a shard, as each shard's SCAN walks its
+ * node) takes about sweep_interval: a tick sends as many as that needs,
+ * one after the other, and stops after SWEEP_TICK_MS (a tenth of Redis's
+ * time at most, less when the link is busy with other calls; a pass that
+ * takes longer than sweep_interval is logged). The next pass starts
+ * sweep_interval after one ends. */
+#define SWEEP_COUNT 200
+#define SWEEP_TICK_MS 10
 static void sweep_later(store *s, int pass_done) {
+    uint64_t now = pdns_mono_ms();
     s->sweep_busy = 0;
     if (pass_done && ++s->sweep_shard < s->nshards)
         pass_done = 0; /* the next shard's keys: a SCAN of its own */
-    else if (pass_done)
+    else if (pass_done) {
         s->sweep_shard = 0;
-    s->sweep_at_ms = pdns_mono_ms() + (pass_done ? (uint64_t)s->conf->sweep_interval * 1000 : 100);
+        s->sweep_pass_ms = now - s->sweep_pass_start_ms;
+        if (s->sweep_pass_ms > (uint64_t)s->conf->sweep_interval * 1000)
+            log_warn("store: a pass of the expiry sweep took %.1f s, longer than "
+                     "store.sweep_interval (%d s): its steps take at most a tenth of Redis's "
+                     "time, less while the store's link is busy (DBSIZE %lld)",
+                     (double)s->sweep_pass_ms / 1000, s->conf->sweep_interval, s->sweep_keys);
+        s->sweep_at_ms = now + (uint64_t)s->conf->sweep_interval * 1000;
+        return;
+    }
+    if (--s->sweep_left > 0 && now < s->sweep_tick_end_ms && store_up(s))
+        sweep_step(s);
+    else
+        s->sweep_at_ms = now; /* the next tick */
 }
 
 /* ZREM or PDNSRELAY.IXREM of ARGV[1] from KEYS[1], whichever its kind. */
@@ -1367,7 +1387,9 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
         return;
     }
     snprintf(s->sweep_cursor, sizeof(s->sweep_cursor), "%s", rep->element[0]->str);
-    size_t n = (rep->elements - 1) / 3;
+    if (rep->elements >= 2 && rep->element[1]->type == REDIS_REPLY_INTEGER)
+        s->sweep_keys = rep->element[1]->integer;
+    size_t n = rep->elements >= 2 ? (rep->elements - 2) / 3 : 0;
     if (!n || !rlink_ready(s->link)) {
         sweep_later(s, strcmp(s->sweep_cursor, "0") == 0);
         return;
@@ -1391,8 +1413,8 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
     for (size_t i = 0; i < n; i++) {
         /* the sweep names the key ("n:<name>" or "e:<name>"), the field
          * and the time_last it saw */
-        const redisReply *key = rep->element[1 + 3 * i], *f = rep->element[2 + 3 * i],
-                         *tl = rep->element[3 + 3 * i];
+        const redisReply *key = rep->element[2 + 3 * i], *f = rep->element[3 + 3 * i],
+                         *tl = rep->element[4 + 3 * i];
         const char *name = key->str + pl + 2;
         size_t name_len = key->len > pl + 2 ? key->len - pl - 2 : 0;
         int error_line = key->len > pl && key->str[pl] == 'e';
@@ -1454,18 +1476,16 @@ out:
     sweep_later(s, 0);
 }
 
-/* Expiry (store.expire): a SCAN through the names, a few hundred per step,
- * one step in flight, a pass every sweep_interval seconds. Queries hide
- * expired triples meanwhile. */
-static void sweep(store *s) {
-    if (!s->conf->expiry[0] || s->sweep_busy || !store_up(s) ||
-        pdns_mono_ms() < s->sweep_at_ms)
-        return;
-    char now[24], info[40];
+/* One step of the expiry sweep: SWEEP_COUNT keys of the SCAN. */
+static void sweep_step(store *s) {
+    char now[24], info[40], count[16];
     const char *P = s->prefix[s->sweep_shard];
+    if (s->sweep_shard == 0 && strcmp(s->sweep_cursor, "0") == 0)
+        s->sweep_pass_start_ms = pdns_mono_ms();
     snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
     snprintf(info, sizeof(info), "%sst:info", P);
-    const char *argv[] = {"EVAL", store_sweep_lua, "1", info, s->sweep_cursor, "200", now,
+    snprintf(count, sizeof(count), "%d", SWEEP_COUNT);
+    const char *argv[] = {"EVAL", store_sweep_lua, "1", info, s->sweep_cursor, count, now,
                           s->conf->expiry, P};
     size_t argl[9];
     for (int i = 0; i < 9; i++)
@@ -1473,6 +1493,20 @@ static void sweep(store *s) {
     argl[1] = sizeof(store_sweep_lua) - 1;
     if (rlink_argv(s->link, info, on_sweep, s, 9, argv, argl) == 0)
         s->sweep_busy = 1;
+}
+
+/* Expiry (store.expire): a SCAN through the names, paced as sweep_later
+ * says, one step in flight. Queries hide expired triples meanwhile. */
+static void sweep(store *s) {
+    uint64_t now = pdns_mono_ms();
+    if (!s->conf->expiry[0] || s->sweep_busy || !store_up(s) || now < s->sweep_at_ms)
+        return;
+    /* the steps a pass needs, over the ticks of sweep_interval */
+    long long steps = (s->sweep_keys / SWEEP_COUNT + 1) * s->nshards,
+              ticks = (long long)s->conf->sweep_interval * 1000 / STORE_TICK_MS;
+    s->sweep_left = (int)(steps / ticks + 1 < 1000 ? steps / ticks + 1 : 1000);
+    s->sweep_tick_end_ms = now + SWEEP_TICK_MS;
+    sweep_step(s);
 }
 
 void store_tick(store *s) {
@@ -1561,6 +1595,9 @@ int store_metrics(const store *s, pdns_buf *b) {
         "# HELP pdns_relay_store_expired_triples_total Triples deleted by the expiry sweep (store.expire).\n"
         "# TYPE pdns_relay_store_expired_triples_total counter\n"
         "pdns_relay_store_expired_triples_total %" PRIu64 "\n"
+        "# HELP pdns_relay_store_sweep_pass_seconds How long the expiry sweep's last whole pass took (0 before the first).\n"
+        "# TYPE pdns_relay_store_sweep_pass_seconds gauge\n"
+        "pdns_relay_store_sweep_pass_seconds %.3f\n"
         "# HELP pdns_relay_store_in_flight 1 while a batch is sent and not yet answered.\n"
         "# TYPE pdns_relay_store_in_flight gauge\n"
         "pdns_relay_store_in_flight %d\n"
@@ -1583,7 +1620,7 @@ int store_metrics(const store *s, pdns_buf *b) {
         "# TYPE pdns_relay_store_unreplicated_total counter\n"
         "pdns_relay_store_unreplicated_total %" PRIu64 "\n",
         s->stored, s->batches, s->errors, s->dead, s->duplicates, s->call_entries, s->waiting,
-        s->buffer_peak, s->full, s->expired, s->busy > 0, store_up(s), s->module, s->module_query,
+        s->buffer_peak, s->full, s->expired, (double)s->sweep_pass_ms / 1000, s->busy > 0, store_up(s), s->module, s->module_query,
         s->trees, s->nshards, s->unreplicated);
     rc |= rlink_metrics(s->link, "pdns_relay_store_cluster", "the store's", b);
     rc |= pdns_hist_render(&s->lat, "pdns_relay_store_latency_seconds",

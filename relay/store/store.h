@@ -118,7 +118,11 @@ typedef struct store {
     size_t gone_n;
     pdns_buf gone_buf;
     int sweep_busy, sweep_shard;
+    int sweep_left;            /* steps this tick may still send */
     uint64_t sweep_at_ms, expired;
+    uint64_t sweep_tick_end_ms; /* this tick's steps stop then */
+    uint64_t sweep_pass_start_ms, sweep_pass_ms; /* the last whole pass */
+    long long sweep_keys;      /* DBSIZE, as the last step saw it */
     /* counters */
     uint64_t stored, batches, duplicates, errors, dead, buffer_peak, unreplicated;
     pdns_hist lat;             /* time of one batch write */
@@ -163,10 +167,17 @@ int store_ip_range_shards(int n, const char *a, size_t alen, const char *b, size
 #define STORE_LAYOUT_IX_TREE 8
 int store_layout_kind(const char *layout, int nshards);
 
-/* Whether rep, Redis's answer to `COMMAND INFO pdnsrelay.ingest`, says
- * the server has the pdnsrelay module (relay/store/module/). */
+/* What rep, Redis's answer to `COMMAND INFO pdnsrelay.ingest
+ * pdnsrelay.query pdnsrelay.ixadd`, says the server has of the pdnsrelay
+ * module (relay/store/module/): STORE_MODULE_INGEST, _QUERY (a module
+ * older than PDNSRELAY.QUERY has only INGEST), _TREES (loaded with the
+ * argument trees); 0 without it. */
+#define STORE_MODULE_INGEST 1
+#define STORE_MODULE_QUERY 2
+#define STORE_MODULE_TREES 4
+#define STORE_MODULE_ASK "COMMAND INFO pdnsrelay.ingest pdnsrelay.query pdnsrelay.ixadd"
 struct redisReply;
-int store_has_module(const struct redisReply *rep);
+int store_module_parts(const struct redisReply *rep);
 
 /* The key prefix of shard k of n on a cluster, "{<tag>}": the tag is the
  * first "s<k>.<j>" whose slot is the middle of the k-th of n equal slot
@@ -182,7 +193,9 @@ int store_add(store *s, const pdns_record *r);
 /* Sends what is queued now, even a partial batch. */
 void store_flush(store *s);
 
-/* Called often (every 100 ms): flushes partial batches, retries. */
+/* Called every STORE_TICK_MS: flushes partial batches, retries, paces
+ * the expiry sweep. */
+#define STORE_TICK_MS 100
 void store_tick(store *s);
 
 /* A unit: the records queued between store_begin_unit and store_end_unit

@@ -371,15 +371,25 @@ def test_arguments_the_relay_never_sends_never_crash_redis(module_redis):
 
 
 def test_cluster_status_says_whether_redis_has_the_module(redis_server, module_redis,
-                                                          relay_factory):
-    """What an operator asks first when pdns_relay_store_module stays 0."""
-    plain = "loaded" if os.environ.get("E2E_REDIS_MODULE") else "absent"
-    for r, word in ((module_redis, "loaded"), (redis_server, plain)):
-        relay = relay_factory(redis=r)
-        st = subprocess.run([BIN, "cluster-status", "-c", relay.config], capture_output=True,
-                            text=True, timeout=30)
-        assert st.returncode == 0, st.stdout + st.stderr
-        assert "store's Redis: pdnsrelay module %s\n" % word in st.stdout, st.stdout
+                                                          relay_factory, workdir):
+    """What an operator asks first when pdns_relay_store_module stays 0,
+    or a store of trees waits: whether the store's Redis has the module,
+    which of its commands, and whether it was loaded with trees."""
+    trees = Redis(workdir, extra=("--loadmodule", os.path.abspath(MODULE), "trees"))
+    trees.start()
+    without = "loaded: PDNSRELAY.INGEST, PDNSRELAY.QUERY, without trees (store.index \"tree\" " \
+              "needs the argument trees)"
+    plain = without if os.environ.get("E2E_REDIS_MODULE") else "absent"
+    try:
+        for r, said in ((module_redis, without), (redis_server, plain),
+                        (trees, "loaded: PDNSRELAY.INGEST, PDNSRELAY.QUERY, trees")):
+            relay = relay_factory(redis=r)
+            st = subprocess.run([BIN, "cluster-status", "-c", relay.config],
+                                capture_output=True, text=True, timeout=30)
+            assert st.returncode == 0, st.stdout + st.stderr
+            assert "store's Redis: pdnsrelay module %s\n" % said in st.stdout, st.stdout
+    finally:
+        trees.stop()
 
 
 def test_import_through_the_module_equals_the_script(redis_server, module_redis,

@@ -5,10 +5,11 @@
 -- ARGV: SCAN cursor, COUNT, now, expiry (",1=3600,...,"), key prefix of
 -- the shard ("" on one server; KEYS[1], a key of the shard, routes it on a
 -- cluster, where SCAN walks the node and MATCH keeps the shard's keys)
--- Returns {next cursor, key1, field1, time_last1, ...}.
+-- Returns {next cursor, the server's DBSIZE (what a whole SCAN walks: the
+-- relay paces its steps by it), key1, field1, time_last1, ...}.
 local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[5] .. '[ne]:*', 'COUNT', tonumber(ARGV[2]))
 local now, expiry = tonumber(ARGV[3]), ARGV[4]
-local out = {r[1]}
+local out = {r[1], redis.call('DBSIZE')}
 for _, k in ipairs(r[2]) do
   local h = redis.call('HGETALL', k)
   for j = 1, #h, 2 do
