@@ -1319,17 +1319,25 @@ static void sweep_step(store *s);
 static void sweep_later(store *s, int pass_done) {
     uint64_t now = pdns_mono_ms();
     s->sweep_busy = 0;
-    if (pass_done && ++s->sweep_shard < s->nshards)
-        pass_done = 0; /* the next shard's keys: a SCAN of its own */
-    else if (pass_done) {
+    if (pass_done) {
+        /* a shard's SCAN came back to 0, or an error ended it: the next
+         * shard, or the next pass, starts at its beginning */
+        s->sweep_broken |= strcmp(s->sweep_cursor, "0") != 0;
+        snprintf(s->sweep_cursor, sizeof(s->sweep_cursor), "0");
+        if (++s->sweep_shard < s->nshards)
+            pass_done = 0;
+    }
+    if (pass_done) {
         s->sweep_shard = 0;
+        s->sweep_at_ms = now + (uint64_t)s->conf->sweep_interval * 1000;
+        if (s->sweep_broken)
+            return;
         s->sweep_pass_ms = now - s->sweep_pass_start_ms;
         if (s->sweep_pass_ms > (uint64_t)s->conf->sweep_interval * 1000)
             log_warn("store: a pass of the expiry sweep took %.1f s, longer than "
                      "store.sweep_interval (%d s): its steps take at most a tenth of Redis's "
                      "time, less while the store's link is busy (DBSIZE %lld)",
                      (double)s->sweep_pass_ms / 1000, s->conf->sweep_interval, s->sweep_keys);
-        s->sweep_at_ms = now + (uint64_t)s->conf->sweep_interval * 1000;
         return;
     }
     if (--s->sweep_left > 0 && now < s->sweep_tick_end_ms && store_up(s))
@@ -1383,6 +1391,7 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
         rep->element[0]->type != REDIS_REPLY_STRING) {
         if (rep && rep->type == REDIS_REPLY_ERROR)
             log_error("store: expiry sweep: %s", rep->str);
+        s->sweep_broken = 1; /* this shard's SCAN ends here */
         sweep_later(s, 1);
         return;
     }
@@ -1480,8 +1489,10 @@ out:
 static void sweep_step(store *s) {
     char now[24], info[40], count[16];
     const char *P = s->prefix[s->sweep_shard];
-    if (s->sweep_shard == 0 && strcmp(s->sweep_cursor, "0") == 0)
+    if (s->sweep_shard == 0 && strcmp(s->sweep_cursor, "0") == 0) {
         s->sweep_pass_start_ms = pdns_mono_ms();
+        s->sweep_broken = 0;
+    }
     snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
     snprintf(info, sizeof(info), "%sst:info", P);
     snprintf(count, sizeof(count), "%d", SWEEP_COUNT);

@@ -119,6 +119,7 @@ typedef struct store {
     pdns_buf gone_buf;
     int sweep_busy, sweep_shard;
     int sweep_left;            /* steps this tick may still send */
+    int sweep_broken;          /* an error ended a shard's SCAN this pass */
     uint64_t sweep_at_ms, expired;
     uint64_t sweep_tick_end_ms; /* this tick's steps stop then */
     uint64_t sweep_pass_start_ms, sweep_pass_ms; /* the last whole pass */

@@ -706,6 +706,31 @@ def test_expiry_per_rrtype(redis_server, relay_factory, tmp_path):
     assert info["triples"] == 3 and info["names"] == 2 and info["errors"] == 1
 
 
+def test_a_key_of_another_type_does_not_stop_the_sweep(relay_factory, redis_server, tmp_path):
+    """A key the relay did not write under n: or e: (a string, a list, a
+    hash of other fields and values) is passed over by the sweep, not an
+    error that ends every step it falls in: the expired triples around it
+    still go."""
+    r = redis_server.client()
+    r.set("n:foreign.exp.test", "not a hash")
+    r.rpush("e:foreign.exp.test", "nor this")
+    r.hset("n:weird.exp.test", mapping={"not a field": "x", "1 192.0.2.1": "not a value"})
+    old = int(time.time()) - 7200
+    f = tmp_path / "exp.csv"
+    f.write_text("".join("%d.0||c||s||IN||h%d.exp.test.||A||198.51.100.%d||60||1\n" % (old, i, i)
+                         for i in range(50)))
+    relay = store_relay(relay_factory, redis_server,
+                        store={"expire": {"A": 3600}, "sweep_interval": 1})
+    subprocess.run([BIN, "import", "-c", relay.config, str(f)], check=True,
+                   capture_output=True, timeout=60)
+    assert relay.wait_for(lambda: relay.metrics()["pdns_relay_store_expired_triples_total"] == 50,
+                          30), relay.log_text()[-2000:]
+    assert r.get("n:foreign.exp.test") == b"not a hash"
+    assert r.lrange("e:foreign.exp.test", 0, -1) == [b"nor this"]
+    assert r.hgetall("n:weird.exp.test") == {b"not a field": b"x", b"1 192.0.2.1": b"not a value"}
+    assert "expiry sweep" not in relay.log_text()
+
+
 @pytest.mark.slow
 def test_the_expiry_sweep_keeps_pace_with_a_large_store(relay_factory, redis_server, tmp_path):
     """A pass of the sweep over a store of 300,000 names: its steps are

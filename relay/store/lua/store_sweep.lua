@@ -11,13 +11,16 @@ local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[5] .. '[ne]:*', 'COUNT', ton
 local now, expiry = tonumber(ARGV[3]), ARGV[4]
 local out = {r[1], redis.call('DBSIZE')}
 for _, k in ipairs(r[2]) do
-  local h = redis.call('HGETALL', k)
+  -- a key of another type under n: or e: (not the relay's) is passed over
+  local h = redis.pcall('HGETALL', k)
+  if h.err then h = {} end
   for j = 1, #h, 2 do
+    -- a field or value not of the relay's form is passed over too
     local ty = string.match(h[j], '^(%d+)')
-    local e = string.match(expiry, ',' .. ty .. '=(%d+),')
+    local e = ty and string.match(expiry, ',' .. ty .. '=(%d+),')
     if e then
       local tl = tonumber(string.match(h[j + 1], '^%d+ (%d+)'))
-      if tl + tonumber(e) < now then
+      if tl and tl + tonumber(e) < now then
         out[#out + 1] = k
         out[#out + 1] = h[j]
         out[#out + 1] = tostring(tl)
