@@ -1307,38 +1307,38 @@ void store_close_unit(store *s) {
 
 static void sweep_step(store *s);
 
-/* A step of the expiry sweep is done. Its steps are paced so that a pass
- * over the store's keys (DBSIZE a shard, as each shard's SCAN walks its
- * node) takes about sweep_interval: a tick sends as many as that needs,
- * one after the other, and stops after SWEEP_TICK_MS (a tenth of Redis's
- * time at most, less when the link is busy with other calls; a pass that
- * takes longer than sweep_interval is logged). The next pass starts
- * sweep_interval after one ends. */
+/* A step of the expiry sweep is done (failed: an error ended it). Its
+ * steps are paced so that a pass over the store's keys (DBSIZE a shard,
+ * as each shard's SCAN walks its node) takes about sweep_interval: a tick
+ * sends as many as that needs, one after the other, and stops after
+ * SWEEP_TICK_MS (a tenth of Redis's time at most, less when the link is
+ * busy with other calls; a pass that takes longer than sweep_interval is
+ * logged). The next pass starts sweep_interval after one ends. */
 #define SWEEP_COUNT 200
 #define SWEEP_TICK_MS 10
-static void sweep_later(store *s, int pass_done) {
+static void sweep_later(store *s, int failed) {
     uint64_t now = pdns_mono_ms();
     s->sweep_busy = 0;
-    if (pass_done) {
-        /* a shard's SCAN came back to 0, or an error ended it: the next
-         * shard, or the next pass, starts at its beginning */
-        s->sweep_broken |= strcmp(s->sweep_cursor, "0") != 0;
+    /* a shard's SCAN that came back to 0, or that an error ended: the
+     * next shard, or the next pass, starts at its beginning */
+    int shard_done = failed || strcmp(s->sweep_cursor, "0") == 0;
+    s->sweep_broken |= failed;
+    if (shard_done) {
         snprintf(s->sweep_cursor, sizeof(s->sweep_cursor), "0");
-        if (++s->sweep_shard < s->nshards)
-            pass_done = 0;
-    }
-    if (pass_done) {
-        s->sweep_shard = 0;
-        s->sweep_at_ms = now + (uint64_t)s->conf->sweep_interval * 1000;
-        if (s->sweep_broken)
+        if (++s->sweep_shard >= s->nshards) {
+            s->sweep_shard = 0;
+            s->sweep_at_ms = now + (uint64_t)s->conf->sweep_interval * 1000;
+            if (s->sweep_broken)
+                return;
+            s->sweep_pass_ms = now - s->sweep_pass_start_ms;
+            if (s->sweep_pass_ms > (uint64_t)s->conf->sweep_interval * 1000)
+                log_warn("store: a pass of the expiry sweep took %.1f s, longer than "
+                         "store.sweep_interval (%d s): its steps take at most a tenth of "
+                         "Redis's time, less while the store's link is busy (DBSIZE %lld)",
+                         (double)s->sweep_pass_ms / 1000, s->conf->sweep_interval,
+                         s->sweep_keys);
             return;
-        s->sweep_pass_ms = now - s->sweep_pass_start_ms;
-        if (s->sweep_pass_ms > (uint64_t)s->conf->sweep_interval * 1000)
-            log_warn("store: a pass of the expiry sweep took %.1f s, longer than "
-                     "store.sweep_interval (%d s): its steps take at most a tenth of Redis's "
-                     "time, less while the store's link is busy (DBSIZE %lld)",
-                     (double)s->sweep_pass_ms / 1000, s->conf->sweep_interval, s->sweep_keys);
-        return;
+        }
     }
     if (--s->sweep_left > 0 && now < s->sweep_tick_end_ms && store_up(s))
         sweep_step(s);
@@ -1378,7 +1378,7 @@ static void on_expired(redisAsyncContext *ac, void *reply, void *priv) {
     } else if (rep && rep->type == REDIS_REPLY_ERROR) {
         log_error("store: expiring triples: %s", rep->str);
     }
-    sweep_later(s, strcmp(s->sweep_cursor, "0") == 0);
+    sweep_later(s, 0);
 }
 
 /* A sweep step found expired triples: delete them with their index
@@ -1391,8 +1391,7 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
         rep->element[0]->type != REDIS_REPLY_STRING) {
         if (rep && rep->type == REDIS_REPLY_ERROR)
             log_error("store: expiry sweep: %s", rep->str);
-        s->sweep_broken = 1; /* this shard's SCAN ends here */
-        sweep_later(s, 1);
+        sweep_later(s, 1); /* this shard's SCAN ends here */
         return;
     }
     snprintf(s->sweep_cursor, sizeof(s->sweep_cursor), "%s", rep->element[0]->str);
@@ -1400,7 +1399,7 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
         s->sweep_keys = rep->element[1]->integer;
     size_t n = rep->elements >= 2 ? (rep->elements - 2) / 3 : 0;
     if (!n || !rlink_ready(s->link)) {
-        sweep_later(s, strcmp(s->sweep_cursor, "0") == 0);
+        sweep_later(s, 0);
         return;
     }
     const char *P = s->prefix[s->sweep_shard];
@@ -1631,8 +1630,8 @@ int store_metrics(const store *s, pdns_buf *b) {
         "# TYPE pdns_relay_store_unreplicated_total counter\n"
         "pdns_relay_store_unreplicated_total %" PRIu64 "\n",
         s->stored, s->batches, s->errors, s->dead, s->duplicates, s->call_entries, s->waiting,
-        s->buffer_peak, s->full, s->expired, (double)s->sweep_pass_ms / 1000, s->busy > 0, store_up(s), s->module, s->module_query,
-        s->trees, s->nshards, s->unreplicated);
+        s->buffer_peak, s->full, s->expired, (double)s->sweep_pass_ms / 1000, s->busy > 0,
+        store_up(s), s->module, s->module_query, s->trees, s->nshards, s->unreplicated);
     rc |= rlink_metrics(s->link, "pdns_relay_store_cluster", "the store's", b);
     rc |= pdns_hist_render(&s->lat, "pdns_relay_store_latency_seconds",
                            "Time of one batch write (answered or refused).", b);

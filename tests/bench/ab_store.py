@@ -17,7 +17,6 @@ own CPU a record (its rusage), records/s and used_memory a triple:
 minimum, median and maximum, and the medians' ratio to the first
 variant. On one core both share it."""
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -35,20 +34,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def one_run(relay, module, lines, nrec, aof, index, work, pinned):
-    extra = ["--appendonly", "yes" if aof else "no"]
-    if module:
-        extra += ["--loadmodule", os.path.abspath(module), "trees"]
-    srv = conftest.Redis(work, extra=extra)
-    srv.start()
+    srv = store_bench.bench_server(work, pinned, module, aof)
     port = srv.port
-    if pinned:
-        store_bench.pin(srv.proc.pid, {1})
-    cfg = os.path.join(srv.dir, "relay.json")
-    with open(cfg, "w") as f:
-        json.dump({"relay_id": "bench", "d4": {"enabled": False},
-                   "http": {"listen": "127.0.0.1:0"}, "mixer": {"enabled": False},
-                   "admin": {"enabled": False}, "redis": "redis://127.0.0.1:%d/0" % port,
-                   "store": {"module": bool(module), "index": index}}, f)
+    cfg = store_bench.relay_config(os.path.join(srv.dir, "relay.json"),
+                                   "redis://127.0.0.1:%d/0" % port,
+                                   {"module": bool(module), "index": index})
     try:
         cpu0 = store_bench.redis_cpu(port)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)

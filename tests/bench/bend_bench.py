@@ -24,9 +24,7 @@ A whole-import comparison (store_bench.py's BENCH_SCALES=1,10) sets an
 import of N against one of 10 N made minutes apart, on a machine whose
 speed can move by 2x between them; here both sides share every minute."""
 import argparse
-import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -41,26 +39,10 @@ import store_bench  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def server(work, pinned, module=True):
-    extra = ["--appendonly", "no"]
-    if module:
-        extra += ["--loadmodule", os.path.abspath(conftest.MODULE), "trees"]
-    srv = conftest.Redis(work, extra=extra)
-    srv.start()
-    if pinned:
-        store_bench.pin(srv.proc.pid, {1})
-    return srv
-
-
 def relay_config(srv, index):
-    cfg = os.path.join(srv.dir, "relay.json")
     store = {"module": index != "script", "index": "tree" if index == "tree" else "zset"}
-    with open(cfg, "w") as f:
-        json.dump({"relay_id": "bench", "d4": {"enabled": False},
-                   "http": {"listen": "127.0.0.1:0"}, "mixer": {"enabled": False},
-                   "admin": {"enabled": False}, "redis": "redis://127.0.0.1:%d/0" % srv.port,
-                   "store": store}, f)
-    return cfg
+    return store_bench.relay_config(os.path.join(srv.dir, "relay.json"),
+                                    "redis://127.0.0.1:%d/0" % srv.port, store)
 
 
 def core0(pinned):
@@ -130,8 +112,9 @@ def main():
     small_parts, fill, large_parts = parts[:rounds], parts[rounds], parts[rounds + 1:]
     got = {k: [] for k in ("store small us", "store large us", "store small r/s",
                            "store large r/s", "hset small us", "hset large us")}
-    small, large = server(work, pinned), server(work, pinned)
-    hsmall, hlarge = server(work, pinned, False), server(work, pinned, False)
+    small, large = store_bench.bench_server(work, pinned), store_bench.bench_server(work, pinned)
+    hsmall, hlarge = (store_bench.bench_server(work, pinned, False),
+                      store_bench.bench_server(work, pinned, False))
     try:
         cs, cl = relay_config(small, a.index), relay_config(large, a.index)
         import_lines(cl, fill, pinned)

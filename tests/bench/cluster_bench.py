@@ -20,7 +20,6 @@ of their own, the masters' CPU. BENCH_MODULE=1: every server loads the
 pdnsrelay module, and each mix is also imported into the cluster with
 store.module false (the script), for the module's gain on a cluster in
 the same run. Printed as a table."""
-import json
 import os
 import random
 import subprocess
@@ -47,13 +46,8 @@ def flush(ports):
 
 def config(work, name, store_url, module=True):
     http_port = conftest.free_port()
-    cfg = os.path.join(work, name + ".json")
-    with open(cfg, "w") as f:
-        json.dump({"relay_id": "bench", "d4": {"enabled": False},
-                   "http": {"listen": "127.0.0.1:%d" % http_port},
-                   "redis": store_url, "mixer": {"enabled": False},
-                   "store": {"module": module},
-                   "admin": {"enabled": False}}, f)
+    cfg = sb.relay_config(os.path.join(work, name + ".json"), store_url, {"module": module},
+                          http_port)
     return cfg, http_port
 
 

@@ -205,6 +205,31 @@ def pin(pid, cpus):
         os.sched_setaffinity(int(t), cpus)
 
 
+def relay_config(path, redis_url, store, http_port=0):
+    """A relay that only stores (no D4, mixer or admin listener), for
+    `pdns-relay import` or a query server: written to path."""
+    with open(path, "w") as f:
+        json.dump({"relay_id": "bench", "d4": {"enabled": False},
+                   "http": {"listen": "127.0.0.1:%d" % http_port}, "redis": redis_url,
+                   "store": store, "mixer": {"enabled": False}, "admin": {"enabled": False}}, f)
+    return path
+
+
+def bench_server(work, pinned, module=True, aof=False):
+    """A redis-server for an import benchmark: AOF as aof says, the module
+    loaded with its argument trees unless module is false, pinned to core
+    1 when pinned."""
+    extra = ["--appendonly", "yes" if aof else "no"]
+    if module:
+        extra += ["--loadmodule", os.path.abspath(module if isinstance(module, str)
+                                                  else conftest.MODULE), "trees"]
+    srv = conftest.Redis(work, extra=extra)
+    srv.start()
+    if pinned:
+        pin(srv.proc.pid, {1})
+    return srv
+
+
 def redis_latency(port, keys, n=30000):
     """Latency of one HGETALL of a random stored name, Redis alone, one
     client waiting for each reply: (p50, p99, p99.9) ms."""
@@ -335,11 +360,7 @@ def main():
     http_port = conftest.free_port()
     for path, store in ((cfg, {"module": False}), (cfg_module, {"module": True}),
                         (cfg_trees, {"module": True, "index": "tree"})):
-        with open(path, "w") as f:
-            json.dump({"relay_id": "bench", "d4": {"enabled": False},
-                       "http": {"listen": "127.0.0.1:%d" % http_port},
-                       "redis": "redis://127.0.0.1:%d/0" % port, "store": store,
-                       "mixer": {"enabled": False}, "admin": {"enabled": False}}, f)
+        relay_config(path, "redis://127.0.0.1:%d/0" % port, store, http_port)
     rows = []
     two_cores = len(os.sched_getaffinity(0)) >= 2
 

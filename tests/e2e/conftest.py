@@ -158,6 +158,19 @@ def redis_server(workdir):
     r.stop()
 
 
+@pytest.fixture
+def module_redis(workdir):
+    """A Redis with the pdnsrelay module (without trees)."""
+    if not os.path.exists(MODULE):
+        pytest.fail("no %s: make builds it" % MODULE)
+    # MODULE UNLOAD, from loopback (Redis 7 turns MODULE off unless told)
+    extra = ("--enable-module-command", "local") if redis_version() >= (7, 0) else ()
+    r = Redis(workdir, extra=extra + ("--loadmodule", os.path.abspath(MODULE)))
+    r.start()
+    yield r
+    r.stop()
+
+
 def redis_version():
     """The (major, minor) of the redis-server first on PATH (Redis's, or
     Valkey's: 7 and later of either turn DEBUG off unless told)."""

@@ -11,25 +11,13 @@ import time
 
 import pytest
 
-from conftest import BIN, MODULE, Redis, redis_version
+from conftest import BIN, MODULE, Redis
 from test_store import (Api, aggregate, as_set, expect, make_records, send_d4, store_relay,
                         wait_stored)
 
 HERE = os.path.dirname(__file__)
 SCRIPT = open(os.path.join(HERE, "..", "..", "relay", "store", "lua",
                            "store_ingest.lua"), "rb").read()
-
-
-@pytest.fixture
-def module_redis(workdir):
-    if not os.path.exists(MODULE):
-        pytest.fail("no %s: make builds it" % MODULE)
-    # MODULE UNLOAD, from loopback (Redis 7 turns MODULE off unless told)
-    extra = ("--enable-module-command", "local") if redis_version() >= (7, 0) else ()
-    r = Redis(workdir, extra=extra + ("--loadmodule", os.path.abspath(MODULE)))
-    r.start()
-    yield r
-    r.stop()
 
 
 def dump(r, skip=()):

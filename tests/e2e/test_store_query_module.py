@@ -12,7 +12,6 @@ import pytest
 
 from conftest import BIN
 from test_store import Api, store_relay
-from test_store_module import module_redis  # noqa: F401 (a fixture)
 from test_store_trees import answers, import_into, lines_file, query_paths, tree_redis
 
 HERE = os.path.dirname(__file__)
