@@ -606,6 +606,13 @@ void rlink_get_stats(const rlink *l, rlink_stats *st) {
     st->masters = n;
 }
 
+int rlink_same_master(const rlink *l, unsigned a, unsigned b) {
+    if (!l->cluster)
+        return 1;
+    const node *n = l->slots[a & (SLOTS - 1)];
+    return n && n == l->slots[b & (SLOTS - 1)];
+}
+
 void rlink_slot_master(const rlink *l, unsigned slot, char *out, size_t size) {
     const node *n = l->cluster ? l->slots[slot & (SLOTS - 1)] : NULL;
     if (!l->cluster)

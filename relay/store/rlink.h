@@ -86,6 +86,10 @@ void rlink_get_stats(const rlink *l, rlink_stats *st);
  * appended to b; nothing for one server. Returns 0, or -1. */
 int rlink_metrics(const rlink *l, const char *name, const char *whose, pdns_buf *b);
 
+/* 1 when slots a and b have the same master in the map (always, for one
+ * server), 0 when not or when either has none. */
+int rlink_same_master(const rlink *l, unsigned a, unsigned b);
+
 /* "HOST:PORT" of the master of slot (the server, for one server). */
 void rlink_slot_master(const rlink *l, unsigned slot, char *out, size_t size);
 

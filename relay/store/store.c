@@ -1307,26 +1307,59 @@ void store_close_unit(store *s) {
 
 static void sweep_step(store *s);
 
-/* A step of the expiry sweep is done (failed: an error ended it). Its
- * steps are paced so that a pass over the store's keys (DBSIZE a shard,
- * as each shard's SCAN walks its node) takes about sweep_interval: a tick
- * sends as many as that needs, one after the other, and stops after
- * SWEEP_TICK_MS (a tenth of Redis's time at most, less when the link is
- * busy with other calls; a pass that takes longer than sweep_interval is
- * logged). The next pass starts sweep_interval after one ends. */
+/* The shards on the node of shard k (the slot map's view; k itself
+ * whatever it says): one walk of the node's keys sweeps them all. */
+static uint64_t node_shards(const store *s, int k) {
+    unsigned a = rlink_key_slot(s->prefix[k], strlen(s->prefix[k]));
+    uint64_t m = (uint64_t)1 << k;
+    for (int j = 0; j < s->nshards; j++)
+        if (rlink_same_master(s->link, a, rlink_key_slot(s->prefix[j], strlen(s->prefix[j]))))
+            m |= (uint64_t)1 << j;
+    return m;
+}
+
+/* The shard of a key the sweep found ("{s<k>.<tag>}n:..." on a cluster),
+ * or -1 for a key that is no shard's (SCAN's MATCH "{s*}[ne]:*" also
+ * takes "{s1.x}y}n:..."). */
+static int key_shard(const store *s, const char *key, size_t len) {
+    if (!s->cluster)
+        return 0;
+    const char *end = memchr(key, '}', len);
+    if (len < 3 || key[0] != '{' || key[1] != 's' || !end)
+        return -1;
+    size_t pl = (size_t)(end - key) + 1;
+    long k = strtol(key + 2, NULL, 10);
+    if (k < 0 || k >= s->nshards || strlen(s->prefix[k]) != pl ||
+        memcmp(s->prefix[k], key, pl) != 0 || len < pl + 2 ||
+        (key[pl] != 'n' && key[pl] != 'e') || key[pl + 1] != ':')
+        return -1;
+    return (int)k;
+}
+
+/* A step of the expiry sweep is done (failed: an error ended it). A pass
+ * walks each node once (every shard on it: SCAN on the master of a shard
+ * not walked yet this pass), its steps paced so that the pass over the
+ * nodes' keys (DBSIZE a node) takes about sweep_interval: a tick sends as
+ * many as that needs, one after the other, and stops after SWEEP_TICK_MS
+ * (a tenth of Redis's time at most, less when the link is busy with other
+ * calls; a pass that takes longer than sweep_interval is logged). The next
+ * pass starts sweep_interval after one ends. */
 #define SWEEP_COUNT 200
 #define SWEEP_TICK_MS 10
 static void sweep_later(store *s, int failed) {
     uint64_t now = pdns_mono_ms();
     s->sweep_busy = 0;
-    /* a shard's SCAN that came back to 0, or that an error ended: the
-     * next shard, or the next pass, starts at its beginning */
-    int shard_done = failed || strcmp(s->sweep_cursor, "0") == 0;
+    /* a node's SCAN that came back to 0, or that an error ended: the next
+     * node, or the next pass, starts at its beginning */
+    int walk_done = failed || strcmp(s->sweep_cursor, "0") == 0;
     s->sweep_broken |= failed;
-    if (shard_done) {
+    if (walk_done) {
         snprintf(s->sweep_cursor, sizeof(s->sweep_cursor), "0");
-        if (++s->sweep_shard >= s->nshards) {
+        while (s->sweep_shard < s->nshards && s->sweep_walked >> s->sweep_shard & 1)
+            s->sweep_shard++;
+        if (s->sweep_shard >= s->nshards) {
             s->sweep_shard = 0;
+            s->sweep_walked = 0;
             s->sweep_at_ms = now + (uint64_t)s->conf->sweep_interval * 1000;
             if (s->sweep_broken)
                 return;
@@ -1353,10 +1386,18 @@ static const char ixrem_lua[] =
     "if t == 'zset' then return redis.call('ZREM', KEYS[1], ARGV[1]) end "
     "return 0";
 
-/* The expired triples are deleted; the address index members of theirs
- * that are in other shards (store_expire.lua lists them) go too. */
+/* One expire call of the step's is done (the step's, when no other is in
+ * flight). */
+static void expire_done(store *s) {
+    if (--s->sweep_calls == 0)
+        sweep_later(s, 0);
+}
+
+/* A shard's expired triples are deleted; the address index members of
+ * theirs that are in other shards (store_expire.lua lists them) go too. */
 static void on_expired(redisAsyncContext *ac, void *reply, void *priv) {
-    store *s = priv;
+    struct sweep_call *c = priv;
+    store *s = c->s;
     redisReply *rep = reply;
     (void)ac;
     if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements &&
@@ -1365,9 +1406,9 @@ static void on_expired(redisAsyncContext *ac, void *reply, void *priv) {
         for (size_t i = 1; i < rep->elements; i++) {
             long long at = rep->element[i]->integer;
             if (rep->element[i]->type != REDIS_REPLY_INTEGER || at < 0 ||
-                (size_t)at >= s->gone_n || !s->gone[at].len)
+                c->base + (size_t)at >= s->gone_n || !s->gone[c->base + (size_t)at].len)
                 continue;
-            const gone_member *g = &s->gone[at];
+            const gone_member *g = &s->gone[c->base + (size_t)at];
             char key[40];
             snprintf(key, sizeof(key), "%six:ip", s->prefix[g->shard]);
             /* a sorted set, or a tree (also in a store whose layout does
@@ -1378,56 +1419,37 @@ static void on_expired(redisAsyncContext *ac, void *reply, void *priv) {
     } else if (rep && rep->type == REDIS_REPLY_ERROR) {
         log_error("store: expiring triples: %s", rep->str);
     }
-    sweep_later(s, 0);
+    expire_done(s);
 }
 
-/* A sweep step found expired triples: delete them with their index
- * entries (store_expire.lua). */
-static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
-    store *s = priv;
-    redisReply *rep = reply;
-    (void)ac;
-    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
-        rep->element[0]->type != REDIS_REPLY_STRING) {
-        if (rep && rep->type == REDIS_REPLY_ERROR)
-            log_error("store: expiry sweep: %s", rep->str);
-        sweep_later(s, 1); /* this shard's SCAN ends here */
-        return;
-    }
-    snprintf(s->sweep_cursor, sizeof(s->sweep_cursor), "%s", rep->element[0]->str);
-    if (rep->elements >= 2 && rep->element[1]->type == REDIS_REPLY_INTEGER)
-        s->sweep_keys = rep->element[1]->integer;
-    size_t n = rep->elements >= 2 ? (rep->elements - 2) / 3 : 0;
-    if (!n || !rlink_ready(s->link)) {
-        sweep_later(s, 0);
-        return;
-    }
-    const char *P = s->prefix[s->sweep_shard];
+/* Sends shard k's expire call (store_expire.lua) for the step's entries
+ * of that shard (at[0..n-1], places in the sweep's reply), their address
+ * members in other shards recorded from gone[base]. Returns 0 when sent. */
+#define EXPIRE_ROOM (24 + 24 + 2200 + 2048)
+static int send_expire(store *s, int k, const redisReply *rep, const size_t *at, size_t n,
+                       size_t base) {
+    const char *P = s->prefix[k];
     size_t pl = strlen(P);
     char info[40];
     snprintf(info, sizeof(info), "%sst:info", P);
     size_t total = 5 + n * 9;
     const char **argv = calloc(total, sizeof(*argv));
     size_t *argl = calloc(total, sizeof(*argl));
-    char *keys = malloc(n * (24 + 24 + 2200 + 2048));
-    free(s->gone);
-    s->gone_n = 0;
-    s->gone_buf.len = 0;
-    if (!argv || !argl || !keys || !(s->gone = calloc(n, sizeof(*s->gone))))
+    char *keys = malloc(n * EXPIRE_ROOM);
+    int rc = -1;
+    if (!argv || !argl || !keys)
         goto out;
-    s->gone_n = n;
     EVAL_HEAD(argv, argl, store_expire_lua, info);
     argv[4] = P, argl[4] = pl;
     for (size_t i = 0; i < n; i++) {
         /* the sweep names the key ("n:<name>" or "e:<name>"), the field
          * and the time_last it saw */
-        const redisReply *key = rep->element[2 + 3 * i], *f = rep->element[3 + 3 * i],
-                         *tl = rep->element[4 + 3 * i];
+        const redisReply *key = rep->element[at[i]], *f = rep->element[at[i] + 1],
+                         *tl = rep->element[at[i] + 2];
         const char *name = key->str + pl + 2;
         size_t name_len = key->len > pl + 2 ? key->len - pl - 2 : 0;
         int error_line = key->len > pl && key->str[pl] == 'e';
-        char *fk = keys + i * (24 + 24 + 2200 + 2048), *ixk = fk + 24, *ixp = ixk + 24,
-             *rev = ixp + 2200;
+        char *fk = keys + i * EXPIRE_ROOM, *ixk = fk + 24, *ixp = ixk + 24, *rev = ixp + 2200;
         const char *sp = memchr(f->str, ' ', f->len);
         size_t ixl = 0, revl = name_len <= 1024 ? store_reverse_name(name, name_len, rev) : 0;
         uint8_t ix = IX_NONE;
@@ -1447,9 +1469,9 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
             ixl = ip_member_len(s, ix, canon, ixp, ixl);
             if (ix == IX_IP && s->ip_by_prefix) {
                 /* in its address's shard: removed there once it is gone */
-                s->gone[i] = (gone_member){(uint32_t)s->gone_buf.len,
-                                           (uint32_t)(ixl + name_len),
-                                           (uint8_t)store_ip_shard(s->nshards, ixp, ixl)};
+                s->gone[base + i] = (gone_member){(uint32_t)s->gone_buf.len,
+                                                  (uint32_t)(ixl + name_len),
+                                                  (uint8_t)store_ip_shard(s->nshards, ixp, ixl)};
                 if (pdns_buf_append(&s->gone_buf, ixp, ixl) < 0 ||
                     pdns_buf_append(&s->gone_buf, name, name_len) < 0)
                     goto out;
@@ -1471,32 +1493,89 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
         v[7] = ixk, l[7] = strlen(ixk);
         v[8] = ixp, l[8] = ixl;
     }
-    if (rlink_argv(s->link, info, on_expired, s, (int)total, argv, argl) == 0) {
-        free(argv);
-        free(argl);
-        free(keys);
-        return;
-    }
+    s->sweep_call[k] = (struct sweep_call){s, base};
+    s->sweep_calls++;
+    if (rlink_argv(s->link, info, on_expired, &s->sweep_call[k], (int)total, argv, argl) == 0)
+        rc = 0;
+    else
+        s->sweep_calls--;
 out:
     free(argv);
     free(argl);
     free(keys);
-    sweep_later(s, 0);
+    return rc;
 }
 
-/* One step of the expiry sweep: SWEEP_COUNT keys of the SCAN. */
+/* A sweep step found expired triples: delete them with their index
+ * entries, one call for each shard they are in. */
+static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
+    store *s = priv;
+    redisReply *rep = reply;
+    (void)ac;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+        rep->element[0]->type != REDIS_REPLY_STRING) {
+        if (rep && rep->type == REDIS_REPLY_ERROR)
+            log_error("store: expiry sweep: %s", rep->str);
+        sweep_later(s, 1); /* this node's SCAN ends here */
+        return;
+    }
+    snprintf(s->sweep_cursor, sizeof(s->sweep_cursor), "%s", rep->element[0]->str);
+    if (rep->elements >= 2 && rep->element[1]->type == REDIS_REPLY_INTEGER)
+        s->sweep_keys = rep->element[1]->integer;
+    size_t n = rep->elements >= 2 ? (rep->elements - 2) / 3 : 0;
+    free(s->gone);
+    s->gone = NULL;
+    s->gone_n = 0;
+    s->gone_buf.len = 0;
+    size_t *at = n ? malloc(n * sizeof(*at)) : NULL;
+    int *shard = n ? malloc(n * sizeof(*shard)) : NULL;
+    if (!n || !rlink_ready(s->link) || !at || !shard || !(s->gone = calloc(n, sizeof(*s->gone)))) {
+        free(at);
+        free(shard);
+        sweep_later(s, 0);
+        return;
+    }
+    s->gone_n = n;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *key = rep->element[2 + 3 * i];
+        int ok = key->type == REDIS_REPLY_STRING;
+        for (int j = 1; j < 3; j++)
+            ok &= rep->element[2 + 3 * i + j]->type == REDIS_REPLY_STRING;
+        shard[i] = ok ? key_shard(s, key->str, key->len) : -1;
+    }
+    /* the calls answer after this loop (a call the link fails at once
+     * answers before rlink returns: the count holds the step open) */
+    s->sweep_calls = 1;
+    size_t base = 0;
+    for (int k = 0; k < s->nshards; k++) {
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (shard[i] == k)
+                at[m++] = 2 + 3 * i;
+        if (m && send_expire(s, k, rep, at, m, base) == 0)
+            base += m;
+    }
+    free(at);
+    free(shard);
+    expire_done(s);
+}
+
+/* One step of the expiry sweep: SWEEP_COUNT keys of the SCAN of a node,
+ * on the master of shard sweep_shard. */
 static void sweep_step(store *s) {
     char now[24], info[40], count[16];
-    const char *P = s->prefix[s->sweep_shard];
-    if (s->sweep_shard == 0 && strcmp(s->sweep_cursor, "0") == 0) {
+    if (!s->sweep_walked) {
         s->sweep_pass_start_ms = pdns_mono_ms();
         s->sweep_broken = 0;
     }
+    if (strcmp(s->sweep_cursor, "0") == 0)
+        s->sweep_walked |= node_shards(s, s->sweep_shard);
     snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
-    snprintf(info, sizeof(info), "%sst:info", P);
+    snprintf(info, sizeof(info), "%sst:info", s->prefix[s->sweep_shard]);
     snprintf(count, sizeof(count), "%d", SWEEP_COUNT);
+    /* on a cluster the keys of every shard on the node: "{s<k>.<tag>}" */
     const char *argv[] = {"EVAL", store_sweep_lua, "1", info, s->sweep_cursor, count, now,
-                          s->conf->expiry, P};
+                          s->conf->expiry, s->cluster ? "{s*}" : ""};
     size_t argl[9];
     for (int i = 0; i < 9; i++)
         argl[i] = strlen(argv[i]);
@@ -1511,8 +1590,12 @@ static void sweep(store *s) {
     uint64_t now = pdns_mono_ms();
     if (!s->conf->expiry[0] || s->sweep_busy || !store_up(s) || now < s->sweep_at_ms)
         return;
-    /* the steps a pass needs, over the ticks of sweep_interval */
-    long long steps = (s->sweep_keys / SWEEP_COUNT + 1) * s->nshards,
+    /* the steps a pass needs (a walk of each node), over the ticks of
+     * sweep_interval */
+    rlink_stats st;
+    rlink_get_stats(s->link, &st);
+    long long nodes = s->cluster && st.masters > 1 ? st.masters : 1,
+              steps = (s->sweep_keys / SWEEP_COUNT + 1) * nodes,
               ticks = (long long)s->conf->sweep_interval * 1000 / STORE_TICK_MS;
     s->sweep_left = (int)(steps / ticks + 1 < 1000 ? steps / ticks + 1 : 1000);
     s->sweep_tick_end_ms = now + SWEEP_TICK_MS;

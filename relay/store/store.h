@@ -117,13 +117,22 @@ typedef struct store {
     } *gone;
     size_t gone_n;
     pdns_buf gone_buf;
-    int sweep_busy, sweep_shard;
+    struct sweep_call {        /* an expire call of the step: its */
+        struct store *s;       /* shard's entries are gone[base...] */
+        size_t base;
+    } sweep_call[STORE_SHARDS_MAX];
+    int sweep_calls;           /* the step's expire calls in flight */
+    int sweep_busy;
+    int sweep_shard;           /* a shard of the node being walked (its
+                                * key routes the steps there) */
+    uint64_t sweep_walked;     /* shards whose node this pass has walked,
+                                * or is walking */
     int sweep_left;            /* steps this tick may still send */
-    int sweep_broken;          /* an error ended a shard's SCAN this pass */
+    int sweep_broken;          /* an error ended a node's SCAN this pass */
     uint64_t sweep_at_ms, expired;
     uint64_t sweep_tick_end_ms; /* this tick's steps stop then */
     uint64_t sweep_pass_start_ms, sweep_pass_ms; /* the last whole pass */
-    long long sweep_keys;      /* DBSIZE, as the last step saw it */
+    long long sweep_keys;      /* DBSIZE of the node the last step walked */
     /* counters */
     uint64_t stored, batches, duplicates, errors, dead, buffer_peak, unreplicated;
     pdns_hist lat;             /* time of one batch write */

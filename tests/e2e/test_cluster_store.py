@@ -515,6 +515,52 @@ def test_expiry_sweeps_every_shard(cluster, relay_factory, tmp_path):
     assert info["triples"] == 60 and info["names"] == 60
 
 
+def scan_calls(node):
+    return node.info("commandstats").get("cmdstat_scan", {}).get("calls", 0)
+
+
+def one_walk(node):
+    """The SCAN calls one walk of node's store keys takes (COUNT 200, as a
+    sweep step asks)."""
+    cursor, calls = 0, 0
+    while True:
+        cursor, _ = node.scan(cursor, match="{s*}[ne]:*", count=200)
+        calls += 1
+        if cursor == 0:
+            return calls
+
+
+def test_a_pass_of_the_sweep_walks_each_master_once(cluster, relay_factory, tmp_path):
+    """On a cluster a pass of the sweep walks each master's keys once,
+    every shard it holds in the same walk, not once a shard (12 shards on 3
+    masters would be 4 walks of each): the SCAN calls each master counts
+    over one pass are those of one walk. The expired triples of every shard
+    still go, and the rest stay."""
+    now, recs, f = expiring_records(tmp_path)
+    with open(f, "a") as out:
+        for i in range(6000):
+            out.write(json.dumps({"rrname": "h%d.walk.test" % i, "rrtype": "A",
+                                  "rdata": "10.%d.%d.%d" % (i >> 16 & 255, i >> 8 & 255, i & 255),
+                                  "time_first": now - 10, "time_last": now, "count": 1}) + "\n")
+    # one pass in the test's time: the next would start an hour later
+    relay = relay_factory(extra={"mixer": {"enabled": False}, "admin": {"console": False},
+                                 "redis": cluster.url(),
+                                 "store": {"expire": {"A": 3600}, "sweep_interval": 3600}})
+    subprocess.run([BIN, "import", "-c", relay.config, str(f)], check=True,
+                   capture_output=True, timeout=60)
+    masters = [cluster.client(p) for p in cluster.masters()]
+    for m in masters:
+        m.config_resetstat()
+    relay.start()
+    assert relay.wait_for(lambda: relay.metrics()["pdns_relay_store_sweep_pass_seconds"] > 0, 60)
+    assert relay.metrics()["pdns_relay_store_expired_triples_total"] == 60
+    for m in masters:
+        walked, once = scan_calls(m), one_walk(m)
+        assert once >= 5 and walked <= once + 2, (walked, once)
+    info = json.loads(Api(relay.http_port).get("/info")[2])
+    assert info["triples"] == 6060 and info["names"] == 6060
+
+
 def test_expiry_removes_address_members_whichever_kind_their_key_is(tree_cluster,
                                                                     relay_factory, tmp_path):
     """A relay that read the sorted-set layout before `index-trees` moved

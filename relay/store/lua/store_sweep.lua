@@ -2,9 +2,10 @@
 -- n:<name> (triples) and e:<name> (error lines) hashes and returns the
 -- entries whose rrtype has an expiry (store.expire) and whose time_last
 -- is older than it.
--- ARGV: SCAN cursor, COUNT, now, expiry (",1=3600,...,"), key prefix of
--- the shard ("" on one server; KEYS[1], a key of the shard, routes it on a
--- cluster, where SCAN walks the node and MATCH keeps the shard's keys)
+-- ARGV: SCAN cursor, COUNT, now, expiry (",1=3600,...,"), key prefix to
+-- MATCH ("" on one server; "{s*}" on a cluster, where KEYS[1], a key of a
+-- shard on the node, routes the call and SCAN walks the node: every
+-- shard's keys on it, which the relay tells apart by their prefix)
 -- Returns {next cursor, the server's DBSIZE (what a whole SCAN walks: the
 -- relay paces its steps by it), key1, field1, time_last1, ...}.
 local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[5] .. '[ne]:*', 'COUNT', tonumber(ARGV[2]))
