@@ -90,7 +90,8 @@ $(BUILD)/relay/wire/csv.o: CFLAGS += -O3
 # redis-server, so built without the sanitizers (Redis is not) and alone
 MODULE_FLAGS = $(filter-out -fsanitize=% -fno-sanitize-recover=% -MMD -MP,$(CFLAGS)) -fPIC -shared
 $(BUILD)/pdnsrelay.so: relay/store/module/pdnsrelay.c relay/store/module/ixtree.c \
-                       relay/store/module/query.c relay/store/module/ixtree.h \
+                       relay/store/module/query.c relay/store/module/sweep.c \
+                       relay/store/module/ixtree.h \
                        relay/store/module/rmapi.h
 	@mkdir -p $(dir $@)
 	$(CC) $(MODULE_FLAGS) $(filter-out -fsanitize=%,$(LDFLAGS)) -o $@ $(filter %.c,$^)

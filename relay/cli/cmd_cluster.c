@@ -231,18 +231,18 @@ void cmd_no_warning(const char *msg) {
 /* What a master (or the one server) has of the pdnsrelay module, after
  * "pdnsrelay module". */
 static const char *module_said(int parts) {
-    switch (parts) {
-    case 0:
+    if (!parts)
         return "absent";
-    case STORE_MODULE_INGEST | STORE_MODULE_QUERY | STORE_MODULE_TREES:
-        return "loaded: PDNSRELAY.INGEST, PDNSRELAY.QUERY, trees";
-    case STORE_MODULE_INGEST | STORE_MODULE_QUERY:
-        return "loaded: PDNSRELAY.INGEST, PDNSRELAY.QUERY, without trees (store.index \"tree\" "
-               "needs the argument trees)";
-    default:
+    if (!(parts & STORE_MODULE_QUERY))
         return "loaded: PDNSRELAY.INGEST, without PDNSRELAY.QUERY (an older module: query pages "
-               "go to the script)";
-    }
+               "and the expiry sweep go to the scripts)";
+    if (!(parts & STORE_MODULE_SWEEP))
+        return "loaded: PDNSRELAY.INGEST, PDNSRELAY.QUERY, without PDNSRELAY.SWEEP (an older "
+               "module: the expiry sweep goes to the script)";
+    if (parts & STORE_MODULE_TREES)
+        return "loaded: PDNSRELAY.INGEST, PDNSRELAY.QUERY, PDNSRELAY.SWEEP, trees";
+    return "loaded: PDNSRELAY.INGEST, PDNSRELAY.QUERY, PDNSRELAY.SWEEP, without trees "
+           "(store.index \"tree\" needs the argument trees)";
 }
 
 /* The store: its link, and on a cluster each shard and the triples per

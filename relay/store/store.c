@@ -895,7 +895,7 @@ typedef struct {
 
 int store_module_parts(const redisReply *rep) {
     int parts = 0;
-    for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i < rep->elements && i < 3; i++)
+    for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i < rep->elements && i < 4; i++)
         if (rep->element[i]->type == REDIS_REPLY_ARRAY)
             parts |= 1 << i;
     return parts & STORE_MODULE_INGEST ? parts : 0;
@@ -909,15 +909,18 @@ static void on_module(redisAsyncContext *ac, void *reply, void *priv) {
         int parts = store_module_parts(reply);
         s->module_missing += !parts;
         s->query_missing += !(parts & STORE_MODULE_QUERY);
+        s->sweep_missing += !(parts & STORE_MODULE_SWEEP);
         if (--s->module_asking == 0 && !s->module_missing) {
             s->module = 1;
             s->module_query = !s->query_missing;
+            s->module_sweep = !s->sweep_missing;
             log_info("store: Redis has the pdnsrelay module%s: batches go to "
-                     "PDNSRELAY.INGEST, query pages to %s",
+                     "PDNSRELAY.INGEST, query pages to %s, the expiry sweep to %s",
                      s->cluster ? " on every master" : "",
                      s->module_query ? "PDNSRELAY.QUERY"
                                      : "the script (the module has no PDNSRELAY.QUERY: an "
-                                       "older version)");
+                                       "older version)",
+                     s->module_sweep ? "PDNSRELAY.SWEEP" : "the script");
         }
         if (!s->module_asking)
             kick(s); /* a store of trees waits for this answer */
@@ -929,9 +932,9 @@ static void on_module(redisAsyncContext *ac, void *reply, void *priv) {
  * each connect (until the answers, the script). On a cluster the master
  * of every shard is asked: batches go to the module only when all have it. */
 static void ask_module(store *s) {
-    s->module = s->module_query = 0;
+    s->module = s->module_query = s->module_sweep = 0;
     s->module_gen++;
-    s->module_asking = s->module_missing = s->query_missing = 0;
+    s->module_asking = s->module_missing = s->query_missing = s->sweep_missing = 0;
     if (!s->conf->module)
         return;
     for (int k = 0; k < s->nshards; k++) {
@@ -964,7 +967,7 @@ static void on_down(void *ctx) {
     store *s = ctx;
     /* parts in flight get no answer (NULL) and go again once it is back */
     s->script_loaded = s->script_loading = 0;
-    s->module = s->module_query = 0;
+    s->module = s->module_query = s->module_sweep = 0;
     s->module_gen++; /* answers still on their way are of no use */
     s->trees_told = 0;
 }
@@ -1512,6 +1515,17 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
     store *s = priv;
     redisReply *rep = reply;
     (void)ac;
+    if (s->module_sweep && rep && rep->type == REDIS_REPLY_ERROR &&
+        strncmp(rep->str, "ERR unknown command", 19) == 0) {
+        /* the module went (unloaded, or an older one loaded): the same
+         * step again through the script, until the next connect asks */
+        log_warn("store: Redis refused PDNSRELAY.SWEEP (%s): the expiry sweep goes to the "
+                 "script until the next connect",
+                 rep->str);
+        s->module_sweep = 0;
+        sweep_later(s, 0);
+        return;
+    }
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
         rep->element[0]->type != REDIS_REPLY_STRING) {
         if (rep && rep->type == REDIS_REPLY_ERROR)
@@ -1573,14 +1587,18 @@ static void sweep_step(store *s) {
     snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
     snprintf(info, sizeof(info), "%sst:info", s->prefix[s->sweep_shard]);
     snprintf(count, sizeof(count), "%d", SWEEP_COUNT);
-    /* on a cluster the keys of every shard on the node: "{s<k>.<tag>}" */
+    /* on a cluster the keys of every shard on the node: "{s<k>.<tag>}";
+     * the module's PDNSRELAY.SWEEP takes the script's arguments */
     const char *argv[] = {"EVAL", store_sweep_lua, "1", info, s->sweep_cursor, count, now,
                           s->conf->expiry, s->cluster ? "{s*}" : ""};
     size_t argl[9];
     for (int i = 0; i < 9; i++)
         argl[i] = strlen(argv[i]);
     argl[1] = sizeof(store_sweep_lua) - 1;
-    if (rlink_argv(s->link, info, on_sweep, s, 9, argv, argl) == 0)
+    int skip = s->module_sweep ? 2 : 0;
+    if (skip)
+        argv[2] = "PDNSRELAY.SWEEP", argl[2] = 15;
+    if (rlink_argv(s->link, info, on_sweep, s, 9 - skip, argv + skip, argl + skip) == 0)
         s->sweep_busy = 1;
 }
 

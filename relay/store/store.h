@@ -107,6 +107,9 @@ typedef struct store {
     int module_missing;        /* masters asked that do not have it */
     int module_query;          /* and PDNSRELAY.QUERY: query pages go to it */
     int query_missing;         /* masters asked that do not have that */
+    int module_sweep;          /* and PDNSRELAY.SWEEP: the expiry sweep's
+                                * steps go to it */
+    int sweep_missing;         /* masters asked that do not have that */
     int trees;                 /* the layout says ix-tree: only the module writes */
     int trees_told;            /* "the module is missing" logged once a connection */
     unsigned module_gen;       /* answers to an older asking are ignored */
@@ -177,15 +180,17 @@ int store_ip_range_shards(int n, const char *a, size_t alen, const char *b, size
 #define STORE_LAYOUT_IX_TREE 8
 int store_layout_kind(const char *layout, int nshards);
 
-/* What rep, Redis's answer to `COMMAND INFO pdnsrelay.ingest
- * pdnsrelay.query pdnsrelay.ixadd`, says the server has of the pdnsrelay
- * module (relay/store/module/): STORE_MODULE_INGEST, _QUERY (a module
- * older than PDNSRELAY.QUERY has only INGEST), _TREES (loaded with the
- * argument trees); 0 without it. */
+/* What rep, Redis's answer to STORE_MODULE_ASK, says the server has of
+ * the pdnsrelay module (relay/store/module/): STORE_MODULE_INGEST, _QUERY
+ * (a module older than PDNSRELAY.QUERY has only INGEST), _TREES (loaded
+ * with the argument trees), _SWEEP (PDNSRELAY.SWEEP: older modules lack
+ * it); 0 without it. */
 #define STORE_MODULE_INGEST 1
 #define STORE_MODULE_QUERY 2
 #define STORE_MODULE_TREES 4
-#define STORE_MODULE_ASK "COMMAND INFO pdnsrelay.ingest pdnsrelay.query pdnsrelay.ixadd"
+#define STORE_MODULE_SWEEP 8
+#define STORE_MODULE_ASK                                                                \
+    "COMMAND INFO pdnsrelay.ingest pdnsrelay.query pdnsrelay.ixadd pdnsrelay.sweep"
 struct redisReply;
 int store_module_parts(const struct redisReply *rep);
 

@@ -456,7 +456,8 @@ def test_the_module_on_every_master_stores_as_the_script(module_cluster, redis_s
     out = subprocess.run([BIN, "cluster-status", "-c", many.config], capture_output=True,
                          text=True, timeout=30).stdout
     lines = [l for l in out.splitlines() if l.startswith("master ")]
-    said = ", pdnsrelay module loaded: PDNSRELAY.INGEST, PDNSRELAY.QUERY, without trees"
+    said = (", pdnsrelay module loaded: PDNSRELAY.INGEST, PDNSRELAY.QUERY, PDNSRELAY.SWEEP, "
+            "without trees")
     assert len(lines) == 3 and sum(said in l for l in lines) == 2, out
     assert [l for l in lines if "module absent" in l][0].startswith(
         "master 127.0.0.1:%d:" % ms[0]), out
@@ -530,12 +531,15 @@ def one_walk(node):
             return calls
 
 
-def test_a_pass_of_the_sweep_walks_each_master_once(cluster, relay_factory, tmp_path):
+@pytest.mark.parametrize("kind", ["cluster", "tree_cluster"])
+def test_a_pass_of_the_sweep_walks_each_master_once(kind, request, relay_factory, tmp_path):
     """On a cluster a pass of the sweep walks each master's keys once,
     every shard it holds in the same walk, not once a shard (12 shards on 3
     masters would be 4 walks of each): the SCAN calls each master counts
     over one pass are those of one walk. The expired triples of every shard
-    still go, and the rest stay."""
+    still go, and the rest stay. With the module on every master
+    (tree_cluster) the steps are its PDNSRELAY.SWEEP."""
+    cluster = request.getfixturevalue(kind)
     now, recs, f = expiring_records(tmp_path)
     with open(f, "a") as out:
         for i in range(6000):
@@ -557,6 +561,8 @@ def test_a_pass_of_the_sweep_walks_each_master_once(cluster, relay_factory, tmp_
     for m in masters:
         walked, once = scan_calls(m), one_walk(m)
         assert once >= 5 and walked <= once + 2, (walked, once)
+        native = m.info("commandstats").get("cmdstat_pdnsrelay.sweep", {}).get("calls", 0)
+        assert native == (walked if kind == "tree_cluster" else 0), (native, walked)
     info = json.loads(Api(relay.http_port).get("/info")[2])
     assert info["triples"] == 6060 and info["names"] == 6060
 

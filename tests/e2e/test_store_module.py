@@ -266,6 +266,11 @@ def test_module_under_valgrind(workdir):
         from test_store_query_module import compare_pages
         compared, _ = compare_pages(r, random.Random(3), 400)
         assert compared >= 400
+        # sweep steps by the module, each compared with the script's
+        for expiry, match in ((",1=0,28=0,5=0,16=0,", ""), (",1=300,", "{s*}")):
+            walk = sweep_walk(r, True, 1700001000, expiry, match, 7)
+            assert walk == sweep_walk(r, False, 1700001000, expiry, match, 7)
+            assert len(walk) > 3
         trees = [k for k in r.scan_iter(count=1000) if r.type(k) == b"pdns-tree"]
         assert len(trees) > 10
         for k in trees:
@@ -355,6 +360,77 @@ def test_arguments_the_relay_never_sends_never_crash_redis(module_redis):
             rng.choice([lambda: r.set(k, "v"), lambda: r.lpush(k, "v"),
                         lambda: r.zadd(k, {"m": 1}), lambda: r.hset(k, "f", "v")])()
         send(args)
+    # and the sweep's step: any arguments, keys of any type under n: and e:
+    for k in ("n:a", "e:a", "n:", "{s1}n:b"):
+        r.delete(k)
+        rng.choice([lambda: r.set(k, "v"), lambda: r.lpush(k, "v"),
+                    lambda: r.zadd(k, {"m": 1}), lambda: r.hset(k, "1 x", val())])()
+    for i in range(1000):
+        args = [val() for _ in range(rng.choice((0, 1, 5, 6, 6, 6, 7)))]
+        if len(args) == 6 and rng.random() < 0.5:
+            args[1], args[2] = "0", rng.choice(["1", "200", "0", "-1", "9" * 40])
+        try:
+            r.execute_command("PDNSRELAY.SWEEP", *args)
+        except redis.ResponseError:
+            pass
+        except redis.ConnectionError:
+            raise AssertionError("redis-server died on %r" % (args,))
+    assert r.ping()
+
+
+SWEEP_SCRIPT = open(os.path.join(HERE, "..", "..", "relay", "store", "lua",
+                                 "store_sweep.lua"), "rb").read()
+
+
+def sweep_walk(r, native, now, expiry, match, count):
+    """Every step of one walk of the sweep over r: the replies, in order."""
+    cursor, replies = "0", []
+    while True:
+        args = ["st:info", cursor, count, now, expiry, match]
+        out = r.execute_command("PDNSRELAY.SWEEP", *args) if native else \
+            r.eval(SWEEP_SCRIPT, 1, *args)
+        replies.append(out)
+        cursor = out[0].decode()
+        if cursor == "0" or len(replies) > 10000:
+            return replies
+
+
+def test_the_module_sweeps_as_the_script(module_redis):
+    """PDNSRELAY.SWEEP is a step of the expiry sweep's script in C: over a
+    store the random calls made (one server's keys and a shard's), beside
+    keys under n: and e: the relay never writes (a string, a list, hashes
+    whose fields or values are not of its form), every step of a walk gives
+    the script's reply, for many expiry tables, times and step sizes, and
+    for either match prefix."""
+    r = module_redis.client()
+    rng = random.Random(11)
+    for i, args in random_calls(rng, 120, -1):
+        r.execute_command("PDNSRELAY.INGEST", "1", "1", args[0], *args[1:])
+    r.set("n:a-string.test", "1700000000 1700000001 1")
+    r.rpush("e:a-list.test", "x")
+    r.hset("n:odd.test", mapping={"not a field": "1700000000 1700000001 1", "1 x": "bad",
+                                  "01 lead.test": "1700000000 1700000001 1",
+                                  "1": "1700000000 1700000002 3 more",
+                                  "28 z": "9 99999999999999999999 1", "5 c": "7 "})
+    r.hset("{s3}n:odd.test", "16 t", "1700000000 1700000003 1")
+    found = 0
+    for k in range(60):
+        expiry = "," + ",".join("%s=%d" % (t, rng.choice((0, 60, 300, 600, 900)))
+                                for t in rng.sample(["1", "28", "5", "16", "01", "2"],
+                                                    rng.randint(1, 5))) + ","
+        now = rng.randint(1700000000, 1700002000)
+        match, count = rng.choice(("", "{s*}")), rng.choice((1, 7, 200))
+        a = sweep_walk(r, False, now, expiry, match, count)
+        b = sweep_walk(r, True, now, expiry, match, count)
+        assert b == a, (expiry, now, match, count)
+        found += sum((len(x) - 2) // 3 for x in a)
+    assert found > 1000  # the walks found expired triples, not only none
+    # what the relay never sends: an error, and Redis lives on
+    import redis
+    for bad in (["k", "nocursor", "10", "1", ",1=1,", ""], ["k", "0", "10", "1", ",1=1,", "x" * 100],
+                ["k", "0", "-1", "1", ",1=1,", ""], ["k", "0"]):
+        with pytest.raises(redis.ResponseError):
+            r.execute_command("PDNSRELAY.SWEEP", *bad)
     assert r.ping()
 
 
@@ -365,12 +441,13 @@ def test_cluster_status_says_whether_redis_has_the_module(redis_server, module_r
     which of its commands, and whether it was loaded with trees."""
     trees = Redis(workdir, extra=("--loadmodule", os.path.abspath(MODULE), "trees"))
     trees.start()
-    without = "loaded: PDNSRELAY.INGEST, PDNSRELAY.QUERY, without trees (store.index \"tree\" " \
-              "needs the argument trees)"
+    without = "loaded: PDNSRELAY.INGEST, PDNSRELAY.QUERY, PDNSRELAY.SWEEP, without trees " \
+              "(store.index \"tree\" needs the argument trees)"
     plain = without if os.environ.get("E2E_REDIS_MODULE") else "absent"
     try:
         for r, said in ((module_redis, without), (redis_server, plain),
-                        (trees, "loaded: PDNSRELAY.INGEST, PDNSRELAY.QUERY, trees")):
+                        (trees, "loaded: PDNSRELAY.INGEST, PDNSRELAY.QUERY, PDNSRELAY.SWEEP, "
+                                "trees")):
             relay = relay_factory(redis=r)
             st = subprocess.run([BIN, "cluster-status", "-c", relay.config],
                                 capture_output=True, text=True, timeout=30)
@@ -442,6 +519,43 @@ def test_relay_uses_the_module_and_the_script_when_it_is_gone(module_redis, rela
     assert relay.metrics().get("pdns_relay_store_errors_total", 0) == 0
     got, _ = api.all_pages("/query/*.test", 100)
     assert as_set(got) == expect(aggregate(obs), lambda k, v: k[0].endswith(".test"))
+
+
+def test_the_sweep_goes_to_the_module_and_to_the_script_when_it_is_gone(module_redis,
+                                                                         relay_factory,
+                                                                         tmp_path):
+    """With the module the expiry sweep's steps go to PDNSRELAY.SWEEP (Redis
+    counts them) and the expired triples go; unloaded while the relay runs,
+    the step it refuses goes to the script, and so do the steps after it:
+    the triples that expire then go too, and the rest stay."""
+    r = module_redis.client()
+    old, now = int(time.time()) - 7200, int(time.time())
+
+    def import_lines(tag, n):
+        f = tmp_path / (tag + ".csv")
+        f.write_text("".join("%d.0||c||s||IN||%s%d.exp.test.||A||198.51.100.%d||60||1\n"
+                             % (old if i % 2 else now, tag, i, i) for i in range(n)))
+        p = subprocess.run([BIN, "import", "-c", relay.config, str(f)], capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+    relay = store_relay(relay_factory, module_redis,
+                        store={"expire": {"A": 3600}, "sweep_interval": 1})
+    m = relay.metrics
+    assert relay.wait_for(lambda: m().get("pdns_relay_store_module") == 1), \
+        relay.log_text()[-2000:]
+    assert "the expiry sweep to PDNSRELAY.SWEEP" in relay.log_text()
+    import_lines("first", 100)
+    assert relay.wait_for(lambda: m()["pdns_relay_store_expired_triples_total"] == 50, 30)
+    assert r.info("commandstats").get("cmdstat_pdnsrelay.sweep", {}).get("calls", 0) >= 1
+    r.execute_command("MODULE", "UNLOAD", "pdnsrelay")
+    import_lines("second", 60)
+    assert relay.wait_for(lambda: m()["pdns_relay_store_expired_triples_total"] == 80, 30), \
+        relay.log_text()[-2000:]
+    assert "Redis refused PDNSRELAY.SWEEP" in relay.log_text()
+    assert "expiry sweep:" not in relay.log_text()  # no step failed
+    left = sorted(k.decode() for k in r.scan_iter(match="n:*", count=1000))
+    assert left == sorted("n:%s%d.exp.test" % (t, i) for t, n in (("first", 100), ("second", 60))
+                          for i in range(0, n, 2))
 
 
 def test_module_writes_load_from_the_aof_without_the_module(module_redis, relay_factory,

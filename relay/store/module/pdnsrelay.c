@@ -37,7 +37,8 @@
  * are propagated as themselves; the AOF is rewritten as IXADDs.
  *
  * PDNSRELAY.QUERY (query.c) is the store's query script
- * (relay/store/lua/store_query.lua) in C.
+ * (relay/store/lua/store_query.lua) in C, PDNSRELAY.SWEEP (sweep.c) a step
+ * of its expiry sweep (store_sweep.lua).
  *
  * Redis's module API is declared in rmapi.h, only the functions the
  * module uses: each is looked up by name when the module loads
@@ -1011,7 +1012,8 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
         API(DigestAddStringBuffer) || API(DigestEndSequence) || API(ReplyWithArray) ||
         API(ReplySetArrayLength) || API(ReplicateVerbatim) || API(DeleteKey) || API(Log) ||
         API(ZsetFirstInLexRange) || API(ScanCursorCreate) || API(ScanCursorDestroy) ||
-        API(ScanKey) || API(CallReplyType) || API(CallReplyStringPtr))
+        API(ScanKey) || API(CallReplyType) || API(CallReplyStringPtr) ||
+        API(CallReplyLength) || API(CallReplyArrayElement) || API(DbSize))
         return 1;
     API(IsModuleNameBusy);
     if (RedisModule_IsModuleNameBusy && RedisModule_IsModuleNameBusy("pdnsrelay"))
@@ -1039,6 +1041,9 @@ int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
     if (RedisModule_CreateCommand(ctx, "pdnsrelay.query", pdns_query_cmd, "may-replicate", 1, 1,
                                   1) &&
         RedisModule_CreateCommand(ctx, "pdnsrelay.query", pdns_query_cmd, "write", 1, 1, 1))
+        return 1;
+    /* the key routes the call to a node; the step reads what SCAN finds */
+    if (RedisModule_CreateCommand(ctx, "pdnsrelay.sweep", pdns_sweep_cmd, "readonly", 1, 1, 1))
         return 1;
     if (!trees)
         return 0;

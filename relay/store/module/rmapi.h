@@ -121,11 +121,20 @@ RMAPI const char *(*RedisModule_CallReplyStringPtr)(RedisModuleCallReply *, size
 #define RM_HASH_CFIELDS (1 << 2)
 #define RM_REPLY_STRING 0
 #define RM_REPLY_ERROR 1
+#define RM_REPLY_ARRAY 3
+
+/* used by the sweep command (sweep.c) */
+RMAPI size_t (*RedisModule_CallReplyLength)(RedisModuleCallReply *);
+RMAPI RedisModuleCallReply *(*RedisModule_CallReplyArrayElement)(RedisModuleCallReply *, size_t);
+RMAPI unsigned long long (*RedisModule_DbSize)(RedisModuleCtx *);
 
 /* the module's index type (pdnsrelay.c; NULL unless loaded with "trees") */
 extern RedisModuleType *ixtype;
 
 /* PDNSRELAY.QUERY (query.c) */
 int pdns_query_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
+
+/* PDNSRELAY.SWEEP (sweep.c) */
+int pdns_sweep_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 
 #endif
