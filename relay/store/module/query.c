@@ -610,6 +610,12 @@ static int member(Q *q, const char *m, size_t ml, int *has_f) {
     return 1;
 }
 
+/* The page has its limit of triples, or has looked at its budget of
+ * members and fields (as the script's "got >= limit or budget <= 0"). */
+static int page_full(const Q *q) {
+    return q->got >= q->limit || q->budget <= 0;
+}
+
 /* Visits member m (its fields after `after`): 1 with the field to resume
  * after in *stop when the page filled inside it. */
 static int visit(Q *q, const char *m, size_t ml, const opt *after, opt *stop) {
@@ -700,7 +706,7 @@ static int walk_one(void *arg, const char *m, size_t n) {
     Q *q = w->q;
     if (q->err)
         return 1;
-    if (q->got >= q->limit || q->budget <= 0) {
+    if (page_full(q)) {
         w->ret.set = w->last.set;
         if (w->last.set)
             b_set(&w->ret.s, w->last.s.p, w->last.s.n);
@@ -799,7 +805,7 @@ static int lexn_one(void *arg, const char *b, size_t bl) {
     Q *q = st->q;
     if (q->err)
         return 1;
-    if (q->got >= q->limit || q->budget <= 0) {
+    if (page_full(q)) {
         b_set(&st->cur->s, b, bl);
         b_add(&st->cur->s, "\t", 1);
         st->cur->set = 1;
