@@ -15,12 +15,26 @@ Redis's time in the command (INFO commandstats) and the part of it in
 SCAN, names walked a second of that time, and the medians' ratio. Every
 step of the two walks must give the same reply. The relay's own pace
 (at most 10 ms of steps a 100 ms tick) turns a step's time into a pass's:
-a tenth of Redis's time, divided by the time a name takes."""
+a tenth of Redis's time, divided by the time a name takes.
+
+With --pass, the relay's whole first pass too (the deletions included):
+for each way in turn (`store.module` true: PDNSRELAY.SWEEP; false: the
+script), the same lines imported into a fresh server (sorted-set indexes,
+so that both delete through the same expire script), their first
+fraction F dated two days back and the rest an hour back, then `pdns-relay
+run` with `store.expire` one day and `store.sweep_interval` 1 (so that the
+pace is the tenth of Redis's time, not the interval), until
+pdns_relay_store_sweep_pass_seconds says the pass ended: its seconds,
+triples deleted (those seen only in the first F of the lines) and Redis's
+CPU over it."""
 import argparse
+import json
 import os
 import statistics
 import subprocess
 import sys
+import time
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
 import benchutil  # noqa: E402
@@ -50,11 +64,89 @@ def walk(r, sha, native, now, expiry):
     return steps, found, usec, st.get("cmdstat_scan", {}).get("usec", 0), replies
 
 
+def expired_threshold(r, fraction):
+    """The time_last below which the oldest fraction of the triples is."""
+    tls = sorted(int(v.split()[1]) for k in r.scan_iter(match="n:*", count=1000)
+                 for v in r.hvals(k))
+    return tls, tls[min(len(tls) - 1, int(fraction * len(tls)))]
+
+
+def metrics(port):
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5).read()
+    return {k: float(v) for k, v in (line.rsplit(" ", 1) for line in text.decode().splitlines()
+                                     if line and not line.startswith("#"))}
+
+
+def redated(lines, fraction, out):
+    """lines with their first fraction dated two days back and the rest an
+    hour back (in their order, 1 ms apart), written to out."""
+    with open(lines) as f:
+        n = sum(1 for _ in f)
+    t_old, t_new = time.time() - 2 * 86400, time.time() - 3600
+    with open(lines) as f, open(out, "w") as o:
+        for i, line in enumerate(f):
+            t = t_old + i / 1000.0 if i < fraction * n else t_new + (i - fraction * n) / 1000.0
+            o.write("%.3f%s" % (t, line[line.index("||"):]))
+    return out
+
+
+def relay_pass(work, lines, module, pinned):
+    """One first pass of the relay's sweep over a fresh store of lines
+    (redated): (seconds, triples deleted, Redis CPU seconds over the pass,
+    Redis's seconds in PDNSRELAY.SWEEP, in EVAL: the script's steps and
+    the expire calls)."""
+    srv = store_bench.bench_server(work, pinned)
+    relay = None
+    try:
+        url = "redis://127.0.0.1:%d/0" % srv.port
+        cfg = store_bench.relay_config(os.path.join(work, "import.json"), url,
+                                       {"module": True, "index": "zset"})
+        subprocess.run([conftest.BIN, "import", "-c", cfg, lines], check=True,
+                       capture_output=True)
+        secs = 86400
+        admin = conftest.free_port()
+        cfg = os.path.join(work, "run.json")
+        with open(cfg, "w") as f:
+            json.dump({"relay_id": "bench", "d4": {"enabled": False},
+                       "http": {"listen": "127.0.0.1:0"}, "redis": url,
+                       "admin": {"listen": "127.0.0.1:%d" % admin, "console": False},
+                       "mixer": {"enabled": False},
+                       "store": {"module": module, "index": "zset", "sweep_interval": 1,
+                                 "expire": {t: secs for t in ("A", "AAAA", "CNAME", "TXT",
+                                                              "MX", "NS")}}}, f)
+        cpu0 = store_bench.redis_cpu(srv.port)
+        relay = subprocess.Popen((["taskset", "-c", "0"] if pinned else []) +
+                                 [conftest.BIN, "run", "-c", cfg],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while True:
+            time.sleep(0.5)
+            try:
+                m = metrics(admin)
+            except OSError:
+                if relay.poll() is not None:
+                    sys.exit("sweep_bench: the relay exited")
+                continue
+            if m.get("pdns_relay_store_sweep_pass_seconds", 0) > 0:
+                st = srv.client().info("commandstats")
+                return (m["pdns_relay_store_sweep_pass_seconds"],
+                        int(m["pdns_relay_store_expired_triples_total"]),
+                        store_bench.redis_cpu(srv.port) - cpu0,
+                        st.get("cmdstat_pdnsrelay.sweep", {}).get("usec", 0) / 1e6,
+                        st.get("cmdstat_eval", {}).get("usec", 0) / 1e6)
+    finally:
+        if relay and relay.poll() is None:
+            relay.terminate()
+            relay.wait(30)
+        srv.stop()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--records", type=int, default=600000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--expired", type=float, default=0.06)
+    ap.add_argument("--pass", dest="whole", action="store_true",
+                    help="the relay's whole first pass too, each way in turn")
     a = ap.parse_args()
     print(benchutil.machine())
     work = benchutil.workdir()
@@ -74,10 +166,9 @@ def main():
         names = r.dbsize()
         # the expiry under which the oldest fraction F of the triples has
         # expired (their time_last, as the store has it)
-        tls = sorted(int(v.split()[1]) for k in r.scan_iter(match="n:*", count=1000)
-                     for v in r.hvals(k))
+        tls, before = expired_threshold(r, a.expired)
         now = tls[-1] + 100000
-        secs = now - tls[min(len(tls) - 1, int(a.expired * len(tls)))]
+        secs = now - before
         expiry = "," + ",".join("%d=%d" % (t, secs) for t in (1, 28, 5, 16, 15, 2)) + ","
         sha = r.script_load(SCRIPT)
         rows = {False: [], True: []}
@@ -113,6 +204,29 @@ def main():
               "deletions not counted" % tuple(1e7 / (0.1 * rate[n]) / 60 for n in (False, True)))
     finally:
         srv.stop()
+    if not a.whole:
+        return
+    got = {False: [], True: []}
+    dated = redated(lines, a.expired, os.path.join(work, "dated.csv"))
+    for _ in range(a.rounds):
+        for module in (True, False):
+            got[module].append(relay_pass(work, dated, module, pinned))
+    print("\nthe relay's first pass over the same store (%d rounds, each way in turn):\n"
+          % a.rounds)
+    print("| %-18s | %-14s | %-14s | %-16s | %-26s |" % (
+        "the sweep's steps", "pass, s", "deleted", "Redis CPU, s",
+        "of it in SWEEP / EVAL, s"))
+    print("|%s|%s|%s|%s|%s|" % ("-" * 20, "-" * 16, "-" * 16, "-" * 18, "-" * 28))
+    for module in (False, True):
+        rs = got[module]
+        print("| %-18s | %-14s | %-14s | %-16s | %-26s |" % (
+            "PDNSRELAY.SWEEP" if module else "the script",
+            ", ".join("%.1f" % x[0] for x in rs), ", ".join("%d" % x[1] for x in rs),
+            ", ".join("%.1f" % x[2] for x in rs),
+            ", ".join("%.1f / %.1f" % (x[3], x[4]) for x in rs)))
+    print("\nthe module's pass against the script's: %.2fx the time (medians)"
+          % (statistics.median(x[0] for x in got[True]) /
+             statistics.median(x[0] for x in got[False])))
 
 
 if __name__ == "__main__":
