@@ -1523,7 +1523,8 @@ static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
                  "script until the next connect",
                  rep->str);
         s->module_sweep = 0;
-        sweep_later(s, 0);
+        s->sweep_busy = 0;
+        sweep_step(s);
         return;
     }
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
