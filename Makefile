@@ -207,4 +207,4 @@ install:
 clean:
 	rm -rf build build-san build-fuzz build-nosimd pdns-relay
 
--include $(CORE_OBJ:.o=.d) $(BUILD)/relay/main.d
+-include $(CORE_OBJ:.o=.d) $(BUILD)/relay/main.d $(UNIT_BIN:=.d)

@@ -3,7 +3,9 @@
  * members that share long prefixes, a tree three levels deep, every
  * range form ZRANGEBYLEX has with and without a limit, members given in
  * order filling their leaves, members of any length, the bytes held
- * going back to one empty leaf. (fuzz_ixtree does the same on short programs.) */
+ * going back to one empty leaf, a tree that lost nine members in ten
+ * holding about the bytes a member a full one does. (fuzz_ixtree does the
+ * same on short programs.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -223,12 +225,68 @@ static void test_bounds_parse_as_zrangebylex(void **state) {
     assert_int_equal(ixtree_bound_parse("--", 2, &b), -1);
 }
 
+/* Every member of the tree, in order, is the reference's. */
+static void whole_check(ixtree *t) {
+    ixtree_bound lo = {-1, 0, NULL, 0}, hi = {1, 0, NULL, 0};
+    check c = {0, 0};
+    assert_int_equal(ixtree_range(t, &lo, &hi, 0, against, &c), nref);
+    assert_int_equal(c.bad, 0);
+}
+
+static void test_a_tree_that_shrank_gives_back_its_room(void **state) {
+    (void)state;
+    unsigned seed = 11;
+    ixtree *t = ixtree_new();
+    while (nref < CAP) {
+        char s[24];
+        size_t n = member(&seed, s);
+        int eq;
+        size_t at = place(s, n, &eq);
+        assert_int_equal(ixtree_add(t, s, n), !eq);
+        if (!eq) {
+            memmove(&ref[at + 1], &ref[at], (nref - at) * sizeof(mem));
+            memcpy(ref[at].s, s, n), ref[at].n = n, nref++;
+        }
+    }
+    double full = (double)ixtree_bytes(t) / (double)ixtree_count(t);
+    /* nine in ten go, at random: nodes left small are merged, so the
+     * bytes a member stay near a full tree's (they were 6 times as many
+     * when only empty nodes went) */
+    while (nref > CAP / 10) {
+        size_t at = (size_t)rand_r(&seed) % nref;
+        assert_int_equal(ixtree_del(t, ref[at].s, ref[at].n), 1);
+        memmove(&ref[at], &ref[at + 1], (nref - at - 1) * sizeof(mem));
+        nref--;
+        if (nref % 1000 == 0)
+            whole_check(t), range_check(t, &seed);
+    }
+    assert_int_equal(ixtree_count(t), nref);
+    double left = (double)ixtree_bytes(t) / (double)ixtree_count(t);
+    assert_true(left < 1.6 * full);
+    /* and it grows again as before */
+    for (int i = 0; i < 2000; i++) {
+        char s[24];
+        size_t n = member(&seed, s);
+        int eq;
+        size_t at = place(s, n, &eq);
+        assert_int_equal(ixtree_add(t, s, n), !eq);
+        if (!eq) {
+            memmove(&ref[at + 1], &ref[at], (nref - at) * sizeof(mem));
+            memcpy(ref[at].s, s, n), ref[at].n = n, nref++;
+        }
+    }
+    whole_check(t);
+    ixtree_free(t);
+    nref = 0;
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_against_sorted_array),
         cmocka_unit_test(test_members_in_order_fill_their_leaves),
         cmocka_unit_test(test_members_of_any_length),
         cmocka_unit_test(test_bounds_parse_as_zrangebylex),
+        cmocka_unit_test(test_a_tree_that_shrank_gives_back_its_room),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,9 +5,9 @@
  * that the many small index buckets (a few names each) stay small; 63 makes
  * a full leaf 1,016 bytes and a full inner node 1,520, just under one of
  * the allocator's sizes. Members are in memcmp order, a prefix
- * first: ZRANGEBYLEX's. A removal frees a leaf that becomes empty and
- * leaves other nodes as they are (no merging: a tree that shrank keeps
- * some half-empty nodes until it grows again).
+ * first: ZRANGEBYLEX's. A removal frees a node that becomes empty and
+ * merges one left with a third of a node or less into a neighbour, when
+ * the two fill two thirds at most.
  *
  * An inner node's entry i is a lower bound of its child i (a copy of the
  * first member that child had when it was made); entry 0 is never
@@ -276,7 +276,49 @@ static int add(ixtree *t, node **xp, const probe *p, node **right, ent *sep) {
     return 1;
 }
 
-/* Removes p under x: 1 when it was there. A child left empty goes. */
+/* Children i and i+1 of inner node x as one node (their entries fit in
+ * FAN): child i+1's entries go after child i's, and x loses entry i+1.
+ * Between the two, x's entry i+1 is the lower bound of child i+1's first
+ * child (its own entry 0, never compared, may not be one: it goes). */
+static void merge(ixtree *t, node *x, int i) {
+    node **c = kids(x);
+    node *l = c[i], *r = c[i + 1];
+    int n = l->n + r->n;
+    if (l->cap < n) {
+        int cap = l->cap;
+        while (cap < n)
+            cap = cap * 2 < FAN ? cap * 2 : FAN;
+        node *y = node_new(t, l->leaf, cap);
+        memcpy(y->k, l->k, (size_t)l->n * sizeof(ent));
+        if (!l->leaf)
+            memcpy(kids(y), kids(l), (size_t)l->n * sizeof(node *));
+        y->n = l->n;
+        node_put(t, l);
+        l = c[i] = y;
+    }
+    memcpy(l->k + l->n, r->k, (size_t)r->n * sizeof(ent));
+    if (l->leaf) {
+        ent_put(t, &x->k[i + 1]);
+    } else {
+        ent_put(t, &l->k[l->n]);
+        l->k[l->n] = x->k[i + 1];
+        memcpy(kids(l) + l->n, kids(r), (size_t)r->n * sizeof(node *));
+    }
+    l->n = (uint16_t)n;
+    node_put(t, r);
+    memmove(&x->k[i + 1], &x->k[i + 2], (size_t)(x->n - i - 2) * sizeof(ent));
+    memmove(&c[i + 1], &c[i + 2], (size_t)(x->n - i - 2) * sizeof(node *));
+    x->n--;
+}
+
+/* A node this small after a removal is merged with a sibling when the
+ * two fit in two thirds of a node (room left: no split soon after), so
+ * that a tree that shrank gives back its nodes' room. */
+#define SMALL (FAN / 3)
+#define MERGED_MAX (FAN * 2 / 3)
+
+/* Removes p under x: 1 when it was there. A child left empty goes; a
+ * child left small is merged with a neighbour that has room. */
 static int del(ixtree *t, node *x, const probe *p) {
     int eq;
     if (x->leaf) {
@@ -298,6 +340,11 @@ static int del(ixtree *t, node *x, const probe *p) {
         memmove(&x->k[j], &x->k[j + 1], (size_t)(x->n - j - 1) * sizeof(ent));
         memmove(&c[j], &c[j + 1], (size_t)(x->n - j - 1) * sizeof(node *));
         x->n--;
+    } else if (c[j]->n <= SMALL) {
+        if (j + 1 < x->n && c[j]->n + c[j + 1]->n <= MERGED_MAX)
+            merge(t, x, j);
+        else if (j > 0 && c[j - 1]->n + c[j]->n <= MERGED_MAX)
+            merge(t, x, j - 1);
     }
     return 1;
 }
