@@ -233,21 +233,25 @@ static void whole_check(ixtree *t) {
     assert_int_equal(c.bad, 0);
 }
 
+/* Adds a random member to t and to the reference (room permitting). */
+static void add_random(ixtree *t, unsigned *seed) {
+    char s[24];
+    size_t n = member(seed, s);
+    int eq;
+    size_t at = place(s, n, &eq);
+    assert_int_equal(ixtree_add(t, s, n), !eq);
+    if (!eq) {
+        memmove(&ref[at + 1], &ref[at], (nref - at) * sizeof(mem));
+        memcpy(ref[at].s, s, n), ref[at].n = n, nref++;
+    }
+}
+
 static void test_a_tree_that_shrank_gives_back_its_room(void **state) {
     (void)state;
     unsigned seed = 11;
     ixtree *t = ixtree_new();
-    while (nref < CAP) {
-        char s[24];
-        size_t n = member(&seed, s);
-        int eq;
-        size_t at = place(s, n, &eq);
-        assert_int_equal(ixtree_add(t, s, n), !eq);
-        if (!eq) {
-            memmove(&ref[at + 1], &ref[at], (nref - at) * sizeof(mem));
-            memcpy(ref[at].s, s, n), ref[at].n = n, nref++;
-        }
-    }
+    while (nref < CAP)
+        add_random(t, &seed);
     double full = (double)ixtree_bytes(t) / (double)ixtree_count(t);
     /* nine in ten go, at random: nodes left small are merged, so the
      * bytes a member stay near a full tree's (they were 6 times as many
@@ -264,17 +268,8 @@ static void test_a_tree_that_shrank_gives_back_its_room(void **state) {
     double left = (double)ixtree_bytes(t) / (double)ixtree_count(t);
     assert_true(left < 1.6 * full);
     /* and it grows again as before */
-    for (int i = 0; i < 2000; i++) {
-        char s[24];
-        size_t n = member(&seed, s);
-        int eq;
-        size_t at = place(s, n, &eq);
-        assert_int_equal(ixtree_add(t, s, n), !eq);
-        if (!eq) {
-            memmove(&ref[at + 1], &ref[at], (nref - at) * sizeof(mem));
-            memcpy(ref[at].s, s, n), ref[at].n = n, nref++;
-        }
-    }
+    for (int i = 0; i < 2000; i++)
+        add_random(t, &seed);
     whole_check(t);
     ixtree_free(t);
     nref = 0;
