@@ -9,6 +9,7 @@
 #include "../../relay/store/module/ixtree.c"
 #include "../../relay/store/module/pdnsrelay.c"
 #include "../../relay/store/module/query.c" /* what pdnsrelay.c registers; not fuzzed here */
+#include "../../relay/store/module/sweep.c" /* the same */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* old value, head, bailiwick: separated by the first two 0 bytes */

@@ -280,7 +280,7 @@ static int add(ixtree *t, node **xp, const probe *p, node **right, ent *sep) {
  * FAN): child i+1's entries go after child i's, and x loses entry i+1.
  * Between the two, x's entry i+1 is the lower bound of child i+1's first
  * child (its own entry 0, never compared, may not be one: it goes). */
-static void merge(ixtree *t, node *x, int i) {
+static void join_kids(ixtree *t, node *x, int i) {
     node **c = kids(x);
     node *l = c[i], *r = c[i + 1];
     int n = l->n + r->n;
@@ -342,9 +342,9 @@ static int del(ixtree *t, node *x, const probe *p) {
         x->n--;
     } else if (c[j]->n <= SMALL) {
         if (j + 1 < x->n && c[j]->n + c[j + 1]->n <= MERGED_MAX)
-            merge(t, x, j);
+            join_kids(t, x, j);
         else if (j > 0 && c[j - 1]->n + c[j]->n <= MERGED_MAX)
-            merge(t, x, j - 1);
+            join_kids(t, x, j - 1);
     }
     return 1;
 }

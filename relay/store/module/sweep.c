@@ -16,7 +16,7 @@
 #include "rmapi.h"
 
 /* The leading digits of p (len of them; 0 when none). */
-static size_t digits(const char *p, size_t n) {
+static size_t lead_digits(const char *p, size_t n) {
     size_t i = 0;
     while (i < n && p[i] >= '0' && p[i] <= '9')
         i++;
@@ -29,7 +29,7 @@ static double expiry_of(const char *expiry, size_t en, const char *ty, size_t tl
         if (expiry[i] != ',' || memcmp(expiry + i + 1, ty, tl) != 0 || expiry[i + 1 + tl] != '=')
             continue;
         const char *v = expiry + i + 2 + tl;
-        size_t vl = digits(v, en - (size_t)(v - expiry));
+        size_t vl = lead_digits(v, en - (size_t)(v - expiry));
         if (vl && (size_t)(v - expiry) + vl < en && v[vl] == ',')
             return strtod(v, NULL);
     }
@@ -52,18 +52,18 @@ static void one_field(RedisModuleKey *k, RedisModuleString *field, RedisModuleSt
     size_t fl, vl;
     const char *f = RedisModule_StringPtrLen(field, &fl), *v;
     (void)k;
-    size_t tyl = digits(f, fl);
+    size_t tyl = lead_digits(f, fl);
     if (!tyl || !value)
         return;
     double e = expiry_of(st->expiry, st->en, f, tyl);
     if (e < 0)
         return;
     v = RedisModule_StringPtrLen(value, &vl);
-    size_t c = digits(v, vl);
+    size_t c = lead_digits(v, vl);
     if (!c || c >= vl || v[c] != ' ')
         return;
     const char *t = v + c + 1;
-    size_t tl = digits(t, vl - c - 1);
+    size_t tl = lead_digits(t, vl - c - 1);
     if (!tl || tl > 15)
         return; /* not a time the relay writes */
     char tbuf[16];
