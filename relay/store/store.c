@@ -1509,22 +1509,30 @@ out:
     return rc;
 }
 
+/* A call the module refused as an unknown command (unloaded since the
+ * relay asked, or an older module): *uses (module_query or module_sweep)
+ * goes to 0, and those calls go to the script until the link reconnects
+ * and asks again. 1 when it was that. */
+static int module_gone(store *s, const redisReply *rep, int *uses) {
+    if (!rep || rep->type != REDIS_REPLY_ERROR || strncmp(rep->str, "ERR unknown command", 19))
+        return 0;
+    if (*uses)
+        log_warn("store: Redis refused %s (%s): %s go to the script until the next connect",
+                 uses == &s->module_sweep ? "PDNSRELAY.SWEEP" : "PDNSRELAY.QUERY", rep->str,
+                 uses == &s->module_sweep ? "the expiry sweep's steps" : "query pages");
+    *uses = 0;
+    return 1;
+}
+
 /* A sweep step found expired triples: delete them with their index
  * entries, one call for each shard they are in. */
 static void on_sweep(redisAsyncContext *ac, void *reply, void *priv) {
     store *s = priv;
     redisReply *rep = reply;
     (void)ac;
-    if (s->module_sweep && rep && rep->type == REDIS_REPLY_ERROR &&
-        strncmp(rep->str, "ERR unknown command", 19) == 0) {
-        /* the module went (unloaded, or an older one loaded): the same
-         * step again through the script, until the next connect asks */
-        log_warn("store: Redis refused PDNSRELAY.SWEEP (%s): the expiry sweep goes to the "
-                 "script until the next connect",
-                 rep->str);
-        s->module_sweep = 0;
+    if (s->module_sweep && module_gone(s, rep, &s->module_sweep)) {
         s->sweep_busy = 0;
-        sweep_step(s);
+        sweep_step(s); /* the same step again, through the script */
         return;
     }
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
@@ -1748,24 +1756,12 @@ typedef struct query_call {
     int module;                    /* sent to PDNSRELAY.QUERY */
 } query_call;
 
-/* A page the module refused as an unknown command (unloaded since the
- * relay asked, or an older module): pages go to the script until the link
- * reconnects and asks again. 1 when it was that. */
-static int module_gone(store *s, const redisReply *rep) {
-    if (!rep || rep->type != REDIS_REPLY_ERROR || strncmp(rep->str, "ERR unknown command", 19))
-        return 0;
-    if (s->module_query)
-        log_warn("store: Redis refused PDNSRELAY.QUERY (%s): query pages go to the script "
-                 "until the next connect", rep->str);
-    s->module_query = 0;
-    return 1;
-}
 
 static void on_query(redisAsyncContext *ac, void *reply, void *priv) {
     query_call *q = priv;
     redisReply *rep = reply;
     (void)ac;
-    if (q->module && q->args && module_gone(q->s, rep) &&
+    if (q->module && q->args && module_gone(q->s, rep, &q->s->module_query) &&
         store_query(q->s, q->args, q->fn, q->ctx) == 0) {
         free(q);
         return;
@@ -1917,7 +1913,7 @@ static void on_gather(redisAsyncContext *ac, void *reply, void *priv) {
     redisReply *rep = reply;
     (void)ac;
     if (rep && gp->sha && rep->type == REDIS_REPLY_ERROR &&
-        (strncmp(rep->str, "NOSCRIPT", 8) == 0 || (gp->module && module_gone(g->s, rep)))) {
+        (strncmp(rep->str, "NOSCRIPT", 8) == 0 || (gp->module && module_gone(g->s, rep, &g->s->module_query)))) {
         gather_ask(g, gp->k, gp->shard, 0); /* this master has not run it yet */
         free(gp);
         return;

@@ -28,13 +28,11 @@ pdns_relay_store_sweep_pass_seconds says the pass ended: its seconds,
 triples deleted (those seen only in the first F of the lines) and Redis's
 CPU over it."""
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
 import benchutil  # noqa: E402
@@ -71,12 +69,6 @@ def expired_threshold(r, fraction):
     return tls, tls[min(len(tls) - 1, int(fraction * len(tls)))]
 
 
-def metrics(port):
-    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5).read()
-    return {k: float(v) for k, v in (line.rsplit(" ", 1) for line in text.decode().splitlines()
-                                     if line and not line.startswith("#"))}
-
-
 def redated(lines, fraction, out):
     """lines with their first fraction dated two days back and the rest an
     hour back (in their order, 1 ms apart), written to out."""
@@ -103,40 +95,27 @@ def relay_pass(work, lines, module, pinned):
                                        {"module": True, "index": "zset"})
         subprocess.run([conftest.BIN, "import", "-c", cfg, lines], check=True,
                        capture_output=True)
-        secs = 86400
-        admin = conftest.free_port()
-        cfg = os.path.join(work, "run.json")
-        with open(cfg, "w") as f:
-            json.dump({"relay_id": "bench", "d4": {"enabled": False},
-                       "http": {"listen": "127.0.0.1:0"}, "redis": url,
-                       "admin": {"listen": "127.0.0.1:%d" % admin, "console": False},
-                       "mixer": {"enabled": False},
-                       "store": {"module": module, "index": "zset", "sweep_interval": 1,
-                                 "expire": {t: secs for t in ("A", "AAAA", "CNAME", "TXT",
-                                                              "MX", "NS")}}}, f)
+        day = 86400
+        relay = conftest.Relay(work, redis=srv, extra={
+            "admin": {"console": False}, "mixer": {"enabled": False},
+            "store": {"module": module, "index": "zset", "sweep_interval": 1,
+                      "expire": {t: day for t in ("A", "AAAA", "CNAME", "TXT", "MX", "NS")}}})
         cpu0 = store_bench.redis_cpu(srv.port)
-        relay = subprocess.Popen((["taskset", "-c", "0"] if pinned else []) +
-                                 [conftest.BIN, "run", "-c", cfg],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        while True:
-            time.sleep(0.5)
-            try:
-                m = metrics(admin)
-            except OSError:
-                if relay.poll() is not None:
-                    sys.exit("sweep_bench: the relay exited")
-                continue
-            if m.get("pdns_relay_store_sweep_pass_seconds", 0) > 0:
-                st = srv.client().info("commandstats")
-                return (m["pdns_relay_store_sweep_pass_seconds"],
-                        int(m["pdns_relay_store_expired_triples_total"]),
-                        store_bench.redis_cpu(srv.port) - cpu0,
-                        st.get("cmdstat_pdnsrelay.sweep", {}).get("usec", 0) / 1e6,
-                        st.get("cmdstat_eval", {}).get("usec", 0) / 1e6)
+        relay.start()
+        if pinned:
+            store_bench.pin(relay.proc.pid, {0})
+        if not relay.wait_for(
+                lambda: relay.metrics().get("pdns_relay_store_sweep_pass_seconds", 0) > 0, 7200):
+            sys.exit("sweep_bench: no pass ended in two hours")
+        m, st = relay.metrics(), srv.client().info("commandstats")
+        return (m["pdns_relay_store_sweep_pass_seconds"],
+                int(m["pdns_relay_store_expired_triples_total"]),
+                store_bench.redis_cpu(srv.port) - cpu0,
+                st.get("cmdstat_pdnsrelay.sweep", {}).get("usec", 0) / 1e6,
+                st.get("cmdstat_eval", {}).get("usec", 0) / 1e6)
     finally:
-        if relay and relay.poll() is None:
-            relay.terminate()
-            relay.wait(30)
+        if relay:
+            relay.stop()
         srv.stop()
 
 

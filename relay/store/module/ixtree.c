@@ -284,18 +284,8 @@ static void join_kids(ixtree *t, node *x, int i) {
     node **c = kids(x);
     node *l = c[i], *r = c[i + 1];
     int n = l->n + r->n;
-    if (l->cap < n) {
-        int cap = l->cap;
-        while (cap < n)
-            cap = cap * 2 < FAN ? cap * 2 : FAN;
-        node *y = node_new(t, l->leaf, cap);
-        memcpy(y->k, l->k, (size_t)l->n * sizeof(ent));
-        if (!l->leaf)
-            memcpy(kids(y), kids(l), (size_t)l->n * sizeof(node *));
-        y->n = l->n;
-        node_put(t, l);
-        l = c[i] = y;
-    }
+    while (l->cap < n)
+        l = grow(t, &c[i]);
     memcpy(l->k + l->n, r->k, (size_t)r->n * sizeof(ent));
     if (l->leaf) {
         ent_put(t, &x->k[i + 1]);

@@ -168,8 +168,8 @@ static RedisModuleString *hget_c(RedisModuleKey *key, const char *field) {
 
 /* ---- filters and a triple's parts --------------------------------------- */
 
-/* the leading digits of s ('^(%d+)'), 0 bytes when none */
-static size_t digits(const char *s, size_t n) {
+/* the leading digits of s ('^(%d+)'), 0 bytes when none (sweep.c's too) */
+size_t pdns_digits(const char *s, size_t n) {
     size_t i = 0;
     while (i < n && lua_digit(s[i]))
         i++;
@@ -186,11 +186,39 @@ static size_t word_sp(const char *m, size_t ml, size_t i, int num) {
     return j > i && j < ml && m[j] == ' ' ? j + 1 : 0;
 }
 
+/* The time_last of a triple's value "<time_first> <time_last> ..." ('^%d+
+ * (%d+)', tonumber) in *tl: 1, or 0 when it has none (sweep.c's too). */
+int pdns_time_last(const char *v, size_t vl, double *tl) {
+    size_t a = word_sp(v, vl, 0, 1), b = a ? pdns_digits(v + a, vl - a) : 0;
+    return b && to_number(v + a, b, tl);
+}
+
+/* The seconds an expiry list (",<type>=<seconds>,...", NUL-terminated)
+ * gives the rrtype of the tyl digits at ty: its first ",<type>=<digits>,",
+ * as the scripts read it; -1 when none (sweep.c's too). */
+double pdns_expiry(const char *list, const char *ty, size_t tyl) {
+    char pat[32];
+    double ttl;
+    if (!tyl || tyl > 24)
+        return -1;
+    pat[0] = ',';
+    memcpy(pat + 1, ty, tyl);
+    pat[tyl + 1] = '=';
+    pat[tyl + 2] = 0;
+    for (const char *e = strstr(list, pat); e; e = strstr(e + 1, pat)) {
+        const char *d = e + tyl + 2;
+        size_t dl = pdns_digits(d, strlen(d));
+        if (dl && d[dl] == ',')
+            return to_number(d, dl, &ttl) ? ttl : -1;
+    }
+    return -1;
+}
+
 /* whether the triple (field f, value v) passes the query's filters */
 static int keep(Q *q, const char *f, size_t fl, const char *v, size_t vl) {
     if (!q->filtered)
         return 1;
-    size_t tyl = digits(f, fl);
+    size_t tyl = pdns_digits(f, fl);
     if (!tyl || tyl > 24)
         return 0; /* the script fails on such a field; the relay writes none */
     char pat[32]; /* ",<type>" and the character after it, to find in a list */
@@ -200,9 +228,8 @@ static int keep(Q *q, const char *f, size_t fl, const char *v, size_t vl) {
     pat[tyl + 1] = ',';
     if (q->types[0] && !strstr(q->types, pat))
         return 0;
-    size_t a = word_sp(v, vl, 0, 1), b = a ? digits(v + a, vl - a) : 0;
     double tf, tl;
-    if (!b || !to_number(v, a - 1, &tf) || !to_number(v + a, b, &tl))
+    if (!pdns_time_last(v, vl, &tl) || !to_number(v, word_sp(v, vl, 0, 1) - 1, &tf))
         return 0;
     if (q->tfa > 0 && tf < q->tfa)
         return 0;
@@ -213,18 +240,9 @@ static int keep(Q *q, const char *f, size_t fl, const char *v, size_t vl) {
     if (q->tlb > 0 && tl > q->tlb)
         return 0;
     if (q->expiry[0]) {
-        /* the first ",<type>=<digits>," in expiry */
-        pat[tyl + 1] = '=';
-        for (const char *e = strstr(q->expiry, pat); e; e = strstr(e + 1, pat)) {
-            const char *d = e + tyl + 2;
-            size_t dl = digits(d, strlen(d));
-            double ttl;
-            if (dl && d[dl] == ',') {
-                if (to_number(d, dl, &ttl) && tl + ttl < q->now)
-                    return 0;
-                break;
-            }
-        }
+        double ttl = pdns_expiry(q->expiry, f, tyl);
+        if (ttl >= 0 && tl + ttl < q->now)
+            return 0;
     }
     return 1;
 }
@@ -279,7 +297,7 @@ static const char *sensor_name(Q *q, const char *id, size_t d, size_t *nl) {
     name_slot *e = &q->slots[i];
     e->h = h;
     e->id = q->names.n;
-    e->idl = d ? d : 1; /* an empty id is never asked: digits() found one */
+    e->idl = d ? d : 1; /* an empty id is never asked: pdns_digits() found one */
     b_add(&q->names, id, d);
     e->nm = q->names.n;
     e->nl = sl;
@@ -313,7 +331,7 @@ static void sensors(Q *q, const char *v, size_t vl, buf *out) {
             j++;
             continue;
         }
-        size_t d = digits(v + j, e - j), nl;
+        size_t d = pdns_digits(v + j, e - j), nl;
         const char *nm = sensor_name(q, v + j, d, &nl);
         if (!first)
             b_add(out, ",", 1);

@@ -134,6 +134,14 @@ extern RedisModuleType *ixtype;
 /* PDNSRELAY.QUERY (query.c) */
 int pdns_query_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 
+/* What the query and the sweep both read of a triple (query.c): the
+ * leading digits of s ('^(%d+)' in the scripts, 0 when none), a value's
+ * time_last (0 when it has none), the seconds an expiry list gives an
+ * rrtype (-1 when none). */
+size_t pdns_digits(const char *s, size_t n);
+int pdns_time_last(const char *v, size_t vl, double *tl);
+double pdns_expiry(const char *list, const char *ty, size_t tyl);
+
 /* PDNSRELAY.SWEEP (sweep.c) */
 int pdns_sweep_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc);
 

@@ -15,31 +15,9 @@
 
 #include "rmapi.h"
 
-/* The leading digits of p (len of them; 0 when none). */
-static size_t lead_digits(const char *p, size_t n) {
-    size_t i = 0;
-    while (i < n && p[i] >= '0' && p[i] <= '9')
-        i++;
-    return i;
-}
-
-/* The seconds expiry gives for the rrtype ty (tl bytes), or -1. */
-static double expiry_of(const char *expiry, size_t en, const char *ty, size_t tl) {
-    for (size_t i = 0; i + tl + 2 < en; i++) {
-        if (expiry[i] != ',' || memcmp(expiry + i + 1, ty, tl) != 0 || expiry[i + 1 + tl] != '=')
-            continue;
-        const char *v = expiry + i + 2 + tl;
-        size_t vl = lead_digits(v, en - (size_t)(v - expiry));
-        if (vl && (size_t)(v - expiry) + vl < en && v[vl] == ',')
-            return strtod(v, NULL);
-    }
-    return -1;
-}
-
 typedef struct {
     RedisModuleCtx *ctx;
-    const char *expiry;
-    size_t en;
+    const char *expiry; /* NUL-terminated (a Redis string) */
     double now;
     const char *key;
     size_t kl;
@@ -50,30 +28,16 @@ static void one_field(RedisModuleKey *k, RedisModuleString *field, RedisModuleSt
                       void *priv) {
     step *st = priv;
     size_t fl, vl;
-    const char *f = RedisModule_StringPtrLen(field, &fl), *v;
+    const char *f = RedisModule_StringPtrLen(field, &fl);
+    double e = value ? pdns_expiry(st->expiry, f, pdns_digits(f, fl)) : -1, tl;
     (void)k;
-    size_t tyl = lead_digits(f, fl);
-    if (!tyl || !value)
-        return;
-    double e = expiry_of(st->expiry, st->en, f, tyl);
     if (e < 0)
         return;
-    v = RedisModule_StringPtrLen(value, &vl);
-    size_t c = lead_digits(v, vl);
-    if (!c || c >= vl || v[c] != ' ')
+    const char *v = RedisModule_StringPtrLen(value, &vl);
+    if (!pdns_time_last(v, vl, &tl) || tl + e >= st->now)
         return;
-    const char *t = v + c + 1;
-    size_t tl = lead_digits(t, vl - c - 1);
-    if (!tl || tl > 15)
-        return; /* not a time the relay writes */
-    char tbuf[16];
-    memcpy(tbuf, t, tl);
-    tbuf[tl] = '\0';
-    unsigned long long when = strtoull(tbuf, NULL, 10);
-    if ((double)when + e >= st->now)
-        return;
-    char out[24];
-    int ol = snprintf(out, sizeof(out), "%llu", when);
+    char out[32];
+    int ol = snprintf(out, sizeof(out), "%.14g", tl); /* Lua's tostring */
     RedisModule_ReplyWithStringBuffer(st->ctx, st->key, st->kl);
     RedisModule_ReplyWithStringBuffer(st->ctx, f, fl);
     RedisModule_ReplyWithStringBuffer(st->ctx, out, (size_t)ol);
@@ -92,7 +56,7 @@ int pdns_sweep_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     memcpy(pattern, match, ml);
     memcpy(pattern + ml, "[ne]:*", 7);
     step st = {.ctx = ctx};
-    st.expiry = RedisModule_StringPtrLen(argv[5], &st.en);
+    st.expiry = RedisModule_StringPtrLen(argv[5], NULL);
     st.now = strtod(nows, NULL);
     RedisModuleCallReply *r = RedisModule_Call(ctx, "SCAN", "scbcs", argv[2], "MATCH", pattern,
                                                ml + 6, "COUNT", argv[3]);
